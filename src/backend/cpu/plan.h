@@ -1,0 +1,46 @@
+// The CPU backend's public face: compile a graph::Graph once into a Plan (oneDNN primitives,
+// weights reordered/cast to the kernels' layout, one activation arena sized by liveness), then
+// run() it as often as needed with no allocation inside.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "graph/graph.h"
+
+namespace sdc::cpu {
+
+enum class Precision { F32, BF16 };
+
+// True when the CPU has AVX512-BF16 or AMX-BF16 (what `--precision auto` checks).
+bool cpu_has_bf16();
+// "f32" | "bf16" | "auto" -> Precision; throws sdc::UsageError for anything else, and for "bf16"
+// on a CPU without native bf16 support it still works (oneDNN emulates), but auto picks F32 there.
+Precision parse_precision(const std::string& name);
+const char* precision_name(Precision p);
+
+struct PlanOptions {
+  Precision precision = Precision::F32;  // BF16: bf16 matmul/conv inputs, f32 accumulation,
+                                         // f32 norms/softmax/residual stream
+  int threads = 0;                       // 0 = all cores
+};
+
+class Plan {
+ public:
+  static std::unique_ptr<Plan> compile(const graph::Graph& g, const PlanOptions& options);
+  virtual ~Plan() = default;
+
+  // Buffers of the graph's inputs, filled by the caller before run(). Throws sdc::Error for an
+  // unknown name or the wrong element type.
+  virtual float* input_f32(const std::string& name) = 0;
+  virtual int32_t* input_i32(const std::string& name) = 0;
+  virtual void run() = 0;
+  // Results of the last run() (valid until the next run()), f32, in the graph's shape.
+  virtual const float* output(const std::string& name) const = 0;
+  virtual const Shape& output_shape(const std::string& name) const = 0;
+
+  virtual size_t arena_bytes() const = 0;   // activation memory
+  virtual size_t weight_bytes() const = 0;  // weights as reordered/cast for the kernels
+};
+
+}  // namespace sdc::cpu

@@ -1,0 +1,69 @@
+// TensorRef conversions and WeightMap lookups.
+#include "common/tensor.h"
+
+#include "common/error.h"
+
+namespace sdc {
+
+std::string shape_str(const Shape& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+std::vector<float> TensorRef::to_f32() const {
+  std::vector<float> out(static_cast<size_t>(numel()));
+  convert_to_f32(dtype, data, out.data(), out.size());
+  return out;
+}
+
+TensorRef TensorRef::from_f32(const std::vector<float>& values, Shape shape, DType dtype,
+                              std::string source) {
+  if (int64_t(values.size()) != shape_numel(shape))
+    throw Error(source, "tensor data", std::to_string(shape_numel(shape)) + " values",
+                std::to_string(values.size()));
+  auto buf = std::make_shared<std::vector<uint8_t>>(values.size() * dtype_size(dtype));
+  convert_from_f32(dtype, values.data(), buf->data(), values.size());
+  TensorRef t;
+  t.dtype = dtype;
+  t.shape = std::move(shape);
+  t.data = buf->data();
+  t.nbytes = buf->size();
+  t.owner = buf;
+  t.source = std::move(source);
+  return t;
+}
+
+const TensorRef* WeightMap::find(const std::string& name) const {
+  auto it = map_.find(name);
+  return it == map_.end() ? nullptr : &it->second;
+}
+
+const TensorRef& WeightMap::get(const std::string& name) const {
+  if (const TensorRef* t = find(name)) return *t;
+  throw Error(description, name, "a tensor of this name", "none");
+}
+
+const TensorRef& WeightMap::get(const std::string& name, const Shape& expected) const {
+  const TensorRef& t = get(name);
+  if (t.shape != expected)
+    throw Error(t.source.empty() ? description : t.source, name, "shape " + shape_str(expected),
+                shape_str(t.shape));
+  return t;
+}
+
+std::vector<std::string> WeightMap::names_with_prefix(const std::string& prefix) const {
+  std::vector<std::string> out;
+  for (auto it = map_.lower_bound(prefix); it != map_.end() && it->first.rfind(prefix, 0) == 0;
+       ++it)
+    out.push_back(it->first);
+  return out;
+}
+
+}  // namespace sdc

@@ -1,0 +1,83 @@
+// AtomicFile on POSIX: mkstemp + write + fsync + rename.
+#include "io/atomic_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "common/error.h"
+
+namespace sdc::io {
+
+AtomicFile::AtomicFile(std::string target) : target_(std::move(target)) {
+  std::filesystem::path t(target_);
+  std::filesystem::path dir = t.parent_path().empty() ? "." : t.parent_path();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    throw Error(target_, "output folder", "an existing directory", dir.string() + " does not exist");
+  std::string tmpl = (dir / ("." + t.filename().string() + ".tmp-XXXXXX")).string();
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  fd_ = mkstemp(buf.data());
+  if (fd_ < 0) throw Error(target_, "output folder", "a writable directory", std::strerror(errno));
+  temp_ = buf.data();
+  fchmod(fd_, 0644);
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_ && !temp_.empty()) ::unlink(temp_.c_str());
+}
+
+void AtomicFile::write(const void* data, size_t n) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  while (n > 0) {
+    // A file-size limit would otherwise kill the process with SIGXFSZ before we can clean up.
+    static const bool ignore_xfsz = [] { return std::signal(SIGXFSZ, SIG_IGN) != SIG_ERR; }();
+    (void)ignore_xfsz;
+    ssize_t w = ::write(fd_, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw Error(target_, "write", "all bytes written", std::strerror(errno));
+    }
+    if (w == 0) throw Error(target_, "write", "all bytes written", "no progress");
+    p += w;
+    n -= size_t(w);
+    offset_ += uint64_t(w);
+  }
+}
+
+void AtomicFile::write_zeros(size_t n) {
+  static const uint8_t zeros[4096] = {};
+  while (n > 0) {
+    size_t k = n < sizeof(zeros) ? n : sizeof(zeros);
+    write(zeros, k);
+    n -= k;
+  }
+}
+
+void AtomicFile::commit() {
+  if (::fsync(fd_) != 0) throw Error(target_, "fsync", "success", std::strerror(errno));
+  if (::close(fd_) != 0) {
+    fd_ = -1;
+    throw Error(target_, "close", "success", std::strerror(errno));
+  }
+  fd_ = -1;
+  if (::rename(temp_.c_str(), target_.c_str()) != 0)
+    throw Error(target_, "rename", "success", std::strerror(errno));
+  committed_ = true;
+  std::filesystem::path dir = std::filesystem::path(target_).parent_path();
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+}  // namespace sdc::io
