@@ -165,21 +165,4 @@ LoraReport merge_lora(WeightMap& weights, const LoraTargets& targets, const Lora
   return report;
 }
 
-LoraReport merge_lora(WeightMap& weights, const LoraFile& lora, float scale,
-                      bool ignore_unmatched) {
-  const LoraTargets targets(weights);
-  return merge_lora(weights, targets, lora, scale, ignore_unmatched);
-}
-
-std::vector<LoraReport> merge_loras(WeightMap& weights, const std::vector<LoraSpec>& loras,
-                                    bool ignore_unmatched) {
-  std::vector<LoraReport> reports;
-  if (loras.empty()) return reports;
-  const LoraTargets targets(weights);
-  for (const LoraSpec& spec : loras)
-    reports.push_back(
-        merge_lora(weights, targets, load_lora(spec.path), spec.scale, ignore_unmatched));
-  return reports;
-}
-
 }  // namespace sdc::model

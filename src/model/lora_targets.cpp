@@ -2,8 +2,7 @@
 #include "model/lora_targets.h"
 
 #include <algorithm>
-
-#include "model/key_mapping.h"
+#include <string_view>
 
 namespace sdc::model {
 namespace {
@@ -30,9 +29,6 @@ std::string kohya_flatten(const std::string& dotted_path) {
   std::replace(out.begin(), out.end(), '.', '_');
   return out;
 }
-
-LoraTargets::LoraTargets(const WeightMap& weights)
-    : LoraTargets(weights, [](const std::string& n) { return ldm_to_diffusers(n); }) {}
 
 LoraTargets::LoraTargets(const WeightMap& weights, const ToDiffusers& to_diffusers) {
   for (const auto& [name, t] : weights.all()) {
