@@ -303,8 +303,9 @@ void check_module(LoraModule& m, const std::string& file) {
     c.ndim("lora_down", {2, 4});
     c.ndim("lora_up", {2, 4});
     c.pointwise("lora_up");
-    c.same_rank("lora_up", 1, "lora_down", 0);
-    if (m.has("lora_mid")) {
+    if (!m.has("lora_mid")) {
+      c.same_rank("lora_up", 1, "lora_down", 0);
+    } else {
       c.ndim("lora_mid", {4});
       c.pointwise("lora_down");
       c.same_rank("lora_mid", 0, "lora_up", 1);
