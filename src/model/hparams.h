@@ -14,11 +14,11 @@ struct UNetParams {
   std::vector<int> block_out_channels{320, 640, 1280, 1280};
   std::vector<bool> attention_levels{true, true, true, false};  // CrossAttn blocks per level
   int layers_per_block = 2;
-  int num_heads = 8;             // per attention (SD1.5: 8; head size = channels / 8)
+  int num_heads = 8;  // per attention (SD1.5: 8; head size = channels / 8)
   int transformer_depth = 1;
   int context_dim = 768;
   int norm_groups = 32;
-  float resnet_eps = 1e-5f;      // GroupNorm eps in ResBlocks and the output norm
+  float resnet_eps = 1e-5f;            // GroupNorm eps in ResBlocks and the output norm
   float transformer_norm_eps = 1e-6f;  // GroupNorm before proj_in
   float layer_norm_eps = 1e-5f;
   bool use_linear_projection = false;  // SD1.5: 1x1 conv proj_in/proj_out
