@@ -73,8 +73,8 @@ const ZipEntry& CkptReader::find_pickle() {
     }
     for (size_t i = 0; i < found.size(); ++i) names += (i ? ", " : "") + found[i]->name;
     throw Error(path_, "data.pkl", "exactly one entry <folder>/data.pkl (a PyTorch checkpoint)",
-                found.empty() ? "none among " + std::to_string(zip_.entries().size()) +
-                                    " entries (" + names + ")"
+                found.empty() ? "none among " + std::to_string(zip_.entries().size()) + " entries" +
+                                    (names.empty() ? "" : " (" + names + ")")
                               : std::to_string(found.size()) + " (" + names + ")");
   }
   return *found[0];
