@@ -1,0 +1,162 @@
+// The tiny-sd15 LoRA fixtures merged into the tiny model: both files match all 277 UNet and 18
+// text-encoder modules, give the same merged weights at scales 1.0 and 0.7, and agree with
+// W + S·alpha/rank·up@down computed here for a Linear, a 1x1 conv and a 3x3 conv module listed
+// in build-info.json.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <memory>
+
+#include "common/fixtures.h"
+#include "io/safetensors.h"
+#include "model/lora_merger.h"
+
+namespace sdc::model {
+namespace {
+
+// The tiny model's UNet and text encoder as a WeightMap under LDM-style names, with the table
+// from LoRA spellings to those names.
+struct FixtureModel {
+  WeightMap weights;
+  std::unique_ptr<LoraTargets> targets;
+};
+
+// The diffusers folder's UNet and text encoder, each weight named "model.diffusion_model.<unet
+// path>" / "cond_stage_model.transformer.<text encoder path>", with the identity diffusers mapping.
+FixtureModel fixture_model() {
+  FixtureModel m;
+  const io::TensorFile unet =
+      io::read_safetensors(test::tiny("diffusers/unet/diffusion_pytorch_model.safetensors"));
+  const io::TensorFile te =
+      io::read_safetensors(test::tiny("diffusers/text_encoder/model.safetensors"));
+  for (const auto& [name, t] : unet.tensors.all())
+    m.weights.set("model.diffusion_model." + name, t);
+  for (const auto& [name, t] : te.tensors.all())
+    m.weights.set("cond_stage_model.transformer." + name, t);
+  auto to_diffusers = [](const std::string& n) -> std::optional<std::string> {
+    for (auto [ldm, diffusers] : {std::pair{"model.diffusion_model.", "unet."},
+                                  std::pair{"cond_stage_model.transformer.", "text_encoder."}}) {
+      const std::string prefix = ldm;
+      if (n.rfind(prefix, 0) == 0) return diffusers + n.substr(prefix.size());
+    }
+    return std::nullopt;
+  };
+  m.targets = std::make_unique<LoraTargets>(m.weights, to_diffusers);
+  return m;
+}
+
+double rel_diff(const TensorRef& a, const std::vector<float>& b) {
+  const std::vector<float> x = a.to_f32();
+  double max_ref = 0, max_diff = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    max_ref = std::max(max_ref, double(std::fabs(b[i])));
+    max_diff = std::max(max_diff, double(std::fabs(x[i] - b[i])));
+  }
+  return max_ref == 0 ? max_diff : max_diff / max_ref;
+}
+
+nlohmann::json build_info() {
+  std::ifstream in(test::tiny("build-info.json"));
+  return nlohmann::json::parse(in);
+}
+
+TEST(LoraFixture, BothFilesMatchEveryModule) {
+  for (const char* file : {"lora-kohya.safetensors", "lora-peft.safetensors"}) {
+    FixtureModel m = fixture_model();
+    const LoraReport r = merge_lora(m.weights, *m.targets, load_lora(test::tiny(file)), 1.0f);
+    EXPECT_EQ(r.unet_modules, 277) << file;
+    EXPECT_EQ(r.text_encoder_modules, 18) << file;
+    EXPECT_EQ(r.ranks, (std::set<int64_t>{4})) << file;
+    EXPECT_TRUE(r.skipped.empty());
+    EXPECT_EQ(r.summary(), std::string(file) + ": 277 UNet modules, 18 text-encoder modules");
+  }
+}
+
+TEST(LoraFixture, KohyaAndPeftGiveTheSameWeights) {
+  for (float scale : {1.0f, 0.7f}) {
+    FixtureModel kohya = fixture_model(), peft = fixture_model();
+    std::map<std::string, const void*> before_k, before_p;
+    for (const auto& [name, t] : kohya.weights.all()) before_k[name] = t.data;
+    for (const auto& [name, t] : peft.weights.all()) before_p[name] = t.data;
+    merge_lora(kohya.weights, *kohya.targets, load_lora(test::tiny("lora-kohya.safetensors")),
+               scale);
+    merge_lora(peft.weights, *peft.targets, load_lora(test::tiny("lora-peft.safetensors")), scale);
+    int changed = 0;
+    for (const auto& [name, t] : kohya.weights.all()) {
+      const TensorRef& p = peft.weights.get(name);
+      const bool merged_k = t.data != before_k.at(name);
+      const bool merged_p = p.data != before_p.at(name);
+      ASSERT_EQ(merged_k, merged_p) << name;
+      if (!merged_k) continue;
+      ++changed;
+      EXPECT_LE(rel_diff(t, p.to_f32()), 1e-6) << name << " at scale " << scale;
+    }
+    EXPECT_EQ(changed, 295);
+  }
+}
+
+TEST(LoraFixture, ModulesAsBuildInfoListsThem) {
+  const LoraFile kohya = load_lora(test::tiny("lora-kohya.safetensors"));
+  std::map<std::string, const LoraModule*> by_name;
+  for (const LoraModule& m : kohya.modules) by_name[m.name] = &m;
+  const nlohmann::json modules = build_info()["lora_modules"];
+  ASSERT_EQ(modules.size(), 295u);
+  const FixtureModel model = fixture_model();
+  for (const auto& entry : modules) {
+    const std::string key = entry["key"];
+    ASSERT_TRUE(by_name.count(key)) << key;
+    // The kohya spelling and the diffusers module path name the same weight.
+    const LoraTarget* by_key = model.targets->find(by_name[key]->lookup);
+    const LoraTarget* by_module = model.targets->find(entry["module"].get<std::string>());
+    ASSERT_TRUE(by_key && by_module) << key;
+    EXPECT_EQ(by_key->weight, by_module->weight) << key;
+    EXPECT_EQ(by_name[key]->rank, entry["rank"].get<int64_t>()) << key;
+    EXPECT_EQ(by_name[key]->alpha, entry["alpha"].get<float>()) << key;
+  }
+}
+
+// W + S·alpha/rank·up@down (3x3: up[:, :, 0, 0] @ down.flatten(1)), element by element.
+TEST(LoraFixture, MergedWeightsMatchHandComputation) {
+  const float scale = 0.7f;
+  FixtureModel m = fixture_model();
+  const FixtureModel base = fixture_model();
+  const io::TensorFile raw = io::read_safetensors(test::tiny("lora-kohya.safetensors"));
+  merge_lora(m.weights, *m.targets, load_lora(test::tiny("lora-kohya.safetensors")), scale);
+  std::set<std::string> kinds_seen;
+  const nlohmann::json info = build_info();
+  for (const auto& entry : info["lora_modules"]) {
+    const std::string kind = entry["kind"];
+    if (!kinds_seen.insert(kind).second) continue;  // the first module of each kind
+    const std::string key = entry["key"], module = entry["module"];
+    const float alpha = entry["alpha"].get<float>();
+    const int64_t rank = entry["rank"].get<int64_t>();
+    const LoraTarget* target = m.targets->find(module);
+    ASSERT_NE(target, nullptr) << module;
+    const TensorRef& w0 = base.weights.get(target->weight);
+    const std::vector<float> w = w0.to_f32();
+    const std::vector<float> up = raw.tensors.get(key + ".lora_up.weight").to_f32();
+    const std::vector<float> down = raw.tensors.get(key + ".lora_down.weight").to_f32();
+    EXPECT_EQ(raw.tensors.get(key + ".alpha").to_f32()[0], alpha);
+    const int64_t co = w0.shape[0], k = w0.numel() / co;
+    ASSERT_EQ(int64_t(up.size()), co * rank) << key;
+    ASSERT_EQ(int64_t(down.size()), rank * k) << key;
+    const Shape expected_shape = kind == "Conv2d3x3"   ? Shape{co, k / 9, 3, 3}
+                                 : kind == "Conv2d1x1" ? Shape{co, k, 1, 1}
+                                                       : Shape{co, k};
+    EXPECT_EQ(w0.shape, expected_shape) << key;
+    std::vector<float> want(w.size());
+    for (int64_t o = 0; o < co; ++o)
+      for (int64_t j = 0; j < k; ++j) {
+        double d = 0;
+        for (int64_t r = 0; r < rank; ++r)
+          d += double(up[size_t(o * rank + r)]) * down[size_t(r * k + j)];
+        want[size_t(o * k + j)] = float(w[size_t(o * k + j)] + double(scale) * alpha / rank * d);
+      }
+    EXPECT_LE(rel_diff(m.weights.get(target->weight), want), 1e-6) << key;
+  }
+  EXPECT_EQ(kinds_seen, (std::set<std::string>{"Linear", "Conv2d1x1", "Conv2d3x3"}));
+}
+
+}  // namespace
+}  // namespace sdc::model
