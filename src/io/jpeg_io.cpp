@@ -125,6 +125,15 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name,
   JpegHeader h{};
   if (!phase_header(&g.c, &errors, data, size, &h)) throw_jpeg_error(errors, name);
   check_image_size(h.width, h.height, limits, name);
+  // The saved markers live in libjpeg's image pool, which jpeg_finish_decompress frees: read the
+  // orientation now.
+  int orientation = 1;
+  for (jpeg_saved_marker_ptr m = g.c.marker_list; m; m = m->next)
+    if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 &&
+        std::memcmp(m->data, "Exif\0\0", 6) == 0) {
+      orientation = exif_orientation(m->data, m->data_length);
+      break;
+    }
 
   J_COLOR_SPACE out = JCS_RGB;
   if (h.color == JCS_GRAYSCALE) out = JCS_GRAYSCALE;
@@ -134,14 +143,6 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name,
   const size_t stride = size_t(h.width) * size_t(components);
   std::vector<uint8_t> pixels(stride * h.height);
   if (!phase_rows(&g.c, &errors, pixels.data(), stride)) throw_jpeg_error(errors, name);
-
-  int orientation = 1;
-  for (jpeg_saved_marker_ptr m = g.c.marker_list; m; m = m->next)
-    if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 &&
-        std::memcmp(m->data, "Exif\0\0", 6) == 0) {
-      orientation = exif_orientation(m->data, m->data_length);
-      break;
-    }
 
   Image img;
   img.width = int(h.width);
