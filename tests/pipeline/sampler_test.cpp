@@ -304,6 +304,32 @@ TEST(Sampler, DrawOrderMatchesFixtureRecordings) {
   }
 }
 
+// Per-image generators (A1111 batches): a batch of two equals two single-image runs.
+TEST(Sampler, PerImageNoiseMakesBatchesEqualSingleRuns) {
+  constexpr size_t kImage = 4 * 3 * 3;  // 36: also exercises the tail path per image
+  auto denoiser = [](std::span<const float> x_in, float t, std::span<float> eps) {
+    for (size_t i = 0; i < x_in.size(); ++i) eps[i] = float(synthetic_eps(x_in[i], t, i % kImage));
+  };
+  for (SamplerKind kind : {SamplerKind::kEulerA, SamplerKind::kLcm}) {
+    SCOPED_TRACE(sampler_name(kind));
+    const Sampler sampler({kind, ScheduleKind::kDefault, 6});
+    std::vector<TorchGenerator> gens{TorchGenerator(10), TorchGenerator(11)};
+    std::vector<float> batch = gens[0].randn(kImage);
+    const std::vector<float> second = gens[1].randn(kImage);
+    batch.insert(batch.end(), second.begin(), second.end());
+    const std::vector<float> out =
+        sampler.run(sampler.txt2img_latents(batch), 0, denoiser, noise_per_image(gens));
+    for (int b = 0; b < 2; ++b) {
+      TorchGenerator g(10 + b);
+      const std::vector<float> single =
+          sampler.run(sampler.txt2img_latents(g.randn(kImage)), 0, denoiser, g);
+      EXPECT_EQ(single,
+                std::vector<float>(out.begin() + b * kImage, out.begin() + (b + 1) * kImage));
+      EXPECT_EQ(g.random(), gens[b].random());
+    }
+  }
+}
+
 TEST(Sampler, Txt2ImgLatentsScaleByInitNoiseSigma) {
   const Sampler euler({SamplerKind::kEuler, ScheduleKind::kDefault, 8});
   const std::vector<float> x = euler.txt2img_latents({1.0f, -2.0f});

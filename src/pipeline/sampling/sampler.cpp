@@ -49,7 +49,8 @@ void euler_step(Span x, CSpan eps, float sigma, float sigma_next) {
   }
 }
 
-void euler_ancestral_step(Span x, CSpan eps, float sigma, float sigma_next, TorchGenerator& g) {
+void euler_ancestral_step(Span x, CSpan eps, float sigma, float sigma_next,
+                          const NoiseSource& noise_source, Span noise) {
   const float from2 = sigma * sigma, to2 = sigma_next * sigma_next;
   const float sigma_up = std::sqrt(to2 * (from2 - to2) / from2);
   const float sigma_down = std::sqrt(to2 - sigma_up * sigma_up);
@@ -59,7 +60,7 @@ void euler_ancestral_step(Span x, CSpan eps, float sigma, float sigma_next, Torc
     const float derivative = (x[i] - x0) / sigma;
     x[i] = x[i] + derivative * dt;
   }
-  const std::vector<float> noise = g.randn(x.size());
+  noise_source(noise);
   for (size_t i = 0; i < x.size(); ++i) x[i] = x[i] + noise[i] * sigma_up;
 }
 
@@ -113,6 +114,22 @@ void check_same_size(const char* what, size_t found, size_t expected) {
 
 }  // namespace
 
+NoiseSource noise_from(TorchGenerator& generator) {
+  return [&generator](std::span<float> out) { generator.randn(out.data(), out.size()); };
+}
+
+NoiseSource noise_per_image(std::span<TorchGenerator> generators) {
+  return [generators](std::span<float> out) {
+    const size_t count = generators.size();
+    if (count == 0 || out.size() % count != 0)
+      throw Error("", "per-image noise",
+                  "latents divisible into " + std::to_string(count) + " images",
+                  std::to_string(out.size()) + " values");
+    const size_t per_image = out.size() / count;
+    for (size_t b = 0; b < count; ++b) generators[b].randn(out.data() + b * per_image, per_image);
+  };
+}
+
 Sampler::Sampler(const SamplerSettings& settings)
     : settings_(settings),
       schedule_(make_schedule(settings.sampler, settings.schedule, settings.steps)) {}
@@ -150,6 +167,12 @@ std::vector<float> Sampler::img2img_latents(std::span<const float> init_latents,
 std::vector<float> Sampler::run(std::vector<float> latents, int first_step,
                                 const Denoiser& denoiser, TorchGenerator& generator,
                                 const StepCallback& on_step) const {
+  return run(std::move(latents), first_step, denoiser, noise_from(generator), on_step);
+}
+
+std::vector<float> Sampler::run(std::vector<float> latents, int first_step,
+                                const Denoiser& denoiser, const NoiseSource& noise_source,
+                                const StepCallback& on_step) const {
   const int steps = schedule_.steps;
   if (first_step < 0 || first_step >= steps)
     throw Error("", "sampler first step", "0 to " + std::to_string(steps - 1),
@@ -159,7 +182,7 @@ std::vector<float> Sampler::run(std::vector<float> latents, int first_step,
   const SamplerKind kind = settings_.sampler;
   const size_t n = latents.size();
   Span x(latents);
-  std::vector<float> model_in(n), eps(n), x0(n), prev_x0;  // prev_x0: DPM's previous x0
+  std::vector<float> model_in(n), eps(n), x0(n), noise(n), prev_x0;  // prev_x0: DPM's last x0
   const int total = steps - first_step;
 
   for (int i = first_step; i < steps; ++i) {
@@ -194,7 +217,7 @@ std::vector<float> Sampler::run(std::vector<float> latents, int first_step,
         if (i != steps - 1) {
           const float a_next = ns.alphas_cumprod(next_t);
           const float c_d = std::sqrt(a_next), c_noise = std::sqrt(1.0f - a_next);
-          const std::vector<float> noise = generator.randn(n);
+          noise_source(noise);
           for (size_t k = 0; k < n; ++k) x[k] = c_d * x[k] + c_noise * noise[k];
         }
         break;
@@ -203,7 +226,8 @@ std::vector<float> Sampler::run(std::vector<float> latents, int first_step,
         euler_step(x, eps, schedule_.sigmas[i], schedule_.sigmas[i + 1]);
         break;
       case SamplerKind::kEulerA:
-        euler_ancestral_step(x, eps, schedule_.sigmas[i], schedule_.sigmas[i + 1], generator);
+        euler_ancestral_step(x, eps, schedule_.sigmas[i], schedule_.sigmas[i + 1], noise_source,
+                             noise);
         break;
       case SamplerKind::kDpmpp2m: {
         const VpPoint s0 = vp_point(schedule_.sigmas[i]);

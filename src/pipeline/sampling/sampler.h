@@ -23,8 +23,9 @@
 //   dpmpp_2m          DPM-Solver++ (midpoint), first order on the first step of a run and on the
 //                     last step (lower_order_final / final sigma 0), second order otherwise
 //
-// Generator draws during run(): lcm steps - 1 - first_step, euler_a steps - first_step, the others
-// none (the caller draws the initial noise: 1 + those in all for txt2img).
+// Noise drawn during run() (one latent-sized randn each): lcm steps - 1 - first_step, euler_a
+// steps - first_step, the others none. The caller draws the initial noise (txt2img: 1 + those in
+// all, as diffusers; img2img: diffusers draws the VAE posterior sample, then the noise).
 #pragma once
 
 #include <functional>
@@ -49,6 +50,15 @@ struct StepProgress {
   std::span<const float> latents;  // the latents after it (diffusers' `latents` after step())
 };
 using StepCallback = std::function<void(const StepProgress&)>;
+
+// Where the sampler's own noise (lcm, euler_a) comes from: fills `out`, the size of the latents,
+// with standard normal values.
+using NoiseSource = std::function<void(std::span<float> out)>;
+// diffusers: one torch.randn of the whole (batched) latent tensor from one generator.
+NoiseSource noise_from(TorchGenerator& generator);
+// A1111-style batches (image b seeded with seed + b): image b's equal slice of the latents from
+// generators[b]. The generators must outlive the NoiseSource.
+NoiseSource noise_per_image(std::span<TorchGenerator> generators);
 
 struct SamplerSettings {
   SamplerKind sampler = SamplerKind::kEulerA;
@@ -87,6 +97,8 @@ class Sampler {
   // throw to cancel.
   std::vector<float> run(std::vector<float> latents, int first_step, const Denoiser& denoiser,
                          TorchGenerator& generator, const StepCallback& on_step = {}) const;
+  std::vector<float> run(std::vector<float> latents, int first_step, const Denoiser& denoiser,
+                         const NoiseSource& noise, const StepCallback& on_step = {}) const;
 
  private:
   SamplerSettings settings_;
