@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <string_view>
 
 #include "common/error.h"
+#include "io/open_file.h"
 #include "io/safetensors.h"
 
 namespace sdc::model {
@@ -642,8 +644,20 @@ LoraFile parse_lora(const io::TensorFile& file) {
   return out;
 }
 
+namespace {
+// True when `path` starts like a safetensors file: an 8-byte header length, then the JSON '{'.
+// Checked before open_tensor_file(), whose pickle sniffing (0x80, protocol 2..5 in the first two
+// bytes) also matches safetensors header lengths such as 0x0280.
+bool looks_like_safetensors(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char head[9] = {};
+  return in.read(head, sizeof head) && head[8] == '{';
+}
+}  // namespace
+
 LoraFile load_lora(const std::string& path) {
-  return parse_lora(io::read_safetensors(path));
+  if (looks_like_safetensors(path)) return parse_lora(io::read_safetensors(path));
+  return parse_lora(io::open_tensor_file(path));
 }
 
 LoraSummary summarize_lora(const LoraFile& lora) {

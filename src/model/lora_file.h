@@ -91,7 +91,8 @@ bool is_lora_file(const io::TensorFile& file);
 // tensor, an alpha that is not a single finite number, a DoRA magnitude of the wrong size.
 LoraFile parse_lora(const io::TensorFile& file);
 
-// Reads `path` (safetensors) and parses it.
+// Reads `path` (safetensors, or a PyTorch .ckpt/.pt/.bin LoRA where the ckpt reader is built in)
+// and parses it.
 LoraFile load_lora(const std::string& path);
 
 // What `sdc inspect` prints about a LoRA.

@@ -188,6 +188,24 @@ TEST(LoraFile, LycorisKinds) {
   EXPECT_EQ(lokr.dora, DoraAxis::Output);
 }
 
+TEST(LoraFile, SafetensorsWhoseHeaderLengthStartsLikeAPickle) {
+  // Header length 0x0280: its first two bytes, 0x80 0x02, are also how a pickle starts.
+  test::TempDir dir;
+  std::string header =
+      R"({"lora_unet_a.lora_down.weight":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]},)"
+      R"("lora_unet_a.lora_up.weight":{"dtype":"F32","shape":[1,1],"data_offsets":[4,8]}})";
+  header.resize(0x280, ' ');
+  std::ofstream out(dir.file("p.safetensors"), std::ios::binary);
+  for (int i = 0; i < 8; ++i) out.put(char((header.size() >> (8 * i)) & 0xff));
+  out << header;
+  const float values[2] = {0.5f, 2.0f};
+  out.write(reinterpret_cast<const char*>(values), sizeof values);
+  out.close();
+  const LoraFile f = load_lora(dir.file("p.safetensors"));
+  ASSERT_EQ(f.modules.size(), 1u);
+  EXPECT_EQ(f.modules[0].part("lora_up")->to_f32(), std::vector<float>{2.0f});
+}
+
 TEST(LoraFile, DetectsSdxlAndSd2) {
   {
     test::TempDir dir;
