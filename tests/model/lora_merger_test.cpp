@@ -501,6 +501,21 @@ TEST(LoraMergeBadInput, KernelMismatch) {
       << e;
 }
 
+TEST(LoraMergeBadInput, PerInputDoraOfWrongWidth) {
+  test::TempDir dir;
+  Model m = mini_model();
+  Lora l;
+  const std::string conv = "lora_unet_down_blocks_0_resnets_0_conv1";
+  l.add(conv + ".lora_down.weight", {2, 4, 3, 3}, 1);
+  l.add(conv + ".lora_up.weight", {8, 2, 1, 1}, 2);
+  l.add(conv + ".dora_scale", {1, 12, 1, 1}, 3);  // 12 divides 36, but Ci is 4
+  const std::string e = merge_error(m, l.write(dir));
+  EXPECT_NE(e.find(conv + ".dora_scale: expected 4 magnitudes (one per input channel of " + kConv +
+                   "), found shape [1, 12, 1, 1]"),
+            std::string::npos)
+      << e;
+}
+
 TEST(LoraMergeBadInput, SdxlLora) {
   test::TempDir dir;
   Model m = mini_model();
