@@ -2,6 +2,7 @@
 #include "model/lora_file.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -420,6 +421,18 @@ bool names_projection(const std::string& lookup, const char* kohya, const char* 
   return ends_with(lookup, kohya) || ends_with(lookup, dotted);
 }
 
+// The number after `word` and one '_' or '.' in `name` ("…transformer_blocks_3_…" -> 3), or -1.
+int64_t index_after(const std::string& name, const std::string& word) {
+  const size_t at = name.find(word);
+  if (at == std::string::npos) return -1;
+  size_t i = at + word.size() + 1;
+  if (i > name.size() || (name[i - 1] != '_' && name[i - 1] != '.')) return -1;
+  int64_t v = -1;
+  for (; i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])) && v < 1000000; ++i)
+    v = (v < 0 ? 0 : v * 10) + (name[i] - '0');
+  return v;
+}
+
 void guess_base(LoraFile& f) {
   BaseGuess g;
   for (const LoraModule& m : f.modules) {
@@ -446,6 +459,12 @@ void guess_base(LoraFile& f) {
       if (w == 1024) g.offer(LoraBase::SD2, "text-encoder width 1024 in " + m.name);
       if (w == 768) g.offer(LoraBase::SD1, "text-encoder width 768");
     }
+    // SD1.x and SD2.x have one transformer block per attention; SDXL has 2 or 10.
+    if (m.component == LoraComponent::UNet && index_after(m.lookup, "transformer_blocks") >= 1)
+      g.offer(LoraBase::SDXL, "transformer depth above 1 in " + m.name);
+    // CLIP ViT-L (SD1.x) has 12 layers; OpenCLIP ViT-H (SD2.x) has 24.
+    if (m.component == LoraComponent::TextEncoder && index_after(m.lookup, "layers") >= 12)
+      g.offer(LoraBase::SD2, "text-encoder layer 12 or above in " + m.name);
   }
   f.base = g.base;
   f.base_evidence = g.evidence;

@@ -238,6 +238,34 @@ TEST(LoraFile, DetectsSdxlAndSd2) {
   }
 }
 
+TEST(LoraFile, DetectsSdxlAndSd2ByDepth) {
+  {
+    test::TempDir dir;
+    WeightMap t;
+    const std::string m = "lora_unet_input_blocks_7_1_transformer_blocks_3_attn1_to_q";
+    t.set(m + ".lora_down.weight", filled({2, 1280}));
+    t.set(m + ".lora_up.weight", filled({1280, 2}));
+    const LoraFile f = write_and_parse(dir, t);
+    EXPECT_EQ(f.base, LoraBase::SDXL);
+    EXPECT_EQ(f.base_evidence, "transformer depth above 1 in " + m);
+  }
+  {
+    test::TempDir dir;
+    WeightMap t;
+    const std::string m = "lora_te_text_model_encoder_layers_22_mlp_fc1";
+    t.set(m + ".lora_down.weight", filled({2, 1024}));
+    t.set(m + ".lora_up.weight", filled({4096, 2}));
+    const LoraFile f = write_and_parse(dir, t);
+    EXPECT_EQ(f.base, LoraBase::SD2);
+    EXPECT_EQ(f.base_evidence, "text-encoder layer 12 or above in " + m);
+  }
+  {
+    // SD1.5's own names say SD1 where a width is visible, and nothing more.
+    const LoraFile f = load_lora(test::tiny("lora-kohya.safetensors"));
+    EXPECT_EQ(f.base, LoraBase::Unknown);  // the tiny model is 32 wide
+  }
+}
+
 TEST(LoraFileBadInput, UnknownTensorName) {
   test::TempDir dir;
   WeightMap t;
