@@ -9,8 +9,8 @@
 //                   ….processor.to_q_lora.down.weight (attention processors)
 // Parsing needs no model: it groups tensors by module, names each part by its role, checks
 // dtypes and that the ranks of a module agree (names: lora_names.h; checks: lora_checks.h).
-// Matching modules to model weights is
-// lora_targets.h; the delta math is lora_delta.h; merging is lora_merger.h.
+// Matching modules to model weights is lora_targets.h; the delta math is lora_delta.h; merging
+// is lora_merger.h.
 #pragma once
 
 #include <cstdint>
