@@ -172,7 +172,16 @@ LoraDeltaShape lora_delta_shape(const LoraModule& m) {
 void check_lora_fits(const LoraModule& m, const Shape& target, const std::string& weight_name,
                      const std::string& file) {
   const LoraDeltaShape s = lora_delta_shape(m);
-  if (s.fits(target)) return;
+  if (s.fits(target)) {
+    // A per-input DoRA magnitude needs one value per input channel of this weight.
+    const TensorRef* mag = m.part("dora_scale");
+    if (m.dora == DoraAxis::Input && mag->numel() != target[1])
+      throw Error(
+          file, m.part_keys.at("dora_scale"),
+          std::to_string(target[1]) + " magnitudes (one per input channel of " + weight_name + ")",
+          "shape " + shape_str(mag->shape));
+    return;
+  }
   std::string parts;
   for (const auto& [role, t] : m.parts)
     if (role != "alpha" && role != "dora_scale")

@@ -30,7 +30,8 @@ struct LoraDeltaShape {
 LoraDeltaShape lora_delta_shape(const LoraModule& m);
 
 // Throws sdc::Error(file, module's first key, "a delta of shape TARGET for WEIGHT", FOUND) when
-// the module does not fit the weight it was matched to.
+// the module does not fit the weight it was matched to (or its per-input DoRA magnitude does not
+// have one value per input channel).
 void check_lora_fits(const LoraModule& m, const Shape& target, const std::string& weight_name,
                      const std::string& file);
 

@@ -8,8 +8,9 @@
 //   old diffusers:  ….lora.down.weight, ….lora_linear_layer.up.weight,
 //                   ….processor.to_q_lora.down.weight (attention processors)
 // Parsing needs no model: it groups tensors by module, names each part by its role, checks
-// dtypes and that the ranks of a module agree. Matching modules to model weights is
-// lora_targets.h; the delta math is lora_delta.h; merging is lora_merger.h.
+// dtypes and that the ranks of a module agree (names: lora_names.h; checks: lora_checks.h).
+// Matching modules to model weights is lora_targets.h; the delta math is lora_delta.h; merging
+// is lora_merger.h.
 #pragma once
 
 #include <cstdint>
@@ -91,7 +92,8 @@ bool is_lora_file(const io::TensorFile& file);
 // tensor, an alpha that is not a single finite number, a DoRA magnitude of the wrong size.
 LoraFile parse_lora(const io::TensorFile& file);
 
-// Reads `path` (safetensors) and parses it.
+// Reads `path` (safetensors, or a PyTorch .ckpt/.pt/.bin LoRA where the ckpt reader is built in)
+// and parses it.
 LoraFile load_lora(const std::string& path);
 
 // What `sdc inspect` prints about a LoRA.

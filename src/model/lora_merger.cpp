@@ -62,10 +62,7 @@ void apply_module(std::vector<float>& w, const Shape& shape, const LoraModule& m
     return;
   }
   // Per input channel (LyCORIS wd_on_out = false): norm over output channels and kernel.
-  const int64_t ci = int64_t(mag.size());
-  if (ci <= 0 || k % ci != 0)
-    throw Error(file, key, "one magnitude per input channel of " + weight_name,
-                std::to_string(ci) + " values for " + std::to_string(k) + " inputs per row");
+  const int64_t ci = int64_t(mag.size());  // = shape[1], checked by check_lora_fits
   const int64_t s = k / ci;
   std::vector<double> ss(static_cast<size_t>(ci), 0.0);
   for (int64_t o = 0; o < co; ++o)

@@ -188,6 +188,24 @@ TEST(LoraFile, LycorisKinds) {
   EXPECT_EQ(lokr.dora, DoraAxis::Output);
 }
 
+TEST(LoraFile, SafetensorsWhoseHeaderLengthStartsLikeAPickle) {
+  // Header length 0x0280: its first two bytes, 0x80 0x02, are also how a pickle starts.
+  test::TempDir dir;
+  std::string header =
+      R"({"lora_unet_a.lora_down.weight":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]},)"
+      R"("lora_unet_a.lora_up.weight":{"dtype":"F32","shape":[1,1],"data_offsets":[4,8]}})";
+  header.resize(0x280, ' ');
+  std::ofstream out(dir.file("p.safetensors"), std::ios::binary);
+  for (int i = 0; i < 8; ++i) out.put(char((header.size() >> (8 * i)) & 0xff));
+  out << header;
+  const float values[2] = {0.5f, 2.0f};
+  out.write(reinterpret_cast<const char*>(values), sizeof values);
+  out.close();
+  const LoraFile f = load_lora(dir.file("p.safetensors"));
+  ASSERT_EQ(f.modules.size(), 1u);
+  EXPECT_EQ(f.modules[0].part("lora_up")->to_f32(), std::vector<float>{2.0f});
+}
+
 TEST(LoraFile, DetectsSdxlAndSd2) {
   {
     test::TempDir dir;
@@ -217,6 +235,34 @@ TEST(LoraFile, DetectsSdxlAndSd2) {
     const LoraFile f = write_and_parse(dir, t);
     EXPECT_EQ(f.base, LoraBase::SD2);
     EXPECT_NE(f.base_evidence.find("1024"), std::string::npos) << f.base_evidence;
+  }
+}
+
+TEST(LoraFile, DetectsSdxlAndSd2ByDepth) {
+  {
+    test::TempDir dir;
+    WeightMap t;
+    const std::string m = "lora_unet_input_blocks_7_1_transformer_blocks_3_attn1_to_q";
+    t.set(m + ".lora_down.weight", filled({2, 1280}));
+    t.set(m + ".lora_up.weight", filled({1280, 2}));
+    const LoraFile f = write_and_parse(dir, t);
+    EXPECT_EQ(f.base, LoraBase::SDXL);
+    EXPECT_EQ(f.base_evidence, "transformer depth above 1 in " + m);
+  }
+  {
+    test::TempDir dir;
+    WeightMap t;
+    const std::string m = "lora_te_text_model_encoder_layers_22_mlp_fc1";
+    t.set(m + ".lora_down.weight", filled({2, 1024}));
+    t.set(m + ".lora_up.weight", filled({4096, 2}));
+    const LoraFile f = write_and_parse(dir, t);
+    EXPECT_EQ(f.base, LoraBase::SD2);
+    EXPECT_EQ(f.base_evidence, "text-encoder layer 12 or above in " + m);
+  }
+  {
+    // SD1.5's own names say SD1 where a width is visible, and nothing more.
+    const LoraFile f = load_lora(test::tiny("lora-kohya.safetensors"));
+    EXPECT_EQ(f.base, LoraBase::Unknown);  // the tiny model is 32 wide
   }
 }
 

@@ -10,39 +10,23 @@
 
 #include "common/fixtures.h"
 #include "io/safetensors.h"
+#include "model/key_mapping.h"
 #include "model/lora_merger.h"
 
 namespace sdc::model {
 namespace {
 
-// The tiny model's UNet and text encoder as a WeightMap under LDM-style names, with the table
-// from LoRA spellings to those names.
+// The tiny model (model.safetensors, LDM names) and the table from LoRA spellings to its weights,
+// built through model::ldm_to_diffusers.
 struct FixtureModel {
   WeightMap weights;
   std::unique_ptr<LoraTargets> targets;
 };
 
-// The diffusers folder's UNet and text encoder, each weight named "model.diffusion_model.<unet
-// path>" / "cond_stage_model.transformer.<text encoder path>", with the identity diffusers mapping.
-FixtureModel fixture_model() {
+FixtureModel fixture_model(const std::string& file = "model.safetensors") {
   FixtureModel m;
-  const io::TensorFile unet =
-      io::read_safetensors(test::tiny("diffusers/unet/diffusion_pytorch_model.safetensors"));
-  const io::TensorFile te =
-      io::read_safetensors(test::tiny("diffusers/text_encoder/model.safetensors"));
-  for (const auto& [name, t] : unet.tensors.all())
-    m.weights.set("model.diffusion_model." + name, t);
-  for (const auto& [name, t] : te.tensors.all())
-    m.weights.set("cond_stage_model.transformer." + name, t);
-  auto to_diffusers = [](const std::string& n) -> std::optional<std::string> {
-    for (auto [ldm, diffusers] : {std::pair{"model.diffusion_model.", "unet."},
-                                  std::pair{"cond_stage_model.transformer.", "text_encoder."}}) {
-      const std::string prefix = ldm;
-      if (n.rfind(prefix, 0) == 0) return diffusers + n.substr(prefix.size());
-    }
-    return std::nullopt;
-  };
-  m.targets = std::make_unique<LoraTargets>(m.weights, to_diffusers);
+  m.weights = io::read_safetensors(test::tiny(file)).tensors;
+  m.targets = std::make_unique<LoraTargets>(m.weights);
   return m;
 }
 
@@ -156,6 +140,98 @@ TEST(LoraFixture, MergedWeightsMatchHandComputation) {
     EXPECT_LE(rel_diff(m.weights.get(target->weight), want), 1e-6) << key;
   }
   EXPECT_EQ(kinds_seen, (std::set<std::string>{"Linear", "Conv2d1x1", "Conv2d3x3"}));
+}
+
+// The kohya file with every UNet module renamed to its original-LDM path
+// (lora_unet_input_blocks_1_1_proj_in …), as A1111-era tools wrote them.
+TEST(LoraFixture, LdmStyleKohyaNamesMergeTheSame) {
+  const io::TensorFile kohya = io::read_safetensors(test::tiny("lora-kohya.safetensors"));
+  std::map<std::string, std::string> rename;  // kohya module -> LDM-style kohya module
+  const nlohmann::json info = build_info();
+  for (const auto& entry : info["lora_modules"]) {
+    const std::string module = entry["module"];
+    if (module.rfind("unet.", 0) != 0) continue;
+    const std::optional<std::string> ldm = diffusers_to_ldm(module + ".weight");
+    ASSERT_TRUE(ldm) << module;
+    const std::string prefix = "model.diffusion_model.";
+    ASSERT_EQ(ldm->rfind(prefix, 0), 0u) << *ldm;
+    rename[entry["key"]] =
+        "lora_unet_" + kohya_flatten(ldm->substr(prefix.size(), ldm->size() - prefix.size() - 7));
+  }
+  ASSERT_EQ(rename.size(), 277u);
+  EXPECT_EQ(rename.at("lora_unet_down_blocks_0_attentions_0_proj_in"),
+            "lora_unet_input_blocks_1_1_proj_in");
+  WeightMap renamed;
+  for (const auto& [name, t] : kohya.tensors.all()) {
+    const size_t dot = name.find('.');
+    auto it = rename.find(name.substr(0, dot));
+    renamed.set(it == rename.end() ? name : it->second + name.substr(dot), t);
+  }
+  test::TempDir dir;
+  io::write_safetensors(dir.file("ldm.safetensors"), renamed);
+
+  FixtureModel a = fixture_model(), b = fixture_model();
+  const LoraReport ra =
+      merge_lora(a.weights, *a.targets, load_lora(dir.file("ldm.safetensors")), 0.7f);
+  merge_lora(b.weights, *b.targets, load_lora(test::tiny("lora-kohya.safetensors")), 0.7f);
+  EXPECT_EQ(ra.summary(), "ldm.safetensors: 277 UNet modules, 18 text-encoder modules");
+  for (const auto& [name, t] : a.weights.all())
+    ASSERT_EQ(t.to_f32(), b.weights.get(name).to_f32()) << name;
+}
+
+// merge_loras with FILE:SCALE arguments, in order: +0.7 of one file, then -0.7 of the other,
+// which is the same LoRA: the weights come back to the model's.
+TEST(LoraFixture, SeveralFilesWithScalesInOrder) {
+  WeightMap weights = io::read_safetensors(test::tiny("model.safetensors")).tensors;
+  const WeightMap original = weights;
+  const std::vector<LoraReport> reports =
+      merge_loras(weights, {parse_lora_arg(test::tiny("lora-kohya.safetensors") + ":0.7"),
+                            parse_lora_arg(test::tiny("lora-peft.safetensors") + ":-0.7")});
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_EQ(reports[0].summary(),
+            "lora-kohya.safetensors: 277 UNet modules, 18 text-encoder modules");
+  EXPECT_EQ(reports[1].summary(),
+            "lora-peft.safetensors: 277 UNet modules, 18 text-encoder modules");
+  EXPECT_FLOAT_EQ(reports[1].scale, -0.7f);
+  int merged = 0;
+  for (const auto& [name, t] : weights.all()) {
+    const TensorRef& before = original.get(name);
+    if (t.data == before.data) continue;
+    ++merged;
+    EXPECT_LE(rel_diff(t, before.to_f32()), 1e-6) << name;
+  }
+  EXPECT_EQ(merged, 295);
+}
+
+// fp16 weights: merged in f32 (stored F32), untouched ones stay F16 views into the file.
+TEST(LoraFixture, HalfPrecisionModel) {
+  FixtureModel half = fixture_model("model-fp16.safetensors");
+  const FixtureModel half_base = fixture_model("model-fp16.safetensors");
+  FixtureModel full = fixture_model();
+  const FixtureModel full_base = fixture_model();
+  std::map<std::string, const void*> before;
+  for (const auto& [name, t] : half.weights.all()) before[name] = t.data;
+  const LoraFile lora = load_lora(test::tiny("lora-kohya.safetensors"));
+  merge_lora(half.weights, *half.targets, lora, 1.0f);
+  merge_lora(full.weights, *full.targets, lora, 1.0f);
+  int merged = 0;
+  for (const auto& [name, t] : half.weights.all()) {
+    if (t.data == before.at(name)) {
+      EXPECT_EQ(t.dtype, half_base.weights.get(name).dtype) << name;
+      continue;
+    }
+    ++merged;
+    ASSERT_EQ(t.dtype, DType::F32) << name;
+    // The same delta was added to the fp16 weights as to the fp32 ones.
+    const std::vector<float> h = t.to_f32(), h0 = half_base.weights.get(name).to_f32();
+    const std::vector<float> f = full.weights.get(name).to_f32(),
+                             f0 = full_base.weights.get(name).to_f32();
+    std::vector<float> delta_full(f.size());
+    for (size_t i = 0; i < f.size(); ++i) delta_full[i] = (f[i] - f0[i]) + h0[i];
+    EXPECT_LE(rel_diff(t, delta_full), 1e-6) << name;
+  }
+  EXPECT_EQ(merged, 295);
+  EXPECT_EQ(half.weights.get("model.diffusion_model.out.0.weight").dtype, DType::F16);
 }
 
 }  // namespace

@@ -26,22 +26,6 @@ const std::string kTeQ =
 const std::string kBias = "model.diffusion_model.input_blocks.1.1.proj_in.bias";
 const std::string kVae = "first_stage_model.decoder.conv_in.weight";
 
-// Their diffusers names: the part of key_mapping these tests need, written out.
-std::optional<std::string> mini_to_diffusers(const std::string& ldm) {
-  static const std::map<std::string, std::string> table = {
-      {kQ, "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight"},
-      {kK2, "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight"},
-      {kProjIn, "unet.down_blocks.0.attentions.0.proj_in.weight"},
-      {kConv, "unet.down_blocks.0.resnets.0.conv1.weight"},
-      {kTeQ, "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.weight"},
-      {kBias, "unet.down_blocks.0.attentions.0.proj_in.bias"},
-      {kVae, "vae.decoder.conv_in.weight"},
-  };
-  auto it = table.find(ldm);
-  if (it == table.end()) return std::nullopt;
-  return it->second;
-}
-
 // Deterministic values in [-1, 1).
 std::vector<float> random_values(size_t n, uint32_t seed) {
   std::vector<float> v(n);
@@ -144,7 +128,7 @@ void expect_close(const TensorRef& got, const std::vector<float>& want, double t
 }
 
 LoraReport merge(Model& m, const LoraFile& f, float scale, bool ignore_unmatched = false) {
-  const LoraTargets targets(m.weights, mini_to_diffusers);
+  const LoraTargets targets(m.weights);
   return merge_lora(m.weights, targets, f, scale, ignore_unmatched);
 }
 
@@ -422,7 +406,7 @@ TEST(LoraMerge, SeveralLorasApplyInOrder) {
                    {4, 8}, 3);
   auto& bu = b.add("unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_B.weight",
                    {8, 4}, 4);
-  const LoraTargets targets(m.weights, mini_to_diffusers);
+  const LoraTargets targets(m.weights);
   const LoraReport ra = merge_lora(m.weights, targets, a.write(dir, "a.safetensors"), 1.0f);
   const LoraReport rb = merge_lora(m.weights, targets, b.write(dir, "b.safetensors"), -0.5f);
   const std::vector<float> want =
@@ -497,6 +481,21 @@ TEST(LoraMergeBadInput, KernelMismatch) {
   l.add(mod + ".lora_up.weight", {8, 2, 1, 1}, 2);
   const std::string e = merge_error(m, l.write(dir));
   EXPECT_NE(e.find("expected a delta of shape [8, 4, 3, 3] for " + kConv + ", found [8, 4, 1, 9]"),
+            std::string::npos)
+      << e;
+}
+
+TEST(LoraMergeBadInput, PerInputDoraOfWrongWidth) {
+  test::TempDir dir;
+  Model m = mini_model();
+  Lora l;
+  const std::string conv = "lora_unet_down_blocks_0_resnets_0_conv1";
+  l.add(conv + ".lora_down.weight", {2, 4, 3, 3}, 1);
+  l.add(conv + ".lora_up.weight", {8, 2, 1, 1}, 2);
+  l.add(conv + ".dora_scale", {1, 12, 1, 1}, 3);  // 12 divides 36, but Ci is 4
+  const std::string e = merge_error(m, l.write(dir));
+  EXPECT_NE(e.find(conv + ".dora_scale: expected 4 magnitudes (one per input channel of " + kConv +
+                   "), found shape [1, 12, 1, 1]"),
             std::string::npos)
       << e;
 }
