@@ -6,6 +6,7 @@
 #include "backend/cpu/plan.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
+#include "pipeline/model_bundle.h"
 #include "cli/progress_bar.h"
 #include "common/error.h"
 #include "io/image.h"
@@ -20,7 +21,7 @@ namespace sdc::cli {
 namespace {
 
 struct GenerateArgs {
-  ModelOptions model;
+  pipeline::BundleOptions model;
   pipeline::GenerationRequest req;
   std::string rng = "cpu";
   std::string precision = "auto";
@@ -55,8 +56,8 @@ void run_generate(GenerateArgs& a) {
   if (!a.save_latents.empty()) check_output_folder(a.save_latents, "--save-latents");
   const cpu::Precision precision = cpu::parse_precision(a.precision);
 
-  LoadedModelWithLoras loaded = load_model_with_loras(a.model, std::cerr);
-  apply_model_defaults(loaded, req);
+  pipeline::ModelBundle loaded = pipeline::load_bundle(a.model, std::cerr);
+  pipeline::apply_defaults(loaded, req);
   pipeline::validate(req);
 
   if (req.seed < 0) {
@@ -67,6 +68,8 @@ void run_generate(GenerateArgs& a) {
   options.precision = precision;
   options.threads = a.threads;
   pipeline::StableDiffusion sd(loaded.model, options, loaded.tokenizer(), loaded.name);
+  const std::string sampler_display = pipeline::a1111_sampler_name(
+      pipeline::parse_sampler(req.sampler), pipeline::parse_schedule(req.scheduler));
 
   const int total = req.batch_size * req.batch_count;
   std::vector<float> all_latents;

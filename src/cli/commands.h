@@ -8,4 +8,5 @@ namespace sdc::cli {
 
 void add_inspect_command(CLI::App& app);
 
+
 }  // namespace sdc::cli

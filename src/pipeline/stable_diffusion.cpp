@@ -9,7 +9,7 @@
 #include "common/error.h"
 #include "common/stopwatch.h"
 #include "graph/builders/builders.h"
-#include "pipeline/generation_params.h"
+#include "pipeline/canny.h"
 #include "pipeline/image_ops.h"
 #include "pipeline/layout.h"
 #include "pipeline/rng/torch_generator.h"
@@ -168,7 +168,7 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   };
 
   clock.reset();
-  latents = sampler.run(std::move(latents), first_step, denoise, gens,
+  latents = sampler.run(std::move(latents), first_step, denoise, noise_per_image(gens),
                         [&](const StepProgress& p) {
                           if (on_step) on_step(p.step, total_steps);
                         });
