@@ -3,8 +3,9 @@
 // ever imported or executed.
 #include "io/pickle.h"
 
-#include <array>
+#include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <unordered_map>
 
