@@ -87,7 +87,8 @@ graph::Graph toy_net(int64_t N, int64_t H, int64_t W, uint32_t seed_base = 0,
   r = g.add(r, g.linear(temb, W_({C, C}), W_({C})));
   r = g.group_norm(r, W_({C}, 1.f), W_({C}), 8, 1e-5f, true);
   r = g.conv2d(r, W_({C, C, 3, 3}), W_({C}), 1, 1);
-  h = g.add(h, r);
+  // Shortcut conv made after the block's last conv: both convs could take the add.
+  h = g.add(g.conv2d(h, W_({C, C, 1, 1}), W_({C}), 1, 0), r);
   // Downsample, transformer, upsample
   auto d = g.conv2d(h, W_({C, C, 3, 3}), W_({C}), 2, 0, 0, 1, 1);
   const int64_t Hd = g.shape(d)[1], Wd = g.shape(d)[2];
