@@ -55,7 +55,7 @@ double diff_seq(const Plan& plan, const std::string& output, const std::string& 
 
 std::vector<float> timesteps(const std::string& ref, int batch) {
   const std::vector<int64_t> t = test::ref_i64(ref);
-  std::vector<float> out(size_t(batch));
+  std::vector<float> out(static_cast<size_t>(batch));
   for (int i = 0; i < batch; ++i) out[size_t(i)] = float(t.size() == 1 ? t[0] : t[size_t(i)]);
   return out;
 }
