@@ -1,5 +1,6 @@
 # Every dependency comes from Debian packages installed by scripts/setup.sh.
 find_package(Threads REQUIRED)
+find_package(OpenMP REQUIRED)           # CPU kernels share oneDNN's OpenMP thread pool
 find_package(PkgConfig REQUIRED)
 find_package(dnnl REQUIRED)              # oneDNN: convolution and matmul
 find_package(nlohmann_json 3 REQUIRED)   # safetensors headers, configs, HTTP bodies

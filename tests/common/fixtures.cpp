@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 #include "io/safetensors.h"
@@ -20,14 +22,51 @@ std::string fixtures_dir() {
   if (const char* env = std::getenv("SDC_FIXTURES"); env && *env) return env;
   return SDC_DEFAULT_FIXTURES;
 }
-std::string tiny_dir() { return fixtures_dir() + "/tiny-sd15"; }
-std::string tiny(const std::string& rel) { return tiny_dir() + "/" + rel; }
+std::string tiny_dir() {
+  return fixtures_dir() + "/tiny-sd15";
+}
+std::string tiny(const std::string& rel) {
+  return tiny_dir() + "/" + rel;
+}
+
+// Python's json writes the non-standard bare tokens NaN, Infinity and -Infinity (e.g. a
+// scheduler's lambda_min_clipped), which nlohmann rejects: turn them into the strings "NaN",
+// "Infinity" and "-Infinity" (outside string literals only) so that they stay visible.
+static std::string quote_python_json_constants(const std::string& text) {
+  std::string out;
+  out.reserve(text.size() + 64);
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      out.push_back(c);
+      if (c == '\\' && i + 1 < text.size())
+        out.push_back(text[++i]);
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    bool replaced = false;
+    for (const char* word : {"-Infinity", "Infinity", "NaN"}) {
+      if (text.compare(i, std::strlen(word), word) == 0) {
+        out += std::string("\"") + word + "\"";
+        i += std::strlen(word) - 1;
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) out.push_back(c);
+  }
+  return out;
+}
 
 const nlohmann::json& cases() {
   static const nlohmann::json j = [] {
     std::ifstream in(tiny("cases.json"));
     if (!in) throw std::runtime_error("cannot open " + tiny("cases.json") + " (set SDC_FIXTURES)");
-    return nlohmann::json::parse(in);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return nlohmann::json::parse(quote_python_json_constants(text));
   }();
   return j;
 }
@@ -43,7 +82,9 @@ const io::TensorFile& reference() {
   return f;
 }
 
-std::vector<float> ref_f32(const std::string& name) { return reference().tensors.get(name).to_f32(); }
+std::vector<float> ref_f32(const std::string& name) {
+  return reference().tensors.get(name).to_f32();
+}
 
 double tolerance(const std::string& kind, const std::string& column) {
   static const nlohmann::json j = [] {
@@ -125,7 +166,8 @@ TempDir::~TempDir() {
 
 std::vector<std::string> TempDir::list() const {
   std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(path_)) names.push_back(e.path().filename());
+  for (const auto& e : std::filesystem::directory_iterator(path_))
+    names.push_back(e.path().filename());
   std::sort(names.begin(), names.end());
   return names;
 }

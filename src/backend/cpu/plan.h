@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "graph/graph.h"
 
@@ -23,6 +24,19 @@ struct PlanOptions {
   Precision precision = Precision::F32;  // BF16: bf16 matmul/conv inputs, f32 accumulation,
                                          // f32 norms/softmax/residual stream
   int threads = 0;                       // 0 = all cores
+  // Check mode (tests): verify at compile that no two simultaneously live values share arena
+  // bytes, and poison each buffer with NaN after its last use during run(), so that a planner
+  // bug shows up as NaN outputs.
+  bool check = false;
+};
+
+// One prepared step of a plan: what it runs (fused ops joined by '+', e.g.
+// "Conv2d+sum", "GroupNorm+add+silu") and, after profile_run(), its time.
+struct StepInfo {
+  std::string kind;
+  std::string label;
+  int64_t macs = 0;
+  double seconds = 0;
 };
 
 class Plan {
@@ -39,8 +53,14 @@ class Plan {
   virtual const float* output(const std::string& name) const = 0;
   virtual const Shape& output_shape(const std::string& name) const = 0;
 
-  virtual size_t arena_bytes() const = 0;   // activation memory
-  virtual size_t weight_bytes() const = 0;  // weights as reordered/cast for the kernels
+  virtual size_t arena_bytes() const = 0;    // activation memory
+  virtual size_t weight_bytes() const = 0;   // weights as reordered/cast for the kernels
+  virtual size_t scratch_bytes() const = 0;  // kernel scratch (oneDNN scratchpads, attention tiles)
+
+  // The prepared steps in run order.
+  virtual std::vector<StepInfo> steps() const = 0;
+  // run() that also times every step (for `sdc bench` and the micro-benchmarks).
+  virtual std::vector<StepInfo> profile_run() = 0;
 };
 
 }  // namespace sdc::cpu

@@ -1,0 +1,79 @@
+// CPUID/XGETBV probing and the precision names of plan.h.
+#include "backend/cpu/cpu_features.h"
+
+#include <cpuid.h>
+#include <omp.h>
+
+#include <atomic>
+
+#include "backend/cpu/plan.h"
+#include "common/error.h"
+
+namespace sdc::cpu {
+namespace {
+
+uint64_t xgetbv0() {
+  uint32_t eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (uint64_t(edx) << 32) | eax;
+}
+
+CpuFeatures probe() {
+  CpuFeatures f;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = (c >> 27) & 1, fma = (c >> 12) & 1;
+  if (!osxsave) return f;
+  const uint64_t xcr0 = xgetbv0();
+  const bool os_avx = (xcr0 & 0x6) == 0x6;
+  const bool os_avx512 = (xcr0 & 0xe6) == 0xe6;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  const bool avx2 = (b >> 5) & 1;
+  const bool f512 = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+  const bool amx_bf16 = (d >> 22) & 1;
+  f.avx2 = os_avx && avx2 && fma;
+  f.avx512 = f.avx2 && os_avx512 && f512 && dq && bw && vl;
+  unsigned a1 = 0, b1, c1, d1;
+  if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512_bf16 = f.avx512 && ((a1 >> 5) & 1);
+  f.amx_bf16 = amx_bf16 && ((xcr0 >> 17) & 3) == 3;
+  return f;
+}
+
+std::atomic<bool> g_force_generic{false};
+
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures f = probe();
+  return f;
+}
+
+bool use_avx512_kernels() {
+  return cpu_features().avx512 && !g_force_generic.load();
+}
+void force_generic_kernels(bool generic) {
+  g_force_generic = generic;
+}
+
+int resolve_threads(int threads) {
+  if (threads < 0)
+    throw UsageError("", "threads", "0 (all cores) or a positive count", std::to_string(threads));
+  return threads == 0 ? omp_get_num_procs() : threads;
+}
+
+bool cpu_has_bf16() {
+  return cpu_features().avx512_bf16 || cpu_features().amx_bf16;
+}
+
+Precision parse_precision(const std::string& name) {
+  if (name == "f32") return Precision::F32;
+  if (name == "bf16") return Precision::BF16;
+  if (name == "auto") return cpu_has_bf16() ? Precision::BF16 : Precision::F32;
+  throw UsageError("", "precision", "one of f32, bf16, auto", "'" + name + "'");
+}
+
+const char* precision_name(Precision p) {
+  return p == Precision::BF16 ? "bf16" : "f32";
+}
+
+}  // namespace sdc::cpu

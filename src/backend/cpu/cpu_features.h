@@ -1,0 +1,24 @@
+// What the CPU can do (read once by CPUID), and the kernel path chosen from it. The AVX-512 kernels
+// are compiled with per-function target attributes, so one binary runs on AVX2-only machines too.
+#pragma once
+
+namespace sdc::cpu {
+
+struct CpuFeatures {
+  bool avx2 = false;    // AVX2 + FMA, enabled by the OS
+  bool avx512 = false;  // AVX-512 F/BW/VL/DQ, enabled by the OS
+  bool avx512_bf16 = false;
+  bool amx_bf16 = false;
+};
+
+const CpuFeatures& cpu_features();
+
+// Whether the own kernels take their AVX-512 path (true when the CPU has AVX-512 unless a test
+// forced the portable path with force_generic_kernels(true)).
+bool use_avx512_kernels();
+void force_generic_kernels(bool generic);
+
+// OpenMP threads for oneDNN and the own kernels: `threads` (0 = all cores).
+int resolve_threads(int threads);
+
+}  // namespace sdc::cpu

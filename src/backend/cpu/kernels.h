@@ -1,0 +1,67 @@
+// The own CPU kernels (everything oneDNN does not do for us): norms, activations, broadcasting
+// arithmetic, layout moves, embeddings. All take NHWC / [..., C] row-major data, compute in f32,
+// parallelise with OpenMP over the current thread count, and pick their AVX-512 path at run time
+// (use_avx512_kernels()). Outputs marked `void* y, DType ydt` may be F32 or BF16 (a bf16 consumer
+// such as a bf16 convolution reads them directly); inputs are f32.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/dtype.h"
+
+namespace sdc::cpu {
+
+// GroupNorm over x [N, P, C] (P = pixels or tokens): statistics per (n, group of C/G channels)
+// over P x C/G values, accumulated with per-channel shifts in double (accurate at any size).
+// add_nc [N, C] (optional) is added to x first (the fused ResNet time-embedding add).
+// `scratch` holds group_norm_scratch_bytes(N, C, threads) bytes.
+size_t group_norm_scratch_bytes(int64_t N, int64_t C, int threads);
+void group_norm(const float* x, const float* add_nc, const float* gamma, const float* beta,
+                int64_t N, int64_t P, int64_t C, int64_t G, float eps, bool silu, void* y,
+                DType ydt, void* scratch);
+
+// LayerNorm over the last axis of x [rows, C].
+void layer_norm(const float* x, const float* gamma, const float* beta, int64_t rows, int64_t C,
+                float eps, void* y, DType ydt);
+
+enum class Unary { Gelu, QuickGelu, Silu, Scale };
+// y = op(x) elementwise over n values (Scale: x * scale + bias). y may alias x when ydt is F32.
+void unary(Unary op, const float* x, void* y, DType ydt, int64_t n, float scale = 1.f,
+           float bias = 0.f);
+
+// x [rows, 2D] -> y [rows, D] = x[:, :D] * gelu(x[:, D:]).
+void geglu(const float* x, void* y, DType ydt, int64_t rows, int64_t D);
+
+enum class Binary { Add, Mul };
+enum class Broadcast {
+  None,          // b has a's shape
+  BatchChannel,  // a [N, inner, C], b [N, C]
+  Scalar,        // b [1]
+};
+// y = a op b; y may alias a (or b when Broadcast::None).
+void binary(Binary op, Broadcast bc, const float* a, const float* b, float* y, int64_t N,
+            int64_t inner, int64_t C);
+
+void convert_to_bf16(const float* x, uint16_t* y, int64_t n);
+
+// Nearest upsampling of x [N, H, W, C] to [N, Ho, Wo, C] (PyTorch 'nearest': source index
+// floor(dst * in / out) computed with a float scale in/out, clamped to in - 1).
+void upsample_nearest(const float* x, float* y, int64_t N, int64_t H, int64_t W, int64_t C,
+                      int64_t Ho, int64_t Wo);
+
+// Concatenation / slicing along the last axis of row-major [rows, C] data.
+void concat_last(const float* a, const float* b, float* y, int64_t rows, int64_t Ca, int64_t Cb);
+void slice_last(const float* x, float* y, int64_t rows, int64_t C, int64_t begin, int64_t end);
+
+// diffusers get_timestep_embedding: t [N] -> [N, dim].
+void timestep_embedding(const float* t, float* y, int64_t N, int64_t dim, bool flip_sin_to_cos,
+                        float freq_shift);
+
+// y [n, C] = table[ids[i]]; throws sdc::Error for an id outside [0, V).
+void embedding(const int32_t* ids, const float* table, float* y, int64_t n, int64_t V, int64_t C);
+
+// Copies n values (f32) - used when an output must be materialised.
+void copy_f32(const float* x, float* y, int64_t n);
+
+}  // namespace sdc::cpu

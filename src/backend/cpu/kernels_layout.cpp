@@ -1,0 +1,76 @@
+// Layout moves and embeddings: nearest upsampling, concat/slice on the channel axis, the
+// sinusoidal timestep embedding and token embedding lookups.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "backend/cpu/kernels.h"
+#include "common/error.h"
+
+namespace sdc::cpu {
+
+void upsample_nearest(const float* x, float* y, int64_t N, int64_t H, int64_t W, int64_t C,
+                      int64_t Ho, int64_t Wo) {
+  // PyTorch: same size -> identity, exactly 2x -> dst >> 1, else floor(dst * (float)in / out).
+  auto src_index = [](int64_t dst, int64_t in, int64_t out) -> int64_t {
+    if (in == out) return dst;
+    if (out == 2 * in) return dst >> 1;
+    const float scale = float(in) / float(out);
+    return std::min(int64_t(std::floor(float(dst) * scale)), in - 1);
+  };
+  const int64_t rows = N * Ho;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t n = r / Ho, oy = r % Ho;
+    const float* src_row = x + (n * H + src_index(oy, H, Ho)) * W * C;
+    float* dst_row = y + r * Wo * C;
+    for (int64_t ox = 0; ox < Wo; ++ox)
+      std::memcpy(dst_row + ox * C, src_row + src_index(ox, W, Wo) * C, size_t(C) * sizeof(float));
+  }
+}
+
+void concat_last(const float* a, const float* b, float* y, int64_t rows, int64_t Ca, int64_t Cb) {
+#pragma omp parallel for schedule(static) if (rows * (Ca + Cb) > 16384)
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(y + r * (Ca + Cb), a + r * Ca, size_t(Ca) * sizeof(float));
+    std::memcpy(y + r * (Ca + Cb) + Ca, b + r * Cb, size_t(Cb) * sizeof(float));
+  }
+}
+
+void slice_last(const float* x, float* y, int64_t rows, int64_t C, int64_t begin, int64_t end) {
+  const int64_t w = end - begin;
+#pragma omp parallel for schedule(static) if (rows * w > 16384)
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(y + r * w, x + r * C + begin, size_t(w) * sizeof(float));
+}
+
+void timestep_embedding(const float* t, float* y, int64_t N, int64_t dim, bool flip, float shift) {
+  // Same f32 operation order as diffusers: exponent = -ln(10000) * i / (half - shift),
+  // arg = t * exp(exponent); sin and cos of the f32 argument.
+  const int64_t half = dim / 2;
+  const float neg_log = -std::log(10000.f);
+  for (int64_t n = 0; n < N; ++n) {
+    float* row = y + n * dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const float exponent = (neg_log * float(i)) / (float(half) - shift);
+      const float arg = t[n] * std::exp(exponent);
+      const float s = float(std::sin(double(arg))), c = float(std::cos(double(arg)));
+      row[flip ? half + i : i] = s;
+      row[flip ? i : half + i] = c;
+    }
+  }
+}
+
+void embedding(const int32_t* ids, const float* table, float* y, int64_t n, int64_t V, int64_t C) {
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= V)
+      throw Error("embedding", "id at position " + std::to_string(i),
+                  "a value in [0, " + std::to_string(V) + ")", std::to_string(ids[i]));
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(y + i * C, table + int64_t(ids[i]) * C, size_t(C) * sizeof(float));
+}
+
+}  // namespace sdc::cpu

@@ -1,0 +1,251 @@
+// GroupNorm (+ optional fused time-embedding add and SiLU) and LayerNorm on channels-last data.
+// GroupNorm statistics: each thread sums (x - pivot_c) and (x - pivot_c)^2 per channel over a
+// slice of pixels in f32 blocks of kBlock pixels, flushed into double; the group mean/variance are
+// then assembled exactly from the per-channel shifted sums. Normalisation is one more pass
+// y = x * a_c + b_c (a, b folded per (n, c)), so a tensor is read twice and written once.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backend/cpu/cpu_features.h"
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/simd.h"
+
+namespace sdc::cpu {
+namespace {
+
+constexpr int64_t kBlock = 32;  // pixels summed in f32 before flushing to double
+
+// Accumulates sums of x - pivot and (x - pivot)^2 over pixels [p0, p1) into s1/s2 (double, C
+// each), through f32 block accumulators acc (2 * C floats).
+SDC_AVX512 void gn_stats_avx512(const float* x, const float* pivot, int64_t p0, int64_t p1,
+                                int64_t C, float* acc, double* s1, double* s2) {
+  for (int64_t pb = p0; pb < p1; pb += kBlock) {
+    const int64_t pe = std::min(p1, pb + kBlock);
+    for (int64_t c = 0; c < C; c += 16) {
+      const __mmask16 m = simd::tail_mask(C - c);
+      const __m512 sh = simd::load(pivot + c, m);
+      __m512 a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps();
+      for (int64_t p = pb; p < pe; ++p) {
+        const __m512 d = _mm512_sub_ps(simd::load(x + p * C + c, m), sh);
+        a1 = _mm512_add_ps(a1, d);
+        a2 = _mm512_fmadd_ps(d, d, a2);
+      }
+      _mm512_mask_storeu_ps(acc + c, m, a1);
+      _mm512_mask_storeu_ps(acc + C + c, m, a2);
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      s1[c] += acc[c];
+      s2[c] += acc[C + c];
+    }
+  }
+}
+
+void gn_stats_scalar(const float* x, const float* pivot, int64_t p0, int64_t p1, int64_t C,
+                     float* acc, double* s1, double* s2) {
+  for (int64_t pb = p0; pb < p1; pb += kBlock) {
+    const int64_t pe = std::min(p1, pb + kBlock);
+    std::fill(acc, acc + 2 * C, 0.f);
+    for (int64_t p = pb; p < pe; ++p)
+      for (int64_t c = 0; c < C; ++c) {
+        const float d = x[p * C + c] - pivot[c];
+        acc[c] += d;
+        acc[C + c] += d * d;
+      }
+    for (int64_t c = 0; c < C; ++c) {
+      s1[c] += acc[c];
+      s2[c] += acc[C + c];
+    }
+  }
+}
+
+template <class T>
+SDC_AVX512 void gn_apply_avx512(const float* x, const float* a, const float* b, int64_t p0,
+                                int64_t p1, int64_t C, bool silu, T* y) {
+  for (int64_t p = p0; p < p1; ++p)
+    for (int64_t c = 0; c < C; c += 16) {
+      const __mmask16 m = simd::tail_mask(C - c);
+      __m512 v =
+          _mm512_fmadd_ps(simd::load(x + p * C + c, m), simd::load(a + c, m), simd::load(b + c, m));
+      if (silu) v = simd::swish(v, 1.f);
+      simd::store(y + p * C + c, v, m);
+    }
+}
+
+template <class T>
+void gn_apply_scalar(const float* x, const float* a, const float* b, int64_t p0, int64_t p1,
+                     int64_t C, bool silu, T* y) {
+  for (int64_t p = p0; p < p1; ++p)
+    for (int64_t c = 0; c < C; ++c) {
+      float v = x[p * C + c] * a[c] + b[c];
+      if (silu) v = scalar::swish(v, 1.f);
+      scalar::store(y + p * C + c, v);
+    }
+}
+
+// Scratch layout (doubles): per thread [N][2C] sums; then a, b as floats [N][C] each, then per
+// thread f32 block accumulators [2C].
+struct GnScratch {
+  double* sums;
+  float* a;
+  float* b;
+  float* acc;
+};
+GnScratch gn_scratch(void* base, int64_t N, int64_t C, int threads) {
+  GnScratch s;
+  s.sums = static_cast<double*>(base);
+  s.a = reinterpret_cast<float*>(s.sums + size_t(threads) * N * 2 * C);
+  s.b = s.a + N * C;
+  s.acc = s.b + N * C;
+  return s;
+}
+
+template <class T>
+void group_norm_t(const float* x, const float* add_nc, const float* gamma, const float* beta,
+                  int64_t N, int64_t P, int64_t C, int64_t G, float eps, bool silu, T* y,
+                  void* scratch) {
+  const int threads = omp_get_max_threads();
+  const GnScratch s = gn_scratch(scratch, N, C, threads);
+  const bool v512 = use_avx512_kernels();
+  std::fill(s.sums, s.sums + size_t(threads) * N * 2 * C, 0.0);
+  // Pass 1: per-thread shifted sums; pivot = the first pixel of each image (plus the add).
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    float* acc = s.acc + size_t(t) * 2 * C;
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t per = (P + nt - 1) / nt;
+      const int64_t p0 = std::min(P, t * per), p1 = std::min(P, p0 + per);
+      const float* xn = x + n * P * C;
+      double* s1 = s.sums + (size_t(t) * N + n) * 2 * C;
+      if (p0 < p1) {
+        if (v512)
+          gn_stats_avx512(xn, xn, p0, p1, C, acc, s1, s1 + C);
+        else
+          gn_stats_scalar(xn, xn, p0, p1, C, acc, s1, s1 + C);
+      }
+    }
+  }
+  // Group statistics from per-channel shifted sums. With v = x + add and pivot K_c = x[0, c] +
+  // add_c, the stats pass summed v - K_c = x - x[0, c]; then
+  // sum v = S1_c + P K_c and sum (v - mu)^2 = S2_c + 2 (K_c - mu) S1_c + P (K_c - mu)^2.
+  const int64_t cg = C / G;
+  for (int64_t n = 0; n < N; ++n) {
+    const float* xn = x + n * P * C;
+    double* tot = s.sums + size_t(n) * 2 * C;  // thread 0's slot collects all threads
+    for (int t = 1; t < threads; ++t) {
+      const double* st = s.sums + (size_t(t) * N + n) * 2 * C;
+      for (int64_t c = 0; c < 2 * C; ++c) tot[c] += st[c];
+    }
+    for (int64_t g = 0; g < G; ++g) {
+      auto pivot = [&](int64_t c) {
+        return double(xn[c]) + (add_nc ? double(add_nc[n * C + c]) : 0.0);
+      };
+      double sum = 0;
+      for (int64_t c = g * cg; c < (g + 1) * cg; ++c) sum += tot[c] + double(P) * pivot(c);
+      const double count = double(P) * double(cg);
+      const double mu = sum / count;
+      double ss = 0;
+      for (int64_t c = g * cg; c < (g + 1) * cg; ++c) {
+        const double k = pivot(c) - mu;
+        ss += tot[C + c] + 2.0 * k * tot[c] + double(P) * k * k;
+      }
+      const double var = std::max(0.0, ss / count);
+      const double rstd = 1.0 / std::sqrt(var + double(eps));
+      for (int64_t c = g * cg; c < (g + 1) * cg; ++c) {
+        const double a = rstd * gamma[c];
+        const double addc = add_nc ? add_nc[n * C + c] : 0.0;
+        s.a[n * C + c] = float(a);
+        s.b[n * C + c] = float(beta[c] + (addc - mu) * a);
+      }
+    }
+  }
+  // Pass 2: y = x * a + b (+ SiLU), parallel over pixel blocks of all images.
+  const int64_t blocks_per_image = (P + 63) / 64;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t i = 0; i < N * blocks_per_image; ++i) {
+    const int64_t n = i / blocks_per_image, p0 = (i % blocks_per_image) * 64;
+    const int64_t p1 = std::min(P, p0 + 64);
+    const float* xn = x + n * P * C;
+    T* yn = y + n * P * C;
+    if (v512)
+      gn_apply_avx512(xn, s.a + n * C, s.b + n * C, p0, p1, C, silu, yn);
+    else
+      gn_apply_scalar(xn, s.a + n * C, s.b + n * C, p0, p1, C, silu, yn);
+  }
+}
+
+template <class T>
+SDC_AVX512 void ln_row_avx512(const float* x, const float* gamma, const float* beta, int64_t C,
+                              float eps, T* y) {
+  __m512 s = _mm512_setzero_ps();
+  for (int64_t c = 0; c < C; c += 16)
+    s = _mm512_add_ps(s, simd::load(x + c, simd::tail_mask(C - c)));
+  const float mean = simd::hsum(s) / float(C);
+  const __m512 vm = _mm512_set1_ps(mean);
+  __m512 q = _mm512_setzero_ps();
+  for (int64_t c = 0; c < C; c += 16) {
+    const __mmask16 m = simd::tail_mask(C - c);
+    const __m512 d = _mm512_maskz_sub_ps(m, simd::load(x + c, m), vm);
+    q = _mm512_fmadd_ps(d, d, q);
+  }
+  const float rstd = 1.f / std::sqrt(simd::hsum(q) / float(C) + eps);
+  const __m512 vr = _mm512_set1_ps(rstd);
+  for (int64_t c = 0; c < C; c += 16) {
+    const __mmask16 m = simd::tail_mask(C - c);
+    const __m512 d = _mm512_mul_ps(_mm512_sub_ps(simd::load(x + c, m), vm), vr);
+    simd::store(y + c, _mm512_fmadd_ps(d, simd::load(gamma + c, m), simd::load(beta + c, m)), m);
+  }
+}
+
+template <class T>
+void ln_row_scalar(const float* x, const float* gamma, const float* beta, int64_t C, float eps,
+                   T* y) {
+  double s = 0;
+  for (int64_t c = 0; c < C; ++c) s += x[c];
+  const float mean = float(s / double(C));
+  double q = 0;
+  for (int64_t c = 0; c < C; ++c) q += double(x[c] - mean) * double(x[c] - mean);
+  const float rstd = float(1.0 / std::sqrt(q / double(C) + double(eps)));
+  for (int64_t c = 0; c < C; ++c) scalar::store(y + c, (x[c] - mean) * rstd * gamma[c] + beta[c]);
+}
+
+template <class T>
+void layer_norm_t(const float* x, const float* gamma, const float* beta, int64_t rows, int64_t C,
+                  float eps, T* y) {
+  const bool v512 = use_avx512_kernels();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    if (v512)
+      ln_row_avx512(x + r * C, gamma, beta, C, eps, y + r * C);
+    else
+      ln_row_scalar(x + r * C, gamma, beta, C, eps, y + r * C);
+  }
+}
+
+}  // namespace
+
+size_t group_norm_scratch_bytes(int64_t N, int64_t C, int threads) {
+  return size_t(threads) * N * 2 * C * sizeof(double) + 2 * size_t(N * C) * sizeof(float) +
+         size_t(threads) * 2 * C * sizeof(float);
+}
+
+void group_norm(const float* x, const float* add_nc, const float* gamma, const float* beta,
+                int64_t N, int64_t P, int64_t C, int64_t G, float eps, bool silu, void* y,
+                DType ydt, void* scratch) {
+  if (ydt == DType::BF16)
+    group_norm_t(x, add_nc, gamma, beta, N, P, C, G, eps, silu, static_cast<uint16_t*>(y), scratch);
+  else
+    group_norm_t(x, add_nc, gamma, beta, N, P, C, G, eps, silu, static_cast<float*>(y), scratch);
+}
+
+void layer_norm(const float* x, const float* gamma, const float* beta, int64_t rows, int64_t C,
+                float eps, void* y, DType ydt) {
+  if (ydt == DType::BF16)
+    layer_norm_t(x, gamma, beta, rows, C, eps, static_cast<uint16_t*>(y));
+  else
+    layer_norm_t(x, gamma, beta, rows, C, eps, static_cast<float*>(y));
+}
+
+}  // namespace sdc::cpu

@@ -1,0 +1,93 @@
+// Running a compiled plan: set the thread count, walk the prepared steps; buffer lookups by name
+// for the caller's inputs and outputs.
+#include <omp.h>
+
+#include <chrono>
+#include <cstring>
+#include <set>
+
+#include "backend/cpu/plan_impl.h"
+#include "common/error.h"
+
+namespace sdc::cpu {
+
+float* CpuPlan::input_f32(const std::string& name) {
+  for (InputBuf& in : inputs_) {
+    if (in.name != name) continue;
+    if (in.dtype != DType::F32)
+      throw Error("plan", "input " + name, "element type F32", std::string(dtype_name(in.dtype)));
+    return static_cast<float*>(in.buf->data());
+  }
+  throw Error("plan", "input " + name, "an input of the graph", "none");
+}
+
+int32_t* CpuPlan::input_i32(const std::string& name) {
+  for (InputBuf& in : inputs_) {
+    if (in.name != name) continue;
+    if (in.dtype != DType::I32)
+      throw Error("plan", "input " + name, "element type I32", std::string(dtype_name(in.dtype)));
+    return static_cast<int32_t*>(in.buf->data());
+  }
+  throw Error("plan", "input " + name, "an input of the graph", "none");
+}
+
+const float* CpuPlan::output(const std::string& name) const {
+  for (const OutputRef& o : outputs_)
+    if (o.name == name) return o.data;
+  throw Error("plan", "output " + name, "an output of the graph", "none");
+}
+
+const Shape& CpuPlan::output_shape(const std::string& name) const {
+  for (const OutputRef& o : outputs_)
+    if (o.name == name) return o.shape;
+  throw Error("plan", "output " + name, "an output of the graph", "none");
+}
+
+size_t CpuPlan::weight_bytes() const {
+  size_t total = 0;
+  std::set<const void*> seen;  // a packed weight used twice counts once
+  for (const auto& w : weights_)
+    if (seen.insert(w.get()).second) total += w->bytes();
+  return total;
+}
+
+std::vector<StepInfo> CpuPlan::steps() const {
+  std::vector<StepInfo> out;
+  out.reserve(steps_.size());
+  for (const Step& s : steps_) out.push_back(s.info);
+  return out;
+}
+
+void CpuPlan::run_steps(bool profile) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  try {
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      if (profile) {
+        const auto t0 = std::chrono::steady_clock::now();
+        steps_[i].run();
+        steps_[i].info.seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      } else {
+        steps_[i].run();
+      }
+      if (!poison_after_.empty())
+        for (const auto& [p, n] : poison_after_[i]) std::memset(p, 0xff, n);
+    }
+  } catch (...) {
+    omp_set_num_threads(saved);
+    throw;
+  }
+  omp_set_num_threads(saved);
+}
+
+void CpuPlan::run() {
+  run_steps(false);
+}
+
+std::vector<StepInfo> CpuPlan::profile_run() {
+  run_steps(true);
+  return steps();
+}
+
+}  // namespace sdc::cpu

@@ -1,0 +1,63 @@
+// The compiled plan's internals: what a prepared step is and what CpuPlan owns. Compiling (the
+// planner: fusion, storage types, in-place, liveness, primitives) lives in planner.cpp; running
+// and the Plan interface in plan.cpp.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "backend/cpu/plan.h"
+#include "backend/cpu/weight_cache.h"
+
+namespace sdc::cpu {
+
+struct Step {
+  std::function<void()> run;
+  StepInfo info;
+};
+
+class CpuPlan final : public Plan {
+ public:
+  float* input_f32(const std::string& name) override;
+  int32_t* input_i32(const std::string& name) override;
+  void run() override;
+  const float* output(const std::string& name) const override;
+  const Shape& output_shape(const std::string& name) const override;
+  size_t arena_bytes() const override { return arena_ ? arena_->bytes() : 0; }
+  size_t weight_bytes() const override;
+  size_t scratch_bytes() const override { return scratch_ ? scratch_->bytes() : 0; }
+  std::vector<StepInfo> steps() const override;
+  std::vector<StepInfo> profile_run() override;
+
+  struct InputBuf {
+    std::string name;
+    DType dtype;
+    Shape shape;
+    std::unique_ptr<PackedWeight> buf;
+  };
+  struct OutputRef {
+    std::string name;
+    Shape shape;
+    const float* data = nullptr;
+  };
+
+  // Filled by the planner.
+  int threads = 1;
+  dnnl::engine engine;
+  dnnl::stream stream;
+  std::vector<Step> steps_;
+  std::vector<InputBuf> inputs_;
+  std::vector<OutputRef> outputs_;
+  std::unique_ptr<PackedWeight> arena_, scratch_;
+  std::vector<std::shared_ptr<PackedWeight>> weights_;
+  std::vector<std::vector<std::pair<void*, size_t>>> poison_after_;  // check mode, per step
+
+ private:
+  void run_steps(bool profile);
+};
+
+}  // namespace sdc::cpu

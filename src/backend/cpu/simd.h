@@ -1,0 +1,151 @@
+// AVX-512 building blocks shared by the own kernels: exp, erf, sigmoid-based activations and the
+// f32 <-> bf16 conversions. Every function carries the target attribute, so including this header
+// needs no -mavx512 flags; callers must be SDC_AVX512 functions reached only when
+// use_avx512_kernels() is true. Scalar twins (same formulas) serve the portable path.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "common/dtype.h"
+
+// GCC 12 reports -Wmaybe-uninitialized inside its own AVX-512 intrinsics (the _undefined_ vectors
+// of masked operations, GCC bug 105593) when they are inlined; the warning is a false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#define SDC_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
+#define SDC_AVX512_INLINE SDC_AVX512 static inline __attribute__((always_inline))
+
+namespace sdc::cpu::simd {
+
+// exp(x), max relative error ~2 ulp; x < -87 gives 0 (scalef underflows), x > 88 gives +inf.
+SDC_AVX512_INLINE __m512 exp(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-104.f));
+  x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// x * sigmoid(alpha * x)
+SDC_AVX512_INLINE __m512 swish(__m512 x, float alpha) {
+  const __m512 e = exp(_mm512_mul_ps(x, _mm512_set1_ps(-alpha)));
+  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.f), e));
+}
+
+// erfc(z) for z >= 0 with small *relative* error (Numerical Recipes' Chebyshev fit, < 1.2e-7),
+// so that 1 + erf(x) = erfc(-x) keeps its precision in the negative tail.
+SDC_AVX512_INLINE __m512 erfc_pos(__m512 z) {
+  const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.f),
+                                 _mm512_fmadd_ps(_mm512_set1_ps(0.5f), z, _mm512_set1_ps(1.f)));
+  __m512 p = _mm512_set1_ps(0.17087277f);
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.82215223f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.48851587f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.13520398f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.27886807f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.18628806f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.09678418f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.37409196f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.00002368f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.26551223f));
+  return _mm512_mul_ps(t, exp(_mm512_fnmadd_ps(z, z, p)));
+}
+
+// erf(z) for |z| < 0.5: 2/sqrt(pi) * sum (-1)^n z^(2n+1) / (n! (2n+1)), n = 0..6.
+SDC_AVX512_INLINE __m512 erf_small(__m512 z) {
+  const __m512 z2 = _mm512_mul_ps(z, z);
+  __m512 s = _mm512_set1_ps(0.00012055332f);
+  s = _mm512_fmadd_ps(s, z2, _mm512_set1_ps(-0.00085483270f));
+  s = _mm512_fmadd_ps(s, z2, _mm512_set1_ps(0.0052239776f));
+  s = _mm512_fmadd_ps(s, z2, _mm512_set1_ps(-0.026866170f));
+  s = _mm512_fmadd_ps(s, z2, _mm512_set1_ps(0.11283792f));
+  s = _mm512_fmadd_ps(s, z2, _mm512_set1_ps(-0.37612639f));
+  s = _mm512_fmadd_ps(s, z2, _mm512_set1_ps(1.1283792f));
+  return _mm512_mul_ps(s, z);
+}
+
+// Exact-erf GELU: 0.5 x (1 + erf(x / sqrt 2)), with 1 + erf(z) = erfc(-z) for z < -0.5 and
+// 2 - erfc(z) for z > 0.5 (no cancellation in the negative tail).
+SDC_AVX512_INLINE __m512 gelu(__m512 x) {
+  const __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f));
+  const __m512 az = _mm512_abs_ps(z);
+  const __m512 ec = erfc_pos(az);
+  const __mmask16 neg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
+  __m512 f = _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_set1_ps(2.f), ec), ec);
+  const __mmask16 small = _mm512_cmp_ps_mask(az, _mm512_set1_ps(0.5f), _CMP_LT_OQ);
+  f = _mm512_mask_blend_ps(small, f, _mm512_add_ps(_mm512_set1_ps(1.f), erf_small(z)));
+  return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), f);
+}
+
+// f32 -> bf16, round to nearest even (as PyTorch and oneDNN cast).
+SDC_AVX512_INLINE __m256i to_bf16(__m512 x) {
+  const __m512i b = _mm512_castps_si512(x);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
+  const __m512i r = _mm512_add_epi32(_mm512_add_epi32(b, _mm512_set1_epi32(0x7fff)), lsb);
+  return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+}
+SDC_AVX512_INLINE __m512 from_bf16(__m256i h) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// Loads/stores of 16 (or `n` < 16 with a mask) values as f32 from f32 or bf16 memory.
+SDC_AVX512_INLINE __mmask16 tail_mask(int64_t n) {
+  return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
+}
+SDC_AVX512_INLINE __m512 load(const float* p, __mmask16 m) {
+  return _mm512_maskz_loadu_ps(m, p);
+}
+SDC_AVX512_INLINE __m512 load(const uint16_t* p, __mmask16 m) {
+  return from_bf16(_mm256_maskz_loadu_epi16(m, p));
+}
+SDC_AVX512_INLINE void store(float* p, __m512 v, __mmask16 m) {
+  _mm512_mask_storeu_ps(p, m, v);
+}
+SDC_AVX512_INLINE void store(uint16_t* p, __m512 v, __mmask16 m) {
+  _mm256_mask_storeu_epi16(p, m, to_bf16(v));
+}
+
+// Horizontal sum and max.
+SDC_AVX512_INLINE float hsum(__m512 v) {
+  return _mm512_reduce_add_ps(v);
+}
+SDC_AVX512_INLINE float hmax(__m512 v) {
+  return _mm512_reduce_max_ps(v);
+}
+
+}  // namespace sdc::cpu::simd
+
+namespace sdc::cpu::scalar {
+
+inline float load(const float* p) {
+  return *p;
+}
+inline float load(const uint16_t* p) {
+  return bf16_to_f32(*p);
+}
+inline void store(float* p, float v) {
+  *p = v;
+}
+inline void store(uint16_t* p, float v) {
+  *p = f32_to_bf16(v);
+}
+inline float gelu(float x) {
+  return 0.5f * x * std::erfc(-x * 0.70710678118654752f);
+}
+inline float swish(float x, float alpha) {
+  return x / (1.f + std::exp(-alpha * x));
+}
+
+}  // namespace sdc::cpu::scalar

@@ -1,0 +1,59 @@
+// Weights as the kernels want them (cast, reordered to oneDNN's blocked layouts), shared by every
+// plan that needs the same tensor in the same format: a UNet planned for 512x512 and for 768x768
+// holds one copy. Entries are keyed by the source tensor's identity (data pointer + the owner that
+// keeps it alive, or a content hash for unowned data) and a format string; they live as long as
+// some plan holds them. Packed copies never point into the source, so the mapping can go.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/tensor.h"
+
+namespace sdc::cpu {
+
+// An aligned, owned block of packed weight bytes.
+class PackedWeight {
+ public:
+  explicit PackedWeight(size_t bytes);
+  ~PackedWeight();
+  PackedWeight(const PackedWeight&) = delete;
+  PackedWeight& operator=(const PackedWeight&) = delete;
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+class WeightCache {
+ public:
+  static WeightCache& global();
+
+  using Maker = std::function<std::shared_ptr<PackedWeight>()>;
+  // The packed form of `t` in `format`, made by `make` unless a live plan already holds it.
+  std::shared_ptr<PackedWeight> get(const TensorRef& t, const std::string& format,
+                                    const Maker& make);
+
+  size_t live_entries();  // for tests
+
+ private:
+  struct Entry {
+    const void* data;
+    std::weak_ptr<const void> owner;
+    bool has_owner;
+    uint64_t content_hash;
+    std::string format;
+    std::weak_ptr<PackedWeight> packed;
+  };
+  std::mutex mutex_;
+  std::vector<Entry> entries_;
+};
+
+}  // namespace sdc::cpu

@@ -1,0 +1,139 @@
+// `sdc generate`: txt2img / img2img / ControlNet from a checkpoint, diffusers folder or compiled
+// .gguf, writing PNGs with A1111 "parameters" metadata (and optionally the final latents).
+#include <filesystem>
+#include <iostream>
+
+#include "backend/cpu/plan.h"
+#include "cli/commands.h"
+#include "cli/model_options.h"
+#include "cli/progress_bar.h"
+#include "common/error.h"
+#include "io/image.h"
+#include "io/safetensors.h"
+#include "pipeline/generation_params.h"
+#include "pipeline/rng/torch_generator.h"
+#include "pipeline/sampling/sampler_kind.h"
+#include "pipeline/stable_diffusion.h"
+#include "pipeline/tokenizer.h"
+
+namespace sdc::cli {
+namespace {
+
+struct GenerateArgs {
+  ModelOptions model;
+  pipeline::GenerationRequest req;
+  std::string rng = "cpu";
+  std::string precision = "auto";
+  int threads = 0;
+  std::string output = "output.png";
+  std::string save_latents;
+};
+
+// "out.png" for one image; "out-1.png", "out-2.png", … for several.
+std::string output_path(const std::string& base, int index, int total) {
+  if (total == 1) return base;
+  std::filesystem::path p(base);
+  return (p.parent_path() / (p.stem().string() + "-" + std::to_string(index + 1) + p.extension().string()))
+      .string();
+}
+
+void check_output_folder(const std::string& path, const char* option) {
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) return;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    throw UsageError(path, option, "an existing output directory", dir.string() + " does not exist");
+}
+
+void run_generate(GenerateArgs& a) {
+  pipeline::GenerationRequest& req = a.req;
+  if (a.rng != "cpu") throw UsageError("", "--rng", "cpu", a.rng);
+  pipeline::validate(req);
+  pipeline::parse_sampler(req.sampler);
+  pipeline::parse_schedule(req.scheduler);
+  check_output_folder(a.output, "-o");
+  if (!a.save_latents.empty()) check_output_folder(a.save_latents, "--save-latents");
+  const cpu::Precision precision = cpu::parse_precision(a.precision);
+
+  LoadedModelWithLoras loaded = load_model_with_loras(a.model, std::cerr);
+  apply_model_defaults(loaded, req);
+  pipeline::validate(req);
+
+  if (req.seed < 0) {
+    req.seed = int64_t(pipeline::random_seed() & 0xffffffffULL);
+    std::cerr << "seed: " << req.seed << "\n";
+  }
+  cpu::PlanOptions options;
+  options.precision = precision;
+  options.threads = a.threads;
+  pipeline::StableDiffusion sd(loaded.model, options, loaded.tokenizer(), loaded.name);
+
+  const int total = req.batch_size * req.batch_count;
+  std::vector<float> all_latents;
+  Shape latent_shape;
+  for (int b = 0; b < req.batch_count; ++b) {
+    ProgressBar bar(req.batch_count > 1 ? "batch " + std::to_string(b + 1) + " step" : "step");
+    const int64_t seed = req.seed + int64_t(b) * req.batch_size;
+    pipeline::BatchResult r = sd.generate_batch(req, seed, [&](int done, int steps) { bar.update(done, steps); });
+    bar.finish();
+    for (size_t i = 0; i < r.images.size(); ++i) {
+      const int index = b * req.batch_size + int(i);
+      const std::string path = output_path(a.output, index, total);
+      pipeline::GenerationParams params = loaded.generation_params(req, r.images[i].seed);
+      io::write_png(path, r.images[i].image, {{"parameters", pipeline::format_a1111_parameters(params)}});
+      std::cout << path << "\n";
+    }
+    all_latents.insert(all_latents.end(), r.latents.begin(), r.latents.end());
+    latent_shape = r.latent_shape;
+    std::cerr << "text encoder " << r.timings.text_encoder_ms << " ms, sampling " << r.timings.sampling_ms
+              << " ms (" << r.timings.unet_steps << " steps), VAE decode " << r.timings.vae_decode_ms << " ms\n";
+  }
+  if (!a.save_latents.empty()) {
+    latent_shape[0] = total;
+    WeightMap m;
+    m.set("latents", TensorRef::from_f32(all_latents, latent_shape, DType::F32));
+    io::write_safetensors(a.save_latents, m);
+  }
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("generate", "Generate images (txt2img, img2img, ControlNet)");
+  auto a = std::make_shared<GenerateArgs>();
+  add_model_options(*cmd, a->model);
+  auto& r = a->req;
+  cmd->add_option("-p,--prompt", r.prompt, "Prompt (A1111 syntax: (word), [word], (word:1.3), BREAK)");
+  cmd->add_option("-n,--negative-prompt", r.negative_prompt, "Negative prompt");
+  cmd->add_option("-W,--width", r.width, "Image width (multiple of 8)");
+  cmd->add_option("-H,--height", r.height, "Image height (multiple of 8)");
+  cmd->add_option("--steps", r.steps, "Sampling steps")->each([&r](const std::string&) { r.steps_set = true; });
+  cmd->add_option("--cfg-scale", r.cfg_scale, "Classifier-free guidance scale")
+      ->each([&r](const std::string&) { r.cfg_set = true; });
+  cmd->add_option("--sampler", r.sampler, "lcm | ddim | euler | euler_a | dpmpp_2m")
+      ->each([&r](const std::string&) { r.sampler_set = true; });
+  cmd->add_option("--scheduler", r.scheduler, "default | karras")
+      ->each([&r](const std::string&) { r.scheduler_set = true; });
+  cmd->add_option("--seed", r.seed, "Seed (-1: random)");
+  cmd->add_option("--rng", a->rng, "Noise generator: cpu (torch.Generator('cpu') compatible)");
+  cmd->add_option("--clip-skip", r.clip_skip, "1 = last text-encoder layer, 2 = penultimate");
+  cmd->add_option("--batch-size", r.batch_size, "Images per UNet run");
+  cmd->add_option("--batch-count", r.batch_count, "Number of runs");
+  cmd->add_option("--precision", a->precision, "f32 | bf16 | auto");
+  cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)");
+  cmd->add_option("-o,--output", a->output, "Output PNG (several images: name-1.png, name-2.png, …)");
+  cmd->add_option("--save-latents", a->save_latents, "Also write the final latents (safetensors, NCHW f32)");
+  cmd->add_option("--init-image", r.init_image, "img2img: the starting image (PNG or JPEG)");
+  cmd->add_option("--strength", r.strength, "img2img denoising strength in (0, 1]");
+  cmd->add_option("--resize-mode", r.resize_mode, "resize | crop | fill (when the image size differs)");
+  cmd->add_option("--control-image", r.control_image, "ControlNet hint image");
+  cmd->add_option("--control-scale", r.control_scale, "ControlNet conditioning scale");
+  cmd->add_option("--control-start", r.control_start, "Fraction of steps where ControlNet starts");
+  cmd->add_option("--control-end", r.control_end, "Fraction of steps where ControlNet ends");
+  cmd->add_option("--control-preprocess", r.control_preprocess, "none | canny");
+  cmd->add_option("--canny-low", r.canny_low, "Canny low threshold");
+  cmd->add_option("--canny-high", r.canny_high, "Canny high threshold");
+  cmd->callback([a] { run_generate(*a); });
+}
+
+}  // namespace sdc::cli

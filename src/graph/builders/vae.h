@@ -1,0 +1,20 @@
+// The SD1.x VAE (AutoencoderKL; LDM names under first_stage_model.*) as graphs for one shape.
+//   decoder: input latent [N,h,w,4], ALREADY divided by scaling_factor; post_quant_conv + decoder;
+//            output image [N,8h,8w,3], not clamped (nominally [-1, 1]).
+//   encoder: input image [N,H,W,3] in [-1, 1] (H, W multiples of 8); encoder + quant_conv;
+//            outputs mean and logvar [N,H/8,W/8,4] (the caller clamps logvar to [-30, 20] and
+//            takes std = exp(logvar / 2); no scaling_factor applied).
+#pragma once
+
+#include "common/tensor.h"
+#include "graph/graph.h"
+#include "model/hparams.h"
+
+namespace sdc::graph {
+
+Graph build_vae_decoder(const WeightMap& weights, const model::VaeParams& params, int batch,
+                        int latent_h, int latent_w);
+Graph build_vae_encoder(const WeightMap& weights, const model::VaeParams& params, int batch,
+                        int height, int width);
+
+}  // namespace sdc::graph

@@ -1,0 +1,64 @@
+// Range checks of a GenerationRequest.
+#include "pipeline/generation_request.h"
+
+#include <cmath>
+
+#include "common/error.h"
+
+namespace sdc::pipeline {
+namespace {
+
+std::string num(double v) {
+  std::string s = std::to_string(v);
+  s.erase(s.find_last_not_of('0') + 1);
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+
+void check_side(const char* name, int v) {
+  if (v % 8 != 0 || v < kMinImageSide || v > kMaxImageSide)
+    throw UsageError("", name,
+                     "a multiple of 8 from " + std::to_string(kMinImageSide) + " to " +
+                         std::to_string(kMaxImageSide),
+                     std::to_string(v));
+}
+
+void check_fraction(const char* name, float v, bool zero_ok) {
+  if (!std::isfinite(v) || v > 1.0f || (zero_ok ? v < 0.0f : v <= 0.0f))
+    throw UsageError("", name, zero_ok ? "a value in [0, 1]" : "a value in (0, 1]", num(v));
+}
+
+}  // namespace
+
+void validate(const GenerationRequest& r) {
+  check_side("--width", r.width);
+  check_side("--height", r.height);
+  if (r.steps < 1 || r.steps > kMaxSteps)
+    throw UsageError("", "--steps", "1 to " + std::to_string(kMaxSteps), std::to_string(r.steps));
+  if (!std::isfinite(r.cfg_scale) || r.cfg_scale < 0.0f || r.cfg_scale > 100.0f)
+    throw UsageError("", "--cfg-scale", "a number from 0 to 100", num(r.cfg_scale));
+  if (r.seed < -1 || r.seed > int64_t(0xffffffffffffLL))
+    throw UsageError("", "--seed", "-1 (random) or 0 to 2^48-1", std::to_string(r.seed));
+  if (r.clip_skip < 1 || r.clip_skip > 12)
+    throw UsageError("", "--clip-skip", "1 to 12", std::to_string(r.clip_skip));
+  if (r.batch_size < 1 || r.batch_size > 16)
+    throw UsageError("", "--batch-size", "1 to 16", std::to_string(r.batch_size));
+  if (r.batch_count < 1 || r.batch_count > 10000)
+    throw UsageError("", "--batch-count", "1 to 10000", std::to_string(r.batch_count));
+  if (!r.init_image.empty()) check_fraction("--strength", r.strength, false);
+  if (r.resize_mode != "resize" && r.resize_mode != "crop" && r.resize_mode != "fill")
+    throw UsageError("", "--resize-mode", "one of resize, crop, fill", r.resize_mode);
+  if (r.control_preprocess != "none" && r.control_preprocess != "canny")
+    throw UsageError("", "--control-preprocess", "one of none, canny", r.control_preprocess);
+  if (!std::isfinite(r.control_scale) || r.control_scale < 0.0f || r.control_scale > 10.0f)
+    throw UsageError("", "--control-scale", "a number from 0 to 10", num(r.control_scale));
+  check_fraction("--control-start", r.control_start, true);
+  check_fraction("--control-end", r.control_end, true);
+  if (r.control_start > r.control_end)
+    throw UsageError("", "--control-start", "at most --control-end (" + num(r.control_end) + ")",
+                     num(r.control_start));
+  if (!(r.canny_low >= 0 && r.canny_low <= r.canny_high))
+    throw UsageError("", "--canny-low", "0 <= low <= --canny-high", num(r.canny_low));
+}
+
+}  // namespace sdc::pipeline

@@ -1,0 +1,49 @@
+// GenerationRequest: everything one `sdc generate` call (or, later, one HTTP request) asks for,
+// with A1111's defaults, and its validation — the single place where ranges are checked so the
+// CLI and the server refuse bad values with the same one-line messages.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sdc::pipeline {
+
+struct GenerationRequest {
+  std::string prompt;
+  std::string negative_prompt;
+  int width = 512, height = 512;
+  int steps = 20;
+  float cfg_scale = 7.0f;
+  std::string sampler = "euler_a";    // lcm | ddim | euler | euler_a | dpmpp_2m
+  std::string scheduler = "default";  // default | karras
+  int64_t seed = -1;                  // -1: pick one at random and report it
+  int clip_skip = 1;                  // 1 = last layer; 2 = penultimate + final LayerNorm
+  int batch_size = 1;                 // images per UNet run
+  int batch_count = 1;                // runs
+
+  // img2img
+  std::string init_image;   // path; empty for txt2img
+  float strength = 0.75f;   // 0 < strength <= 1
+  std::string resize_mode = "crop";  // resize | crop | fill
+
+  // ControlNet
+  std::string control_image;  // path
+  float control_scale = 1.0f;
+  float control_start = 0.0f, control_end = 1.0f;
+  std::string control_preprocess = "none";  // none | canny
+  float canny_low = 100.f, canny_high = 200.f;
+
+  // Whether the user set these explicitly (a compiled model's recommended defaults apply otherwise).
+  bool sampler_set = false, steps_set = false, cfg_set = false, scheduler_set = false;
+};
+
+inline constexpr int kMaxImageSide = 2048;
+inline constexpr int kMinImageSide = 64;
+inline constexpr int kMaxSteps = 1000;
+
+// Throws sdc::UsageError naming the field, the expected range and the value found.
+void validate(const GenerationRequest& r);
+
+}  // namespace sdc::pipeline

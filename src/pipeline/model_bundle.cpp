@@ -1,0 +1,67 @@
+// Loading a model with its LoRAs and ControlNet.
+#include "pipeline/model_bundle.h"
+
+#include <filesystem>
+
+#include "common/error.h"
+#include "io/open_file.h"
+#include "model/classify.h"
+#include "model/infer_hparams.h"
+
+namespace sdc::pipeline {
+
+void attach_controlnet(model::LoadedModel& m, const std::string& path,
+                       const std::string& model_config_dir) {
+  io::TensorFile file = io::open_tensor_file(path);
+  model::Classification c = model::classify(file);
+  if (c.kind != model::ModelKind::ControlNet)
+    throw Error(path, "--control-net", "a ControlNet (control_model.* or a diffusers ControlNetModel)",
+                std::string(model::kind_name(c.kind)));
+  if (!c.supported())
+    throw Error(path, "--control-net", "a ControlNet for SD1.x",
+                std::string(model::architecture_name(c.architecture)));
+  WeightMap ldm = model::to_ldm_weights(file, c);
+  for (const auto& name : ldm.names_with_prefix("control_model.")) m.weights.set(name, ldm.get(name));
+  model::ControlNetParams p = model::infer_controlnet_params(m.weights);
+  p.unet.num_heads = m.unet.num_heads;
+  for (auto& [component, cfg] : model::configs_of(file))
+    if (component == "controlnet") model::apply_controlnet_config(p, cfg.first, cfg.second);
+  if (!model_config_dir.empty()) {
+    model::ConfigSet set = model::read_model_config_dir(model_config_dir);
+    if (auto it = set.find("controlnet"); it != set.end())
+      model::apply_controlnet_config(p, it->second.first, it->second.second);
+  }
+  if (p.unet.context_dim != m.unet.context_dim || p.unet.block_out_channels != m.unet.block_out_channels)
+    throw Error(path, "--control-net",
+                "a ControlNet matching the UNet (context " + std::to_string(m.unet.context_dim) + ")",
+                "context " + std::to_string(p.unet.context_dim));
+  m.controlnet = p;
+}
+
+ModelBundle load_bundle(const BundleOptions& o, std::ostream& log) {
+  if (o.model.empty()) throw UsageError("", "-m/--model", "a model file or diffusers folder", "an empty path");
+  model::LoadOptions lo;
+  lo.model_config_dir = o.model_config;
+  lo.vae_path = o.vae;
+  lo.text_encoder_path = o.text_encoder;
+  ModelBundle b;
+  b.model = model::load_model(o.model, lo);
+  b.name = std::filesystem::path(o.model).stem().string();
+  if (b.name.empty()) b.name = std::filesystem::path(o.model).parent_path().filename().string();
+  std::vector<model::LoraSpec> specs;
+  for (const auto& arg : o.loras) specs.push_back(model::parse_lora_arg(arg));
+  b.loras = model::merge_loras(b.model.weights, specs, o.ignore_unmatched_lora_keys);
+  for (const auto& r : b.loras) log << r.summary() << "\n";
+  if (!o.controlnet.empty()) attach_controlnet(b.model, o.controlnet, o.model_config);
+  return b;
+}
+
+void apply_defaults(const ModelBundle& b, GenerationRequest& r) {
+  const RecommendedDefaults& d = b.defaults;
+  if (!r.sampler_set && !d.sampler.empty()) r.sampler = d.sampler;
+  if (!r.scheduler_set && !d.scheduler.empty()) r.scheduler = d.scheduler;
+  if (!r.steps_set && d.steps > 0) r.steps = d.steps;
+  if (!r.cfg_set && d.cfg_scale >= 0) r.cfg_scale = d.cfg_scale;
+}
+
+}  // namespace sdc::pipeline

@@ -1,0 +1,58 @@
+// ModelBundle: everything a generation needs from disk, loaded once — the model (any format),
+// its LoRAs merged into the weights, an optional ControlNet attached, the tokenizer (the built-in
+// CLIP vocabulary, or the one a compiled .gguf carries) and a compiled model's recommended
+// defaults. Shared by `sdc generate`, `sdc bench -m` and the server.
+#pragma once
+
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "model/lora_merger.h"
+#include "model/model_loader.h"
+#include "pipeline/generation_request.h"
+#include "pipeline/tokenizer.h"
+
+namespace sdc::pipeline {
+
+struct BundleOptions {
+  std::string model;              // -m: file or diffusers folder
+  std::string model_config;       // --model-config DIR
+  std::string vae, text_encoder;  // --vae, --text-encoder
+  std::string controlnet;         // --control-net FILE (original or diffusers layout)
+  std::vector<std::string> loras; // --lora FILE[:SCALE]
+  bool ignore_unmatched_lora_keys = false;
+};
+
+// Sampler settings a compiled model recommends (e.g. an LCM-LoRA bake: lcm, 4 steps, cfg 1).
+struct RecommendedDefaults {
+  std::string sampler, scheduler;
+  int steps = 0;          // 0: none
+  float cfg_scale = -1;   // < 0: none
+  bool empty() const { return sampler.empty() && steps == 0 && cfg_scale < 0; }
+};
+
+struct ModelBundle {
+  model::LoadedModel model;
+  std::vector<model::LoraReport> loras;
+  std::string name;  // shown in PNG metadata: the model file's stem
+  RecommendedDefaults defaults;
+  std::unique_ptr<ClipTokenizer> own_tokenizer;  // from a .gguf's metadata, else null
+  const ClipTokenizer& tokenizer() const {
+    return own_tokenizer ? *own_tokenizer : ClipTokenizer::builtin();
+  }
+};
+
+// Loads, merges LoRAs (f32, before any cast) and attaches the ControlNet. `log` gets one line per
+// LoRA ("lora-kohya.safetensors: 277 UNet modules, 18 text-encoder modules").
+ModelBundle load_bundle(const BundleOptions& options, std::ostream& log);
+
+// Attaches a ControlNet file's weights (as control_model.*) and hyper-parameters to `model`.
+void attach_controlnet(model::LoadedModel& model, const std::string& path,
+                       const std::string& model_config_dir);
+
+// Fills sampler/steps/cfg the user did not set from the bundle's recommended defaults.
+void apply_defaults(const ModelBundle& bundle, GenerationRequest& request);
+
+}  // namespace sdc::pipeline

@@ -1,0 +1,48 @@
+// PlanCache: the compiled plans of one model, built on first use per (component, batch, size,
+// context length) and kept for every later image — "compile once, run many". Weights are shared
+// between plans of the same component by the backend's weight cache.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "backend/cpu/plan.h"
+#include "model/model_loader.h"
+
+namespace sdc::pipeline {
+
+enum class PlanKind { TextEncoder, UNet, UNetWithControl, VaeDecoder, VaeEncoder, ControlNet };
+
+class PlanCache {
+ public:
+  PlanCache(const model::LoadedModel& model, cpu::PlanOptions options);
+
+  // Latent sizes (h, w) are in latent pixels; VaeEncoder takes image pixels (8h, 8w) implicitly.
+  cpu::Plan& text_encoder(int batch, int clip_skip);
+  cpu::Plan& unet(int batch, int latent_h, int latent_w, int context_tokens, bool with_control);
+  cpu::Plan& vae_decoder(int batch, int latent_h, int latent_w);
+  cpu::Plan& vae_encoder(int batch, int latent_h, int latent_w);
+  cpu::Plan& controlnet(int batch, int latent_h, int latent_w, int context_tokens);
+
+  // Multiply-accumulates of the UNet graph last built/used for (batch, h, w, tokens).
+  int64_t unet_macs(int batch, int latent_h, int latent_w, int context_tokens);
+  const model::LoadedModel& model() const { return model_; }
+  const cpu::PlanOptions& options() const { return options_; }
+  size_t plan_count() const { return plans_.size(); }
+
+ private:
+  using Key = std::tuple<PlanKind, int, int, int, int>;
+  struct Entry {
+    std::unique_ptr<cpu::Plan> plan;
+    int64_t macs = 0;
+  };
+  template <typename BuildFn>
+  Entry& get(const Key& key, BuildFn build);
+
+  const model::LoadedModel& model_;
+  cpu::PlanOptions options_;
+  std::map<Key, Entry> plans_;
+};
+
+}  // namespace sdc::pipeline

@@ -1,0 +1,37 @@
+// TextConditioning: prompt text -> the UNet's context. Parses A1111 syntax, runs the text encoder
+// once per 77-token chunk, applies emphasis per chunk and concatenates the chunks, so long prompts
+// are never cut. The positive and negative prompts are padded to the same number of chunks.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "backend/cpu/plan.h"
+#include "pipeline/prompt_parser.h"
+
+namespace sdc::pipeline {
+
+class PlanCache;
+
+struct PromptContext {
+  std::vector<float> cond;    // [77·chunks, C]
+  std::vector<float> uncond;  // [77·chunks, C] (empty when not needed)
+  int tokens = 0;             // 77·chunks
+  int channels = 0;
+};
+
+// Runs the text encoder plan (input "input_ids" [1,77] I32, output "last_hidden_state" [1,77,C])
+// over each chunk and returns [77·chunks, C] with emphasis applied.
+std::vector<float> encode_chunks(cpu::Plan& text_encoder, const PromptChunks& chunks);
+
+// Both prompts through the text encoder; `with_uncond` false skips the negative prompt
+// (classifier-free guidance off).
+PromptContext encode_prompts(PlanCache& plans, const ClipTokenizer& tokenizer,
+                             const std::string& prompt, const std::string& negative,
+                             int clip_skip, bool with_uncond);
+
+// A1111 caps absurd prompts instead of running the encoder for minutes: more chunks than this
+// is an error naming the prompt's token count.
+inline constexpr int kMaxPromptChunks = 32;
+
+}  // namespace sdc::pipeline

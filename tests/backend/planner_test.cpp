@@ -1,0 +1,272 @@
+// The planner as a whole: memory planning never overlaps live buffers, check mode finds nothing on
+// a branching network, run() is repeatable, plans of different sizes share packed weights,
+// precision parsing and the error paths.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "backend/cpu/memory_plan.h"
+#include "backend/cpu/plan.h"
+#include "backend/cpu/weight_cache.h"
+#include "common/error.h"
+#include "reference.h"
+
+namespace sdc::test {
+namespace {
+
+using cpu::Plan;
+using cpu::PlanOptions;
+using cpu::Precision;
+
+TEST(MemoryPlan, RandomLifetimesNeverOverlap) {
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<cpu::BufferLife> b;
+    for (int i = 0; i < 200; ++i) {
+      const int first = int(rng() % 100);
+      b.push_back({size_t(rng() % 100000 + 1), first, first + int(rng() % 20)});
+    }
+    const cpu::MemoryPlan p = cpu::plan_memory(b);
+    EXPECT_NO_THROW(cpu::check_memory_plan(b, p));
+    size_t sum = 0;
+    for (const auto& x : b) sum += x.bytes;
+    EXPECT_LT(p.total, sum) << "buffers with disjoint lifetimes share memory";
+  }
+}
+
+TEST(MemoryPlan, CheckFindsOverlap) {
+  const std::vector<cpu::BufferLife> b = {{100, 0, 2}, {100, 1, 3}};
+  cpu::MemoryPlan bad;
+  bad.offsets = {0, 64};
+  bad.total = 192;
+  try {
+    cpu::check_memory_plan(b, bad);
+    FAIL() << "overlap not found";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("buffers 0 and 1"), std::string::npos) << e.what();
+  }
+  const std::vector<cpu::BufferLife> apart = {{100, 0, 1}, {100, 2, 3}};
+  cpu::MemoryPlan shared;
+  shared.offsets = {0, 0};
+  shared.total = 128;
+  EXPECT_NO_THROW(cpu::check_memory_plan(apart, shared));
+}
+
+// A small UNet-like network: convs, a resnet block with time embedding, a down and up path with
+// a skip concat, a transformer block. Returns the graph; weights are random.
+graph::Graph toy_net(int64_t N, int64_t H, int64_t W, uint32_t seed_base = 0,
+                     std::vector<TensorRef>* weights = nullptr) {
+  graph::Graph g;
+  uint32_t seed = 3000;
+  size_t wi = 0;
+  auto W_ = [&](Shape s, float scale = 0.2f) {
+    if (weights && wi < weights->size()) {
+      const TensorRef& t = (*weights)[wi++];
+      return g.weight("w", t);
+    }
+    TensorRef t = TensorRef::from_f32(random_vec(shape_numel(s), seed_base + seed++, -scale, scale),
+                                      s, DType::F16);
+    if (weights) {
+      weights->push_back(t);
+      ++wi;
+    }
+    return g.weight("w", t);
+  };
+  const int64_t C = 32, Ct = 24;
+  const auto x = g.input("x", {N, H, W, 4});
+  const auto t = g.input("t", {N});
+  const auto ctx = g.input("ctx", {N, 7, Ct});
+  auto temb = g.timestep_embedding(t, 32, true, 0.f);
+  temb = g.linear(temb, W_({C, 32}), W_({C}));
+  temb = g.silu(temb);
+  auto h = g.conv2d(x, W_({C, 4, 3, 3}), W_({C}), 1, 1, "conv_in");
+  const auto skip = h;
+  // ResNet block
+  auto r = g.group_norm(h, W_({C}, 1.f), W_({C}), 8, 1e-5f, true);
+  r = g.conv2d(r, W_({C, C, 3, 3}), W_({C}), 1, 1);
+  r = g.add(r, g.linear(temb, W_({C, C}), W_({C})));
+  r = g.group_norm(r, W_({C}, 1.f), W_({C}), 8, 1e-5f, true);
+  r = g.conv2d(r, W_({C, C, 3, 3}), W_({C}), 1, 1);
+  h = g.add(h, r);
+  // Downsample, transformer, upsample
+  auto d = g.conv2d(h, W_({C, C, 3, 3}), W_({C}), 2, 0, 0, 1, 1);
+  const int64_t Hd = g.shape(d)[1], Wd = g.shape(d)[2];
+  auto s = g.reshape(g.group_norm(d, W_({C}, 1.f), W_({C}), 8, 1e-6f, false), {N, Hd * Wd, C});
+  s = g.linear(s, W_({C, C}), W_({C}));
+  auto n1 = g.layer_norm(s, W_({C}, 1.f), W_({C}), 1e-5f);
+  auto a =
+      g.attention(g.linear(n1, W_({C, C}), graph::kNone), g.linear(n1, W_({C, C}), graph::kNone),
+                  g.linear(n1, W_({C, C}), graph::kNone), 4, false);
+  s = g.add(g.linear(a, W_({C, C}), W_({C})), s);
+  auto n2 = g.layer_norm(s, W_({C}, 1.f), W_({C}), 1e-5f);
+  auto c =
+      g.attention(g.linear(n2, W_({C, C}), graph::kNone), g.linear(ctx, W_({C, Ct}), graph::kNone),
+                  g.linear(ctx, W_({C, Ct}), graph::kNone), 2, false);
+  s = g.add(g.linear(c, W_({C, C}), W_({C})), s);
+  auto n3 = g.layer_norm(s, W_({C}, 1.f), W_({C}), 1e-5f);
+  auto ff = g.linear(g.geglu(g.linear(n3, W_({4 * C, C}), W_({4 * C}))), W_({C, 2 * C}), W_({C}));
+  s = g.add(ff, s);
+  d = g.add(g.reshape(g.linear(s, W_({C, C}), W_({C})), {N, Hd, Wd, C}), d);
+  auto u = g.conv2d(g.upsample_nearest(d, int(H), int(W)), W_({C, C, 3, 3}), W_({C}), 1, 1);
+  auto cat = g.concat(u, skip);
+  auto o = g.group_norm(cat, W_({2 * C}, 1.f), W_({2 * C}), 8, 1e-5f, true);
+  o = g.conv2d(o, W_({4, 2 * C, 3, 3}), W_({4}), 1, 1, "conv_out");
+  g.output("out", o);
+  g.output("mid", g.slice(cat, 3, 9));
+  return g;
+}
+
+void fill_toy(Plan& p, int64_t N, int64_t H, int64_t W) {
+  fill_input(p, "x", random_vec(N * H * W * 4, 42));
+  fill_input(p, "t", N == 1 ? Vec{500.f} : Vec{500.f, 20.f});
+  fill_input(p, "ctx", random_vec(N * 7 * 24, 43));
+}
+
+class Planner : public testing::TestWithParam<Precision> {};
+
+TEST_P(Planner, CheckModeAndRepeatability) {
+  const int64_t N = 2, H = 12, W = 10;
+  const graph::Graph g = toy_net(N, H, W);
+  PlanOptions o;
+  o.precision = GetParam();
+  o.check = true;
+  auto checked = Plan::compile(g, o);
+  o.check = false;
+  auto plain = Plan::compile(g, o);
+  fill_toy(*checked, N, H, W);
+  fill_toy(*plain, N, H, W);
+  checked->run();
+  plain->run();
+  const int64_t n = shape_numel(plain->output_shape("out"));
+  const Vec first(plain->output("out"), plain->output("out") + n);
+  // Poisoned dead buffers change nothing (no value was read after its buffer was reused).
+  EXPECT_EQ(rel_err(checked->output("out"), first), 0.0);
+  plain->run();
+  EXPECT_EQ(rel_err(plain->output("out"), first), 0.0) << "run() twice gives identical results";
+  for (int64_t i = 0; i < n; ++i) ASSERT_TRUE(std::isfinite(first[size_t(i)]));
+  // The arena is smaller than all values side by side.
+  size_t all_values = 0;
+  for (const auto& node : g.nodes())
+    if (node.op != graph::Op::Weight && node.op != graph::Op::Input &&
+        node.op != graph::Op::Reshape)
+      all_values += size_t(shape_numel(node.shape)) * 4;
+  EXPECT_LT(plain->arena_bytes(), all_values / 2);
+}
+
+TEST_P(Planner, MatchesF32WithinPrecision) {
+  // bf16 vs f32 plans of the same network: the bf16 error stays bf16-sized.
+  if (GetParam() == Precision::F32) GTEST_SKIP() << "compares bf16 against f32";
+  const int64_t N = 1, H = 8, W = 8;
+  const graph::Graph g = toy_net(N, H, W);
+  PlanOptions o;
+  auto f32 = Plan::compile(g, o);
+  o.precision = Precision::BF16;
+  auto bf = Plan::compile(g, o);
+  fill_toy(*f32, N, H, W);
+  fill_toy(*bf, N, H, W);
+  f32->run();
+  bf->run();
+  const int64_t n = shape_numel(f32->output_shape("out"));
+  const Vec ref(f32->output("out"), f32->output("out") + n);
+  EXPECT_LT(rel_err(bf->output("out"), ref), 5e-2);
+}
+
+TEST_P(Planner, PlansOfDifferentSizesShareWeights) {
+  std::vector<TensorRef> weights;
+  const graph::Graph g1 = toy_net(1, 8, 8, 0, &weights);
+  const graph::Graph g2 = toy_net(2, 16, 12, 0, &weights);  // same tensors, other size
+  PlanOptions o;
+  o.precision = GetParam();
+  auto p1 = Plan::compile(g1, o);
+  const size_t entries = cpu::WeightCache::global().live_entries();
+  auto p2 = Plan::compile(g2, o);
+  const size_t added = cpu::WeightCache::global().live_entries() - entries;
+  // Convolution weights may be packed in another blocked format for another size; everything
+  // else (linears, norms, biases) must be shared.
+  EXPECT_LT(added, 6u);
+  EXPECT_GT(p1->weight_bytes(), 0u);
+  p1.reset();
+  fill_toy(*p2, 2, 16, 12);
+  p2->run();  // still valid after the first plan is gone
+  EXPECT_TRUE(std::isfinite(p2->output("out")[0]));
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, Planner, testing::Values(Precision::F32, Precision::BF16),
+                         [](const auto& i) { return std::string(cpu::precision_name(i.param)); });
+
+TEST(Planner, WeightsOutliveTheirSource) {
+  graph::Graph g;
+  {
+    const TensorRef w = TensorRef::from_f32(random_vec(8 * 4, 1), {8, 4}, DType::F32);
+    g.output("y", g.linear(g.input("x", {3, 4}), g.weight("w", w), graph::kNone));
+  }
+  auto p = Plan::compile(g, {});
+  const Vec w = random_vec(8 * 4, 1);
+  const Vec x = random_vec(12, 2);
+  // Drop the graph's copy of the source: the plan holds only its packed weights.
+  g = graph::Graph();
+  fill_input(*p, "x", x);
+  p->run();
+  EXPECT_LT(rel_err(p->output("y"), linear_ref(x, w, nullptr, 3, 4, 8)), 1e-6);
+}
+
+TEST(Precision, Parse) {
+  EXPECT_EQ(cpu::parse_precision("f32"), Precision::F32);
+  EXPECT_EQ(cpu::parse_precision("bf16"), Precision::BF16);
+  EXPECT_EQ(cpu::parse_precision("auto"), cpu::cpu_has_bf16() ? Precision::BF16 : Precision::F32);
+  EXPECT_STREQ(cpu::precision_name(Precision::BF16), "bf16");
+  try {
+    cpu::parse_precision("fp16");
+    FAIL() << "fp16 is not a CPU precision";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "precision: expected one of f32, bf16, auto, found 'fp16'");
+  }
+}
+
+TEST(Planner, Errors) {
+  graph::Graph g;
+  const auto x = g.input("x", {1, 4, 4, 3});
+  const auto w = g.input("w", {2, 3, 1, 1});  // a computed (input) weight
+  g.output("y", g.conv2d(x, w, graph::kNone, 1, 0, "bad"));
+  try {
+    Plan::compile(g, {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "plan: Conv2d bad: expected a constant weight, found a computed value");
+  }
+  graph::Graph ok;
+  ok.output("y", ok.silu(ok.input("x", {2, 3})));
+  auto p = Plan::compile(ok, {});
+  EXPECT_THROW(p->input_i32("x"), Error);
+  try {
+    p->input_f32("nope");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "plan: input nope: expected an input of the graph, found none");
+  }
+  EXPECT_THROW(p->output("nope"), Error);
+  PlanOptions neg;
+  neg.threads = -1;
+  EXPECT_THROW(Plan::compile(ok, neg), UsageError);
+}
+
+TEST(Planner, ThreadsOption) {
+  graph::Graph g;
+  const auto x = g.input("x", {2, 8, 8, 16});
+  g.output("y", g.group_norm(x, add_weight(g, "g", Vec(16, 1.f), {16}),
+                             add_weight(g, "b", Vec(16, 0.f), {16}), 4, 1e-5f, true));
+  const Vec xv = random_vec(2 * 8 * 8 * 16, 9);
+  Vec out[2];
+  for (int threads : {1, 2}) {
+    PlanOptions o;
+    o.threads = threads;
+    auto p = Plan::compile(g, o);
+    fill_input(*p, "x", xv);
+    p->run();
+    out[threads - 1].assign(p->output("y"), p->output("y") + xv.size());
+  }
+  EXPECT_LT(rel_err(out[0].data(), out[1]), 1e-6);
+}
+
+}  // namespace
+}  // namespace sdc::test

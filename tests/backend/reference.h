@@ -1,0 +1,194 @@
+// Straightforward scalar reference implementations (double accumulation) of every graph op, in the
+// layouts of graph.h, and helpers to build one-op graphs with random data. The backend tests
+// compare the CPU plan against these.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/plan.h"
+#include "common/tensor.h"
+#include "graph/graph.h"
+
+namespace sdc::test {
+
+using Vec = std::vector<float>;
+
+inline Vec random_vec(int64_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  Vec v(static_cast<size_t>(n));
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// max|out - ref| / max|ref| (the fixtures' metric).
+inline double rel_err(const float* out, const Vec& ref) {
+  double md = 0, mr = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (std::isnan(out[i])) return INFINITY;
+    md = std::max(md, std::abs(double(out[i]) - ref[i]));
+    mr = std::max(mr, std::abs(double(ref[i])));
+  }
+  return md / std::max(mr, 1e-30);
+}
+
+// Rounds values through bf16 (what the BF16 plan feeds its matmuls).
+inline Vec round_bf16(const Vec& v) {
+  Vec r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = bf16_to_f32(f32_to_bf16(v[i]));
+  return r;
+}
+
+inline Vec conv2d_ref(const Vec& x, const Vec& w, const Vec* b, int64_t N, int64_t H, int64_t W,
+                      int64_t Ci, int64_t Co, int64_t kh, int64_t kw, int stride, int pt, int pl,
+                      int pb, int pr, int64_t& Ho, int64_t& Wo) {
+  Ho = (H + pt + pb - kh) / stride + 1;
+  Wo = (W + pl + pr - kw) / stride + 1;
+  Vec y(size_t(N * Ho * Wo * Co));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t oy = 0; oy < Ho; ++oy)
+      for (int64_t ox = 0; ox < Wo; ++ox)
+        for (int64_t co = 0; co < Co; ++co) {
+          double acc = b ? (*b)[size_t(co)] : 0.0;
+          for (int64_t ky = 0; ky < kh; ++ky)
+            for (int64_t kx = 0; kx < kw; ++kx) {
+              const int64_t iy = oy * stride - pt + ky, ix = ox * stride - pl + kx;
+              if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+              for (int64_t ci = 0; ci < Ci; ++ci)
+                acc += double(x[size_t(((n * H + iy) * W + ix) * Ci + ci)]) *
+                       w[size_t(((co * Ci + ci) * kh + ky) * kw + kx)];
+            }
+          y[size_t(((n * Ho + oy) * Wo + ox) * Co + co)] = float(acc);
+        }
+  return y;
+}
+
+inline Vec linear_ref(const Vec& x, const Vec& w, const Vec* b, int64_t M, int64_t K, int64_t Nc) {
+  Vec y(size_t(M * Nc));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < Nc; ++n) {
+      double acc = b ? (*b)[size_t(n)] : 0.0;
+      for (int64_t k = 0; k < K; ++k) acc += double(x[size_t(m * K + k)]) * w[size_t(n * K + k)];
+      y[size_t(m * Nc + n)] = float(acc);
+    }
+  return y;
+}
+
+inline double gelu_ref(double x) {
+  return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+}
+inline double sigmoid_ref(double x) {
+  return 1.0 / (1.0 + std::exp(-x));
+}
+
+inline Vec group_norm_ref(const Vec& x, const Vec& gamma, const Vec& beta, int64_t N, int64_t P,
+                          int64_t C, int64_t G, double eps, bool silu) {
+  Vec y(x.size());
+  const int64_t cg = C / G;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t g = 0; g < G; ++g) {
+      double s = 0, q = 0;
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = g * cg; c < (g + 1) * cg; ++c) s += x[size_t((n * P + p) * C + c)];
+      const double mean = s / double(P * cg);
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = g * cg; c < (g + 1) * cg; ++c) {
+          const double d = x[size_t((n * P + p) * C + c)] - mean;
+          q += d * d;
+        }
+      const double rstd = 1.0 / std::sqrt(q / double(P * cg) + eps);
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = g * cg; c < (g + 1) * cg; ++c) {
+          const size_t i = size_t((n * P + p) * C + c);
+          double v = (x[i] - mean) * rstd * gamma[size_t(c)] + beta[size_t(c)];
+          if (silu) v = v * sigmoid_ref(v);
+          y[i] = float(v);
+        }
+    }
+  return y;
+}
+
+inline Vec layer_norm_ref(const Vec& x, const Vec& gamma, const Vec& beta, int64_t rows, int64_t C,
+                          double eps) {
+  Vec y(x.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    double s = 0, q = 0;
+    for (int64_t c = 0; c < C; ++c) s += x[size_t(r * C + c)];
+    const double mean = s / double(C);
+    for (int64_t c = 0; c < C; ++c)
+      q += (x[size_t(r * C + c)] - mean) * (x[size_t(r * C + c)] - mean);
+    const double rstd = 1.0 / std::sqrt(q / double(C) + eps);
+    for (int64_t c = 0; c < C; ++c)
+      y[size_t(r * C + c)] =
+          float((x[size_t(r * C + c)] - mean) * rstd * gamma[size_t(c)] + beta[size_t(c)]);
+  }
+  return y;
+}
+
+// softmax(q k^T / sqrt(d)) v per head; causal: key j > query i is masked.
+inline Vec attention_ref(const Vec& q, const Vec& k, const Vec& v, int64_t N, int64_t Tq,
+                         int64_t Tk, int64_t C, int64_t heads, bool causal) {
+  Vec y(size_t(N * Tq * C));
+  const int64_t d = C / heads;
+  std::vector<double> s(static_cast<size_t>(Tk));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < Tq; ++i) {
+        const int64_t len = causal ? std::min(Tk, i + 1) : Tk;
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < len; ++j) {
+          double acc = 0;
+          for (int64_t e = 0; e < d; ++e)
+            acc += double(q[size_t((n * Tq + i) * C + h * d + e)]) *
+                   k[size_t((n * Tk + j) * C + h * d + e)];
+          s[size_t(j)] = acc / std::sqrt(double(d));
+          mx = std::max(mx, s[size_t(j)]);
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < len; ++j) sum += (s[size_t(j)] = std::exp(s[size_t(j)] - mx));
+        for (int64_t e = 0; e < d; ++e) {
+          double acc = 0;
+          for (int64_t j = 0; j < len; ++j)
+            acc += s[size_t(j)] * v[size_t((n * Tk + j) * C + h * d + e)];
+          y[size_t((n * Tq + i) * C + h * d + e)] = float(acc / sum);
+        }
+      }
+  return y;
+}
+
+inline int64_t nearest_src(int64_t dst, int64_t in, int64_t out) {
+  if (in == out) return dst;
+  if (out == 2 * in) return dst / 2;
+  return std::min(int64_t(std::floor(float(dst) * (float(in) / float(out)))), in - 1);
+}
+
+inline Vec timestep_ref(const Vec& t, int64_t dim, bool flip, float shift) {
+  const int64_t half = dim / 2;
+  Vec y(size_t(int64_t(t.size()) * dim));
+  for (size_t n = 0; n < t.size(); ++n)
+    for (int64_t i = 0; i < half; ++i) {
+      const float freq = std::exp(-std::log(10000.f) * float(i) / (float(half) - shift));
+      const double arg = double(t[n] * freq);
+      const float s = float(std::sin(arg)), c = float(std::cos(arg));
+      y[n * size_t(dim) + size_t(flip ? half + i : i)] = s;
+      y[n * size_t(dim) + size_t(flip ? i : half + i)] = c;
+    }
+  return y;
+}
+
+// A weight node holding `values`, stored as `dtype`.
+inline graph::ValueId add_weight(graph::Graph& g, const std::string& name, const Vec& values,
+                                 Shape shape, DType dtype = DType::F32) {
+  return g.weight(name, TensorRef::from_f32(values, std::move(shape), dtype, "test"));
+}
+
+inline void fill_input(cpu::Plan& p, const std::string& name, const Vec& v) {
+  std::copy(v.begin(), v.end(), p.input_f32(name));
+}
+
+}  // namespace sdc::test

@@ -1,0 +1,309 @@
+// Golden tests of the graph builders run by the CPU backend against the tiny-sd15 references
+// (diffusers/transformers outputs): text encoder, UNet (three sizes, three timesteps, batch 2),
+// VAE decode/encode, ControlNet residuals and the UNet with them — at f32 within the fixtures'
+// fp32 tolerance, and with bf16 matmuls within the bf16 column. Fixture tensors are NCHW; graphs
+// are NHWC, so tests transpose at the boundary.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+
+#include "backend/cpu/plan.h"
+#include "graph/builders/builders.h"
+#include "tiny_model.h"
+
+namespace sdc::graph {
+namespace {
+
+using cpu::Plan;
+using cpu::Precision;
+using test::nchw_to_nhwc;
+using test::ref_f32;
+using test::ref_shape;
+
+std::unique_ptr<Plan> compile(const Graph& g, Precision p) {
+  cpu::PlanOptions o;
+  o.precision = p;
+  return Plan::compile(g, o);
+}
+
+void set_input(Plan& plan, const std::string& name, const std::vector<float>& values) {
+  std::copy(values.begin(), values.end(), plan.input_f32(name));
+}
+
+// Reference image-like tensor (NCHW) as NHWC values.
+std::vector<float> ref_nhwc(const std::string& name) {
+  return nchw_to_nhwc(ref_f32(name), ref_shape(name));
+}
+
+// max|out - ref| / max|ref| of an NHWC output against an NCHW reference.
+double diff_nchw(const Plan& plan, const std::string& output, const std::string& ref) {
+  const Shape& s = plan.output_shape(output);
+  const Shape r = ref_shape(ref);
+  EXPECT_EQ(s, (Shape{r[0], r[2], r[3], r[1]})) << output;
+  const std::vector<float> out = test::nhwc_to_nchw(plan.output(output), s);
+  return test::rel_max_diff(out.data(), ref_f32(ref));
+}
+
+double diff_seq(const Plan& plan, const std::string& output, const std::string& ref) {
+  EXPECT_EQ(plan.output_shape(output), ref_shape(ref)) << output;
+  return test::rel_max_diff(plan.output(output), ref_f32(ref));
+}
+
+std::vector<float> timesteps(const std::string& ref, int batch) {
+  const std::vector<int64_t> t = test::ref_i64(ref);
+  std::vector<float> out(size_t(batch));
+  for (int i = 0; i < batch; ++i) out[size_t(i)] = float(t.size() == 1 ? t[0] : t[size_t(i)]);
+  return out;
+}
+
+const char* column(Precision p) {
+  return p == Precision::F32 ? "fp32" : "bf16";
+}
+
+// ---- text encoder -------------------------------------------------------------------------
+
+void text_encoder_cases(Precision precision) {
+  const Graph both =
+      build_text_encoder_both(test::tiny_weights(), test::tiny_text_encoder_params(), 1);
+  const Graph skip2 =
+      build_text_encoder(test::tiny_weights(), test::tiny_text_encoder_params(), 1, 2);
+  auto p_both = compile(both, precision);
+  auto p_skip2 = compile(skip2, precision);
+  const double tol = test::tolerance("text_encoder", column(precision));
+  int cases = 0;
+  for (const auto& c : test::cases()["cases"]) {
+    if (c["kind"] != "text_encoder") continue;
+    ++cases;
+    const auto& t = c["tensors"];
+    const std::vector<int64_t> ids = test::ref_i64(t["input_ids"]);
+    ASSERT_EQ(ids.size(), 77u);
+    for (Plan* p : {p_both.get(), p_skip2.get()}) {
+      std::copy(ids.begin(), ids.end(), p->input_i32("input_ids"));
+      p->run();
+    }
+    const std::string id = c["id"];
+    EXPECT_LE(diff_seq(*p_both, "last_hidden_state", t["last_hidden_state"]), tol) << id;
+    EXPECT_LE(diff_seq(*p_both, "penultimate_ln", t["penultimate_ln"]), tol) << id;
+    EXPECT_LE(diff_seq(*p_skip2, "last_hidden_state", t["penultimate_ln"]), tol) << id;
+  }
+  EXPECT_EQ(cases, 4);
+}
+
+TEST(GoldenTextEncoder, AllPromptsBothOutputsF32) {
+  text_encoder_cases(Precision::F32);
+}
+TEST(GoldenTextEncoder, AllPromptsBothOutputsBF16) {
+  text_encoder_cases(Precision::BF16);
+}
+
+TEST(GoldenTextEncoder, BatchOfFourMatchesEachRow) {
+  const Graph g = build_text_encoder(test::tiny_weights(), test::tiny_text_encoder_params(), 4);
+  auto plan = compile(g, Precision::F32);
+  for (int i = 0; i < 4; ++i) {
+    const std::vector<int64_t> ids =
+        test::ref_i64("text_encoder/" + std::to_string(i) + "/input_ids");
+    std::copy(ids.begin(), ids.end(), plan->input_i32("input_ids") + 77 * i);
+  }
+  plan->run();
+  for (int i = 0; i < 4; ++i) {
+    const std::vector<float> ref =
+        ref_f32("text_encoder/" + std::to_string(i) + "/last_hidden_state");
+    EXPECT_LE(test::rel_max_diff(plan->output("last_hidden_state") + 77 * 32 * i, ref),
+              test::tolerance("text_encoder"))
+        << i;
+  }
+}
+
+// ---- UNet ---------------------------------------------------------------------------------
+
+void unet_cases(Precision precision, bool all_timesteps) {
+  const double tol = test::tolerance("unet", column(precision));
+  std::map<std::string, std::unique_ptr<Plan>> plans;  // per sample shape
+  int cases = 0;
+  for (const auto& c : test::cases()["cases"]) {
+    if (c["kind"] != "unet") continue;
+    const std::string id = c["id"];
+    if (!all_timesteps && c["timestep"] != 500) continue;
+    ++cases;
+    const auto& t = c["tensors"];
+    const Shape s = ref_shape(t["sample"]);  // [N, 4, h, w]
+    const std::string key = shape_str(s);
+    if (!plans.count(key)) {
+      UNetShape us{int(s[0]), int(s[2]), int(s[3]), 77, false};
+      plans[key] =
+          compile(build_unet(test::tiny_weights(), test::tiny_unet_params(), us), precision);
+    }
+    Plan& plan = *plans[key];
+    set_input(plan, "sample", ref_nhwc(t["sample"]));
+    set_input(plan, "timestep", timesteps(t["timestep"], int(s[0])));
+    set_input(plan, "context", ref_f32(t["encoder_hidden_states"]));
+    plan.run();
+    const double d = diff_nchw(plan, "eps", t["output"]);
+    EXPECT_LE(d, tol) << id;
+    std::printf("%-18s %s rel diff %.2e\n", id.c_str(), column(precision), d);
+  }
+  EXPECT_EQ(cases, all_timesteps ? 10 : 4);
+}
+
+TEST(GoldenUNet, AllSizesTimestepsAndBatchTwoF32) {
+  unet_cases(Precision::F32, true);
+}
+TEST(GoldenUNet, AllSizesAtT500BF16) {
+  unet_cases(Precision::BF16, false);
+}
+
+// ---- VAE ----------------------------------------------------------------------------------
+
+void vae_decode_case(Precision precision) {
+  const auto& t = test::find_case("vae/decode")["tensors"];
+  // decoder_input = latents / scaling_factor: the graph's input.
+  const std::vector<float> latents = ref_f32(t["latents"]), input = ref_f32(t["decoder_input"]);
+  for (size_t i = 0; i < latents.size(); ++i)
+    ASSERT_NEAR(input[i], latents[i] / 0.18215f, 1e-5f * std::fabs(input[i]) + 1e-6f);
+  const Shape s = ref_shape(t["decoder_input"]);
+  const Graph g = build_vae_decoder(test::tiny_weights(), test::tiny_vae_params(), int(s[0]),
+                                    int(s[2]), int(s[3]));
+  auto plan = compile(g, precision);
+  set_input(*plan, "latent", ref_nhwc(t["decoder_input"]));
+  plan->run();
+  const double d = diff_nchw(*plan, "image", t["output"]);
+  EXPECT_LE(d, test::tolerance("vae_decode", column(precision)));
+  std::printf("vae/decode %s rel diff %.2e\n", column(precision), d);
+}
+
+void vae_encode_case(Precision precision) {
+  const auto& t = test::find_case("vae/encode")["tensors"];
+  const Shape s = ref_shape(t["image"]);
+  const Graph g = build_vae_encoder(test::tiny_weights(), test::tiny_vae_params(), int(s[0]),
+                                    int(s[2]), int(s[3]));
+  auto plan = compile(g, precision);
+  set_input(*plan, "image", ref_nhwc(t["image"]));
+  plan->run();
+  const double tol = test::tolerance("vae_encode", column(precision));
+  EXPECT_LE(diff_nchw(*plan, "mean", t["mean"]), tol);
+  EXPECT_LE(diff_nchw(*plan, "logvar", t["logvar"]), tol);
+  // std = exp(0.5 * clamp(logvar, -30, 20)), what the pipeline computes from the graph's output.
+  const Shape& ls = plan->output_shape("logvar");
+  std::vector<float> std_nchw = test::nhwc_to_nchw(plan->output("logvar"), ls);
+  for (float& v : std_nchw) v = std::exp(0.5f * std::clamp(v, -30.f, 20.f));
+  EXPECT_LE(test::rel_max_diff(std_nchw.data(), ref_f32(t["std"])), tol);
+}
+
+TEST(GoldenVae, DecodeF32) {
+  vae_decode_case(Precision::F32);
+}
+TEST(GoldenVae, DecodeBF16) {
+  vae_decode_case(Precision::BF16);
+}
+TEST(GoldenVae, EncodeF32) {
+  vae_encode_case(Precision::F32);
+}
+TEST(GoldenVae, EncodeBF16) {
+  vae_encode_case(Precision::BF16);
+}
+
+// ---- ControlNet ---------------------------------------------------------------------------
+
+std::string residual_ref(const nlohmann::json& t, int i) {
+  char key[32];
+  std::snprintf(key, sizeof key, "down_residual_%02d", i);
+  return t[key];
+}
+
+void controlnet_cases(Precision precision) {
+  const double tol = test::tolerance("controlnet", column(precision));
+  const Shape s = ref_shape("unet/input/latent_8x8");
+  const int h = int(s[2]), w = int(s[3]);
+  auto cn = compile(
+      build_controlnet(test::tiny_controlnet_weights(), test::tiny_controlnet_params(), 1, h, w),
+      precision);
+  auto unet = compile(
+      build_unet(test::tiny_weights(), test::tiny_unet_params(), UNetShape{1, h, w, 77, true}),
+      precision);
+  auto plain = compile(
+      build_unet(test::tiny_weights(), test::tiny_unet_params(), UNetShape{1, h, w, 77, false}),
+      precision);
+  int cases = 0;
+  for (const auto& c : test::cases()["cases"]) {
+    if (c["kind"] != "controlnet") continue;
+    ++cases;
+    const std::string id = c["id"];
+    const auto& t = c["tensors"];
+    const std::vector<float> sample = ref_nhwc(t["sample"]),
+                             ctx = ref_f32(t["encoder_hidden_states"]);
+    const std::vector<float> ts = timesteps(t["timestep"], 1);
+    set_input(*cn, "sample", sample);
+    set_input(*cn, "timestep", ts);
+    set_input(*cn, "context", ctx);
+    set_input(*cn, "hint", ref_nhwc(t["hint"]));
+    set_input(*cn, "scale", {c["conditioning_scale"].get<float>()});
+    cn->run();
+    for (int i = 0; i < 12; ++i)
+      EXPECT_LE(diff_nchw(*cn, controlnet_down_name(i), residual_ref(t, i)), tol) << id << " " << i;
+    EXPECT_LE(diff_nchw(*cn, kControlNetMid, t["mid_residual"]), tol) << id;
+
+    // The UNet with the fixture's residuals, then with ours (how the pipeline chains them).
+    for (bool ours : {false, true}) {
+      set_input(*unet, "sample", sample);
+      set_input(*unet, "timestep", ts);
+      set_input(*unet, "context", ctx);
+      for (int i = 0; i < 12; ++i) {
+        const std::string in = control_down_name(i);
+        if (ours) {
+          const float* r = cn->output(controlnet_down_name(i));
+          std::copy(r, r + shape_numel(cn->output_shape(controlnet_down_name(i))),
+                    unet->input_f32(in));
+        } else {
+          set_input(*unet, in, ref_nhwc(residual_ref(t, i)));
+        }
+      }
+      if (ours) {
+        const float* r = cn->output(kControlNetMid);
+        std::copy(r, r + shape_numel(cn->output_shape(kControlNetMid)),
+                  unet->input_f32(kControlMid));
+      } else {
+        set_input(*unet, kControlMid, ref_nhwc(t["mid_residual"]));
+      }
+      unet->run();
+      const double d = diff_nchw(*unet, "eps", t["unet_output"]);
+      EXPECT_LE(d, tol) << id << (ours ? " (our residuals)" : " (reference residuals)");
+      std::printf("%-20s %s UNet with control (%s residuals) rel diff %.2e\n", id.c_str(),
+                  column(precision), ours ? "our" : "reference", d);
+    }
+    set_input(*plain, "sample", sample);
+    set_input(*plain, "timestep", ts);
+    set_input(*plain, "context", ctx);
+    plain->run();
+    EXPECT_LE(diff_nchw(*plain, "eps", t["unet_output_without_control"]), tol) << id;
+  }
+  EXPECT_EQ(cases, 2);
+}
+
+TEST(GoldenControlNet, ResidualsAndControlledUNetF32) {
+  controlnet_cases(Precision::F32);
+}
+TEST(GoldenControlNet, ResidualsAndControlledUNetBF16) {
+  controlnet_cases(Precision::BF16);
+}
+
+// Zero residuals leave the UNet's output unchanged: the control inputs are pure additions.
+TEST(GoldenControlNet, ZeroResidualsChangeNothing) {
+  const Graph with =
+      build_unet(test::tiny_weights(), test::tiny_unet_params(), UNetShape{1, 8, 12, 77, true});
+  auto plan = compile(with, Precision::F32);
+  set_input(*plan, "sample", ref_nhwc("unet/input/latent_8x12"));
+  set_input(*plan, "timestep", timesteps("unet/8x12/t999/timestep", 1));
+  set_input(*plan, "context", ref_f32("text_encoder/0/last_hidden_state"));
+  for (const auto& [name, v] : with.inputs())
+    if (name.rfind("control_", 0) == 0)
+      std::fill_n(plan->input_f32(name), shape_numel(with.shape(v)), 0.f);
+  plan->run();
+  EXPECT_LE(diff_nchw(*plan, "eps", "unet/8x12/t999/output"), test::tolerance("unet"));
+}
+
+}  // namespace
+}  // namespace sdc::graph
