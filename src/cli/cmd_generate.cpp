@@ -68,8 +68,6 @@ void run_generate(GenerateArgs& a) {
   options.precision = precision;
   options.threads = a.threads;
   pipeline::StableDiffusion sd(loaded.model, options, loaded.tokenizer(), loaded.name);
-  const std::string sampler_display = pipeline::a1111_sampler_name(
-      pipeline::parse_sampler(req.sampler), pipeline::parse_schedule(req.scheduler));
 
   const int total = req.batch_size * req.batch_count;
   std::vector<float> all_latents;
@@ -82,7 +80,7 @@ void run_generate(GenerateArgs& a) {
     for (size_t i = 0; i < r.images.size(); ++i) {
       const int index = b * req.batch_size + int(i);
       const std::string path = output_path(a.output, index, total);
-      pipeline::GenerationParams params = loaded.generation_params(req, r.images[i].seed);
+      pipeline::GenerationParams params = pipeline::describe(loaded, req, r.images[i].seed);
       io::write_png(path, r.images[i].image, {{"parameters", pipeline::format_a1111_parameters(params)}});
       std::cout << path << "\n";
     }
