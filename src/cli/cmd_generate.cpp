@@ -62,7 +62,7 @@ void run_generate(GenerateArgs& a) {
 
   if (req.seed < 0) {
     req.seed = int64_t(pipeline::random_seed() & 0xffffffffULL);
-    std::cerr << "seed: " << req.seed << "\n";
+    std::cout << "seed: " << req.seed << "\n";
   }
   cpu::PlanOptions options;
   options.precision = precision;
