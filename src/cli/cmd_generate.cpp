@@ -6,6 +6,7 @@
 #include "backend/cpu/plan.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
+#include "pipeline/model_bundle.h"
 #include "cli/progress_bar.h"
 #include "common/error.h"
 #include "io/image.h"
@@ -20,7 +21,7 @@ namespace sdc::cli {
 namespace {
 
 struct GenerateArgs {
-  ModelOptions model;
+  pipeline::BundleOptions model;
   pipeline::GenerationRequest req;
   std::string rng = "cpu";
   std::string precision = "auto";
@@ -55,8 +56,8 @@ void run_generate(GenerateArgs& a) {
   if (!a.save_latents.empty()) check_output_folder(a.save_latents, "--save-latents");
   const cpu::Precision precision = cpu::parse_precision(a.precision);
 
-  LoadedModelWithLoras loaded = load_model_with_loras(a.model, std::cerr);
-  apply_model_defaults(loaded, req);
+  pipeline::ModelBundle loaded = pipeline::load_bundle(a.model, std::cerr);
+  pipeline::apply_defaults(loaded, req);
   pipeline::validate(req);
 
   if (req.seed < 0) {
@@ -79,7 +80,7 @@ void run_generate(GenerateArgs& a) {
     for (size_t i = 0; i < r.images.size(); ++i) {
       const int index = b * req.batch_size + int(i);
       const std::string path = output_path(a.output, index, total);
-      pipeline::GenerationParams params = loaded.generation_params(req, r.images[i].seed);
+      pipeline::GenerationParams params = pipeline::describe(loaded, req, r.images[i].seed);
       io::write_png(path, r.images[i].image, {{"parameters", pipeline::format_a1111_parameters(params)}});
       std::cout << path << "\n";
     }

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("sdc ") + SDC_VERSION);
   app.require_subcommand(1);
   sdc::cli::add_inspect_command(app);
+  sdc::cli::add_generate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -6,7 +6,8 @@
 // Colour handling, chosen to match what PIL's Image.convert("RGB") gives (diffusers' load_image,
 // A1111's input path):
 //   - grey, grey+alpha, palette, RGB, RGBA PNGs at 1/2/4/8/16 bits, interlaced or not;
-//     16-bit samples keep their high byte (as PIL does), grey is replicated to R=G=B.
+//     16-bit samples keep their high byte (as PIL does for RGB; for 16-bit grey PIL clips the
+//     value to 255 instead, which whitens the image — not reproduced), grey is replicated to R=G=B.
 //   - alpha is NOT applied to the colours: `rgb` holds the stored colours and `alpha` keeps the
 //     alpha channel (empty when the file has none). pipeline::flatten_alpha() composites on a
 //     background colour, as A1111's img2img does (images.flatten onto img2img_background_color).

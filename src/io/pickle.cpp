@@ -3,8 +3,9 @@
 // ever imported or executed.
 #include "io/pickle.h"
 
-#include <array>
+#include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <unordered_map>
 
@@ -444,8 +445,8 @@ class Unpickler {
   // of one memoised list cannot multiply memory.
   void add_items(size_t n) {
     items_ += n;
-    if (items_ > lim_.max_values * 4)
-      fail("at most " + std::to_string(lim_.max_values * 4) + " container items", "more");
+    if (items_ > lim_.max_items)
+      fail("at most " + std::to_string(lim_.max_items) + " container items", "more");
   }
 
   size_t mark_base() const { return marks_.empty() ? 0 : marks_.back(); }

@@ -106,6 +106,7 @@ class Unpickled {
 
 struct Limits {
   size_t max_values = size_t(1) << 22;  // objects created (a full SD training ckpt: < 10^5)
+  size_t max_items = size_t(1) << 23;   // pointers held by tuples, lists, dicts and sets
   size_t max_stack = size_t(1) << 22;   // stack entries (BINGET pushes without creating)
   size_t max_marks = 1000;              // nested MARKs (state dicts use < 10)
   size_t max_rank = 8;                  // tensor dimensions

@@ -91,10 +91,10 @@ void ZipArchive::read_central_directory() {
     --end;
   }
   uint64_t count = rd(data_ + end + 10, 2), cd_offset = rd(data_ + end + 16, 4);
-  if (count == 0xffff || cd_offset == 0xffffffff) {
-    // ZIP64: the locator sits right before the end record and points at the ZIP64 end record.
-    if (end < 20 || rd(data_ + end - 20, 4) != kZip64LocatorSig)
-      throw bad("a ZIP64 end-of-central-directory locator", "none");
+  // ZIP64 (saturated fields): a locator right before the end record points at the ZIP64 end
+  // record. Without a locator the saturated values are taken as they are, as libzip does.
+  if ((count == 0xffff || cd_offset == 0xffffffff) && end >= 20 &&
+      rd(data_ + end - 20, 4) == kZip64LocatorSig) {
     const uint64_t rec = rd(data_ + end - 20 + 8, 8);
     if (rec > size_ || size_ - rec < 56 || rd(data_ + rec, 4) != kZip64EndSig)
       throw bad("a ZIP64 end-of-central-directory record", "none at offset " + std::to_string(rec));

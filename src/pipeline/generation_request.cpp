@@ -23,8 +23,8 @@ void check_side(const char* name, int v) {
                      std::to_string(v));
 }
 
-void check_fraction(const char* name, float v, bool zero_ok) {
-  if (!std::isfinite(v) || v > 1.0f || (zero_ok ? v < 0.0f : v <= 0.0f))
+void check_fraction(const char* name, double v, bool zero_ok) {
+  if (!std::isfinite(v) || v > 1.0 || (zero_ok ? v < 0.0 : v <= 0.0))
     throw UsageError("", name, zero_ok ? "a value in [0, 1]" : "a value in (0, 1]", num(v));
 }
 

@@ -25,7 +25,7 @@ struct GenerationRequest {
 
   // img2img
   std::string init_image;   // path; empty for txt2img
-  float strength = 0.75f;   // 0 < strength <= 1
+  double strength = 0.75;   // 0 < strength <= 1 (double: int(steps·strength) as Python)
   std::string resize_mode = "crop";  // resize | crop | fill
 
   // ControlNet

@@ -7,6 +7,7 @@
 #include "io/open_file.h"
 #include "model/classify.h"
 #include "model/infer_hparams.h"
+#include "pipeline/sampling/sampler_kind.h"
 
 namespace sdc::pipeline {
 
@@ -54,6 +55,37 @@ ModelBundle load_bundle(const BundleOptions& o, std::ostream& log) {
   for (const auto& r : b.loras) log << r.summary() << "\n";
   if (!o.controlnet.empty()) attach_controlnet(b.model, o.controlnet, o.model_config);
   return b;
+}
+
+GenerationParams describe(const ModelBundle& b, const GenerationRequest& r, int64_t seed) {
+  GenerationParams p;
+  p.prompt = r.prompt;
+  p.negative_prompt = r.negative_prompt;
+  p.steps = r.steps;
+  p.sampler = a1111_sampler_name(parse_sampler(r.sampler), parse_schedule(r.scheduler));
+  p.cfg_scale = r.cfg_scale;
+  p.seed = seed;
+  p.width = r.width;
+  p.height = r.height;
+  p.model = b.name;
+  p.clip_skip = r.clip_skip;
+  p.rng = "CPU";
+  if (!r.init_image.empty()) p.denoising_strength = r.strength;
+  for (const auto& l : b.loras)
+    p.loras.push_back({std::filesystem::path(l.file).stem().string(), ""});
+  if (!r.control_image.empty()) {
+    ControlNetInfo c;
+    c.module = r.control_preprocess;
+    c.weight = r.control_scale;
+    c.guidance_start = r.control_start;
+    c.guidance_end = r.control_end;
+    if (r.control_preprocess == "canny") {
+      c.threshold_a = r.canny_low;
+      c.threshold_b = r.canny_high;
+    }
+    p.controlnets.push_back(c);
+  }
+  return p;
 }
 
 void apply_defaults(const ModelBundle& b, GenerationRequest& r) {

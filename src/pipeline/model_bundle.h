@@ -11,6 +11,7 @@
 
 #include "model/lora_merger.h"
 #include "model/model_loader.h"
+#include "pipeline/generation_params.h"
 #include "pipeline/generation_request.h"
 #include "pipeline/tokenizer.h"
 
@@ -51,6 +52,9 @@ ModelBundle load_bundle(const BundleOptions& options, std::ostream& log);
 // Attaches a ControlNet file's weights (as control_model.*) and hyper-parameters to `model`.
 void attach_controlnet(model::LoadedModel& model, const std::string& path,
                        const std::string& model_config_dir);
+
+// The A1111 "parameters" of image `seed` of `request` made with this bundle.
+GenerationParams describe(const ModelBundle& bundle, const GenerationRequest& request, int64_t seed);
 
 // Fills sampler/steps/cfg the user did not set from the bundle's recommended defaults.
 void apply_defaults(const ModelBundle& bundle, GenerationRequest& request);

@@ -9,7 +9,7 @@
 #include "common/error.h"
 #include "common/stopwatch.h"
 #include "graph/builders/builders.h"
-#include "pipeline/generation_params.h"
+#include "pipeline/canny.h"
 #include "pipeline/image_ops.h"
 #include "pipeline/layout.h"
 #include "pipeline/rng/torch_generator.h"
@@ -33,7 +33,7 @@ StableDiffusion::StableDiffusion(const model::LoadedModel& model, cpu::PlanOptio
     : model_(model), plans_(model, options), tokenizer_(tokenizer), model_name_(std::move(model_name)) {}
 
 BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_t first_seed,
-                                            const StepCallback& on_step) {
+                                            const ProgressCallback& on_step) {
   validate(req);
   if (first_seed < 0) throw UsageError("", "seed", "a concrete seed (0 or more)", std::to_string(first_seed));
   const bool img2img = !req.init_image.empty();
@@ -69,8 +69,10 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   int first_step = 0;
   if (img2img) {
     clock.reset();
-    io::Image init = fit_image(io::read_image(req.init_image), req.width, req.height,
-                               parse_resize_mode(req.resize_mode));
+    // A1111 composites transparent pixels onto white before resizing.
+    io::Image init = io::read_image(req.init_image);
+    flatten_alpha(init);
+    init = fit_image(init, req.width, req.height, parse_resize_mode(req.resize_mode));
     cpu::Plan& enc = plans_.vae_encoder(1, h, w);
     nchw_to_nhwc(image_to_signed_tensor(init).data(), enc.input_f32("image"), 1, 3, req.height,
                  req.width);
@@ -105,8 +107,9 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   cpu::Plan* cnet = nullptr;
   if (control) {
     cnet = &plans_.controlnet(unet_batch, h, w, ctx.tokens);
-    io::Image hint =
-        fit_image(io::read_image(req.control_image), req.width, req.height, ResizeMode::Crop);
+    io::Image hint = io::read_image(req.control_image);
+    flatten_alpha(hint);
+    hint = fit_image(hint, req.width, req.height, ResizeMode::Crop);
     if (req.control_preprocess == "canny") hint = canny(hint, req.canny_low, req.canny_high);
     float* dst = cnet->input_f32("hint");
     const size_t hint_size = size_t(req.width) * size_t(req.height) * 3;
@@ -168,7 +171,7 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   };
 
   clock.reset();
-  latents = sampler.run(std::move(latents), first_step, denoise, gens,
+  latents = sampler.run(std::move(latents), first_step, denoise, noise_per_image(gens),
                         [&](const StepProgress& p) {
                           if (on_step) on_step(p.step, total_steps);
                         });

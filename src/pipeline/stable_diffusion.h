@@ -40,7 +40,7 @@ struct BatchResult {
 };
 
 // Called after each sampler step: (step done, total steps).
-using StepCallback = std::function<void(int, int)>;
+using ProgressCallback = std::function<void(int, int)>;
 
 class StableDiffusion {
  public:
@@ -51,7 +51,7 @@ class StableDiffusion {
   // One batch of request.batch_size images with seeds first_seed, first_seed+1, …
   // The request must be validated and have a concrete seed (not -1).
   BatchResult generate_batch(const GenerationRequest& request, int64_t first_seed,
-                             const StepCallback& on_step = {});
+                             const ProgressCallback& on_step = {});
 
   PlanCache& plans() { return plans_; }
 

@@ -3,6 +3,7 @@
 // and widths go through the backend and come out finite and in a sane range.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -48,8 +49,19 @@ void fill(float* p, int64_t n, float scale, uint32_t seed) {
   }
 }
 
+// Seconds since the previous call (progress lines only; nothing is asserted about time).
+double lap() {
+  static auto last = std::chrono::steady_clock::now();
+  const auto now = std::chrono::steady_clock::now();
+  const double s = std::chrono::duration<double>(now - last).count();
+  last = now;
+  return s;
+}
+
 TEST(FullSizeSd15, EveryComponentRunsAt64x64) {
+  lap();
   const WeightMap& w = full_size();
+  std::printf("random weights: %.1f s\n", lap());
   const model::UNetParams up;
   const int h = 8, wd = 8;
 
@@ -60,7 +72,9 @@ TEST(FullSizeSd15, EveryComponentRunsAt64x64) {
   ids[0] = 49406;
   ids[1] = 320;
   ids[2] = 2368;
+  std::printf("text encoder compile: %.1f s\n", lap());
   te->run();
+  std::printf("text encoder run: %.1f s\n", lap());
   EXPECT_EQ(te->output_shape("last_hidden_state"), (Shape{1, 77, 768}));
   const double te_std = check_finite(*te, "last_hidden_state");
   EXPECT_GT(te_std, 0.1);
@@ -75,7 +89,9 @@ TEST(FullSizeSd15, EveryComponentRunsAt64x64) {
   fill(cn->input_f32("hint"), 1 * 64 * 64 * 3, 0.5f, 2);
   for (int64_t i = 0; i < 64 * 64 * 3; ++i) cn->input_f32("hint")[i] += 0.5f;
   cn->input_f32("scale")[0] = 1.f;
+  std::printf("ControlNet compile: %.1f s\n", lap());
   cn->run();
+  std::printf("ControlNet run: %.1f s\n", lap());
   for (int i = 0; i < 12; ++i) check_finite(*cn, controlnet_down_name(i));
   check_finite(*cn, kControlNetMid);
   EXPECT_EQ(cn->output_shape(kControlNetMid), (Shape{1, 1, 1, 1280}));
@@ -92,7 +108,9 @@ TEST(FullSizeSd15, EveryComponentRunsAt64x64) {
   }
   std::copy(cn->output(kControlNetMid), cn->output(kControlNetMid) + 1280,
             unet->input_f32(kControlMid));
+  std::printf("UNet compile: %.1f s\n", lap());
   unet->run();
+  std::printf("UNet run: %.1f s\n", lap());
   EXPECT_EQ(unet->output_shape("eps"), (Shape{1, h, wd, 4}));
   const double eps_std = check_finite(*unet, "eps");
   EXPECT_GT(eps_std, 1e-3);
@@ -101,7 +119,9 @@ TEST(FullSizeSd15, EveryComponentRunsAt64x64) {
   // VAE decoder (f32 compute) on the UNet's output as a latent.
   auto dec = compile(build_vae_decoder(w, {}, 1, h, wd), cpu::Precision::F32);
   std::copy(unet->output("eps"), unet->output("eps") + h * wd * 4, dec->input_f32("latent"));
+  std::printf("VAE decoder compile: %.1f s\n", lap());
   dec->run();
+  std::printf("VAE decoder run: %.1f s\n", lap());
   EXPECT_EQ(dec->output_shape("image"), (Shape{1, 64, 64, 3}));
   const double img_std = check_finite(*dec, "image");
   EXPECT_GT(img_std, 1e-3);

@@ -24,9 +24,12 @@ using test::nchw_to_nhwc;
 using test::ref_f32;
 using test::ref_shape;
 
-std::unique_ptr<Plan> compile(const Graph& g, Precision p) {
+// Tiny graphs run on one thread (fast on a loaded machine: no spinning workers); the f32 UNet
+// sweep uses all cores so multi-threaded kernels are checked against the references too.
+std::unique_ptr<Plan> compile(const Graph& g, Precision p, int threads = 1) {
   cpu::PlanOptions o;
   o.precision = p;
+  o.threads = threads;
   return Plan::compile(g, o);
 }
 
@@ -55,7 +58,7 @@ double diff_seq(const Plan& plan, const std::string& output, const std::string& 
 
 std::vector<float> timesteps(const std::string& ref, int batch) {
   const std::vector<int64_t> t = test::ref_i64(ref);
-  std::vector<float> out(size_t(batch));
+  std::vector<float> out(static_cast<size_t>(batch));
   for (int i = 0; i < batch; ++i) out[size_t(i)] = float(t.size() == 1 ? t[0] : t[size_t(i)]);
   return out;
 }
@@ -120,7 +123,7 @@ TEST(GoldenTextEncoder, BatchOfFourMatchesEachRow) {
 
 // ---- UNet ---------------------------------------------------------------------------------
 
-void unet_cases(Precision precision, bool all_timesteps) {
+void unet_cases(Precision precision, bool all_timesteps, int threads) {
   const double tol = test::tolerance("unet", column(precision));
   std::map<std::string, std::unique_ptr<Plan>> plans;  // per sample shape
   int cases = 0;
@@ -134,8 +137,8 @@ void unet_cases(Precision precision, bool all_timesteps) {
     const std::string key = shape_str(s);
     if (!plans.count(key)) {
       UNetShape us{int(s[0]), int(s[2]), int(s[3]), 77, false};
-      plans[key] =
-          compile(build_unet(test::tiny_weights(), test::tiny_unet_params(), us), precision);
+      plans[key] = compile(build_unet(test::tiny_weights(), test::tiny_unet_params(), us),
+                           precision, threads);
     }
     Plan& plan = *plans[key];
     set_input(plan, "sample", ref_nhwc(t["sample"]));
@@ -150,10 +153,10 @@ void unet_cases(Precision precision, bool all_timesteps) {
 }
 
 TEST(GoldenUNet, AllSizesTimestepsAndBatchTwoF32) {
-  unet_cases(Precision::F32, true);
+  unet_cases(Precision::F32, true, 2);
 }
 TEST(GoldenUNet, AllSizesAtT500BF16) {
-  unet_cases(Precision::BF16, false);
+  unet_cases(Precision::BF16, false, 1);
 }
 
 // ---- VAE ----------------------------------------------------------------------------------
@@ -303,6 +306,55 @@ TEST(GoldenControlNet, ZeroResidualsChangeNothing) {
       std::fill_n(plan->input_f32(name), shape_numel(with.shape(v)), 0.f);
   plan->run();
   EXPECT_LE(diff_nchw(*plan, "eps", "unet/8x12/t999/output"), test::tolerance("unet"));
+}
+
+// ---- weights stored as f16 / bf16 (computed in f32) ----------------------------------------
+
+const WeightMap& fp16_weights() {
+  static const io::TensorFile f = io::read_safetensors(test::tiny("model-fp16.safetensors"));
+  return f.tensors;
+}
+
+WeightMap as_bf16(const WeightMap& w) {
+  WeightMap out;
+  for (const auto& [name, t] : w.all())
+    out.set(name, TensorRef::from_f32(t.to_f32(), t.shape, DType::BF16));
+  return out;
+}
+
+// The UNet at 16x16 / t=500, the text encoder and the VAE decoder from half-precision weights,
+// against the fixture's fp16/bf16-weights columns.
+void half_weight_cases(const WeightMap& w, const std::string& col) {
+  auto te = compile(build_text_encoder(w, test::tiny_text_encoder_params(), 1), Precision::F32);
+  const std::vector<int64_t> ids = test::ref_i64("text_encoder/1/input_ids");
+  std::copy(ids.begin(), ids.end(), te->input_i32("input_ids"));
+  te->run();
+  EXPECT_LE(diff_seq(*te, "last_hidden_state", "text_encoder/1/last_hidden_state"),
+            test::tolerance("text_encoder", col));
+
+  auto unet = compile(build_unet(w, test::tiny_unet_params(), UNetShape{1, 16, 16, 77, false}),
+                      Precision::F32);
+  set_input(*unet, "sample", ref_nhwc("unet/input/latent_16x16"));
+  set_input(*unet, "timestep", timesteps("unet/16x16/t500/timestep", 1));
+  set_input(*unet, "context", ref_f32("text_encoder/0/last_hidden_state"));
+  unet->run();
+  const double d = diff_nchw(*unet, "eps", "unet/16x16/t500/output");
+  EXPECT_LE(d, test::tolerance("unet", col));
+  std::printf("unet/16x16/t500 %s weights rel diff %.2e\n", col.c_str(), d);
+
+  auto dec = compile(build_vae_decoder(w, test::tiny_vae_params(), 1, 8, 8), Precision::F32);
+  set_input(*dec, "latent", ref_nhwc("vae/decode/decoder_input"));
+  dec->run();
+  EXPECT_LE(diff_nchw(*dec, "image", "vae/decode/output"), test::tolerance("vae_decode", col));
+}
+
+TEST(GoldenHalfWeights, Fp16File) {
+  ASSERT_EQ(fp16_weights().get(std::string(kUNetPrefix) + "out.2.weight").dtype, DType::F16);
+  half_weight_cases(fp16_weights(), "fp16");
+}
+
+TEST(GoldenHalfWeights, Bf16Weights) {
+  half_weight_cases(as_bf16(test::tiny_weights()), "bf16");
 }
 
 }  // namespace

@@ -73,6 +73,49 @@ std::string make_ckpt(const test::TempDir& dir, const std::string& pickle,
   return path;
 }
 
+uint32_t crc32(const std::string& s) {
+  uint32_t c = 0xffffffffu;
+  for (unsigned char b : s) {
+    c ^= b;
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+  }
+  return ~c;
+}
+
+// A ZIP64 archive written field by field, as writers do for checkpoints over 4 GB: every size
+// and offset lives in ZIP64 extra fields, and a ZIP64 end record stands before the classic one.
+std::string zip64_archive(const std::vector<Entry>& entries) {
+  std::string out, cd;
+  auto le = [](std::string& s, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) s += char((v >> (8 * i)) & 0xff);
+  };
+  for (const Entry& e : entries) {
+    const uint64_t offset = out.size();
+    le(out, 0x04034b50, 4), le(out, 45, 2), le(out, 0, 2), le(out, 0, 2), le(out, 0, 4);
+    le(out, crc32(e.data), 4), le(out, 0xffffffff, 4), le(out, 0xffffffff, 4);
+    le(out, e.name.size(), 2), le(out, 20, 2);
+    out += e.name;
+    le(out, 1, 2), le(out, 16, 2), le(out, e.data.size(), 8), le(out, e.data.size(), 8);
+    out += e.data;
+    le(cd, 0x02014b50, 4), le(cd, 45, 2), le(cd, 45, 2), le(cd, 0, 2), le(cd, 0, 2), le(cd, 0, 4);
+    le(cd, crc32(e.data), 4), le(cd, 0xffffffff, 4), le(cd, 0xffffffff, 4);
+    le(cd, e.name.size(), 2), le(cd, 28, 2), le(cd, 0, 2), le(cd, 0, 2), le(cd, 0, 2), le(cd, 0, 4);
+    le(cd, 0xffffffff, 4);
+    cd += e.name;
+    le(cd, 1, 2), le(cd, 24, 2), le(cd, e.data.size(), 8), le(cd, e.data.size(), 8);
+    le(cd, offset, 8);
+  }
+  const uint64_t cd_offset = out.size(), record = cd_offset + cd.size();
+  out += cd;
+  le(out, 0x06064b50, 4), le(out, 44, 8), le(out, 45, 2), le(out, 45, 2), le(out, 0, 4);
+  le(out, 0, 4), le(out, entries.size(), 8), le(out, entries.size(), 8), le(out, cd.size(), 8);
+  le(out, cd_offset, 8);
+  le(out, 0x07064b50, 4), le(out, 0, 4), le(out, record, 8), le(out, 1, 4);
+  le(out, 0x06054b50, 4), le(out, 0, 2), le(out, 0, 2), le(out, 0xffff, 2), le(out, 0xffff, 2);
+  le(out, 0xffffffff, 4), le(out, 0xffffffff, 4), le(out, 0, 2);
+  return out;
+}
+
 std::string error_of(const std::string& path) {
   try {
     io::read_ckpt(path);
@@ -220,6 +263,14 @@ TEST(Ckpt, MisalignedStoredEntriesAreCopiedToAlignedMemory) {
     test::TempDir dir;
     expect_views(io::read_ckpt(make_ckpt(dir, views_pickle(), kViewStorages, false, folder)));
   }
+}
+
+TEST(Ckpt, Zip64Archive) {
+  test::TempDir dir;
+  std::vector<Entry> entries{{"big/data.pkl", views_pickle()}};
+  for (const auto& [key, data] : kViewStorages) entries.push_back({"big/data/" + key, data});
+  write_file(dir.file("z.ckpt"), zip64_archive(entries));
+  expect_views(io::read_ckpt(dir.file("z.ckpt")));
 }
 
 TEST(Ckpt, StateDictWrapperAsLightningWritesIt) {

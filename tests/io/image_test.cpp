@@ -1,6 +1,7 @@
 // Image I/O: PNG/JPEG decoding of every colour type, EXIF orientation, size limits checked from
 // the header, text chunks, atomic writing, and a precise error for every bad input.
 #include <png.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -61,6 +62,17 @@ io::Image pattern(int w, int h) {
       p[1] = uint8_t(y * 8);
       p[2] = uint8_t(7 * x + 3 * y);
     }
+  return img;
+}
+
+// Incompressible pixels, so that the PNG is as large as the image.
+io::Image noise_image(int w, int h) {
+  io::Image img(w, h);
+  uint32_t state = 12345;
+  for (uint8_t& b : img.rgb) {
+    state = state * 1664525u + 1013904223u;
+    b = uint8_t(state >> 24);
+  }
   return img;
 }
 
@@ -283,6 +295,22 @@ TEST(PngWrite, UnwritableFolderLeavesNothing) {
   EXPECT_EQ(dir.list(), std::vector<std::string>{"plainfile"});
 }
 
+TEST(PngWrite, FailedWriteLeavesNoTempFile) {
+  // A file-size limit makes the write itself fail half way (EFBIG) after the temporary file
+  // exists: the error names the file and the temporary file is gone.
+  test::TempDir dir;
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  rlimit small = old;
+  small.rlim_cur = 100;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  const std::string msg =
+      error_of([&] { io::write_png(dir.file("big.png"), noise_image(64, 64)); });
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+  EXPECT_NE(msg.find("big.png: write: expected all bytes written"), std::string::npos) << msg;
+  EXPECT_TRUE(dir.list().empty());
+}
+
 TEST(PngWrite, ReadOnlyFolderLeavesNothing) {
   if (geteuid() == 0) GTEST_SKIP() << "root can write into read-only folders";
   test::TempDir dir;
@@ -290,7 +318,6 @@ TEST(PngWrite, ReadOnlyFolderLeavesNothing) {
   const std::string msg = error_of([&] { io::write_png(dir.file("ro/out.png"), pattern(8, 8)); });
   EXPECT_NE(msg.find("a writable directory"), std::string::npos) << msg;
   chmod(dir.file("ro").c_str(), 0755);
-  EXPECT_TRUE(test::TempDir().list().empty());
   EXPECT_EQ(dir.list(), std::vector<std::string>{"ro"});
 }
 

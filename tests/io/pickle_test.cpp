@@ -541,9 +541,9 @@ TEST(PickleBadInput, ResourceLimits) {
   EXPECT_EQ(error_of(deep.done(), small),
             "t.pkl: data.pkl byte 7: DUP: expected a stack of at most 5 entries, found more");
   // Copies of one memoised list (here set(list)) count against the container item budget
-  // (4 x max_values), which stops a few bytes from multiplying memory.
+  // (max_items), which stops a few bytes from multiplying memory.
   io::pickle::Limits budget;
-  budget.max_values = 100;
+  budget.max_items = 400;
   PickleBuilder copies;
   copies.mark();
   for (int i = 0; i < 50; ++i) copies.integer(i);

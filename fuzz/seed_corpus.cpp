@@ -1,0 +1,138 @@
+// sdc_fuzz_seeds OUT_DIR: writes a starting corpus for the fuzzers into OUT_DIR/<fuzzer name>/
+// (unpickler, ckpt, safetensors): the pickles of the fixture checkpoints, hand-made pickles and
+// checkpoints covering the opcodes and calls state dicts use, and a small safetensors file.
+// Generated at fuzz time into the build folder; nothing here is committed.
+#include <zip.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "common/error.h"
+#include "io/mapped_file.h"
+#include "io/pickle_builder.h"
+#include "io/safetensors.h"
+#include "io/zip_archive.h"
+
+namespace fs = std::filesystem;
+using sdc::test::PickleBuilder;
+
+namespace {
+
+std::string fixtures() {
+  const char* env = std::getenv("SDC_FIXTURES");
+  return std::string(env && *env ? env : SDC_DEFAULT_FIXTURES) + "/tiny-sd15/";
+}
+
+void put(const fs::path& dir, const std::string& name, const std::string& bytes) {
+  fs::create_directories(dir);
+  std::ofstream(dir / name, std::ios::binary) << bytes;
+}
+
+// A state dict with the layouts the reader handles: shared storage, offsets, strides, a
+// parameter, a long tensor, inside a Lightning-style wrapper with bookkeeping entries.
+std::string state_dict_pickle() {
+  PickleBuilder p;
+  p.empty_dict().put(0).mark();
+  p.str("epoch").integer(1).str("global_step").integer(70000);
+  p.str("state_dict").ordered_dict().mark();
+  p.str("w").tensor("FloatStorage", "0", 12, 0, {3, 4}, {4, 1});
+  p.str("t").tensor("FloatStorage", "0", 12, 1, {2, 2}, {1, 4});
+  p.str("h").tensor("HalfStorage", "1", 4, 2, {2}, {1});
+  p.str("p").global("torch._utils", "_rebuild_parameter").mark();
+  p.tensor("FloatStorage", "0", 12, 8, {4}, {1}).boolean(true).ordered_dict().tuple().reduce();
+  p.str("n").tensor("LongStorage", "2", 1, 0, {}, {});
+  p.setitems().empty_dict().str("_metadata").ordered_dict().setitem().build();
+  p.str("callbacks").empty_dict();
+  p.global("pytorch_lightning.callbacks.model_checkpoint", "ModelCheckpoint").empty_dict();
+  p.str("best").global("numpy.core.multiarray", "scalar");
+  p.global("numpy", "dtype").mark().str("f8").boolean(false).boolean(true).tuple().reduce();
+  p.global("_codecs", "encode").str("\x01\x02").str("latin1").op(0x86).reduce();
+  p.op(0x86).reduce().setitem().setitem();
+  p.str("hp").global("builtins", "set").mark().str("x").op('l').op(0x85).reduce();
+  p.str("size").global("torch", "Size").mark().ints({1, 2}).tuple().reduce();
+  return p.setitems().done();
+}
+
+std::string protocol4_pickle() {
+  std::string ops =
+      "}\x94\x8c\x01w\x94\x8c\x0b"
+      "collections\x94\x8c\x0bOrderedDict\x94\x93\x94)R\x94s.";
+  PickleBuilder p(4);
+  p.op(0x95).raw_u(ops.size(), 8).raw(ops);
+  return p.bytes();
+}
+
+void write_zip(const fs::path& path,
+               const std::vector<std::pair<std::string, std::string>>& entries, bool deflate) {
+  fs::create_directories(path.parent_path());
+  int err = 0;
+  zip_t* z = zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
+  if (!z) throw std::runtime_error("cannot create " + path.string());
+  for (const auto& [name, data] : entries) {
+    zip_source_t* s = zip_source_buffer(z, data.data(), data.size(), 0);
+    const zip_int64_t i = zip_file_add(z, name.c_str(), s, ZIP_FL_OVERWRITE);
+    if (i < 0) throw std::runtime_error(zip_strerror(z));
+    zip_set_file_compression(z, zip_uint64_t(i), deflate ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
+  }
+  if (zip_close(z) != 0) throw std::runtime_error("cannot write " + path.string());
+}
+
+std::string floats(int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) {
+    const float f = float(i);
+    s.append(reinterpret_cast<const char*>(&f), 4);
+  }
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: sdc_fuzz_seeds OUT_DIR\n";
+    return 2;
+  }
+  const fs::path out = argv[1];
+  try {
+    const fs::path pk = out / "unpickler", ck = out / "ckpt", st = out / "safetensors";
+    // The fixtures' own pickles, and the malicious checkpoint as it is.
+    for (const char* name : {"model.ckpt", "malicious.ckpt"}) {
+      auto file = sdc::io::MappedFile::open(fixtures() + name);
+      sdc::io::ZipArchive zip(file->data(), file->size(), file->path(), file);
+      for (const auto& e : zip.entries())
+        if (e.name.size() > 9 && e.name.compare(e.name.size() - 9, 9, "/data.pkl") == 0) {
+          const sdc::io::ZipBytes b = zip.read(e);
+          put(pk, std::string(name) + ".pkl",
+              std::string(reinterpret_cast<const char*>(b.data), b.size));
+        }
+    }
+    fs::create_directories(ck);
+    fs::copy_file(fixtures() + "malicious.ckpt", ck / "malicious.ckpt",
+                  fs::copy_options::overwrite_existing);
+    put(pk, "state_dict.pkl", state_dict_pickle());
+    put(pk, "protocol4.pkl", protocol4_pickle());
+    put(pk, "empty_dict.pkl", PickleBuilder().empty_dict().done());
+    const std::vector<std::pair<std::string, std::string>> entries{
+        {"archive/data.pkl", state_dict_pickle()},
+        {"archive/data/0", floats(12)},
+        {"archive/data/1", std::string(8, '\x3c')},
+        {"archive/data/2", std::string(8, '\0')},
+        {"archive/version", "3\n"},
+        {"archive/byteorder", "little"}};
+    write_zip(ck / "stored.ckpt", entries, false);
+    write_zip(ck / "deflated.ckpt", entries, true);
+    sdc::WeightMap m;
+    m.set("a", sdc::TensorRef::from_f32({1, 2, 3, 4, 5, 6}, {2, 3}, sdc::DType::F32));
+    m.set("b", sdc::TensorRef::from_f32({1, 2}, {2}, sdc::DType::F16));
+    m.set("c", sdc::TensorRef::from_f32({1}, {}, sdc::DType::BF16));
+    fs::create_directories(st);
+    sdc::io::write_safetensors((st / "small.safetensors").string(), m, {{"format", "pt"}});
+  } catch (const std::exception& e) {
+    std::cerr << "sdc_fuzz_seeds: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

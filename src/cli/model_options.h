@@ -1,0 +1,14 @@
+// The model-selection flags shared by generate, bench and (with other short names) convert.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "pipeline/model_bundle.h"
+
+namespace sdc::cli {
+
+// -m/--model, --model-config, --vae, --text-encoder, --lora FILE[:SCALE] (repeatable),
+// --control-net, --ignore-unmatched-lora-keys.
+void add_model_options(CLI::App& cmd, pipeline::BundleOptions& options, bool model_required = true);
+
+}  // namespace sdc::cli
