@@ -9,14 +9,10 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "io/ckpt.h"
 #include "io/diffusers_folder.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
-// TODO(merge ckpt): the ckpt reader arrives from the `ckpt` branch.
-#if __has_include("io/ckpt.h")
-#include "io/ckpt.h"
-#define SDC_HAVE_CKPT 1
-#endif
 
 namespace sdc::io {
 
@@ -53,12 +49,7 @@ TensorFile open_tensor_file(const std::string& path) {
     case FileFormat::Gguf:
       return read_gguf(path).file;
     case FileFormat::Ckpt:
-#ifdef SDC_HAVE_CKPT
       return read_ckpt(path);
-#else
-      throw Error(path, "", "a file format this build can read",
-                  "a PyTorch checkpoint (ckpt reader not built in)");
-#endif
     case FileFormat::Safetensors:
       return read_safetensors(path);
   }

@@ -89,6 +89,13 @@ TEST(LoadModel, DiffusersFolderUsesItsOwnConfigs) {
   expect_same_weights(m.weights, fixture_weights());
 }
 
+TEST(LoadModel, PyTorchCheckpoint) {
+  model::LoadedModel m = model::load_model(test::tiny("model.ckpt"), with_config());
+  EXPECT_EQ(m.format, io::FileFormat::Ckpt);
+  expect_tiny_hparams(m);
+  expect_same_weights(m.weights, fixture_weights());
+}
+
 TEST(LoadModel, Fp16File) {
   model::LoadedModel m = model::load_model(test::tiny("model-fp16.safetensors"), with_config());
   EXPECT_EQ(m.weights.size(), 976u);
