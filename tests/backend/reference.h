@@ -181,6 +181,138 @@ inline Vec timestep_ref(const Vec& t, int64_t dim, bool flip, float shift) {
   return y;
 }
 
+// Evaluates a whole graph with the references above, node by node (no fusion, no memory reuse):
+// the oracle for planner tests. `inputs` by name; I32 inputs are passed as floats.
+inline std::vector<Vec> reference_run(const graph::Graph& g,
+                                      const std::vector<std::pair<std::string, Vec>>& inputs) {
+  using graph::Op;
+  std::vector<Vec> val(g.nodes().size());
+  for (size_t i = 0; i < g.nodes().size(); ++i) {
+    const graph::Node& n = g.nodes()[i];
+    auto in = [&](int k) -> const Vec& { return val[size_t(n.inputs[size_t(k)])]; };
+    auto sh = [&](int k) -> const Shape& { return g.shape(n.inputs[size_t(k)]); };
+    const int64_t numel = shape_numel(n.shape);
+    Vec& y = val[i];
+    switch (n.op) {
+      case Op::Input:
+        for (const auto& [name, v] : inputs)
+          if (name == n.name) y = v;
+        break;
+      case Op::Weight:
+        y = n.weight.to_f32();
+        break;
+      case Op::Reshape:
+        y = in(0);
+        break;
+      case Op::Conv2d: {
+        const Shape &xs = sh(0), &ws = sh(1);
+        int64_t Ho, Wo;
+        y = conv2d_ref(in(0), in(1), n.inputs[2] == graph::kNone ? nullptr : &in(2), xs[0], xs[1],
+                       xs[2], xs[3], ws[0], ws[2], ws[3], n.attrs.stride, n.attrs.pad_top,
+                       n.attrs.pad_left, n.attrs.pad_bottom, n.attrs.pad_right, Ho, Wo);
+        break;
+      }
+      case Op::Linear: {
+        const int64_t K = sh(1)[1], Nc = sh(1)[0];
+        y = linear_ref(in(0), in(1), n.inputs[2] == graph::kNone ? nullptr : &in(2), numel / Nc, K,
+                       Nc);
+        break;
+      }
+      case Op::GroupNorm: {
+        const int64_t N = n.shape[0], C = n.shape.back();
+        y = group_norm_ref(in(0), in(1), in(2), N, numel / (N * C), C, n.attrs.groups, n.attrs.eps,
+                           n.attrs.silu);
+        break;
+      }
+      case Op::LayerNorm:
+        y = layer_norm_ref(in(0), in(1), in(2), numel / n.shape.back(), n.shape.back(),
+                           n.attrs.eps);
+        break;
+      case Op::Attention:
+        y = attention_ref(in(0), in(1), in(2), sh(0)[0], sh(0)[1], sh(1)[1], sh(0)[2],
+                          n.attrs.heads, n.attrs.causal);
+        break;
+      case Op::Gelu:
+      case Op::QuickGelu:
+      case Op::Silu:
+      case Op::Scale:
+        y.resize(size_t(numel));
+        for (size_t j = 0; j < y.size(); ++j) {
+          const double x = in(0)[j];
+          y[j] = float(n.op == Op::Gelu        ? gelu_ref(x)
+                       : n.op == Op::QuickGelu ? x * sigmoid_ref(1.702 * x)
+                       : n.op == Op::Silu      ? x * sigmoid_ref(x)
+                                               : x * n.attrs.scale + n.attrs.bias);
+        }
+        break;
+      case Op::Geglu: {
+        const int64_t D = n.shape.back();
+        y.resize(size_t(numel));
+        for (int64_t r = 0; r < numel / D; ++r)
+          for (int64_t j = 0; j < D; ++j)
+            y[size_t(r * D + j)] =
+                float(in(0)[size_t(r * 2 * D + j)] * gelu_ref(in(0)[size_t(r * 2 * D + D + j)]));
+        break;
+      }
+      case Op::Add:
+      case Op::Mul: {
+        const Shape &a = sh(0), &b = sh(1);
+        const int64_t C = a.back(), per_n = a.size() >= 2 ? numel / a[0] : numel;
+        y.resize(size_t(numel));
+        for (int64_t j = 0; j < numel; ++j) {
+          const float bv = a == b          ? in(1)[size_t(j)]
+                           : b == Shape{1} ? in(1)[0]
+                                           : in(1)[size_t((j / per_n) * C + j % C)];
+          y[size_t(j)] = n.op == Op::Add ? in(0)[size_t(j)] + bv : in(0)[size_t(j)] * bv;
+        }
+        break;
+      }
+      case Op::UpsampleNearest: {
+        const Shape& xs = sh(0);
+        const int64_t Ho = n.shape[1], Wo = n.shape[2], C = xs[3];
+        y.resize(size_t(numel));
+        for (int64_t b = 0; b < xs[0]; ++b)
+          for (int64_t oy = 0; oy < Ho; ++oy)
+            for (int64_t ox = 0; ox < Wo; ++ox)
+              for (int64_t c = 0; c < C; ++c)
+                y[size_t(((b * Ho + oy) * Wo + ox) * C + c)] =
+                    in(0)[size_t(((b * xs[1] + nearest_src(oy, xs[1], Ho)) * xs[2] +
+                                  nearest_src(ox, xs[2], Wo)) *
+                                     C +
+                                 c)];
+        break;
+      }
+      case Op::Concat: {
+        const int64_t Ca = sh(0).back(), Cb = sh(1).back(), rows = numel / (Ca + Cb);
+        for (int64_t r = 0; r < rows; ++r) {
+          y.insert(y.end(), in(0).begin() + r * Ca, in(0).begin() + (r + 1) * Ca);
+          y.insert(y.end(), in(1).begin() + r * Cb, in(1).begin() + (r + 1) * Cb);
+        }
+        break;
+      }
+      case Op::Slice: {
+        const int64_t C = sh(0).back(), rows = numel / n.shape.back();
+        for (int64_t r = 0; r < rows; ++r)
+          y.insert(y.end(), in(0).begin() + r * C + n.attrs.begin,
+                   in(0).begin() + r * C + n.attrs.end);
+        break;
+      }
+      case Op::TimestepEmbedding:
+        y = timestep_ref(in(0), n.attrs.dim, n.attrs.flip_sin_to_cos, n.attrs.freq_shift);
+        break;
+      case Op::Embedding: {
+        const int64_t C = sh(1)[1];
+        for (float id : in(0))
+          y.insert(y.end(), in(1).begin() + int64_t(id) * C, in(1).begin() + (int64_t(id) + 1) * C);
+        break;
+      }
+    }
+  }
+  std::vector<Vec> outs;
+  for (const auto& [name, v] : g.outputs()) outs.push_back(val[size_t(v)]);
+  return outs;
+}
+
 // A weight node holding `values`, stored as `dtype`.
 inline graph::ValueId add_weight(graph::Graph& g, const std::string& name, const Vec& values,
                                  Shape shape, DType dtype = DType::F32) {

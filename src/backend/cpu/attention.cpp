@@ -1,6 +1,8 @@
 // AttentionKernel: oneDNN matmuls on strided per-head views, own softmax in between.
 #include "backend/cpu/attention.h"
 
+#include "backend/cpu/attention_avx512.h"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -84,6 +86,11 @@ void softmax_rows(const float* s, T* p, int64_t rows, int64_t q0, int64_t Tk, bo
 AttentionKernel::AttentionKernel(const AttentionShape& s, const dnnl::engine& engine, int threads)
     : s_(s), engine_(engine), threads_(threads) {
   d_ = s.C / s.heads;
+  if (FlashAttention::supported(s)) {
+    flash_ = std::make_unique<FlashAttention>(s, threads);
+    bq_ = flash_->block_rows();
+    return;
+  }
   // Scores block of ~512 KiB per thread, 16..256 rows.
   bq_ = std::clamp<int64_t>((512 * 1024 / 4) / std::max<int64_t>(s.Tk, 1), 16, 256);
   bq_ = std::min(bq_, s.Tq);
@@ -115,6 +122,12 @@ AttentionKernel::AttentionKernel(const AttentionShape& s, const dnnl::engine& en
   scratch_per_thread_ = align64(size_t(bq_ * s.Tk) * 4) +
                         (s.in == DType::BF16 ? align64(size_t(bq_ * s.Tk) * 2) : 0) +
                         align64(pad_bytes_);
+}
+
+AttentionKernel::~AttentionKernel() = default;
+
+size_t AttentionKernel::scratch_bytes() const {
+  return flash_ ? flash_->scratch_bytes() : scratch_per_thread_ * size_t(threads_);
 }
 
 AttentionKernel::Mm AttentionKernel::make_mm(const memory::desc& a, const memory::desc& b,
@@ -152,6 +165,7 @@ void AttentionKernel::exec(const Mm& mm, int t, const void* a, const void* b, vo
 
 void AttentionKernel::run(const void* q, const void* k, const void* v, void* out,
                           void* scratch) const {
+  if (flash_) return flash_->run(q, k, v, out, scratch);
   const int64_t nqb = (s_.Tq + bq_ - 1) / bq_;
   const int64_t items = s_.N * s_.heads * nqb;
   const size_t in_size = s_.in == DType::BF16 ? 2 : 4, out_size = s_.out == DType::BF16 ? 2 : 4;

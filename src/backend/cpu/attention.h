@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -21,10 +22,15 @@ struct AttentionShape {
   DType out = DType::F32;  // output storage
 };
 
+class FlashAttention;
+
+// Picks the AVX-512 micro-kernel path (attention_avx512.h) where the CPU has it, else tiles of
+// oneDNN matmuls (any CPU).
 class AttentionKernel {
  public:
   AttentionKernel(const AttentionShape& shape, const dnnl::engine& engine, int threads);
-  size_t scratch_bytes() const { return scratch_per_thread_ * size_t(threads_); }
+  ~AttentionKernel();
+  size_t scratch_bytes() const;
   // q [N,Tq,C], k, v [N,Tk,C], out [N,Tq,C]; scratch: scratch_bytes(), 64-byte aligned.
   void run(const void* q, const void* k, const void* v, void* out, void* scratch) const;
   int64_t block_rows() const { return bq_; }
@@ -44,6 +50,7 @@ class AttentionKernel {
   Mm qk_full_, qk_tail_, pv_full_, pv_tail_;
   size_t pad_bytes_ = 0, scratch_per_thread_ = 0;
   std::vector<dnnl::stream> streams_;
+  std::unique_ptr<FlashAttention> flash_;
 };
 
 }  // namespace sdc::cpu

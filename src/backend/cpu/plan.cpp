@@ -4,12 +4,20 @@
 
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <set>
 
 #include "backend/cpu/plan_impl.h"
 #include "common/error.h"
 
 namespace sdc::cpu {
+namespace {
+double process_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+}  // namespace
 
 float* CpuPlan::input_f32(const std::string& name) {
   for (InputBuf& in : inputs_) {
@@ -64,10 +72,12 @@ void CpuPlan::run_steps(bool profile) {
   try {
     for (size_t i = 0; i < steps_.size(); ++i) {
       if (profile) {
+        const double c0 = process_cpu_seconds();
         const auto t0 = std::chrono::steady_clock::now();
         steps_[i].run();
         steps_[i].info.seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        steps_[i].info.cpu_seconds = process_cpu_seconds() - c0;
       } else {
         steps_[i].run();
       }

@@ -36,7 +36,8 @@ struct StepInfo {
   std::string kind;
   std::string label;
   int64_t macs = 0;
-  double seconds = 0;
+  double seconds = 0;      // wall-clock time of the last profile_run()
+  double cpu_seconds = 0;  // CPU time of all threads in it (robust on a loaded machine)
 };
 
 class Plan {

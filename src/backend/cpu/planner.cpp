@@ -191,8 +191,7 @@ class Planner {
       grp.main = grp.out = ValueId(i);
       for (;;) {
         const ValueId c = sole_consumer(grp.out);
-        // An Add of two conv/linear outputs is claimed by the first chain only.
-        if (c == kNone || group_of_[size_t(c)] >= 0) break;
+        if (c == kNone || group_of_[size_t(c)] >= 0) break;  // taken by an earlier chain
         const Node& cn = node(c);
         if (cn.op == Op::Gelu || cn.op == Op::QuickGelu || cn.op == Op::Silu ||
             cn.op == Op::Scale) {
