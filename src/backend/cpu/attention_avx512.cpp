@@ -197,8 +197,9 @@ void pv_dispatch(int nv, const void* p, int64_t ps, const void* vp, int64_t kdim
     return pv_rows<n, BF16>(p, ps, vp, kdim, rows, o);
     SDC_PV_CASE(1)
     SDC_PV_CASE(2)
-    SDC_PV_CASE(3) SDC_PV_CASE(4) SDC_PV_CASE(5) SDC_PV_CASE(6) SDC_PV_CASE(7) SDC_PV_CASE(8)
-        SDC_PV_CASE(9) SDC_PV_CASE(10)
+    SDC_PV_CASE(3)
+    SDC_PV_CASE(4) SDC_PV_CASE(5) SDC_PV_CASE(6) SDC_PV_CASE(7) SDC_PV_CASE(8) SDC_PV_CASE(9)
+        SDC_PV_CASE(10)
 #undef SDC_PV_CASE
             default : return;
   }

@@ -994,10 +994,13 @@ std::unique_ptr<Plan> Plan::compile(const graph::Graph& g, const PlanOptions& op
     plan->engine = dnnl::engine(dnnl::engine::kind::cpu, 0);
     plan->stream = dnnl::stream(plan->engine);
     Planner(g, options, *plan).compile();
+    release_packing_memory();
   } catch (const dnnl::error& e) {
+    release_packing_memory();
     omp_set_num_threads(saved);
     throw Error("plan", "oneDNN", "a supported primitive", e.what());
   } catch (...) {
+    release_packing_memory();
     omp_set_num_threads(saved);
     throw;
   }
