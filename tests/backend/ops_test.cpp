@@ -366,6 +366,31 @@ TEST_P(Ops, UpsampleConcatSlice) {
   EXPECT_EQ(rel_err(p->output("slice"), sl), 0.0);
 }
 
+TEST_P(Ops, UpsampleFeedingConv) {
+  // With bf16 the upsampling writes bf16 straight for the convolution (no Convert step).
+  const int64_t N = 2, H = 3, W = 4, C = 20, Co = 6;
+  const Vec x = random_vec(N * H * W * C, 810), w = random_vec(Co * C * 9, 811, -0.2f, 0.2f);
+  graph::Graph g;
+  const auto up = g.upsample_nearest(g.input("x", {N, H, W, C}), 6, 8);
+  g.output("y", g.conv2d(up, add_weight(g, "w", w, {Co, C, 3, 3}), graph::kNone, 1, 1));
+  auto p = compile(g);
+  fill_input(*p, "x", x);
+  p->run();
+  Vec upr(size_t(N * 6 * 8 * C));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t y = 0; y < 6; ++y)
+      for (int64_t xx = 0; xx < 8; ++xx)
+        for (int64_t c = 0; c < C; ++c)
+          upr[size_t(((n * 6 + y) * 8 + xx) * C + c)] =
+              x[size_t(((n * H + y / 2) * W + xx / 2) * C + c)];
+  int64_t Ho, Wo;
+  const Vec ref = conv2d_ref(bf16() ? round_bf16(upr) : upr, bf16() ? round_bf16(w) : w, nullptr, N,
+                             6, 8, C, Co, 3, 3, 1, 1, 1, 1, 1, Ho, Wo);
+  EXPECT_LT(rel_err(p->output("y"), ref), bf16() ? 5e-3 : 2e-5);
+  ASSERT_EQ(p->steps().size(), 2u);
+  EXPECT_EQ(p->steps()[0].kind, "UpsampleNearest");
+}
+
 TEST_P(Ops, TimestepEmbedding) {
   for (bool flip : {true, false}) {
     const float shift = flip ? 0.f : 1.f;

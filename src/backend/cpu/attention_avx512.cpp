@@ -51,24 +51,34 @@ SDC_AVX512BF16 void qk_tile_bf16(const uint16_t* qp, int64_t qs, const uint16_t*
     for (int v = 0; v < NB; ++v) _mm512_storeu_ps(s + r * ss + v * 16, acc[r][v]);
 }
 
-template <int RM>
-SDC_AVX512BF16 void qk_rows_bf16(const uint16_t* qp, int64_t qs, const uint16_t* kp, int64_t tk16,
-                                 int64_t d2, float* s) {
+// Scores of `rows` query rows against all keys. Key tiles outside, rows inside: a 64-key tile of
+// Kp stays in L1 while every row of the block uses it.
+template <int NB>
+void qk_cols_bf16(const uint16_t* qp, int64_t qs, const uint16_t* kp, int64_t ks, int64_t d2,
+                  float* s, int64_t ss, int64_t rows) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) qk_tile_bf16<4, NB>(qp + r * qs, qs, kp, ks, d2, s + r * ss, ss);
+  for (; r < rows; ++r) qk_tile_bf16<1, NB>(qp + r * qs, qs, kp, ks, d2, s + r * ss, ss);
+}
+
+void qk_block_bf16(const uint16_t* qp, int64_t qs, const uint16_t* kp, int64_t tk16, int64_t d2,
+                   float* s, int64_t rows) {
   const int64_t ks = tk16 * 2;
-  int64_t j = 0;
-  for (; j + 64 <= tk16; j += 64) qk_tile_bf16<RM, 4>(qp, qs, kp + j * 2, ks, d2, s + j, tk16);
-  switch ((tk16 - j) / 16) {
-    case 3:
-      qk_tile_bf16<RM, 3>(qp, qs, kp + j * 2, ks, d2, s + j, tk16);
-      break;
-    case 2:
-      qk_tile_bf16<RM, 2>(qp, qs, kp + j * 2, ks, d2, s + j, tk16);
-      break;
-    case 1:
-      qk_tile_bf16<RM, 1>(qp, qs, kp + j * 2, ks, d2, s + j, tk16);
-      break;
-    default:
-      break;
+  for (int64_t j = 0; j < tk16; j += 64) {
+    switch (std::min<int64_t>(4, (tk16 - j) / 16)) {
+      case 4:
+        qk_cols_bf16<4>(qp, qs, kp + j * 2, ks, d2, s + j, tk16, rows);
+        break;
+      case 3:
+        qk_cols_bf16<3>(qp, qs, kp + j * 2, ks, d2, s + j, tk16, rows);
+        break;
+      case 2:
+        qk_cols_bf16<2>(qp, qs, kp + j * 2, ks, d2, s + j, tk16, rows);
+        break;
+      default:
+        qk_cols_bf16<1>(qp, qs, kp + j * 2, ks, d2, s + j, tk16, rows);
+        break;
+    }
   }
 }
 
@@ -112,23 +122,31 @@ SDC_AVX512 void qk_tile_f32(const float* qp, int64_t qs, const float* kp, int64_
     for (int v = 0; v < NB; ++v) _mm512_storeu_ps(s + r * ss + v * 16, acc[r][v]);
 }
 
-template <int RM>
-SDC_AVX512 void qk_rows_f32(const float* qp, int64_t qs, const float* kp, int64_t tk16, int64_t d,
-                            float* s) {
-  int64_t j = 0;
-  for (; j + 64 <= tk16; j += 64) qk_tile_f32<RM, 4>(qp, qs, kp + j, tk16, d, s + j, tk16);
-  switch ((tk16 - j) / 16) {
-    case 3:
-      qk_tile_f32<RM, 3>(qp, qs, kp + j, tk16, d, s + j, tk16);
-      break;
-    case 2:
-      qk_tile_f32<RM, 2>(qp, qs, kp + j, tk16, d, s + j, tk16);
-      break;
-    case 1:
-      qk_tile_f32<RM, 1>(qp, qs, kp + j, tk16, d, s + j, tk16);
-      break;
-    default:
-      break;
+template <int NB>
+void qk_cols_f32(const float* qp, int64_t qs, const float* kp, int64_t ks, int64_t d, float* s,
+                 int64_t ss, int64_t rows) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) qk_tile_f32<4, NB>(qp + r * qs, qs, kp, ks, d, s + r * ss, ss);
+  for (; r < rows; ++r) qk_tile_f32<1, NB>(qp + r * qs, qs, kp, ks, d, s + r * ss, ss);
+}
+
+void qk_block_f32(const float* qp, int64_t qs, const float* kp, int64_t tk16, int64_t d, float* s,
+                  int64_t rows) {
+  for (int64_t j = 0; j < tk16; j += 64) {
+    switch (std::min<int64_t>(4, (tk16 - j) / 16)) {
+      case 4:
+        qk_cols_f32<4>(qp, qs, kp + j, tk16, d, s + j, tk16, rows);
+        break;
+      case 3:
+        qk_cols_f32<3>(qp, qs, kp + j, tk16, d, s + j, tk16, rows);
+        break;
+      case 2:
+        qk_cols_f32<2>(qp, qs, kp + j, tk16, d, s + j, tk16, rows);
+        break;
+      default:
+        qk_cols_f32<1>(qp, qs, kp + j, tk16, d, s + j, tk16, rows);
+        break;
+    }
   }
 }
 
@@ -178,8 +196,10 @@ void pv_dispatch(int nv, const void* p, int64_t ps, const void* vp, int64_t kdim
   case n:              \
     return pv_rows<n, BF16>(p, ps, vp, kdim, rows, o);
     SDC_PV_CASE(1)
-    SDC_PV_CASE(2) SDC_PV_CASE(3) SDC_PV_CASE(4) SDC_PV_CASE(5) SDC_PV_CASE(6) SDC_PV_CASE(7)
-        SDC_PV_CASE(8) SDC_PV_CASE(9) SDC_PV_CASE(10)
+    SDC_PV_CASE(2)
+    SDC_PV_CASE(3)
+    SDC_PV_CASE(4) SDC_PV_CASE(5) SDC_PV_CASE(6) SDC_PV_CASE(7) SDC_PV_CASE(8) SDC_PV_CASE(9)
+        SDC_PV_CASE(10)
 #undef SDC_PV_CASE
             default : return;
   }
@@ -209,20 +229,6 @@ SDC_AVX512 float softmax_row(float* s, float* p, int64_t len, int64_t width, flo
   return 1.f / simd::hsum(sum);
 }
 
-// 2^x for softmax arguments (x <= 0): degree-4 Taylor polynomial of 2^f on f in [-0.5, 0.5]
-// (relative error < 5e-5, far below the bf16 rounding of the probabilities it feeds).
-SDC_AVX512BF16 inline __m512 exp2_bf16_grade(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-126.f));
-  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_set1_ps(0.0096181291f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.0555041087f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.2402265070f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.6931471806f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.f));
-  return _mm512_scalef_ps(p, n);
-}
-
 // The bf16 path's softmax numerators: one FMA for scale and shift (in log2 units), the short
 // exp2, native round-to-nearest-even conversion to bf16.
 SDC_AVX512BF16 float softmax_row_bf16(const float* s, uint16_t* p, int64_t len, int64_t width,
@@ -238,7 +244,7 @@ SDC_AVX512BF16 float softmax_row_bf16(const float* s, uint16_t* p, int64_t len, 
   __m512 sum = _mm512_setzero_ps();
   int64_t j = 0;
   for (; j + 16 <= len; j += 16) {
-    const __m512 e = exp2_bf16_grade(_mm512_fmadd_ps(_mm512_loadu_ps(s + j), va, vshift));
+    const __m512 e = simd::exp2_fast(_mm512_fmadd_ps(_mm512_loadu_ps(s + j), va, vshift));
     sum = _mm512_add_ps(sum, e);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + j), (__m256i)_mm512_cvtneps_pbh(e));
   }
@@ -246,7 +252,7 @@ SDC_AVX512BF16 float softmax_row_bf16(const float* s, uint16_t* p, int64_t len, 
     const __mmask16 m = simd::tail_mask(width - j);
     const __mmask16 valid = j < len ? simd::tail_mask(len - j) : __mmask16(0);
     const __m512 e = _mm512_maskz_mov_ps(
-        valid, exp2_bf16_grade(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(valid, s + j), va, vshift)));
+        valid, simd::exp2_fast(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(valid, s + j), va, vshift)));
     sum = _mm512_add_ps(sum, e);
     _mm256_mask_storeu_epi16(p + j, m, (__m256i)_mm512_cvtneps_pbh(e));
   }
@@ -359,19 +365,12 @@ void FlashAttention::run(const void* q, const void* k, const void* v, void* out,
           std::memcpy(qd + r * 2 * d2, Q + r * C, size_t(d) * 2);
           if (d & 1) qd[r * 2 * d2 + d] = 0;
         }
-        const auto* kp = reinterpret_cast<const uint16_t*>(kp_of(nh));
-        int64_t r = 0;
-        for (; r + 4 <= rows; r += 4)
-          qk_rows_bf16<4>(qd + r * 2 * d2, 2 * d2, kp, tk16, d2, S + r * tk16);
-        for (; r < rows; ++r) qk_rows_bf16<1>(qd + r * 2 * d2, 2 * d2, kp, tk16, d2, S + r * tk16);
+        qk_block_bf16(qd, 2 * d2, reinterpret_cast<const uint16_t*>(kp_of(nh)), tk16, d2, S, rows);
       } else {
         auto* Q = static_cast<const float*>(q) + (n * s.Tq + q0) * C + h * d;
         auto* qd = reinterpret_cast<float*>(qp);
         for (int64_t r = 0; r < rows; ++r) std::memcpy(qd + r * d, Q + r * C, size_t(d) * 4);
-        const auto* kp = reinterpret_cast<const float*>(kp_of(nh));
-        int64_t r = 0;
-        for (; r + 4 <= rows; r += 4) qk_rows_f32<4>(qd + r * d, d, kp, tk16, d, S + r * tk16);
-        for (; r < rows; ++r) qk_rows_f32<1>(qd + r * d, d, kp, tk16, d, S + r * tk16);
+        qk_block_f32(qd, d, reinterpret_cast<const float*>(kp_of(nh)), tk16, d, S, rows);
       }
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t len = s.causal ? std::min(s.Tk, q0 + r + 1) : s.Tk;

@@ -47,8 +47,9 @@ void convert_to_bf16(const float* x, uint16_t* y, int64_t n);
 
 // Nearest upsampling of x [N, H, W, C] to [N, Ho, Wo, C] (PyTorch 'nearest': source index
 // floor(dst * in / out) computed with a float scale in/out, clamped to in - 1).
-void upsample_nearest(const float* x, float* y, int64_t N, int64_t H, int64_t W, int64_t C,
-                      int64_t Ho, int64_t Wo);
+// y may be BF16 (the upsampled tensor feeding a bf16 convolution).
+void upsample_nearest(const float* x, void* y, DType ydt, int64_t N, int64_t H, int64_t W,
+                      int64_t C, int64_t Ho, int64_t Wo);
 
 // Concatenation / slicing along the last axis of row-major [rows, C] data.
 void concat_last(const float* a, const float* b, float* y, int64_t rows, int64_t Ca, int64_t Cb);

@@ -4,7 +4,8 @@
 //     binary post-op); a GroupNorm absorbs a preceding [N,C]-broadcast Add (the ResNet time
 //     embedding); Reshape is an alias.
 //  2. storage types: with BF16, a value whose every consumer is a conv/linear input or attention
-//     is stored as bf16 by its producer (GroupNorm+SiLU, LayerNorm, GEGLU, attention, convs ...);
+//     is stored as bf16 by its producer (GroupNorm+SiLU, LayerNorm, GEGLU, attention, convs,
+//     nearest upsampling ...);
 //     otherwise it stays f32 and a Convert step makes a bf16 copy for the bf16 consumers.
 //  3. liveness: steps in graph order; elementwise steps and sum post-ops reuse a dying input's
 //     buffer; buffers get arena offsets (memory_plan.h).
@@ -290,6 +291,7 @@ class Planner {
       case Op::Silu:
       case Op::Scale:
       case Op::Attention:
+      case Op::UpsampleNearest:
         return true;
       default:
         return false;
@@ -863,8 +865,9 @@ class Planner {
         const Shape &xs = shape(s.node->inputs[0]), &ys = s.node->shape;
         return simple(0, [=]() {
           const float* x = F(sp->in[0]);
-          float* y = F(sp->out);
-          return [=] { upsample_nearest(x, y, xs[0], xs[1], xs[2], xs[3], ys[1], ys[2]); };
+          void* y = P(sp->out);
+          const DType yt = DT(sp->out);
+          return [=] { upsample_nearest(x, y, yt, xs[0], xs[1], xs[2], xs[3], ys[1], ys[2]); };
         });
       }
       case SK::Concat: {
@@ -991,10 +994,13 @@ std::unique_ptr<Plan> Plan::compile(const graph::Graph& g, const PlanOptions& op
     plan->engine = dnnl::engine(dnnl::engine::kind::cpu, 0);
     plan->stream = dnnl::stream(plan->engine);
     Planner(g, options, *plan).compile();
+    release_packing_memory();
   } catch (const dnnl::error& e) {
+    release_packing_memory();
     omp_set_num_threads(saved);
     throw Error("plan", "oneDNN", "a supported primitive", e.what());
   } catch (...) {
+    release_packing_memory();
     omp_set_num_threads(saved);
     throw;
   }
