@@ -4,17 +4,23 @@
 // object per line per file (keys: file, format, file_size, tensors, dtypes, kind, architecture,
 // supported, naming, [evidence], [components.{unet,vae,text_encoder,controlnet}.{params,hparams}],
 // [lora], [metadata]).
+#include <filesystem>
 #include <iostream>
+#include <optional>
+#include <regex>
 #include <sstream>
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "io/image.h"
+#include "io/mapped_file.h"
 #include "io/open_file.h"
 #include "model/classify.h"
 #include "model/infer_hparams.h"
 #include "model/key_mapping.h"
 #include "model/lora_file.h"
 #include "model/model_loader.h"
+#include "pipeline/generation_params.h"
 
 namespace sdc::cli {
 
@@ -174,6 +180,46 @@ std::string human(const nlohmann::json& j) {
   return o.str();
 }
 
+// A PNG or JPEG: its size and, for PNGs that sdc (or A1111) wrote, the generation parameters.
+std::optional<nlohmann::json> describe_image(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return std::nullopt;
+  auto file = io::MappedFile::open(path);
+  const io::ImageFormat format = io::sniff_image_format(file->data(), file->size());
+  if (format == io::ImageFormat::Unknown) return std::nullopt;
+  io::Image image = io::decode_image(file->data(), file->size(), path);
+  nlohmann::json j{{"file", path},
+                   {"format", format == io::ImageFormat::Png ? "png" : "jpeg"},
+                   {"file_size", file->size()},
+                   {"kind", "image"},
+                   {"width", image.width},
+                   {"height", image.height}};
+  if (format == io::ImageFormat::Png) {
+    for (const auto& [key, text] : io::decode_png_text(file->data(), file->size(), path)) {
+      j["text"][key] = text;
+      if (key != "parameters") continue;
+      const pipeline::GenerationParams p = pipeline::parse_a1111_parameters(text);
+      j["parameters"] = {{"prompt", p.prompt},     {"negative_prompt", p.negative_prompt},
+                         {"steps", p.steps},       {"sampler", p.sampler},
+                         {"cfg_scale", p.cfg_scale}, {"seed", p.seed},
+                         {"width", p.width},       {"height", p.height},
+                         {"model", p.model}};
+    }
+  }
+  return j;
+}
+
+std::string human_image(const nlohmann::json& j) {
+  std::ostringstream out;
+  out << j["file"].get<std::string>() << ": " << j["format"].get<std::string>() << " image, "
+      << j["width"] << "x" << j["height"] << ", " << j["file_size"] << " bytes\n";
+  if (j.contains("text"))
+    for (auto it = j["text"].begin(); it != j["text"].end(); ++it)
+      out << "  " << it.key() << ":\n    "
+          << std::regex_replace(it.value().get<std::string>(), std::regex("\n"), "\n    ") << "\n";
+  return out.str();
+}
+
 }  // namespace
 
 void add_inspect_command(CLI::App& app) {
@@ -188,6 +234,10 @@ void add_inspect_command(CLI::App& app) {
                   "shapes cannot (head counts)");
   cmd->callback([files, json, model_config] {
     for (const auto& f : *files) {
+      if (auto image = describe_image(f)) {
+        std::cout << (*json ? image->dump() + "\n" : human_image(*image));
+        continue;
+      }
       nlohmann::json j;
       try {
         j = describe(f, *model_config);

@@ -132,3 +132,31 @@ TEST(GeneratePipeline, SameSeedSameImageAndBatchSeedsFollowA1111) {
 
 }  // namespace
 }  // namespace sdc
+
+namespace sdc {
+namespace {
+
+TEST(InspectImage, ReadsTheParametersSdcWrote) {
+  test::TempDir dir;
+  auto r = test::run_sdc({"generate", "-m", test::tiny("model.safetensors"), "--model-config",
+                          test::tiny("diffusers"), "-p", "a (red:1.2) fox", "-n", "blurry", "-W", "64",
+                          "-H", "64", "--steps", "2", "--sampler", "ddim", "--seed", "5", "-o",
+                          dir.file("fox.png")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = test::run_sdc({"inspect", "--json", dir.file("fox.png")});
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  nlohmann::json info = nlohmann::json::parse(j.out);
+  EXPECT_EQ(info["kind"], "image");
+  EXPECT_EQ(info["parameters"]["prompt"], "a (red:1.2) fox");
+  EXPECT_EQ(info["parameters"]["negative_prompt"], "blurry");
+  EXPECT_EQ(info["parameters"]["sampler"], "DDIM");
+  EXPECT_EQ(info["parameters"]["seed"], 5);
+  EXPECT_EQ(info["parameters"]["steps"], 2);
+  auto h = test::run_sdc({"inspect", dir.file("fox.png")});
+  EXPECT_NE(h.out.find("Steps: 2, Sampler: DDIM, CFG scale: 7, Seed: 5, Size: 64x64, Model: model"),
+            std::string::npos)
+      << h.out;
+}
+
+}  // namespace
+}  // namespace sdc
