@@ -275,7 +275,7 @@ TEST(LoadModelBadInput, StandaloneComponentsGivenAsModel) {
   EXPECT_EQ(error_of([] { model::load_model(test::tiny("controlnet.safetensors"), {}); }),
             test::tiny("controlnet.safetensors") +
                 ": expected a Stable Diffusion checkpoint, found a standalone controlnet (pass it "
-                "with --controlnet)");
+                "with --control-net)");
   EXPECT_EQ(
       error_of([] { model::load_model(test::tiny("diffusers/vae"), {}); }),
       test::tiny("diffusers/vae") +
