@@ -27,7 +27,8 @@ namespace {
 size_t align64(size_t v) {
   return (v + 63) / 64 * 64;
 }
-constexpr int kMaxNv = 10;  // head size <= 160 (register budget of the PV tile)
+constexpr int kMaxNv = 10;  // 16-column vectors per PV tile (register budget); wider heads are
+                            // done in column chunks
 
 // ---- bf16 micro-kernels ---------------------------------------------------------------------
 
@@ -83,14 +84,14 @@ void qk_block_bf16(const uint16_t* qp, int64_t qs, const uint16_t* kp, int64_t t
 }
 
 template <int RM, int NV>
-SDC_AVX512BF16 void pv_tile_bf16(const uint16_t* p, int64_t ps, const uint16_t* vp, int64_t tk2,
-                                 float* o, int64_t os) {
+SDC_AVX512BF16 void pv_tile_bf16(const uint16_t* p, int64_t ps, const uint16_t* vp, int64_t vs,
+                                 int64_t tk2, float* o, int64_t os) {
   __m512 acc[RM][NV];
   for (int r = 0; r < RM; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
   for (int64_t jj = 0; jj < tk2; ++jj) {
     __m512bh b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = (__m512bh)_mm512_loadu_si512(vp + (jj * NV + v) * 32);
+    for (int v = 0; v < NV; ++v) b[v] = (__m512bh)_mm512_loadu_si512(vp + (jj * vs + v) * 32);
     for (int r = 0; r < RM; ++r) {
       int32_t pair;
       std::memcpy(&pair, p + r * ps + 2 * jj, 4);
@@ -151,14 +152,14 @@ void qk_block_f32(const float* qp, int64_t qs, const float* kp, int64_t tk16, in
 }
 
 template <int RM, int NV>
-SDC_AVX512 void pv_tile_f32(const float* p, int64_t ps, const float* vp, int64_t tk, float* o,
-                            int64_t os) {
+SDC_AVX512 void pv_tile_f32(const float* p, int64_t ps, const float* vp, int64_t vs, int64_t tk,
+                            float* o, int64_t os) {
   __m512 acc[RM][NV];
   for (int r = 0; r < RM; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
   for (int64_t j = 0; j < tk; ++j) {
     __m512 b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(vp + (j * NV + v) * 16);
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(vp + (j * vs + v) * 16);
     for (int r = 0; r < RM; ++r) {
       const __m512 a = _mm512_set1_ps(p[r * ps + j]);
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
@@ -168,40 +169,47 @@ SDC_AVX512 void pv_tile_f32(const float* p, int64_t ps, const float* vp, int64_t
     for (int v = 0; v < NV; ++v) _mm512_storeu_ps(o + r * os + v * 16, acc[r][v]);
 }
 
-// Rows [0, rows) of P V: full tiles of pv_rows(NV) rows, then single rows.
+// Rows [0, rows) of P V for output columns [16 c0, 16 (c0 + NV)) of nvt vectors: full tiles of
+// RM rows, then single rows. O has nvt * 16 columns.
 template <int NV, bool BF16>
-void pv_rows(const void* p, int64_t ps, const void* vp, int64_t kdim, int64_t rows, float* o) {
+void pv_rows(const void* p, int64_t ps, const void* vp, int64_t nvt, int64_t c0, int64_t kdim,
+             int64_t rows, float* o) {
   constexpr int RM = std::clamp((31 - NV) / NV, 1, 8);
+  const int64_t os = nvt * 16;
+  o += c0 * 16;
   int64_t r = 0;
   if constexpr (BF16) {
     auto* pp = static_cast<const uint16_t*>(p);
-    auto* v = static_cast<const uint16_t*>(vp);
+    auto* v = static_cast<const uint16_t*>(vp) + c0 * 32;
     for (; r + RM <= rows; r += RM)
-      pv_tile_bf16<RM, NV>(pp + r * ps, ps, v, kdim, o + r * NV * 16, NV * 16);
-    for (; r < rows; ++r) pv_tile_bf16<1, NV>(pp + r * ps, ps, v, kdim, o + r * NV * 16, NV * 16);
+      pv_tile_bf16<RM, NV>(pp + r * ps, ps, v, nvt, kdim, o + r * os, os);
+    for (; r < rows; ++r) pv_tile_bf16<1, NV>(pp + r * ps, ps, v, nvt, kdim, o + r * os, os);
   } else {
     auto* pp = static_cast<const float*>(p);
-    auto* v = static_cast<const float*>(vp);
+    auto* v = static_cast<const float*>(vp) + c0 * 16;
     for (; r + RM <= rows; r += RM)
-      pv_tile_f32<RM, NV>(pp + r * ps, ps, v, kdim, o + r * NV * 16, NV * 16);
-    for (; r < rows; ++r) pv_tile_f32<1, NV>(pp + r * ps, ps, v, kdim, o + r * NV * 16, NV * 16);
+      pv_tile_f32<RM, NV>(pp + r * ps, ps, v, nvt, kdim, o + r * os, os);
+    for (; r < rows; ++r) pv_tile_f32<1, NV>(pp + r * ps, ps, v, nvt, kdim, o + r * os, os);
   }
 }
 
+// All nvt column vectors, in even chunks of at most kMaxNv.
 template <bool BF16>
-void pv_dispatch(int nv, const void* p, int64_t ps, const void* vp, int64_t kdim, int64_t rows,
+void pv_dispatch(int nvt, const void* p, int64_t ps, const void* vp, int64_t kdim, int64_t rows,
                  float* o) {
-  switch (nv) {
-#define SDC_PV_CASE(n) \
-  case n:              \
-    return pv_rows<n, BF16>(p, ps, vp, kdim, rows, o);
-    SDC_PV_CASE(1)
-    SDC_PV_CASE(2)
-    SDC_PV_CASE(3)
-    SDC_PV_CASE(4) SDC_PV_CASE(5) SDC_PV_CASE(6) SDC_PV_CASE(7) SDC_PV_CASE(8) SDC_PV_CASE(9)
-        SDC_PV_CASE(10)
+  const int chunks = (nvt + kMaxNv - 1) / kMaxNv, per = (nvt + chunks - 1) / chunks;
+  for (int c0 = 0; c0 < nvt; c0 += per) {
+    switch (std::min(per, nvt - c0)) {
+#define SDC_PV_CASE(n)                                   \
+  case n:                                                \
+    pv_rows<n, BF16>(p, ps, vp, nvt, c0, kdim, rows, o); \
+    break;
+      SDC_PV_CASE(1)
+      SDC_PV_CASE(2) SDC_PV_CASE(3) SDC_PV_CASE(4) SDC_PV_CASE(5) SDC_PV_CASE(6) SDC_PV_CASE(7)
+          SDC_PV_CASE(8) SDC_PV_CASE(9) SDC_PV_CASE(10)
 #undef SDC_PV_CASE
-            default : return;
+              default : break;
+    }
   }
 }
 
@@ -274,8 +282,7 @@ SDC_AVX512 void store_row(const float* o, float inv, int64_t d, T* out) {
 bool FlashAttention::supported(const AttentionShape& s) {
   if (!use_avx512_kernels()) return false;
   if (s.in == DType::BF16 && !cpu_features().avx512_bf16) return false;
-  const int64_t d = s.C / s.heads;
-  return (d + 15) / 16 <= kMaxNv;
+  return true;
 }
 
 FlashAttention::FlashAttention(const AttentionShape& s, int threads) : s_(s), threads_(threads) {

@@ -15,6 +15,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <numeric>
 
 #include "backend/cpu/attention.h"
@@ -350,24 +352,54 @@ class Planner {
       s.bytes = s.weight->bytes();
       plan_.weights_.push_back(s.weight);
       vstore_[r] = new_store(std::move(s));
-      if (needs_shadow_[r]) add_convert(ValueId(r));
     }
     if (role == Role::Bf16Src && bf16_ && stores_[size_t(vstore_[r])].dtype != DType::BF16) {
-      if (vshadow_[r] < 0) fail(node(ValueId(r)), "a bf16 copy", "none (planner bug)");
+      if (!needs_shadow_[r]) fail(node(ValueId(r)), "a bf16 copy", "none (planner bug)");
+      if (vshadow_[r] < 0) {  // its Convert step is placed by place_converts()
+        vshadow_[r] = arena_store(DType::BF16, shape_numel(shape(ValueId(r))));
+        shadowed_.push_back(ValueId(r));
+      }
       return vshadow_[r];
     }
     return vstore_[r];
   }
+  std::vector<ValueId> shadowed_;
 
-  void add_convert(ValueId v) {
-    Spec s;
-    s.kind = SK::Convert;
-    s.name = "Convert";
-    s.label = node(v).name;
-    s.in = {vstore_[size_t(v)]};
-    s.n = shape_numel(shape(v));
-    s.out = vshadow_[size_t(v)] = arena_store(DType::BF16, s.n);
-    specs_.push_back(std::move(s));
+  // Inserts the Convert step of every bf16 shadow where it costs least memory: right after the
+  // f32 value's last f32 use when that comes before the first bf16 use (the f32 buffer then
+  // dies at the Convert), else right before the first bf16 use.
+  void place_converts() {
+    const int nspecs = int(specs_.size());
+    std::vector<std::vector<Spec>> before(size_t(nspecs) + 1);
+    for (ValueId v : shadowed_) {
+      const int f32_store = vstore_[size_t(v)], shadow = vshadow_[size_t(v)];
+      int first_bf16 = nspecs, last_f32 = -1;
+      for (int i = 0; i < nspecs; ++i) {
+        const Spec& sp = specs_[size_t(i)];
+        auto reads = [&](int st) {
+          if (std::find(sp.in.begin(), sp.in.end(), st) != sp.in.end()) return true;
+          return std::any_of(sp.post.begin(), sp.post.end(),
+                             [&](const PostOp& p) { return p.store == st; });
+        };
+        if (reads(shadow)) first_bf16 = std::min(first_bf16, i);
+        if (reads(f32_store) || sp.out == f32_store) last_f32 = i;
+      }
+      Spec c;
+      c.kind = SK::Convert;
+      c.name = "Convert";
+      c.label = node(v).name;
+      c.in = {f32_store};
+      c.n = shape_numel(shape(v));
+      c.out = shadow;
+      before[size_t(std::min(first_bf16, last_f32 + 1))].push_back(std::move(c));
+    }
+    std::vector<Spec> placed;
+    placed.reserve(specs_.size() + shadowed_.size());
+    for (int i = 0; i <= nspecs; ++i) {
+      for (Spec& c : before[size_t(i)]) placed.push_back(std::move(c));
+      if (i < nspecs) placed.push_back(std::move(specs_[size_t(i)]));
+    }
+    specs_ = std::move(placed);
   }
 
   void build_specs() {
@@ -391,7 +423,6 @@ class Planner {
       s.input = int(plan_.inputs_.size());
       plan_.inputs_.push_back(std::move(in));
       vstore_[i] = new_store(std::move(s));
-      if (needs_shadow_[i]) add_convert(ValueId(i));
     }
     // Groups in the order of their last node.
     std::vector<int> order(groups_.size());
@@ -401,7 +432,6 @@ class Planner {
     for (int gi : order) {
       const Group& grp = groups_[size_t(gi)];
       add_group_spec(grp);
-      if (needs_shadow_[size_t(grp.out)]) add_convert(grp.out);
     }
     // Outputs that are not computed into the arena (an input or weight passed through).
     for (const auto& [name, v] : g_.outputs()) {
@@ -418,6 +448,7 @@ class Planner {
       copied_outputs_.emplace_back(v, s.out);
       specs_.push_back(std::move(s));
     }
+    place_converts();
   }
   std::vector<std::pair<ValueId, int>> copied_outputs_;
 
@@ -951,6 +982,22 @@ class Planner {
       buffer_store.push_back(int(i));
     }
     const MemoryPlan mp = plan_memory(lives);
+    if (std::getenv("SDC_PLAN_DEBUG")) {
+      int peak_step = 0;
+      size_t peak = 0;
+      for (int st = 0; st < int(specs_.size()); ++st) {
+        size_t live = 0;
+        for (const auto& l : lives)
+          if (l.first <= st && st <= l.last) live += l.bytes;
+        if (live > peak) peak = live, peak_step = st;
+      }
+      std::fprintf(stderr, "peak live %.1f MiB at step %d (%s), arena %.1f MiB\n", peak / 1048576.0,
+                   peak_step, specs_[size_t(peak_step)].name.c_str(), mp.total / 1048576.0);
+      for (size_t b = 0; b < lives.size(); ++b)
+        if (lives[b].first <= peak_step && peak_step <= lives[b].last)
+          std::fprintf(stderr, "  %.1f MiB [%d, %d] written by %s\n", lives[b].bytes / 1048576.0,
+                       lives[b].first, lives[b].last, specs_[size_t(lives[b].first)].name.c_str());
+    }
     if (opt_.check) check_memory_plan(lives, mp);
     offsets_ = mp.offsets;
     plan_.arena_ = std::make_unique<PackedWeight>(std::max<size_t>(mp.total, 64));
