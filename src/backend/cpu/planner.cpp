@@ -39,7 +39,9 @@ using graph::ValueId;
 using dt = memory::data_type;
 using tag = memory::format_tag;
 
-enum class Role { F32, Bf16Src };  // how a consumer wants a value
+// How a consumer wants a value: f32; bf16 (conv/linear/attention inputs in BF16 mode); or
+// either (norm inputs: statistics are f32 whatever the storage).
+enum class Role { F32, Bf16Src, Any };
 
 struct Group {
   ValueId main = kNone;    // node that defines the step
@@ -261,16 +263,21 @@ class Planner {
         break;
       case Op::GroupNorm:
         if (grp.gn_add != kNone) {
-          out.emplace_back(node(grp.gn_add).inputs[0], Role::F32);
+          out.emplace_back(node(grp.gn_add).inputs[0], Role::Any);
           out.emplace_back(node(grp.gn_add).inputs[1], Role::F32);
         } else {
-          out.emplace_back(m.inputs[0], Role::F32);
+          out.emplace_back(m.inputs[0], Role::Any);
         }
         out.emplace_back(m.inputs[1], Role::F32);
         out.emplace_back(m.inputs[2], Role::F32);
         break;
       case Op::Attention:
         for (ValueId v : m.inputs) out.emplace_back(v, Role::Bf16Src);
+        break;
+      case Op::LayerNorm:
+        out.emplace_back(m.inputs[0], Role::Any);
+        out.emplace_back(m.inputs[1], Role::F32);
+        out.emplace_back(m.inputs[2], Role::F32);
         break;
       default:
         for (ValueId v : m.inputs)
@@ -308,15 +315,18 @@ class Planner {
     for (size_t i = 0; i < nv_; ++i)
       if (node(ValueId(i)).dtype == DType::I32) storage_[i] = DType::I32;
     if (!bf16_) return;
-    std::vector<int> f32_uses(nv_, 0), bf16_uses(nv_, 0);
+    std::vector<int> f32_uses(nv_, 0), bf16_uses(nv_, 0), any_uses(nv_, 0);
     for (const Group& grp : groups_)
       for (const auto& [v, role] : group_inputs(grp)) {
         const size_t r = size_t(root_[size_t(v)]);
-        ++(role == Role::F32 ? f32_uses : bf16_uses)[r];
+        ++(role == Role::F32 ? f32_uses : role == Role::Any ? any_uses : bf16_uses)[r];
       }
+    // bf16 storage when nobody needs f32 (as PyTorch autocast: a conv output read only by a norm
+    // is bf16; a residual read by an add stays f32).
     for (const Group& grp : groups_) {
       const size_t o = size_t(grp.out);
-      if (can_emit_bf16(grp) && bf16_uses[o] > 0 && f32_uses[o] == 0 && !is_output_[o])
+      if (can_emit_bf16(grp) && bf16_uses[o] + any_uses[o] > 0 && f32_uses[o] == 0 &&
+          !is_output_[o])
         storage_[o] = DType::BF16;
     }
     for (size_t i = 0; i < nv_; ++i)
@@ -506,10 +516,11 @@ class Planner {
       case Op::GroupNorm:
         s.kind = SK::GroupNorm;
         if (grp.gn_add != kNone) {
-          s.in = {in_f32(node(grp.gn_add).inputs[0]), in_f32(node(grp.gn_add).inputs[1])};
+          s.in = {store_of(node(grp.gn_add).inputs[0], Role::Any),
+                  in_f32(node(grp.gn_add).inputs[1])};
           s.name += "+add";
         } else {
-          s.in = {in_f32(m.inputs[0]), -1};
+          s.in = {store_of(m.inputs[0], Role::Any), -1};
         }
         s.in.push_back(in_f32(m.inputs[1]));
         s.in.push_back(in_f32(m.inputs[2]));
@@ -517,7 +528,7 @@ class Planner {
         break;
       case Op::LayerNorm:
         s.kind = SK::LayerNorm;
-        s.in = {in_f32(m.inputs[0]), in_f32(m.inputs[1]), in_f32(m.inputs[2])};
+        s.in = {store_of(m.inputs[0], Role::Any), in_f32(m.inputs[1]), in_f32(m.inputs[2])};
         break;
       case Op::Attention:
         s.kind = SK::Attention;
@@ -814,26 +825,29 @@ class Planner {
         const Shape& xs = m.shape;
         const int64_t N = xs[0], C = xs.back(), Pn = shape_numel(xs) / (N * C);
         return simple(group_norm_scratch_bytes(N, C, plan_.threads), [=, this]() {
-          const float *x = F(sp->in[0]), *add = F(sp->in[1]), *ga = F(sp->in[2]),
-                      *be = F(sp->in[3]);
+          const void* x = P(sp->in[0]);
+          const DType xt = DT(sp->in[0]);
+          const float *add = F(sp->in[1]), *ga = F(sp->in[2]), *be = F(sp->in[3]);
           void* y = P(sp->out);
           const DType yt = DT(sp->out);
           void* scr = scratch();
           const int64_t G = m.attrs.groups;
           const float eps = m.attrs.eps;
           const bool silu = m.attrs.silu;
-          return [=] { group_norm(x, add, ga, be, N, Pn, C, G, eps, silu, y, yt, scr); };
+          return [=] { group_norm(x, xt, add, ga, be, N, Pn, C, G, eps, silu, y, yt, scr); };
         });
       }
       case SK::LayerNorm: {
         const Node& m = *s.node;
         const int64_t C = m.shape.back(), rows = shape_numel(m.shape) / C;
         return simple(0, [=]() {
-          const float *x = F(sp->in[0]), *ga = F(sp->in[1]), *be = F(sp->in[2]);
+          const void* x = P(sp->in[0]);
+          const DType xt = DT(sp->in[0]);
+          const float *ga = F(sp->in[1]), *be = F(sp->in[2]);
           void* y = P(sp->out);
           const DType yt = DT(sp->out);
           const float eps = m.attrs.eps;
-          return [=] { layer_norm(x, ga, be, rows, C, eps, y, yt); };
+          return [=] { layer_norm(x, xt, ga, be, rows, C, eps, y, yt); };
         });
       }
       case SK::Attention: {
@@ -1008,6 +1022,7 @@ class Planner {
       st.info.kind = specs_[i].name;
       st.info.label = specs_[i].label;
       st.info.macs = specs_[i].macs;
+      st.info.out_type = stores_[size_t(specs_[i].out)].dtype;
       plan_.steps_.push_back(std::move(st));
     }
     if (opt_.check) {
