@@ -60,7 +60,8 @@ template <int NB>
 void qk_cols_bf16(const uint16_t* qp, int64_t qs, const uint16_t* kp, int64_t ks, int64_t d2,
                   float* s, int64_t ss, int64_t rows) {
   int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) qk_tile_bf16<4, NB>(qp + r * qs, qs, kp, ks, d2, s + r * ss, ss);
+  for (; r + 6 <= rows; r += 6) qk_tile_bf16<6, NB>(qp + r * qs, qs, kp, ks, d2, s + r * ss, ss);
+  for (; r + 2 <= rows; r += 2) qk_tile_bf16<2, NB>(qp + r * qs, qs, kp, ks, d2, s + r * ss, ss);
   for (; r < rows; ++r) qk_tile_bf16<1, NB>(qp + r * qs, qs, kp, ks, d2, s + r * ss, ss);
 }
 
@@ -142,7 +143,8 @@ template <int NB>
 void qk_cols_f32(const float* qp, int64_t qs, const float* kp, int64_t ks, int64_t d, float* s,
                  int64_t ss, int64_t rows) {
   int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) qk_tile_f32<4, NB>(qp + r * qs, qs, kp, ks, d, s + r * ss, ss);
+  for (; r + 6 <= rows; r += 6) qk_tile_f32<6, NB>(qp + r * qs, qs, kp, ks, d, s + r * ss, ss);
+  for (; r + 2 <= rows; r += 2) qk_tile_f32<2, NB>(qp + r * qs, qs, kp, ks, d, s + r * ss, ss);
   for (; r < rows; ++r) qk_tile_f32<1, NB>(qp + r * qs, qs, kp, ks, d, s + r * ss, ss);
 }
 
@@ -342,8 +344,9 @@ FlashAttention::FlashAttention(const AttentionShape& s, int threads) : s_(s), th
   tk16_ = (s.Tk + 15) / 16 * 16;
   tk2_ = (s.Tk + 1) / 2;
   dv16_ = (d_ + 15) / 16 * 16;
-  // Query rows per work item: the scores block stays within ~256 KiB (L2), 8..128 rows.
-  R_ = std::clamp<int64_t>((256 * 1024 / 4) / tk16_, 8, 128) / 8 * 8;
+  // Query rows per work item: the scores block stays within ~384 KiB (L2), a multiple of 24
+  // rows (whole QK tiles of 6 rows and PV tiles of 8) from 24 to 120; fewer for short queries.
+  R_ = std::clamp<int64_t>((384 * 1024 / 4) / tk16_ / 24 * 24, 24, 120);
   R_ = std::min<int64_t>(R_, (s.Tq + 7) / 8 * 8);
   kp_bytes_ = align64(bf16 ? size_t(d2_ * tk16_ * 2) * 2 : size_t(d_ * tk16_) * 4);
   vp_bytes_ = align64(bf16 ? size_t(tk2_ * dv16_ * 2) * 2 : size_t(s.Tk * dv16_) * 4);
