@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "backend/cpu/cpu_features.h"
 #include "backend/cpu/plan.h"
 #include "reference.h"
 
@@ -141,14 +142,19 @@ RandomNet random_net(uint32_t seed) {
   return net;
 }
 
-class RandomGraphs : public testing::TestWithParam<Precision> {};
+// Parameter: precision, and whether the portable (non-AVX-512) kernels are forced.
+class RandomGraphs : public testing::TestWithParam<std::tuple<Precision, bool>> {
+ protected:
+  void SetUp() override { cpu::force_generic_kernels(std::get<1>(GetParam())); }
+  void TearDown() override { cpu::force_generic_kernels(false); }
+};
 
 TEST_P(RandomGraphs, MatchReferenceInterpreter) {
-  const bool bf16 = GetParam() == Precision::BF16;
+  const bool bf16 = std::get<0>(GetParam()) == Precision::BF16;
   for (uint32_t seed = 1; seed <= 40; ++seed) {
     const RandomNet net = random_net(seed);
     PlanOptions o;
-    o.precision = GetParam();
+    o.precision = std::get<0>(GetParam());
     o.check = true;
     auto p = Plan::compile(net.g, o);
     for (const auto& [name, v] : net.inputs) fill_input(*p, name, v);
@@ -164,8 +170,9 @@ TEST_P(RandomGraphs, MatchReferenceInterpreter) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Cpu, RandomGraphs, testing::Values(Precision::F32, Precision::BF16),
-                         [](const auto& i) { return std::string(cpu::precision_name(i.param)); });
+INSTANTIATE_TEST_SUITE_P(Cpu, RandomGraphs,
+                         testing::Combine(testing::Values(Precision::F32, Precision::BF16),
+                                          testing::Bool()));
 
 }  // namespace
 }  // namespace sdc::test
