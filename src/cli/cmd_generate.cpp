@@ -9,9 +9,11 @@
 #include "pipeline/model_bundle.h"
 #include "cli/progress_bar.h"
 #include "common/error.h"
+#include "common/stopwatch.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "pipeline/generation_params.h"
+#include "pipeline/plan_warmup.h"
 #include "pipeline/rng/torch_generator.h"
 #include "pipeline/sampling/sampler_kind.h"
 #include "pipeline/stable_diffusion.h"
@@ -73,6 +75,13 @@ void run_generate(GenerateArgs& a) {
   options.precision = precision;
   options.threads = a.threads;
   pipeline::StableDiffusion sd(loaded.model, options, loaded.tokenizer(), loaded.name);
+  if (!loaded.declared_sizes.empty()) {  // a compiled model's `convert -s` sizes: plan them now
+    Stopwatch clock;
+    pipeline::WarmupSpec spec{loaded.declared_sizes, {}, req.clip_skip, !req.control_image.empty()};
+    spec.unet_batches = {req.cfg_scale > 1.0f ? 2 * loaded.declared_batch : loaded.declared_batch};
+    const size_t n = pipeline::warm_plans(sd.plans(), spec);
+    std::cerr << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms\n";
+  }
 
   const int total = req.batch_size * req.batch_count;
   std::vector<float> all_latents;
