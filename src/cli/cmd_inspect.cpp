@@ -183,7 +183,7 @@ std::string human(const nlohmann::json& j) {
 // A PNG or JPEG: its size and, for PNGs that sdc (or A1111) wrote, the generation parameters.
 std::optional<nlohmann::json> describe_image(const std::string& path) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return std::nullopt;
+  if (!std::filesystem::is_regular_file(path, ec)) return std::nullopt;  // describe() says why
   auto file = io::MappedFile::open(path);
   const io::ImageFormat format = io::sniff_image_format(file->data(), file->size());
   if (format == io::ImageFormat::Unknown) return std::nullopt;
