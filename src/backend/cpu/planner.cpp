@@ -1048,6 +1048,8 @@ class Planner {
 }  // namespace
 
 std::unique_ptr<Plan> Plan::compile(const graph::Graph& g, const PlanOptions& options) {
+  if (options.precision == Precision::BF16 && !cpu_features().avx512)
+    throw UsageError("", "precision", "f32 on this CPU (bf16 needs AVX-512)", "bf16");
   auto plan = std::make_unique<CpuPlan>();
   plan->threads = resolve_threads(options.threads);
   const int saved = omp_get_max_threads();
