@@ -1,7 +1,14 @@
 // Tiled up @ down accumulated into W. Register tiles of 4 rows × 64 columns (AVX-512) keep a
 // 64-column slab of `down` in L1 while every row of `up` passes over it. No FMA: a fused
-// multiply-add rounds once where lora_delta's loop rounds twice.
+// multiply-add rounds once where lora_delta's loop rounds twice: the SIMD code uses the explicit
+// rounding intrinsics (which compilers never contract) and the portable loop forbids contraction.
 #include "model/lora_fused_merge.h"
+
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 
 #include <immintrin.h>
 
@@ -46,6 +53,17 @@ void merge_generic(const Problem& p) {
   }
 }
 
+constexpr int kRound = _MM_FROUND_CUR_DIRECTION;
+
+// a·b and a+b, each rounded on its own (the masked forms: GCC 12 warns about the others'
+// undefined pass-through operand).
+__attribute__((target("avx512f"))) inline __m512 mul(__m512 a, __m512 b) {
+  return _mm512_maskz_mul_round_ps(0xffff, a, b, kRound);
+}
+__attribute__((target("avx512f"))) inline __m512 add(__m512 a, __m512 b) {
+  return _mm512_maskz_add_round_ps(0xffff, a, b, kRound);
+}
+
 // ROWS × COLS vectors of 16 floats at (i, j); `mask` limits the last vector of a 1-vector tile.
 template <int ROWS, int COLS>
 __attribute__((target("avx512f"))) inline void tile512(const Problem& p, int64_t i, int64_t j,
@@ -59,17 +77,17 @@ __attribute__((target("avx512f"))) inline void tile512(const Problem& p, int64_t
     for (int c = 0; c < COLS; ++c) b[c] = _mm512_maskz_loadu_ps(mask, brow + 16 * c);
     for (int a = 0; a < ROWS; ++a) {
       const __m512 av = _mm512_set1_ps(p.up[(i + a) * p.r + r]);
-      for (int c = 0; c < COLS; ++c) acc[a][c] = _mm512_add_ps(acc[a][c], _mm512_mul_ps(av, b[c]));
+      for (int c = 0; c < COLS; ++c) acc[a][c] = add(acc[a][c], mul(av, b[c]));
     }
   }
   const __m512 vk = _mm512_set1_ps(p.k), vs = _mm512_set1_ps(p.scale);
   for (int a = 0; a < ROWS; ++a)
     for (int c = 0; c < COLS; ++c) {
       __m512 d = acc[a][c];
-      if (p.use_k) d = _mm512_mul_ps(d, vk);
+      if (p.use_k) d = mul(d, vk);
       float* w = p.w + (i + a) * p.n + j + 16 * c;
       const __m512 wv = _mm512_maskz_loadu_ps(mask, w);
-      _mm512_mask_storeu_ps(w, mask, _mm512_add_ps(wv, _mm512_mul_ps(vs, d)));
+      _mm512_mask_storeu_ps(w, mask, add(wv, mul(vs, d)));
     }
 }
 
@@ -99,7 +117,7 @@ bool fused_merge_applies(const LoraModule& m) {
          m.has("lora_up") && m.has("lora_down");
 }
 
-bool fused_lora_merge(std::vector<float>& w, const LoraModule& m, float scale) {
+bool fused_lora_merge(std::vector<float>& w, const LoraModule& m, float scale, bool allow_simd) {
   if (!fused_merge_applies(m)) return false;
   const TensorRef& up = *m.part("lora_up");
   const TensorRef& down = *m.part("lora_down");
@@ -112,7 +130,7 @@ bool fused_lora_merge(std::vector<float>& w, const LoraModule& m, float scale) {
   const std::vector<float> a = up.to_f32(), b = down.to_f32();
   const float k = m.alpha_scale();
   const Problem p{a.data(), b.data(), w.data(), rows, rank, cols, k, k != 1.0f, scale};
-  if (has_avx512())
+  if (allow_simd && has_avx512())
     merge_avx512(p);
   else
     merge_generic(p);

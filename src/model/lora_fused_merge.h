@@ -17,7 +17,8 @@ namespace sdc::model {
 bool fused_merge_applies(const LoraModule& m);
 
 // `w` holds the weight's values in f32 (Co·K of them); false (and `w` untouched) when the module
-// is not one fused_merge_applies() accepts.
-bool fused_lora_merge(std::vector<float>& w, const LoraModule& m, float scale);
+// is not one fused_merge_applies() accepts. `allow_simd` false forces the portable kernel (tests).
+bool fused_lora_merge(std::vector<float>& w, const LoraModule& m, float scale,
+                      bool allow_simd = true);
 
 }  // namespace sdc::model
