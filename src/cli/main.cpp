@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   sdc::cli::add_inspect_command(app);
   sdc::cli::add_generate_command(app);
   sdc::cli::add_convert_command(app);
+  sdc::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

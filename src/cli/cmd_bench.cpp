@@ -1,0 +1,249 @@
+// `sdc bench`: per-component times, GFLOP/s against a measured peak, seconds per image and peak
+// RSS at the standard cases, on full-size SD1.5 with random weights (or -m MODEL). Each
+// (case, precision) is measured by a fresh `sdc bench --internal-case …` child process, so every
+// peak-RSS figure is that configuration's own; the parent measures the backend peak, gathers the
+// children's JSON, prints the table and writes --json.
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/model_options.h"
+#include "common/error.h"
+#include "io/atomic_file.h"
+#include "pipeline/benchmark.h"
+
+extern char** environ;
+
+namespace sdc::cli {
+namespace {
+
+struct BenchArgs {
+  pipeline::BenchSettings settings;
+  std::string precision = "both";
+  std::string cases = "all";
+  bool cases_set = false;
+  std::string json;
+  bool quick = false;
+  int unet_steps = 2;
+  // A child's job (hidden options).
+  std::string internal_case, internal_precision, internal_extras, internal_out;
+};
+
+// The options a child needs to measure the same model the same way.
+std::vector<std::string> shared_args(const BenchArgs& a) {
+  const pipeline::BundleOptions& m = a.settings.model;
+  std::vector<std::string> args;
+  auto add = [&](const char* flag, const std::string& v) {
+    if (v.empty()) return;
+    args.push_back(flag);
+    args.push_back(v);
+  };
+  add("-m", m.model);
+  add("--model-config", m.model_config);
+  add("--vae", m.vae);
+  add("--text-encoder", m.text_encoder);
+  for (const std::string& l : m.loras) add("--lora", l);
+  add("--control-net", m.controlnet);
+  if (m.ignore_unmatched_lora_keys) args.push_back("--ignore-unmatched-lora-keys");
+  add("--threads", std::to_string(a.settings.threads));
+  add("--seed", std::to_string(a.settings.seed));
+  add("--unet-steps", std::to_string(a.settings.unet_runs));
+  if (a.quick) args.push_back("--quick");
+  if (a.settings.profile) args.push_back("--profile");
+  return args;
+}
+
+std::string join_components(const std::vector<pipeline::Component>& cs) {
+  std::string out;
+  for (pipeline::Component c : cs)
+    out += (out.empty() ? "" : ",") + std::string(pipeline::component_key(c));
+  return out;
+}
+
+// Runs this executable with `args`; its stderr (progress) goes to ours. Returns the exit status.
+int run_self(const std::vector<std::string>& args) {
+  std::vector<std::string> all = {"/proc/self/exe"};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& s : all) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int err = posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ);
+  if (err != 0)
+    throw std::runtime_error("cannot start a benchmark process: " +
+                             std::string(std::strerror(err)));
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR)
+      throw std::runtime_error("waitpid failed: " + std::string(std::strerror(errno)));
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+// A temporary file name for a child's result; removed by the destructor.
+class TempResult {
+ public:
+  TempResult() {
+    const char* dir = std::getenv("TMPDIR");
+    std::string pattern = std::string(dir && *dir ? dir : "/tmp") + "/sdc-bench-XXXXXX";
+    const int fd = mkstemp(pattern.data());
+    if (fd < 0) throw Error(pattern, "temporary file", "a writable folder", std::strerror(errno));
+    close(fd);
+    path_ = pattern;
+  }
+  ~TempResult() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+pipeline::CaseResult run_child(const BenchArgs& a, const pipeline::BenchCase& c, cpu::Precision p,
+                               const std::vector<pipeline::Component>& extras) {
+  TempResult out;
+  std::vector<std::string> args = {
+      "bench",          "--internal-case", c.name, "--internal-precision", cpu::precision_name(p),
+      "--internal-out", out.path()};
+  if (!extras.empty()) {
+    args.push_back("--internal-extras");
+    args.push_back(join_components(extras));
+  }
+  for (const std::string& s : shared_args(a)) args.push_back(s);
+  const int code = run_self(args);
+  const std::string what = c.name + " " + cpu::precision_name(p);
+  // The child has already printed its one-line reason.
+  if (code == 2) throw Error("", "bench " + what, "a successful measurement", "bad input (above)");
+  if (code != 0)
+    throw std::runtime_error("the " + what + " measurement failed (exit status " +
+                             std::to_string(code) + ")");
+  std::ifstream in(out.path());
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("the " + what + " measurement wrote no readable result: " + e.what());
+  }
+  return pipeline::case_from_json(j);
+}
+
+void write_json(const std::string& path, const nlohmann::json& j) {
+  const std::string text = j.dump(2) + "\n";
+  io::AtomicFile f(path);
+  f.write(text.data(), text.size());
+  f.commit();
+}
+
+void run_internal_case(const BenchArgs& a) {
+  const std::vector<pipeline::BenchCase> cases =
+      pipeline::parse_bench_cases(a.internal_case, "--internal-case");
+  if (cases.size() != 1) throw UsageError("", "--internal-case", "one case", a.internal_case);
+  const cpu::Precision p = cpu::parse_precision(a.internal_precision);
+  std::vector<pipeline::Component> extras;
+  std::stringstream in(a.internal_extras);
+  for (std::string key; std::getline(in, key, ',');)
+    extras.push_back(pipeline::parse_component(key));
+  const pipeline::CaseResult r = pipeline::measure_case(a.settings, cases[0], p, extras, std::cerr);
+  write_json(a.internal_out, pipeline::case_to_json(r));
+}
+
+std::string command_line(const BenchArgs& a) {
+  std::string cmd = "sdc bench --precision " + a.precision + " --cases " + a.cases;
+  const std::vector<std::string> args = shared_args(a);
+  for (const std::string& s : args) cmd += " " + s;
+  if (!a.json.empty()) cmd += " --json " + a.json;
+  return cmd;
+}
+
+void run_bench(BenchArgs& a) {
+  if (a.unet_steps < 1)
+    throw UsageError("", "--unet-steps", "1 or more", std::to_string(a.unet_steps));
+  if (a.settings.threads < 0)
+    throw UsageError("", "--threads", "0 (all cores) or more", std::to_string(a.settings.threads));
+  a.settings.unet_runs = a.quick ? 1 : a.unet_steps;
+  a.settings.text_runs = a.quick ? 1 : 3;
+  if (!a.internal_case.empty()) return run_internal_case(a);
+
+  if (a.quick && !a.cases_set) a.cases = "lcm256";
+  const std::vector<pipeline::BenchCase> cases = pipeline::parse_bench_cases(a.cases, "--cases");
+  const std::vector<cpu::Precision> precisions =
+      pipeline::parse_bench_precisions(a.precision, "--precision");
+  if (!a.json.empty()) {
+    const std::filesystem::path dir = std::filesystem::path(a.json).parent_path();
+    std::error_code ec;
+    if (!dir.empty() && !std::filesystem::is_directory(dir, ec))
+      throw UsageError(a.json, "--json", "an existing output directory",
+                       dir.string() + " does not exist");
+  }
+
+  // Fail before measuring anything when the model is not there (the children load it).
+  const std::string& model = a.settings.model.model;
+  struct stat st {};
+  if (!model.empty() && stat(model.c_str(), &st) != 0)
+    throw Error(model, "", "an existing model file or diffusers folder", std::strerror(errno));
+
+  pipeline::BenchReport report;
+  report.model = a.settings.model.model.empty()
+                     ? "full-size SD1.5 with random weights (seed " +
+                           std::to_string(a.settings.seed) + ", bf16 storage)"
+                     : a.settings.model.model;
+  report.cpu = pipeline::cpu_model_name();
+  report.hardware_threads = int(std::thread::hardware_concurrency());
+  report.threads = a.settings.threads;
+  report.quick = a.quick;
+  report.unet_runs = a.settings.unet_runs;
+  report.command = command_line(a);
+  report.loadavg_start = pipeline::load_average();
+
+  for (cpu::Precision p : precisions) {
+    std::cerr << "measuring the " << cpu::precision_name(p) << " peak…\n" << std::flush;
+    report.peaks.push_back(pipeline::measure_peak(p, a.settings.threads, a.quick ? 1 : 3));
+  }
+  const std::vector<std::vector<pipeline::Component>> extras = pipeline::plan_extras(cases);
+  for (size_t i = 0; i < cases.size(); ++i)
+    for (cpu::Precision p : precisions)
+      report.cases.push_back(run_child(a, cases[i], p, extras[i]));
+  report.loadavg_end = pipeline::load_average();
+
+  report.print_table(std::cout);
+  if (!a.json.empty()) write_json(a.json, report.to_json());
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "bench",
+      "Measure speed and memory: per-component times, s/image and peak RSS at the standard cases");
+  auto a = std::make_shared<BenchArgs>();
+  add_model_options(*cmd, a->settings.model, false);
+  cmd->add_option("--precision", a->precision, "f32 | bf16 | auto | both");
+  cmd->add_option("--threads", a->settings.threads, "CPU threads (0 = all cores)");
+  cmd->add_option("--cases", a->cases, "lcm512,euler512,lcm256 or all (--quick: lcm256)")
+      ->each([a](const std::string&) { a->cases_set = true; });
+  cmd->add_option("--json", a->json, "Also write the figures as JSON");
+  cmd->add_flag("--quick", a->quick, "Smoke run: 256x256 only, 1 timed run of each component");
+  cmd->add_option("--unet-steps", a->unet_steps,
+                  "Timed UNet steps per batch size (after the first)");
+  cmd->add_option("--seed", a->settings.seed, "Seed of the random weights");
+  cmd->add_flag("--profile", a->settings.profile,
+                "Also time one UNet step per step kind (top costs)");
+  cmd->add_option("--internal-case", a->internal_case)->group("");
+  cmd->add_option("--internal-precision", a->internal_precision)->group("");
+  cmd->add_option("--internal-extras", a->internal_extras)->group("");
+  cmd->add_option("--internal-out", a->internal_out)->group("");
+  cmd->callback([a] { run_bench(*a); });
+}
+
+}  // namespace sdc::cli

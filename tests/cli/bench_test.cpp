@@ -1,0 +1,230 @@
+// `sdc bench`: a quick run on the tiny fixture model produces every figure (positive) in its JSON
+// and table; bad option values exit 2 with one line; which process measures which component; the
+// child-result JSON round-trips and a malformed one is refused. Nothing about time is asserted.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+
+#include "common/error.h"
+#include "common/fixtures.h"
+#include "pipeline/benchmark.h"
+
+namespace sdc::test {
+namespace {
+
+using nlohmann::json;
+using pipeline::Component;
+
+int line_count(const std::string& s) {
+  return int(std::count(s.begin(), s.end(), '\n'));
+}
+
+void expect_positive(const json& j, const char* key, const std::string& where) {
+  ASSERT_TRUE(j.contains(key)) << where << ": no " << key;
+  ASSERT_TRUE(j[key].is_number()) << where << ": " << key << " = " << j[key].dump();
+  EXPECT_GT(j[key].get<double>(), 0.0) << where << ": " << key;
+}
+
+TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
+  TempDir dir;
+  const std::string json_path = dir.file("bench.json");
+  CommandResult r = run_sdc({"bench", "--quick", "-m", tiny("model.safetensors"), "--model-config",
+                             tiny("diffusers"), "--control-net", tiny("controlnet.safetensors"),
+                             "--precision", "both", "--profile", "--json", json_path});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("UNet step, batch 1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("lcm256"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("peak RSS"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("UNet step profile, lcm256 bf16"), std::string::npos) << r.out;
+
+  std::ifstream in(json_path);
+  ASSERT_TRUE(in.good());
+  const json j = json::parse(in);
+  EXPECT_EQ(j.at("model").get<std::string>(), tiny("model.safetensors"));
+  EXPECT_TRUE(j.at("quick").get<bool>());
+  expect_positive(j, "hardware_threads", "report");
+  for (const char* p : {"f32", "bf16"}) expect_positive(j.at("peak").at(p), "gflops", p);
+
+  const json& cases = j.at("cases");
+  ASSERT_EQ(cases.size(), 2u);  // --quick: lcm256 only, at f32 and bf16
+  std::set<std::string> precisions;
+  for (const json& c : cases) {
+    const std::string where =
+        c.at("case").get<std::string>() + " " + c.at("precision").get<std::string>();
+    EXPECT_EQ(c.at("case"), "lcm256");
+    EXPECT_EQ(c.at("width"), 256);
+    EXPECT_EQ(c.at("unet_batch"), 1);
+    precisions.insert(c.at("precision").get<std::string>());
+    for (const char* key : {"load_s", "rss_after_load_bytes", "peak_rss_bytes", "s_per_image",
+                            "cold_first_image_s", "steps"})
+      expect_positive(c, key, where);
+    EXPECT_GE(c.at("peak_rss_bytes").get<double>(), c.at("rss_after_load_bytes").get<double>());
+    EXPECT_EQ(c.at("note"), "");
+    ASSERT_FALSE(c.at("unet_profile").empty()) << where;
+    double profiled_macs = 0;
+    for (const json& e : c.at("unet_profile")) {
+      expect_positive(e, "count", where + " profile");
+      profiled_macs += e.at("macs").get<double>();
+    }
+    EXPECT_GT(profiled_macs, 0) << where;
+    std::set<std::string> seen;
+    for (const json& t : c.at("components")) {
+      const std::string name = where + " " + t.at("component").get<std::string>();
+      seen.insert(t.at("component").get<std::string>());
+      for (const char* key :
+           {"ms", "cpu_ms", "compile_s", "first_run_ms", "macs", "gflops", "peak_percent"})
+        expect_positive(t, key, name);
+      EXPECT_EQ(t.at("run_ms").size(), 1u) << name;
+    }
+    EXPECT_EQ(seen, (std::set<std::string>{"text_encoder", "unet_batch1", "unet_batch2",
+                                           "vae_decode", "vae_encode", "controlnet_unet_batch1"}))
+        << where;
+  }
+  EXPECT_EQ(precisions, (std::set<std::string>{"f32", "bf16"}));
+}
+
+TEST(BenchCommand, ModelWithoutControlNetSkipsTheControlNetStepWithANote) {
+  TempDir dir;
+  CommandResult r =
+      run_sdc({"bench", "--quick", "-m", tiny("model.safetensors"), "--model-config",
+               tiny("diffusers"), "--precision", "f32", "--json", dir.file("b.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(dir.file("b.json"));
+  const json j = json::parse(in);
+  ASSERT_EQ(j.at("cases").size(), 1u);
+  const json& c = j.at("cases")[0];
+  EXPECT_NE(c.at("note").get<std::string>().find("no ControlNet"), std::string::npos);
+  for (const json& t : c.at("components")) EXPECT_NE(t.at("component"), "controlnet_unet_batch1");
+}
+
+TEST(BenchCommand, BadPrecisionExits2WithOneLine) {
+  CommandResult r = run_sdc({"bench", "--precision", "f16"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "sdc: --precision: expected one of f32, bf16, auto, both, found 'f16'\n");
+}
+
+TEST(BenchCommand, BadCasesExit2WithOneLine) {
+  for (const char* cases : {"lcm1024", "lcm512,", "lcm512,,lcm256", ""}) {
+    CommandResult r = run_sdc({"bench", "--cases", cases});
+    EXPECT_EQ(r.exit_code, 2) << cases;
+    EXPECT_EQ(line_count(r.err), 1) << r.err;
+    EXPECT_NE(
+        r.err.find("--cases: expected a comma-separated list of lcm512, euler512, lcm256, or all"),
+        std::string::npos)
+        << r.err;
+  }
+}
+
+TEST(BenchCommand, OtherBadValuesExit2WithOneLine) {
+  TempDir dir;
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"bench", "--unet-steps", "0"}, "--unet-steps: expected 1 or more, found 0"},
+      {{"bench", "--threads", "-1"}, "--threads: expected 0 (all cores) or more, found -1"},
+      {{"bench", "--json", dir.file("missing/b.json")},
+       "--json: expected an existing output directory"},
+  };
+  for (const auto& [args, message] : bad) {
+    CommandResult r = run_sdc(args);
+    EXPECT_EQ(r.exit_code, 2) << args[1];
+    EXPECT_EQ(line_count(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+  }
+}
+
+TEST(BenchCommand, MissingModelExits2NamingIt) {
+  TempDir dir;
+  CommandResult r =
+      run_sdc({"bench", "--quick", "--precision", "f32", "-m", dir.file("none.safetensors")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "sdc: " + dir.file("none.safetensors") +
+                ": expected an existing model file or diffusers folder, found No such file or "
+                "directory\n");
+}
+
+TEST(BenchPlan, EachSizeMeasuresEveryComponentOnce) {
+  const auto cases = pipeline::parse_bench_cases("all", "--cases");
+  ASSERT_EQ(cases.size(), 3u);
+  const auto extras = pipeline::plan_extras(cases);
+  // lcm512 runs UNet batch 1 itself and euler512 batch 2; the ControlNet step goes to 512x512.
+  EXPECT_EQ(extras[0], (std::vector<Component>{Component::VaeEncode, Component::ControlNetStep}));
+  EXPECT_TRUE(extras[1].empty());
+  EXPECT_EQ(extras[2], (std::vector<Component>{Component::UNetBatch2, Component::VaeEncode}));
+
+  const auto one = pipeline::plan_extras(pipeline::parse_bench_cases("lcm256", "--cases"));
+  EXPECT_EQ(one[0], (std::vector<Component>{Component::UNetBatch2, Component::VaeEncode,
+                                            Component::ControlNetStep}));
+  const auto euler = pipeline::plan_extras(pipeline::parse_bench_cases("euler512", "--cases"));
+  EXPECT_EQ(euler[0], (std::vector<Component>{Component::UNetBatch1, Component::VaeEncode,
+                                              Component::ControlNetStep}));
+}
+
+TEST(BenchPlan, CasesKeepTheStandardOrderAndPrecisionsParse) {
+  const auto cases = pipeline::parse_bench_cases("lcm256,lcm512", "--cases");
+  ASSERT_EQ(cases.size(), 2u);
+  EXPECT_EQ(cases[0].name, "lcm512");
+  EXPECT_EQ(cases[1].name, "lcm256");
+  EXPECT_EQ(pipeline::standard_cases()[1].unet_batch(), 2);
+  EXPECT_EQ(pipeline::standard_cases()[1].text_encoder_passes(), 2);
+  EXPECT_EQ(pipeline::parse_bench_precisions("both", "--precision"),
+            (std::vector<cpu::Precision>{cpu::Precision::F32, cpu::Precision::BF16}));
+  EXPECT_EQ(pipeline::parse_bench_precisions("bf16", "--precision"),
+            (std::vector<cpu::Precision>{cpu::Precision::BF16}));
+}
+
+pipeline::CaseResult sample_result() {
+  pipeline::CaseResult r;
+  r.bench_case = pipeline::standard_cases()[1];  // euler512: 20 steps, CFG batch 2, 2 text passes
+  r.precision = cpu::Precision::BF16;
+  r.load_s = 2;
+  r.rss_after_load = 1000;
+  r.peak_rss = 3000;
+  auto timing = [](Component c, double ms) {
+    pipeline::ComponentTiming t;
+    t.component = c;
+    t.width = t.height = 512;
+    t.precision = cpu::Precision::BF16;
+    t.compile_s = 1;
+    t.first_run_ms = ms + 100;
+    t.run_ms = {ms - 10, ms + 10};
+    t.cpu_ms = 2 * ms;
+    t.macs = int64_t(ms * 1e6);
+    return t;
+  };
+  r.components = {timing(Component::TextEncoder, 50), timing(Component::UNetBatch2, 3000),
+                  timing(Component::VaeDecode, 4000)};
+  r.unet_profile = {{"Conv2d+sum", 30, 1500, 2900, 1000000}, {"Attention", 16, 700, 1400, 0}};
+  return r;
+}
+
+TEST(BenchResult, EstimatesFromComponentTimes) {
+  const pipeline::CaseResult r = sample_result();
+  EXPECT_DOUBLE_EQ(r.seconds_per_image(), (2 * 50 + 20 * 3000 + 4000) / 1000.0);
+  // + load 2 s + three plans of 1 s + three first runs each 100 ms slower than steady.
+  EXPECT_DOUBLE_EQ(r.cold_first_image_s(), r.seconds_per_image() + 2 + 3 + 0.3);
+  EXPECT_DOUBLE_EQ(r.components[1].gflops(), 2.0 * 3000e6 / (3000 * 1e6));
+}
+
+TEST(BenchResult, JsonRoundTripsAndMalformedIsRefused) {
+  const pipeline::CaseResult r = sample_result();
+  const json j = pipeline::case_to_json(r);
+  const pipeline::CaseResult back = pipeline::case_from_json(j);
+  EXPECT_EQ(pipeline::case_to_json(back), j);
+
+  json missing = j;
+  missing.erase("peak_rss_bytes");
+  try {
+    pipeline::case_from_json(missing);
+    FAIL() << "accepted a result without peak_rss_bytes";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "benchmark result: peak_rss_bytes: expected a value, found none");
+  }
+  json bad_component = j;
+  bad_component["components"][0]["component"] = "unet_batch3";
+  EXPECT_THROW(pipeline::case_from_json(bad_component), Error);
+}
+
+}  // namespace
+}  // namespace sdc::test
