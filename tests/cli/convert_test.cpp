@@ -27,6 +27,7 @@
 #include "model/classify.h"
 #include "model/compiled_model.h"
 #include "model/model_loader.h"
+#include "pipeline/builtin_vocab.h"
 
 namespace sdc::test {
 namespace {
@@ -175,8 +176,8 @@ TEST(Convert, MetadataRecordsSourcesLorasPrecisionsAndSizes) {
   EXPECT_EQ(info->loras[0].text_encoder_modules, 18);
   EXPECT_EQ(info->loras[0].sha256.size(), 64u);
   EXPECT_TRUE(info->defaults.empty());  // nothing says LCM
-  EXPECT_GT(info->tokenizer_vocab_json.size(), 100000u);
-  EXPECT_EQ(info->tokenizer_merges.rfind("#version", 0), 0u);
+  EXPECT_EQ(info->tokenizer_vocab_json, pipeline::builtin_clip_vocab_json());
+  EXPECT_EQ(info->tokenizer_merges, pipeline::builtin_clip_merges_txt());
   const io::GgufFile g = io::read_gguf(path);
   EXPECT_EQ(g.alignment, 64u);
   EXPECT_EQ(g.file.tensors.get("model.diffusion_model.out.2.weight").dtype, DType::BF16);
@@ -186,6 +187,17 @@ TEST(Convert, MetadataRecordsSourcesLorasPrecisionsAndSizes) {
       DType::F32);
   for (const auto& [name, t] : g.file.tensors.all())
     EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % 64, 0u) << name;
+  // `sdc inspect` shows the metadata, the megabyte tokenizer strings only by length.
+  const CommandResult r = run_sdc({"inspect", path});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("kind:     compiled"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("sdc.lora.name = [\"lora-kohya.safetensors\"]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("sdc.sizes = [64,64,96,64]"), std::string::npos) << r.out;
+  EXPECT_NE(
+      r.out.find("\"string_length\":" + std::to_string(pipeline::builtin_clip_vocab_json().size())),
+      std::string::npos)
+      << r.out;
+  EXPECT_LT(r.out.size(), 16000u);
 }
 
 TEST(Convert, OutputFolderTakesTheNameAndTheModelsStem) {
