@@ -205,10 +205,10 @@ std::optional<nlohmann::json> describe_image(const std::string& path) {
       j["text"][key] = text;
       if (key != "parameters") continue;
       const pipeline::GenerationParams p = pipeline::parse_a1111_parameters(text);
-      j["parameters"] = {{"prompt", p.prompt},       {"negative_prompt", p.negative_prompt},
-                         {"steps", p.steps},         {"sampler", p.sampler},
+      j["parameters"] = {{"prompt", p.prompt},     {"negative_prompt", p.negative_prompt},
+                         {"steps", p.steps},       {"sampler", p.sampler},
                          {"cfg_scale", p.cfg_scale}, {"seed", p.seed},
-                         {"width", p.width},         {"height", p.height},
+                         {"width", p.width},       {"height", p.height},
                          {"model", p.model}};
     }
   }
