@@ -24,6 +24,7 @@
 #include "cli/progress_bar.h"
 #include "common/error.h"
 #include "common/stopwatch.h"
+#include "io/atomic_file.h"
 #include "io/open_file.h"
 #include "io/sha256.h"
 #include "model/compiled_model.h"
@@ -134,6 +135,12 @@ std::string model_name(const ConvertArgs& a) {
   return fs::is_directory(p, ec) ? p.filename().string() : p.stem().string();
 }
 
+// Creates and removes a temporary file beside `path`: a folder we cannot write to is refused
+// before any work (sdc::Error naming the folder and the reason).
+void probe_writable(const std::string& path) {
+  io::AtomicFile probe(path);
+}
+
 // OUT.gguf, or OUT/NAME.gguf when OUT is an existing directory. Checked before any work.
 std::string output_path(const ConvertArgs& a, const std::string& name) {
   std::error_code ec;
@@ -142,7 +149,9 @@ std::string output_path(const ConvertArgs& a, const std::string& name) {
   if (fs::is_directory(a.output, ec)) {
     if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
       throw UsageError("", "--name", "a file name", "\"" + name + "\"");
-    return (fs::path(a.output) / (name + ".gguf")).string();
+    const std::string out = (fs::path(a.output) / (name + ".gguf")).string();
+    probe_writable(out);
+    return out;
   }
   const fs::path p(a.output);
   if (a.output.back() == '/' || p.extension() != ".gguf")
@@ -153,6 +162,7 @@ std::string output_path(const ConvertArgs& a, const std::string& name) {
   if (!fs::is_directory(dir, ec))
     throw UsageError(a.output, "-o/--output", "an existing output directory",
                      dir.string() + " does not exist");
+  probe_writable(a.output);
   return a.output;
 }
 

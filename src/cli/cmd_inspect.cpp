@@ -28,6 +28,7 @@ namespace {
 
 // Metadata can hold tokenizer vocabularies of 50 000 strings: long arrays are summarised.
 constexpr size_t kMaxArrayItems = 16;
+constexpr size_t kMaxStringBytes = 1024;
 
 nlohmann::json summarised(const nlohmann::json& j) {
   if (j.is_array() && j.size() > kMaxArrayItems) {
@@ -44,6 +45,11 @@ nlohmann::json summarised(const nlohmann::json& j) {
         out[it.key()] = summarised(it.value());
     }
     return out;
+  }
+  // A compiled model's tokenizer files are megabyte strings: show their length and start.
+  if (j.is_string() && j.get_ref<const std::string&>().size() > kMaxStringBytes) {
+    const std::string& s = j.get_ref<const std::string&>();
+    return {{"string_length", s.size()}, {"first", s.substr(0, 64)}};
   }
   return j;
 }

@@ -2,6 +2,8 @@
 // in file order; at most a small window of finished tensors waits in memory at any time.
 #include "model/gguf_export.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
@@ -12,6 +14,7 @@
 #include "common/error.h"
 #include "common/stopwatch.h"
 #include "model/key_mapping.h"
+#include "model/lora_fused_merge.h"
 
 namespace sdc::model {
 namespace {
@@ -32,6 +35,26 @@ struct Output {
   bool ready = false;
 };
 
+__attribute__((target("avx512f"))) void f16_to_f32_avx512(const uint16_t* src, float* dst,
+                                                          size_t n) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(dst + i,
+                     _mm512_maskz_cvtph_ps(
+                         0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
+  for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
+}
+
+// convert_to_f32 with the hardware f16 conversion where there is one (exact, like the software
+// one; most checkpoints are f16, so this is most of a cast's work).
+void to_f32(DType from, const void* src, float* dst, size_t n) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (from == DType::F16 && avx512)
+    f16_to_f32_avx512(static_cast<const uint16_t*>(src), dst, n);
+  else
+    convert_to_f32(from, src, dst, n);
+}
+
 // Casts `n` values of `from` at `src` to `to` at `dst` through small f32 blocks (cache-sized,
 // so a cast never needs a whole-tensor f32 copy).
 void cast(DType from, const void* src, DType to, void* dst, size_t n) {
@@ -41,7 +64,7 @@ void cast(DType from, const void* src, DType to, void* dst, size_t n) {
   auto* d = static_cast<uint8_t*>(dst);
   for (size_t i = 0; i < n; i += kBlock) {
     const size_t k = std::min(kBlock, n - i);
-    convert_to_f32(from, s + i * dtype_size(from), tmp.data(), k);
+    to_f32(from, s + i * dtype_size(from), tmp.data(), k);
     convert_from_f32(to, tmp.data(), d + i * dtype_size(to), k);
   }
 }
@@ -62,10 +85,13 @@ Output produce(const std::string& name, const TensorRef& t, DType out,
     o.nbytes = o.bytes.size();
     return o;
   }
-  // Merge in f32 exactly as merge_lora does (W + scale·ΔW per module, in LoRA order), then cast.
-  o.f32 = t.to_f32();
+  // Merge in f32 exactly as merge_lora does (W + scale·ΔW per module, in LoRA order; plain
+  // up/down modules through the bit-identical fused kernel), then cast.
+  o.f32.resize(n);
+  to_f32(t.dtype, t.data, o.f32.data(), n);
   for (const Piece& p : *pieces)
-    apply_lora_module(o.f32, t.shape, *p.module, p.scale, *p.file, name);
+    if (!fused_lora_merge(o.f32, *p.module, p.scale))
+      apply_lora_module(o.f32, t.shape, *p.module, p.scale, *p.file, name);
   if (out == DType::F32) {
     o.data = o.f32.data();
     o.nbytes = n * sizeof(float);

@@ -39,7 +39,7 @@ void check_base(const LoraFile& lora, const LoraTargets& targets) {
 
 // W ← W + scale·Δ, then DoRA's renormalisation when the module has a magnitude.
 void apply_lora_module(std::vector<float>& w, const Shape& shape, const LoraModule& m, float scale,
-                  const std::string& file, const std::string& weight_name) {
+                       const std::string& file, const std::string& weight_name) {
   const std::vector<float> delta = lora_delta(m);
   for (size_t i = 0; i < w.size(); ++i) w[i] += scale * delta[i];
   if (m.dora == DoraAxis::None) return;
