@@ -43,6 +43,12 @@ void fill(float* p, size_t n, float std, uint32_t seed) {
   }
 }
 
+void add_memory(ComponentTiming& t, const cpu::Plan& plan) {
+  t.weight_bytes += int64_t(plan.weight_bytes());
+  t.arena_bytes += int64_t(plan.arena_bytes());
+  t.scratch_bytes += int64_t(plan.scratch_bytes());
+}
+
 Component unet_component(int batch) {
   return batch == 2 ? Component::UNetBatch2 : Component::UNetBatch1;
 }
@@ -209,6 +215,7 @@ class CaseRunner {
           fill_unet_inputs(*plan, batch);
         },
         [&] { plan->run(); });
+    add_memory(t, *plan);
     t.macs = plans_->unet_macs(batch, h_, w_, tokens);
     return t;
   }
@@ -241,6 +248,7 @@ class CaseRunner {
                1.0f / bundle_.model.vae.scaling_factor, 12);
         },
         [&] { plan->run(); });
+    add_memory(t, *plan);
     t.macs = graph::build_vae_decoder(bundle_.model.weights, bundle_.model.vae, 1, h_, w_).macs();
     return t;
   }
@@ -254,6 +262,7 @@ class CaseRunner {
           fill(plan->input_f32("image"), size_t(case_.width) * size_t(case_.height) * 3, 0.5f, 13);
         },
         [&] { plan->run(); });
+    add_memory(t, *plan);
     t.macs = graph::build_vae_encoder(bundle_.model.weights, bundle_.model.vae, 1, case_.height,
                                       case_.width)
                  .macs();
@@ -297,6 +306,8 @@ class CaseRunner {
           cnet->input_f32("scale")[0] = 1.0f;
         },
         run);
+    add_memory(t, *cnet);
+    add_memory(t, *unet);
     graph::UNetShape shape{1, h_, w_, tokens, true};
     t.macs =
         graph::build_controlnet(bundle_.model.weights, *bundle_.model.controlnet, shape).macs() +

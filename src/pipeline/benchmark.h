@@ -57,8 +57,11 @@ struct ComponentTiming {
   std::vector<double> run_ms;  // the timed runs after it
   double cpu_ms = 0;           // process CPU time per timed run, all threads
   int64_t macs = 0;            // multiply-accumulates of one run
-  double ms() const;           // mean of run_ms
-  double gflops() const;       // 2 * macs / mean time
+  // Memory of its plan(s): weights as packed for the kernels (shared with other plans of the same
+  // component), activation arena, kernel scratch. Bytes.
+  int64_t weight_bytes = 0, arena_bytes = 0, scratch_bytes = 0;
+  double ms() const;      // mean of run_ms
+  double gflops() const;  // 2 * macs / mean time
 };
 
 // Time of one kind of prepared step ("Conv2d+sum", "Attention", …) summed over a profiled UNet run.

@@ -21,6 +21,10 @@ std::string time_text(double ms) {
   return ms < 1000 ? format("%.1f ms", ms) : format("%.2f s", ms / 1000);
 }
 
+std::string mib(int64_t bytes) {
+  return format("%.0f MiB", double(bytes) / double(1 << 20));
+}
+
 std::string gib(int64_t bytes) {
   return format("%.2f GiB", double(bytes) / double(1 << 30));
 }
@@ -37,7 +41,10 @@ json component_to_json(const ComponentTiming& t) {
           {"ms", t.ms()},
           {"cpu_ms", t.cpu_ms},
           {"macs", t.macs},
-          {"gflops", t.gflops()}};
+          {"gflops", t.gflops()},
+          {"weight_bytes", t.weight_bytes},
+          {"arena_bytes", t.arena_bytes},
+          {"scratch_bytes", t.scratch_bytes}};
 }
 
 template <typename T>
@@ -67,6 +74,9 @@ ComponentTiming component_from_json(const json& j) {
   t.run_ms = field<std::vector<double>>(j, "run_ms");
   t.cpu_ms = field<double>(j, "cpu_ms");
   t.macs = field<int64_t>(j, "macs");
+  t.weight_bytes = field<int64_t>(j, "weight_bytes");
+  t.arena_bytes = field<int64_t>(j, "arena_bytes");
+  t.scratch_bytes = field<int64_t>(j, "scratch_bytes");
   return t;
 }
 
@@ -176,20 +186,25 @@ void BenchReport::print_table(std::ostream& out) const {
   out << "\n\n";
 
   out << "Components: steady time per run (mean of the timed runs after the first; UNet "
-      << unet_runs << " steps per batch size); plan = graph build + compile; 1st = first run\n";
+      << unet_runs
+      << " steps per batch size); plan = graph build + compile; 1st = first run;\n"
+         "            weights/arena = the plan's packed weights and activation arena; load = 1-min "
+         "load average after the case\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%-9s %-5s %-27s %10s %8s %7s %8s %10s %6s\n", "size", "prec",
-                "component", "time", "GFLOP/s", "% peak", "plan s", "1st run", "load");
+  std::snprintf(line, sizeof line, "%-9s %-5s %-27s %10s %8s %7s %8s %10s %9s %9s %6s\n", "size",
+                "prec", "component", "time", "GFLOP/s", "% peak", "plan s", "1st run", "weights",
+                "arena", "load");
   out << line;
   for (const CaseResult& r : cases) {
     const PeakResult* p = peak(r.precision);
     for (const ComponentTiming& t : r.components) {
       const double pct = p && p->gflops > 0 ? 100.0 * t.gflops() / p->gflops : 0.0;
-      std::snprintf(line, sizeof line, "%-9s %-5s %-27s %10s %8.1f %6.0f%% %8.2f %10s %6.2f\n",
-                    (std::to_string(t.width) + "x" + std::to_string(t.height)).c_str(),
-                    cpu::precision_name(t.precision), component_title(t.component),
-                    time_text(t.ms()).c_str(), t.gflops(), pct, t.compile_s,
-                    time_text(t.first_run_ms).c_str(), r.loadavg_end);
+      std::snprintf(
+          line, sizeof line, "%-9s %-5s %-27s %10s %8.1f %6.0f%% %8.2f %10s %9s %9s %6.2f\n",
+          (std::to_string(t.width) + "x" + std::to_string(t.height)).c_str(),
+          cpu::precision_name(t.precision), component_title(t.component), time_text(t.ms()).c_str(),
+          t.gflops(), pct, t.compile_s, time_text(t.first_run_ms).c_str(),
+          mib(t.weight_bytes).c_str(), mib(t.arena_bytes).c_str(), r.loadavg_end);
       out << line;
     }
     if (!r.note.empty()) out << "  (" << r.bench_case.name << ": " << r.note << ")\n";

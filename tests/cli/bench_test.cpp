@@ -191,6 +191,9 @@ pipeline::CaseResult sample_result() {
     t.run_ms = {ms - 10, ms + 10};
     t.cpu_ms = 2 * ms;
     t.macs = int64_t(ms * 1e6);
+    t.weight_bytes = 7;
+    t.arena_bytes = 8;
+    t.scratch_bytes = 9;
     return t;
   };
   r.components = {timing(Component::TextEncoder, 50), timing(Component::UNetBatch2, 3000),
