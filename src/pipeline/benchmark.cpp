@@ -16,6 +16,7 @@
 #include "graph/builders/builders.h"
 #include "model/random_model.h"
 #include "pipeline/plan_cache.h"
+#include "pipeline/stable_diffusion.h"
 #include "pipeline/text_conditioning.h"
 
 namespace sdc::pipeline {
@@ -95,13 +96,17 @@ class CaseRunner {
     cpu::PlanOptions options;
     options.precision = precision_;
     options.threads = s_.threads;
-    plans_ = std::make_unique<PlanCache>(bundle_.model, options);
+    // The pipeline's own plan cache: the components are measured on the plans generate uses.
+    sd_ = std::make_unique<StableDiffusion>(bundle_.model, options, bundle_.tokenizer(),
+                                            bundle_.name);
+    plans_ = &sd_->plans();
 
     // The case's own pipeline, as generate runs it; then its peak memory.
     r.components.push_back(text_encoder());
     r.components.push_back(unet(case_.unet_batch()));
     if (s_.profile) r.unet_profile = profile_unet(case_.unet_batch());
     r.components.push_back(vae_decode());
+    if (case_.steps <= s_.end_to_end_max_steps) end_to_end(r);
     r.peak_rss = process_peak_rss();
     log_ << tag() << "peak RSS " << r.peak_rss / (1 << 20) << " MiB\n";
 
@@ -220,6 +225,28 @@ class CaseRunner {
     return t;
   }
 
+  // One image through StableDiffusion::generate_batch, as `sdc generate` makes it.
+  void end_to_end(CaseResult& r) {
+    GenerationRequest req;
+    req.prompt = kPrompt;
+    req.width = case_.width;
+    req.height = case_.height;
+    req.steps = case_.steps;
+    req.cfg_scale = case_.cfg_scale;
+    req.sampler = case_.sampler;
+    log_ << tag() << "end to end (" << case_.steps << " steps)…\n" << std::flush;
+    Stopwatch clock;
+    const BatchResult b = sd_->generate_batch(req, 1);
+    r.end_to_end_s = clock.seconds();
+    r.e2e_text_encoder_ms = b.timings.text_encoder_ms;
+    r.e2e_sampling_ms = b.timings.sampling_ms;
+    r.e2e_vae_decode_ms = b.timings.vae_decode_ms;
+    log_ << tag() << "end to end: " << fixed(r.end_to_end_s, 2) << " s/image (text "
+         << fixed(r.e2e_text_encoder_ms, 1) << " ms, sampling " << fixed(r.e2e_sampling_ms, 1)
+         << " ms, VAE decode " << fixed(r.e2e_vae_decode_ms, 1) << " ms)\n"
+         << std::flush;
+  }
+
   // One more UNet step with every prepared step timed, summed per kind, slowest first.
   std::vector<ProfileEntry> profile_unet(int batch) {
     cpu::Plan& plan = plans_->unet(batch, h_, w_, context().tokens, false);
@@ -321,7 +348,8 @@ class CaseRunner {
   std::ostream& log_;
   const int h_, w_;
   ModelBundle bundle_;
-  std::unique_ptr<PlanCache> plans_;
+  std::unique_ptr<StableDiffusion> sd_;
+  PlanCache* plans_ = nullptr;
   PromptContext context_;
 };
 
