@@ -49,22 +49,26 @@ void run_graph(benchmark::State& st, const graph::Graph& g, double bytes_per_run
     std::copy(vals.begin(), vals.end(), plan->input_f32(name));
   }
   plan->run();  // warm up
-  double main_cpu =
-      0;  // CPU seconds of the steps with multiply-accumulates (conv, matmul, attention)
+  // CPU seconds of the steps with multiply-accumulates (conv, matmul, attention), and of all.
+  double main_cpu = 0, all_cpu = 0;
   for (auto _ : st)
-    for (const auto& step : plan->profile_run())
+    for (const auto& step : plan->profile_run()) {
       if (step.macs > 0) main_cpu += step.cpu_seconds;
-  const double flops = 2.0 * double(g.macs());
+      all_cpu += step.cpu_seconds;
+    }
+  // On a shared machine wall-clock rates depend on the load; rates per CPU-second (of all
+  // threads) times the core count estimate what an idle machine would reach.
+  const double flops = 2.0 * double(g.macs()), runs = double(st.iterations());
   if (flops > 0) {
     st.counters["GFLOP/s"] =
         benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-    // On a shared machine wall-clock rates depend on the load; FLOPs per CPU-second of the main
-    // step (all threads) times the core count estimates what an idle machine would reach.
-    st.counters["GFLOP/cpu-s"] = flops * double(st.iterations()) * 1e-9 / main_cpu;
+    st.counters["GFLOP/cpu-s"] = flops * runs * 1e-9 / main_cpu;
   }
-  if (bytes_per_run > 0)
+  if (bytes_per_run > 0) {
     st.counters["GB/s"] =
         benchmark::Counter(bytes_per_run * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    st.counters["GB/cpu-s"] = bytes_per_run * runs * 1e-9 / all_cpu;
+  }
   st.SetLabel(sdc::cpu::precision_name(o.precision));
 }
 

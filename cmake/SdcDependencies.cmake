@@ -8,6 +8,7 @@ find_package(CLI11 REQUIRED)             # command line
 find_package(PNG REQUIRED)               # PNG read/write with text chunks
 find_package(JPEG REQUIRED)              # JPEG input images
 find_package(ZLIB REQUIRED)
+find_package(OpenSSL REQUIRED)          # SHA-256 of sources and LoRAs (libcrypto's EVP)
 pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)   # PyTorch zip checkpoints
 pkg_check_modules(ICU REQUIRED IMPORTED_TARGET icu-uc icu-i18n)  # tokenizer text clean-up
 find_package(GTest REQUIRED)

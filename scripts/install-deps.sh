@@ -9,6 +9,7 @@ PKGS=(
   libcpp-httplib-dev     # HTTP server (sdc serve)
   libcurl4-openssl-dev   # downloads from URLs (convert from a link)
   libzip-dev             # PyTorch .ckpt zip archives
+  libssl-dev             # SHA-256 (OpenSSL EVP) of sources and LoRAs in compiled models
   libpng-dev libjpeg-dev zlib1g-dev  # images
   libicu-dev             # Unicode normalisation/categories for the CLIP tokenizer
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks

@@ -8,5 +8,7 @@ cmake --build build --target sdc
 FIX="${SDC_FIXTURES:-$(pwd)/../shared/fixtures}"
 ./build/sdc --version
 if [ -f "$FIX/tiny-sd15/model.safetensors" ]; then
-  ./build/sdc inspect "$FIX/tiny-sd15/model.safetensors"
+  # A first image from the tiny test model (random weights: expect coloured noise).
+  ./build/sdc generate -m "$FIX/tiny-sd15/model.safetensors" --model-config "$FIX/tiny-sd15/diffusers" \
+    -p "a photo of a cat" -W 256 -H 256 --steps 8 --seed 42 -o first-image.png
 fi

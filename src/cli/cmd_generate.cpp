@@ -9,9 +9,11 @@
 #include "pipeline/model_bundle.h"
 #include "cli/progress_bar.h"
 #include "common/error.h"
+#include "common/stopwatch.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "pipeline/generation_params.h"
+#include "pipeline/plan_warmup.h"
 #include "pipeline/rng/torch_generator.h"
 #include "pipeline/sampling/sampler_kind.h"
 #include "pipeline/stable_diffusion.h"
@@ -54,6 +56,11 @@ void run_generate(GenerateArgs& a) {
   pipeline::parse_schedule(req.scheduler);
   check_output_folder(a.output, "-o");
   if (!a.save_latents.empty()) check_output_folder(a.save_latents, "--save-latents");
+  if (!req.control_save_hint.empty()) check_output_folder(req.control_save_hint, "--control-save-hint");
+  if (!req.control_image.empty() && a.model.controlnet.empty() &&
+      std::filesystem::path(a.model.model).extension() != ".gguf")
+    throw UsageError("", "--control-image", "a ControlNet (--control-net FILE or one bundled in a .gguf)",
+                     "none");
   const cpu::Precision precision = cpu::parse_precision(a.precision);
 
   pipeline::ModelBundle loaded = pipeline::load_bundle(a.model, std::cerr);
@@ -62,12 +69,19 @@ void run_generate(GenerateArgs& a) {
 
   if (req.seed < 0) {
     req.seed = int64_t(pipeline::random_seed() & 0xffffffffULL);
-    std::cerr << "seed: " << req.seed << "\n";
+    std::cout << "seed: " << req.seed << "\n";
   }
   cpu::PlanOptions options;
   options.precision = precision;
   options.threads = a.threads;
   pipeline::StableDiffusion sd(loaded.model, options, loaded.tokenizer(), loaded.name);
+  if (!loaded.declared_sizes.empty()) {  // a compiled model's `convert -s` sizes: plan them now
+    Stopwatch clock;
+    pipeline::WarmupSpec spec{loaded.declared_sizes, {}, req.clip_skip, !req.control_image.empty()};
+    spec.unet_batches = {req.cfg_scale > 1.0f ? 2 * loaded.declared_batch : loaded.declared_batch};
+    const size_t n = pipeline::warm_plans(sd.plans(), spec);
+    std::cerr << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms\n";
+  }
 
   const int total = req.batch_size * req.batch_count;
   std::vector<float> all_latents;
@@ -134,6 +148,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--control-preprocess", r.control_preprocess, "none | canny");
   cmd->add_option("--canny-low", r.canny_low, "Canny low threshold");
   cmd->add_option("--canny-high", r.canny_high, "Canny high threshold");
+  cmd->add_option("--control-save-hint", r.control_save_hint, "Write the hint image the ControlNet sees (PNG)");
   cmd->callback([a] { run_generate(*a); });
 }
 

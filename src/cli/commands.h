@@ -8,6 +8,7 @@ namespace sdc::cli {
 
 void add_inspect_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 
 

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   sdc::cli::add_inspect_command(app);
   sdc::cli::add_generate_command(app);
+  sdc::cli::add_convert_command(app);
   sdc::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);

@@ -7,13 +7,8 @@
 #include <set>
 
 #include "common/error.h"
-#include "io/safetensors.h"
-// TODO(merge ckpt): the ckpt reader arrives from the `ckpt` branch; until it is merged a .bin
-// weight file is reported as unsupported rather than misread.
-#if __has_include("io/ckpt.h")
 #include "io/ckpt.h"
-#define SDC_HAVE_CKPT 1
-#endif
+#include "io/safetensors.h"
 
 namespace sdc::io {
 
@@ -71,12 +66,7 @@ const std::vector<std::string>& pickle_weight_files() {
 TensorFile read_weight_file(const fs::path& p) {
   const std::string ext = p.extension().string();
   if (ext == ".bin") {
-#ifdef SDC_HAVE_CKPT
     return read_ckpt(p.string());
-#else
-    throw Error(p.string(), "", "a weight file this build can read",
-                "a PyTorch .bin (ckpt reader not built in)");
-#endif
   }
   return read_safetensors(p.string());
 }

@@ -684,8 +684,9 @@ void write_value(Buffer& b, const GgufValue& v, const std::string& path, const s
 
 }  // namespace
 
-void write_gguf(const std::string& path, const WeightMap& tensors, const GgufMetadata& metadata,
-                uint32_t alignment) {
+GgufWriter::GgufWriter(const std::string& path, std::vector<GgufTensorInfo> tensors,
+                       const GgufMetadata& metadata, uint32_t alignment)
+    : path_(path), tensors_(std::move(tensors)), alignment_(alignment) {
   if (alignment == 0 || (alignment & (alignment - 1)) != 0)
     throw Error(path, "alignment", "a power of two", std::to_string(alignment));
   GgufMetadata kv = metadata;
@@ -705,41 +706,80 @@ void write_gguf(const std::string& path, const WeightMap& tensors, const GgufMet
   Buffer h;
   h.uint(0x46554747u, 4);  // "GGUF"
   h.uint(3, 4);
-  h.uint(tensors.size(), 8);
+  h.uint(tensors_.size(), 8);
   h.uint(kv.size(), 8);
   for (const auto& [k, v] : kv) {
     h.str(k);
     h.uint(uint32_t(v.type), 4);
     write_value(h, v, path, k);
   }
+  std::set<std::string> names;
   uint64_t offset = 0;
-  for (const auto& [name, t] : tensors.all()) {
+  for (const GgufTensorInfo& t : tensors_) {
+    if (!names.insert(t.name).second)
+      throw Error(path, "tensor " + t.name, "unique tensor names", "a duplicate");
     auto type = ggml_of_dtype(t.dtype);
     if (!type)
-      throw Error(path, name, "F32, F16, BF16, F64 or a signed integer type",
+      throw Error(path, t.name, "F32, F16, BF16, F64 or a signed integer type",
                   std::string(dtype_name(t.dtype)));
     if (t.shape.size() > kMaxDims)
-      throw Error(path, name, "at most 4 dimensions", shape_str(t.shape));
-    if (uint64_t(t.numel()) * dtype_size(t.dtype) != t.nbytes)
-      throw Error(path, name, std::to_string(t.numel() * int64_t(dtype_size(t.dtype))) + " bytes",
-                  std::to_string(t.nbytes));
-    h.str(name);
+      throw Error(path, t.name, "at most 4 dimensions", shape_str(t.shape));
+    h.str(t.name);
     h.uint(t.shape.size(), 4);
     for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) h.uint(uint64_t(*it), 8);
     h.uint(uint32_t(*type), 4);
     h.uint(offset, 8);
-    offset += (t.nbytes + alignment - 1) / alignment * alignment;
+    offset += (t.nbytes() + alignment - 1) / alignment * alignment;
   }
   h.pad_to(alignment);
+  data_start_ = h.bytes().size();
+  data_bytes_ = offset;
+  out_ = std::make_unique<AtomicFile>(path);
+  out_->write(h.bytes().data(), h.bytes().size());
+}
 
-  AtomicFile out(path);
-  out.write(h.bytes().data(), h.bytes().size());
+GgufWriter::~GgufWriter() = default;
+
+uint64_t GgufTensorInfo::nbytes() const {
+  return uint64_t(shape_numel(shape)) * dtype_size(dtype);
+}
+
+uint64_t GgufWriter::file_size() const {
+  return data_start_ + data_bytes_;
+}
+
+void GgufWriter::write_tensor(const void* data, size_t nbytes) {
+  if (committed_) throw Error(path_, "write", "no tensor after commit()", "one more");
+  if (next_ >= tensors_.size())
+    throw Error(path_, "write", std::to_string(tensors_.size()) + " tensors", "one more");
+  const GgufTensorInfo& t = tensors_[next_];
+  if (nbytes != t.nbytes())
+    throw Error(path_, t.name, std::to_string(t.nbytes()) + " bytes", std::to_string(nbytes));
+  out_->write(data, nbytes);
+  out_->write_zeros((alignment_ - nbytes % alignment_) % alignment_);
+  ++next_;
+}
+
+void GgufWriter::commit() {
+  if (next_ != tensors_.size())
+    throw Error(path_, "write", std::to_string(tensors_.size()) + " tensors written",
+                std::to_string(next_));
+  out_->commit();
+  committed_ = true;
+}
+
+void write_gguf(const std::string& path, const WeightMap& tensors, const GgufMetadata& metadata,
+                uint32_t alignment) {
+  std::vector<GgufTensorInfo> infos;
   for (const auto& [name, t] : tensors.all()) {
-    out.write(t.data, t.nbytes);
-    const size_t pad = (alignment - t.nbytes % alignment) % alignment;
-    out.write_zeros(pad);
+    const GgufTensorInfo info{name, t.dtype, t.shape};
+    if (info.nbytes() != t.nbytes)
+      throw Error(path, name, std::to_string(info.nbytes()) + " bytes", std::to_string(t.nbytes));
+    infos.push_back(info);
   }
-  out.commit();
+  GgufWriter w(path, std::move(infos), metadata, alignment);
+  for (const auto& [name, t] : tensors.all()) w.write_tensor(t.data, t.nbytes);
+  w.commit();
 }
 
 }  // namespace sdc::io

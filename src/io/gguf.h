@@ -110,11 +110,52 @@ GgufFile read_gguf(const std::string& path);
 GgufFile parse_gguf(const uint8_t* data, size_t size, const std::string& path,
                     std::shared_ptr<const void> owner);
 
-// Writes a GGUF v3 file atomically (temp file, fsync, rename). `alignment` must be a power of two;
-// it is recorded as general.alignment (u32) unless `metadata` already holds that key, which must
-// then be a u32 equal to `alignment`. Tensor data are written in WeightMap order, each at an
-// offset that is a multiple of `alignment`. Tensors must be F32/F16/BF16/F64/I8/I16/I32/I64 with
-// at most 4 dimensions.
+class AtomicFile;
+
+// One tensor of a GgufWriter: its name, element type and shape (PyTorch order).
+struct GgufTensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+  uint64_t nbytes() const;
+};
+
+// Streaming GGUF v3 writer, for files too large to hold in memory: the constructor validates the
+// metadata and tensor infos and writes the header (key/values, tensor infos with their offsets,
+// padding) to a temporary file beside `path`; write_tensor() then takes each tensor's bytes in
+// the order of `tensors`; commit() fsyncs and renames the file into place. A writer destroyed
+// before commit() (an exception, a full disk) removes the temporary file, leaving nothing behind.
+// `alignment` must be a power of two; it is recorded as general.alignment (u32) unless `metadata`
+// already holds that key, which must then be a u32 equal to `alignment`. Tensors must be
+// F32/F16/BF16/F64/I8/I16/I32/I64 with at most 4 dimensions and unique names.
+class GgufWriter {
+ public:
+  GgufWriter(const std::string& path, std::vector<GgufTensorInfo> tensors,
+             const GgufMetadata& metadata, uint32_t alignment = 64);
+  ~GgufWriter();
+  GgufWriter(const GgufWriter&) = delete;
+  GgufWriter& operator=(const GgufWriter&) = delete;
+
+  // The next tensor's bytes: exactly tensors[written()].nbytes() of them (sdc::Error otherwise).
+  void write_tensor(const void* data, size_t nbytes);
+  size_t written() const { return next_; }
+  // Every tensor must have been written.
+  void commit();
+  uint64_t file_size() const;  // what the finished file will measure
+  const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
+
+ private:
+  std::string path_;
+  std::vector<GgufTensorInfo> tensors_;
+  uint32_t alignment_;
+  uint64_t data_start_ = 0, data_bytes_ = 0;
+  std::unique_ptr<AtomicFile> out_;
+  size_t next_ = 0;
+  bool committed_ = false;
+};
+
+// Writes a whole WeightMap as a GGUF v3 file atomically (a GgufWriter over the map, tensors in
+// WeightMap order, each at an offset that is a multiple of `alignment`).
 void write_gguf(const std::string& path, const WeightMap& tensors, const GgufMetadata& metadata,
                 uint32_t alignment = 64);
 

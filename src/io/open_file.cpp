@@ -9,14 +9,10 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "io/ckpt.h"
 #include "io/diffusers_folder.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
-// TODO(merge ckpt): the ckpt reader arrives from the `ckpt` branch.
-#if __has_include("io/ckpt.h")
-#include "io/ckpt.h"
-#define SDC_HAVE_CKPT 1
-#endif
 
 namespace sdc::io {
 
@@ -36,11 +32,14 @@ FileFormat detect_format(const std::string& path) {
   if (n < 0) throw Error(path, "", "a readable file", std::strerror(errno));
   if (n >= 4 && std::memcmp(head, "GGUF", 4) == 0) return FileFormat::Gguf;
   if (n >= 4 && std::memcmp(head, "PK\x03\x04", 4) == 0) return FileFormat::Ckpt;
+  // Safetensors: an 8-byte length, then the JSON header, which starts with '{'. Checked before
+  // the pickle test: a header length such as 0x0280 also starts with the bytes 0x80 0x02.
+  if (n >= 9 && head[8] == '{') return FileFormat::Safetensors;
   // A pickle stream (protocol >= 2 starts with PROTO 0x80): PyTorch's legacy, pre-zip format.
   if (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5) return FileFormat::Ckpt;
-  // Safetensors: an 8-byte length, then the JSON header, which starts with '{'. Anything else is
-  // not a model file sdc knows (a PNG, a text file…): say so rather than report a bad header.
-  if (n >= 9 && head[8] != '{' && head[8] != ' ')
+  // Anything else is not a model file sdc knows (a PNG, a text file…): say so rather than report
+  // a bad header.
+  if (n >= 9 && head[8] != ' ')
     throw Error(path, "", "a safetensors, GGUF or PyTorch checkpoint file, or a diffusers folder",
                 "unrecognised content");
   return FileFormat::Safetensors;
@@ -53,12 +52,7 @@ TensorFile open_tensor_file(const std::string& path) {
     case FileFormat::Gguf:
       return read_gguf(path).file;
     case FileFormat::Ckpt:
-#ifdef SDC_HAVE_CKPT
       return read_ckpt(path);
-#else
-      throw Error(path, "", "a file format this build can read",
-                  "a PyTorch checkpoint (ckpt reader not built in)");
-#endif
     case FileFormat::Safetensors:
       return read_safetensors(path);
   }

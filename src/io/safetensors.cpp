@@ -150,12 +150,23 @@ void write_safetensors(const std::string& path, const WeightMap& tensors,
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors.all()) {
+    // Checked before anything is written: a bad tensor must not leave a half-written file.
+    if (name == "__metadata__")
+      throw Error(path, name, "a tensor name", "the reserved key __metadata__");
+    for (int64_t d : t.shape)
+      if (d < 0) throw Error(path, name, "non-negative sizes", shape_str(t.shape));
+    if (uint64_t(t.numel()) * dtype_size(t.dtype) != t.nbytes)
+      throw Error(path, name,
+                  std::to_string(uint64_t(t.numel()) * dtype_size(t.dtype)) + " bytes for " +
+                      std::string(dtype_name(t.dtype)) + " " + shape_str(t.shape),
+                  std::to_string(t.nbytes) + " bytes");
     header[name] = {{"dtype", std::string(dtype_name(t.dtype))},
                     {"shape", t.shape},
                     {"data_offsets", {offset, offset + t.nbytes}}};
     offset += t.nbytes;
   }
-  std::string h = header.dump();
+  // Names come from files and need not be UTF-8; JSON must be.
+  std::string h = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   while ((h.size() + 8) % 8 != 0) h += ' ';  // keep the data area 8-byte aligned
   AtomicFile out(path);
   uint8_t len[8];

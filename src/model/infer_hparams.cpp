@@ -2,6 +2,8 @@
 #include "model/infer_hparams.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <set>
 
 #include "common/error.h"
@@ -36,6 +38,16 @@ std::vector<int> indices_after(const WeightMap& m, const std::string& prefix) {
 
 std::string where(const WeightMap& m) {
   return m.description;
+}
+
+// The shortest decimal that reads back as the same float (0.18215, not 0.1821500062942505).
+double shortest(float f) {
+  char buf[32];
+  for (int digits = 6; digits < 9; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, double(f));
+    if (std::strtof(buf, nullptr) == f) return std::strtod(buf, nullptr);
+  }
+  return double(f);
 }
 
 template <typename T>
@@ -295,11 +307,13 @@ nlohmann::json to_json(const TextEncoderParams& p) {
 }
 
 nlohmann::json to_json(const VaeParams& p) {
-  return {
-      {"in_channels", p.in_channels},           {"out_channels", p.out_channels},
-      {"latent_channels", p.latent_channels},   {"block_out_channels", js(p.block_out_channels)},
-      {"layers_per_block", p.layers_per_block}, {"norm_groups", p.norm_groups},
-      {"scaling_factor", p.scaling_factor}};
+  return {{"in_channels", p.in_channels},
+          {"out_channels", p.out_channels},
+          {"latent_channels", p.latent_channels},
+          {"block_out_channels", js(p.block_out_channels)},
+          {"layers_per_block", p.layers_per_block},
+          {"norm_groups", p.norm_groups},
+          {"scaling_factor", shortest(p.scaling_factor)}};
 }
 
 nlohmann::json to_json(const ControlNetParams& p) {

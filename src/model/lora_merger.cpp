@@ -35,8 +35,10 @@ void check_base(const LoraFile& lora, const LoraTargets& targets) {
               lora.base_evidence + ")");
 }
 
+}  // namespace
+
 // W ← W + scale·Δ, then DoRA's renormalisation when the module has a magnitude.
-void apply_module(std::vector<float>& w, const Shape& shape, const LoraModule& m, float scale,
+void apply_lora_module(std::vector<float>& w, const Shape& shape, const LoraModule& m, float scale,
                   const std::string& file, const std::string& weight_name) {
   const std::vector<float> delta = lora_delta(m);
   for (size_t i = 0; i < w.size(); ++i) w[i] += scale * delta[i];
@@ -76,8 +78,6 @@ void apply_module(std::vector<float>& w, const Shape& shape, const LoraModule& m
   for (int64_t o = 0; o < co; ++o)
     for (int64_t j = 0; j < k; ++j) w[size_t(o * k + j)] *= f[size_t(j / s)];
 }
-
-}  // namespace
 
 std::string LoraReport::summary() const {
   return basename(file) + ": " + std::to_string(unet_modules) + " UNet modules, " +
@@ -140,7 +140,7 @@ LoraReport merge_lora(WeightMap& weights, const LoraTargets& targets, const Lora
     const TensorRef& w = weights.get(match.weight);
     auto it = staged.find(match.weight);
     if (it == staged.end()) it = staged.emplace(match.weight, w.to_f32()).first;
-    apply_module(it->second, w.shape, *match.module, scale, lora.path, match.weight);
+    apply_lora_module(it->second, w.shape, *match.module, scale, lora.path, match.weight);
     if (match.component == LoraComponent::UNet)
       ++report.unet_modules;
     else

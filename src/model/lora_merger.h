@@ -44,6 +44,12 @@ std::vector<LoraMatch> match_lora(const WeightMap& weights, const LoraTargets& t
                                   const LoraFile& lora, bool ignore_unmatched,
                                   std::vector<std::string>* skipped = nullptr);
 
+// One module into one weight: `w` (the weight's values in f32, `shape` its shape) becomes
+// w + scale·ΔW, then DoRA's renormalisation where the module has a magnitude. merge_lora applies
+// this per match; `sdc convert` calls it tensor by tensor while streaming.
+void apply_lora_module(std::vector<float>& w, const Shape& shape, const LoraModule& m, float scale,
+                       const std::string& file, const std::string& weight_name);
+
 LoraReport merge_lora(WeightMap& weights, const LoraFile& lora, float scale,
                       bool ignore_unmatched = false);
 // The same with a table already built (several LoRAs on one model).

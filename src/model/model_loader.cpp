@@ -142,7 +142,7 @@ LoadedModel load_model(const io::TensorFile& file, const LoadOptions& options) {
       c.kind != ModelKind::Compiled) {
     const char* how = c.kind == ModelKind::Vae           ? " (pass it with --vae)"
                       : c.kind == ModelKind::TextEncoder ? " (pass it with --text-encoder)"
-                      : c.kind == ModelKind::ControlNet  ? " (pass it with --controlnet)"
+                      : c.kind == ModelKind::ControlNet  ? " (pass it with --control-net)"
                                                          : "";
     throw Error(path, "", "a Stable Diffusion checkpoint",
                 std::string("a standalone ") + kind_name(c.kind) + how);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <map>
 #include <thread>
 
 #include "common/error.h"
@@ -251,6 +252,38 @@ WeightShapes vae_weight_shapes(const VaeParams& p) {
   t.norm("decoder.norm_out", c);
   t.conv("decoder.conv_out", p.out_channels, c, 3);
   return t.take();
+}
+
+std::string WeightShapeCheck::report(size_t limit) const {
+  std::string out;
+  auto list = [&](const char* kind, const std::vector<std::string>& items) {
+    for (size_t i = 0; i < items.size() && i < limit; ++i)
+      out += std::string(kind) + ": " + items[i] + "\n";
+    if (items.size() > limit)
+      out += std::string(kind) + ": ... " + std::to_string(items.size() - limit) + " more\n";
+  };
+  list("missing", missing);
+  list("unexpected", unexpected);
+  list("wrong shape", wrong_shape);
+  return out;
+}
+
+WeightShapeCheck check_weight_shapes(const WeightMap& weights, const WeightShapes& expected,
+                                     const std::string& prefix) {
+  WeightShapeCheck c;
+  std::map<std::string, const Shape*> table;
+  for (const auto& [name, shape] : expected) {
+    table[name] = &shape;
+    const TensorRef* t = weights.find(name);
+    if (!t)
+      c.missing.push_back(name);
+    else if (t->shape != shape)
+      c.wrong_shape.push_back(name + ": expected " + shape_str(shape) + ", found " +
+                              shape_str(t->shape));
+  }
+  for (const std::string& name : weights.names_with_prefix(prefix))
+    if (!table.count(name)) c.unexpected.push_back(name);
+  return c;
 }
 
 WeightMap make_random_weights(const WeightShapes& shapes, uint64_t seed, DType dtype) {

@@ -22,6 +22,16 @@ WeightShapes text_encoder_weight_shapes(
 WeightShapes vae_weight_shapes(const VaeParams& p);  // first_stage_model.*
 WeightShapes controlnet_weight_shapes(const ControlNetParams& p);  // control_model.*
 
+// How a WeightMap's tensors under `prefix` differ from a table: every missing tensor, every
+// tensor not in the table, every shape mismatch ("NAME: expected [..], found [..]").
+struct WeightShapeCheck {
+  std::vector<std::string> missing, unexpected, wrong_shape;
+  bool ok() const { return missing.empty() && unexpected.empty() && wrong_shape.empty(); }
+  std::string report(size_t limit = 20) const;  // one line per problem, `limit` per kind
+};
+WeightShapeCheck check_weight_shapes(const WeightMap& weights, const WeightShapes& expected,
+                                     const std::string& prefix);
+
 // Random values for `shapes`, stored as `dtype` (F32, F16 or BF16). Each tensor's values depend
 // only on (seed, name), so any subset of a model gets the same numbers. Linear/conv weights are
 // uniform with std 1/sqrt(fan_in); norm scales 1 +- small; biases and norm shifts small;

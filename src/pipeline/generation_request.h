@@ -34,6 +34,7 @@ struct GenerationRequest {
   float control_start = 0.0f, control_end = 1.0f;
   std::string control_preprocess = "none";  // none | canny
   float canny_low = 100.f, canny_high = 200.f;
+  std::string control_save_hint;  // write the hint the ControlNet was given (after preprocessing)
 
   // Whether the user set these explicitly (a compiled model's recommended defaults apply otherwise).
   bool sampler_set = false, steps_set = false, cfg_set = false, scheduler_set = false;

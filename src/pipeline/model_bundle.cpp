@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "io/open_file.h"
 #include "model/classify.h"
+#include "model/compiled_model.h"
 #include "model/infer_hparams.h"
 #include "pipeline/sampling/sampler_kind.h"
 
@@ -46,7 +47,19 @@ ModelBundle load_bundle(const BundleOptions& o, std::ostream& log) {
   lo.vae_path = o.vae;
   lo.text_encoder_path = o.text_encoder;
   ModelBundle b;
-  b.model = model::load_model(o.model, lo);
+  const io::TensorFile file = io::open_tensor_file(o.model);
+  b.model = model::load_model(file, lo);
+  if (const auto info = model::read_compiled_info(file)) {
+    b.defaults.sampler = info->defaults.sampler;
+    b.defaults.scheduler = info->defaults.scheduler;
+    b.defaults.steps = info->defaults.steps;
+    b.defaults.cfg_scale = info->defaults.cfg_scale;
+    if (!info->tokenizer_vocab_json.empty())
+      b.own_tokenizer = std::make_unique<ClipTokenizer>(
+          info->tokenizer_vocab_json, info->tokenizer_merges, o.model + ": sdc.tokenizer");
+    b.declared_sizes = info->sizes;
+    b.declared_batch = info->batch;
+  }
   b.name = std::filesystem::path(o.model).stem().string();
   if (b.name.empty()) b.name = std::filesystem::path(o.model).parent_path().filename().string();
   std::vector<model::LoraSpec> specs;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/lora_merger.h"
@@ -40,13 +41,18 @@ struct ModelBundle {
   std::string name;  // shown in PNG metadata: the model file's stem
   RecommendedDefaults defaults;
   std::unique_ptr<ClipTokenizer> own_tokenizer;  // from a .gguf's metadata, else null
+  // A compiled model's declared sizes ((width, height) in pixels) and batch, to plan at load.
+  std::vector<std::pair<int, int>> declared_sizes;
+  int declared_batch = 1;
   const ClipTokenizer& tokenizer() const {
     return own_tokenizer ? *own_tokenizer : ClipTokenizer::builtin();
   }
 };
 
 // Loads, merges LoRAs (f32, before any cast) and attaches the ControlNet. `log` gets one line per
-// LoRA ("lora-kohya.safetensors: 277 UNet modules, 18 text-encoder modules").
+// LoRA ("lora-kohya.safetensors: 277 UNet modules, 18 text-encoder modules"). From a compiled
+// .gguf (sdc convert) it also takes the tokenizer, the recommended defaults and the declared
+// sizes stored in its sdc.* metadata.
 ModelBundle load_bundle(const BundleOptions& options, std::ostream& log);
 
 // Attaches a ControlNet file's weights (as control_model.*) and hyper-parameters to `model`.

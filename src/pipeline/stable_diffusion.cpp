@@ -111,6 +111,7 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
     flatten_alpha(hint);
     hint = fit_image(hint, req.width, req.height, ResizeMode::Crop);
     if (req.control_preprocess == "canny") hint = canny(hint, req.canny_low, req.canny_high);
+    if (!req.control_save_hint.empty()) io::write_png(req.control_save_hint, hint);
     float* dst = cnet->input_f32("hint");
     const size_t hint_size = size_t(req.width) * size_t(req.height) * 3;
     nchw_to_nhwc(image_to_unit_tensor(hint).data(), dst, 1, 3, req.height, req.width);

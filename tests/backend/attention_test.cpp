@@ -28,11 +28,10 @@ class Attention : public testing::TestWithParam<std::tuple<Precision, bool>> {
 TEST_P(Attention, MatchesReference) {
   const Precision prec = std::get<0>(GetParam());
   const bool bf16 = prec == Precision::BF16;
-  const Case cases[] = {{2, 37, 29, 24, 3, false},
-                        {1, 77, 77, 64, 4, true},
-                        {2, 300, 77, 40, 2, false},
-                        {1, 700, 700, 16, 1, false},
-                        {1, 20, 33, 48, 6, true}};
+  const Case cases[] = {
+      {2, 37, 29, 24, 3, false},   {1, 77, 77, 64, 4, true}, {2, 300, 77, 40, 2, false},
+      {1, 700, 700, 16, 1, false}, {1, 20, 33, 48, 6, true}, {1, 65, 40, 512, 1, false},
+      {2, 100, 90, 80, 2, false},  {1, 33, 50, 72, 3, true}, {2, 30, 19, 350, 2, false}};
   uint32_t seed = 1000;
   for (const Case& c : cases) {
     graph::Graph g;

@@ -223,6 +223,56 @@ TEST_P(Ops, GroupNormWithTimeEmbeddingAddFeedingConv) {
   EXPECT_EQ(steps[1].kind, "Conv2d");
 }
 
+TEST_P(Ops, ConvOutputReadOnlyByNormsIsBf16) {
+  // conv -> GroupNorm+SiLU -> conv and linear -> LayerNorm -> linear: with bf16 the first
+  // conv/linear writes bf16 (its only reader is a norm, which computes in f32).
+  graph::Graph g;
+  const int64_t N = 2, H = 5, W = 4, C = 32, T = 6, K = 24;
+  const Vec x = random_vec(N * H * W * C, 820), w1 = random_vec(C * C * 9, 821, -0.1f, 0.1f);
+  const Vec w2 = random_vec(C * C, 822, -0.2f, 0.2f), b1 = random_vec(C, 823);
+  const Vec s = random_vec(N * T * K, 824), l1 = random_vec(K * K, 825, -0.3f, 0.3f);
+  const Vec l2 = random_vec(K * K, 826, -0.3f, 0.3f);
+  const Vec ones(size_t(C), 1.f), zeros(size_t(C), 0.f);
+  const auto xi = g.input("x", {N, H, W, C});
+  const auto c1 =
+      g.conv2d(xi, add_weight(g, "w1", w1, {C, C, 3, 3}), add_weight(g, "b1", b1, {C}), 1, 1);
+  const auto n1 = g.group_norm(c1, add_weight(g, "g", ones, {C}), add_weight(g, "b", zeros, {C}), 8,
+                               1e-5f, true);
+  g.output("y", g.conv2d(n1, add_weight(g, "w2", w2, {C, C, 1, 1}), graph::kNone, 1, 0));
+  const auto si = g.input("s", {N, T, K});
+  const auto h = g.linear(si, add_weight(g, "l1", l1, {K, K}), graph::kNone);
+  const auto ln = g.layer_norm(h, add_weight(g, "lg", Vec(size_t(K), 1.f), {K}),
+                               add_weight(g, "lb", Vec(size_t(K), 0.f), {K}), 1e-5f);
+  g.output("z", g.linear(ln, add_weight(g, "l2", l2, {K, K}), graph::kNone));
+  auto p = compile(g);
+  fill_input(*p, "x", x);
+  fill_input(*p, "s", s);
+  p->run();
+  auto rb = [&](const Vec& v) { return bf16() ? round_bf16(v) : v; };
+  int64_t Ho, Wo;
+  const Vec c1r = rb(conv2d_ref(rb(x), rb(w1), &b1, N, H, W, C, C, 3, 3, 1, 1, 1, 1, 1, Ho, Wo));
+  const Vec n1r = rb(group_norm_ref(c1r, ones, zeros, N, H * W, C, 8, 1e-5, true));
+  const Vec yr = conv2d_ref(n1r, rb(w2), nullptr, N, H, W, C, C, 1, 1, 1, 0, 0, 0, 0, Ho, Wo);
+  EXPECT_LT(rel_err(p->output("y"), yr), bf16() ? 1e-2 : 2e-5);
+  const Vec hr = rb(linear_ref(rb(s), rb(l1), nullptr, N * T, K, K));
+  const Vec lr = rb(layer_norm_ref(hr, Vec(size_t(K), 1.f), Vec(size_t(K), 0.f), N * T, K, 1e-5));
+  EXPECT_LT(rel_err(p->output("z"), linear_ref(lr, rb(l2), nullptr, N * T, K, K)),
+            bf16() ? 1e-2 : 2e-5);
+  int converts = 0;
+  for (const auto& st : p->steps()) converts += st.kind == "Convert";
+  EXPECT_EQ(converts, bf16() ? 2 : 0) << "only the two graph inputs are converted";
+  const DType norm_input = bf16() ? DType::BF16 : DType::F32;
+  const auto steps = p->steps();
+  const auto conv1 = std::find_if(steps.begin(), steps.end(),
+                                  [](const cpu::StepInfo& st) { return st.kind == "Conv2d"; });
+  ASSERT_NE(conv1, steps.end());
+  EXPECT_EQ(conv1->out_type, norm_input) << "the conv read only by GroupNorm writes bf16";
+  int bf16_linears = 0;
+  for (const auto& st : p->steps())
+    bf16_linears += st.kind == "Linear" && st.out_type == DType::BF16;
+  EXPECT_EQ(bf16_linears, bf16() ? 1 : 0) << "the linear read only by LayerNorm writes bf16";
+}
+
 TEST_P(Ops, LayerNorm) {
   for (int64_t C : {19, 64, 768}) {
     graph::Graph g;
@@ -364,6 +414,31 @@ TEST_P(Ops, UpsampleConcatSlice) {
   }
   EXPECT_EQ(rel_err(p->output("cat"), cat), 0.0);
   EXPECT_EQ(rel_err(p->output("slice"), sl), 0.0);
+}
+
+TEST_P(Ops, UpsampleFeedingConv) {
+  // With bf16 the upsampling writes bf16 straight for the convolution (no Convert step).
+  const int64_t N = 2, H = 3, W = 4, C = 20, Co = 6;
+  const Vec x = random_vec(N * H * W * C, 810), w = random_vec(Co * C * 9, 811, -0.2f, 0.2f);
+  graph::Graph g;
+  const auto up = g.upsample_nearest(g.input("x", {N, H, W, C}), 6, 8);
+  g.output("y", g.conv2d(up, add_weight(g, "w", w, {Co, C, 3, 3}), graph::kNone, 1, 1));
+  auto p = compile(g);
+  fill_input(*p, "x", x);
+  p->run();
+  Vec upr(size_t(N * 6 * 8 * C));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t y = 0; y < 6; ++y)
+      for (int64_t xx = 0; xx < 8; ++xx)
+        for (int64_t c = 0; c < C; ++c)
+          upr[size_t(((n * 6 + y) * 8 + xx) * C + c)] =
+              x[size_t(((n * H + y / 2) * W + xx / 2) * C + c)];
+  int64_t Ho, Wo;
+  const Vec ref = conv2d_ref(bf16() ? round_bf16(upr) : upr, bf16() ? round_bf16(w) : w, nullptr, N,
+                             6, 8, C, Co, 3, 3, 1, 1, 1, 1, 1, Ho, Wo);
+  EXPECT_LT(rel_err(p->output("y"), ref), bf16() ? 5e-3 : 2e-5);
+  ASSERT_EQ(p->steps().size(), 2u);
+  EXPECT_EQ(p->steps()[0].kind, "UpsampleNearest");
 }
 
 TEST_P(Ops, TimestepEmbedding) {

@@ -50,6 +50,33 @@ TEST(RandomModel, TablesMatchTheTinyFixtureExactly) {
   EXPECT_EQ(count(controlnet_weight_shapes(test::tiny_controlnet_params())), 1073200);
 }
 
+TEST(RandomModel, ShapeCheckListsEveryDifference) {
+  const WeightShapes table = unet_weight_shapes(test::tiny_unet_params());
+  EXPECT_TRUE(check_weight_shapes(test::tiny_weights(), table, "model.diffusion_model.").ok());
+  WeightMap w = test::tiny_weights();
+  const std::string gone1 = "model.diffusion_model.out.2.bias";
+  const std::string gone2 = "model.diffusion_model.input_blocks.4.1.proj_in.weight";
+  const std::string stray = "model.diffusion_model.input_blocks.4.1.lora.weight";
+  const std::string bent = "model.diffusion_model.time_embed.0.weight";
+  w.erase(gone1);
+  w.erase(gone2);
+  w.set(stray, w.get(bent));
+  TensorRef t = w.get(bent);
+  t.shape = {32, 128};
+  w.set(bent, t);
+  const WeightShapeCheck c = check_weight_shapes(w, table, "model.diffusion_model.");
+  EXPECT_FALSE(c.ok());
+  EXPECT_EQ(c.missing, (std::vector<std::string>{gone2, gone1}));  // in table order
+  EXPECT_EQ(c.unexpected, std::vector<std::string>{stray});
+  EXPECT_EQ(c.wrong_shape,
+            std::vector<std::string>{bent + ": expected [128, 32], found [32, 128]"});
+  EXPECT_NE(c.report().find("missing: " + gone1), std::string::npos) << c.report();
+  // Other components' tensors are not "unexpected".
+  EXPECT_TRUE(check_weight_shapes(test::tiny_weights(), vae_weight_shapes(test::tiny_vae_params()),
+                                  "first_stage_model.")
+                  .ok());
+}
+
 TEST(RandomModel, FullSizeParameterCountsAreSd15s) {
   // diffusers' UNet2DConditionModel / AutoencoderKL / transformers' CLIPTextModel (ViT-L/14 text
   // tower, without the position_ids buffer) / ControlNetModel parameter counts for SD1.5.

@@ -100,6 +100,22 @@ TEST(Diffusers, ReadsShardedWeights) {
       << error_of(dir.path());
 }
 
+TEST(Diffusers, ReadsPyTorchBinWeights) {
+  // A component whose only weights are a PyTorch zip checkpoint (here the fixture's model.ckpt,
+  // linked, not copied): read through the restricted ckpt reader.
+  test::TempDir dir;
+  fs::create_directory(dir.file("unet"));
+  write_text(dir.file("model_index.json"), R"({"unet": ["diffusers", "UNet2DConditionModel"]})");
+  write_text(dir.file("unet/config.json"), R"({"_class_name": "UNet2DConditionModel"})");
+  fs::create_symlink(test::tiny("model.ckpt"), dir.file("unet/diffusion_pytorch_model.bin"));
+  io::TensorFile f = io::read_diffusers_folder(dir.path());
+  EXPECT_EQ(f.tensors.size(), 976u);
+  EXPECT_EQ(count_prefix(f.tensors, "unet."), 976u);
+  EXPECT_EQ(f.tensors.get("unet.model.diffusion_model.out.2.weight").shape, (Shape{4, 32, 3, 3}));
+  EXPECT_EQ(f.metadata["components"]["unet"]["weights"][0],
+            dir.file("unet/diffusion_pytorch_model.bin"));
+}
+
 TEST(DiffusersBadInput, DirectoryThatIsNotADiffusersFolder) {
   test::TempDir dir;
   write_text(dir.file("readme.txt"), "hello");

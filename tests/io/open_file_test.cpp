@@ -84,3 +84,25 @@ TEST(OpenFileBadInput, TruncatedGgufThroughDispatcher) {
 
 }  // namespace
 }  // namespace sdc
+
+namespace sdc {
+namespace {
+
+TEST(OpenFileDetection, SafetensorsWhoseHeaderLengthLooksLikeAPickle) {
+  // A header of 0x280 bytes starts the file with 80 02 — PROTO 2 for a pickle reader.
+  test::TempDir dir;
+  std::string header = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+  header.resize(0x280, ' ');
+  std::string bytes(8, '\0');
+  bytes[0] = char(0x80);
+  bytes[1] = char(0x02);
+  bytes += header + std::string(4, '\0');
+  FILE* f = std::fopen(dir.file("x.safetensors").c_str(), "wb");
+  std::fwrite(bytes.data(), 1, bytes.size(), f);
+  std::fclose(f);
+  EXPECT_EQ(io::detect_format(dir.file("x.safetensors")), io::FileFormat::Safetensors);
+  EXPECT_EQ(io::open_tensor_file(dir.file("x.safetensors")).tensors.size(), 1u);
+}
+
+}  // namespace
+}  // namespace sdc

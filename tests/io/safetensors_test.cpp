@@ -110,3 +110,33 @@ TEST(SafetensorsBadInput, TruncatedFile) {
 
 }  // namespace
 }  // namespace sdc
+
+namespace sdc {
+namespace {
+
+TEST(SafetensorsWriter, RefusesInconsistentTensorsWithoutWriting) {
+  test::TempDir dir;
+  auto error = [&](const WeightMap& m) {
+    try {
+      io::write_safetensors(dir.file("w.safetensors"), m);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  WeightMap reserved;
+  reserved.set("__metadata__", TensorRef::from_f32({1}, {1}, DType::F32));
+  EXPECT_EQ(error(reserved), dir.file("w.safetensors") +
+                                 ": __metadata__: expected a tensor name, found the reserved key "
+                                 "__metadata__");
+  WeightMap wrong;
+  TensorRef t = TensorRef::from_f32({1, 2}, {2}, DType::F32);
+  t.shape = {3};
+  wrong.set("t", t);
+  EXPECT_EQ(error(wrong),
+            dir.file("w.safetensors") + ": t: expected 12 bytes for F32 [3], found 8 bytes");
+  EXPECT_EQ(dir.list(), std::vector<std::string>{});
+}
+
+}  // namespace
+}  // namespace sdc

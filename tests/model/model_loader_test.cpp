@@ -89,6 +89,13 @@ TEST(LoadModel, DiffusersFolderUsesItsOwnConfigs) {
   expect_same_weights(m.weights, fixture_weights());
 }
 
+TEST(LoadModel, PyTorchCheckpoint) {
+  model::LoadedModel m = model::load_model(test::tiny("model.ckpt"), with_config());
+  EXPECT_EQ(m.format, io::FileFormat::Ckpt);
+  expect_tiny_hparams(m);
+  expect_same_weights(m.weights, fixture_weights());
+}
+
 TEST(LoadModel, Fp16File) {
   model::LoadedModel m = model::load_model(test::tiny("model-fp16.safetensors"), with_config());
   EXPECT_EQ(m.weights.size(), 976u);
@@ -268,7 +275,7 @@ TEST(LoadModelBadInput, StandaloneComponentsGivenAsModel) {
   EXPECT_EQ(error_of([] { model::load_model(test::tiny("controlnet.safetensors"), {}); }),
             test::tiny("controlnet.safetensors") +
                 ": expected a Stable Diffusion checkpoint, found a standalone controlnet (pass it "
-                "with --controlnet)");
+                "with --control-net)");
   EXPECT_EQ(
       error_of([] { model::load_model(test::tiny("diffusers/vae"), {}); }),
       test::tiny("diffusers/vae") +

@@ -12,8 +12,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/simd.h"
@@ -27,7 +29,8 @@ namespace {
 size_t align64(size_t v) {
   return (v + 63) / 64 * 64;
 }
-constexpr int kMaxNv = 10;  // head size <= 160 (register budget of the PV tile)
+constexpr int kMaxNv = 10;  // 16-column vectors per PV tile (register budget); wider heads are
+                            // done in column chunks
 
 // ---- bf16 micro-kernels ---------------------------------------------------------------------
 
@@ -51,45 +54,69 @@ SDC_AVX512BF16 void qk_tile_bf16(const uint16_t* qp, int64_t qs, const uint16_t*
     for (int v = 0; v < NB; ++v) _mm512_storeu_ps(s + r * ss + v * 16, acc[r][v]);
 }
 
-template <int RM>
-SDC_AVX512BF16 void qk_rows_bf16(const uint16_t* qp, int64_t qs, const uint16_t* kp, int64_t tk16,
-                                 int64_t d2, float* s) {
+// Scores of `rows` query rows against all keys. Key tiles outside, rows inside: a 64-key tile of
+// Kp stays in L1 while every row of the block uses it.
+template <int NB>
+void qk_cols_bf16(const uint16_t* qp, int64_t qs, const uint16_t* kp, int64_t ks, int64_t d2,
+                  float* s, int64_t ss, int64_t rows) {
+  int64_t r = 0;
+  for (; r + 6 <= rows; r += 6) qk_tile_bf16<6, NB>(qp + r * qs, qs, kp, ks, d2, s + r * ss, ss);
+  for (; r + 2 <= rows; r += 2) qk_tile_bf16<2, NB>(qp + r * qs, qs, kp, ks, d2, s + r * ss, ss);
+  for (; r < rows; ++r) qk_tile_bf16<1, NB>(qp + r * qs, qs, kp, ks, d2, s + r * ss, ss);
+}
+
+void qk_block_bf16(const uint16_t* qp, int64_t qs, const uint16_t* kp, int64_t tk16, int64_t d2,
+                   float* s, int64_t rows) {
   const int64_t ks = tk16 * 2;
-  int64_t j = 0;
-  for (; j + 64 <= tk16; j += 64) qk_tile_bf16<RM, 4>(qp, qs, kp + j * 2, ks, d2, s + j, tk16);
-  switch ((tk16 - j) / 16) {
-    case 3:
-      qk_tile_bf16<RM, 3>(qp, qs, kp + j * 2, ks, d2, s + j, tk16);
-      break;
-    case 2:
-      qk_tile_bf16<RM, 2>(qp, qs, kp + j * 2, ks, d2, s + j, tk16);
-      break;
-    case 1:
-      qk_tile_bf16<RM, 1>(qp, qs, kp + j * 2, ks, d2, s + j, tk16);
-      break;
-    default:
-      break;
+  for (int64_t j = 0; j < tk16; j += 64) {
+    switch (std::min<int64_t>(4, (tk16 - j) / 16)) {
+      case 4:
+        qk_cols_bf16<4>(qp, qs, kp + j * 2, ks, d2, s + j, tk16, rows);
+        break;
+      case 3:
+        qk_cols_bf16<3>(qp, qs, kp + j * 2, ks, d2, s + j, tk16, rows);
+        break;
+      case 2:
+        qk_cols_bf16<2>(qp, qs, kp + j * 2, ks, d2, s + j, tk16, rows);
+        break;
+      default:
+        qk_cols_bf16<1>(qp, qs, kp + j * 2, ks, d2, s + j, tk16, rows);
+        break;
+    }
   }
 }
 
-template <int RM, int NV>
-SDC_AVX512BF16 void pv_tile_bf16(const uint16_t* p, int64_t ps, const uint16_t* vp, int64_t tk2,
-                                 float* o, int64_t os) {
-  __m512 acc[RM][NV];
-  for (int r = 0; r < RM; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+// P V tile: RM rows x NV column vectors; with HALF the last vector is 8 columns wide (256-bit
+// operations: a head of 40 = 2.5 vectors wastes nothing).
+template <int RM, int NV, bool HALF>
+SDC_AVX512BF16 void pv_tile_bf16(const uint16_t* p, int64_t ps, const uint16_t* vp, int64_t vs,
+                                 int64_t tk2, float* o, int64_t os) {
+  constexpr int NF = HALF ? NV - 1 : NV;  // full vectors
+  __m512 acc[RM][NF > 0 ? NF : 1];
+  __m256 acch[RM];
+  for (int r = 0; r < RM; ++r) {
+    for (int v = 0; v < NF; ++v) acc[r][v] = _mm512_setzero_ps();
+    acch[r] = _mm256_setzero_ps();
+  }
   for (int64_t jj = 0; jj < tk2; ++jj) {
-    __m512bh b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = (__m512bh)_mm512_loadu_si512(vp + (jj * NV + v) * 32);
+    __m512bh b[NF > 0 ? NF : 1];
+    for (int v = 0; v < NF; ++v) b[v] = (__m512bh)_mm512_loadu_si512(vp + (jj * vs + v) * 32);
+    __m256bh bh;
+    if constexpr (HALF)
+      bh = (__m256bh)_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vp + (jj * vs + NF) * 32));
     for (int r = 0; r < RM; ++r) {
       int32_t pair;
       std::memcpy(&pair, p + r * ps + 2 * jj, 4);
       const __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
+      for (int v = 0; v < NF; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
+      if constexpr (HALF)
+        acch[r] = _mm256_dpbf16_ps(acch[r], (__m256bh)_mm256_set1_epi32(pair), bh);
     }
   }
-  for (int r = 0; r < RM; ++r)
-    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(o + r * os + v * 16, acc[r][v]);
+  for (int r = 0; r < RM; ++r) {
+    for (int v = 0; v < NF; ++v) _mm512_storeu_ps(o + r * os + v * 16, acc[r][v]);
+    if constexpr (HALF) _mm256_storeu_ps(o + r * os + NF * 16, acch[r]);
+  }
 }
 
 // ---- f32 micro-kernels ----------------------------------------------------------------------
@@ -112,76 +139,107 @@ SDC_AVX512 void qk_tile_f32(const float* qp, int64_t qs, const float* kp, int64_
     for (int v = 0; v < NB; ++v) _mm512_storeu_ps(s + r * ss + v * 16, acc[r][v]);
 }
 
-template <int RM>
-SDC_AVX512 void qk_rows_f32(const float* qp, int64_t qs, const float* kp, int64_t tk16, int64_t d,
-                            float* s) {
-  int64_t j = 0;
-  for (; j + 64 <= tk16; j += 64) qk_tile_f32<RM, 4>(qp, qs, kp + j, tk16, d, s + j, tk16);
-  switch ((tk16 - j) / 16) {
-    case 3:
-      qk_tile_f32<RM, 3>(qp, qs, kp + j, tk16, d, s + j, tk16);
-      break;
-    case 2:
-      qk_tile_f32<RM, 2>(qp, qs, kp + j, tk16, d, s + j, tk16);
-      break;
-    case 1:
-      qk_tile_f32<RM, 1>(qp, qs, kp + j, tk16, d, s + j, tk16);
-      break;
-    default:
-      break;
-  }
+template <int NB>
+void qk_cols_f32(const float* qp, int64_t qs, const float* kp, int64_t ks, int64_t d, float* s,
+                 int64_t ss, int64_t rows) {
+  int64_t r = 0;
+  for (; r + 6 <= rows; r += 6) qk_tile_f32<6, NB>(qp + r * qs, qs, kp, ks, d, s + r * ss, ss);
+  for (; r + 2 <= rows; r += 2) qk_tile_f32<2, NB>(qp + r * qs, qs, kp, ks, d, s + r * ss, ss);
+  for (; r < rows; ++r) qk_tile_f32<1, NB>(qp + r * qs, qs, kp, ks, d, s + r * ss, ss);
 }
 
-template <int RM, int NV>
-SDC_AVX512 void pv_tile_f32(const float* p, int64_t ps, const float* vp, int64_t tk, float* o,
-                            int64_t os) {
-  __m512 acc[RM][NV];
-  for (int r = 0; r < RM; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < tk; ++j) {
-    __m512 b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(vp + (j * NV + v) * 16);
-    for (int r = 0; r < RM; ++r) {
-      const __m512 a = _mm512_set1_ps(p[r * ps + j]);
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+void qk_block_f32(const float* qp, int64_t qs, const float* kp, int64_t tk16, int64_t d, float* s,
+                  int64_t rows) {
+  for (int64_t j = 0; j < tk16; j += 64) {
+    switch (std::min<int64_t>(4, (tk16 - j) / 16)) {
+      case 4:
+        qk_cols_f32<4>(qp, qs, kp + j, tk16, d, s + j, tk16, rows);
+        break;
+      case 3:
+        qk_cols_f32<3>(qp, qs, kp + j, tk16, d, s + j, tk16, rows);
+        break;
+      case 2:
+        qk_cols_f32<2>(qp, qs, kp + j, tk16, d, s + j, tk16, rows);
+        break;
+      default:
+        qk_cols_f32<1>(qp, qs, kp + j, tk16, d, s + j, tk16, rows);
+        break;
     }
   }
-  for (int r = 0; r < RM; ++r)
-    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(o + r * os + v * 16, acc[r][v]);
 }
 
-// Rows [0, rows) of P V: full tiles of pv_rows(NV) rows, then single rows.
-template <int NV, bool BF16>
-void pv_rows(const void* p, int64_t ps, const void* vp, int64_t kdim, int64_t rows, float* o) {
+template <int RM, int NV, bool HALF>
+SDC_AVX512 void pv_tile_f32(const float* p, int64_t ps, const float* vp, int64_t vs, int64_t tk,
+                            float* o, int64_t os) {
+  constexpr int NF = HALF ? NV - 1 : NV;
+  __m512 acc[RM][NF > 0 ? NF : 1];
+  __m256 acch[RM];
+  for (int r = 0; r < RM; ++r) {
+    for (int v = 0; v < NF; ++v) acc[r][v] = _mm512_setzero_ps();
+    acch[r] = _mm256_setzero_ps();
+  }
+  for (int64_t j = 0; j < tk; ++j) {
+    __m512 b[NF > 0 ? NF : 1];
+    for (int v = 0; v < NF; ++v) b[v] = _mm512_loadu_ps(vp + (j * vs + v) * 16);
+    __m256 bh;
+    if constexpr (HALF) bh = _mm256_loadu_ps(vp + (j * vs + NF) * 16);
+    for (int r = 0; r < RM; ++r) {
+      const float pr = p[r * ps + j];
+      const __m512 a = _mm512_set1_ps(pr);
+      for (int v = 0; v < NF; ++v) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+      if constexpr (HALF) acch[r] = _mm256_fmadd_ps(_mm256_set1_ps(pr), bh, acch[r]);
+    }
+  }
+  for (int r = 0; r < RM; ++r) {
+    for (int v = 0; v < NF; ++v) _mm512_storeu_ps(o + r * os + v * 16, acc[r][v]);
+    if constexpr (HALF) _mm256_storeu_ps(o + r * os + NF * 16, acch[r]);
+  }
+}
+
+// Rows [0, rows) of P V for output columns [16 c0, 16 (c0 + NV)) of nvt vectors: full tiles of
+// RM rows, then single rows. O has nvt * 16 columns.
+template <int NV, bool BF16, bool HALF>
+void pv_rows(const void* p, int64_t ps, const void* vp, int64_t nvt, int64_t c0, int64_t kdim,
+             int64_t rows, float* o) {
   constexpr int RM = std::clamp((31 - NV) / NV, 1, 8);
+  const int64_t os = nvt * 16;
+  o += c0 * 16;
   int64_t r = 0;
   if constexpr (BF16) {
     auto* pp = static_cast<const uint16_t*>(p);
-    auto* v = static_cast<const uint16_t*>(vp);
+    auto* v = static_cast<const uint16_t*>(vp) + c0 * 32;
     for (; r + RM <= rows; r += RM)
-      pv_tile_bf16<RM, NV>(pp + r * ps, ps, v, kdim, o + r * NV * 16, NV * 16);
-    for (; r < rows; ++r) pv_tile_bf16<1, NV>(pp + r * ps, ps, v, kdim, o + r * NV * 16, NV * 16);
+      pv_tile_bf16<RM, NV, HALF>(pp + r * ps, ps, v, nvt, kdim, o + r * os, os);
+    for (; r < rows; ++r) pv_tile_bf16<1, NV, HALF>(pp + r * ps, ps, v, nvt, kdim, o + r * os, os);
   } else {
     auto* pp = static_cast<const float*>(p);
-    auto* v = static_cast<const float*>(vp);
+    auto* v = static_cast<const float*>(vp) + c0 * 16;
     for (; r + RM <= rows; r += RM)
-      pv_tile_f32<RM, NV>(pp + r * ps, ps, v, kdim, o + r * NV * 16, NV * 16);
-    for (; r < rows; ++r) pv_tile_f32<1, NV>(pp + r * ps, ps, v, kdim, o + r * NV * 16, NV * 16);
+      pv_tile_f32<RM, NV, HALF>(pp + r * ps, ps, v, nvt, kdim, o + r * os, os);
+    for (; r < rows; ++r) pv_tile_f32<1, NV, HALF>(pp + r * ps, ps, v, nvt, kdim, o + r * os, os);
   }
 }
 
+using PvFn = void (*)(const void*, int64_t, const void*, int64_t, int64_t, int64_t, int64_t,
+                      float*);
+
+template <bool BF16, bool HALF, int... N>
+constexpr std::array<PvFn, sizeof...(N)> pv_table(std::integer_sequence<int, N...>) {
+  return {&pv_rows<N + 1, BF16, HALF>...};
+}
+
+// All nvt column vectors of a head of d columns, in even chunks of at most kMaxNv vectors; when
+// d is 8 more than a multiple of 16 the very last vector is a half one.
 template <bool BF16>
-void pv_dispatch(int nv, const void* p, int64_t ps, const void* vp, int64_t kdim, int64_t rows,
-                 float* o) {
-  switch (nv) {
-#define SDC_PV_CASE(n) \
-  case n:              \
-    return pv_rows<n, BF16>(p, ps, vp, kdim, rows, o);
-    SDC_PV_CASE(1)
-    SDC_PV_CASE(2) SDC_PV_CASE(3) SDC_PV_CASE(4) SDC_PV_CASE(5) SDC_PV_CASE(6) SDC_PV_CASE(7)
-        SDC_PV_CASE(8) SDC_PV_CASE(9) SDC_PV_CASE(10)
-#undef SDC_PV_CASE
-            default : return;
+void pv_dispatch(int nvt, int64_t d, const void* p, int64_t ps, const void* vp, int64_t kdim,
+                 int64_t rows, float* o) {
+  static constexpr auto full = pv_table<BF16, false>(std::make_integer_sequence<int, kMaxNv>());
+  static constexpr auto half = pv_table<BF16, true>(std::make_integer_sequence<int, kMaxNv>());
+  const int chunks = (nvt + kMaxNv - 1) / kMaxNv, per = (nvt + chunks - 1) / chunks;
+  for (int c0 = 0; c0 < nvt; c0 += per) {
+    const int n = std::min(per, nvt - c0);
+    const bool last_half = c0 + n == nvt && d % 16 == 8;
+    (last_half ? half : full)[size_t(n - 1)](p, ps, vp, nvt, c0, kdim, rows, o);
   }
 }
 
@@ -189,38 +247,46 @@ void pv_dispatch(int nv, const void* p, int64_t ps, const void* vp, int64_t kdim
 
 // Row softmax numerators exp(scale (s - max)) for j < len (zero up to `width`), as T; returns the
 // reciprocal of their sum.
+// f32 path: exp(scale (s - max)) = 2^t with t = s a - max a (a = scale log2 e, one FMA), 2^f on
+// f in [-0.5, 0.5] by its degree-6 Taylor polynomial (relative error < 1.3e-7) and scalef.
+SDC_AVX512 inline __m512 exp2_f32(__m512 t) {
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(1.5403530393e-4f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108665e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650696e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718056e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.f));
+  return _mm512_scalef_ps(p, n);
+}
+
 SDC_AVX512 float softmax_row(float* s, float* p, int64_t len, int64_t width, float scale) {
   __m512 mx = _mm512_set1_ps(-INFINITY);
   for (int64_t j = 0; j < len; j += 16) {
     const __mmask16 m = simd::tail_mask(len - j);
     mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, s + j));
   }
-  const __m512 vscale = _mm512_set1_ps(scale);
-  const __m512 vshift = _mm512_set1_ps(-simd::hmax(mx) * scale);
+  const float a = scale * 1.44269504088896341f;
+  const __m512 va = _mm512_set1_ps(a);
+  const __m512 vshift = _mm512_set1_ps(-simd::hmax(mx) * a);
   __m512 sum = _mm512_setzero_ps();
-  for (int64_t j = 0; j < width; j += 16) {
+  int64_t j = 0;
+  for (; j + 16 <= len; j += 16) {
+    const __m512 e = exp2_f32(_mm512_fmadd_ps(_mm512_loadu_ps(s + j), va, vshift));
+    sum = _mm512_add_ps(sum, e);
+    _mm512_storeu_ps(p + j, e);
+  }
+  for (; j < width; j += 16) {
     const __mmask16 m = simd::tail_mask(width - j);
     const __mmask16 valid = j < len ? simd::tail_mask(len - j) : __mmask16(0);
     const __m512 e = _mm512_maskz_mov_ps(
-        valid, simd::exp(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(valid, s + j), vscale, vshift)));
+        valid, exp2_f32(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(valid, s + j), va, vshift)));
     sum = _mm512_add_ps(sum, e);
-    simd::store(p + j, e, m);
+    _mm512_mask_storeu_ps(p + j, m, e);
   }
   return 1.f / simd::hsum(sum);
-}
-
-// 2^x for softmax arguments (x <= 0): degree-4 Taylor polynomial of 2^f on f in [-0.5, 0.5]
-// (relative error < 5e-5, far below the bf16 rounding of the probabilities it feeds).
-SDC_AVX512BF16 inline __m512 exp2_bf16_grade(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-126.f));
-  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_set1_ps(0.0096181291f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.0555041087f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.2402265070f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.6931471806f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.f));
-  return _mm512_scalef_ps(p, n);
 }
 
 // The bf16 path's softmax numerators: one FMA for scale and shift (in log2 units), the short
@@ -238,7 +304,7 @@ SDC_AVX512BF16 float softmax_row_bf16(const float* s, uint16_t* p, int64_t len, 
   __m512 sum = _mm512_setzero_ps();
   int64_t j = 0;
   for (; j + 16 <= len; j += 16) {
-    const __m512 e = exp2_bf16_grade(_mm512_fmadd_ps(_mm512_loadu_ps(s + j), va, vshift));
+    const __m512 e = simd::exp2_fast(_mm512_fmadd_ps(_mm512_loadu_ps(s + j), va, vshift));
     sum = _mm512_add_ps(sum, e);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + j), (__m256i)_mm512_cvtneps_pbh(e));
   }
@@ -246,7 +312,7 @@ SDC_AVX512BF16 float softmax_row_bf16(const float* s, uint16_t* p, int64_t len, 
     const __mmask16 m = simd::tail_mask(width - j);
     const __mmask16 valid = j < len ? simd::tail_mask(len - j) : __mmask16(0);
     const __m512 e = _mm512_maskz_mov_ps(
-        valid, exp2_bf16_grade(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(valid, s + j), va, vshift)));
+        valid, simd::exp2_fast(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(valid, s + j), va, vshift)));
     sum = _mm512_add_ps(sum, e);
     _mm256_mask_storeu_epi16(p + j, m, (__m256i)_mm512_cvtneps_pbh(e));
   }
@@ -268,8 +334,7 @@ SDC_AVX512 void store_row(const float* o, float inv, int64_t d, T* out) {
 bool FlashAttention::supported(const AttentionShape& s) {
   if (!use_avx512_kernels()) return false;
   if (s.in == DType::BF16 && !cpu_features().avx512_bf16) return false;
-  const int64_t d = s.C / s.heads;
-  return (d + 15) / 16 <= kMaxNv;
+  return true;
 }
 
 FlashAttention::FlashAttention(const AttentionShape& s, int threads) : s_(s), threads_(threads) {
@@ -279,8 +344,9 @@ FlashAttention::FlashAttention(const AttentionShape& s, int threads) : s_(s), th
   tk16_ = (s.Tk + 15) / 16 * 16;
   tk2_ = (s.Tk + 1) / 2;
   dv16_ = (d_ + 15) / 16 * 16;
-  // Query rows per work item: the scores block stays within ~256 KiB (L2), 8..128 rows.
-  R_ = std::clamp<int64_t>((256 * 1024 / 4) / tk16_, 8, 128) / 8 * 8;
+  // Query rows per work item: the scores block stays within ~384 KiB (L2), a multiple of 24
+  // rows (whole QK tiles of 6 rows and PV tiles of 8) from 24 to 120; fewer for short queries.
+  R_ = std::clamp<int64_t>((384 * 1024 / 4) / tk16_ / 24 * 24, 24, 120);
   R_ = std::min<int64_t>(R_, (s.Tq + 7) / 8 * 8);
   kp_bytes_ = align64(bf16 ? size_t(d2_ * tk16_ * 2) * 2 : size_t(d_ * tk16_) * 4);
   vp_bytes_ = align64(bf16 ? size_t(tk2_ * dv16_ * 2) * 2 : size_t(s.Tk * dv16_) * 4);
@@ -359,19 +425,12 @@ void FlashAttention::run(const void* q, const void* k, const void* v, void* out,
           std::memcpy(qd + r * 2 * d2, Q + r * C, size_t(d) * 2);
           if (d & 1) qd[r * 2 * d2 + d] = 0;
         }
-        const auto* kp = reinterpret_cast<const uint16_t*>(kp_of(nh));
-        int64_t r = 0;
-        for (; r + 4 <= rows; r += 4)
-          qk_rows_bf16<4>(qd + r * 2 * d2, 2 * d2, kp, tk16, d2, S + r * tk16);
-        for (; r < rows; ++r) qk_rows_bf16<1>(qd + r * 2 * d2, 2 * d2, kp, tk16, d2, S + r * tk16);
+        qk_block_bf16(qd, 2 * d2, reinterpret_cast<const uint16_t*>(kp_of(nh)), tk16, d2, S, rows);
       } else {
         auto* Q = static_cast<const float*>(q) + (n * s.Tq + q0) * C + h * d;
         auto* qd = reinterpret_cast<float*>(qp);
         for (int64_t r = 0; r < rows; ++r) std::memcpy(qd + r * d, Q + r * C, size_t(d) * 4);
-        const auto* kp = reinterpret_cast<const float*>(kp_of(nh));
-        int64_t r = 0;
-        for (; r + 4 <= rows; r += 4) qk_rows_f32<4>(qd + r * d, d, kp, tk16, d, S + r * tk16);
-        for (; r < rows; ++r) qk_rows_f32<1>(qd + r * d, d, kp, tk16, d, S + r * tk16);
+        qk_block_f32(qd, d, reinterpret_cast<const float*>(kp_of(nh)), tk16, d, S, rows);
       }
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t len = s.causal ? std::min(s.Tk, q0 + r + 1) : s.Tk;
@@ -380,9 +439,9 @@ void FlashAttention::run(const void* q, const void* k, const void* v, void* out,
                       : softmax_row(S + r * tk16, S + r * tk16, len, s.Tk, scale);
       }
       if (bf16)
-        pv_dispatch<true>(nv, P, 2 * tk2, vp_of(nh), tk2, rows, O);
+        pv_dispatch<true>(nv, d, P, 2 * tk2, vp_of(nh), tk2, rows, O);
       else
-        pv_dispatch<false>(nv, P, tk16, vp_of(nh), s.Tk, rows, O);
+        pv_dispatch<false>(nv, d, P, tk16, vp_of(nh), s.Tk, rows, O);
       const size_t out_off = size_t((n * s.Tq + q0) * C + h * d);
       for (int64_t r = 0; r < rows; ++r) {
         if (s.out == DType::BF16)

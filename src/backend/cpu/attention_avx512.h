@@ -14,8 +14,7 @@ namespace sdc::cpu {
 
 class FlashAttention {
  public:
-  // Whether this CPU/shape can take the path (AVX-512; bf16 storage needs AVX512-BF16; head
-  // size <= 256).
+  // Whether this CPU can take the path (AVX-512; bf16 storage needs AVX512-BF16).
   static bool supported(const AttentionShape& s);
   FlashAttention(const AttentionShape& s, int threads);
   size_t scratch_bytes() const { return pack_bytes_ + tile_bytes_ * size_t(threads_); }

@@ -23,4 +23,7 @@ std::shared_ptr<PackedWeight> pack_weight(const TensorRef& t, const dnnl::memory
 // The f32 values of `t` in its own layout (biases, norm weights, tables).
 std::shared_ptr<PackedWeight> pack_f32(const TensorRef& t);
 
+// Frees the staging buffer pack_weight keeps between calls (the planner calls it when done).
+void release_packing_memory();
+
 }  // namespace sdc::cpu

@@ -16,14 +16,15 @@ namespace sdc::cpu {
 // over P x C/G values, accumulated with per-channel shifts in double (accurate at any size).
 // add_nc [N, C] (optional) is added to x first (the fused ResNet time-embedding add).
 // `scratch` holds group_norm_scratch_bytes(N, C, threads) bytes.
+// x may be BF16 (a bf16 convolution output whose only consumer is the norm); statistics are f32.
 size_t group_norm_scratch_bytes(int64_t N, int64_t C, int threads);
-void group_norm(const float* x, const float* add_nc, const float* gamma, const float* beta,
-                int64_t N, int64_t P, int64_t C, int64_t G, float eps, bool silu, void* y,
-                DType ydt, void* scratch);
+void group_norm(const void* x, DType xdt, const float* add_nc, const float* gamma,
+                const float* beta, int64_t N, int64_t P, int64_t C, int64_t G, float eps, bool silu,
+                void* y, DType ydt, void* scratch);
 
-// LayerNorm over the last axis of x [rows, C].
-void layer_norm(const float* x, const float* gamma, const float* beta, int64_t rows, int64_t C,
-                float eps, void* y, DType ydt);
+// LayerNorm over the last axis of x [rows, C] (x F32 or BF16).
+void layer_norm(const void* x, DType xdt, const float* gamma, const float* beta, int64_t rows,
+                int64_t C, float eps, void* y, DType ydt);
 
 enum class Unary { Gelu, QuickGelu, Silu, Scale };
 // y = op(x) elementwise over n values (Scale: x * scale + bias). y may alias x when ydt is F32.
@@ -47,8 +48,9 @@ void convert_to_bf16(const float* x, uint16_t* y, int64_t n);
 
 // Nearest upsampling of x [N, H, W, C] to [N, Ho, Wo, C] (PyTorch 'nearest': source index
 // floor(dst * in / out) computed with a float scale in/out, clamped to in - 1).
-void upsample_nearest(const float* x, float* y, int64_t N, int64_t H, int64_t W, int64_t C,
-                      int64_t Ho, int64_t Wo);
+// y may be BF16 (the upsampled tensor feeding a bf16 convolution).
+void upsample_nearest(const float* x, void* y, DType ydt, int64_t N, int64_t H, int64_t W,
+                      int64_t C, int64_t Ho, int64_t Wo);
 
 // Concatenation / slicing along the last axis of row-major [rows, C] data.
 void concat_last(const float* a, const float* b, float* y, int64_t rows, int64_t Ca, int64_t Cb);

@@ -7,6 +7,7 @@
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/kernels_internal.h"
 #include "backend/cpu/simd.h"
 
 namespace sdc::cpu {
@@ -160,6 +161,11 @@ void binary(Binary op, Broadcast bc, const float* a, const float* b, float* y, i
     binary_span(add, a + s, bc == Broadcast::Scalar ? b : b + s, y + s, e - s,
                 bc == Broadcast::Scalar);
   });
+}
+
+void convert_span_to_bf16(const float* x, uint16_t* y, int64_t n) {
+  if (use_avx512_kernels()) return to_bf16_avx512(x, y, 0, n);
+  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16(x[i]);
 }
 
 void convert_to_bf16(const float* x, uint16_t* y, int64_t n) {

@@ -8,12 +8,13 @@
 #include <string>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/kernels_internal.h"
 #include "common/error.h"
 
 namespace sdc::cpu {
 
-void upsample_nearest(const float* x, float* y, int64_t N, int64_t H, int64_t W, int64_t C,
-                      int64_t Ho, int64_t Wo) {
+void upsample_nearest(const float* x, void* y, DType ydt, int64_t N, int64_t H, int64_t W,
+                      int64_t C, int64_t Ho, int64_t Wo) {
   // PyTorch: same size -> identity, exactly 2x -> dst >> 1, else floor(dst * (float)in / out).
   auto src_index = [](int64_t dst, int64_t in, int64_t out) -> int64_t {
     if (in == out) return dst;
@@ -22,13 +23,18 @@ void upsample_nearest(const float* x, float* y, int64_t N, int64_t H, int64_t W,
     return std::min(int64_t(std::floor(float(dst) * scale)), in - 1);
   };
   const int64_t rows = N * Ho;
+  const bool bf16 = ydt == DType::BF16;
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t n = r / Ho, oy = r % Ho;
     const float* src_row = x + (n * H + src_index(oy, H, Ho)) * W * C;
-    float* dst_row = y + r * Wo * C;
-    for (int64_t ox = 0; ox < Wo; ++ox)
-      std::memcpy(dst_row + ox * C, src_row + src_index(ox, W, Wo) * C, size_t(C) * sizeof(float));
+    for (int64_t ox = 0; ox < Wo; ++ox) {
+      const float* src = src_row + src_index(ox, W, Wo) * C;
+      if (bf16)
+        convert_span_to_bf16(src, static_cast<uint16_t*>(y) + (r * Wo + ox) * C, C);
+      else
+        std::memcpy(static_cast<float*>(y) + (r * Wo + ox) * C, src, size_t(C) * sizeof(float));
+    }
   }
 }
 

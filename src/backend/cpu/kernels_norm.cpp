@@ -19,8 +19,9 @@ constexpr int64_t kBlock = 32;  // pixels summed in f32 before flushing to doubl
 
 // Accumulates sums of x - pivot and (x - pivot)^2 over pixels [p0, p1) into s1/s2 (double, C
 // each), through f32 block accumulators acc (2 * C floats).
-SDC_AVX512 void gn_stats_avx512(const float* x, const float* pivot, int64_t p0, int64_t p1,
-                                int64_t C, float* acc, double* s1, double* s2) {
+template <class TX>
+SDC_AVX512 void gn_stats_avx512(const TX* x, const TX* pivot, int64_t p0, int64_t p1, int64_t C,
+                                float* acc, double* s1, double* s2) {
   for (int64_t pb = p0; pb < p1; pb += kBlock) {
     const int64_t pe = std::min(p1, pb + kBlock);
     for (int64_t c = 0; c < C; c += 16) {
@@ -42,14 +43,15 @@ SDC_AVX512 void gn_stats_avx512(const float* x, const float* pivot, int64_t p0, 
   }
 }
 
-void gn_stats_scalar(const float* x, const float* pivot, int64_t p0, int64_t p1, int64_t C,
-                     float* acc, double* s1, double* s2) {
+template <class TX>
+void gn_stats_scalar(const TX* x, const TX* pivot, int64_t p0, int64_t p1, int64_t C, float* acc,
+                     double* s1, double* s2) {
   for (int64_t pb = p0; pb < p1; pb += kBlock) {
     const int64_t pe = std::min(p1, pb + kBlock);
     std::fill(acc, acc + 2 * C, 0.f);
     for (int64_t p = pb; p < pe; ++p)
       for (int64_t c = 0; c < C; ++c) {
-        const float d = x[p * C + c] - pivot[c];
+        const float d = scalar::load(x + p * C + c) - scalar::load(pivot + c);
         acc[c] += d;
         acc[C + c] += d * d;
       }
@@ -60,25 +62,26 @@ void gn_stats_scalar(const float* x, const float* pivot, int64_t p0, int64_t p1,
   }
 }
 
-template <class T>
-SDC_AVX512 void gn_apply_avx512(const float* x, const float* a, const float* b, int64_t p0,
-                                int64_t p1, int64_t C, bool silu, T* y) {
+template <class TX, class T>
+SDC_AVX512 void gn_apply_avx512(const TX* x, const float* a, const float* b, int64_t p0, int64_t p1,
+                                int64_t C, bool silu, T* y) {
   for (int64_t p = p0; p < p1; ++p)
     for (int64_t c = 0; c < C; c += 16) {
       const __mmask16 m = simd::tail_mask(C - c);
       __m512 v =
           _mm512_fmadd_ps(simd::load(x + p * C + c, m), simd::load(a + c, m), simd::load(b + c, m));
-      if (silu) v = simd::swish(v, 1.f);
+      // bf16 results take the short SiLU: its error is far below bf16 rounding.
+      if (silu) v = sizeof(T) == 2 ? simd::swish_fast(v) : simd::swish(v, 1.f);
       simd::store(y + p * C + c, v, m);
     }
 }
 
-template <class T>
-void gn_apply_scalar(const float* x, const float* a, const float* b, int64_t p0, int64_t p1,
-                     int64_t C, bool silu, T* y) {
+template <class TX, class T>
+void gn_apply_scalar(const TX* x, const float* a, const float* b, int64_t p0, int64_t p1, int64_t C,
+                     bool silu, T* y) {
   for (int64_t p = p0; p < p1; ++p)
     for (int64_t c = 0; c < C; ++c) {
-      float v = x[p * C + c] * a[c] + b[c];
+      float v = scalar::load(x + p * C + c) * a[c] + b[c];
       if (silu) v = scalar::swish(v, 1.f);
       scalar::store(y + p * C + c, v);
     }
@@ -101,8 +104,8 @@ GnScratch gn_scratch(void* base, int64_t N, int64_t C, int threads) {
   return s;
 }
 
-template <class T>
-void group_norm_t(const float* x, const float* add_nc, const float* gamma, const float* beta,
+template <class TX, class T>
+void group_norm_t(const TX* x, const float* add_nc, const float* gamma, const float* beta,
                   int64_t N, int64_t P, int64_t C, int64_t G, float eps, bool silu, T* y,
                   void* scratch) {
   const int threads = omp_get_max_threads();
@@ -117,7 +120,7 @@ void group_norm_t(const float* x, const float* add_nc, const float* gamma, const
     for (int64_t n = 0; n < N; ++n) {
       const int64_t per = (P + nt - 1) / nt;
       const int64_t p0 = std::min(P, t * per), p1 = std::min(P, p0 + per);
-      const float* xn = x + n * P * C;
+      const TX* xn = x + n * P * C;
       double* s1 = s.sums + (size_t(t) * N + n) * 2 * C;
       if (p0 < p1) {
         if (v512)
@@ -132,7 +135,7 @@ void group_norm_t(const float* x, const float* add_nc, const float* gamma, const
   // sum v = S1_c + P K_c and sum (v - mu)^2 = S2_c + 2 (K_c - mu) S1_c + P (K_c - mu)^2.
   const int64_t cg = C / G;
   for (int64_t n = 0; n < N; ++n) {
-    const float* xn = x + n * P * C;
+    const TX* xn = x + n * P * C;
     double* tot = s.sums + size_t(n) * 2 * C;  // thread 0's slot collects all threads
     for (int t = 1; t < threads; ++t) {
       const double* st = s.sums + (size_t(t) * N + n) * 2 * C;
@@ -140,7 +143,7 @@ void group_norm_t(const float* x, const float* add_nc, const float* gamma, const
     }
     for (int64_t g = 0; g < G; ++g) {
       auto pivot = [&](int64_t c) {
-        return double(xn[c]) + (add_nc ? double(add_nc[n * C + c]) : 0.0);
+        return double(scalar::load(xn + c)) + (add_nc ? double(add_nc[n * C + c]) : 0.0);
       };
       double sum = 0;
       for (int64_t c = g * cg; c < (g + 1) * cg; ++c) sum += tot[c] + double(P) * pivot(c);
@@ -167,7 +170,7 @@ void group_norm_t(const float* x, const float* add_nc, const float* gamma, const
   for (int64_t i = 0; i < N * blocks_per_image; ++i) {
     const int64_t n = i / blocks_per_image, p0 = (i % blocks_per_image) * 64;
     const int64_t p1 = std::min(P, p0 + 64);
-    const float* xn = x + n * P * C;
+    const TX* xn = x + n * P * C;
     T* yn = y + n * P * C;
     if (v512)
       gn_apply_avx512(xn, s.a + n * C, s.b + n * C, p0, p1, C, silu, yn);
@@ -176,8 +179,8 @@ void group_norm_t(const float* x, const float* add_nc, const float* gamma, const
   }
 }
 
-template <class T>
-SDC_AVX512 void ln_row_avx512(const float* x, const float* gamma, const float* beta, int64_t C,
+template <class TX, class T>
+SDC_AVX512 void ln_row_avx512(const TX* x, const float* gamma, const float* beta, int64_t C,
                               float eps, T* y) {
   __m512 s = _mm512_setzero_ps();
   for (int64_t c = 0; c < C; c += 16)
@@ -199,20 +202,21 @@ SDC_AVX512 void ln_row_avx512(const float* x, const float* gamma, const float* b
   }
 }
 
-template <class T>
-void ln_row_scalar(const float* x, const float* gamma, const float* beta, int64_t C, float eps,
-                   T* y) {
+template <class TX, class T>
+void ln_row_scalar(const TX* x, const float* gamma, const float* beta, int64_t C, float eps, T* y) {
   double s = 0;
-  for (int64_t c = 0; c < C; ++c) s += x[c];
+  for (int64_t c = 0; c < C; ++c) s += scalar::load(x + c);
   const float mean = float(s / double(C));
   double q = 0;
-  for (int64_t c = 0; c < C; ++c) q += double(x[c] - mean) * double(x[c] - mean);
+  for (int64_t c = 0; c < C; ++c)
+    q += double(scalar::load(x + c) - mean) * double(scalar::load(x + c) - mean);
   const float rstd = float(1.0 / std::sqrt(q / double(C) + double(eps)));
-  for (int64_t c = 0; c < C; ++c) scalar::store(y + c, (x[c] - mean) * rstd * gamma[c] + beta[c]);
+  for (int64_t c = 0; c < C; ++c)
+    scalar::store(y + c, (scalar::load(x + c) - mean) * rstd * gamma[c] + beta[c]);
 }
 
-template <class T>
-void layer_norm_t(const float* x, const float* gamma, const float* beta, int64_t rows, int64_t C,
+template <class TX, class T>
+void layer_norm_t(const TX* x, const float* gamma, const float* beta, int64_t rows, int64_t C,
                   float eps, T* y) {
   const bool v512 = use_avx512_kernels();
 #pragma omp parallel for schedule(static)
@@ -231,21 +235,31 @@ size_t group_norm_scratch_bytes(int64_t N, int64_t C, int threads) {
          size_t(threads) * 2 * C * sizeof(float);
 }
 
-void group_norm(const float* x, const float* add_nc, const float* gamma, const float* beta,
-                int64_t N, int64_t P, int64_t C, int64_t G, float eps, bool silu, void* y,
-                DType ydt, void* scratch) {
-  if (ydt == DType::BF16)
-    group_norm_t(x, add_nc, gamma, beta, N, P, C, G, eps, silu, static_cast<uint16_t*>(y), scratch);
-  else
-    group_norm_t(x, add_nc, gamma, beta, N, P, C, G, eps, silu, static_cast<float*>(y), scratch);
+void group_norm(const void* x, DType xdt, const float* add_nc, const float* gamma,
+                const float* beta, int64_t N, int64_t P, int64_t C, int64_t G, float eps, bool silu,
+                void* y, DType ydt, void* scratch) {
+  const bool xb = xdt == DType::BF16, yb = ydt == DType::BF16;
+  auto* xf = static_cast<const float*>(x);
+  auto* xh = static_cast<const uint16_t*>(x);
+  auto* yf = static_cast<float*>(y);
+  auto* yh = static_cast<uint16_t*>(y);
+  if (xb && yb) group_norm_t(xh, add_nc, gamma, beta, N, P, C, G, eps, silu, yh, scratch);
+  if (xb && !yb) group_norm_t(xh, add_nc, gamma, beta, N, P, C, G, eps, silu, yf, scratch);
+  if (!xb && yb) group_norm_t(xf, add_nc, gamma, beta, N, P, C, G, eps, silu, yh, scratch);
+  if (!xb && !yb) group_norm_t(xf, add_nc, gamma, beta, N, P, C, G, eps, silu, yf, scratch);
 }
 
-void layer_norm(const float* x, const float* gamma, const float* beta, int64_t rows, int64_t C,
-                float eps, void* y, DType ydt) {
-  if (ydt == DType::BF16)
-    layer_norm_t(x, gamma, beta, rows, C, eps, static_cast<uint16_t*>(y));
-  else
-    layer_norm_t(x, gamma, beta, rows, C, eps, static_cast<float*>(y));
+void layer_norm(const void* x, DType xdt, const float* gamma, const float* beta, int64_t rows,
+                int64_t C, float eps, void* y, DType ydt) {
+  const bool xb = xdt == DType::BF16, yb = ydt == DType::BF16;
+  auto* xf = static_cast<const float*>(x);
+  auto* xh = static_cast<const uint16_t*>(x);
+  auto* yf = static_cast<float*>(y);
+  auto* yh = static_cast<uint16_t*>(y);
+  if (xb && yb) layer_norm_t(xh, gamma, beta, rows, C, eps, yh);
+  if (xb && !yb) layer_norm_t(xh, gamma, beta, rows, C, eps, yf);
+  if (!xb && yb) layer_norm_t(xf, gamma, beta, rows, C, eps, yh);
+  if (!xb && !yb) layer_norm_t(xf, gamma, beta, rows, C, eps, yf);
 }
 
 }  // namespace sdc::cpu

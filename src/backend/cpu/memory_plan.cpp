@@ -1,6 +1,6 @@
-// Greedy offset assignment: place buffers in decreasing size order at the lowest offset that does
-// not collide with an already placed buffer whose lifetime intersects. O(n^2) on a few thousand
-// buffers, done once per plan.
+// Greedy offset assignment: place buffers one by one at the best-fitting gap that does not collide
+// with an already placed buffer whose lifetime intersects; several placement orders are tried.
+// O(n^2) per order on a few thousand buffers, done once per plan.
 #include "backend/cpu/memory_plan.h"
 
 #include <algorithm>
@@ -17,17 +17,11 @@ size_t align_up(size_t v) {
 bool lives_overlap(const BufferLife& a, const BufferLife& b) {
   return a.first <= b.last && b.first <= a.last;
 }
-}  // namespace
 
-MemoryPlan plan_memory(const std::vector<BufferLife>& buffers) {
+// Places buffers in `order`, each at the lowest-waste gap among the placed buffers it lives with.
+MemoryPlan place(const std::vector<BufferLife>& buffers, const std::vector<size_t>& order) {
   MemoryPlan plan;
   plan.offsets.assign(buffers.size(), 0);
-  std::vector<size_t> order(buffers.size());
-  std::iota(order.begin(), order.end(), size_t(0));
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    if (buffers[a].bytes != buffers[b].bytes) return buffers[a].bytes > buffers[b].bytes;
-    return buffers[a].first < buffers[b].first;
-  });
   std::vector<size_t> placed;
   std::vector<std::pair<size_t, size_t>> busy;  // [begin, end) of conflicting placed buffers
   for (size_t i : order) {
@@ -53,6 +47,39 @@ MemoryPlan plan_memory(const std::vector<BufferLife>& buffers) {
     placed.push_back(i);
   }
   return plan;
+}
+
+}  // namespace
+
+// Greedy placement is order-sensitive: try a few classic orders and keep the smallest arena.
+MemoryPlan plan_memory(const std::vector<BufferLife>& buffers) {
+  std::vector<size_t> order(buffers.size());
+  std::iota(order.begin(), order.end(), size_t(0));
+  auto by = [&](auto key) {
+    std::vector<size_t> o = order;
+    std::stable_sort(o.begin(), o.end(), [&](size_t a, size_t b) { return key(a, b); });
+    return o;
+  };
+  const std::vector<size_t> orders[] = {
+      by([&](size_t a, size_t b) { return buffers[a].bytes > buffers[b].bytes; }),
+      by([&](size_t a, size_t b) {
+        const double ea = double(buffers[a].bytes) * (buffers[a].last - buffers[a].first + 1);
+        const double eb = double(buffers[b].bytes) * (buffers[b].last - buffers[b].first + 1);
+        return ea > eb;
+      }),
+      by([&](size_t a, size_t b) {
+        return buffers[a].last - buffers[a].first > buffers[b].last - buffers[b].first;
+      }),
+      order,  // first use (buffers come in step order)
+  };
+  MemoryPlan best;
+  best.total = SIZE_MAX;
+  for (const auto& o : orders) {
+    MemoryPlan p = place(buffers, o);
+    if (p.total < best.total) best = std::move(p);
+  }
+  if (buffers.empty()) best.total = 0;
+  return best;
 }
 
 void check_memory_plan(const std::vector<BufferLife>& buffers, const MemoryPlan& plan) {

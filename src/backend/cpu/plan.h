@@ -35,6 +35,7 @@ struct PlanOptions {
 struct StepInfo {
   std::string kind;
   std::string label;
+  DType out_type = DType::F32;  // storage of the value it writes (BF16 when read only as bf16)
   int64_t macs = 0;
   double seconds = 0;      // wall-clock time of the last profile_run()
   double cpu_seconds = 0;  // CPU time of all threads in it (robust on a loaded machine)

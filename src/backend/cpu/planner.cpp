@@ -4,7 +4,8 @@
 //     binary post-op); a GroupNorm absorbs a preceding [N,C]-broadcast Add (the ResNet time
 //     embedding); Reshape is an alias.
 //  2. storage types: with BF16, a value whose every consumer is a conv/linear input or attention
-//     is stored as bf16 by its producer (GroupNorm+SiLU, LayerNorm, GEGLU, attention, convs ...);
+//     is stored as bf16 by its producer (GroupNorm+SiLU, LayerNorm, GEGLU, attention, convs,
+//     nearest upsampling ...);
 //     otherwise it stays f32 and a Convert step makes a bf16 copy for the bf16 consumers.
 //  3. liveness: steps in graph order; elementwise steps and sum post-ops reuse a dying input's
 //     buffer; buffers get arena offsets (memory_plan.h).
@@ -14,6 +15,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <numeric>
 
 #include "backend/cpu/attention.h"
@@ -36,7 +39,9 @@ using graph::ValueId;
 using dt = memory::data_type;
 using tag = memory::format_tag;
 
-enum class Role { F32, Bf16Src };  // how a consumer wants a value
+// How a consumer wants a value: f32; bf16 (conv/linear/attention inputs in BF16 mode); or
+// either (norm inputs: statistics are f32 whatever the storage).
+enum class Role { F32, Bf16Src, Any };
 
 struct Group {
   ValueId main = kNone;    // node that defines the step
@@ -258,16 +263,21 @@ class Planner {
         break;
       case Op::GroupNorm:
         if (grp.gn_add != kNone) {
-          out.emplace_back(node(grp.gn_add).inputs[0], Role::F32);
+          out.emplace_back(node(grp.gn_add).inputs[0], Role::Any);
           out.emplace_back(node(grp.gn_add).inputs[1], Role::F32);
         } else {
-          out.emplace_back(m.inputs[0], Role::F32);
+          out.emplace_back(m.inputs[0], Role::Any);
         }
         out.emplace_back(m.inputs[1], Role::F32);
         out.emplace_back(m.inputs[2], Role::F32);
         break;
       case Op::Attention:
         for (ValueId v : m.inputs) out.emplace_back(v, Role::Bf16Src);
+        break;
+      case Op::LayerNorm:
+        out.emplace_back(m.inputs[0], Role::Any);
+        out.emplace_back(m.inputs[1], Role::F32);
+        out.emplace_back(m.inputs[2], Role::F32);
         break;
       default:
         for (ValueId v : m.inputs)
@@ -290,6 +300,7 @@ class Planner {
       case Op::Silu:
       case Op::Scale:
       case Op::Attention:
+      case Op::UpsampleNearest:
         return true;
       default:
         return false;
@@ -304,15 +315,18 @@ class Planner {
     for (size_t i = 0; i < nv_; ++i)
       if (node(ValueId(i)).dtype == DType::I32) storage_[i] = DType::I32;
     if (!bf16_) return;
-    std::vector<int> f32_uses(nv_, 0), bf16_uses(nv_, 0);
+    std::vector<int> f32_uses(nv_, 0), bf16_uses(nv_, 0), any_uses(nv_, 0);
     for (const Group& grp : groups_)
       for (const auto& [v, role] : group_inputs(grp)) {
         const size_t r = size_t(root_[size_t(v)]);
-        ++(role == Role::F32 ? f32_uses : bf16_uses)[r];
+        ++(role == Role::F32 ? f32_uses : role == Role::Any ? any_uses : bf16_uses)[r];
       }
+    // bf16 storage when nobody needs f32 (as PyTorch autocast: a conv output read only by a norm
+    // is bf16; a residual read by an add stays f32).
     for (const Group& grp : groups_) {
       const size_t o = size_t(grp.out);
-      if (can_emit_bf16(grp) && bf16_uses[o] > 0 && f32_uses[o] == 0 && !is_output_[o])
+      if (can_emit_bf16(grp) && bf16_uses[o] + any_uses[o] > 0 && f32_uses[o] == 0 &&
+          !is_output_[o])
         storage_[o] = DType::BF16;
     }
     for (size_t i = 0; i < nv_; ++i)
@@ -348,24 +362,54 @@ class Planner {
       s.bytes = s.weight->bytes();
       plan_.weights_.push_back(s.weight);
       vstore_[r] = new_store(std::move(s));
-      if (needs_shadow_[r]) add_convert(ValueId(r));
     }
     if (role == Role::Bf16Src && bf16_ && stores_[size_t(vstore_[r])].dtype != DType::BF16) {
-      if (vshadow_[r] < 0) fail(node(ValueId(r)), "a bf16 copy", "none (planner bug)");
+      if (!needs_shadow_[r]) fail(node(ValueId(r)), "a bf16 copy", "none (planner bug)");
+      if (vshadow_[r] < 0) {  // its Convert step is placed by place_converts()
+        vshadow_[r] = arena_store(DType::BF16, shape_numel(shape(ValueId(r))));
+        shadowed_.push_back(ValueId(r));
+      }
       return vshadow_[r];
     }
     return vstore_[r];
   }
+  std::vector<ValueId> shadowed_;
 
-  void add_convert(ValueId v) {
-    Spec s;
-    s.kind = SK::Convert;
-    s.name = "Convert";
-    s.label = node(v).name;
-    s.in = {vstore_[size_t(v)]};
-    s.n = shape_numel(shape(v));
-    s.out = vshadow_[size_t(v)] = arena_store(DType::BF16, s.n);
-    specs_.push_back(std::move(s));
+  // Inserts the Convert step of every bf16 shadow where it costs least memory: right after the
+  // f32 value's last f32 use when that comes before the first bf16 use (the f32 buffer then
+  // dies at the Convert), else right before the first bf16 use.
+  void place_converts() {
+    const int nspecs = int(specs_.size());
+    std::vector<std::vector<Spec>> before(size_t(nspecs) + 1);
+    for (ValueId v : shadowed_) {
+      const int f32_store = vstore_[size_t(v)], shadow = vshadow_[size_t(v)];
+      int first_bf16 = nspecs, last_f32 = -1;
+      for (int i = 0; i < nspecs; ++i) {
+        const Spec& sp = specs_[size_t(i)];
+        auto reads = [&](int st) {
+          if (std::find(sp.in.begin(), sp.in.end(), st) != sp.in.end()) return true;
+          return std::any_of(sp.post.begin(), sp.post.end(),
+                             [&](const PostOp& p) { return p.store == st; });
+        };
+        if (reads(shadow)) first_bf16 = std::min(first_bf16, i);
+        if (reads(f32_store) || sp.out == f32_store) last_f32 = i;
+      }
+      Spec c;
+      c.kind = SK::Convert;
+      c.name = "Convert";
+      c.label = node(v).name;
+      c.in = {f32_store};
+      c.n = shape_numel(shape(v));
+      c.out = shadow;
+      before[size_t(std::min(first_bf16, last_f32 + 1))].push_back(std::move(c));
+    }
+    std::vector<Spec> placed;
+    placed.reserve(specs_.size() + shadowed_.size());
+    for (int i = 0; i <= nspecs; ++i) {
+      for (Spec& c : before[size_t(i)]) placed.push_back(std::move(c));
+      if (i < nspecs) placed.push_back(std::move(specs_[size_t(i)]));
+    }
+    specs_ = std::move(placed);
   }
 
   void build_specs() {
@@ -389,7 +433,6 @@ class Planner {
       s.input = int(plan_.inputs_.size());
       plan_.inputs_.push_back(std::move(in));
       vstore_[i] = new_store(std::move(s));
-      if (needs_shadow_[i]) add_convert(ValueId(i));
     }
     // Groups in the order of their last node.
     std::vector<int> order(groups_.size());
@@ -399,7 +442,6 @@ class Planner {
     for (int gi : order) {
       const Group& grp = groups_[size_t(gi)];
       add_group_spec(grp);
-      if (needs_shadow_[size_t(grp.out)]) add_convert(grp.out);
     }
     // Outputs that are not computed into the arena (an input or weight passed through).
     for (const auto& [name, v] : g_.outputs()) {
@@ -416,6 +458,7 @@ class Planner {
       copied_outputs_.emplace_back(v, s.out);
       specs_.push_back(std::move(s));
     }
+    place_converts();
   }
   std::vector<std::pair<ValueId, int>> copied_outputs_;
 
@@ -473,10 +516,11 @@ class Planner {
       case Op::GroupNorm:
         s.kind = SK::GroupNorm;
         if (grp.gn_add != kNone) {
-          s.in = {in_f32(node(grp.gn_add).inputs[0]), in_f32(node(grp.gn_add).inputs[1])};
+          s.in = {store_of(node(grp.gn_add).inputs[0], Role::Any),
+                  in_f32(node(grp.gn_add).inputs[1])};
           s.name += "+add";
         } else {
-          s.in = {in_f32(m.inputs[0]), -1};
+          s.in = {store_of(m.inputs[0], Role::Any), -1};
         }
         s.in.push_back(in_f32(m.inputs[1]));
         s.in.push_back(in_f32(m.inputs[2]));
@@ -484,7 +528,7 @@ class Planner {
         break;
       case Op::LayerNorm:
         s.kind = SK::LayerNorm;
-        s.in = {in_f32(m.inputs[0]), in_f32(m.inputs[1]), in_f32(m.inputs[2])};
+        s.in = {store_of(m.inputs[0], Role::Any), in_f32(m.inputs[1]), in_f32(m.inputs[2])};
         break;
       case Op::Attention:
         s.kind = SK::Attention;
@@ -781,26 +825,29 @@ class Planner {
         const Shape& xs = m.shape;
         const int64_t N = xs[0], C = xs.back(), Pn = shape_numel(xs) / (N * C);
         return simple(group_norm_scratch_bytes(N, C, plan_.threads), [=, this]() {
-          const float *x = F(sp->in[0]), *add = F(sp->in[1]), *ga = F(sp->in[2]),
-                      *be = F(sp->in[3]);
+          const void* x = P(sp->in[0]);
+          const DType xt = DT(sp->in[0]);
+          const float *add = F(sp->in[1]), *ga = F(sp->in[2]), *be = F(sp->in[3]);
           void* y = P(sp->out);
           const DType yt = DT(sp->out);
           void* scr = scratch();
           const int64_t G = m.attrs.groups;
           const float eps = m.attrs.eps;
           const bool silu = m.attrs.silu;
-          return [=] { group_norm(x, add, ga, be, N, Pn, C, G, eps, silu, y, yt, scr); };
+          return [=] { group_norm(x, xt, add, ga, be, N, Pn, C, G, eps, silu, y, yt, scr); };
         });
       }
       case SK::LayerNorm: {
         const Node& m = *s.node;
         const int64_t C = m.shape.back(), rows = shape_numel(m.shape) / C;
         return simple(0, [=]() {
-          const float *x = F(sp->in[0]), *ga = F(sp->in[1]), *be = F(sp->in[2]);
+          const void* x = P(sp->in[0]);
+          const DType xt = DT(sp->in[0]);
+          const float *ga = F(sp->in[1]), *be = F(sp->in[2]);
           void* y = P(sp->out);
           const DType yt = DT(sp->out);
           const float eps = m.attrs.eps;
-          return [=] { layer_norm(x, ga, be, rows, C, eps, y, yt); };
+          return [=] { layer_norm(x, xt, ga, be, rows, C, eps, y, yt); };
         });
       }
       case SK::Attention: {
@@ -863,8 +910,9 @@ class Planner {
         const Shape &xs = shape(s.node->inputs[0]), &ys = s.node->shape;
         return simple(0, [=]() {
           const float* x = F(sp->in[0]);
-          float* y = F(sp->out);
-          return [=] { upsample_nearest(x, y, xs[0], xs[1], xs[2], xs[3], ys[1], ys[2]); };
+          void* y = P(sp->out);
+          const DType yt = DT(sp->out);
+          return [=] { upsample_nearest(x, y, yt, xs[0], xs[1], xs[2], xs[3], ys[1], ys[2]); };
         });
       }
       case SK::Concat: {
@@ -948,6 +996,22 @@ class Planner {
       buffer_store.push_back(int(i));
     }
     const MemoryPlan mp = plan_memory(lives);
+    if (std::getenv("SDC_PLAN_DEBUG")) {
+      int peak_step = 0;
+      size_t peak = 0;
+      for (int st = 0; st < int(specs_.size()); ++st) {
+        size_t live = 0;
+        for (const auto& l : lives)
+          if (l.first <= st && st <= l.last) live += l.bytes;
+        if (live > peak) peak = live, peak_step = st;
+      }
+      std::fprintf(stderr, "peak live %.1f MiB at step %d (%s), arena %.1f MiB\n", peak / 1048576.0,
+                   peak_step, specs_[size_t(peak_step)].name.c_str(), mp.total / 1048576.0);
+      for (size_t b = 0; b < lives.size(); ++b)
+        if (lives[b].first <= peak_step && peak_step <= lives[b].last)
+          std::fprintf(stderr, "  %.1f MiB [%d, %d] written by %s\n", lives[b].bytes / 1048576.0,
+                       lives[b].first, lives[b].last, specs_[size_t(lives[b].first)].name.c_str());
+    }
     if (opt_.check) check_memory_plan(lives, mp);
     offsets_ = mp.offsets;
     plan_.arena_ = std::make_unique<PackedWeight>(std::max<size_t>(mp.total, 64));
@@ -958,6 +1022,7 @@ class Planner {
       st.info.kind = specs_[i].name;
       st.info.label = specs_[i].label;
       st.info.macs = specs_[i].macs;
+      st.info.out_type = stores_[size_t(specs_[i].out)].dtype;
       plan_.steps_.push_back(std::move(st));
     }
     if (opt_.check) {
@@ -991,10 +1056,13 @@ std::unique_ptr<Plan> Plan::compile(const graph::Graph& g, const PlanOptions& op
     plan->engine = dnnl::engine(dnnl::engine::kind::cpu, 0);
     plan->stream = dnnl::stream(plan->engine);
     Planner(g, options, *plan).compile();
+    release_packing_memory();
   } catch (const dnnl::error& e) {
+    release_packing_memory();
     omp_set_num_threads(saved);
     throw Error("plan", "oneDNN", "a supported primitive", e.what());
   } catch (...) {
+    release_packing_memory();
     omp_set_num_threads(saved);
     throw;
   }

@@ -1,0 +1,99 @@
+// ControlNet and img2img options of `sdc generate`: the saved hint is what the network saw, Canny
+// preprocessing, and the refusals of issue 5 (tiny/huge images, a non-ControlNet given as one).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "common/fixtures.h"
+#include "io/image.h"
+#include "pipeline/canny.h"
+
+namespace sdc {
+namespace {
+
+std::vector<std::string> tiny_generate(const test::TempDir& dir) {
+  return {"generate", "-m", test::tiny("model.safetensors"), "--model-config", test::tiny("diffusers"),
+          "-p", "a ring", "-W", "64", "-H", "64", "--steps", "2", "--sampler", "ddim", "--seed", "1",
+          "-o", dir.file("out.png")};
+}
+
+TEST(ControlNetCli, SavesTheCannyHintItUsed) {
+  test::TempDir dir;
+  auto args = tiny_generate(dir);
+  args.insert(args.end(), {"--control-net", test::tiny("controlnet.safetensors"), "--control-image",
+                           test::tiny("images/init_64x64.png"), "--control-preprocess", "canny",
+                           "--canny-low", "50", "--canny-high", "150", "--control-save-hint",
+                           dir.file("hint.png")});
+  auto r = test::run_sdc(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  io::Image saved = io::read_image(dir.file("hint.png"));
+  io::Image expected = pipeline::canny(io::read_image(test::tiny("images/init_64x64.png")), 50, 150);
+  EXPECT_EQ(saved.rgb, expected.rgb);
+}
+
+TEST(ControlNetCli, ControlScaleZeroEqualsNoControlNet) {
+  test::TempDir dir;
+  auto with = tiny_generate(dir);
+  with.back() = dir.file("with.png");
+  with.insert(with.end(), {"--control-net", test::tiny("controlnet.safetensors"), "--control-image",
+                           test::tiny("images/hint_64x64.png"), "--control-scale", "0"});
+  auto without = tiny_generate(dir);
+  without.back() = dir.file("without.png");
+  ASSERT_EQ(test::run_sdc(with).exit_code, 0);
+  ASSERT_EQ(test::run_sdc(without).exit_code, 0);
+  EXPECT_EQ(io::read_image(dir.file("with.png")).rgb, io::read_image(dir.file("without.png")).rgb);
+}
+
+void expect_refused(std::vector<std::string> extra, const std::string& needle) {
+  test::TempDir dir;
+  auto args = tiny_generate(dir);
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto r = test::run_sdc(args);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out.png")));
+}
+
+TEST(ControlNetCli, RefusesALoraGivenAsControlNet) {
+  expect_refused({"--control-net", test::tiny("lora-kohya.safetensors"), "--control-image",
+                  test::tiny("images/hint_64x64.png")},
+                 "expected a ControlNet");
+}
+
+TEST(ControlNetCli, RefusesATinyInitImage) {
+  test::TempDir img;
+  io::Image one(1, 1);
+  io::write_png(img.file("one.png"), one);
+  expect_refused({"--init-image", img.file("one.png"), "--strength", "0.5"}, "found 1x1");
+}
+
+TEST(ControlNetCli, RefusesAHugeControlImageBeforeAllocating) {
+  // A PNG header claiming 20000x20000 and nothing else.
+  test::TempDir img;
+  const unsigned char header[] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                                  0, 0, 0x4e, 0x20, 0, 0, 0x4e, 0x20, 8, 2, 0, 0, 0, 0, 0, 0, 0};
+  FILE* f = std::fopen(img.file("huge.png").c_str(), "wb");
+  std::fwrite(header, 1, sizeof header, f);
+  std::fclose(f);
+  expect_refused({"--control-net", test::tiny("controlnet.safetensors"), "--control-image",
+                  img.file("huge.png")},
+                 "found 20000x20000");
+}
+
+TEST(ControlNetCli, RefusesATruncatedImage) {
+  test::TempDir img;
+  FILE* in = std::fopen(test::tiny("images/init_64x64.png").c_str(), "rb");
+  std::vector<unsigned char> bytes(200);
+  bytes.resize(std::fread(bytes.data(), 1, bytes.size(), in));
+  std::fclose(in);
+  FILE* out = std::fopen(img.file("cut.png").c_str(), "wb");
+  std::fwrite(bytes.data(), 1, bytes.size(), out);
+  std::fclose(out);
+  expect_refused({"--init-image", img.file("cut.png"), "--strength", "0.5"}, "cut.png");
+}
+
+}  // namespace
+}  // namespace sdc
