@@ -118,8 +118,9 @@ Bytes make_png(PngSpec s) {
   std::vector<png_bytep> rows;
   for (auto& r : s.rows) rows.push_back(r.data());
   const bool ok = write_png_phase(png, info, end, &s, rows.data());
+  // The end-info struct belongs to `png`: free it before the write struct goes.
+  png_destroy_info_struct(png, &end);
   png_destroy_write_struct(&png, &info);
-  png_destroy_info_struct(nullptr, &end);
   EXPECT_TRUE(ok) << "libpng could not write the test PNG";
   return out;
 }
