@@ -112,6 +112,11 @@ dt dnnl_dt(DType t) {
   return t == DType::BF16 ? dt::bf16 : dt::f32;
 }
 
+// Weight-cache format of a tensor converted to plain f32 (biases, norm weights, tables).
+std::string f32_format(const TensorRef& t) {
+  return "f32 from " + std::string(dtype_name(t.dtype)) + shape_str(t.shape);
+}
+
 [[noreturn]] void fail(const Node& n, const std::string& expected, const std::string& found) {
   throw Error("plan", std::string(graph::op_name(n.op)) + (n.name.empty() ? "" : " " + n.name),
               expected, found);
@@ -366,7 +371,7 @@ class Planner {
         fail(n, "a float weight", std::string(dtype_name(n.weight.dtype)));
       Store s;
       s.kind = Store::Weight;
-      s.weight = WeightCache::global().get(n.weight, "f32 " + shape_str(n.weight.shape),
+      s.weight = WeightCache::global().get(n.weight, f32_format(n.weight),
                                            [&] { return pack_f32(n.weight); });
       s.bytes = s.weight->bytes();
       plan_.weights_.push_back(s.weight);
@@ -733,7 +738,7 @@ class Planner {
   }
 
   std::shared_ptr<PackedWeight> packed_f32(const Node& w) {
-    auto p = WeightCache::global().get(w.weight, "f32 " + shape_str(w.weight.shape),
+    auto p = WeightCache::global().get(w.weight, f32_format(w.weight),
                                        [&] { return pack_f32(w.weight); });
     plan_.weights_.push_back(p);
     return p;
@@ -871,8 +876,7 @@ class Planner {
     auto bias_half = [&](int64_t r0) -> std::shared_ptr<PackedWeight> {
       if (!has_bias) return nullptr;
       const TensorRef part = rows_of(node(m.inputs[2]).weight, r0, D);
-      auto p = WeightCache::global().get(part, "f32 " + shape_str(part.shape),
-                                         [&] { return pack_f32(part); });
+      auto p = WeightCache::global().get(part, f32_format(part), [&] { return pack_f32(part); });
       plan_.weights_.push_back(p);
       return p;
     };
