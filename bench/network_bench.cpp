@@ -15,6 +15,7 @@
 #include <string>
 
 #include "backend/cpu/plan.h"
+#include "backend/cpu/weight_cache.h"
 #include "common/tensor.h"
 #include "graph/graph.h"
 
@@ -29,14 +30,18 @@ using graph::ValueId;
 class Net {
  public:
   graph::Graph g;
+  const std::vector<TensorRef>* reuse = nullptr;  // weights of an earlier net, in creation order
+  size_t next = 0;
 
   ValueId w(Shape s, float scale = 0.05f) {
+    if (reuse && next < reuse->size()) return g.weight("w", (*reuse)[next++]);
     std::vector<float> v(static_cast<size_t>(sdc::shape_numel(s)));
     std::uniform_real_distribution<float> d(-scale, scale);
     for (float& x : v) x = d(rng_);
     return g.weight("w", TensorRef::from_f32(v, s, DType::F16));
   }
   ValueId ones(int64_t c) {
+    if (reuse && next < reuse->size()) return g.weight("g", (*reuse)[next++]);
     return g.weight("g", TensorRef::from_f32(std::vector<float>(size_t(c), 1.f), {c}, DType::F16));
   }
   ValueId conv(ValueId x, int64_t co, int k = 3, int stride = 1) {
@@ -86,8 +91,9 @@ class Net {
   std::mt19937 rng_{7};
 };
 
-graph::Graph unet(int64_t batch, int64_t latent) {
+graph::Graph unet(int64_t batch, int64_t latent, const std::vector<TensorRef>* reuse = nullptr) {
   Net m;
+  m.reuse = reuse;
   auto& g = m.g;
   const ValueId x = g.input("sample", {batch, latent, latent, 4});
   const ValueId t = g.input("timestep", {batch});
@@ -128,8 +134,10 @@ graph::Graph unet(int64_t batch, int64_t latent) {
   return std::move(m.g);
 }
 
-graph::Graph vae_decoder(int64_t batch, int64_t latent) {
+graph::Graph vae_decoder(int64_t batch, int64_t latent,
+                         const std::vector<TensorRef>* reuse = nullptr) {
   Net m;
+  m.reuse = reuse;
   auto& g = m.g;
   const ValueId z = g.input("latent", {batch, latent, latent, 4});
   ValueId h = m.conv(m.conv(z, 4, 1), 512);
@@ -185,6 +193,19 @@ int main(int argc, char** argv) {
       plan->steps().size(), double(plan->arena_bytes()) / 1048576.0,
       double(plan->weight_bytes()) / 1048576.0, double(plan->scratch_bytes()) / 1048576.0,
       compile_s);
+  if (const char* second = std::getenv("SDC_BENCH_SECOND_SIZE")) {
+    // A second plan of the same weights at another size: how much packed weight it shares.
+    const int64_t l2 = std::atoll(second);
+    const size_t before = sdc::cpu::WeightCache::global().live_entries();
+    std::vector<TensorRef> same;
+    for (const auto& n : g.nodes())
+      if (n.op == graph::Op::Weight) same.push_back(n.weight);
+    const graph::Graph g2 = net == "vae" ? vae_decoder(batch, l2, &same) : unet(batch, l2, &same);
+    auto plan2 = sdc::cpu::Plan::compile(g2, o);
+    std::printf("second plan at latent %lld: %zu new packed weights (of %zu tensors)\n",
+                (long long)l2, sdc::cpu::WeightCache::global().live_entries() - before,
+                same.size());
+  }
   plan->run();                                           // warm-up
   std::map<std::string, std::array<double, 3>> by_kind;  // wall, cpu, macs
   double wall = 0, cpu = 0;

@@ -204,6 +204,35 @@ TEST_P(Planner, PlansOfDifferentSizesShareWeights) {
 INSTANTIATE_TEST_SUITE_P(Cpu, Planner, testing::Values(Precision::F32, Precision::BF16),
                          [](const auto& i) { return std::string(cpu::precision_name(i.param)); });
 
+TEST(Planner, WeightsSharedByContentAcrossMappings) {
+  // The same weights reloaded into new buffers (a file mapped again after the first mapping was
+  // dropped) find the packed copies of the plan that is still alive; other values do not.
+  auto net = [](uint32_t seed) {
+    graph::Graph g;
+    const auto x = g.input("x", {1, 6, 6, 8});
+    const auto w = TensorRef::from_f32(random_vec(16 * 8 * 9, seed), {16, 8, 3, 3}, DType::F16);
+    const auto b = TensorRef::from_f32(random_vec(16, seed + 1), {16}, DType::F16);
+    g.output("y", g.conv2d(x, g.weight("w", w), g.weight("b", b), 1, 1));
+    return g;
+  };
+  for (Precision prec : {Precision::F32, Precision::BF16}) {
+    PlanOptions o;
+    o.precision = prec;
+    auto p1 = Plan::compile(net(77), o);
+    const size_t entries = cpu::WeightCache::global().live_entries();
+    auto p2 = Plan::compile(net(77), o);  // fresh buffers, same values
+    EXPECT_EQ(cpu::WeightCache::global().live_entries(), entries);
+    auto p3 = Plan::compile(net(78), o);  // other values
+    EXPECT_EQ(cpu::WeightCache::global().live_entries(), entries + 2);
+  }
+  EXPECT_NE(cpu::WeightCache::content_hash("abcdefgh", 8),
+            cpu::WeightCache::content_hash("abcdefgi", 8));
+  std::vector<uint8_t> big(3u << 20, 7);
+  const uint64_t h = cpu::WeightCache::content_hash(big.data(), big.size());
+  big[2u << 20] = 8;  // a byte in the third 1 MiB chunk
+  EXPECT_NE(cpu::WeightCache::content_hash(big.data(), big.size()), h);
+}
+
 TEST(Planner, WeightsOutliveTheirSource) {
   graph::Graph g;
   {

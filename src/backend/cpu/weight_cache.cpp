@@ -1,6 +1,9 @@
 // WeightCache lookups: a linear scan over live entries (a few thousand at most), pruning dead ones.
 #include "backend/cpu/weight_cache.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -18,24 +21,49 @@ PackedWeight::~PackedWeight() {
 }
 
 namespace {
-// Content hash for weights that no owner identifies (FNV-1a over 8-byte words).
-uint64_t content_hash(const TensorRef& t) {
-  const auto* p = static_cast<const uint8_t*>(t.data);
-  uint64_t h = 1469598103934665603ull;
-  size_t i = 0;
-  for (; i + 8 <= t.nbytes; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    h = (h ^ w) * 1099511628211ull;
-  }
-  for (; i < t.nbytes; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h ^ t.nbytes;
-}
-
 bool same_owner(const std::weak_ptr<const void>& a, const std::shared_ptr<const void>& b) {
   return !a.owner_before(b) && !b.owner_before(a);
 }
+
+uint64_t mix(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  return h ^ (h >> 33);
+}
+
+// Four independent multiply-xor lanes over 32-byte blocks (fast enough to be memory-bound).
+uint64_t hash_block(const uint8_t* p, size_t n, uint64_t seed) {
+  uint64_t h[4] = {seed, seed ^ 0x9e3779b97f4a7c15ull, seed ^ 0xbf58476d1ce4e5b9ull,
+                   seed ^ 0x94d049bb133111ebull};
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int k = 0; k < 4; ++k) {
+      uint64_t w;
+      std::memcpy(&w, p + i + 8 * size_t(k), 8);
+      h[k] = (h[k] ^ w) * 0x100000001b3ull + (h[k] >> 29);
+    }
+  uint64_t tail = 0;
+  for (; i < n; ++i) tail = (tail << 8 | p[i]) * 31;
+  return mix(h[0] ^ mix(h[1]) ^ mix(mix(h[2])) ^ mix(mix(mix(h[3]))) ^ tail ^ n);
+}
 }  // namespace
+
+uint64_t WeightCache::content_hash(const void* data, size_t nbytes) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  constexpr size_t kChunk = size_t(1) << 20;
+  const int64_t chunks = int64_t((nbytes + kChunk - 1) / kChunk);
+  std::vector<uint64_t> parts(size_t(std::max<int64_t>(chunks, 1)), 0);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const size_t b = size_t(c) * kChunk;
+    parts[size_t(c)] = hash_block(p + b, std::min(kChunk, nbytes - b), uint64_t(c) + 1);
+  }
+  uint64_t h = nbytes;
+  for (uint64_t x : parts) h = mix(h ^ x) + 0x9e3779b97f4a7c15ull;
+  return h;
+}
 
 WeightCache& WeightCache::global() {
   static WeightCache cache;
@@ -44,25 +72,34 @@ WeightCache& WeightCache::global() {
 
 std::shared_ptr<PackedWeight> WeightCache::get(const TensorRef& t, const std::string& format,
                                                const Maker& make) {
-  const bool has_owner = t.owner != nullptr;
-  const uint64_t hash = has_owner ? 0 : content_hash(t);
   std::lock_guard<std::mutex> lock(mutex_);
+  // Drop entries no plan holds any more.
   for (size_t i = 0; i < entries_.size();) {
-    Entry& e = entries_[i];
-    std::shared_ptr<PackedWeight> packed = e.packed.lock();
-    if (!packed || (e.has_owner && e.owner.expired())) {
+    if (entries_[i].packed.expired()) {
       entries_[i] = std::move(entries_.back());
       entries_.pop_back();
-      continue;
+    } else {
+      ++i;
     }
-    if (e.data == t.data && e.has_owner == has_owner && e.format == format &&
-        (has_owner ? same_owner(e.owner, t.owner) : e.content_hash == hash))
-      return packed;
-    ++i;
   }
+  const bool has_owner = t.owner != nullptr;
+  // 1. The same bytes of the same (live) owner.
+  bool candidates = false;
+  for (const Entry& e : entries_) {
+    if (e.format != format || e.nbytes != t.nbytes) continue;
+    if (has_owner && e.has_owner && e.data == t.data && same_owner(e.owner, t.owner) &&
+        !e.owner.expired())
+      if (auto packed = e.packed.lock()) return packed;
+    candidates = true;
+  }
+  // 2. The same content (another mapping of the same file, a copy).
+  const uint64_t hash = content_hash(t.data, t.nbytes);
+  if (candidates)
+    for (const Entry& e : entries_)
+      if (e.format == format && e.nbytes == t.nbytes && e.content_hash == hash)
+        if (auto packed = e.packed.lock()) return packed;
   std::shared_ptr<PackedWeight> packed = make();
-  Entry e{t.data, t.owner, has_owner, hash, format, packed};
-  entries_.push_back(std::move(e));
+  entries_.push_back(Entry{t.data, t.owner, has_owner, t.nbytes, hash, format, packed});
   return packed;
 }
 

@@ -1,8 +1,9 @@
 // Weights as the kernels want them (cast, reordered to oneDNN's blocked layouts), shared by every
 // plan that needs the same tensor in the same format: a UNet planned for 512x512 and for 768x768
-// holds one copy. Entries are keyed by the source tensor's identity (data pointer + the owner that
-// keeps it alive, or a content hash for unowned data) and a format string; they live as long as
-// some plan holds them. Packed copies never point into the source, so the mapping can go.
+// holds one copy. A lookup matches by identity first (same bytes of the same owner, e.g. the same
+// mapping: no extra reads) and then by content (a 64-bit hash of the bytes, so a file mapped
+// again, after the first mapping was dropped, still finds its packed weights). Entries live as
+// long as some plan holds them. Packed copies never point into the source, so the mapping can go.
 #pragma once
 
 #include <cstddef>
@@ -43,11 +44,15 @@ class WeightCache {
 
   size_t live_entries();  // for tests
 
+  // The hash used for content matching (parallel, ~memory speed).
+  static uint64_t content_hash(const void* data, size_t nbytes);
+
  private:
   struct Entry {
     const void* data;
     std::weak_ptr<const void> owner;
     bool has_owner;
+    size_t nbytes;
     uint64_t content_hash;
     std::string format;
     std::weak_ptr<PackedWeight> packed;

@@ -1,0 +1,246 @@
+// The planner's internals, shared by its two files: the analysis (planner.cpp: fusion, storage
+// types, Convert placement, liveness, memory) and the step builders (planner_steps.cpp: oneDNN
+// primitives, weight packing, kernel closures). Not part of the backend's interface.
+#pragma once
+
+#include <climits>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/plan_impl.h"
+#include "backend/cpu/weight_cache.h"
+#include "common/error.h"
+#include "graph/graph.h"
+
+namespace sdc::cpu::detail {
+
+using dnnl::memory;
+using graph::Graph;
+using graph::kNone;
+using graph::Node;
+using graph::Op;
+using graph::ValueId;
+using dt = memory::data_type;
+using tag = memory::format_tag;
+
+// How a consumer wants a value: f32; bf16 (conv/linear/attention inputs in BF16 mode); or
+// either (norm inputs: statistics are f32 whatever the storage).
+enum class Role { F32, Bf16Src, Any };
+
+struct Group {
+  ValueId main = kNone;    // node that defines the step
+  ValueId out = kNone;     // value the step produces (its last node)
+  ValueId gn_add = kNone;  // GroupNorm: the fused [N,C]-broadcast Add node feeding it
+  struct Post {
+    Op op;
+    ValueId node;
+    ValueId operand = kNone;  // Add: the other operand
+  };
+  std::vector<Post> post;  // Conv2d/Linear post-ops in order
+};
+
+struct Store {
+  enum Kind { Arena, Input, Weight } kind = Arena;
+  DType dtype = DType::F32;
+  size_t bytes = 0;
+  int input = -1;
+  std::shared_ptr<PackedWeight> weight;
+  int parent = -1;  // in-place union-find
+  int first = INT_MAX, last = -1;
+  int buffer = -1;  // memory-plan buffer of a root arena store
+};
+
+enum class SK {
+  Conv,
+  Linear,
+  LinearGeglu,
+  GroupNorm,
+  LayerNorm,
+  Attention,
+  Unary,
+  Geglu,
+  Binary,
+  Upsample,
+  Concat,
+  Slice,
+  Timestep,
+  Embedding,
+  Convert,
+  Copy
+};
+
+struct PostOp {
+  bool eltwise = true;
+  dnnl::algorithm alg = dnnl::algorithm::undef;
+  float alpha = 0, beta = 0;
+  int store = -1;  // Add operand
+  bool sum = false;
+};
+
+struct Spec {
+  SK kind;
+  std::string name, label;
+  const Node* node = nullptr;
+  std::vector<int> in;  // input stores (-1 for absent)
+  int out = -1;
+  std::vector<PostOp> post;
+  int64_t macs = 0;
+  Unary unary = Unary::Gelu;
+  Binary binary = Binary::Add;
+  Broadcast bc = Broadcast::None;
+  int64_t n = 0;  // element counts for Convert/Copy
+  int tmp = -1;   // LinearGeglu: the GELU(gate) buffer, live within the step
+};
+
+inline dt dnnl_dt(DType t) {
+  return t == DType::BF16 ? dt::bf16 : dt::f32;
+}
+
+// Weight-cache format of a tensor converted to plain f32 (biases, norm weights, tables).
+inline std::string f32_format(const TensorRef& t) {
+  return "f32 from " + std::string(dtype_name(t.dtype)) + shape_str(t.shape);
+}
+
+[[noreturn]] inline void fail(const Node& n, const std::string& expected,
+                              const std::string& found) {
+  throw Error("plan", std::string(graph::op_name(n.op)) + (n.name.empty() ? "" : " " + n.name),
+              expected, found);
+}
+
+class Planner {
+ public:
+  Planner(const Graph& g, const PlanOptions& o, CpuPlan& plan)
+      : g_(g), opt_(o), plan_(plan), bf16_(o.precision == Precision::BF16) {}
+
+  void compile() {
+    analyse();
+    fuse();
+    choose_storage();
+    build_specs();
+    plan_in_place();
+    prepare_and_bind();
+  }
+
+ private:
+  const Graph& g_;
+  PlanOptions opt_;
+  CpuPlan& plan_;
+  bool bf16_;
+  size_t nv_ = 0;
+  std::vector<std::vector<std::pair<ValueId, int>>> uses_;  // consumer node, input slot
+  std::vector<int> use_count_;
+  std::vector<ValueId> root_;
+  std::vector<bool> is_output_;
+  std::vector<int> group_of_;  // node -> group index (or -1)
+  std::vector<Group> groups_;
+  std::vector<DType> storage_;      // per root value
+  std::vector<bool> needs_shadow_;  // per root value: a bf16 copy for bf16 consumers
+  std::vector<int> vstore_, vshadow_;
+  std::vector<Store> stores_;
+  std::vector<Spec> specs_;
+
+  const Node& node(ValueId v) const { return g_.node(v); }
+  const Shape& shape(ValueId v) const { return g_.shape(v); }
+
+  // ---- 1. analysis and fusion -------------------------------------------------------------
+
+  void analyse();
+
+  // The single consumer node of v, if v has exactly one use and is not an output.
+  ValueId sole_consumer(ValueId v) const;
+
+  void fuse();
+
+  void add_group(Group grp);
+
+  Broadcast broadcast_of(const Node& n) const;
+
+  // The values a group reads and how it wants them (weights of conv/linear are not listed).
+  std::vector<std::pair<ValueId, Role>> group_inputs(const Group& grp) const;
+
+  bool can_emit_bf16(const Group& grp) const;
+
+  // ---- 2. storage types ---------------------------------------------------------------------
+
+  void choose_storage();
+
+  // ---- 3. specs and stores ------------------------------------------------------------------
+
+  int new_store(Store s);
+
+  int arena_store(DType t, int64_t numel);
+
+  // The store holding value v for a consumer with `role`.
+  int store_of(ValueId v, Role role);
+  std::vector<ValueId> shadowed_;
+
+  // Inserts the Convert step of every bf16 shadow where it costs least memory: right after the
+  // f32 value's last f32 use when that comes before the first bf16 use (the f32 buffer then
+  // dies at the Convert), else right before the first bf16 use.
+  void place_converts();
+
+  void build_specs();
+  std::vector<std::pair<ValueId, int>> copied_outputs_;
+
+  void add_group_spec(const Group& grp);
+
+  // ---- 4. liveness and in-place -------------------------------------------------------------
+
+  int find(int s);
+
+  void plan_in_place();
+
+  // ---- 5. primitives, memory, binding -------------------------------------------------------
+
+  struct Prepared {
+    size_t scratch = 0;
+    std::function<std::function<void()>()> bind;  // called once pointers are known
+  };
+
+  void* ptr(int st) const;
+  std::vector<size_t> offsets_;
+  void* scratch() const { return plan_.scratch_ ? plan_.scratch_->data() : nullptr; }
+
+  dnnl::post_ops make_post_ops(const Spec& s, const memory::desc& dst_f32) const;
+
+  std::shared_ptr<PackedWeight> packed(const Node& w, const memory::desc& src_md,
+                                       const memory::desc& dst_md);
+
+  std::shared_ptr<PackedWeight> packed_f32(const Node& w);
+
+  // A oneDNN primitive with its memories; binds pointers later.
+  Prepared dnnl_step(const Spec& s, dnnl::primitive prim, const memory::desc& src_md,
+                     const memory::desc& w_md, std::shared_ptr<PackedWeight> w,
+                     const memory::desc& b_md, std::shared_ptr<PackedWeight> b,
+                     const memory::desc& dst_md, const memory::desc& post_md,
+                     const memory::desc& pad_md);
+
+  Prepared prepare_conv(const Spec& s);
+
+  Prepared prepare_linear(const Spec& s);
+
+  // Rows [r0, r0 + rows) of a [R, ...] weight or [R] bias, as a TensorRef on the same bytes.
+  static TensorRef rows_of(const TensorRef& t, int64_t r0, int64_t rows);
+
+  Prepared prepare_linear_geglu(const Spec& s);
+
+  template <class F>
+  Prepared simple(size_t scratch_bytes, F make) {
+    Prepared p;
+    p.scratch = scratch_bytes;
+    p.bind = [make]() { return std::function<void()>(make()); };
+    return p;
+  }
+
+  Prepared prepare(const Spec& s);
+
+  void prepare_and_bind();
+};
+
+}  // namespace sdc::cpu::detail

@@ -1,0 +1,393 @@
+// The planner's step builders: oneDNN convolution/matmul primitives with their post-ops and
+// packed weights (through the shared WeightCache), and the closures that run the own kernels,
+// bound to arena/input/weight pointers once the memory plan is known.
+#include <algorithm>
+
+#include "backend/cpu/attention.h"
+#include "backend/cpu/dnnl_util.h"
+#include "backend/cpu/planner.h"
+
+namespace sdc::cpu::detail {
+
+void* Planner::ptr(int st) const {
+  if (st < 0) return nullptr;
+  int r = st;
+  while (stores_[size_t(r)].parent >= 0) r = stores_[size_t(r)].parent;
+  const Store& x = stores_[size_t(r)];
+  switch (x.kind) {
+    case Store::Input:
+      return plan_.inputs_[size_t(x.input)].buf->data();
+    case Store::Weight:
+      return x.weight->data();
+    default:
+      return static_cast<uint8_t*>(plan_.arena_->data()) + offsets_[size_t(x.buffer)];
+  }
+}
+
+dnnl::post_ops Planner::make_post_ops(const Spec& s, const memory::desc& dst_f32) const {
+  dnnl::post_ops po;
+  for (const PostOp& p : s.post) {
+    if (p.eltwise)
+      po.append_eltwise(1.f, p.alg, p.alpha, p.beta);
+    else if (p.sum)
+      po.append_sum(1.f);
+    else
+      po.append_binary(dnnl::algorithm::binary_add, dst_f32);
+  }
+  return po;
+}
+
+std::shared_ptr<PackedWeight> Planner::packed(const Node& w, const memory::desc& src_md,
+                                              const memory::desc& dst_md) {
+  const TensorRef& t = w.weight;
+  if (!is_float(t.dtype)) fail(w, "a float weight", std::string(dtype_name(t.dtype)));
+  auto p = WeightCache::global().get(
+      t, "dnnl " + std::string(dtype_name(t.dtype)) + shape_str(t.shape) + " " + md_key(dst_md),
+      [&] { return pack_weight(t, src_md, dst_md, plan_.engine); });
+  plan_.weights_.push_back(p);
+  return p;
+}
+
+std::shared_ptr<PackedWeight> Planner::packed_f32(const Node& w) {
+  auto p =
+      WeightCache::global().get(w.weight, f32_format(w.weight), [&] { return pack_f32(w.weight); });
+  plan_.weights_.push_back(p);
+  return p;
+}
+
+Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
+                                     const memory::desc& src_md, const memory::desc& w_md,
+                                     std::shared_ptr<PackedWeight> w, const memory::desc& b_md,
+                                     std::shared_ptr<PackedWeight> b, const memory::desc& dst_md,
+                                     const memory::desc& post_md, const memory::desc& pad_md) {
+  Prepared p;
+  p.scratch = pad_md.get_size();
+  const Spec* sp = &s;
+  p.bind = [this, sp, prim, src_md, w_md, w, b_md, b, dst_md, post_md, pad_md]() {
+    auto args = std::make_shared<std::unordered_map<int, memory>>();
+    const dnnl::engine& e = plan_.engine;
+    (*args)[DNNL_ARG_SRC] = memory(src_md, e, ptr(sp->in[0]));
+    (*args)[DNNL_ARG_WEIGHTS] = memory(w_md, e, w->data());
+    if (b) (*args)[DNNL_ARG_BIAS] = memory(b_md, e, b->data());
+    (*args)[DNNL_ARG_DST] = memory(dst_md, e, ptr(sp->out));
+    (*args)[DNNL_ARG_SCRATCHPAD] = memory(pad_md, e, scratch());
+    for (size_t k = 0; k < sp->post.size(); ++k)
+      if (!sp->post[k].eltwise && !sp->post[k].sum)
+        (*args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(int(k)) | DNNL_ARG_SRC_1] =
+            memory(post_md, e, ptr(sp->post[k].store));
+    dnnl::stream* stream = &plan_.stream;
+    return std::function<void()>([prim, args, stream] {
+      prim.execute(*stream, *args);
+      stream->wait();
+    });
+  };
+  return p;
+}
+
+Planner::Prepared Planner::prepare_conv(const Spec& s) {
+  const Node& m = *s.node;
+  const Shape &xs = shape(m.inputs[0]), &ws = shape(m.inputs[1]), &ys = m.shape;
+  const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
+  const dt wt = dnnl_dt(src_t);
+  const memory::desc src_md({xs[0], xs[3], xs[1], xs[2]}, dnnl_dt(src_t), tag::nhwc);
+  const memory::desc w_any({ws[0], ws[1], ws[2], ws[3]}, wt, tag::any);
+  const memory::desc dst_md({ys[0], ys[3], ys[1], ys[2]}, dnnl_dt(dst_t), tag::nhwc);
+  const memory::desc post_md({ys[0], ys[3], ys[1], ys[2]}, dt::f32, tag::nhwc);
+  const bool has_bias = m.inputs[2] != kNone;
+  const memory::desc b_md = has_bias ? memory::desc({ws[0]}, dt::f32, tag::a) : memory::desc();
+  const dnnl::convolution_forward::desc d(
+      dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, w_any, b_md,
+      dst_md, {m.attrs.stride, m.attrs.stride}, {m.attrs.pad_top, m.attrs.pad_left},
+      {m.attrs.pad_bottom, m.attrs.pad_right});
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  attr.set_post_ops(make_post_ops(s, post_md));
+  const dnnl::convolution_forward::primitive_desc pd(d, attr, plan_.engine);
+  auto w = packed(node(m.inputs[1]), memory::desc({ws[0], ws[1], ws[2], ws[3]}, dt::f32, tag::oihw),
+                  pd.weights_desc());
+  auto b = has_bias ? packed_f32(node(m.inputs[2])) : nullptr;
+  return dnnl_step(s, dnnl::convolution_forward(pd), src_md, pd.weights_desc(), w, b_md, b, dst_md,
+                   post_md, pd.scratchpad_desc());
+}
+
+Planner::Prepared Planner::prepare_linear(const Spec& s) {
+  const Node& m = *s.node;
+  const Shape& ws = shape(m.inputs[1]);
+  const int64_t K = ws[1], Nc = ws[0], M = shape_numel(m.shape) / Nc;
+  const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
+  const memory::desc src_md({M, K}, dnnl_dt(src_t), tag::ab);
+  const memory::desc w_any({K, Nc}, dnnl_dt(src_t), tag::any);
+  const memory::desc dst_md({M, Nc}, dnnl_dt(dst_t), tag::ab);
+  const memory::desc post_md({M, Nc}, dt::f32, tag::ab);
+  const bool has_bias = m.inputs[2] != kNone;
+  const memory::desc b_md = has_bias ? memory::desc({1, Nc}, dt::f32, tag::ab) : memory::desc();
+  const dnnl::matmul::desc d(src_md, w_any, b_md, dst_md);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  attr.set_post_ops(make_post_ops(s, post_md));
+  const dnnl::matmul::primitive_desc pd(d, attr, plan_.engine);
+  auto w = packed(node(m.inputs[1]), memory::desc({K, Nc}, dt::f32, tag::ba), pd.weights_desc());
+  auto b = has_bias ? packed_f32(node(m.inputs[2])) : nullptr;
+  return dnnl_step(s, dnnl::matmul(pd), src_md, pd.weights_desc(), w, b_md, b, dst_md, post_md,
+                   pd.scratchpad_desc());
+}
+
+TensorRef Planner::rows_of(const TensorRef& t, int64_t r0, int64_t rows) {
+  TensorRef part = t;
+  const int64_t row = t.numel() / t.shape[0];
+  part.shape = t.shape.size() == 1 ? Shape{rows} : Shape{rows, row};
+  part.data = static_cast<const uint8_t*>(t.data) + size_t(r0 * row) * dtype_size(t.dtype);
+  part.nbytes = size_t(rows * row) * dtype_size(t.dtype);
+  return part;
+}
+
+Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
+  const Node& m = *s.node;
+  const Node& wn = node(m.inputs[1]);
+  const Shape& ws = wn.shape;
+  const int64_t K = ws[1], D = ws[0] / 2, M = shape_numel(m.shape) / ws[0];
+  if (!is_float(wn.weight.dtype))
+    fail(wn, "a float weight", std::string(dtype_name(wn.weight.dtype)));
+  const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
+  const memory::desc src_md({M, K}, dnnl_dt(src_t), tag::ab);
+  const memory::desc w_any({K, D}, dnnl_dt(src_t), tag::any);
+  const memory::desc g_md({M, D}, dnnl_dt(stores_[size_t(s.tmp)].dtype), tag::ab);
+  const memory::desc dst_md({M, D}, dnnl_dt(dst_t), tag::ab);
+  const bool has_bias = m.inputs[2] != kNone;
+  const memory::desc b_md = has_bias ? memory::desc({1, D}, dt::f32, tag::ab) : memory::desc();
+  dnnl::primitive_attr gate_attr, value_attr;
+  dnnl::post_ops gate_po, value_po;
+  gate_po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
+  value_po.append_binary(dnnl::algorithm::binary_mul, g_md);
+  gate_attr.set_post_ops(gate_po);
+  value_attr.set_post_ops(value_po);
+  gate_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  value_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  const dnnl::matmul::primitive_desc gate_pd(dnnl::matmul::desc(src_md, w_any, b_md, g_md),
+                                             gate_attr, plan_.engine);
+  const dnnl::matmul::primitive_desc value_pd(dnnl::matmul::desc(src_md, w_any, b_md, dst_md),
+                                              value_attr, plan_.engine);
+  // PyTorch's GEGLU: value = first half of the projection, gate = second half.
+  auto pack_half = [&](const dnnl::matmul::primitive_desc& pd, int64_t r0) {
+    const TensorRef part = rows_of(wn.weight, r0, D);
+    auto p =
+        WeightCache::global().get(part,
+                                  "dnnl " + std::string(dtype_name(part.dtype)) +
+                                      shape_str(part.shape) + " " + md_key(pd.weights_desc()),
+                                  [&] {
+                                    return pack_weight(part, memory::desc({K, D}, dt::f32, tag::ba),
+                                                       pd.weights_desc(), plan_.engine);
+                                  });
+    plan_.weights_.push_back(p);
+    return p;
+  };
+  auto bias_half = [&](int64_t r0) -> std::shared_ptr<PackedWeight> {
+    if (!has_bias) return nullptr;
+    const TensorRef part = rows_of(node(m.inputs[2]).weight, r0, D);
+    auto p = WeightCache::global().get(part, f32_format(part), [&] { return pack_f32(part); });
+    plan_.weights_.push_back(p);
+    return p;
+  };
+  auto w_value = pack_half(value_pd, 0), w_gate = pack_half(gate_pd, D);
+  auto b_value = bias_half(0), b_gate = bias_half(D);
+  Prepared p;
+  p.scratch = std::max(gate_pd.scratchpad_desc().get_size(), value_pd.scratchpad_desc().get_size());
+  const Spec* sp = &s;
+  const dnnl::primitive gate_prim = dnnl::matmul(gate_pd), value_prim = dnnl::matmul(value_pd);
+  p.bind = [=, this]() {
+    const dnnl::engine& e = plan_.engine;
+    auto gate_args = std::make_shared<std::unordered_map<int, memory>>();
+    auto value_args = std::make_shared<std::unordered_map<int, memory>>();
+    const memory src(src_md, e, ptr(sp->in[0])), g(g_md, e, ptr(sp->tmp));
+    (*gate_args)[DNNL_ARG_SRC] = src;
+    (*gate_args)[DNNL_ARG_WEIGHTS] = memory(gate_pd.weights_desc(), e, w_gate->data());
+    (*gate_args)[DNNL_ARG_DST] = g;
+    (*gate_args)[DNNL_ARG_SCRATCHPAD] = memory(gate_pd.scratchpad_desc(), e, scratch());
+    (*value_args)[DNNL_ARG_SRC] = src;
+    (*value_args)[DNNL_ARG_WEIGHTS] = memory(value_pd.weights_desc(), e, w_value->data());
+    (*value_args)[DNNL_ARG_DST] = memory(dst_md, e, ptr(sp->out));
+    (*value_args)[DNNL_ARG_SCRATCHPAD] = memory(value_pd.scratchpad_desc(), e, scratch());
+    (*value_args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = g;
+    if (b_gate) {
+      (*gate_args)[DNNL_ARG_BIAS] = memory(b_md, e, b_gate->data());
+      (*value_args)[DNNL_ARG_BIAS] = memory(b_md, e, b_value->data());
+    }
+    dnnl::stream* stream = &plan_.stream;
+    return std::function<void()>([gate_prim, value_prim, gate_args, value_args, stream] {
+      gate_prim.execute(*stream, *gate_args);
+      value_prim.execute(*stream, *value_args);
+      stream->wait();
+    });
+  };
+  return p;
+}
+
+Planner::Prepared Planner::prepare(const Spec& s) {
+  const Spec* sp = &s;
+  auto P = [this](int st) { return ptr(st); };
+  auto F = [this](int st) { return static_cast<float*>(ptr(st)); };
+  auto DT = [this](int st) { return stores_[size_t(st)].dtype; };
+  switch (s.kind) {
+    case SK::Conv:
+      return prepare_conv(s);
+    case SK::Linear:
+      return prepare_linear(s);
+    case SK::LinearGeglu:
+      return prepare_linear_geglu(s);
+    case SK::GroupNorm: {
+      const Node& m = *s.node;
+      const Shape& xs = m.shape;
+      const int64_t N = xs[0], C = xs.back(), Pn = shape_numel(xs) / (N * C);
+      return simple(group_norm_scratch_bytes(N, C, plan_.threads), [=, this]() {
+        const void* x = P(sp->in[0]);
+        const DType xt = DT(sp->in[0]);
+        const float *add = F(sp->in[1]), *ga = F(sp->in[2]), *be = F(sp->in[3]);
+        void* y = P(sp->out);
+        const DType yt = DT(sp->out);
+        void* scr = scratch();
+        const int64_t G = m.attrs.groups;
+        const float eps = m.attrs.eps;
+        const bool silu = m.attrs.silu;
+        return [=] { group_norm(x, xt, add, ga, be, N, Pn, C, G, eps, silu, y, yt, scr); };
+      });
+    }
+    case SK::LayerNorm: {
+      const Node& m = *s.node;
+      const int64_t C = m.shape.back(), rows = shape_numel(m.shape) / C;
+      return simple(0, [=]() {
+        const void* x = P(sp->in[0]);
+        const DType xt = DT(sp->in[0]);
+        const float *ga = F(sp->in[1]), *be = F(sp->in[2]);
+        void* y = P(sp->out);
+        const DType yt = DT(sp->out);
+        const float eps = m.attrs.eps;
+        return [=] { layer_norm(x, xt, ga, be, rows, C, eps, y, yt); };
+      });
+    }
+    case SK::Attention: {
+      const Node& m = *s.node;
+      AttentionShape as;
+      as.N = shape(m.inputs[0])[0];
+      as.Tq = shape(m.inputs[0])[1];
+      as.Tk = shape(m.inputs[1])[1];
+      as.C = shape(m.inputs[0])[2];
+      as.heads = m.attrs.heads;
+      as.causal = m.attrs.causal;
+      as.in = DT(s.in[0]);
+      as.out = DT(s.out);
+      if (DT(s.in[1]) != as.in || DT(s.in[2]) != as.in)
+        fail(m, "q, k, v of one storage type", "mixed (planner bug)");
+      auto kernel = std::make_shared<AttentionKernel>(as, plan_.engine, plan_.threads);
+      return simple(kernel->scratch_bytes(), [=, this]() {
+        const void *q = P(sp->in[0]), *k = P(sp->in[1]), *v = P(sp->in[2]);
+        void* y = P(sp->out);
+        void* scr = scratch();
+        return [=] { kernel->run(q, k, v, y, scr); };
+      });
+    }
+    case SK::Unary: {
+      const Node& m = *s.node;
+      const int64_t n = shape_numel(m.shape);
+      return simple(0, [=]() {
+        const float* x = F(sp->in[0]);
+        void* y = P(sp->out);
+        const DType yt = DT(sp->out);
+        const Unary op = sp->unary;
+        const float sc = m.attrs.scale, bi = m.attrs.bias;
+        return [=] { unary(op, x, y, yt, n, sc, bi); };
+      });
+    }
+    case SK::Geglu: {
+      const Node& m = *s.node;
+      const int64_t D = m.shape.back(), rows = shape_numel(m.shape) / D;
+      return simple(0, [=]() {
+        const float* x = F(sp->in[0]);
+        void* y = P(sp->out);
+        const DType yt = DT(sp->out);
+        return [=] { geglu(x, y, yt, rows, D); };
+      });
+    }
+    case SK::Binary: {
+      const Node& m = *s.node;
+      const Shape& as = m.shape;
+      const int64_t N = as.size() >= 3 ? as[0] : 1, C = as.back();
+      const int64_t inner = shape_numel(as) / (N * C);
+      return simple(0, [=]() {
+        const float *a = F(sp->in[0]), *b = F(sp->in[1]);
+        float* y = F(sp->out);
+        const Binary op = sp->binary;
+        const Broadcast bc = sp->bc;
+        return [=] { binary(op, bc, a, b, y, N, inner, C); };
+      });
+    }
+    case SK::Upsample: {
+      const Shape &xs = shape(s.node->inputs[0]), &ys = s.node->shape;
+      return simple(0, [=]() {
+        const float* x = F(sp->in[0]);
+        void* y = P(sp->out);
+        const DType yt = DT(sp->out);
+        return [=] { upsample_nearest(x, y, yt, xs[0], xs[1], xs[2], xs[3], ys[1], ys[2]); };
+      });
+    }
+    case SK::Concat: {
+      const int64_t Ca = shape(s.node->inputs[0]).back(), Cb = shape(s.node->inputs[1]).back();
+      const int64_t rows = shape_numel(shape(s.node->inputs[0])) / Ca;
+      return simple(0, [=]() {
+        const float *a = F(sp->in[0]), *b = F(sp->in[1]);
+        float* y = F(sp->out);
+        return [=] { concat_last(a, b, y, rows, Ca, Cb); };
+      });
+    }
+    case SK::Slice: {
+      const int64_t C = shape(s.node->inputs[0]).back();
+      const int64_t rows = shape_numel(s.node->shape) / s.node->shape.back();
+      const int64_t b0 = s.node->attrs.begin, e0 = s.node->attrs.end;
+      return simple(0, [=]() {
+        const float* x = F(sp->in[0]);
+        float* y = F(sp->out);
+        return [=] { slice_last(x, y, rows, C, b0, e0); };
+      });
+    }
+    case SK::Timestep: {
+      const Node& m = *s.node;
+      const int64_t N = m.shape[0];
+      return simple(0, [=]() {
+        const float* t = F(sp->in[0]);
+        float* y = F(sp->out);
+        return [=] {
+          timestep_embedding(t, y, N, m.attrs.dim, m.attrs.flip_sin_to_cos, m.attrs.freq_shift);
+        };
+      });
+    }
+    case SK::Embedding: {
+      const Node& m = *s.node;
+      const Shape& ts = shape(m.inputs[1]);
+      const int64_t n = shape_numel(shape(m.inputs[0]));
+      return simple(0, [=]() {
+        const int32_t* ids = static_cast<const int32_t*>(P(sp->in[0]));
+        const float* table = F(sp->in[1]);
+        float* y = F(sp->out);
+        return [=] { embedding(ids, table, y, n, ts[0], ts[1]); };
+      });
+    }
+    case SK::Convert: {
+      const int64_t n = s.n;
+      return simple(0, [=]() {
+        const float* x = F(sp->in[0]);
+        uint16_t* y = static_cast<uint16_t*>(P(sp->out));
+        return [=] { convert_to_bf16(x, y, n); };
+      });
+    }
+    case SK::Copy: {
+      const int64_t n = s.n;
+      return simple(0, [=]() {
+        const float* x = F(sp->in[0]);
+        float* y = F(sp->out);
+        return [=] { copy_f32(x, y, n); };
+      });
+    }
+  }
+  throw Error("plan", "step", "a known step kind", "other");
+}
+
+}  // namespace sdc::cpu::detail
