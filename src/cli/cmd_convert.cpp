@@ -366,7 +366,7 @@ void run_convert(const ConvertArgs& a) {
   model::ExportOptions options;
   options.threads = a.threads;
   options.on_tensor = [&](size_t done, size_t n) {
-    if (g_interrupted.load()) throw Error(out, "", "", "interrupted; nothing written");
+    if (g_interrupted.load()) throw Error(out + ": interrupted; nothing written");
     bar.update(done, n);
   };
   InterruptGuard guard;

@@ -428,6 +428,27 @@ TEST(ExportGguf, AFailureHalfWayLeavesNothing) {
   EXPECT_TRUE(dir.list().empty());
 }
 
+// The progress callback may stop the export (`sdc convert` does on SIGINT/SIGTERM): the workers
+// are joined, the error comes out, nothing remains.
+TEST(ExportGguf, AProgressCallbackThatThrowsStopsTheExport) {
+  const io::TensorFile model = io::read_safetensors(test::tiny("model.safetensors"));
+  const LoraTargets targets(model.tensors);
+  const LoraFile kohya = load_lora(test::tiny("lora-kohya.safetensors"));
+  LoraReport report;
+  const LoraBake bake = prepare_lora_bake(model.tensors, targets, kohya, 1.0f, false, report);
+  test::TempDir dir;
+  ExportOptions options;
+  options.threads = 2;
+  options.on_tensor = [](size_t done, size_t) {
+    if (done == 100) throw Error("m.gguf: interrupted; nothing written");
+  };
+  EXPECT_EQ(error_of([&] {
+              export_gguf(dir.file("m.gguf"), model.tensors, {bake}, ComponentTypes{}, {}, options);
+            }),
+            "m.gguf: interrupted; nothing written");
+  EXPECT_TRUE(dir.list().empty());
+}
+
 TEST(ExportGguf, NonFiniteScaleIsRefused) {
   const io::TensorFile model = io::read_safetensors(test::tiny("model.safetensors"));
   const LoraTargets targets(model.tensors);
