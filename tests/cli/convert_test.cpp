@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "backend/cpu/plan.h"
 #include "common/fixtures.h"
@@ -198,6 +199,29 @@ TEST(Convert, MetadataRecordsSourcesLorasPrecisionsAndSizes) {
       std::string::npos)
       << r.out;
   EXPECT_LT(r.out.size(), 16000u);
+}
+
+TEST(Convert, SourcesOfADiffusersFolderAndOfAVae) {
+  TempDir dir;
+  CommandResult r = run_sdc({"convert", "-u", tiny("diffusers"), "-o", dir.file("f.gguf")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto info = model::read_compiled_info(io::open_tensor_file(dir.file("f.gguf")));
+  std::set<std::string> names;
+  for (const auto& s : info->sources) {
+    EXPECT_EQ(s.role, "model");
+    names.insert(s.name);
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"diffusers/text_encoder/model.safetensors",
+                                          "diffusers/unet/diffusion_pytorch_model.safetensors",
+                                          "diffusers/vae/diffusion_pytorch_model.safetensors"}));
+  EXPECT_EQ(info->name, "diffusers");
+  const std::string vae = tiny("diffusers/vae/diffusion_pytorch_model.safetensors");
+  const std::string path = convert(dir, "v", {"--vae", vae, "-t", "f32"});
+  info = model::read_compiled_info(io::open_tensor_file(path));
+  ASSERT_EQ(info->sources.size(), 2u);
+  EXPECT_EQ(info->sources[1].role, "vae");
+  EXPECT_EQ(info->sources[1].name, "diffusion_pytorch_model.safetensors");
+  EXPECT_EQ(info->sources[1].size, fs::file_size(vae));
 }
 
 TEST(Convert, OutputFolderTakesTheNameAndTheModelsStem) {
