@@ -4,6 +4,7 @@
 // These graphs are built here only to profile the backend; the real builders live in graph/.
 //   sdc_bench_network [unet|vae] [f32|bf16] [latent size=64] [batch=1] [runs=2]
 // Prints the time per step kind (wall and CPU seconds) and the GFLOP/s of the whole run.
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -187,10 +188,12 @@ int main(int argc, char** argv) {
   plan->run();                                           // warm-up
   std::map<std::string, std::array<double, 3>> by_kind;  // wall, cpu, macs
   double wall = 0, cpu = 0;
+  std::vector<sdc::cpu::StepInfo> last;
   for (int r = 0; r < runs; ++r) {
     const double c0 = cpu_now();
     t0 = std::chrono::steady_clock::now();
-    for (const auto& s : plan->profile_run()) {
+    last = plan->profile_run();
+    for (const auto& s : last) {
       auto& k = by_kind[s.kind];
       k[0] += s.seconds;
       k[1] += s.cpu_seconds;
@@ -203,6 +206,18 @@ int main(int argc, char** argv) {
   for (const auto& [kind, k] : by_kind)
     std::printf("%-28s %10.1f %10.1f %12.1f\n", kind.c_str(), 1e3 * k[0] / runs, 1e3 * k[1] / runs,
                 k[2] > 0 ? 2 * k[2] * 1e-9 / k[1] : 0.0);
+  if (std::getenv("SDC_BENCH_TOP")) {  // the slowest steps of the last run
+    std::vector<size_t> idx(last.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+    std::sort(idx.begin(), idx.end(),
+              [&](size_t a, size_t b) { return last[a].cpu_seconds > last[b].cpu_seconds; });
+    for (size_t k = 0; k < std::min<size_t>(25, idx.size()); ++k) {
+      const auto& s = last[idx[k]];
+      std::printf("  step %4zu %-24s %8.1f cpu-ms %8.1f GFLOP/cpu-s %10.3f GFLOP\n", idx[k],
+                  s.kind.c_str(), 1e3 * s.cpu_seconds,
+                  s.macs ? 2e-9 * double(s.macs) / s.cpu_seconds : 0.0, 2e-9 * double(s.macs));
+    }
+  }
   const double flops = 2.0 * double(g.macs());
   std::printf("per run: wall %.3f s (%.1f GFLOP/s), cpu %.3f s (%.1f GFLOP/cpu-s), %.1f GFLOP\n",
               wall / runs, flops * 1e-9 * runs / wall, cpu / runs, flops * 1e-9 * runs / cpu,

@@ -60,6 +60,7 @@ std::vector<std::string> shared_args(const BenchArgs& a) {
   add("--threads", std::to_string(a.settings.threads));
   add("--seed", std::to_string(a.settings.seed));
   add("--unet-steps", std::to_string(a.settings.unet_runs));
+  add("--e2e-max-steps", std::to_string(a.settings.end_to_end_max_steps));
   if (a.quick) args.push_back("--quick");
   if (a.settings.profile) args.push_back("--profile");
   return args;
@@ -169,6 +170,9 @@ std::string command_line(const BenchArgs& a) {
 void run_bench(BenchArgs& a) {
   if (a.unet_steps < 1)
     throw UsageError("", "--unet-steps", "1 or more", std::to_string(a.unet_steps));
+  if (a.settings.end_to_end_max_steps < 0)
+    throw UsageError("", "--e2e-max-steps", "0 or more",
+                     std::to_string(a.settings.end_to_end_max_steps));
   if (a.settings.threads < 0)
     throw UsageError("", "--threads", "0 (all cores) or more", std::to_string(a.settings.threads));
   a.settings.unet_runs = a.quick ? 1 : a.unet_steps;
@@ -203,6 +207,7 @@ void run_bench(BenchArgs& a) {
   report.threads = a.settings.threads;
   report.quick = a.quick;
   report.unet_runs = a.settings.unet_runs;
+  report.e2e_max_steps = a.settings.end_to_end_max_steps;
   report.command = command_line(a);
   report.loadavg_start = pipeline::load_average();
 
@@ -237,6 +242,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--unet-steps", a->unet_steps,
                   "Timed UNet steps per batch size (after the first)");
   cmd->add_option("--seed", a->settings.seed, "Seed of the random weights");
+  cmd->add_option("--e2e-max-steps", a->settings.end_to_end_max_steps,
+                  "Also run cases of up to N steps end to end (default 4: the LCM cases; 0: none)");
   cmd->add_flag("--profile", a->settings.profile,
                 "Also time one UNet step per step kind (top costs)");
   cmd->add_option("--internal-case", a->internal_case)->group("");

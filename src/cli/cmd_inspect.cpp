@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
-#include <regex>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -189,7 +188,7 @@ std::string human(const nlohmann::json& j) {
 // A PNG or JPEG: its size and, for PNGs that sdc (or A1111) wrote, the generation parameters.
 std::optional<nlohmann::json> describe_image(const std::string& path) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return std::nullopt;
+  if (!std::filesystem::is_regular_file(path, ec)) return std::nullopt;  // describe() says why
   auto file = io::MappedFile::open(path);
   const io::ImageFormat format = io::sniff_image_format(file->data(), file->size());
   if (format == io::ImageFormat::Unknown) return std::nullopt;
@@ -205,10 +204,10 @@ std::optional<nlohmann::json> describe_image(const std::string& path) {
       j["text"][key] = text;
       if (key != "parameters") continue;
       const pipeline::GenerationParams p = pipeline::parse_a1111_parameters(text);
-      j["parameters"] = {{"prompt", p.prompt},     {"negative_prompt", p.negative_prompt},
-                         {"steps", p.steps},       {"sampler", p.sampler},
+      j["parameters"] = {{"prompt", p.prompt},       {"negative_prompt", p.negative_prompt},
+                         {"steps", p.steps},         {"sampler", p.sampler},
                          {"cfg_scale", p.cfg_scale}, {"seed", p.seed},
-                         {"width", p.width},       {"height", p.height},
+                         {"width", p.width},         {"height", p.height},
                          {"model", p.model}};
     }
   }
@@ -220,9 +219,12 @@ std::string human_image(const nlohmann::json& j) {
   out << j["file"].get<std::string>() << ": " << j["format"].get<std::string>() << " image, "
       << j["width"] << "x" << j["height"] << ", " << j["file_size"] << " bytes\n";
   if (j.contains("text"))
-    for (auto it = j["text"].begin(); it != j["text"].end(); ++it)
-      out << "  " << it.key() << ":\n    "
-          << std::regex_replace(it.value().get<std::string>(), std::regex("\n"), "\n    ") << "\n";
+    for (auto it = j["text"].begin(); it != j["text"].end(); ++it) {
+      out << "  " << it.key() << ":\n    ";
+      for (char ch : it.value().get<std::string>())
+        out << (ch == '\n' ? std::string("\n    ") : std::string(1, ch));
+      out << "\n";
+    }
   return out.str();
 }
 

@@ -16,6 +16,7 @@
 #include "graph/builders/builders.h"
 #include "model/random_model.h"
 #include "pipeline/plan_cache.h"
+#include "pipeline/stable_diffusion.h"
 #include "pipeline/text_conditioning.h"
 
 namespace sdc::pipeline {
@@ -41,6 +42,12 @@ void fill(float* p, size_t n, float std, uint32_t seed) {
     seed = seed * 1664525u + 1013904223u;
     p[i] = half_width * (float(seed >> 8) * (2.0f / 16777216.0f) - 1.0f);
   }
+}
+
+void add_memory(ComponentTiming& t, const cpu::Plan& plan) {
+  t.weight_bytes += int64_t(plan.weight_bytes());
+  t.arena_bytes += int64_t(plan.arena_bytes());
+  t.scratch_bytes += int64_t(plan.scratch_bytes());
 }
 
 Component unet_component(int batch) {
@@ -89,13 +96,17 @@ class CaseRunner {
     cpu::PlanOptions options;
     options.precision = precision_;
     options.threads = s_.threads;
-    plans_ = std::make_unique<PlanCache>(bundle_.model, options);
+    // The pipeline's own plan cache: the components are measured on the plans generate uses.
+    sd_ = std::make_unique<StableDiffusion>(bundle_.model, options, bundle_.tokenizer(),
+                                            bundle_.name);
+    plans_ = &sd_->plans();
 
     // The case's own pipeline, as generate runs it; then its peak memory.
     r.components.push_back(text_encoder());
     r.components.push_back(unet(case_.unet_batch()));
     if (s_.profile) r.unet_profile = profile_unet(case_.unet_batch());
     r.components.push_back(vae_decode());
+    if (case_.steps <= s_.end_to_end_max_steps) end_to_end(r);
     r.peak_rss = process_peak_rss();
     log_ << tag() << "peak RSS " << r.peak_rss / (1 << 20) << " MiB\n";
 
@@ -209,8 +220,31 @@ class CaseRunner {
           fill_unet_inputs(*plan, batch);
         },
         [&] { plan->run(); });
+    add_memory(t, *plan);
     t.macs = plans_->unet_macs(batch, h_, w_, tokens);
     return t;
+  }
+
+  // One image through StableDiffusion::generate_batch, as `sdc generate` makes it.
+  void end_to_end(CaseResult& r) {
+    GenerationRequest req;
+    req.prompt = kPrompt;
+    req.width = case_.width;
+    req.height = case_.height;
+    req.steps = case_.steps;
+    req.cfg_scale = case_.cfg_scale;
+    req.sampler = case_.sampler;
+    log_ << tag() << "end to end (" << case_.steps << " steps)…\n" << std::flush;
+    Stopwatch clock;
+    const BatchResult b = sd_->generate_batch(req, 1);
+    r.end_to_end_s = clock.seconds();
+    r.e2e_text_encoder_ms = b.timings.text_encoder_ms;
+    r.e2e_sampling_ms = b.timings.sampling_ms;
+    r.e2e_vae_decode_ms = b.timings.vae_decode_ms;
+    log_ << tag() << "end to end: " << fixed(r.end_to_end_s, 2) << " s/image (text "
+         << fixed(r.e2e_text_encoder_ms, 1) << " ms, sampling " << fixed(r.e2e_sampling_ms, 1)
+         << " ms, VAE decode " << fixed(r.e2e_vae_decode_ms, 1) << " ms)\n"
+         << std::flush;
   }
 
   // One more UNet step with every prepared step timed, summed per kind, slowest first.
@@ -241,6 +275,7 @@ class CaseRunner {
                1.0f / bundle_.model.vae.scaling_factor, 12);
         },
         [&] { plan->run(); });
+    add_memory(t, *plan);
     t.macs = graph::build_vae_decoder(bundle_.model.weights, bundle_.model.vae, 1, h_, w_).macs();
     return t;
   }
@@ -254,6 +289,7 @@ class CaseRunner {
           fill(plan->input_f32("image"), size_t(case_.width) * size_t(case_.height) * 3, 0.5f, 13);
         },
         [&] { plan->run(); });
+    add_memory(t, *plan);
     t.macs = graph::build_vae_encoder(bundle_.model.weights, bundle_.model.vae, 1, case_.height,
                                       case_.width)
                  .macs();
@@ -297,6 +333,8 @@ class CaseRunner {
           cnet->input_f32("scale")[0] = 1.0f;
         },
         run);
+    add_memory(t, *cnet);
+    add_memory(t, *unet);
     graph::UNetShape shape{1, h_, w_, tokens, true};
     t.macs =
         graph::build_controlnet(bundle_.model.weights, *bundle_.model.controlnet, shape).macs() +
@@ -310,7 +348,8 @@ class CaseRunner {
   std::ostream& log_;
   const int h_, w_;
   ModelBundle bundle_;
-  std::unique_ptr<PlanCache> plans_;
+  std::unique_ptr<StableDiffusion> sd_;
+  PlanCache* plans_ = nullptr;
   PromptContext context_;
 };
 

@@ -57,8 +57,11 @@ struct ComponentTiming {
   std::vector<double> run_ms;  // the timed runs after it
   double cpu_ms = 0;           // process CPU time per timed run, all threads
   int64_t macs = 0;            // multiply-accumulates of one run
-  double ms() const;           // mean of run_ms
-  double gflops() const;       // 2 * macs / mean time
+  // Memory of its plan(s): weights as packed for the kernels (shared with other plans of the same
+  // component), activation arena, kernel scratch. Bytes.
+  int64_t weight_bytes = 0, arena_bytes = 0, scratch_bytes = 0;
+  double ms() const;      // mean of run_ms
+  double gflops() const;  // 2 * macs / mean time
 };
 
 // Time of one kind of prepared step ("Conv2d+sum", "Attention", …) summed over a profiled UNet run.
@@ -81,9 +84,14 @@ struct CaseResult {
   std::string note;                           // e.g. why a requested extra was skipped
   std::vector<ProfileEntry>
       unet_profile;  // --profile: the case's UNet step by step kind, slowest first
+  // A real generate_batch() of the case (plans already compiled and warm), when it was run:
+  // wall seconds for one image (0: not run) and the pipeline's own stage times.
+  double end_to_end_s = 0;
+  double e2e_text_encoder_ms = 0, e2e_sampling_ms = 0, e2e_vae_decode_ms = 0;
 
   const ComponentTiming* find(Component c) const;
-  // text encoder × passes + steps × UNet step at the case's batch + VAE decode, in seconds.
+  // Estimated from the components: text encoder × passes + steps × UNet step at the case's batch
+  // + VAE decode, in seconds.
   double seconds_per_image() const;
   // A fresh process's first image: load + compiling the case's plans + their first runs + the
   // rest of the image at steady speed.
@@ -98,6 +106,9 @@ struct BenchSettings {
   int vae_runs = 1;      // timed VAE decodes / encodes
   int text_runs = 3;     // timed text encoder passes
   bool profile = false;  // also profile one UNet step of each case per step kind
+  // Run each case end to end through StableDiffusion::generate_batch when it has at most this
+  // many steps (LCM: 4); longer ones are only estimated from the components.
+  int end_to_end_max_steps = 4;
 };
 
 // Which components each case's process measures: its own pipeline (text encoder, the UNet at its
@@ -127,7 +138,8 @@ struct BenchReport {
   int hardware_threads = 0, threads = 0;
   bool quick = false;
   int unet_runs = 0;
-  std::string command;  // how it was invoked, for reproducing
+  int e2e_max_steps = 0;  // cases with at most this many steps were also run end to end
+  std::string command;    // how it was invoked, for reproducing
   double loadavg_start = 0, loadavg_end = 0;
   std::vector<PeakResult> peaks;
   std::vector<CaseResult> cases;

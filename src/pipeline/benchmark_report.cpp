@@ -21,6 +21,10 @@ std::string time_text(double ms) {
   return ms < 1000 ? format("%.1f ms", ms) : format("%.2f s", ms / 1000);
 }
 
+std::string mib(int64_t bytes) {
+  return format("%.0f MiB", double(bytes) / double(1 << 20));
+}
+
 std::string gib(int64_t bytes) {
   return format("%.2f GiB", double(bytes) / double(1 << 30));
 }
@@ -37,7 +41,10 @@ json component_to_json(const ComponentTiming& t) {
           {"ms", t.ms()},
           {"cpu_ms", t.cpu_ms},
           {"macs", t.macs},
-          {"gflops", t.gflops()}};
+          {"gflops", t.gflops()},
+          {"weight_bytes", t.weight_bytes},
+          {"arena_bytes", t.arena_bytes},
+          {"scratch_bytes", t.scratch_bytes}};
 }
 
 template <typename T>
@@ -67,6 +74,9 @@ ComponentTiming component_from_json(const json& j) {
   t.run_ms = field<std::vector<double>>(j, "run_ms");
   t.cpu_ms = field<double>(j, "cpu_ms");
   t.macs = field<int64_t>(j, "macs");
+  t.weight_bytes = field<int64_t>(j, "weight_bytes");
+  t.arena_bytes = field<int64_t>(j, "arena_bytes");
+  t.scratch_bytes = field<int64_t>(j, "scratch_bytes");
   return t;
 }
 
@@ -95,8 +105,13 @@ json case_to_json(const CaseResult& r) {
           {"load_s", r.load_s},
           {"rss_after_load_bytes", r.rss_after_load},
           {"peak_rss_bytes", r.peak_rss},
-          {"s_per_image", r.seconds_per_image()},
-          {"s_per_image_estimated", true},
+          {"s_per_image_estimated", r.seconds_per_image()},
+          {"s_per_image_measured", r.end_to_end_s > 0 ? json(r.end_to_end_s) : json(nullptr)},
+          {"end_to_end", r.end_to_end_s > 0 ? json{{"s", r.end_to_end_s},
+                                                   {"text_encoder_ms", r.e2e_text_encoder_ms},
+                                                   {"sampling_ms", r.e2e_sampling_ms},
+                                                   {"vae_decode_ms", r.e2e_vae_decode_ms}}
+                                            : json(nullptr)},
           {"cold_first_image_s", r.cold_first_image_s()},
           {"loadavg_start", r.loadavg_start},
           {"loadavg_end", r.loadavg_end},
@@ -118,6 +133,13 @@ CaseResult case_from_json(const json& j) {
   r.loadavg_start = field<double>(j, "loadavg_start");
   r.loadavg_end = field<double>(j, "loadavg_end");
   r.note = field<std::string>(j, "note");
+  const json e2e = field<json>(j, "end_to_end");
+  if (!e2e.is_null()) {
+    r.end_to_end_s = field<double>(e2e, "s");
+    r.e2e_text_encoder_ms = field<double>(e2e, "text_encoder_ms");
+    r.e2e_sampling_ms = field<double>(e2e, "sampling_ms");
+    r.e2e_vae_decode_ms = field<double>(e2e, "vae_decode_ms");
+  }
   const json components = field<json>(j, "components");
   if (!components.is_array())
     throw Error("benchmark result", "components", "an array", components.dump());
@@ -156,6 +178,7 @@ json BenchReport::to_json() const {
           {"threads", threads},
           {"quick", quick},
           {"unet_timed_steps", unet_runs},
+          {"end_to_end_max_steps", e2e_max_steps},
           {"command", command},
           {"loadavg_start", loadavg_start},
           {"loadavg_end", loadavg_end},
@@ -176,36 +199,47 @@ void BenchReport::print_table(std::ostream& out) const {
   out << "\n\n";
 
   out << "Components: steady time per run (mean of the timed runs after the first; UNet "
-      << unet_runs << " steps per batch size); plan = graph build + compile; 1st = first run\n";
+      << unet_runs
+      << " steps per batch size); plan = graph build + compile; 1st = first run;\n"
+         "            weights/arena = the plan's packed weights and activation arena; load = 1-min "
+         "load average after the case\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%-9s %-5s %-27s %10s %8s %7s %8s %10s %6s\n", "size", "prec",
-                "component", "time", "GFLOP/s", "% peak", "plan s", "1st run", "load");
+  std::snprintf(line, sizeof line, "%-9s %-5s %-27s %10s %8s %7s %8s %10s %9s %9s %6s\n", "size",
+                "prec", "component", "time", "GFLOP/s", "% peak", "plan s", "1st run", "weights",
+                "arena", "load");
   out << line;
   for (const CaseResult& r : cases) {
     const PeakResult* p = peak(r.precision);
     for (const ComponentTiming& t : r.components) {
       const double pct = p && p->gflops > 0 ? 100.0 * t.gflops() / p->gflops : 0.0;
-      std::snprintf(line, sizeof line, "%-9s %-5s %-27s %10s %8.1f %6.0f%% %8.2f %10s %6.2f\n",
-                    (std::to_string(t.width) + "x" + std::to_string(t.height)).c_str(),
-                    cpu::precision_name(t.precision), component_title(t.component),
-                    time_text(t.ms()).c_str(), t.gflops(), pct, t.compile_s,
-                    time_text(t.first_run_ms).c_str(), r.loadavg_end);
+      std::snprintf(
+          line, sizeof line, "%-9s %-5s %-27s %10s %8.1f %6.0f%% %8.2f %10s %9s %9s %6.2f\n",
+          (std::to_string(t.width) + "x" + std::to_string(t.height)).c_str(),
+          cpu::precision_name(t.precision), component_title(t.component), time_text(t.ms()).c_str(),
+          t.gflops(), pct, t.compile_s, time_text(t.first_run_ms).c_str(),
+          mib(t.weight_bytes).c_str(), mib(t.arena_bytes).c_str(), r.loadavg_end);
       out << line;
     }
     if (!r.note.empty()) out << "  (" << r.bench_case.name << ": " << r.note << ")\n";
   }
 
-  out << "\nCases: s/image = text encoder x passes + steps x UNet step + VAE decode, computed from "
-         "the times above;\n       cold = a fresh process's first image (load + plans + first "
-         "runs); peak RSS of the case's own pipeline, one process each\n";
-  std::snprintf(line, sizeof line, "%-9s %-5s %-8s %5s %5s %6s %9s %8s %8s %10s\n", "case", "prec",
-                "sampler", "steps", "cfg", "batch", "s/image", "cold s", "load s", "peak RSS");
+  out << "\nCases: estimated s/image = text encoder x passes + steps x UNet step + VAE decode "
+         "from the times above;\n       measured = one image through the generate pipeline (warm "
+         "plans; cases of up to "
+      << e2e_max_steps
+      << " steps);\n       cold = a fresh process's "
+         "first image (load + plans + first runs + estimated s/image);\n       peak RSS of the "
+         "case's own pipeline, one process per case and precision\n";
+  std::snprintf(line, sizeof line, "%-9s %-5s %-8s %5s %5s %6s %9s %9s %8s %8s %10s\n", "case",
+                "prec", "sampler", "steps", "cfg", "batch", "estimated", "measured", "cold s",
+                "load s", "peak RSS");
   out << line;
   for (const CaseResult& r : cases) {
     const BenchCase& c = r.bench_case;
-    std::snprintf(line, sizeof line, "%-9s %-5s %-8s %5d %5.1f %6d %9.2f %8.1f %8.1f %10s\n",
+    const std::string measured = r.end_to_end_s > 0 ? format("%.2f", r.end_to_end_s) : "-";
+    std::snprintf(line, sizeof line, "%-9s %-5s %-8s %5d %5.1f %6d %9.2f %9s %8.1f %8.1f %10s\n",
                   c.name.c_str(), cpu::precision_name(r.precision), c.sampler.c_str(), c.steps,
-                  double(c.cfg_scale), c.unet_batch(), r.seconds_per_image(),
+                  double(c.cfg_scale), c.unet_batch(), r.seconds_per_image(), measured.c_str(),
                   r.cold_first_image_s(), r.load_s, gib(r.peak_rss).c_str());
     out << line;
   }

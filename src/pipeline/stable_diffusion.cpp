@@ -55,6 +55,22 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   BatchResult result;
   result.latent_shape = {B, c, h, w};
 
+  // Images first: a bad file is refused before any network is compiled or run.
+  io::Image init, hint;
+  if (img2img) {
+    // A1111 composites transparent pixels onto white before resizing.
+    init = io::read_image(req.init_image);
+    flatten_alpha(init);
+    init = fit_image(init, req.width, req.height, parse_resize_mode(req.resize_mode));
+  }
+  if (control) {
+    hint = io::read_image(req.control_image);
+    flatten_alpha(hint);
+    hint = fit_image(hint, req.width, req.height, ResizeMode::Crop);
+    if (req.control_preprocess == "canny") hint = canny(hint, req.canny_low, req.canny_high);
+    if (!req.control_save_hint.empty()) io::write_png(req.control_save_hint, hint);
+  }
+
   // Text.
   Stopwatch clock;
   PromptContext ctx = encode_prompts(plans_, tokenizer_, req.prompt, req.negative_prompt,
@@ -69,10 +85,6 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   int first_step = 0;
   if (img2img) {
     clock.reset();
-    // A1111 composites transparent pixels onto white before resizing.
-    io::Image init = io::read_image(req.init_image);
-    flatten_alpha(init);
-    init = fit_image(init, req.width, req.height, parse_resize_mode(req.resize_mode));
     cpu::Plan& enc = plans_.vae_encoder(1, h, w);
     nchw_to_nhwc(image_to_signed_tensor(init).data(), enc.input_f32("image"), 1, 3, req.height,
                  req.width);
@@ -107,11 +119,6 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   cpu::Plan* cnet = nullptr;
   if (control) {
     cnet = &plans_.controlnet(unet_batch, h, w, ctx.tokens);
-    io::Image hint = io::read_image(req.control_image);
-    flatten_alpha(hint);
-    hint = fit_image(hint, req.width, req.height, ResizeMode::Crop);
-    if (req.control_preprocess == "canny") hint = canny(hint, req.canny_low, req.canny_high);
-    if (!req.control_save_hint.empty()) io::write_png(req.control_save_hint, hint);
     float* dst = cnet->input_f32("hint");
     const size_t hint_size = size_t(req.width) * size_t(req.height) * 3;
     nchw_to_nhwc(image_to_unit_tensor(hint).data(), dst, 1, 3, req.height, req.width);

@@ -163,6 +163,29 @@ TEST_P(Ops, Linear) {
   }
 }
 
+TEST_P(Ops, LinearGeglu) {
+  // The feed-forward projection followed by GEGLU runs as two matmuls (value, GELU(gate)).
+  const int64_t N = 2, T = 7, K = 24, D = 20;
+  const Vec x = random_vec(N * T * K, 150), w = random_vec(2 * D * K, 151, -0.4f, 0.4f);
+  const Vec b = random_vec(2 * D, 152);
+  graph::Graph g;
+  const auto y = g.linear(g.input("x", {N, T, K}), add_weight(g, "w", w, {2 * D, K, 1, 1}),
+                          add_weight(g, "b", b, {2 * D}));
+  g.output("y", g.geglu(y));
+  auto p = compile(g);
+  fill_input(*p, "x", x);
+  p->run();
+  auto rb = [&](const Vec& v) { return bf16() ? round_bf16(v) : v; };
+  const Vec h = linear_ref(rb(x), rb(w), &b, N * T, K, 2 * D);
+  Vec ref(size_t(N * T * D));
+  for (int64_t r = 0; r < N * T; ++r)
+    for (int64_t i = 0; i < D; ++i)
+      ref[size_t(r * D + i)] =
+          float(h[size_t(r * 2 * D + i)] * gelu_ref(h[size_t(r * 2 * D + D + i)]));
+  EXPECT_LT(rel_err(p->output("y"), ref), bf16() ? 5e-3 : 2e-5);
+  EXPECT_EQ(p->steps().back().kind, "Linear+geglu");
+}
+
 TEST_P(Ops, GroupNorm) {
   struct Case {
     int64_t N, H, W, C, G;

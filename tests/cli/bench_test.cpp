@@ -57,9 +57,12 @@ TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
     EXPECT_EQ(c.at("width"), 256);
     EXPECT_EQ(c.at("unet_batch"), 1);
     precisions.insert(c.at("precision").get<std::string>());
-    for (const char* key : {"load_s", "rss_after_load_bytes", "peak_rss_bytes", "s_per_image",
-                            "cold_first_image_s", "steps"})
+    for (const char* key :
+         {"load_s", "rss_after_load_bytes", "peak_rss_bytes", "s_per_image_estimated",
+          "s_per_image_measured", "cold_first_image_s", "steps"})
       expect_positive(c, key, where);
+    for (const char* key : {"s", "text_encoder_ms", "sampling_ms", "vae_decode_ms"})
+      expect_positive(c.at("end_to_end"), key, where + " end_to_end");
     EXPECT_GE(c.at("peak_rss_bytes").get<double>(), c.at("rss_after_load_bytes").get<double>());
     EXPECT_EQ(c.at("note"), "");
     ASSERT_FALSE(c.at("unet_profile").empty()) << where;
@@ -87,14 +90,16 @@ TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
 
 TEST(BenchCommand, ModelWithoutControlNetSkipsTheControlNetStepWithANote) {
   TempDir dir;
-  CommandResult r =
-      run_sdc({"bench", "--quick", "-m", tiny("model.safetensors"), "--model-config",
-               tiny("diffusers"), "--precision", "f32", "--json", dir.file("b.json")});
+  CommandResult r = run_sdc({"bench", "--quick", "-m", tiny("model.safetensors"), "--model-config",
+                             tiny("diffusers"), "--precision", "f32", "--e2e-max-steps", "0",
+                             "--json", dir.file("b.json")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::ifstream in(dir.file("b.json"));
   const json j = json::parse(in);
   ASSERT_EQ(j.at("cases").size(), 1u);
   const json& c = j.at("cases")[0];
+  EXPECT_TRUE(c.at("end_to_end").is_null());  // --e2e-max-steps 0
+  EXPECT_TRUE(c.at("s_per_image_measured").is_null());
   EXPECT_NE(c.at("note").get<std::string>().find("no ControlNet"), std::string::npos);
   for (const json& t : c.at("components")) EXPECT_NE(t.at("component"), "controlnet_unet_batch1");
 }
@@ -122,6 +127,7 @@ TEST(BenchCommand, OtherBadValuesExit2WithOneLine) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
       {{"bench", "--unet-steps", "0"}, "--unet-steps: expected 1 or more, found 0"},
       {{"bench", "--threads", "-1"}, "--threads: expected 0 (all cores) or more, found -1"},
+      {{"bench", "--e2e-max-steps", "-1"}, "--e2e-max-steps: expected 0 or more, found -1"},
       {{"bench", "--json", dir.file("missing/b.json")},
        "--json: expected an existing output directory"},
   };
@@ -191,10 +197,17 @@ pipeline::CaseResult sample_result() {
     t.run_ms = {ms - 10, ms + 10};
     t.cpu_ms = 2 * ms;
     t.macs = int64_t(ms * 1e6);
+    t.weight_bytes = 7;
+    t.arena_bytes = 8;
+    t.scratch_bytes = 9;
     return t;
   };
   r.components = {timing(Component::TextEncoder, 50), timing(Component::UNetBatch2, 3000),
                   timing(Component::VaeDecode, 4000)};
+  r.end_to_end_s = 61;
+  r.e2e_text_encoder_ms = 99;
+  r.e2e_sampling_ms = 60000;
+  r.e2e_vae_decode_ms = 900;
   r.unet_profile = {{"Conv2d+sum", 30, 1500, 2900, 1000000}, {"Attention", 16, 700, 1400, 0}};
   return r;
 }

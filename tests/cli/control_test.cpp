@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 
@@ -16,6 +17,7 @@ namespace {
 std::vector<std::string> tiny_generate(const test::TempDir& dir) {
   return {"generate", "-m", test::tiny("model.safetensors"), "--model-config", test::tiny("diffusers"),
           "-p", "a ring", "-W", "64", "-H", "64", "--steps", "2", "--sampler", "ddim", "--seed", "1",
+          "--precision", "f32",
           "-o", dir.file("out.png")};
 }
 
@@ -43,7 +45,12 @@ TEST(ControlNetCli, ControlScaleZeroEqualsNoControlNet) {
   without.back() = dir.file("without.png");
   ASSERT_EQ(test::run_sdc(with).exit_code, 0);
   ASSERT_EQ(test::run_sdc(without).exit_code, 0);
-  EXPECT_EQ(io::read_image(dir.file("with.png")).rgb, io::read_image(dir.file("without.png")).rgb);
+  // Adding zero residuals changes nothing but the order of some float additions in fused kernels.
+  const auto a = io::read_image(dir.file("with.png")).rgb, b = io::read_image(dir.file("without.png")).rgb;
+  ASSERT_EQ(a.size(), b.size());
+  int worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(int(a[i]) - int(b[i])));
+  EXPECT_LE(worst, 1);
 }
 
 void expect_refused(std::vector<std::string> extra, const std::string& needle) {

@@ -105,12 +105,14 @@ SDC_AVX512BF16 void pv_tile_bf16(const uint16_t* p, int64_t ps, const uint16_t* 
     if constexpr (HALF)
       bh = (__m256bh)_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vp + (jj * vs + NF) * 32));
     for (int r = 0; r < RM; ++r) {
-      int32_t pair;
+      // One broadcast load of the probability pair serves both widths (the 256-bit operand is
+      // the low half of the 512-bit one).
+      float pair;
       std::memcpy(&pair, p + r * ps + 2 * jj, 4);
-      const __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
-      for (int v = 0; v < NF; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
+      const __m512 a = _mm512_set1_ps(pair);
+      for (int v = 0; v < NF; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], (__m512bh)a, b[v]);
       if constexpr (HALF)
-        acch[r] = _mm256_dpbf16_ps(acch[r], (__m256bh)_mm256_set1_epi32(pair), bh);
+        acch[r] = _mm256_dpbf16_ps(acch[r], (__m256bh)_mm512_castps512_ps256(a), bh);
     }
   }
   for (int r = 0; r < RM; ++r) {
@@ -184,10 +186,9 @@ SDC_AVX512 void pv_tile_f32(const float* p, int64_t ps, const float* vp, int64_t
     __m256 bh;
     if constexpr (HALF) bh = _mm256_loadu_ps(vp + (j * vs + NF) * 16);
     for (int r = 0; r < RM; ++r) {
-      const float pr = p[r * ps + j];
-      const __m512 a = _mm512_set1_ps(pr);
+      const __m512 a = _mm512_set1_ps(p[r * ps + j]);
       for (int v = 0; v < NF; ++v) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
-      if constexpr (HALF) acch[r] = _mm256_fmadd_ps(_mm256_set1_ps(pr), bh, acch[r]);
+      if constexpr (HALF) acch[r] = _mm256_fmadd_ps(_mm512_castps512_ps256(a), bh, acch[r]);
     }
   }
   for (int r = 0; r < RM; ++r) {

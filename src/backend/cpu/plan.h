@@ -15,8 +15,10 @@ enum class Precision { F32, BF16 };
 
 // True when the CPU has AVX512-BF16 or AMX-BF16 (what `--precision auto` checks).
 bool cpu_has_bf16();
-// "f32" | "bf16" | "auto" -> Precision; throws sdc::UsageError for anything else, and for "bf16"
-// on a CPU without native bf16 support it still works (oneDNN emulates), but auto picks F32 there.
+// "f32" | "bf16" | "auto" -> Precision; throws sdc::UsageError for anything else. "bf16" on an
+// AVX-512 CPU without native bf16 still works (oneDNN emulates, slowly); auto picks F32 there.
+// Plan::compile throws sdc::UsageError for BF16 on a CPU without AVX-512 (oneDNN has no bf16
+// kernels for it).
 Precision parse_precision(const std::string& name);
 const char* precision_name(Precision p);
 

@@ -69,6 +69,7 @@ struct Store {
 enum class SK {
   Conv,
   Linear,
+  LinearGeglu,
   GroupNorm,
   LayerNorm,
   Attention,
@@ -104,6 +105,7 @@ struct Spec {
   Binary binary = Binary::Add;
   Broadcast bc = Broadcast::None;
   int64_t n = 0;  // element counts for Convert/Copy
+  int tmp = -1;   // LinearGeglu: the f32 GELU(gate) buffer, live within the step
 };
 
 dt dnnl_dt(DType t) {
@@ -198,6 +200,13 @@ class Planner {
         const ValueId c = sole_consumer(grp.out);
         if (c == kNone || group_of_[size_t(c)] >= 0) break;  // taken by an earlier chain
         const Node& cn = node(c);
+        if (n.op == Op::Linear && grp.post.empty() && cn.op == Op::Geglu) {
+          // GEGLU after a projection: two matmuls (gate with a GELU post-op, value with a
+          // multiply post-op), no 2x-wide intermediate.
+          grp.post.push_back({Op::Geglu, c, kNone});
+          grp.out = c;
+          break;
+        }
         if (cn.op == Op::Gelu || cn.op == Op::QuickGelu || cn.op == Op::Silu ||
             cn.op == Op::Scale) {
           grp.post.push_back({cn.op, c, kNone});
@@ -482,6 +491,12 @@ class Planner {
         s.macs = shape_numel(m.shape) * (m.op == Op::Conv2d ? ws[1] * ws[2] * ws[3] : ws[1]);
         for (const auto& p : grp.post) {
           const Node& pn = node(p.node);
+          if (p.op == Op::Geglu) {
+            s.kind = SK::LinearGeglu;
+            s.name += "+geglu";
+            s.tmp = arena_store(DType::F32, shape_numel(pn.shape));
+            continue;
+          }
           PostOp po;
           switch (p.op) {
             case Op::Gelu:
@@ -610,6 +625,7 @@ class Planner {
       for (int st : s.in) touch(st);
       for (const PostOp& p : s.post) touch(p.store);
       touch(s.out);
+      touch(s.tmp);
     }
     for (const auto& [name, v] : g_.outputs()) {
       (void)name;
@@ -802,6 +818,99 @@ class Planner {
                      pd.scratchpad_desc());
   }
 
+  // Rows [r0, r0 + rows) of a [R, ...] weight or [R] bias, as a TensorRef on the same bytes.
+  static TensorRef rows_of(const TensorRef& t, int64_t r0, int64_t rows) {
+    TensorRef part = t;
+    const int64_t row = t.numel() / t.shape[0];
+    part.shape = t.shape.size() == 1 ? Shape{rows} : Shape{rows, row};
+    part.data = static_cast<const uint8_t*>(t.data) + size_t(r0 * row) * dtype_size(t.dtype);
+    part.nbytes = size_t(rows * row) * dtype_size(t.dtype);
+    return part;
+  }
+
+  Prepared prepare_linear_geglu(const Spec& s) {
+    const Node& m = *s.node;
+    const Node& wn = node(m.inputs[1]);
+    const Shape& ws = wn.shape;
+    const int64_t K = ws[1], D = ws[0] / 2, M = shape_numel(m.shape) / ws[0];
+    if (!is_float(wn.weight.dtype))
+      fail(wn, "a float weight", std::string(dtype_name(wn.weight.dtype)));
+    const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
+    const memory::desc src_md({M, K}, dnnl_dt(src_t), tag::ab);
+    const memory::desc w_any({K, D}, dnnl_dt(src_t), tag::any);
+    const memory::desc g_md({M, D}, dt::f32, tag::ab);
+    const memory::desc dst_md({M, D}, dnnl_dt(dst_t), tag::ab);
+    const bool has_bias = m.inputs[2] != kNone;
+    const memory::desc b_md = has_bias ? memory::desc({1, D}, dt::f32, tag::ab) : memory::desc();
+    dnnl::primitive_attr gate_attr, value_attr;
+    dnnl::post_ops gate_po, value_po;
+    gate_po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
+    value_po.append_binary(dnnl::algorithm::binary_mul, g_md);
+    gate_attr.set_post_ops(gate_po);
+    value_attr.set_post_ops(value_po);
+    gate_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    value_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    const dnnl::matmul::primitive_desc gate_pd(dnnl::matmul::desc(src_md, w_any, b_md, g_md),
+                                               gate_attr, plan_.engine);
+    const dnnl::matmul::primitive_desc value_pd(dnnl::matmul::desc(src_md, w_any, b_md, dst_md),
+                                                value_attr, plan_.engine);
+    // PyTorch's GEGLU: value = first half of the projection, gate = second half.
+    auto pack_half = [&](const dnnl::matmul::primitive_desc& pd, int64_t r0) {
+      const TensorRef part = rows_of(wn.weight, r0, D);
+      auto p = WeightCache::global().get(
+          part,
+          "dnnl " + std::string(dtype_name(part.dtype)) + shape_str(part.shape) + " " +
+              md_key(pd.weights_desc()),
+          [&] {
+            return pack_weight(part, memory::desc({K, D}, dt::f32, tag::ba), pd.weights_desc(),
+                               plan_.engine);
+          });
+      plan_.weights_.push_back(p);
+      return p;
+    };
+    auto bias_half = [&](int64_t r0) -> std::shared_ptr<PackedWeight> {
+      if (!has_bias) return nullptr;
+      const TensorRef part = rows_of(node(m.inputs[2]).weight, r0, D);
+      auto p = WeightCache::global().get(part, "f32 " + shape_str(part.shape),
+                                         [&] { return pack_f32(part); });
+      plan_.weights_.push_back(p);
+      return p;
+    };
+    auto w_value = pack_half(value_pd, 0), w_gate = pack_half(gate_pd, D);
+    auto b_value = bias_half(0), b_gate = bias_half(D);
+    Prepared p;
+    p.scratch =
+        std::max(gate_pd.scratchpad_desc().get_size(), value_pd.scratchpad_desc().get_size());
+    const Spec* sp = &s;
+    const dnnl::primitive gate_prim = dnnl::matmul(gate_pd), value_prim = dnnl::matmul(value_pd);
+    p.bind = [=, this]() {
+      const dnnl::engine& e = plan_.engine;
+      auto gate_args = std::make_shared<std::unordered_map<int, memory>>();
+      auto value_args = std::make_shared<std::unordered_map<int, memory>>();
+      const memory src(src_md, e, ptr(sp->in[0])), g(g_md, e, ptr(sp->tmp));
+      (*gate_args)[DNNL_ARG_SRC] = src;
+      (*gate_args)[DNNL_ARG_WEIGHTS] = memory(gate_pd.weights_desc(), e, w_gate->data());
+      (*gate_args)[DNNL_ARG_DST] = g;
+      (*gate_args)[DNNL_ARG_SCRATCHPAD] = memory(gate_pd.scratchpad_desc(), e, scratch());
+      (*value_args)[DNNL_ARG_SRC] = src;
+      (*value_args)[DNNL_ARG_WEIGHTS] = memory(value_pd.weights_desc(), e, w_value->data());
+      (*value_args)[DNNL_ARG_DST] = memory(dst_md, e, ptr(sp->out));
+      (*value_args)[DNNL_ARG_SCRATCHPAD] = memory(value_pd.scratchpad_desc(), e, scratch());
+      (*value_args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = g;
+      if (b_gate) {
+        (*gate_args)[DNNL_ARG_BIAS] = memory(b_md, e, b_gate->data());
+        (*value_args)[DNNL_ARG_BIAS] = memory(b_md, e, b_value->data());
+      }
+      dnnl::stream* stream = &plan_.stream;
+      return std::function<void()>([gate_prim, value_prim, gate_args, value_args, stream] {
+        gate_prim.execute(*stream, *gate_args);
+        value_prim.execute(*stream, *value_args);
+        stream->wait();
+      });
+    };
+    return p;
+  }
+
   template <class F>
   Prepared simple(size_t scratch_bytes, F make) {
     Prepared p;
@@ -820,6 +929,8 @@ class Planner {
         return prepare_conv(s);
       case SK::Linear:
         return prepare_linear(s);
+      case SK::LinearGeglu:
+        return prepare_linear_geglu(s);
       case SK::GroupNorm: {
         const Node& m = *s.node;
         const Shape& xs = m.shape;
@@ -1048,6 +1159,8 @@ class Planner {
 }  // namespace
 
 std::unique_ptr<Plan> Plan::compile(const graph::Graph& g, const PlanOptions& options) {
+  if (options.precision == Precision::BF16 && !cpu_features().avx512)
+    throw UsageError("", "precision", "f32 on this CPU (bf16 needs AVX-512)", "bf16");
   auto plan = std::make_unique<CpuPlan>();
   plan->threads = resolve_threads(options.threads);
   const int saved = omp_get_max_threads();
