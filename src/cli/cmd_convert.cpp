@@ -166,21 +166,6 @@ std::string output_path(const ConvertArgs& a, const std::string& name) {
   return a.output;
 }
 
-// An LCM-LoRA announces itself in its metadata (ss_output_name "lcm-lora-sdv1-5", a training
-// comment …) or in its file name.
-std::string lcm_evidence(const model::LoraFile& lora) {
-  const std::string file = fs::path(lora.path).filename().string();
-  if (lora.metadata.is_object())
-    for (const auto& [key, value] : lora.metadata.items()) {
-      const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
-      if (lower(key).find("lcm") != std::string::npos ||
-          lower(text).find("lcm") != std::string::npos)
-        return "LCM-LoRA " + file + " (metadata " + key + ")";
-    }
-  if (lower(file).find("lcm") != std::string::npos) return "LCM-LoRA " + file + " (file name)";
-  return {};
-}
-
 // An input file and what the compiled model records about it.
 struct Source {
   std::string path;
@@ -324,7 +309,7 @@ void run_convert(const ConvertArgs& a) {
   if (a.defaults == "none") info.defaults = {};
   std::string lcm_reason;
   for (const auto& lf : lora_files)
-    if (lcm_reason.empty()) lcm_reason = lcm_evidence(*lf);
+    if (lcm_reason.empty()) lcm_reason = model::lcm_lora_evidence(*lf);
   if (a.defaults == "lcm" && lcm_reason.empty()) lcm_reason = "--defaults lcm";
   if (a.defaults != "none" && !lcm_reason.empty()) info.defaults = {"lcm", "", 4, 1.0f, lcm_reason};
   if (!info.defaults.empty())
@@ -366,7 +351,7 @@ void run_convert(const ConvertArgs& a) {
   model::ExportOptions options;
   options.threads = a.threads;
   options.on_tensor = [&](size_t done, size_t n) {
-    if (g_interrupted.load()) throw Error(out, "", "", "interrupted; nothing written");
+    if (g_interrupted.load()) throw Error(out + ": interrupted; nothing written");
     bar.update(done, n);
   };
   InterruptGuard guard;

@@ -1,8 +1,10 @@
 // Writing and reading the sdc.* metadata of a compiled model (schema in compiled_model.h).
 #include "model/compiled_model.h"
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 
 #include "common/error.h"
 
@@ -81,7 +83,25 @@ const nlohmann::json& array_at(const nlohmann::json& v, const std::string& file,
   return v;
 }
 
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
 }  // namespace
+
+std::string lcm_lora_evidence(const LoraFile& lora) {
+  const std::string file = std::filesystem::path(lora.path).filename().string();
+  if (lora.metadata.is_object())
+    for (const auto& [key, value] : lora.metadata.items()) {
+      const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+      if (lower(key).find("lcm") != std::string::npos ||
+          lower(text).find("lcm") != std::string::npos)
+        return "LCM-LoRA " + file + " (metadata " + key + ")";
+    }
+  if (lower(file).find("lcm") != std::string::npos) return "LCM-LoRA " + file + " (file name)";
+  return {};
+}
 
 std::optional<DType> parse_precision_name(const std::string& name) {
   if (name == "f32" || name == "fp32") return DType::F32;

@@ -32,6 +32,7 @@
 #include "io/gguf.h"
 #include "io/tensor_file.h"
 #include "model/hparams.h"
+#include "model/lora_file.h"
 #include "model/model_loader.h"
 
 namespace sdc::model {
@@ -90,6 +91,12 @@ io::GgufMetadata compiled_metadata(const CompiledInfo& info, const LoadedModel& 
 // sdc.version). sdc::Error naming the file and key for a newer format version or a malformed
 // value (wrong type, sizes not in W,H pairs, a non-positive step count …).
 std::optional<CompiledInfo> read_compiled_info(const io::TensorFile& file);
+
+// Why `lora` is an LCM-LoRA (whose baked model wants lcm, 4 steps, cfg 1), or "" when nothing
+// says so: a metadata key or value mentioning "lcm" (kohya's ss_output_name "lcm-lora-sdv1-5",
+// a training comment …), else the file name. E.g. "LCM-LoRA x.safetensors (metadata
+// ss_output_name)".
+std::string lcm_lora_evidence(const LoraFile& lora);
 
 // "f32", "f16", "bf16" (the precisions a compiled model stores); nullopt for anything else.
 std::optional<DType> parse_precision_name(const std::string& name);

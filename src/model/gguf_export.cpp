@@ -223,26 +223,27 @@ ExportResult export_gguf(const std::string& path, const WeightMap& weights,
       }
     });
 
-  for (size_t i = 0; i < n; ++i) {
-    Output o;
-    {
-      std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return stop || slots[i].ready; });
-      if (stop) break;
-      o = std::move(slots[i]);
-    }
-    try {
+  // The writer: tensors in file order. Anything thrown here (a full disk, the progress callback
+  // asking to stop) stops the workers too; they are always joined before the error goes on.
+  try {
+    for (size_t i = 0; i < n; ++i) {
+      Output o;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return stop || slots[i].ready; });
+        if (stop) break;
+        o = std::move(slots[i]);
+      }
       writer.write_tensor(o.data, o.nbytes);
-    } catch (...) {
-      fail(std::current_exception());
-      break;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++written;
+      }
+      cv.notify_all();
+      if (options.on_tensor) options.on_tensor(i + 1, n);
     }
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      ++written;
-    }
-    cv.notify_all();
-    if (options.on_tensor) options.on_tensor(i + 1, n);
+  } catch (...) {
+    fail(std::current_exception());
   }
   for (auto& t : pool) t.join();
   if (error) std::rethrow_exception(error);

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "backend/cpu/plan.h"
 #include "common/fixtures.h"
@@ -200,6 +201,29 @@ TEST(Convert, MetadataRecordsSourcesLorasPrecisionsAndSizes) {
   EXPECT_LT(r.out.size(), 16000u);
 }
 
+TEST(Convert, SourcesOfADiffusersFolderAndOfAVae) {
+  TempDir dir;
+  CommandResult r = run_sdc({"convert", "-u", tiny("diffusers"), "-o", dir.file("f.gguf")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto info = model::read_compiled_info(io::open_tensor_file(dir.file("f.gguf")));
+  std::set<std::string> names;
+  for (const auto& s : info->sources) {
+    EXPECT_EQ(s.role, "model");
+    names.insert(s.name);
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"diffusers/text_encoder/model.safetensors",
+                                          "diffusers/unet/diffusion_pytorch_model.safetensors",
+                                          "diffusers/vae/diffusion_pytorch_model.safetensors"}));
+  EXPECT_EQ(info->name, "diffusers");
+  const std::string vae = tiny("diffusers/vae/diffusion_pytorch_model.safetensors");
+  const std::string path = convert(dir, "v", {"--vae", vae, "-t", "f32"});
+  info = model::read_compiled_info(io::open_tensor_file(path));
+  ASSERT_EQ(info->sources.size(), 2u);
+  EXPECT_EQ(info->sources[1].role, "vae");
+  EXPECT_EQ(info->sources[1].name, "diffusion_pytorch_model.safetensors");
+  EXPECT_EQ(info->sources[1].size, fs::file_size(vae));
+}
+
 TEST(Convert, OutputFolderTakesTheNameAndTheModelsStem) {
   TempDir dir;
   CommandResult r = run_sdc({"convert", "-u", tiny("model.safetensors"), "--model-config",
@@ -231,6 +255,64 @@ TEST(Convert, LcmDefaultsFromTheFileNameOrForcedOrNone) {
   const auto forced = defaults_of(convert(dir, "d", {"--defaults", "lcm"}));
   EXPECT_EQ(forced.sampler, "lcm");
   EXPECT_EQ(forced.reason, "--defaults lcm");
+}
+
+// A compiled file converts again (another precision) with no --model-config, keeping what it baked.
+TEST(Convert, ACompiledFileConvertsAgainAndKeepsItsLoras) {
+  TempDir dir;
+  const std::string first = convert(
+      dir, "first", {"-l", tiny("lora-kohya.safetensors"), "--defaults", "lcm", "-t", "f32"});
+  const CommandResult r =
+      run_sdc({"convert", "-u", first, "-t", "bf16", "-o", dir.file("second.gguf")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto info = model::read_compiled_info(io::open_tensor_file(dir.file("second.gguf")));
+  ASSERT_EQ(info->loras.size(), 1u);
+  EXPECT_EQ(info->loras[0].name, "lora-kohya.safetensors");
+  EXPECT_EQ(info->defaults.sampler, "lcm");
+  ASSERT_EQ(info->sources.size(), 1u);
+  EXPECT_EQ(info->sources[0].name, "first.gguf");
+  EXPECT_EQ(info->precision.at("unet"), DType::BF16);
+  // Same weights, rounded.
+  const io::GgufFile a = io::read_gguf(first), b = io::read_gguf(dir.file("second.gguf"));
+  const TensorRef& wa = a.file.tensors.get("model.diffusion_model.out.2.weight");
+  const TensorRef& wb = b.file.tensors.get("model.diffusion_model.out.2.weight");
+  EXPECT_EQ(TensorRef::from_f32(wa.to_f32(), wa.shape, DType::BF16).to_f32(), wb.to_f32());
+}
+
+// A compiled file whose metadata is damaged: generate names the key in one line.
+TEST(Convert, DamagedMetadataIsAOneLineError) {
+  TempDir dir;
+  const std::string path = convert(dir, "m", {"-t", "f16", "-s", "64", "64"});
+  const io::GgufFile g = io::read_gguf(path);
+  auto damaged = [&](const std::string& key, io::GgufValue value) {
+    io::GgufMetadata kv = g.kv;
+    int replaced = 0;
+    for (auto& [k, v] : kv)
+      if (k == key) {
+        v = value;
+        ++replaced;
+      }
+    EXPECT_EQ(replaced, 1) << key;
+    const std::string out = dir.file("bad.gguf");
+    io::write_gguf(out, g.file.tensors, kv, 64);
+    return run_sdc({"generate", "-m", out, "-p", "x", "-W", "64", "-H", "64", "--steps", "1", "-o",
+                    dir.file("x.png")});
+  };
+  CommandResult r =
+      damaged("sdc.sizes", io::GgufValue::array(io::GgufType::I32, {io::GgufValue::i32(64)}));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(error_line(r).find("bad.gguf: sdc.sizes: expected an array of width, height pairs"),
+            std::string::npos)
+      << r.err;
+  r = damaged("sdc.tokenizer.vocab_json", io::GgufValue::string("[1, 2]"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(error_line(r).find("sdc.tokenizer: vocab.json: expected a non-empty JSON object"),
+            std::string::npos)
+      << r.err;
+  r = damaged("sdc.config.unet", io::GgufValue::string("{\"attention_head_dim\": 5}"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(error_line(r).find("UNet heads"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir.file("x.png")));
 }
 
 // ---- generating from the .gguf ---------------------------------------------------------------

@@ -256,6 +256,21 @@ TEST(CompiledModel, MalformedMetadataNamesTheKey) {
   EXPECT_NE(with("general.name", 5).find("general.name: expected a string"), std::string::npos);
 }
 
+TEST(CompiledModel, LcmLoraEvidenceFromMetadataOrFileName) {
+  LoraFile f;
+  f.path = "/x/add-detail.safetensors";
+  f.metadata = {{"ss_network_module", "networks.lora"}, {"ss_network_dim", "64"}};
+  EXPECT_EQ(lcm_lora_evidence(f), "");
+  f.metadata["ss_output_name"] = "LCM-LoRA-sdv1-5";
+  EXPECT_EQ(lcm_lora_evidence(f), "LCM-LoRA add-detail.safetensors (metadata ss_output_name)");
+  f.metadata = {{"format", "pt"}};
+  f.path = "/x/pytorch_lora_weights_lcm_sd15.safetensors";
+  EXPECT_EQ(lcm_lora_evidence(f), "LCM-LoRA pytorch_lora_weights_lcm_sd15.safetensors (file name)");
+  // The fixture LoRAs say nothing of LCM.
+  EXPECT_EQ(lcm_lora_evidence(load_lora(test::tiny("lora-kohya.safetensors"))), "");
+  EXPECT_EQ(lcm_lora_evidence(load_lora(test::tiny("lora-peft.safetensors"))), "");
+}
+
 // ---- fused LoRA merge ------------------------------------------------------------------------
 
 // The f32 values merge_lora's apply_lora_module gives, and the fused kernels' (SIMD and portable).
@@ -425,6 +440,27 @@ TEST(ExportGguf, AFailureHalfWayLeavesNothing) {
     export_gguf(dir.file("m.gguf"), model.tensors, {bake}, ComponentTypes{}, {}, options);
   });
   EXPECT_NE(err.find("fused merge"), std::string::npos) << err;
+  EXPECT_TRUE(dir.list().empty());
+}
+
+// The progress callback may stop the export (`sdc convert` does on SIGINT/SIGTERM): the workers
+// are joined, the error comes out, nothing remains.
+TEST(ExportGguf, AProgressCallbackThatThrowsStopsTheExport) {
+  const io::TensorFile model = io::read_safetensors(test::tiny("model.safetensors"));
+  const LoraTargets targets(model.tensors);
+  const LoraFile kohya = load_lora(test::tiny("lora-kohya.safetensors"));
+  LoraReport report;
+  const LoraBake bake = prepare_lora_bake(model.tensors, targets, kohya, 1.0f, false, report);
+  test::TempDir dir;
+  ExportOptions options;
+  options.threads = 2;
+  options.on_tensor = [](size_t done, size_t) {
+    if (done == 100) throw Error("m.gguf: interrupted; nothing written");
+  };
+  EXPECT_EQ(error_of([&] {
+              export_gguf(dir.file("m.gguf"), model.tensors, {bake}, ComponentTypes{}, {}, options);
+            }),
+            "m.gguf: interrupted; nothing written");
   EXPECT_TRUE(dir.list().empty());
 }
 
