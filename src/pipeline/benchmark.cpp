@@ -188,6 +188,7 @@ class CaseRunner {
     ComponentTiming t = measure(
         Component::TextEncoder, s_.text_runs, [&] { plans_->text_encoder(1, 1); },
         [&] { context_ = encode_prompts(*plans_, bundle_.tokenizer(), kPrompt, "", 1, false); });
+    add_memory(t, plans_->text_encoder(1, 1));
     t.macs =
         graph::build_text_encoder(bundle_.model.weights, bundle_.model.text_encoder, 1, 1).macs();
     return t;

@@ -76,8 +76,8 @@ TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
     for (const json& t : c.at("components")) {
       const std::string name = where + " " + t.at("component").get<std::string>();
       seen.insert(t.at("component").get<std::string>());
-      for (const char* key :
-           {"ms", "cpu_ms", "compile_s", "first_run_ms", "macs", "gflops", "peak_percent"})
+      for (const char* key : {"ms", "cpu_ms", "compile_s", "first_run_ms", "macs", "gflops",
+                              "peak_percent", "weight_bytes", "arena_bytes"})
         expect_positive(t, key, name);
       EXPECT_EQ(t.at("run_ms").size(), 1u) << name;
     }
