@@ -61,7 +61,7 @@ Graph build_unet(const WeightMap& weights, const model::UNetParams& p, const UNe
         ++sub;
       }
       if (l > 0 && i == p.layers_per_block) {
-        const Shape& next = g.shape(skips.back());
+        const Shape next = g.shape(skips.back());  // a copy: adding nodes moves shapes
         h = g.upsample_nearest(h, int(next[1]), int(next[2]));
         h = conv(ws, h, name + "." + std::to_string(sub) + ".conv", co, co, 3, 1, 1);
       }

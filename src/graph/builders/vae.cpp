@@ -70,7 +70,7 @@ Graph build_vae_decoder(const WeightMap& weights, const model::VaeParams& p, int
     for (int i = 0; i <= p.layers_per_block; ++i)
       h = resnet(ws, h, up + ".block." + std::to_string(i), ch[size_t(l)], p);
     if (l > 0) {
-      const Shape& s = g.shape(h);
+      const Shape s = g.shape(h);
       h = g.upsample_nearest(h, int(2 * s[1]), int(2 * s[2]));
       h = conv(ws, h, up + ".upsample.conv", ch[size_t(l)], ch[size_t(l)], 3, 1, 1);
     }
