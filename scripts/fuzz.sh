@@ -20,8 +20,9 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 status=0
 shopt -s nullglob
-for fuzzer in "$BUILD"/fuzz/*_fuzzer; do
-  name=$(basename "$fuzzer" _fuzzer)
+for src in fuzz/*_fuzzer.cpp; do  # the sources, so that a stale binary is never run
+  name=$(basename "$src" _fuzzer.cpp)
+  fuzzer="$BUILD/fuzz/${name}_fuzzer"
   corpus="$BUILD/corpus/$name" artifacts="$BUILD/artifacts/$name" log="$BUILD/$name.log"
   mkdir -p "$corpus" "$artifacts"
   seeds=()

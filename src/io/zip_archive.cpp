@@ -63,6 +63,7 @@ ZipArchive::ZipArchive(const uint8_t* data, size_t size, std::string path,
       e.method = uint16_t(st.comp_method);
       if (st.encryption_method != ZIP_EM_NONE)
         throw Error(path_, e.name, "an unencrypted zip entry", "an encrypted one");
+      by_name_.emplace(e.name, entries_.size());
       entries_.push_back(std::move(e));
     }
     read_central_directory();
@@ -143,9 +144,8 @@ void ZipArchive::read_central_directory() {
 }
 
 const ZipEntry* ZipArchive::find(const std::string& name) const {
-  for (const ZipEntry& e : entries_)
-    if (e.name == name) return &e;
-  return nullptr;
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : &entries_[it->second];
 }
 
 ZipBytes ZipArchive::read(const ZipEntry& e) {

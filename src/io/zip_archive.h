@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 struct zip;
@@ -55,6 +56,7 @@ class ZipArchive {
   std::shared_ptr<const void> owner_;
   zip* za_ = nullptr;
   std::vector<ZipEntry> entries_;
+  std::unordered_map<std::string, size_t> by_name_;  // first entry of each name
 };
 
 }  // namespace sdc::io
