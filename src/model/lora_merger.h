@@ -56,7 +56,8 @@ LoraReport merge_lora(WeightMap& weights, const LoraFile& lora, float scale,
 LoraReport merge_lora(WeightMap& weights, const LoraTargets& targets, const LoraFile& lora,
                       float scale, bool ignore_unmatched = false);
 
-// Loads and merges each LoRA in order, each with its own scale.
+// Loads and merges each LoRA in order, each with its own scale. If one fails, the ones before it
+// stay merged (each merge_lora is all-or-nothing); callers abort on the error.
 std::vector<LoraReport> merge_loras(WeightMap& weights, const std::vector<LoraSpec>& loras,
                                     bool ignore_unmatched = false);
 
