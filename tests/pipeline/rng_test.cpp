@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numbers>
 #include <set>
 
 #include "common/error.h"
@@ -99,8 +100,8 @@ TEST(TorchGenerator, SmallTensorsUseTheScalarPathWithCachedNormal) {
     const double u1 = double(raw.random64() & ((uint64_t(1) << 53) - 1)) / 9007199254740992.0;
     const double u2 = double(raw.random64() & ((uint64_t(1) << 53) - 1)) / 9007199254740992.0;
     const double r = std::sqrt(-2.0 * std::log(1.0 - u2));
-    expect.push_back(r * std::cos(2.0 * M_PI * u1));
-    expect.push_back(r * std::sin(2.0 * M_PI * u1));
+    expect.push_back(r * std::cos(2.0 * std::numbers::pi * u1));
+    expect.push_back(r * std::sin(2.0 * std::numbers::pi * u1));
   }
   for (int i = 0; i < 3; ++i) EXPECT_NEAR(v[i], expect[i], 1e-6) << i;
   // The 4th normal is still cached: the next scalar draw returns it without using the engine.

@@ -9,19 +9,19 @@
 // dpmpp_2m the variance-preserving x_t. The final latents are the denoised SD latents (divide by
 // the VAE scaling factor 0.18215 before decoding).
 //
-// Per step i (t = schedule.timesteps[i], sigma = schedule.sigmas[i]):
-//   model input       euler, euler_a: x / sqrt(sigma^2 + 1); others: x
-//   ddim    (eta 0)   x0 = (x - sqrt(1 - a_t) eps) / sqrt(a_t); x = sqrt(a_prev) x0 + sqrt(1 -
-//   a_prev)
-//                     eps, a_prev at t - 1000 // steps (alphas_cumprod[0] below 0)
-//   lcm               x0 as ddim; denoised = c_out x0 + c_skip x (c from 10 t, sigma_data 0.5);
-//                     x = sqrt(a_next) denoised + sqrt(1 - a_next) randn, a_next at the next
-//                     timestep — no noise (and no draw) after the last step
-//   euler             x += (x - x0) / sigma * (sigma_next - sigma), x0 = x - sigma eps
-//                     (diffusers also draws an unused randn per step; sdc does not)
-//   euler_a           x += (x - x0) / sigma * (sigma_down - sigma) + randn * sigma_up
-//   dpmpp_2m          DPM-Solver++ (midpoint), first order on the first step of a run and on the
-//                     last step (lower_order_final / final sigma 0), second order otherwise
+// Per step i (t = schedule.timesteps[i], sigma = schedule.sigmas[i], a = alphas_cumprod):
+//   model input  euler, euler_a: x / sqrt(sigma^2 + 1); the others: x
+//   ddim         x0 = (x - sqrt(1 - a_t) eps) / sqrt(a_t); x = sqrt(a_p) x0 + sqrt(1 - a_p) eps
+//                with p = t - 1000 // steps (a_0 when p < 0); eta 0
+//   lcm          x0 as ddim; denoised = c_out x0 + c_skip x (c from 10 t, sigma_data 0.5);
+//                x = sqrt(a_n) denoised + sqrt(1 - a_n) randn, n the next timestep; the last
+//                step returns denoised (no noise, no draw)
+//   euler        x += (x - x0) / sigma * (sigma_next - sigma), x0 = x - sigma eps
+//                (diffusers also draws an unused randn per step; sdc does not)
+//   euler_a      x += (x - x0) / sigma * (sigma_down - sigma) + randn * sigma_up
+//   dpmpp_2m     DPM-Solver++ (midpoint) on x_t with alpha = 1 / sqrt(sigma^2 + 1): first order
+//                on the first step of a run and on the last (lower_order_final, final sigma 0),
+//                second order otherwise
 //
 // Noise drawn during run() (one latent-sized randn each): lcm steps - 1 - first_step, euler_a
 // steps - first_step, the others none. The caller draws the initial noise (txt2img: 1 + those in

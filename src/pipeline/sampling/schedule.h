@@ -8,7 +8,8 @@
 //  euler,    timesteps as ddim (as floats); sigmas = sigma(t) at them, then 0;
 //  euler_a   init_noise_sigma = sqrt(sigma_max^2 + 1)
 //    karras: Karras sigmas between sigma(t_last) and sigma(t_first) of those timesteps; timesteps
-//            = sigma_to_t(sigma), fractional (not rounded)
+//            = sigma_to_t(sigma), fractional (not rounded) — EulerDiscreteScheduler's
+//            use_karras_sigmas; euler_a uses the same (0.28's ancestral scheduler has no karras)
 //  dpmpp_2m  timesteps (0..steps) * (1000 // (steps + 1)), reversed, last dropped, + 1;
 //            sigmas = sigma(t) at them, then 0 (final_sigmas_type "zero"); init_noise_sigma 1
 //    karras: Karras sigmas between sigma(0) and sigma(999) of the training schedule;
