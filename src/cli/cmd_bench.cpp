@@ -3,11 +3,18 @@
 // (case, precision) is measured by a fresh `sdc bench --internal-case …` child process, so every
 // peak-RSS figure is that configuration's own; the parent measures the backend peak, gathers the
 // children's JSON, prints the table and writes --json.
+//
+// Without -m, the parent writes the random model once as an fp16 safetensors checkpoint (and a
+// ControlNet beside it), as a downloaded fine-tune would come, into unlinked temporary files that
+// the children inherit: they load it exactly as `sdc generate -m FILE` does (memory-mapped), and
+// nothing is left on disk, even after Ctrl-C.
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -15,13 +22,17 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <thread>
 
 #include "cli/commands.h"
 #include "cli/model_options.h"
 #include "common/error.h"
+#include "common/stopwatch.h"
 #include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "model/random_model.h"
 #include "pipeline/benchmark.h"
 
 extern char** environ;
@@ -41,9 +52,63 @@ struct BenchArgs {
   std::string internal_case, internal_precision, internal_extras, internal_out;
 };
 
+// Full-size SD1.5 (and ControlNet) with random weights in unlinked fp16 safetensors files whose
+// descriptors the children inherit; closed (and so gone) with this object.
+class RandomModelFiles {
+ public:
+  RandomModelFiles(uint64_t seed, bool with_controlnet) {
+    model::RandomModelParts base;
+    model_fd_ = write(model::make_random_sd15(seed, DType::F16, base), "model");
+    if (with_controlnet) {
+      model::RandomModelParts cn;
+      cn.unet = cn.text_encoder = cn.vae = false;
+      cn.controlnet = true;
+      controlnet_fd_ = write(model::make_random_sd15(seed + 1, DType::F16, cn), "controlnet");
+    }
+  }
+  ~RandomModelFiles() {
+    if (model_fd_ >= 0) close(model_fd_);
+    if (controlnet_fd_ >= 0) close(controlnet_fd_);
+  }
+  RandomModelFiles(const RandomModelFiles&) = delete;
+  RandomModelFiles& operator=(const RandomModelFiles&) = delete;
+
+  // Paths that open the files in a child (descriptors are inherited across posix_spawn).
+  std::string model_path() const { return fd_path(model_fd_); }
+  std::string controlnet_path() const { return controlnet_fd_ < 0 ? "" : fd_path(controlnet_fd_); }
+
+ private:
+  static std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+  static int write(const WeightMap& weights, const std::string& what) {
+    const char* dir = std::getenv("TMPDIR");
+    std::string path = std::string(dir && *dir ? dir : "/tmp") + "/sdc-bench-" + what + "-XXXXXX";
+    const int tmp = mkstemp(path.data());
+    if (tmp < 0) throw Error(path, "temporary file", "a writable folder", std::strerror(errno));
+    close(tmp);
+    try {
+      io::write_safetensors(path, weights, {{"format", "pt"}});
+    } catch (...) {
+      std::remove(path.c_str());
+      throw;
+    }
+    const int fd = open(path.c_str(), O_RDONLY);  // no O_CLOEXEC: the children read it
+    const int open_errno = errno;
+    std::remove(path.c_str());
+    if (fd < 0) throw Error(path, "temporary file", "readable", std::strerror(open_errno));
+    return fd;
+  }
+
+  int model_fd_ = -1, controlnet_fd_ = -1;
+};
+
 // The options a child needs to measure the same model the same way.
-std::vector<std::string> shared_args(const BenchArgs& a) {
-  const pipeline::BundleOptions& m = a.settings.model;
+std::vector<std::string> shared_args(const BenchArgs& a, const RandomModelFiles* random) {
+  pipeline::BundleOptions m = a.settings.model;
+  if (random) {
+    m.model = random->model_path();
+    m.controlnet = random->controlnet_path();
+  }
   std::vector<std::string> args;
   auto add = [&](const char* flag, const std::string& v) {
     if (v.empty()) return;
@@ -111,7 +176,8 @@ class TempResult {
   std::string path_;
 };
 
-pipeline::CaseResult run_child(const BenchArgs& a, const pipeline::BenchCase& c, cpu::Precision p,
+pipeline::CaseResult run_child(const BenchArgs& a, const RandomModelFiles* random,
+                               const pipeline::BenchCase& c, cpu::Precision p,
                                const std::vector<pipeline::Component>& extras) {
   TempResult out;
   std::vector<std::string> args = {
@@ -121,7 +187,7 @@ pipeline::CaseResult run_child(const BenchArgs& a, const pipeline::BenchCase& c,
     args.push_back("--internal-extras");
     args.push_back(join_components(extras));
   }
-  for (const std::string& s : shared_args(a)) args.push_back(s);
+  for (const std::string& s : shared_args(a, random)) args.push_back(s);
   const int code = run_self(args);
   const std::string what = c.name + " " + cpu::precision_name(p);
   // The child has already printed its one-line reason.
@@ -161,7 +227,7 @@ void run_internal_case(const BenchArgs& a) {
 
 std::string command_line(const BenchArgs& a) {
   std::string cmd = "sdc bench --precision " + a.precision + " --cases " + a.cases;
-  const std::vector<std::string> args = shared_args(a);
+  const std::vector<std::string> args = shared_args(a, nullptr);
   for (const std::string& s : args) cmd += " " + s;
   if (!a.json.empty()) cmd += " --json " + a.json;
   return cmd;
@@ -200,7 +266,7 @@ void run_bench(BenchArgs& a) {
   pipeline::BenchReport report;
   report.model = a.settings.model.model.empty()
                      ? "full-size SD1.5 with random weights (seed " +
-                           std::to_string(a.settings.seed) + ", bf16 storage)"
+                           std::to_string(a.settings.seed) + ", fp16 safetensors)"
                      : a.settings.model.model;
   report.cpu = pipeline::cpu_model_name();
   report.hardware_threads = int(std::thread::hardware_concurrency());
@@ -216,9 +282,21 @@ void run_bench(BenchArgs& a) {
     report.peaks.push_back(pipeline::measure_peak(p, a.settings.threads, a.quick ? 1 : 3));
   }
   const std::vector<std::vector<pipeline::Component>> extras = pipeline::plan_extras(cases);
+  std::unique_ptr<RandomModelFiles> random;
+  if (model.empty()) {
+    bool controlnet = false;
+    for (const auto& e : extras)
+      controlnet |= std::find(e.begin(), e.end(), pipeline::Component::ControlNetStep) != e.end();
+    std::cerr << "writing full-size SD1.5" << (controlnet ? " and ControlNet" : "")
+              << " with random weights (fp16 safetensors)…\n"
+              << std::flush;
+    Stopwatch clock;
+    random = std::make_unique<RandomModelFiles>(a.settings.seed, controlnet);
+    std::cerr << "written in " << clock.seconds() << " s\n";
+  }
   for (size_t i = 0; i < cases.size(); ++i)
     for (cpu::Precision p : precisions)
-      report.cases.push_back(run_child(a, cases[i], p, extras[i]));
+      report.cases.push_back(run_child(a, random.get(), cases[i], p, extras[i]));
   report.loadavg_end = pipeline::load_average();
 
   report.print_table(std::cout);

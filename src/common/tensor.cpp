@@ -1,6 +1,11 @@
 // TensorRef conversions and WeightMap lookups.
 #include "common/tensor.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+
 #include "common/error.h"
 
 namespace sdc {
@@ -21,6 +26,16 @@ std::vector<float> TensorRef::to_f32() const {
   std::vector<float> out(static_cast<size_t>(numel()));
   convert_to_f32(dtype, data, out.data(), out.size());
   return out;
+}
+
+void TensorRef::release_pages() const {
+  if (!file_backed || !data || nbytes == 0) return;
+  // Whole pages around the tensor: neighbours' bytes on the edge pages are file-backed too and
+  // come back the same way. Advice only: a failure leaves the pages resident, nothing else.
+  static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + nbytes + page - 1) & ~(page - 1);
+  madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 TensorRef TensorRef::from_f32(const std::vector<float>& values, Shape shape, DType dtype,

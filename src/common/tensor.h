@@ -25,8 +25,15 @@ struct TensorRef {
   size_t nbytes = 0;
   std::shared_ptr<const void> owner;  // keeps `data` alive
   std::string source;                 // file it came from, for error messages
+  // `data` lies in a read-only mapping of a file: its pages can be dropped from this process's
+  // memory at any time and are read again from the file (page cache) on the next access.
+  bool file_backed = false;
 
   int64_t numel() const { return shape_numel(shape); }
+  // Drops the resident pages of a file-backed tensor (nothing for other tensors) once a consumer
+  // has made its own copy (packed weights, a written file), so that the source and the copy are
+  // not both counted in memory. `data` stays valid: the bytes are the same when read again.
+  void release_pages() const;
   // The values as f32 (converted from F16/BF16/F64). Throws for non-float tensors.
   std::vector<float> to_f32() const;
   // A new TensorRef owning a copy of `values` in `dtype` (F32/F16/BF16).

@@ -268,7 +268,9 @@ TensorFile parse_ckpt(const uint8_t* data, size_t size, const std::string& path,
 
 TensorFile read_ckpt(const std::string& path) {
   auto file = MappedFile::open(path);
-  return parse_ckpt(file->data(), file->size(), path, file);
+  TensorFile tf = parse_ckpt(file->data(), file->size(), path, file);
+  file->mark_file_backed(tf.tensors);  // stored entries; deflated ones are copies
+  return tf;
 }
 
 }  // namespace sdc::io

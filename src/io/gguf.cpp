@@ -597,7 +597,9 @@ GgufFile parse_gguf(const uint8_t* data, size_t size, const std::string& path,
 
 GgufFile read_gguf(const std::string& path) {
   auto file = MappedFile::open(path);
-  return parse_gguf(file->data(), file->size(), path, file);
+  GgufFile g = parse_gguf(file->data(), file->size(), path, file);
+  file->mark_file_backed(g.file.tensors);
+  return g;
 }
 
 // --- writing ---------------------------------------------------------------------------------

@@ -37,6 +37,14 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
   return f;
 }
 
+void MappedFile::mark_file_backed(WeightMap& tensors) const {
+  for (auto& [name, t] : tensors.all()) {
+    const auto* p = static_cast<const uint8_t*>(t.data);
+    if (data_ && p >= data_ && t.nbytes <= size_ && size_t(p - data_) <= size_ - t.nbytes)
+      t.file_backed = true;
+  }
+}
+
 MappedFile::~MappedFile() {
   if (data_) munmap(const_cast<uint8_t*>(data_), size_);
 }

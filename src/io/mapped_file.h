@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "common/tensor.h"
+
 namespace sdc::io {
 
 class MappedFile {
@@ -21,6 +23,9 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Marks the tensors whose bytes lie inside this mapping as file-backed (TensorRef::file_backed):
+  // their pages may be released and read again. Copies made by a parser are left alone.
+  void mark_file_backed(WeightMap& tensors) const;
 
  private:
   MappedFile() = default;

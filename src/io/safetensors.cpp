@@ -132,7 +132,9 @@ TensorFile parse_safetensors(const uint8_t* data, size_t size, const std::string
 
 TensorFile read_safetensors(const std::string& path) {
   auto file = MappedFile::open(path);
-  return parse_safetensors(file->data(), file->size(), path, file);
+  TensorFile tf = parse_safetensors(file->data(), file->size(), path, file);
+  file->mark_file_backed(tf.tensors);
+  return tf;
 }
 
 void write_safetensors(const std::string& path, const WeightMap& tensors,

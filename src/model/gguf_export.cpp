@@ -235,6 +235,9 @@ ExportResult export_gguf(const std::string& path, const WeightMap& weights,
         o = std::move(slots[i]);
       }
       writer.write_tensor(o.data, o.nbytes);
+      // Written: the mapped source tensor need not stay resident (convert's RSS stays near the
+      // window of tensors in flight, not the whole checkpoint).
+      jobs[i].tensor->release_pages();
       {
         std::lock_guard<std::mutex> lock(mu);
         ++written;

@@ -97,9 +97,15 @@ std::shared_ptr<PackedWeight> WeightCache::get(const TensorRef& t, const std::st
   if (candidates)
     for (const Entry& e : entries_)
       if (e.format == format && e.nbytes == t.nbytes && e.content_hash == hash)
-        if (auto packed = e.packed.lock()) return packed;
+        if (auto packed = e.packed.lock()) {
+          t.release_pages();  // read for the hash only
+          return packed;
+        }
   std::shared_ptr<PackedWeight> packed = make();
   entries_.push_back(Entry{t.data, t.owner, has_owner, t.nbytes, hash, format, packed});
+  // The packed copy is what runs: the mapped source need not stay resident beside it (at 512x512
+  // bf16 that is the difference between ~2 and ~4 GB). A later plan re-reads it from the file.
+  t.release_pages();
   return packed;
 }
 
