@@ -63,7 +63,9 @@ void run_generate(GenerateArgs& a) {
                      "none");
   const cpu::Precision precision = cpu::parse_precision(a.precision);
 
+  Stopwatch since_start;  // for "load to first UNet step", the figure a deployment cares about
   pipeline::ModelBundle loaded = pipeline::load_bundle(a.model, std::cerr);
+  std::cerr << "loaded " << loaded.name << " in " << int(since_start.ms()) << " ms\n";
   pipeline::apply_defaults(loaded, req);
   pipeline::validate(req);
 
@@ -89,8 +91,15 @@ void run_generate(GenerateArgs& a) {
   for (int b = 0; b < req.batch_count; ++b) {
     ProgressBar bar(req.batch_count > 1 ? "batch " + std::to_string(b + 1) + " step" : "step");
     const int64_t seed = req.seed + int64_t(b) * req.batch_size;
-    pipeline::BatchResult r = sd.generate_batch(req, seed, [&](int done, int steps) { bar.update(done, steps); });
+    double first_step_ms = 0;
+    pipeline::BatchResult r = sd.generate_batch(req, seed, [&](int done, int steps) {
+      if (done == 1 && b == 0) first_step_ms = since_start.ms();
+      bar.update(done, steps);
+    });
     bar.finish();
+    if (b == 0 && first_step_ms > 0)
+      std::cerr << "first UNet step done " << int(first_step_ms) << " ms after start (load, plans, "
+                << "text encoder, step 1)\n";
     for (size_t i = 0; i < r.images.size(); ++i) {
       const int index = b * req.batch_size + int(i);
       const std::string path = output_path(a.output, index, total);

@@ -9,6 +9,7 @@
 
 #include "common/fixtures.h"
 #include "io/image.h"
+#include "io/safetensors.h"
 #include "pipeline/canny.h"
 
 namespace sdc {
@@ -100,6 +101,59 @@ TEST(ControlNetCli, RefusesATruncatedImage) {
   std::fwrite(bytes.data(), 1, bytes.size(), out);
   std::fclose(out);
   expect_refused({"--init-image", img.file("cut.png"), "--strength", "0.5"}, "cut.png");
+}
+
+// The tiny ControlNet with every cross-attention key/value projection widened to `context` inputs
+// (the layout of a ControlNet for a UNet with another text-encoder width), plus `extra` tensors.
+std::string write_controlnet_variant(const test::TempDir& dir, const std::string& name,
+                                     const std::string& source, int64_t context,
+                                     const WeightMap& extra) {
+  const io::TensorFile f = io::read_safetensors(source);
+  WeightMap w;
+  for (const auto& [key, t] : f.tensors.all()) {
+    const bool kv = key.find("attn2.to_k.weight") != std::string::npos ||
+                    key.find("attn2.to_v.weight") != std::string::npos;
+    if (kv && context > 0) {
+      const Shape shape{t.shape[0], context};
+      w.set(key, TensorRef::from_f32(std::vector<float>(size_t(shape_numel(shape)), 0.01f), shape,
+                                     DType::F32));
+    } else {
+      w.set(key, t);
+    }
+  }
+  for (const auto& [key, t] : extra.all()) w.set(key, t);
+  const std::string path = dir.file(name);
+  io::write_safetensors(path, w, {});
+  return path;
+}
+
+TEST(ControlNetCli, RefusesAControlNetForAnotherArchitecture) {
+  test::TempDir cn;
+  const std::string ldm = test::tiny("controlnet.safetensors");
+  const std::string diffusers = test::tiny("controlnet-diffusers/diffusion_pytorch_model.safetensors");
+  WeightMap sdxl_ldm, sdxl_diffusers;  // SDXL's pooled-text + size embedding
+  sdxl_ldm.set("control_model.label_emb.0.0.weight",
+               TensorRef::from_f32(std::vector<float>(32 * 2816), {32, 2816}, DType::F32));
+  sdxl_diffusers.set("add_embedding.linear_1.weight",
+                     TensorRef::from_f32(std::vector<float>(32 * 2816), {32, 2816}, DType::F32));
+  const struct {
+    std::string file, needle;
+  } cases[] = {
+      {write_controlnet_variant(cn, "sd2.safetensors", ldm, 1024, {}),
+       "expected a ControlNet for SD1.x, found SD2.x"},
+      {write_controlnet_variant(cn, "sdxl.safetensors", ldm, 2048, sdxl_ldm),
+       "expected a ControlNet for SD1.x, found SDXL"},
+      {write_controlnet_variant(cn, "sdxl-diffusers.safetensors", diffusers, 2048, sdxl_diffusers),
+       "expected a ControlNet for SD1.x, found SDXL"},
+      // SD1-shaped, but for a text encoder of another width than this model's (32).
+      {write_controlnet_variant(cn, "ctx48.safetensors", ldm, 48, {}),
+       "expected a ControlNet matching the UNet (context 32), found context 48"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.file);
+    expect_refused({"--control-net", c.file, "--control-image", test::tiny("images/hint_64x64.png")},
+                   c.needle);
+  }
 }
 
 }  // namespace

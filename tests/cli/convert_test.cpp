@@ -398,6 +398,61 @@ TEST(Convert, GgufAndSourceWithTheSameLoraGiveBitIdenticalLatents) {
 
 // ---- ControlNet ------------------------------------------------------------------------------
 
+TEST(Convert, BundledControlNetGeneratesTheSameImageAsTheSeparateFile) {
+  // The controlnet_ddim pipeline from a .gguf with the ControlNet inside (no --control-net, no
+  // --model-config) and from the checkpoint + ControlNet file: bit-identical at f32, and within
+  // the pipeline tolerance of the fixture.
+  TempDir dir;
+  const std::string path = convert(dir, "cn", {"-c", tiny("controlnet.safetensors"), "-t", "f32"});
+  const nlohmann::json& c = find_case("pipeline/controlnet_ddim");
+  const std::vector<std::string> common{"-p",
+                                        c["prompt"].get<std::string>(),
+                                        "-W",
+                                        std::to_string(c["width"].get<int>()),
+                                        "-H",
+                                        std::to_string(c["height"].get<int>()),
+                                        "--steps",
+                                        std::to_string(c["num_inference_steps"].get<int>()),
+                                        "--cfg-scale",
+                                        std::to_string(c["guidance_scale"].get<double>()),
+                                        "--seed",
+                                        std::to_string(c["seed"].get<int64_t>()),
+                                        "--sampler",
+                                        "ddim",
+                                        "--precision",
+                                        "f32",
+                                        "--control-image",
+                                        tiny("images/hint_64x64.png")};
+  std::vector<std::string> a{
+      "generate", "-m", path, "--save-latents", dir.file("a.safetensors"), "-o", dir.file("a.png")};
+  std::vector<std::string> b{"generate",
+                             "-m",
+                             tiny("model.safetensors"),
+                             "--model-config",
+                             tiny("diffusers"),
+                             "--control-net",
+                             tiny("controlnet.safetensors"),
+                             "--save-latents",
+                             dir.file("b.safetensors"),
+                             "-o",
+                             dir.file("b.png")};
+  a.insert(a.end(), common.begin(), common.end());
+  b.insert(b.end(), common.begin(), common.end());
+  const CommandResult ra = run_sdc(a), rb = run_sdc(b);
+  ASSERT_EQ(ra.exit_code, 0) << ra.err;
+  ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  const std::vector<float> la = latents_of(dir.file("a.safetensors")),
+                           lb = latents_of(dir.file("b.safetensors"));
+  ASSERT_EQ(la.size(), lb.size());
+  EXPECT_EQ(std::memcmp(la.data(), lb.data(), la.size() * sizeof(float)), 0);
+  EXPECT_EQ(io::read_image(dir.file("a.png")).rgb, io::read_image(dir.file("b.png")).rgb);
+  const std::vector<float> all = ref_f32(c["tensors"]["latents_after_each_step"].get<std::string>());
+  ASSERT_GE(all.size(), la.size());
+  const std::vector<float> last(all.end() - std::ptrdiff_t(la.size()), all.end());
+  EXPECT_LE(rel_max_diff(la.data(), last), tolerance("pipeline_latents"));
+}
+
+
 TEST(Convert, BundledControlNetKeepsItsWeights) {
   const io::TensorFile original = io::read_safetensors(tiny("controlnet.safetensors"));
   for (const char* source : {"controlnet.safetensors", "controlnet-diffusers"}) {
