@@ -19,6 +19,10 @@ if [ "${1:-}" = "--sanitize" ]; then
 else
   EXTRA=(-DCMAKE_BUILD_TYPE=Release)
 fi
+if [ "$BUILD" = build ] && git rev-parse --git-dir >/dev/null 2>&1; then
+  # Formatting is part of the build contract (.clang-format at the root): list offenders and stop.
+  git ls-files '*.cpp' '*.h' | xargs clang-format --dry-run -Werror
+fi
 cmake -S . -B "$BUILD" -G Ninja -DSDC_WERROR=ON "${EXTRA[@]}"
 if [ ${#SKIP[@]} -gt 0 ]; then
   # Only what the sanitizer run executes: the tool and the test programs of those layers.

@@ -6,13 +6,13 @@
 #include "backend/cpu/plan.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
-#include "pipeline/model_bundle.h"
 #include "cli/progress_bar.h"
 #include "common/error.h"
 #include "common/stopwatch.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "pipeline/generation_params.h"
+#include "pipeline/model_bundle.h"
 #include "pipeline/plan_warmup.h"
 #include "pipeline/rng/torch_generator.h"
 #include "pipeline/sampling/sampler_kind.h"
@@ -36,7 +36,8 @@ struct GenerateArgs {
 std::string output_path(const std::string& base, int index, int total) {
   if (total == 1) return base;
   std::filesystem::path p(base);
-  return (p.parent_path() / (p.stem().string() + "-" + std::to_string(index + 1) + p.extension().string()))
+  return (p.parent_path() /
+          (p.stem().string() + "-" + std::to_string(index + 1) + p.extension().string()))
       .string();
 }
 
@@ -45,7 +46,8 @@ void check_output_folder(const std::string& path, const char* option) {
   if (dir.empty()) return;
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
-    throw UsageError(path, option, "an existing output directory", dir.string() + " does not exist");
+    throw UsageError(path, option, "an existing output directory",
+                     dir.string() + " does not exist");
 }
 
 void run_generate(GenerateArgs& a) {
@@ -56,16 +58,17 @@ void run_generate(GenerateArgs& a) {
   pipeline::parse_schedule(req.scheduler);
   check_output_folder(a.output, "-o");
   if (!a.save_latents.empty()) check_output_folder(a.save_latents, "--save-latents");
-  if (!req.control_save_hint.empty()) check_output_folder(req.control_save_hint, "--control-save-hint");
+  if (!req.control_save_hint.empty())
+    check_output_folder(req.control_save_hint, "--control-save-hint");
   if (!req.control_image.empty() && a.model.controlnet.empty() &&
       std::filesystem::path(a.model.model).extension() != ".gguf")
-    throw UsageError("", "--control-image", "a ControlNet (--control-net FILE or one bundled in a .gguf)",
-                     "none");
+    throw UsageError("", "--control-image",
+                     "a ControlNet (--control-net FILE or one bundled in a .gguf)", "none");
   const cpu::Precision precision = cpu::parse_precision(a.precision);
 
   Stopwatch since_start;  // for "load to first UNet step", the figure a deployment cares about
   pipeline::ModelBundle loaded = pipeline::load_bundle(a.model, std::cerr);
-  std::cerr << "loaded " << loaded.name << " in " << int(since_start.ms()) << " ms\n";
+  const double load_ms = since_start.ms();
   pipeline::apply_defaults(loaded, req);
   pipeline::validate(req);
 
@@ -82,7 +85,8 @@ void run_generate(GenerateArgs& a) {
     pipeline::WarmupSpec spec{loaded.declared_sizes, {}, req.clip_skip, !req.control_image.empty()};
     spec.unet_batches = {req.cfg_scale > 1.0f ? 2 * loaded.declared_batch : loaded.declared_batch};
     const size_t n = pipeline::warm_plans(sd.plans(), spec);
-    std::cerr << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms\n";
+    std::cerr << "planned " << n << " plans for the declared sizes in " << int(clock.ms())
+              << " ms\n";
   }
 
   const int total = req.batch_size * req.batch_count;
@@ -98,19 +102,21 @@ void run_generate(GenerateArgs& a) {
     });
     bar.finish();
     if (b == 0 && first_step_ms > 0)
-      std::cerr << "first UNet step done " << int(first_step_ms) << " ms after start (load, plans, "
-                << "text encoder, step 1)\n";
+      std::cerr << "first UNet step done " << int(first_step_ms) << " ms after start (model load "
+                << int(load_ms) << " ms, then plans, text encoder, step 1)\n";
     for (size_t i = 0; i < r.images.size(); ++i) {
       const int index = b * req.batch_size + int(i);
       const std::string path = output_path(a.output, index, total);
       pipeline::GenerationParams params = pipeline::describe(loaded, req, r.images[i].seed);
-      io::write_png(path, r.images[i].image, {{"parameters", pipeline::format_a1111_parameters(params)}});
+      io::write_png(path, r.images[i].image,
+                    {{"parameters", pipeline::format_a1111_parameters(params)}});
       std::cout << path << "\n";
     }
     all_latents.insert(all_latents.end(), r.latents.begin(), r.latents.end());
     latent_shape = r.latent_shape;
-    std::cerr << "text encoder " << r.timings.text_encoder_ms << " ms, sampling " << r.timings.sampling_ms
-              << " ms (" << r.timings.unet_steps << " steps), VAE decode " << r.timings.vae_decode_ms << " ms\n";
+    std::cerr << "text encoder " << r.timings.text_encoder_ms << " ms, sampling "
+              << r.timings.sampling_ms << " ms (" << r.timings.unet_steps << " steps), VAE decode "
+              << r.timings.vae_decode_ms << " ms\n";
   }
   if (!a.save_latents.empty()) {
     latent_shape[0] = total;
@@ -127,17 +133,21 @@ void add_generate_command(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   add_model_options(*cmd, a->model);
   auto& r = a->req;
-  cmd->add_option("-p,--prompt", r.prompt, "Prompt (A1111 syntax: (word), [word], (word:1.3), BREAK)");
+  cmd->add_option("-p,--prompt", r.prompt,
+                  "Prompt (A1111 syntax: (word), [word], (word:1.3), BREAK)");
   cmd->add_option("-n,--negative-prompt", r.negative_prompt, "Negative prompt");
   cmd->add_option("-W,--width", r.width, "Image width (multiple of 8)");
   cmd->add_option("-H,--height", r.height, "Image height (multiple of 8)");
-  cmd->add_option("--steps", r.steps, "Sampling steps")->each([&r](const std::string&) { r.steps_set = true; });
+  cmd->add_option("--steps", r.steps, "Sampling steps")->each([&r](const std::string&) {
+    r.steps_set = true;
+  });
   cmd->add_option("--cfg-scale", r.cfg_scale, "Classifier-free guidance scale")
       ->each([&r](const std::string&) { r.cfg_set = true; });
   cmd->add_option("--sampler", r.sampler, "lcm | ddim | euler | euler_a | dpmpp_2m")
       ->each([&r](const std::string&) { r.sampler_set = true; });
-  cmd->add_option("--scheduler", r.scheduler, "default | karras")
-      ->each([&r](const std::string&) { r.scheduler_set = true; });
+  cmd->add_option("--scheduler", r.scheduler, "default | karras")->each([&r](const std::string&) {
+    r.scheduler_set = true;
+  });
   cmd->add_option("--seed", r.seed, "Seed (-1: random)");
   cmd->add_option("--rng", a->rng, "Noise generator: cpu (torch.Generator('cpu') compatible)");
   cmd->add_option("--clip-skip", r.clip_skip, "1 = last text-encoder layer, 2 = penultimate");
@@ -145,11 +155,14 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--batch-count", r.batch_count, "Number of runs");
   cmd->add_option("--precision", a->precision, "f32 | bf16 | auto");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)");
-  cmd->add_option("-o,--output", a->output, "Output PNG (several images: name-1.png, name-2.png, …)");
-  cmd->add_option("--save-latents", a->save_latents, "Also write the final latents (safetensors, NCHW f32)");
+  cmd->add_option("-o,--output", a->output,
+                  "Output PNG (several images: name-1.png, name-2.png, …)");
+  cmd->add_option("--save-latents", a->save_latents,
+                  "Also write the final latents (safetensors, NCHW f32)");
   cmd->add_option("--init-image", r.init_image, "img2img: the starting image (PNG or JPEG)");
   cmd->add_option("--strength", r.strength, "img2img denoising strength in (0, 1]");
-  cmd->add_option("--resize-mode", r.resize_mode, "resize | crop | fill (when the image size differs)");
+  cmd->add_option("--resize-mode", r.resize_mode,
+                  "resize | crop | fill (when the image size differs)");
   cmd->add_option("--control-image", r.control_image, "ControlNet hint image");
   cmd->add_option("--control-scale", r.control_scale, "ControlNet conditioning scale");
   cmd->add_option("--control-start", r.control_start, "Fraction of steps where ControlNet starts");
@@ -157,7 +170,11 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--control-preprocess", r.control_preprocess, "none | canny");
   cmd->add_option("--canny-low", r.canny_low, "Canny low threshold");
   cmd->add_option("--canny-high", r.canny_high, "Canny high threshold");
-  cmd->add_option("--control-save-hint", r.control_save_hint, "Write the hint image the ControlNet sees (PNG)");
+  cmd->add_option(
+      "--canny-blur", r.canny_blur,
+      "Gaussian blur sigma (pixels) before Canny; 0 = none, as the ControlNet annotator");
+  cmd->add_option("--control-save-hint", r.control_save_hint,
+                  "Write the hint image the ControlNet sees (PNG)");
   cmd->callback([a] { run_generate(*a); });
 }
 

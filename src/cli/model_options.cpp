@@ -4,13 +4,16 @@
 namespace sdc::cli {
 
 void add_model_options(CLI::App& cmd, pipeline::BundleOptions& o, bool model_required) {
-  auto* m = cmd.add_option("-m,--model", o.model,
-                           "Model: .safetensors/.ckpt single file, diffusers folder or compiled .gguf");
+  auto* m =
+      cmd.add_option("-m,--model", o.model,
+                     "Model: .safetensors/.ckpt single file, diffusers folder or compiled .gguf");
   if (model_required) m->required();
-  cmd.add_option("--model-config", o.model_config,
-                 "Diffusers-style folder with unet/, text_encoder/, vae/ config.json (non-standard widths)");
+  cmd.add_option(
+      "--model-config", o.model_config,
+      "Diffusers-style folder with unet/, text_encoder/, vae/ config.json (non-standard widths)");
   cmd.add_option("--vae", o.vae, "VAE to use instead of (or in the absence of) the model's own");
-  cmd.add_option("--text-encoder", o.text_encoder, "Text encoder to use instead of the model's own");
+  cmd.add_option("--text-encoder", o.text_encoder,
+                 "Text encoder to use instead of the model's own");
   cmd.add_option("--lora", o.loras, "LoRA FILE[:SCALE] merged into the weights (repeatable)");
   cmd.add_option("--control-net", o.controlnet, "ControlNet file (original or diffusers layout)");
   cmd.add_flag("--ignore-unmatched-lora-keys", o.ignore_unmatched_lora_keys,

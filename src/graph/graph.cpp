@@ -8,26 +8,46 @@ namespace sdc::graph {
 
 const char* op_name(Op op) {
   switch (op) {
-    case Op::Input: return "Input";
-    case Op::Weight: return "Weight";
-    case Op::Conv2d: return "Conv2d";
-    case Op::Linear: return "Linear";
-    case Op::GroupNorm: return "GroupNorm";
-    case Op::LayerNorm: return "LayerNorm";
-    case Op::Attention: return "Attention";
-    case Op::Gelu: return "Gelu";
-    case Op::QuickGelu: return "QuickGelu";
-    case Op::Silu: return "Silu";
-    case Op::Geglu: return "Geglu";
-    case Op::Add: return "Add";
-    case Op::Mul: return "Mul";
-    case Op::Scale: return "Scale";
-    case Op::UpsampleNearest: return "UpsampleNearest";
-    case Op::Concat: return "Concat";
-    case Op::Slice: return "Slice";
-    case Op::Reshape: return "Reshape";
-    case Op::TimestepEmbedding: return "TimestepEmbedding";
-    case Op::Embedding: return "Embedding";
+    case Op::Input:
+      return "Input";
+    case Op::Weight:
+      return "Weight";
+    case Op::Conv2d:
+      return "Conv2d";
+    case Op::Linear:
+      return "Linear";
+    case Op::GroupNorm:
+      return "GroupNorm";
+    case Op::LayerNorm:
+      return "LayerNorm";
+    case Op::Attention:
+      return "Attention";
+    case Op::Gelu:
+      return "Gelu";
+    case Op::QuickGelu:
+      return "QuickGelu";
+    case Op::Silu:
+      return "Silu";
+    case Op::Geglu:
+      return "Geglu";
+    case Op::Add:
+      return "Add";
+    case Op::Mul:
+      return "Mul";
+    case Op::Scale:
+      return "Scale";
+    case Op::UpsampleNearest:
+      return "UpsampleNearest";
+    case Op::Concat:
+      return "Concat";
+    case Op::Slice:
+      return "Slice";
+    case Op::Reshape:
+      return "Reshape";
+    case Op::TimestepEmbedding:
+      return "TimestepEmbedding";
+    case Op::Embedding:
+      return "Embedding";
   }
   return "?";
 }
@@ -53,7 +73,8 @@ ValueId Graph::weight(const std::string& name, const TensorRef& t) {
   return push(std::move(n));
 }
 
-ValueId Graph::conv2d(ValueId x, ValueId w, ValueId b, int stride, int pad, const std::string& label) {
+ValueId Graph::conv2d(ValueId x, ValueId w, ValueId b, int stride, int pad,
+                      const std::string& label) {
   return conv2d(x, w, b, stride, pad, pad, pad, pad, label);
 }
 
@@ -64,7 +85,8 @@ ValueId Graph::conv2d(ValueId x, ValueId w, ValueId b, int stride, int pt, int p
   if (xs.size() != 4) fail(label, "conv input [N,H,W,C]", xs);
   if (ws.size() != 4 || ws[1] != xs[3])
     fail(label, "conv weight [Co," + std::to_string(xs[3]) + ",kh,kw]", ws);
-  if (b != kNone && shape(b) != Shape{ws[0]}) fail(label, "bias [" + std::to_string(ws[0]) + "]", shape(b));
+  if (b != kNone && shape(b) != Shape{ws[0]})
+    fail(label, "bias [" + std::to_string(ws[0]) + "]", shape(b));
   const int64_t ho = (xs[1] + pt + pb - ws[2]) / stride + 1;
   const int64_t wo = (xs[2] + pl + pr - ws[3]) / stride + 1;
   if (ho <= 0 || wo <= 0) fail(label, "an input larger than the kernel", xs);
@@ -80,10 +102,11 @@ ValueId Graph::conv2d(ValueId x, ValueId w, ValueId b, int stride, int pt, int p
 ValueId Graph::linear(ValueId x, ValueId w, ValueId b, const std::string& label) {
   Shape xs = shape(x);
   const Shape& ws = shape(w);
-  const bool ok = (ws.size() == 2 || (ws.size() == 4 && ws[2] == 1 && ws[3] == 1)) &&
-                  !xs.empty() && ws[1] == xs.back();
+  const bool ok = (ws.size() == 2 || (ws.size() == 4 && ws[2] == 1 && ws[3] == 1)) && !xs.empty() &&
+                  ws[1] == xs.back();
   if (!ok) fail(label, "linear weight [Co," + std::to_string(xs.empty() ? 0 : xs.back()) + "]", ws);
-  if (b != kNone && shape(b) != Shape{ws[0]}) fail(label, "bias [" + std::to_string(ws[0]) + "]", shape(b));
+  if (b != kNone && shape(b) != Shape{ws[0]})
+    fail(label, "bias [" + std::to_string(ws[0]) + "]", shape(b));
   xs.back() = ws[0];
   return push(Node{Op::Linear, {x, w, b}, xs, DType::F32, {}, label, {}});
 }
@@ -102,7 +125,8 @@ ValueId Graph::group_norm(ValueId x, ValueId gamma, ValueId beta, int groups, fl
   return push(std::move(n));
 }
 
-ValueId Graph::layer_norm(ValueId x, ValueId gamma, ValueId beta, float eps, const std::string& label) {
+ValueId Graph::layer_norm(ValueId x, ValueId gamma, ValueId beta, float eps,
+                          const std::string& label) {
   const Shape& xs = shape(x);
   if (shape(gamma) != Shape{xs.back()} || shape(beta) != Shape{xs.back()})
     fail(label, "norm weight [" + std::to_string(xs.back()) + "]", shape(gamma));
@@ -123,11 +147,15 @@ ValueId Graph::attention(ValueId q, ValueId k, ValueId v, int heads, bool causal
   return push(std::move(n));
 }
 
-ValueId Graph::gelu(ValueId x) { return push(Node{Op::Gelu, {x}, shape(x), DType::F32, {}, {}, {}}); }
+ValueId Graph::gelu(ValueId x) {
+  return push(Node{Op::Gelu, {x}, shape(x), DType::F32, {}, {}, {}});
+}
 ValueId Graph::quick_gelu(ValueId x) {
   return push(Node{Op::QuickGelu, {x}, shape(x), DType::F32, {}, {}, {}});
 }
-ValueId Graph::silu(ValueId x) { return push(Node{Op::Silu, {x}, shape(x), DType::F32, {}, {}, {}}); }
+ValueId Graph::silu(ValueId x) {
+  return push(Node{Op::Silu, {x}, shape(x), DType::F32, {}, {}, {}});
+}
 
 ValueId Graph::geglu(ValueId x) {
   Shape s = shape(x);
@@ -185,7 +213,8 @@ ValueId Graph::concat(ValueId a, ValueId b) {
 
 ValueId Graph::slice(ValueId x, int64_t begin, int64_t end) {
   Shape s = shape(x);
-  if (begin < 0 || end > s.back() || begin >= end) fail("slice", "0 <= begin < end <= last axis", s);
+  if (begin < 0 || end > s.back() || begin >= end)
+    fail("slice", "0 <= begin < end <= last axis", s);
   s.back() = end - begin;
   Node n{Op::Slice, {x}, s, DType::F32, {}, {}, {}};
   n.attrs.begin = begin;
@@ -217,7 +246,9 @@ ValueId Graph::embedding(ValueId ids, ValueId table) {
   return push(Node{Op::Embedding, {ids, table}, {is[0], is[1], ts[1]}, DType::F32, {}, {}, {}});
 }
 
-void Graph::output(const std::string& name, ValueId v) { outputs_.emplace_back(name, v); }
+void Graph::output(const std::string& name, ValueId v) {
+  outputs_.emplace_back(name, v);
+}
 
 std::vector<std::pair<std::string, ValueId>> Graph::inputs() const {
   std::vector<std::pair<std::string, ValueId>> out;

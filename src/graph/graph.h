@@ -48,11 +48,11 @@ const char* op_name(Op op);
 struct Attrs {
   int stride = 1;
   int pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
-  int groups = 0;      // GroupNorm groups
-  float eps = 1e-5f;   // norms
-  bool silu = false;   // GroupNorm + SiLU fused
-  int heads = 1;       // attention heads
-  bool causal = false; // attention causal mask (CLIP)
+  int groups = 0;                 // GroupNorm groups
+  float eps = 1e-5f;              // norms
+  bool silu = false;              // GroupNorm + SiLU fused
+  int heads = 1;                  // attention heads
+  bool causal = false;            // attention causal mask (CLIP)
   float scale = 1.f, bias = 0.f;  // Scale
   int64_t begin = 0, end = 0;     // Slice
   int dim = 0;                    // TimestepEmbedding
@@ -70,8 +70,8 @@ struct Node {
   Shape shape;                  // output shape
   DType dtype = DType::F32;     // output dtype (F32, or I32 for an Input of ids)
   Attrs attrs;
-  std::string name;             // Input: its name; Weight: tensor name; others: a debug label
-  TensorRef weight;             // Weight only
+  std::string name;  // Input: its name; Weight: tensor name; others: a debug label
+  TensorRef weight;  // Weight only
 };
 
 class Graph {
@@ -80,13 +80,15 @@ class Graph {
   ValueId input(const std::string& name, Shape shape, DType dtype = DType::F32);
   ValueId weight(const std::string& name, const TensorRef& t);
 
-  ValueId conv2d(ValueId x, ValueId w, ValueId b, int stride, int pad, const std::string& label = {});
+  ValueId conv2d(ValueId x, ValueId w, ValueId b, int stride, int pad,
+                 const std::string& label = {});
   ValueId conv2d(ValueId x, ValueId w, ValueId b, int stride, int pad_top, int pad_left,
                  int pad_bottom, int pad_right, const std::string& label = {});
   ValueId linear(ValueId x, ValueId w, ValueId b, const std::string& label = {});
   ValueId group_norm(ValueId x, ValueId gamma, ValueId beta, int groups, float eps, bool silu,
                      const std::string& label = {});
-  ValueId layer_norm(ValueId x, ValueId gamma, ValueId beta, float eps, const std::string& label = {});
+  ValueId layer_norm(ValueId x, ValueId gamma, ValueId beta, float eps,
+                     const std::string& label = {});
   ValueId attention(ValueId q, ValueId k, ValueId v, int heads, bool causal,
                     const std::string& label = {});
   ValueId gelu(ValueId x);

@@ -20,7 +20,8 @@ AtomicFile::AtomicFile(std::string target) : target_(std::move(target)) {
   std::filesystem::path dir = t.parent_path().empty() ? "." : t.parent_path();
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
-    throw Error(target_, "output folder", "an existing directory", dir.string() + " does not exist");
+    throw Error(target_, "output folder", "an existing directory",
+                dir.string() + " does not exist");
   std::string tmpl = (dir / ("." + t.filename().string() + ".tmp-XXXXXX")).string();
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');

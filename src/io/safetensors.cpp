@@ -13,10 +13,14 @@ namespace sdc::io {
 
 const char* format_name(FileFormat f) {
   switch (f) {
-    case FileFormat::Safetensors: return "safetensors";
-    case FileFormat::Ckpt: return "ckpt";
-    case FileFormat::Diffusers: return "diffusers";
-    case FileFormat::Gguf: return "gguf";
+    case FileFormat::Safetensors:
+      return "safetensors";
+    case FileFormat::Ckpt:
+      return "ckpt";
+    case FileFormat::Diffusers:
+      return "diffusers";
+    case FileFormat::Gguf:
+      return "gguf";
   }
   return "?";
 }
@@ -76,7 +80,8 @@ TensorFile parse_safetensors(const uint8_t* data, size_t size, const std::string
       tf.metadata = v;
       continue;
     }
-    if (!v.is_object()) throw Error(path, name, "an object {dtype, shape, data_offsets}", v.type_name());
+    if (!v.is_object())
+      throw Error(path, name, "an object {dtype, shape, data_offsets}", v.type_name());
     auto dt = v.find("dtype");
     auto sh = v.find("shape");
     auto off = v.find("data_offsets");
@@ -86,11 +91,13 @@ TensorFile parse_safetensors(const uint8_t* data, size_t size, const std::string
       throw Error(path, name + ".dtype", "one of F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL",
                   dt->get<std::string>());
     if (sh == v.end() || !sh->is_array() || sh->size() > kMaxRank)
-      throw Error(path, name + ".shape", "an array of at most 8 sizes", sh == v.end() ? "none" : sh->dump());
+      throw Error(path, name + ".shape", "an array of at most 8 sizes",
+                  sh == v.end() ? "none" : sh->dump());
     Shape shape;
     uint64_t numel = 1;
     for (const auto& d : *sh) {
-      if (!d.is_number_unsigned()) throw Error(path, name + ".shape", "non-negative integers", sh->dump());
+      if (!d.is_number_unsigned())
+        throw Error(path, name + ".shape", "non-negative integers", sh->dump());
       uint64_t n = d.get<uint64_t>();
       if (n > data_size || (n != 0 && numel > data_size / n))
         throw Error(path, name + ".shape", "a size that fits in the file", sh->dump());
@@ -99,7 +106,8 @@ TensorFile parse_safetensors(const uint8_t* data, size_t size, const std::string
     }
     if (off == v.end() || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
         !(*off)[1].is_number_unsigned())
-      throw Error(path, name + ".data_offsets", "[begin, end]", off == v.end() ? "none" : off->dump());
+      throw Error(path, name + ".data_offsets", "[begin, end]",
+                  off == v.end() ? "none" : off->dump());
     const uint64_t b = (*off)[0].get<uint64_t>(), e = (*off)[1].get<uint64_t>();
     if (b > e || e > data_size)
       throw Error(path, name + ".data_offsets",
@@ -107,8 +115,9 @@ TensorFile parse_safetensors(const uint8_t* data, size_t size, const std::string
                   "[" + std::to_string(b) + ", " + std::to_string(e) + "]");
     const uint64_t want = numel * dtype_size(*dtype);
     if (e - b != want)
-      throw Error(path, name, std::to_string(want) + " bytes for " + std::string(dt->get<std::string>()) +
-                      " " + shape_str(shape),
+      throw Error(path, name,
+                  std::to_string(want) + " bytes for " + std::string(dt->get<std::string>()) + " " +
+                      shape_str(shape),
                   std::to_string(e - b) + " bytes");
     spans.push_back({b, e, name});
     TensorRef t;

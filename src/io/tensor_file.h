@@ -18,9 +18,9 @@ const char* format_name(FileFormat f);  // "safetensors", "ckpt", "diffusers", "
 struct TensorFile {
   std::string path;
   FileFormat format = FileFormat::Safetensors;
-  uint64_t file_size = 0;     // bytes on disk (sum of the tensor files for a folder)
-  WeightMap tensors;          // names exactly as stored in the file
-  nlohmann::json metadata;    // safetensors __metadata__, GGUF key/values, diffusers configs
+  uint64_t file_size = 0;   // bytes on disk (sum of the tensor files for a folder)
+  WeightMap tensors;        // names exactly as stored in the file
+  nlohmann::json metadata;  // safetensors __metadata__, GGUF key/values, diffusers configs
 };
 
 }  // namespace sdc::io

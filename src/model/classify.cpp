@@ -55,9 +55,9 @@ std::string shape_evidence(const std::string& name, const TensorRef& t) {
 // normalise, from the raw names.
 Architecture architecture_of(const WeightMap& raw, std::string& evidence) {
   // SDXL: a second text encoder and the UNet's extra (pooled text + size) embedding.
-  for (const char* p : {"conditioner.embedders.", "model.diffusion_model.label_emb.",
-                        "control_model.label_emb.", "controlnet.add_embedding.", "text_encoder_2.",
-                        "unet.add_embedding.", "add_embedding."}) {
+  for (const char* p :
+       {"conditioner.embedders.", "model.diffusion_model.label_emb.", "control_model.label_emb.",
+        "controlnet.add_embedding.", "text_encoder_2.", "unet.add_embedding.", "add_embedding."}) {
     std::string n = first_with_prefix(raw, p);
     if (!n.empty()) {
       evidence = n;

@@ -1,7 +1,8 @@
 // Canny edges with OpenCV's exact rules (see canny.h): Sobel, per-pixel channel choice,
-// non-maximum suppression, hysteresis.
+// non-maximum suppression, hysteresis; and the optional Gaussian blur before them.
 #include "pipeline/canny.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <utility>
@@ -10,6 +11,57 @@
 #include "common/error.h"
 
 namespace sdc::pipeline {
+
+namespace {
+
+// Index of `i` in [0, n) reflected without repeating the edge (OpenCV's BORDER_REFLECT_101).
+int reflect101(int i, int n) {
+  if (n == 1) return 0;
+  while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
+  return i;
+}
+
+}  // namespace
+
+io::Image gaussian_blur(const io::Image& image, float sigma) {
+  if (!std::isfinite(sigma))
+    throw UsageError("", "blur sigma", "a finite number", "NaN or infinity");
+  if (sigma <= 0.0f) return image;
+  const int w = image.width, h = image.height;
+  const int radius = std::max(1, int(std::lround(3.0 * double(sigma))));
+  std::vector<float> k(size_t(2 * radius + 1));
+  double sum = 0;
+  for (int i = -radius; i <= radius; ++i) {
+    const double v = std::exp(-double(i) * double(i) / (2.0 * double(sigma) * double(sigma)));
+    k[size_t(i + radius)] = float(v);
+    sum += v;
+  }
+  for (float& v : k) v = float(double(v) / sum);
+  // Rows, then columns, both in f32; one rounding at the end.
+  std::vector<float> rows(size_t(w) * size_t(h) * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) {
+        float acc = 0;
+        for (int i = -radius; i <= radius; ++i)
+          acc += k[size_t(i + radius)] *
+                 float(image.rgb[(size_t(y) * size_t(w) + size_t(reflect101(x + i, w))) * 3 +
+                                 size_t(c)]);
+        rows[(size_t(y) * size_t(w) + size_t(x)) * 3 + size_t(c)] = acc;
+      }
+  io::Image out = image;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) {
+        float acc = 0;
+        for (int i = -radius; i <= radius; ++i)
+          acc += k[size_t(i + radius)] *
+                 rows[(size_t(reflect101(y + i, h)) * size_t(w) + size_t(x)) * 3 + size_t(c)];
+        out.rgb[(size_t(y) * size_t(w) + size_t(x)) * 3 + size_t(c)] =
+            uint8_t(std::clamp(std::lround(acc), 0L, 255L));
+      }
+  return out;
+}
 
 io::Image canny(const io::Image& image, float low_threshold, float high_threshold) {
   const int w = image.width, h = image.height;

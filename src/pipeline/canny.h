@@ -11,6 +11,10 @@
 //     OpenCV's tan 22.5° fixed-point test and its tie rules (strict on one side);
 //   - hysteresis: candidates 8-connected to a strong edge are kept.
 // The result is white (255) edges on black, in all three channels, the size of the input.
+//
+// A Gaussian blur before the edges (`--canny-blur SIGMA`) is optional: the ControlNet annotator
+// does not blur, so the default (0) gives the hints the canny ControlNets were trained on; a
+// blur suppresses the edges of noise and fine texture in photographs.
 #pragma once
 
 #include "io/image.h"
@@ -18,5 +22,10 @@
 namespace sdc::pipeline {
 
 io::Image canny(const io::Image& image, float low_threshold, float high_threshold);
+
+// Gaussian blur of each channel with standard deviation `sigma` (> 0) pixels: OpenCV's kernel size
+// for 8-bit images (2·round(3σ)+1 taps), normalised weights exp(-x²/2σ²), reflect-101 borders,
+// separable in f32 and rounded to the nearest level. sigma <= 0 returns the image unchanged.
+io::Image gaussian_blur(const io::Image& image, float sigma);
 
 }  // namespace sdc::pipeline

@@ -59,6 +59,9 @@ void validate(const GenerationRequest& r) {
                      num(r.control_start));
   if (!(r.canny_low >= 0 && r.canny_low <= r.canny_high))
     throw UsageError("", "--canny-low", "0 <= low <= --canny-high", num(r.canny_low));
+  if (!(r.canny_blur >= 0.0f && r.canny_blur <= 20.0f))
+    throw UsageError("", "--canny-blur", "a sigma from 0 (no blur) to 20 pixels",
+                     num(r.canny_blur));
 }
 
 }  // namespace sdc::pipeline

@@ -24,8 +24,8 @@ struct GenerationRequest {
   int batch_count = 1;                // runs
 
   // img2img
-  std::string init_image;   // path; empty for txt2img
-  double strength = 0.75;   // 0 < strength <= 1 (double: int(steps·strength) as Python)
+  std::string init_image;            // path; empty for txt2img
+  double strength = 0.75;            // 0 < strength <= 1 (double: int(steps·strength) as Python)
   std::string resize_mode = "crop";  // resize | crop | fill
 
   // ControlNet
@@ -34,9 +34,11 @@ struct GenerationRequest {
   float control_start = 0.0f, control_end = 1.0f;
   std::string control_preprocess = "none";  // none | canny
   float canny_low = 100.f, canny_high = 200.f;
+  float canny_blur = 0.f;  // Gaussian sigma in pixels before the edges; 0: none (as the annotator)
   std::string control_save_hint;  // write the hint the ControlNet was given (after preprocessing)
 
-  // Whether the user set these explicitly (a compiled model's recommended defaults apply otherwise).
+  // Whether the user set these explicitly (a compiled model's recommended defaults apply
+  // otherwise).
   bool sampler_set = false, steps_set = false, cfg_set = false, scheduler_set = false;
 };
 

@@ -3511,6 +3511,8 @@ constexpr HtmlEntity kEntities[] = {
 };
 }  // namespace
 
-std::span<const HtmlEntity> html_entities() { return kEntities; }
+std::span<const HtmlEntity> html_entities() {
+  return kEntities;
+}
 
 }  // namespace sdc::pipeline

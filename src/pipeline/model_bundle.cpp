@@ -17,13 +17,15 @@ void attach_controlnet(model::LoadedModel& m, const std::string& path,
   io::TensorFile file = io::open_tensor_file(path);
   model::Classification c = model::classify(file);
   if (c.kind != model::ModelKind::ControlNet)
-    throw Error(path, "--control-net", "a ControlNet (control_model.* or a diffusers ControlNetModel)",
+    throw Error(path, "--control-net",
+                "a ControlNet (control_model.* or a diffusers ControlNetModel)",
                 std::string(model::kind_name(c.kind)));
   if (!c.supported())
     throw Error(path, "--control-net", "a ControlNet for SD1.x",
                 std::string(model::architecture_name(c.architecture)));
   WeightMap ldm = model::to_ldm_weights(file, c);
-  for (const auto& name : ldm.names_with_prefix("control_model.")) m.weights.set(name, ldm.get(name));
+  for (const auto& name : ldm.names_with_prefix("control_model."))
+    m.weights.set(name, ldm.get(name));
   model::ControlNetParams p = model::infer_controlnet_params(m.weights);
   p.unet.num_heads = m.unet.num_heads;
   for (auto& [component, cfg] : model::configs_of(file))
@@ -33,15 +35,18 @@ void attach_controlnet(model::LoadedModel& m, const std::string& path,
     if (auto it = set.find("controlnet"); it != set.end())
       model::apply_controlnet_config(p, it->second.first, it->second.second);
   }
-  if (p.unet.context_dim != m.unet.context_dim || p.unet.block_out_channels != m.unet.block_out_channels)
-    throw Error(path, "--control-net",
-                "a ControlNet matching the UNet (context " + std::to_string(m.unet.context_dim) + ")",
-                "context " + std::to_string(p.unet.context_dim));
+  if (p.unet.context_dim != m.unet.context_dim ||
+      p.unet.block_out_channels != m.unet.block_out_channels)
+    throw Error(
+        path, "--control-net",
+        "a ControlNet matching the UNet (context " + std::to_string(m.unet.context_dim) + ")",
+        "context " + std::to_string(p.unet.context_dim));
   m.controlnet = p;
 }
 
 ModelBundle load_bundle(const BundleOptions& o, std::ostream& log) {
-  if (o.model.empty()) throw UsageError("", "-m/--model", "a model file or diffusers folder", "an empty path");
+  if (o.model.empty())
+    throw UsageError("", "-m/--model", "a model file or diffusers folder", "an empty path");
   model::LoadOptions lo;
   lo.model_config_dir = o.model_config;
   lo.vae_path = o.vae;

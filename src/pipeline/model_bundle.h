@@ -19,19 +19,19 @@
 namespace sdc::pipeline {
 
 struct BundleOptions {
-  std::string model;              // -m: file or diffusers folder
-  std::string model_config;       // --model-config DIR
-  std::string vae, text_encoder;  // --vae, --text-encoder
-  std::string controlnet;         // --control-net FILE (original or diffusers layout)
-  std::vector<std::string> loras; // --lora FILE[:SCALE]
+  std::string model;               // -m: file or diffusers folder
+  std::string model_config;        // --model-config DIR
+  std::string vae, text_encoder;   // --vae, --text-encoder
+  std::string controlnet;          // --control-net FILE (original or diffusers layout)
+  std::vector<std::string> loras;  // --lora FILE[:SCALE]
   bool ignore_unmatched_lora_keys = false;
 };
 
 // Sampler settings a compiled model recommends (e.g. an LCM-LoRA bake: lcm, 4 steps, cfg 1).
 struct RecommendedDefaults {
   std::string sampler, scheduler;
-  int steps = 0;          // 0: none
-  float cfg_scale = -1;   // < 0: none
+  int steps = 0;         // 0: none
+  float cfg_scale = -1;  // < 0: none
   bool empty() const { return sampler.empty() && steps == 0 && cfg_scale < 0; }
 };
 
@@ -60,7 +60,8 @@ void attach_controlnet(model::LoadedModel& model, const std::string& path,
                        const std::string& model_config_dir);
 
 // The A1111 "parameters" of image `seed` of `request` made with this bundle.
-GenerationParams describe(const ModelBundle& bundle, const GenerationRequest& request, int64_t seed);
+GenerationParams describe(const ModelBundle& bundle, const GenerationRequest& request,
+                          int64_t seed);
 
 // Fills sampler/steps/cfg the user did not set from the bundle's recommended defaults.
 void apply_defaults(const ModelBundle& bundle, GenerationRequest& request);

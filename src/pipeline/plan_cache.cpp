@@ -22,43 +22,45 @@ PlanCache::Entry& PlanCache::get(const Key& key, BuildFn build) {
 
 cpu::Plan& PlanCache::text_encoder(int batch, int clip_skip) {
   return *get({PlanKind::TextEncoder, batch, clip_skip, 0, 0}, [&] {
-           return graph::build_text_encoder(model_.weights, model_.text_encoder, batch, clip_skip);
-         }).plan;
+            return graph::build_text_encoder(model_.weights, model_.text_encoder, batch, clip_skip);
+          }).plan;
 }
 
 cpu::Plan& PlanCache::unet(int batch, int h, int w, int tokens, bool with_control) {
   const PlanKind kind = with_control ? PlanKind::UNetWithControl : PlanKind::UNet;
   return *get({kind, batch, h, w, tokens}, [&] {
-           graph::UNetShape shape{batch, h, w, tokens, with_control};
-           return graph::build_unet(model_.weights, model_.unet, shape);
-         }).plan;
+            graph::UNetShape shape{batch, h, w, tokens, with_control};
+            return graph::build_unet(model_.weights, model_.unet, shape);
+          }).plan;
 }
 
 int64_t PlanCache::unet_macs(int batch, int h, int w, int tokens) {
-  return get({PlanKind::UNet, batch, h, w, tokens}, [&] {
-           graph::UNetShape shape{batch, h, w, tokens, false};
-           return graph::build_unet(model_.weights, model_.unet, shape);
-         }).macs;
+  return get({PlanKind::UNet, batch, h, w, tokens},
+             [&] {
+               graph::UNetShape shape{batch, h, w, tokens, false};
+               return graph::build_unet(model_.weights, model_.unet, shape);
+             })
+      .macs;
 }
 
 cpu::Plan& PlanCache::vae_decoder(int batch, int h, int w) {
   return *get({PlanKind::VaeDecoder, batch, h, w, 0}, [&] {
-           return graph::build_vae_decoder(model_.weights, model_.vae, batch, h, w);
-         }).plan;
+            return graph::build_vae_decoder(model_.weights, model_.vae, batch, h, w);
+          }).plan;
 }
 
 cpu::Plan& PlanCache::vae_encoder(int batch, int h, int w) {
   return *get({PlanKind::VaeEncoder, batch, h, w, 0}, [&] {
-           return graph::build_vae_encoder(model_.weights, model_.vae, batch, 8 * h, 8 * w);
-         }).plan;
+            return graph::build_vae_encoder(model_.weights, model_.vae, batch, 8 * h, 8 * w);
+          }).plan;
 }
 
 cpu::Plan& PlanCache::controlnet(int batch, int h, int w, int tokens) {
   if (!model_.controlnet)
     throw Error(model_.source, "ControlNet", "control_model.* weights", "none");
   return *get({PlanKind::ControlNet, batch, h, w, tokens}, [&] {
-           return graph::build_controlnet(model_.weights, *model_.controlnet, batch, h, w, tokens);
-         }).plan;
+            return graph::build_controlnet(model_.weights, *model_.controlnet, batch, h, w, tokens);
+          }).plan;
 }
 
 }  // namespace sdc::pipeline

@@ -30,17 +30,21 @@ std::vector<float> draw_batch(std::vector<TorchGenerator>& gens, size_t per_imag
 
 StableDiffusion::StableDiffusion(const model::LoadedModel& model, cpu::PlanOptions options,
                                  const ClipTokenizer& tokenizer, std::string model_name)
-    : model_(model), plans_(model, options), tokenizer_(tokenizer), model_name_(std::move(model_name)) {}
+    : model_(model),
+      plans_(model, options),
+      tokenizer_(tokenizer),
+      model_name_(std::move(model_name)) {}
 
 BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_t first_seed,
                                             const ProgressCallback& on_step) {
   validate(req);
-  if (first_seed < 0) throw UsageError("", "seed", "a concrete seed (0 or more)", std::to_string(first_seed));
+  if (first_seed < 0)
+    throw UsageError("", "seed", "a concrete seed (0 or more)", std::to_string(first_seed));
   const bool img2img = !req.init_image.empty();
   const bool control = !req.control_image.empty();
   if (control && !model_.controlnet)
-    throw UsageError("", "--control-image", "a ControlNet (--control-net FILE or one bundled in the model)",
-                     "none");
+    throw UsageError("", "--control-image",
+                     "a ControlNet (--control-net FILE or one bundled in the model)", "none");
   SamplerSettings settings;
   settings.sampler = parse_sampler(req.sampler);
   settings.schedule = parse_schedule(req.scheduler);
@@ -67,14 +71,15 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
     hint = io::read_image(req.control_image);
     flatten_alpha(hint);
     hint = fit_image(hint, req.width, req.height, ResizeMode::Crop);
-    if (req.control_preprocess == "canny") hint = canny(hint, req.canny_low, req.canny_high);
+    if (req.control_preprocess == "canny")
+      hint = canny(gaussian_blur(hint, req.canny_blur), req.canny_low, req.canny_high);
     if (!req.control_save_hint.empty()) io::write_png(req.control_save_hint, hint);
   }
 
   // Text.
   Stopwatch clock;
-  PromptContext ctx = encode_prompts(plans_, tokenizer_, req.prompt, req.negative_prompt,
-                                     req.clip_skip, cfg);
+  PromptContext ctx =
+      encode_prompts(plans_, tokenizer_, req.prompt, req.negative_prompt, req.clip_skip, cfg);
   result.timings.text_encoder_ms = clock.ms();
 
   std::vector<TorchGenerator> gens;
@@ -122,7 +127,8 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
     float* dst = cnet->input_f32("hint");
     const size_t hint_size = size_t(req.width) * size_t(req.height) * 3;
     nchw_to_nhwc(image_to_unit_tensor(hint).data(), dst, 1, 3, req.height, req.width);
-    for (int i = 1; i < unet_batch; ++i) std::memcpy(dst + i * hint_size, dst, hint_size * sizeof(float));
+    for (int i = 1; i < unet_batch; ++i)
+      std::memcpy(dst + i * hint_size, dst, hint_size * sizeof(float));
   }
 
   // Context is fixed for the whole run: fill it once. Rows: [uncond × B, cond × B].
@@ -147,7 +153,8 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
     std::fill(ts, ts + unet_batch, t);
     if (cnet) {
       Stopwatch cn_clock;
-      std::memcpy(cnet->input_f32("sample"), sample, size_t(unet_batch) * per_image * sizeof(float));
+      std::memcpy(cnet->input_f32("sample"), sample,
+                  size_t(unet_batch) * per_image * sizeof(float));
       std::fill(cnet->input_f32("timestep"), cnet->input_f32("timestep") + unet_batch, t);
       // The ControlNet applies during [control_start, control_end] of the steps, as A1111 does.
       const float frac = float(step_index + first_step) / float(req.steps);

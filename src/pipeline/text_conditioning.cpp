@@ -27,8 +27,8 @@ std::vector<float> encode_chunks(cpu::Plan& text_encoder, const PromptChunks& ch
 }
 
 PromptContext encode_prompts(PlanCache& plans, const ClipTokenizer& tokenizer,
-                             const std::string& prompt, const std::string& negative,
-                             int clip_skip, bool with_uncond) {
+                             const std::string& prompt, const std::string& negative, int clip_skip,
+                             bool with_uncond) {
   PromptOptions options;
   options.max_chunks = kMaxPromptChunks;
   PromptChunks cond = tokenize_prompt(tokenizer, prompt, options);

@@ -27,8 +27,8 @@ std::vector<float> encode_chunks(cpu::Plan& text_encoder, const PromptChunks& ch
 // Both prompts through the text encoder; `with_uncond` false skips the negative prompt
 // (classifier-free guidance off).
 PromptContext encode_prompts(PlanCache& plans, const ClipTokenizer& tokenizer,
-                             const std::string& prompt, const std::string& negative,
-                             int clip_skip, bool with_uncond);
+                             const std::string& prompt, const std::string& negative, int clip_skip,
+                             bool with_uncond);
 
 // A1111 caps absurd prompts instead of running the encoder for minutes: more chunks than this
 // is an error naming the prompt's token count.

@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "common/fixtures.h"
@@ -16,23 +16,41 @@ namespace sdc {
 namespace {
 
 std::vector<std::string> tiny_generate(const test::TempDir& dir) {
-  return {"generate", "-m", test::tiny("model.safetensors"), "--model-config", test::tiny("diffusers"),
-          "-p", "a ring", "-W", "64", "-H", "64", "--steps", "2", "--sampler", "ddim", "--seed", "1",
-          "--precision", "f32",
-          "-o", dir.file("out.png")};
+  return {"generate",
+          "-m",
+          test::tiny("model.safetensors"),
+          "--model-config",
+          test::tiny("diffusers"),
+          "-p",
+          "a ring",
+          "-W",
+          "64",
+          "-H",
+          "64",
+          "--steps",
+          "2",
+          "--sampler",
+          "ddim",
+          "--seed",
+          "1",
+          "--precision",
+          "f32",
+          "-o",
+          dir.file("out.png")};
 }
 
 TEST(ControlNetCli, SavesTheCannyHintItUsed) {
   test::TempDir dir;
   auto args = tiny_generate(dir);
-  args.insert(args.end(), {"--control-net", test::tiny("controlnet.safetensors"), "--control-image",
-                           test::tiny("images/init_64x64.png"), "--control-preprocess", "canny",
-                           "--canny-low", "50", "--canny-high", "150", "--control-save-hint",
-                           dir.file("hint.png")});
+  args.insert(args.end(),
+              {"--control-net", test::tiny("controlnet.safetensors"), "--control-image",
+               test::tiny("images/init_64x64.png"), "--control-preprocess", "canny", "--canny-low",
+               "50", "--canny-high", "150", "--control-save-hint", dir.file("hint.png")});
   auto r = test::run_sdc(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   io::Image saved = io::read_image(dir.file("hint.png"));
-  io::Image expected = pipeline::canny(io::read_image(test::tiny("images/init_64x64.png")), 50, 150);
+  io::Image expected =
+      pipeline::canny(io::read_image(test::tiny("images/init_64x64.png")), 50, 150);
   EXPECT_EQ(saved.rgb, expected.rgb);
 }
 
@@ -47,7 +65,8 @@ TEST(ControlNetCli, ControlScaleZeroEqualsNoControlNet) {
   ASSERT_EQ(test::run_sdc(with).exit_code, 0);
   ASSERT_EQ(test::run_sdc(without).exit_code, 0);
   // Adding zero residuals changes nothing but the order of some float additions in fused kernels.
-  const auto a = io::read_image(dir.file("with.png")).rgb, b = io::read_image(dir.file("without.png")).rgb;
+  const auto a = io::read_image(dir.file("with.png")).rgb,
+             b = io::read_image(dir.file("without.png")).rgb;
   ASSERT_EQ(a.size(), b.size());
   int worst = 0;
   for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(int(a[i]) - int(b[i])));
@@ -81,8 +100,9 @@ TEST(ControlNetCli, RefusesATinyInitImage) {
 TEST(ControlNetCli, RefusesAHugeControlImageBeforeAllocating) {
   // A PNG header claiming 20000x20000 and nothing else.
   test::TempDir img;
-  const unsigned char header[] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 'I', 'H', 'D', 'R',
-                                  0, 0, 0x4e, 0x20, 0, 0, 0x4e, 0x20, 8, 2, 0, 0, 0, 0, 0, 0, 0};
+  const unsigned char header[] = {0x89, 'P',  'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0,    0, 0,
+                                  13,   'I',  'H', 'D', 'R',  0,    0,    0x4e, 0x20, 0, 0,
+                                  0x4e, 0x20, 8,   2,   0,    0,    0,    0,    0,    0, 0};
   FILE* f = std::fopen(img.file("huge.png").c_str(), "wb");
   std::fwrite(header, 1, sizeof header, f);
   std::fclose(f);
@@ -130,7 +150,8 @@ std::string write_controlnet_variant(const test::TempDir& dir, const std::string
 TEST(ControlNetCli, RefusesAControlNetForAnotherArchitecture) {
   test::TempDir cn;
   const std::string ldm = test::tiny("controlnet.safetensors");
-  const std::string diffusers = test::tiny("controlnet-diffusers/diffusion_pytorch_model.safetensors");
+  const std::string diffusers =
+      test::tiny("controlnet-diffusers/diffusion_pytorch_model.safetensors");
   WeightMap sdxl_ldm, sdxl_diffusers;  // SDXL's pooled-text + size embedding
   sdxl_ldm.set("control_model.label_emb.0.0.weight",
                TensorRef::from_f32(std::vector<float>(32 * 2816), {32, 2816}, DType::F32));
@@ -151,8 +172,9 @@ TEST(ControlNetCli, RefusesAControlNetForAnotherArchitecture) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.file);
-    expect_refused({"--control-net", c.file, "--control-image", test::tiny("images/hint_64x64.png")},
-                   c.needle);
+    expect_refused(
+        {"--control-net", c.file, "--control-image", test::tiny("images/hint_64x64.png")},
+        c.needle);
   }
 }
 

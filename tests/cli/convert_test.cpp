@@ -446,12 +446,12 @@ TEST(Convert, BundledControlNetGeneratesTheSameImageAsTheSeparateFile) {
   ASSERT_EQ(la.size(), lb.size());
   EXPECT_EQ(std::memcmp(la.data(), lb.data(), la.size() * sizeof(float)), 0);
   EXPECT_EQ(io::read_image(dir.file("a.png")).rgb, io::read_image(dir.file("b.png")).rgb);
-  const std::vector<float> all = ref_f32(c["tensors"]["latents_after_each_step"].get<std::string>());
+  const std::vector<float> all =
+      ref_f32(c["tensors"]["latents_after_each_step"].get<std::string>());
   ASSERT_GE(all.size(), la.size());
   const std::vector<float> last(all.end() - std::ptrdiff_t(la.size()), all.end());
   EXPECT_LE(rel_max_diff(la.data(), last), tolerance("pipeline_latents"));
 }
-
 
 TEST(Convert, BundledControlNetKeepsItsWeights) {
   const io::TensorFile original = io::read_safetensors(tiny("controlnet.safetensors"));

@@ -16,9 +16,15 @@ struct Refusal {
 
 Refusal refuse(std::vector<std::string> extra, const std::string& model = "") {
   test::TempDir dir;
-  std::vector<std::string> args = {"generate", "-m", model.empty() ? test::tiny("model.safetensors") : model,
-                                   "--model-config", test::tiny("diffusers"), "-p", "a cat",
-                                   "-o", dir.file("out.png")};
+  std::vector<std::string> args = {"generate",
+                                   "-m",
+                                   model.empty() ? test::tiny("model.safetensors") : model,
+                                   "--model-config",
+                                   test::tiny("diffusers"),
+                                   "-p",
+                                   "a cat",
+                                   "-o",
+                                   dir.file("out.png")};
   // Small defaults unless the case sets them itself (options may be given once only).
   for (const char* opt : {"-W", "-H", "--steps"})
     if (std::find(extra.begin(), extra.end(), opt) == extra.end()) {
@@ -38,12 +44,16 @@ void expect_one_line(const Refusal& r, const std::string& needle) {
 }
 
 TEST(GenerateBadInput, WidthNotMultipleOf8) {
-  expect_one_line(refuse({"-W", "100"}), "--width: expected a multiple of 8 from 64 to 2048, found 100");
+  expect_one_line(refuse({"-W", "100"}),
+                  "--width: expected a multiple of 8 from 64 to 2048, found 100");
 }
 TEST(GenerateBadInput, HeightTooLarge) {
-  expect_one_line(refuse({"-H", "4096"}), "--height: expected a multiple of 8 from 64 to 2048, found 4096");
+  expect_one_line(refuse({"-H", "4096"}),
+                  "--height: expected a multiple of 8 from 64 to 2048, found 4096");
 }
-TEST(GenerateBadInput, ZeroSteps) { expect_one_line(refuse({"--steps", "0"}), "--steps: expected 1 to 1000, found 0"); }
+TEST(GenerateBadInput, ZeroSteps) {
+  expect_one_line(refuse({"--steps", "0"}), "--steps: expected 1 to 1000, found 0");
+}
 TEST(GenerateBadInput, TooManySteps) {
   expect_one_line(refuse({"--steps", "1001"}), "--steps: expected 1 to 1000, found 1001");
 }
@@ -51,7 +61,8 @@ TEST(GenerateBadInput, UnknownSamplerListsValidOnes) {
   expect_one_line(refuse({"--sampler", "heun"}), "lcm, ddim, euler, euler_a, dpmpp_2m");
 }
 TEST(GenerateBadInput, NegativeCfg) {
-  expect_one_line(refuse({"--cfg-scale", "-2"}), "--cfg-scale: expected a number from 0 to 100, found -2");
+  expect_one_line(refuse({"--cfg-scale", "-2"}),
+                  "--cfg-scale: expected a number from 0 to 100, found -2");
 }
 TEST(GenerateBadInput, EmptyModelPath) {
   test::TempDir dir;
@@ -91,11 +102,13 @@ TEST(GenerateBadInput, LoraForAnotherArchitecture) {
 TEST(GenerateBadInput, StrengthOutOfRange) {
   expect_one_line(refuse({"--init-image", test::tiny("images/init_64x64.png"), "--strength", "0"}),
                   "--strength: expected a value in (0, 1], found 0");
-  expect_one_line(refuse({"--init-image", test::tiny("images/init_64x64.png"), "--strength", "1.5"}),
-                  "--strength: expected a value in (0, 1], found 1.5");
+  expect_one_line(
+      refuse({"--init-image", test::tiny("images/init_64x64.png"), "--strength", "1.5"}),
+      "--strength: expected a value in (0, 1], found 1.5");
 }
 TEST(GenerateBadInput, ControlImageWithoutControlNet) {
-  expect_one_line(refuse({"--control-image", test::tiny("images/hint_64x64.png")}), "--control-image");
+  expect_one_line(refuse({"--control-image", test::tiny("images/hint_64x64.png")}),
+                  "--control-image");
 }
 TEST(GenerateBadInput, UnreadableInitImage) {
   expect_one_line(refuse({"--init-image", test::tiny("model.safetensors"), "--strength", "0.5"}),

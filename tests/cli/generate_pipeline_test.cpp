@@ -20,17 +20,28 @@ struct PipelineRun {
 
 std::vector<std::string> base_args(const nlohmann::json& c, const test::TempDir& dir) {
   std::vector<std::string> a = {"generate",
-                                "-m", test::tiny("model.safetensors"),
-                                "--model-config", test::tiny("diffusers"),
-                                "-p", c["prompt"].get<std::string>(),
-                                "-W", std::to_string(c["width"].get<int>()),
-                                "-H", std::to_string(c["height"].get<int>()),
-                                "--steps", std::to_string(c["num_inference_steps"].get<int>()),
-                                "--cfg-scale", std::to_string(c["guidance_scale"].get<double>()),
-                                "--seed", std::to_string(c["seed"].get<int64_t>()),
-                                "--precision", "f32",
-                                "-o", dir.file("out.png"),
-                                "--save-latents", dir.file("latents.safetensors")};
+                                "-m",
+                                test::tiny("model.safetensors"),
+                                "--model-config",
+                                test::tiny("diffusers"),
+                                "-p",
+                                c["prompt"].get<std::string>(),
+                                "-W",
+                                std::to_string(c["width"].get<int>()),
+                                "-H",
+                                std::to_string(c["height"].get<int>()),
+                                "--steps",
+                                std::to_string(c["num_inference_steps"].get<int>()),
+                                "--cfg-scale",
+                                std::to_string(c["guidance_scale"].get<double>()),
+                                "--seed",
+                                std::to_string(c["seed"].get<int64_t>()),
+                                "--precision",
+                                "f32",
+                                "-o",
+                                dir.file("out.png"),
+                                "--save-latents",
+                                dir.file("latents.safetensors")};
   if (c.contains("negative_prompt") && c["negative_prompt"].is_string()) {
     a.push_back("-n");
     a.push_back(c["negative_prompt"].get<std::string>());
@@ -49,7 +60,8 @@ void check_pipeline(const PipelineRun& run) {
   // Latents: the fixture holds every step; the last one is what --save-latents writes.
   io::TensorFile lat = io::read_safetensors(dir.file("latents.safetensors"));
   std::vector<float> mine = lat.tensors.get("latents").to_f32();
-  std::vector<float> all = test::ref_f32(c["tensors"]["latents_after_each_step"].get<std::string>());
+  std::vector<float> all =
+      test::ref_f32(c["tensors"]["latents_after_each_step"].get<std::string>());
   ASSERT_GE(all.size(), mine.size());
   std::vector<float> last(all.end() - std::ptrdiff_t(mine.size()), all.end());
   const double d = test::rel_max_diff(mine.data(), last);
@@ -63,7 +75,8 @@ void check_pipeline(const PipelineRun& run) {
   ASSERT_EQ(ours.width, ref.width);
   ASSERT_EQ(ours.height, ref.height);
   int worst = 0;
-  for (size_t i = 0; i < ours.rgb.size(); ++i) worst = std::max(worst, std::abs(int(ours.rgb[i]) - int(ref.rgb[i])));
+  for (size_t i = 0; i < ours.rgb.size(); ++i)
+    worst = std::max(worst, std::abs(int(ours.rgb[i]) - int(ref.rgb[i])));
   EXPECT_LE(worst, 1) << run.id;
 
   // The PNG carries A1111 parameters that read back.
@@ -79,14 +92,17 @@ void check_pipeline(const PipelineRun& run) {
   EXPECT_EQ(p.model, "model");
 }
 
-TEST(GeneratePipeline, Ddim) { check_pipeline({"pipeline/txt2img_ddim", {"--sampler", "ddim"}}); }
+TEST(GeneratePipeline, Ddim) {
+  check_pipeline({"pipeline/txt2img_ddim", {"--sampler", "ddim"}});
+}
 
 TEST(GeneratePipeline, EulerAncestral) {
   check_pipeline({"pipeline/txt2img_euler_a", {"--sampler", "euler_a"}});
 }
 
 TEST(GeneratePipeline, DpmPP2MKarras) {
-  check_pipeline({"pipeline/txt2img_dpmpp_2m_karras", {"--sampler", "dpmpp_2m", "--scheduler", "karras"}});
+  check_pipeline(
+      {"pipeline/txt2img_dpmpp_2m_karras", {"--sampler", "dpmpp_2m", "--scheduler", "karras"}});
 }
 
 TEST(GeneratePipeline, LcmWithLoraMergedAtLoad) {
@@ -116,9 +132,24 @@ TEST(GeneratePipeline, SameSeedSameImageAndBatchSeedsFollowA1111) {
   // Image 2 of a batch of 2 with seed S equals a single image with seed S+1.
   test::TempDir dir;
   auto common = [&](const std::string& out) {
-    return std::vector<std::string>{"generate", "-m", test::tiny("model.safetensors"), "--model-config",
-                                    test::tiny("diffusers"), "-p", "a cat", "-W", "64", "-H", "64",
-                                    "--steps", "3", "--sampler", "euler_a", "--precision", "f32", "-o",
+    return std::vector<std::string>{"generate",
+                                    "-m",
+                                    test::tiny("model.safetensors"),
+                                    "--model-config",
+                                    test::tiny("diffusers"),
+                                    "-p",
+                                    "a cat",
+                                    "-W",
+                                    "64",
+                                    "-H",
+                                    "64",
+                                    "--steps",
+                                    "3",
+                                    "--sampler",
+                                    "euler_a",
+                                    "--precision",
+                                    "f32",
+                                    "-o",
                                     dir.file(out)};
   };
   auto batch = common("b.png");
@@ -138,9 +169,26 @@ namespace {
 
 TEST(InspectImage, ReadsTheParametersSdcWrote) {
   test::TempDir dir;
-  auto r = test::run_sdc({"generate", "-m", test::tiny("model.safetensors"), "--model-config",
-                          test::tiny("diffusers"), "-p", "a (red:1.2) fox", "-n", "blurry", "-W", "64",
-                          "-H", "64", "--steps", "2", "--sampler", "ddim", "--seed", "5", "-o",
+  auto r = test::run_sdc({"generate",
+                          "-m",
+                          test::tiny("model.safetensors"),
+                          "--model-config",
+                          test::tiny("diffusers"),
+                          "-p",
+                          "a (red:1.2) fox",
+                          "-n",
+                          "blurry",
+                          "-W",
+                          "64",
+                          "-H",
+                          "64",
+                          "--steps",
+                          "2",
+                          "--sampler",
+                          "ddim",
+                          "--seed",
+                          "5",
+                          "-o",
                           dir.file("fox.png")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = test::run_sdc({"inspect", "--json", dir.file("fox.png")});

@@ -9,8 +9,10 @@ namespace sdc::cli {
 
 TEST(ProgressBar, FormatsRateAndEta) {
   EXPECT_EQ(ProgressBar::format("sampling", 0, 4, 0.0, false), "sampling 0/4");
-  EXPECT_EQ(ProgressBar::format("sampling", 2, 4, 3.0, false), "sampling 2/4 1.50 s/step, ETA 3.0 s");
-  EXPECT_EQ(ProgressBar::format("x", 1, 2, 1.0, true), "x 1/2 [==========          ] 1.00 s/step, ETA 1.0 s");
+  EXPECT_EQ(ProgressBar::format("sampling", 2, 4, 3.0, false),
+            "sampling 2/4 1.50 s/step, ETA 3.0 s");
+  EXPECT_EQ(ProgressBar::format("x", 1, 2, 1.0, true),
+            "x 1/2 [==========          ] 1.00 s/step, ETA 1.0 s");
 }
 
 TEST(ProgressBar, PlainLinesWhenNotATerminal) {

@@ -11,12 +11,12 @@
 
 namespace sdc::test {
 
-std::string fixtures_dir();                 // .../shared/fixtures
-std::string tiny_dir();                     // .../shared/fixtures/tiny-sd15
-std::string tiny(const std::string& rel);   // tiny_dir() + "/" + rel
-const nlohmann::json& cases();              // tiny-sd15/cases.json
+std::string fixtures_dir();                // .../shared/fixtures
+std::string tiny_dir();                    // .../shared/fixtures/tiny-sd15
+std::string tiny(const std::string& rel);  // tiny_dir() + "/" + rel
+const nlohmann::json& cases();             // tiny-sd15/cases.json
 const nlohmann::json& find_case(const std::string& id);
-const io::TensorFile& reference();          // tiny-sd15/reference.safetensors
+const io::TensorFile& reference();  // tiny-sd15/reference.safetensors
 std::vector<float> ref_f32(const std::string& tensor_name);
 double tolerance(const std::string& kind, const std::string& column = "fp32");
 

@@ -18,10 +18,10 @@ TEST(DType, F16RoundTripsEveryHalf) {
 }
 
 TEST(DType, F16RoundsToNearestEven) {
-  EXPECT_EQ(f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);         // tie -> even (1.0)
-  EXPECT_EQ(f32_to_f16(1.0f + 3.0f / 2048), 0x3c02);         // tie -> even (up)
-  EXPECT_EQ(f32_to_f16(65520.f), 0x7c00);                    // overflow -> inf
-  EXPECT_EQ(f32_to_f16(std::ldexp(1.f, -25)), 0x0000);       // tie at half the smallest subnormal
+  EXPECT_EQ(f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);    // tie -> even (1.0)
+  EXPECT_EQ(f32_to_f16(1.0f + 3.0f / 2048), 0x3c02);    // tie -> even (up)
+  EXPECT_EQ(f32_to_f16(65520.f), 0x7c00);               // overflow -> inf
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.f, -25)), 0x0000);  // tie at half the smallest subnormal
   EXPECT_EQ(f32_to_f16(std::ldexp(1.5f, -25)), 0x0001);
   EXPECT_EQ(f32_to_f16(-0.0f), 0x8000);
 }

@@ -52,7 +52,8 @@ TEST(ReleasePages, MappedTensorGivesItsPagesBackAndReadsTheSameAgain) {
   ASSERT_GT(resident, 0) << "no RssFile in /proc/self/status";
   big.release_pages();
   const int64_t released = resident - rss_file_bytes();
-  EXPECT_GT(released, int64_t(n) * 4 * 3 / 4) << "RssFile " << resident << " -> " << resident - released;
+  EXPECT_GT(released, int64_t(n) * 4 * 3 / 4)
+      << "RssFile " << resident << " -> " << resident - released;
   EXPECT_EQ(checksum(big), before);  // read again from the file: the same bytes
   EXPECT_EQ(static_cast<const float*>(f.tensors.get("small").data)[1], 2.0f);
 }

@@ -76,7 +76,8 @@ TEST(SafetensorsBadInput, UnknownDtype) {
 TEST(SafetensorsBadInput, ShapeSizeMismatch) {
   test::TempDir dir;
   auto p = write_raw(dir, R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8);
-  EXPECT_EQ(error_of(p), dir.file("t.safetensors") + ": a: expected 12 bytes for F32 [3], found 8 bytes");
+  EXPECT_EQ(error_of(p),
+            dir.file("t.safetensors") + ": a: expected 12 bytes for F32 [3], found 8 bytes");
 }
 
 TEST(SafetensorsBadInput, OffsetsOutOfRange) {

@@ -2,6 +2,7 @@
 // OpenCV 4.6's cv2.Canny(rgb, low, high) (expected patterns and hashes were computed with it).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "common/error.h"
@@ -145,6 +146,62 @@ TEST(Canny, BadInput) {
   } catch (const UsageError& e) {
     EXPECT_STREQ(e.what(), "canny thresholds: expected finite numbers, found NaN or infinity");
   }
+}
+
+}  // namespace
+}  // namespace sdc
+
+namespace sdc {
+namespace {
+
+TEST(GaussianBlur, KeepsFlatImagesAndTotalsAndSpreadsAnImpulse) {
+  io::Image flat(9, 7);
+  for (uint8_t& v : flat.rgb) v = 77;
+  EXPECT_EQ(pipeline::gaussian_blur(flat, 1.5f).rgb, flat.rgb);
+  EXPECT_EQ(pipeline::gaussian_blur(flat, 0.0f).rgb, flat.rgb);  // sigma 0: unchanged
+
+  io::Image dot(21, 21);
+  dot.pixel(10, 10)[0] = 255;
+  const io::Image b = pipeline::gaussian_blur(dot, 1.0f);
+  // Symmetric about the centre, peaked there, monotone outwards, mass conserved (within rounding).
+  EXPECT_EQ(b.pixel(9, 10)[0], b.pixel(11, 10)[0]);
+  EXPECT_EQ(b.pixel(10, 9)[0], b.pixel(10, 11)[0]);
+  EXPECT_GT(b.pixel(10, 10)[0], b.pixel(11, 10)[0]);
+  EXPECT_GT(b.pixel(11, 10)[0], b.pixel(12, 10)[0]);
+  EXPECT_EQ(b.pixel(14, 10)[0], 0);  // beyond 3 sigma
+  int total = 0;
+  for (int y = 0; y < 21; ++y)
+    for (int x = 0; x < 21; ++x) total += b.pixel(x, y)[0];
+  EXPECT_NEAR(total, 255, 12);
+  EXPECT_EQ(b.pixel(10, 10)[1], 0);  // channels stay apart
+  // 255 * g(0)^2 with sigma 1 over 7 taps: 255 * 0.3991^2 = 40.6.
+  EXPECT_EQ(b.pixel(10, 10)[0], 41);
+  EXPECT_THROW(pipeline::gaussian_blur(dot, std::nanf("")), UsageError);
+}
+
+TEST(GaussianBlur, BeforeCannyRemovesTheEdgesOfNoiseButKeepsTheSquare) {
+  io::Image im = square(200, 200, 200);
+  // Speckle: every 3rd pixel of the background a little brighter.
+  for (int y = 0; y < 16; ++y)
+    for (int x = 0; x < 16; ++x)
+      if ((x + 2 * y) % 3 == 0 && im.pixel(x, y)[0] == 0)
+        im.pixel(x, y)[0] = im.pixel(x, y)[1] = 90;
+  const int sharp = edge_count(pipeline::canny(im, 100, 200));
+  const io::Image blurred = pipeline::canny(pipeline::gaussian_blur(im, 1.0f), 100, 200);
+  const int soft = edge_count(blurred);
+  EXPECT_LT(soft, sharp);
+  EXPECT_GT(soft, 0);
+  // The square's outline survives: an edge on each side's middle row/column (within 1 px).
+  auto edge_near = [&](int x, int y) {
+    for (int dy = -1; dy <= 1; ++dy)
+      for (int dx = -1; dx <= 1; ++dx)
+        if (blurred.pixel(x + dx, y + dy)[0] == 255) return true;
+    return false;
+  };
+  EXPECT_TRUE(edge_near(4, 8));
+  EXPECT_TRUE(edge_near(11, 8));
+  EXPECT_TRUE(edge_near(8, 4));
+  EXPECT_TRUE(edge_near(8, 11));
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Range checks of GenerationRequest: each bad value names the option, the range and the value.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "common/error.h"
 #include "pipeline/generation_request.h"
 
@@ -54,6 +56,14 @@ TEST(GenerationRequest, RefusesBadValues) {
   r.control_start = 0.8f;
   r.control_end = 0.2f;
   EXPECT_NE(error_of(r).find("--control-start"), std::string::npos);
+  r = {};
+  r.canny_blur = -1;
+  EXPECT_EQ(error_of(r), "--canny-blur: expected a sigma from 0 (no blur) to 20 pixels, found -1");
+  r.canny_blur = std::nanf("");
+  EXPECT_NE(error_of(r).find("--canny-blur"), std::string::npos);
+  r = {};
+  r.canny_low = 300;
+  EXPECT_NE(error_of(r).find("--canny-low"), std::string::npos);
 }
 
 }  // namespace
