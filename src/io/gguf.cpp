@@ -539,16 +539,22 @@ GgufFile parse_gguf(const uint8_t* data, size_t size, const std::string& path,
                   ggml_type_label(type));
     info.dtype = *dtype;
     info.offset = c.u64("tensor " + n + " offset");
-    // Size check without overflow: every tensor must fit inside the file.
+    // Size check without overflow: every tensor must fit inside the file. Zero dims are skipped
+    // in the product so that [0, 2^40, 2^40] (zero bytes) cannot overflow a later numel().
     uint64_t bytes = dtype_size(*dtype);
+    bool empty = false;
     for (uint64_t d : ne) {
-      if (d != 0 && bytes > size / d)
+      if (d == 0) {
+        empty = true;
+        continue;
+      }
+      if (bytes > size / d)
         throw Error(
             path, "tensor " + n + " dimensions", "a size that fits in the file",
             "dims (innermost first) totalling more than " + std::to_string(size) + " bytes");
       bytes *= d;
     }
-    info.nbytes = bytes;
+    info.nbytes = empty ? 0 : bytes;
     // GGML stores the innermost dimension first; PyTorch order is the reverse.
     for (auto it = ne.rbegin(); it != ne.rend(); ++it) info.shape.push_back(int64_t(*it));
     infos.push_back(std::move(info));

@@ -3,6 +3,7 @@
 // ever imported or executed.
 #include "io/pickle.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <iterator>
@@ -609,11 +610,16 @@ Value* Unpickler::rebuild_tensor(const std::vector<Value*>& a) {
     fail("_rebuild_tensor_v2 metadata (argument 7) as a dict or None", describe(*a[6]));
 
   // The view must stay inside its storage: offset + sum((size-1)*stride) < numel.
-  uint64_t numel = 1, last = t->offset;
-  bool ok = true;
-  for (size_t i = 0; i < t->shape.size(); ++i)
-    ok = ok && checked_mul(numel, uint64_t(t->shape[i]), &numel);
-  if (!ok || numel > kMaxElements)
+  // The product of the non-zero sizes is bounded too, so that [0, 2^40, 2^40] (no elements)
+  // cannot overflow a later product taken in another order.
+  uint64_t extent = 1, last = t->offset;
+  bool ok = true, empty = false;
+  for (size_t i = 0; i < t->shape.size(); ++i) {
+    if (t->shape[i] == 0) empty = true;
+    ok = ok && checked_mul(extent, std::max<uint64_t>(1, uint64_t(t->shape[i])), &extent);
+  }
+  const uint64_t numel = empty ? 0 : extent;
+  if (!ok || extent > kMaxElements)
     fail("_rebuild_tensor_v2 size with fewer than 2^62 elements", shape_str(t->shape));
   const uint64_t storage_numel = storage.storage->numel;
   if (numel > 0) {

@@ -94,16 +94,21 @@ TensorFile parse_safetensors(const uint8_t* data, size_t size, const std::string
       throw Error(path, name + ".shape", "an array of at most 8 sizes",
                   sh == v.end() ? "none" : sh->dump());
     Shape shape;
-    uint64_t numel = 1;
+    // The product of the non-zero sizes must fit too, so an empty [0, 2^40, 2^40] cannot
+    // overflow a product taken later in another order.
+    uint64_t extent = 1;
+    bool empty = false;
     for (const auto& d : *sh) {
       if (!d.is_number_unsigned())
         throw Error(path, name + ".shape", "non-negative integers", sh->dump());
       uint64_t n = d.get<uint64_t>();
-      if (n > data_size || (n != 0 && numel > data_size / n))
+      if (n > data_size || (n != 0 && extent > data_size / n))
         throw Error(path, name + ".shape", "a size that fits in the file", sh->dump());
-      numel *= n;
+      if (n == 0) empty = true;
+      extent *= std::max<uint64_t>(n, 1);
       shape.push_back(int64_t(n));
     }
+    const uint64_t numel = empty ? 0 : extent;
     if (off == v.end() || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
         !(*off)[1].is_number_unsigned())
       throw Error(path, name + ".data_offsets", "[begin, end]",

@@ -295,6 +295,16 @@ TEST(GgufBadInput, HugeDimsAreRefusedBeforeAllocating) {
       << parse_error_of(r.b);
 }
 
+TEST(GgufBadInput, HugeDimsBesideAZeroDimAreRefused) {
+  // Zero bytes, but numel() of the other dims would overflow (found by the fuzzer).
+  Raw r;
+  r.header(1, 0).str("t").u32(3).u64(0).u64(uint64_t(1) << 40).u64(uint64_t(1) << 40);
+  r.u32(0).u64(0).pad(32);
+  EXPECT_NE(parse_error_of(r.b).find("tensor t dimensions: expected a size that fits in the file"),
+            std::string::npos)
+      << parse_error_of(r.b);
+}
+
 TEST(GgufBadInput, UnalignedOffset) {
   Raw r;
   r.header(1, 0).str("t").u32(1).u64(1).u32(0).u64(4).pad(32).b += std::string(64, '\0');

@@ -439,6 +439,14 @@ TEST(PickleBadInput, TensorArguments) {
   EXPECT_EQ(f.message, f.at + R +
                            "_rebuild_tensor_v2 size with fewer than 2^62 elements, found "
                            "[2147483648, 2147483648, 2147483648]");
+  f = rebuild([](PickleBuilder& p) {  // no elements, but the other sizes' product overflows
+    p.storage("FloatStorage", "0", 12).integer(0);
+    p.ints({0, int64_t(1) << 40, int64_t(1) << 40}).ints({0, 0, 0});
+    p.boolean(false).ordered_dict();
+  });
+  EXPECT_EQ(f.message, f.at + R +
+                           "_rebuild_tensor_v2 size with fewer than 2^62 elements, found "
+                           "[0, 1099511627776, 1099511627776]");
   f = rebuild([](PickleBuilder& p) {
     p.storage("FloatStorage", "0", 12).integer(13).ints({0}).ints({1});
     p.boolean(false).ordered_dict();

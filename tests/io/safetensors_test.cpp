@@ -102,6 +102,15 @@ TEST(SafetensorsBadInput, HugeShapeIsRefusedBeforeAllocating) {
   EXPECT_NE(error_of(p).find("a.shape"), std::string::npos) << error_of(p);
 }
 
+TEST(SafetensorsBadInput, HugeSizesBesideAZeroAreRefused) {
+  // No elements, but 4096 x 4096 x 4096 would overflow a product of the other sizes.
+  test::TempDir dir;
+  auto p = write_raw(
+      dir, R"({"a":{"dtype":"F32","shape":[0,4096,4096,4096],"data_offsets":[0,0]}})", 4096);
+  EXPECT_NE(error_of(p).find("a.shape: expected a size that fits in the file"), std::string::npos)
+      << error_of(p);
+}
+
 TEST(SafetensorsBadInput, TruncatedFile) {
   test::TempDir dir;
   auto p = write_raw(dir, R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 7);
