@@ -357,6 +357,32 @@ TEST(Convert, LcmLoraBakeGeneratesTheFixtureWithNoSamplerFlags) {
   EXPECT_NE(params.find("CFG scale: 1"), std::string::npos) << params;
 }
 
+// Generates with `gguf_model` and with `source_flags` (checkpoint, LoRA or ControlNet given at run
+// time), the same `common` flags for both; expects bit-identical latents and PNGs and returns the
+// latents.
+std::vector<float> expect_identical_runs(const TempDir& dir, const std::string& gguf_model,
+                                         const std::vector<std::string>& source_flags,
+                                         const std::vector<std::string>& common) {
+  std::vector<std::string> a{"generate",        "-m", gguf_model,       "--save-latents",
+                             dir.file("a.sft"), "-o", dir.file("a.png")};
+  std::vector<std::string> b{"generate", "--save-latents", dir.file("b.sft"), "-o",
+                             dir.file("b.png")};
+  b.insert(b.end(), source_flags.begin(), source_flags.end());
+  a.insert(a.end(), common.begin(), common.end());
+  b.insert(b.end(), common.begin(), common.end());
+  const CommandResult ra = run_sdc(a), rb = run_sdc(b);
+  EXPECT_EQ(ra.exit_code, 0) << ra.err;
+  EXPECT_EQ(rb.exit_code, 0) << rb.err;
+  if (ra.exit_code != 0 || rb.exit_code != 0) return {};
+  const std::vector<float> la = latents_of(dir.file("a.sft")), lb = latents_of(dir.file("b.sft"));
+  EXPECT_EQ(la.size(), lb.size());
+  if (la.size() == lb.size()) {
+    EXPECT_EQ(std::memcmp(la.data(), lb.data(), la.size() * sizeof(float)), 0);
+  }
+  EXPECT_EQ(io::read_image(dir.file("a.png")).rgb, io::read_image(dir.file("b.png")).rgb);
+  return la;
+}
+
 TEST(Convert, GgufAndSourceWithTheSameLoraGiveBitIdenticalLatents) {
   TempDir dir;
   const std::string path =
@@ -369,31 +395,14 @@ TEST(Convert, GgufAndSourceWithTheSameLoraGiveBitIdenticalLatents) {
                                         "--steps",     "3",
                                         "--cfg-scale", "7.5",
                                         "--seed",      "42",
-                                        "--threads",   "1"};
-  std::vector<std::string> a{
-      "generate", "-m", path, "--save-latents", dir.file("a.safetensors"), "-o", dir.file("a.png")};
-  std::vector<std::string> b{"generate",
-                             "-m",
-                             tiny("model.safetensors"),
-                             "--model-config",
-                             tiny("diffusers"),
-                             "--lora",
-                             tiny("lora-kohya.safetensors") + ":0.7",
-                             "--save-latents",
-                             dir.file("b.safetensors"),
-                             "-o",
-                             dir.file("b.png")};
-  a.insert(a.end(), common.begin(), common.end());
-  b.insert(b.end(), common.begin(), common.end());
-  const CommandResult ra = run_sdc(a), rb = run_sdc(b);
-  ASSERT_EQ(ra.exit_code, 0) << ra.err;
-  ASSERT_EQ(rb.exit_code, 0) << rb.err;
-  const std::vector<float> la = latents_of(dir.file("a.safetensors")),
-                           lb = latents_of(dir.file("b.safetensors"));
-  ASSERT_EQ(la.size(), 256u);
-  ASSERT_EQ(la.size(), lb.size());
-  EXPECT_EQ(std::memcmp(la.data(), lb.data(), la.size() * sizeof(float)), 0);
-  EXPECT_EQ(io::read_image(dir.file("a.png")).rgb, io::read_image(dir.file("b.png")).rgb);
+                                        "--threads",   "1",
+                                        "--precision", "f32"};
+  const std::vector<float> la =
+      expect_identical_runs(dir, path,
+                            {"-m", tiny("model.safetensors"), "--model-config", tiny("diffusers"),
+                             "--lora", tiny("lora-kohya.safetensors") + ":0.7"},
+                            common);
+  EXPECT_EQ(la.size(), 256u);
 }
 
 // ---- ControlNet ------------------------------------------------------------------------------
@@ -405,47 +414,16 @@ TEST(Convert, BundledControlNetGeneratesTheSameImageAsTheSeparateFile) {
   TempDir dir;
   const std::string path = convert(dir, "cn", {"-c", tiny("controlnet.safetensors"), "-t", "f32"});
   const nlohmann::json& c = find_case("pipeline/controlnet_ddim");
-  const std::vector<std::string> common{"-p",
-                                        c["prompt"].get<std::string>(),
-                                        "-W",
-                                        std::to_string(c["width"].get<int>()),
-                                        "-H",
-                                        std::to_string(c["height"].get<int>()),
-                                        "--steps",
-                                        std::to_string(c["num_inference_steps"].get<int>()),
-                                        "--cfg-scale",
-                                        std::to_string(c["guidance_scale"].get<double>()),
-                                        "--seed",
-                                        std::to_string(c["seed"].get<int64_t>()),
-                                        "--sampler",
-                                        "ddim",
-                                        "--precision",
-                                        "f32",
-                                        "--control-image",
-                                        tiny("images/hint_64x64.png")};
-  std::vector<std::string> a{
-      "generate", "-m", path, "--save-latents", dir.file("a.safetensors"), "-o", dir.file("a.png")};
-  std::vector<std::string> b{"generate",
-                             "-m",
-                             tiny("model.safetensors"),
-                             "--model-config",
-                             tiny("diffusers"),
-                             "--control-net",
-                             tiny("controlnet.safetensors"),
-                             "--save-latents",
-                             dir.file("b.safetensors"),
-                             "-o",
-                             dir.file("b.png")};
-  a.insert(a.end(), common.begin(), common.end());
-  b.insert(b.end(), common.begin(), common.end());
-  const CommandResult ra = run_sdc(a), rb = run_sdc(b);
-  ASSERT_EQ(ra.exit_code, 0) << ra.err;
-  ASSERT_EQ(rb.exit_code, 0) << rb.err;
-  const std::vector<float> la = latents_of(dir.file("a.safetensors")),
-                           lb = latents_of(dir.file("b.safetensors"));
-  ASSERT_EQ(la.size(), lb.size());
-  EXPECT_EQ(std::memcmp(la.data(), lb.data(), la.size() * sizeof(float)), 0);
-  EXPECT_EQ(io::read_image(dir.file("a.png")).rgb, io::read_image(dir.file("b.png")).rgb);
+  std::vector<std::string> common = case_args(c);
+  for (const char* flag : {"--sampler", "ddim", "--precision", "f32", "--control-image"})
+    common.push_back(flag);
+  common.push_back(tiny("images/hint_64x64.png"));
+  const std::vector<float> la =
+      expect_identical_runs(dir, path,
+                            {"-m", tiny("model.safetensors"), "--model-config", tiny("diffusers"),
+                             "--control-net", tiny("controlnet.safetensors")},
+                            common);
+  ASSERT_FALSE(la.empty());
   const std::vector<float> all =
       ref_f32(c["tensors"]["latents_after_each_step"].get<std::string>());
   ASSERT_GE(all.size(), la.size());

@@ -19,33 +19,19 @@ struct PipelineRun {
 };
 
 std::vector<std::string> base_args(const nlohmann::json& c, const test::TempDir& dir) {
-  std::vector<std::string> a = {"generate",
-                                "-m",
-                                test::tiny("model.safetensors"),
-                                "--model-config",
-                                test::tiny("diffusers"),
-                                "-p",
-                                c["prompt"].get<std::string>(),
-                                "-W",
-                                std::to_string(c["width"].get<int>()),
-                                "-H",
-                                std::to_string(c["height"].get<int>()),
-                                "--steps",
-                                std::to_string(c["num_inference_steps"].get<int>()),
-                                "--cfg-scale",
-                                std::to_string(c["guidance_scale"].get<double>()),
-                                "--seed",
-                                std::to_string(c["seed"].get<int64_t>()),
-                                "--precision",
-                                "f32",
-                                "-o",
-                                dir.file("out.png"),
-                                "--save-latents",
-                                dir.file("latents.safetensors")};
-  if (c.contains("negative_prompt") && c["negative_prompt"].is_string()) {
-    a.push_back("-n");
-    a.push_back(c["negative_prompt"].get<std::string>());
-  }
+  std::vector<std::string> a{"generate",
+                             "-m",
+                             test::tiny("model.safetensors"),
+                             "--model-config",
+                             test::tiny("diffusers"),
+                             "--precision",
+                             "f32",
+                             "-o",
+                             dir.file("out.png"),
+                             "--save-latents",
+                             dir.file("latents.safetensors")};
+  const std::vector<std::string> own = test::case_args(c);
+  a.insert(a.end(), own.begin(), own.end());
   return a;
 }
 

@@ -29,6 +29,20 @@ std::string tiny(const std::string& rel) {
   return tiny_dir() + "/" + rel;
 }
 
+std::vector<std::string> case_args(const nlohmann::json& c) {
+  std::vector<std::string> a{"-p",          c["prompt"].get<std::string>(),
+                             "-W",          std::to_string(c["width"].get<int>()),
+                             "-H",          std::to_string(c["height"].get<int>()),
+                             "--steps",     std::to_string(c["num_inference_steps"].get<int>()),
+                             "--cfg-scale", std::to_string(c["guidance_scale"].get<double>()),
+                             "--seed",      std::to_string(c["seed"].get<int64_t>())};
+  if (c.contains("negative_prompt") && c["negative_prompt"].is_string()) {
+    a.push_back("-n");
+    a.push_back(c["negative_prompt"].get<std::string>());
+  }
+  return a;
+}
+
 // Python's json writes the non-standard bare tokens NaN, Infinity and -Infinity (e.g. a
 // scheduler's lambda_min_clipped), which nlohmann rejects: turn them into the strings "NaN",
 // "Infinity" and "-Infinity" (outside string literals only) so that they stay visible.

@@ -19,6 +19,9 @@ const nlohmann::json& find_case(const std::string& id);
 const io::TensorFile& reference();  // tiny-sd15/reference.safetensors
 std::vector<float> ref_f32(const std::string& tensor_name);
 double tolerance(const std::string& kind, const std::string& column = "fp32");
+// A pipeline case's own `sdc generate` flags: -p, -n (if any), -W, -H, --steps, --cfg-scale,
+// --seed.
+std::vector<std::string> case_args(const nlohmann::json& pipeline_case);
 
 // The fixtures' metric: max|out - ref| / max|ref|.
 double rel_max_diff(const float* out, const std::vector<float>& ref);

@@ -1,13 +1,6 @@
 // PyTorch CPU generator and randn, reproduced; see torch_generator.h for the algorithm.
 
-// PyTorch rounds every tensor operation separately: let no compiler fuse a multiply and an add here
-// (explicit std::fma calls stay fused). Before the includes: GCC attaches the option to functions
-// when they are declared, and our classes are declared in headers.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+#include "common/strict_float.h"  // first: PyTorch rounding, no fused multiply-add
 
 #include "pipeline/rng/torch_generator.h"
 

@@ -1,14 +1,7 @@
 // The sampler loop and each scheduler's step, in float32 with the operation order of diffusers'
 // torch code (scalar coefficients as 0-dim float32 tensors, then elementwise updates).
 
-// PyTorch rounds every tensor operation separately: let no compiler fuse a multiply and an add here
-// (explicit std::fma calls stay fused). Before the includes: GCC attaches the option to functions
-// when they are declared, and our classes are declared in headers.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+#include "common/strict_float.h"  // first: PyTorch rounding, no fused multiply-add
 
 #include "pipeline/sampling/sampler.h"
 
