@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's second command: build everything (warnings are errors) and run the whole test suite.
 #   scripts/test.sh            Release build in build/, all tests
-#   scripts/test.sh --sanitize ASan+UBSan build in build-asan/, all tests
+#   scripts/test.sh --sanitize ASan+UBSan build in build-asan/, the input-handling tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
