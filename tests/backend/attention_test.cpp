@@ -1,6 +1,7 @@
 // Attention against the scalar reference: several heads, Tq != Tk, causal masks, query counts that
-// span several tiles with a ragged last one, f32 and bf16 (q/k/v made by linears, as in the
-// networks, so that bf16 mode stores them as bf16).
+// span several tiles with a ragged last one, over a thousand keys with an odd count, SD1.5's head
+// of 40, f32 and bf16 (q/k/v made by linears, as in the networks, so that bf16 mode stores them
+// as bf16).
 #include <gtest/gtest.h>
 
 #include "backend/cpu/cpu_features.h"
@@ -29,9 +30,10 @@ TEST_P(Attention, MatchesReference) {
   const Precision prec = std::get<0>(GetParam());
   const bool bf16 = prec == Precision::BF16;
   const Case cases[] = {
-      {2, 37, 29, 24, 3, false},   {1, 77, 77, 64, 4, true}, {2, 300, 77, 40, 2, false},
-      {1, 700, 700, 16, 1, false}, {1, 20, 33, 48, 6, true}, {1, 65, 40, 512, 1, false},
-      {2, 100, 90, 80, 2, false},  {1, 33, 50, 72, 3, true}, {2, 30, 19, 350, 2, false}};
+      {2, 37, 29, 24, 3, false},   {1, 77, 77, 64, 4, true},   {2, 300, 77, 40, 2, false},
+      {1, 700, 700, 16, 1, false}, {1, 20, 33, 48, 6, true},   {1, 65, 40, 512, 1, false},
+      {2, 100, 90, 80, 2, false},  {1, 33, 50, 72, 3, true},   {2, 30, 19, 350, 2, false},
+      {1, 50, 1031, 80, 2, false}, {1, 600, 600, 32, 2, true}, {1, 130, 1100, 40, 1, true}};
   uint32_t seed = 1000;
   for (const Case& c : cases) {
     graph::Graph g;
