@@ -37,29 +37,29 @@ io::Image gaussian_blur(const io::Image& image, float sigma) {
     sum += v;
   }
   for (float& v : k) v = float(double(v) / sum);
-  // Rows, then columns, both in f32; one rounding at the end.
-  std::vector<float> rows(size_t(w) * size_t(h) * 3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x)
-      for (int c = 0; c < 3; ++c) {
-        float acc = 0;
-        for (int i = -radius; i <= radius; ++i)
-          acc += k[size_t(i + radius)] *
-                 float(image.rgb[(size_t(y) * size_t(w) + size_t(reflect101(x + i, w))) * 3 +
-                                 size_t(c)]);
-        rows[(size_t(y) * size_t(w) + size_t(x)) * 3 + size_t(c)] = acc;
-      }
+  // Rows, then columns, both in f32; one rounding at the end. One pass along x or y with
+  // reflected borders:
+  auto pass = [&](const std::vector<float>& src, bool along_x) {
+    std::vector<float> dst(src.size());
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
+        for (int c = 0; c < 3; ++c) {
+          float acc = 0;
+          for (int i = -radius; i <= radius; ++i) {
+            const int sx = along_x ? reflect101(x + i, w) : x;
+            const int sy = along_x ? y : reflect101(y + i, h);
+            acc +=
+                k[size_t(i + radius)] * src[(size_t(sy) * size_t(w) + size_t(sx)) * 3 + size_t(c)];
+          }
+          dst[(size_t(y) * size_t(w) + size_t(x)) * 3 + size_t(c)] = acc;
+        }
+    return dst;
+  };
+  const std::vector<float> blurred =
+      pass(pass(std::vector<float>(image.rgb.begin(), image.rgb.end()), true), false);
   io::Image out = image;
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x)
-      for (int c = 0; c < 3; ++c) {
-        float acc = 0;
-        for (int i = -radius; i <= radius; ++i)
-          acc += k[size_t(i + radius)] *
-                 rows[(size_t(reflect101(y + i, h)) * size_t(w) + size_t(x)) * 3 + size_t(c)];
-        out.rgb[(size_t(y) * size_t(w) + size_t(x)) * 3 + size_t(c)] =
-            uint8_t(std::clamp(std::lround(acc), 0L, 255L));
-      }
+  for (size_t i = 0; i < blurred.size(); ++i)
+    out.rgb[i] = uint8_t(std::clamp(std::lround(blurred[i]), 0L, 255L));
   return out;
 }
 
