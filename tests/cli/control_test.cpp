@@ -15,33 +15,15 @@
 namespace sdc {
 namespace {
 
-std::vector<std::string> tiny_generate(const test::TempDir& dir) {
-  return {"generate",
-          "-m",
-          test::tiny("model.safetensors"),
-          "--model-config",
-          test::tiny("diffusers"),
-          "-p",
-          "a ring",
-          "-W",
-          "64",
-          "-H",
-          "64",
-          "--steps",
-          "2",
-          "--sampler",
-          "ddim",
-          "--seed",
-          "1",
-          "--precision",
-          "f32",
-          "-o",
-          dir.file("out.png")};
+std::vector<std::string> ring_ddim_args(const test::TempDir& dir) {
+  return test::tiny_generate({"-p", "a ring", "-W", "64", "-H", "64", "--steps", "2", "--sampler",
+                              "ddim", "--seed", "1", "--precision", "f32", "-o",
+                              dir.file("out.png")});
 }
 
 TEST(ControlNetCli, SavesTheCannyHintItUsed) {
   test::TempDir dir;
-  auto args = tiny_generate(dir);
+  auto args = ring_ddim_args(dir);
   args.insert(args.end(),
               {"--control-net", test::tiny("controlnet.safetensors"), "--control-image",
                test::tiny("images/init_64x64.png"), "--control-preprocess", "canny", "--canny-low",
@@ -56,11 +38,11 @@ TEST(ControlNetCli, SavesTheCannyHintItUsed) {
 
 TEST(ControlNetCli, ControlScaleZeroEqualsNoControlNet) {
   test::TempDir dir;
-  auto with = tiny_generate(dir);
+  auto with = ring_ddim_args(dir);
   with.back() = dir.file("with.png");
   with.insert(with.end(), {"--control-net", test::tiny("controlnet.safetensors"), "--control-image",
                            test::tiny("images/hint_64x64.png"), "--control-scale", "0"});
-  auto without = tiny_generate(dir);
+  auto without = ring_ddim_args(dir);
   without.back() = dir.file("without.png");
   ASSERT_EQ(test::run_sdc(with).exit_code, 0);
   ASSERT_EQ(test::run_sdc(without).exit_code, 0);
@@ -75,7 +57,7 @@ TEST(ControlNetCli, ControlScaleZeroEqualsNoControlNet) {
 
 void expect_refused(std::vector<std::string> extra, const std::string& needle) {
   test::TempDir dir;
-  auto args = tiny_generate(dir);
+  auto args = ring_ddim_args(dir);
   args.insert(args.end(), extra.begin(), extra.end());
   auto r = test::run_sdc(args);
   EXPECT_EQ(r.exit_code, 2) << r.err;

@@ -19,17 +19,9 @@ struct PipelineRun {
 };
 
 std::vector<std::string> base_args(const nlohmann::json& c, const test::TempDir& dir) {
-  std::vector<std::string> a{"generate",
-                             "-m",
-                             test::tiny("model.safetensors"),
-                             "--model-config",
-                             test::tiny("diffusers"),
-                             "--precision",
-                             "f32",
-                             "-o",
-                             dir.file("out.png"),
-                             "--save-latents",
-                             dir.file("latents.safetensors")};
+  std::vector<std::string> a =
+      test::tiny_generate({"--precision", "f32", "-o", dir.file("out.png"), "--save-latents",
+                           dir.file("latents.safetensors")});
   const std::vector<std::string> own = test::case_args(c);
   a.insert(a.end(), own.begin(), own.end());
   return a;
@@ -118,25 +110,8 @@ TEST(GeneratePipeline, SameSeedSameImageAndBatchSeedsFollowA1111) {
   // Image 2 of a batch of 2 with seed S equals a single image with seed S+1.
   test::TempDir dir;
   auto common = [&](const std::string& out) {
-    return std::vector<std::string>{"generate",
-                                    "-m",
-                                    test::tiny("model.safetensors"),
-                                    "--model-config",
-                                    test::tiny("diffusers"),
-                                    "-p",
-                                    "a cat",
-                                    "-W",
-                                    "64",
-                                    "-H",
-                                    "64",
-                                    "--steps",
-                                    "3",
-                                    "--sampler",
-                                    "euler_a",
-                                    "--precision",
-                                    "f32",
-                                    "-o",
-                                    dir.file(out)};
+    return test::tiny_generate({"-p", "a cat", "-W", "64", "-H", "64", "--steps", "3", "--sampler",
+                                "euler_a", "--precision", "f32", "-o", dir.file(out)});
   };
   auto batch = common("b.png");
   batch.insert(batch.end(), {"--seed", "10", "--batch-size", "2"});
@@ -155,27 +130,9 @@ namespace {
 
 TEST(InspectImage, ReadsTheParametersSdcWrote) {
   test::TempDir dir;
-  auto r = test::run_sdc({"generate",
-                          "-m",
-                          test::tiny("model.safetensors"),
-                          "--model-config",
-                          test::tiny("diffusers"),
-                          "-p",
-                          "a (red:1.2) fox",
-                          "-n",
-                          "blurry",
-                          "-W",
-                          "64",
-                          "-H",
-                          "64",
-                          "--steps",
-                          "2",
-                          "--sampler",
-                          "ddim",
-                          "--seed",
-                          "5",
-                          "-o",
-                          dir.file("fox.png")});
+  auto r = test::run_sdc(test::tiny_generate({"-p", "a (red:1.2) fox", "-n", "blurry", "-W", "64",
+                                              "-H", "64", "--steps", "2", "--sampler", "ddim",
+                                              "--seed", "5", "-o", dir.file("fox.png")}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = test::run_sdc({"inspect", "--json", dir.file("fox.png")});
   ASSERT_EQ(j.exit_code, 0) << j.err;

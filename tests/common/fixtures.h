@@ -22,6 +22,9 @@ double tolerance(const std::string& kind, const std::string& column = "fp32");
 // A pipeline case's own `sdc generate` flags: -p, -n (if any), -W, -H, --steps, --cfg-scale,
 // --seed.
 std::vector<std::string> case_args(const nlohmann::json& pipeline_case);
+// `sdc generate` on the tiny model (-m model.safetensors, --model-config diffusers for its head
+// counts) followed by `flags`.
+std::vector<std::string> tiny_generate(const std::vector<std::string>& flags);
 
 // The fixtures' metric: max|out - ref| / max|ref|.
 double rel_max_diff(const float* out, const std::vector<float>& ref);
