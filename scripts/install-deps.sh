@@ -4,6 +4,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev clang-format
   libdnnl-dev            # oneDNN: convolution and matmul kernels
+  ocl-icd-opencl-dev     # OpenCL headers/loader: dnnl-config.cmake calls find_package(OpenCL) (only Recommended by libdnnl-dev)
   nlohmann-json3-dev     # JSON: safetensors headers, configs, HTTP bodies
   libcli11-dev           # command-line parsing
   libcpp-httplib-dev     # HTTP server (sdc serve)
