@@ -26,6 +26,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/benchmark.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
 #include "common/error.h"
@@ -33,7 +34,6 @@
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "model/random_model.h"
-#include "pipeline/benchmark.h"
 
 extern char** environ;
 
@@ -41,7 +41,7 @@ namespace sdc::cli {
 namespace {
 
 struct BenchArgs {
-  pipeline::BenchSettings settings;
+  bench::BenchSettings settings;
   std::string precision = "both";
   std::string cases = "all";
   bool cases_set = false;
@@ -131,10 +131,10 @@ std::vector<std::string> shared_args(const BenchArgs& a, const RandomModelFiles*
   return args;
 }
 
-std::string join_components(const std::vector<pipeline::Component>& cs) {
+std::string join_components(const std::vector<bench::Component>& cs) {
   std::string out;
-  for (pipeline::Component c : cs)
-    out += (out.empty() ? "" : ",") + std::string(pipeline::component_key(c));
+  for (bench::Component c : cs)
+    out += (out.empty() ? "" : ",") + std::string(bench::component_key(c));
   return out;
 }
 
@@ -176,9 +176,9 @@ class TempResult {
   std::string path_;
 };
 
-pipeline::CaseResult run_child(const BenchArgs& a, const RandomModelFiles* random,
-                               const pipeline::BenchCase& c, cpu::Precision p,
-                               const std::vector<pipeline::Component>& extras) {
+bench::CaseResult run_child(const BenchArgs& a, const RandomModelFiles* random,
+                            const bench::BenchCase& c, cpu::Precision p,
+                            const std::vector<bench::Component>& extras) {
   TempResult out;
   std::vector<std::string> args = {
       "bench",          "--internal-case", c.name, "--internal-precision", cpu::precision_name(p),
@@ -202,7 +202,7 @@ pipeline::CaseResult run_child(const BenchArgs& a, const RandomModelFiles* rando
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error("the " + what + " measurement wrote no readable result: " + e.what());
   }
-  return pipeline::case_from_json(j);
+  return bench::case_from_json(j);
 }
 
 void write_json(const std::string& path, const nlohmann::json& j) {
@@ -213,16 +213,15 @@ void write_json(const std::string& path, const nlohmann::json& j) {
 }
 
 void run_internal_case(const BenchArgs& a) {
-  const std::vector<pipeline::BenchCase> cases =
-      pipeline::parse_bench_cases(a.internal_case, "--internal-case");
+  const std::vector<bench::BenchCase> cases =
+      bench::parse_bench_cases(a.internal_case, "--internal-case");
   if (cases.size() != 1) throw UsageError("", "--internal-case", "one case", a.internal_case);
   const cpu::Precision p = cpu::parse_precision(a.internal_precision);
-  std::vector<pipeline::Component> extras;
+  std::vector<bench::Component> extras;
   std::stringstream in(a.internal_extras);
-  for (std::string key; std::getline(in, key, ',');)
-    extras.push_back(pipeline::parse_component(key));
-  const pipeline::CaseResult r = pipeline::measure_case(a.settings, cases[0], p, extras, std::cerr);
-  write_json(a.internal_out, pipeline::case_to_json(r));
+  for (std::string key; std::getline(in, key, ',');) extras.push_back(bench::parse_component(key));
+  const bench::CaseResult r = bench::measure_case(a.settings, cases[0], p, extras, std::cerr);
+  write_json(a.internal_out, bench::case_to_json(r));
 }
 
 std::string command_line(const BenchArgs& a) {
@@ -246,9 +245,9 @@ void run_bench(BenchArgs& a) {
   if (!a.internal_case.empty()) return run_internal_case(a);
 
   if (a.quick && !a.cases_set) a.cases = "lcm256";
-  const std::vector<pipeline::BenchCase> cases = pipeline::parse_bench_cases(a.cases, "--cases");
+  const std::vector<bench::BenchCase> cases = bench::parse_bench_cases(a.cases, "--cases");
   const std::vector<cpu::Precision> precisions =
-      pipeline::parse_bench_precisions(a.precision, "--precision");
+      bench::parse_bench_precisions(a.precision, "--precision");
   if (!a.json.empty()) {
     const std::filesystem::path dir = std::filesystem::path(a.json).parent_path();
     std::error_code ec;
@@ -263,30 +262,30 @@ void run_bench(BenchArgs& a) {
   if (!model.empty() && stat(model.c_str(), &st) != 0)
     throw Error(model, "", "an existing model file or diffusers folder", std::strerror(errno));
 
-  pipeline::BenchReport report;
+  bench::BenchReport report;
   report.model = a.settings.model.model.empty()
                      ? "full-size SD1.5 with random weights (seed " +
                            std::to_string(a.settings.seed) + ", fp16 safetensors)"
                      : a.settings.model.model;
-  report.cpu = pipeline::cpu_model_name();
+  report.cpu = bench::cpu_model_name();
   report.hardware_threads = int(std::thread::hardware_concurrency());
   report.threads = a.settings.threads;
   report.quick = a.quick;
   report.unet_runs = a.settings.unet_runs;
   report.e2e_max_steps = a.settings.end_to_end_max_steps;
   report.command = command_line(a);
-  report.loadavg_start = pipeline::load_average();
+  report.loadavg_start = bench::load_average();
 
   for (cpu::Precision p : precisions) {
     std::cerr << "measuring the " << cpu::precision_name(p) << " peak…\n" << std::flush;
-    report.peaks.push_back(pipeline::measure_peak(p, a.settings.threads, a.quick ? 1 : 3));
+    report.peaks.push_back(bench::measure_peak(p, a.settings.threads, a.quick ? 1 : 3));
   }
-  const std::vector<std::vector<pipeline::Component>> extras = pipeline::plan_extras(cases);
+  const std::vector<std::vector<bench::Component>> extras = bench::plan_extras(cases);
   std::unique_ptr<RandomModelFiles> random;
   if (model.empty()) {
     bool controlnet = false;
     for (const auto& e : extras)
-      controlnet |= std::find(e.begin(), e.end(), pipeline::Component::ControlNetStep) != e.end();
+      controlnet |= std::find(e.begin(), e.end(), bench::Component::ControlNetStep) != e.end();
     std::cerr << "writing full-size SD1.5" << (controlnet ? " and ControlNet" : "")
               << " with random weights (fp16 safetensors)…\n"
               << std::flush;
@@ -297,7 +296,7 @@ void run_bench(BenchArgs& a) {
   for (size_t i = 0; i < cases.size(); ++i)
     for (cpu::Precision p : precisions)
       report.cases.push_back(run_child(a, random.get(), cases[i], p, extras[i]));
-  report.loadavg_end = pipeline::load_average();
+  report.loadavg_end = bench::load_average();
 
   report.print_table(std::cout);
   if (!a.json.empty()) write_json(a.json, report.to_json());

@@ -34,9 +34,9 @@
 #include "model/lora_file.h"
 #include "model/lora_targets.h"
 #include "model/model_loader.h"
-#include "pipeline/builtin_vocab.h"
 #include "pipeline/generation_request.h"
 #include "pipeline/model_bundle.h"
+#include "text/builtin_vocab.h"
 
 #ifndef SDC_VERSION
 #define SDC_VERSION "unknown"
@@ -317,8 +317,8 @@ void run_convert(const ConvertArgs& a) {
               << info.defaults.steps << " steps, cfg " << info.defaults.cfg_scale << " ("
               << info.defaults.reason << ")\n";
   if (info.tokenizer_vocab_json.empty()) {
-    info.tokenizer_vocab_json = std::string(pipeline::builtin_clip_vocab_json());
-    info.tokenizer_merges = std::string(pipeline::builtin_clip_merges_txt());
+    info.tokenizer_vocab_json = std::string(text::builtin_clip_vocab_json());
+    info.tokenizer_merges = std::string(text::builtin_clip_merges_txt());
   }
 
   // --- hash

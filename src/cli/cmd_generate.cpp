@@ -14,10 +14,10 @@
 #include "pipeline/generation_params.h"
 #include "pipeline/model_bundle.h"
 #include "pipeline/plan_warmup.h"
-#include "pipeline/rng/torch_generator.h"
-#include "pipeline/sampling/sampler_kind.h"
 #include "pipeline/stable_diffusion.h"
-#include "pipeline/tokenizer.h"
+#include "sampling/rng/torch_generator.h"
+#include "sampling/sampler_kind.h"
+#include "text/tokenizer.h"
 
 namespace sdc::cli {
 namespace {
@@ -54,8 +54,8 @@ void run_generate(GenerateArgs& a) {
   pipeline::GenerationRequest& req = a.req;
   if (a.rng != "cpu") throw UsageError("", "--rng", "cpu", a.rng);
   pipeline::validate(req);
-  pipeline::parse_sampler(req.sampler);
-  pipeline::parse_schedule(req.scheduler);
+  sampling::parse_sampler(req.sampler);
+  sampling::parse_schedule(req.scheduler);
   check_output_folder(a.output, "-o");
   if (!a.save_latents.empty()) check_output_folder(a.save_latents, "--save-latents");
   if (!req.control_save_hint.empty())
@@ -73,7 +73,7 @@ void run_generate(GenerateArgs& a) {
   pipeline::validate(req);
 
   if (req.seed < 0) {
-    req.seed = int64_t(pipeline::random_seed() & 0xffffffffULL);
+    req.seed = int64_t(sampling::random_seed() & 0xffffffffULL);
     std::cout << "seed: " << req.seed << "\n";
   }
   cpu::PlanOptions options;

@@ -8,9 +8,13 @@
 #include "model/classify.h"
 #include "model/compiled_model.h"
 #include "model/infer_hparams.h"
-#include "pipeline/sampling/sampler_kind.h"
+#include "sampling/sampler_kind.h"
 
 namespace sdc::pipeline {
+using sampling::a1111_sampler_name;
+using sampling::parse_sampler;
+using sampling::parse_schedule;
+using text::ClipTokenizer;
 
 void attach_controlnet(model::LoadedModel& m, const std::string& path,
                        const std::string& model_config_dir) {

@@ -14,7 +14,7 @@
 #include "model/model_loader.h"
 #include "pipeline/generation_params.h"
 #include "pipeline/generation_request.h"
-#include "pipeline/tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace sdc::pipeline {
 
@@ -40,12 +40,12 @@ struct ModelBundle {
   std::vector<model::LoraReport> loras;
   std::string name;  // shown in PNG metadata: the model file's stem
   RecommendedDefaults defaults;
-  std::unique_ptr<ClipTokenizer> own_tokenizer;  // from a .gguf's metadata, else null
+  std::unique_ptr<text::ClipTokenizer> own_tokenizer;  // from a .gguf's metadata, else null
   // A compiled model's declared sizes ((width, height) in pixels) and batch, to plan at load.
   std::vector<std::pair<int, int>> declared_sizes;
   int declared_batch = 1;
-  const ClipTokenizer& tokenizer() const {
-    return own_tokenizer ? *own_tokenizer : ClipTokenizer::builtin();
+  const text::ClipTokenizer& tokenizer() const {
+    return own_tokenizer ? *own_tokenizer : text::ClipTokenizer::builtin();
   }
 };
 

@@ -9,14 +9,32 @@
 #include "common/error.h"
 #include "common/stopwatch.h"
 #include "graph/builders/builders.h"
-#include "pipeline/canny.h"
-#include "pipeline/image_ops.h"
+#include "imaging/canny.h"
+#include "imaging/image_ops.h"
 #include "pipeline/layout.h"
-#include "pipeline/rng/torch_generator.h"
-#include "pipeline/sampling/sampler.h"
 #include "pipeline/text_conditioning.h"
+#include "sampling/rng/torch_generator.h"
+#include "sampling/sampler.h"
 
 namespace sdc::pipeline {
+using imaging::canny;
+using imaging::fit_image;
+using imaging::flatten_alpha;
+using imaging::gaussian_blur;
+using imaging::image_from_signed_tensor;
+using imaging::image_to_signed_tensor;
+using imaging::image_to_unit_tensor;
+using imaging::parse_resize_mode;
+using imaging::ResizeMode;
+using sampling::Denoiser;
+using sampling::noise_per_image;
+using sampling::parse_sampler;
+using sampling::parse_schedule;
+using sampling::Sampler;
+using sampling::SamplerSettings;
+using sampling::StepProgress;
+using sampling::TorchGenerator;
+using text::ClipTokenizer;
 namespace {
 
 // Each image of a batch draws from its own generator: latents of image i are the i-th slice.

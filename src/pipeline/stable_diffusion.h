@@ -16,9 +16,11 @@
 #include "pipeline/generation_request.h"
 #include "pipeline/plan_cache.h"
 
-namespace sdc::pipeline {
-
+namespace sdc::text {
 class ClipTokenizer;
+}
+
+namespace sdc::pipeline {
 
 struct GeneratedImage {
   io::Image image;
@@ -46,7 +48,7 @@ class StableDiffusion {
  public:
   // `model` must outlive this object. `model_name` goes into the PNG metadata.
   StableDiffusion(const model::LoadedModel& model, cpu::PlanOptions options,
-                  const ClipTokenizer& tokenizer, std::string model_name);
+                  const text::ClipTokenizer& tokenizer, std::string model_name);
 
   // One batch of request.batch_size images with seeds first_seed, first_seed+1, …
   // The request must be validated and have a concrete seed (not -1).
@@ -58,7 +60,7 @@ class StableDiffusion {
  private:
   const model::LoadedModel& model_;
   PlanCache plans_;
-  const ClipTokenizer& tokenizer_;
+  const text::ClipTokenizer& tokenizer_;
   std::string model_name_;
 };
 

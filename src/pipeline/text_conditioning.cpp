@@ -6,9 +6,16 @@
 
 #include "common/error.h"
 #include "pipeline/plan_cache.h"
-#include "pipeline/prompt_embedding.h"
+#include "text/prompt_embedding.h"
 
 namespace sdc::pipeline {
+using text::apply_emphasis;
+using text::ClipTokenizer;
+using text::kChunkLength;
+using text::pad_to_same_length;
+using text::PromptChunk;
+using text::PromptChunks;
+using text::PromptOptions;
 
 std::vector<float> encode_chunks(cpu::Plan& text_encoder, const PromptChunks& chunks) {
   const Shape& out_shape = text_encoder.output_shape("last_hidden_state");

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "backend/cpu/plan.h"
-#include "pipeline/prompt_parser.h"
+#include "text/prompt_parser.h"
 
 namespace sdc::pipeline {
 
@@ -22,11 +22,11 @@ struct PromptContext {
 
 // Runs the text encoder plan (input "input_ids" [1,77] I32, output "last_hidden_state" [1,77,C])
 // over each chunk and returns [77·chunks, C] with emphasis applied.
-std::vector<float> encode_chunks(cpu::Plan& text_encoder, const PromptChunks& chunks);
+std::vector<float> encode_chunks(cpu::Plan& text_encoder, const text::PromptChunks& chunks);
 
 // Both prompts through the text encoder; `with_uncond` false skips the negative prompt
 // (classifier-free guidance off).
-PromptContext encode_prompts(PlanCache& plans, const ClipTokenizer& tokenizer,
+PromptContext encode_prompts(PlanCache& plans, const text::ClipTokenizer& tokenizer,
                              const std::string& prompt, const std::string& negative, int clip_skip,
                              bool with_uncond);
 

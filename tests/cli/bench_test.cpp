@@ -7,15 +7,15 @@
 #include <fstream>
 #include <set>
 
+#include "bench/benchmark.h"
 #include "common/error.h"
 #include "common/fixtures.h"
-#include "pipeline/benchmark.h"
 
 namespace sdc::test {
 namespace {
 
+using bench::Component;
 using nlohmann::json;
-using pipeline::Component;
 
 int line_count(const std::string& s) {
   return int(std::count(s.begin(), s.end(), '\n'));
@@ -151,44 +151,44 @@ TEST(BenchCommand, MissingModelExits2NamingIt) {
 }
 
 TEST(BenchPlan, EachSizeMeasuresEveryComponentOnce) {
-  const auto cases = pipeline::parse_bench_cases("all", "--cases");
+  const auto cases = bench::parse_bench_cases("all", "--cases");
   ASSERT_EQ(cases.size(), 3u);
-  const auto extras = pipeline::plan_extras(cases);
+  const auto extras = bench::plan_extras(cases);
   // lcm512 runs UNet batch 1 itself and euler512 batch 2; the ControlNet step goes to 512x512.
   EXPECT_EQ(extras[0], (std::vector<Component>{Component::VaeEncode, Component::ControlNetStep}));
   EXPECT_TRUE(extras[1].empty());
   EXPECT_EQ(extras[2], (std::vector<Component>{Component::UNetBatch2, Component::VaeEncode}));
 
-  const auto one = pipeline::plan_extras(pipeline::parse_bench_cases("lcm256", "--cases"));
+  const auto one = bench::plan_extras(bench::parse_bench_cases("lcm256", "--cases"));
   EXPECT_EQ(one[0], (std::vector<Component>{Component::UNetBatch2, Component::VaeEncode,
                                             Component::ControlNetStep}));
-  const auto euler = pipeline::plan_extras(pipeline::parse_bench_cases("euler512", "--cases"));
+  const auto euler = bench::plan_extras(bench::parse_bench_cases("euler512", "--cases"));
   EXPECT_EQ(euler[0], (std::vector<Component>{Component::UNetBatch1, Component::VaeEncode,
                                               Component::ControlNetStep}));
 }
 
 TEST(BenchPlan, CasesKeepTheStandardOrderAndPrecisionsParse) {
-  const auto cases = pipeline::parse_bench_cases("lcm256,lcm512", "--cases");
+  const auto cases = bench::parse_bench_cases("lcm256,lcm512", "--cases");
   ASSERT_EQ(cases.size(), 2u);
   EXPECT_EQ(cases[0].name, "lcm512");
   EXPECT_EQ(cases[1].name, "lcm256");
-  EXPECT_EQ(pipeline::standard_cases()[1].unet_batch(), 2);
-  EXPECT_EQ(pipeline::standard_cases()[1].text_encoder_passes(), 2);
-  EXPECT_EQ(pipeline::parse_bench_precisions("both", "--precision"),
+  EXPECT_EQ(bench::standard_cases()[1].unet_batch(), 2);
+  EXPECT_EQ(bench::standard_cases()[1].text_encoder_passes(), 2);
+  EXPECT_EQ(bench::parse_bench_precisions("both", "--precision"),
             (std::vector<cpu::Precision>{cpu::Precision::F32, cpu::Precision::BF16}));
-  EXPECT_EQ(pipeline::parse_bench_precisions("bf16", "--precision"),
+  EXPECT_EQ(bench::parse_bench_precisions("bf16", "--precision"),
             (std::vector<cpu::Precision>{cpu::Precision::BF16}));
 }
 
-pipeline::CaseResult sample_result() {
-  pipeline::CaseResult r;
-  r.bench_case = pipeline::standard_cases()[1];  // euler512: 20 steps, CFG batch 2, 2 text passes
+bench::CaseResult sample_result() {
+  bench::CaseResult r;
+  r.bench_case = bench::standard_cases()[1];  // euler512: 20 steps, CFG batch 2, 2 text passes
   r.precision = cpu::Precision::BF16;
   r.load_s = 2;
   r.rss_after_load = 1000;
   r.peak_rss = 3000;
   auto timing = [](Component c, double ms) {
-    pipeline::ComponentTiming t;
+    bench::ComponentTiming t;
     t.component = c;
     t.width = t.height = 512;
     t.precision = cpu::Precision::BF16;
@@ -213,7 +213,7 @@ pipeline::CaseResult sample_result() {
 }
 
 TEST(BenchResult, EstimatesFromComponentTimes) {
-  const pipeline::CaseResult r = sample_result();
+  const bench::CaseResult r = sample_result();
   EXPECT_DOUBLE_EQ(r.seconds_per_image(), (2 * 50 + 20 * 3000 + 4000) / 1000.0);
   // + load 2 s + three plans of 1 s + three first runs each 100 ms slower than steady.
   EXPECT_DOUBLE_EQ(r.cold_first_image_s(), r.seconds_per_image() + 2 + 3 + 0.3);
@@ -221,22 +221,22 @@ TEST(BenchResult, EstimatesFromComponentTimes) {
 }
 
 TEST(BenchResult, JsonRoundTripsAndMalformedIsRefused) {
-  const pipeline::CaseResult r = sample_result();
-  const json j = pipeline::case_to_json(r);
-  const pipeline::CaseResult back = pipeline::case_from_json(j);
-  EXPECT_EQ(pipeline::case_to_json(back), j);
+  const bench::CaseResult r = sample_result();
+  const json j = bench::case_to_json(r);
+  const bench::CaseResult back = bench::case_from_json(j);
+  EXPECT_EQ(bench::case_to_json(back), j);
 
   json missing = j;
   missing.erase("peak_rss_bytes");
   try {
-    pipeline::case_from_json(missing);
+    bench::case_from_json(missing);
     FAIL() << "accepted a result without peak_rss_bytes";
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(), "benchmark result: peak_rss_bytes: expected a value, found none");
   }
   json bad_component = j;
   bad_component["components"][0]["component"] = "unet_batch3";
-  EXPECT_THROW(pipeline::case_from_json(bad_component), Error);
+  EXPECT_THROW(bench::case_from_json(bad_component), Error);
 }
 
 }  // namespace

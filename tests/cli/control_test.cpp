@@ -8,9 +8,9 @@
 #include <filesystem>
 
 #include "common/fixtures.h"
+#include "imaging/canny.h"
 #include "io/image.h"
 #include "io/safetensors.h"
-#include "pipeline/canny.h"
 
 namespace sdc {
 namespace {
@@ -31,8 +31,7 @@ TEST(ControlNetCli, SavesTheCannyHintItUsed) {
   auto r = test::run_sdc(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   io::Image saved = io::read_image(dir.file("hint.png"));
-  io::Image expected =
-      pipeline::canny(io::read_image(test::tiny("images/init_64x64.png")), 50, 150);
+  io::Image expected = imaging::canny(io::read_image(test::tiny("images/init_64x64.png")), 50, 150);
   EXPECT_EQ(saved.rgb, expected.rgb);
 }
 

@@ -28,7 +28,7 @@
 #include "model/classify.h"
 #include "model/compiled_model.h"
 #include "model/model_loader.h"
-#include "pipeline/builtin_vocab.h"
+#include "text/builtin_vocab.h"
 
 namespace sdc::test {
 namespace {
@@ -177,8 +177,8 @@ TEST(Convert, MetadataRecordsSourcesLorasPrecisionsAndSizes) {
   EXPECT_EQ(info->loras[0].text_encoder_modules, 18);
   EXPECT_EQ(info->loras[0].sha256.size(), 64u);
   EXPECT_TRUE(info->defaults.empty());  // nothing says LCM
-  EXPECT_EQ(info->tokenizer_vocab_json, pipeline::builtin_clip_vocab_json());
-  EXPECT_EQ(info->tokenizer_merges, pipeline::builtin_clip_merges_txt());
+  EXPECT_EQ(info->tokenizer_vocab_json, text::builtin_clip_vocab_json());
+  EXPECT_EQ(info->tokenizer_merges, text::builtin_clip_merges_txt());
   const io::GgufFile g = io::read_gguf(path);
   EXPECT_EQ(g.alignment, 64u);
   EXPECT_EQ(g.file.tensors.get("model.diffusion_model.out.2.weight").dtype, DType::BF16);
@@ -195,7 +195,7 @@ TEST(Convert, MetadataRecordsSourcesLorasPrecisionsAndSizes) {
   EXPECT_NE(r.out.find("sdc.lora.name = [\"lora-kohya.safetensors\"]"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("sdc.sizes = [64,64,96,64]"), std::string::npos) << r.out;
   EXPECT_NE(
-      r.out.find("\"string_length\":" + std::to_string(pipeline::builtin_clip_vocab_json().size())),
+      r.out.find("\"string_length\":" + std::to_string(text::builtin_clip_vocab_json().size())),
       std::string::npos)
       << r.out;
   EXPECT_LT(r.out.size(), 16000u);

@@ -1,0 +1,301 @@
+// CLIP BPE tokenizer: vocabulary loading, pre-tokenization with CLIP's pattern, byte-level BPE.
+#include "text/tokenizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <limits>
+
+#include "common/error.h"
+#include "text/builtin_vocab.h"
+#include "text/text_normalizer.h"
+#include "text/unicode_text.h"
+
+namespace sdc::text {
+
+namespace {
+
+constexpr std::u32string_view kBosText = U"<|startoftext|>";
+constexpr std::u32string_view kEosText = U"<|endoftext|>";
+constexpr std::string_view kWordEnd = "</w>";
+// openai/CLIP and transformers read merges.txt as lines[1 : 49152 - 256 - 2 + 1].
+constexpr size_t kMaxMerges = 49152 - 256 - 2;
+
+// GPT-2/CLIP bytes_to_unicode: printable Latin-1 bytes stand for themselves, the others are
+// moved to U+0100 and up, so that every byte is a visible character.
+std::array<char32_t, 256> bytes_to_unicode() {
+  std::array<char32_t, 256> map{};
+  char32_t next = 256;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable =
+        (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    map[b] = printable ? static_cast<char32_t>(b) : next++;
+  }
+  return map;
+}
+
+// One character of CLIP's pattern compared as the `regex` module does under IGNORECASE (the
+// text is already lower-case; U+017F LONG S folds to 's').
+bool same_ignoring_case(char32_t c, char ascii) {
+  if (c == static_cast<char32_t>(ascii)) return true;
+  if (ascii >= 'a' && ascii <= 'z' && c == static_cast<char32_t>(ascii - 'a' + 'A')) return true;
+  return ascii == 's' && c == 0x017F;
+}
+
+bool matches_at(std::u32string_view text, size_t at, std::string_view pattern) {
+  if (text.size() - at < pattern.size()) return false;
+  for (size_t k = 0; k < pattern.size(); ++k)
+    if (!same_ignoring_case(text[at + k], pattern[k])) return false;
+  return true;
+}
+
+// U+0345 COMBINING GREEK YPOGEGRAMMENI has the upper-case form U+0399, a letter, so under
+// IGNORECASE the `regex` module matches it with neither [\p{L}] nor [^\s\p{L}\p{N}]: it is
+// skipped like whitespace.
+constexpr char32_t kYpogegrammeni = 0x0345;
+
+bool is_other(char32_t c) {
+  return !is_letter(c) && !is_number(c) && !is_unicode_space(c) && c != kYpogegrammeni;
+}
+
+// re.findall(r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|
+//            [^\s\p{L}\p{N}]+", text, re.IGNORECASE) as (start, length) spans.
+template <typename Emit>
+void pre_tokenize(std::u32string_view text, Emit&& emit) {
+  static constexpr std::string_view kContractions[] = {"s", "t", "re", "ve", "m", "ll", "d"};
+  size_t i = 0;
+  while (i < text.size()) {
+    const char32_t c = text[i];
+    if (c == U'<') {
+      if (matches_at(text, i, "<|startoftext|>")) {
+        emit(i, kBosText.size()), i += kBosText.size();
+        continue;
+      }
+      if (matches_at(text, i, "<|endoftext|>")) {
+        emit(i, kEosText.size()), i += kEosText.size();
+        continue;
+      }
+    }
+    if (c == U'\'') {
+      bool matched = false;
+      for (std::string_view suffix : kContractions) {
+        if (matches_at(text, i + 1, suffix)) {
+          emit(i, 1 + suffix.size()), i += 1 + suffix.size();
+          matched = true;
+          break;
+        }
+      }
+      if (matched) continue;
+    }
+    size_t j = i + 1;
+    if (is_letter(c)) {
+      while (j < text.size() && is_letter(text[j])) ++j;
+      emit(i, j - i);
+    } else if (is_number(c)) {
+      emit(i, 1);
+    } else if (is_other(c)) {
+      while (j < text.size() && is_other(text[j])) ++j;
+      emit(i, j - i);
+    }
+    i = j;
+  }
+}
+
+}  // namespace
+
+ClipTokenizer::ClipTokenizer(std::string_view vocab_json, std::string_view merges_txt,
+                             std::string source)
+    : source_(std::move(source)) {
+  // --- vocabulary: a dense map token -> id over 0..size-1
+  nlohmann::json vocab;
+  try {
+    vocab = nlohmann::json::parse(vocab_json);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(source_, "vocab.json", "a JSON object mapping tokens to ids", e.what());
+  }
+  if (!vocab.is_object() || vocab.empty())
+    throw Error(source_, "vocab.json", "a non-empty JSON object mapping tokens to ids",
+                vocab.type_name());
+  id_to_token_.resize(vocab.size());
+  std::vector<bool> seen(vocab.size(), false);
+  token_to_id_.reserve(vocab.size());
+  for (const auto& [text, value] : vocab.items()) {
+    if (!value.is_number_integer())
+      throw Error(source_, "vocab.json: \"" + text + "\"", "an integer id", value.dump());
+    const auto id = value.get<std::int64_t>();
+    if (id < 0 || id >= static_cast<std::int64_t>(vocab.size()) || seen[static_cast<size_t>(id)])
+      throw Error(source_, "vocab.json: \"" + text + "\"",
+                  "a unique id in 0.." + std::to_string(vocab.size() - 1), std::to_string(id));
+    seen[static_cast<size_t>(id)] = true;
+    id_to_token_[static_cast<size_t>(id)] = text;
+    token_to_id_.emplace(text, static_cast<int>(id));
+  }
+  auto require = [&](const std::string& token, const char* why) {
+    const auto it = token_to_id_.find(token);
+    if (it == token_to_id_.end())
+      throw Error(source_, "vocab.json", std::string("the token \"") + token + "\" (" + why + ")",
+                  "no such token");
+    return it->second;
+  };
+  bos_id_ = require(u32_to_utf8(kBosText), "start of text");
+  eos_id_ = require(u32_to_utf8(kEosText), "end of text");
+  if (const auto it = token_to_id_.find(",</w>"); it != token_to_id_.end()) comma_id_ = it->second;
+  const auto byte_chars = bytes_to_unicode();
+  for (int b = 0; b < 256; ++b) {
+    std::string symbol;
+    append_utf8(symbol, byte_chars[b]);
+    byte_id_[b] = require(symbol, "a byte symbol");
+    byte_end_id_[b] = require(symbol + std::string(kWordEnd), "a word-final byte symbol");
+  }
+
+  // --- merges: Python's text.strip().split("\n")[1 : 1 + kMaxMerges]
+  std::string_view rest = merges_txt;
+  auto is_ws = [](char ch) {
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\f' || ch == '\v';
+  };
+  while (!rest.empty() && is_ws(rest.front())) rest.remove_prefix(1);
+  while (!rest.empty() && is_ws(rest.back())) rest.remove_suffix(1);
+  size_t line_no = 0, rank = 0;
+  while (!rest.empty() && rank < kMaxMerges) {
+    const size_t nl = rest.find('\n');
+    const std::string_view line = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+    if (++line_no == 1) continue;  // "#version: 0.2"
+    std::vector<std::string_view> parts;
+    for (size_t p = 0; p < line.size();) {
+      while (p < line.size() && is_ws(line[p])) ++p;
+      size_t q = p;
+      while (q < line.size() && !is_ws(line[q])) ++q;
+      if (q > p) parts.push_back(line.substr(p, q - p));
+      p = q;
+    }
+    if (parts.size() != 2)
+      throw Error(source_, "merges.txt line " + std::to_string(line_no),
+                  "two symbols separated by a space", "\"" + std::string(line) + "\"");
+    const int this_rank = static_cast<int>(rank++);
+    const auto left = token_to_id_.find(std::string(parts[0]));
+    const auto right = token_to_id_.find(std::string(parts[1]));
+    if (left == token_to_id_.end() || right == token_to_id_.end()) continue;  // can never apply
+    const std::string merged = std::string(parts[0]) + std::string(parts[1]);
+    const auto result = token_to_id_.find(merged);
+    if (result == token_to_id_.end())
+      throw Error(source_, "merges.txt line " + std::to_string(line_no),
+                  "the merged token \"" + merged + "\" in vocab.json", "no such token");
+    // A repeated pair takes its later rank, as Python's dict(zip(merges, range(...))) does.
+    merges_.insert_or_assign(pair_key(left->second, right->second),
+                             Merge{this_rank, result->second});
+  }
+  if (rank == 0)
+    throw Error(source_, "merges.txt", "at least one merge after the version line", "none");
+}
+
+const ClipTokenizer& ClipTokenizer::builtin() {
+  static const ClipTokenizer tokenizer(builtin_clip_vocab_json(), builtin_clip_merges_txt(),
+                                       "built-in CLIP vocabulary");
+  return tokenizer;
+}
+
+const std::string& ClipTokenizer::token(int id) const {
+  if (id < 0 || id >= vocab_size())
+    throw Error(source_, "token id", "0.." + std::to_string(vocab_size() - 1), std::to_string(id));
+  return id_to_token_[static_cast<size_t>(id)];
+}
+
+void ClipTokenizer::bpe(std::string_view word, std::vector<int>& out) const {
+  if (word == "<|startoftext|>") return out.push_back(bos_id_);  // transformers' pre-seeded cache
+  if (word == "<|endoftext|>") return out.push_back(eos_id_);
+  {
+    std::lock_guard lock(cache_mutex_);
+    if (const auto it = cache_.find(std::string(word)); it != cache_.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      return;
+    }
+  }
+  std::vector<int> symbols(word.size());
+  for (size_t k = 0; k < word.size(); ++k) {
+    const auto b = static_cast<unsigned char>(word[k]);
+    symbols[k] = k + 1 == word.size() ? byte_end_id_[b] : byte_id_[b];
+  }
+  std::vector<int> merged;
+  merged.reserve(symbols.size());
+  while (symbols.size() > 1) {
+    // The adjacent pair with the lowest rank ...
+    const Merge* best = nullptr;
+    int best_left = 0, best_right = 0;
+    for (size_t k = 0; k + 1 < symbols.size(); ++k) {
+      const auto it = merges_.find(pair_key(symbols[k], symbols[k + 1]));
+      if (it != merges_.end() && (!best || it->second.rank < best->rank)) {
+        best = &it->second;
+        best_left = symbols[k], best_right = symbols[k + 1];
+      }
+    }
+    if (!best) break;
+    // ... is merged wherever it occurs, left to right.
+    merged.clear();
+    for (size_t k = 0; k < symbols.size(); ++k) {
+      if (k + 1 < symbols.size() && symbols[k] == best_left && symbols[k + 1] == best_right) {
+        merged.push_back(best->result);
+        ++k;
+      } else {
+        merged.push_back(symbols[k]);
+      }
+    }
+    symbols.swap(merged);
+  }
+  out.insert(out.end(), symbols.begin(), symbols.end());
+  std::lock_guard lock(cache_mutex_);
+  if (cache_.size() >= kMaxCacheEntries) cache_.clear();
+  cache_.emplace(std::string(word), std::move(symbols));
+}
+
+void ClipTokenizer::encode_piece(std::u32string_view piece, std::vector<int>& out) const {
+  const std::u32string text = clip_clean_text(piece);
+  std::string word;
+  pre_tokenize(text, [&](size_t start, size_t length) {
+    word.clear();
+    for (size_t k = start; k < start + length; ++k) append_utf8(word, text[k]);
+    bpe(word, out);
+  });
+}
+
+std::vector<int> ClipTokenizer::encode(std::string_view text) const {
+  const std::u32string u = utf8_to_u32(text, "prompt");
+  std::vector<int> out;
+  // transformers first splits out the literal special tokens (case-sensitive), then cleans and
+  // tokenizes the text between them piece by piece.
+  size_t pos = 0;
+  while (pos <= u.size()) {
+    const size_t bos = u.find(kBosText, pos), eos = u.find(kEosText, pos);
+    const size_t next = std::min(bos, eos);
+    const std::u32string_view piece = std::u32string_view(u).substr(
+        pos, next == std::u32string::npos ? u.size() - pos : next - pos);
+    if (!piece.empty()) encode_piece(piece, out);
+    if (next == std::u32string::npos) break;
+    out.push_back(next == bos ? bos_id_ : eos_id_);
+    pos = next + (next == bos ? kBosText.size() : kEosText.size());
+  }
+  return out;
+}
+
+std::vector<int> ClipTokenizer::encode_padded(std::string_view text, int max_len) const {
+  if (max_len < 2)
+    throw Error(source_, "max_length", "at least 2 (start and end of text)",
+                std::to_string(max_len));
+  std::vector<int> content = encode(text);
+  const size_t keep = std::min(content.size(), static_cast<size_t>(max_len - 2));
+  std::vector<int> ids;
+  ids.reserve(static_cast<size_t>(max_len));
+  ids.push_back(bos_id_);
+  ids.insert(ids.end(), content.begin(), content.begin() + static_cast<std::ptrdiff_t>(keep));
+  ids.resize(static_cast<size_t>(max_len), eos_id_);  // the end token, then padding with it
+  return ids;
+}
+
+std::vector<std::string> ClipTokenizer::tokens(std::string_view text) const {
+  std::vector<std::string> out;
+  for (int id : encode(text)) out.push_back(token(id));
+  return out;
+}
+
+}  // namespace sdc::text
