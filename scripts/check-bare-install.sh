@@ -9,7 +9,7 @@
 # Needs root (re-runs itself with sudo otherwise) and the mirror over the network. Environment:
 #   SDC_BARE_SOURCES  apt sources for the root, ';'-separated "deb URI SUITE main" lines,
 #                     instead of the bookworm entries of this machine's apt
-#   TMPDIR            where the root is made (about 2.5 GB while it runs; removed at the end)
+#   TMPDIR            where the root is made (about 1.3 GB while it runs; removed at the end)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd -P)"
@@ -48,6 +48,7 @@ else
 fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/sdc-bare.XXXXXX")"
+chmod 0755 "$WORK"  # apt downloads as _apt, which must reach the root inside
 case "$WORK/" in "$REPO"/* | "$SHARED"/*) fail "TMPDIR ($WORK) must be outside the source tree" ;; esac
 ROOT="$WORK/root"
 cleanup() {
@@ -69,7 +70,7 @@ trap 'exit 130' INT TERM
 
 echo "== check-bare-install: a minimal Debian 12 root in $ROOT from:"
 printf '   %s\n' "${SOURCES[@]}"
-if ! mmdebstrap --variant=minbase --mode=root --quiet bookworm "$ROOT" "${SOURCES[@]}" \
+if ! mmdebstrap --variant=minbase --mode=root bookworm "$ROOT" "${SOURCES[@]}" \
     >"$WORK/mmdebstrap.log" 2>&1; then
   tail -n 20 "$WORK/mmdebstrap.log" >&2
   fail "could not make the bare Debian 12 root: no answer from the mirror(s) above, or they" \
