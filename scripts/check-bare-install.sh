@@ -39,6 +39,7 @@ bash scripts/install-deps.sh ci  # mmdebstrap, on this machine
 if [ -n "${SDC_BARE_SOURCES:-}" ]; then
   IFS=';' read -r -a SOURCES <<<"$SDC_BARE_SOURCES"
 else
+  # shellcheck disable=SC2016  # apt's own $(FIELD) placeholders, not shell expansions
   mapfile -t SOURCES < <(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' \
     'Identifier: Packages' | awk '$2 ~ /^bookworm(-updates|-security)?$/ && $3 == "main" {
       print "deb " $1 " " $2 " main" }' | sort -u)
@@ -91,6 +92,7 @@ cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"  # name resolution for apt inside
 # Inside: a private mount namespace with /proc (CMake, nproc, oneDNN's CPU detection read it)
 # and /dev/pts (apt logs dpkg's output through a pseudo-terminal), a clean environment, and exactly the README's first command, then the two commands a user
 # tries next on the tiny model. The fixture paths are relative to the repo, as the README says.
+# shellcheck disable=SC2016  # expanded inside the root, not here
 INSIDE='
 set -euo pipefail
 cd /src/sdc
@@ -107,6 +109,7 @@ build/sdc generate -m "$FIX/model.safetensors" --model-config "$FIX/diffusers" \
   -p "a lighthouse at dusk" -W 128 -H 128 --steps 4 --seed 7 -o /tmp/bare-check.png
 build/sdc inspect /tmp/bare-check.png
 '
+# shellcheck disable=SC2016  # $1/$2 are the inner bash's arguments
 unshare --mount --propagation private -- bash -euc '
   mount -t proc proc "$1/proc"
   mount -t devpts -o newinstance,ptmxmode=0666 devpts "$1/dev/pts"
