@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-60}"
 BUILD=build-fuzz
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh build fuzz
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DSDC_FUZZ=ON -DSDC_BUILD_TESTS=OFF -DSDC_WERROR=ON >/dev/null

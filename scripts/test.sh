@@ -4,7 +4,7 @@
 #   scripts/test.sh --sanitize ASan+UBSan build in build-asan/, the input-handling tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh build test
 BUILD=build
 EXTRA=()
 SKIP=()

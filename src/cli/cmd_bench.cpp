@@ -320,7 +320,7 @@ void add_bench_command(CLI::App& app) {
                   "Timed UNet steps per batch size (after the first)");
   cmd->add_option("--seed", a->settings.seed, "Seed of the random weights");
   cmd->add_option("--e2e-max-steps", a->settings.end_to_end_max_steps,
-                  "Also run cases of up to N steps end to end (default 4: the LCM cases; 0: none)");
+                  "Also run cases of up to N steps end to end (4: the LCM cases; 0: none)");
   cmd->add_flag("--profile", a->settings.profile,
                 "Also time one UNet step per step kind (top costs)");
   cmd->add_option("--internal-case", a->internal_case)->group("");

@@ -3,7 +3,7 @@
 //
 //   sdc convert -u MODEL [-l LORA[:SCALE]]… [-c CONTROLNET] [--vae FILE] [--model-config DIR]
 //               [-t f32|f16|bf16 | -t unet=bf16,vae=f32,…] [-s W H [W H …]] [-b BATCH] [-v sd15]
-//               [--name NAME] [--defaults lcm|none] [--ignore-unmatched-lora-keys] -o OUT
+//               [--name NAME] [--defaults auto|lcm|none] [--ignore-unmatched-lora-keys] -o OUT
 //
 // Stages: read (open every input, parse and match the LoRAs), hash (sha256 of every input), then
 // merge + cast + write streamed tensor by tensor (model/gguf_export.h). Everything that can be
@@ -259,7 +259,7 @@ void run_convert(const ConvertArgs& a) {
     throw UsageError("", "-b/--batch", "a batch size in [1, 64]", std::to_string(a.batch));
   if (!a.target.empty()) cpu::limit_isa(a.target);  // refuses a bad name before any work
   if (a.defaults != "auto" && a.defaults != "lcm" && a.defaults != "none")
-    throw UsageError("", "--defaults", "lcm or none", "\"" + a.defaults + "\"");
+    throw UsageError("", "--defaults", "auto, lcm or none", "\"" + a.defaults + "\"");
   const model::ComponentTypes types = parse_types(a.type);
   const auto sizes = parse_sizes(a.sizes);
   std::vector<model::LoraSpec> specs;
@@ -401,8 +401,8 @@ void add_convert_command(CLI::App& app) {
   cmd->add_option("-v,--version", a->version, "Model family: sd15");
   cmd->add_option("--name", a->name, "Model name (general.name; file name when -o is a folder)");
   cmd->add_option("--defaults", a->defaults,
-                  "Recommended sampler settings: lcm (lcm, 4 steps, cfg 1) | none (default: "
-                  "lcm when a LoRA is an LCM-LoRA)");
+                  "Recommended sampler settings: auto (lcm when a LoRA is an LCM-LoRA) | lcm "
+                  "(lcm, 4 steps, cfg 1) | none");
   cmd->add_flag("--ignore-unmatched-lora-keys", a->ignore_unmatched,
                 "Bake the LoRA modules that match and skip the others (default: error)");
   cmd->add_option("--threads", a->threads, "Worker threads for merging and casting (0: all cores)");

@@ -10,10 +10,16 @@ int main(int argc, char** argv) {
   CLI::App app{"sdc — compile Stable Diffusion 1.5 models into one file and generate images fast"};
   app.set_version_flag("--version", std::string("sdc ") + SDC_VERSION);
   app.require_subcommand(1);
+  // Every option's default shows in `sdc <command> --help` (subcommands inherit this setting).
+  app.option_defaults()->always_capture_default();
   sdc::cli::add_inspect_command(app);
   sdc::cli::add_generate_command(app);
   sdc::cli::add_convert_command(app);
   sdc::cli::add_bench_command(app);
+  // An empty list's captured default ("[]") says nothing: show none.
+  for (CLI::App* cmd : app.get_subcommands([](CLI::App*) { return true; }))
+    for (CLI::Option* opt : cmd->get_options([](CLI::Option*) { return true; }))
+      if (opt->get_default_str() == "[]") opt->default_str("");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -527,7 +527,7 @@ TEST(Convert, BadArgumentsAreOneLineErrors) {
   expect_refused({"-s", "500", "512"}, "expected multiples of 8");
   expect_refused({"-b", "0"}, "-b/--batch: expected a batch size in [1, 64], found 0");
   expect_refused({"-v", "sdxl"}, "-v/--version: expected sd15");
-  expect_refused({"--defaults", "turbo"}, "--defaults: expected lcm or none");
+  expect_refused({"--defaults", "turbo"}, "--defaults: expected auto, lcm or none");
   expect_refused({}, "expected a .gguf file or an existing directory", "out.bin");
   expect_refused({"-c", tiny("lora-kohya.safetensors")}, "expected a ControlNet");
   // A model that is a LoRA.
