@@ -37,6 +37,8 @@ void run_serve(ServeArgs& a) {
   a.engine.result_ttl = std::chrono::seconds(a.result_ttl_s);
   engine::RegistryOptions& reg = a.engine.registry;
   if (!a.model.empty()) {
+    if (!std::filesystem::exists(a.model))
+      throw UsageError(a.model, "-m", "an existing model file or folder", "no such file");
     // -m: a file inside --models-dir is selected by name; any other is served as an extra model.
     std::error_code ec;
     const auto dir = reg.models_dir.empty() ? std::filesystem::path()

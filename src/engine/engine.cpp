@@ -285,8 +285,7 @@ void Engine::run_job(Job& job) {
   Stopwatch job_clock;
   try {
     const JobRequest& r = job.request();
-    ModelInfo m = r.model.empty() ? current_model() : registry_->find_model(r.model);
-    m.sha256 = registry_->hash_model(m.name);
+    const ModelInfo m = r.model.empty() ? current_model() : registry_->find_model(r.model);
 
     LoadSpec spec;
     spec.model_name = m.name;
@@ -299,16 +298,23 @@ void Engine::run_job(Job& job) {
       spec.bundle = options_.single_model_extras;
     spec.bundle.model = m.path;
     spec.bundle.model_config = m.model_config;
-    for (const auto& l : r.loras) {
-      const LoraInfo info = registry_->find_lora(l.name);
-      spec.lora_hashes.push_back(registry_->hash_lora(l.name).substr(0, 12));
-      spec.bundle.loras.push_back(info.path + ":" + weight_text(l.weight));
-    }
+    for (const auto& l : r.loras)
+      spec.bundle.loras.push_back(registry_->find_lora(l.name).path + ":" + weight_text(l.weight));
     if (!r.controlnet.empty())
       spec.bundle.controlnet = registry_->find_controlnet(r.controlnet).path;
 
+    // Load first (so a bad file is reported by the loader), then hash what was loaded: the
+    // infotext's "Model hash" and the title A1111 clients match on need the sha256.
     std::shared_ptr<LoadedModel> loaded = cache_->acquire(spec);
     std::lock_guard run_lock(loaded->run_mutex);
+    if (loaded->short_hash.empty()) {
+      ModelInfo hashed = m;
+      hashed.sha256 = registry_->hash_model(m.name);
+      loaded->short_hash = hashed.short_hash();
+      loaded->title = hashed.title();
+      for (const auto& l : r.loras)
+        loaded->lora_hashes.push_back(registry_->hash_lora(l.name).substr(0, 12));
+    }
     pipeline::GenerationRequest g = r.generation;
     pipeline::apply_defaults(loaded->bundle, g);
     pipeline::validate(g);
@@ -392,10 +398,10 @@ void Engine::run_job(Job& job) {
     job.finish_failed(e.what(), "bad_request");
   } catch (const std::bad_alloc&) {
     metrics_.jobs_failed++;
-    job.finish_failed("out of memory", "internal");
+    job.finish_failed("out of memory", "out_of_memory");
   } catch (const std::exception& e) {
     metrics_.jobs_failed++;
-    job.finish_failed(std::string("internal error: ") + e.what(), "internal");
+    job.finish_failed(e.what(), "internal");
   }
 }
 
