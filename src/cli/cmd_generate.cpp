@@ -83,7 +83,7 @@ void run_generate(GenerateArgs& a) {
   if (!a.save_latents.empty()) check_output_folder(a.save_latents, "--save-latents");
   if (!req.control_save_hint.empty())
     check_output_folder(req.control_save_hint, "--control-save-hint");
-  if (!req.control_image.empty() && a.model.controlnet.empty() &&
+  if (pipeline::uses_control(req) && a.model.controlnet.empty() &&
       std::filesystem::path(a.model.model).extension() != ".gguf")
     throw UsageError("", "--control-image",
                      "a ControlNet (--control-net FILE or one bundled in a .gguf)", "none");

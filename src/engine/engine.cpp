@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "backend/cpu/plan.h"
+#include "backend/cpu/prepacked_weights.h"
 #include "common/stopwatch.h"
 #include "engine/batch_runner.h"
 #include "io/atomic_file.h"
@@ -323,11 +324,14 @@ void Engine::run_job(Job& job) {
       // A compiled model's `convert -s` sizes: plan them now, so the first image is as fast.
       Stopwatch clock;
       pipeline::WarmupSpec w{
-          loaded->bundle.declared_sizes, {}, g.clip_skip, !g.control_image.empty()};
+          loaded->bundle.declared_sizes, {}, g.clip_skip, pipeline::uses_control(g)};
       w.unet_batches = {g.cfg_scale > 1.0f ? 2 * loaded->bundle.declared_batch
                                            : loaded->bundle.declared_batch};
       const size_t n = pipeline::warm_plans(loaded->sd->plans(), w);
-      log << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms\n";
+      log << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms";
+      if (const size_t mapped = cpu::PrepackedWeights::global().hits())
+        log << " (" << mapped << " weights mapped already packed)";
+      log << "\n";
     }
     loaded->warmed = true;
 
@@ -381,6 +385,9 @@ void Engine::run_job(Job& job) {
         metrics_.image_seconds.observe(per_image);
       }
       result->batch_timings.push_back(br.timings);
+      // Interrupt ends the job with what it has; Skip only ended this batch.
+      if (br.interrupted && job.stop_token().requested() == pipeline::StopRequest::Interrupt)
+        result->interrupted = true;
       if (r.keep_latents) {
         result->latents.insert(result->latents.end(), br.latents.begin(), br.latents.end());
         result->latent_shape.assign(br.latent_shape.begin(), br.latent_shape.end());
