@@ -12,7 +12,8 @@ io::Image decode_request_image(const std::string& text, const std::string& field
   std::string_view b64 = text;
   if (b64.rfind("data:", 0) == 0) {
     const size_t comma = b64.find(',');
-    if (comma == std::string_view::npos || b64.substr(0, comma).find(";base64") == std::string::npos)
+    if (comma == std::string_view::npos ||
+        b64.substr(0, comma).find(";base64") == std::string::npos)
       throw ValidationError({"body", field}, "a data URL must be base64 (data:image/png;base64,…)",
                             "value_error.image");
     b64.remove_prefix(comma + 1);

@@ -16,6 +16,12 @@ namespace sdc {
 namespace {
 namespace fs = std::filesystem;
 
+engine::RegistryOptions in(const std::string& models_dir) {
+  engine::RegistryOptions o;
+  o.models_dir = models_dir;
+  return o;
+}
+
 void touch(const fs::path& p, const std::string& text = "x") {
   fs::create_directories(p.parent_path());
   std::ofstream(p) << text;
@@ -37,7 +43,7 @@ TEST(ModelRegistry, ScansFoldersWithA1111Names) {
   touch(root / "lora" / "readme.md");
   touch(root / "controlnet" / "canny.pth");
 
-  engine::ModelRegistry reg({.models_dir = root.string()});
+  engine::ModelRegistry reg(in(root.string()));
   const auto models = reg.models();
   std::vector<std::string> names;
   for (const auto& m : models) names.push_back(m.name);
@@ -59,13 +65,13 @@ TEST(ModelRegistry, ScansFoldersWithA1111Names) {
   EXPECT_EQ(sha, io::sha256_file(test::tiny("model.safetensors")));
   const std::string title = "sub/tiny.safetensors [" + sha.substr(0, 10) + "]";
   EXPECT_EQ(reg.find_model("sub/tiny.safetensors").title(), title);
-  for (const std::string alias :
+  for (const std::string& alias :
        {title, std::string("sub_tiny"), std::string("tiny"), sha.substr(0, 10), sha,
         std::string("sub/tiny.safetensors [0000000000]")})
     EXPECT_EQ(reg.find_model(alias).name, "sub/tiny.safetensors") << alias;
 
   // The cache file remembers it for the next registry.
-  engine::ModelRegistry again({.models_dir = root.string()});
+  engine::ModelRegistry again(in(root.string()));
   EXPECT_EQ(again.find_model("tiny").sha256, sha);
 
   // New files appear after refresh().
@@ -79,9 +85,11 @@ TEST(ModelRegistry, ScansFoldersWithA1111Names) {
 TEST(ModelRegistry, NamesThatLeaveTheFolderAreRefused) {
   test::TempDir dir;
   touch(fs::path(dir.file("models")) / "a.safetensors");
-  engine::ModelRegistry reg({.models_dir = dir.file("models")});
-  for (const std::string bad : {"../a.safetensors", "/etc/passwd", "..", "sub/../../a",
-                                "a\\b.safetensors", std::string("a\0b", 3), "", "~/x"}) {
+  engine::ModelRegistry reg(in(dir.file("models")));
+  const std::vector<std::string> bad_names{
+      "../a.safetensors", "/etc/passwd",          "..", "sub/../../a",
+      "a\\b.safetensors", std::string("a\0b", 3), "",   "~/x"};
+  for (const std::string& bad : bad_names) {
     EXPECT_THROW(reg.find_model(bad), engine::BadName) << bad;
     EXPECT_THROW(reg.find_lora(bad), engine::BadName) << bad;
     EXPECT_THROW(reg.find_controlnet(bad), engine::BadName) << bad;
@@ -97,7 +105,7 @@ TEST(ModelRegistry, NamesThatLeaveTheFolderAreRefused) {
 TEST(ModelRegistry, RefusesAMissingFolder) {
   test::TempDir dir;
   try {
-    engine::ModelRegistry reg({.models_dir = dir.file("missing")});
+    engine::ModelRegistry reg(in(dir.file("missing")));
     FAIL();
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("--models-dir: expected an existing folder"),

@@ -69,7 +69,7 @@ TEST(ServerAuth, EmptyAuthorizationIgnoredWhenAuthIsOff) {
   test::TestServer server;
   auto c = server.client();
   // SillyTavern and Open WebUI send these when no auth is configured.
-  for (const std::string h : {"Basic ", "", basic("")}) {
+  for (const std::string& h : {std::string("Basic "), std::string(), basic("")}) {
     auto r = c.Get("/v1/models", {{"Authorization", h}});
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200) << "'" << h << "'";
@@ -133,8 +133,12 @@ TEST(ServerLimits, FiftyConcurrentRequestsAreEachAnsweredOrRefused) {
         ++ok;
       else if (r && r->status == 429 && std::stoi(r->get_header_value("Retry-After")) >= 1)
         ++refused;
-      else
+      else {
         ++other;
+        ADD_FAILURE() << "request " << i << ": "
+                      << (r ? std::to_string(r->status) + " " + r->body
+                            : "no reply: " + httplib::to_string(r.error()));
+      }
     });
   for (auto& t : clients) t.join();
   EXPECT_EQ(other.load(), 0);
@@ -218,7 +222,9 @@ TEST(ServerHealth, NotReadyWithoutAModel) {
   engine::EngineOptions o;
   o.registry.models_dir = empty.path();
   engine::Engine engine(o);
-  server::HttpServer http(engine, {.host = "127.0.0.1", .port = 0});
+  server::ServerOptions so;
+  so.port = 0;
+  server::HttpServer http(engine, so);
   http.bind();
   std::thread t([&] { http.run(); });
   httplib::Client c("127.0.0.1", http.port());

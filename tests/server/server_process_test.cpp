@@ -73,6 +73,7 @@ struct ServeProcess {
       if (waitpid(pid, &status, WNOHANG) == pid) {
         pid = -1;
         exit_status = status;
+        if (WIFSIGNALED(status)) ADD_FAILURE() << "killed by signal " << WTERMSIG(status);
         return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
