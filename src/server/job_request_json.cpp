@@ -79,6 +79,7 @@ engine::JobRequest parse_job_request(std::string_view body, const RequestLimits&
   if (!j.contains("prompt")) fail("prompt", "field required", "value_error.missing");
 
   engine::JobRequest r;
+  r.save_outputs = true;  // written to --outputs-dir (when the server has one) unless "save": false
   pipeline::GenerationRequest& g = r.generation;
   g.sampler = "euler_a";
   g.prompt = get_string(j, "prompt", limits.max_prompt_chars);

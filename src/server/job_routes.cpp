@@ -53,7 +53,6 @@ void register_job_routes(httplib::Server& http, engine::Engine& engine,
                          const ServerOptions& options) {
   http.Post("/v1/jobs", [&engine, &options](const httplib::Request& req, httplib::Response& res) {
     engine::JobRequest request = parse_job_request(req.body, options.limits);
-    request.save_outputs = request.save_outputs || !engine.options().outputs_dir.empty();
     auto job = engine.submit(std::move(request));
     if (wants_wait(req)) {
       const engine::JobSnapshot s = wait_for_job(*job, req);

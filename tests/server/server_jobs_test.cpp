@@ -73,6 +73,16 @@ TEST(ServerJobs, SubmitPollAndFetchTheImage) {
   ASSERT_TRUE(img.contains("output_path"));
   EXPECT_EQ(read_file(img["output_path"]), png->body);
 
+  // "save": false keeps a job's images out of --outputs-dir.
+  auto unsaved =
+      c.Post("/v1/jobs?wait=1", test::tiny_job(1, 12, R"("save":false)"), "application/json");
+  ASSERT_TRUE(unsaved);
+  ASSERT_EQ(unsaved->status, 200) << unsaved->body;
+  EXPECT_FALSE(json::parse(unsaved->body)["result"]["images"][0].contains("output_path"));
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(server.dir().file("outputs"))) files += e.exists();
+  EXPECT_EQ(files, 1u);
+
   auto missing = c.Get("/v1/jobs/" + id + "/images/1");
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
