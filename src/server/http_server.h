@@ -21,6 +21,8 @@ class Engine;
 
 namespace sdc::server {
 
+class WebServices;
+
 class HttpServer {
  public:
   HttpServer(engine::Engine& engine, ServerOptions options);
@@ -41,6 +43,7 @@ class HttpServer {
   ServerOptions options_;
   std::unique_ptr<httplib::Server> http_;
   HttpMiddleware middleware_;
+  std::shared_ptr<WebServices> web_;  // page, files, uploads, convert jobs
   int port_ = -1;
 };
 

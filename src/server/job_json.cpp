@@ -18,16 +18,17 @@ json time_or_null(std::chrono::system_clock::time_point t) {
 }  // namespace
 
 json progress_to_json(const engine::JobProgress& p) {
-  return {{"stage", pipeline::stage_name(p.stage)},
-          {"batch", p.batch},
-          {"batch_count", p.batch_count},
-          {"step", p.step},
-          {"total_steps", p.total_steps},
-          {"fraction", p.fraction},
-          {"elapsed_s", p.elapsed_s},
-          {"eta_s", p.eta_s < 0 ? json(nullptr) : json(p.eta_s)},
-          {"textinfo", p.textinfo},
-          {"preview_id", p.preview_id}};
+  return {
+      {"stage", p.task_stage.empty() ? std::string(pipeline::stage_name(p.stage)) : p.task_stage},
+      {"batch", p.batch},
+      {"batch_count", p.batch_count},
+      {"step", p.step},
+      {"total_steps", p.total_steps},
+      {"fraction", p.fraction},
+      {"elapsed_s", p.elapsed_s},
+      {"eta_s", p.eta_s < 0 ? json(nullptr) : json(p.eta_s)},
+      {"textinfo", p.textinfo},
+      {"preview_id", p.preview_id}};
 }
 
 json job_to_json(const engine::JobSnapshot& s) {
@@ -43,7 +44,9 @@ json job_to_json(const engine::JobSnapshot& s) {
          {"links", {{"self", "/v1/jobs/" + s.id}, {"events", "/v1/jobs/" + s.id + "/events"}}}};
   if (!s.progress.preview_png.empty()) j["links"]["preview"] = "/v1/jobs/" + s.id + "/preview";
   j["error"] = s.error.empty() ? json(nullptr) : json(s.error);
-  if (s.result) {
+  if (s.result && !s.result->task_result.is_null()) {
+    j["result"] = s.result->task_result;  // a convert job: the model it registered
+  } else if (s.result) {
     json images = json::array();
     for (size_t i = 0; i < s.result->images.size(); ++i) {
       const auto& im = s.result->images[i];
