@@ -14,7 +14,11 @@ PKGS=(
   libpng-dev libjpeg-dev zlib1g-dev  # images
   libicu-dev             # Unicode normalisation/categories for the CLIP tokenizer
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks
+  # --- test-only: the browser tests of the web page (tests/browser; playwright-core from npm
+  # drives this chromium; Node.js runs them and is never needed to run sdc)
+  chromium
 )
+if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

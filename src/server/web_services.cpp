@@ -50,6 +50,28 @@ WebServices::WebServices(engine::Engine& engine, const transfer::TransferOptions
 void WebServices::register_routes(httplib::Server& http) {
   transfer::add_transfer_routes(http, {files_.get(), uploads_.get()});
   register_web_page(http);
+  // The Models page's load / unload (A1111 clients use /sdapi/v1/options and unload-checkpoint).
+  engine::Engine& engine = engine_;
+  http.Post("/v1/models/load", [&engine](const httplib::Request& req, httplib::Response& res) {
+    const nlohmann::json j = nlohmann::json::parse(req.body, nullptr, false);
+    if (!j.is_object() || !j.contains("model") || !j["model"].is_string())
+      throw HttpError(400, "body: expected {\"model\": NAME}", "BadRequest");
+    const engine::ModelInfo m = engine.select_model(j["model"].get<std::string>());
+    send_json(res, 200, {{"model", m.name}, {"title", m.title()}});
+  });
+  http.Post("/v1/models/unload", [&engine](const httplib::Request&, httplib::Response& res) {
+    engine.unload_all();
+    send_json(res, 200, {{"loaded", nlohmann::json::array()}});
+  });
+  http.Get("/v1/models/loaded", [&engine](const httplib::Request&, httplib::Response& res) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const engine::LoadedModelInfo& m : engine.loaded_models())
+      list.push_back({{"model", m.model}, {"title", m.title}, {"plans", m.plans}});
+    const auto current = engine.current_model_if_any();
+    send_json(res, 200,
+              {{"current", current ? nlohmann::json(current->name) : nlohmann::json(nullptr)},
+               {"loaded", list}});
+  });
 }
 
 std::optional<engine::JobRequest> WebServices::job_request(const std::string& body) {

@@ -1,8 +1,9 @@
 // WebServices: what `sdc serve` adds for the web page and conversion over HTTP — the server-file
 // browser (/v1/files), the upload store (/v1/uploads), convert jobs (POST /v1/jobs with
-// "type": "convert", run in the engine's one queue) and the page itself at "/". It owns the
-// browser, the store and the convert context; jobs hold it through a shared_ptr so a convert that
-// is still running keeps what it uses alive.
+// "type": "convert", run in the engine's one queue), the Models page's POST /v1/models/load,
+// POST /v1/models/unload and GET /v1/models/loaded (+ the current model), and the page itself at
+// "/". It owns the browser, the store and the convert context; jobs hold it through a shared_ptr so
+// a convert that is still running keeps what it uses alive.
 #pragma once
 
 #include <memory>

@@ -171,6 +171,16 @@ void add_transfer_routes(httplib::Server& server, const TransferServices& servic
     }
   });
 
+  server.Get("/v1/files/info", [files](const httplib::Request& req, httplib::Response& res) {
+    try {
+      if (!files) throw UploadNotFound("(file browsing is not enabled)");
+      const std::string root = req.has_param("root") ? req.get_param_value("root") : "models";
+      send_json(res, 200, file_entry_json(files->describe(root, req.get_param_value("path"))));
+    } catch (const std::exception& e) {
+      send_transfer_error(res, e);
+    }
+  });
+
   server.Post("/v1/uploads", [uploads](const httplib::Request& req, httplib::Response& res,
                                        const httplib::ContentReader& reader) {
     try {

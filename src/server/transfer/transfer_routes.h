@@ -1,5 +1,6 @@
 // The HTTP face of the server-file browser and the upload store:
 //   GET    /v1/files?root=models|imports&path=REL   a folder's sub-folders and model files
+//   GET    /v1/files/info?root=…&path=REL          one model file's description
 //   POST   /v1/uploads   JSON {"name", "size"}      → 201 a resumable upload (id, received 0)
 //   POST   /v1/uploads?name=NAME  raw body          → 201 the whole file in one request
 //   PUT    /v1/uploads/{id}  [Content-Range: bytes START-END/SIZE]  a chunk, appended at START
