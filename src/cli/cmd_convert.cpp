@@ -19,6 +19,7 @@
 
 #include <unistd.h>
 
+#include "backend/cpu/prepacked_weights.h"
 #include "cli/commands.h"
 #include "cli/progress_bar.h"
 #include "common/error.h"
@@ -26,6 +27,7 @@
 #include "convert/convert_model.h"
 #include "io/atomic_file.h"
 #include "model/lora_arg.h"
+#include "pipeline/packed_section.h"
 
 #ifndef SDC_VERSION
 #define SDC_VERSION "unknown"
@@ -45,6 +47,7 @@ struct ConvertArgs {
   std::string defaults = "auto";
   bool ignore_unmatched = false;
   int threads = 0;
+  std::string target;  // --target: also store weights packed for this ISA ("" = portable only)
 };
 
 // The model's name: --name, else the file's stem (a folder's own name).
@@ -133,6 +136,7 @@ void run_convert(const ConvertArgs& a) {
   if (lower(a.version) != "sd15" && lower(a.version) != "sd1.5" && lower(a.version) != "sd1")
     throw UsageError("", "-v/--version", "sd15 (Stable Diffusion 1.x)", "\"" + a.version + "\"");
   convert::check_batch(a.batch, "-b/--batch");
+  if (!a.target.empty()) cpu::limit_isa(a.target);  // refuses a bad name before any work
   if (a.defaults != "auto" && a.defaults != "lcm" && a.defaults != "none")
     throw UsageError("", "--defaults", "lcm or none", "\"" + a.defaults + "\"");
   convert::ConvertSpec spec;
@@ -191,9 +195,20 @@ void run_convert(const ConvertArgs& a) {
   observer.cancelled = [] { return g_interrupted.load(); };
   const convert::ConvertResult r = convert::convert_model(spec, observer);
   end_bars();
+  if (!a.target.empty()) {
+    // What `generate --precision auto` will plan: bf16 where the capped ISA has it.
+    const bool bf16 = cpu::cpu_has_bf16() && (a.target == "native" || a.target.find("avx512") == 0);
+    pipeline::PackOptions po;
+    po.target = a.target;
+    po.precision = bf16 ? cpu::Precision::BF16 : cpu::Precision::F32;
+    po.sizes = spec.sizes;
+    po.batch = a.batch;
+    po.threads = a.threads;
+    pipeline::add_packed_section(r.path, po, std::cerr);
+  }
   std::fprintf(stderr, "wrote %s: %zu tensors (%zu merged), %.1f MB in %.1f s (total %.1f s)\n",
-               r.path.c_str(), r.written.tensors, r.written.merged, double(r.written.bytes) / 1e6,
-               r.written.seconds, total.seconds());
+               r.path.c_str(), r.written.tensors, r.written.merged,
+               double(fs::file_size(r.path)) / 1e6, r.written.seconds, total.seconds());
   std::cout << r.path << "\n";
 }
 
@@ -225,6 +240,9 @@ void add_convert_command(CLI::App& app) {
   cmd->add_flag("--ignore-unmatched-lora-keys", a->ignore_unmatched,
                 "Bake the LoRA modules that match and skip the others (default: error)");
   cmd->add_option("--threads", a->threads, "Worker threads for merging and casting (0: all cores)");
+  cmd->add_option("--target", a->target,
+                  "Also store the weights packed for a CPU so that loading maps them: native | "
+                  "avx512_core_amx | avx512_core_bf16 | avx512_core | avx2 (default: none)");
   cmd->add_option("-o,--output", a->output, "Output .gguf file, or an existing folder")->required();
   cmd->callback([a] { run_convert(*a); });
 }
