@@ -47,7 +47,7 @@ HttpServer::HttpServer(engine::Engine& engine, ServerOptions options)
   http_->set_write_timeout(30);
   middleware_.install(*http_);
   register_health_routes(*http_, engine_, options_, middleware_);
-  web_ = std::make_shared<WebServices>(engine_, options_.transfer);
+  web_ = std::make_shared<WebServices>(engine_, options_);
   web_->register_routes(*http_);
   register_job_routes(*http_, engine_, options_,
                       [web = web_](const std::string& body) { return web->job_request(body); });

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <filesystem>
 
+#include "imaging/canny.h"
+#include "server/image_input.h"
 #include "server/json_response.h"
 #include "server/transfer/transfer_routes.h"
 #include "server/web_page.h"
@@ -18,8 +20,8 @@ namespace sdc::server {
 
 namespace fs = std::filesystem;
 
-WebServices::WebServices(engine::Engine& engine, const transfer::TransferOptions& options)
-    : engine_(engine), options_(options) {
+WebServices::WebServices(engine::Engine& engine, const ServerOptions& options)
+    : engine_(engine), options_(options.transfer), limits_(options.limits) {
   const std::string models_dir = engine.options().registry.models_dir;
   std::vector<transfer::FileRoot> roots;
   if (!models_dir.empty()) roots.push_back({"models", models_dir});
@@ -62,6 +64,25 @@ void WebServices::register_routes(httplib::Server& http) {
   http.Post("/v1/models/unload", [&engine](const httplib::Request&, httplib::Response& res) {
     engine.unload_all();
     send_json(res, 200, {{"loaded", nlohmann::json::array()}});
+  });
+  // The page's live preview of a ControlNet hint: the same canny the pipeline runs.
+  const RequestLimits limits = limits_;
+  http.Post("/v1/preprocess/canny", [limits](const httplib::Request& req, httplib::Response& res) {
+    const nlohmann::json j = nlohmann::json::parse(req.body, nullptr, false);
+    if (!j.is_object() || !j.contains("image") || !j["image"].is_string())
+      throw HttpError(400, "body: expected {\"image\": base64 or data URL, \"low\", \"high\"}",
+                      "BadRequest");
+    auto threshold = [&](const char* key, double fallback) {
+      if (!j.contains(key)) return float(fallback);
+      if (!j[key].is_number() || j[key].get<double>() < 0 || j[key].get<double>() > 1000)
+        throw HttpError(400, std::string(key) + ": expected a number in [0, 1000]", "BadRequest");
+      return j[key].get<float>();
+    };
+    const float low = threshold("low", 100), high = threshold("high", 200);
+    const io::Image image = decode_request_image(j["image"].get<std::string>(), "image", limits);
+    const std::vector<uint8_t> png = io::encode_png(imaging::canny(image, low, high));
+    res.status = 200;
+    res.set_content(std::string(png.begin(), png.end()), "image/png");
   });
   http.Get("/v1/models/loaded", [&engine](const httplib::Request&, httplib::Response& res) {
     nlohmann::json list = nlohmann::json::array();

@@ -1,7 +1,8 @@
 // WebServices: what `sdc serve` adds for the web page and conversion over HTTP — the server-file
 // browser (/v1/files), the upload store (/v1/uploads), convert jobs (POST /v1/jobs with
 // "type": "convert", run in the engine's one queue), the Models page's POST /v1/models/load,
-// POST /v1/models/unload and GET /v1/models/loaded (+ the current model), and the page itself at
+// POST /v1/models/unload and GET /v1/models/loaded (+ the current model), the ControlNet hint
+// preview POST /v1/preprocess/canny, and the page itself at
 // "/". It owns the browser, the store and the convert context; jobs hold it through a shared_ptr so
 // a convert that is still running keeps what it uses alive.
 #pragma once
@@ -12,6 +13,7 @@
 
 #include "engine/engine.h"
 #include "server/convert/convert_job.h"
+#include "server/server_options.h"
 #include "server/transfer/transfer_options.h"
 
 namespace httplib {
@@ -23,7 +25,7 @@ namespace sdc::server {
 class WebServices : public std::enable_shared_from_this<WebServices> {
  public:
   // sdc::Error for folders that do not exist (--imports-dir) or cannot be created (uploads).
-  WebServices(engine::Engine& engine, const transfer::TransferOptions& options);
+  WebServices(engine::Engine& engine, const ServerOptions& options);
 
   // The routes of the file comment (convert jobs are submitted through POST /v1/jobs, see
   // job_request()).
@@ -40,6 +42,7 @@ class WebServices : public std::enable_shared_from_this<WebServices> {
 
   engine::Engine& engine_;
   transfer::TransferOptions options_;
+  RequestLimits limits_;
   std::unique_ptr<transfer::FileBrowser> files_;
   std::unique_ptr<transfer::UploadStore> uploads_;
   convert_jobs::ConvertContext ctx_;

@@ -96,6 +96,8 @@ before(async () => {
   fs.copyFileSync(path.join(FIX, 'model.safetensors'), path.join(work, 'models', 'tiny.safetensors'));
   fs.copyFileSync(path.join(FIX, 'lora-kohya.safetensors'), path.join(work, 'models', 'lora', 'lcm-lora-sdv1-5.safetensors'));
   fs.writeFileSync(path.join(work, 'models', 'broken.ckpt'), 'PK\x03\x04 this is not a checkpoint');
+  fs.mkdirSync(path.join(work, 'models', 'controlnet'));
+  fs.copyFileSync(path.join(FIX, 'controlnet.safetensors'), path.join(work, 'models', 'controlnet', 'tiny-canny.safetensors'));
   server = await startSdc();
   base = server.url;
   fileServer = await startFileServer();
@@ -142,6 +144,69 @@ test('generate: the image appears with its parameters and equals the API result'
   await page.click('#gen-seed-reuse');
   assert.equal(await page.inputValue('#gen-seed'), '42');
   await shot(page, 'generate');
+  await page.close();
+});
+
+// An <img>'s bytes: data URLs decoded here (the page's CSP keeps it from fetching them), others
+// fetched by the page.
+async function imageBytes(locator) {
+  const src = await locator.getAttribute('src');
+  if (src.startsWith('data:')) return Buffer.from(src.slice(src.indexOf(',') + 1), 'base64');
+  return Buffer.from(await locator.evaluate(async (img) =>
+    Array.from(new Uint8Array(await (await fetch(img.src)).arrayBuffer()))));
+}
+
+// The first gallery item, or a failure that says what the page showed.
+async function galleryItem(page) {
+  const item = page.locator('.gallery-item').first();
+  await item.waitFor({ timeout: 120000 }).catch(async (e) => {
+    throw new Error(`${e.message}\nprogress: ${await page.textContent('#gen-progress-text')}\nerror: ${await page.textContent('#gen-error')}`);
+  });
+  return item;
+}
+
+test('img2img from an uploaded image equals the API result', async () => {
+  const page = await openPage();
+  await fillGenerate(page, { prompt: 'an oil painting', steps: 5, seed: 3 });
+  await page.setInputFiles('#init-file', path.join(FIX, 'images', 'init_64x64.png'));
+  await page.locator('#init-thumb').waitFor();
+  await page.fill('#gen-strength', '0.6');
+  await page.selectOption('#gen-resize', 'resize');
+  await page.click('#gen-submit');
+  const item = await galleryItem(page);
+  const init = 'data:image/png;base64,' + fs.readFileSync(path.join(FIX, 'images', 'init_64x64.png')).toString('base64');
+  const j = await apiJob({ prompt: 'an oil painting', negative_prompt: '', width: 64, height: 64, steps: 5,
+    cfg_scale: 7, sampler: 'euler_a', scheduler: 'default', seed: 3, clip_skip: 1, batch_size: 1, batch_count: 1,
+    init_image: init, strength: 0.6, resize_mode: 'resize', model: await page.inputValue('#gen-model') });
+  const apiBytes = Buffer.from(await (await fetch(base + j.result.images[0].url)).arrayBuffer());
+  assert.deepEqual(await imageBytes(item.locator('img')), apiBytes);
+  await page.close();
+});
+
+test('ControlNet with the canny preview', async () => {
+  const page = await openPage();
+  await page.waitForFunction(() => [...document.querySelectorAll('#cn-model option')].some((o) => o.value === 'tiny-canny'));
+  await fillGenerate(page, { prompt: 'a glowing ring', steps: 4, seed: 5 });
+  // Without an image the ControlNet is refused in words, before any request.
+  await page.selectOption('#cn-model', 'tiny-canny');
+  await page.click('#gen-submit');
+  assert.match(await page.textContent('#gen-error'), /ControlNet: give it an image/);
+  await page.setInputFiles('#cn-file', path.join(FIX, 'images', 'init_64x64.png'));
+  await page.locator('#cn-hint').waitFor();
+  // The preview is the server's canny of the image: black and white only, and it follows the
+  // thresholds.
+  const hint1 = await imageBytes(page.locator('#cn-hint'));
+  const before = await page.getAttribute('#cn-hint', 'src');
+  await page.fill('#cn-low', '10');
+  await page.fill('#cn-high', '20');
+  await page.dispatchEvent('#cn-high', 'change');
+  await page.waitForFunction((prev) => document.getElementById('cn-hint').src !== prev, before, { timeout: 30000 });
+  const hint2 = await imageBytes(page.locator('#cn-hint'));
+  assert.notDeepEqual(hint1, hint2);
+  await page.fill('#gen-width', '64');
+  await page.click('#gen-submit');
+  await galleryItem(page);
+  await shot(page, 'controlnet');
   await page.close();
 });
 

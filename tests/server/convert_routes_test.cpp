@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <httplib.h>
 
 #include "common/fixtures.h"
 #include "engine/engine.h"
+#include "server/base64.h"
 #include "server/http_server.h"
 #include "server/raw_http.h"
 
@@ -152,6 +154,22 @@ TEST_F(ConvertRoutesTest, PageAndFilesAreServed) {
   r = c.Get("/ui/../../etc/passwd");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 404);
+  // The ControlNet hint preview: the pipeline's canny, as PNG; bad bodies refused.
+  std::ifstream f(test::tiny("images/init_64x64.png"), std::ios::binary);
+  const std::string png((std::istreambuf_iterator<char>(f)), {});
+  r = c.Post("/v1/preprocess/canny", json{{"image", base64_encode(png)}, {"low", 50}}.dump(),
+             "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->get_header_value("Content-Type"), "image/png");
+  const io::Image hint =
+      io::decode_image(reinterpret_cast<const uint8_t*>(r->body.data()), r->body.size(), "hint");
+  EXPECT_EQ(hint.width, 64);
+  for (uint8_t v : hint.rgb) EXPECT_TRUE(v == 0 || v == 255);
+  r = c.Post("/v1/preprocess/canny", R"({"image": "not base64!"})", "application/json");
+  EXPECT_EQ(r->status, 422) << r->body;
+  r = c.Post("/v1/preprocess/canny", R"({"picture": 1})", "application/json");
+  EXPECT_EQ(r->status, 400) << r->body;
   r = c.Get("/v1/files?path=lora");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);

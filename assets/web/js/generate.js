@@ -1,11 +1,33 @@
 // The Generate page: the form → POST /v1/jobs, live progress and preview over SSE, Cancel, and a
 // gallery of this session's images with their parameters ("use these settings", download).
 import { api, watchJob, bus, el } from './api.js';
+import { imageInput, cannyHint, readAsDataURL } from './images.js';
 
 const $ = (id) => document.getElementById(id);
 let lastSeed = null;
 let running = null;  // job id
 let loraNames = [];
+let initImage = null;     // data URL
+let controlSource = null; // data URL of the image the hint is made from
+let controlHint = null;   // data URL of the hint sent (canny applied here, so preview = hint)
+
+function setInit(dataURL) {
+  initImage = dataURL;
+  $('init-thumb').src = dataURL || '';
+  $('init-thumb').hidden = !dataURL;
+}
+
+async function updateHint() {
+  if (!controlSource) { controlHint = null; $('cn-hint').hidden = true; return; }
+  try {
+    controlHint = $('cn-preprocess').value === 'canny'
+      ? await cannyHint(controlSource, Number($('cn-low').value), Number($('cn-high').value))
+      : controlSource;
+    $('cn-hint').src = controlHint;
+    $('cn-hint').hidden = false;
+    showError('');
+  } catch (e) { controlHint = null; showError(e.message); }
+}
 
 function addLoraRow(name = '', weight = 1) {
   const select = el('select', { 'aria-label': 'LoRA' },
@@ -31,6 +53,20 @@ function request() {
   const loras = [...$('gen-loras').querySelectorAll('.lora-row')].map((row) => ({
     name: row.querySelector('select').value, weight: Number(row.querySelector('input').value) }));
   if (loras.length) r.loras = loras.filter((l) => l.name);
+  if (initImage) {
+    r.init_image = initImage;
+    r.strength = num('gen-strength');
+    r.resize_mode = $('gen-resize').value;
+  }
+  if ($('cn-model').value) {
+    if (!controlHint) throw new Error('ControlNet: give it an image (drop, paste or choose one) — or choose "none"');
+    r.controlnet = $('cn-model').value;
+    r.control_image = controlHint;
+    r.control_preprocess = 'none';  // the hint was made here (see updateHint)
+    r.control_scale = num('cn-scale');
+    r.control_start = num('cn-start');
+    r.control_end = num('cn-end');
+  }
   return r;
 }
 
@@ -58,12 +94,15 @@ function setProgress(fraction, text) {
 
 function addToGallery(job, sent) {
   for (const im of job.result.images) {
-    const settings = { ...sent, seed: im.seed, batch_size: 1, batch_count: 1 };
+    const { init_image, control_image, ...plain } = sent;  // settings without the images
+    const settings = { ...plain, seed: im.seed, batch_size: 1, batch_count: 1 };
     const item = el('li', { class: 'gallery-item', 'data-seed': im.seed },
       el('img', { src: im.url, alt: `seed ${im.seed}`, width: im.width, height: im.height }),
       el('pre', { class: 'infotext', text: im.infotext }),
       el('div', { class: 'actions' },
         el('button', { type: 'button', text: 'Use these settings', onclick: () => applySettings(settings) }),
+        el('button', { type: 'button', text: 'Send to img2img', onclick: async () => {
+          setInit(await readAsDataURL(await (await fetch(im.url)).blob())); } }),
         el('a', { href: im.url, download: `sdc-${im.seed}.png`, text: 'Download' })));
     $('gallery').prepend(item);
   }
@@ -132,6 +171,16 @@ export async function refreshModels() {
     loraNames = files.entries.filter((e) => e.kind === 'lora')
       .map((e) => e.path.replace(/^lora\//, '').replace(/\.[^.]+$/, ''));
   } catch { loraNames = []; }
+  try {
+    const cn = await api('GET', '/v1/files?path=controlnet');
+    const keep2 = $('cn-model').value;
+    $('cn-model').replaceChildren(el('option', { value: '', text: 'none' }),
+      ...cn.entries.filter((e) => e.kind === 'controlnet' || e.kind === 'diffusers').map((e) => {
+        const name = e.path.replace(/^controlnet\//, '').replace(/\.[^./]+$/, '');
+        return el('option', { value: name, text: name });
+      }));
+    $('cn-model').value = keep2;
+  } catch { /* no controlnet folder */ }
 }
 
 export function initGenerate() {
@@ -145,6 +194,15 @@ export function initGenerate() {
   $('gen-seed-random').addEventListener('click', () => { $('gen-seed').value = -1; });
   $('gen-seed-reuse').addEventListener('click', () => { if (lastSeed != null) $('gen-seed').value = lastSeed; });
   $('gen-add-lora').addEventListener('click', () => addLoraRow(loraNames[0] || ''));
+  imageInput($('init-drop'), $('init-file'), setInit);
+  imageInput($('cn-drop'), $('cn-file'), (d) => {
+    controlSource = d;
+    $('cn-thumb').src = d;
+    $('cn-thumb').hidden = false;
+    updateHint();
+  });
+  for (const id of ['cn-preprocess', 'cn-low', 'cn-high']) $(id).addEventListener('change', updateHint);
+  $('init-clear').addEventListener('click', () => setInit(null));
   bus.on('models-changed', refreshModels);
   bus.on('use-model', (m) => {
     refreshModels().then(() => {
