@@ -18,17 +18,18 @@ json time_or_null(std::chrono::system_clock::time_point t) {
 }  // namespace
 
 json progress_to_json(const engine::JobProgress& p) {
-  return {
-      {"stage", p.task_stage.empty() ? std::string(pipeline::stage_name(p.stage)) : p.task_stage},
-      {"batch", p.batch},
-      {"batch_count", p.batch_count},
-      {"step", p.step},
-      {"total_steps", p.total_steps},
-      {"fraction", p.fraction},
-      {"elapsed_s", p.elapsed_s},
-      {"eta_s", p.eta_s < 0 ? json(nullptr) : json(p.eta_s)},
-      {"textinfo", p.textinfo},
-      {"preview_id", p.preview_id}};
+  // A task job (a convert) names its own stages.
+  const std::string stage = p.task_stage.empty() ? pipeline::stage_name(p.stage) : p.task_stage;
+  return {{"stage", stage},
+          {"batch", p.batch},
+          {"batch_count", p.batch_count},
+          {"step", p.step},
+          {"total_steps", p.total_steps},
+          {"fraction", p.fraction},
+          {"elapsed_s", p.elapsed_s},
+          {"eta_s", p.eta_s < 0 ? json(nullptr) : json(p.eta_s)},
+          {"textinfo", p.textinfo},
+          {"preview_id", p.preview_id}};
 }
 
 json job_to_json(const engine::JobSnapshot& s) {
