@@ -25,14 +25,15 @@ BUILD=(
   libicu-dev            # pkg_check_modules(icu-uc icu-i18n): Unicode clean-up in the CLIP tokenizer
   libgtest-dev libgmock-dev  # find_package(GTest): tests/ (configured by default)
   libbenchmark-dev      # find_package(benchmark): bench/ kernel micro-benchmarks (configured by default)
-  libcpp-httplib-dev    # HTTP server (the planned `sdc serve`; no code uses it yet)
-  libcurl4-openssl-dev  # downloads from URLs (planned; no code uses it yet)
+  libcpp-httplib-dev    # find_package(httplib) (cpp-httplib): the HTTP server of `sdc serve`
+  libcurl4-openssl-dev  # find_package(CURL): downloads for conversion from a link
 )
 
 # test: tools only scripts/test.sh runs (test-only additions, Debian or not, go here or beside it).
 TEST=(
   clang-format          # test.sh checks formatting: clang-format --dry-run -Werror (.clang-format)
   git                   # test.sh lists the sources to check with git ls-files
+  chromium              # the web page's browser tests (tests/browser: playwright-core drives it)
 )
 
 # fuzz: scripts/fuzz.sh configures the tree with clang and links libFuzzer targets.
@@ -62,6 +63,12 @@ for g in "${groups[@]}"; do
       ;;
   esac
 done
+
+# The npm-based test tools (tests/browser, tests/onnx) need Node.js and npm; Debian packs npm
+# apart from nodejs, other Node.js builds (nodesource) include it.
+if [[ " ${groups[*]} " == *" test "* ]] && ! command -v npm >/dev/null 2>&1; then
+  PKGS+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -25,6 +25,12 @@ if [ "$BUILD" = build ] && git rev-parse --git-dir >/dev/null 2>&1; then
   # Formatting is part of the build contract (.clang-format at the root): list offenders and stop.
   git ls-files '*.cpp' '*.h' | xargs clang-format --dry-run -Werror
 fi
+if [ "$BUILD" = build ]; then
+  # The browser tests' one npm dependency (playwright-core), exactly as package-lock.json pins it.
+  if [ ! -d tests/browser/node_modules ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules ]; then
+    (cd tests/browser && npm ci --no-audit --no-fund)
+  fi
+fi
 cmake -S . -B "$BUILD" -G Ninja -DSDC_WERROR=ON "${EXTRA[@]}"
 if [ ${#SKIP[@]} -gt 0 ]; then
   # Only what the sanitizer run executes: the tool and the test programs of those layers.

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/transfer_flags.h"
 #include "common/error.h"
 #include "engine/engine.h"
 #include "server/http_server.h"
@@ -126,6 +127,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--precision", a->engine.precision, "f32 | bf16 | auto");
   cmd->add_option("--max-body-mb", a->max_body_mb, "Largest request body in MiB (more: 413)");
   cmd->add_option("--result-ttl", a->result_ttl_s, "Seconds a finished job's results are kept");
+  add_transfer_flags(*cmd, a->server.transfer);
   cmd->callback([a] { run_serve(*a); });
 }
 

@@ -8,17 +8,22 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "pipeline/generation_control.h"
 #include "pipeline/generation_request.h"
 #include "pipeline/stable_diffusion.h"
 
 namespace sdc::engine {
+
+class Job;
 
 // A LoRA to merge, as `<lora:name:weight>` names it (name resolved by the registry).
 struct LoraUse {
@@ -39,6 +44,11 @@ struct JobRequest {
   int preview_every = 0;         // steps between previews (0: none)
   bool save_outputs = false;     // also write the PNGs to the engine's outputs folder
   bool keep_latents = false;     // return the final latents (sdc generate --save-latents)
+  // A job that is not a generation (a convert, server/web_services.cpp): the worker runs it in
+  // queue order instead of the pipeline. It reports through Job::update_progress, polls
+  // stop_token(), throws pipeline::GenerationCancelled when stopped, and returns the JSON that
+  // JobResult::task_result carries. `kind` names it ("convert").
+  std::function<nlohmann::json(Job&)> task;
 };
 
 enum class JobStatus { Queued, Running, Succeeded, Failed, Cancelled };
@@ -59,6 +69,7 @@ struct JobProgress {
   std::string textinfo;     // A1111's "Sampling step 3/20"-style line
   std::string preview_png;  // latest preview (PNG bytes); empty when none yet
   uint64_t preview_id = 0;  // increases with each new preview (clients skip repeats)
+  std::string task_stage;   // a task job's stage ("download", "write" …); empty: `stage` holds
 };
 
 struct JobImage {
@@ -81,6 +92,7 @@ struct JobResult {
   std::vector<pipeline::StageTimings> batch_timings;  // one per batch run
   std::vector<float> latents;  // keep_latents: every batch's final latents, NCHW, concatenated
   std::vector<int64_t> latent_shape;  // [images, 4, h, w] when latents are kept
+  nlohmann::json task_result;         // a task job's result (JobRequest::task); null otherwise
 };
 
 enum class JobEventType { Queued, Started, Progress, Finished };

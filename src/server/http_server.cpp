@@ -13,6 +13,7 @@
 #include "engine/engine.h"
 #include "server/a1111/a1111_routes.h"
 #include "server/routes.h"
+#include "server/web_services.h"
 
 namespace sdc::server {
 namespace {
@@ -47,7 +48,10 @@ HttpServer::HttpServer(engine::Engine& engine, ServerOptions options)
   http_->set_write_timeout(30);
   middleware_.install(*http_);
   register_health_routes(*http_, engine_, options_, middleware_);
-  register_job_routes(*http_, engine_, options_);
+  web_ = std::make_shared<WebServices>(engine_, options_);
+  web_->register_routes(*http_);
+  register_job_routes(*http_, engine_, options_,
+                      [web = web_](const std::string& body) { return web->job_request(body); });
   register_openai_routes(*http_, engine_, options_);
   register_a1111_routes(*http_, engine_, options_, middleware_);
 }

@@ -22,6 +22,8 @@ class Engine;
 
 namespace sdc::server {
 
+class WebServices;
+
 class HttpServer {
  public:
   HttpServer(engine::Engine& engine, ServerOptions options);
@@ -42,6 +44,7 @@ class HttpServer {
   ServerOptions options_;
   std::unique_ptr<httplib::Server> http_;
   HttpMiddleware middleware_;
+  std::shared_ptr<WebServices> web_;  // page, files, uploads, convert jobs
   int port_ = -1;
   std::atomic<bool> running_{false}, stop_requested_{false};
 };

@@ -18,7 +18,9 @@ json time_or_null(std::chrono::system_clock::time_point t) {
 }  // namespace
 
 json progress_to_json(const engine::JobProgress& p) {
-  return {{"stage", pipeline::stage_name(p.stage)},
+  // A task job (a convert) names its own stages.
+  const std::string stage = p.task_stage.empty() ? pipeline::stage_name(p.stage) : p.task_stage;
+  return {{"stage", stage},
           {"batch", p.batch},
           {"batch_count", p.batch_count},
           {"step", p.step},
@@ -43,7 +45,9 @@ json job_to_json(const engine::JobSnapshot& s) {
          {"links", {{"self", "/v1/jobs/" + s.id}, {"events", "/v1/jobs/" + s.id + "/events"}}}};
   if (!s.progress.preview_png.empty()) j["links"]["preview"] = "/v1/jobs/" + s.id + "/preview";
   j["error"] = s.error.empty() ? json(nullptr) : json(s.error);
-  if (s.result) {
+  if (s.result && !s.result->task_result.is_null()) {
+    j["result"] = s.result->task_result;  // a convert job: the model it registered
+  } else if (s.result) {
     json images = json::array();
     for (size_t i = 0; i < s.result->images.size(); ++i) {
       const auto& im = s.result->images[i];

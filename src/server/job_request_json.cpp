@@ -71,9 +71,11 @@ engine::JobRequest parse_job_request(std::string_view body, const RequestLimits&
   if (!j.is_object()) fail("", "value is not a valid dict", "type_error.dict");
 
   static const std::set<std::string> known{
-      "prompt",  "negative_prompt", "width",         "height",    "steps",      "cfg_scale",
-      "sampler", "scheduler",       "seed",          "clip_skip", "batch_size", "batch_count",
-      "model",   "loras",           "preview_every", "save"};
+      "prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "sampler", "scheduler",
+      "seed", "clip_skip", "batch_size", "batch_count", "model", "loras", "preview_every", "save",
+      // img2img and ControlNet (parsed below; the list had not been extended with them)
+      "init_image", "strength", "resize_mode", "controlnet", "control_image", "control_scale",
+      "control_start", "control_end", "control_preprocess"};
   for (const auto& [k, v] : j.items())
     if (!known.count(k)) fail(k, "extra fields not permitted", "value_error.extra");
   if (!j.contains("prompt")) fail("prompt", "field required", "value_error.missing");

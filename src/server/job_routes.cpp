@@ -49,10 +49,14 @@ std::string sse_message(const std::string& job_id, const engine::JobEvent& e) {
 
 }  // namespace
 
-void register_job_routes(httplib::Server& http, engine::Engine& engine,
-                         const ServerOptions& options) {
-  http.Post("/v1/jobs", [&engine, &options](const httplib::Request& req, httplib::Response& res) {
-    engine::JobRequest request = parse_job_request(req.body, options.limits);
+void register_job_routes(
+    httplib::Server& http, engine::Engine& engine, const ServerOptions& options,
+    std::function<std::optional<engine::JobRequest>(const std::string&)> other_types) {
+  http.Post("/v1/jobs", [&engine, &options, other_types](const httplib::Request& req,
+                                                         httplib::Response& res) {
+    std::optional<engine::JobRequest> other = other_types ? other_types(req.body) : std::nullopt;
+    engine::JobRequest request =
+        other ? std::move(*other) : parse_job_request(req.body, options.limits);
     auto job = engine.submit(std::move(request));
     if (wants_wait(req)) {
       const engine::JobSnapshot s = wait_for_job(*job, req);

@@ -2,6 +2,12 @@
 // *_routes.cpp and sees only the engine and the server options (never plans or files).
 #pragma once
 
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "engine/job.h"
+
 namespace httplib {
 class Server;
 }
@@ -20,8 +26,11 @@ void register_health_routes(httplib::Server& http, engine::Engine& engine,
                             const ServerOptions& options, HttpMiddleware& middleware);
 // Native async jobs: POST /v1/jobs, GET /v1/jobs/{id}, …/events (SSE), …/images/{n},
 // …/preview, DELETE /v1/jobs/{id}.
-void register_job_routes(httplib::Server& http, engine::Engine& engine,
-                         const ServerOptions& options);
+// `other_types` (may be empty) turns a body of another job type (a convert) into a request, or
+// returns nothing for a generation.
+void register_job_routes(
+    httplib::Server& http, engine::Engine& engine, const ServerOptions& options,
+    std::function<std::optional<engine::JobRequest>(const std::string&)> other_types = {});
 // OpenAI-style POST /v1/images/generations and GET /v1/models.
 void register_openai_routes(httplib::Server& http, engine::Engine& engine,
                             const ServerOptions& options);

@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "server/transfer/transfer_options.h"
+
 namespace sdc::server {
 
 // Caps on what one request may ask for; a value beyond them is a 422 naming the field.
@@ -30,7 +32,10 @@ struct ServerOptions {
   size_t max_body_bytes = size_t(64) << 20;  // larger bodies: 413
   int http_threads = 0;  // 0: enough for max_queue blocked callers plus polling clients
   RequestLimits limits;
-  int sse_keepalive_s = 15;  // a comment line on idle SSE streams (and disconnect detection)
+  int sse_keepalive_s = 15;
+  transfer::TransferOptions
+      transfer;  // uploads, downloads, server files (web_services.h)  // a comment line on idle SSE
+                 // streams (and disconnect detection)
 };
 
 // Parses "user:pass[,user:pass…]" (a password may not contain ',' — A1111's format). Throws
