@@ -11,4 +11,7 @@ find_package(ZLIB REQUIRED)
 find_package(OpenSSL REQUIRED)          # SHA-256 of sources and LoRAs (libcrypto's EVP)
 pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)   # PyTorch zip checkpoints
 pkg_check_modules(ICU REQUIRED IMPORTED_TARGET icu-uc icu-i18n)  # tokenizer text clean-up
+# SLEEF: the vectorised float32 log/exp/tan/pow PyTorch uses (Debian's libtorch links this one),
+# so that A1111's sigma schedules come out bit-identical.
+pkg_check_modules(SLEEF REQUIRED IMPORTED_TARGET sleef)
 find_package(GTest REQUIRED)

@@ -13,6 +13,7 @@ PKGS=(
   libssl-dev             # SHA-256 (OpenSSL EVP) of sources and LoRAs in compiled models
   libpng-dev libjpeg-dev zlib1g-dev  # images
   libicu-dev             # Unicode normalisation/categories for the CLIP tokenizer
+  libsleef-dev           # PyTorch's vectorised float32 log/exp/tan/pow: A1111-exact sigma schedules
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks
 )
 missing=()
