@@ -19,6 +19,7 @@ extern "C" {
 __m256 Sleef_logf8_u10avx2(__m256);
 __m256 Sleef_expf8_u10avx2(__m256);
 __m256 Sleef_tanf8_u10avx2(__m256);
+__m256 Sleef_expm1f8_u10avx2(__m256);
 __m256 Sleef_powf8_u10avx2(__m256, __m256);
 }
 #pragma GCC pop_options
@@ -50,6 +51,7 @@ size_t vectorised_count(size_t n) {
 SDC_TORCH_UNARY(torch_log_f32, Sleef_logf8_u10avx2)
 SDC_TORCH_UNARY(torch_exp_f32, Sleef_expf8_u10avx2)
 SDC_TORCH_UNARY(torch_tan_f32, Sleef_tanf8_u10avx2)
+SDC_TORCH_UNARY(torch_expm1_f32, Sleef_expm1f8_u10avx2)
 #undef SDC_TORCH_UNARY
 
 __attribute__((target("avx2,fma"))) void torch_pow_f32(std::span<float> values, double exponent) {
@@ -73,6 +75,19 @@ __attribute__((target("avx2,fma"))) void torch_pow_f32(std::span<float> values, 
     _mm256_storeu_ps(values.data() + i, Sleef_powf8_u10avx2(_mm256_loadu_ps(values.data() + i), e));
   for (size_t i = vectorised; i < values.size(); ++i)
     values[i] = static_cast<float>(std::pow(static_cast<double>(values[i]), exponent));
+}
+
+float t_log(float x) {
+  torch_log_f32({&x, 1});
+  return x;
+}
+float t_exp(float x) {
+  torch_exp_f32({&x, 1});
+  return x;
+}
+float t_expm1(float x) {
+  torch_expm1_f32({&x, 1});
+  return x;
 }
 
 // PyTorch 1.13's AVX2 linspace kernel (later versions dropped the vectorised path): step =

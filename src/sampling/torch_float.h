@@ -16,7 +16,13 @@ namespace sdc::sampling {
 void torch_log_f32(std::span<float> values);
 void torch_exp_f32(std::span<float> values);
 void torch_tan_f32(std::span<float> values);
+void torch_expm1_f32(std::span<float> values);
 void torch_pow_f32(std::span<float> values, double exponent);  // Tensor ** Python float
+
+// The same on a 0-dim tensor (one float32 value): what `sigma.log()` etc. give in k-diffusion.
+float t_log(float x);
+float t_exp(float x);
+float t_expm1(float x);
 
 // torch.linspace(start, end, n) in float32 (PyTorch 1.13's AVX2 CPU kernel, see torch_float.cpp).
 std::vector<float> torch_linspace_f32(float start, float end, int n);
