@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "backend/cpu/plan.h"
+#include "backend/cpu/prepacked_weights.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
 #include "cli/progress_bar.h"
@@ -85,8 +86,10 @@ void run_generate(GenerateArgs& a) {
     pipeline::WarmupSpec spec{loaded.declared_sizes, {}, req.clip_skip, !req.control_image.empty()};
     spec.unet_batches = {req.cfg_scale > 1.0f ? 2 * loaded.declared_batch : loaded.declared_batch};
     const size_t n = pipeline::warm_plans(sd.plans(), spec);
-    std::cerr << "planned " << n << " plans for the declared sizes in " << int(clock.ms())
-              << " ms\n";
+    std::cerr << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms";
+    if (const size_t mapped = cpu::PrepackedWeights::global().hits())
+      std::cerr << " (" << mapped << " weights mapped already packed)";
+    std::cerr << "\n";
   }
 
   const int total = req.batch_size * req.batch_count;
@@ -96,10 +99,13 @@ void run_generate(GenerateArgs& a) {
     ProgressBar bar(req.batch_count > 1 ? "batch " + std::to_string(b + 1) + " step" : "step");
     const int64_t seed = req.seed + int64_t(b) * req.batch_size;
     double first_step_ms = 0;
-    pipeline::BatchResult r = sd.generate_batch(req, seed, [&](int done, int steps) {
-      if (done == 1 && b == 0) first_step_ms = since_start.ms();
-      bar.update(done, steps);
-    });
+    pipeline::GenerationObserver observer;
+    observer.on_progress = [&](const pipeline::ProgressEvent& e) {
+      if (e.stage != pipeline::GenerationStage::Denoising || e.step == 0) return;
+      if (e.step == 1 && b == 0) first_step_ms = since_start.ms();
+      bar.update(e.step, e.total_steps);
+    };
+    pipeline::BatchResult r = sd.generate_batch(req, seed, observer);
     bar.finish();
     if (b == 0 && first_step_ms > 0)
       std::cerr << "first UNet step done " << int(first_step_ms) << " ms after start (model load "
