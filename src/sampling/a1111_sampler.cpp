@@ -15,6 +15,7 @@
 #include "sampling/compvis_schedule.h"
 #include "sampling/rng/brownian_tree.h"
 #include "sampling/timestep_samplers.h"
+#include "sampling/unipc.h"
 
 namespace sdc::sampling {
 namespace {
@@ -115,8 +116,6 @@ A1111Sampler::A1111Sampler(const A1111Settings& settings)
     throw UsageError("", "--scheduler",
                      std::string("Automatic: ") + info_->name + " walks its own step list",
                      scheduler_info(settings.scheduler).label);
-  if (settings.sampler == SamplerId::kUnipc)
-    throw UsageError("", "--sampler", "a sampler sdc implements (UniPC is not yet)", "UniPC");
   const int t_enc = settings.img2img ? t_enc_of(steps, settings.strength) : steps;
   t_enc_ = t_enc;
 
@@ -131,6 +130,14 @@ A1111Sampler::A1111Sampler(const A1111Settings& settings)
       run_timesteps_.assign(full_timesteps_.begin(), full_timesteps_.begin() + t_enc);
     } else {
       run_timesteps_ = full_timesteps_;
+    }
+    if (settings.sampler == SamplerId::kUnipc) {
+      // UniPC runs len(timesteps) steps of its own time grid, one evaluation each.
+      if (run_timesteps_.size() < 3)
+        throw UsageError("", "--steps", "at least 3 UniPC steps (its order)",
+                         std::to_string(run_timesteps_.size()));
+      planned_ = int(run_timesteps_.size());
+      return;
     }
     planned_ = int(run_timesteps_.size()) - 1 + (settings.sampler == SamplerId::kPlms ? 1 : 0);
     return;
@@ -194,7 +201,8 @@ std::vector<float> A1111Sampler::start(std::span<const float> noise,
 }
 
 std::vector<float> A1111Sampler::run(std::vector<float> x, const UnetEps& unet, ImageRng& rng,
-                                     const EvaluationCallback& on_eval) const {
+                                     const EvaluationCallback& on_eval,
+                                     const DenoisedCallback& on_step) const {
   int done = 0;
   UnetEps counted = [&](std::span<const float> x_in, float t, std::span<float> c,
                         std::span<float> u) {
@@ -210,6 +218,14 @@ std::vector<float> A1111Sampler::run(std::vector<float> x, const UnetEps& unet, 
       model(in, t, e, eu);
     };
     ctx.randn = [&](std::span<float> out) { rng.next(out); };
+    ctx.on_step = on_step;
+    if (settings_.sampler == SamplerId::kUnipc) {
+      // img2img: from timesteps[-1] / 1000 + 1 / 1000 of the sliced list.
+      std::optional<float> t_start;
+      if (settings_.img2img)
+        t_start = static_cast<float>(run_timesteps_.back()) / 1000.0f + static_cast<float>(0.001);
+      return run_unipc(std::move(x), int(run_timesteps_.size()), t_start, ctx);
+    }
     const TimestepSampler which = settings_.sampler == SamplerId::kPlms ? TimestepSampler::kPlms
                                   : cfgpp ? TimestepSampler::kDdimCfgpp
                                           : TimestepSampler::kDdim;
@@ -232,6 +248,7 @@ std::vector<float> A1111Sampler::run(std::vector<float> x, const UnetEps& unet, 
     };
   }
   ctx.randn = [&](std::span<float> out) { rng.next(out); };
+  ctx.on_step = on_step;
   std::unique_ptr<BrownianNoiseSampler> brownian;
   if (info_->brownian_noise) {
     float smin = std::numeric_limits<float>::infinity(), smax = 0.0f;

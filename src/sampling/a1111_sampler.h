@@ -42,6 +42,9 @@ struct A1111Settings {
 // After every UNet evaluation: (evaluations so far, the planned total; 0 when not known in
 // advance, as for DPM adaptive). May throw to stop.
 using EvaluationCallback = std::function<void(int done, int total)>;
+// After each sampler step: its index and the denoised prediction (A1111's callback `denoised`,
+// the latents A1111 returns when interrupted).
+using DenoisedCallback = std::function<void(int step, std::span<const float> denoised)>;
 
 class A1111Sampler {
  public:
@@ -63,7 +66,8 @@ class A1111Sampler {
 
   // Runs the sampler from `x`; `rng` supplies later draws and the Brownian tree's seeds.
   std::vector<float> run(std::vector<float> x, const UnetEps& unet, ImageRng& rng,
-                         const EvaluationCallback& on_eval = {}) const;
+                         const EvaluationCallback& on_eval = {},
+                         const DenoisedCallback& on_step = {}) const;
 
   // A1111's infotext fields for this run, in A1111's order: "Schedule type", then "Schedule min
   // sigma"/"max sigma"/"rho", "Beta schedule alpha"/"beta", "Eta"/"Eta DDIM", "Sigma churn"…

@@ -190,6 +190,7 @@ ResolvedSampler resolve_sampler(std::string_view raw) {
 SchedulerKind resolve_scheduler(std::string_view raw) {
   const std::string name = trim(raw);
   if (const SchedulerInfo* s = find_scheduler(name)) return s->kind;
+  if (equals_ci(name, "default")) return SchedulerKind::kAutomatic;  // sdc's earlier name
   throw UsageError("", "--scheduler", "one of " + scheduler_names_list(), std::string(raw));
 }
 

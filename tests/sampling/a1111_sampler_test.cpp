@@ -28,7 +28,6 @@ TEST(A1111Sampler, EveryCaseWalksTheRecordedScheduleWithTheRecordedEvaluations) 
   int checked = 0;
   for (const auto& [name, c] : test::sampler_cases()["cases"].items()) {
     SCOPED_TRACE(name);
-    if (c["sampler_id"] == "unipc") continue;  // not implemented yet
     const A1111Sampler run(settings_of(c));
     if (c.contains("sigmas")) {
       std::vector<float> want;
@@ -46,7 +45,7 @@ TEST(A1111Sampler, EveryCaseWalksTheRecordedScheduleWithTheRecordedEvaluations) 
       EXPECT_NE(info.find(k + ": " + v), std::string::npos) << k;
     ++checked;
   }
-  EXPECT_EQ(checked, 38);
+  EXPECT_EQ(checked, 39);
 }
 
 TEST(A1111Sampler, LcmSigmasMatchA1111) {

@@ -6,6 +6,7 @@
 #include "sampling/a1111_fixture.h"
 #include "sampling/a1111_replay.h"
 #include "sampling/timestep_samplers.h"
+#include "sampling/unipc.h"
 
 namespace sdc::sampling {
 namespace {
@@ -48,6 +49,37 @@ TEST(TimestepSamplers, DdimAndPlmsReplayBitExact) {
   replay("ddim", TimestepSampler::kDdim);
   replay("img2img_ddim", TimestepSampler::kDdim);
   replay("plms", TimestepSampler::kPlms);
+}
+
+}  // namespace
+}  // namespace sdc::sampling
+
+namespace sdc::sampling {
+namespace {
+
+TEST(UniPc, TimeGridMatchesA1111) {
+  for (const auto& [steps, grid] :
+       test::sampler_schedules()["timestep_samplers"]["UniPC"]["unipc_time_grid"].items()) {
+    const std::vector<float> t = unipc_time_grid(grid["N"].get<int>());
+    std::vector<float> want;
+    for (const auto& v : grid["t_continuous"]) want.push_back(v.get<float>());
+    EXPECT_EQ(t, want) << steps;
+  }
+}
+
+TEST(UniPc, ReplaysTheRecordedCase) {
+  test::Replay r("unipc");
+  TimestepSamplerContext ctx;
+  ctx.eps = [&](std::span<const float> in, float t, std::span<float> eps, std::span<float>) {
+    r.call(in, t, eps);
+  };
+  const std::vector<float> out =
+      run_unipc(r.tensor("initial_noise"), int(r.tensor("timesteps").size()), {}, ctx);
+  EXPECT_EQ(r.calls(), r.expected_calls());
+  EXPECT_EQ(r.sigma_mismatches(), 0);
+  EXPECT_LE(r.worst_input_error(), 1e-6);
+  EXPECT_LE(test::rel_diff(out, r.tensor("latents")), 1e-6);
+  EXPECT_THROW(run_unipc(r.tensor("initial_noise"), 2, {}, ctx), UsageError);
 }
 
 }  // namespace
