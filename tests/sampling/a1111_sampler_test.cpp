@@ -6,6 +6,7 @@
 #include "sampling/a1111_fixture.h"
 #include "sampling/a1111_sampler.h"
 #include "sampling/model_wrappers.h"
+#include "sampling/rng/image_rng.h"
 #include "sampling/sampler_catalog.h"
 
 namespace sdc::sampling {
@@ -132,6 +133,78 @@ TEST(SamplerCatalog, ApiOptionsAsA1111ReportsThem) {
       {"second_order", "True"}};
   EXPECT_EQ(o, want);
   EXPECT_TRUE(sampler_api_options(sampler_info(SamplerId::kEuler)).empty());
+}
+
+}  // namespace
+}  // namespace sdc::sampling
+
+namespace sdc::sampling {
+namespace {
+
+TEST(ImageRngTest, DrawsPerSeedAndReseedsWithEnsd) {
+  const size_t n = 4 * 8 * 8;
+  ImageRng cpu(RngSource::kCpu, {5, 6}, n);
+  const std::vector<float> first = cpu.first();
+  std::vector<float> next(2 * n);
+  cpu.next(next);
+  TorchGenerator g5(5), g6(6);
+  const std::vector<float> a5 = g5.randn(n), a6 = g6.randn(n), b5 = g5.randn(n);
+  EXPECT_TRUE(std::equal(a5.begin(), a5.end(), first.begin()));
+  EXPECT_TRUE(std::equal(a6.begin(), a6.end(), first.begin() + long(n)));
+  EXPECT_TRUE(std::equal(b5.begin(), b5.end(), next.begin()));
+
+  ImageRng ensd(RngSource::kCpu, {5}, n, 31337);
+  ensd.first();
+  std::vector<float> after(n);
+  ensd.next(after);
+  EXPECT_EQ(after, TorchGenerator(5 + 31337).randn(n));
+
+  ImageRng nv(RngSource::kNv, {42}, n);
+  EXPECT_EQ(nv.first(), PhiloxGenerator(42).randn(n));
+  EXPECT_EQ(parse_rng_source("NV"), RngSource::kNv);
+  EXPECT_EQ(parse_rng_source("cpu"), RngSource::kCpu);
+  EXPECT_THROW(parse_rng_source("gpu"), UsageError);
+}
+
+TEST(A1111Sampler, InfotextFieldsForNonDefaultOptions) {
+  A1111Settings s;
+  s.eta = 0.5;
+  EXPECT_EQ(A1111Sampler(s).extra_infotext(),
+            (std::vector<std::pair<std::string, std::string>>{{"Eta", "0.5"}}));
+  s = {};
+  s.sampler = SamplerId::kDdim;
+  s.eta = 0.25;
+  EXPECT_EQ(A1111Sampler(s).extra_infotext(),
+            (std::vector<std::pair<std::string, std::string>>{{"Eta DDIM", "0.25"}}));
+  s = {};
+  s.sampler = SamplerId::kEuler;
+  s.scheduler = SchedulerKind::kKarras;
+  s.s_churn = 1.0;
+  s.schedule.rho = 5.0;
+  s.schedule.sigma_min = 0.1;
+  const auto f = A1111Sampler(s).extra_infotext();
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"Schedule min sigma", "0.1"}, {"Schedule rho", "5.0"}, {"Sigma churn", "1.0"}};
+  EXPECT_EQ(f, want);
+  EXPECT_EQ(A1111Sampler(s).schedule_type_label(), "Karras");
+}
+
+// Churn adds noise from the draw Euler always consumes: it changes the result, deterministically.
+TEST(A1111Sampler, ChurnUsesTheConsumedDraw) {
+  auto run = [](double churn) {
+    A1111Settings s;
+    s.sampler = SamplerId::kEuler;
+    s.steps = 4;
+    s.s_churn = churn;
+    const A1111Sampler sampler(s);
+    ImageRng rng(RngSource::kCpu, {3}, 16);
+    UnetEps unet = [](std::span<const float> x, float, std::span<float> c, std::span<float> u) {
+      for (size_t k = 0; k < x.size(); ++k) c[k] = u[k] = 0.5f * x[k];
+    };
+    return sampler.run(sampler.start(rng.first()), unet, rng);
+  };
+  EXPECT_EQ(run(0.0), run(0.0));
+  EXPECT_NE(run(0.0), run(2.0));
 }
 
 }  // namespace
