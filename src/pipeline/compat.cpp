@@ -149,7 +149,7 @@ SamplerDescription describe_sampling(const GenerationRequest& r) {
   d.sampler = run.info().name;
   d.schedule_type = run.schedule_type_label();
   d.extra = run.extra_infotext();
-  if (r.ensd != 0 && run.info().uses_ensd) d.extra.emplace_back("ENSD", std::to_string(r.ensd));
+  if (run.info().uses_ensd) d.ensd = r.ensd;
   return d;
 }
 

@@ -8,6 +8,7 @@
 //              UNet timesteps, x_T = noise * init_noise_sigma, CFG only above scale 1, rounding
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,6 +45,7 @@ void validate_sampling(const GenerationRequest& r);
 // The infotext fields of the sampler part: display name, schedule type, RNG, extra fields.
 struct SamplerDescription {
   std::string sampler, schedule_type, rng;
+  int64_t ensd = 0;  // written only for the samplers A1111 marks uses_ensd
   std::vector<std::pair<std::string, std::string>> extra;
 };
 SamplerDescription describe_sampling(const GenerationRequest& r);

@@ -93,6 +93,7 @@ GenerationParams describe(const ModelBundle& b, const GenerationRequest& r, int6
   p.model = b.name;
   p.clip_skip = r.clip_skip;
   p.rng = sd.rng;
+  p.ensd = sd.ensd;
   p.extra = sd.extra;
   if (!r.init_image.empty()) p.denoising_strength = r.strength;
   for (const auto& l : b.loras)

@@ -136,3 +136,59 @@ INSTANTIATE_TEST_SUITE_P(Samplers, A1111Case, ::testing::ValuesIn(case_names()),
 
 }  // namespace
 }  // namespace sdc
+
+namespace sdc {
+namespace {
+
+// A1111 batches: image i of a batch seeded S is the image of seed S + i alone, also for the SDE
+// samplers (one Brownian tree per image seed) and the NV source.
+TEST(A1111Batch, SecondImageEqualsItsSeedAlone) {
+  test::TempDir dir;
+  auto args = [&](const std::string& seed, const std::string& batch, const std::string& out) {
+    return std::vector<std::string>{"generate",
+                                    "-m",
+                                    test::tiny("model.safetensors"),
+                                    "--model-config",
+                                    test::tiny("diffusers"),
+                                    "-p",
+                                    "a cat",
+                                    "-W",
+                                    "64",
+                                    "-H",
+                                    "64",
+                                    "--steps",
+                                    "4",
+                                    "--sampler",
+                                    "DPM++ 2M SDE Karras",
+                                    "--seed",
+                                    seed,
+                                    "--batch-size",
+                                    batch,
+                                    "--precision",
+                                    "f32",
+                                    "-o",
+                                    dir.file(out + ".png"),
+                                    "--save-latents",
+                                    dir.file(out + ".safetensors")};
+  };
+  const test::CommandResult both = test::run_sdc(args("10", "2", "both"));
+  ASSERT_EQ(both.exit_code, 0) << both.err;
+  const test::CommandResult one = test::run_sdc(args("11", "1", "one"));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const std::vector<float> b =
+      io::read_safetensors(dir.file("both.safetensors")).tensors.get("latents").to_f32();
+  const std::vector<float> o =
+      io::read_safetensors(dir.file("one.safetensors")).tensors.get("latents").to_f32();
+  ASSERT_EQ(b.size(), 2 * o.size());
+  const std::vector<float> second(b.begin() + long(o.size()), b.end());
+  EXPECT_LE(test::rel_max_diff(second.data(), o), 1e-6);
+  std::string text;
+  for (const auto& [key, value] : io::read_png_text(dir.file("both-2.png")))
+    if (key == "parameters") text = value;
+  EXPECT_NE(text.find("Sampler: DPM++ 2M SDE, Schedule type: Karras"), std::string::npos) << text;
+  EXPECT_NE(text.find("Seed: 11"), std::string::npos) << text;
+  EXPECT_NE(text.find("RNG: NV"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace sdc
