@@ -432,7 +432,9 @@ TEST(Convert, BundledControlNetGeneratesTheSameImageAsTheSeparateFile) {
   const std::string path = convert(dir, "cn", {"-c", tiny("controlnet.safetensors"), "-t", "f32"});
   const nlohmann::json& c = find_case("pipeline/controlnet_ddim");
   std::vector<std::string> common = case_args(c);
-  for (const char* flag : {"--sampler", "ddim", "--precision", "f32", "--control-image"})
+  // The fixture's pipeline is diffusers'.
+  for (const char* flag :
+       {"--compat", "diffusers", "--sampler", "ddim", "--precision", "f32", "--control-image"})
     common.push_back(flag);
   common.push_back(tiny("images/hint_64x64.png"));
   const std::vector<float> la =
