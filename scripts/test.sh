@@ -17,7 +17,7 @@ if [ "${1:-}" = "--sanitize" ]; then
   # The sanitizers guard the code that reads untrusted bytes and options: the file formats, model
   # layer, tokenizer/prompt/image code and the CLI's refusals. The numeric kernels and whole
   # pipelines (minutes under ASan, ~6 GB for the full-size smoke test) are covered by the Release run.
-  SKIP=(-L 'core|io|model|pipeline|cli' -E 'GeneratePipeline|ControlNetCli|Convert|Bench|InspectImage')
+  SKIP=(-L 'core|io|model|pipeline|cli' -E 'GeneratePipeline|ControlNetCli|Convert|Bench|InspectImage|A1111Case|A1111Batch')
 else
   EXTRA=(-DCMAKE_BUILD_TYPE=Release)
 fi
