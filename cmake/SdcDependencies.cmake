@@ -13,4 +13,7 @@ pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)   # PyTorch zip checkp
 pkg_check_modules(ICU REQUIRED IMPORTED_TARGET icu-uc icu-i18n)  # tokenizer text clean-up
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)   # `sdc serve` (Debian's shared build)
 find_package(CURL REQUIRED)              # downloads for convert-from-a-link (server/transfer)
+# SLEEF: the vectorised float32 log/exp/tan/pow PyTorch uses (Debian's libtorch links this one),
+# so that A1111's sigma schedules come out bit-identical.
+pkg_check_modules(SLEEF REQUIRED IMPORTED_TARGET sleef)
 find_package(GTest REQUIRED)

@@ -27,6 +27,7 @@ BUILD=(
   libbenchmark-dev      # find_package(benchmark): bench/ kernel micro-benchmarks (configured by default)
   libcpp-httplib-dev    # find_package(httplib) (cpp-httplib): the HTTP server of `sdc serve`
   libcurl4-openssl-dev  # find_package(CURL): downloads for conversion from a link
+  libsleef-dev          # pkg_check_modules(sleef): PyTorch's vectorised float32 log/exp/tan/pow, for A1111-exact sigma schedules
 )
 
 # test: tools only scripts/test.sh runs (test-only additions, Debian or not, go here or beside it).

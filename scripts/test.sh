@@ -19,7 +19,7 @@ if [ "${1:-}" = "--sanitize" ]; then
   # server). The numeric kernels and whole pipelines (minutes under ASan, ~6 GB for the full-size
   # smoke test), the browser tests and the timing-bound 50-client test are covered by the Release run.
   SKIP=(-L 'core|io|model|text|sampling|imaging|pipeline|cli|engine|server'
-    -E 'GeneratePipeline|ControlNetCli|Convert|Bench|InspectImage|IsaCap|FiftyConcurrent|browser')
+    -E 'GeneratePipeline|ControlNetCli|Convert|Bench|InspectImage|IsaCap|FiftyConcurrent|browser|A1111Case|A1111Batch')
 else
   EXTRA=(-DCMAKE_BUILD_TYPE=Release)
 fi

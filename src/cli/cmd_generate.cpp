@@ -16,7 +16,13 @@
 #include "engine/engine.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "pipeline/compat.h"
+#include "pipeline/generation_params.h"
 #include "pipeline/model_bundle.h"
+#include "pipeline/plan_warmup.h"
+#include "pipeline/stable_diffusion.h"
+#include "sampling/rng/torch_generator.h"
+#include "sampling/sampler_catalog.h"
 #include "sampling/sampler_kind.h"
 #include "text/tokenizer.h"
 
@@ -26,7 +32,6 @@ namespace {
 struct GenerateArgs {
   pipeline::BundleOptions model;
   pipeline::GenerationRequest req;
-  std::string rng = "cpu";
   std::string precision = "auto";
   int threads = 0;
   std::string output = "output.png";
@@ -77,10 +82,8 @@ void run_generate(GenerateArgs& a) {
   pipeline::GenerationRequest& req = a.req;
   if (a.model.model.empty())
     throw UsageError("", "-m/--model", "a model file or diffusers folder", "an empty path");
-  if (a.rng != "cpu") throw UsageError("", "--rng", "cpu", a.rng);
   pipeline::validate(req);
-  sampling::parse_sampler(req.sampler);
-  sampling::parse_schedule(req.scheduler);
+  pipeline::validate_sampling(req);
   check_output_folder(a.output, "-o");
   if (!a.save_latents.empty()) check_output_folder(a.save_latents, "--save-latents");
   if (!req.control_save_hint.empty())
@@ -162,6 +165,17 @@ void run_generate(GenerateArgs& a) {
   }
 }
 
+// --sampler's help: every A1111 name with its id and its UNet cost per step.
+std::string sampler_help() {
+  std::string h =
+      "Sampler: A1111 name, alias or id, case-insensitive, optionally + scheduler (\"DPM++ 2M "
+      "Karras\"). UNet evaluations per step:";
+  for (const sampling::SamplerInfo& s : sampling::all_samplers())
+    h += std::string(" ") + s.name + " (" + s.id_name + "): " + s.cost + ";";
+  h += " with --compat diffusers: lcm | ddim | euler | euler_a | dpmpp_2m";
+  return h;
+}
+
 }  // namespace
 
 void add_generate_command(CLI::App& app) {
@@ -179,13 +193,30 @@ void add_generate_command(CLI::App& app) {
   });
   cmd->add_option("--cfg-scale", r.cfg_scale, "Classifier-free guidance scale")
       ->each([&r](const std::string&) { r.cfg_set = true; });
-  cmd->add_option("--sampler", r.sampler, "lcm | ddim | euler | euler_a | dpmpp_2m")
-      ->each([&r](const std::string&) { r.sampler_set = true; });
-  cmd->add_option("--scheduler", r.scheduler, "default | karras")->each([&r](const std::string&) {
-    r.scheduler_set = true;
+  cmd->add_option("--compat", r.compat,
+                  "a1111 (default): the same image as A1111/Forge for a seed | diffusers: the same "
+                  "image as diffusers' pipelines");
+  cmd->add_option("--sampler", r.sampler, sampler_help())->each([&r](const std::string&) {
+    r.sampler_set = true;
   });
+  cmd->add_option("--scheduler", r.scheduler,
+                  "Schedule (A1111 id or label, case-insensitive): " +
+                      sampling::scheduler_names_list() + "; diffusers: automatic | karras")
+      ->each([&r](const std::string&) { r.scheduler_set = true; });
   cmd->add_option("--seed", r.seed, "Seed (-1: random)");
-  cmd->add_option("--rng", a->rng, "Noise generator: cpu (torch.Generator('cpu') compatible)");
+  cmd->add_option("--rng", r.rng,
+                  "Random source: nv (default with a1111: A1111's NV, what its default GPU source "
+                  "gives on NVIDIA cards) | cpu (torch.Generator('cpu'); A1111's CPU)");
+  cmd->add_option("--eta", r.eta,
+                  "a1111: eta of ancestral/SDE samplers (default 1) and DDIM (default 0)");
+  cmd->add_option("--s-churn", r.s_churn, "a1111: sigma churn (Euler, Heun, DPM2)");
+  cmd->add_option("--s-tmin", r.s_tmin, "a1111: sigma tmin");
+  cmd->add_option("--s-tmax", r.s_tmax, "a1111: sigma tmax (0 = infinity)");
+  cmd->add_option("--s-noise", r.s_noise, "a1111: sigma noise");
+  cmd->add_option("--ensd", r.ensd, "a1111: eta noise seed delta (A1111's ENSD)");
+  cmd->add_option("--sigma-min", r.sigma_min, "a1111: schedule sigma min (0 = the model's)");
+  cmd->add_option("--sigma-max", r.sigma_max, "a1111: schedule sigma max (0 = the model's)");
+  cmd->add_option("--rho", r.rho, "a1111: schedule rho (0 = 7 for Karras, 1 for Polyexponential)");
   cmd->add_option("--clip-skip", r.clip_skip, "1 = last text-encoder layer, 2 = penultimate");
   cmd->add_option("--batch-size", r.batch_size, "Images per UNet run");
   cmd->add_option("--batch-count", r.batch_count, "Number of runs");

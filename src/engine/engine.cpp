@@ -17,6 +17,7 @@
 #include "engine/batch_runner.h"
 #include "io/atomic_file.h"
 #include "io/image.h"
+#include "pipeline/compat.h"
 #include "pipeline/generation_params.h"
 #include "pipeline/plan_warmup.h"
 #include "sampling/rng/torch_generator.h"
@@ -168,8 +169,7 @@ void Engine::validate_request(JobRequest& r) const {
   if (r.preview_every < 0)
     throw UsageError("", "preview_every", "0 or more steps", std::to_string(r.preview_every));
   pipeline::validate(r.generation);
-  sampling::parse_sampler(r.generation.sampler);
-  sampling::parse_schedule(r.generation.scheduler);
+  pipeline::validate_sampling(r.generation);
   if (r.generation.seed < 0) r.generation.seed = int64_t(sampling::random_seed() & 0xffffffffULL);
 }
 
@@ -333,8 +333,10 @@ void Engine::run_job(Job& job) {
       Stopwatch clock;
       pipeline::WarmupSpec w{
           loaded->bundle.declared_sizes, {}, g.clip_skip, pipeline::uses_control(g)};
-      w.unet_batches = {g.cfg_scale > 1.0f ? 2 * loaded->bundle.declared_batch
-                                           : loaded->bundle.declared_batch};
+      // Guidance doubles the UNet batch: A1111 guides at any scale but 1, diffusers above 1.
+      const bool cfg = pipeline::compat_of(g) == pipeline::Compat::kA1111 ? g.cfg_scale != 1.0f
+                                                                          : g.cfg_scale > 1.0f;
+      w.unet_batches = {cfg ? 2 * loaded->bundle.declared_batch : loaded->bundle.declared_batch};
       const size_t n = pipeline::warm_plans(loaded->sd->plans(), w);
       log << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms";
       if (const size_t mapped = cpu::PrepackedWeights::global().hits())

@@ -73,6 +73,19 @@ io::Image image_from_signed_tensor(const float* chw, int width, int height) {
   return img;
 }
 
+io::Image image_from_signed_tensor_truncated(const float* chw, int width, int height) {
+  io::Image img(width, height);
+  const size_t n = size_t(width) * size_t(height);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t c = 0; c < 3; ++c) {
+      float v = (chw[c * n + i] + 1.0f) / 2.0f;
+      v = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);  // NaN stays NaN and becomes 0 below
+      const float scaled = 255.0f * v;
+      img.rgb[i * 3 + c] = scaled >= 0.0f ? uint8_t(scaled) : 0;
+    }
+  return img;
+}
+
 // ---- alpha -----------------------------------------------------------------------------------
 
 void flatten_alpha(io::Image& image, uint8_t r, uint8_t g, uint8_t b) {

@@ -32,6 +32,9 @@ std::vector<float> image_to_signed_tensor(const io::Image& image);  // [-1,1]
 // Values outside the range are clamped.
 io::Image image_from_unit_tensor(const float* chw, int width, int height);
 io::Image image_from_signed_tensor(const float* chw, int width, int height);
+// The same as A1111 converts a decoded image: clamp((x + 1) / 2, 0, 1) * 255 in float32,
+// truncated to 8 bits (numpy astype(uint8)) instead of rounded.
+io::Image image_from_signed_tensor_truncated(const float* chw, int width, int height);
 
 // ---- alpha -----------------------------------------------------------------------------------
 

@@ -378,6 +378,7 @@ std::string format_a1111_parameters(const GenerationParams& p) {
   if (!p.model.empty()) f.emplace_back("Model", p.model);
   if (p.denoising_strength) f.emplace_back("Denoising strength", number(*p.denoising_strength));
   if (p.clip_skip > 1) f.emplace_back("Clip skip", std::to_string(p.clip_skip));
+  if (p.ensd != 0) f.emplace_back("ENSD", std::to_string(p.ensd));
   if (!p.rng.empty()) f.emplace_back("RNG", p.rng);
   f.insert(f.end(), p.extra.begin(), p.extra.end());
   if (!p.loras.empty()) {
@@ -452,6 +453,8 @@ GenerationParams parse_a1111_parameters(const std::string& text) {
       p.denoising_strength = parse_double(key, v);
     } else if (key == "Clip skip") {
       p.clip_skip = int(parse_int(key, v));
+    } else if (key == "ENSD") {
+      p.ensd = parse_int(key, v);
     } else if (key == "RNG") {
       p.rng = v;
     } else if (key == "Version") {

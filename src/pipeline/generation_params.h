@@ -49,10 +49,11 @@ struct GenerationParams {
   double cfg_scale = 7.0;
   int64_t seed = -1;
   int width = 512, height = 512;
-  std::string model_hash, model;                           // each left out when empty
-  std::optional<double> denoising_strength;                // img2img only
-  int clip_skip = 1;                                       // written when > 1, as A1111 does
-  std::string rng;                                         // "CPU", "NV"; left out when empty
+  std::string model_hash, model;             // each left out when empty
+  std::optional<double> denoising_strength;  // img2img only
+  int clip_skip = 1;                         // written when > 1, as A1111 does
+  int64_t ensd = 0;  // "ENSD" (eta noise seed delta); written when not 0, before "RNG" as A1111
+  std::string rng;   // "CPU", "NV"; left out when empty
   std::vector<LoraInfo> loras;                             // "Lora hashes"
   std::vector<ControlNetInfo> controlnets;                 // "ControlNet 0", "ControlNet 1", …
   std::vector<std::pair<std::string, std::string>> extra;  // any other field (value unquoted)

@@ -18,12 +18,30 @@ struct GenerationRequest {
   int width = 512, height = 512;
   int steps = 20;
   float cfg_scale = 7.0f;
-  std::string sampler = "euler_a";    // lcm | ddim | euler | euler_a | dpmpp_2m
-  std::string scheduler = "default";  // default | karras
-  int64_t seed = -1;                  // -1: pick one at random and report it
-  int clip_skip = 1;                  // 1 = last layer; 2 = penultimate + final LayerNorm
-  int batch_size = 1;                 // images per UNet run
-  int batch_count = 1;                // runs
+  // Whose numbers to reproduce: "a1111" (A1111/Forge's samplers, schedules, RNG and 8-bit
+  // conversion; the default) or "diffusers" (diffusers' pipelines). See pipeline/a1111_request.h.
+  std::string compat = "a1111";
+  // a1111: any A1111 sampler name, alias or id ("DPM++ 2M SDE", "k_euler_a", "dpmpp_2m_sde"),
+  // optionally with a scheduler suffix ("DPM++ 2M Karras"). diffusers: lcm | ddim | euler |
+  // euler_a | dpmpp_2m.
+  std::string sampler = "euler_a";
+  // a1111: any A1111 scheduler id or label ("automatic", "Karras", "sgm_uniform", …);
+  // diffusers: automatic (= the scheduler's own spacing) | karras.
+  std::string scheduler = "automatic";
+  // Random source: "cpu" (torch.Generator("cpu")) or "nv" (A1111's NV: torch.randn on an NVIDIA
+  // GPU); empty = nv for a1111 (A1111's default GPU source on the GPUs most users have), cpu for
+  // diffusers.
+  std::string rng;
+  // A1111 options (a1111 only): eta (ancestral/SDE default 1, DDIM 0), Karras churn, ENSD,
+  // schedule sigma range and rho (0 = the model's / the scheduler's default).
+  std::optional<double> eta;
+  double s_churn = 0.0, s_tmin = 0.0, s_tmax = 0.0, s_noise = 1.0;
+  int64_t ensd = 0;
+  double sigma_min = 0.0, sigma_max = 0.0, rho = 0.0;
+  int64_t seed = -1;    // -1: pick one at random and report it
+  int clip_skip = 1;    // 1 = last layer; 2 = penultimate + final LayerNorm
+  int batch_size = 1;   // images per UNet run
+  int batch_count = 1;  // runs
 
   // img2img
   std::string init_image;  // path; empty for txt2img (unless init_image_data is set)

@@ -8,13 +8,10 @@
 #include "model/classify.h"
 #include "model/compiled_model.h"
 #include "model/infer_hparams.h"
+#include "pipeline/compat.h"
 #include "pipeline/packed_section.h"
-#include "sampling/sampler_kind.h"
 
 namespace sdc::pipeline {
-using sampling::a1111_sampler_name;
-using sampling::parse_sampler;
-using sampling::parse_schedule;
 using text::ClipTokenizer;
 
 void attach_controlnet(model::LoadedModel& m, const std::string& path,
@@ -86,14 +83,18 @@ GenerationParams describe(const ModelBundle& b, const GenerationRequest& r, int6
   p.prompt = r.prompt;
   p.negative_prompt = r.negative_prompt;
   p.steps = r.steps;
-  p.sampler = a1111_sampler_name(parse_sampler(r.sampler), parse_schedule(r.scheduler));
+  const SamplerDescription sd = describe_sampling(r);
+  p.sampler = sd.sampler;
+  p.schedule_type = sd.schedule_type;
   p.cfg_scale = r.cfg_scale;
   p.seed = seed;
   p.width = r.width;
   p.height = r.height;
   p.model = b.name;
   p.clip_skip = r.clip_skip;
-  p.rng = "CPU";
+  p.rng = sd.rng;
+  p.ensd = sd.ensd;
+  p.extra = sd.extra;
   if (!r.init_image.empty()) p.denoising_strength = r.strength;
   for (const auto& l : b.loras)
     p.loras.push_back({std::filesystem::path(l.file).stem().string(), ""});

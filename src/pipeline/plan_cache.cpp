@@ -26,10 +26,13 @@ cpu::Plan& PlanCache::text_encoder(int batch, int clip_skip) {
           }).plan;
 }
 
-cpu::Plan& PlanCache::unet(int batch, int h, int w, int tokens, bool with_control) {
-  const PlanKind kind = with_control ? PlanKind::UNetWithControl : PlanKind::UNet;
+cpu::Plan& PlanCache::unet(int batch, int h, int w, int tokens, bool with_control,
+                           bool ldm_upsampling) {
+  const bool ldm = ldm_upsampling && (h % 8 != 0 || w % 8 != 0);
+  const PlanKind kind = ldm ? (with_control ? PlanKind::UNetLdmWithControl : PlanKind::UNetLdm)
+                            : (with_control ? PlanKind::UNetWithControl : PlanKind::UNet);
   return *get({kind, batch, h, w, tokens}, [&] {
-            graph::UNetShape shape{batch, h, w, tokens, with_control};
+            graph::UNetShape shape{batch, h, w, tokens, with_control, ldm};
             return graph::build_unet(model_.weights, model_.unet, shape);
           }).plan;
 }

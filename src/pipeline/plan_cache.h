@@ -12,7 +12,16 @@
 
 namespace sdc::pipeline {
 
-enum class PlanKind { TextEncoder, UNet, UNetWithControl, VaeDecoder, VaeEncoder, ControlNet };
+enum class PlanKind {
+  TextEncoder,
+  UNet,
+  UNetWithControl,
+  UNetLdm,  // LDM/A1111 upsampling; only built where it differs (a latent side not % 8)
+  UNetLdmWithControl,
+  VaeDecoder,
+  VaeEncoder,
+  ControlNet
+};
 
 class PlanCache {
  public:
@@ -20,7 +29,10 @@ class PlanCache {
 
   // Latent sizes (h, w) are in latent pixels; VaeEncoder takes image pixels (8h, 8w) implicitly.
   cpu::Plan& text_encoder(int batch, int clip_skip);
-  cpu::Plan& unet(int batch, int latent_h, int latent_w, int context_tokens, bool with_control);
+  // ldm_upsampling: A1111's up path (graph::UNetShape); the same plan as diffusers' when both
+  // latent sides are multiples of 8.
+  cpu::Plan& unet(int batch, int latent_h, int latent_w, int context_tokens, bool with_control,
+                  bool ldm_upsampling = false);
   cpu::Plan& vae_decoder(int batch, int latent_h, int latent_w);
   cpu::Plan& vae_encoder(int batch, int latent_h, int latent_w);
   cpu::Plan& controlnet(int batch, int latent_h, int latent_w, int context_tokens);

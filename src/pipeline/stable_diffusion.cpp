@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 
@@ -13,11 +15,15 @@
 #include "graph/builders/builders.h"
 #include "imaging/canny.h"
 #include "imaging/image_ops.h"
+#include "pipeline/compat.h"
 #include "pipeline/control_residuals.h"
 #include "pipeline/latent_preview.h"
 #include "pipeline/text_conditioning.h"
+#include "sampling/a1111_sampler.h"
+#include "sampling/rng/image_rng.h"
 #include "sampling/rng/torch_generator.h"
 #include "sampling/sampler.h"
+#include "sampling/torch_float.h"
 
 namespace sdc::pipeline {
 using imaging::ResizeMode;
@@ -28,33 +34,38 @@ struct StableDiffusion::Inputs {
   std::optional<io::Image> hint;  // fitted and preprocessed
 };
 
-namespace {
-sampling::SamplerSettings sampler_settings(const GenerationRequest& req);
-}  // namespace
-
 struct StableDiffusion::Run {
   Run(const GenerationRequest& r, const GenerationObserver& o, int64_t seed, int channels)
       : req(r),
         obs(o),
         first_seed(seed),
-        sampler(sampler_settings(r)),
+        compat(compat_of(r)),
         B(r.batch_size),
         c(channels),
         h(r.height / 8),
         w(r.width / 8),
         per_image(size_t(c) * size_t(h) * size_t(w)),
-        cfg(r.cfg_scale > 1.0f) {  // diffusers: guidance only when the scale exceeds 1
+        // diffusers: guidance only when the scale exceeds 1. A1111 guides at every scale; at
+        // exactly 1 the guided value is the conditional one, so sdc skips the unconditional half.
+        cfg(compat == Compat::kA1111 ? r.cfg_scale != 1.0f : r.cfg_scale > 1.0f) {
+    if (compat == Compat::kA1111)
+      a1111.emplace(a1111_settings(r));
+    else
+      sampler.emplace(diffusers_settings(r));
     result.latent_shape = {B, c, h, w};
   }
 
   const GenerationRequest& req;
   const GenerationObserver& obs;
   int64_t first_seed;
-  sampling::Sampler sampler;
+  Compat compat;
+  std::optional<sampling::Sampler> sampler;     // --compat diffusers
+  std::optional<sampling::A1111Sampler> a1111;  // --compat a1111
+  std::optional<sampling::ImageRng> image_rng;  // --compat a1111
   int B, c, h, w;
   size_t per_image;
   bool cfg;
-  std::vector<TorchGenerator> gens;
+  std::vector<TorchGenerator> gens;  // --compat diffusers
   PromptContext ctx;
   std::vector<float> latents;  // NCHW [B, c, h, w]
   int first_step = 0;
@@ -82,15 +93,6 @@ struct StableDiffusion::Run {
 
 namespace {
 
-sampling::SamplerSettings sampler_settings(const GenerationRequest& req) {
-  sampling::SamplerSettings s;
-  s.sampler = sampling::parse_sampler(req.sampler);
-  s.schedule = sampling::parse_schedule(req.scheduler);
-  s.steps = req.steps;
-  s.strength = is_img2img(req) ? req.strength : 1.0;
-  return s;
-}
-
 // Each image of a batch draws from its own generator: latents of image i are the i-th slice.
 std::vector<float> draw_batch(std::vector<TorchGenerator>& gens, size_t per_image) {
   std::vector<float> out(gens.size() * per_image);
@@ -104,6 +106,18 @@ io::Image load(const std::optional<io::Image>& data, const std::string& path) {
 
 // Thrown from inside the sampler loop when a Skip/Interrupt asks it to stop; caught by denoise().
 struct StopSampling {};
+
+// float32(1 / scale_factor) with scale_factor the decimal the model config states (0.18215):
+// the shortest decimal that reads back as the float32 factor, inverted in double as Python does.
+float a1111_inverse_scale(float scaling_factor) {
+  for (int digits = 1; digits <= 9; ++digits) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.*g", digits, double(scaling_factor));
+    const double decimal = std::strtod(buf, nullptr);
+    if (float(decimal) == scaling_factor) return float(1.0 / decimal);
+  }
+  return float(1.0 / double(scaling_factor));
+}
 
 }  // namespace
 
@@ -138,17 +152,14 @@ StableDiffusion::Inputs StableDiffusion::prepare_inputs(const GenerationRequest&
 }
 
 void StableDiffusion::initial_latents(Run& run, const Inputs& in) {
+  if (run.compat == Compat::kA1111) return a1111_initial_latents(run, in);
   if (!in.init) {
-    run.latents = run.sampler.txt2img_latents(draw_batch(run.gens, run.per_image));
+    run.latents = run.sampler->txt2img_latents(draw_batch(run.gens, run.per_image));
     return;
   }
   Stopwatch clock;
-  cpu::Plan& enc = plans_.vae_encoder(1, run.h, run.w);
-  enc.set_input_nchw("image", imaging::image_to_signed_tensor(*in.init).data());
-  enc.run();
-  std::vector<float> mean(run.per_image), logvar(run.per_image);
-  enc.read_output_nchw("mean", mean.data());
-  enc.read_output_nchw("logvar", logvar.data());
+  std::vector<float> mean, logvar;
+  encode_init(run, *in.init, mean, logvar);
   // latent_dist.sample(generator) per image, then × scaling factor (diffusers order: this draw
   // comes before the noise draw).
   std::vector<float> init_latents(size_t(run.B) * run.per_image);
@@ -161,9 +172,52 @@ void StableDiffusion::initial_latents(Run& run, const Inputs& in) {
     }
   }
   std::vector<float> noise = draw_batch(run.gens, run.per_image);
-  run.first_step = run.sampler.img2img_first_step();
-  run.latents = run.sampler.img2img_latents(init_latents, noise);
+  run.first_step = run.sampler->img2img_first_step();
+  run.latents = run.sampler->img2img_latents(init_latents, noise);
   run.result.timings.vae_encode_ms = clock.ms();
+}
+
+void StableDiffusion::encode_init(Run& run, const io::Image& init, std::vector<float>& mean,
+                                  std::vector<float>& logvar) {
+  cpu::Plan& enc = plans_.vae_encoder(1, run.h, run.w);
+  enc.set_input_nchw("image", imaging::image_to_signed_tensor(init).data());
+  enc.run();
+  mean.resize(run.per_image);
+  logvar.resize(run.per_image);
+  enc.read_output_nchw("mean", mean.data());
+  enc.read_output_nchw("logvar", logvar.data());
+}
+
+// A1111: ImageRNG per seed (its first draw is the noise). img2img encodes the init image (the
+// same for every image of the batch) and samples the VAE posterior from torch's global
+// generator, which A1111 leaves seeded with the previous run's seed: sdc seeds it with the
+// batch's first seed, so re-running a seed reproduces A1111's second run of it.
+void StableDiffusion::a1111_initial_latents(Run& run, const Inputs& in) {
+  std::vector<uint64_t> seeds;
+  for (int i = 0; i < run.B; ++i) seeds.push_back(uint64_t(run.first_seed + i));
+  run.image_rng.emplace(rng_source(run.req), seeds, run.per_image, uint64_t(run.req.ensd));
+  std::vector<float> init_latents;
+  if (in.init) {
+    Stopwatch clock;
+    std::vector<float> mean, logvar;
+    encode_init(run, *in.init, mean, logvar);
+    // DiagonalGaussianDistribution: std = exp(0.5 * clamp(logvar, -30, 20)), z = mean + std * n.
+    std::vector<float> std_dev(run.per_image);
+    for (size_t k = 0; k < run.per_image; ++k)
+      std_dev[k] = 0.5f * std::clamp(logvar[k], -30.0f, 20.0f);
+    sampling::torch_exp_f32(std_dev);
+    TorchGenerator global(uint64_t(run.first_seed));
+    const std::vector<float> n = global.randn(size_t(run.B) * run.per_image);
+    init_latents.resize(n.size());
+    const float sf = model_.vae.scaling_factor;
+    for (size_t k = 0; k < n.size(); ++k) {
+      const size_t j = k % run.per_image;
+      init_latents[k] = sf * (mean[j] + std_dev[j] * n[k]);
+    }
+    run.result.timings.vae_encode_ms = clock.ms();
+  }
+  const std::vector<float> noise = run.image_rng->first();
+  run.latents = run.a1111->start(noise, init_latents);
 }
 
 void StableDiffusion::denoise(Run& run, const Inputs& in) {
@@ -171,7 +225,8 @@ void StableDiffusion::denoise(Run& run, const Inputs& in) {
   const int B = run.B;
   const int unet_batch = run.cfg ? 2 * B : B;
   const bool control = in.hint.has_value();
-  cpu::Plan& unet = plans_.unet(unet_batch, run.h, run.w, run.ctx.tokens, control);
+  cpu::Plan& unet =
+      plans_.unet(unet_batch, run.h, run.w, run.ctx.tokens, control, run.compat == Compat::kA1111);
   cpu::Plan* cnet = nullptr;
   if (control) {  // the same hint for every image and both CFG halves
     cnet = &plans_.controlnet(unet_batch, run.h, run.w, run.ctx.tokens);
@@ -190,12 +245,13 @@ void StableDiffusion::denoise(Run& run, const Inputs& in) {
   fill_context(unet.input_f32("context"));
   if (cnet) fill_context(cnet->input_f32("context"));
 
-  const int total_steps = req.steps - run.first_step;
+  const int total_steps = run.a1111 ? run.a1111->planned_evaluations() : req.steps - run.first_step;
   const size_t half = size_t(B) * run.per_image;
   int step_index = 0;
   std::vector<float> eps_all(size_t(unet_batch) * run.per_image);
-  sampling::Denoiser denoiser = [&](std::span<const float> x_in, float t,
-                                    std::span<float> eps_out) {
+  // One UNet (+ ControlNet) evaluation of x_in at t into eps_all: [uncond × B, cond × B] with
+  // CFG, [cond × B] without.
+  auto evaluate = [&](std::span<const float> x_in, float t) {
     // Stop before the expensive call: the latents of the last finished step are kept.
     run.throw_if_cancelled();
     if (run.obs.stop && run.obs.stop->stop_sampling()) throw StopSampling{};
@@ -217,16 +273,21 @@ void StableDiffusion::denoise(Run& run, const Inputs& in) {
       run.result.timings.controlnet_ms += cn_clock.ms();
     }
     unet.run();
+    unet.read_output_nchw("eps", eps_all.data());
+    ++step_index;
+    ++run.result.timings.unet_steps;
+  };
+  if (run.a1111) return a1111_denoise(run, evaluate, eps_all, total_steps);
+  sampling::Denoiser denoiser = [&](std::span<const float> x_in, float t,
+                                    std::span<float> eps_out) {
+    evaluate(x_in, t);
     if (run.cfg) {
-      unet.read_output_nchw("eps", eps_all.data());
       const float g = req.cfg_scale;
       for (size_t k = 0; k < half; ++k)
         eps_out[k] = eps_all[k] + g * (eps_all[half + k] - eps_all[k]);
     } else {
-      unet.read_output_nchw("eps", eps_out.data());
+      std::copy_n(eps_all.begin(), half, eps_out.begin());
     }
-    ++step_index;
-    ++run.result.timings.unet_steps;
   };
 
   Stopwatch clock;
@@ -248,13 +309,58 @@ void StableDiffusion::denoise(Run& run, const Inputs& in) {
   };
   run.report(GenerationStage::Denoising, 0, total_steps);
   try {
-    run.latents = run.sampler.run(std::move(run.latents), run.first_step, denoiser,
-                                  sampling::noise_per_image(run.gens), on_step);
+    run.latents = run.sampler->run(std::move(run.latents), run.first_step, denoiser,
+                                   sampling::noise_per_image(run.gens), on_step);
     run.result.steps_done = total_steps;
   } catch (const StopSampling&) {
     run.latents = std::move(reached);
     run.result.interrupted = true;
     run.result.steps_done = done;
+  }
+  run.result.timings.sampling_ms = clock.ms() - run.result.timings.controlnet_ms;
+}
+
+void StableDiffusion::a1111_denoise(Run& run, const UnetEvaluation& evaluate,
+                                    const std::vector<float>& eps_all, int total) {
+  const size_t half = size_t(run.B) * run.per_image;
+  sampling::UnetEps unet = [&](std::span<const float> x_in, float t, std::span<float> eps_cond,
+                               std::span<float> eps_uncond) {
+    evaluate(x_in, t);
+    if (run.cfg) {
+      std::copy_n(eps_all.begin(), half, eps_uncond.begin());
+      std::copy_n(eps_all.begin() + long(half), half, eps_cond.begin());
+    } else {  // scale 1: the guided value is the conditional one
+      std::copy_n(eps_all.begin(), half, eps_cond.begin());
+      std::copy_n(eps_all.begin(), half, eps_uncond.begin());
+    }
+  };
+  Stopwatch clock;
+  std::vector<float> reached = run.latents;  // A1111's last_latent: the last denoised value
+  int steps_done = 0;
+  auto on_eval = [&](int done, int planned) {
+    const int of = planned > 0 ? planned : done;
+    const double eta = clock.ms() / 1000.0 / double(done) * double(of - done);
+    const int every = run.obs.preview_every;
+    if (every > 0 && (done % every == 0 || done == of)) {
+      const io::Image preview =
+          preview_latents(std::span<const float>(reached.data(), run.per_image), run.h, run.w);
+      run.report(GenerationStage::Denoising, done, of, eta, &preview);
+    } else {
+      run.report(GenerationStage::Denoising, done, of, eta);
+    }
+  };
+  auto on_step = [&](int step, std::span<const float> denoised) {
+    steps_done = step + 1;
+    reached.assign(denoised.begin(), denoised.end());
+  };
+  run.report(GenerationStage::Denoising, 0, total);
+  try {
+    run.latents = run.a1111->run(std::move(run.latents), unet, *run.image_rng, on_eval, on_step);
+    run.result.steps_done = total > 0 ? total : run.result.timings.unet_steps;
+  } catch (const StopSampling&) {
+    run.latents = std::move(reached);
+    run.result.interrupted = true;
+    run.result.steps_done = steps_done;
   }
   run.result.timings.sampling_ms = clock.ms() - run.result.timings.controlnet_ms;
 }
@@ -267,13 +373,20 @@ void StableDiffusion::decode(Run& run) {
   std::vector<float> scaled(run.per_image);
   for (int i = 0; i < run.B; ++i) {
     run.throw_if_cancelled();
-    for (size_t k = 0; k < run.per_image; ++k)
-      scaled[k] = run.latents[size_t(i) * run.per_image + k] / model_.vae.scaling_factor;
+    const bool a1111 = run.compat == Compat::kA1111;
+    for (size_t k = 0; k < run.per_image; ++k) {
+      const float z = run.latents[size_t(i) * run.per_image + k];
+      // ldm's decode_first_stage multiplies by the Python float 1 / scale_factor.
+      scaled[k] = a1111 ? z * a1111_inverse_scale(model_.vae.scaling_factor)
+                        : z / model_.vae.scaling_factor;
+    }
     dec.set_input_nchw("latent", scaled.data());
     dec.run();
     dec.read_output_nchw("image", chw.data());
     GeneratedImage gi;
-    gi.image = imaging::image_from_signed_tensor(chw.data(), int(img_shape[3]), int(img_shape[2]));
+    const int iw = int(img_shape[3]), ih = int(img_shape[2]);
+    gi.image = a1111 ? imaging::image_from_signed_tensor_truncated(chw.data(), iw, ih)
+                     : imaging::image_from_signed_tensor(chw.data(), iw, ih);
     gi.seed = run.first_seed + i;
     run.result.images.push_back(std::move(gi));
   }
@@ -302,7 +415,8 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   run.throw_if_cancelled();
 
   run.report(GenerationStage::InitialLatents);
-  for (int i = 0; i < run.B; ++i) run.gens.emplace_back(uint64_t(first_seed + i));
+  if (run.compat == Compat::kDiffusers)
+    for (int i = 0; i < run.B; ++i) run.gens.emplace_back(uint64_t(first_seed + i));
   initial_latents(run, in);
   run.throw_if_cancelled();
 
@@ -312,7 +426,8 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   run.report(GenerationStage::Decoding);
   decode(run);
   run.result.latents = std::move(run.latents);
-  run.report(GenerationStage::Done, run.result.steps_done, req.steps - run.first_step, 0);
+  run.report(GenerationStage::Done, run.result.steps_done,
+             run.a1111 ? run.a1111->planned_evaluations() : req.steps - run.first_step, 0);
   return std::move(run.result);
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -65,9 +66,15 @@ class StableDiffusion {
  private:
   struct Inputs;  // decoded and fitted init image and ControlNet hint
   struct Run;     // one batch's state shared by the stages
+  using UnetEvaluation = std::function<void(std::span<const float> x_in, float t)>;
   Inputs prepare_inputs(const GenerationRequest& req) const;
   void initial_latents(Run& run, const Inputs& in);
+  void a1111_initial_latents(Run& run, const Inputs& in);
+  void encode_init(Run& run, const io::Image& init, std::vector<float>& mean,
+                   std::vector<float>& logvar);
   void denoise(Run& run, const Inputs& in);
+  void a1111_denoise(Run& run, const UnetEvaluation& evaluate, const std::vector<float>& eps_all,
+                     int total);
   void decode(Run& run);
 
   const model::LoadedModel& model_;

@@ -7,41 +7,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "sampling/torch_float.h"
+
 namespace sdc::sampling {
-
-namespace {
-
-// torch.linspace(start, end, n) in float32 as PyTorch 1.13's AVX2 CPU kernel computes it (the
-// fixtures' reference; later versions dropped the vectorised path): step = (end - start) / (n - 1);
-// elements come in vectors of 8 whose base is start + step * v (v < n / 2) or
-// end - step * (n - 1 - v) otherwise, lane j adding j * step; the elements past the last pair of
-// vectors use the scalar formula. GCC fused each multiply-add; std::fma reproduces that, and the
-// sigmas then equal the fixture's bit for bit.
-std::vector<float> torch_linspace_f32(float start, float end, int n) {
-  constexpr int kLanes = 8;
-  const float step = (end - start) / static_cast<float>(n - 1);
-  const int halfway = n / 2;
-  const int vectorised = n / (2 * kLanes) * (2 * kLanes);  // whole pairs of vectors
-  auto scalar = [&](int i) {
-    return i < halfway ? std::fma(step, static_cast<float>(i), start)
-                       : std::fma(-step, static_cast<float>(n - 1 - i), end);
-  };
-  std::vector<float> out(n);
-  for (int i = 0; i < n; ++i) {
-    if (i >= vectorised) {
-      out[i] = scalar(i);
-      continue;
-    }
-    const int lane = i % kLanes;
-    const float base = scalar(i - lane);
-    out[i] = lane == 0   ? base
-             : lane == 1 ? base + step
-                         : std::fma(static_cast<float>(lane), step, base);
-  }
-  return out;
-}
-
-}  // namespace
 
 NoiseSchedule::NoiseSchedule() {
   constexpr int n = kTrainSteps;

@@ -16,9 +16,12 @@ SamplerKind parse_sampler(std::string_view name) {
 }
 
 ScheduleKind parse_schedule(std::string_view name) {
-  if (name == "default") return ScheduleKind::kDefault;
-  if (name == "karras") return ScheduleKind::kKarras;
-  throw UsageError("", "--scheduler", "one of default, karras", std::string(name));
+  // "automatic" is A1111's word for the sampler's own spacing, the shared default of --scheduler.
+  if (name == "default" || name == "automatic" || name == "Automatic")
+    return ScheduleKind::kDefault;
+  if (name == "karras" || name == "Karras") return ScheduleKind::kKarras;
+  throw UsageError("", "--scheduler", "one of automatic, karras (with --compat diffusers)",
+                   std::string(name));
 }
 
 const char* sampler_name(SamplerKind kind) {

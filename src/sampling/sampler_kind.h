@@ -24,7 +24,7 @@ enum class ScheduleKind { kDefault, kKarras };
 // "lcm" | "ddim" | "euler" | "euler_a" | "dpmpp_2m"; anything else throws sdc::UsageError
 // naming --sampler and listing the valid values.
 SamplerKind parse_sampler(std::string_view name);
-// "default" | "karras"; anything else throws sdc::UsageError naming --scheduler.
+// "automatic" (or "default") | "karras"; anything else throws sdc::UsageError naming --scheduler.
 ScheduleKind parse_schedule(std::string_view name);
 
 const char* sampler_name(SamplerKind kind);    // the --sampler value, e.g. "euler_a"

@@ -327,10 +327,27 @@ TEST(Convert, LcmLoraBakeGeneratesTheFixtureWithNoSamplerFlags) {
                                    {"-l", tiny("lora-kohya.safetensors") + ":1.0", "-t", "f32",
                                     "--defaults", "lcm", "-s", "64", "64"});
   const auto& c = find_case("pipeline/txt2img_lcm_lora");
-  const CommandResult r =
-      run_sdc({"generate", "-m", path, "-p", c["prompt"], "-W", "64", "-H", "64", "--seed",
-               std::to_string(c["seed"].get<int>()), "--threads", "1", "--precision", "f32",
-               "--save-latents", dir.file("lat.safetensors"), "-o", dir.file("img.png")});
+  const CommandResult r = run_sdc({"generate",
+                                   "-m",
+                                   path,
+                                   "--compat",
+                                   "diffusers",
+                                   "-p",
+                                   c["prompt"],
+                                   "-W",
+                                   "64",
+                                   "-H",
+                                   "64",
+                                   "--seed",
+                                   std::to_string(c["seed"].get<int>()),
+                                   "--threads",
+                                   "1",
+                                   "--precision",
+                                   "f32",
+                                   "--save-latents",
+                                   dir.file("lat.safetensors"),
+                                   "-o",
+                                   dir.file("img.png")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("planned 3 plans for the declared sizes"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("(4 steps)"), std::string::npos) << r.err;
@@ -415,7 +432,9 @@ TEST(Convert, BundledControlNetGeneratesTheSameImageAsTheSeparateFile) {
   const std::string path = convert(dir, "cn", {"-c", tiny("controlnet.safetensors"), "-t", "f32"});
   const nlohmann::json& c = find_case("pipeline/controlnet_ddim");
   std::vector<std::string> common = case_args(c);
-  for (const char* flag : {"--sampler", "ddim", "--precision", "f32", "--control-image"})
+  // The fixture's pipeline is diffusers'.
+  for (const char* flag :
+       {"--compat", "diffusers", "--sampler", "ddim", "--precision", "f32", "--control-image"})
     common.push_back(flag);
   common.push_back(tiny("images/hint_64x64.png"));
   const std::vector<float> la =

@@ -58,7 +58,27 @@ TEST(GenerateBadInput, TooManySteps) {
   expect_one_line(refuse({"--steps", "1001"}), "--steps: expected 1 to 1000, found 1001");
 }
 TEST(GenerateBadInput, UnknownSamplerListsValidOnes) {
-  expect_one_line(refuse({"--sampler", "heun"}), "lcm, ddim, euler, euler_a, dpmpp_2m");
+  expect_one_line(refuse({"--sampler", "Euler b"}),
+                  "--sampler: expected one of \"DPM++ 2M\" (dpmpp_2m), ");
+  expect_one_line(refuse({"--sampler", "heun", "--compat", "diffusers"}),
+                  "lcm, ddim, euler, euler_a or dpmpp_2m with --compat diffusers");
+}
+TEST(GenerateBadInput, UnknownSchedulerListsValidOnes) {
+  expect_one_line(refuse({"--scheduler", "karas"}),
+                  "--scheduler: expected one of \"Automatic\" (automatic), ");
+}
+TEST(GenerateBadInput, BadCompatRngAndSamplerOptions) {
+  expect_one_line(refuse({"--compat", "comfy"}), "--compat: expected a1111");
+  expect_one_line(refuse({"--rng", "gpu"}), "--rng: expected cpu or nv");
+  expect_one_line(refuse({"--rng", "nv", "--compat", "diffusers"}),
+                  "--rng: expected cpu with --compat diffusers, found nv");
+  expect_one_line(refuse({"--eta", "-1"}), "--eta: expected a number >= 0, found -1");
+  expect_one_line(refuse({"--sampler", "ddim", "--scheduler", "karras"}),
+                  "--scheduler: expected Automatic: DDIM walks its own step list, found Karras");
+  expect_one_line(refuse({"--scheduler", "karras", "--sigma-min", "30"}),
+                  "--sigma-min: expected less than sigma max");
+  expect_one_line(refuse({"--eta", "0.5", "--compat", "diffusers"}),
+                  "--compat: expected a1111 for --eta");
 }
 TEST(GenerateBadInput, NegativeCfg) {
   expect_one_line(refuse({"--cfg-scale", "-2"}),

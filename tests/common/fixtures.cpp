@@ -44,8 +44,10 @@ std::vector<std::string> case_args(const nlohmann::json& c) {
 }
 
 std::vector<std::string> tiny_generate(const std::vector<std::string>& flags) {
-  std::vector<std::string> a{"generate", "-m", tiny("model.safetensors"), "--model-config",
-                             tiny("diffusers")};
+  // The tiny-sd15 pipeline references were made with diffusers: its conventions.
+  std::vector<std::string> a{
+      "generate", "-m",       tiny("model.safetensors"), "--model-config", tiny("diffusers"),
+      "--compat", "diffusers"};
   a.insert(a.end(), flags.begin(), flags.end());
   return a;
 }

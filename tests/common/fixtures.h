@@ -23,7 +23,8 @@ double tolerance(const std::string& kind, const std::string& column = "fp32");
 // --seed.
 std::vector<std::string> case_args(const nlohmann::json& pipeline_case);
 // `sdc generate` on the tiny model (-m model.safetensors, --model-config diffusers for its head
-// counts) followed by `flags`.
+// counts) with --compat diffusers (the conventions of the fixture's pipeline references),
+// followed by `flags`.
 std::vector<std::string> tiny_generate(const std::vector<std::string>& flags);
 
 // The fixtures' metric: max|out - ref| / max|ref|.

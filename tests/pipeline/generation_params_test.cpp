@@ -82,6 +82,7 @@ TEST(GenerationParams, RoundTrips) {
   p.model = "tiny, model: v1";
   p.denoising_strength = 0.6;
   p.clip_skip = 2;
+  p.ensd = 31337;
   p.rng = "CPU";
   p.loras = {{"add_detail", "7c6bad76eb54"}};
   ControlNetInfo u;
@@ -97,6 +98,7 @@ TEST(GenerationParams, RoundTrips) {
   p.extra = {{"Hires upscale", "2"}, {"Note", "with \"quotes\", commas: and\nnewlines"}};
   p.version = "sdc 0.1.0";
   const std::string text = pipeline::format_a1111_parameters(p);
+  EXPECT_NE(text.find("Clip skip: 2, ENSD: 31337, RNG: CPU"), std::string::npos) << text;
   EXPECT_EQ(pipeline::parse_a1111_parameters(text), p) << text;
   EXPECT_EQ(pipeline::format_a1111_parameters(pipeline::parse_a1111_parameters(text)), text);
 }

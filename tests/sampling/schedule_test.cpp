@@ -103,12 +103,14 @@ TEST(SamplerNames, ParseAndPrint) {
   for (const char* n : {"lcm", "ddim", "euler", "euler_a", "dpmpp_2m"})
     EXPECT_STREQ(sampler_name(parse_sampler(n)), n);
   EXPECT_EQ(parse_schedule("default"), ScheduleKind::kDefault);
+  EXPECT_EQ(parse_schedule("automatic"), ScheduleKind::kDefault);
   EXPECT_EQ(parse_schedule("karras"), ScheduleKind::kKarras);
   EXPECT_STREQ(schedule_name(ScheduleKind::kKarras), "karras");
   EXPECT_EQ(usage_message([] { parse_sampler("Euler a"); }),
             "--sampler: expected one of lcm, ddim, euler, euler_a, dpmpp_2m, found Euler a");
   EXPECT_EQ(usage_message([] { parse_schedule("exponential"); }),
-            "--scheduler: expected one of default, karras, found exponential");
+            "--scheduler: expected one of automatic, karras (with --compat diffusers), found "
+            "exponential");
 }
 
 TEST(SamplerNames, A1111DisplayNames) {

@@ -52,6 +52,10 @@ Graph build_unet(const WeightMap& weights, const model::UNetParams& p, const UNe
     const int64_t co = p.block_out_channels[size_t(l)];
     for (int i = 0; i <= p.layers_per_block; ++i) {
       const std::string name = "output_blocks." + std::to_string(block);
+      if (s.ldm_upsampling) {
+        const Shape hs = g.shape(h), sk = g.shape(skips.back());  // copies: nodes move shapes
+        if (hs[1] != sk[1] || hs[2] != sk[2]) h = g.upsample_nearest(h, int(sk[1]), int(sk[2]));
+      }
       h = g.concat(h, skips.back());
       skips.pop_back();
       h = res_block(ws, h, emb, name + ".0", co, p);
@@ -61,8 +65,9 @@ Graph build_unet(const WeightMap& weights, const model::UNetParams& p, const UNe
         ++sub;
       }
       if (l > 0 && i == p.layers_per_block) {
-        const Shape next = g.shape(skips.back());  // a copy: adding nodes moves shapes
-        h = g.upsample_nearest(h, int(next[1]), int(next[2]));
+        const Shape next = s.ldm_upsampling ? g.shape(h) : g.shape(skips.back());  // copies
+        const int scale = s.ldm_upsampling ? 2 : 1;
+        h = g.upsample_nearest(h, scale * int(next[1]), scale * int(next[2]));
         h = conv(ws, h, name + "." + std::to_string(sub) + ".conv", co, co, 3, 1, 1);
       }
       ++block;

@@ -22,6 +22,10 @@ struct UNetShape {
   int width = 64;           // latent width
   int context_tokens = 77;  // 77 x prompt chunks
   bool with_control = false;
+  // LDM's (A1111's) up path instead of diffusers': each Upsample doubles the size, and a skip
+  // concatenation whose sizes differ first nearest-resizes to the skip (A1111's
+  // TorchHijackForUnet.cat). Identical to diffusers' when both latent sides are multiples of 8.
+  bool ldm_upsampling = false;
 };
 
 // Name of the i-th ControlNet skip input ("control_down_07") and of the middle one.

@@ -1,0 +1,53 @@
+// A1111's ImageRNG (modules/rng.py): one generator per image seed of the batch, in one of two
+// sources. `first()` is the initial noise, `next()` every later latent-sized draw a sampler
+// takes (k-diffusion's torch.randn_like, hijacked), image b from generator b.
+//   cpu  torch.Generator("cpu").manual_seed(seed) + torch.randn (A1111 "CPU"; also what "GPU"
+//        gives on a CPU-only machine)
+//   nv   rng_philox.Generator(seed) (A1111 "NV"): the numbers torch.randn gives on an NVIDIA GPU,
+//        so the same image as most A1111 users get with the default "GPU" source
+// With a non-zero ENSD (eta noise seed delta) the generators are re-seeded with seed + ENSD after
+// the first draw, as A1111 does.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sampling/rng/brownian_tree.h"
+#include "sampling/rng/philox.h"
+#include "sampling/rng/torch_generator.h"
+
+namespace sdc::sampling {
+
+enum class RngSource { kCpu, kNv };
+
+// "cpu" | "nv", case-insensitive (A1111 writes "CPU" / "NV"); throws sdc::UsageError naming
+// --rng otherwise.
+RngSource parse_rng_source(std::string_view name);
+const char* rng_infotext_name(RngSource source);  // "CPU" | "NV"
+const char* rng_cli_name(RngSource source);       // "cpu" | "nv"
+
+class ImageRng {
+ public:
+  ImageRng(RngSource source, std::vector<uint64_t> seeds, size_t per_image, uint64_t ensd = 0);
+
+  std::vector<float> first();       // the initial noise of every image
+  void next(std::span<float> out);  // the next draw of every image
+  // The Brownian tree's seeded draws in this source (torchsde's _randn as A1111 patches it).
+  SeededRandn seeded_randn() const;
+  const std::vector<uint64_t>& seeds() const { return seeds_; }
+  RngSource source() const { return source_; }
+
+ private:
+  void reseed(uint64_t delta);
+  RngSource source_;
+  std::vector<uint64_t> seeds_;
+  size_t per_image_;
+  uint64_t ensd_;
+  std::vector<TorchGenerator> cpu_;
+  std::vector<PhiloxGenerator> nv_;
+};
+
+}  // namespace sdc::sampling
