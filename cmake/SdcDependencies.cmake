@@ -11,4 +11,5 @@ find_package(ZLIB REQUIRED)
 find_package(OpenSSL REQUIRED)          # SHA-256 of sources and LoRAs (libcrypto's EVP)
 pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)   # PyTorch zip checkpoints
 pkg_check_modules(ICU REQUIRED IMPORTED_TARGET icu-uc icu-i18n)  # tokenizer text clean-up
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)   # `sdc serve` (Debian's shared build)
 find_package(GTest REQUIRED)

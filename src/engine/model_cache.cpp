@@ -1,0 +1,99 @@
+// ModelCache: LRU of loaded model+LoRA combinations, one load per key at a time.
+#include "engine/model_cache.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "common/stopwatch.h"
+
+namespace sdc::engine {
+
+std::string LoadSpec::key() const {
+  // LoRA order matters neither to the merge result's meaning nor to the user: sort for the key.
+  std::vector<std::string> parts;
+  for (const auto& l : loras) {
+    std::ostringstream s;
+    s << l.name << ':' << l.weight;
+    parts.push_back(s.str());
+  }
+  std::sort(parts.begin(), parts.end());
+  std::string k = model_name;
+  for (const auto& p : parts) k += "|" + p;
+  if (!controlnet.empty()) k += "|control:" + controlnet;
+  return k;
+}
+
+ModelCache::ModelCache(size_t capacity, cpu::PlanOptions plan_options, EngineMetrics& metrics,
+                       std::ostream& log)
+    : capacity_(std::max<size_t>(1, capacity)),
+      plan_options_(plan_options),
+      metrics_(metrics),
+      log_(log) {}
+
+std::shared_ptr<LoadedModel> ModelCache::acquire(const LoadSpec& spec) {
+  const std::string key = spec.key();
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    auto it = std::find_if(slots_.begin(), slots_.end(),
+                           [&](const Slot& s) { return s.model->key == key; });
+    if (it != slots_.end()) {
+      it->last_used = std::chrono::steady_clock::now();
+      slots_.splice(slots_.begin(), slots_, it);  // most recently used first
+      return it->model;
+    }
+    if (!loading_.count(key)) break;
+    loaded_.wait(lock);  // someone else is loading this key: take theirs
+  }
+  loading_.insert(key);
+  lock.unlock();
+
+  std::shared_ptr<LoadedModel> m;
+  Stopwatch clock;
+  try {
+    m = std::make_shared<LoadedModel>();
+    m->key = key;
+    m->model_name = spec.model_name;
+    m->title = spec.title;
+    m->short_hash = spec.short_hash;
+    m->loras = spec.loras;
+    m->lora_hashes = spec.lora_hashes;
+    m->bundle = pipeline::load_bundle(spec.bundle, log_);
+    m->sd = std::make_unique<pipeline::StableDiffusion>(m->bundle.model, plan_options_,
+                                                        m->bundle.tokenizer(), m->bundle.name);
+  } catch (...) {
+    metrics_.model_load_failures++;
+    lock.lock();
+    loading_.erase(key);
+    loaded_.notify_all();
+    throw;
+  }
+  metrics_.model_loads++;
+  metrics_.load_seconds.observe(clock.ms() / 1000.0);
+
+  lock.lock();
+  loading_.erase(key);
+  slots_.push_front({m, std::chrono::steady_clock::now()});
+  while (slots_.size() > capacity_) {
+    slots_.pop_back();  // a job still holding it keeps it alive until it finishes
+    metrics_.model_unloads++;
+  }
+  loaded_.notify_all();
+  return m;
+}
+
+void ModelCache::clear() {
+  std::lock_guard lock(mutex_);
+  metrics_.model_unloads += slots_.size();
+  slots_.clear();
+}
+
+std::vector<LoadedModelInfo> ModelCache::list() const {
+  std::lock_guard lock(mutex_);
+  std::vector<LoadedModelInfo> out;
+  for (const auto& s : slots_)
+    out.push_back({s.model->model_name, s.model->title, s.model->loras,
+                   s.model->sd ? s.model->sd->plans().plan_count() : 0, s.last_used});
+  return out;
+}
+
+}  // namespace sdc::engine
