@@ -83,8 +83,8 @@ TEST(A1111Request, EmptyBodyGivesA1111Defaults) {
   EXPECT_EQ(i.request.strength, 0.75);
   EXPECT_EQ(i.request.resize_mode, "resize");       // resize_mode 0 = "Just resize"
   EXPECT_EQ(i.parameters["init_images"], nullptr);  // not echoed unless include_init_images
-  ASSERT_TRUE(i.init_image.has_value());
-  EXPECT_EQ(i.init_image->width, 64);
+  ASSERT_TRUE(i.request.init_image_data.has_value());
+  EXPECT_EQ(i.request.init_image_data->width, 64);
 }
 
 TEST(A1111Request, CoercesAndIgnoresUnknownKeys) {
@@ -194,9 +194,9 @@ TEST(A1111Request, KoboldLiteBody) {
   body["init_images"] = {small_png_base64(128, 96)};
   body["denoising_strength"] = 0.6;
   g = img2img(body);
-  ASSERT_TRUE(g.init_image.has_value());
-  EXPECT_EQ(g.init_image->width, 128);
-  EXPECT_EQ(g.init_image->height, 96);
+  ASSERT_TRUE(g.request.init_image_data.has_value());
+  EXPECT_EQ(g.request.init_image_data->width, 128);
+  EXPECT_EQ(g.request.init_image_data->height, 96);
   EXPECT_DOUBLE_EQ(g.request.strength, 0.6);
 }
 
@@ -412,7 +412,7 @@ TEST(A1111Request, MalformedJsonWrongTypesAndNonObjects) {
 TEST(A1111Request, CapsAreClear422s) {
   json d = detail_of({{"steps", 151},
                       {"batch_size", 9},
-                      {"n_iter", 101},
+                      {"n_iter", 17},
                       {"width", 500},
                       {"height", 4096},
                       {"cfg_scale", 101},

@@ -355,6 +355,11 @@ A1111Generation parse_generation(std::string_view body_text, std::string_view co
     r.check_le("batch_size", double(batch_size), limits.max_batch_size);
   if (r.check_ge("n_iter", double(n_iter), 1))
     r.check_le("n_iter", double(n_iter), limits.max_n_iter);
+  if (batch_size >= 1 && n_iter >= 1 && batch_size * n_iter > limits.max_images &&
+      batch_size <= limits.max_batch_size && n_iter <= limits.max_n_iter)
+    errors.add(r.loc("n_iter"),
+               "ensure batch_size × n_iter is at most " + std::to_string(limits.max_images),
+               "value_error.number.not_le", {{"limit_value", limits.max_images}});
   const double cfg = p["cfg_scale"];
   if (!std::isfinite(cfg))
     errors.add(r.loc("cfg_scale"), "value is not a finite number", "value_error.number.not_finite");
@@ -464,8 +469,8 @@ A1111Generation parse_generation(std::string_view body_text, std::string_view co
   if (img2img) {
     if (!p["init_images"].is_array() || p["init_images"].empty())
       throw http_exception(404, "Init image not found");
-    g.init_image = decode_request_image(p["init_images"][0].get<std::string>(), "init_images[0]",
-                                        limits.image);
+    g.request.init_image_data = decode_request_image(p["init_images"][0].get<std::string>(),
+                                                     "init_images[0]", limits.image);
     if (!p["include_init_images"].get<bool>()) p["init_images"] = p["mask"] = nullptr;
   }
   return g;

@@ -37,7 +37,8 @@ enum class GenerationMode { Txt2Img, Img2Img };
 struct RequestLimits {
   int max_steps = 150;  // A1111's UI slider ends at 150
   int max_batch_size = 8;
-  int max_n_iter = 100;
+  int max_n_iter = 16;
+  int max_images = 32;                                   // batch_size × n_iter
   int min_side = 64, max_side = 2048;                    // pixels, multiples of 8
   size_t max_prompt_chars = 20000;                       // per prompt, in bytes of UTF-8
   io::ImageLimits image{8, 4096, int64_t(4096) * 4096};  // decoded request images
@@ -46,11 +47,11 @@ struct RequestLimits {
 struct A1111Generation {
   GenerationMode mode = GenerationMode::Txt2Img;
   // prompt without extra-network tags; sampler/scheduler as sdc ids; batch_count = n_iter;
-  // sampler_set/steps_set/cfg_set say whether the client sent them.
+  // sampler_set/steps_set/cfg_set say whether the client sent them; img2img: the decoded init
+  // image in init_image_data.
   pipeline::GenerationRequest request;
   SamplerChoice sampler;
   std::vector<LoraTag> loras;
-  std::optional<io::Image> init_image;  // img2img
   // override_settings that sdc acts on; nullopt = not overridden.
   std::optional<std::string> checkpoint;  // sd_model_checkpoint (any registry alias)
   std::optional<std::string> vae;         // sd_vae: "Automatic", "None" or a VAE name
