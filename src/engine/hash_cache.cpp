@@ -64,7 +64,7 @@ std::string sha256_of_model_path(const std::string& path) {
   // that renaming or moving a file inside it changes the result.
   io::Sha256 h;
   for (const auto& f : folder_files(path)) {
-    const std::string rel = fs::relative(f, path).generic_string();
+    const std::string rel = f.lexically_relative(path).generic_string();
     const std::string digest = io::sha256_file(f.string());
     h.update(rel.data(), rel.size() + 1);
     h.update(digest.data(), digest.size());

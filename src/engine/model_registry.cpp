@@ -1,7 +1,9 @@
 // ModelRegistry: scanning the folders, A1111-style names and aliases, and the hash cache.
 #include "engine/model_registry.h"
 
+#include <sys/stat.h>
 #include <algorithm>
+
 #include <filesystem>
 #include <functional>
 
@@ -73,6 +75,8 @@ ModelInfo make_model(const fs::path& path, const std::string& rel, ModelKind kin
   m.stem = kind == ModelKind::Diffusers ? path.filename().string() : path.stem().string();
   std::error_code ec;
   if (kind != ModelKind::Diffusers) m.size_bytes = fs::file_size(path, ec);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) m.modified_unix = int64_t(st.st_mtime);
   if (kind == ModelKind::Safetensors || kind == ModelKind::Ckpt) m.model_config = o.model_config;
   m.sha256 = hashes.lookup(m.path);
   return m;
@@ -169,7 +173,7 @@ void ModelRegistry::refresh() {
       const auto kind = model_kind(p);
       if (!kind) continue;
       if (*kind == ModelKind::Diffusers) it.disable_recursion_pending();
-      const std::string rel = fs::relative(p, root).generic_string();
+      const std::string rel = p.lexically_relative(root).generic_string();
       models.push_back(make_model(p, rel, *kind, options_, *hashes_));
     }
   }
@@ -198,7 +202,7 @@ void ModelRegistry::refresh() {
         if (it->is_directory(ec)) it.disable_recursion_pending();
         continue;
       }
-      add(it, fs::relative(it->path(), dir));
+      add(it, it->path().lexically_relative(dir));
     }
   };
   scan_side_folder(options_.lora_dir, [&](auto& it, const fs::path& rel) {

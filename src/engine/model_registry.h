@@ -28,9 +28,10 @@ struct ModelInfo {
   std::string stem;        // file (or folder) name without extension: the infotext "Model:"
   std::string path;        // absolute path on disk
   ModelKind kind = ModelKind::Safetensors;
-  uint64_t size_bytes = 0;   // the file's size; for a diffusers folder the sum of its weights
-  std::string sha256;        // 64 hex digits; empty until computed (see ModelRegistry::hash)
-  std::string model_config;  // --model-config DIR that applies to it (empty: none)
+  uint64_t size_bytes = 0;    // the file's size; 0 for a diffusers folder
+  int64_t modified_unix = 0;  // the file's (folder's) modification time, seconds since 1970
+  std::string sha256;         // 64 hex digits; empty until computed (see ModelRegistry::hash)
+  std::string model_config;   // --model-config DIR that applies to it (empty: none)
 
   std::string short_hash() const;  // sha256[:10], empty while unhashed (A1111 "shorthash")
   std::string title() const;       // "name [shorthash]", or just name while unhashed

@@ -1,0 +1,147 @@
+// parse_job_request: strict field-by-field reading of the native job body.
+#include "server/job_request_json.h"
+
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "server/json_response.h"
+
+namespace sdc::server {
+namespace {
+using nlohmann::json;
+
+[[noreturn]] void fail(const std::string& field, const std::string& msg, const std::string& type) {
+  std::vector<json> loc{"body"};
+  if (!field.empty()) loc.push_back(field);
+  throw ValidationError(std::move(loc), msg, type);
+}
+
+int64_t get_int(const json& j, const std::string& key, int64_t lo, int64_t hi) {
+  const json& v = j.at(key);
+  if (v.is_number_integer()) {
+    // Unsigned values above int64's range come back as unsigned: range-check them first.
+    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
+      fail(key, "ensure this value is less than or equal to " + std::to_string(hi),
+           "value_error.number.not_le");
+  } else if (!(v.is_number_float() && std::isfinite(v.get<double>()) &&
+               v.get<double>() == std::floor(v.get<double>()) &&
+               std::fabs(v.get<double>()) < 9e15)) {
+    fail(key, "value is not a valid integer", "type_error.integer");
+  }
+  const int64_t n = v.is_number_integer() ? v.get<int64_t>() : int64_t(v.get<double>());
+  if (n < lo)
+    fail(key, "ensure this value is greater than or equal to " + std::to_string(lo),
+         "value_error.number.not_ge");
+  if (n > hi)
+    fail(key, "ensure this value is less than or equal to " + std::to_string(hi),
+         "value_error.number.not_le");
+  return n;
+}
+
+double get_number(const json& j, const std::string& key, double lo, double hi) {
+  const json& v = j.at(key);
+  if (!v.is_number() || !std::isfinite(v.get<double>()))
+    fail(key, "value is not a valid float", "type_error.float");
+  const double x = v.get<double>();
+  if (x < lo || x > hi)
+    fail(key, "ensure this value is within [" + json(lo).dump() + ", " + json(hi).dump() + "]",
+         "value_error.number.out_of_range");
+  return x;
+}
+
+std::string get_string(const json& j, const std::string& key, size_t max_bytes) {
+  const json& v = j.at(key);
+  if (!v.is_string()) fail(key, "str type expected", "type_error.str");
+  std::string s = v.get<std::string>();
+  if (s.size() > max_bytes)
+    fail(key, "ensure this value has at most " + std::to_string(max_bytes) + " characters",
+         "value_error.any_str.max_length");
+  return s;
+}
+
+}  // namespace
+
+engine::JobRequest parse_job_request(std::string_view body, const RequestLimits& limits) {
+  json j = json::parse(body.begin(), body.end(), nullptr, false);
+  if (j.is_discarded())
+    fail("", "Expecting value: the body is not valid JSON", "value_error.jsondecode");
+  if (!j.is_object()) fail("", "value is not a valid dict", "type_error.dict");
+
+  static const std::set<std::string> known{
+      "prompt",  "negative_prompt", "width",         "height",    "steps",      "cfg_scale",
+      "sampler", "scheduler",       "seed",          "clip_skip", "batch_size", "batch_count",
+      "model",   "loras",           "preview_every", "save"};
+  for (const auto& [k, v] : j.items())
+    if (!known.count(k)) fail(k, "extra fields not permitted", "value_error.extra");
+  if (!j.contains("prompt")) fail("prompt", "field required", "value_error.missing");
+
+  engine::JobRequest r;
+  pipeline::GenerationRequest& g = r.generation;
+  g.sampler = "euler_a";
+  g.prompt = get_string(j, "prompt", limits.max_prompt_chars);
+  if (j.contains("negative_prompt"))
+    g.negative_prompt = get_string(j, "negative_prompt", limits.max_prompt_chars);
+  if (j.contains("width")) g.width = int(get_int(j, "width", 64, limits.max_side));
+  if (j.contains("height")) g.height = int(get_int(j, "height", 64, limits.max_side));
+  if (g.width % 8)
+    fail("width", "ensure this value is a multiple of 8", "value_error.number.not_multiple");
+  if (g.height % 8)
+    fail("height", "ensure this value is a multiple of 8", "value_error.number.not_multiple");
+  if (j.contains("steps")) {
+    g.steps = int(get_int(j, "steps", 1, limits.max_steps));
+    g.steps_set = true;
+  }
+  if (j.contains("cfg_scale")) {
+    g.cfg_scale = float(get_number(j, "cfg_scale", 0.0, 100.0));
+    g.cfg_set = true;
+  }
+  if (j.contains("sampler")) {
+    g.sampler = get_string(j, "sampler", 64);
+    g.sampler_set = true;
+  }
+  if (j.contains("scheduler")) {
+    g.scheduler = get_string(j, "scheduler", 64);
+    g.scheduler_set = true;
+  }
+  if (j.contains("seed")) g.seed = get_int(j, "seed", -1, 0xffffffffLL);
+  if (j.contains("clip_skip")) g.clip_skip = int(get_int(j, "clip_skip", 1, 12));
+  if (j.contains("batch_size"))
+    g.batch_size = int(get_int(j, "batch_size", 1, limits.max_batch_size));
+  if (j.contains("batch_count"))
+    g.batch_count = int(get_int(j, "batch_count", 1, limits.max_batch_count));
+  if (int64_t(g.batch_size) * g.batch_count > limits.max_images)
+    fail("batch_count",
+         "ensure batch_size × batch_count is at most " + std::to_string(limits.max_images),
+         "value_error.number.not_le");
+  if (j.contains("model")) r.model = get_string(j, "model", 1024);
+  if (j.contains("preview_every"))
+    r.preview_every = int(get_int(j, "preview_every", 0, limits.max_steps));
+  if (j.contains("save")) {
+    if (!j["save"].is_boolean())
+      fail("save", "value could not be parsed to a boolean", "type_error.bool");
+    r.save_outputs = j["save"].get<bool>();
+  }
+  if (j.contains("loras")) {
+    const json& ls = j["loras"];
+    if (!ls.is_array()) fail("loras", "value is not a valid list", "type_error.list");
+    if (ls.size() > 16)
+      fail("loras", "ensure this value has at most 16 items", "value_error.list.max_items");
+    for (const json& l : ls) {
+      if (!l.is_object() || !l.contains("name"))
+        fail("loras", "each item must be an object with \"name\" and optional \"weight\"",
+             "type_error.dict");
+      for (const auto& [k, v] : l.items())
+        if (k != "name" && k != "weight")
+          fail("loras", "extra fields not permitted: " + k, "value_error.extra");
+      engine::LoraUse u;
+      u.name = get_string(l, "name", 1024);
+      if (l.contains("weight")) u.weight = float(get_number(l, "weight", -10.0, 10.0));
+      r.loras.push_back(u);
+    }
+  }
+  return r;
+}
+
+}  // namespace sdc::server
