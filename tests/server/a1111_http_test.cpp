@@ -410,5 +410,87 @@ TEST_F(A1111Http, PngInfoReadsWhatTxt2ImgWrote) {
   EXPECT_EQ(post("/sdapi/v1/png-info", json{{"image", ""}}).second["info"], "");
 }
 
+TEST_F(A1111Http, AuthAsA1111WithTheLoraRoutesPublic) {
+  ServerOptions so;
+  so.port = 0;
+  so.api_auth = {{"user", "secret"}};
+  HttpServer guarded(*engine_, so);
+  guarded.bind();
+  std::thread t([&] { guarded.run(); });
+  httplib::Client c("127.0.0.1", guarded.port());
+  auto r = c.Get("/sdapi/v1/options");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(json::parse(r->body)["detail"], "Not authenticated");
+  c.set_basic_auth("user", "wrong");
+  r = c.Get("/sdapi/v1/options");
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(json::parse(r->body)["detail"], "Incorrect username or password");
+  c.set_basic_auth("user", "secret");
+  r = c.Get("/sdapi/v1/options");
+  EXPECT_EQ(r->status, 200);
+  // The Lora extension's routes are outside --api-auth in A1111.
+  httplib::Client anonymous("127.0.0.1", guarded.port());
+  r = anonymous.Get("/sdapi/v1/loras");
+  EXPECT_EQ(r->status, 200);
+  r = anonymous.Post("/sdapi/v1/refresh-loras", "", "application/json");
+  EXPECT_EQ(r->status, 200);
+  r = anonymous.Post("/sdapi/v1/txt2img", "{}", "application/json");
+  EXPECT_EQ(r->status, 401);
+  guarded.stop();
+  t.join();
+}
+
+TEST_F(A1111Http, ProgressWhileRunningAndInterruptReturnsThePartialResult) {
+  // A long job: 4 runs of 2 images, 150 steps each (interrupted long before its end).
+  std::pair<int, json> result;
+  std::thread generating([&] {
+    result = post("/sdapi/v1/txt2img", json{{"prompt", "a long job"},
+                                            {"seed", 1},
+                                            {"steps", 150},
+                                            {"batch_size", 2},
+                                            {"n_iter", 4},
+                                            {"width", 64},
+                                            {"height", 64}});
+  });
+  // Whatever happens below, the generating request is ended and joined.
+  struct Join {
+    std::thread& t;
+    ~Join() {
+      post_raw("/sdapi/v1/interrupt", "");
+      if (t.joinable()) t.join();
+    }
+  } join{generating};
+  json running;
+  for (int i = 0; i < 12000; ++i) {  // at most 120 s
+    running = get("/sdapi/v1/progress").second;
+    // show_progress_every_n_steps is 10: a preview comes after the 10th step.
+    if (running["state"]["sampling_step"].get<int>() > 0 && !running["current_image"].is_null())
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GT(running["state"]["sampling_step"].get<int>(), 0) << running;
+  EXPECT_EQ(running["state"]["job"], "scripts_txt2img");
+  EXPECT_EQ(running["state"]["job_count"], 4);
+  EXPECT_EQ(running["state"]["sampling_steps"], 150);
+  EXPECT_GT(running["progress"].get<double>(), 0.0);
+  EXPECT_LE(running["progress"].get<double>(), 1.0);
+  EXPECT_TRUE(running["textinfo"].is_string());
+  ASSERT_TRUE(running["current_image"].is_string()) << running;
+  const std::vector<uint8_t> preview = decode_png_b64(running["current_image"]);
+  EXPECT_EQ(io::sniff_image_format(preview.data(), preview.size()), io::ImageFormat::Png);
+  EXPECT_TRUE(get("/sdapi/v1/progress?skip_current_image=true").second["current_image"].is_null());
+  EXPECT_EQ(post_raw("/sdapi/v1/interrupt", "").second, json::object());
+  generating.join();
+  // A1111 answers the interrupted request with 200 and the images reached so far.
+  ASSERT_EQ(result.first, 200) << result.second;
+  const size_t n = result.second["images"].size();
+  EXPECT_GE(n, 2u);
+  EXPECT_LT(n, 8u);
+  const json info = json::parse(result.second["info"].get<std::string>());
+  EXPECT_EQ(info["all_seeds"].size(), n);
+  EXPECT_EQ(get("/sdapi/v1/progress").second["state"]["job_count"], 0);
+}
+
 }  // namespace
 }  // namespace sdc::server::a1111

@@ -382,6 +382,11 @@ TEST(A1111Request, MalformedJsonWrongTypesAndNonObjects) {
   EXPECT_EQ(d[0]["loc"][0], "body");
   EXPECT_TRUE(d[0]["loc"][1].is_number());
   EXPECT_NE(d[0]["msg"].get<std::string>().find("line 1 column"), std::string::npos);
+  // Numbers beyond double range and absurd nesting: 422 as well, never a crash.
+  EXPECT_EQ(detail_of(std::string(R"({"steps": 1e999})"))[0]["type"], "value_error.jsondecode");
+  EXPECT_EQ(detail_of(R"({"comments": )" + std::string(100000, '[') + std::string(100000, ']') +
+                      "}")[0]["type"],
+            "value_error.jsondecode");
   d = detail_of(std::string("[1, 2]"));
   EXPECT_EQ(d, json::parse(R"([{"loc":["body"],"msg":"value is not a valid dict",
                                 "type":"type_error.dict"}])"));
@@ -523,6 +528,16 @@ TEST(A1111Request, DecodeBombRefusedFromTheHeader) {
   EXPECT_EQ(status, 500);
   EXPECT_EQ(body["detail"], "Invalid encoded image");
   EXPECT_NE(body["errors"].get<std::string>().find("found 60000x60000"), std::string::npos) << body;
+  // A small image followed by a text chunk whose length claims 2 GB: refused from the chunk
+  // header, before libpng would buffer that much (a fuzzer found the allocation).
+  std::vector<uint8_t> lying = png_header_only(16, 16);
+  lying.insert(lying.end(), {0x7f, 0xff, 0xff, 0x00, 't', 'E', 'X', 't', 'a', 'b'});
+  std::tie(status, body) =
+      api_error_of({{"init_images", {encode_base64(lying)}}}, GenerationMode::Img2Img);
+  EXPECT_EQ(status, 500);
+  EXPECT_NE(body["errors"].get<std::string>().find("the file ends early (truncated)"),
+            std::string::npos)
+      << body;
 }
 
 TEST(A1111Request, ModelNamesThatLeaveTheFolderAreRefused) {

@@ -113,6 +113,10 @@ PromptNetworks extract_extra_networks(std::string_view prompt) {
         merged = true;
       }
     if (!merged) out.loras.push_back(lora);
+    for (const LoraTag& l : out.loras)
+      if (!std::isfinite(float(l.weight)))
+        throw Error("", "prompt", "a multiplier within float range for LoRA " + l.name,
+                    python_str(l.weight));
     i = close + 1;
   }
   return out;

@@ -21,6 +21,8 @@ using nlohmann::json;
 
 enum class T { Int, Float, Bool, Str, StrList, Dict, List };
 
+constexpr int kMaxJsonDepth = 64;
+
 struct Field {
   const char* name;
   T type;
@@ -287,10 +289,21 @@ json parse_json_object_body(std::string_view body, std::string_view content_type
     errors.throw_if_any();
   }
   json parsed;
+  // Nesting is capped: a body of a million '[' would otherwise exhaust the stack of whatever
+  // walks it recursively later (Python's json stops at its recursion limit too).
+  const auto depth_guard = [](int depth, json::parse_event_t, json&) {
+    if (depth > kMaxJsonDepth) throw std::length_error("nested too deeply");
+    return true;
+  };
   try {
-    parsed = json::parse(body.begin(), body.end());
+    parsed = json::parse(body.begin(), body.end(), depth_guard);
   } catch (const json::parse_error& e) {
     throw_json_error(e, body);
+  } catch (const std::exception& e) {
+    // Numbers beyond double range, nesting beyond kMaxJsonDepth.
+    errors.add(json::array({"body", 0}), std::string("Invalid JSON: ") + e.what(),
+               "value_error.jsondecode", {{"msg", e.what()}});
+    errors.throw_if_any();
   }
   if (!parsed.is_object()) {
     errors.add(json::array({"body"}), "value is not a valid dict", "type_error.dict");
