@@ -1,7 +1,7 @@
 // sdc_fuzz_seeds OUT_DIR: writes a starting corpus for the fuzzers into OUT_DIR/<fuzzer name>/
-// (unpickler, ckpt, safetensors): the pickles of the fixture checkpoints, hand-made pickles and
-// checkpoints covering the opcodes and calls state dicts use, and a small safetensors file.
-// Generated at fuzz time into the build folder; nothing here is committed.
+// (unpickler, ckpt, safetensors, job_request): the pickles of the fixture checkpoints, hand-made
+// pickles and checkpoints covering the opcodes and calls state dicts use, and a small safetensors
+// file. Generated at fuzz time into the build folder; nothing here is committed.
 #include <zip.h>
 
 #include <cstdlib>
@@ -166,6 +166,17 @@ int main(int argc, char** argv) {
     fs::create_directories(st);
     sdc::io::write_safetensors((st / "small.safetensors").string(), m, {{"format", "pt"}});
     write_a1111_seeds(out);
+    // Native job bodies (POST /v1/jobs): minimal, full, and a few near the limits.
+    const fs::path jr = out / "job_request";
+    put(jr, "minimal.json", R"({"prompt":"a cat"})");
+    put(jr, "full.json",
+        R"({"prompt":"a (red:1.2) fox","negative_prompt":"blurry","width":512,"height":768,)"
+        R"("steps":20,"cfg_scale":7.5,"sampler":"dpmpp_2m","scheduler":"karras","seed":-1,)"
+        R"("clip_skip":2,"batch_size":2,"batch_count":3,"model":"sub/m.safetensors",)"
+        R"("loras":[{"name":"style/ink","weight":0.8},{"name":"x"}],"preview_every":5,"save":true})");
+    put(jr, "limits.json",
+        R"({"prompt":"","width":2048,"height":64,"steps":150,"seed":4294967295,"batch_size":8,"batch_count":4})");
+    put(jr, "types.json", R"({"prompt":"x","steps":2.0,"cfg_scale":1e2,"width":6.4e1})");
   } catch (const std::exception& e) {
     std::cerr << "sdc_fuzz_seeds: " << e.what() << "\n";
     return 1;

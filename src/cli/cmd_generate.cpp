@@ -1,7 +1,11 @@
 // `sdc generate`: txt2img / img2img / ControlNet from a checkpoint, diffusers folder or compiled
-// .gguf, writing PNGs with A1111 "parameters" metadata (and optionally the final latents).
+// .gguf, writing PNGs with A1111 "parameters" metadata (and optionally the final latents). A thin
+// caller of the engine that `sdc serve` runs, so one request gives the same PNG either way.
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 
 #include "backend/cpu/plan.h"
 #include "cli/commands.h"
@@ -9,13 +13,10 @@
 #include "cli/progress_bar.h"
 #include "common/error.h"
 #include "common/stopwatch.h"
-#include "io/image.h"
+#include "engine/engine.h"
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
-#include "pipeline/generation_params.h"
 #include "pipeline/model_bundle.h"
-#include "pipeline/plan_warmup.h"
-#include "pipeline/stable_diffusion.h"
-#include "sampling/rng/torch_generator.h"
 #include "sampling/sampler_kind.h"
 #include "text/tokenizer.h"
 
@@ -50,6 +51,28 @@ void check_output_folder(const std::string& path, const char* option) {
                      dir.string() + " does not exist");
 }
 
+// Where the CLI remembers model hashes between runs: $XDG_CACHE_HOME/sdc (or ~/.cache/sdc).
+// Empty (hash every run) when neither is set or the folder cannot be made.
+std::string user_hash_cache() {
+  std::filesystem::path dir;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    dir = std::filesystem::path(xdg) / "sdc";
+  else if (const char* home = std::getenv("HOME"); home && *home)
+    dir = std::filesystem::path(home) / ".cache" / "sdc";
+  else
+    return "";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  return ec ? "" : (dir / "hashes.json").string();
+}
+
+// A failed job's message as the error main() prints: bad input exits 2, the rest 1.
+[[noreturn]] void rethrow_failure(const engine::JobSnapshot& s) {
+  if (s.error_kind == "out_of_memory") throw std::bad_alloc();
+  if (s.error_kind == "bad_request") throw Error(s.error);
+  throw std::runtime_error(s.error);
+}
+
 void run_generate(GenerateArgs& a) {
   pipeline::GenerationRequest& req = a.req;
   if (a.rng != "cpu") throw UsageError("", "--rng", "cpu", a.rng);
@@ -60,71 +83,79 @@ void run_generate(GenerateArgs& a) {
   if (!a.save_latents.empty()) check_output_folder(a.save_latents, "--save-latents");
   if (!req.control_save_hint.empty())
     check_output_folder(req.control_save_hint, "--control-save-hint");
-  if (!req.control_image.empty() && a.model.controlnet.empty() &&
+  if (pipeline::uses_control(req) && a.model.controlnet.empty() &&
       std::filesystem::path(a.model.model).extension() != ".gguf")
     throw UsageError("", "--control-image",
                      "a ControlNet (--control-net FILE or one bundled in a .gguf)", "none");
-  const cpu::Precision precision = cpu::parse_precision(a.precision);
+  cpu::parse_precision(a.precision);
 
+  // The same engine `sdc serve` runs, with this one model and a queue of one job.
   Stopwatch since_start;  // for "load to first UNet step", the figure a deployment cares about
-  pipeline::ModelBundle loaded = pipeline::load_bundle(a.model, std::cerr);
-  const double load_ms = since_start.ms();
-  pipeline::apply_defaults(loaded, req);
-  pipeline::validate(req);
-
-  if (req.seed < 0) {
-    req.seed = int64_t(sampling::random_seed() & 0xffffffffULL);
-    std::cout << "seed: " << req.seed << "\n";
-  }
-  cpu::PlanOptions options;
-  options.precision = precision;
+  engine::EngineOptions options;
+  options.registry.single_model = a.model.model;
+  options.registry.model_config = a.model.model_config;
+  options.registry.hash_cache = user_hash_cache();
+  options.single_model_extras = a.model;
+  options.precision = a.precision;
   options.threads = a.threads;
-  pipeline::StableDiffusion sd(loaded.model, options, loaded.tokenizer(), loaded.name);
-  if (!loaded.declared_sizes.empty()) {  // a compiled model's `convert -s` sizes: plan them now
-    Stopwatch clock;
-    pipeline::WarmupSpec spec{loaded.declared_sizes, {}, req.clip_skip, !req.control_image.empty()};
-    spec.unet_batches = {req.cfg_scale > 1.0f ? 2 * loaded.declared_batch : loaded.declared_batch};
-    const size_t n = pipeline::warm_plans(sd.plans(), spec);
-    std::cerr << "planned " << n << " plans for the declared sizes in " << int(clock.ms())
-              << " ms\n";
-  }
+  options.max_queue = 1;
+  engine::Engine engine(options);
 
-  const int total = req.batch_size * req.batch_count;
-  std::vector<float> all_latents;
-  Shape latent_shape;
-  for (int b = 0; b < req.batch_count; ++b) {
-    ProgressBar bar(req.batch_count > 1 ? "batch " + std::to_string(b + 1) + " step" : "step");
-    const int64_t seed = req.seed + int64_t(b) * req.batch_size;
-    double first_step_ms = 0;
-    pipeline::GenerationObserver observer;
-    observer.on_progress = [&](const pipeline::ProgressEvent& e) {
-      if (e.stage != pipeline::GenerationStage::Denoising || e.step == 0) return;
-      if (e.step == 1 && b == 0) first_step_ms = since_start.ms();
-      bar.update(e.step, e.total_steps);
-    };
-    pipeline::BatchResult r = sd.generate_batch(req, seed, observer);
-    bar.finish();
-    if (b == 0 && first_step_ms > 0)
-      std::cerr << "first UNet step done " << int(first_step_ms) << " ms after start (model load "
-                << int(load_ms) << " ms, then plans, text encoder, step 1)\n";
-    for (size_t i = 0; i < r.images.size(); ++i) {
-      const int index = b * req.batch_size + int(i);
-      const std::string path = output_path(a.output, index, total);
-      pipeline::GenerationParams params = pipeline::describe(loaded, req, r.images[i].seed);
-      io::write_png(path, r.images[i].image,
-                    {{"parameters", pipeline::format_a1111_parameters(params)}});
-      std::cout << path << "\n";
+  engine::JobRequest job_request;
+  job_request.generation = req;
+  job_request.model = engine.current_model().name;
+  job_request.keep_latents = !a.save_latents.empty();
+  const bool random_seed = req.seed < 0;
+  auto job = engine.submit(job_request);
+  if (random_seed) std::cout << "seed: " << job->request().generation.seed << "\n";
+
+  // Progress from the job's events: one bar per batch.
+  std::unique_ptr<ProgressBar> bar;
+  int bar_batch = -1;
+  double first_step_ms = 0;
+  for (uint64_t seen = 0;;) {
+    const auto events = job->events_after(seen, std::chrono::milliseconds(200));
+    bool finished = false;
+    for (const auto& e : events) {
+      seen = e.seq;
+      finished |= e.type == engine::JobEventType::Finished;
+      if (e.type != engine::JobEventType::Progress ||
+          e.progress.stage != pipeline::GenerationStage::Denoising)
+        continue;
+      const auto& p = e.progress;
+      if (p.batch != bar_batch) {
+        if (bar) bar->finish();
+        bar = std::make_unique<ProgressBar>(
+            p.batch_count > 1 ? "batch " + std::to_string(p.batch + 1) + " step" : "step");
+        bar_batch = p.batch;
+      }
+      if (p.batch == 0 && p.step == 1 && first_step_ms == 0) first_step_ms = since_start.ms();
+      bar->update(p.step, p.total_steps);
     }
-    all_latents.insert(all_latents.end(), r.latents.begin(), r.latents.end());
-    latent_shape = r.latent_shape;
-    std::cerr << "text encoder " << r.timings.text_encoder_ms << " ms, sampling "
-              << r.timings.sampling_ms << " ms (" << r.timings.unet_steps << " steps), VAE decode "
-              << r.timings.vae_decode_ms << " ms\n";
+    if (finished) break;
   }
+  if (bar) bar->finish();
+  const engine::JobSnapshot done = job->wait();
+  if (done.status != engine::JobStatus::Succeeded) rethrow_failure(done);
+  const engine::JobResult& result = *done.result;
+  if (first_step_ms > 0)
+    std::cerr << "first UNet step done " << int(first_step_ms)
+              << " ms after start (model load, plans, text encoder, step 1)\n";
+
+  const int total = int(result.images.size());
+  for (int i = 0; i < total; ++i) {
+    const std::string path = output_path(a.output, i, total);
+    io::AtomicFile out(path);
+    out.write(result.images[size_t(i)].png.data(), result.images[size_t(i)].png.size());
+    out.commit();
+    std::cout << path << "\n";
+  }
+  for (const auto& t : result.batch_timings)
+    std::cerr << "text encoder " << t.text_encoder_ms << " ms, sampling " << t.sampling_ms
+              << " ms (" << t.unet_steps << " steps), VAE decode " << t.vae_decode_ms << " ms\n";
   if (!a.save_latents.empty()) {
-    latent_shape[0] = total;
     WeightMap m;
-    m.set("latents", TensorRef::from_f32(all_latents, latent_shape, DType::F32));
+    m.set("latents", TensorRef::from_f32(result.latents, result.latent_shape, DType::F32));
     io::write_safetensors(a.save_latents, m);
   }
 }

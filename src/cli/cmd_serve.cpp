@@ -37,6 +37,8 @@ void run_serve(ServeArgs& a) {
   a.engine.result_ttl = std::chrono::seconds(a.result_ttl_s);
   engine::RegistryOptions& reg = a.engine.registry;
   if (!a.model.empty()) {
+    if (!std::filesystem::exists(a.model))
+      throw UsageError(a.model, "-m", "an existing model file or folder", "no such file");
     // -m: a file inside --models-dir is selected by name; any other is served as an extra model.
     std::error_code ec;
     const auto dir = reg.models_dir.empty() ? std::filesystem::path()
@@ -60,6 +62,7 @@ void run_serve(ServeArgs& a) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGUSR1);  // sent by this process to end the watcher
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   engine::Engine engine(a.engine);
@@ -86,8 +89,7 @@ void run_serve(ServeArgs& a) {
     engine.shutdown(true);  // blocked handlers and SSE streams see their jobs end
     http.stop();
   });
-  sigaddset(&stop_signals, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // From here a stop signal is only ever taken by the watcher (every thread blocks them).
   http.run();
   engine.shutdown(true);
   pthread_kill(watcher.native_handle(), SIGUSR1);  // wakes it if the stop did not come from it

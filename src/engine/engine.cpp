@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "backend/cpu/plan.h"
+#include "backend/cpu/prepacked_weights.h"
 #include "common/stopwatch.h"
 #include "engine/batch_runner.h"
 #include "io/atomic_file.h"
@@ -285,8 +286,7 @@ void Engine::run_job(Job& job) {
   Stopwatch job_clock;
   try {
     const JobRequest& r = job.request();
-    ModelInfo m = r.model.empty() ? current_model() : registry_->find_model(r.model);
-    m.sha256 = registry_->hash_model(m.name);
+    const ModelInfo m = r.model.empty() ? current_model() : registry_->find_model(r.model);
 
     LoadSpec spec;
     spec.model_name = m.name;
@@ -299,16 +299,23 @@ void Engine::run_job(Job& job) {
       spec.bundle = options_.single_model_extras;
     spec.bundle.model = m.path;
     spec.bundle.model_config = m.model_config;
-    for (const auto& l : r.loras) {
-      const LoraInfo info = registry_->find_lora(l.name);
-      spec.lora_hashes.push_back(registry_->hash_lora(l.name).substr(0, 12));
-      spec.bundle.loras.push_back(info.path + ":" + weight_text(l.weight));
-    }
+    for (const auto& l : r.loras)
+      spec.bundle.loras.push_back(registry_->find_lora(l.name).path + ":" + weight_text(l.weight));
     if (!r.controlnet.empty())
       spec.bundle.controlnet = registry_->find_controlnet(r.controlnet).path;
 
+    // Load first (so a bad file is reported by the loader), then hash what was loaded: the
+    // infotext's "Model hash" and the title A1111 clients match on need the sha256.
     std::shared_ptr<LoadedModel> loaded = cache_->acquire(spec);
     std::lock_guard run_lock(loaded->run_mutex);
+    if (loaded->short_hash.empty()) {
+      ModelInfo hashed = m;
+      hashed.sha256 = registry_->hash_model(m.name);
+      loaded->short_hash = hashed.short_hash();
+      loaded->title = hashed.title();
+      for (const auto& l : r.loras)
+        loaded->lora_hashes.push_back(registry_->hash_lora(l.name).substr(0, 12));
+    }
     pipeline::GenerationRequest g = r.generation;
     pipeline::apply_defaults(loaded->bundle, g);
     pipeline::validate(g);
@@ -317,11 +324,14 @@ void Engine::run_job(Job& job) {
       // A compiled model's `convert -s` sizes: plan them now, so the first image is as fast.
       Stopwatch clock;
       pipeline::WarmupSpec w{
-          loaded->bundle.declared_sizes, {}, g.clip_skip, !g.control_image.empty()};
+          loaded->bundle.declared_sizes, {}, g.clip_skip, pipeline::uses_control(g)};
       w.unet_batches = {g.cfg_scale > 1.0f ? 2 * loaded->bundle.declared_batch
                                            : loaded->bundle.declared_batch};
       const size_t n = pipeline::warm_plans(loaded->sd->plans(), w);
-      log << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms\n";
+      log << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms";
+      if (const size_t mapped = cpu::PrepackedWeights::global().hits())
+        log << " (" << mapped << " weights mapped already packed)";
+      log << "\n";
     }
     loaded->warmed = true;
 
@@ -375,6 +385,9 @@ void Engine::run_job(Job& job) {
         metrics_.image_seconds.observe(per_image);
       }
       result->batch_timings.push_back(br.timings);
+      // Interrupt ends the job with what it has; Skip only ended this batch.
+      if (br.interrupted && job.stop_token().requested() == pipeline::StopRequest::Interrupt)
+        result->interrupted = true;
       if (r.keep_latents) {
         result->latents.insert(result->latents.end(), br.latents.begin(), br.latents.end());
         result->latent_shape.assign(br.latent_shape.begin(), br.latent_shape.end());
@@ -392,10 +405,10 @@ void Engine::run_job(Job& job) {
     job.finish_failed(e.what(), "bad_request");
   } catch (const std::bad_alloc&) {
     metrics_.jobs_failed++;
-    job.finish_failed("out of memory", "internal");
+    job.finish_failed("out of memory", "out_of_memory");
   } catch (const std::exception& e) {
     metrics_.jobs_failed++;
-    job.finish_failed(std::string("internal error: ") + e.what(), "internal");
+    job.finish_failed(e.what(), "internal");
   }
 }
 

@@ -103,7 +103,8 @@ struct JobSnapshot {
   JobProgress progress;
   std::shared_ptr<const JobResult> result;  // set when Succeeded (also after an interrupt)
   std::string error;                        // Failed: one-line message; Cancelled: the reason
-  std::string error_kind;                   // Failed: "bad_request" (sdc::Error) or "internal"
+  // Failed: "bad_request" (sdc::Error: bad input), "out_of_memory" or "internal" (a bug)
+  std::string error_kind;
   std::chrono::system_clock::time_point created, started, finished;
   std::string kind;  // "txt2img" | "img2img"
 };

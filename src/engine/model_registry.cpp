@@ -137,9 +137,6 @@ ModelRegistry::ModelRegistry(RegistryOptions options) : options_(std::move(optio
               : (root / "controlnet").string();
     if (options_.hash_cache.empty()) options_.hash_cache = (root / ".sdc-hashes.json").string();
   }
-  if (!options_.single_model.empty() && !fs::exists(options_.single_model, ec))
-    throw UsageError(options_.single_model, "-m", "an existing model file or folder",
-                     "no such file");
   hashes_ = std::make_unique<HashCache>(options_.hash_cache);
   refresh();
 }

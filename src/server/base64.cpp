@@ -41,7 +41,8 @@ std::string base64_encode(std::string_view bytes) {
 }
 
 std::optional<std::string> base64_decode(std::string_view text, size_t max_bytes) {
-  if (text.size() / 4 * 3 > max_bytes + 3) return std::nullopt;
+  const size_t upper = text.size() / 4 * 3;  // bytes the text can hold, padding aside
+  if (upper > 3 && upper - 3 > max_bytes) return std::nullopt;
   std::string out;
   out.reserve(text.size() / 4 * 3);
   uint32_t acc = 0;

@@ -4,6 +4,8 @@
 #include <httplib.h>
 #include <openssl/crypto.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 
 #include "server/base64.h"
@@ -35,13 +37,14 @@ bool HttpMiddleware::origin_allowed(const std::string& origin) const {
 
 HttpMiddleware::AuthResult HttpMiddleware::check_auth(const httplib::Request& req) const {
   if (!auth_enabled()) return AuthResult::Ok;
+  // "Basic <base64>"; the value may be empty ("Basic", as SillyTavern sends without auth).
   const std::string header = req.get_header_value("Authorization");
   const size_t space = header.find(' ');
-  const std::string scheme = header.substr(0, space);
-  if (header.empty() || space == std::string::npos ||
-      (scheme != "Basic" && scheme != "basic" && scheme != "BASIC"))
-    return AuthResult::NotAuthenticated;
-  std::string value = header.substr(space + 1);
+  std::string scheme = header.substr(0, space);
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
+  if (header.empty() || scheme != "basic") return AuthResult::NotAuthenticated;
+  std::string value = space == std::string::npos ? "" : header.substr(space + 1);
   while (!value.empty() && value.front() == ' ') value.erase(value.begin());
   const auto decoded = base64_decode(value, 4096);
   if (!decoded || value.empty()) return AuthResult::InvalidCredentials;

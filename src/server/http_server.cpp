@@ -3,17 +3,37 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
+#include <chrono>
+#include <csignal>
+#include <thread>
+
 #include "common/error.h"
 #include "engine/engine.h"
 #include "server/a1111/a1111_routes.h"
 #include "server/routes.h"
 
 namespace sdc::server {
+namespace {
+
+// httplib 0.11 listens with a backlog of 5: a burst of clients (50 at once in the tests, a page
+// of thumbnails in a browser) would overflow it and see connections reset. This subclass only
+// exposes the listening socket so that its backlog can be raised after bind.
+class BacklogServer : public httplib::Server {
+ public:
+  void raise_backlog() {
+    const auto fd = svr_sock_.load();
+    if (fd != INVALID_SOCKET) ::listen(fd, SOMAXCONN);
+  }
+};
+
+}  // namespace
 
 HttpServer::HttpServer(engine::Engine& engine, ServerOptions options)
     : engine_(engine),
       options_(std::move(options)),
-      http_(std::make_unique<httplib::Server>()),
+      http_(std::make_unique<BacklogServer>()),
       middleware_(options_) {
   // Blocking handlers (A1111 txt2img, OpenAI, ?wait=true) each hold a thread while their job
   // waits in the queue, so the pool must outnumber the queue, with room left for /health,
@@ -36,6 +56,9 @@ HttpServer::~HttpServer() {
 }
 
 void HttpServer::bind() {
+  // A client that hangs up while its reply is written must not kill the server: writes to a
+  // closed socket then fail with EPIPE instead of raising SIGPIPE (httplib leaves this to us).
+  std::signal(SIGPIPE, SIG_IGN);
   const std::string where = options_.host + ":" + std::to_string(options_.port);
   if (options_.port == 0) {
     port_ = http_->bind_to_any_port(options_.host);
@@ -48,6 +71,7 @@ void HttpServer::bind() {
                   where + " (in use, or the address is not this machine's)");
     port_ = options_.port;
   }
+  static_cast<BacklogServer&>(*http_).raise_backlog();
 }
 
 void HttpServer::run() {

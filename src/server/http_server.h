@@ -5,6 +5,7 @@
 // the caller (Engine::shutdown) so that blocked handlers return promptly.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -31,7 +32,7 @@ class HttpServer {
   void bind();
   int port() const { return port_; }
   void run();   // serves until stop(); returns with the port released
-  void stop();  // thread-safe; idempotent
+  void stop();  // thread-safe, idempotent; also before or while run() starts; returns after run()
 
   httplib::Server& http() { return *http_; }
   HttpMiddleware& middleware() { return middleware_; }
@@ -42,6 +43,7 @@ class HttpServer {
   std::unique_ptr<httplib::Server> http_;
   HttpMiddleware middleware_;
   int port_ = -1;
+  std::atomic<bool> running_{false}, stop_requested_{false};
 };
 
 }  // namespace sdc::server

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "server/image_input.h"
 #include "server/json_response.h"
 
 namespace sdc::server {
@@ -123,6 +124,27 @@ engine::JobRequest parse_job_request(std::string_view body, const RequestLimits&
       fail("save", "value could not be parsed to a boolean", "type_error.bool");
     r.save_outputs = j["save"].get<bool>();
   }
+  if (j.contains("init_image")) {
+    g.init_image_data =
+        decode_request_image(get_string(j, "init_image", SIZE_MAX), "init_image", limits);
+    r.kind = "img2img";
+  }
+  if (j.contains("strength")) g.strength = get_number(j, "strength", 0.0, 1.0);
+  if (j.contains("resize_mode")) g.resize_mode = get_string(j, "resize_mode", 16);
+  if (j.contains("controlnet")) r.controlnet = get_string(j, "controlnet", 1024);
+  if (j.contains("control_image"))
+    g.control_image_data =
+        decode_request_image(get_string(j, "control_image", SIZE_MAX), "control_image", limits);
+  if (r.controlnet.empty() != !g.control_image_data)
+    fail(r.controlnet.empty() ? "controlnet" : "control_image",
+         "controlnet and control_image go together", "value_error.missing");
+  if (j.contains("control_scale"))
+    g.control_scale = float(get_number(j, "control_scale", 0.0, 4.0));
+  if (j.contains("control_start"))
+    g.control_start = float(get_number(j, "control_start", 0.0, 1.0));
+  if (j.contains("control_end")) g.control_end = float(get_number(j, "control_end", 0.0, 1.0));
+  if (j.contains("control_preprocess"))
+    g.control_preprocess = get_string(j, "control_preprocess", 16);
   if (j.contains("loras")) {
     const json& ls = j["loras"];
     if (!ls.is_array()) fail("loras", "value is not a valid list", "type_error.list");

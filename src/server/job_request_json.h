@@ -8,7 +8,10 @@
 //   {"prompt": str, "negative_prompt": str, "width": int, "height": int, "steps": int,
 //    "cfg_scale": num, "sampler": str, "scheduler": str, "seed": int (-1 random),
 //    "clip_skip": int, "batch_size": int, "batch_count": int, "model": str,
-//    "loras": [{"name": str, "weight": num}], "preview_every": int, "save": bool}
+//    "loras": [{"name": str, "weight": num}], "preview_every": int, "save": bool,
+//    img2img: "init_image": base64 | data URL, "strength": num, "resize_mode": str,
+//    ControlNet: "controlnet": name, "control_image": base64 | data URL, "control_scale",
+//    "control_start", "control_end": num, "control_preprocess": "none" | "canny"}
 #pragma once
 
 #include <string_view>

@@ -100,45 +100,47 @@ void register_job_routes(httplib::Server& http, engine::Engine& engine,
              res.set_content(s.progress.preview_png, "image/png");
            });
 
-  http.Get(R"(/v1/jobs/([0-9a-f]{1,64})/events)",
-           [&engine, &options](const httplib::Request& req, httplib::Response& res) {
-             auto job = job_or_404(engine, req.matches[1]);
-             auto cursor = std::make_shared<uint64_t>(0);
-             if (req.has_header("Last-Event-ID")) {
-               try {
-                 *cursor = std::stoull(req.get_header_value("Last-Event-ID"));
-               } catch (const std::exception&) {
-                 throw HttpError(400, "Last-Event-ID must be an event number", "BadRequest");
-               }
-             }
-             res.status = 200;
-             res.set_header("Cache-Control", "no-store");
-             res.set_header("X-Accel-Buffering", "no");
-             const auto keepalive = std::chrono::seconds(std::max(1, options.sse_keepalive_s));
-             res.set_chunked_content_provider(
-                 "text/event-stream", [job, cursor, keepalive](size_t, httplib::DataSink& sink) {
-                   const auto events = job->events_after(*cursor, keepalive);
-                   if (events.empty()) {
-                     if (engine::is_final(job->status())) {  // resumed after its last event
-                       sink.done();
-                       return true;
-                     }
-                     // Idle: a comment keeps proxies from closing the stream and finds gone
-                     // clients.
-                     return sink.write(": keep-alive\n\n", 14);
-                   }
-                   for (const auto& e : events) {
-                     const std::string msg = sse_message(job->id(), e);
-                     if (!sink.write(msg.data(), msg.size())) return false;
-                     *cursor = e.seq;
-                     if (e.type == engine::JobEventType::Finished) {
-                       sink.done();
-                       return true;
-                     }
-                   }
-                   return true;
-                 });
-           });
+  http.Get(R"(/v1/jobs/([0-9a-f]{1,64})/events)", [&engine, &options](const httplib::Request& req,
+                                                                      httplib::Response& res) {
+    auto job = job_or_404(engine, req.matches[1]);
+    auto cursor = std::make_shared<uint64_t>(0);
+    if (req.has_header("Last-Event-ID")) {
+      try {
+        *cursor = std::stoull(req.get_header_value("Last-Event-ID"));
+      } catch (const std::exception&) {
+        throw HttpError(400, "Last-Event-ID must be an event number", "BadRequest");
+      }
+    }
+    res.status = 200;
+    res.set_header("Cache-Control", "no-store");
+    res.set_header("X-Accel-Buffering", "no");
+    const auto keepalive = std::chrono::seconds(std::max(1, options.sse_keepalive_s));
+    res.set_chunked_content_provider(
+        "text/event-stream", [job, cursor, keepalive](size_t, httplib::DataSink& sink) {
+          // A finished job has all its events already: no waiting for more.
+          const auto events = job->events_after(
+              *cursor, engine::is_final(job->status()) ? std::chrono::seconds(0) : keepalive);
+          if (events.empty()) {
+            if (engine::is_final(job->status())) {  // resumed after its last event
+              sink.done();
+              return true;
+            }
+            // Idle: a comment keeps proxies from closing the stream and finds gone
+            // clients.
+            return sink.write(": keep-alive\n\n", 14);
+          }
+          for (const auto& e : events) {
+            const std::string msg = sse_message(job->id(), e);
+            if (!sink.write(msg.data(), msg.size())) return false;
+            *cursor = e.seq;
+            if (e.type == engine::JobEventType::Finished) {
+              sink.done();
+              return true;
+            }
+          }
+          return true;
+        });
+  });
 }
 
 }  // namespace sdc::server

@@ -8,6 +8,7 @@
 #include "common/fixtures.h"
 #include "io/image.h"
 #include "io/safetensors.h"
+#include "io/sha256.h"
 #include "pipeline/generation_params.h"
 
 namespace sdc {
@@ -144,7 +145,10 @@ TEST(InspectImage, ReadsTheParametersSdcWrote) {
   EXPECT_EQ(info["parameters"]["seed"], 5);
   EXPECT_EQ(info["parameters"]["steps"], 2);
   auto h = test::run_sdc({"inspect", dir.file("fox.png")});
-  EXPECT_NE(h.out.find("Steps: 2, Sampler: DDIM, CFG scale: 7, Seed: 5, Size: 64x64, Model: model"),
+  // "Model hash" is the first 10 hex digits of the model file's sha256, as A1111 writes it.
+  const std::string hash = io::sha256_file(test::tiny("model.safetensors")).substr(0, 10);
+  EXPECT_NE(h.out.find("Steps: 2, Sampler: DDIM, CFG scale: 7, Seed: 5, Size: 64x64, Model hash: " +
+                       hash + ", Model: model"),
             std::string::npos)
       << h.out;
 }
