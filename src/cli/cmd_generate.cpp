@@ -75,6 +75,8 @@ std::string user_hash_cache() {
 
 void run_generate(GenerateArgs& a) {
   pipeline::GenerationRequest& req = a.req;
+  if (a.model.model.empty())
+    throw UsageError("", "-m/--model", "a model file or diffusers folder", "an empty path");
   if (a.rng != "cpu") throw UsageError("", "--rng", "cpu", a.rng);
   pipeline::validate(req);
   sampling::parse_sampler(req.sampler);

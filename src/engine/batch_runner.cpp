@@ -43,8 +43,8 @@ pipeline::BatchResult run_batch(pipeline::StableDiffusion& sd,
     p.elapsed_s = ctx.job_clock.seconds();
     p.eta_s = p.fraction > 0 ? p.elapsed_s / p.fraction - p.elapsed_s : -1;
     char text[128];
-    std::snprintf(text, sizeof text, "Batch %d/%d, %s, step %d/%d", ctx.batch + 1,
-                  ctx.batch_count, pipeline::stage_name(e.stage), p.step, p.total_steps);
+    std::snprintf(text, sizeof text, "Batch %d/%d, %s, step %d/%d", ctx.batch + 1, ctx.batch_count,
+                  pipeline::stage_name(e.stage), p.step, p.total_steps);
     p.textinfo = text;
     if (e.preview) {
       const std::vector<uint8_t> png = io::encode_png(*e.preview);

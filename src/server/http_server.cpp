@@ -42,6 +42,7 @@ HttpServer::HttpServer(engine::Engine& engine, ServerOptions options)
       options_.http_threads > 0 ? options_.http_threads : engine_.queue_capacity() + 1 + 24;
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   http_->set_keep_alive_timeout(5);
+  http_->set_keep_alive_max_count(1000);  // pollers (/progress, /health) keep their connection
   http_->set_read_timeout(30);
   http_->set_write_timeout(30);
   middleware_.install(*http_);
