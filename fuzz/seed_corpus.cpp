@@ -10,10 +10,12 @@
 #include <iostream>
 
 #include "common/error.h"
+#include "io/image.h"
 #include "io/mapped_file.h"
 #include "io/pickle_builder.h"
 #include "io/safetensors.h"
 #include "io/zip_archive.h"
+#include "server/a1111/image_base64.h"
 
 namespace fs = std::filesystem;
 using sdc::test::PickleBuilder;
@@ -90,6 +92,39 @@ std::string floats(int n) {
 
 }  // namespace
 
+// The A1111 adapter's inputs: request bodies as the clients send them (first byte: 0 txt2img,
+// 1 img2img), image files, prompts with <lora:> tags and infotexts.
+void write_a1111_seeds(const fs::path& out) {
+  const fs::path req = out / "a1111_request", img = out / "a1111_image", pr = out / "a1111_prompt";
+  sdc::io::Image image(16, 16);
+  for (size_t i = 0; i < image.rgb.size(); ++i) image.rgb[i] = uint8_t(i * 7);
+  const std::vector<uint8_t> png = sdc::io::encode_png(image, {{"parameters", "a cat\nSteps: 3"}});
+  put(img, "small.png", std::string(png.begin(), png.end()));
+  const std::string b64 = sdc::server::a1111::encode_base64(png);
+  put(req, "sillytavern.json",
+      std::string(1, '\0') +
+          R"({"url":"http://127.0.0.1:7860","auth":"","prompt":"a cat <lora:x:0.5>",)"
+          R"("negative_prompt":"","sampler_name":"DDIM","scheduler":"normal","steps":20,)"
+          R"("cfg_scale":7,"width":512,"height":512,"restore_faces":false,"enable_hr":false,)"
+          R"("override_settings":{"CLIP_stop_at_last_layers":2,"sd_vae":"Automatic"},)"
+          R"("clip_skip":2,"save_images":true,"send_images":true,"seed":5})");
+  put(req, "webuiapi.json",
+      std::string(1, '\0') +
+          R"({"prompt":"a fox","styles":[],"seed":-1,"subseed":-1,"subseed_strength":0.0,)"
+          R"("sampler_name":"Euler a","sampler_index":"Euler a","scheduler":"automatic",)"
+          R"("batch_size":"2","n_iter":1,"steps":20,"cfg_scale":7.0,"width":512,"height":512,)"
+          R"("eta":1.0,"hr_sampler_name":null,"script_name":null,"alwayson_scripts":{}})");
+  put(req, "koboldlite_img2img.json",
+      std::string(1, '\1') + R"({"prompt":"x","sampler_name":"Euler a","eta":0,"s_noise":1,)" +
+          R"("override_settings":{"sd_model_checkpoint":"m [0123456789]","eta_noise_seed_delta":0},)" +
+          R"("denoising_strength":0.6,"init_images":[")" + b64 + R"("]})");
+  put(req, "bad.json", std::string(1, '\0') + R"({"steps":"many","styles":"a","width":500})");
+  put(pr, "tags.txt", "a <lora:detail:0.5> cat <lyco:x:te=0.3:unet=0.3>, (b:1.2) <hypernet:h>");
+  put(pr, "infotext.txt",
+      "a cat\nNegative prompt: dog\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG "
+      "scale: 7.0, Seed: 42, Size: 512x512, Lora hashes: \"a: 0123456789ab\", Version: v1");
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::cerr << "usage: sdc_fuzz_seeds OUT_DIR\n";
@@ -130,6 +165,7 @@ int main(int argc, char** argv) {
     m.set("c", sdc::TensorRef::from_f32({1}, {}, sdc::DType::BF16));
     fs::create_directories(st);
     sdc::io::write_safetensors((st / "small.safetensors").string(), m, {{"format", "pt"}});
+    write_a1111_seeds(out);
     // Native job bodies (POST /v1/jobs): minimal, full, and a few near the limits.
     const fs::path jr = out / "job_request";
     put(jr, "minimal.json", R"({"prompt":"a cat"})");

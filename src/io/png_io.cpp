@@ -7,6 +7,7 @@
 // memory, writing to a vector) are equally plain: they record what went wrong and call png_error.
 #include <png.h>
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
@@ -152,6 +153,16 @@ void check_ihdr(const uint8_t* data, size_t size, const std::string& name,
   if (be32(data + 8) != 13 || std::memcmp(data + 12, "IHDR", 4) != 0)
     throw Error(name, "PNG data", "an IHDR chunk first", "another chunk");
   detail::check_image_size(be32(data + 16), be32(data + 20), limits, name);
+  // Every chunk must fit in the bytes we have: libpng buffers an ancillary chunk whole, trusting
+  // its length field, so a few bytes claiming a 2 GB text chunk would make it allocate that
+  // before noticing the file ends (found by fuzzing the server's image decoding).
+  for (size_t pos = 8; pos + 8 <= size;) {
+    const uint64_t end = uint64_t(pos) + 12 + be32(data + pos);
+    if (end > size)
+      throw Error(name, "PNG data", "a complete PNG file", "the file ends early (truncated)");
+    if (std::memcmp(data + pos + 4, "IEND", 4) == 0) break;
+    pos = size_t(end);
+  }
 }
 
 void start_read(ReadGuard& g, PngIo& io, const uint8_t* data, size_t size, const std::string& name,
@@ -165,6 +176,8 @@ void start_read(ReadGuard& g, PngIo& io, const uint8_t* data, size_t size, const
   if (!g.info || !g.end_info) throw Error(name, "PNG data", "", "libpng out of memory");
   png_set_read_fn(g.png, &io, on_read);
   png_set_user_limits(g.png, uint32_t(limits.max_side), uint32_t(limits.max_side));
+  // Decompressed text and ICC profiles are capped too (nothing legitimate comes near 16 MiB).
+  png_set_chunk_malloc_max(g.png, std::max<size_t>(size, size_t(16) << 20));
 }
 
 void append_text(png_structp png, png_infop info, PngText& out);
