@@ -369,7 +369,7 @@ TEST_F(A1111Http, BadInputs) {
   auto [s2, b2] = post("/sdapi/v1/txt2img", json{{"steps", "many"}});
   EXPECT_EQ(s2, 422);
   EXPECT_EQ(b2["detail"][0]["loc"], json({"body", "steps"}));
-  auto [s3, b3] = post("/sdapi/v1/txt2img", json{{"sampler_name", "Heun"}});
+  auto [s3, b3] = post("/sdapi/v1/txt2img", json{{"sampler_name", "Heun++ 9M"}});
   EXPECT_EQ(s3, 400);
   EXPECT_EQ(b3["detail"], "Sampler not found");
   auto [s4, b4] = post("/sdapi/v1/img2img", json{{"prompt", "x"}});

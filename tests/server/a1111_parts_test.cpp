@@ -127,7 +127,15 @@ TEST(A1111Names, ListsAreA1111ShapedAndResolve) {
     EXPECT_NO_THROW(resolve_sampler("Euler", s["name"].get<std::string>()));
     EXPECT_NO_THROW(resolve_sampler("Euler", s["label"].get<std::string>()));
   }
-  EXPECT_EQ(schedulers[1]["default_rho"], 7.0);
+  bool karras = false;
+  for (const json& s : schedulers)
+    if (s["name"] == "karras") {
+      karras = true;
+      EXPECT_EQ(s["default_rho"], 7.0);
+      EXPECT_EQ(s["label"], "Karras");
+    }
+  EXPECT_TRUE(karras);
+  EXPECT_EQ(schedulers.size(), 12u);  // A1111 v1.10.1's twelve
 }
 
 TEST(A1111Options, CatalogChecksValues) {

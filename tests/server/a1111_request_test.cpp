@@ -185,8 +185,10 @@ TEST(A1111Request, KoboldLiteBody) {
                  {"comma_padding_backtrack", 20}}},
                {"scheduler", "karras"}};
   A1111Generation g = txt2img(body);
-  // Euler a with eta 0 draws no ancestral noise: exactly Euler.
-  EXPECT_EQ(g.request.sampler, "euler");
+  // eta is A1111's per-request override: Euler a with eta 0 (no ancestral noise) as A1111 runs it.
+  EXPECT_EQ(g.request.sampler, "euler_a");
+  ASSERT_TRUE(g.request.eta.has_value());
+  EXPECT_EQ(*g.request.eta, 0.0);
   EXPECT_EQ(g.request.scheduler, "karras");
   EXPECT_EQ(g.checkpoint, "tiny/model.safetensors [abcdef0123]");
   EXPECT_EQ(g.request.seed, 123456);
@@ -251,7 +253,7 @@ TEST(A1111Request, WebuiapiBodies) {
                {"alwayson_scripts", json::object()}};
   A1111Generation g = txt2img(body);
   EXPECT_EQ(g.request.sampler, "euler_a");
-  EXPECT_EQ(g.request.scheduler, "default");
+  EXPECT_EQ(g.request.scheduler, "automatic");
   EXPECT_EQ(g.sampler.schedule_label, "Automatic");
   EXPECT_EQ(g.request.batch_size, 2);
   EXPECT_EQ(g.request.batch_count, 3);
@@ -346,33 +348,37 @@ TEST(A1111Request, SamplerNamesAliasesAndSuffixes) {
     return g.request.sampler + "/" + g.request.scheduler + "/" + g.sampler.schedule_label;
   };
   EXPECT_EQ(sampler_of({{"sampler_name", "DPM++ 2M Karras"}}), "dpmpp_2m/karras/Karras");
-  EXPECT_EQ(sampler_of({{"sampler_name", "DPM++ 2M"}}), "dpmpp_2m/karras/Karras");
-  EXPECT_EQ(sampler_of({{"sampler_name", "k_euler_a"}}), "euler_a/default/Automatic");
-  EXPECT_EQ(sampler_of({{"sampler_name", "euler a"}}), "euler_a/default/Automatic");
+  // Automatic is the sampler's own schedule: Karras for DPM++ 2M (the infotext says so).
+  EXPECT_EQ(sampler_of({{"sampler_name", "DPM++ 2M"}}), "dpmpp_2m/automatic/Karras");
+  EXPECT_EQ(sampler_of({{"sampler_name", "k_euler_a"}}), "euler_a/automatic/Automatic");
+  EXPECT_EQ(sampler_of({{"sampler_name", "euler a"}}), "euler_a/automatic/Automatic");
   EXPECT_EQ(sampler_of({{"sampler_name", "euler_a"}, {"scheduler", "Karras"}}),
             "euler_a/karras/Karras");
   EXPECT_EQ(sampler_of({{"sampler_name", "Euler Karras"}, {"scheduler", "automatic"}}),
             "euler/karras/Karras");
-  EXPECT_EQ(sampler_of({{"sampler_name", "LCM"}}), "lcm/default/Automatic");
+  EXPECT_EQ(sampler_of({{"sampler_name", "LCM"}}), "lcm/automatic/Automatic");
   // sampler_name wins over sampler_index.
   EXPECT_EQ(sampler_of({{"sampler_name", "DDIM"}, {"sampler_index", "Euler a"}}),
-            "ddim/default/Automatic");
+            "ddim/automatic/Automatic");
 }
 
 TEST(A1111Request, UnknownSamplerOrSchedulerIs400NamingWhatExists) {
-  auto [status, body] = api_error_of({{"sampler_name", "DPM++ SDE"}});
+  auto [status, body] = api_error_of({{"sampler_name", "DPM++ 9M"}});
   EXPECT_EQ(status, 400);
   EXPECT_EQ(body["error"], "HTTPException");
   EXPECT_EQ(body["detail"], "Sampler not found");
   EXPECT_EQ(body["body"], "");
-  EXPECT_EQ(body["errors"],
-            "sampler 'DPM++ SDE' is not one sdc has: DPM++ 2M, Euler a, Euler, DDIM, LCM");
-  std::tie(status, body) = api_error_of({{"sampler_name", "Euler"}, {"scheduler", "exponential"}});
+  const std::string listed = body["errors"].get<std::string>();
+  for (const char* name : {"DPM++ 9M", "DPM++ 2M SDE", "Euler a", "UniPC", "LCM"})
+    EXPECT_NE(listed.find(name), std::string::npos) << name << " in " << listed;
+  std::tie(status, body) = api_error_of({{"sampler_name", "Euler"}, {"scheduler", "cosine"}});
   EXPECT_EQ(status, 400);
   EXPECT_EQ(body["detail"], "Scheduler not found");
-  EXPECT_NE(body["errors"].get<std::string>().find("Automatic, Karras"), std::string::npos);
-  std::tie(status, body) = api_error_of({{"sampler_name", "LCM"}, {"scheduler", "karras"}});
-  EXPECT_EQ(status, 400);
+  EXPECT_NE(body["errors"].get<std::string>().find("Karras"), std::string::npos);
+  // Every A1111 scheduler resolves; the timestep samplers and LCM ignore it, as A1111.
+  const A1111Generation lcm =
+      txt2img({{"prompt", "x"}, {"sampler_name", "LCM"}, {"scheduler", "karras"}});
+  EXPECT_EQ(lcm.request.scheduler, "automatic");
 }
 
 TEST(A1111Request, MalformedJsonWrongTypesAndNonObjects) {

@@ -459,24 +459,13 @@ A1111Generation parse_generation(std::string_view body_text, std::string_view co
   q.sampler = g.sampler.sampler;
   q.scheduler = g.sampler.schedule;
   q.scheduler_set = q.sampler_set || !scheduler.empty();
-  // eta and the s_* noise settings: accepted where they equal what sdc's sampler does (A1111
-  // ignores them for samplers that do not take them). Euler a with eta 0 has no ancestral noise
-  // left: it is exactly Euler, so it runs as Euler.
-  const auto& eta = p["eta"];
-  if (eta.is_number()) {
-    const double e = eta;
-    if (q.sampler == "euler_a" && e == 0.0)
-      q.sampler = "euler";
-    else if ((q.sampler == "euler_a" && e != 1.0) || (q.sampler == "ddim" && e != 0.0))
-      errors.add(r.loc("eta"),
-                 "sdc's " + g.sampler.display_name + " runs with eta " +
-                     (q.sampler == "ddim" ? "0" : "1 (or 0, which is Euler)"),
-                 "value_error.not_supported");
-  }
-  if (p["s_noise"].is_number() && p["s_noise"].get<double>() != 1.0 && q.sampler == "euler_a")
-    not_supported(errors, r.loc("s_noise"), "s_noise other than 1");
-  if (p["s_churn"].is_number() && p["s_churn"].get<double>() != 0.0 && q.sampler == "euler")
-    not_supported(errors, r.loc("s_churn"), "s_churn other than 0");
+  // eta and the s_* noise settings: A1111's per-request overrides of its options (null: the
+  // option's default), used by the samplers that take them and ignored by the others, as A1111.
+  if (p["eta"].is_number()) q.eta = p["eta"].get<double>();
+  if (p["s_churn"].is_number()) q.s_churn = p["s_churn"].get<double>();
+  if (p["s_tmin"].is_number()) q.s_tmin = p["s_tmin"].get<double>();
+  if (p["s_tmax"].is_number()) q.s_tmax = p["s_tmax"].get<double>();
+  if (p["s_noise"].is_number()) q.s_noise = p["s_noise"].get<double>();
   errors.throw_if_any();
 
   if (img2img) {

@@ -1,177 +1,83 @@
 // The A1111 ⇄ sdc sampler table and resolve_sampler().
 #include "server/a1111/sampler_names.h"
 
-#include <algorithm>
-#include <cctype>
-
-#include "sampling/sampler_kind.h"
+#include "common/error.h"
+#include "sampling/sampler_catalog.h"
 #include "server/a1111/api_error.h"
 
 namespace sdc::server::a1111 {
 namespace {
 
-struct SamplerEntry {
-  const char* name;                  // A1111's display name
-  std::vector<const char*> aliases;  // A1111's aliases
-  sampling::SamplerKind kind;        // sdc's sampler
-  const char* default_schedule;      // A1111's options["scheduler"]; "" = none
-  bool timestep_sampler;             // A1111 ignores the scheduler
-  std::vector<std::pair<const char*, const char*>> options;  // as GET /samplers shows them
-};
-
-// In A1111's all_samplers order.
-const std::vector<SamplerEntry>& sampler_table() {
-  static const std::vector<SamplerEntry> table = {
-      {"DPM++ 2M",
-       {"k_dpmpp_2m"},
-       sampling::SamplerKind::kDpmpp2m,
-       "karras",
-       false,
-       {{"scheduler", "karras"}}},
-      {"Euler a",
-       {"k_euler_a", "k_euler_ancestral"},
-       sampling::SamplerKind::kEulerA,
-       "",
-       false,
-       {{"uses_ensd", "True"}}},
-      {"Euler", {"k_euler"}, sampling::SamplerKind::kEuler, "", false, {}},
-      {"DDIM", {"ddim"}, sampling::SamplerKind::kDdim, "", true, {}},
-      {"LCM", {"k_lcm"}, sampling::SamplerKind::kLcm, "", false, {}},
-  };
-  return table;
+// A1111's sd_schedulers.py marks these as needing the inner model (GET /schedulers shows it).
+bool needs_inner_model(sampling::SchedulerKind k) {
+  using K = sampling::SchedulerKind;
+  return k == K::kUniform || k == K::kSgmUniform || k == K::kSimple || k == K::kNormal ||
+         k == K::kDdim || k == K::kBeta;
 }
 
-struct SchedulerEntry {
-  const char* name;   // A1111's name
-  const char* label;  // A1111's label
-  double default_rho;
-  sampling::ScheduleKind kind;
-};
-
-const std::vector<SchedulerEntry>& scheduler_table() {
-  static const std::vector<SchedulerEntry> table = {
-      {"automatic", "Automatic", -1, sampling::ScheduleKind::kDefault},
-      {"karras", "Karras", 7.0, sampling::ScheduleKind::kKarras},
-  };
-  return table;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return char(std::tolower(c)); });
-  return out;
-}
-
-const SamplerEntry* find_sampler(std::string_view name) {
-  const std::string key = lower(name);
-  for (const SamplerEntry& e : sampler_table()) {
-    if (key == lower(e.name) || key == sampling::sampler_name(e.kind)) return &e;
-    for (const char* a : e.aliases)
-      if (key == lower(a)) return &e;
+// sampling's UsageError as the 400 A1111 clients get, its message listing what exists.
+template <class F>
+auto or_400(const char* what, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const UsageError& e) {
+    throw ApiError(400, "HTTPException", what, e.what());
   }
-  return nullptr;
-}
-
-const SchedulerEntry* find_scheduler(std::string_view name) {
-  const std::string key = lower(name);
-  for (const SchedulerEntry& e : scheduler_table())
-    if (key == e.name || key == lower(e.label)) return &e;
-  // sdc's own id for Automatic.
-  if (key == "default") return &scheduler_table()[0];
-  return nullptr;
-}
-
-std::string sampler_list() {
-  std::string s;
-  for (const SamplerEntry& e : sampler_table()) s += (s.empty() ? "" : ", ") + std::string(e.name);
-  return s;
-}
-
-std::string scheduler_list() {
-  std::string s;
-  for (const SchedulerEntry& e : scheduler_table())
-    s += (s.empty() ? "" : ", ") + std::string(e.label);
-  return s;
 }
 
 }  // namespace
 
 SamplerChoice resolve_sampler(std::string_view name, std::string_view scheduler) {
+  // A1111's default sampler_index is "Euler".
   const std::string requested = name.empty() ? "Euler" : std::string(name);
-  const SamplerEntry* sampler = find_sampler(requested);
-  const SchedulerEntry* schedule = nullptr;
-  bool schedule_from_suffix = false;
-  if (!sampler) {
-    // "DPM++ 2M Karras": the suffix names the scheduler.
-    for (const SchedulerEntry& s : scheduler_table())
-      for (std::string_view option : {std::string_view(s.label), std::string_view(s.name)}) {
-        const std::string suffix = " " + lower(option);
-        const std::string l = lower(requested);
-        if (!sampler && l.size() > suffix.size() && l.ends_with(suffix)) {
-          sampler = find_sampler(std::string_view(requested).substr(0, l.size() - suffix.size()));
-          if (sampler) {
-            schedule = &s;
-            schedule_from_suffix = true;
-          }
-        }
-      }
-  }
-  if (!sampler)
-    throw ApiError(400, "HTTPException", "Sampler not found",
-                   "sampler '" + requested + "' is not one sdc has: " + sampler_list());
-  if (!schedule_from_suffix) {
-    if (scheduler.empty()) {
-      schedule = &scheduler_table()[0];
-    } else {
-      schedule = find_scheduler(scheduler);
-      if (!schedule && !sampler->timestep_sampler)
-        throw ApiError(
-            400, "HTTPException", "Scheduler not found",
-            "scheduler '" + std::string(scheduler) + "' is not one sdc has: " + scheduler_list());
-    }
-  }
+  const sampling::ResolvedSampler r =
+      or_400("Sampler not found", [&] { return sampling::resolve_sampler(requested); });
+  // A combined name ("DPM++ 2M Karras") wins over the request's scheduler, as A1111's
+  // get_sampler_and_scheduler does.
+  sampling::SchedulerKind kind = sampling::SchedulerKind::kAutomatic;
+  if (r.scheduler)
+    kind = *r.scheduler;
+  else if (!scheduler.empty())
+    kind = or_400("Scheduler not found", [&] { return sampling::resolve_scheduler(scheduler); });
   SamplerChoice c;
-  c.sampler = sampling::sampler_name(sampler->kind);
-  c.display_name = sampler->name;
-  if (sampler->timestep_sampler || !sampling::uses_sigmas(sampler->kind)) {
-    // DDIM and LCM run their own (diffusers) timesteps; only Automatic means anything.
-    if (!sampler->timestep_sampler && schedule &&
-        schedule->kind != sampling::ScheduleKind::kDefault)
-      throw ApiError(400, "HTTPException", "Scheduler not found",
-                     std::string(sampler->name) + " runs only with the Automatic schedule in sdc");
-    c.schedule = "default";
-    c.schedule_label = "Automatic";
-    return c;
+  c.sampler = r.sampler->id_name;
+  c.display_name = r.sampler->name;
+  if (r.sampler->family != sampling::SamplerFamily::kKDiffusion) {
+    // DDIM, PLMS, UniPC, LCM run their own step lists: A1111 ignores the scheduler for them.
+    kind = sampling::SchedulerKind::kAutomatic;
   }
-  if (schedule->kind == sampling::ScheduleKind::kDefault && *sampler->default_schedule) {
-    schedule = find_scheduler(sampler->default_schedule);  // Automatic = the sampler's own
-  }
-  c.schedule = sampling::schedule_name(schedule->kind);
-  c.schedule_label = schedule->label;
+  c.schedule = sampling::scheduler_info(kind).name;
+  c.schedule_label =
+      sampling::scheduler_info(sampling::effective_scheduler(*r.sampler, kind)).label;
   return c;
 }
 
 nlohmann::json samplers_json() {
   nlohmann::json out = nlohmann::json::array();
-  for (const SamplerEntry& e : sampler_table()) {
+  for (const sampling::SamplerInfo& s : sampling::all_samplers()) {
     nlohmann::json options = nlohmann::json::object();
-    for (const auto& [k, v] : e.options) options[k] = v;
+    for (const auto& [k, v] : sampling::sampler_api_options(s)) options[k] = v;
     nlohmann::json aliases = nlohmann::json::array();
-    for (const char* a : e.aliases) aliases.push_back(a);
-    out.push_back({{"name", e.name}, {"aliases", aliases}, {"options", options}});
+    for (const std::string& a : s.aliases) aliases.push_back(a);
+    out.push_back({{"name", s.name}, {"aliases", aliases}, {"options", options}});
   }
   return out;
 }
 
 nlohmann::json schedulers_json() {
   nlohmann::json out = nlohmann::json::array();
-  for (const SchedulerEntry& e : scheduler_table())
-    out.push_back({{"name", e.name},
-                   {"label", e.label},
-                   {"aliases", nullptr},
-                   {"default_rho", e.default_rho},
-                   {"need_inner_model", false}});
+  for (const sampling::SchedulerInfo& s : sampling::all_schedulers()) {
+    nlohmann::json aliases = nullptr;
+    if (!s.aliases.empty()) {
+      aliases = nlohmann::json::array();
+      for (const std::string& a : s.aliases) aliases.push_back(a);
+    }
+    out.push_back({{"name", s.name},
+                   {"label", s.label},
+                   {"aliases", aliases},
+                   {"default_rho", s.default_rho},
+                   {"need_inner_model", needs_inner_model(s.kind)}});
+  }
   return out;
 }
 

@@ -1,16 +1,14 @@
-// A1111's sampler and scheduler names, mapped onto the samplers sdc has. One function,
-// resolve_sampler(), turns what a request says into sdc's sampler and schedule; the lists behind
-// GET /samplers and GET /schedulers come from the same table, so a client only ever sees names
-// that resolve.
+// A1111's sampler and scheduler names for the API, over sdc's one name table
+// (sampling/sampler_catalog.h): resolve_sampler() turns what a request says into the sampler and
+// scheduler ids the pipeline takes; GET /samplers and GET /schedulers list the same table, so a
+// client only ever sees names that resolve.
 //
-// Matching, case-insensitive: the A1111 display name ("Euler a"), an A1111 alias ("k_euler_a")
-// or sdc's id ("euler_a"); when none matches, a trailing scheduler ("DPM++ 2M Karras") is split
-// off and wins over the request's `scheduler`, as A1111's get_sampler_and_scheduler does.
-// Unlike A1111 (which silently falls back to "DPM++ 2M" for a name it does not know), an unknown
-// sampler or scheduler is a 400 naming the ones sdc has.
-//
-// Schedulers: "Automatic" is the sampler's own default (Karras for DPM++ 2M, as A1111); DDIM is a
-// timestep sampler, so A1111 ignores the scheduler for it and so does sdc.
+// Matching is the catalog's: display name ("Euler a"), alias ("k_euler_a") or id ("euler_a"),
+// case-insensitive; a trailing scheduler ("DPM++ 2M Karras") wins over the request's
+// `scheduler`, as A1111's get_sampler_and_scheduler does. Unlike A1111 (which silently falls
+// back to "DPM++ 2M" for a name it does not know), an unknown sampler or scheduler is a 400
+// naming the ones sdc has. Timestep samplers (DDIM, PLMS, UniPC) and LCM ignore the scheduler,
+// as in A1111.
 #pragma once
 
 #include <string>
@@ -22,8 +20,8 @@
 namespace sdc::server::a1111 {
 
 struct SamplerChoice {
-  std::string sampler;         // sdc's id: "euler_a", "dpmpp_2m", …
-  std::string schedule;        // sdc's id: "default" | "karras"
+  std::string sampler;         // the catalog's id: "euler_a", "dpmpp_2m_sde", …
+  std::string schedule;        // the catalog's scheduler id: "automatic", "karras", …
   std::string display_name;    // A1111's: "Euler a"
   std::string schedule_label;  // A1111's "Schedule type": "Automatic", "Karras"
 };
