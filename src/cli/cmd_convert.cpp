@@ -1,9 +1,11 @@
 // `sdc convert`: bake LoRAs (LCM-LoRA included), a ControlNet and a precision into ONE .gguf
-// that `sdc generate -m` memory-maps and runs without converting again.
+// that `sdc generate -m` memory-maps and runs without converting again — or, with --format onnx,
+// into a folder of ONNX models for accelerator compilers (export/onnx_folder.h).
 //
 //   sdc convert -u MODEL [-l LORA[:SCALE]]… [-c CONTROLNET] [--vae FILE] [--model-config DIR]
 //               [-t f32|f16|bf16 | -t unet=bf16,vae=f32,…] [-s W H [W H …]] [-b BATCH] [-v sd15]
 //               [--name NAME] [--defaults lcm|none] [--ignore-unmatched-lora-keys] -o OUT
+//               [--format gguf|onnx [--static] [--force] [--controlnet-inputs] [--external-data]]
 //
 // Stages: read (open every input, parse and match the LoRAs), hash (sha256 of every input), then
 // merge + cast + write streamed tensor by tensor (model/gguf_export.h). Everything that can be
@@ -24,6 +26,7 @@
 #include "cli/progress_bar.h"
 #include "common/error.h"
 #include "common/stopwatch.h"
+#include "export/onnx_folder.h"
 #include "io/atomic_file.h"
 #include "io/open_file.h"
 #include "io/sha256.h"
@@ -50,7 +53,9 @@ namespace fs = std::filesystem;
 struct ConvertArgs {
   std::string model, controlnet, vae, model_config, output, name, version = "sd15";
   std::vector<std::string> loras;
-  std::string type = "f16";
+  std::string type;  // default: f16 (gguf), f32 (onnx)
+  std::string format = "gguf";
+  bool fixed_shapes = false, force = false, control_inputs = false, external_data = false;
   std::vector<int> sizes;
   int batch = 1;
   std::string defaults = "auto";
@@ -246,8 +251,25 @@ class ThrottledBar {
   int last_ = -1;
 };
 
+// The ONNX export of the loaded model with its LoRAs merged in f32 (in LoRA order).
+void write_onnx(model::LoadedModel& m, const model::CompiledInfo& info,
+                const std::vector<std::unique_ptr<model::LoraFile>>& loras,
+                const std::vector<model::LoraSpec>& specs, const ConvertArgs& a,
+                const model::ComponentTypes& types, const std::vector<std::pair<int, int>>& sizes,
+                const Stopwatch& total);
+
 void run_convert(const ConvertArgs& a) {
   Stopwatch total;
+  const bool onnx = a.format == "onnx";
+  if (a.format != "gguf" && !onnx)
+    throw UsageError("", "--format", "gguf or onnx", "\"" + a.format + "\"");
+  if (!onnx && (a.fixed_shapes || a.force || a.control_inputs || a.external_data))
+    throw UsageError("",
+                     a.fixed_shapes     ? "--static"
+                     : a.force          ? "--force"
+                     : a.control_inputs ? "--controlnet-inputs"
+                                        : "--external-data",
+                     "--format onnx (an option of the ONNX export)", "--format gguf");
   if (a.model.empty())
     throw UsageError("", "-u/--model", "a model file or diffusers folder", "nothing");
   if (lower(a.version) != "sd15" && lower(a.version) != "sd1.5" && lower(a.version) != "sd1")
@@ -256,12 +278,18 @@ void run_convert(const ConvertArgs& a) {
     throw UsageError("", "-b/--batch", "a batch size in [1, 64]", std::to_string(a.batch));
   if (a.defaults != "auto" && a.defaults != "lcm" && a.defaults != "none")
     throw UsageError("", "--defaults", "lcm or none", "\"" + a.defaults + "\"");
-  const model::ComponentTypes types = parse_types(a.type);
-  const auto sizes = parse_sizes(a.sizes);
+  const model::ComponentTypes types = parse_types(a.type.empty() ? (onnx ? "f32" : "f16") : a.type);
+  auto sizes = parse_sizes(a.sizes);
   std::vector<model::LoraSpec> specs;
   for (const auto& arg : a.loras) specs.push_back(model::parse_lora_arg(arg));
   const std::string name = model_name(a);
-  const std::string out = output_path(a, name);
+  if (onnx) {
+    for (const auto& [component, t] : types.by_component())
+      exporter::onnx_compute_type(t, component);
+    exporter::check_onnx_output(a.output, a.force);
+    if (sizes.empty()) sizes.emplace_back(512, 512);
+  }
+  const std::string out = onnx ? a.output : output_path(a, name);
 
   // --- read
   const int inputs = 1 + int(!a.controlnet.empty()) + int(specs.size());
@@ -345,6 +373,8 @@ void run_convert(const ConvertArgs& a) {
   }
   hash_bar.finish();
 
+  if (onnx) return write_onnx(m, info, lora_files, specs, a, types, sizes, total);
+
   // --- merge LoRA + cast + write
   const io::GgufMetadata metadata = model::compiled_metadata(info, m);
   ThrottledBar bar(bakes.empty() ? "cast + write" : "merge LoRA + cast + write");
@@ -360,6 +390,47 @@ void run_convert(const ConvertArgs& a) {
   std::fprintf(stderr, "wrote %s: %zu tensors (%zu merged), %.1f MB in %.1f s (total %.1f s)\n",
                out.c_str(), r.tensors, r.merged, double(r.bytes) / 1e6, r.seconds, total.seconds());
   std::cout << out << "\n";
+}
+
+void write_onnx(model::LoadedModel& m, const model::CompiledInfo& info,
+                const std::vector<std::unique_ptr<model::LoraFile>>& loras,
+                const std::vector<model::LoraSpec>& specs, const ConvertArgs& a,
+                const model::ComponentTypes& types, const std::vector<std::pair<int, int>>& sizes,
+                const Stopwatch& total) {
+  for (size_t i = 0; i < loras.size(); ++i)
+    model::merge_lora(m.weights, *loras[i], specs[i].scale, a.ignore_unmatched);
+  exporter::OnnxExportOptions o;
+  o.dir = a.output;
+  o.force = a.force;
+  o.shapes.fixed = a.fixed_shapes;
+  o.shapes.batch = a.batch;
+  o.shapes.width = sizes.front().first;
+  o.shapes.height = sizes.front().second;
+  o.sizes = sizes;
+  for (const auto& [component, t] : types.by_component())
+    o.compute[component] = exporter::onnx_compute_type(t, component);
+  o.control_inputs = a.control_inputs;
+  o.external =
+      a.external_data ? exporter::ExternalData::Always : exporter::ExternalData::WhenNeeded;
+  o.tool = std::string("sdc ") + SDC_VERSION;
+  std::string current;
+  std::unique_ptr<ThrottledBar> bar;
+  o.on_tensor = [&](const std::string& component, size_t done, size_t n) {
+    if (g_interrupted.load()) throw Error(a.output + ": interrupted; nothing written");
+    if (component != current) {
+      if (bar) bar->finish();
+      bar = std::make_unique<ThrottledBar>("onnx " + component);
+      current = component;
+    }
+    bar->update(done, n);
+  };
+  InterruptGuard guard;
+  Stopwatch write;
+  const exporter::OnnxExportResult r = exporter::export_onnx_folder(m, info, o);
+  if (bar) bar->finish();
+  std::fprintf(stderr, "wrote %s: %zu files, %.1f MB in %.1f s (total %.1f s)\n", a.output.c_str(),
+               r.files.size(), double(r.bytes) / 1e6, write.seconds(), total.seconds());
+  std::cout << a.output << "\n";
 }
 
 }  // namespace
@@ -378,7 +449,8 @@ void add_convert_command(CLI::App& app) {
   cmd->add_option("--model-config", a->model_config,
                   "Diffusers-style folder with unet/, text_encoder/, vae/ config.json");
   cmd->add_option("-t,--type", a->type,
-                  "Stored precision: f32 | f16 | bf16, or per component: unet=bf16,vae=f32,…");
+                  "Stored precision: f32 | f16 | bf16, or per component: unet=bf16,vae=f32,… "
+                  "(default f16; onnx: f32, and f16 graphs)");
   cmd->add_option("-s,--sizes", a->sizes, "Image sizes to plan at load: W H [W H …]")
       ->expected(2, 64);
   cmd->add_option("-b,--batch", a->batch, "Batch size to plan at load");
@@ -390,7 +462,19 @@ void add_convert_command(CLI::App& app) {
   cmd->add_flag("--ignore-unmatched-lora-keys", a->ignore_unmatched,
                 "Bake the LoRA modules that match and skip the others (default: error)");
   cmd->add_option("--threads", a->threads, "Worker threads for merging and casting (0: all cores)");
-  cmd->add_option("-o,--output", a->output, "Output .gguf file, or an existing folder")->required();
+  cmd->add_option("-o,--output", a->output,
+                  "Output .gguf file, or an existing folder (--format onnx: the export folder)")
+      ->required();
+  cmd->add_option("--format", a->format,
+                  "gguf (one compiled file) | onnx (a folder of ONNX opset-17 models, model.json "
+                  "and compile recipes for tpu-mlir and TensorRT)");
+  cmd->add_flag("--static", a->fixed_shapes,
+                "ONNX: fix batch, height and width to -b and the first -s size (default symbolic)");
+  cmd->add_flag("--force", a->force, "ONNX: replace an output folder that is not empty");
+  cmd->add_flag("--controlnet-inputs", a->control_inputs,
+                "ONNX: give the UNet the 13 ControlNet residual inputs even without -c");
+  cmd->add_flag("--external-data", a->external_data,
+                "ONNX: weights in external-data files always (default: above the 2 GB limit)");
   cmd->callback([a] { run_convert(*a); });
 }
 
