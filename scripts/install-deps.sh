@@ -14,14 +14,28 @@ PKGS=(
   libpng-dev libjpeg-dev zlib1g-dev  # images
   libicu-dev             # Unicode normalisation/categories for the CLIP tokenizer
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks
+  python3-onnx           # tests: the ONNX checker (full check + shape inference) on sdc's ONNX exports
+  nodejs                 # tests: runs ONNX Runtime (npm onnxruntime-node) on sdc's ONNX exports
 )
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-echo "installing: ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian's nodejs comes without npm (a separate package); other nodejs builds include it.
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Test-only npm tools, pinned by tests/onnx/package-lock.json into tests/onnx/node_modules (not
+# committed). --ignore-scripts: onnxruntime-node's install script fetches optional GPU files from
+# outside the registry; its CPU library ships in the package itself.
+onnx_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/onnx"
+stamp="$onnx_tests/node_modules/.sdc-installed-from-lock"
+if ! cmp -s "$onnx_tests/package-lock.json" "$stamp" 2>/dev/null; then
+  (cd "$onnx_tests" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  cp "$onnx_tests/package-lock.json" "$stamp"
+fi
