@@ -284,7 +284,10 @@ void run_convert(const ConvertArgs& a) {
   for (const auto& arg : a.loras) specs.push_back(model::parse_lora_arg(arg));
   const std::string name = model_name(a);
   if (onnx) {
-    for (const auto& [component, t] : types.by_component())
+    for (const auto& [component, t] : {std::pair{"unet", types.unet},
+                                       {"text_encoder", types.text_encoder},
+                                       {"vae", types.vae},
+                                       {"controlnet", types.controlnet}})
       exporter::onnx_compute_type(t, component);
     exporter::check_onnx_output(a.output, a.force);
     if (sizes.empty()) sizes.emplace_back(512, 512);
@@ -422,7 +425,7 @@ void write_onnx(model::LoadedModel& m, const model::CompiledInfo& info,
       bar = std::make_unique<ThrottledBar>("onnx " + component);
       current = component;
     }
-    bar->update(done, n);
+    if (done == n || isatty(2)) bar->update(done, n);  // logs: one line per component
   };
   InterruptGuard guard;
   Stopwatch write;
