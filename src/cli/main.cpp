@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   sdc::cli::add_generate_command(app);
   sdc::cli::add_convert_command(app);
   sdc::cli::add_bench_command(app);
+  sdc::cli::add_compare_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
