@@ -50,7 +50,7 @@ std::string report_text(const CompareReport& r) {
         std::snprintf(buf, sizeof buf, " (x%.1f the largest before it)", r.jump_ratio);
         s += buf;
       } else {
-        s += " (the first block that differs)";
+        s += " (where the difference begins; no later jump)";
       }
       s += "\n";
     }

@@ -76,14 +76,16 @@ graph::Graph unet_with_blocks(const model::LoadedModel& m, int h, int w,
 }  // namespace
 
 std::pair<std::string, double> first_jump(const std::vector<LayerRow>& layers, double factor) {
-  double before = 0;
-  for (const auto& l : layers) {
-    const double r = l.diff.rel_max;
-    if (r > kDiffers && (before == 0 || r >= factor * before))
-      return {l.block, before > 0 ? r / before : 0.0};
+  size_t start = 0;
+  while (start < layers.size() && layers[start].diff.rel_max <= kDiffers) ++start;
+  if (start == layers.size()) return {"", 0.0};
+  double before = layers[start].diff.rel_max;
+  for (size_t i = start + 1; i < layers.size(); ++i) {
+    const double r = layers[i].diff.rel_max;
+    if (r >= factor * before) return {layers[i].block, r / before};
     before = std::max(before, r);
   }
-  return {"", 0.0};
+  return {layers[start].block, 0.0};  // no jump after the start: where the difference begins
 }
 
 CompareReport run_compare(const CompareOptions& o) {

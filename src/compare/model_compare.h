@@ -56,8 +56,10 @@ CompareReport run_compare(const CompareOptions& options);
 // weights give exactly 0; the smallest real change, an fp16 rounding of the weights, gives ~1e-4).
 inline constexpr double kDiffers = 1e-6;
 
-// The first block whose relative difference is at least `factor` times the largest before it
-// (and above kDiffers): (block, ratio); ("", 0) when none.
+// Where the difference jumps: the first block after the first differing one whose relative
+// difference is at least `factor` times the largest before it, as (block, ratio); else the
+// first differing block (above kDiffers), as (block, 0): where a gradual drift begins; ("", 0)
+// when no block differs.
 std::pair<std::string, double> first_jump(const std::vector<LayerRow>& layers, double factor = 4.0);
 
 }  // namespace sdc::compare
