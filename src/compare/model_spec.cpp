@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "export/onnx_reader.h"
 
 namespace sdc::compare {
 
@@ -24,21 +25,24 @@ ModelSpec parse_model_spec(const std::string& arg) {
     s.precision = suffix;
   }
   if (s.path.empty()) throw UsageError(arg, "model", "a model path", "nothing");
-  std::error_code ec;
-  if (std::filesystem::is_regular_file(std::filesystem::path(s.path) / "model.json", ec))
-    throw UsageError(s.path, "model",
-                     "a checkpoint, diffusers folder or .gguf (ONNX export folders are checked "
-                     "with ONNX Runtime: see the README's ONNX section)",
-                     "an ONNX export folder");
   return s;
 }
 
 pipeline::ModelBundle load_for_compare(const ModelSpec& spec, const std::string& model_config) {
-  pipeline::BundleOptions o;
-  o.model = spec.path;
-  o.model_config = model_config;
-  std::ostringstream log;
-  pipeline::ModelBundle b = pipeline::load_bundle(o, log);
+  pipeline::ModelBundle b;
+  if (exporter::is_onnx_export(spec.path)) {
+    // An sdc ONNX export: its weights (as written) and configs, run by sdc's backend.
+    model::LoadOptions lo;
+    lo.model_config_dir = model_config;
+    b.model = model::load_model(exporter::read_onnx_export(spec.path), lo);
+    b.name = std::filesystem::path(spec.path).lexically_normal().filename().string();
+  } else {
+    pipeline::BundleOptions o;
+    o.model = spec.path;
+    o.model_config = model_config;
+    std::ostringstream log;
+    b = pipeline::load_bundle(o, log);
+  }
   if (spec.precision == "f16") {
     for (auto& [name, t] : b.model.weights.all())
       if (is_float(t.dtype) && t.dtype != DType::F16)

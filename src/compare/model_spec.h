@@ -22,7 +22,8 @@ struct ModelSpec {
 // is not a precision is a UsageError (a path containing '@' keeps it when no suffix follows).
 ModelSpec parse_model_spec(const std::string& arg);
 
-// Loads the model (any format `sdc generate -m` takes) and applies the f16 weight rounding.
+// Loads the model (any format `sdc generate -m` takes, or an ONNX export folder of sdc convert:
+// its weights as written, run by sdc's backend) and applies the f16 weight rounding.
 pipeline::ModelBundle load_for_compare(const ModelSpec& spec, const std::string& model_config);
 
 }  // namespace sdc::compare

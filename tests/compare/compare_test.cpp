@@ -153,6 +153,35 @@ TEST(Compare, LayersNameThePerturbedUNetBlock) {
   EXPECT_NE(t.out.find("difference jumps at: output_blocks.4"), std::string::npos) << t.out;
 }
 
+// "Does my ONNX export match?": an f32 export's weights, read back from the .onnx files (inline
+// and external data), run exactly as the source; a truncated file is refused by name.
+TEST(Compare, AnOnnxExportFolderRunsLikeItsSource) {
+  test::TempDir dir;
+  const test::CommandResult c =
+      test::run_sdc({"convert", "-u", tiny("model.safetensors"), "--model-config",
+                     tiny("diffusers"), "-l", tiny("lora-kohya.safetensors"), "--format", "onnx",
+                     "--external-data", "-o", dir.file("onnx")});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  const test::CommandResult m = test::run_sdc(
+      {"convert", "-u", tiny("model.safetensors"), "--model-config", tiny("diffusers"), "-l",
+       tiny("lora-kohya.safetensors"), "-t", "f32", "-o", dir.file("merged.gguf")});
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  const json r = compare(dir.file("merged.gguf"), dir.file("onnx"));
+  for (const auto& row : r["components"]) EXPECT_EQ(row["max_abs"].get<double>(), 0.0) << row;
+  EXPECT_TRUE(r["image"]["identical"].get<bool>());
+  // Against the base model the baked LoRA shows, from the text encoder on.
+  EXPECT_EQ(compare(tiny("model.safetensors"), dir.file("onnx"))["first_difference"],
+            "text_encoder");
+
+  std::filesystem::resize_file(dir.file("onnx/vae_decoder/vae_decoder.onnx"), 1000);
+  const test::CommandResult t =
+      test::run_sdc({"compare", tiny("model.safetensors"), dir.file("onnx"), "--model-config",
+                     tiny("diffusers")});
+  EXPECT_EQ(t.exit_code, 2) << t.err;
+  EXPECT_NE(t.err.find("vae_decoder.onnx: ModelProto: field 7: expected"), std::string::npos)
+      << t.err;
+}
+
 TEST(Compare, RefusesBadArguments) {
   test::TempDir dir;
   std::filesystem::create_directories(dir.file("onnx"));
@@ -160,7 +189,9 @@ TEST(Compare, RefusesBadArguments) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
       {{"compare", tiny("model.safetensors") + "@int8", tiny("model.safetensors")},
        "precision suffix: expected @f32, @bf16 or @f16, found @int8"},
-      {{"compare", tiny("model.safetensors"), dir.file("onnx")}, "found an ONNX export folder"},
+      {{"compare", tiny("model.safetensors"), dir.file("onnx")},
+       "model.json: format: expected \"sdc-onnx\" (an export of sdc convert --format onnx), "
+       "found none"},
       {{"compare", tiny("model.safetensors"), dir.file("missing.safetensors"), "--model-config",
         tiny("diffusers")},
        "missing.safetensors"},
