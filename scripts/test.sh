@@ -17,7 +17,7 @@ if [ "${1:-}" = "--sanitize" ]; then
   # The sanitizers guard the code that reads untrusted bytes and options: the file formats, model
   # layer, tokenizer/prompt/image code and the CLI's refusals. The numeric kernels and whole
   # pipelines (minutes under ASan, ~6 GB for the full-size smoke test) are covered by the Release run.
-  SKIP=(-L 'core|io|model|pipeline|cli' -E 'GeneratePipeline|ControlNetCli|Convert|Bench|InspectImage')
+  SKIP=(-L 'core|io|model|pipeline|cli|export' -E 'GeneratePipeline|ControlNetCli|Convert|Bench|InspectImage|OnnxRuntime|OnnxChecker')
 else
   EXTRA=(-DCMAKE_BUILD_TYPE=Release)
 fi
@@ -29,7 +29,7 @@ cmake -S . -B "$BUILD" -G Ninja -DSDC_WERROR=ON "${EXTRA[@]}"
 if [ ${#SKIP[@]} -gt 0 ]; then
   # Only what the sanitizer run executes: the tool and the test programs of those layers.
   cmake --build "$BUILD" --target sdc sdc_tests_core sdc_tests_io sdc_tests_model \
-    sdc_tests_pipeline sdc_tests_cli
+    sdc_tests_pipeline sdc_tests_cli sdc_tests_export
 else
   cmake --build "$BUILD"
 fi
