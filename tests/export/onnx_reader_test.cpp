@@ -20,10 +20,17 @@ using test::tiny;
 
 std::string export_tiny(const test::TempDir& dir, const std::string& name,
                         std::vector<std::string> flags) {
-  std::vector<std::string> args{"convert",        "-u", tiny("model.safetensors"),
-                                "--model-config", tiny("diffusers"), "-c",
-                                tiny("controlnet.safetensors"), "--format", "onnx",
-                                "-o",             dir.file(name)};
+  std::vector<std::string> args{"convert",
+                                "-u",
+                                tiny("model.safetensors"),
+                                "--model-config",
+                                tiny("diffusers"),
+                                "-c",
+                                tiny("controlnet.safetensors"),
+                                "--format",
+                                "onnx",
+                                "-o",
+                                dir.file(name)};
   args.insert(args.end(), flags.begin(), flags.end());
   const test::CommandResult r = test::run_sdc(args);
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -67,8 +74,7 @@ TEST(OnnxReader, RefusesMalformedFolders) {
             std::string::npos);
   fs::create_directories(dir.file("foreign"));
   std::ofstream(dir.file("foreign/model.json")) << R"({"format": "other"})";
-  EXPECT_NE(error_of(dir.file("foreign")).find("format: expected \"sdc-onnx\""),
-            std::string::npos);
+  EXPECT_NE(error_of(dir.file("foreign")).find("format: expected \"sdc-onnx\""), std::string::npos);
 
   const std::string out = export_tiny(dir, "ext", {"--external-data"});
   const fs::path unet = fs::path(out) / "unet/unet_fuse_1.onnx";
