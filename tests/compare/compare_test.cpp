@@ -23,9 +23,21 @@ using nlohmann::json;
 using test::tiny;
 
 json compare(const std::string& a, const std::string& b, std::vector<std::string> extra = {}) {
-  std::vector<std::string> args{
-      "compare", a,         b,   "--model-config", tiny("diffusers"), "-W", "64", "-H",
-      "64",      "--steps", "2", "--json"};
+  // One thread: tiny graphs, and no spinning workers on a loaded machine.
+  std::vector<std::string> args{"compare",
+                                a,
+                                b,
+                                "--model-config",
+                                tiny("diffusers"),
+                                "-W",
+                                "64",
+                                "-H",
+                                "64",
+                                "--steps",
+                                "2",
+                                "--threads",
+                                "1",
+                                "--json"};
   args.insert(args.end(), extra.begin(), extra.end());
   const test::CommandResult r = test::run_sdc(args);
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -145,9 +157,9 @@ TEST(Compare, LayersNameThePerturbedUNetBlock) {
     EXPECT_EQ(l["max_abs"].get<double>(), 0.0) << l.dump();
   }
   // The text report says the same.
-  const test::CommandResult t =
-      test::run_sdc({"compare", tiny("model.safetensors"), other, "--model-config",
-                     tiny("diffusers"), "-W", "64", "-H", "64", "--steps", "1", "--layers"});
+  const test::CommandResult t = test::run_sdc(
+      {"compare", tiny("model.safetensors"), other, "--model-config", tiny("diffusers"), "-W", "64",
+       "-H", "64", "--steps", "1", "--threads", "1", "--layers"});
   ASSERT_EQ(t.exit_code, 0) << t.err;
   EXPECT_NE(t.out.find("first difference: unet t=999"), std::string::npos) << t.out;
   EXPECT_NE(t.out.find("difference jumps at: output_blocks.4"), std::string::npos) << t.out;
