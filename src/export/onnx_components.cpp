@@ -167,9 +167,7 @@ Built build(const model::LoadedModel& m, const ComponentSpec& c, const Build& b,
 
 }  // namespace
 
-std::vector<ComponentSpec> components_of(const model::LoadedModel& m, int batch,
-                                         bool control_inputs) {
-  (void)control_inputs;
+std::vector<ComponentSpec> components_of(const model::LoadedModel& m, int batch) {
   std::vector<ComponentSpec> out{
       {ComponentKind::TextEncoder, "text_encoder", "text_encoder", "text_encoder.onnx"},
       {ComponentKind::UNet, "unet", "unet", "unet_fuse_" + std::to_string(batch) + ".onnx"},

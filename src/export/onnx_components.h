@@ -31,10 +31,9 @@ struct ShapeOptions {
   int width = 512, height = 512;  // first -s size, in pixels
 };
 
-// The components `m` yields: text encoder, UNet (with control inputs when the model has a
-// ControlNet or `control_inputs`), VAE encoder and decoder, and the ControlNet if any.
-std::vector<ComponentSpec> components_of(const model::LoadedModel& m, int batch,
-                                         bool control_inputs);
+// The components `m` yields: text encoder, UNet, VAE encoder and decoder, and the ControlNet if
+// the model has one; UNet and ControlNet files are named after the batch (-b).
+std::vector<ComponentSpec> components_of(const model::LoadedModel& m, int batch);
 
 // The ONNX model of one component. `compute` is Float or Float16.
 OnnxModel component_onnx(const model::LoadedModel& m, const ComponentSpec& c,

@@ -9,6 +9,7 @@
 #include "export/onnx_file.h"
 
 #include <filesystem>
+#include <memory>
 
 #include "common/error.h"
 #include "export/protobuf_wire.h"

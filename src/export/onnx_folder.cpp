@@ -149,7 +149,7 @@ OnnxExportResult export_onnx_folder(const model::LoadedModel& m, const model::Co
   json components = json::object();
   std::vector<RecipeComponent> recipe;
   std::map<std::string, std::string> precisions;
-  for (const ComponentSpec& c : components_of(m, o.shapes.batch, o.control_inputs)) {
+  for (const ComponentSpec& c : components_of(m, o.shapes.batch)) {
     const std::string group = precision_group(c);
     const auto ct = o.compute.find(group);
     const ElemType compute = ct == o.compute.end() ? ElemType::Float : ct->second;
