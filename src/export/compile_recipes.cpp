@@ -3,6 +3,7 @@
 #include "export/compile_recipes.h"
 
 #include <algorithm>
+#include <set>
 
 namespace sdc::exporter {
 
@@ -81,17 +82,20 @@ std::string bm1684x_recipe(const std::vector<RecipeComponent>& components, const
   for (const auto& c : components) {
     out += "\n# " + c.id + "\n";
     std::string parts;
+    std::set<std::string> seen;  // a component whose shapes do not depend on the size: once
     for (const auto& [w, h] : sizes) {
+      const std::string shapes = shape_list(c.inputs, s.batch, w, h, "[", ",", "]");
+      if (!seen.insert(shapes).second) continue;
       const std::string name = c.id + "_" + size_tag(w, h);
+      // Quoted: the brackets would otherwise be glob patterns to the shell.
       out += "model_transform.py --model_name " + name + " --model_def " + c.path +
-             " \\\n    --input_shapes " + shape_list(c.inputs, s.batch, w, h, "[", ",", "]") +
-             " --mlir bmodel/" + name + ".mlir\n";
+             " \\\n    --input_shapes '" + shapes + "' --mlir bmodel/" + name + ".mlir\n";
       out += "model_deploy.py --mlir bmodel/" + name +
              ".mlir --quantize \"$QUANTIZE\" --chip bm1684x \\\n    --model bmodel/" + name +
              "_\"$q\".bmodel\n";
       parts += " bmodel/" + name + "_\"$q\".bmodel";
     }
-    if (sizes.size() > 1)
+    if (seen.size() > 1)
       out += "model_tool --combine" + parts + " -o bmodel/" + c.id + "_\"$q\".bmodel\n";
   }
   return out;
