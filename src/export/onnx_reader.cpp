@@ -2,6 +2,7 @@
 // (inline raw_data and external data alike), renamed back to the LDM tensors they were made from.
 #include "export/onnx_reader.h"
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -177,11 +178,19 @@ class Reader {
       if (init.raw_size != t.nbytes)
         throw Error(where, "raw_data", std::to_string(t.nbytes) + " bytes",
                     std::to_string(init.raw_size));
-      t.data = init.raw;
-      t.owner = file;
       t.source = file->path();
+      if (reinterpret_cast<uintptr_t>(init.raw) % dtype_size(t.dtype) == 0) {
+        t.data = init.raw;
+        t.owner = file;
+        t.file_backed = true;
+      } else {  // inline raw_data sits at any byte offset: an aligned copy for typed reads
+        auto copy = std::make_shared<std::vector<uint64_t>>((t.nbytes + 7) / 8);
+        std::memcpy(copy->data(), init.raw, t.nbytes);
+        t.data = copy->data();
+        t.owner = copy;
+      }
     }
-    t.file_backed = true;
+    if (init.external) t.file_backed = true;
     if (form == Transposed) {
       if (t.shape.size() != 2) throw Error(where, "shape", "2-D", shape_str(t.shape));
       const int64_t ci = t.shape[0], co = t.shape[1];
