@@ -35,6 +35,7 @@ TEST=(
   clang-format          # test.sh checks formatting: clang-format --dry-run -Werror (.clang-format)
   git                   # test.sh lists the sources to check with git ls-files
   chromium              # the web page's browser tests (tests/browser: playwright-core drives it)
+  python3-onnx          # the ONNX checker (full check + shape inference) on sdc's ONNX exports
 )
 
 # fuzz: scripts/fuzz.sh configures the tree with clang and links libFuzzer targets.

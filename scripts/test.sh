@@ -18,8 +18,8 @@ if [ "${1:-}" = "--sanitize" ]; then
   # layer, tokenizer/prompt/image code, the CLI's refusals and what HTTP requests reach (engine,
   # server). The numeric kernels and whole pipelines (minutes under ASan, ~6 GB for the full-size
   # smoke test), the browser tests and the timing-bound 50-client test are covered by the Release run.
-  SKIP=(-L 'core|io|model|text|sampling|imaging|pipeline|cli|engine|server'
-    -E 'GeneratePipeline|ControlNetCli|Convert|Bench|InspectImage|IsaCap|FiftyConcurrent|browser|A1111Case|A1111Batch')
+  SKIP=(-L 'core|io|model|text|sampling|imaging|pipeline|cli|engine|server|export'
+    -E 'GeneratePipeline|ControlNetCli|Convert|Bench|InspectImage|IsaCap|FiftyConcurrent|browser|A1111Case|A1111Batch|OnnxRuntime|OnnxChecker')
 else
   EXTRA=(-DCMAKE_BUILD_TYPE=Release)
 fi
@@ -32,13 +32,19 @@ if [ "$BUILD" = build ]; then
   if [ ! -d tests/browser/node_modules ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules ]; then
     (cd tests/browser && npm ci --no-audit --no-fund)
   fi
+  # ONNX Runtime for the export tests (onnxruntime-node, pinned by tests/onnx/package-lock.json).
+  # --ignore-scripts: its install script fetches optional GPU files from outside the registry;
+  # the CPU library ships in the package itself.
+  if [ ! -d tests/onnx/node_modules ] || [ tests/onnx/package-lock.json -nt tests/onnx/node_modules ]; then
+    (cd tests/onnx && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  fi
 fi
 cmake -S . -B "$BUILD" -G Ninja -DSDC_WERROR=ON "${EXTRA[@]}"
 if [ ${#SKIP[@]} -gt 0 ]; then
   # Only what the sanitizer run executes: the tool and the test programs of those layers.
   cmake --build "$BUILD" --target sdc sdc_tests_core sdc_tests_io sdc_tests_model \
     sdc_tests_text sdc_tests_sampling sdc_tests_imaging sdc_tests_pipeline sdc_tests_cli \
-    sdc_tests_engine sdc_tests_server
+    sdc_tests_engine sdc_tests_server sdc_tests_export
 else
   cmake --build "$BUILD"
 fi

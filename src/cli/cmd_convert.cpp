@@ -1,9 +1,12 @@
 // `sdc convert`: bake LoRAs (LCM-LoRA included), a ControlNet and a precision into ONE .gguf
-// that `sdc generate -m` memory-maps and runs without converting again.
+// that `sdc generate -m` memory-maps and runs without converting again — or, with --format onnx,
+// into a folder of ONNX models for accelerator compilers (export/onnx_folder.h).
 //
 //   sdc convert -u MODEL [-l LORA[:SCALE]]… [-c CONTROLNET] [--vae FILE] [--model-config DIR]
 //               [-t f32|f16|bf16 | -t unet=bf16,vae=f32,…] [-s W H [W H …]] [-b BATCH] [-v sd15]
-//               [--name NAME] [--defaults auto|lcm|none] [--ignore-unmatched-lora-keys] -o OUT
+//               [--name NAME] [--defaults auto|lcm|none] [--ignore-unmatched-lora-keys]
+//               [--target ISA] [--format gguf|onnx [--static] [--force] [--controlnet-inputs]
+//               [--external-data]] -o OUT
 //
 // The work itself is convert::convert_model() (shared with the server's convert jobs): read,
 // hash, then merge + cast + write streamed tensor by tensor. This file owns the flags, the output
@@ -25,8 +28,10 @@
 #include "common/error.h"
 #include "common/stopwatch.h"
 #include "convert/convert_model.h"
+#include "export/onnx_folder.h"
 #include "io/atomic_file.h"
 #include "model/lora_arg.h"
+#include "model/lora_merger.h"
 #include "pipeline/packed_section.h"
 
 #ifndef SDC_VERSION
@@ -41,13 +46,15 @@ namespace fs = std::filesystem;
 struct ConvertArgs {
   std::string model, controlnet, vae, model_config, output, name, version = "sd15";
   std::vector<std::string> loras;
-  std::string type = "f16";
+  std::string type;  // default: f16 (gguf), f32 (onnx)
   std::vector<int> sizes;
   int batch = 1;
   std::string defaults = "auto";
   bool ignore_unmatched = false;
   int threads = 0;
   std::string target;  // --target: also store weights packed for this ISA ("" = portable only)
+  std::string format = "gguf";
+  bool fixed_shapes = false, force = false, control_inputs = false, external_data = false;
 };
 
 // The model's name: --name, else the file's stem (a folder's own name).
@@ -129,8 +136,24 @@ std::string lower(std::string s) {
   return s;
 }
 
+void write_onnx(const ConvertArgs& a, const convert::ConvertSpec& spec,
+                const convert::ConvertObserver& observer, const Stopwatch& total);
+
 void run_convert(const ConvertArgs& a) {
   Stopwatch total;
+  const bool onnx = a.format == "onnx";
+  if (a.format != "gguf" && !onnx)
+    throw UsageError("", "--format", "gguf or onnx", "\"" + a.format + "\"");
+  if (!onnx && (a.fixed_shapes || a.force || a.control_inputs || a.external_data))
+    throw UsageError("",
+                     a.fixed_shapes     ? "--static"
+                     : a.force          ? "--force"
+                     : a.control_inputs ? "--controlnet-inputs"
+                                        : "--external-data",
+                     "--format onnx (an option of the ONNX export)", "--format gguf");
+  if (onnx && !a.target.empty())
+    throw UsageError("", "--target", "--format gguf (packed weights are for sdc's CPU backend)",
+                     "--format onnx");
   if (a.model.empty())
     throw UsageError("", "-u/--model", "a model file or diffusers folder", "nothing");
   if (lower(a.version) != "sd15" && lower(a.version) != "sd1.5" && lower(a.version) != "sd1")
@@ -140,11 +163,19 @@ void run_convert(const ConvertArgs& a) {
   if (a.defaults != "auto" && a.defaults != "lcm" && a.defaults != "none")
     throw UsageError("", "--defaults", "auto, lcm or none", "\"" + a.defaults + "\"");
   convert::ConvertSpec spec;
-  spec.types = convert::parse_component_types(a.type, "-t/--type");
+  spec.types =
+      convert::parse_component_types(a.type.empty() ? (onnx ? "f32" : "f16") : a.type, "-t/--type");
   spec.sizes = convert::parse_sizes(a.sizes, "-s/--sizes");
   for (const auto& arg : a.loras) spec.loras.push_back(model::parse_lora_arg(arg));
   spec.name = model_name(a);
-  spec.output = output_path(a, spec.name);
+  if (onnx) {
+    // Refuse what the export cannot write before reading gigabytes.
+    for (const auto& [component, t] : spec.types.by_component())
+      exporter::onnx_compute_type(t, component);
+    exporter::check_onnx_output(a.output, a.force);
+    if (spec.sizes.empty()) spec.sizes.emplace_back(512, 512);
+  }
+  spec.output = onnx ? a.output : output_path(a, spec.name);
   spec.model = a.model;
   spec.controlnet = a.controlnet;
   spec.vae = a.vae;
@@ -193,6 +224,11 @@ void run_convert(const ConvertArgs& a) {
     std::cerr << line << "\n";
   };
   observer.cancelled = [] { return g_interrupted.load(); };
+  if (onnx) {
+    write_onnx(a, spec, observer, total);
+    end_bars();
+    return;
+  }
   const convert::ConvertResult r = convert::convert_model(spec, observer);
   end_bars();
   if (!a.target.empty()) {
@@ -212,6 +248,48 @@ void run_convert(const ConvertArgs& a) {
   std::cout << r.path << "\n";
 }
 
+// The ONNX export: the model as convert_model reads it, its LoRAs merged in f32 (in order), then
+// export/onnx_folder.h writes the folder (atomically: a failure leaves nothing).
+void write_onnx(const ConvertArgs& a, const convert::ConvertSpec& spec,
+                const convert::ConvertObserver& observer, const Stopwatch& total) {
+  convert::PreparedConversion p = convert::prepare_conversion(spec, observer);
+  for (size_t i = 0; i < p.lora_files.size(); ++i)
+    model::merge_lora(p.model.weights, *p.lora_files[i], spec.loras[i].scale,
+                      spec.ignore_unmatched);
+  exporter::OnnxExportOptions o;
+  o.dir = a.output;
+  o.force = a.force;
+  o.shapes.fixed = a.fixed_shapes;
+  o.shapes.batch = a.batch;
+  o.shapes.width = spec.sizes.front().first;
+  o.shapes.height = spec.sizes.front().second;
+  o.sizes = spec.sizes;
+  for (const auto& [component, t] : spec.types.by_component())
+    o.compute[component] = exporter::onnx_compute_type(t, component);
+  o.control_inputs = a.control_inputs;
+  o.external =
+      a.external_data ? exporter::ExternalData::Always : exporter::ExternalData::WhenNeeded;
+  o.tool = spec.tool;
+  std::string current;
+  std::unique_ptr<ThrottledBar> bar;
+  o.on_tensor = [&](const std::string& component, size_t done, size_t n) {
+    if (g_interrupted.load()) throw Error(a.output + ": interrupted; nothing written");
+    if (component != current) {
+      if (bar) bar->finish();
+      bar = std::make_unique<ThrottledBar>("onnx " + component);
+      current = component;
+    }
+    bar->update(done, n);
+  };
+  InterruptGuard guard;
+  Stopwatch write;
+  const exporter::OnnxExportResult r = exporter::export_onnx_folder(p.model, p.result.info, o);
+  if (bar) bar->finish();
+  std::fprintf(stderr, "wrote %s: %zu files, %.1f MB in %.1f s (total %.1f s)\n", a.output.c_str(),
+               r.files.size(), double(r.bytes) / 1e6, write.seconds(), total.seconds());
+  std::cout << a.output << "\n";
+}
+
 }  // namespace
 
 void add_convert_command(CLI::App& app) {
@@ -228,7 +306,8 @@ void add_convert_command(CLI::App& app) {
   cmd->add_option("--model-config", a->model_config,
                   "Diffusers-style folder with unet/, text_encoder/, vae/ config.json");
   cmd->add_option("-t,--type", a->type,
-                  "Stored precision: f32 | f16 | bf16, or per component: unet=bf16,vae=f32,…");
+                  "Stored precision: f32 | f16 | bf16, or per component: unet=bf16,vae=f32,… "
+                  "(default f16; onnx: f32, and f16 graphs)");
   cmd->add_option("-s,--sizes", a->sizes, "Image sizes to plan at load: W H [W H …]")
       ->expected(2, 64);
   cmd->add_option("-b,--batch", a->batch, "Batch size to plan at load");
@@ -243,7 +322,19 @@ void add_convert_command(CLI::App& app) {
   cmd->add_option("--target", a->target,
                   "Also store the weights packed for a CPU so that loading maps them: native | "
                   "avx512_core_amx | avx512_core_bf16 | avx512_core | avx2 (default: none)");
-  cmd->add_option("-o,--output", a->output, "Output .gguf file, or an existing folder")->required();
+  cmd->add_option("-o,--output", a->output,
+                  "Output .gguf file, or an existing folder (--format onnx: the export folder)")
+      ->required();
+  cmd->add_option("--format", a->format,
+                  "gguf (one compiled file) | onnx (a folder of ONNX opset-17 models, model.json "
+                  "and compile recipes for tpu-mlir and TensorRT)");
+  cmd->add_flag("--static", a->fixed_shapes,
+                "ONNX: fix batch, height and width to -b and the first -s size (default symbolic)");
+  cmd->add_flag("--force", a->force, "ONNX: replace an output folder that is not empty");
+  cmd->add_flag("--controlnet-inputs", a->control_inputs,
+                "ONNX: give the UNet the 13 ControlNet residual inputs even without -c");
+  cmd->add_flag("--external-data", a->external_data,
+                "ONNX: weights in external-data files always (default: above the 2 GB limit)");
   cmd->callback([a] { run_convert(*a); });
 }
 

@@ -11,5 +11,6 @@ void add_generate_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
+void add_compare_command(CLI::App& app);
 
 }  // namespace sdc::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   sdc::cli::add_generate_command(app);
   sdc::cli::add_convert_command(app);
   sdc::cli::add_bench_command(app);
+  sdc::cli::add_compare_command(app);
   sdc::cli::add_serve_command(app);
   // An empty list's captured default ("[]") says nothing: show none.
   for (CLI::App* cmd : app.get_subcommands([](CLI::App*) { return true; }))

@@ -168,7 +168,7 @@ void check_batch(int batch, const std::string& option) {
     throw UsageError("", option, "a batch size in [1, 64]", std::to_string(batch));
 }
 
-ConvertResult convert_model(const ConvertSpec& spec, const ConvertObserver& observer) {
+PreparedConversion prepare_conversion(const ConvertSpec& spec, const ConvertObserver& observer) {
   if (spec.model.empty())
     throw UsageError("", "model", "a model file or diffusers folder", "nothing");
   if (spec.output.empty()) throw UsageError("", "output", "a .gguf path", "nothing");
@@ -194,7 +194,8 @@ ConvertResult convert_model(const ConvertSpec& spec, const ConvertObserver& obse
   lo.model_config_dir = spec.model_config;
   lo.vae_path = spec.vae;
   const io::TensorFile file = io::open_tensor_file(spec.model);
-  model::LoadedModel m = model::load_model(file, lo);
+  PreparedConversion prepared{model::load_model(file, lo), {}, {}, {}};
+  model::LoadedModel& m = prepared.model;
   const auto source_info = model::read_compiled_info(file);
   progress(ConvertStage::Read, "read", ++read_done, inputs);
   check_cancel();
@@ -204,9 +205,9 @@ ConvertResult convert_model(const ConvertSpec& spec, const ConvertObserver& obse
     check_cancel();
   }
   const model::LoraTargets targets(m.weights);
-  std::vector<std::unique_ptr<model::LoraFile>> lora_files;
-  std::vector<model::LoraBake> bakes;
-  ConvertResult result;
+  std::vector<std::unique_ptr<model::LoraFile>>& lora_files = prepared.lora_files;
+  std::vector<model::LoraBake>& bakes = prepared.bakes;
+  ConvertResult& result = prepared.result;
   result.reports.reserve(spec.loras.size());
   for (const auto& l : spec.loras) {
     lora_files.push_back(std::make_unique<model::LoraFile>(model::load_lora(l.path)));
@@ -273,19 +274,32 @@ ConvertResult convert_model(const ConvertSpec& spec, const ConvertObserver& obse
     check_cancel();
   }
 
+  return prepared;
+}
+
+ConvertResult convert_model(const ConvertSpec& spec, const ConvertObserver& observer) {
+  auto check_cancel = [&] {
+    if (observer.cancelled && observer.cancelled()) throw ConvertCancelled(spec.output);
+  };
+  PreparedConversion prepared = prepare_conversion(spec, observer);
+  const model::LoadedModel& m = prepared.model;
+  const std::vector<model::LoraBake>& bakes = prepared.bakes;
+  ConvertResult& result = prepared.result;
+  const model::CompiledInfo& info = result.info;
+
   // --- merge LoRA + cast + write
   const io::GgufMetadata metadata = model::compiled_metadata(info, m);
   const std::string label = bakes.empty() ? "cast + write" : "merge LoRA + cast + write";
-  progress(ConvertStage::Write, label, 0, m.weights.size());
+  if (observer.progress) observer.progress(ConvertStage::Write, label, 0, m.weights.size());
   model::ExportOptions options;
   options.threads = spec.threads;
   options.on_tensor = [&](size_t done, size_t n) {
     check_cancel();
-    progress(ConvertStage::Write, label, done, n);
+    if (observer.progress) observer.progress(ConvertStage::Write, label, done, n);
   };
   result.written = model::export_gguf(spec.output, m.weights, bakes, spec.types, metadata, options);
   result.path = spec.output;
-  return result;
+  return std::move(result);
 }
 
 }  // namespace sdc::convert

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -61,6 +62,19 @@ struct ConvertResult {
   model::ExportResult written;
   std::vector<model::LoraReport> reports;
 };
+
+// What every output format starts from: the model read (+ VAE, ControlNet), its LoRAs loaded
+// and matched (not merged yet: the .gguf writer merges tensor by tensor, the ONNX export merges
+// in place first), the recommended settings chosen and every input hashed into result.info.
+// Stages Read and Hash of `observer`; the same refusals as convert_model.
+struct PreparedConversion {
+  model::LoadedModel model;
+  std::vector<std::unique_ptr<model::LoraFile>> lora_files;
+  std::vector<model::LoraBake> bakes;
+  ConvertResult result;  // info and reports filled; path and written left to the writer
+};
+PreparedConversion prepare_conversion(const ConvertSpec& spec,
+                                      const ConvertObserver& observer = {});
 
 // Checks the spec (version, batch, sizes, output) and converts. sdc::Error / UsageError for bad
 // input, ConvertCancelled when cancelled.

@@ -1,0 +1,54 @@
+// Precision suffixes and loading for `sdc compare`.
+#include "compare/model_spec.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include "common/error.h"
+#include "export/onnx_reader.h"
+
+namespace sdc::compare {
+
+cpu::Precision ModelSpec::compute() const {
+  return precision == "bf16" ? cpu::Precision::BF16 : cpu::Precision::F32;
+}
+
+ModelSpec parse_model_spec(const std::string& arg) {
+  ModelSpec s;
+  s.path = arg;
+  const size_t at = arg.rfind('@');
+  if (at != std::string::npos && arg.find('/', at) == std::string::npos) {
+    const std::string suffix = arg.substr(at + 1);
+    if (suffix != "f32" && suffix != "bf16" && suffix != "f16")
+      throw UsageError(arg, "precision suffix", "@f32, @bf16 or @f16", "@" + suffix);
+    s.path = arg.substr(0, at);
+    s.precision = suffix;
+  }
+  if (s.path.empty()) throw UsageError(arg, "model", "a model path", "nothing");
+  return s;
+}
+
+pipeline::ModelBundle load_for_compare(const ModelSpec& spec, const std::string& model_config) {
+  pipeline::ModelBundle b;
+  if (exporter::is_onnx_export(spec.path)) {
+    // An sdc ONNX export: its weights (as written) and configs, run by sdc's backend.
+    model::LoadOptions lo;
+    lo.model_config_dir = model_config;
+    b.model = model::load_model(exporter::read_onnx_export(spec.path), lo);
+    b.name = std::filesystem::path(spec.path).lexically_normal().filename().string();
+  } else {
+    pipeline::BundleOptions o;
+    o.model = spec.path;
+    o.model_config = model_config;
+    std::ostringstream log;
+    b = pipeline::load_bundle(o, log);
+  }
+  if (spec.precision == "f16") {
+    for (auto& [name, t] : b.model.weights.all())
+      if (is_float(t.dtype) && t.dtype != DType::F16)
+        t = TensorRef::from_f32(t.to_f32(), t.shape, DType::F16, t.source);
+  }
+  return b;
+}
+
+}  // namespace sdc::compare

@@ -1,0 +1,29 @@
+// A model named on the `sdc compare` command line: PATH with an optional precision suffix
+// (@f32, @bf16, @f16). f32 and bf16 are the CPU backend's compute precisions (bf16 matmul and
+// convolution inputs, f32 accumulation and norms); f16 rounds every float weight to f16 and
+// computes in f32 (what an f16 file gives).
+#pragma once
+
+#include <string>
+
+#include "backend/cpu/plan.h"
+#include "pipeline/model_bundle.h"
+
+namespace sdc::compare {
+
+struct ModelSpec {
+  std::string path;
+  std::string precision = "f32";  // "f32", "bf16" or "f16"
+  cpu::Precision compute() const;
+  std::string label() const { return path + "@" + precision; }
+};
+
+// "model.safetensors@bf16" -> {model.safetensors, bf16}; no suffix: f32. A suffix after '@' that
+// is not a precision is a UsageError (a path containing '@' keeps it when no suffix follows).
+ModelSpec parse_model_spec(const std::string& arg);
+
+// Loads the model (any format `sdc generate -m` takes, or an ONNX export folder of sdc convert:
+// its weights as written, run by sdc's backend) and applies the f16 weight rounding.
+pipeline::ModelBundle load_for_compare(const ModelSpec& spec, const std::string& model_config);
+
+}  // namespace sdc::compare
