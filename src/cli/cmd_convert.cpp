@@ -170,7 +170,10 @@ void run_convert(const ConvertArgs& a) {
   spec.name = model_name(a);
   if (onnx) {
     // Refuse what the export cannot write before reading gigabytes.
-    for (const auto& [component, t] : spec.types.by_component())
+    for (const auto& [component, t] : {std::pair{"unet", spec.types.unet},
+                                       {"text_encoder", spec.types.text_encoder},
+                                       {"vae", spec.types.vae},
+                                       {"controlnet", spec.types.controlnet}})
       exporter::onnx_compute_type(t, component);
     exporter::check_onnx_output(a.output, a.force);
     if (spec.sizes.empty()) spec.sizes.emplace_back(512, 512);
@@ -307,7 +310,8 @@ void add_convert_command(CLI::App& app) {
                   "Diffusers-style folder with unet/, text_encoder/, vae/ config.json");
   cmd->add_option("-t,--type", a->type,
                   "Stored precision: f32 | f16 | bf16, or per component: unet=bf16,vae=f32,… "
-                  "(default f16; onnx: f32, and f16 graphs)");
+                  "(default f16; onnx: f32, and f16 graphs)")
+      ->default_str("f16");
   cmd->add_option("-s,--sizes", a->sizes, "Image sizes to plan at load: W H [W H …]")
       ->expected(2, 64);
   cmd->add_option("-b,--batch", a->batch, "Batch size to plan at load");

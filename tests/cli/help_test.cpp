@@ -41,7 +41,7 @@ TEST(CliHelp, GenerateShowsTheA1111Defaults) {
   EXPECT_EQ(default_of(h, "--steps"), "20") << h;
   EXPECT_EQ(default_of(h, "--cfg-scale"), "7");
   EXPECT_EQ(default_of(h, "--sampler"), "euler_a");
-  EXPECT_EQ(default_of(h, "--scheduler"), "default");
+  EXPECT_EQ(default_of(h, "--scheduler"), "automatic");
   EXPECT_EQ(default_of(h, "--width"), "512");
   EXPECT_EQ(default_of(h, "-H"), "512");
   EXPECT_EQ(default_of(h, "--seed"), "-1");

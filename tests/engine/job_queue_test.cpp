@@ -123,7 +123,7 @@ TEST(JobQueue, BadRequestsAreRefusedBeforeQueueing) {
   r.generation.width = 100;
   EXPECT_THROW(e.submit(r), UsageError);
   r = tiny_request(2);
-  r.generation.sampler = "heun";
+  r.generation.sampler = "heun++ 9m";
   EXPECT_THROW(e.submit(r), UsageError);
   r = tiny_request(2);
   r.loras = {{"../kohya", 1.0f}};

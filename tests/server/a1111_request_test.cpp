@@ -319,7 +319,8 @@ TEST(A1111Request, OpenWebUIAndA1111TestBodies) {
                      {"width", 64}};
   g = txt2img(base);
   EXPECT_EQ(g.sampler.display_name, "Euler a");
-  EXPECT_EQ(g.request.sampler, "euler");  // eta 0
+  EXPECT_EQ(g.request.sampler, "euler_a");  // with eta 0, A1111's override
+  EXPECT_EQ(g.request.eta.value_or(-1), 0.0);
   EXPECT_TRUE(g.request.sampler_set);
   for (const char* s : {"DDIM"}) {
     json b = base;
@@ -456,9 +457,7 @@ TEST(A1111Request, UnsupportedFeaturesAreRefusedNotIgnored) {
   for (const json& b :
        {json{{"enable_hr", true}}, json{{"restore_faces", true}}, json{{"tiling", true}},
         json{{"subseed_strength", 0.5}}, json{{"refiner_checkpoint", "sdxl-refiner"}},
-        json{{"sampler_name", "Euler a"}, {"eta", 0.5}}, json{{"sampler_name", "DDIM"}, {"eta", 1}},
-        json{{"sampler_name", "Euler a"}, {"s_noise", 0.9}}, json{{"s_min_uncond", 0.5}},
-        json{{"override_settings", {{"samples_format", "jpg"}}}},
+        json{{"s_min_uncond", 0.5}}, json{{"override_settings", {{"samples_format", "jpg"}}}},
         json{{"override_settings", {{"eta_noise_seed_delta", 31337}}}},
         json{{"override_settings", {{"sd_vae", "vae-ft-mse.safetensors"}}}},
         json{{"override_settings", {{"no_such_option", 1}}}},

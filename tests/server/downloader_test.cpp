@@ -87,9 +87,11 @@ TEST(AddressPolicy, RefusesNonPublicRanges) {
 
 class DownloaderTest : public ::testing::Test {
  protected:
-  LoopbackServer server;
-  TempDir dir;
+  // Declared before the server so that they outlive it: its handler threads may still be
+  // sending `body` while the fixture is torn down (the server is destroyed, and joined, first).
   std::string body = payload(300000);
+  TempDir dir;
+  LoopbackServer server;
 };
 
 TEST_F(DownloaderTest, DownloadsWithNameFromContentDispositionAndReportsProgress) {
@@ -380,17 +382,20 @@ TEST_F(DownloaderTest, GivesUpAfterTheResumeLimit) {
 }
 
 TEST_F(DownloaderTest, TotalTimeout) {
-  server.http().Get("/slow", [&](const httplib::Request&, httplib::Response& res) {
+  // The provider keeps trickling on the server's thread after the client gave up, possibly while
+  // the fixture is being torn down: it owns copies of its bytes rather than reading `body`.
+  const std::string head = body.substr(0, 100), one = body.substr(100, 1);
+  server.http().Get("/slow", [&, head, one](const httplib::Request&, httplib::Response& res) {
     res.set_chunked_content_provider("application/octet-stream",
-                                     [&](size_t offset, httplib::DataSink& sink) {
+                                     [this, head, one](size_t offset, httplib::DataSink& sink) {
                                        if (offset == 0) {
-                                         sink.write(body.data(), 100);
+                                         sink.write(head.data(), head.size());
                                          return true;
                                        }
                                        // Trickle: one byte every 50 ms, forever (until stop).
                                        if (server.stopping()) return false;
                                        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-                                       sink.write(body.data() + 100, 1);
+                                       sink.write(one.data(), 1);
                                        return true;
                                      });
   });
