@@ -15,6 +15,7 @@
 #include "common/stopwatch.h"
 #include "graph/builders/builders.h"
 #include "model/random_model.h"
+#include "pipeline/control_residuals.h"
 #include "pipeline/plan_cache.h"
 #include "pipeline/stable_diffusion.h"
 #include "pipeline/text_conditioning.h"
@@ -317,15 +318,7 @@ class CaseRunner {
     cpu::Plan *cnet = nullptr, *unet = nullptr;
     auto run = [&] {
       cnet->run();
-      for (int i = 0; i < 12; ++i) {
-        const std::string out = graph::controlnet_down_name(i);
-        const size_t n = size_t(shape_numel(cnet->output_shape(out)));
-        std::memcpy(unet->input_f32(graph::control_down_name(i)), cnet->output(out),
-                    n * sizeof(float));
-      }
-      const size_t n = size_t(shape_numel(cnet->output_shape(graph::kControlNetMid)));
-      std::memcpy(unet->input_f32(graph::kControlMid), cnet->output(graph::kControlNetMid),
-                  n * sizeof(float));
+      pipeline::pass_control_residuals(*cnet, *unet);
       unet->run();
     };
     ComponentTiming t = measure(

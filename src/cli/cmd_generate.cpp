@@ -96,10 +96,13 @@ void run_generate(GenerateArgs& a) {
     ProgressBar bar(req.batch_count > 1 ? "batch " + std::to_string(b + 1) + " step" : "step");
     const int64_t seed = req.seed + int64_t(b) * req.batch_size;
     double first_step_ms = 0;
-    pipeline::BatchResult r = sd.generate_batch(req, seed, [&](int done, int steps) {
-      if (done == 1 && b == 0) first_step_ms = since_start.ms();
-      bar.update(done, steps);
-    });
+    pipeline::GenerationObserver observer;
+    observer.on_progress = [&](const pipeline::ProgressEvent& e) {
+      if (e.stage != pipeline::GenerationStage::Denoising || e.step == 0) return;
+      if (e.step == 1 && b == 0) first_step_ms = since_start.ms();
+      bar.update(e.step, e.total_steps);
+    };
+    pipeline::BatchResult r = sd.generate_batch(req, seed, observer);
     bar.finish();
     if (b == 0 && first_step_ms > 0)
       std::cerr << "first UNet step done " << int(first_step_ms) << " ms after start (model load "

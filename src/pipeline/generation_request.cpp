@@ -45,7 +45,7 @@ void validate(const GenerationRequest& r) {
     throw UsageError("", "--batch-size", "1 to 16", std::to_string(r.batch_size));
   if (r.batch_count < 1 || r.batch_count > 10000)
     throw UsageError("", "--batch-count", "1 to 10000", std::to_string(r.batch_count));
-  if (!r.init_image.empty()) check_fraction("--strength", r.strength, false);
+  if (is_img2img(r)) check_fraction("--strength", r.strength, false);
   if (r.resize_mode != "resize" && r.resize_mode != "crop" && r.resize_mode != "fill")
     throw UsageError("", "--resize-mode", "one of resize, crop, fill", r.resize_mode);
   if (r.control_preprocess != "none" && r.control_preprocess != "canny")

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "io/image.h"
+
 namespace sdc::pipeline {
 
 struct GenerationRequest {
@@ -24,12 +26,14 @@ struct GenerationRequest {
   int batch_count = 1;                // runs
 
   // img2img
-  std::string init_image;            // path; empty for txt2img
+  std::string init_image;  // path; empty for txt2img (unless init_image_data is set)
+  std::optional<io::Image> init_image_data;  // already decoded (the server); wins over the path
   double strength = 0.75;            // 0 < strength <= 1 (double: int(steps·strength) as Python)
   std::string resize_mode = "crop";  // resize | crop | fill
 
   // ControlNet
-  std::string control_image;  // path
+  std::string control_image;                    // path
+  std::optional<io::Image> control_image_data;  // already decoded (the server); wins over the path
   float control_scale = 1.0f;
   float control_start = 0.0f, control_end = 1.0f;
   std::string control_preprocess = "none";  // none | canny
@@ -48,5 +52,12 @@ inline constexpr int kMaxSteps = 1000;
 
 // Throws sdc::UsageError naming the field, the expected range and the value found.
 void validate(const GenerationRequest& r);
+
+inline bool is_img2img(const GenerationRequest& r) {
+  return r.init_image_data.has_value() || !r.init_image.empty();
+}
+inline bool uses_control(const GenerationRequest& r) {
+  return r.control_image_data.has_value() || !r.control_image.empty();
+}
 
 }  // namespace sdc::pipeline

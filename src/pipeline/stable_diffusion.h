@@ -1,8 +1,10 @@
-// StableDiffusion: the txt2img / img2img / ControlNet pipeline over one loaded model. Prompts go
-// through the text encoder, the sampler loop calls the UNet (classifier-free guidance as a batch
-// of 2·B: [uncond…, cond…], as diffusers stacks it), the VAE decodes. Every image i of a batch
-// has its own torch-compatible generator seeded with seed + i (A1111's convention), drawing in
-// diffusers' order: initial latents first, then the sampler's per-step noise.
+// StableDiffusion: the txt2img / img2img / ControlNet pipeline over one loaded model, as stages a
+// caller can watch and stop: prepare inputs (images, hints) -> encode text -> initial latents ->
+// denoise loop (the UNet with classifier-free guidance as a batch of 2·B: [uncond…, cond…], as
+// diffusers stacks it) -> VAE decode. Every image i of a batch has its own torch-compatible
+// generator seeded with seed + i (A1111's convention), drawing in diffusers' order: initial
+// latents first, then the sampler's per-step noise. Latents are NCHW throughout; the plans own
+// their layout.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,7 @@
 
 #include "io/image.h"
 #include "model/model_loader.h"
+#include "pipeline/generation_control.h"
 #include "pipeline/generation_request.h"
 #include "pipeline/plan_cache.h"
 
@@ -39,10 +42,11 @@ struct BatchResult {
   std::vector<float> latents;  // final latents before the VAE, [B,4,h,w] NCHW
   Shape latent_shape;
   StageTimings timings;
+  // A Skip or Interrupt stopped the sampler early; the images are decoded from the latents
+  // reached by then (A1111 returns those).
+  bool interrupted = false;
+  int steps_done = 0;
 };
-
-// Called after each sampler step: (step done, total steps).
-using ProgressCallback = std::function<void(int, int)>;
 
 class StableDiffusion {
  public:
@@ -51,13 +55,21 @@ class StableDiffusion {
                   const text::ClipTokenizer& tokenizer, std::string model_name);
 
   // One batch of request.batch_size images with seeds first_seed, first_seed+1, …
-  // The request must be validated and have a concrete seed (not -1).
+  // The request must have a concrete seed (not -1); it is validated here. The observer's stop
+  // token is checked between stages and sampler steps; Cancel throws GenerationCancelled.
   BatchResult generate_batch(const GenerationRequest& request, int64_t first_seed,
-                             const ProgressCallback& on_step = {});
+                             const GenerationObserver& observer = {});
 
   PlanCache& plans() { return plans_; }
 
  private:
+  struct Inputs;  // decoded and fitted init image and ControlNet hint
+  struct Run;     // one batch's state shared by the stages
+  Inputs prepare_inputs(const GenerationRequest& req) const;
+  void initial_latents(Run& run, const Inputs& in);
+  void denoise(Run& run, const Inputs& in);
+  void decode(Run& run);
+
   const model::LoadedModel& model_;
   PlanCache plans_;
   const text::ClipTokenizer& tokenizer_;

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <set>
 
+#include "backend/cpu/layout.h"
 #include "backend/cpu/plan_impl.h"
 #include "common/error.h"
 
@@ -43,6 +44,12 @@ const float* CpuPlan::output(const std::string& name) const {
   for (const OutputRef& o : outputs_)
     if (o.name == name) return o.data;
   throw Error("plan", "output " + name, "an output of the graph", "none");
+}
+
+const Shape& CpuPlan::input_shape(const std::string& name) const {
+  for (const InputBuf& in : inputs_)
+    if (in.name == name) return in.shape;
+  throw Error("plan", "input " + name, "an input of the graph", "none");
 }
 
 const Shape& CpuPlan::output_shape(const std::string& name) const {
@@ -98,6 +105,47 @@ void CpuPlan::run() {
 std::vector<StepInfo> CpuPlan::profile_run() {
   run_steps(true);
   return steps();
+}
+
+namespace {
+// Rows [first, first+count) of a tensor whose first dimension is the batch.
+int64_t checked_rows(const Shape& s, const std::string& name, int64_t first, int64_t count) {
+  const int64_t n = s.empty() ? 1 : s[0];
+  if (count < 0) count = n - first;
+  if (first < 0 || count < 0 || first + count > n)
+    throw Error("plan", name, "batch rows within 0.." + std::to_string(n),
+                std::to_string(first) + "+" + std::to_string(count));
+  return count;
+}
+}  // namespace
+
+void Plan::set_input_nchw(const std::string& name, const float* src, int64_t first, int64_t count) {
+  const Shape& s = input_shape(name);
+  count = checked_rows(s, name, first, count);
+  const int64_t row = s.empty() ? 1 : shape_numel(s) / s[0];
+  float* dst = input_f32(name) + first * row;
+  if (s.size() == 4)
+    nchw_to_nhwc(src, dst, count, s[3], s[1], s[2]);
+  else
+    std::memcpy(dst, src, size_t(count * row) * sizeof(float));
+}
+
+void Plan::read_output_nchw(const std::string& name, float* dst, int64_t first,
+                            int64_t count) const {
+  const Shape& s = output_shape(name);
+  count = checked_rows(s, name, first, count);
+  const int64_t row = s.empty() ? 1 : shape_numel(s) / s[0];
+  const float* src = output(name) + first * row;
+  if (s.size() == 4)
+    nhwc_to_nchw(src, dst, count, s[3], s[1], s[2]);
+  else
+    std::memcpy(dst, src, size_t(count * row) * sizeof(float));
+}
+
+Shape Plan::output_shape_nchw(const std::string& name) const {
+  const Shape& s = output_shape(name);
+  if (s.size() != 4) return s;
+  return {s[0], s[3], s[1], s[2]};
 }
 
 }  // namespace sdc::cpu

@@ -56,6 +56,17 @@ class Plan {
   // Results of the last run() (valid until the next run()), f32, in the graph's shape.
   virtual const float* output(const std::string& name) const = 0;
   virtual const Shape& output_shape(const std::string& name) const = 0;
+  virtual const Shape& input_shape(const std::string& name) const = 0;
+
+  // Image-like (4-D) inputs and outputs in the caller's NCHW order, whatever layout the plan
+  // keeps them in. `first`/`count` select batch rows of the plan's tensor (count -1: all from
+  // first); `src`/`dst` hold exactly those rows. 2-D/3-D tensors are copied as they are.
+  void set_input_nchw(const std::string& name, const float* src, int64_t first = 0,
+                      int64_t count = -1);
+  void read_output_nchw(const std::string& name, float* dst, int64_t first = 0,
+                        int64_t count = -1) const;
+  // NCHW shape of an output (the graph's NHWC shape reordered for 4-D outputs).
+  Shape output_shape_nchw(const std::string& name) const;
 
   virtual size_t arena_bytes() const = 0;    // activation memory
   virtual size_t weight_bytes() const = 0;   // weights as reordered/cast for the kernels

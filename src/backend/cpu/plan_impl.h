@@ -27,6 +27,7 @@ class CpuPlan final : public Plan {
   void run() override;
   const float* output(const std::string& name) const override;
   const Shape& output_shape(const std::string& name) const override;
+  const Shape& input_shape(const std::string& name) const override;
   size_t arena_bytes() const override { return arena_ ? arena_->bytes() : 0; }
   size_t weight_bytes() const override;
   size_t scratch_bytes() const override { return scratch_ ? scratch_->bytes() : 0; }

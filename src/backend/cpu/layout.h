@@ -1,10 +1,11 @@
-// NCHW <-> NHWC copies at the pipeline/graph boundary. Latents live in NCHW in the pipeline (the
-// order torch.randn fills and --save-latents writes); graphs compute in NHWC.
+// NCHW <-> NHWC copies: the plans keep image-like tensors as [N,H,W,C] for the kernels, while
+// callers speak NCHW (the order torch.randn fills and --save-latents writes). Plan's
+// set_input_nchw / read_output_nchw use these, so the layout stays the backend's business.
 #pragma once
 
 #include <cstdint>
 
-namespace sdc::pipeline {
+namespace sdc::cpu {
 
 inline void nchw_to_nhwc(const float* src, float* dst, int64_t n, int64_t c, int64_t h, int64_t w) {
   for (int64_t b = 0; b < n; ++b)
@@ -20,4 +21,4 @@ inline void nhwc_to_nchw(const float* src, float* dst, int64_t n, int64_t c, int
         dst[(b * c + ch) * h * w + i] = src[(b * h * w + i) * c + ch];
 }
 
-}  // namespace sdc::pipeline
+}  // namespace sdc::cpu
