@@ -12,6 +12,7 @@
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "pipeline/generation_params.h"
+#include "pipeline/image_infotext.h"
 #include "pipeline/model_bundle.h"
 #include "pipeline/plan_warmup.h"
 #include "pipeline/stable_diffusion.h"
@@ -30,6 +31,23 @@ struct GenerateArgs {
   int threads = 0;
   std::string output = "output.png";
   std::string save_latents;
+  std::string save_noise, save_conditioning;
+  std::vector<int> seed_resize_from;  // W H
+};
+
+// Batches of a run, concatenated along the first axis, written once at the end.
+struct RunTensors {
+  std::vector<float> noise, cond, uncond;
+  Shape noise_shape;
+  int tokens = 0, width = 0;
+  void add(const pipeline::BatchResult& r) {
+    noise.insert(noise.end(), r.noise.begin(), r.noise.end());
+    cond.insert(cond.end(), r.cond.begin(), r.cond.end());
+    uncond.insert(uncond.end(), r.uncond.begin(), r.uncond.end());
+    noise_shape = r.latent_shape;
+    tokens = r.context_tokens;
+    width = r.context_width;
+  }
 };
 
 // "out.png" for one image; "out-1.png", "out-2.png", … for several.
@@ -58,6 +76,13 @@ void run_generate(GenerateArgs& a) {
   sampling::parse_schedule(req.scheduler);
   check_output_folder(a.output, "-o");
   if (!a.save_latents.empty()) check_output_folder(a.save_latents, "--save-latents");
+  if (!a.save_noise.empty()) check_output_folder(a.save_noise, "--save-noise");
+  if (!a.save_conditioning.empty()) check_output_folder(a.save_conditioning, "--save-conditioning");
+  if (!a.seed_resize_from.empty()) {
+    req.seed_resize_from_w = a.seed_resize_from.at(0);
+    req.seed_resize_from_h = a.seed_resize_from.at(1);
+  }
+  pipeline::validate(req);
   if (!req.control_save_hint.empty())
     check_output_folder(req.control_save_hint, "--control-save-hint");
   if (!req.control_image.empty() && a.model.controlnet.empty() &&
@@ -76,10 +101,15 @@ void run_generate(GenerateArgs& a) {
     req.seed = int64_t(sampling::random_seed() & 0xffffffffULL);
     std::cout << "seed: " << req.seed << "\n";
   }
+  if (req.subseed_strength != 0 && req.subseed < 0) {
+    req.subseed = int64_t(sampling::random_seed() & 0xffffffffULL);
+    std::cout << "subseed: " << req.subseed << "\n";
+  }
   cpu::PlanOptions options;
   options.precision = precision;
   options.threads = a.threads;
   pipeline::StableDiffusion sd(loaded.model, options, loaded.tokenizer(), loaded.name);
+  if (!loaded.embeddings.embeddings.empty()) sd.use_embeddings(loaded.embeddings);
   if (!loaded.declared_sizes.empty()) {  // a compiled model's `convert -s` sizes: plan them now
     Stopwatch clock;
     pipeline::WarmupSpec spec{loaded.declared_sizes, {}, req.clip_skip, !req.control_image.empty()};
@@ -92,6 +122,7 @@ void run_generate(GenerateArgs& a) {
   const int total = req.batch_size * req.batch_count;
   std::vector<float> all_latents;
   Shape latent_shape;
+  RunTensors seen;
   for (int b = 0; b < req.batch_count; ++b) {
     ProgressBar bar(req.batch_count > 1 ? "batch " + std::to_string(b + 1) + " step" : "step");
     const int64_t seed = req.seed + int64_t(b) * req.batch_size;
@@ -110,12 +141,13 @@ void run_generate(GenerateArgs& a) {
     for (size_t i = 0; i < r.images.size(); ++i) {
       const int index = b * req.batch_size + int(i);
       const std::string path = output_path(a.output, index, total);
-      pipeline::GenerationParams params = pipeline::describe(loaded, req, r.images[i].seed);
+      pipeline::GenerationParams params = pipeline::describe_image(loaded, req, r, i);
       io::write_png(path, r.images[i].image,
                     {{"parameters", pipeline::format_a1111_parameters(params)}});
       std::cout << path << "\n";
     }
     all_latents.insert(all_latents.end(), r.latents.begin(), r.latents.end());
+    seen.add(r);
     latent_shape = r.latent_shape;
     std::cerr << "text encoder " << r.timings.text_encoder_ms << " ms, sampling "
               << r.timings.sampling_ms << " ms (" << r.timings.unet_steps << " steps), VAE decode "
@@ -126,6 +158,20 @@ void run_generate(GenerateArgs& a) {
     WeightMap m;
     m.set("latents", TensorRef::from_f32(all_latents, latent_shape, DType::F32));
     io::write_safetensors(a.save_latents, m);
+  }
+  if (!a.save_noise.empty()) {
+    Shape shape = seen.noise_shape;
+    shape[0] = total;
+    WeightMap m;
+    m.set("noise", TensorRef::from_f32(seen.noise, shape, DType::F32));
+    io::write_safetensors(a.save_noise, m);
+  }
+  if (!a.save_conditioning.empty()) {
+    WeightMap m;
+    const Shape shape{total, seen.tokens, seen.width};
+    m.set("cond", TensorRef::from_f32(seen.cond, shape, DType::F32));
+    if (!seen.uncond.empty()) m.set("uncond", TensorRef::from_f32(seen.uncond, shape, DType::F32));
+    io::write_safetensors(a.save_conditioning, m);
   }
 }
 
@@ -162,6 +208,21 @@ void add_generate_command(CLI::App& app) {
                   "Output PNG (several images: name-1.png, name-2.png, …)");
   cmd->add_option("--save-latents", a->save_latents,
                   "Also write the final latents (safetensors, NCHW f32)");
+  cmd->add_option("--save-noise", a->save_noise,
+                  "Also write the initial noise, before any sigma scaling (safetensors 'noise', "
+                  "[batch,4,h,w] f32)");
+  cmd->add_option("--save-conditioning", a->save_conditioning,
+                  "Also write the text-encoder outputs the UNet gets (safetensors 'cond' and, "
+                  "with CFG, 'uncond': [batch,tokens,width] f32)");
+  cmd->add_option("--subseed", r.subseed, "Variation seed (-1: random)");
+  cmd->add_option("--subseed-strength", r.subseed_strength,
+                  "Variation strength in [0, 1]: 0 = the seed's noise, 1 = the subseed's");
+  cmd->add_option("--seed-resize-from", a->seed_resize_from,
+                  "W H: make the noise as for this size and centre it (A1111 'Resize seed from')")
+      ->expected(2);
+  cmd->add_option("--embeddings", a->model.embeddings_dir,
+                  "Folder of textual-inversion embeddings (.pt, .bin, .safetensors); the trigger "
+                  "word is the file name, as in A1111");
   cmd->add_option("--init-image", r.init_image, "img2img: the starting image (PNG or JPEG)");
   cmd->add_option("--strength", r.strength, "img2img denoising strength in (0, 1]");
   cmd->add_option("--resize-mode", r.resize_mode,

@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <map>
+#include <memory>
 
 #include "common/error.h"
 #include "io/open_file.h"
@@ -125,6 +127,34 @@ EmbeddingLibrary load_embeddings(const std::string& dir, int expected_width, std
       lib.embeddings.begin(), lib.embeddings.end(),
       [](const Embedding& a, const Embedding& b) { return lower(a.name) < lower(b.name); });
   return lib;
+}
+
+TensorRef extend_token_table(const TensorRef& table, const EmbeddingLibrary& library) {
+  if (table.shape.size() != 2 ||
+      (table.dtype != DType::F32 && table.dtype != DType::F16 && table.dtype != DType::BF16))
+    throw Error(table.source, "token embedding table", "[vocab, width] f32, f16 or bf16",
+                shape_str(table.shape) + " " + std::string(dtype_name(table.dtype)));
+  const int64_t width = table.shape[1];
+  std::vector<float> rows;
+  for (const Embedding& e : library.embeddings) {
+    if (e.width != width)
+      throw Error(e.file, "width", std::to_string(width) + " (the text encoder's)",
+                  std::to_string(e.width));
+    rows.insert(rows.end(), e.values.begin(), e.values.end());
+  }
+  const int64_t extra = int64_t(rows.size()) / width;
+  const TensorRef appended = TensorRef::from_f32(rows, {extra, width}, table.dtype);
+  auto bytes = std::make_shared<std::vector<uint8_t>>(table.nbytes + appended.nbytes);
+  std::memcpy(bytes->data(), table.data, table.nbytes);
+  if (appended.nbytes) std::memcpy(bytes->data() + table.nbytes, appended.data, appended.nbytes);
+  TensorRef out;
+  out.dtype = table.dtype;
+  out.shape = {table.shape[0] + extra, width};
+  out.data = bytes->data();
+  out.nbytes = bytes->size();
+  out.owner = std::shared_ptr<const void>(bytes, bytes->data());
+  out.source = table.source + " + textual-inversion embeddings";
+  return out;
 }
 
 }  // namespace sdc::model

@@ -52,4 +52,10 @@ struct EmbeddingLibrary {
 // warning. sdc::UsageError (--embeddings) when `dir` is not a folder.
 EmbeddingLibrary load_embeddings(const std::string& dir, int expected_width, std::ostream& log);
 
+// The text encoder's token-embedding table [V, width] with every embedding's vectors appended as
+// rows V, V + 1, … in library order (the ids EmbeddingTriggers hands out from V), in the table's
+// own dtype (so a bf16 model rounds the vectors as it rounds its own rows). sdc::Error for a
+// table of another width or a non-float dtype.
+TensorRef extend_token_table(const TensorRef& table, const EmbeddingLibrary& library);
+
 }  // namespace sdc::model

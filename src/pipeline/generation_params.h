@@ -50,6 +50,9 @@ struct GenerationParams {
   int64_t seed = -1;
   int width = 512, height = 512;
   std::string model_hash, model;                           // each left out when empty
+  std::optional<int64_t> variation_seed;                   // "Variation seed" (the subseed)
+  std::optional<double> variation_strength;                // "Variation seed strength"
+  std::optional<std::pair<int, int>> seed_resize_from;     // "Seed resize from": WxH
   std::optional<double> denoising_strength;                // img2img only
   int clip_skip = 1;                                       // written when > 1, as A1111 does
   std::string rng;                                         // "CPU", "NV"; left out when empty

@@ -59,9 +59,24 @@ void validate(const GenerationRequest& r) {
                      num(r.control_start));
   if (!(r.canny_low >= 0 && r.canny_low <= r.canny_high))
     throw UsageError("", "--canny-low", "0 <= low <= --canny-high", num(r.canny_low));
+  check_fraction("--subseed-strength", r.subseed_strength, true);
+  if (r.subseed < -1 || r.subseed > int64_t(0xffffffffffffLL))
+    throw UsageError("", "--subseed", "-1 (random) or 0 to 2^48-1", std::to_string(r.subseed));
+  const bool resize_w = r.seed_resize_from_w > 0, resize_h = r.seed_resize_from_h > 0;
+  if (r.seed_resize_from_w < 0 || r.seed_resize_from_h < 0 || resize_w != resize_h ||
+      (resize_w && (r.seed_resize_from_w < 8 || r.seed_resize_from_h < 8 ||
+                    r.seed_resize_from_w > kMaxImageSide || r.seed_resize_from_h > kMaxImageSide)))
+    throw UsageError(
+        "", "--seed-resize-from",
+        "a width and height from 8 to " + std::to_string(kMaxImageSide) + " (0 0: off)",
+        std::to_string(r.seed_resize_from_w) + " " + std::to_string(r.seed_resize_from_h));
   if (!(r.canny_blur >= 0.0f && r.canny_blur <= 20.0f))
     throw UsageError("", "--canny-blur", "a sigma from 0 (no blur) to 20 pixels",
                      num(r.canny_blur));
+}
+
+int64_t batch_first_index(const GenerationRequest& r, int64_t first_seed) {
+  return r.seed >= 0 && first_seed >= r.seed ? first_seed - r.seed : 0;
 }
 
 }  // namespace sdc::pipeline

@@ -41,6 +41,13 @@ struct GenerationRequest {
   float canny_blur = 0.f;  // Gaussian sigma in pixels before the edges; 0: none (as the annotator)
   std::string control_save_hint;  // write the hint the ControlNet was given (after preprocessing)
 
+  // A1111 variation seeds: image i's noise is slerp(subseed_strength, noise(seed), noise(subseed
+  // + i)); with a strength every image of the run keeps `seed`. -1: a random subseed.
+  int64_t subseed = -1;
+  double subseed_strength = 0.0;  // [0, 1]; 0: no variation
+  // "Resize seed from": draw the noise as for this size and centre it (0 0: off).
+  int seed_resize_from_w = 0, seed_resize_from_h = 0;
+
   // Whether the user set these explicitly (a compiled model's recommended defaults apply
   // otherwise).
   bool sampler_set = false, steps_set = false, cfg_set = false, scheduler_set = false;
@@ -52,6 +59,10 @@ inline constexpr int kMaxSteps = 1000;
 
 // Throws sdc::UsageError naming the field, the expected range and the value found.
 void validate(const GenerationRequest& r);
+
+// Image i of the batch whose first image has seed `first_seed`: its run-wide index is
+// first_seed − request.seed + i (batch b of a run starts at seed + b·batch_size).
+int64_t batch_first_index(const GenerationRequest& r, int64_t first_seed);
 
 inline bool is_img2img(const GenerationRequest& r) {
   return r.init_image_data.has_value() || !r.init_image.empty();

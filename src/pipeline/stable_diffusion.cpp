@@ -16,12 +16,12 @@
 #include "pipeline/control_residuals.h"
 #include "pipeline/latent_preview.h"
 #include "pipeline/text_conditioning.h"
-#include "sampling/rng/torch_generator.h"
+#include "sampling/rng/noise_generator.h"
 #include "sampling/sampler.h"
+#include "sampling/variation_noise.h"
 
 namespace sdc::pipeline {
 using imaging::ResizeMode;
-using sampling::TorchGenerator;
 
 struct StableDiffusion::Inputs {
   std::optional<io::Image> init;  // fitted to the output size, alpha flattened
@@ -54,7 +54,8 @@ struct StableDiffusion::Run {
   int B, c, h, w;
   size_t per_image;
   bool cfg;
-  std::vector<TorchGenerator> gens;
+  sampling::VariationSeeds seeds;
+  std::unique_ptr<sampling::VariationNoise> noise;  // per-image generators (A1111's ImageRNG)
   PromptContext ctx;
   std::vector<float> latents;  // NCHW [B, c, h, w]
   int first_step = 0;
@@ -89,13 +90,6 @@ sampling::SamplerSettings sampler_settings(const GenerationRequest& req) {
   s.steps = req.steps;
   s.strength = is_img2img(req) ? req.strength : 1.0;
   return s;
-}
-
-// Each image of a batch draws from its own generator: latents of image i are the i-th slice.
-std::vector<float> draw_batch(std::vector<TorchGenerator>& gens, size_t per_image) {
-  std::vector<float> out(gens.size() * per_image);
-  for (size_t i = 0; i < gens.size(); ++i) gens[i].randn(out.data() + i * per_image, per_image);
-  return out;
 }
 
 io::Image load(const std::optional<io::Image>& data, const std::string& path) {
@@ -139,7 +133,8 @@ StableDiffusion::Inputs StableDiffusion::prepare_inputs(const GenerationRequest&
 
 void StableDiffusion::initial_latents(Run& run, const Inputs& in) {
   if (!in.init) {
-    run.latents = run.sampler.txt2img_latents(draw_batch(run.gens, run.per_image));
+    run.result.noise = run.noise->first();
+    run.latents = run.sampler.txt2img_latents(run.result.noise);
     return;
   }
   Stopwatch clock;
@@ -153,16 +148,16 @@ void StableDiffusion::initial_latents(Run& run, const Inputs& in) {
   // comes before the noise draw).
   std::vector<float> init_latents(size_t(run.B) * run.per_image);
   for (int i = 0; i < run.B; ++i) {
-    std::vector<float> eps = run.gens[size_t(i)].randn(run.per_image);
+    std::vector<float> eps = run.noise->generator(size_t(i)).randn(run.per_image);
     for (size_t k = 0; k < run.per_image; ++k) {
       const float lv = std::clamp(logvar[k], -30.0f, 20.0f);
       init_latents[size_t(i) * run.per_image + k] =
           (mean[k] + std::exp(0.5f * lv) * eps[k]) * model_.vae.scaling_factor;
     }
   }
-  std::vector<float> noise = draw_batch(run.gens, run.per_image);
+  run.result.noise = run.noise->first();
   run.first_step = run.sampler.img2img_first_step();
-  run.latents = run.sampler.img2img_latents(init_latents, noise);
+  run.latents = run.sampler.img2img_latents(init_latents, run.result.noise);
   run.result.timings.vae_encode_ms = clock.ms();
 }
 
@@ -248,8 +243,9 @@ void StableDiffusion::denoise(Run& run, const Inputs& in) {
   };
   run.report(GenerationStage::Denoising, 0, total_steps);
   try {
-    run.latents = run.sampler.run(std::move(run.latents), run.first_step, denoiser,
-                                  sampling::noise_per_image(run.gens), on_step);
+    run.latents = run.sampler.run(
+        std::move(run.latents), run.first_step, denoiser,
+        [&](std::span<float> out) { run.noise->next(out); }, on_step);
     run.result.steps_done = total_steps;
   } catch (const StopSampling&) {
     run.latents = std::move(reached);
@@ -274,10 +270,26 @@ void StableDiffusion::decode(Run& run) {
     dec.read_output_nchw("image", chw.data());
     GeneratedImage gi;
     gi.image = imaging::image_from_signed_tensor(chw.data(), int(img_shape[3]), int(img_shape[2]));
-    gi.seed = run.first_seed + i;
+    gi.seed = run.seeds.seeds[size_t(i)];
+    if (run.seeds.uses_subseed()) gi.subseed = run.seeds.subseeds[size_t(i)];
     run.result.images.push_back(std::move(gi));
   }
   run.result.timings.vae_decode_ms = clock.ms();
+}
+
+void StableDiffusion::use_embeddings(const model::EmbeddingLibrary& library) {
+  static const std::string kTable =
+      std::string(graph::kTextEncoderPrefix) + "embeddings.token_embedding.weight";
+  const TensorRef& table = model_.weights.get(kTable);
+  std::vector<text::EmbeddingTriggers::Entry> entries;
+  embedding_hashes_.clear();
+  for (const model::Embedding& e : library.embeddings) {
+    entries.push_back({e.name, e.vectors});
+    embedding_hashes_.emplace_back(e.name, e.shorthash());
+  }
+  triggers_ =
+      std::make_unique<text::EmbeddingTriggers>(tokenizer_, entries, int(table.shape.at(0)));
+  plans_.use_token_table(model::extend_token_table(table, library));
 }
 
 BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_t first_seed,
@@ -296,13 +308,32 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
 
   run.report(GenerationStage::EncodingText);
   Stopwatch clock;
-  run.ctx =
-      encode_prompts(plans_, tokenizer_, req.prompt, req.negative_prompt, req.clip_skip, run.cfg);
+  run.ctx = encode_prompts(plans_, tokenizer_, req.prompt, req.negative_prompt, req.clip_skip,
+                           run.cfg, triggers_.get());
   run.result.timings.text_encoder_ms = clock.ms();
+  for (int e : run.ctx.used_embeddings)
+    run.result.embeddings_used.push_back(embedding_hashes_[size_t(e)]);
+  run.result.context_tokens = run.ctx.tokens;
+  run.result.context_width = run.ctx.channels;
+  for (int i = 0; i < run.B; ++i) {
+    run.result.cond.insert(run.result.cond.end(), run.ctx.cond.begin(), run.ctx.cond.end());
+    run.result.uncond.insert(run.result.uncond.end(), run.ctx.uncond.begin(), run.ctx.uncond.end());
+  }
   run.throw_if_cancelled();
 
   run.report(GenerationStage::InitialLatents);
-  for (int i = 0; i < run.B; ++i) run.gens.emplace_back(uint64_t(first_seed + i));
+  if (req.subseed_strength != 0 && req.subseed < 0)
+    throw UsageError("", "--subseed", "a concrete subseed (0 or more) with --subseed-strength",
+                     std::to_string(req.subseed));
+  // Without a variation image i has seed first_seed + i; with one, every image keeps the run's
+  // seed and the subseed follows the run-wide index (A1111's processing.py).
+  const bool variation = req.subseed_strength != 0;
+  run.seeds = sampling::batch_variation_seeds(
+      variation && req.seed >= 0 ? req.seed : first_seed, req.subseed, req.subseed_strength,
+      req.seed_resize_from_w, req.seed_resize_from_h,
+      variation ? int(batch_first_index(req, first_seed)) : 0, run.B);
+  run.noise = std::make_unique<sampling::VariationNoise>(run.c, run.h, run.w, run.seeds,
+                                                         sampling::torch_cpu_generators());
   initial_latents(run, in);
   run.throw_if_cancelled();
 

@@ -1,0 +1,30 @@
+// Per-image infotext fields.
+#include "pipeline/image_infotext.h"
+
+namespace sdc::pipeline {
+
+GenerationParams describe_image(const ModelBundle& bundle, const GenerationRequest& request,
+                                const BatchResult& batch, size_t image) {
+  const GeneratedImage& gi = batch.images.at(image);
+  GenerationParams p = describe(bundle, request, gi.seed);
+  if (gi.subseed) {
+    p.variation_seed = *gi.subseed;
+    p.variation_strength = request.subseed_strength;
+  }
+  if (request.seed_resize_from_w > 0 && request.seed_resize_from_h > 0)
+    p.seed_resize_from = std::pair{request.seed_resize_from_w, request.seed_resize_from_h};
+  if (!batch.embeddings_used.empty()) {
+    // A1111 drops ':' and ',' from the names so that the list stays parseable.
+    std::string hashes;
+    for (const auto& [name, hash] : batch.embeddings_used) {
+      std::string clean;
+      for (char c : name)
+        if (c != ':' && c != ',') clean += c;
+      hashes += (hashes.empty() ? "" : ", ") + clean + ": " + hash;
+    }
+    p.extra.emplace_back("TI hashes", hashes);
+  }
+  return p;
+}
+
+}  // namespace sdc::pipeline
