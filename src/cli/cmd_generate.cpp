@@ -227,6 +227,11 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--strength", r.strength, "img2img denoising strength in (0, 1]");
   cmd->add_option("--resize-mode", r.resize_mode,
                   "resize | crop | fill (when the image size differs)");
+  cmd->add_option("--mask", r.mask,
+                  "Inpainting mask for --init-image (white = repaint; resized with Lanczos)");
+  cmd->add_flag("--mask-invert", r.mask_invert, "Repaint the black part of the mask instead");
+  cmd->add_option("--mask-blur", r.mask_blur,
+                  "Gaussian blur sigma (pixels) on the mask before thresholding (A1111)");
   cmd->add_option("--control-image", r.control_image, "ControlNet hint image");
   cmd->add_option("--control-scale", r.control_scale, "ControlNet conditioning scale");
   cmd->add_option("--control-start", r.control_start, "Fraction of steps where ControlNet starts");

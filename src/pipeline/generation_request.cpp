@@ -59,6 +59,10 @@ void validate(const GenerationRequest& r) {
                      num(r.control_start));
   if (!(r.canny_low >= 0 && r.canny_low <= r.canny_high))
     throw UsageError("", "--canny-low", "0 <= low <= --canny-high", num(r.canny_low));
+  if (is_inpainting(r) && !is_img2img(r))
+    throw UsageError("", "--mask", "an --init-image to inpaint", "none");
+  if (!(r.mask_blur >= 0.0f && r.mask_blur <= 64.0f))
+    throw UsageError("", "--mask-blur", "a sigma from 0 (none) to 64 pixels", num(r.mask_blur));
   check_fraction("--subseed-strength", r.subseed_strength, true);
   if (r.subseed < -1 || r.subseed > int64_t(0xffffffffffffLL))
     throw UsageError("", "--subseed", "-1 (random) or 0 to 2^48-1", std::to_string(r.subseed));

@@ -31,6 +31,12 @@ struct GenerationRequest {
   double strength = 0.75;            // 0 < strength <= 1 (double: int(steps·strength) as Python)
   std::string resize_mode = "crop";  // resize | crop | fill
 
+  // Inpainting (with an init image): white (>= 128) = repaint, black = keep.
+  std::string mask;                    // path
+  std::optional<io::Image> mask_data;  // already decoded (the server); wins over the path
+  bool mask_invert = false;            // A1111 "inpainting mask invert"
+  float mask_blur = 0.0f;              // A1111 "mask blur": Gaussian sigma on the mask, pixels
+
   // ControlNet
   std::string control_image;                    // path
   std::optional<io::Image> control_image_data;  // already decoded (the server); wins over the path
@@ -66,6 +72,9 @@ int64_t batch_first_index(const GenerationRequest& r, int64_t first_seed);
 
 inline bool is_img2img(const GenerationRequest& r) {
   return r.init_image_data.has_value() || !r.init_image.empty();
+}
+inline bool is_inpainting(const GenerationRequest& r) {
+  return r.mask_data.has_value() || !r.mask.empty();
 }
 inline bool uses_control(const GenerationRequest& r) {
   return r.control_image_data.has_value() || !r.control_image.empty();

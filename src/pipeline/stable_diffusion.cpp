@@ -13,7 +13,9 @@
 #include "graph/builders/builders.h"
 #include "imaging/canny.h"
 #include "imaging/image_ops.h"
+#include "imaging/inpaint_mask.h"
 #include "pipeline/control_residuals.h"
+#include "pipeline/inpainting.h"
 #include "pipeline/latent_preview.h"
 #include "pipeline/text_conditioning.h"
 #include "sampling/rng/noise_generator.h"
@@ -24,8 +26,9 @@ namespace sdc::pipeline {
 using imaging::ResizeMode;
 
 struct StableDiffusion::Inputs {
-  std::optional<io::Image> init;  // fitted to the output size, alpha flattened
-  std::optional<io::Image> hint;  // fitted and preprocessed
+  std::optional<io::Image> init;             // fitted to the output size, alpha flattened
+  std::optional<imaging::InpaintMask> mask;  // binarised at the output size
+  std::optional<io::Image> hint;             // fitted and preprocessed
 };
 
 namespace {
@@ -55,7 +58,8 @@ struct StableDiffusion::Run {
   size_t per_image;
   bool cfg;
   sampling::VariationSeeds seeds;
-  std::unique_ptr<sampling::VariationNoise> noise;  // per-image generators (A1111's ImageRNG)
+  std::unique_ptr<sampling::VariationNoise> noise;
+  std::optional<InpaintState> inpaint;  // per-image generators (A1111's ImageRNG)
   PromptContext ctx;
   std::vector<float> latents;  // NCHW [B, c, h, w]
   int first_step = 0;
@@ -118,6 +122,9 @@ StableDiffusion::Inputs StableDiffusion::prepare_inputs(const GenerationRequest&
     in.init = imaging::fit_image(init, req.width, req.height,
                                  imaging::parse_resize_mode(req.resize_mode));
   }
+  if (is_inpainting(req))
+    in.mask = imaging::prepare_inpaint_mask(load(req.mask_data, req.mask), req.width, req.height,
+                                            req.mask_invert, req.mask_blur);
   if (uses_control(req)) {
     io::Image hint = load(req.control_image_data, req.control_image);
     imaging::flatten_alpha(hint);
@@ -138,26 +145,50 @@ void StableDiffusion::initial_latents(Run& run, const Inputs& in) {
     return;
   }
   Stopwatch clock;
-  cpu::Plan& enc = plans_.vae_encoder(1, run.h, run.w);
-  enc.set_input_nchw("image", imaging::image_to_signed_tensor(*in.init).data());
-  enc.run();
-  std::vector<float> mean(run.per_image), logvar(run.per_image);
-  enc.read_output_nchw("mean", mean.data());
-  enc.read_output_nchw("logvar", logvar.data());
-  // latent_dist.sample(generator) per image, then × scaling factor (diffusers order: this draw
-  // comes before the noise draw).
-  std::vector<float> init_latents(size_t(run.B) * run.per_image);
-  for (int i = 0; i < run.B; ++i) {
-    std::vector<float> eps = run.noise->generator(size_t(i)).randn(run.per_image);
-    for (size_t k = 0; k < run.per_image; ++k) {
-      const float lv = std::clamp(logvar[k], -30.0f, 20.0f);
-      init_latents[size_t(i) * run.per_image + k] =
-          (mean[k] + std::exp(0.5f * lv) * eps[k]) * model_.vae.scaling_factor;
+  // The VAE posterior of an image; latent_dist.sample(generator) per image, then × scaling
+  // factor. `encode` false only draws (a posterior nobody uses still advances the generators).
+  auto posterior_sample = [&](const std::vector<float>& signed_image, bool encode) {
+    std::vector<float> mean(run.per_image), logvar(run.per_image);
+    if (encode) {
+      cpu::Plan& enc = plans_.vae_encoder(1, run.h, run.w);
+      enc.set_input_nchw("image", signed_image.data());
+      enc.run();
+      enc.read_output_nchw("mean", mean.data());
+      enc.read_output_nchw("logvar", logvar.data());
     }
-  }
-  run.result.noise = run.noise->first();
+    std::vector<float> out(size_t(run.B) * run.per_image);
+    for (int i = 0; i < run.B; ++i) {
+      std::vector<float> eps = run.noise->generator(size_t(i)).randn(run.per_image);
+      for (size_t k = 0; k < run.per_image; ++k) {
+        const float lv = std::clamp(logvar[k], -30.0f, 20.0f);
+        out[size_t(i) * run.per_image + k] =
+            (mean[k] + std::exp(0.5f * lv) * eps[k]) * model_.vae.scaling_factor;
+      }
+    }
+    return out;
+  };
+  const std::vector<float> init = imaging::image_to_signed_tensor(*in.init);
   run.first_step = run.sampler.img2img_first_step();
-  run.latents = run.sampler.img2img_latents(init_latents, run.result.noise);
+  if (!in.mask) {
+    // diffusers order: the posterior draw comes before the noise draw.
+    const std::vector<float> init_latents = posterior_sample(init, true);
+    run.result.noise = run.noise->first();
+    run.latents = run.sampler.img2img_latents(init_latents, run.result.noise);
+    run.result.timings.vae_encode_ms = clock.ms();
+    return;
+  }
+  InpaintState s;
+  s.mask = *in.mask;
+  s.nine_channel = model_.unet.in_channels == 9;
+  const bool full_strength = run.req.strength >= 1.0;
+  if (!(s.nine_channel && full_strength)) s.image_latents = posterior_sample(init, true);
+  run.result.noise = run.noise->first();
+  s.noise = run.result.noise;
+  s.masked_latents = posterior_sample(imaging::masked_image(init, s.mask), s.nine_channel);
+  // Strength 1 starts from pure noise (diffusers' is_strength_max), not from noised latents.
+  run.latents = full_strength ? run.sampler.txt2img_latents(run.result.noise)
+                              : run.sampler.img2img_latents(s.image_latents, run.result.noise);
+  run.inpaint = std::move(s);
   run.result.timings.vae_encode_ms = clock.ms();
 }
 
@@ -189,13 +220,19 @@ void StableDiffusion::denoise(Run& run, const Inputs& in) {
   const size_t half = size_t(B) * run.per_image;
   int step_index = 0;
   std::vector<float> eps_all(size_t(unet_batch) * run.per_image);
+  std::vector<float> inpaint_input;  // [B, 9, h, w] for an inpainting UNet
   sampling::Denoiser denoiser = [&](std::span<const float> x_in, float t,
                                     std::span<float> eps_out) {
     // Stop before the expensive call: the latents of the last finished step are kept.
     run.throw_if_cancelled();
     if (run.obs.stop && run.obs.stop->stop_sampling()) throw StopSampling{};
-    unet.set_input_nchw("sample", x_in.data(), 0, B);
-    if (run.cfg) unet.set_input_nchw("sample", x_in.data(), B, B);
+    const float* sample = x_in.data();
+    if (run.inpaint && run.inpaint->nine_channel) {
+      inpaint_unet_input(*run.inpaint, x_in, B, inpaint_input);
+      sample = inpaint_input.data();
+    }
+    unet.set_input_nchw("sample", sample, 0, B);
+    if (run.cfg) unet.set_input_nchw("sample", sample, B, B);
     float* ts = unet.input_f32("timestep");
     std::fill(ts, ts + unet_batch, t);
     if (cnet) {
@@ -229,6 +266,8 @@ void StableDiffusion::denoise(Run& run, const Inputs& in) {
   int done = 0;
   auto on_step = [&](const sampling::StepProgress& p) {
     done = p.step;
+    if (run.inpaint && !run.inpaint->nine_channel)
+      blend_known_region(*run.inpaint, run.sampler, p.schedule_index, p.latents);
     reached.assign(p.latents.begin(), p.latents.end());
     const double per_step = clock.ms() / 1000.0 / double(p.step);
     const double eta = per_step * double(p.total - p.step);
@@ -300,7 +339,13 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   if (uses_control(req) && !model_.controlnet)
     throw UsageError("", "--control-image",
                      "a ControlNet (--control-net FILE or one bundled in the model)", "none");
-  Run run(req, observer, first_seed, model_.unet.in_channels);
+  if (model_.unet.in_channels == 9 && !is_inpainting(req))
+    throw UsageError("", "--mask", "a mask and an --init-image for an inpainting model", "none");
+  if (model_.unet.in_channels != 4 && model_.unet.in_channels != 9)
+    throw Error(model_.source, "UNet input channels", "4, or 9 (inpainting)",
+                std::to_string(model_.unet.in_channels));
+  // Latents have the UNet's output channels; an inpainting UNet takes 5 more as input.
+  Run run(req, observer, first_seed, model_.unet.out_channels);
 
   run.report(GenerationStage::Preparing);
   const Inputs in = prepare_inputs(req);
