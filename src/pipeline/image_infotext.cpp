@@ -1,6 +1,8 @@
 // Per-image infotext fields.
 #include "pipeline/image_infotext.h"
 
+#include <cmath>
+
 namespace sdc::pipeline {
 
 GenerationParams describe_image(const ModelBundle& bundle, const GenerationRequest& request,
@@ -13,6 +15,10 @@ GenerationParams describe_image(const ModelBundle& bundle, const GenerationReque
   }
   if (request.seed_resize_from_w > 0 && request.seed_resize_from_h > 0)
     p.seed_resize_from = std::pair{request.seed_resize_from_w, request.seed_resize_from_h};
+  if (is_inpainting(request) && request.mask_blur > 0)
+    p.extra.emplace_back("Mask blur", std::to_string(int(std::lround(request.mask_blur))));
+  if (is_inpainting(request) && request.mask_invert)
+    p.extra.emplace_back("Mask mode", "Inpaint not masked");
   if (!batch.embeddings_used.empty()) {
     // A1111 drops ':' and ',' from the names so that the list stays parseable.
     std::string hashes;

@@ -1,6 +1,7 @@
 // The A1111 "parameters" of one generated image: the request's (describe() in model_bundle.h)
-// plus what only the run knows — the image's variation seed, and the hashes of the
-// textual-inversion embeddings its prompts used ("TI hashes", as A1111 writes them).
+// plus what only the run knows — the image's variation seed, the hashes of the textual-inversion
+// embeddings its prompts used ("TI hashes", as A1111 writes them) — and A1111's inpainting keys
+// ("Mask blur", "Mask mode").
 #pragma once
 
 #include <cstddef>

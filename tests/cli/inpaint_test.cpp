@@ -140,6 +140,24 @@ TEST(GenerateInpaint, NineChannelDiffusersFolder) {
   expect_image_close(r.image, t["image"], "inpaint9_ddim (diffusers folder)");
 }
 
+// `sdc convert` keeps an inpainting model one: the .gguf alone (configs inside) inpaints as the
+// file it came from.
+TEST(GenerateInpaint, ConvertedModelStaysAnInpaintingModel) {
+  test::TempDir dir;
+  const test::CommandResult conv = test::run_sdc(
+      {"convert", "-u", group().path("model-inpaint-fp16.safetensors"), "--model-config",
+       inpaint_config(dir), "-t", "f32", "-o", dir.file("inpaint.gguf")});
+  ASSERT_EQ(conv.exit_code, 0) << conv.err;
+  const auto& c = group().find_case("inpaint/inpaint9_ddim");
+  const InpaintRun r = run_case(c, {"-m", dir.file("inpaint.gguf")});
+  ASSERT_FALSE(r.latents.empty());
+  EXPECT_LE(
+      test::rel_max_diff(r.latents.data(), final_latents("inpaint/inpaint9_ddim/single_file_fp16/"
+                                                         "latents_after_each_step",
+                                                         r.latents.size())),
+      kPipelineTol);
+}
+
 TEST(GenerateInpaint, FourChannelLatentBlending) {
   const std::vector<std::string> model = {"-m", test::tiny("model.safetensors"), "--model-config",
                                           test::tiny("diffusers")};
