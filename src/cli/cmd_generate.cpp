@@ -12,6 +12,7 @@
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "pipeline/generation_params.h"
+#include "pipeline/hires_fix.h"
 #include "pipeline/image_infotext.h"
 #include "pipeline/model_bundle.h"
 #include "pipeline/plan_warmup.h"
@@ -33,6 +34,7 @@ struct GenerateArgs {
   std::string save_latents;
   std::string save_noise, save_conditioning;
   std::vector<int> seed_resize_from;  // W H
+  std::vector<int> hires_size;        // W H
 };
 
 // Batches of a run, concatenated along the first axis, written once at the end.
@@ -78,6 +80,11 @@ void run_generate(GenerateArgs& a) {
   if (!a.save_latents.empty()) check_output_folder(a.save_latents, "--save-latents");
   if (!a.save_noise.empty()) check_output_folder(a.save_noise, "--save-noise");
   if (!a.save_conditioning.empty()) check_output_folder(a.save_conditioning, "--save-conditioning");
+  if (!a.hires_size.empty()) {
+    req.enable_hr = true;
+    req.hr_width = a.hires_size.at(0);
+    req.hr_height = a.hires_size.at(1);
+  }
   if (!a.seed_resize_from.empty()) {
     req.seed_resize_from_w = a.seed_resize_from.at(0);
     req.seed_resize_from_h = a.seed_resize_from.at(1);
@@ -133,7 +140,8 @@ void run_generate(GenerateArgs& a) {
       if (e.step == 1 && b == 0) first_step_ms = since_start.ms();
       bar.update(e.step, e.total_steps);
     };
-    pipeline::BatchResult r = sd.generate_batch(req, seed, observer);
+    pipeline::BatchResult r = req.enable_hr ? pipeline::generate_hires(sd, req, seed, observer)
+                                            : sd.generate_batch(req, seed, observer);
     bar.finish();
     if (b == 0 && first_step_ms > 0)
       std::cerr << "first UNet step done " << int(first_step_ms) << " ms after start (model load "
@@ -220,6 +228,16 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--seed-resize-from", a->seed_resize_from,
                   "W H: make the noise as for this size and centre it (A1111 'Resize seed from')")
       ->expected(2);
+  cmd->add_option("--hires-scale", r.hr_scale,
+                  "Hires fix: a second pass at this factor of the size (A1111)")
+      ->each([&r](const std::string&) { r.enable_hr = true; });
+  cmd->add_option("--hires-size", a->hires_size, "W H: hires fix to this size instead")
+      ->expected(2);
+  cmd->add_option("--hires-steps", r.hr_steps, "Hires fix second-pass steps (0: as --steps)");
+  cmd->add_option("--hires-denoise", r.hr_denoise,
+                  "Hires fix second-pass denoising strength in (0, 1]");
+  cmd->add_option("--hires-upscaler", r.hr_upscaler,
+                  "latent (bilinear on latents, A1111's Latent) | lanczos (on pixels)");
   cmd->add_option("--embeddings", a->model.embeddings_dir,
                   "Folder of textual-inversion embeddings (.pt, .bin, .safetensors); the trigger "
                   "word is the file name, as in A1111");

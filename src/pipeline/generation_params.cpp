@@ -323,6 +323,10 @@ ControlNetInfo parse_unit(const std::string& key, const std::string& text) {
 
 }  // namespace
 
+std::string format_a1111_number(double v) {
+  return number(v);
+}
+
 std::string quote_a1111_value(const std::string& value) {
   if (value.find_first_of(",\n:") == std::string::npos) return value;
   std::string out = "\"";

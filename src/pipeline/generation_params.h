@@ -64,6 +64,9 @@ struct GenerationParams {
   bool operator==(const GenerationParams&) const = default;
 };
 
+// A number as A1111's infotext prints it: Python's repr, whole numbers without ".0".
+std::string format_a1111_number(double v);
+
 // The "parameters" text.
 std::string format_a1111_parameters(const GenerationParams& params);
 

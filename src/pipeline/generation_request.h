@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/image.h"
@@ -30,6 +31,19 @@ struct GenerationRequest {
   std::optional<io::Image> init_image_data;  // already decoded (the server); wins over the path
   double strength = 0.75;            // 0 < strength <= 1 (double: int(steps·strength) as Python)
   std::string resize_mode = "crop";  // resize | crop | fill
+
+  // img2img from latents instead of an image ([batch_size, 4, height/8, width/8], already ×
+  // the VAE scaling factor): no VAE encode and no posterior draw (hires fix's second pass).
+  std::optional<std::vector<float>> init_latents_data;
+
+  // Hires fix (txt2img, A1111): a first pass at width × height, the result upscaled to the hires
+  // size, then a second pass as img2img of it at hr_denoise with the same seeds.
+  bool enable_hr = false;
+  double hr_scale = 2.0;               // used when hr_width/hr_height are 0
+  int hr_width = 0, hr_height = 0;     // --hires-size
+  int hr_steps = 0;                    // 0: as many as the first pass
+  double hr_denoise = 0.7;             // the second pass's strength
+  std::string hr_upscaler = "latent";  // latent (bilinear on latents) | lanczos (on pixels)
 
   // Inpainting (with an init image): white (>= 128) = repaint, black = keep.
   std::string mask;                    // path
@@ -71,8 +85,10 @@ void validate(const GenerationRequest& r);
 int64_t batch_first_index(const GenerationRequest& r, int64_t first_seed);
 
 inline bool is_img2img(const GenerationRequest& r) {
-  return r.init_image_data.has_value() || !r.init_image.empty();
+  return r.init_image_data.has_value() || !r.init_image.empty() || r.init_latents_data.has_value();
 }
+// The hires size: --hires-size, else int(side · scale) (A1111), each floored to a multiple of 8.
+std::pair<int, int> hires_size(const GenerationRequest& r);
 inline bool is_inpainting(const GenerationRequest& r) {
   return r.mask_data.has_value() || !r.mask.empty();
 }

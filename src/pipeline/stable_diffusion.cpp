@@ -115,7 +115,7 @@ StableDiffusion::StableDiffusion(const model::LoadedModel& model, cpu::PlanOptio
 // Images first: a bad file is refused before any network is compiled or run.
 StableDiffusion::Inputs StableDiffusion::prepare_inputs(const GenerationRequest& req) const {
   Inputs in;
-  if (is_img2img(req)) {
+  if (is_img2img(req) && !req.init_latents_data) {
     // A1111 composites transparent pixels onto white before resizing.
     io::Image init = load(req.init_image_data, req.init_image);
     imaging::flatten_alpha(init);
@@ -139,7 +139,7 @@ StableDiffusion::Inputs StableDiffusion::prepare_inputs(const GenerationRequest&
 }
 
 void StableDiffusion::initial_latents(Run& run, const Inputs& in) {
-  if (!in.init) {
+  if (!in.init && !run.req.init_latents_data) {
     run.result.noise = run.noise->first();
     run.latents = run.sampler.txt2img_latents(run.result.noise);
     return;
@@ -167,8 +167,18 @@ void StableDiffusion::initial_latents(Run& run, const Inputs& in) {
     }
     return out;
   };
-  const std::vector<float> init = imaging::image_to_signed_tensor(*in.init);
   run.first_step = run.sampler.img2img_first_step();
+  if (run.req.init_latents_data) {
+    // A1111's hires second pass: fresh generators' first draw at this shape, no posterior.
+    if (run.req.init_latents_data->size() != size_t(run.B) * run.per_image)
+      throw Error("", "init latents",
+                  std::to_string(size_t(run.B) * run.per_image) + " values (batch × latent)",
+                  std::to_string(run.req.init_latents_data->size()));
+    run.result.noise = run.noise->first();
+    run.latents = run.sampler.img2img_latents(*run.req.init_latents_data, run.result.noise);
+    return;
+  }
+  const std::vector<float> init = imaging::image_to_signed_tensor(*in.init);
   if (!in.mask) {
     // diffusers order: the posterior draw comes before the noise draw.
     const std::vector<float> init_latents = posterior_sample(init, true);
