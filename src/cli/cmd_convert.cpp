@@ -20,6 +20,7 @@
 
 #include <unistd.h>
 
+#include "backend/cpu/prepacked_weights.h"
 #include "cli/commands.h"
 #include "cli/progress_bar.h"
 #include "common/error.h"
@@ -36,6 +37,7 @@
 #include "model/model_loader.h"
 #include "pipeline/generation_request.h"
 #include "pipeline/model_bundle.h"
+#include "pipeline/packed_section.h"
 #include "text/builtin_vocab.h"
 
 #ifndef SDC_VERSION
@@ -56,6 +58,7 @@ struct ConvertArgs {
   std::string defaults = "auto";
   bool ignore_unmatched = false;
   int threads = 0;
+  std::string target;  // --target: also store weights packed for this ISA ("" = portable only)
 };
 
 std::string lower(std::string s) {
@@ -254,6 +257,7 @@ void run_convert(const ConvertArgs& a) {
     throw UsageError("", "-v/--version", "sd15 (Stable Diffusion 1.x)", "\"" + a.version + "\"");
   if (a.batch < 1 || a.batch > 64)
     throw UsageError("", "-b/--batch", "a batch size in [1, 64]", std::to_string(a.batch));
+  if (!a.target.empty()) cpu::limit_isa(a.target);  // refuses a bad name before any work
   if (a.defaults != "auto" && a.defaults != "lcm" && a.defaults != "none")
     throw UsageError("", "--defaults", "lcm or none", "\"" + a.defaults + "\"");
   const model::ComponentTypes types = parse_types(a.type);
@@ -357,8 +361,20 @@ void run_convert(const ConvertArgs& a) {
   InterruptGuard guard;
   const model::ExportResult r = model::export_gguf(out, m.weights, bakes, types, metadata, options);
   bar.finish();
+  if (!a.target.empty()) {
+    // What `generate --precision auto` will plan: bf16 where the capped ISA has it.
+    const bool bf16 = cpu::cpu_has_bf16() && (a.target == "native" || a.target.find("avx512") == 0);
+    pipeline::PackOptions po;
+    po.target = a.target;
+    po.precision = bf16 ? cpu::Precision::BF16 : cpu::Precision::F32;
+    po.sizes = sizes;
+    po.batch = a.batch;
+    po.threads = a.threads;
+    pipeline::add_packed_section(out, po, std::cerr);
+  }
   std::fprintf(stderr, "wrote %s: %zu tensors (%zu merged), %.1f MB in %.1f s (total %.1f s)\n",
-               out.c_str(), r.tensors, r.merged, double(r.bytes) / 1e6, r.seconds, total.seconds());
+               out.c_str(), r.tensors, r.merged, double(fs::file_size(out)) / 1e6, r.seconds,
+               total.seconds());
   std::cout << out << "\n";
 }
 
@@ -390,6 +406,9 @@ void add_convert_command(CLI::App& app) {
   cmd->add_flag("--ignore-unmatched-lora-keys", a->ignore_unmatched,
                 "Bake the LoRA modules that match and skip the others (default: error)");
   cmd->add_option("--threads", a->threads, "Worker threads for merging and casting (0: all cores)");
+  cmd->add_option("--target", a->target,
+                  "Also store the weights packed for a CPU so that loading maps them: native | "
+                  "avx512_core_amx | avx512_core_bf16 | avx512_core | avx2 (default: none)");
   cmd->add_option("-o,--output", a->output, "Output .gguf file, or an existing folder")->required();
   cmd->callback([a] { run_convert(*a); });
 }

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "backend/cpu/plan.h"
+#include "backend/cpu/prepacked_weights.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
 #include "cli/progress_bar.h"
@@ -122,8 +123,10 @@ void run_generate(GenerateArgs& a) {
     pipeline::WarmupSpec spec{loaded.declared_sizes, {}, req.clip_skip, !req.control_image.empty()};
     spec.unet_batches = {req.cfg_scale > 1.0f ? 2 * loaded.declared_batch : loaded.declared_batch};
     const size_t n = pipeline::warm_plans(sd.plans(), spec);
-    std::cerr << "planned " << n << " plans for the declared sizes in " << int(clock.ms())
-              << " ms\n";
+    std::cerr << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms";
+    if (const size_t mapped = cpu::PrepackedWeights::global().hits())
+      std::cerr << " (" << mapped << " weights mapped already packed)";
+    std::cerr << "\n";
   }
 
   const int total = req.batch_size * req.batch_count;

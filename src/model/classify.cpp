@@ -1,6 +1,8 @@
 // Classification by tensor names and shapes, and normalisation to LDM names.
 #include "model/classify.h"
 
+#include "model/compiled_model.h"
+
 #include "common/error.h"
 #include "model/key_mapping.h"
 
@@ -214,7 +216,9 @@ const char* lora_format_name(LoraFormat f) {
   return "?";
 }
 
-Classification classify(const io::TensorFile& file) {
+Classification classify(const io::TensorFile& with_packed) {
+  // A compiled file's packed section (backend layouts) says nothing about what the model is.
+  const io::TensorFile file = without_packed_section(with_packed);
   Classification c;
   const WeightMap& m = file.tensors;
 

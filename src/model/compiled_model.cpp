@@ -355,4 +355,16 @@ std::optional<CompiledInfo> read_compiled_info(const io::TensorFile& file) {
   return info;
 }
 
+bool is_packed_tensor(const std::string& name) {
+  return name.rfind(kPackedTensorPrefix, 0) == 0;
+}
+
+io::TensorFile without_packed_section(const io::TensorFile& file) {
+  io::TensorFile out = file;
+  auto& all = out.tensors.all();
+  for (auto it = all.begin(); it != all.end();)
+    it = is_packed_tensor(it->first) ? all.erase(it) : std::next(it);
+  return out;
+}
+
 }  // namespace sdc::model

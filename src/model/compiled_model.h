@@ -98,6 +98,14 @@ std::optional<CompiledInfo> read_compiled_info(const io::TensorFile& file);
 // ss_output_name)".
 std::string lcm_lora_evidence(const LoraFile& lora);
 
+// Tensors of a compiled file's packed section (`sdc convert --target`, see
+// pipeline/packed_section.h) are named with this prefix; they are not model weights.
+inline constexpr const char* kPackedTensorPrefix = "sdc.packed.";
+bool is_packed_tensor(const std::string& name);
+// `file` without its packed-section tensors (views of the same mapping), as the model layer
+// reads it.
+io::TensorFile without_packed_section(const io::TensorFile& file);
+
 // "f32", "f16", "bf16" (the precisions a compiled model stores); nullopt for anything else.
 std::optional<DType> parse_precision_name(const std::string& name);
 const char* precision_label(DType t);  // "f32", "f16", "bf16" (others: dtype_name)

@@ -2,6 +2,8 @@
 // --text-encoder, check the required components, then read hyper-parameters.
 #include "model/model_loader.h"
 
+#include "model/compiled_model.h"
+
 #include <filesystem>
 #include <fstream>
 
@@ -130,7 +132,9 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   return load_model(io::open_tensor_file(path), options);
 }
 
-LoadedModel load_model(const io::TensorFile& file, const LoadOptions& options) {
+LoadedModel load_model(const io::TensorFile& packed_file, const LoadOptions& options) {
+  // A compiled file's packed section is for the backend (offered at load), not model weights.
+  const io::TensorFile file = without_packed_section(packed_file);
   const std::string& path = file.path;
   LoadedModel m;
   m.source = path;

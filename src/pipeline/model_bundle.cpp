@@ -8,6 +8,7 @@
 #include "model/classify.h"
 #include "model/compiled_model.h"
 #include "model/infer_hparams.h"
+#include "pipeline/packed_section.h"
 #include "sampling/sampler_kind.h"
 
 namespace sdc::pipeline {
@@ -58,6 +59,7 @@ ModelBundle load_bundle(const BundleOptions& o, std::ostream& log) {
   ModelBundle b;
   const io::TensorFile file = io::open_tensor_file(o.model);
   b.model = model::load_model(file, lo);
+  offer_packed_section(file, log);
   if (const auto info = model::read_compiled_info(file)) {
     b.defaults.sampler = info->defaults.sampler;
     b.defaults.scheduler = info->defaults.scheduler;

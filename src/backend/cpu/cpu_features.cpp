@@ -5,6 +5,9 @@
 #include <omp.h>
 
 #include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <string>
 
 #include "backend/cpu/plan.h"
 #include "common/error.h"
@@ -39,12 +42,31 @@ CpuFeatures probe() {
   return f;
 }
 
+// oneDNN's ISA cap (DNNL_MAX_CPU_ISA, read by oneDNN itself) applies to sdc's own kernels and
+// precision choice too, so one variable makes an AVX-512 machine behave as an AVX2-only one —
+// which is how the AVX2 path is tested on machines that have more.
+void apply_isa_cap(CpuFeatures& f, std::string cap) {
+  for (char& ch : cap) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  if (cap.empty() || cap == "all" || cap.rfind("avx512_core_amx", 0) == 0) return;
+  f.amx_bf16 = false;
+  if (cap.rfind("avx512_core_bf16", 0) == 0) return;
+  f.avx512_bf16 = false;
+  if (cap.rfind("avx512", 0) == 0) return;
+  f.avx512 = false;
+  if (cap.rfind("avx2", 0) == 0) return;
+  f.avx2 = false;
+}
+
 std::atomic<bool> g_force_generic{false};
 
 }  // namespace
 
 const CpuFeatures& cpu_features() {
-  static const CpuFeatures f = probe();
+  static const CpuFeatures f = [] {
+    CpuFeatures probed = probe();
+    if (const char* cap = std::getenv("DNNL_MAX_CPU_ISA")) apply_isa_cap(probed, cap);
+    return probed;
+  }();
   return f;
 }
 

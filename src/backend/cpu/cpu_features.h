@@ -11,6 +11,8 @@ struct CpuFeatures {
   bool amx_bf16 = false;
 };
 
+// Probed once. DNNL_MAX_CPU_ISA (oneDNN's own cap, e.g. AVX2) lowers what is reported, so the
+// own kernels and `--precision auto` follow the same cap as oneDNN.
 const CpuFeatures& cpu_features();
 
 // Whether the own kernels take their AVX-512 path (true when the CPU has AVX-512 unless a test

@@ -213,6 +213,12 @@ class Planner {
                                        const memory::desc& dst_md);
 
   std::shared_ptr<PackedWeight> packed_f32(const Node& w);
+  // A oneDNN-layout weight: the ahead-of-time packed copy when one is offered for (key, format)
+  // with the expected size, else the shared cache's (packing with `make` if needed). Reported to
+  // the PrepackedWeights recorder either way.
+  std::shared_ptr<PackedWeight> dnnl_weight(const std::string& key, const TensorRef& t,
+                                            const std::string& format, size_t packed_bytes,
+                                            const WeightCache::Maker& make);
 
   // A oneDNN primitive with its memories; binds pointers later.
   Prepared dnnl_step(const Spec& s, dnnl::primitive prim, const memory::desc& src_md,

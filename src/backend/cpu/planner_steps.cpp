@@ -6,6 +6,7 @@
 #include "backend/cpu/attention.h"
 #include "backend/cpu/dnnl_util.h"
 #include "backend/cpu/planner.h"
+#include "backend/cpu/prepacked_weights.h"
 
 namespace sdc::cpu::detail {
 
@@ -41,10 +42,21 @@ std::shared_ptr<PackedWeight> Planner::packed(const Node& w, const memory::desc&
                                               const memory::desc& dst_md) {
   const TensorRef& t = w.weight;
   if (!is_float(t.dtype)) fail(w, "a float weight", std::string(dtype_name(t.dtype)));
-  auto p = WeightCache::global().get(
-      t, "dnnl " + std::string(dtype_name(t.dtype)) + shape_str(t.shape) + " " + md_key(dst_md),
-      [&] { return pack_weight(t, src_md, dst_md, plan_.engine); });
+  auto p = dnnl_weight(
+      w.name, t,
+      "dnnl " + std::string(dtype_name(t.dtype)) + shape_str(t.shape) + " " + md_key(dst_md),
+      dst_md.get_size(), [&] { return pack_weight(t, src_md, dst_md, plan_.engine); });
   plan_.weights_.push_back(p);
+  return p;
+}
+
+std::shared_ptr<PackedWeight> Planner::dnnl_weight(const std::string& key, const TensorRef& t,
+                                                   const std::string& format, size_t packed_bytes,
+                                                   const WeightCache::Maker& make) {
+  PrepackedWeights& pre = PrepackedWeights::global();
+  std::shared_ptr<PackedWeight> p = pre.find(key, format, t);
+  if (!p || p->bytes() != packed_bytes) p = WeightCache::global().get(t, format, make);
+  pre.record(key, format, p);
   return p;
 }
 
@@ -171,13 +183,13 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
   auto pack_half = [&](const dnnl::matmul::primitive_desc& pd, int64_t r0) {
     const TensorRef part = rows_of(wn.weight, r0, D);
     auto p =
-        WeightCache::global().get(part,
-                                  "dnnl " + std::string(dtype_name(part.dtype)) +
-                                      shape_str(part.shape) + " " + md_key(pd.weights_desc()),
-                                  [&] {
-                                    return pack_weight(part, memory::desc({K, D}, dt::f32, tag::ba),
-                                                       pd.weights_desc(), plan_.engine);
-                                  });
+        dnnl_weight(wn.name + "[" + std::to_string(r0) + ":" + std::to_string(r0 + D) + "]", part,
+                    "dnnl " + std::string(dtype_name(part.dtype)) + shape_str(part.shape) + " " +
+                        md_key(pd.weights_desc()),
+                    pd.weights_desc().get_size(), [&] {
+                      return pack_weight(part, memory::desc({K, D}, dt::f32, tag::ba),
+                                         pd.weights_desc(), plan_.engine);
+                    });
     plan_.weights_.push_back(p);
     return p;
   };

@@ -1,6 +1,8 @@
 // WeightCache lookups: a linear scan over live entries (a few thousand at most), pruning dead ones.
 #include "backend/cpu/weight_cache.h"
 
+#include <stdexcept>
+
 #include <omp.h>
 
 #include <algorithm>
@@ -16,8 +18,14 @@ PackedWeight::PackedWeight(size_t bytes) : bytes_(bytes) {
   if (!data_) throw std::bad_alloc();
 }
 
+PackedWeight::PackedWeight(const void* external, size_t bytes,
+                           std::shared_ptr<const void> keepalive)
+    : data_(const_cast<void*>(external)), bytes_(bytes), keepalive_(std::move(keepalive)) {
+  if (!keepalive_) throw std::invalid_argument("PackedWeight: external bytes need an owner");
+}
+
 PackedWeight::~PackedWeight() {
-  std::free(data_);
+  if (!keepalive_) std::free(data_);
 }
 
 namespace {

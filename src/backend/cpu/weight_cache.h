@@ -18,19 +18,24 @@
 
 namespace sdc::cpu {
 
-// An aligned, owned block of packed weight bytes.
+// An aligned, owned block of packed weight bytes — or, for weights packed ahead of time (a
+// compiled .gguf's packed section), bytes someone else owns, kept alive by `keepalive` (the
+// file's mapping). Kernels only read weights, so mapped read-only pages serve as they are.
 class PackedWeight {
  public:
   explicit PackedWeight(size_t bytes);
+  PackedWeight(const void* external, size_t bytes, std::shared_ptr<const void> keepalive);
   ~PackedWeight();
   PackedWeight(const PackedWeight&) = delete;
   PackedWeight& operator=(const PackedWeight&) = delete;
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
+  bool external() const { return keepalive_ != nullptr; }
 
  private:
   void* data_ = nullptr;
   size_t bytes_ = 0;
+  std::shared_ptr<const void> keepalive_;
 };
 
 class WeightCache {

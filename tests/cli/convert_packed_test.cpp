@@ -1,0 +1,169 @@
+// `sdc convert --target`: the packed section is written, used at load (same latents as the
+// portable file, weights mapped instead of packed), ignored by the model layer, refused for an
+// unknown ISA name with nothing written, and never applied to another file's tensors.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <sstream>
+
+#include "backend/cpu/prepacked_weights.h"
+#include "common/error.h"
+#include "common/fixtures.h"
+#include "io/gguf.h"
+#include "io/open_file.h"
+#include "model/classify.h"
+#include "model/compiled_model.h"
+#include "pipeline/packed_section.h"
+
+namespace sdc {
+namespace {
+
+std::vector<std::string> convert_args(const std::string& out, bool packed) {
+  std::vector<std::string> a = {"convert",
+                                "-u",
+                                test::tiny("model.safetensors"),
+                                "--model-config",
+                                test::tiny("diffusers"),
+                                "-t",
+                                "bf16",
+                                "-s",
+                                "64",
+                                "64",
+                                "-o",
+                                out};
+  if (packed) {
+    a.push_back("--target");
+    a.push_back("native");
+  }
+  return a;
+}
+
+std::vector<std::string> generate_args(const std::string& model, const std::string& latents,
+                                       const std::string& png) {
+  return {"generate", "-m", model,    "-p", "a cat",     "-W",    "64", "-H", "64",
+          "--steps",  "3",  "--seed", "5",  "--sampler", "euler", "-o", png,  "--save-latents",
+          latents};
+}
+
+TEST(ConvertPacked, SameLatentsWithWeightsMappedPacked) {
+  test::TempDir dir;
+  const std::string plain = dir.file("plain.gguf"), packed = dir.file("packed.gguf");
+  ASSERT_EQ(test::run_sdc(convert_args(plain, false)).exit_code, 0);
+  const auto c = test::run_sdc(convert_args(packed, true));
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(c.err.find("packed "), std::string::npos) << c.err;
+
+  const io::GgufFile g = io::read_gguf(packed);
+  ASSERT_NE(g.find("sdc.packed.isa"), nullptr);
+  EXPECT_EQ(g.find("sdc.packed.isa")->string_value, cpu::effective_isa_name());
+  const size_t n = g.find("sdc.packed.key")->items.size();
+  EXPECT_GT(n, 100u);
+  EXPECT_EQ(g.find("sdc.packed.tensor")->items.size(), n);
+  // The model layer sees the same model as in the portable file.
+  const model::Classification cp = model::classify(io::open_tensor_file(packed));
+  const model::Classification cu = model::classify(io::open_tensor_file(plain));
+  EXPECT_EQ(model::kind_name(cp.kind), model::kind_name(cu.kind));
+  EXPECT_TRUE(cp.has_unet && cp.has_vae && cp.has_text_encoder);
+
+  const auto a = test::run_sdc(generate_args(plain, dir.file("a.safetensors"), dir.file("a.png")));
+  const auto b = test::run_sdc(generate_args(packed, dir.file("b.safetensors"), dir.file("b.png")));
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(a.err.find("already packed"), std::string::npos);
+  EXPECT_NE(b.err.find("weights mapped already packed"), std::string::npos) << b.err;
+  const io::TensorFile la = io::open_tensor_file(dir.file("a.safetensors"));
+  const io::TensorFile lb = io::open_tensor_file(dir.file("b.safetensors"));
+  const TensorRef& ta = la.tensors.get("latents");
+  const TensorRef& tb = lb.tensors.get("latents");
+  ASSERT_EQ(ta.nbytes, tb.nbytes);
+  EXPECT_EQ(std::memcmp(ta.data, tb.data, ta.nbytes), 0);
+
+  // Packing a packed file again replaces its section instead of stacking a second one.
+  const auto again = test::run_sdc({"convert", "-u", packed, "-t", "bf16", "-s", "64", "64",
+                                    "--target", "native", "-o", dir.file("again.gguf")});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const io::GgufFile g2 = io::read_gguf(dir.file("again.gguf"));
+  EXPECT_EQ(g2.find("sdc.packed.key")->items.size(), n);
+}
+
+TEST(ConvertPacked, UnknownTargetIsRefusedWithNothingWritten) {
+  test::TempDir dir;
+  auto args = convert_args(dir.file("x.gguf"), false);
+  args.push_back("--target");
+  args.push_back("pentium4");
+  const auto r = test::run_sdc(args);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--target"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("pentium4"), std::string::npos) << r.err;
+  EXPECT_TRUE(dir.list().empty());
+}
+
+TEST(PrepackedWeights, AnEntryAppliesOnlyToTensorsOfItsOwner) {
+  auto& reg = cpu::PrepackedWeights::global();
+  reg.clear();
+  auto owner = std::make_shared<std::vector<uint8_t>>(256, 7);
+  auto other = std::make_shared<std::vector<uint8_t>>(256, 7);
+  reg.add("w", "fmt", owner->data(), 128, owner);
+  TensorRef mine, theirs;
+  mine.owner = owner;
+  theirs.owner = other;
+  EXPECT_EQ(reg.find("w", "fmt", theirs), nullptr);
+  EXPECT_EQ(reg.find("w", "other fmt", mine), nullptr);
+  auto p = reg.find("w", "fmt", mine);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->data(), owner->data());
+  EXPECT_EQ(p->bytes(), 128u);
+  EXPECT_TRUE(p->external());
+  // The registry holds its owner weakly: once the model is gone, so is the entry.
+  p.reset();
+  std::weak_ptr<std::vector<uint8_t>> gone = owner;
+  owner.reset();
+  mine.owner.reset();
+  EXPECT_TRUE(gone.expired());
+  TensorRef again;
+  again.owner = other;
+  EXPECT_EQ(reg.find("w", "fmt", again), nullptr);
+  reg.clear();
+}
+
+TEST(PackedSection, AFileForAnotherIsaIsPackedAtLoadWithANotice) {
+  io::TensorFile f;
+  f.path = "model.gguf";
+  f.format = io::FileFormat::Gguf;
+  f.metadata = {{"sdc.packed.isa", "sse41_from_elsewhere"},
+                {"sdc.packed.key", {"k"}},
+                {"sdc.packed.format", {"f"}},
+                {"sdc.packed.tensor", {"sdc.packed.0"}}};
+  std::ostringstream log;
+  EXPECT_EQ(pipeline::offer_packed_section(f, log), 0u);
+  EXPECT_NE(log.str().find("packed for sse41_from_elsewhere"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("packing them at load"), std::string::npos);
+}
+
+TEST(PackedSection, AMalformedSectionIsAnErrorNamingTheKey) {
+  io::TensorFile f;
+  f.path = "model.gguf";
+  f.format = io::FileFormat::Gguf;
+  f.metadata = {{"sdc.packed.isa", cpu::effective_isa_name()},
+                {"sdc.packed.key", {"k", "l"}},
+                {"sdc.packed.format", {"f"}},
+                {"sdc.packed.tensor", {"sdc.packed.0"}}};
+  std::ostringstream log;
+  try {
+    pipeline::offer_packed_section(f, log);
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sdc.packed.format"), std::string::npos) << e.what();
+  }
+  f.metadata["sdc.packed.format"] = {"f", "g"};
+  f.metadata["sdc.packed.tensor"] = {"sdc.packed.0", "sdc.packed.1"};
+  try {
+    pipeline::offer_packed_section(f, log);
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sdc.packed.0"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace sdc

@@ -1,0 +1,51 @@
+// The AVX2-only path, tested on any machine: DNNL_MAX_CPU_ISA=AVX2 caps oneDNN and sdc's own
+// kernels alike, `--precision auto` then plans f32, bf16 is refused as on an AVX2 CPU, and a
+// fixture pipeline still matches diffusers within its tolerance.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "common/fixtures.h"
+#include "io/safetensors.h"
+
+namespace sdc {
+namespace {
+
+struct IsaCap {
+  explicit IsaCap(const char* isa) { setenv("DNNL_MAX_CPU_ISA", isa, 1); }
+  ~IsaCap() { unsetenv("DNNL_MAX_CPU_ISA"); }
+};
+
+TEST(IsaCap, Avx2PathMatchesTheDdimPipeline) {
+  const nlohmann::json& c = test::find_case("pipeline/txt2img_ddim");
+  test::TempDir dir;
+  std::vector<std::string> args = test::tiny_generate(
+      {"--precision", "auto", "-o", dir.file("out.png"), "--save-latents", dir.file("l.st")});
+  const std::vector<std::string> own = test::case_args(c);
+  args.insert(args.end(), own.begin(), own.end());
+  args.insert(args.end(), {"--sampler", "ddim"});
+  IsaCap cap("AVX2");
+  const test::CommandResult r = test::run_sdc(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<float> mine =
+      io::read_safetensors(dir.file("l.st")).tensors.get("latents").to_f32();
+  const std::vector<float> all =
+      test::ref_f32(c["tensors"]["latents_after_each_step"].get<std::string>());
+  ASSERT_GE(all.size(), mine.size());
+  const std::vector<float> last(all.end() - std::ptrdiff_t(mine.size()), all.end());
+  EXPECT_LE(test::rel_max_diff(mine.data(), last), test::tolerance("pipeline_latents"));
+}
+
+TEST(IsaCap, Bf16IsRefusedUnderAnAvx2Cap) {
+  test::TempDir dir;
+  IsaCap cap("AVX2");
+  const test::CommandResult r =
+      test::run_sdc(test::tiny_generate({"--precision", "bf16", "-p", "x", "-W", "64", "-H", "64",
+                                         "--steps", "1", "-o", dir.file("out.png")}));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("bf16 needs AVX-512"), std::string::npos) << r.err;
+  EXPECT_TRUE(dir.list().empty());
+}
+
+}  // namespace
+}  // namespace sdc
