@@ -36,6 +36,8 @@ struct GenerateArgs {
   std::string save_noise, save_conditioning;
   std::vector<int> seed_resize_from;  // W H
   std::vector<int> hires_size;        // W H
+  std::string preview;                // --preview FILE: the latest preview, rewritten
+  int preview_every = 5;
 };
 
 // Batches of a run, concatenated along the first axis, written once at the end.
@@ -80,6 +82,10 @@ void run_generate(GenerateArgs& a) {
   check_output_folder(a.output, "-o");
   if (!a.save_latents.empty()) check_output_folder(a.save_latents, "--save-latents");
   if (!a.save_noise.empty()) check_output_folder(a.save_noise, "--save-noise");
+  if (!a.preview.empty()) check_output_folder(a.preview, "--preview");
+  if (a.preview_every < 1 || a.preview_every > pipeline::kMaxSteps)
+    throw UsageError("", "--preview-every", "1 to " + std::to_string(pipeline::kMaxSteps),
+                     std::to_string(a.preview_every));
   if (!a.save_conditioning.empty()) check_output_folder(a.save_conditioning, "--save-conditioning");
   if (!a.hires_size.empty()) {
     req.enable_hr = true;
@@ -138,7 +144,10 @@ void run_generate(GenerateArgs& a) {
     const int64_t seed = req.seed + int64_t(b) * req.batch_size;
     double first_step_ms = 0;
     pipeline::GenerationObserver observer;
+    if (!a.preview.empty()) observer.preview_every = a.preview_every;
     observer.on_progress = [&](const pipeline::ProgressEvent& e) {
+      // Written atomically: a viewer polling the file never sees half a PNG.
+      if (e.preview) io::write_png(a.preview, *e.preview);
       if (e.stage != pipeline::GenerationStage::Denoising || e.step == 0) return;
       if (e.step == 1 && b == 0) first_step_ms = since_start.ms();
       bar.update(e.step, e.total_steps);
@@ -241,6 +250,10 @@ void add_generate_command(CLI::App& app) {
                   "Hires fix second-pass denoising strength in (0, 1]");
   cmd->add_option("--hires-upscaler", r.hr_upscaler,
                   "latent (bilinear on latents, A1111's Latent) | lanczos (on pixels)");
+  cmd->add_option("--preview", a->preview,
+                  "Write a cheap preview of the current latents (A1111 'Approx cheap', 1/8 size) "
+                  "to this PNG while sampling");
+  cmd->add_option("--preview-every", a->preview_every, "Steps between previews (default 5)");
   cmd->add_option("--embeddings", a->model.embeddings_dir,
                   "Folder of textual-inversion embeddings (.pt, .bin, .safetensors); the trigger "
                   "word is the file name, as in A1111");

@@ -122,9 +122,17 @@ StableDiffusion::Inputs StableDiffusion::prepare_inputs(const GenerationRequest&
     in.init = imaging::fit_image(init, req.width, req.height,
                                  imaging::parse_resize_mode(req.resize_mode));
   }
-  if (is_inpainting(req))
-    in.mask = imaging::prepare_inpaint_mask(load(req.mask_data, req.mask), req.width, req.height,
-                                            req.mask_invert, req.mask_blur);
+  if (is_inpainting(req)) {
+    // The mask is fitted exactly as the init image (--resize-mode, Lanczos) so that the two stay
+    // aligned whatever their sizes (A1111 resizes both with the same mode; a mask of the init's
+    // size needs no fitting, as in diffusers).
+    io::Image mask = load(req.mask_data, req.mask);
+    mask.alpha.clear();  // PIL's convert("L") ignores alpha
+    mask = imaging::fit_image(mask, req.width, req.height,
+                              imaging::parse_resize_mode(req.resize_mode));
+    in.mask =
+        imaging::prepare_inpaint_mask(mask, req.width, req.height, req.mask_invert, req.mask_blur);
+  }
   if (uses_control(req)) {
     io::Image hint = load(req.control_image_data, req.control_image);
     imaging::flatten_alpha(hint);
