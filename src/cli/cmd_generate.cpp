@@ -18,6 +18,8 @@
 #include "io/safetensors.h"
 #include "pipeline/compat.h"
 #include "pipeline/generation_params.h"
+#include "pipeline/hires_fix.h"
+#include "pipeline/image_infotext.h"
 #include "pipeline/model_bundle.h"
 #include "pipeline/plan_warmup.h"
 #include "pipeline/stable_diffusion.h"
@@ -36,6 +38,11 @@ struct GenerateArgs {
   int threads = 0;
   std::string output = "output.png";
   std::string save_latents;
+  std::string save_noise, save_conditioning;
+  std::vector<int> seed_resize_from;  // W H
+  std::vector<int> hires_size;        // W H
+  std::string preview;                // --preview FILE: the latest preview, rewritten
+  int preview_every = 5;
 };
 
 // "out.png" for one image; "out-1.png", "out-2.png", … for several.
@@ -86,6 +93,22 @@ void run_generate(GenerateArgs& a) {
   pipeline::validate_sampling(req);
   check_output_folder(a.output, "-o");
   if (!a.save_latents.empty()) check_output_folder(a.save_latents, "--save-latents");
+  if (!a.save_noise.empty()) check_output_folder(a.save_noise, "--save-noise");
+  if (!a.preview.empty()) check_output_folder(a.preview, "--preview");
+  if (a.preview_every < 1 || a.preview_every > pipeline::kMaxSteps)
+    throw UsageError("", "--preview-every", "1 to " + std::to_string(pipeline::kMaxSteps),
+                     std::to_string(a.preview_every));
+  if (!a.save_conditioning.empty()) check_output_folder(a.save_conditioning, "--save-conditioning");
+  if (!a.hires_size.empty()) {
+    req.enable_hr = true;
+    req.hr_width = a.hires_size.at(0);
+    req.hr_height = a.hires_size.at(1);
+  }
+  if (!a.seed_resize_from.empty()) {
+    req.seed_resize_from_w = a.seed_resize_from.at(0);
+    req.seed_resize_from_h = a.seed_resize_from.at(1);
+  }
+  pipeline::validate(req);
   if (!req.control_save_hint.empty())
     check_output_folder(req.control_save_hint, "--control-save-hint");
   if (pipeline::uses_control(req) && a.model.controlnet.empty() &&
@@ -110,20 +133,34 @@ void run_generate(GenerateArgs& a) {
   job_request.generation = req;
   job_request.model = engine.current_model().name;
   job_request.keep_latents = !a.save_latents.empty();
+  job_request.keep_inputs = !a.save_noise.empty() || !a.save_conditioning.empty();
+  if (!a.preview.empty()) job_request.preview_every = a.preview_every;
   const bool random_seed = req.seed < 0;
+  const bool random_subseed = req.subseed_strength != 0 && req.subseed < 0;
   auto job = engine.submit(job_request);
   if (random_seed) std::cout << "seed: " << job->request().generation.seed << "\n";
+  if (random_subseed) std::cout << "subseed: " << job->request().generation.subseed << "\n";
 
   // Progress from the job's events: one bar per batch.
   std::unique_ptr<ProgressBar> bar;
   int bar_batch = -1;
   double first_step_ms = 0;
+  uint64_t preview_id = 0;
   for (uint64_t seen = 0;;) {
     const auto events = job->events_after(seen, std::chrono::milliseconds(200));
     bool finished = false;
     for (const auto& e : events) {
       seen = e.seq;
       finished |= e.type == engine::JobEventType::Finished;
+      if (!a.preview.empty() && e.progress.preview_id != preview_id &&
+          !e.progress.preview_png.empty()) {
+        // Written atomically: a viewer polling the file never sees half a PNG.
+        preview_id = e.progress.preview_id;
+        io::AtomicFile out(a.preview);
+        out.write(reinterpret_cast<const uint8_t*>(e.progress.preview_png.data()),
+                  e.progress.preview_png.size());
+        out.commit();
+      }
       if (e.type != engine::JobEventType::Progress ||
           e.progress.stage != pipeline::GenerationStage::Denoising)
         continue;
@@ -162,6 +199,20 @@ void run_generate(GenerateArgs& a) {
     WeightMap m;
     m.set("latents", TensorRef::from_f32(result.latents, result.latent_shape, DType::F32));
     io::write_safetensors(a.save_latents, m);
+  }
+  if (!a.save_noise.empty()) {
+    const Shape shape(result.noise_shape.begin(), result.noise_shape.end());
+    WeightMap m;
+    m.set("noise", TensorRef::from_f32(result.noise, shape, DType::F32));
+    io::write_safetensors(a.save_noise, m);
+  }
+  if (!a.save_conditioning.empty()) {
+    WeightMap m;
+    const Shape shape{total, result.context_tokens, result.context_width};
+    m.set("cond", TensorRef::from_f32(result.cond, shape, DType::F32));
+    if (!result.uncond.empty())
+      m.set("uncond", TensorRef::from_f32(result.uncond, shape, DType::F32));
+    io::write_safetensors(a.save_conditioning, m);
   }
 }
 
@@ -226,10 +277,44 @@ void add_generate_command(CLI::App& app) {
                   "Output PNG (several images: name-1.png, name-2.png, …)");
   cmd->add_option("--save-latents", a->save_latents,
                   "Also write the final latents (safetensors, NCHW f32)");
+  cmd->add_option("--save-noise", a->save_noise,
+                  "Also write the initial noise, before any sigma scaling (safetensors 'noise', "
+                  "[batch,4,h,w] f32)");
+  cmd->add_option("--save-conditioning", a->save_conditioning,
+                  "Also write the text-encoder outputs the UNet gets (safetensors 'cond' and, "
+                  "with CFG, 'uncond': [batch,tokens,width] f32)");
+  cmd->add_option("--subseed", r.subseed, "Variation seed (-1: random)");
+  cmd->add_option("--subseed-strength", r.subseed_strength,
+                  "Variation strength in [0, 1]: 0 = the seed's noise, 1 = the subseed's");
+  cmd->add_option("--seed-resize-from", a->seed_resize_from,
+                  "W H: make the noise as for this size and centre it (A1111 'Resize seed from')")
+      ->expected(2);
+  cmd->add_option("--hires-scale", r.hr_scale,
+                  "Hires fix: a second pass at this factor of the size (A1111)")
+      ->each([&r](const std::string&) { r.enable_hr = true; });
+  cmd->add_option("--hires-size", a->hires_size, "W H: hires fix to this size instead")
+      ->expected(2);
+  cmd->add_option("--hires-steps", r.hr_steps, "Hires fix second-pass steps (0: as --steps)");
+  cmd->add_option("--hires-denoise", r.hr_denoise,
+                  "Hires fix second-pass denoising strength in (0, 1]");
+  cmd->add_option("--hires-upscaler", r.hr_upscaler,
+                  "latent (bilinear on latents, A1111's Latent) | lanczos (on pixels)");
+  cmd->add_option("--preview", a->preview,
+                  "Write a cheap preview of the current latents (A1111 'Approx cheap', 1/8 size) "
+                  "to this PNG while sampling");
+  cmd->add_option("--preview-every", a->preview_every, "Steps between previews (default 5)");
+  cmd->add_option("--embeddings", a->model.embeddings_dir,
+                  "Folder of textual-inversion embeddings (.pt, .bin, .safetensors); the trigger "
+                  "word is the file name, as in A1111");
   cmd->add_option("--init-image", r.init_image, "img2img: the starting image (PNG or JPEG)");
   cmd->add_option("--strength", r.strength, "img2img denoising strength in (0, 1]");
   cmd->add_option("--resize-mode", r.resize_mode,
                   "resize | crop | fill (when the image size differs)");
+  cmd->add_option("--mask", r.mask,
+                  "Inpainting mask for --init-image (white = repaint; resized with Lanczos)");
+  cmd->add_flag("--mask-invert", r.mask_invert, "Repaint the black part of the mask instead");
+  cmd->add_option("--mask-blur", r.mask_blur,
+                  "Gaussian blur sigma (pixels) on the mask before thresholding (A1111)");
   cmd->add_option("--control-image", r.control_image, "ControlNet hint image");
   cmd->add_option("--control-scale", r.control_scale, "ControlNet conditioning scale");
   cmd->add_option("--control-start", r.control_start, "Fraction of steps where ControlNet starts");

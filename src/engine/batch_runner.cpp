@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "io/image.h"
+#include "pipeline/hires_fix.h"
 
 namespace sdc::engine {
 
@@ -53,7 +54,8 @@ pipeline::BatchResult run_batch(pipeline::StableDiffusion& sd,
     }
     ctx.job.update_progress(p);
   };
-  return sd.generate_batch(request, first_seed, observer);
+  return request.enable_hr ? pipeline::generate_hires(sd, request, first_seed, observer)
+                           : sd.generate_batch(request, first_seed, observer);
 }
 
 }  // namespace sdc::engine

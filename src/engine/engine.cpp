@@ -19,6 +19,7 @@
 #include "io/image.h"
 #include "pipeline/compat.h"
 #include "pipeline/generation_params.h"
+#include "pipeline/image_infotext.h"
 #include "pipeline/plan_warmup.h"
 #include "sampling/rng/torch_generator.h"
 #include "sampling/sampler_kind.h"
@@ -171,6 +172,8 @@ void Engine::validate_request(JobRequest& r) const {
   pipeline::validate(r.generation);
   pipeline::validate_sampling(r.generation);
   if (r.generation.seed < 0) r.generation.seed = int64_t(sampling::random_seed() & 0xffffffffULL);
+  if (r.generation.subseed_strength != 0 && r.generation.subseed < 0)
+    r.generation.subseed = int64_t(sampling::random_seed() & 0xffffffffULL);
 }
 
 std::shared_ptr<Job> Engine::submit(JobRequest request) {
@@ -367,8 +370,10 @@ void Engine::run_job(Job& job) {
       pipeline::BatchResult br = run_batch(*loaded->sd, g, seed, ctx);
       const double per_image =
           batch_clock.seconds() / double(std::max<size_t>(1, br.images.size()));
-      for (const auto& img : br.images) {
-        pipeline::GenerationParams params = pipeline::describe(loaded->bundle, g, img.seed);
+      for (size_t i = 0; i < br.images.size(); ++i) {
+        const pipeline::GeneratedImage& img = br.images[i];
+        // describe_image adds what only the run knows (variation seed, TI hashes, mask keys).
+        pipeline::GenerationParams params = pipeline::describe_image(loaded->bundle, g, br, i);
         params.model_hash = loaded->short_hash;
         params.model = loaded->bundle.name;
         for (size_t i = 0; i < params.loras.size() && i < loaded->lora_hashes.size(); ++i) {
@@ -398,6 +403,15 @@ void Engine::run_job(Job& job) {
       // Interrupt ends the job with what it has; Skip only ended this batch.
       if (br.interrupted && job.stop_token().requested() == pipeline::StopRequest::Interrupt)
         result->interrupted = true;
+      if (r.keep_inputs) {
+        result->noise.insert(result->noise.end(), br.noise.begin(), br.noise.end());
+        result->cond.insert(result->cond.end(), br.cond.begin(), br.cond.end());
+        result->uncond.insert(result->uncond.end(), br.uncond.begin(), br.uncond.end());
+        result->noise_shape.assign(br.latent_shape.begin(), br.latent_shape.end());
+        result->noise_shape[0] = int64_t(result->images.size());
+        result->context_tokens = br.context_tokens;
+        result->context_width = br.context_width;
+      }
       if (r.keep_latents) {
         result->latents.insert(result->latents.end(), br.latents.begin(), br.latents.end());
         result->latent_shape.assign(br.latent_shape.begin(), br.latent_shape.end());

@@ -44,6 +44,7 @@ struct JobRequest {
   int preview_every = 0;         // steps between previews (0: none)
   bool save_outputs = false;     // also write the PNGs to the engine's outputs folder
   bool keep_latents = false;     // return the final latents (sdc generate --save-latents)
+  bool keep_inputs = false;      // return the initial noise and the text conditioning
   // A job that is not a generation (a convert, server/web_services.cpp): the worker runs it in
   // queue order instead of the pipeline. It reports through Job::update_progress, polls
   // stop_token(), throws pipeline::GenerationCancelled when stopped, and returns the JSON that
@@ -92,7 +93,12 @@ struct JobResult {
   std::vector<pipeline::StageTimings> batch_timings;  // one per batch run
   std::vector<float> latents;  // keep_latents: every batch's final latents, NCHW, concatenated
   std::vector<int64_t> latent_shape;  // [images, 4, h, w] when latents are kept
-  nlohmann::json task_result;         // a task job's result (JobRequest::task); null otherwise
+  // keep_inputs: every batch's initial noise (latent_shape per image) and UNet context rows
+  // ([images, tokens, width]; uncond empty without classifier-free guidance).
+  std::vector<float> noise, cond, uncond;
+  std::vector<int64_t> noise_shape;  // [images, 4, h, w]
+  int context_tokens = 0, context_width = 0;
+  nlohmann::json task_result;  // a task job's result (JobRequest::task); null otherwise
 };
 
 enum class JobEventType { Queued, Started, Progress, Finished };

@@ -60,6 +60,7 @@ std::shared_ptr<LoadedModel> ModelCache::acquire(const LoadSpec& spec) {
     m->bundle = pipeline::load_bundle(spec.bundle, log_);
     m->sd = std::make_unique<pipeline::StableDiffusion>(m->bundle.model, plan_options_,
                                                         m->bundle.tokenizer(), m->bundle.name);
+    if (!m->bundle.embeddings.embeddings.empty()) m->sd->use_embeddings(m->bundle.embeddings);
   } catch (...) {
     metrics_.model_load_failures++;
     lock.lock();

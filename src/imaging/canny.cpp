@@ -23,12 +23,13 @@ int reflect101(int i, int n) {
 
 }  // namespace
 
-io::Image gaussian_blur(const io::Image& image, float sigma) {
+io::Image gaussian_blur(const io::Image& image, float sigma, int taps_radius) {
   if (!std::isfinite(sigma))
     throw UsageError("", "blur sigma", "a finite number", "NaN or infinity");
   if (sigma <= 0.0f) return image;
   const int w = image.width, h = image.height;
-  const int radius = std::max(1, int(std::lround(3.0 * double(sigma))));
+  const int radius =
+      taps_radius > 0 ? taps_radius : std::max(1, int(std::lround(3.0 * double(sigma))));
   std::vector<float> k(size_t(2 * radius + 1));
   double sum = 0;
   for (int i = -radius; i <= radius; ++i) {

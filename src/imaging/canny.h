@@ -26,6 +26,7 @@ io::Image canny(const io::Image& image, float low_threshold, float high_threshol
 // Gaussian blur of each channel with standard deviation `sigma` (> 0) pixels: OpenCV's kernel size
 // for 8-bit images (2·round(3σ)+1 taps), normalised weights exp(-x²/2σ²), reflect-101 borders,
 // separable in f32 and rounded to the nearest level. sigma <= 0 returns the image unchanged.
-io::Image gaussian_blur(const io::Image& image, float sigma);
+// `radius` > 0 sets the taps (2·radius+1) instead, as a caller passing cv2 a kernel size does.
+io::Image gaussian_blur(const io::Image& image, float sigma, int radius = 0);
 
 }  // namespace sdc::imaging

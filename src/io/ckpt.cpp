@@ -203,14 +203,24 @@ TensorFile CkptReader::read(uint64_t file_size) {
   tf.metadata = nlohmann::json::object();
   tf.tensors.description = path_;
   const pickle::Value* dict = &root;
-  if (const pickle::Value* sd = root.find("state_dict")) {
-    if (sd->kind != pickle::Kind::Dict) throw Error(path_, "state_dict", "a dict", what_is(*sd));
+  std::string name_prefix;
+  const pickle::Value* sd = root.find("state_dict");
+  if (!sd) {
+    // An A1111 textual-inversion embedding keeps its vectors one level down.
+    sd = root.find("string_to_param");
+    if (sd) name_prefix = "string_to_param.";
+  }
+  if (sd) {
+    if (sd->kind != pickle::Kind::Dict)
+      throw Error(path_, name_prefix.empty() ? "state_dict" : "string_to_param", "a dict",
+                  what_is(*sd));
     dict = sd;
     // The training bookkeeping beside it (global_step, epoch, ...) is kept when it is a scalar.
     for (size_t i = 0; i < root.dict_size(); ++i) {
       const pickle::Value& k = root.dict_key(i);
       const pickle::Value& v = root.dict_value(i);
-      if (k.kind != pickle::Kind::Str || k.text == "state_dict") continue;
+      if (k.kind != pickle::Kind::Str || k.text == "state_dict" || k.text == "string_to_param")
+        continue;
       switch (v.kind) {
         case pickle::Kind::Int:
           tf.metadata[k.text] = v.integer;
@@ -237,8 +247,9 @@ TensorFile CkptReader::read(uint64_t file_size) {
     const pickle::Value& v = dict->dict_value(i);
     if (k.kind != pickle::Kind::Str)
       throw Error(path_, pkl.name, "tensor names as strings", what_is(k));
-    if (v.kind != pickle::Kind::Tensor) throw Error(path_, k.text, "a tensor", what_is(v));
-    tf.tensors.set(k.text, tensor(k.text, *v.tensor));
+    const std::string name = name_prefix + k.text;
+    if (v.kind != pickle::Kind::Tensor) throw Error(path_, name, "a tensor", what_is(v));
+    tf.tensors.set(name, tensor(name, *v.tensor));
   }
   return tf;
 }

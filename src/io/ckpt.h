@@ -13,8 +13,10 @@
 namespace sdc::io {
 
 // Reads `path`. Tensors come from the top-level dict's "state_dict" when it has one (Lightning
-// and original SD checkpoints), else from the top-level dict itself (diffusers .bin files). The
-// other top-level entries that are plain scalars (global_step, epoch, ...) go to `metadata`.
+// and original SD checkpoints), else from its "string_to_param" (an A1111 textual-inversion
+// embedding; tensors named "string_to_param.<key>"), else from the top-level dict itself
+// (diffusers .bin files). The other top-level entries that are plain scalars (global_step, epoch,
+// an embedding's name and step, ...) go to `metadata`.
 // Legacy (pre-1.6, non-zip) files and any global outside the allowlist are refused.
 TensorFile read_ckpt(const std::string& path);
 

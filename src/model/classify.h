@@ -51,7 +51,8 @@ struct Classification {
       evidence;  // e.g. "conditioner.embedders.0.…" or "input_blocks.0.0.weight [320, 9, 3, 3]"
   bool has_unet = false, has_vae = false, has_text_encoder = false, has_controlnet = false;
   bool supported() const {
-    return architecture == Architecture::SD1 || architecture == Architecture::Unknown;
+    return architecture == Architecture::SD1 || architecture == Architecture::SD1Inpainting ||
+           architecture == Architecture::Unknown;
   }
 };
 

@@ -323,6 +323,10 @@ ControlNetInfo parse_unit(const std::string& key, const std::string& text) {
 
 }  // namespace
 
+std::string format_a1111_number(double v) {
+  return number(v);
+}
+
 std::string quote_a1111_value(const std::string& value) {
   if (value.find_first_of(",\n:") == std::string::npos) return value;
   std::string out = "\"";
@@ -376,6 +380,12 @@ std::string format_a1111_parameters(const GenerationParams& p) {
   f.emplace_back("Size", std::to_string(p.width) + "x" + std::to_string(p.height));
   if (!p.model_hash.empty()) f.emplace_back("Model hash", p.model_hash);
   if (!p.model.empty()) f.emplace_back("Model", p.model);
+  if (p.variation_seed) f.emplace_back("Variation seed", std::to_string(*p.variation_seed));
+  if (p.variation_strength)
+    f.emplace_back("Variation seed strength", number(*p.variation_strength));
+  if (p.seed_resize_from)
+    f.emplace_back("Seed resize from", std::to_string(p.seed_resize_from->first) + "x" +
+                                           std::to_string(p.seed_resize_from->second));
   if (p.denoising_strength) f.emplace_back("Denoising strength", number(*p.denoising_strength));
   if (p.clip_skip > 1) f.emplace_back("Clip skip", std::to_string(p.clip_skip));
   if (p.ensd != 0) f.emplace_back("ENSD", std::to_string(p.ensd));
@@ -449,6 +459,15 @@ GenerationParams parse_a1111_parameters(const std::string& text) {
       p.model_hash = v;
     } else if (key == "Model") {
       p.model = v;
+    } else if (key == "Variation seed") {
+      p.variation_seed = parse_int(key, v);
+    } else if (key == "Variation seed strength") {
+      p.variation_strength = parse_double(key, v);
+    } else if (key == "Seed resize from") {
+      const size_t x = v.find('x');
+      if (x == std::string::npos) bad_value(key, "WIDTHxHEIGHT", v);
+      p.seed_resize_from =
+          std::pair{int(parse_int(key, v.substr(0, x))), int(parse_int(key, v.substr(x + 1)))};
     } else if (key == "Denoising strength") {
       p.denoising_strength = parse_double(key, v);
     } else if (key == "Clip skip") {

@@ -49,9 +49,12 @@ struct GenerationParams {
   double cfg_scale = 7.0;
   int64_t seed = -1;
   int width = 512, height = 512;
-  std::string model_hash, model;             // each left out when empty
-  std::optional<double> denoising_strength;  // img2img only
-  int clip_skip = 1;                         // written when > 1, as A1111 does
+  std::string model_hash, model;                        // each left out when empty
+  std::optional<int64_t> variation_seed;                // "Variation seed" (the subseed)
+  std::optional<double> variation_strength;             // "Variation seed strength"
+  std::optional<std::pair<int, int>> seed_resize_from;  // "Seed resize from": WxH
+  std::optional<double> denoising_strength;             // img2img only
+  int clip_skip = 1;                                    // written when > 1, as A1111 does
   int64_t ensd = 0;  // "ENSD" (eta noise seed delta); written when not 0, before "RNG" as A1111
   std::string rng;   // "CPU", "NV"; left out when empty
   std::vector<LoraInfo> loras;                             // "Lora hashes"
@@ -61,6 +64,9 @@ struct GenerationParams {
 
   bool operator==(const GenerationParams&) const = default;
 };
+
+// A number as A1111's infotext prints it: Python's repr, whole numbers without ".0".
+std::string format_a1111_number(double v);
 
 // The "parameters" text.
 std::string format_a1111_parameters(const GenerationParams& params);

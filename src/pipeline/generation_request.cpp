@@ -59,9 +59,48 @@ void validate(const GenerationRequest& r) {
                      num(r.control_start));
   if (!(r.canny_low >= 0 && r.canny_low <= r.canny_high))
     throw UsageError("", "--canny-low", "0 <= low <= --canny-high", num(r.canny_low));
+  if (is_inpainting(r) && !is_img2img(r))
+    throw UsageError("", "--mask", "an --init-image to inpaint", "none");
+  if (!(r.mask_blur >= 0.0f && r.mask_blur <= 64.0f))
+    throw UsageError("", "--mask-blur", "a sigma from 0 (none) to 64 pixels", num(r.mask_blur));
+  if (r.enable_hr) {
+    if (is_img2img(r)) throw UsageError("", "--hires-scale", "a txt2img run", "an --init-image");
+    if (!std::isfinite(r.hr_scale) || r.hr_scale < 1.0 || r.hr_scale > 8.0)
+      throw UsageError("", "--hires-scale", "a factor from 1 to 8", num(r.hr_scale));
+    const auto [w, h] = hires_size(r);
+    check_side("--hires-size", w);
+    check_side("--hires-size", h);
+    if (r.hr_steps < 0 || r.hr_steps > kMaxSteps)
+      throw UsageError("", "--hires-steps", "0 (as the first pass) to " + std::to_string(kMaxSteps),
+                       std::to_string(r.hr_steps));
+    check_fraction("--hires-denoise", r.hr_denoise, false);
+    if (r.hr_upscaler != "latent" && r.hr_upscaler != "lanczos")
+      throw UsageError("", "--hires-upscaler", "one of latent, lanczos", r.hr_upscaler);
+  }
+  check_fraction("--subseed-strength", r.subseed_strength, true);
+  if (r.subseed < -1 || r.subseed > int64_t(0xffffffffffffLL))
+    throw UsageError("", "--subseed", "-1 (random) or 0 to 2^48-1", std::to_string(r.subseed));
+  const bool resize_w = r.seed_resize_from_w > 0, resize_h = r.seed_resize_from_h > 0;
+  if (r.seed_resize_from_w < 0 || r.seed_resize_from_h < 0 || resize_w != resize_h ||
+      (resize_w && (r.seed_resize_from_w < 8 || r.seed_resize_from_h < 8 ||
+                    r.seed_resize_from_w > kMaxImageSide || r.seed_resize_from_h > kMaxImageSide)))
+    throw UsageError(
+        "", "--seed-resize-from",
+        "a width and height from 8 to " + std::to_string(kMaxImageSide) + " (0 0: off)",
+        std::to_string(r.seed_resize_from_w) + " " + std::to_string(r.seed_resize_from_h));
   if (!(r.canny_blur >= 0.0f && r.canny_blur <= 20.0f))
     throw UsageError("", "--canny-blur", "a sigma from 0 (no blur) to 20 pixels",
                      num(r.canny_blur));
+}
+
+std::pair<int, int> hires_size(const GenerationRequest& r) {
+  const int w = r.hr_width > 0 ? r.hr_width : int(double(r.width) * r.hr_scale);
+  const int h = r.hr_height > 0 ? r.hr_height : int(double(r.height) * r.hr_scale);
+  return {w / 8 * 8, h / 8 * 8};
+}
+
+int64_t batch_first_index(const GenerationRequest& r, int64_t first_seed) {
+  return r.seed >= 0 && first_seed >= r.seed ? first_seed - r.seed : 0;
 }
 
 }  // namespace sdc::pipeline

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/image.h"
@@ -49,6 +50,25 @@ struct GenerationRequest {
   double strength = 0.75;            // 0 < strength <= 1 (double: int(steps·strength) as Python)
   std::string resize_mode = "crop";  // resize | crop | fill
 
+  // img2img from latents instead of an image ([batch_size, 4, height/8, width/8], already ×
+  // the VAE scaling factor): no VAE encode and no posterior draw (hires fix's second pass).
+  std::optional<std::vector<float>> init_latents_data;
+
+  // Hires fix (txt2img, A1111): a first pass at width × height, the result upscaled to the hires
+  // size, then a second pass as img2img of it at hr_denoise with the same seeds.
+  bool enable_hr = false;
+  double hr_scale = 2.0;               // used when hr_width/hr_height are 0
+  int hr_width = 0, hr_height = 0;     // --hires-size
+  int hr_steps = 0;                    // 0: as many as the first pass
+  double hr_denoise = 0.7;             // the second pass's strength
+  std::string hr_upscaler = "latent";  // latent (bilinear on latents) | lanczos (on pixels)
+
+  // Inpainting (with an init image): white (>= 128) = repaint, black = keep.
+  std::string mask;                    // path
+  std::optional<io::Image> mask_data;  // already decoded (the server); wins over the path
+  bool mask_invert = false;            // A1111 "inpainting mask invert"
+  float mask_blur = 0.0f;              // A1111 "mask blur": Gaussian sigma on the mask, pixels
+
   // ControlNet
   std::string control_image;                    // path
   std::optional<io::Image> control_image_data;  // already decoded (the server); wins over the path
@@ -58,6 +78,13 @@ struct GenerationRequest {
   float canny_low = 100.f, canny_high = 200.f;
   float canny_blur = 0.f;  // Gaussian sigma in pixels before the edges; 0: none (as the annotator)
   std::string control_save_hint;  // write the hint the ControlNet was given (after preprocessing)
+
+  // A1111 variation seeds: image i's noise is slerp(subseed_strength, noise(seed), noise(subseed
+  // + i)); with a strength every image of the run keeps `seed`. -1: a random subseed.
+  int64_t subseed = -1;
+  double subseed_strength = 0.0;  // [0, 1]; 0: no variation
+  // "Resize seed from": draw the noise as for this size and centre it (0 0: off).
+  int seed_resize_from_w = 0, seed_resize_from_h = 0;
 
   // Whether the user set these explicitly (a compiled model's recommended defaults apply
   // otherwise).
@@ -71,8 +98,17 @@ inline constexpr int kMaxSteps = 1000;
 // Throws sdc::UsageError naming the field, the expected range and the value found.
 void validate(const GenerationRequest& r);
 
+// Image i of the batch whose first image has seed `first_seed`: its run-wide index is
+// first_seed − request.seed + i (batch b of a run starts at seed + b·batch_size).
+int64_t batch_first_index(const GenerationRequest& r, int64_t first_seed);
+
 inline bool is_img2img(const GenerationRequest& r) {
-  return r.init_image_data.has_value() || !r.init_image.empty();
+  return r.init_image_data.has_value() || !r.init_image.empty() || r.init_latents_data.has_value();
+}
+// The hires size: --hires-size, else int(side · scale) (A1111), each floored to a multiple of 8.
+std::pair<int, int> hires_size(const GenerationRequest& r);
+inline bool is_inpainting(const GenerationRequest& r) {
+  return r.mask_data.has_value() || !r.mask.empty();
 }
 inline bool uses_control(const GenerationRequest& r) {
   return r.control_image_data.has_value() || !r.control_image.empty();

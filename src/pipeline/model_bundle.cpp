@@ -75,6 +75,14 @@ ModelBundle load_bundle(const BundleOptions& o, std::ostream& log) {
   b.loras = model::merge_loras(b.model.weights, specs, o.ignore_unmatched_lora_keys);
   for (const auto& r : b.loras) log << r.summary() << "\n";
   if (!o.controlnet.empty()) attach_controlnet(b.model, o.controlnet, o.model_config);
+  if (!o.embeddings_dir.empty()) {
+    b.embeddings = model::load_embeddings(o.embeddings_dir, b.model.text_encoder.hidden, log);
+    log << o.embeddings_dir << ": " << b.embeddings.embeddings.size()
+        << " textual-inversion embeddings";
+    for (size_t i = 0; i < b.embeddings.embeddings.size(); ++i)
+      log << (i ? ", " : ": ") << b.embeddings.embeddings[i].name;
+    log << "\n";
+  }
   return b;
 }
 

@@ -12,6 +12,7 @@
 
 #include "model/lora_merger.h"
 #include "model/model_loader.h"
+#include "model/textual_inversion.h"
 #include "pipeline/generation_params.h"
 #include "pipeline/generation_request.h"
 #include "text/tokenizer.h"
@@ -25,6 +26,7 @@ struct BundleOptions {
   std::string controlnet;          // --control-net FILE (original or diffusers layout)
   std::vector<std::string> loras;  // --lora FILE[:SCALE]
   bool ignore_unmatched_lora_keys = false;
+  std::string embeddings_dir;  // --embeddings DIR: textual-inversion embeddings (A1111's folder)
 };
 
 // Sampler settings a compiled model recommends (e.g. an LCM-LoRA bake: lcm, 4 steps, cfg 1).
@@ -44,6 +46,7 @@ struct ModelBundle {
   // A compiled model's declared sizes ((width, height) in pixels) and batch, to plan at load.
   std::vector<std::pair<int, int>> declared_sizes;
   int declared_batch = 1;
+  model::EmbeddingLibrary embeddings;  // from BundleOptions::embeddings_dir
   const text::ClipTokenizer& tokenizer() const {
     return own_tokenizer ? *own_tokenizer : text::ClipTokenizer::builtin();
   }

@@ -7,7 +7,17 @@
 namespace sdc::pipeline {
 
 PlanCache::PlanCache(const model::LoadedModel& model, cpu::PlanOptions options)
-    : model_(model), options_(options) {}
+    : model_(model), options_(options), text_params_(model.text_encoder) {}
+
+void PlanCache::use_token_table(TensorRef table) {
+  static const std::string kName =
+      std::string(graph::kTextEncoderPrefix) + "embeddings.token_embedding.weight";
+  if (!text_weights_) text_weights_ = model_.weights;  // shallow: views on the same bytes
+  text_params_.vocab_size = int(table.shape.at(0));
+  text_weights_->set(kName, std::move(table));
+  std::erase_if(plans_,
+                [](const auto& kv) { return std::get<0>(kv.first) == PlanKind::TextEncoder; });
+}
 
 template <typename BuildFn>
 PlanCache::Entry& PlanCache::get(const Key& key, BuildFn build) {
@@ -22,7 +32,8 @@ PlanCache::Entry& PlanCache::get(const Key& key, BuildFn build) {
 
 cpu::Plan& PlanCache::text_encoder(int batch, int clip_skip) {
   return *get({PlanKind::TextEncoder, batch, clip_skip, 0, 0}, [&] {
-            return graph::build_text_encoder(model_.weights, model_.text_encoder, batch, clip_skip);
+            return graph::build_text_encoder(text_weights_ ? *text_weights_ : model_.weights,
+                                             text_params_, batch, clip_skip);
           }).plan;
 }
 

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <tuple>
 
 #include "backend/cpu/plan.h"
@@ -29,6 +30,9 @@ class PlanCache {
 
   // Latent sizes (h, w) are in latent pixels; VaeEncoder takes image pixels (8h, 8w) implicitly.
   cpu::Plan& text_encoder(int batch, int clip_skip);
+  // Text encoder plans from now on look tokens up in `table` (the model's token-embedding table
+  // with textual-inversion rows appended, model::extend_token_table); cached ones are dropped.
+  void use_token_table(TensorRef table);
   // ldm_upsampling: A1111's up path (graph::UNetShape); the same plan as diffusers' when both
   // latent sides are multiples of 8.
   cpu::Plan& unet(int batch, int latent_h, int latent_w, int context_tokens, bool with_control,
@@ -54,6 +58,8 @@ class PlanCache {
 
   const model::LoadedModel& model_;
   cpu::PlanOptions options_;
+  std::optional<WeightMap> text_weights_;  // the model's weights with another token table
+  model::TextEncoderParams text_params_;
   std::map<Key, Entry> plans_;
 };
 

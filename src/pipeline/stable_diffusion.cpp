@@ -15,8 +15,10 @@
 #include "graph/builders/builders.h"
 #include "imaging/canny.h"
 #include "imaging/image_ops.h"
+#include "imaging/inpaint_mask.h"
 #include "pipeline/compat.h"
 #include "pipeline/control_residuals.h"
+#include "pipeline/inpainting.h"
 #include "pipeline/latent_preview.h"
 #include "pipeline/text_conditioning.h"
 #include "sampling/a1111_sampler.h"
@@ -24,14 +26,15 @@
 #include "sampling/rng/torch_generator.h"
 #include "sampling/sampler.h"
 #include "sampling/torch_float.h"
+#include "sampling/variation_noise.h"
 
 namespace sdc::pipeline {
 using imaging::ResizeMode;
-using sampling::TorchGenerator;
 
 struct StableDiffusion::Inputs {
-  std::optional<io::Image> init;  // fitted to the output size, alpha flattened
-  std::optional<io::Image> hint;  // fitted and preprocessed
+  std::optional<io::Image> init;             // fitted to the output size, alpha flattened
+  std::optional<imaging::InpaintMask> mask;  // binarised at the output size
+  std::optional<io::Image> hint;             // fitted and preprocessed
 };
 
 struct StableDiffusion::Run {
@@ -61,11 +64,12 @@ struct StableDiffusion::Run {
   Compat compat;
   std::optional<sampling::Sampler> sampler;     // --compat diffusers
   std::optional<sampling::A1111Sampler> a1111;  // --compat a1111
-  std::optional<sampling::ImageRng> image_rng;  // --compat a1111
+  std::optional<sampling::ImageRng> image_rng;  // every image's noise, both conventions
   int B, c, h, w;
   size_t per_image;
   bool cfg;
-  std::vector<TorchGenerator> gens;  // --compat diffusers
+  sampling::VariationSeeds seeds;
+  std::optional<InpaintState> inpaint;
   PromptContext ctx;
   std::vector<float> latents;  // NCHW [B, c, h, w]
   int first_step = 0;
@@ -92,13 +96,6 @@ struct StableDiffusion::Run {
 };
 
 namespace {
-
-// Each image of a batch draws from its own generator: latents of image i are the i-th slice.
-std::vector<float> draw_batch(std::vector<TorchGenerator>& gens, size_t per_image) {
-  std::vector<float> out(gens.size() * per_image);
-  for (size_t i = 0; i < gens.size(); ++i) gens[i].randn(out.data() + i * per_image, per_image);
-  return out;
-}
 
 io::Image load(const std::optional<io::Image>& data, const std::string& path) {
   return data ? *data : io::read_image(path);
@@ -131,12 +128,23 @@ StableDiffusion::StableDiffusion(const model::LoadedModel& model, cpu::PlanOptio
 // Images first: a bad file is refused before any network is compiled or run.
 StableDiffusion::Inputs StableDiffusion::prepare_inputs(const GenerationRequest& req) const {
   Inputs in;
-  if (is_img2img(req)) {
+  if (is_img2img(req) && !req.init_latents_data) {
     // A1111 composites transparent pixels onto white before resizing.
     io::Image init = load(req.init_image_data, req.init_image);
     imaging::flatten_alpha(init);
     in.init = imaging::fit_image(init, req.width, req.height,
                                  imaging::parse_resize_mode(req.resize_mode));
+  }
+  if (is_inpainting(req)) {
+    // The mask is fitted exactly as the init image (--resize-mode, Lanczos) so that the two stay
+    // aligned whatever their sizes (A1111 resizes both with the same mode; a mask of the init's
+    // size needs no fitting, as in diffusers).
+    io::Image mask = load(req.mask_data, req.mask);
+    mask.alpha.clear();  // PIL's convert("L") ignores alpha
+    mask = imaging::fit_image(mask, req.width, req.height,
+                              imaging::parse_resize_mode(req.resize_mode));
+    in.mask =
+        imaging::prepare_inpaint_mask(mask, req.width, req.height, req.mask_invert, req.mask_blur);
   }
   if (uses_control(req)) {
     io::Image hint = load(req.control_image_data, req.control_image);
@@ -153,27 +161,66 @@ StableDiffusion::Inputs StableDiffusion::prepare_inputs(const GenerationRequest&
 
 void StableDiffusion::initial_latents(Run& run, const Inputs& in) {
   if (run.compat == Compat::kA1111) return a1111_initial_latents(run, in);
-  if (!in.init) {
-    run.latents = run.sampler->txt2img_latents(draw_batch(run.gens, run.per_image));
+  if (!in.init && !run.req.init_latents_data) {
+    run.result.noise = run.image_rng->first();
+    run.latents = run.sampler->txt2img_latents(run.result.noise);
     return;
   }
   Stopwatch clock;
-  std::vector<float> mean, logvar;
-  encode_init(run, *in.init, mean, logvar);
-  // latent_dist.sample(generator) per image, then × scaling factor (diffusers order: this draw
-  // comes before the noise draw).
-  std::vector<float> init_latents(size_t(run.B) * run.per_image);
-  for (int i = 0; i < run.B; ++i) {
-    std::vector<float> eps = run.gens[size_t(i)].randn(run.per_image);
-    for (size_t k = 0; k < run.per_image; ++k) {
-      const float lv = std::clamp(logvar[k], -30.0f, 20.0f);
-      init_latents[size_t(i) * run.per_image + k] =
-          (mean[k] + std::exp(0.5f * lv) * eps[k]) * model_.vae.scaling_factor;
+  // The VAE posterior of an image; latent_dist.sample(generator) per image, then × scaling
+  // factor. `encode` false only draws (a posterior nobody uses still advances the generators).
+  auto posterior_sample = [&](const std::vector<float>& signed_image, bool encode) {
+    std::vector<float> mean(run.per_image), logvar(run.per_image);
+    if (encode) {
+      cpu::Plan& enc = plans_.vae_encoder(1, run.h, run.w);
+      enc.set_input_nchw("image", signed_image.data());
+      enc.run();
+      enc.read_output_nchw("mean", mean.data());
+      enc.read_output_nchw("logvar", logvar.data());
     }
-  }
-  std::vector<float> noise = draw_batch(run.gens, run.per_image);
+    std::vector<float> out(size_t(run.B) * run.per_image);
+    for (int i = 0; i < run.B; ++i) {
+      std::vector<float> eps = run.image_rng->generator(size_t(i)).randn(run.per_image);
+      for (size_t k = 0; k < run.per_image; ++k) {
+        const float lv = std::clamp(logvar[k], -30.0f, 20.0f);
+        out[size_t(i) * run.per_image + k] =
+            (mean[k] + std::exp(0.5f * lv) * eps[k]) * model_.vae.scaling_factor;
+      }
+    }
+    return out;
+  };
   run.first_step = run.sampler->img2img_first_step();
-  run.latents = run.sampler->img2img_latents(init_latents, noise);
+  if (run.req.init_latents_data) {
+    // A1111's hires second pass: fresh generators' first draw at this shape, no posterior.
+    if (run.req.init_latents_data->size() != size_t(run.B) * run.per_image)
+      throw Error("", "init latents",
+                  std::to_string(size_t(run.B) * run.per_image) + " values (batch × latent)",
+                  std::to_string(run.req.init_latents_data->size()));
+    run.result.noise = run.image_rng->first();
+    run.latents = run.sampler->img2img_latents(*run.req.init_latents_data, run.result.noise);
+    return;
+  }
+  const std::vector<float> init = imaging::image_to_signed_tensor(*in.init);
+  if (!in.mask) {
+    // diffusers order: the posterior draw comes before the noise draw.
+    const std::vector<float> init_latents = posterior_sample(init, true);
+    run.result.noise = run.image_rng->first();
+    run.latents = run.sampler->img2img_latents(init_latents, run.result.noise);
+    run.result.timings.vae_encode_ms = clock.ms();
+    return;
+  }
+  InpaintState s;
+  s.mask = *in.mask;
+  s.nine_channel = model_.unet.in_channels == 9;
+  const bool full_strength = run.req.strength >= 1.0;
+  if (!(s.nine_channel && full_strength)) s.image_latents = posterior_sample(init, true);
+  run.result.noise = run.image_rng->first();
+  s.noise = run.result.noise;
+  s.masked_latents = posterior_sample(imaging::masked_image(init, s.mask), s.nine_channel);
+  // Strength 1 starts from pure noise (diffusers' is_strength_max), not from noised latents.
+  run.latents = full_strength ? run.sampler->txt2img_latents(run.result.noise)
+                              : run.sampler->img2img_latents(s.image_latents, run.result.noise);
+  run.inpaint = std::move(s);
   run.result.timings.vae_encode_ms = clock.ms();
 }
 
@@ -193,11 +240,15 @@ void StableDiffusion::encode_init(Run& run, const io::Image& init, std::vector<f
 // generator, which A1111 leaves seeded with the previous run's seed: sdc seeds it with the
 // batch's first seed, so re-running a seed reproduces A1111's second run of it.
 void StableDiffusion::a1111_initial_latents(Run& run, const Inputs& in) {
-  std::vector<uint64_t> seeds;
-  for (int i = 0; i < run.B; ++i) seeds.push_back(uint64_t(run.first_seed + i));
-  run.image_rng.emplace(rng_source(run.req), seeds, run.per_image, uint64_t(run.req.ensd));
   std::vector<float> init_latents;
-  if (in.init) {
+  if (run.req.init_latents_data) {
+    // A1111's hires second pass: the upscaled latents as they are, no VAE encode or posterior.
+    if (run.req.init_latents_data->size() != size_t(run.B) * run.per_image)
+      throw Error("", "init latents",
+                  std::to_string(size_t(run.B) * run.per_image) + " values (batch × latent)",
+                  std::to_string(run.req.init_latents_data->size()));
+    init_latents = *run.req.init_latents_data;
+  } else if (in.init) {
     Stopwatch clock;
     std::vector<float> mean, logvar;
     encode_init(run, *in.init, mean, logvar);
@@ -206,7 +257,7 @@ void StableDiffusion::a1111_initial_latents(Run& run, const Inputs& in) {
     for (size_t k = 0; k < run.per_image; ++k)
       std_dev[k] = 0.5f * std::clamp(logvar[k], -30.0f, 20.0f);
     sampling::torch_exp_f32(std_dev);
-    TorchGenerator global(uint64_t(run.first_seed));
+    sampling::TorchGenerator global(uint64_t(run.first_seed));
     const std::vector<float> n = global.randn(size_t(run.B) * run.per_image);
     init_latents.resize(n.size());
     const float sf = model_.vae.scaling_factor;
@@ -216,8 +267,8 @@ void StableDiffusion::a1111_initial_latents(Run& run, const Inputs& in) {
     }
     run.result.timings.vae_encode_ms = clock.ms();
   }
-  const std::vector<float> noise = run.image_rng->first();
-  run.latents = run.a1111->start(noise, init_latents);
+  run.result.noise = run.image_rng->first();
+  run.latents = run.a1111->start(run.result.noise, init_latents);
 }
 
 void StableDiffusion::denoise(Run& run, const Inputs& in) {
@@ -249,14 +300,20 @@ void StableDiffusion::denoise(Run& run, const Inputs& in) {
   const size_t half = size_t(B) * run.per_image;
   int step_index = 0;
   std::vector<float> eps_all(size_t(unet_batch) * run.per_image);
+  std::vector<float> inpaint_input;  // [B, 9, h, w] for an inpainting UNet
   // One UNet (+ ControlNet) evaluation of x_in at t into eps_all: [uncond × B, cond × B] with
   // CFG, [cond × B] without.
   auto evaluate = [&](std::span<const float> x_in, float t) {
     // Stop before the expensive call: the latents of the last finished step are kept.
     run.throw_if_cancelled();
     if (run.obs.stop && run.obs.stop->stop_sampling()) throw StopSampling{};
-    unet.set_input_nchw("sample", x_in.data(), 0, B);
-    if (run.cfg) unet.set_input_nchw("sample", x_in.data(), B, B);
+    const float* sample = x_in.data();
+    if (run.inpaint && run.inpaint->nine_channel) {
+      inpaint_unet_input(*run.inpaint, x_in, B, inpaint_input);
+      sample = inpaint_input.data();
+    }
+    unet.set_input_nchw("sample", sample, 0, B);
+    if (run.cfg) unet.set_input_nchw("sample", sample, B, B);
     float* ts = unet.input_f32("timestep");
     std::fill(ts, ts + unet_batch, t);
     if (cnet) {
@@ -295,6 +352,8 @@ void StableDiffusion::denoise(Run& run, const Inputs& in) {
   int done = 0;
   auto on_step = [&](const sampling::StepProgress& p) {
     done = p.step;
+    if (run.inpaint && !run.inpaint->nine_channel)
+      blend_known_region(*run.inpaint, *run.sampler, p.schedule_index, p.latents);
     reached.assign(p.latents.begin(), p.latents.end());
     const double per_step = clock.ms() / 1000.0 / double(p.step);
     const double eta = per_step * double(p.total - p.step);
@@ -309,8 +368,9 @@ void StableDiffusion::denoise(Run& run, const Inputs& in) {
   };
   run.report(GenerationStage::Denoising, 0, total_steps);
   try {
-    run.latents = run.sampler->run(std::move(run.latents), run.first_step, denoiser,
-                                   sampling::noise_per_image(run.gens), on_step);
+    run.latents = run.sampler->run(
+        std::move(run.latents), run.first_step, denoiser,
+        [&](std::span<float> out) { run.image_rng->next(out); }, on_step);
     run.result.steps_done = total_steps;
   } catch (const StopSampling&) {
     run.latents = std::move(reached);
@@ -387,10 +447,26 @@ void StableDiffusion::decode(Run& run) {
     const int iw = int(img_shape[3]), ih = int(img_shape[2]);
     gi.image = a1111 ? imaging::image_from_signed_tensor_truncated(chw.data(), iw, ih)
                      : imaging::image_from_signed_tensor(chw.data(), iw, ih);
-    gi.seed = run.first_seed + i;
+    gi.seed = run.seeds.seeds[size_t(i)];
+    if (run.seeds.uses_subseed()) gi.subseed = run.seeds.subseeds[size_t(i)];
     run.result.images.push_back(std::move(gi));
   }
   run.result.timings.vae_decode_ms = clock.ms();
+}
+
+void StableDiffusion::use_embeddings(const model::EmbeddingLibrary& library) {
+  static const std::string kTable =
+      std::string(graph::kTextEncoderPrefix) + "embeddings.token_embedding.weight";
+  const TensorRef& table = model_.weights.get(kTable);
+  std::vector<text::EmbeddingTriggers::Entry> entries;
+  embedding_hashes_.clear();
+  for (const model::Embedding& e : library.embeddings) {
+    entries.push_back({e.name, e.vectors});
+    embedding_hashes_.emplace_back(e.name, e.shorthash());
+  }
+  triggers_ =
+      std::make_unique<text::EmbeddingTriggers>(tokenizer_, entries, int(table.shape.at(0)));
+  plans_.use_token_table(model::extend_token_table(table, library));
 }
 
 BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_t first_seed,
@@ -401,7 +477,18 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   if (uses_control(req) && !model_.controlnet)
     throw UsageError("", "--control-image",
                      "a ControlNet (--control-net FILE or one bundled in the model)", "none");
-  Run run(req, observer, first_seed, model_.unet.in_channels);
+  // Inpainting follows diffusers' conventions (masked-image latents, known-region blending);
+  // A1111's img2img-with-mask differs in ways sdc does not reproduce yet: say so.
+  if (is_inpainting(req) && compat_of(req) == Compat::kA1111)
+    throw UsageError("", "--mask", "--compat diffusers (inpainting follows diffusers)",
+                     "--compat " + req.compat);
+  if (model_.unet.in_channels == 9 && !is_inpainting(req))
+    throw UsageError("", "--mask", "a mask and an --init-image for an inpainting model", "none");
+  if (model_.unet.in_channels != 4 && model_.unet.in_channels != 9)
+    throw Error(model_.source, "UNet input channels", "4, or 9 (inpainting)",
+                std::to_string(model_.unet.in_channels));
+  // Latents have the UNet's output channels; an inpainting UNet takes 5 more as input.
+  Run run(req, observer, first_seed, model_.unet.out_channels);
 
   run.report(GenerationStage::Preparing);
   const Inputs in = prepare_inputs(req);
@@ -409,14 +496,34 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
 
   run.report(GenerationStage::EncodingText);
   Stopwatch clock;
-  run.ctx =
-      encode_prompts(plans_, tokenizer_, req.prompt, req.negative_prompt, req.clip_skip, run.cfg);
+  run.ctx = encode_prompts(plans_, tokenizer_, req.prompt, req.negative_prompt, req.clip_skip,
+                           run.cfg, triggers_.get());
   run.result.timings.text_encoder_ms = clock.ms();
+  for (int e : run.ctx.used_embeddings)
+    run.result.embeddings_used.push_back(embedding_hashes_[size_t(e)]);
+  run.result.context_tokens = run.ctx.tokens;
+  run.result.context_width = run.ctx.channels;
+  for (int i = 0; i < run.B; ++i) {
+    run.result.cond.insert(run.result.cond.end(), run.ctx.cond.begin(), run.ctx.cond.end());
+    run.result.uncond.insert(run.result.uncond.end(), run.ctx.uncond.begin(), run.ctx.uncond.end());
+  }
   run.throw_if_cancelled();
 
   run.report(GenerationStage::InitialLatents);
-  if (run.compat == Compat::kDiffusers)
-    for (int i = 0; i < run.B; ++i) run.gens.emplace_back(uint64_t(first_seed + i));
+  if (req.subseed_strength != 0 && req.subseed < 0)
+    throw UsageError("", "--subseed", "a concrete subseed (0 or more) with --subseed-strength",
+                     std::to_string(req.subseed));
+  // Without a variation image i has seed first_seed + i; with one, every image keeps the run's
+  // seed and the subseed follows the run-wide index (A1111's processing.py).
+  const bool variation = req.subseed_strength != 0;
+  run.seeds = sampling::batch_variation_seeds(
+      variation && req.seed >= 0 ? req.seed : first_seed, req.subseed, req.subseed_strength,
+      req.seed_resize_from_w, req.seed_resize_from_h,
+      variation ? int(batch_first_index(req, first_seed)) : 0, run.B);
+  // One noise path for both conventions: A1111's ImageRNG in the chosen source (diffusers: the
+  // torch CPU generator, no ENSD), variation seeds shaping its first draw.
+  run.image_rng.emplace(rng_source(req), run.seeds, run.c, run.h, run.w,
+                        run.compat == Compat::kA1111 ? uint64_t(req.ensd) : 0);
   initial_latents(run, in);
   run.throw_if_cancelled();
 

@@ -10,26 +10,27 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "io/image.h"
 #include "model/model_loader.h"
+#include "model/textual_inversion.h"
 #include "pipeline/generation_control.h"
 #include "pipeline/generation_request.h"
 #include "pipeline/plan_cache.h"
-
-namespace sdc::text {
-class ClipTokenizer;
-}
+#include "text/embedding_triggers.h"
+#include "text/tokenizer.h"
 
 namespace sdc::pipeline {
 
 struct GeneratedImage {
   io::Image image;
   int64_t seed = 0;
-  std::string parameters;  // A1111 "parameters" text for the PNG
+  std::optional<int64_t> subseed;  // with a variation strength (A1111's "Variation seed")
+  std::string parameters;          // A1111 "parameters" text for the PNG
 };
 
 struct StageTimings {
@@ -42,6 +43,14 @@ struct BatchResult {
   std::vector<GeneratedImage> images;
   std::vector<float> latents;  // final latents before the VAE, [B,4,h,w] NCHW
   Shape latent_shape;
+  // What the model saw: the initial noise draw [B,4,h,w] (before any sigma scaling; for img2img
+  // the draw that noises the init latents) and the UNet's context rows per image, [tokens,
+  // width] each: cond, and uncond when classifier-free guidance is on (else empty).
+  std::vector<float> noise;
+  std::vector<float> cond, uncond;
+  int context_tokens = 0, context_width = 0;
+  // Textual-inversion embeddings the prompts used: (trigger, A1111 short hash), first use first.
+  std::vector<std::pair<std::string, std::string>> embeddings_used;
   StageTimings timings;
   // A Skip or Interrupt stopped the sampler early; the images are decoded from the latents
   // reached by then (A1111 returns those).
@@ -55,13 +64,19 @@ class StableDiffusion {
   StableDiffusion(const model::LoadedModel& model, cpu::PlanOptions options,
                   const text::ClipTokenizer& tokenizer, std::string model_name);
 
-  // One batch of request.batch_size images with seeds first_seed, first_seed+1, …
+  // One batch of request.batch_size images with seeds first_seed, first_seed+1, … (with a
+  // variation strength: every image keeps request.seed and takes subseed + run-wide index, the
+  // index being first_seed − request.seed + i; see batch_first_index).
   // The request must have a concrete seed (not -1); it is validated here. The observer's stop
   // token is checked between stages and sampler steps; Cancel throws GenerationCancelled.
   BatchResult generate_batch(const GenerationRequest& request, int64_t first_seed,
                              const GenerationObserver& observer = {});
 
   PlanCache& plans() { return plans_; }
+
+  // Textual-inversion embeddings for every later batch: their trigger words in prompts become
+  // their vectors (the text encoder's table gets their rows). Replaces any earlier library.
+  void use_embeddings(const model::EmbeddingLibrary& library);
 
  private:
   struct Inputs;  // decoded and fitted init image and ControlNet hint
@@ -81,6 +96,8 @@ class StableDiffusion {
   PlanCache plans_;
   const text::ClipTokenizer& tokenizer_;
   std::string model_name_;
+  std::unique_ptr<text::EmbeddingTriggers> triggers_;
+  std::vector<std::pair<std::string, std::string>> embedding_hashes_;  // by trigger index
 };
 
 }  // namespace sdc::pipeline

@@ -35,9 +35,10 @@ std::vector<float> encode_chunks(cpu::Plan& text_encoder, const PromptChunks& ch
 
 PromptContext encode_prompts(PlanCache& plans, const ClipTokenizer& tokenizer,
                              const std::string& prompt, const std::string& negative, int clip_skip,
-                             bool with_uncond) {
+                             bool with_uncond, const text::EmbeddingTriggers* triggers) {
   PromptOptions options;
   options.max_chunks = kMaxPromptChunks;
+  options.embeddings = triggers;
   PromptChunks cond = tokenize_prompt(tokenizer, prompt, options);
   PromptChunks uncond = tokenize_prompt(tokenizer, with_uncond ? negative : "", options);
   if (with_uncond) pad_to_same_length(cond, uncond, tokenizer);
@@ -47,6 +48,11 @@ PromptContext encode_prompts(PlanCache& plans, const ClipTokenizer& tokenizer,
   if (with_uncond) ctx.uncond = encode_chunks(te, uncond);
   ctx.tokens = int(cond.chunks.size()) * kChunkLength;
   ctx.channels = int(ctx.cond.size() / size_t(ctx.tokens));
+  ctx.used_embeddings = cond.used_embeddings;
+  for (int e : uncond.used_embeddings)
+    if (std::find(ctx.used_embeddings.begin(), ctx.used_embeddings.end(), e) ==
+        ctx.used_embeddings.end())
+      ctx.used_embeddings.push_back(e);
   return ctx;
 }
 

@@ -18,6 +18,9 @@ struct PromptContext {
   std::vector<float> uncond;  // [77·chunks, C] (empty when not needed)
   int tokens = 0;             // 77·chunks
   int channels = 0;
+  // Textual-inversion embeddings the prompts used (EmbeddingTriggers::words() indices), the
+  // prompt's first, then the negative prompt's.
+  std::vector<int> used_embeddings;
 };
 
 // Runs the text encoder plan (input "input_ids" [1,77] I32, output "last_hidden_state" [1,77,C])
@@ -26,9 +29,11 @@ std::vector<float> encode_chunks(cpu::Plan& text_encoder, const text::PromptChun
 
 // Both prompts through the text encoder; `with_uncond` false skips the negative prompt
 // (classifier-free guidance off).
+// `triggers` (optional): textual-inversion trigger words, whose ids the plans' text encoder
+// table has rows for (PlanCache::use_token_embeddings).
 PromptContext encode_prompts(PlanCache& plans, const text::ClipTokenizer& tokenizer,
                              const std::string& prompt, const std::string& negative, int clip_skip,
-                             bool with_uncond);
+                             bool with_uncond, const text::EmbeddingTriggers* triggers = nullptr);
 
 // A1111 caps absurd prompts instead of running the encoder for minutes: more chunks than this
 // is an error naming the prompt's token count.

@@ -148,8 +148,16 @@ int Sampler::img2img_first_step() const {
 
 std::vector<float> Sampler::img2img_latents(std::span<const float> init_latents,
                                             std::span<const float> noise) const {
+  return noised_latents(init_latents, noise, img2img_first_step());
+}
+
+std::vector<float> Sampler::noised_latents(std::span<const float> init_latents,
+                                           std::span<const float> noise, int first) const {
   check_same_size("img2img noise", noise.size(), init_latents.size());
-  const int first = img2img_first_step();
+  if (first < 0 || first > settings_.steps)
+    throw Error("", "schedule index", "0.." + std::to_string(settings_.steps),
+                std::to_string(first));
+  if (first == settings_.steps) return {init_latents.begin(), init_latents.end()};
   std::vector<float> x(init_latents.size());
   if (uses_sigmas(settings_.sampler)) {
     const float sigma = schedule_.sigmas[first];

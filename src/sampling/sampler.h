@@ -43,11 +43,13 @@ using Denoiser =
     std::function<void(std::span<const float> x_in, float timestep, std::span<float> eps_out)>;
 
 struct StepProgress {
-  int step = 0;                    // steps done in this run: 1..total
-  int total = 0;                   // denoiser calls in this run
-  int schedule_index = 0;          // index in Schedule::timesteps of the step just taken
-  float timestep = 0;              // its timestep
-  std::span<const float> latents;  // the latents after it (diffusers' `latents` after step())
+  int step = 0;            // steps done in this run: 1..total
+  int total = 0;           // denoiser calls in this run
+  int schedule_index = 0;  // index in Schedule::timesteps of the step just taken
+  float timestep = 0;      // its timestep
+  // The latents after it (diffusers' `latents` after step()). The callback may change them in
+  // place before the next step (inpainting blends the unmasked area back in).
+  std::span<float> latents;
 };
 using StepCallback = std::function<void(const StepProgress&)>;
 
@@ -91,6 +93,10 @@ class Sampler {
   int img2img_first_step() const;
   std::vector<float> img2img_latents(std::span<const float> init_latents,
                                      std::span<const float> noise) const;
+  // The same noising at any schedule index (0..steps; `steps` = after the last step: the clean
+  // latents). Inpainting re-noises the original latents with it at the next step's noise level.
+  std::vector<float> noised_latents(std::span<const float> clean, std::span<const float> noise,
+                                    int schedule_index) const;
 
   // Runs steps first_step .. steps-1 on `latents` and returns the final latents. Draws the
   // sampler's own noise from `generator`. `on_step` (optional) is called after every step; it may

@@ -222,7 +222,9 @@ PromptChunks tokenize_prompt(const ClipTokenizer& tokenizer, std::string_view pr
       continue;
     }
     const float weight = static_cast<float>(piece.weight);
-    for (int token : tokenizer.encode(piece.text)) {
+    const std::vector<int> tokens = tokenizer.encode(piece.text);
+    for (size_t position = 0; position < tokens.size();) {
+      const int token = tokens[position];
       const int filled = static_cast<int>(ids.size());
       if (token == comma) {
         last_comma = filled;
@@ -239,9 +241,27 @@ PromptChunks tokenize_prompt(const ClipTokenizer& tokenizer, std::string_view pr
         weights = std::move(moved_weights);
       }
       if (static_cast<int>(ids.size()) == kChunkTokens) next_chunk();
-      ids.push_back(token);
-      weights.push_back(weight);
-      ++result.tokens;
+      size_t length = 0;
+      const int found =
+          options.embeddings ? options.embeddings->match(tokens, position, length) : -1;
+      if (found < 0) {
+        ids.push_back(token);
+        weights.push_back(weight);
+        ++result.tokens;
+        ++position;
+        continue;
+      }
+      const TriggerWord& word = options.embeddings->words()[static_cast<size_t>(found)];
+      if (static_cast<int>(ids.size()) + word.vectors > kChunkTokens) next_chunk();
+      for (int k = 0; k < word.vectors; ++k) {
+        ids.push_back(word.first_id + k);
+        weights.push_back(weight);
+      }
+      result.tokens += word.vectors;
+      if (std::find(result.used_embeddings.begin(), result.used_embeddings.end(), found) ==
+          result.used_embeddings.end())
+        result.used_embeddings.push_back(found);
+      position += length;
     }
   }
   if (!ids.empty() || result.chunks.empty()) next_chunk();

@@ -4,8 +4,9 @@
 // parse_prompt_attention mirrors A1111's modules/prompt_parser.parse_prompt_attention (including
 // its quirks: equal-weight neighbours merge, a BREAK inside brackets is plain text), and
 // tokenize_prompt mirrors FrozenCLIPEmbedderWithCustomWordsBase.tokenize_line: 75 tokens per
-// chunk, comma backtracking, nothing truncated. Not handled here: prompt editing [a:b:when],
-// alternation [a|b], AND, <lora:...> / textual-inversion embeddings (earlier or later stages).
+// chunk, comma backtracking, nothing truncated, textual-inversion trigger words replaced by their
+// vectors' positions (embedding_triggers.h). Not handled here: prompt editing [a:b:when],
+// alternation [a|b], AND, <lora:...> (earlier stages).
 #pragma once
 
 #include <array>
@@ -13,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "text/embedding_triggers.h"
 #include "text/tokenizer.h"
 
 namespace sdc::text {
@@ -39,8 +41,9 @@ struct PromptChunk {
 };
 
 struct PromptChunks {
-  std::vector<PromptChunk> chunks;  // never empty
-  int tokens = 0;                   // content tokens over all chunks (no BOS/EOS/padding)
+  std::vector<PromptChunk> chunks;   // never empty
+  int tokens = 0;                    // content tokens over all chunks (no BOS/EOS/padding)
+  std::vector<int> used_embeddings;  // indices into EmbeddingTriggers::words(), first use first
 
   std::vector<int> flat_ids() const;        // chunks × 77 ids, chunk after chunk
   std::vector<float> flat_weights() const;  // chunks × 77 weights
@@ -50,11 +53,14 @@ struct PromptOptions {
   bool emphasis = true;  // false: the prompt is plain text at weight 1 (A1111's emphasis "None")
   int comma_backtrack = 20;  // A1111's comma_padding_backtrack; 0 switches it off
   int max_chunks = 0;        // 0: no limit; else more chunks than this throw sdc::Error
+  const EmbeddingTriggers* embeddings = nullptr;  // textual-inversion triggers, if any
 };
 
 // A1111's tokenize_line: parse, tokenize each piece, fill 75-token chunks; BREAK forces a new
 // chunk; when a chunk is full and a comma came within the last `comma_backtrack` tokens, the
-// chunk ends after that comma and the tokens after it move on. An empty prompt gives one chunk.
+// chunk ends after that comma and the tokens after it move on. A trigger word (matched within one
+// weighted fragment) becomes its n vectors' ids at the fragment's weight, starting a new chunk
+// when they would not fit in this one. An empty prompt gives one chunk.
 PromptChunks tokenize_prompt(const ClipTokenizer& tokenizer, std::string_view prompt,
                              const PromptOptions& options = {});
 

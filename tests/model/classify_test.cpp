@@ -134,6 +134,7 @@ TEST(Classify, RefusedArchitecturesAreRecognised) {
   auto i = classify_map(inpaint);
   EXPECT_EQ(i.architecture, Architecture::SD1Inpainting);
   EXPECT_EQ(i.evidence, "model.diffusion_model.input_blocks.0.0.weight [32, 9, 3, 3]");
+  EXPECT_TRUE(i.supported());  // generate inpaints with it (--init-image, --mask)
 }
 
 TEST(Classify, Gguf) {

@@ -254,14 +254,12 @@ TEST_F(Unsupported, Sd2ByContextWidth) {
       << error_of([&] { model::load_model(p, {}); });
 }
 
-TEST_F(Unsupported, Inpainting) {
-  const std::string p = write("inpaint.safetensors", [](WeightMap& m) {
-    m.set("model.diffusion_model.input_blocks.0.0.weight", test::zeros({32, 9, 3, 3}));
-  });
-  EXPECT_EQ(error_of([&] { model::load_model(p, {}); }),
-            p + ": expected a Stable Diffusion 1.x model, found SD1.x inpainting "
-                "(model.diffusion_model.input_blocks.0.0.weight [32, 9, 3, 3]), which is not "
-                "supported yet");
+TEST(LoadModel, InpaintingSingleFileHasNineInputChannels) {
+  const model::LoadedModel m =
+      model::load_model(test::tiny("inpaint/model-inpaint-fp16.safetensors"), {});
+  EXPECT_EQ(m.classification.architecture, model::Architecture::SD1Inpainting);
+  EXPECT_EQ(m.unet.in_channels, 9);
+  EXPECT_EQ(m.unet.out_channels, 4);
 }
 
 TEST(LoadModelBadInput, LoraGivenAsModel) {

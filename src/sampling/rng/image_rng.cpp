@@ -24,40 +24,54 @@ const char* rng_cli_name(RngSource source) {
   return source == RngSource::kNv ? "nv" : "cpu";
 }
 
-ImageRng::ImageRng(RngSource source, std::vector<uint64_t> seeds, size_t per_image, uint64_t ensd)
-    : source_(source), seeds_(std::move(seeds)), per_image_(per_image), ensd_(ensd) {
-  reseed(0);
+GeneratorFactory generators_for(RngSource source) {
+  return source == RngSource::kNv ? philox_generators() : torch_cpu_generators();
 }
 
-void ImageRng::reseed(uint64_t delta) {
-  cpu_.clear();
-  nv_.clear();
-  for (uint64_t s : seeds_) {
-    if (source_ == RngSource::kNv)
-      nv_.emplace_back(s + delta);
-    else
-      cpu_.emplace_back(s + delta);
-  }
+namespace {
+VariationSeeds plain_seeds(const std::vector<uint64_t>& seeds) {
+  VariationSeeds v;
+  for (uint64_t s : seeds) v.seeds.push_back(int64_t(s));
+  return v;
 }
+std::vector<uint64_t> image_seeds(const VariationSeeds& v) {
+  std::vector<uint64_t> out;
+  for (int64_t s : v.seeds) out.push_back(uint64_t(s));
+  return out;
+}
+}  // namespace
+
+ImageRng::ImageRng(RngSource source, std::vector<uint64_t> seeds, size_t per_image, uint64_t ensd)
+    : ImageRng(source, plain_seeds(seeds), 1, 1, int(per_image), ensd) {}
+
+ImageRng::ImageRng(RngSource source, const VariationSeeds& seeds, int channels, int height,
+                   int width, uint64_t ensd)
+    : source_(source),
+      seeds_(image_seeds(seeds)),
+      c_(channels),
+      h_(height),
+      w_(width),
+      ensd_(ensd),
+      noise_(std::make_unique<VariationNoise>(channels, height, width, seeds,
+                                              generators_for(source))) {}
 
 std::vector<float> ImageRng::first() {
-  std::vector<float> out(seeds_.size() * per_image_);
-  next(out);
-  if (ensd_ != 0) reseed(ensd_);
+  std::vector<float> out = noise_->first();
+  if (ensd_ != 0) {  // A1111: later draws come from generators seeded with seed + ENSD
+    std::vector<uint64_t> shifted;
+    for (uint64_t s : seeds_) shifted.push_back(s + ensd_);
+    noise_ =
+        std::make_unique<VariationNoise>(c_, h_, w_, plain_seeds(shifted), generators_for(source_));
+  }
   return out;
 }
 
 void ImageRng::next(std::span<float> out) {
-  if (out.size() != seeds_.size() * per_image_)
-    throw Error("", "image RNG draw", std::to_string(seeds_.size() * per_image_) + " values",
+  if (out.size() != noise_->batch() * noise_->per_image())
+    throw Error("", "image RNG draw",
+                std::to_string(noise_->batch() * noise_->per_image()) + " values",
                 std::to_string(out.size()));
-  for (size_t b = 0; b < seeds_.size(); ++b) {
-    float* dst = out.data() + b * per_image_;
-    if (source_ == RngSource::kNv)
-      nv_[b].randn(dst, per_image_);
-    else
-      cpu_[b].randn(dst, per_image_);
-  }
+  noise_->next(out);
 }
 
 SeededRandn ImageRng::seeded_randn() const {

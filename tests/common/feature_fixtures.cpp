@@ -1,0 +1,43 @@
+// Loading of the feature fixture groups.
+#include "common/feature_fixtures.h"
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <stdexcept>
+
+#include "common/fixtures.h"
+#include "io/safetensors.h"
+
+namespace sdc::test {
+
+const nlohmann::json& FeatureGroup::find_case(const std::string& id) const {
+  for (const auto& c : cases["cases"])
+    if (c["id"] == id) return c;
+  throw std::runtime_error("no case " + id + " in " + dir + "/cases.json");
+}
+
+std::vector<float> FeatureGroup::f32(const std::string& name) const {
+  return reference.tensors.get(name).to_f32();
+}
+
+Shape FeatureGroup::shape(const std::string& name) const {
+  return reference.tensors.get(name).shape;
+}
+
+const FeatureGroup& feature_group(const std::string& group) {
+  static std::map<std::string, std::unique_ptr<FeatureGroup>> loaded;
+  auto& slot = loaded[group];
+  if (!slot) {
+    auto g = std::make_unique<FeatureGroup>();
+    g->dir = tiny(group);
+    std::ifstream in(g->dir + "/cases.json");
+    if (!in) throw std::runtime_error("cannot open " + g->dir + "/cases.json (set SDC_FIXTURES)");
+    g->cases = nlohmann::json::parse(in);
+    g->reference = io::read_safetensors(g->dir + "/reference.safetensors");
+    slot = std::move(g);
+  }
+  return *slot;
+}
+
+}  // namespace sdc::test

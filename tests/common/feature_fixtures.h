@@ -1,0 +1,28 @@
+// The feature fixture groups beside tiny-sd15's own cases (tiny-sd15/<group>/: inpaint, taesd,
+// textual_inversion, variation_seeds): each has a cases.json and a reference.safetensors.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "io/tensor_file.h"
+
+namespace sdc::test {
+
+struct FeatureGroup {
+  std::string dir;  // .../tiny-sd15/<group>
+  nlohmann::json cases;
+  io::TensorFile reference;
+
+  std::string path(const std::string& rel) const { return dir + "/" + rel; }
+  const nlohmann::json& find_case(const std::string& id) const;  // "<group>/<name>"
+  std::vector<float> f32(const std::string& tensor_name) const;
+  Shape shape(const std::string& tensor_name) const;
+};
+
+// Loaded once per group and kept for the whole test binary.
+const FeatureGroup& feature_group(const std::string& group);
+
+}  // namespace sdc::test
