@@ -15,12 +15,10 @@ if [ "${1:-}" = "--sanitize" ]; then
   EXTRA=(-DCMAKE_BUILD_TYPE=Sanitize "-DCMAKE_CXX_FLAGS_SANITIZE=-O1 -g1" -DSDC_SANITIZE=ON)
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
   # The sanitizers guard the code that reads untrusted bytes and options: the file formats, model
-  # layer, tokenizer/prompt/image code, the CLI's refusals and the ONNX files read back. What HTTP
-  # requests reach is run under ASan+UBSan by the fuzzers (scripts/fuzz.sh); the engine and server
-  # test programs are not in this run yet (not yet verified under ASan's slowdown). The numeric
-  # kernels and whole pipelines (minutes under ASan, ~6 GB for the full-size smoke test) and the
-  # browser tests are covered by the Release run.
-  SKIP=(-L 'core|io|model|text|sampling|imaging|pipeline|cli|export'
+  # layer, tokenizer/prompt/image code, the CLI's refusals and what HTTP requests reach (engine,
+  # server). The numeric kernels and whole pipelines (minutes under ASan, ~6 GB for the full-size
+  # smoke test), the browser tests and the timing-bound 50-client test are covered by the Release run.
+  SKIP=(-L 'core|io|model|text|sampling|imaging|pipeline|cli|engine|server|export'
     -E 'GeneratePipeline|ControlNetCli|Convert|Bench|InspectImage|IsaCap|FiftyConcurrent|browser|A1111Case|A1111Batch|OnnxRuntime|OnnxChecker')
 else
   EXTRA=(-DCMAKE_BUILD_TYPE=Release)
@@ -46,7 +44,7 @@ if [ ${#SKIP[@]} -gt 0 ]; then
   # Only what the sanitizer run executes: the tool and the test programs of those layers.
   cmake --build "$BUILD" --target sdc sdc_tests_core sdc_tests_io sdc_tests_model \
     sdc_tests_text sdc_tests_sampling sdc_tests_imaging sdc_tests_pipeline sdc_tests_cli \
-    sdc_tests_export
+    sdc_tests_engine sdc_tests_server sdc_tests_export
 else
   cmake --build "$BUILD"
 fi
