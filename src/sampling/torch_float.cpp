@@ -12,17 +12,16 @@
 #include <immintrin.h>
 
 // libsleef's AVX2 entry points (sleef.h declares them only when the whole file is built with
-// AVX; here only the functions calling them are).
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+// AVX; here only the functions calling them are). The target attribute on each declaration keeps
+// the vector ABI right under GCC and clang alike.
+#define SDC_SLEEF_AVX2 __attribute__((target("avx2,fma")))
 extern "C" {
-__m256 Sleef_logf8_u10avx2(__m256);
-__m256 Sleef_expf8_u10avx2(__m256);
-__m256 Sleef_tanf8_u10avx2(__m256);
-__m256 Sleef_expm1f8_u10avx2(__m256);
-__m256 Sleef_powf8_u10avx2(__m256, __m256);
+SDC_SLEEF_AVX2 __m256 Sleef_logf8_u10avx2(__m256);
+SDC_SLEEF_AVX2 __m256 Sleef_expf8_u10avx2(__m256);
+SDC_SLEEF_AVX2 __m256 Sleef_tanf8_u10avx2(__m256);
+SDC_SLEEF_AVX2 __m256 Sleef_expm1f8_u10avx2(__m256);
+SDC_SLEEF_AVX2 __m256 Sleef_powf8_u10avx2(__m256, __m256);
 }
-#pragma GCC pop_options
 
 namespace sdc::sampling {
 namespace {
