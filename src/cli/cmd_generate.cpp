@@ -300,8 +300,14 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--hires-upscaler", r.hr_upscaler,
                   "latent (bilinear on latents, A1111's Latent) | lanczos (on pixels)");
   cmd->add_option("--preview", a->preview,
-                  "Write a cheap preview of the current latents (A1111 'Approx cheap', 1/8 size) "
-                  "to this PNG while sampling");
+                  "Write a preview of the current latents to this PNG while sampling");
+  cmd->add_option("--preview-method", r.preview_method,
+                  "auto (TAESD when loaded, else cheap) | cheap (A1111 'Approx cheap', 1/8 size) "
+                  "| taesd");
+  cmd->add_option("--decode-with", r.decode_with,
+                  "vae | taesd: the autoencoder that makes the final image (taesd needs --taesd)");
+  cmd->add_option("--encode-with", r.encode_with,
+                  "vae | taesd: the autoencoder that encodes --init-image");
   cmd->add_option("--preview-every", a->preview_every, "Steps between previews (default 5)");
   cmd->add_option("--embeddings", a->model.embeddings_dir,
                   "Folder of textual-inversion embeddings (.pt, .bin, .safetensors); the trigger "

@@ -113,6 +113,9 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--lora-dir", reg.lora_dir, "LoRA folder (default: MODELS_DIR/lora)");
   cmd->add_option("--controlnet-dir", reg.controlnet_dir,
                   "ControlNet folder (default: MODELS_DIR/controlnet)");
+  cmd->add_option("--taesd", a->engine.taesd,
+                  "TAESD file or folder for every model: live previews at full size, "
+                  "decode_with/encode_with \"taesd\"");
   cmd->add_option("--host", a->server.host, "Address to listen on");
   cmd->add_option("--port", a->server.port, "Port (0: any free port)");
   cmd->add_option("--api-auth", a->api_auth, "user:password[,user:password…] (HTTP basic auth)");

@@ -14,6 +14,9 @@ void add_model_options(CLI::App& cmd, pipeline::BundleOptions& o, bool model_req
   cmd.add_option("--vae", o.vae, "VAE to use instead of (or in the absence of) the model's own");
   cmd.add_option("--text-encoder", o.text_encoder,
                  "Text encoder to use instead of the model's own");
+  cmd.add_option("--taesd", o.taesd,
+                 "TAESD (Tiny AutoEncoder) decoder file, or a folder with taesd_decoder/encoder or "
+                 "a diffusers AutoencoderTiny: fast previews, --decode-with/--encode-with taesd");
   cmd.add_option("--lora", o.loras, "LoRA FILE[:SCALE] merged into the weights (repeatable)");
   cmd.add_option("--control-net", o.controlnet, "ControlNet file (original or diffusers layout)");
   cmd.add_flag("--ignore-unmatched-lora-keys", o.ignore_unmatched_lora_keys,

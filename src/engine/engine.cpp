@@ -123,6 +123,7 @@ ModelInfo Engine::select_model(const std::string& id) {
   spec.short_hash = m.short_hash();
   spec.bundle.model = m.path;
   spec.bundle.model_config = m.model_config;
+  if (spec.bundle.taesd.empty()) spec.bundle.taesd = options_.taesd;
   cache_->acquire(spec);  // loads now, so the reply comes once the model is usable
   {
     std::lock_guard lock(mutex_);
@@ -310,6 +311,7 @@ void Engine::run_job(Job& job) {
       spec.bundle = options_.single_model_extras;
     spec.bundle.model = m.path;
     spec.bundle.model_config = m.model_config;
+    if (spec.bundle.taesd.empty()) spec.bundle.taesd = options_.taesd;
     for (const auto& l : r.loras)
       spec.bundle.loras.push_back(registry_->find_lora(l.name).path + ":" + weight_text(l.weight));
     if (!r.controlnet.empty())

@@ -40,6 +40,9 @@ struct EngineOptions {
   // The -m model's companion files (--vae, --text-encoder, --lora FILE:SCALE, --control-net),
   // applied whenever registry.single_model is loaded. `model` and `model_config` are ignored.
   pipeline::BundleOptions single_model_extras;
+  // TAESD for every model that has none bundled (sdc serve --taesd): TAESD previews on /progress
+  // and in step events, and decode_with/encode_with "taesd".
+  std::string taesd;
   std::string default_model;       // the model selected at start; empty: the settings file's
                                    // sd_model_checkpoint when it still exists, else the first model
   int max_loaded = 1;              // model+LoRA combinations kept loaded (LRU)

@@ -333,6 +333,12 @@ class Emitter {
         set(v, add("Mul", where, {a, add("Sigmoid", where, {a})}), c);
         return;
       }
+      case Op::Relu:
+        set(v, add("Relu", where, {x(arg(0))}), c);
+        return;
+      case Op::Tanh:
+        set(v, add("Tanh", where, {x(arg(0))}), c);
+        return;
       case Op::Geglu: {
         const int64_t half = g_.shape(arg(0)).back() / 2;
         Node split;

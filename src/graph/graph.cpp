@@ -28,6 +28,10 @@ const char* op_name(Op op) {
       return "QuickGelu";
     case Op::Silu:
       return "Silu";
+    case Op::Relu:
+      return "Relu";
+    case Op::Tanh:
+      return "Tanh";
     case Op::Geglu:
       return "Geglu";
     case Op::Add:
@@ -155,6 +159,12 @@ ValueId Graph::quick_gelu(ValueId x) {
 }
 ValueId Graph::silu(ValueId x) {
   return push(Node{Op::Silu, {x}, shape(x), DType::F32, {}, {}, {}});
+}
+ValueId Graph::relu(ValueId x) {
+  return push(Node{Op::Relu, {x}, shape(x), DType::F32, {}, {}, {}});
+}
+ValueId Graph::tanh(ValueId x) {
+  return push(Node{Op::Tanh, {x}, shape(x), DType::F32, {}, {}, {}});
 }
 
 ValueId Graph::geglu(ValueId x) {

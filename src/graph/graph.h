@@ -31,6 +31,8 @@ enum class Op : uint8_t {
   Gelu,               // exact (erf) GELU
   QuickGelu,          // x * sigmoid(1.702 x)
   Silu,               // x * sigmoid(x)
+  Relu,               // max(x, 0)
+  Tanh,               // tanh(x)
   Geglu,              // x[...,2D] -> x[..., :D] * gelu(x[..., D:])
   Add,                // a + b; b: same shape, [N,C] broadcast over a's middle axes, or [1]
   Mul,                // a * b; same broadcasting as Add
@@ -94,6 +96,8 @@ class Graph {
   ValueId gelu(ValueId x);
   ValueId quick_gelu(ValueId x);
   ValueId silu(ValueId x);
+  ValueId relu(ValueId x);
+  ValueId tanh(ValueId x);
   ValueId geglu(ValueId x);
   ValueId add(ValueId a, ValueId b, const std::string& label = {});
   ValueId mul(ValueId a, ValueId b, const std::string& label = {});

@@ -134,7 +134,15 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
 
 LoadedModel load_model(const io::TensorFile& packed_file, const LoadOptions& options) {
   // A compiled file's packed section is for the backend (offered at load), not model weights.
-  const io::TensorFile file = without_packed_section(packed_file);
+  // A bundled TAESD (sdc convert --taesd) is not part of the LDM checkpoint: set aside here and
+  // checked by the TAESD reader below.
+  io::TensorFile file = without_packed_section(packed_file);
+  WeightMap bundled_taesd;
+  if (file.format == io::FileFormat::Gguf)
+    for (const auto& n : file.tensors.names_with_prefix("taesd.")) {
+      bundled_taesd.set(n, file.tensors.get(n));
+      file.tensors.erase(n);
+    }
   const std::string& path = file.path;
   LoadedModel m;
   m.source = path;
@@ -154,6 +162,9 @@ LoadedModel load_model(const io::TensorFile& packed_file, const LoadOptions& opt
 
   m.weights = to_ldm_weights(file, c);
   m.weights.description = path;
+  if (bundled_taesd.size()) add_bundled_taesd(path, bundled_taesd, m.weights);
+  if (!options.taesd_path.empty()) load_taesd(options.taesd_path, m.weights, "--taesd");
+  m.taesd = taesd_parts(m.weights);
 
   ConfigSet configs = configs_of(file);
   if (!options.vae_path.empty())

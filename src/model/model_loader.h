@@ -23,6 +23,7 @@
 #include "io/tensor_file.h"
 #include "model/classify.h"
 #include "model/hparams.h"
+#include "model/taesd_file.h"
 
 namespace sdc::model {
 
@@ -30,6 +31,7 @@ struct LoadOptions {
   std::string model_config_dir;   // --model-config: diffusers-style folder with */config.json
   std::string vae_path;           // --vae: standalone VAE (LDM or diffusers naming)
   std::string text_encoder_path;  // --text-encoder
+  std::string taesd_path;         // --taesd: TAESD file or folder (model/taesd_file.h)
   bool require_unet = true, require_vae = true, require_text_encoder = true;
 };
 
@@ -43,6 +45,8 @@ struct LoadedModel {
   VaeParams vae;
   std::optional<ControlNetParams> controlnet;  // when control_model.* weights are present
   bool has_unet = false, has_vae = false, has_text_encoder = false;
+  // TAESD networks under taesd.* in `weights`: from --taesd, or bundled in a compiled .gguf.
+  TaesdParts taesd;
 };
 
 // Loads and validates; throws sdc::Error saying exactly what is missing (e.g. "model.safetensors:

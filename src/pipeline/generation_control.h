@@ -56,8 +56,7 @@ struct ProgressEvent {
   double elapsed_s = 0;  // since the batch started
   double eta_s = -1;     // estimated seconds left in this batch; -1 while unknown
   // Set on step events when a preview was asked for and is due: the current latents of the
-  // first image projected to RGB (cheap linear approximation, latent resolution ×8 upscaled
-  // nearest or smaller). Valid only during the callback.
+  // first image as a picture (GenerationRequest::preview_method). Valid only during the callback.
   const io::Image* preview = nullptr;
 };
 

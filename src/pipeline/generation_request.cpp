@@ -46,6 +46,12 @@ void validate(const GenerationRequest& r) {
   if (r.batch_count < 1 || r.batch_count > 10000)
     throw UsageError("", "--batch-count", "1 to 10000", std::to_string(r.batch_count));
   if (is_img2img(r)) check_fraction("--strength", r.strength, false);
+  if (r.decode_with != "vae" && r.decode_with != "taesd")
+    throw UsageError("", "--decode-with", "vae or taesd", r.decode_with);
+  if (r.encode_with != "vae" && r.encode_with != "taesd")
+    throw UsageError("", "--encode-with", "vae or taesd", r.encode_with);
+  if (r.preview_method != "auto" && r.preview_method != "cheap" && r.preview_method != "taesd")
+    throw UsageError("", "--preview-method", "auto, cheap or taesd", r.preview_method);
   if (r.resize_mode != "resize" && r.resize_mode != "crop" && r.resize_mode != "fill")
     throw UsageError("", "--resize-mode", "one of resize, crop, fill", r.resize_mode);
   if (r.control_preprocess != "none" && r.control_preprocess != "canny")

@@ -63,6 +63,17 @@ struct GenerationRequest {
   double hr_denoise = 0.7;             // the second pass's strength
   std::string hr_upscaler = "latent";  // latent (bilinear on latents) | lanczos (on pixels)
 
+  // Which autoencoder turns latents into the image and the init image into latents: "vae" (the
+  // model's) or "taesd" (the Tiny AutoEncoder loaded with --taesd or bundled by convert: ~100x
+  // less work, a slightly softer image). TAESD takes the UNet's latents as they are and encodes
+  // without a posterior draw (diffusers' AutoencoderTiny, A1111's "TAESD" methods).
+  std::string decode_with = "vae";
+  std::string encode_with = "vae";
+  // Live previews (when an observer asks for them): "cheap" = a fixed linear map of the latents
+  // to RGB at 1/8 size (A1111's "Approx cheap"); "taesd" = the TAESD decoder at full size
+  // (A1111's "TAESD"); "auto" = taesd when the model has a TAESD decoder, else cheap.
+  std::string preview_method = "auto";
+
   // Inpainting (with an init image): white (>= 128) = repaint, black = keep.
   std::string mask;                    // path
   std::optional<io::Image> mask_data;  // already decoded (the server); wins over the path

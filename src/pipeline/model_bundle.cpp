@@ -53,6 +53,7 @@ ModelBundle load_bundle(const BundleOptions& o, std::ostream& log) {
   lo.model_config_dir = o.model_config;
   lo.vae_path = o.vae;
   lo.text_encoder_path = o.text_encoder;
+  lo.taesd_path = o.taesd;
   ModelBundle b;
   const io::TensorFile file = io::open_tensor_file(o.model);
   b.model = model::load_model(file, lo);

@@ -23,6 +23,7 @@ struct BundleOptions {
   std::string model;               // -m: file or diffusers folder
   std::string model_config;        // --model-config DIR
   std::string vae, text_encoder;   // --vae, --text-encoder
+  std::string taesd;               // --taesd FILE|DIR (model/taesd_file.h)
   std::string controlnet;          // --control-net FILE (original or diffusers layout)
   std::vector<std::string> loras;  // --lora FILE[:SCALE]
   bool ignore_unmatched_lora_keys = false;

@@ -77,4 +77,23 @@ cpu::Plan& PlanCache::controlnet(int batch, int h, int w, int tokens) {
           }).plan;
 }
 
+cpu::Plan& PlanCache::taesd_decoder(int batch, int h, int w) {
+  if (!model_.taesd.decoder)
+    throw UsageError("", "--taesd",
+                     "a TAESD decoder (--taesd FILE|DIR, or a model converted with it)",
+                     "none loaded");
+  return *get({PlanKind::TaesdDecoder, batch, h, w, 0}, [&] {
+            return graph::build_taesd_decoder(model_.weights, batch, h, w);
+          }).plan;
+}
+
+cpu::Plan& PlanCache::taesd_encoder(int batch, int height, int width) {
+  if (!model_.taesd.encoder)
+    throw UsageError("", "--taesd", "a TAESD encoder (taesd_encoder.* next to the decoder)",
+                     "none loaded");
+  return *get({PlanKind::TaesdEncoder, batch, height, width, 0}, [&] {
+            return graph::build_taesd_encoder(model_.weights, batch, height, width);
+          }).plan;
+}
+
 }  // namespace sdc::pipeline

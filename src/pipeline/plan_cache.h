@@ -21,7 +21,9 @@ enum class PlanKind {
   UNetLdmWithControl,
   VaeDecoder,
   VaeEncoder,
-  ControlNet
+  ControlNet,
+  TaesdDecoder,
+  TaesdEncoder
 };
 
 class PlanCache {
@@ -40,6 +42,10 @@ class PlanCache {
   cpu::Plan& vae_decoder(int batch, int latent_h, int latent_w);
   cpu::Plan& vae_encoder(int batch, int latent_h, int latent_w);
   cpu::Plan& controlnet(int batch, int latent_h, int latent_w, int context_tokens);
+  // TAESD (model.taesd says which networks exist; sdc::Error naming --taesd when absent). The
+  // encoder takes image pixels (height, width).
+  cpu::Plan& taesd_decoder(int batch, int latent_h, int latent_w);
+  cpu::Plan& taesd_encoder(int batch, int height, int width);
 
   // Multiply-accumulates of the UNet graph last built/used for (batch, h, w, tokens).
   int64_t unet_macs(int batch, int latent_h, int latent_w, int context_tokens);

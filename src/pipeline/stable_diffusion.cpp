@@ -19,7 +19,7 @@
 #include "pipeline/compat.h"
 #include "pipeline/control_residuals.h"
 #include "pipeline/inpainting.h"
-#include "pipeline/latent_preview.h"
+#include "pipeline/taesd_codec.h"
 #include "pipeline/text_conditioning.h"
 #include "sampling/a1111_sampler.h"
 #include "sampling/rng/image_rng.h"
@@ -169,7 +169,19 @@ void StableDiffusion::initial_latents(Run& run, const Inputs& in) {
   Stopwatch clock;
   // The VAE posterior of an image; latent_dist.sample(generator) per image, then × scaling
   // factor. `encode` false only draws (a posterior nobody uses still advances the generators).
+  // With TAESD (AutoencoderTiny): its encoder's output is the latents (scaling factor 1.0), and
+  // no draw is made.
+  const bool taesd = run.req.encode_with == "taesd";
   auto posterior_sample = [&](const std::vector<float>& signed_image, bool encode) {
+    if (taesd) {
+      std::vector<float> out;
+      if (!encode) return out;
+      std::vector<float> unit(signed_image.size());
+      for (size_t k = 0; k < unit.size(); ++k) unit[k] = (signed_image[k] + 1.0f) / 2.0f;
+      const std::vector<float> z = taesd_encode(plans_, unit, 8 * run.h, 8 * run.w);
+      for (int i = 0; i < run.B; ++i) out.insert(out.end(), z.begin(), z.end());
+      return out;
+    }
     std::vector<float> mean(run.per_image), logvar(run.per_image);
     if (encode) {
       cpu::Plan& enc = plans_.vae_encoder(1, run.h, run.w);
@@ -248,6 +260,13 @@ void StableDiffusion::a1111_initial_latents(Run& run, const Inputs& in) {
                   std::to_string(size_t(run.B) * run.per_image) + " values (batch × latent)",
                   std::to_string(run.req.init_latents_data->size()));
     init_latents = *run.req.init_latents_data;
+  } else if (in.init && run.req.encode_with == "taesd") {
+    // A1111's TAESD encode method: the [0,1] image straight through the encoder, no posterior.
+    Stopwatch clock;
+    const std::vector<float> z =
+        taesd_encode(plans_, imaging::image_to_unit_tensor(*in.init), 8 * run.h, 8 * run.w);
+    for (int i = 0; i < run.B; ++i) init_latents.insert(init_latents.end(), z.begin(), z.end());
+    run.result.timings.vae_encode_ms = clock.ms();
   } else if (in.init) {
     Stopwatch clock;
     std::vector<float> mean, logvar;
@@ -360,7 +379,8 @@ void StableDiffusion::denoise(Run& run, const Inputs& in) {
     const int every = run.obs.preview_every;
     if (every > 0 && (p.step % every == 0 || p.step == p.total)) {
       const io::Image preview =
-          preview_latents(std::span<const float>(reached.data(), run.per_image), run.h, run.w);
+          preview_image(plans_, run.req.preview_method,
+                        std::span<const float>(reached.data(), run.per_image), run.h, run.w);
       run.report(GenerationStage::Denoising, p.step, p.total, eta, &preview);
     } else {
       run.report(GenerationStage::Denoising, p.step, p.total, eta);
@@ -403,7 +423,8 @@ void StableDiffusion::a1111_denoise(Run& run, const UnetEvaluation& evaluate,
     const int every = run.obs.preview_every;
     if (every > 0 && (done % every == 0 || done == of)) {
       const io::Image preview =
-          preview_latents(std::span<const float>(reached.data(), run.per_image), run.h, run.w);
+          preview_image(plans_, run.req.preview_method,
+                        std::span<const float>(reached.data(), run.per_image), run.h, run.w);
       run.report(GenerationStage::Denoising, done, of, eta, &preview);
     } else {
       run.report(GenerationStage::Denoising, done, of, eta);
@@ -426,6 +447,7 @@ void StableDiffusion::a1111_denoise(Run& run, const UnetEvaluation& evaluate,
 }
 
 void StableDiffusion::decode(Run& run) {
+  if (run.req.decode_with == "taesd") return decode_taesd(run);
   Stopwatch clock;
   cpu::Plan& dec = plans_.vae_decoder(1, run.h, run.w);
   const Shape img_shape = dec.output_shape_nchw("image");  // [1, 3, H, W]
@@ -445,6 +467,30 @@ void StableDiffusion::decode(Run& run) {
     dec.read_output_nchw("image", chw.data());
     GeneratedImage gi;
     const int iw = int(img_shape[3]), ih = int(img_shape[2]);
+    gi.image = a1111 ? imaging::image_from_signed_tensor_truncated(chw.data(), iw, ih)
+                     : imaging::image_from_signed_tensor(chw.data(), iw, ih);
+    gi.seed = run.seeds.seeds[size_t(i)];
+    if (run.seeds.uses_subseed()) gi.subseed = run.seeds.subseeds[size_t(i)];
+    run.result.images.push_back(std::move(gi));
+  }
+  run.result.timings.vae_decode_ms = clock.ms();
+}
+
+// TAESD takes the latents as they are. Both conventions map its [0,1] output to [-1,1] (diffusers'
+// AutoencoderTiny.decode: 2y - 1; A1111: decoder(x) * 2 - 1) and convert that as they convert a
+// VAE image.
+void StableDiffusion::decode_taesd(Run& run) {
+  Stopwatch clock;
+  const bool a1111 = run.compat == Compat::kA1111;
+  for (int i = 0; i < run.B; ++i) {
+    run.throw_if_cancelled();
+    std::vector<float> chw = taesd_decode(
+        plans_,
+        std::span<const float>(run.latents).subspan(size_t(i) * run.per_image, run.per_image),
+        run.h, run.w);
+    for (float& v : chw) v = 2.0f * v - 1.0f;
+    GeneratedImage gi;
+    const int iw = 8 * run.w, ih = 8 * run.h;
     gi.image = a1111 ? imaging::image_from_signed_tensor_truncated(chw.data(), iw, ih)
                      : imaging::image_from_signed_tensor(chw.data(), iw, ih);
     gi.seed = run.seeds.seeds[size_t(i)];

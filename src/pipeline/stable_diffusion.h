@@ -91,6 +91,7 @@ class StableDiffusion {
   void a1111_denoise(Run& run, const UnetEvaluation& evaluate, const std::vector<float>& eps_all,
                      int total);
   void decode(Run& run);
+  void decode_taesd(Run& run);
 
   const model::LoadedModel& model_;
   PlanCache plans_;

@@ -75,7 +75,9 @@ engine::JobRequest parse_job_request(std::string_view body, const RequestLimits&
       "seed", "clip_skip", "batch_size", "batch_count", "model", "loras", "preview_every", "save",
       // img2img and ControlNet (parsed below; the list had not been extended with them)
       "init_image", "strength", "resize_mode", "controlnet", "control_image", "control_scale",
-      "control_start", "control_end", "control_preprocess"};
+      "control_start", "control_end", "control_preprocess",
+      // the autoencoder choices (TAESD when the server has one: sdc serve --taesd)
+      "decode_with", "encode_with", "preview_method"};
   for (const auto& [k, v] : j.items())
     if (!known.count(k)) fail(k, "extra fields not permitted", "value_error.extra");
   if (!j.contains("prompt")) fail("prompt", "field required", "value_error.missing");
@@ -122,6 +124,9 @@ engine::JobRequest parse_job_request(std::string_view body, const RequestLimits&
   if (j.contains("model")) r.model = get_string(j, "model", 1024);
   if (j.contains("preview_every"))
     r.preview_every = int(get_int(j, "preview_every", 0, limits.max_steps));
+  if (j.contains("decode_with")) g.decode_with = get_string(j, "decode_with", 16);
+  if (j.contains("encode_with")) g.encode_with = get_string(j, "encode_with", 16);
+  if (j.contains("preview_method")) g.preview_method = get_string(j, "preview_method", 16);
   if (j.contains("save")) {
     if (!j["save"].is_boolean())
       fail("save", "value could not be parsed to a boolean", "type_error.bool");

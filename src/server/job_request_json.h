@@ -12,7 +12,9 @@
 //    "save": bool (default true: also write the images to --outputs-dir, when set),
 //    img2img: "init_image": base64 | data URL, "strength": num, "resize_mode": str,
 //    ControlNet: "controlnet": name, "control_image": base64 | data URL, "control_scale",
-//    "control_start", "control_end": num, "control_preprocess": "none" | "canny"}
+//    "control_start", "control_end": num, "control_preprocess": "none" | "canny",
+//    autoencoders: "decode_with", "encode_with": "vae" | "taesd", "preview_method": "auto" |
+//    "cheap" | "taesd" (taesd needs sdc serve --taesd or a model converted with one)}
 #pragma once
 
 #include <string_view>

@@ -26,7 +26,7 @@ void group_norm(const void* x, DType xdt, const float* add_nc, const float* gamm
 void layer_norm(const void* x, DType xdt, const float* gamma, const float* beta, int64_t rows,
                 int64_t C, float eps, void* y, DType ydt);
 
-enum class Unary { Gelu, QuickGelu, Silu, Scale };
+enum class Unary { Gelu, QuickGelu, Silu, Relu, Tanh, Scale };
 // y = op(x) elementwise over n values (Scale: x * scale + bias). y may alias x when ydt is F32.
 void unary(Unary op, const float* x, void* y, DType ydt, int64_t n, float scale = 1.f,
            float bias = 0.f);

@@ -38,6 +38,12 @@ SDC_AVX512 void unary_avx512(Unary op, const float* x, T* y, int64_t b, int64_t 
       case Unary::Silu:
         v = simd::swish(v, 1.f);
         break;
+      case Unary::Relu:
+        v = _mm512_max_ps(v, _mm512_setzero_ps());
+        break;
+      case Unary::Tanh:
+        v = simd::tanh(v);
+        break;
       case Unary::Scale:
         v = _mm512_fmadd_ps(v, _mm512_set1_ps(s), _mm512_set1_ps(bias));
         break;
@@ -59,6 +65,12 @@ void unary_scalar(Unary op, const float* x, T* y, int64_t b, int64_t e, float s,
         break;
       case Unary::Silu:
         v = scalar::swish(v, 1.f);
+        break;
+      case Unary::Relu:
+        v = std::max(v, 0.f);
+        break;
+      case Unary::Tanh:
+        v = std::tanh(v);
         break;
       case Unary::Scale:
         v = v * s + bias;

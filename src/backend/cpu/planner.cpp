@@ -1,5 +1,6 @@
 // Plan::compile — the planner. In order:
-//  1. fusion: Conv2d/Linear absorb following single-use Gelu/QuickGelu/Silu/Scale (oneDNN eltwise
+//  1. fusion: Conv2d/Linear absorb following single-use Gelu/QuickGelu/Silu/Relu/Tanh/Scale (oneDNN
+//  eltwise
 //     post-ops) and full-shape Adds (sum post-op in place when the residual dies there, else a
 //     binary post-op); a GroupNorm absorbs a preceding [N,C]-broadcast Add (the ResNet time
 //     embedding); Reshape is an alias.
@@ -77,7 +78,8 @@ void Planner::fuse() {
         grp.out = c;
         break;
       }
-      if (cn.op == Op::Gelu || cn.op == Op::QuickGelu || cn.op == Op::Silu || cn.op == Op::Scale) {
+      if (cn.op == Op::Gelu || cn.op == Op::QuickGelu || cn.op == Op::Silu || cn.op == Op::Relu ||
+          cn.op == Op::Tanh || cn.op == Op::Scale) {
         grp.post.push_back({cn.op, c, kNone});
       } else if (cn.op == Op::Add && shape(cn.inputs[0]) == shape(cn.inputs[1]) &&
                  cn.inputs[0] != cn.inputs[1]) {
@@ -175,6 +177,8 @@ bool Planner::can_emit_bf16(const Group& grp) const {
     case Op::Gelu:
     case Op::QuickGelu:
     case Op::Silu:
+    case Op::Relu:
+    case Op::Tanh:
     case Op::Scale:
     case Op::Attention:
     case Op::UpsampleNearest:
@@ -371,6 +375,15 @@ void Planner::add_group_spec(const Group& grp) {
             po.alpha = 1.f;
             s.name += "+silu";
             break;
+          case Op::Relu:
+            po.alg = dnnl::algorithm::eltwise_relu;
+            po.alpha = 0.f;
+            s.name += "+relu";
+            break;
+          case Op::Tanh:
+            po.alg = dnnl::algorithm::eltwise_tanh;
+            s.name += "+tanh";
+            break;
           case Op::Scale:
             po.alg = dnnl::algorithm::eltwise_linear;
             po.alpha = pn.attrs.scale;
@@ -414,11 +427,15 @@ void Planner::add_group_spec(const Group& grp) {
     case Op::Gelu:
     case Op::QuickGelu:
     case Op::Silu:
+    case Op::Relu:
+    case Op::Tanh:
     case Op::Scale:
       s.kind = SK::Unary;
       s.unary = m.op == Op::Gelu        ? Unary::Gelu
                 : m.op == Op::QuickGelu ? Unary::QuickGelu
                 : m.op == Op::Silu      ? Unary::Silu
+                : m.op == Op::Relu      ? Unary::Relu
+                : m.op == Op::Tanh      ? Unary::Tanh
                                         : Unary::Scale;
       s.in = {in_f32(m.inputs[0])};
       break;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "graph/builders/controlnet.h"
+#include "graph/builders/taesd.h"
 #include "graph/builders/text_encoder.h"
 #include "graph/builders/unet.h"
 #include "graph/builders/unet_blocks.h"
