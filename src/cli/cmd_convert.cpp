@@ -44,7 +44,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct ConvertArgs {
-  std::string model, controlnet, vae, model_config, output, name, version = "sd15";
+  std::string model, controlnet, vae, taesd, model_config, output, name, version = "sd15";
   std::vector<std::string> loras;
   std::string type;  // default: f16 (gguf), f32 (onnx)
   std::vector<int> sizes;
@@ -182,6 +182,7 @@ void run_convert(const ConvertArgs& a) {
   spec.model = a.model;
   spec.controlnet = a.controlnet;
   spec.vae = a.vae;
+  spec.taesd = a.taesd;
   spec.model_config = a.model_config;
   spec.batch = a.batch;
   spec.defaults = a.defaults;
@@ -306,6 +307,9 @@ void add_convert_command(CLI::App& app) {
   cmd->add_option("-c,--controlnet", a->controlnet,
                   "ControlNet to bundle (file or diffusers folder)");
   cmd->add_option("--vae", a->vae, "VAE to use instead of (or in the absence of) the model's own");
+  cmd->add_option("--taesd", a->taesd,
+                  "Bundle a TAESD (file or folder, as generate --taesd): the compiled model "
+                  "carries its fast decoder for previews and --decode-with taesd");
   cmd->add_option("--model-config", a->model_config,
                   "Diffusers-style folder with unet/, text_encoder/, vae/ config.json");
   cmd->add_option("-t,--type", a->type,

@@ -56,6 +56,8 @@ std::vector<Source> source_files(const model::LoadedModel& m, const std::string&
     s.info.name = inside ? (root.filename() / rel).string() : src.filename().string();
     if (inside || fs::equivalent(src, root, ec)) {
       s.info.role = "model";
+    } else if (name.starts_with("taesd.")) {
+      s.info.role = "taesd";
     } else {
       const auto c = model::component_of(name);
       s.info.role = !c                                    ? "model"
@@ -193,6 +195,7 @@ PreparedConversion prepare_conversion(const ConvertSpec& spec, const ConvertObse
   model::LoadOptions lo;
   lo.model_config_dir = spec.model_config;
   lo.vae_path = spec.vae;
+  lo.taesd_path = spec.taesd;
   const io::TensorFile file = io::open_tensor_file(spec.model);
   PreparedConversion prepared{model::load_model(file, lo), {}, {}, {}};
   model::LoadedModel& m = prepared.model;

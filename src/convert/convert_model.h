@@ -25,6 +25,7 @@ struct ConvertSpec {
   std::string model;                   // .safetensors / .ckpt / diffusers folder / compiled .gguf
   std::vector<model::LoraSpec> loras;  // baked in this order
   std::string controlnet, vae, model_config;
+  std::string taesd;  // --taesd FILE|DIR: bundled under taesd.* (stored as read)
   model::ComponentTypes types;
   std::vector<std::pair<int, int>> sizes;  // (W, H) to plan at load
   int batch = 1;

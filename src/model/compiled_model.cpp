@@ -184,6 +184,8 @@ io::GgufMetadata compiled_metadata(const CompiledInfo& info, const LoadedModel& 
   if (model.has_text_encoder) components.push_back("text_encoder");
   if (model.has_vae) components.push_back("vae");
   if (model.controlnet) components.push_back("controlnet");
+  if (model.taesd.decoder) components.push_back("taesd_decoder");
+  if (model.taesd.encoder) components.push_back("taesd_encoder");
   add("sdc.components", GgufValue::string_array(components));
   if (model.has_unet)
     add("sdc.config.unet", GgufValue::string(diffusers_config(model.unet).dump()));

@@ -6,13 +6,15 @@
 //   general.alignment      u32 64 (written by the GGUF writer)
 //   sdc.version            u32 format version (1)    sdc.tool       "sdc 0.1.0"
 //   sdc.base               "sd15"                    sdc.components ["unet","text_encoder","vae",…]
+//                          (…, "taesd_decoder", "taesd_encoder" when bundled: tensors taesd.*)
 //   sdc.config.<component> diffusers config.json as a JSON string (head counts included), for
 //                          unet, text_encoder, vae, controlnet — what model_loader reads back
 //   sdc.precision.<component>  "f32" | "f16" | "bf16"  (stored type of its float tensors)
 //   sdc.tokenizer.vocab_json / sdc.tokenizer.merges   CLIP vocab.json and merges.txt, verbatim
 //   sdc.sizes              i32 array [W, H, W, H, …] (pixels) to plan at load; sdc.batch u32
 //   sdc.source.role|name|size|sha256   parallel arrays, one entry per input weight file
-//                          (role "model", "vae", "text_encoder" or "controlnet"; name = file name)
+//                          (role "model", "vae", "text_encoder", "controlnet" or "taesd"; name =
+//                          file name)
 //   sdc.lora.name|sha256|format|scale|unet_modules|text_encoder_modules   parallel arrays, one
 //                          entry per baked LoRA, in merge order
 //   sdc.defaults.sampler|scheduler|steps|cfg_scale|reason   recommended sampler settings
@@ -40,7 +42,7 @@ namespace sdc::model {
 inline constexpr uint32_t kCompiledFormatVersion = 1;
 
 struct SourceFile {
-  std::string role;  // "model", "vae", "text_encoder", "controlnet"
+  std::string role;  // "model", "vae", "text_encoder", "controlnet", "taesd"
   std::string name;  // file name (no folder), or path relative to a diffusers folder
   uint64_t size = 0;
   std::string sha256;

@@ -528,6 +528,19 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   if (is_inpainting(req) && compat_of(req) == Compat::kA1111)
     throw UsageError("", "--mask", "--compat diffusers (inpainting follows diffusers)",
                      "--compat " + req.compat);
+  // TAESD choices need the networks: refuse before any work rather than after sampling.
+  const bool img2img_encode = is_img2img(req) && !req.init_latents_data;
+  if ((req.decode_with == "taesd" || req.preview_method == "taesd") && !model_.taesd.decoder)
+    throw UsageError("", "--taesd",
+                     "a TAESD decoder (--taesd FILE|DIR, or a model converted with it) for " +
+                         std::string(req.decode_with == "taesd" ? "--decode-with taesd"
+                                                                : "--preview-method taesd"),
+                     "none loaded");
+  if (req.encode_with == "taesd" && img2img_encode && !model_.taesd.encoder)
+    throw UsageError("", "--taesd",
+                     "a TAESD encoder (taesd_encoder.* beside the decoder, or an AutoencoderTiny "
+                     "folder) for --encode-with taesd",
+                     "none loaded");
   if (model_.unet.in_channels == 9 && !is_inpainting(req))
     throw UsageError("", "--mask", "a mask and an --init-image for an inpainting model", "none");
   if (model_.unet.in_channels != 4 && model_.unet.in_channels != 9)
