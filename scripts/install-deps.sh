@@ -36,6 +36,7 @@ TEST=(
   git                   # test.sh lists the sources to check with git ls-files
   chromium              # the web page's browser tests (tests/browser: playwright-core drives it)
   python3-onnx          # the ONNX checker (full check + shape inference) on sdc's ONNX exports
+  ccache                # test.sh compiles through it: a re-run rebuilds only what changed
 )
 
 # fuzz: scripts/fuzz.sh configures the tree with clang and links libFuzzer targets.

@@ -39,6 +39,12 @@ if [ "$BUILD" = build ]; then
     (cd tests/onnx && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
   fi
 fi
+if command -v ccache >/dev/null 2>&1; then
+  # Compiler cache (in ~/.cache/ccache): a second run recompiles only what changed. BASEDIR
+  # makes its entries independent of where the checkout lies.
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd -P)}"
+  EXTRA+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
 cmake -S . -B "$BUILD" -G Ninja -DSDC_WERROR=ON "${EXTRA[@]}"
 if [ ${#SKIP[@]} -gt 0 ]; then
   # Only what the sanitizer run executes: the tool and the test programs of those layers.
