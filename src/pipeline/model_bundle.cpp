@@ -105,6 +105,10 @@ GenerationParams describe(const ModelBundle& b, const GenerationRequest& r, int6
   p.ensd = sd.ensd;
   p.extra = sd.extra;
   if (!r.init_image.empty()) p.denoising_strength = r.strength;
+  // A1111 names a non-default autoencoder method in the infotext.
+  if (r.decode_with == "taesd") p.extra.emplace_back("VAE Decoder", "TAESD");
+  if (r.encode_with == "taesd" && is_img2img(r) && !r.init_latents_data)
+    p.extra.emplace_back("VAE Encoder", "TAESD");
   for (const auto& l : b.loras)
     p.loras.push_back({std::filesystem::path(l.file).stem().string(), ""});
   if (!r.control_image.empty()) {

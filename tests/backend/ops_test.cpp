@@ -116,6 +116,37 @@ TEST_P(Ops, ConvWithResidualAndSilu) {
   EXPECT_TRUE(has_add);
 }
 
+TEST_P(Ops, ConvWithResidualAndReluAsTaesdBlocks) {
+  // TAESD's Block: relu(conv(relu(conv(x))) + x), and a conv + tanh: every activation a post-op.
+  graph::Graph g;
+  const int64_t N = 1, H = 5, W = 7, C = 16;
+  const Vec x = random_vec(N * H * W * C, 17), w = random_vec(C * C * 9, 18, -0.2f, 0.2f);
+  const Vec b = random_vec(C, 19);
+  const auto xi = g.input("x", {N, H, W, C});
+  const auto wi = add_weight(g, "w", w, {C, C, 3, 3});
+  const auto bi = add_weight(g, "b", b, {C});
+  const auto x2 = g.scale(xi, 1.f, 0.f);  // an arena value (the block input) that dies in the add
+  const auto h = g.relu(g.conv2d(x2, wi, bi, 1, 1, "c1"));
+  g.output("block", g.relu(g.add(g.conv2d(h, wi, bi, 1, 1, "c2"), x2)));
+  g.output("tanh", g.tanh(g.conv2d(xi, wi, bi, 1, 1, "c3")));
+  auto p = compile(g);
+  fill_input(*p, "x", x);
+  p->run();
+  const std::vector<std::pair<std::string, Vec>> inputs = {{"x", x}};
+  const std::vector<Vec> ref = reference_run(g, inputs);  // the outputs, in order
+  ASSERT_EQ(ref.size(), 2u);
+  const Vec& ref_block = ref[0];
+  const Vec& ref_tanh = ref[1];
+  ASSERT_EQ(ref_block.size(), size_t(N * H * W * C));
+  EXPECT_LT(rel_err(p->output("block"), ref_block), bf16() ? 1e-2 : 2e-5);
+  EXPECT_LT(rel_err(p->output("tanh"), ref_tanh), bf16() ? 1e-2 : 2e-5);
+  std::vector<std::string> kinds;
+  for (const auto& s : p->steps()) kinds.push_back(s.kind);
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "Conv2d+relu"), kinds.end());
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "Conv2d+sum+relu"), kinds.end());
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "Conv2d+tanh"), kinds.end());
+}
+
 TEST_P(Ops, Linear) {
   struct Case {
     int64_t N, T, K, Nc;
@@ -322,16 +353,29 @@ TEST_P(Ops, Activations) {
   g.output("quick", g.quick_gelu(xi));
   g.output("silu", g.silu(xi));
   g.output("scale", g.scale(xi, -1.5f, 0.25f));
+  g.output("relu", g.relu(xi));
+  g.output("tanh", g.tanh(xi));
   auto p = compile(g);
   fill_input(*p, "x", x);
   p->run();
-  Vec gelu(x.size()), quick(x.size()), silu(x.size()), scale(x.size());
+  Vec gelu(x.size()), quick(x.size()), silu(x.size()), scale(x.size()), relu(x.size()),
+      tanh(x.size());
   for (size_t i = 0; i < x.size(); ++i) {
     gelu[i] = float(gelu_ref(x[i]));
     quick[i] = float(x[i] * sigmoid_ref(1.702 * x[i]));
     silu[i] = float(x[i] * sigmoid_ref(x[i]));
     scale[i] = float(x[i] * -1.5 + 0.25);
+    relu[i] = std::max(x[i], 0.f);
+    tanh[i] = float(std::tanh(double(x[i])));
   }
+  EXPECT_EQ(std::vector<float>(p->output("relu"), p->output("relu") + n), relu);
+  EXPECT_LT(rel_err(p->output("tanh"), tanh), 1e-6);
+  // tanh keeps its relative accuracy near 0 (TAESD's input clamp sees small latents too).
+  const float* tp = p->output("tanh");
+  for (size_t i = 0; i < x.size(); ++i)
+    if (std::abs(x[i]) > 1e-3f) {
+      ASSERT_NEAR(tp[i], tanh[i], 2e-6 * std::abs(tanh[i]) + 1e-7) << x[i];
+    }
   EXPECT_LT(rel_err(p->output("gelu"), gelu), 1e-6);
   EXPECT_LT(rel_err(p->output("quick"), quick), 1e-6);
   EXPECT_LT(rel_err(p->output("silu"), silu), 1e-6);

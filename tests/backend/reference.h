@@ -235,6 +235,8 @@ inline std::vector<Vec> reference_run(const graph::Graph& g,
       case Op::Gelu:
       case Op::QuickGelu:
       case Op::Silu:
+      case Op::Relu:
+      case Op::Tanh:
       case Op::Scale:
         y.resize(size_t(numel));
         for (size_t j = 0; j < y.size(); ++j) {
@@ -242,6 +244,8 @@ inline std::vector<Vec> reference_run(const graph::Graph& g,
           y[j] = float(n.op == Op::Gelu        ? gelu_ref(x)
                        : n.op == Op::QuickGelu ? x * sigmoid_ref(1.702 * x)
                        : n.op == Op::Silu      ? x * sigmoid_ref(x)
+                       : n.op == Op::Relu      ? std::max(x, 0.0)
+                       : n.op == Op::Tanh      ? std::tanh(x)
                                                : x * n.attrs.scale + n.attrs.bias);
         }
         break;

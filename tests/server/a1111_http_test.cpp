@@ -30,6 +30,7 @@ class A1111Http : public ::testing::Test {
     eo.registry.model_config = test::tiny("diffusers");
     eo.registry.hash_cache = dir_->file("hashes.json");
     eo.settings_file = dir_->file("settings.json");
+    eo.taesd = test::tiny("taesd");  // A1111's TAESD methods, when a request or option asks
     eo.log = &log_;
     engine_ = new engine::Engine(eo);
     ServerOptions so;
@@ -413,6 +414,104 @@ TEST_F(A1111Http, PngInfoReadsWhatTxt2ImgWrote) {
   EXPECT_EQ(info["parameters"]["Steps"], "2");
   EXPECT_EQ(info["info"], json::parse(res["info"].get<std::string>())["infotexts"][0]);
   EXPECT_EQ(post("/sdapi/v1/png-info", json{{"image", ""}}).second["info"], "");
+}
+
+// `sdc generate` on the tiny model with `flags` under A1111's conventions (the CLI's default: the
+// helper's --compat diffusers dropped); its image.
+io::Image cli_image(std::vector<std::string> flags) {
+  test::TempDir out;
+  flags.insert(flags.end(), {"-o", out.file("cli.png")});
+  std::vector<std::string> args = test::tiny_generate(flags);
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--compat")
+      args.erase(args.begin() + std::ptrdiff_t(i), args.begin() + std::ptrdiff_t(i) + 2);
+  const test::CommandResult cli = test::run_sdc(args);
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  return cli.exit_code == 0 ? io::read_image(out.file("cli.png")) : io::Image();
+}
+
+TEST_F(A1111Http, VariationSeedsAndHiresFixAreTheCliImages) {
+  const json base = {{"prompt", "a boat"}, {"seed", 5},    {"steps", 2},
+                     {"width", 64},        {"height", 64}, {"sampler_name", "Euler a"},
+                     {"cfg_scale", 5}};
+  json variation = base;
+  variation["subseed"] = 9;
+  variation["subseed_strength"] = 0.3;
+  variation["seed_resize_from_w"] = 96;
+  variation["seed_resize_from_h"] = 64;
+  auto [vs, v] = post("/sdapi/v1/txt2img", variation);
+  ASSERT_EQ(vs, 200) << v;
+  const json vinfo = json::parse(v["info"].get<std::string>());
+  EXPECT_EQ(vinfo["subseed"], 9);
+  EXPECT_NE(vinfo["infotexts"][0].get<std::string>().find("Variation seed: 9"), std::string::npos)
+      << vinfo["infotexts"][0];
+  const std::vector<uint8_t> vpng = decode_png_b64(v["images"][0]);
+  const std::vector<std::string> common = {"-p",        "a boat",  "--seed",      "5",  "--steps",
+                                           "2",         "-W",      "64",          "-H", "64",
+                                           "--sampler", "euler_a", "--cfg-scale", "5"};
+  std::vector<std::string> vflags = common;
+  vflags.insert(vflags.end(),
+                {"--subseed", "9", "--subseed-strength", "0.3", "--seed-resize-from", "96", "64"});
+  EXPECT_EQ(io::decode_image(vpng.data(), vpng.size(), "api").rgb, cli_image(vflags).rgb);
+
+  json hires = base;
+  hires["enable_hr"] = true;
+  hires["hr_scale"] = 1.5;
+  hires["denoising_strength"] = 0.6;
+  hires["hr_second_pass_steps"] = 2;
+  hires["hr_upscaler"] = "Latent";
+  hires["hr_sampler_name"] = nullptr;  // webuiapi sends nulls
+  auto [hs, h] = post("/sdapi/v1/txt2img", hires);
+  ASSERT_EQ(hs, 200) << h;
+  const std::vector<uint8_t> hpng = decode_png_b64(h["images"][0]);
+  const io::Image himg = io::decode_image(hpng.data(), hpng.size(), "api");
+  EXPECT_EQ(himg.width, 96);
+  std::vector<std::string> hflags = common;
+  hflags.insert(hflags.end(), {"--hires-scale", "1.5", "--hires-denoise", "0.6", "--hires-steps",
+                               "2", "--hires-upscaler", "latent"});
+  EXPECT_EQ(himg.rgb, cli_image(hflags).rgb);
+  // Upscalers sdc lacks, a second-pass sampler of its own and strength 0 are refused (422).
+  for (const auto& [key, value] :
+       std::vector<std::pair<std::string, json>>{{"hr_upscaler", "R-ESRGAN 4x+"},
+                                                 {"hr_sampler_name", "DDIM"},
+                                                 {"denoising_strength", 0},
+                                                 {"subseed_strength", 1.5}}) {
+    json bad = hires;
+    bad[key] = value;
+    auto [bs, b] = post("/sdapi/v1/txt2img", bad);
+    EXPECT_EQ(bs, 422) << key << ": " << b;
+    EXPECT_EQ(b["detail"][0]["loc"], json({"body", key})) << b;
+  }
+  EXPECT_EQ(get("/sdapi/v1/upscalers").second[0]["name"], "Lanczos");
+  EXPECT_EQ(get("/sdapi/v1/latent-upscale-modes").second[0]["name"], "Latent");
+}
+
+TEST_F(A1111Http, TaesdDecodeMethodAndPreviewTypeAsA1111Options) {
+  const json base = {
+      {"prompt", "a tree"}, {"seed", 11}, {"steps", 2}, {"width", 64}, {"height", 64}};
+  json taesd = base;
+  taesd["override_settings"] = {{"sd_vae_decode_method", "TAESD"}};
+  auto [s, res] = post("/sdapi/v1/txt2img", taesd);
+  ASSERT_EQ(s, 200) << res;
+  const std::string info = json::parse(res["info"].get<std::string>())["infotexts"][0];
+  EXPECT_NE(info.find("VAE Decoder: TAESD"), std::string::npos) << info;
+  auto [fs, full] = post("/sdapi/v1/txt2img", base);
+  ASSERT_EQ(fs, 200) << full;
+  EXPECT_NE(full["images"][0], res["images"][0]);  // another decoder, another image
+  EXPECT_EQ(json::parse(full["info"].get<std::string>())["infotexts"][0].get<std::string>().find(
+                "VAE Decoder"),
+            std::string::npos);
+  // Only the methods sdc implements are accepted, in /options and override_settings alike.
+  auto [ns, nn] = post("/sdapi/v1/options", json{{"show_progress_type", "Approx NN"}});
+  EXPECT_EQ(ns, 422);
+  EXPECT_EQ(nn["detail"][0]["loc"], json({"body", "show_progress_type"}));
+  EXPECT_EQ(get("/sdapi/v1/options").second["show_progress_type"], "Approx cheap");
+  json bad = base;
+  bad["override_settings"] = {{"sd_vae_encode_method", "Tiny"}};
+  EXPECT_EQ(post("/sdapi/v1/txt2img", bad).first, 422);
+  EXPECT_EQ(post("/sdapi/v1/options", json{{"show_progress_type", "TAESD"}}).first, 200);
+  EXPECT_EQ(post("/sdapi/v1/txt2img", base).first, 200);  // TAESD previews
+  EXPECT_EQ(post("/sdapi/v1/options", json{{"show_progress_type", "Approx cheap"}}).first, 200);
 }
 
 TEST_F(A1111Http, AuthAsA1111WithTheLoraRoutesPublic) {

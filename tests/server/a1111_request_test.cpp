@@ -455,8 +455,10 @@ TEST(A1111Request, CapsAreClear422s) {
 
 TEST(A1111Request, UnsupportedFeaturesAreRefusedNotIgnored) {
   for (const json& b :
-       {json{{"enable_hr", true}}, json{{"restore_faces", true}}, json{{"tiling", true}},
-        json{{"subseed_strength", 0.5}}, json{{"refiner_checkpoint", "sdxl-refiner"}},
+       {json{{"enable_hr", true}, {"denoising_strength", 0.5}, {"hr_upscaler", "ESRGAN_4x"}},
+        json{{"enable_hr", true}}, json{{"restore_faces", true}}, json{{"tiling", true}},
+        json{{"seed_resize_from_w", 8}, {"seed_resize_from_h", 64}},
+        json{{"subseed_strength", 1.5}}, json{{"refiner_checkpoint", "sdxl-refiner"}},
         json{{"s_min_uncond", 0.5}}, json{{"override_settings", {{"samples_format", "jpg"}}}},
         json{{"override_settings", {{"eta_noise_seed_delta", 31337}}}},
         json{{"override_settings", {{"sd_vae", "vae-ft-mse.safetensors"}}}},
@@ -466,7 +468,11 @@ TEST(A1111Request, UnsupportedFeaturesAreRefusedNotIgnored) {
     ASSERT_EQ(d.size(), 1u) << b;
     EXPECT_EQ(d[0]["loc"][0], "body") << b;
   }
-  EXPECT_EQ(detail_of({{"enable_hr", true}})[0]["msg"], "sdc does not support hires fix yet");
+  EXPECT_EQ(detail_of({{"enable_hr", true},
+                       {"denoising_strength", 0.5},
+                       {"hr_upscaler", "ESRGAN_4x"}})[0]["msg"],
+            "sdc does not support the upscaler 'ESRGAN_4x' (sdc has Latent and Lanczos) yet");
+  EXPECT_EQ(detail_of({{"enable_hr", true}})[0]["loc"], json({"body", "denoising_strength"}));
   EXPECT_EQ(detail_of({{"override_settings", {{"samples_format", "jpg"}}}})[0],
             json::parse(R"({"loc":["body","override_settings","samples_format"],
                             "msg":"sdc implements only png for samples_format",

@@ -224,6 +224,61 @@ void apply_infotext(json& body, const std::string& text, FieldErrors& errors) {
   }
 }
 
+// txt2img's hires fix: the second pass at hr_scale (or hr_resize_x/y) with denoising_strength,
+// hr_second_pass_steps and the upscaler "Latent" (default) or "Lanczos"; a second-pass checkpoint,
+// sampler, scheduler or prompt of its own is refused.
+void read_hires_fix(const json& p, BodyReader& r, pipeline::GenerationRequest& q,
+                    FieldErrors& errors, const RequestLimits& limits) {
+  q.enable_hr = true;
+  const double scale = p["hr_scale"];
+  if (!std::isfinite(scale))
+    errors.add(r.loc("hr_scale"), "value is not a finite number", "value_error.number.not_finite");
+  else if (r.check_ge("hr_scale", scale, 1))
+    r.check_le("hr_scale", scale, 8);
+  q.hr_scale = scale;
+  const int64_t rx = p["hr_resize_x"], ry = p["hr_resize_y"];
+  for (const auto& [key, v] : {std::pair{"hr_resize_x", rx}, std::pair{"hr_resize_y", ry}})
+    if (v != 0 && r.check_ge(key, double(v), limits.min_side))
+      r.check_le(key, double(v), limits.max_side);
+  if (rx > 0 || ry > 0) {
+    // A1111: one side given keeps the aspect ratio of the first pass.
+    const int64_t w = p["width"], h = p["height"];
+    q.hr_width = int(rx > 0 ? rx : (w > 0 ? ry * w / std::max<int64_t>(h, 1) : 0));
+    q.hr_height = int(ry > 0 ? ry : (h > 0 ? rx * h / std::max<int64_t>(w, 1) : 0));
+  }
+  const int64_t steps = p["hr_second_pass_steps"];
+  if (r.check_ge("hr_second_pass_steps", double(steps), 0))
+    r.check_le("hr_second_pass_steps", double(steps), limits.max_steps);
+  q.hr_steps = int(std::clamp<int64_t>(steps, 0, 1 << 20));
+  if (!p["denoising_strength"].is_number()) {
+    errors.add(r.loc("denoising_strength"), "the hires fix needs a denoising strength",
+               "value_error.missing");
+  } else {
+    const double d = p["denoising_strength"];
+    if (d == 0.0)
+      not_supported(errors, r.loc("denoising_strength"), "a hires fix at denoising strength 0");
+    else if (r.check_gt("denoising_strength", d, 0))
+      r.check_le("denoising_strength", d, 1);
+    q.hr_denoise = d;
+  }
+  const std::string upscaler = p["hr_upscaler"].is_string() ? p["hr_upscaler"] : "Latent";
+  if (upscaler == "Latent")
+    q.hr_upscaler = "latent";
+  else if (upscaler == "Lanczos")
+    q.hr_upscaler = "lanczos";
+  else
+    not_supported(errors, r.loc("hr_upscaler"),
+                  "the upscaler '" + upscaler + "' (sdc has Latent and Lanczos)");
+  for (const char* key : {"hr_checkpoint_name", "hr_sampler_name", "hr_scheduler"})
+    if (p[key].is_string() && p[key] != "" && p[key] != "Use same checkpoint" &&
+        p[key] != "Use same sampler" && p[key] != "Use same scheduler")
+      not_supported(errors, r.loc(key), std::string("a second-pass ") + (key + 3));
+  for (const auto& [key, same] :
+       {std::pair{"hr_prompt", "prompt"}, std::pair{"hr_negative_prompt", "negative_prompt"}})
+    if (p[key].is_string() && p[key] != "" && p[key] != p[same])
+      not_supported(errors, r.loc(key), std::string("a second-pass prompt (") + key + ")");
+}
+
 void apply_overrides(const json& overrides, A1111Generation& g, FieldErrors& errors) {
   for (const auto& [key, value] : overrides.items()) {
     const json loc = json::array({"body", "override_settings", key});
@@ -390,15 +445,31 @@ A1111Generation parse_generation(std::string_view body_text, std::string_view co
   q.steps_set = r.has("steps");
   q.cfg_set = r.has("cfg_scale");
 
+  // Variation seeds (A1111's slerp towards the subseed's noise; -1: a random subseed) and the
+  // seed resize, which A1111 applies only when both sides are positive.
+  const double subseed_strength = p["subseed_strength"];
+  if (!std::isfinite(subseed_strength))
+    errors.add(r.loc("subseed_strength"), "value is not a finite number",
+               "value_error.number.not_finite");
+  else if (r.check_ge("subseed_strength", subseed_strength, 0))
+    r.check_le("subseed_strength", subseed_strength, 1);
+  q.subseed_strength = subseed_strength;
+  const int64_t subseed = p["subseed"];
+  if (r.check_ge("subseed", double(subseed), -1))
+    r.check_le("subseed", double(subseed), double(int64_t(0xffffffffffffLL)));
+  q.subseed = subseed;
+  const int64_t resize_w = p["seed_resize_from_w"], resize_h = p["seed_resize_from_h"];
+  if (resize_w > 0 && resize_h > 0) {
+    for (const auto& [key, v] :
+         {std::pair{"seed_resize_from_w", resize_w}, std::pair{"seed_resize_from_h", resize_h}})
+      if (r.check_ge(key, double(v), limits.min_side)) r.check_le(key, double(v), limits.max_side);
+    q.seed_resize_from_w = int(std::clamp<int64_t>(resize_w, 0, 1 << 20));
+    q.seed_resize_from_h = int(std::clamp<int64_t>(resize_h, 0, 1 << 20));
+  }
   // What sdc does not do (yet): refused rather than ignored.
-  if (p["subseed_strength"].get<double>() != 0.0)
-    not_supported(errors, r.loc("subseed_strength"), "variation seeds (subseed_strength > 0)");
-  if (p["seed_resize_from_h"].get<int64_t>() > 0 && p["seed_resize_from_w"].get<int64_t>() > 0 &&
-      (p["seed_resize_from_h"] != p["height"] || p["seed_resize_from_w"] != p["width"]))
-    not_supported(errors, r.loc("seed_resize_from_w"), "resizing the seed");
   if (p["restore_faces"] == true) not_supported(errors, r.loc("restore_faces"), "face restoration");
   if (p["tiling"] == true) not_supported(errors, r.loc("tiling"), "tiling");
-  if (!img2img && p["enable_hr"] == true) not_supported(errors, r.loc("enable_hr"), "hires fix");
+  if (!img2img && p["enable_hr"] == true) read_hires_fix(p, r, q, errors, limits);
   if (p["refiner_checkpoint"].is_string() && p["refiner_checkpoint"] != "" &&
       p["refiner_checkpoint"] != "None")
     not_supported(errors, r.loc("refiner_checkpoint"), "a refiner");

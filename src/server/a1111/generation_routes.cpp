@@ -28,6 +28,15 @@ engine::JobRequest job_request(const A1111Generation& g, const json& options) {
     const json& c = options["CLIP_stop_at_last_layers"];
     if (c.is_number_integer()) jr.generation.clip_skip = c.get<int>();
   }
+  // The autoencoder methods (A1111's sd_vae_decode_method / sd_vae_encode_method /
+  // show_progress_type; TAESD needs sdc serve --taesd).
+  auto option = [&](const char* key) {
+    const json& v = g.override_settings.contains(key) ? g.override_settings[key] : options[key];
+    return v.is_string() ? v.get<std::string>() : std::string();
+  };
+  if (option("sd_vae_decode_method") == "TAESD") jr.generation.decode_with = "taesd";
+  if (option("sd_vae_encode_method") == "TAESD") jr.generation.encode_with = "taesd";
+  jr.generation.preview_method = option("show_progress_type") == "TAESD" ? "taesd" : "cheap";
   jr.model = g.checkpoint.value_or("");
   for (const LoraTag& l : g.loras) jr.loras.push_back({l.name, float(l.weight)});
   jr.kind = g.mode == GenerationMode::Img2Img ? "img2img" : "txt2img";

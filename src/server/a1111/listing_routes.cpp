@@ -114,11 +114,20 @@ void register_listing_routes(httplib::Server& http, const Context& ctx) {
   get(http, "/sdapi/v1/scripts", [] {
     return json{{"txt2img", json::array()}, {"img2img", json::array()}};
   });
+  // The hires-fix upscalers sdc has (hr_upscaler): PIL's Lanczos on pixels, and "Latent"
+  // (bilinear on the latents).
+  get(http, "/sdapi/v1/upscalers", [] {
+    return json::array({{{"name", "Lanczos"},
+                         {"model_name", nullptr},
+                         {"model_path", nullptr},
+                         {"model_url", nullptr},
+                         {"scale", 4}}});
+  });
+  get(http, "/sdapi/v1/latent-upscale-modes", [] { return json::array({{{"name", "Latent"}}}); });
   // Lists of what sdc does not have: empty, in A1111's shape.
-  for (const char* path :
-       {"/sdapi/v1/sd-vae", "/sdapi/v1/upscalers", "/sdapi/v1/latent-upscale-modes",
-        "/sdapi/v1/prompt-styles", "/sdapi/v1/hypernetworks", "/sdapi/v1/face-restorers",
-        "/sdapi/v1/realesrgan-models", "/sdapi/v1/script-info", "/sdapi/v1/extensions"})
+  for (const char* path : {"/sdapi/v1/sd-vae", "/sdapi/v1/prompt-styles", "/sdapi/v1/hypernetworks",
+                           "/sdapi/v1/face-restorers", "/sdapi/v1/realesrgan-models",
+                           "/sdapi/v1/script-info", "/sdapi/v1/extensions"})
     get(http, path, [] { return json::array(); });
 
   http.Post("/sdapi/v1/png-info", [](const httplib::Request& req, httplib::Response& res) {

@@ -1,6 +1,7 @@
 // The option table and the check of a value against it.
 #include "server/a1111/options_catalog.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "server/a1111/pydantic_coerce.h"
@@ -20,6 +21,10 @@ const std::vector<OptionSpec>& option_catalog() {
       {"sd_checkpoint_hash", "", A},
       {"CLIP_stop_at_last_layers", 1, A},
       {"sd_vae", "Automatic", A},
+      // TAESD (sdc serve --taesd): "Full" is the model's VAE.
+      {"sd_vae_decode_method", "Full", A},
+      {"sd_vae_encode_method", "Full", A},
+      {"show_progress_type", "Approx cheap", A},
       // Fixed: what sdc does, the only value it takes.
       {"samples_format", "png", X},
       {"eta_noise_seed_delta", 0, X},
@@ -50,7 +55,6 @@ const std::vector<OptionSpec>& option_catalog() {
       {"live_previews_enable", true, F},
       {"live_previews_image_format", "png", F},
       {"show_progress_every_n_steps", 10, F},
-      {"show_progress_type", "Approx cheap", F},
       {"add_model_hash_to_info", true, F},
       {"add_model_name_to_info", true, F},
       {"add_vae_name_to_info", true, F},
@@ -80,6 +84,14 @@ const std::vector<OptionSpec>& option_catalog() {
   return catalog;
 }
 
+std::vector<std::string> option_choices(const std::string& key) {
+  if (key == "sd_vae_decode_method" || key == "sd_vae_encode_method") return {"Full", "TAESD"};
+  // A1111 also has "Full" (a VAE decode per preview) and "Approx NN" (a small trained network):
+  // not implemented, so refused.
+  if (key == "show_progress_type") return {"Approx cheap", "TAESD"};
+  return {};
+}
+
 const OptionSpec* find_option(const std::string& key) {
   for (const OptionSpec& s : option_catalog())
     if (key == s.key) return &s;
@@ -103,6 +115,13 @@ json check_option_value(const OptionSpec& spec, const json& value, const json& l
     if (auto s = coerce_str(value, loc, errors)) coerced = *s;
   }
   if (errors.size() != before) return nullptr;
+  const std::vector<std::string> choices = option_choices(spec.key);
+  if (!choices.empty() && coerced.is_string() &&
+      std::find(choices.begin(), choices.end(), coerced.get<std::string>()) == choices.end()) {
+    errors.add(loc, "sdc implements " + python_str(json(choices)) + " for " + spec.key,
+               "value_error.not_supported", {{"supported", choices}});
+    return nullptr;
+  }
   if (spec.role == OptionRole::Fixed && !coerced.is_null()) {
     const bool same = def.is_number() ? std::fabs(coerced.get<double>() - def.get<double>()) < 1e-9
                                       : coerced == def;

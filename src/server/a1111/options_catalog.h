@@ -1,6 +1,7 @@
 // The A1111 options sdc answers in GET /sdapi/v1/options, with A1111's keys and defaults, and
 // what each means to sdc:
-//   - Applied: sdc acts on it (sd_model_checkpoint, CLIP_stop_at_last_layers, sd_vae).
+//   - Applied: sdc acts on it (sd_model_checkpoint, CLIP_stop_at_last_layers, sd_vae, the TAESD
+//     choices sd_vae_decode_method / sd_vae_encode_method / show_progress_type).
 //   - Fixed: it changes how images are made and sdc implements one value only (samples_format
 //     "png", eta_noise_seed_delta 0, …). Setting it to that value is accepted; any other value
 //     is refused rather than silently ignored.
@@ -11,6 +12,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -30,6 +32,9 @@ struct OptionSpec {
 // replaces with live values (the current model's title, …).
 const std::vector<OptionSpec>& option_catalog();
 const OptionSpec* find_option(const std::string& key);
+// The values sdc implements for an option that takes one of a few strings (empty: any value of
+// the option's type).
+std::vector<std::string> option_choices(const std::string& key);
 
 // Checks one value for `key` as POST /options or override_settings sends it, recording a field
 // error at `loc` when the type is wrong or a Fixed option gets a value sdc does not implement;
