@@ -304,6 +304,10 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--preview-method", r.preview_method,
                   "auto (TAESD when loaded, else cheap) | cheap (A1111 'Approx cheap', 1/8 size) "
                   "| taesd");
+  cmd->add_flag("--vae-tiling", r.vae_tiling,
+                "VAE decode/encode in overlapping tiles: large images in little memory");
+  cmd->add_option("--vae-tile-size", r.vae_tile_size,
+                  "Tile size in pixels for --vae-tiling (multiple of 64, 128-2048)");
   cmd->add_option("--decode-with", r.decode_with,
                   "vae | taesd: the autoencoder that makes the final image (taesd needs --taesd)");
   cmd->add_option("--encode-with", r.encode_with,

@@ -50,6 +50,10 @@ void validate(const GenerationRequest& r) {
     throw UsageError("", "--decode-with", "vae or taesd", r.decode_with);
   if (r.encode_with != "vae" && r.encode_with != "taesd")
     throw UsageError("", "--encode-with", "vae or taesd", r.encode_with);
+  if (r.vae_tiling &&
+      (r.vae_tile_size < 128 || r.vae_tile_size > 2048 || r.vae_tile_size % 64 != 0))
+    throw UsageError("", "--vae-tile-size", "a multiple of 64 from 128 to 2048 (pixels)",
+                     std::to_string(r.vae_tile_size));
   if (r.preview_method != "auto" && r.preview_method != "cheap" && r.preview_method != "taesd")
     throw UsageError("", "--preview-method", "auto, cheap or taesd", r.preview_method);
   if (r.resize_mode != "resize" && r.resize_mode != "crop" && r.resize_mode != "fill")

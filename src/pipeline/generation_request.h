@@ -73,6 +73,11 @@ struct GenerationRequest {
   // to RGB at 1/8 size (A1111's "Approx cheap"); "taesd" = the TAESD decoder at full size
   // (A1111's "TAESD"); "auto" = taesd when the model has a TAESD decoder, else cheap.
   std::string preview_method = "auto";
+  // VAE tiling: decode and encode in overlapping tiles of vae_tile_size pixels (a multiple of 64,
+  // 128–2048; a quarter overlap, blended) when the image is larger than one tile. Less memory
+  // for large images; seams are blended, GroupNorm/attention see one tile at a time.
+  bool vae_tiling = false;
+  int vae_tile_size = 512;
 
   // Inpainting (with an init image): white (>= 128) = repaint, black = keep.
   std::string mask;                    // path

@@ -21,6 +21,7 @@
 #include "pipeline/inpainting.h"
 #include "pipeline/taesd_codec.h"
 #include "pipeline/text_conditioning.h"
+#include "pipeline/vae_tiling.h"
 #include "sampling/a1111_sampler.h"
 #include "sampling/rng/image_rng.h"
 #include "sampling/rng/torch_generator.h"
@@ -183,13 +184,7 @@ void StableDiffusion::initial_latents(Run& run, const Inputs& in) {
       return out;
     }
     std::vector<float> mean(run.per_image), logvar(run.per_image);
-    if (encode) {
-      cpu::Plan& enc = plans_.vae_encoder(1, run.h, run.w);
-      enc.set_input_nchw("image", signed_image.data());
-      enc.run();
-      enc.read_output_nchw("mean", mean.data());
-      enc.read_output_nchw("logvar", logvar.data());
-    }
+    if (encode) encode_signed(run, signed_image, mean, logvar);
     std::vector<float> out(size_t(run.B) * run.per_image);
     for (int i = 0; i < run.B; ++i) {
       std::vector<float> eps = run.image_rng->generator(size_t(i)).randn(run.per_image);
@@ -238,11 +233,23 @@ void StableDiffusion::initial_latents(Run& run, const Inputs& in) {
 
 void StableDiffusion::encode_init(Run& run, const io::Image& init, std::vector<float>& mean,
                                   std::vector<float>& logvar) {
-  cpu::Plan& enc = plans_.vae_encoder(1, run.h, run.w);
-  enc.set_input_nchw("image", imaging::image_to_signed_tensor(init).data());
-  enc.run();
+  encode_signed(run, imaging::image_to_signed_tensor(init), mean, logvar);
+}
+
+bool StableDiffusion::tiled(const Run& run) const {
+  return run.req.vae_tiling &&
+         (8 * run.h > run.req.vae_tile_size || 8 * run.w > run.req.vae_tile_size);
+}
+
+void StableDiffusion::encode_signed(Run& run, std::span<const float> image,
+                                    std::vector<float>& mean, std::vector<float>& logvar) {
   mean.resize(run.per_image);
   logvar.resize(run.per_image);
+  if (tiled(run))
+    return tiled_vae_encode(plans_, image, run.h, run.w, run.req.vae_tile_size, mean, logvar);
+  cpu::Plan& enc = plans_.vae_encoder(1, run.h, run.w);
+  enc.set_input_nchw("image", image.data());
+  enc.run();
   enc.read_output_nchw("mean", mean.data());
   enc.read_output_nchw("logvar", logvar.data());
 }
@@ -449,8 +456,9 @@ void StableDiffusion::a1111_denoise(Run& run, const UnetEvaluation& evaluate,
 void StableDiffusion::decode(Run& run) {
   if (run.req.decode_with == "taesd") return decode_taesd(run);
   Stopwatch clock;
-  cpu::Plan& dec = plans_.vae_decoder(1, run.h, run.w);
-  const Shape img_shape = dec.output_shape_nchw("image");  // [1, 3, H, W]
+  // Tiled: no plan of the full size is ever built (that is where the memory goes).
+  cpu::Plan* dec = tiled(run) ? nullptr : &plans_.vae_decoder(1, run.h, run.w);
+  const Shape img_shape{1, 3, 8 * run.h, 8 * run.w};
   std::vector<float> chw(size_t(shape_numel(img_shape)));
   std::vector<float> scaled(run.per_image);
   for (int i = 0; i < run.B; ++i) {
@@ -462,9 +470,13 @@ void StableDiffusion::decode(Run& run) {
       scaled[k] = a1111 ? z * a1111_inverse_scale(model_.vae.scaling_factor)
                         : z / model_.vae.scaling_factor;
     }
-    dec.set_input_nchw("latent", scaled.data());
-    dec.run();
-    dec.read_output_nchw("image", chw.data());
+    if (dec) {
+      dec->set_input_nchw("latent", scaled.data());
+      dec->run();
+      dec->read_output_nchw("image", chw.data());
+    } else {
+      chw = tiled_vae_decode(plans_, scaled, run.h, run.w, run.req.vae_tile_size);
+    }
     GeneratedImage gi;
     const int iw = int(img_shape[3]), ih = int(img_shape[2]);
     gi.image = a1111 ? imaging::image_from_signed_tensor_truncated(chw.data(), iw, ih)

@@ -87,6 +87,10 @@ class StableDiffusion {
   void a1111_initial_latents(Run& run, const Inputs& in);
   void encode_init(Run& run, const io::Image& init, std::vector<float>& mean,
                    std::vector<float>& logvar);
+  // The VAE posterior of a [-1,1] image of the run's size (tiled when the request asks).
+  void encode_signed(Run& run, std::span<const float> image, std::vector<float>& mean,
+                     std::vector<float>& logvar);
+  bool tiled(const Run& run) const;
   void denoise(Run& run, const Inputs& in);
   void a1111_denoise(Run& run, const UnetEvaluation& evaluate, const std::vector<float>& eps_all,
                      int total);

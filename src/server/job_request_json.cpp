@@ -77,7 +77,7 @@ engine::JobRequest parse_job_request(std::string_view body, const RequestLimits&
       "init_image", "strength", "resize_mode", "controlnet", "control_image", "control_scale",
       "control_start", "control_end", "control_preprocess",
       // the autoencoder choices (TAESD when the server has one: sdc serve --taesd)
-      "decode_with", "encode_with", "preview_method"};
+      "decode_with", "encode_with", "preview_method", "vae_tiling", "vae_tile_size"};
   for (const auto& [k, v] : j.items())
     if (!known.count(k)) fail(k, "extra fields not permitted", "value_error.extra");
   if (!j.contains("prompt")) fail("prompt", "field required", "value_error.missing");
@@ -127,6 +127,12 @@ engine::JobRequest parse_job_request(std::string_view body, const RequestLimits&
   if (j.contains("decode_with")) g.decode_with = get_string(j, "decode_with", 16);
   if (j.contains("encode_with")) g.encode_with = get_string(j, "encode_with", 16);
   if (j.contains("preview_method")) g.preview_method = get_string(j, "preview_method", 16);
+  if (j.contains("vae_tiling")) {
+    if (!j["vae_tiling"].is_boolean())
+      fail("vae_tiling", "value could not be parsed to a boolean", "type_error.bool");
+    g.vae_tiling = j["vae_tiling"].get<bool>();
+  }
+  if (j.contains("vae_tile_size")) g.vae_tile_size = int(get_int(j, "vae_tile_size", 128, 2048));
   if (j.contains("save")) {
     if (!j["save"].is_boolean())
       fail("save", "value could not be parsed to a boolean", "type_error.bool");
