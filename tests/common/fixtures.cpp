@@ -52,6 +52,13 @@ std::vector<std::string> tiny_generate(const std::vector<std::string>& flags) {
   return a;
 }
 
+std::vector<std::string> tiny_generate_a1111(const std::vector<std::string>& flags) {
+  std::vector<std::string> a{"generate", "-m", tiny("model.safetensors"), "--model-config",
+                             tiny("diffusers")};
+  a.insert(a.end(), flags.begin(), flags.end());
+  return a;
+}
+
 // Python's json writes the non-standard bare tokens NaN, Infinity and -Infinity (e.g. a
 // scheduler's lambda_min_clipped), which nlohmann rejects: turn them into the strings "NaN",
 // "Infinity" and "-Infinity" (outside string literals only) so that they stay visible.

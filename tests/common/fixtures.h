@@ -26,6 +26,9 @@ std::vector<std::string> case_args(const nlohmann::json& pipeline_case);
 // counts) with --compat diffusers (the conventions of the fixture's pipeline references),
 // followed by `flags`.
 std::vector<std::string> tiny_generate(const std::vector<std::string>& flags);
+// The same under the CLI's default convention (A1111's), for comparisons with the server's A1111
+// routes and native jobs, which use it too.
+std::vector<std::string> tiny_generate_a1111(const std::vector<std::string>& flags);
 
 // The fixtures' metric: max|out - ref| / max|ref|.
 double rel_max_diff(const float* out, const std::vector<float>& ref);

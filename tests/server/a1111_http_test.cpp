@@ -163,13 +163,10 @@ TEST_F(A1111Http, Txt2ImgIsTheImageSdcGenerateMakes) {
   const std::vector<uint8_t> api_png = decode_png_b64(res["images"][0]);
 
   test::TempDir out;
-  // The API's convention is A1111's, the CLI's default too: drop the helper's --compat diffusers.
-  std::vector<std::string> args = test::tiny_generate(
+  // The API's convention is A1111's, the CLI's default too.
+  const std::vector<std::string> args = test::tiny_generate_a1111(
       {"-p", "a red ball", "-n", "blue", "--seed", "42", "--steps", "3", "--cfg-scale", "5", "-W",
        "64", "-H", "64", "--sampler", "euler_a", "-o", out.file("cli.png")});
-  for (size_t i = 0; i + 1 < args.size(); ++i)
-    if (args[i] == "--compat")
-      args.erase(args.begin() + std::ptrdiff_t(i), args.begin() + std::ptrdiff_t(i) + 2);
   const test::CommandResult cli = test::run_sdc(args);
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
   std::ifstream f(out.file("cli.png"), std::ios::binary);
@@ -416,15 +413,12 @@ TEST_F(A1111Http, PngInfoReadsWhatTxt2ImgWrote) {
   EXPECT_EQ(post("/sdapi/v1/png-info", json{{"image", ""}}).second["info"], "");
 }
 
-// `sdc generate` on the tiny model with `flags` under A1111's conventions (the CLI's default: the
-// helper's --compat diffusers dropped); its image.
+// `sdc generate` on the tiny model with `flags` under A1111's conventions (the CLI's default); its
+// image.
 io::Image cli_image(std::vector<std::string> flags) {
   test::TempDir out;
   flags.insert(flags.end(), {"-o", out.file("cli.png")});
-  std::vector<std::string> args = test::tiny_generate(flags);
-  for (size_t i = 0; i + 1 < args.size(); ++i)
-    if (args[i] == "--compat")
-      args.erase(args.begin() + std::ptrdiff_t(i), args.begin() + std::ptrdiff_t(i) + 2);
+  const std::vector<std::string> args = test::tiny_generate_a1111(flags);
   const test::CommandResult cli = test::run_sdc(args);
   EXPECT_EQ(cli.exit_code, 0) << cli.err;
   return cli.exit_code == 0 ? io::read_image(out.file("cli.png")) : io::Image();

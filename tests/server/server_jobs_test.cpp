@@ -102,23 +102,20 @@ TEST(ServerJobs, SameParametersGiveTheSamePngAsTheCli) {
   auto api_png = c.Get(done["result"]["images"][0]["url"].get<std::string>());
   ASSERT_TRUE(api_png);
 
-  // The native API's convention is A1111's, as the CLI's default: drop the helper's --compat.
-  std::vector<std::string> args =
-      test::tiny_generate({"-p",          "a (red:1.2) fox",
-                           "-n",          "blurry",
-                           "-W",          "64",
-                           "-H",          "64",
-                           "--steps",     "3",
-                           "--cfg-scale", "5",
-                           "--sampler",   "dpmpp_2m",
-                           "--scheduler", "karras",
-                           "--seed",      "42",
-                           "--threads",   "1",
-                           "--precision", "f32",
-                           "-o",          server.dir().file("cli.png")});
-  for (size_t i = 0; i + 1 < args.size(); ++i)
-    if (args[i] == "--compat")
-      args.erase(args.begin() + std::ptrdiff_t(i), args.begin() + std::ptrdiff_t(i) + 2);
+  // The native API's convention is A1111's, as the CLI's default.
+  const std::vector<std::string> args =
+      test::tiny_generate_a1111({"-p",          "a (red:1.2) fox",
+                                 "-n",          "blurry",
+                                 "-W",          "64",
+                                 "-H",          "64",
+                                 "--steps",     "3",
+                                 "--cfg-scale", "5",
+                                 "--sampler",   "dpmpp_2m",
+                                 "--scheduler", "karras",
+                                 "--seed",      "42",
+                                 "--threads",   "1",
+                                 "--precision", "f32",
+                                 "-o",          server.dir().file("cli.png")});
   auto cli = test::run_sdc(args);
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
   // Byte for byte: same pixels, same parameters chunk (Model: is the file stem, "model" for the
