@@ -116,6 +116,8 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--taesd", a->engine.taesd,
                   "TAESD file or folder for every model: live previews at full size, "
                   "decode_with/encode_with \"taesd\"");
+  cmd->add_option("--embeddings", a->engine.embeddings_dir,
+                  "Textual-inversion embeddings folder for every model (A1111's embeddings/)");
   cmd->add_option("--host", a->server.host, "Address to listen on");
   cmd->add_option("--port", a->server.port, "Port (0: any free port)");
   cmd->add_option("--api-auth", a->api_auth, "user:password[,user:password…] (HTTP basic auth)");

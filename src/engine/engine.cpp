@@ -124,6 +124,7 @@ ModelInfo Engine::select_model(const std::string& id) {
   spec.bundle.model = m.path;
   spec.bundle.model_config = m.model_config;
   if (spec.bundle.taesd.empty()) spec.bundle.taesd = options_.taesd;
+  if (spec.bundle.embeddings_dir.empty()) spec.bundle.embeddings_dir = options_.embeddings_dir;
   cache_->acquire(spec);  // loads now, so the reply comes once the model is usable
   {
     std::lock_guard lock(mutex_);
@@ -312,6 +313,7 @@ void Engine::run_job(Job& job) {
     spec.bundle.model = m.path;
     spec.bundle.model_config = m.model_config;
     if (spec.bundle.taesd.empty()) spec.bundle.taesd = options_.taesd;
+    if (spec.bundle.embeddings_dir.empty()) spec.bundle.embeddings_dir = options_.embeddings_dir;
     for (const auto& l : r.loras)
       spec.bundle.loras.push_back(registry_->find_lora(l.name).path + ":" + weight_text(l.weight));
     if (!r.controlnet.empty())

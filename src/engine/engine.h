@@ -43,6 +43,8 @@ struct EngineOptions {
   // TAESD for every model that has none bundled (sdc serve --taesd): TAESD previews on /progress
   // and in step events, and decode_with/encode_with "taesd".
   std::string taesd;
+  // Textual-inversion embeddings for every model (sdc serve --embeddings; A1111's embeddings/).
+  std::string embeddings_dir;
   std::string default_model;       // the model selected at start; empty: the settings file's
                                    // sd_model_checkpoint when it still exists, else the first model
   int max_loaded = 1;              // model+LoRA combinations kept loaded (LRU)

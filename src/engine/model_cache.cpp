@@ -93,7 +93,8 @@ std::vector<LoadedModelInfo> ModelCache::list() const {
   std::vector<LoadedModelInfo> out;
   for (const auto& s : slots_)
     out.push_back({s.model->model_name, s.model->title, s.model->loras,
-                   s.model->sd ? s.model->sd->plans().plan_count() : 0, s.last_used});
+                   s.model->sd ? s.model->sd->plans().plan_count() : 0, s.last_used,
+                   s.model->bundle.model.text_encoder.hidden});
   return out;
 }
 

@@ -31,6 +31,7 @@ struct LoadedModelInfo {
   std::vector<LoraUse> loras;
   size_t plans = 0;  // compiled plans held
   std::chrono::steady_clock::time_point last_used;
+  int text_width = 768;  // the text encoder's width (what embeddings must match)
 };
 
 struct LoadedModel {

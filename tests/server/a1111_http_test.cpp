@@ -31,6 +31,7 @@ class A1111Http : public ::testing::Test {
     eo.registry.hash_cache = dir_->file("hashes.json");
     eo.settings_file = dir_->file("settings.json");
     eo.taesd = test::tiny("taesd");  // A1111's TAESD methods, when a request or option asks
+    eo.embeddings_dir = test::tiny("textual_inversion/a1111-pt");
     eo.log = &log_;
     engine_ = new engine::Engine(eo);
     ServerOptions so;
@@ -115,8 +116,19 @@ TEST_F(A1111Http, ListingRoutesHaveA1111Shapes) {
   }
   auto [ss, samplers] = get("/sdapi/v1/samplers");
   EXPECT_EQ(samplers[0]["name"], "DPM++ 2M");
+  // --embeddings: listed against the loaded model's text-encoder width (the tiny model's, once a
+  // generation has loaded it; SD1.x's 768 before, when the tiny files are skipped).
+  ASSERT_EQ(post("/sdapi/v1/txt2img",
+                 json{{"prompt", "tiny-cat"}, {"steps", 1}, {"width", 64}, {"height", 64}})
+                .first,
+            200);
   auto [es, embeddings] = get("/sdapi/v1/embeddings");
-  EXPECT_EQ(embeddings, json({{"loaded", json::object()}, {"skipped", json::object()}}));
+  EXPECT_EQ(es, 200);
+  ASSERT_TRUE(embeddings["loaded"].contains("tiny-cat")) << embeddings;
+  EXPECT_TRUE(embeddings["loaded"].contains("tiny-style")) << embeddings;
+  EXPECT_TRUE(embeddings["loaded"]["tiny-cat"]["vectors"].is_number_integer());
+  EXPECT_TRUE(embeddings["loaded"]["tiny-cat"].contains("sd_checkpoint"));
+  EXPECT_EQ(embeddings["skipped"], json::object());
   auto [cs, scripts] = get("/sdapi/v1/scripts");
   EXPECT_EQ(scripts, json({{"txt2img", json::array()}, {"img2img", json::array()}}));
   auto [fs, flags] = get("/sdapi/v1/cmd-flags");

@@ -5,7 +5,11 @@
 #include <httplib.h>
 #include <sys/sysinfo.h>
 
+#include <filesystem>
+#include <sstream>
+
 #include "engine/engine_errors.h"
+#include "model/textual_inversion.h"
 #include "server/a1111/api_error.h"
 #include "server/a1111/image_base64.h"
 #include "server/a1111/png_info.h"
@@ -98,6 +102,39 @@ void post(httplib::Server& http, const char* path, std::function<json()> f) {
   http.Post(path, [f](const httplib::Request&, httplib::Response& res) { handle(res, f); });
 }
 
+// A1111's shape: {loaded: {name: {step, sd_checkpoint, sd_checkpoint_name, shape, vectors}},
+// skipped: {name: …}} for the folder of `sdc serve --embeddings`, read now (A1111 rescans too),
+// against the text-encoder width of the current model when it is loaded (else SD1.x's 768);
+// files of another width are listed as skipped.
+json embeddings(engine::Engine& e) {
+  json loaded = json::object(), skipped = json::object();
+  const std::string& dir = e.options().embeddings_dir;
+  if (!dir.empty()) {
+    int width = 768;
+    if (const auto current = e.current_model_if_any())
+      for (const engine::LoadedModelInfo& m : e.loaded_models())
+        if (m.model == current->name) width = m.text_width;
+    std::ostringstream log;
+    const model::EmbeddingLibrary lib = model::load_embeddings(dir, width, log);
+    for (const model::Embedding& m : lib.embeddings)
+      loaded[m.name] = {{"step", nullptr},
+                        {"sd_checkpoint", nullptr},
+                        {"sd_checkpoint_name", nullptr},
+                        {"shape", m.width},
+                        {"vectors", m.vectors}};
+    for (const std::string& s : lib.skipped) {
+      // "file: why" -> the file's stem as the name, as A1111 keys skipped embeddings.
+      const std::string file = s.substr(0, s.find(':'));
+      skipped[std::filesystem::path(file).stem().string()] = {{"step", nullptr},
+                                                              {"sd_checkpoint", nullptr},
+                                                              {"sd_checkpoint_name", nullptr},
+                                                              {"shape", nullptr},
+                                                              {"vectors", nullptr}};
+    }
+  }
+  return json{{"loaded", loaded}, {"skipped", skipped}};
+}
+
 }  // namespace
 
 void register_listing_routes(httplib::Server& http, const Context& ctx) {
@@ -108,9 +145,7 @@ void register_listing_routes(httplib::Server& http, const Context& ctx) {
   get(http, "/sdapi/v1/loras", [&e] { return loras(e); });
   get(http, "/sdapi/v1/cmd-flags", [ctx] { return cmd_flags(*ctx); });
   get(http, "/sdapi/v1/memory", [] { return memory(); });
-  get(http, "/sdapi/v1/embeddings", [] {
-    return json{{"loaded", json::object()}, {"skipped", json::object()}};
-  });
+  get(http, "/sdapi/v1/embeddings", [&e] { return embeddings(e); });
   get(http, "/sdapi/v1/scripts", [] {
     return json{{"txt2img", json::array()}, {"img2img", json::array()}};
   });
