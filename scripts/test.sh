@@ -39,9 +39,11 @@ if [ "$BUILD" = build ]; then
     (cd tests/onnx && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
   fi
 fi
-if command -v ccache >/dev/null 2>&1; then
-  # Compiler cache (in ~/.cache/ccache): a second run recompiles only what changed. BASEDIR
-  # makes its entries independent of where the checkout lies.
+CCACHE_HOME="${CCACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/nonexistent}/.cache}/ccache}"
+if command -v ccache >/dev/null 2>&1 && mkdir -p "$CCACHE_HOME" 2>/dev/null && [ -w "$CCACHE_HOME" ]; then
+  # Compiler cache (in ~/.cache/ccache, when writable): a second run recompiles only what
+  # changed. BASEDIR makes its entries independent of where the checkout lies.
+  export CCACHE_DIR="$CCACHE_HOME"
   export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd -P)}"
   EXTRA+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
