@@ -453,56 +453,39 @@ void StableDiffusion::a1111_denoise(Run& run, const UnetEvaluation& evaluate,
   run.result.timings.sampling_ms = clock.ms() - run.result.timings.controlnet_ms;
 }
 
+// The VAE gets the latents divided by the scaling factor; TAESD takes them as they are, and both
+// conventions map its [0,1] output to [-1,1] (diffusers' AutoencoderTiny.decode: 2y - 1; A1111:
+// decoder(x) * 2 - 1). Either image is then converted as that convention converts a VAE image.
 void StableDiffusion::decode(Run& run) {
-  if (run.req.decode_with == "taesd") return decode_taesd(run);
   Stopwatch clock;
+  const bool a1111 = run.compat == Compat::kA1111;
+  const bool taesd = run.req.decode_with == "taesd";
   // Tiled: no plan of the full size is ever built (that is where the memory goes).
-  cpu::Plan* dec = tiled(run) ? nullptr : &plans_.vae_decoder(1, run.h, run.w);
-  const Shape img_shape{1, 3, 8 * run.h, 8 * run.w};
-  std::vector<float> chw(size_t(shape_numel(img_shape)));
+  cpu::Plan* dec = taesd || tiled(run) ? nullptr : &plans_.vae_decoder(1, run.h, run.w);
+  const int iw = 8 * run.w, ih = 8 * run.h;
+  std::vector<float> chw(size_t(3) * size_t(iw) * size_t(ih));
   std::vector<float> scaled(run.per_image);
   for (int i = 0; i < run.B; ++i) {
     run.throw_if_cancelled();
-    const bool a1111 = run.compat == Compat::kA1111;
-    for (size_t k = 0; k < run.per_image; ++k) {
-      const float z = run.latents[size_t(i) * run.per_image + k];
-      // ldm's decode_first_stage multiplies by the Python float 1 / scale_factor.
-      scaled[k] = a1111 ? z * a1111_inverse_scale(model_.vae.scaling_factor)
-                        : z / model_.vae.scaling_factor;
-    }
-    if (dec) {
-      dec->set_input_nchw("latent", scaled.data());
-      dec->run();
-      dec->read_output_nchw("image", chw.data());
+    const std::span<const float> z =
+        std::span<const float>(run.latents).subspan(size_t(i) * run.per_image, run.per_image);
+    if (taesd) {
+      chw = taesd_decode(plans_, z, run.h, run.w);
+      for (float& v : chw) v = 2.0f * v - 1.0f;
     } else {
-      chw = tiled_vae_decode(plans_, scaled, run.h, run.w, run.req.vae_tile_size);
+      for (size_t k = 0; k < run.per_image; ++k)
+        // ldm's decode_first_stage multiplies by the Python float 1 / scale_factor.
+        scaled[k] = a1111 ? z[k] * a1111_inverse_scale(model_.vae.scaling_factor)
+                          : z[k] / model_.vae.scaling_factor;
+      if (dec) {
+        dec->set_input_nchw("latent", scaled.data());
+        dec->run();
+        dec->read_output_nchw("image", chw.data());
+      } else {
+        chw = tiled_vae_decode(plans_, scaled, run.h, run.w, run.req.vae_tile_size);
+      }
     }
     GeneratedImage gi;
-    const int iw = int(img_shape[3]), ih = int(img_shape[2]);
-    gi.image = a1111 ? imaging::image_from_signed_tensor_truncated(chw.data(), iw, ih)
-                     : imaging::image_from_signed_tensor(chw.data(), iw, ih);
-    gi.seed = run.seeds.seeds[size_t(i)];
-    if (run.seeds.uses_subseed()) gi.subseed = run.seeds.subseeds[size_t(i)];
-    run.result.images.push_back(std::move(gi));
-  }
-  run.result.timings.vae_decode_ms = clock.ms();
-}
-
-// TAESD takes the latents as they are. Both conventions map its [0,1] output to [-1,1] (diffusers'
-// AutoencoderTiny.decode: 2y - 1; A1111: decoder(x) * 2 - 1) and convert that as they convert a
-// VAE image.
-void StableDiffusion::decode_taesd(Run& run) {
-  Stopwatch clock;
-  const bool a1111 = run.compat == Compat::kA1111;
-  for (int i = 0; i < run.B; ++i) {
-    run.throw_if_cancelled();
-    std::vector<float> chw = taesd_decode(
-        plans_,
-        std::span<const float>(run.latents).subspan(size_t(i) * run.per_image, run.per_image),
-        run.h, run.w);
-    for (float& v : chw) v = 2.0f * v - 1.0f;
-    GeneratedImage gi;
-    const int iw = 8 * run.w, ih = 8 * run.h;
     gi.image = a1111 ? imaging::image_from_signed_tensor_truncated(chw.data(), iw, ih)
                      : imaging::image_from_signed_tensor(chw.data(), iw, ih);
     gi.seed = run.seeds.seeds[size_t(i)];

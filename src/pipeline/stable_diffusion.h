@@ -94,8 +94,7 @@ class StableDiffusion {
   void denoise(Run& run, const Inputs& in);
   void a1111_denoise(Run& run, const UnetEvaluation& evaluate, const std::vector<float>& eps_all,
                      int total);
-  void decode(Run& run);
-  void decode_taesd(Run& run);
+  void decode(Run& run);  // VAE (tiled or not) or TAESD, as the request says
 
   const model::LoadedModel& model_;
   PlanCache plans_;

@@ -7,29 +7,32 @@
 
 namespace sdc::pipeline {
 
+namespace {
+
+// One NCHW tensor of `values` values ([channels, h, w]) through a batch-1 plan: the output.
+std::vector<float> run_plan(cpu::Plan& plan, const char* input, std::span<const float> x,
+                            int channels, int h, int w, const char* output) {
+  if (x.size() != size_t(channels) * size_t(h) * size_t(w))
+    throw Error("TAESD", input,
+                std::to_string(channels) + " x " + std::to_string(h) + " x " + std::to_string(w),
+                std::to_string(x.size()) + " values");
+  plan.set_input_nchw(input, x.data());
+  plan.run();
+  std::vector<float> y(size_t(shape_numel(plan.output_shape_nchw(output))));
+  plan.read_output_nchw(output, y.data());
+  return y;
+}
+
+}  // namespace
+
 std::vector<float> taesd_decode(PlanCache& plans, std::span<const float> latents, int h, int w) {
-  if (latents.size() != size_t(4) * size_t(h) * size_t(w))
-    throw Error("TAESD", "latents", "4 x " + std::to_string(h) + " x " + std::to_string(w),
-                std::to_string(latents.size()) + " values");
-  cpu::Plan& dec = plans.taesd_decoder(1, h, w);
-  dec.set_input_nchw("latent", latents.data());
-  dec.run();
-  std::vector<float> image(size_t(shape_numel(dec.output_shape_nchw("image"))));
-  dec.read_output_nchw("image", image.data());
-  return image;
+  return run_plan(plans.taesd_decoder(1, h, w), "latent", latents, 4, h, w, "image");
 }
 
 std::vector<float> taesd_encode(PlanCache& plans, std::span<const float> image, int height,
                                 int width) {
-  if (image.size() != size_t(3) * size_t(height) * size_t(width))
-    throw Error("TAESD", "image", "3 x " + std::to_string(height) + " x " + std::to_string(width),
-                std::to_string(image.size()) + " values");
-  cpu::Plan& enc = plans.taesd_encoder(1, height, width);
-  enc.set_input_nchw("image", image.data());
-  enc.run();
-  std::vector<float> latents(size_t(shape_numel(enc.output_shape_nchw("latent"))));
-  enc.read_output_nchw("latent", latents.data());
-  return latents;
+  return run_plan(plans.taesd_encoder(1, height, width), "image", image, 3, height, width,
+                  "latent");
 }
 
 io::Image preview_image(PlanCache& plans, const std::string& method, std::span<const float> latents,

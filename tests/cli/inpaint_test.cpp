@@ -104,10 +104,7 @@ void expect_image_close(const io::Image& got, const std::string& ref_tensor,
                         const std::string& what) {
   const std::vector<float> ref = group().f32(ref_tensor);
   ASSERT_EQ(got.rgb.size(), ref.size()) << what;
-  int worst = 0;
-  for (size_t i = 0; i < ref.size(); ++i)
-    worst = std::max(worst, std::abs(int(got.rgb[i]) - int(std::lround(ref[i] * 255.0))));
-  EXPECT_LE(worst, 1) << what;
+  EXPECT_LE(test::max_level_diff(got, ref), 1) << what;
 }
 
 TEST(GenerateInpaint, NineChannelSingleFileFp16EveryCase) {

@@ -60,10 +60,7 @@ void expect_pipeline_matches(const test::TempDir& dir, const std::string& what) 
   const io::Image got = io::read_image(dir.file("out.png"));
   const std::vector<float> ref = group().f32(t["image"]);
   ASSERT_EQ(got.rgb.size(), ref.size()) << what;
-  int worst = 0;
-  for (size_t i = 0; i < ref.size(); ++i)
-    worst = std::max(worst, std::abs(int(got.rgb[i]) - int(std::lround(ref[i] * 255.0))));
-  EXPECT_LE(worst, 1) << what;
+  EXPECT_LE(test::max_level_diff(got, ref), 1) << what;
 }
 
 TEST(TaesdCli, DiffusersPipelineWithAutoencoderTinyMatches) {

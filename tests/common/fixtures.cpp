@@ -52,6 +52,14 @@ std::vector<std::string> tiny_generate(const std::vector<std::string>& flags) {
   return a;
 }
 
+int max_level_diff(const io::Image& png, const std::vector<float>& unit_image) {
+  int worst = 0;
+  for (size_t i = 0; i < std::min(png.rgb.size(), unit_image.size()); ++i)
+    worst = std::max(worst,
+                     std::abs(int(png.rgb[i]) - int(std::lround(double(unit_image[i]) * 255.0))));
+  return worst;
+}
+
 std::vector<std::string> tiny_generate_a1111(const std::vector<std::string>& flags) {
   std::vector<std::string> a{"generate", "-m", tiny("model.safetensors"), "--model-config",
                              tiny("diffusers")};

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/image.h"
 #include "io/tensor_file.h"
 
 namespace sdc::test {
@@ -29,6 +30,10 @@ std::vector<std::string> tiny_generate(const std::vector<std::string>& flags);
 // The same under the CLI's default convention (A1111's), for comparisons with the server's A1111
 // routes and native jobs, which use it too.
 std::vector<std::string> tiny_generate_a1111(const std::vector<std::string>& flags);
+
+// Largest |png - round(ref·255)| in 8-bit levels, for a reference float image in [0, 1] of the
+// PNG's layout (HWC); the sizes must match (callers assert that first).
+int max_level_diff(const io::Image& png, const std::vector<float>& unit_image);
 
 // The fixtures' metric: max|out - ref| / max|ref|.
 double rel_max_diff(const float* out, const std::vector<float>& ref);

@@ -231,9 +231,7 @@ void read_hires_fix(const json& p, BodyReader& r, pipeline::GenerationRequest& q
                     FieldErrors& errors, const RequestLimits& limits) {
   q.enable_hr = true;
   const double scale = p["hr_scale"];
-  if (!std::isfinite(scale))
-    errors.add(r.loc("hr_scale"), "value is not a finite number", "value_error.number.not_finite");
-  else if (r.check_ge("hr_scale", scale, 1))
+  if (r.check_finite("hr_scale", scale) && r.check_ge("hr_scale", scale, 1))
     r.check_le("hr_scale", scale, 8);
   q.hr_scale = scale;
   const int64_t rx = p["hr_resize_x"], ry = p["hr_resize_y"];
@@ -429,9 +427,7 @@ A1111Generation parse_generation(std::string_view body_text, std::string_view co
                "ensure batch_size × n_iter is at most " + std::to_string(limits.max_images),
                "value_error.number.not_le", {{"limit_value", limits.max_images}});
   const double cfg = p["cfg_scale"];
-  if (!std::isfinite(cfg))
-    errors.add(r.loc("cfg_scale"), "value is not a finite number", "value_error.number.not_finite");
-  else if (r.check_ge("cfg_scale", cfg, 0))
+  if (r.check_finite("cfg_scale", cfg) && r.check_ge("cfg_scale", cfg, 0))
     r.check_le("cfg_scale", cfg, 100);
   if (r.check_ge("seed", double(seed), -1))
     r.check_le("seed", double(seed), double(int64_t(0xffffffffffffLL)));
@@ -448,10 +444,8 @@ A1111Generation parse_generation(std::string_view body_text, std::string_view co
   // Variation seeds (A1111's slerp towards the subseed's noise; -1: a random subseed) and the
   // seed resize, which A1111 applies only when both sides are positive.
   const double subseed_strength = p["subseed_strength"];
-  if (!std::isfinite(subseed_strength))
-    errors.add(r.loc("subseed_strength"), "value is not a finite number",
-               "value_error.number.not_finite");
-  else if (r.check_ge("subseed_strength", subseed_strength, 0))
+  if (r.check_finite("subseed_strength", subseed_strength) &&
+      r.check_ge("subseed_strength", subseed_strength, 0))
     r.check_le("subseed_strength", subseed_strength, 1);
   q.subseed_strength = subseed_strength;
   const int64_t subseed = p["subseed"];
@@ -494,10 +488,8 @@ A1111Generation parse_generation(std::string_view body_text, std::string_view co
   // img2img.
   if (img2img) {
     const double strength = p["denoising_strength"];
-    if (!std::isfinite(strength))
-      errors.add(r.loc("denoising_strength"), "value is not a finite number",
-                 "value_error.number.not_finite");
-    else if (r.check_gt("denoising_strength", strength, 0))
+    if (r.check_finite("denoising_strength", strength) &&
+        r.check_gt("denoising_strength", strength, 0))
       r.check_le("denoising_strength", strength, 1);
     q.strength = strength;
     const int64_t mode_index = p["resize_mode"];

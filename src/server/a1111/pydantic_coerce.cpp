@@ -286,6 +286,12 @@ std::optional<json> BodyReader::get_list(const std::string& key) {
   return std::nullopt;
 }
 
+bool BodyReader::check_finite(const std::string& key, double value) {
+  if (std::isfinite(value)) return true;
+  errors_.add(loc(key), "value is not a finite number", "value_error.number.not_finite");
+  return false;
+}
+
 bool BodyReader::check_ge(const std::string& key, double value, double limit) {
   if (value >= limit) return true;
   errors_.add(loc(key), "ensure this value is greater than or equal to " + number_text(limit),

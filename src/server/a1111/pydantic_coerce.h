@@ -61,6 +61,7 @@ class BodyReader {
   std::optional<nlohmann::json> get_list(const std::string& key);
 
   // Constraint checks in pydantic's words; each records an error and returns false.
+  bool check_finite(const std::string& key, double value);            // not_finite
   bool check_ge(const std::string& key, double value, double limit);  // not_ge
   bool check_gt(const std::string& key, double value, double limit);  // not_gt
   bool check_le(const std::string& key, double value, double limit);  // not_le
