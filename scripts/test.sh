@@ -45,6 +45,8 @@ if command -v ccache >/dev/null 2>&1 && mkdir -p "$CCACHE_HOME" 2>/dev/null && [
   # changed. BASEDIR makes its entries independent of where the checkout lies.
   export CCACHE_DIR="$CCACHE_HOME"
   export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd -P)}"
+  # The test programs use a precompiled header: ccache caches those only with these allowed.
+  export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros}"
   EXTRA+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
 cmake -S . -B "$BUILD" -G Ninja -DSDC_WERROR=ON "${EXTRA[@]}"
