@@ -324,7 +324,19 @@ void add_generate_command(CLI::App& app) {
                   "Inpainting mask for --init-image (white = repaint; resized with Lanczos)");
   cmd->add_flag("--mask-invert", r.mask_invert, "Repaint the black part of the mask instead");
   cmd->add_option("--mask-blur", r.mask_blur,
-                  "Gaussian blur sigma (pixels) on the mask before thresholding (A1111)");
+                  "Gaussian blur sigma (pixels) on the mask (A1111's mask blur; default 0)");
+  cmd->add_option_function<float>(
+      "--mask-blur-y", [&r](float v) { r.mask_blur_y = v; },
+      "Vertical mask blur when it differs from --mask-blur (A1111's mask_blur_y)");
+  cmd->add_option("--masked-content", r.masked_content,
+                  "What the masked region starts from: original (default) | fill | latent-noise | "
+                  "latent-nothing (A1111's masked content)");
+  cmd->add_flag(
+      "--inpaint-full-res", r.inpaint_full_res,
+      "A1111's \"Only masked\": generate the mask's surroundings at -W x -H and paste the "
+      "result back into the init image");
+  cmd->add_option("--inpaint-padding", r.inpaint_padding,
+                  "Pixels around the mask's box with --inpaint-full-res (default 32)");
   cmd->add_option("--control-image", r.control_image, "ControlNet hint image");
   cmd->add_option("--control-scale", r.control_scale, "ControlNet conditioning scale");
   cmd->add_option("--control-start", r.control_start, "Fraction of steps where ControlNet starts");

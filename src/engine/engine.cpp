@@ -405,6 +405,7 @@ void Engine::run_job(Job& job) {
       }
       result->batch_timings.push_back(br.timings);
       // Interrupt ends the job with what it has; Skip only ended this batch.
+      if (br.inpainting_conditioning) result->inpainting_conditioning = true;
       if (br.interrupted && job.stop_token().requested() == pipeline::StopRequest::Interrupt)
         result->interrupted = true;
       if (r.keep_inputs) {

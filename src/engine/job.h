@@ -83,10 +83,11 @@ struct JobImage {
 
 struct JobResult {
   std::vector<JobImage> images;
-  bool interrupted = false;  // stopped early (skip/interrupt): partial images decoded
-  std::string model_title;   // ModelInfo::title() of the model used
-  std::string model_name;    // ModelInfo::stem
-  std::string model_hash;    // short hash (10 hex digits)
+  bool interrupted = false;              // stopped early (skip/interrupt): partial images decoded
+  bool inpainting_conditioning = false;  // an inpainting UNet got A1111's mask conditioning
+  std::string model_title;               // ModelInfo::title() of the model used
+  std::string model_name;                // ModelInfo::stem
+  std::string model_hash;                // short hash (10 hex digits)
   std::vector<std::string> lora_names;
   pipeline::GenerationRequest generation;  // as run: concrete seed, model defaults applied
   std::string job_timestamp;               // YYYYMMDDHHMMSS when it started (A1111 info)

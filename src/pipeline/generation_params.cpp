@@ -387,6 +387,8 @@ std::string format_a1111_parameters(const GenerationParams& p) {
     f.emplace_back("Seed resize from", std::to_string(p.seed_resize_from->first) + "x" +
                                            std::to_string(p.seed_resize_from->second));
   if (p.denoising_strength) f.emplace_back("Denoising strength", number(*p.denoising_strength));
+  if (p.conditional_mask_weight)
+    f.emplace_back("Conditional mask weight", number(*p.conditional_mask_weight));
   if (p.clip_skip > 1) f.emplace_back("Clip skip", std::to_string(p.clip_skip));
   if (p.ensd != 0) f.emplace_back("ENSD", std::to_string(p.ensd));
   if (!p.rng.empty()) f.emplace_back("RNG", p.rng);
@@ -470,6 +472,8 @@ GenerationParams parse_a1111_parameters(const std::string& text) {
           std::pair{int(parse_int(key, v.substr(0, x))), int(parse_int(key, v.substr(x + 1)))};
     } else if (key == "Denoising strength") {
       p.denoising_strength = parse_double(key, v);
+    } else if (key == "Conditional mask weight") {
+      p.conditional_mask_weight = parse_double(key, v);
     } else if (key == "Clip skip") {
       p.clip_skip = int(parse_int(key, v));
     } else if (key == "ENSD") {

@@ -54,6 +54,7 @@ struct GenerationParams {
   std::optional<double> variation_strength;             // "Variation seed strength"
   std::optional<std::pair<int, int>> seed_resize_from;  // "Seed resize from": WxH
   std::optional<double> denoising_strength;             // img2img only
+  std::optional<double> conditional_mask_weight;        // an inpainting UNet's, A1111: 1.0
   int clip_skip = 1;                                    // written when > 1, as A1111 does
   int64_t ensd = 0;  // "ENSD" (eta noise seed delta); written when not 0, before "RNG" as A1111
   std::string rng;   // "CPU", "NV"; left out when empty

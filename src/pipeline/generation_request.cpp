@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "pipeline/compat.h"
 
 namespace sdc::pipeline {
 namespace {
@@ -73,6 +74,27 @@ void validate(const GenerationRequest& r) {
     throw UsageError("", "--mask", "an --init-image to inpaint", "none");
   if (!(r.mask_blur >= 0.0f && r.mask_blur <= 64.0f))
     throw UsageError("", "--mask-blur", "a sigma from 0 (none) to 64 pixels", num(r.mask_blur));
+  if (r.mask_blur_y && !(*r.mask_blur_y >= 0.0f && *r.mask_blur_y <= 64.0f))
+    throw UsageError("", "--mask-blur-y", "a sigma from 0 (none) to 64 pixels",
+                     num(*r.mask_blur_y));
+  if (masked_content_index(r.masked_content) < 0)
+    throw UsageError("", "--masked-content", "one of fill, original, latent-noise, latent-nothing",
+                     r.masked_content);
+  if (r.inpaint_padding < 0 || r.inpaint_padding > kMaxImageSide)
+    throw UsageError("", "--inpaint-padding", "0 to " + std::to_string(kMaxImageSide) + " pixels",
+                     std::to_string(r.inpaint_padding));
+  if (is_inpainting(r) && compat_of(r) == Compat::kDiffusers) {
+    // diffusers' StableDiffusionInpaintPipeline has none of A1111's extras.
+    if (r.inpaint_full_res)
+      throw UsageError("", "--inpaint-full-res", "--compat a1111 (diffusers has no such option)",
+                       "--compat diffusers");
+    if (masked_content_index(r.masked_content) != 1)
+      throw UsageError("", "--masked-content", "original under --compat diffusers",
+                       r.masked_content);
+    if (r.mask_blur_y && *r.mask_blur_y != r.mask_blur)
+      throw UsageError("", "--mask-blur-y", "the same as --mask-blur under --compat diffusers",
+                       num(*r.mask_blur_y));
+  }
   if (r.enable_hr) {
     if (is_img2img(r)) throw UsageError("", "--hires-scale", "a txt2img run", "an --init-image");
     if (!std::isfinite(r.hr_scale) || r.hr_scale < 1.0 || r.hr_scale > 8.0)
@@ -107,6 +129,16 @@ std::pair<int, int> hires_size(const GenerationRequest& r) {
   const int w = r.hr_width > 0 ? r.hr_width : int(double(r.width) * r.hr_scale);
   const int h = r.hr_height > 0 ? r.hr_height : int(double(r.height) * r.hr_scale);
   return {w / 8 * 8, h / 8 * 8};
+}
+
+int masked_content_index(const std::string& name) {
+  static const char* const kNames[][2] = {{"fill", "fill"},
+                                          {"original", "original"},
+                                          {"latent-noise", "latent noise"},
+                                          {"latent-nothing", "latent nothing"}};
+  for (int i = 0; i < 4; ++i)
+    if (name == kNames[i][0] || name == kNames[i][1]) return i;
+  return -1;
 }
 
 int64_t batch_first_index(const GenerationRequest& r, int64_t first_seed) {

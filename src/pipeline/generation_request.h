@@ -84,6 +84,14 @@ struct GenerationRequest {
   std::optional<io::Image> mask_data;  // already decoded (the server); wins over the path
   bool mask_invert = false;            // A1111 "inpainting mask invert"
   float mask_blur = 0.0f;              // A1111 "mask blur": Gaussian sigma on the mask, pixels
+  // A1111's img2img-with-mask (--compat a1111 only; diffusers' pipeline has none of these):
+  std::optional<float> mask_blur_y;  // the vertical sigma when it differs (A1111's mask_blur_y)
+  bool mask_round = true;            // latent and conditioning masks rounded to 0/1 (mask_round)
+  bool inpaint_full_res = false;     // "Only masked": generate the mask's surroundings at W×H
+  int inpaint_padding = 32;          // pixels around the mask's box ("Masked area padding")
+  // What the masked region starts from: fill (colours spread in from around it), original,
+  // latent-noise, latent-nothing (A1111's inpainting_fill 0-3).
+  std::string masked_content = "original";
 
   // ControlNet
   std::string control_image;                    // path
@@ -126,6 +134,8 @@ std::pair<int, int> hires_size(const GenerationRequest& r);
 inline bool is_inpainting(const GenerationRequest& r) {
   return r.mask_data.has_value() || !r.mask.empty();
 }
+// A1111's inpainting_fill index of masked_content (0 fill … 3 latent nothing); -1 when unknown.
+int masked_content_index(const std::string& name);
 inline bool uses_control(const GenerationRequest& r) {
   return r.control_image_data.has_value() || !r.control_image.empty();
 }

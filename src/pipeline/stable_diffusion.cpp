@@ -16,6 +16,7 @@
 #include "imaging/canny.h"
 #include "imaging/image_ops.h"
 #include "imaging/inpaint_mask.h"
+#include "pipeline/a1111_inpainting.h"
 #include "pipeline/compat.h"
 #include "pipeline/control_residuals.h"
 #include "pipeline/inpainting.h"
@@ -33,9 +34,10 @@ namespace sdc::pipeline {
 using imaging::ResizeMode;
 
 struct StableDiffusion::Inputs {
-  std::optional<io::Image> init;             // fitted to the output size, alpha flattened
-  std::optional<imaging::InpaintMask> mask;  // binarised at the output size
-  std::optional<io::Image> hint;             // fitted and preprocessed
+  std::optional<io::Image> init;              // fitted to the output size, alpha flattened
+  std::optional<imaging::InpaintMask> mask;   // binarised at the output size (diffusers)
+  std::optional<A1111Inpaint> a1111_inpaint;  // A1111's masks, crop and overlay
+  std::optional<io::Image> hint;              // fitted and preprocessed
 };
 
 struct StableDiffusion::Run {
@@ -71,6 +73,8 @@ struct StableDiffusion::Run {
   bool cfg;
   sampling::VariationSeeds seeds;
   std::optional<InpaintState> inpaint;
+  const A1111Inpaint* a1111_inpaint = nullptr;  // A1111 inpainting: the overlay at the end
+  std::vector<float> blend_init, blend_nmask;   // A1111 inpainting: the latent blend
   PromptContext ctx;
   std::vector<float> latents;  // NCHW [B, c, h, w]
   int first_step = 0;
@@ -129,14 +133,21 @@ StableDiffusion::StableDiffusion(const model::LoadedModel& model, cpu::PlanOptio
 // Images first: a bad file is refused before any network is compiled or run.
 StableDiffusion::Inputs StableDiffusion::prepare_inputs(const GenerationRequest& req) const {
   Inputs in;
+  const bool a1111_mask = is_inpainting(req) && compat_of(req) == Compat::kA1111;
   if (is_img2img(req) && !req.init_latents_data) {
     // A1111 composites transparent pixels onto white before resizing.
     io::Image init = load(req.init_image_data, req.init_image);
     imaging::flatten_alpha(init);
-    in.init = imaging::fit_image(init, req.width, req.height,
-                                 imaging::parse_resize_mode(req.resize_mode));
+    if (a1111_mask) {
+      io::Image mask = load(req.mask_data, req.mask);
+      in.a1111_inpaint = prepare_a1111_inpaint(init, mask, req);
+      if (in.a1111_inpaint) in.init = in.a1111_inpaint->image;
+    }
+    if (!in.init)
+      in.init = imaging::fit_image(init, req.width, req.height,
+                                   imaging::parse_resize_mode(req.resize_mode));
   }
-  if (is_inpainting(req)) {
+  if (is_inpainting(req) && !a1111_mask) {
     // The mask is fitted exactly as the init image (--resize-mode, Lanczos) so that the two stay
     // aligned whatever their sizes (A1111 resizes both with the same mode; a mask of the init's
     // size needs no fitting, as in diffusers).
@@ -260,6 +271,7 @@ void StableDiffusion::encode_signed(Run& run, std::span<const float> image,
 // batch's first seed, so re-running a seed reproduces A1111's second run of it.
 void StableDiffusion::a1111_initial_latents(Run& run, const Inputs& in) {
   std::vector<float> init_latents;
+  sampling::TorchGenerator global(uint64_t(run.first_seed));
   if (run.req.init_latents_data) {
     // A1111's hires second pass: the upscaled latents as they are, no VAE encode or posterior.
     if (run.req.init_latents_data->size() != size_t(run.B) * run.per_image)
@@ -283,7 +295,6 @@ void StableDiffusion::a1111_initial_latents(Run& run, const Inputs& in) {
     for (size_t k = 0; k < run.per_image; ++k)
       std_dev[k] = 0.5f * std::clamp(logvar[k], -30.0f, 20.0f);
     sampling::torch_exp_f32(std_dev);
-    sampling::TorchGenerator global(uint64_t(run.first_seed));
     const std::vector<float> n = global.randn(size_t(run.B) * run.per_image);
     init_latents.resize(n.size());
     const float sf = model_.vae.scaling_factor;
@@ -293,8 +304,79 @@ void StableDiffusion::a1111_initial_latents(Run& run, const Inputs& in) {
     }
     run.result.timings.vae_encode_ms = clock.ms();
   }
+  if (in.a1111_inpaint || (in.init && model_.unet.in_channels == 9))
+    a1111_inpaint_latents(run, in, init_latents, global);
   run.result.noise = run.image_rng->first();
   run.latents = run.a1111->start(run.result.noise, init_latents);
+}
+
+// A1111's latent side of inpainting: the latent mask (nmask) and the masked content's latents,
+// then an inpainting UNet's conditioning (mask + masked-image latents, its posterior drawn from
+// the global generator after the init image's).
+void StableDiffusion::a1111_inpaint_latents(Run& run, const Inputs& in,
+                                            std::vector<float>& init_latents,
+                                            sampling::TorchGenerator& global) {
+  const size_t plane = size_t(run.h) * size_t(run.w);
+  if (in.a1111_inpaint) {
+    const A1111Inpaint& p = *in.a1111_inpaint;
+    run.a1111_inpaint = &p;
+    run.blend_nmask = imaging::a1111_latent_mask(p.mask, run.w, run.h, run.req.mask_round);
+    if (p.fill == 2) {
+      // "latent noise": create_random_tensors over the run's first seeds, no variation.
+      sampling::VariationSeeds plain;
+      const int64_t base = run.req.seed >= 0 ? run.req.seed : run.first_seed;
+      for (int i = 0; i < run.B; ++i)
+        plain.seeds.push_back(run.req.subseed_strength != 0 ? base : base + i);
+      sampling::ImageRng fresh(rng_source(run.req), plain, run.c, run.h, run.w,
+                               uint64_t(run.req.ensd));
+      const std::vector<float> noise = fresh.first();
+      for (size_t k = 0; k < init_latents.size(); ++k) {
+        const float n = run.blend_nmask[k % plane];
+        init_latents[k] = init_latents[k] * (1.0f - n) + noise[k] * n;
+      }
+    } else if (p.fill == 3) {  // "latent nothing"
+      for (size_t k = 0; k < init_latents.size(); ++k)
+        init_latents[k] = init_latents[k] * (1.0f - run.blend_nmask[k % plane]);
+    }
+    run.blend_init = init_latents;
+  }
+  if (model_.unet.in_channels != 9) return;
+  // inpainting_image_conditioning: the mask (rounded) at full size masks the image; its nearest
+  // sample at latent size is the UNet's mask channel. Without a mask (an "Only masked" run whose
+  // mask was blank) A1111 uses a mask of ones.
+  const int iw = 8 * run.w, ih = 8 * run.h;
+  std::vector<float> full(size_t(iw) * size_t(ih), 1.0f);
+  InpaintState s;
+  s.nine_channel = true;
+  s.mask.width = iw;
+  s.mask.height = ih;
+  s.mask.latent.assign(plane, 1.0f);
+  if (in.a1111_inpaint) {
+    const io::Image& m = in.a1111_inpaint->mask;
+    for (int y = 0; y < ih; ++y)
+      for (int x = 0; x < iw; ++x) {
+        const float v = float(m.pixel(x, y)[0]) / 255.0f;
+        full[size_t(y) * size_t(iw) + size_t(x)] = run.req.mask_round ? std::nearbyint(v) : v;
+      }
+    s.mask.latent = imaging::a1111_conditioning_mask(m, run.w, run.h, run.req.mask_round);
+  }
+  std::vector<float> source = imaging::image_to_signed_tensor(*in.init);
+  for (size_t k = 0; k < source.size(); ++k) source[k] = source[k] * (1.0f - full[k % full.size()]);
+  std::vector<float> mean, logvar;
+  encode_signed(run, source, mean, logvar);
+  std::vector<float> std_dev(run.per_image);
+  for (size_t k = 0; k < run.per_image; ++k)
+    std_dev[k] = 0.5f * std::clamp(logvar[k], -30.0f, 20.0f);
+  sampling::torch_exp_f32(std_dev);
+  const std::vector<float> n = global.randn(size_t(run.B) * run.per_image);
+  s.masked_latents.resize(n.size());
+  const float sf = model_.vae.scaling_factor;
+  for (size_t k = 0; k < n.size(); ++k) {
+    const size_t j = k % run.per_image;
+    s.masked_latents[k] = sf * (mean[j] + std_dev[j] * n[k]);
+  }
+  run.inpaint = std::move(s);
+  run.result.inpainting_conditioning = true;
 }
 
 void StableDiffusion::denoise(Run& run, const Inputs& in) {
@@ -441,15 +523,20 @@ void StableDiffusion::a1111_denoise(Run& run, const UnetEvaluation& evaluate,
     steps_done = step + 1;
     reached.assign(denoised.begin(), denoised.end());
   };
+  std::optional<sampling::LatentBlend> blend;
+  if (!run.blend_nmask.empty()) blend = sampling::LatentBlend{run.blend_init, run.blend_nmask};
   run.report(GenerationStage::Denoising, 0, total);
   try {
-    run.latents = run.a1111->run(std::move(run.latents), unet, *run.image_rng, on_eval, on_step);
+    run.latents = run.a1111->run(std::move(run.latents), unet, *run.image_rng, on_eval, on_step,
+                                 blend ? &*blend : nullptr);
     run.result.steps_done = total > 0 ? total : run.result.timings.unet_steps;
   } catch (const StopSampling&) {
     run.latents = std::move(reached);
     run.result.interrupted = true;
     run.result.steps_done = steps_done;
   }
+  // processing.py's sample(): the known region back to the init latents, interrupted or not.
+  if (blend) blend->apply(run.latents);
   run.result.timings.sampling_ms = clock.ms() - run.result.timings.controlnet_ms;
 }
 
@@ -488,6 +575,7 @@ void StableDiffusion::decode(Run& run) {
     GeneratedImage gi;
     gi.image = a1111 ? imaging::image_from_signed_tensor_truncated(chw.data(), iw, ih)
                      : imaging::image_from_signed_tensor(chw.data(), iw, ih);
+    if (run.a1111_inpaint) gi.image = finish_a1111_inpaint(gi.image, *run.a1111_inpaint);
     gi.seed = run.seeds.seeds[size_t(i)];
     if (run.seeds.uses_subseed()) gi.subseed = run.seeds.subseeds[size_t(i)];
     run.result.images.push_back(std::move(gi));
@@ -518,11 +606,6 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   if (uses_control(req) && !model_.controlnet)
     throw UsageError("", "--control-image",
                      "a ControlNet (--control-net FILE or one bundled in the model)", "none");
-  // Inpainting follows diffusers' conventions (masked-image latents, known-region blending);
-  // A1111's img2img-with-mask differs in ways sdc does not reproduce yet: say so.
-  if (is_inpainting(req) && compat_of(req) == Compat::kA1111)
-    throw UsageError("", "--mask", "--compat diffusers (inpainting follows diffusers)",
-                     "--compat " + req.compat);
   // TAESD choices need the networks: refuse before any work rather than after sampling.
   const bool img2img_encode = is_img2img(req) && !req.init_latents_data;
   if ((req.decode_with == "taesd" || req.preview_method == "taesd") && !model_.taesd.decoder)

@@ -24,6 +24,10 @@
 #include "text/embedding_triggers.h"
 #include "text/tokenizer.h"
 
+namespace sdc::sampling {
+class TorchGenerator;
+}
+
 namespace sdc::pipeline {
 
 struct GeneratedImage {
@@ -56,6 +60,8 @@ struct BatchResult {
   // reached by then (A1111 returns those).
   bool interrupted = false;
   int steps_done = 0;
+  // An inpainting UNet got A1111's conditioning (its info JSON's is_using_inpainting_conditioning).
+  bool inpainting_conditioning = false;
 };
 
 class StableDiffusion {
@@ -85,6 +91,8 @@ class StableDiffusion {
   Inputs prepare_inputs(const GenerationRequest& req) const;
   void initial_latents(Run& run, const Inputs& in);
   void a1111_initial_latents(Run& run, const Inputs& in);
+  void a1111_inpaint_latents(Run& run, const Inputs& in, std::vector<float>& init_latents,
+                             sampling::TorchGenerator& global);
   void encode_init(Run& run, const io::Image& init, std::vector<float>& mean,
                    std::vector<float>& logvar);
   // The VAE posterior of a [-1,1] image of the run's size (tiled when the request asks).

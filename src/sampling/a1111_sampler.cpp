@@ -200,13 +200,34 @@ std::vector<float> A1111Sampler::start(std::span<const float> noise,
   return x;
 }
 
+void LatentBlend::apply(std::span<float> x) const {
+  const size_t plane = nmask.size();
+  if (plane == 0 || x.size() != init.size() || x.size() % plane != 0)
+    throw Error("", "inpainting blend", std::to_string(init.size()) + " latent values",
+                std::to_string(x.size()));
+  for (size_t k = 0; k < x.size(); ++k) {
+    const float n = nmask[k % plane];
+    const float m = 1.0f - n;
+    x[k] = x[k] * n + init[k] * m;
+  }
+}
+
 std::vector<float> A1111Sampler::run(std::vector<float> x, const UnetEps& unet, ImageRng& rng,
                                      const EvaluationCallback& on_eval,
-                                     const DenoisedCallback& on_step) const {
+                                     const DenoisedCallback& on_step,
+                                     const LatentBlend* blend) const {
   int done = 0;
+  std::vector<float> blended;
+  const bool blend_input = blend && info_->family == SamplerFamily::kTimesteps;
   UnetEps counted = [&](std::span<const float> x_in, float t, std::span<float> c,
                         std::span<float> u) {
-    unet(x_in, t, c, u);
+    if (blend_input) {
+      blended.assign(x_in.begin(), x_in.end());
+      blend->apply(blended);
+      unet(blended, t, c, u);
+    } else {
+      unet(x_in, t, c, u);
+    }
     ++done;
     if (on_eval) on_eval(done, planned_);
   };
@@ -240,11 +261,13 @@ std::vector<float> A1111Sampler::run(std::vector<float> x, const UnetEps& unet, 
     lcm = std::make_unique<LcmDenoiser>(counted, settings_.cfg_scale);
     ctx.denoise = [&](std::span<const float> in, float s, std::span<float> out) {
       (*lcm)(in, s, out);
+      if (blend) blend->apply(out);
     };
   } else {
     kd = std::make_unique<KDiffusionDenoiser>(counted, settings_.cfg_scale, settings_.quantize);
     ctx.denoise = [&](std::span<const float> in, float s, std::span<float> out) {
       (*kd)(in, s, out);
+      if (blend) blend->apply(out);
     };
   }
   ctx.randn = [&](std::span<float> out) { rng.next(out); };

@@ -46,6 +46,16 @@ using EvaluationCallback = std::function<void(int done, int total)>;
 // the latents A1111 returns when interrupted).
 using DenoisedCallback = std::function<void(int step, std::span<const float> denoised)>;
 
+// A1111's inpainting blend (CFGDenoiser with p.mask/p.nmask) that keeps the known region at the
+// init latents: x·nmask + init·(1 − nmask), applied to the denoised prediction after each
+// evaluation for k-diffusion and LCM, and to the UNet's input for the timestep samplers
+// (CFGDenoiserTimesteps blends before denoising; its sampler keeps its own unblended x).
+struct LatentBlend {
+  std::span<const float> init;   // [B, C, h, w], the (filled) init latents
+  std::span<const float> nmask;  // [h, w], 1 = repaint
+  void apply(std::span<float> x) const;
+};
+
 class A1111Sampler {
  public:
   // Validates the combination and builds the schedule; throws sdc::UsageError.
@@ -65,9 +75,11 @@ class A1111Sampler {
                            std::span<const float> init_latents = {}) const;
 
   // Runs the sampler from `x`; `rng` supplies later draws and the Brownian tree's seeds.
+  // `blend`: inpainting (A1111's mask), or null.
   std::vector<float> run(std::vector<float> x, const UnetEps& unet, ImageRng& rng,
                          const EvaluationCallback& on_eval = {},
-                         const DenoisedCallback& on_step = {}) const;
+                         const DenoisedCallback& on_step = {},
+                         const LatentBlend* blend = nullptr) const;
 
   // A1111's infotext fields for this run, in A1111's order: "Schedule type", then "Schedule min
   // sigma"/"max sigma"/"rho", "Beta schedule alpha"/"beta", "Eta"/"Eta DDIM", "Sigma churn"…

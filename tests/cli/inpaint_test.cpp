@@ -258,23 +258,6 @@ TEST(GenerateInpaint, InpaintingModelNeedsAMask) {
   EXPECT_FALSE(fs::exists(dir.file("out.png")));
 }
 
-// Inpainting follows diffusers; with the default A1111 convention it is refused, not run
-// differently.
-TEST(GenerateInpaint, A1111CompatIsRefused) {
-  test::TempDir dir;
-  const test::CommandResult r =
-      test::run_sdc({"generate", "-m", test::tiny("model.safetensors"), "--model-config",
-                     test::tiny("diffusers"), "-p", "a cat", "-W", "64", "-H", "64", "--steps", "1",
-                     "--init-image", group().path("images/init_inpaint4_ddim.png"), "--mask",
-                     group().path("images/init_inpaint4_ddim.png"), "-o", dir.file("out.png")});
-  EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("--mask: expected --compat diffusers (inpainting follows diffusers), found "
-                       "--compat a1111"),
-            std::string::npos)
-      << r.err;
-  EXPECT_TRUE(dir.list().empty());
-}
-
 // A mask of another size is resized (Lanczos) to the image before thresholding.
 TEST(GenerateInpaint, MaskOfAnotherSizeIsResized) {
   test::TempDir dir;

@@ -492,6 +492,90 @@ TEST_F(A1111Http, VariationSeedsAndHiresFixAreTheCliImages) {
   EXPECT_EQ(get("/sdapi/v1/latent-upscale-modes").second[0]["name"], "Latent");
 }
 
+// img2img with a mask as the A1111 test suite and the WebUI send it (blur 4, whole picture,
+// inverted or not) and with the API's defaults ("Only masked", masked content "fill"): 200, and
+// the same pixels as `sdc generate` with the matching flags.
+TEST_F(A1111Http, Img2ImgWithAMaskIsTheCliInpainting) {
+  test::TempDir dir;
+  io::Image init(96, 64), mask(96, 64);
+  for (int y = 0; y < 64; ++y)
+    for (int x = 0; x < 96; ++x) {
+      uint8_t* p = init.pixel(x, y);
+      p[0] = uint8_t(x * 2);
+      p[1] = uint8_t(y * 3);
+      p[2] = uint8_t(128 + x - y);
+      std::fill_n(mask.pixel(x, y), 3, uint8_t(x >= 40 && x < 60 && y >= 20 && y < 44 ? 255 : 0));
+    }
+  io::write_png(dir.file("init.png"), init);
+  io::write_png(dir.file("mask.png"), mask);
+  auto b64 = [](const io::Image& im) { return encode_base64(io::encode_png(im)); };
+  const json base = {{"prompt", "a boat"},
+                     {"seed", 6},
+                     {"steps", 3},
+                     {"width", 64},
+                     {"height", 64},
+                     {"sampler_name", "Euler a"},
+                     {"denoising_strength", 0.75},
+                     {"init_images", {"data:image/png;base64," + b64(init)}},
+                     {"mask", "data:image/png;base64," + b64(mask)}};
+  const std::vector<std::string> common = {"-p",
+                                           "a boat",
+                                           "--seed",
+                                           "6",
+                                           "--steps",
+                                           "3",
+                                           "-W",
+                                           "64",
+                                           "-H",
+                                           "64",
+                                           "--sampler",
+                                           "euler_a",
+                                           "--strength",
+                                           "0.75",
+                                           "--resize-mode",
+                                           "resize",
+                                           "--init-image",
+                                           dir.file("init.png"),
+                                           "--mask",
+                                           dir.file("mask.png")};
+  auto api_image = [&](const json& body) {
+    auto [status, res] = post("/sdapi/v1/img2img", body);
+    EXPECT_EQ(status, 200) << res;
+    if (status != 200) return io::Image();
+    const std::vector<uint8_t> png = decode_png_b64(res["images"][0]);
+    return io::decode_image(png.data(), png.size(), "api");
+  };
+
+  json web = base;  // A1111's own test_img2img body with a mask, inverted
+  web["mask_blur"] = 4;
+  web["inpaint_full_res"] = false;
+  web["inpainting_mask_invert"] = true;
+  web["include_init_images"] = false;
+  std::vector<std::string> flags = common;
+  flags.insert(flags.end(), {"--mask-blur", "4", "--mask-invert", "--masked-content", "fill"});
+  const io::Image a = api_image(web);
+  EXPECT_EQ(a.width, 64);  // whole picture: the output size
+  EXPECT_EQ(a.rgb, cli_image(flags).rgb);
+
+  // The API's defaults: "Only masked", padding 0, blur 4, fill; the result has the init's size.
+  const io::Image d = api_image(base);
+  EXPECT_EQ(d.width, 96);
+  EXPECT_EQ(d.height, 64);
+  flags = common;
+  flags.insert(flags.end(), {"--mask-blur", "4", "--inpaint-full-res", "--inpaint-padding", "0",
+                             "--masked-content", "fill"});
+  EXPECT_EQ(d.rgb, cli_image(flags).rgb);
+  auto [status, res] = post("/sdapi/v1/img2img", base);
+  ASSERT_EQ(status, 200);
+  const json info = json::parse(res["info"].get<std::string>());
+  EXPECT_FALSE(info["is_using_inpainting_conditioning"].get<bool>());
+  EXPECT_NE(info["infotexts"][0].get<std::string>().find(
+                "Mask blur: 4, Inpaint area: Only masked, Masked area padding: 0, Masked content: "
+                "fill"),
+            std::string::npos)
+      << info["infotexts"][0];
+}
+
 TEST_F(A1111Http, TaesdDecodeMethodAndPreviewTypeAsA1111Options) {
   const json base = {
       {"prompt", "a tree"}, {"seed", 11}, {"steps", 2}, {"width", 64}, {"height", 64}};

@@ -493,12 +493,52 @@ TEST(A1111Request, Img2ImgInputs) {
   EXPECT_EQ(body["detail"], "Init image not found");
   std::tie(status, body) = api_error_of({{"init_images", json::array()}}, GenerationMode::Img2Img);
   EXPECT_EQ(status, 404);
-  // A mask: a clear 422 until inpainting exists.
-  json d = detail_of({{"init_images", {small_png_base64()}}, {"mask", small_png_base64()}},
-                     GenerationMode::Img2Img);
-  EXPECT_EQ(d[0], json::parse(
-                      R"({"loc":["body","mask"],"msg":"sdc does not support inpainting (mask) yet",
-                                  "type":"value_error.not_supported"})"));
+  // A mask: A1111's inpainting options reach the request, with A1111's API defaults (blur 4,
+  // "Only masked" with no padding, masked content "fill").
+  A1111Generation g = img2img({{"init_images", {small_png_base64()}}, {"mask", small_png_base64()}});
+  ASSERT_TRUE(g.request.mask_data.has_value());
+  EXPECT_EQ(g.request.mask_data->width, 64);
+  EXPECT_EQ(g.request.mask_blur, 4.0f);
+  EXPECT_FALSE(g.request.mask_blur_y.has_value());
+  EXPECT_TRUE(g.request.inpaint_full_res);
+  EXPECT_EQ(g.request.inpaint_padding, 0);
+  EXPECT_EQ(g.request.masked_content, "fill");
+  EXPECT_FALSE(g.request.mask_invert);
+  EXPECT_TRUE(g.request.mask_round);
+  EXPECT_TRUE(g.parameters["mask"].is_null());  // not echoed without include_init_images
+  // The WebUI-style body: mask_blur sets both, an int field sent as false, content "original".
+  g = img2img({{"init_images", {small_png_base64()}},
+               {"mask", small_png_base64()},
+               {"mask_blur", 2},
+               {"mask_blur_y", 9},
+               {"inpainting_fill", 1},
+               {"inpaint_full_res", false},
+               {"inpaint_full_res_padding", 32},
+               {"inpainting_mask_invert", true}});
+  EXPECT_EQ(g.request.mask_blur, 2.0f);
+  EXPECT_FALSE(g.request.mask_blur_y.has_value());
+  EXPECT_FALSE(g.request.inpaint_full_res);
+  EXPECT_EQ(g.request.inpaint_padding, 32);
+  EXPECT_EQ(g.request.masked_content, "original");
+  EXPECT_TRUE(g.request.mask_invert);
+  g = img2img({{"init_images", {small_png_base64()}},
+               {"mask", small_png_base64()},
+               {"mask_blur_x", 3},
+               {"mask_blur_y", 5},
+               {"inpainting_fill", 2}});
+  EXPECT_EQ(g.request.mask_blur, 3.0f);
+  EXPECT_EQ(g.request.mask_blur_y, 5.0f);
+  EXPECT_EQ(g.request.masked_content, "latent-noise");
+  json d = detail_of(
+      {{"init_images", {small_png_base64()}}, {"mask", small_png_base64()}, {"inpainting_fill", 4}},
+      GenerationMode::Img2Img);
+  EXPECT_EQ(d[0]["loc"], json({"body", "inpainting_fill"}));
+  std::tie(status, body) =
+      api_error_of({{"init_images", {small_png_base64()}}, {"mask", "aGVsbG8="}},
+                   GenerationMode::Img2Img);
+  EXPECT_EQ(status, 500);
+  EXPECT_EQ(body["detail"], "Invalid encoded image");
+  EXPECT_NE(body["errors"].get<std::string>().find("mask"), std::string::npos);
   d = detail_of({{"init_images", {small_png_base64(), small_png_base64()}}},
                 GenerationMode::Img2Img);
   EXPECT_EQ(d[0]["loc"], json({"body", "init_images"}));

@@ -499,8 +499,27 @@ A1111Generation parse_generation(std::string_view body_text, std::string_view co
     else if (r.check_ge("resize_mode", double(mode_index), 0) &&
              r.check_le("resize_mode", double(mode_index), 3))
       q.resize_mode = modes[mode_index];
-    if (p["mask"].is_string() && p["mask"] != "")
-      not_supported(errors, r.loc("mask"), "inpainting (mask)");
+    if (p["mask"].is_string() && p["mask"] != "") {
+      // A1111's inpainting: every mask option reaches the pipeline (the image after the init).
+      static const char* kContent[] = {"fill", "original", "latent-noise", "latent-nothing"};
+      const int64_t fill = p["inpainting_fill"];
+      if (r.check_ge("inpainting_fill", double(fill), 0) &&
+          r.check_le("inpainting_fill", double(fill), 3))
+        q.masked_content = kContent[fill];
+      const int64_t blur_x = p["mask_blur_x"], blur_y = p["mask_blur_y"];
+      for (const auto& [key, v] :
+           {std::pair{"mask_blur_x", blur_x}, std::pair{"mask_blur_y", blur_y}})
+        if (r.check_ge(key, double(v), 0)) r.check_le(key, double(v), 64);
+      q.mask_blur = float(std::clamp<int64_t>(blur_x, 0, 64));
+      if (blur_y != blur_x) q.mask_blur_y = float(std::clamp<int64_t>(blur_y, 0, 64));
+      const int64_t padding = p["inpaint_full_res_padding"];
+      if (r.check_ge("inpaint_full_res_padding", double(padding), 0))
+        r.check_le("inpaint_full_res_padding", double(padding), limits.max_side);
+      q.inpaint_padding = int(std::clamp<int64_t>(padding, 0, 1 << 20));
+      q.inpaint_full_res = p["inpaint_full_res"].get<bool>();
+      q.mask_invert = p["inpainting_mask_invert"].get<int64_t>() != 0;
+      q.mask_round = p["mask_round"].get<bool>();
+    }
     if (p["latent_mask"].is_string() && p["latent_mask"] != "")
       not_supported(errors, r.loc("latent_mask"), "inpainting (latent_mask)");
     if (p["initial_noise_multiplier"].is_number() &&
@@ -536,6 +555,9 @@ A1111Generation parse_generation(std::string_view body_text, std::string_view co
       throw http_exception(404, "Init image not found");
     g.request.init_image_data = decode_request_image(p["init_images"][0].get<std::string>(),
                                                      "init_images[0]", limits.image);
+    if (p["mask"].is_string() && p["mask"] != "")
+      g.request.mask_data =
+          decode_request_image(p["mask"].get<std::string>(), "mask", limits.image);
     if (!p["include_init_images"].get<bool>()) p["init_images"] = p["mask"] = nullptr;
   }
   return g;

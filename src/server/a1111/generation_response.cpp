@@ -51,7 +51,7 @@ json info_json(const A1111Generation& g, const GenerationOutput& out) {
   info["styles"] = g.styles;
   info["job_timestamp"] = out.job_timestamp;
   info["clip_skip"] = out.clip_skip;
-  info["is_using_inpainting_conditioning"] = false;
+  info["is_using_inpainting_conditioning"] = out.inpainting_conditioning;
   info["version"] = "sdc";
   return info;
 }

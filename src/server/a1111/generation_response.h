@@ -26,6 +26,7 @@ struct GenerationOutput {
   int steps = 0;             // as run (a model's recommended defaults may apply)
   double cfg_scale = 7.0;    // as run
   bool interrupted = false;  // stopped early: the images are what was reached
+  bool inpainting_conditioning = false;  // info's is_using_inpainting_conditioning
 };
 
 // Processed.js() of A1111, as a JSON object (the route sends it dumped to a string).

@@ -62,6 +62,7 @@ GenerationOutput output_of(const engine::JobResult& r) {
   out.steps = r.generation.steps;
   out.cfg_scale = r.generation.cfg_scale;
   out.interrupted = r.interrupted;
+  out.inpainting_conditioning = r.inpainting_conditioning;
   return out;
 }
 
