@@ -23,9 +23,9 @@ struct GenerationOutput {
   std::string model_hash;     // first 10 hex digits of its sha256 (empty when unknown)
   std::string job_timestamp;  // YYYYMMDDHHMMSS
   int clip_skip = 1;
-  int steps = 0;             // as run (a model's recommended defaults may apply)
-  double cfg_scale = 7.0;    // as run
-  bool interrupted = false;  // stopped early: the images are what was reached
+  int steps = 0;                         // as run (a model's recommended defaults may apply)
+  double cfg_scale = 7.0;                // as run
+  bool interrupted = false;              // stopped early: the images are what was reached
   bool inpainting_conditioning = false;  // info's is_using_inpainting_conditioning
 };
 
