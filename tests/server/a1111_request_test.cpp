@@ -495,7 +495,8 @@ TEST(A1111Request, Img2ImgInputs) {
   EXPECT_EQ(status, 404);
   // A mask: A1111's inpainting options reach the request, with A1111's API defaults (blur 4,
   // "Only masked" with no padding, masked content "fill").
-  A1111Generation g = img2img({{"init_images", {small_png_base64()}}, {"mask", small_png_base64()}});
+  A1111Generation g =
+      img2img({{"init_images", {small_png_base64()}}, {"mask", small_png_base64()}});
   ASSERT_TRUE(g.request.mask_data.has_value());
   EXPECT_EQ(g.request.mask_data->width, 64);
   EXPECT_EQ(g.request.mask_blur, 4.0f);
@@ -533,9 +534,8 @@ TEST(A1111Request, Img2ImgInputs) {
       {{"init_images", {small_png_base64()}}, {"mask", small_png_base64()}, {"inpainting_fill", 4}},
       GenerationMode::Img2Img);
   EXPECT_EQ(d[0]["loc"], json({"body", "inpainting_fill"}));
-  std::tie(status, body) =
-      api_error_of({{"init_images", {small_png_base64()}}, {"mask", "aGVsbG8="}},
-                   GenerationMode::Img2Img);
+  std::tie(status, body) = api_error_of(
+      {{"init_images", {small_png_base64()}}, {"mask", "aGVsbG8="}}, GenerationMode::Img2Img);
   EXPECT_EQ(status, 500);
   EXPECT_EQ(body["detail"], "Invalid encoded image");
   EXPECT_NE(body["errors"].get<std::string>().find("mask"), std::string::npos);
