@@ -77,7 +77,9 @@ engine::JobRequest parse_job_request(std::string_view body, const RequestLimits&
       "init_image", "strength", "resize_mode", "controlnet", "control_image", "control_scale",
       "control_start", "control_end", "control_preprocess",
       // the autoencoder choices (TAESD when the server has one: sdc serve --taesd)
-      "decode_with", "encode_with", "preview_method", "vae_tiling", "vae_tile_size"};
+      "decode_with", "encode_with", "preview_method", "vae_tiling", "vae_tile_size",
+      // inpainting (with init_image; A1111's options, the CLI's names)
+      "mask", "mask_invert", "mask_blur", "masked_content", "inpaint_full_res", "inpaint_padding"};
   for (const auto& [k, v] : j.items())
     if (!known.count(k)) fail(k, "extra fields not permitted", "value_error.extra");
   if (!j.contains("prompt")) fail("prompt", "field required", "value_error.missing");
@@ -143,6 +145,21 @@ engine::JobRequest parse_job_request(std::string_view body, const RequestLimits&
         decode_request_image(get_string(j, "init_image", SIZE_MAX), "init_image", limits);
     r.kind = "img2img";
   }
+  if (j.contains("mask")) {
+    if (!g.init_image_data) fail("mask", "a mask needs an init_image", "value_error.missing");
+    g.mask_data = decode_request_image(get_string(j, "mask", SIZE_MAX), "mask", limits);
+  }
+  for (const auto& [key, field] : {std::pair{"mask_invert", &g.mask_invert},
+                                   std::pair{"inpaint_full_res", &g.inpaint_full_res}})
+    if (j.contains(key)) {
+      if (!j[key].is_boolean())
+        fail(key, "value could not be parsed to a boolean", "type_error.bool");
+      *field = j[key].get<bool>();
+    }
+  if (j.contains("mask_blur")) g.mask_blur = float(get_number(j, "mask_blur", 0.0, 64.0));
+  if (j.contains("masked_content")) g.masked_content = get_string(j, "masked_content", 32);
+  if (j.contains("inpaint_padding"))
+    g.inpaint_padding = int(get_int(j, "inpaint_padding", 0, limits.max_side));
   if (j.contains("strength")) g.strength = get_number(j, "strength", 0.0, 1.0);
   if (j.contains("resize_mode")) g.resize_mode = get_string(j, "resize_mode", 16);
   if (j.contains("controlnet")) r.controlnet = get_string(j, "controlnet", 1024);

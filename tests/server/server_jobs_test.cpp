@@ -12,6 +12,7 @@
 #include "common/test_server.h"
 #include "io/image.h"
 #include "io/sha256.h"
+#include "server/a1111/image_base64.h"
 
 namespace sdc {
 namespace {
@@ -208,6 +209,76 @@ TEST(ServerJobs, DeleteCancelsARunningJobMidStep) {
   auto unknown = c.Delete("/v1/jobs/0123abcd");
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->status, 404);
+}
+
+// Inpainting through the native API: init_image + mask and A1111's options under the CLI's
+// names give the PNG `sdc generate` writes.
+TEST(ServerJobs, InpaintingJobIsTheCliInpainting) {
+  test::TestServer server;
+  auto c = server.client();
+  io::Image init(64, 64), mask(64, 64);
+  for (int y = 0; y < 64; ++y)
+    for (int x = 0; x < 64; ++x) {
+      uint8_t* p = init.pixel(x, y);
+      p[0] = uint8_t(4 * x);
+      p[1] = uint8_t(4 * y);
+      p[2] = 90;
+      std::fill_n(mask.pixel(x, y), 3, uint8_t(x > 20 && x < 44 && y > 8 && y < 30 ? 255 : 0));
+    }
+  io::write_png(server.dir().file("init.png"), init);
+  io::write_png(server.dir().file("mask.png"), mask);
+  const std::string body =
+      test::tiny_job(3, 8,
+                     R"("init_image":")" + server::a1111::encode_base64(io::encode_png(init)) +
+                         R"(","mask":")" + server::a1111::encode_base64(io::encode_png(mask)) +
+                         R"(","strength":0.8,"mask_blur":2,"masked_content":"latent-nothing",)"
+                         R"("inpaint_full_res":true,"inpaint_padding":8,"save":false)");
+  auto r = c.Post("/v1/jobs?wait=true", body, "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json done = json::parse(r->body);
+  auto api_png = c.Get(done["result"]["images"][0]["url"].get<std::string>());
+  ASSERT_TRUE(api_png);
+  const test::CommandResult cli =
+      test::run_sdc(test::tiny_generate_a1111({"-p",
+                                               "a red fox",
+                                               "-W",
+                                               "64",
+                                               "-H",
+                                               "64",
+                                               "--steps",
+                                               "3",
+                                               "--seed",
+                                               "8",
+                                               "--init-image",
+                                               server.dir().file("init.png"),
+                                               "--mask",
+                                               server.dir().file("mask.png"),
+                                               "--strength",
+                                               "0.8",
+                                               "--mask-blur",
+                                               "2",
+                                               "--masked-content",
+                                               "latent-nothing",
+                                               "--inpaint-full-res",
+                                               "--inpaint-padding",
+                                               "8",
+                                               "--threads",
+                                               "1",
+                                               "--precision",
+                                               "f32",
+                                               "-o",
+                                               server.dir().file("cli.png")}));
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_EQ(io::decode_image(reinterpret_cast<const uint8_t*>(api_png->body.data()),
+                             api_png->body.size(), "api")
+                .rgb,
+            io::read_image(server.dir().file("cli.png")).rgb);
+  // A mask without an init image, or a bad option: 422 naming the field.
+  auto bad = c.Post("/v1/jobs", test::tiny_job(1, 1, R"("mask":"aGVsbG8=")"), "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 422) << bad->body;
+  EXPECT_EQ(json::parse(bad->body)["detail"][0]["loc"][1], "mask") << bad->body;
 }
 
 TEST(ServerJobs, ValidationErrorsAre422NamingTheField) {
