@@ -318,6 +318,9 @@ void add_generate_command(CLI::App& app) {
                   "word is the file name, as in A1111");
   cmd->add_option("--init-image", r.init_image, "img2img: the starting image (PNG or JPEG)");
   cmd->add_option("--strength", r.strength, "img2img denoising strength in (0, 1]");
+  cmd->add_flag("--img2img-fix-steps", r.img2img_fix_steps,
+                "A1111's img2img_fix_steps: run exactly --steps steps of a schedule made for "
+                "steps / strength (the hires second pass always does)");
   cmd->add_option("--resize-mode", r.resize_mode,
                   "resize | crop | fill (when the image size differs)");
   cmd->add_option("--mask", r.mask,

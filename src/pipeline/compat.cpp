@@ -75,6 +75,7 @@ sampling::A1111Settings a1111_settings(const GenerationRequest& r) {
   s.s_noise = r.s_noise;
   s.img2img = is_img2img(r);
   s.strength = r.strength;
+  s.fix_steps = r.img2img_fix_steps;
   return s;
 }
 

@@ -46,7 +46,8 @@ void validate(const GenerationRequest& r) {
     throw UsageError("", "--batch-size", "1 to 16", std::to_string(r.batch_size));
   if (r.batch_count < 1 || r.batch_count > 10000)
     throw UsageError("", "--batch-count", "1 to 10000", std::to_string(r.batch_count));
-  if (is_img2img(r)) check_fraction("--strength", r.strength, false);
+  if (is_img2img(r))
+    check_fraction("--strength", r.strength, r.img2img_fix_steps && compat_of(r) == Compat::kA1111);
   if (r.decode_with != "vae" && r.decode_with != "taesd")
     throw UsageError("", "--decode-with", "vae or taesd", r.decode_with);
   if (r.encode_with != "vae" && r.encode_with != "taesd")
@@ -105,7 +106,8 @@ void validate(const GenerationRequest& r) {
     if (r.hr_steps < 0 || r.hr_steps > kMaxSteps)
       throw UsageError("", "--hires-steps", "0 (as the first pass) to " + std::to_string(kMaxSteps),
                        std::to_string(r.hr_steps));
-    check_fraction("--hires-denoise", r.hr_denoise, false);
+    // 0: the upscaled first pass decoded as it is (A1111's zero-step schedule).
+    check_fraction("--hires-denoise", r.hr_denoise, compat_of(r) == Compat::kA1111);
     if (r.hr_upscaler != "latent" && r.hr_upscaler != "lanczos")
       throw UsageError("", "--hires-upscaler", "one of latent, lanczos", r.hr_upscaler);
   }

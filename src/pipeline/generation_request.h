@@ -49,6 +49,9 @@ struct GenerationRequest {
   std::optional<io::Image> init_image_data;  // already decoded (the server); wins over the path
   double strength = 0.75;            // 0 < strength <= 1 (double: int(steps·strength) as Python)
   std::string resize_mode = "crop";  // resize | crop | fill
+  // A1111's img2img_fix_steps (always on for the hires second pass): run exactly `steps` steps of
+  // a schedule made for int(steps / min(strength, 0.999)); strength 0 then runs none.
+  bool img2img_fix_steps = false;
 
   // img2img from latents instead of an image ([batch_size, 4, height/8, width/8], already ×
   // the VAE scaling factor): no VAE encode and no posterior draw (hires fix's second pass).

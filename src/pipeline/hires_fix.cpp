@@ -48,6 +48,7 @@ BatchResult generate_hires(StableDiffusion& sd, const GenerationRequest& req, in
   second.height = height;
   second.steps = req.hr_steps > 0 ? req.hr_steps : req.steps;
   second.strength = req.hr_denoise;
+  second.img2img_fix_steps = true;  // A1111 passes the pass's steps explicitly
   const int B = req.batch_size;
   if (req.hr_upscaler == "latent") {
     const Shape& s = first.latent_shape;  // [B, 4, h, w]

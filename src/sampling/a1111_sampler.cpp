@@ -100,11 +100,13 @@ KSamplerOptions k_options(const A1111Settings& s, const SamplerInfo& info) {
 
 A1111Sampler::A1111Sampler(const A1111Settings& settings)
     : settings_(settings), info_(&sampler_info(settings.sampler)) {
-  const int steps = settings.steps;
-  if (steps < 1 || steps > 1000)
-    throw UsageError("", "--steps", "1 to 1000", std::to_string(steps));
-  if (settings.img2img && !(settings.strength > 0.0 && settings.strength <= 1.0))
-    throw UsageError("", "--strength", "a number in (0, 1]", std::to_string(settings.strength));
+  if (settings.steps < 1 || settings.steps > 1000)
+    throw UsageError("", "--steps", "1 to 1000", std::to_string(settings.steps));
+  const bool zero_ok = settings.img2img && settings.fix_steps;
+  if (settings.img2img && !((settings.strength > 0.0 || (zero_ok && settings.strength == 0.0)) &&
+                            settings.strength <= 1.0))
+    throw UsageError("", "--strength", zero_ok ? "a number in [0, 1]" : "a number in (0, 1]",
+                     std::to_string(settings.strength));
   if (settings.eta && !(*settings.eta >= 0.0 && std::isfinite(*settings.eta)))
     throw UsageError("", "--eta", "a number >= 0", std::to_string(*settings.eta));
   if (!(settings.s_noise >= 0.0) || !(settings.s_churn >= 0.0) || !(settings.s_tmin >= 0.0) ||
@@ -116,8 +118,30 @@ A1111Sampler::A1111Sampler(const A1111Settings& settings)
     throw UsageError("", "--scheduler",
                      std::string("Automatic: ") + info_->name + " walks its own step list",
                      scheduler_info(settings.scheduler).label);
-  const int t_enc = settings.img2img ? t_enc_of(steps, settings.strength) : steps;
+  // `steps`: the length of the schedule; t_enc: how much of it img2img runs.
+  int steps = settings.steps;
+  int t_enc = steps;
+  if (settings.img2img && settings.fix_steps) {
+    t_enc = settings.steps - 1;
+    steps = settings.strength > 0.0
+                ? static_cast<int>(settings.steps / std::min(settings.strength, 0.999))
+                : 0;
+  } else if (settings.img2img) {
+    t_enc = t_enc_of(steps, settings.strength);
+  }
   t_enc_ = t_enc;
+  if (steps == 0) {
+    // A schedule of no steps: sigmas [0], nothing runs and the init latents come back (A1111's
+    // timestep, SDE and DPM fast/adaptive samplers fail on such a schedule instead).
+    if (info_->family == SamplerFamily::kTimesteps || info_->brownian_noise ||
+        settings.sampler == SamplerId::kDpmFast || settings.sampler == SamplerId::kDpmAdaptive)
+      throw UsageError("", "--hires-denoise",
+                       std::string("above 0 for ") + info_->name +
+                           " (A1111 fails there too: its schedule has no steps)",
+                       "0");
+    full_sigmas_ = run_sigmas_ = {0.0f};
+    return;
+  }
 
   if (info_->family == SamplerFamily::kTimesteps) {
     full_timesteps_ = a1111_timesteps(steps);
@@ -216,6 +240,7 @@ std::vector<float> A1111Sampler::run(std::vector<float> x, const UnetEps& unet, 
                                      const EvaluationCallback& on_eval,
                                      const DenoisedCallback& on_step,
                                      const LatentBlend* blend) const {
+  if (info_->family != SamplerFamily::kTimesteps && run_sigmas_.size() < 2) return x;
   int done = 0;
   std::vector<float> blended;
   const bool blend_input = blend && info_->family == SamplerFamily::kTimesteps;

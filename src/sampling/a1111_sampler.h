@@ -37,6 +37,10 @@ struct A1111Settings {
   bool quantize = false;  // A1111's enable_quantization: integer UNet timesteps
   bool img2img = false;
   double strength = 0.75;  // img2img denoising strength in (0, 1]
+  // setup_img2img_steps with explicit steps (the hires second pass) or img2img_fix_steps: the
+  // schedule is made for int(steps / min(strength, 0.999)) steps and exactly `steps` of them run;
+  // strength 0 then runs none (k-diffusion and LCM samplers; A1111 fails for the others).
+  bool fix_steps = false;
 };
 
 // After every UNet evaluation: (evaluations so far, the planned total; 0 when not known in

@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "common/fixtures.h"
 #include "imaging/image_ops.h"
+#include "imaging/latent_resize.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "sampling/rng/torch_generator.h"
@@ -71,6 +73,55 @@ TEST(GenerateHiresFix, LatentSecondPassNoiseIsAFreshDrawAtTheHiresShape) {
   EXPECT_NE(p.find("Denoising strength: 0.7, RNG: CPU, Hires upscale: 1.5, Hires upscaler: Latent"),
             std::string::npos)
       << p;
+}
+
+// A1111 (sdc's default convention) runs the second pass with its steps passed explicitly
+// (setup_img2img_steps): exactly that many steps of a schedule made for steps / denoise — the
+// same as an img2img run with --img2img-fix-steps; at denoise 0 no step runs and the upscaled
+// latents are decoded as they are.
+TEST(GenerateHiresFix, A1111SecondPassRunsItsStepsOfALongerSchedule) {
+  test::TempDir dir;
+  auto a1111 = [](std::vector<std::string> flags, const std::string& sampler = "Euler a") {
+    std::vector<std::string> base = {"-p",  "a lighthouse", "--seed", "21",      "--precision",
+                                     "f32", "--sampler",    sampler,  "--steps", "3"};
+    base.insert(base.end(), flags.begin(), flags.end());
+    return test::run_sdc(test::tiny_generate_a1111(base));
+  };
+  ASSERT_EQ(a1111({"-W", "64", "-H", "64", "--save-latents", dir.file("first.safetensors"), "-o",
+                   dir.file("first.png")})
+                .exit_code,
+            0);
+  io::write_png(dir.file("up.png"),
+                imaging::resize(io::read_image(dir.file("first.png")), 128, 96));
+  const test::CommandResult ref =
+      a1111({"-W", "128", "-H", "96", "--init-image", dir.file("up.png"), "--strength", "0.6",
+             "--img2img-fix-steps", "--resize-mode", "resize", "-o", dir.file("ref.png")});
+  ASSERT_EQ(ref.exit_code, 0) << ref.err;
+  EXPECT_NE(ref.err.find("step 3/3"), std::string::npos) << ref.err;  // 3 of int(3 / 0.6) = 5
+  const test::CommandResult hr =
+      a1111({"-W", "64", "-H", "64", "--hires-size", "128", "96", "--hires-upscaler", "lanczos",
+             "--hires-denoise", "0.6", "-o", dir.file("hr.png")});
+  ASSERT_EQ(hr.exit_code, 0) << hr.err;
+  EXPECT_EQ(io::read_image(dir.file("hr.png")).rgb, io::read_image(dir.file("ref.png")).rgb);
+
+  const test::CommandResult zero =
+      a1111({"-W", "64", "-H", "64", "--hires-scale", "2", "--hires-denoise", "0", "--save-latents",
+             dir.file("zero.safetensors"), "-o", dir.file("zero.png")});
+  ASSERT_EQ(zero.exit_code, 0) << zero.err;
+  const TensorRef first =
+      io::read_safetensors(dir.file("first.safetensors")).tensors.get("latents");
+  EXPECT_EQ(io::read_safetensors(dir.file("zero.safetensors")).tensors.get("latents").to_f32(),
+            imaging::resize_latents_bilinear(first.to_f32(), 1, 4, 8, 8, 16, 16));
+  EXPECT_NE(params_of(dir.file("zero.png")).find("Denoising strength: 0,"), std::string::npos)
+      << params_of(dir.file("zero.png"));
+  // DDIM's schedule cannot have zero steps (A1111 fails too): refused in one line.
+  const test::CommandResult ddim = a1111({"-W", "64", "-H", "64", "--hires-scale", "2",
+                                          "--hires-denoise", "0", "-o", dir.file("ddim.png")},
+                                         "DDIM");
+  EXPECT_EQ(ddim.exit_code, 2) << ddim.err;
+  EXPECT_NE(ddim.err.find("--hires-denoise: expected above 0 for DDIM"), std::string::npos)
+      << ddim.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("ddim.png")));
 }
 
 TEST(GenerateHiresFix, BadValuesAreRefusedInOneLine) {

@@ -476,11 +476,15 @@ TEST_F(A1111Http, VariationSeedsAndHiresFixAreTheCliImages) {
   hflags.insert(hflags.end(), {"--hires-scale", "1.5", "--hires-denoise", "0.6", "--hires-steps",
                                "2", "--hires-upscaler", "latent"});
   EXPECT_EQ(himg.rgb, cli_image(hflags).rgb);
-  // Upscalers sdc lacks, a second-pass sampler of its own and strength 0 are refused (422).
+  // Denoising strength 0 (A1111's own test sends it): a zero-step second pass, 200.
+  json zero = hires;
+  zero["denoising_strength"] = 0;
+  auto [zs, z] = post("/sdapi/v1/txt2img", zero);
+  EXPECT_EQ(zs, 200) << z;
+  // Upscalers sdc lacks and a second-pass sampler of its own are refused (422).
   for (const auto& [key, value] :
        std::vector<std::pair<std::string, json>>{{"hr_upscaler", "R-ESRGAN 4x+"},
                                                  {"hr_sampler_name", "DDIM"},
-                                                 {"denoising_strength", 0},
                                                  {"subseed_strength", 1.5}}) {
     json bad = hires;
     bad[key] = value;

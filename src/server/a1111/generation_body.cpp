@@ -253,10 +253,8 @@ void read_hires_fix(const json& p, BodyReader& r, pipeline::GenerationRequest& q
                "value_error.missing");
   } else {
     const double d = p["denoising_strength"];
-    if (d == 0.0)
-      not_supported(errors, r.loc("denoising_strength"), "a hires fix at denoising strength 0");
-    else if (r.check_gt("denoising_strength", d, 0))
-      r.check_le("denoising_strength", d, 1);
+    // 0 is A1111's zero-step second pass: the upscaled first pass decoded as it is.
+    if (r.check_ge("denoising_strength", d, 0)) r.check_le("denoising_strength", d, 1);
     q.hr_denoise = d;
   }
   const std::string upscaler = p["hr_upscaler"].is_string() ? p["hr_upscaler"] : "Latent";

@@ -34,6 +34,12 @@ engine::JobRequest job_request(const A1111Generation& g, const json& options) {
     const json& v = g.override_settings.contains(key) ? g.override_settings[key] : options[key];
     return v.is_string() ? v.get<std::string>() : std::string();
   };
+  // img2img_fix_steps: img2img runs exactly `steps` steps of a longer schedule (A1111's option).
+  const json& fix = g.override_settings.contains("img2img_fix_steps")
+                        ? g.override_settings["img2img_fix_steps"]
+                        : options["img2img_fix_steps"];
+  if (fix.is_boolean() && g.mode == GenerationMode::Img2Img)
+    jr.generation.img2img_fix_steps = fix.get<bool>();
   if (option("sd_vae_decode_method") == "TAESD") jr.generation.decode_with = "taesd";
   if (option("sd_vae_encode_method") == "TAESD") jr.generation.encode_with = "taesd";
   jr.generation.preview_method = option("show_progress_type") == "TAESD" ? "taesd" : "cheap";

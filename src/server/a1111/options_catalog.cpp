@@ -29,7 +29,7 @@ const std::vector<OptionSpec>& option_catalog() {
       {"samples_format", "png", X},
       {"eta_noise_seed_delta", 0, X},
       {"ddim_discretize", "uniform", X},
-      {"img2img_fix_steps", false, X},
+      {"img2img_fix_steps", false, A},
       {"sd_hypernetwork", "None", X},
       {"initial_noise_multiplier", 1.0, X},
       {"comma_padding_backtrack", 20, X},
