@@ -183,6 +183,35 @@ test('img2img from an uploaded image equals the API result', async () => {
   await page.close();
 });
 
+test('inpainting with an uploaded mask equals the API result; a mask alone is refused in words', async () => {
+  const page = await openPage();
+  await fillGenerate(page, { prompt: 'a red apple', steps: 4, seed: 7 });
+  const maskFile = path.join(FIX, 'inpaint', 'images', 'mask_inpaint4_ddim.png');
+  await page.click('#inpaint summary');
+  await page.setInputFiles('#mask-file', maskFile);
+  await page.locator('#mask-thumb').waitFor();
+  await page.click('#gen-submit');
+  assert.match(await page.textContent('#gen-error'), /mask: inpainting needs an init image/);
+  await page.setInputFiles('#init-file', path.join(FIX, 'images', 'init_64x64.png'));
+  await page.locator('#init-thumb').waitFor();
+  await page.fill('#gen-strength', '0.8');
+  await page.selectOption('#mask-content', 'fill');
+  await page.check('#mask-only');
+  await page.fill('#mask-padding', '8');
+  await page.click('#gen-submit');
+  const item = await galleryItem(page);
+  assert.match(await item.locator('.infotext').textContent(), /Inpaint area: Only masked, Masked area padding: 8, Masked content: fill/);
+  const dataURL = (f) => 'data:image/png;base64,' + fs.readFileSync(f).toString('base64');
+  const j = await apiJob({ prompt: 'a red apple', negative_prompt: '', width: 64, height: 64, steps: 4,
+    cfg_scale: 7, sampler: 'euler_a', scheduler: 'default', seed: 7, clip_skip: 1, batch_size: 1, batch_count: 1,
+    init_image: dataURL(path.join(FIX, 'images', 'init_64x64.png')), strength: 0.8, resize_mode: 'crop',
+    mask: dataURL(maskFile), mask_blur: 4, masked_content: 'fill', mask_invert: false, inpaint_full_res: true,
+    inpaint_padding: 8, model: await page.inputValue('#gen-model') });
+  const apiBytes = Buffer.from(await (await fetch(base + j.result.images[0].url)).arrayBuffer());
+  assert.deepEqual(await imageBytes(item.locator('img')), apiBytes);
+  await page.close();
+});
+
 test('ControlNet with the canny preview', async () => {
   const page = await openPage();
   await page.waitForFunction(() => [...document.querySelectorAll('#cn-model option')].some((o) => o.value === 'tiny-canny'));

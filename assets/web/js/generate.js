@@ -8,6 +8,7 @@ let lastSeed = null;
 let running = null;  // job id
 let loraNames = [];
 let initImage = null;     // data URL
+let maskImage = null;     // data URL (inpainting, with an init image)
 let controlSource = null; // data URL of the image the hint is made from
 let controlHint = null;   // data URL of the hint sent (canny applied here, so preview = hint)
 
@@ -15,6 +16,13 @@ function setInit(dataURL) {
   initImage = dataURL;
   $('init-thumb').src = dataURL || '';
   $('init-thumb').hidden = !dataURL;
+}
+
+function setMask(dataURL) {
+  maskImage = dataURL;
+  $('mask-thumb').src = dataURL || '';
+  $('mask-thumb').hidden = !dataURL;
+  if (dataURL) $('inpaint').open = true;
 }
 
 async function updateHint() {
@@ -57,6 +65,16 @@ function request() {
     r.init_image = initImage;
     r.strength = num('gen-strength');
     r.resize_mode = $('gen-resize').value;
+    if (maskImage) {
+      r.mask = maskImage;
+      r.mask_blur = num('mask-blur');
+      r.masked_content = $('mask-content').value;
+      r.mask_invert = $('mask-invert').checked;
+      r.inpaint_full_res = $('mask-only').checked;
+      r.inpaint_padding = num('mask-padding');
+    }
+  } else if (maskImage) {
+    throw new Error('mask: inpainting needs an init image as well (img2img above)');
   }
   if ($('cn-model').value) {
     if (!controlHint) throw new Error('ControlNet: give it an image (drop, paste or choose one) — or choose "none"');
@@ -94,7 +112,7 @@ function setProgress(fraction, text) {
 
 function addToGallery(job, sent) {
   for (const im of job.result.images) {
-    const { init_image, control_image, ...plain } = sent;  // settings without the images
+    const { init_image, control_image, mask, ...plain } = sent;  // settings without the images
     const settings = { ...plain, seed: im.seed, batch_size: 1, batch_count: 1 };
     const item = el('li', { class: 'gallery-item', 'data-seed': im.seed },
       el('img', { src: im.url, alt: `seed ${im.seed}`, width: im.width, height: im.height }),
@@ -203,6 +221,8 @@ export function initGenerate() {
   });
   for (const id of ['cn-preprocess', 'cn-low', 'cn-high']) $(id).addEventListener('change', updateHint);
   $('init-clear').addEventListener('click', () => setInit(null));
+  imageInput($('mask-drop'), $('mask-file'), setMask);
+  $('mask-clear').addEventListener('click', () => setMask(null));
   bus.on('models-changed', refreshModels);
   bus.on('use-model', (m) => {
     refreshModels().then(() => {
