@@ -340,9 +340,8 @@ void Engine::run_job(Job& job) {
       Stopwatch clock;
       pipeline::WarmupSpec w{
           loaded->bundle.declared_sizes, {}, g.clip_skip, pipeline::uses_control(g)};
-      // Guidance doubles the UNet batch: A1111 guides at any scale but 1, diffusers above 1.
-      const bool cfg = pipeline::compat_of(g) == pipeline::Compat::kA1111 ? g.cfg_scale != 1.0f
-                                                                          : g.cfg_scale > 1.0f;
+      // Guidance doubles the UNet batch.
+      const bool cfg = pipeline::uses_cfg(g);
       w.unet_batches = {cfg ? 2 * loaded->bundle.declared_batch : loaded->bundle.declared_batch};
       const size_t n = pipeline::warm_plans(loaded->sd->plans(), w);
       log << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms";

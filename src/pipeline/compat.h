@@ -28,6 +28,12 @@ inline Compat compat_of(const GenerationRequest& r) {
   return parse_compat(r.compat);
 }
 
+// Whether the UNet runs the negative prompt too: a1111 guides at every scale except exactly 1
+// (where the guided value is the conditional one); diffusers only above 1.
+inline bool uses_cfg(const GenerationRequest& r) {
+  return compat_of(r) == Compat::kA1111 ? r.cfg_scale != 1.0f : r.cfg_scale > 1.0f;
+}
+
 // The random source, with the default of each side (a1111: nv; diffusers: cpu, its only one).
 sampling::RngSource rng_source(const GenerationRequest& r);
 

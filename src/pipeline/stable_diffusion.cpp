@@ -51,9 +51,7 @@ struct StableDiffusion::Run {
         h(r.height / 8),
         w(r.width / 8),
         per_image(size_t(c) * size_t(h) * size_t(w)),
-        // diffusers: guidance only when the scale exceeds 1. A1111 guides at every scale; at
-        // exactly 1 the guided value is the conditional one, so sdc skips the unconditional half.
-        cfg(compat == Compat::kA1111 ? r.cfg_scale != 1.0f : r.cfg_scale > 1.0f) {
+        cfg(uses_cfg(r)) {
     if (compat == Compat::kA1111)
       a1111.emplace(a1111_settings(r));
     else
