@@ -69,8 +69,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const int ow = r.inpaint_full_res ? iw : r.width, oh = r.inpaint_full_res ? ih : r.height;
     if (out.width != ow || out.height != oh || out.rgb.size() != size_t(ow) * size_t(oh) * 3)
       std::abort();
-    const auto nmask = sdc::imaging::a1111_latent_mask(p->mask, r.width / 8, r.height / 8,
-                                                       r.mask_round);
+    const auto nmask =
+        sdc::imaging::a1111_latent_mask(p->mask, r.width / 8, r.height / 8, r.mask_round);
     for (float v : nmask)
       if (!(v >= 0.0f && v <= 1.0f)) std::abort();
   } catch (const sdc::Error&) {
