@@ -15,6 +15,7 @@
 #include "common/stopwatch.h"
 #include "graph/builders/builders.h"
 #include "model/random_model.h"
+#include "model/taesd_file.h"
 #include "pipeline/control_residuals.h"
 #include "pipeline/plan_cache.h"
 #include "pipeline/stable_diffusion.h"
@@ -33,7 +34,8 @@ namespace {
 
 constexpr Component kAllComponents[] = {Component::TextEncoder, Component::UNetBatch1,
                                         Component::UNetBatch2,  Component::VaeDecode,
-                                        Component::VaeEncode,   Component::ControlNetStep};
+                                        Component::VaeEncode,   Component::ControlNetStep,
+                                        Component::TaesdDecode, Component::TaesdEncode};
 
 const char* kPrompt = "a photograph of an astronaut riding a horse on the moon, highly detailed";
 
@@ -86,6 +88,28 @@ void attach_random_controlnet(ModelBundle& b, uint64_t seed) {
   b.model.controlnet = model::ControlNetParams{};
 }
 
+// Gives a model without a TAESD (or with only one of its networks) full-size random SD1.x TAESD
+// weights for the missing network(s), through the loader's own layout check. Says whose TAESD
+// the figures are of.
+std::string ensure_taesd(ModelBundle& b, uint64_t seed) {
+  const model::TaesdParts have = b.model.taesd;
+  if (have.decoder && have.encoder) return "the model's";
+  model::RandomModelParts parts;
+  parts.unet = parts.text_encoder = parts.vae = false;
+  parts.taesd = true;
+  const WeightMap random = model::make_random_sd15(seed, DType::F16, parts);
+  WeightMap missing;
+  for (const auto& [name, t] : random.all())
+    if (name.starts_with(model::kTaesdDecoderPrefix) ? !have.decoder : !have.encoder)
+      missing.set(name, t);
+  model::add_bundled_taesd("random TAESD", missing, b.model.weights);
+  b.model.taesd = model::taesd_parts(b.model.weights);
+  const std::string random_text = "random (seed " + std::to_string(seed) + ")";
+  if (have.decoder) return "the model's decoder, encoder " + random_text;
+  if (have.encoder) return "the model's encoder, decoder " + random_text;
+  return random_text;
+}
+
 class CaseRunner {
  public:
   CaseRunner(const BenchSettings& s, const BenchCase& c, cpu::Precision p, std::ostream& log)
@@ -99,6 +123,9 @@ class CaseRunner {
     Stopwatch clock;
     bundle_ = load_bench_model(s_, log_);
     r.load_s = clock.seconds();
+    // TAESD is made for SD1.x's 4-channel latent space; other models get no TAESD figures.
+    const bool taesd = bundle_.model.vae.latent_channels == 4;
+    if (taesd) r.taesd = ensure_taesd(bundle_, s_.seed + 2);
     r.rss_after_load = current_rss_bytes();
     log_ << tag() << "model ready in " << fixed(r.load_s, 2) << " s, RSS "
          << r.rss_after_load / (1 << 20) << " MiB\n";
@@ -118,6 +145,15 @@ class CaseRunner {
     if (case_.steps <= s_.end_to_end_max_steps) end_to_end(r);
     r.peak_rss = process_peak_rss();
     log_ << tag() << "peak RSS " << r.peak_rss / (1 << 20) << " MiB\n";
+
+    // The same pipeline with TAESD decoding the image; after the peak RSS figure, which is the
+    // VAE pipeline's (TAESD's plans would add to it).
+    if (taesd) {
+      r.components.push_back(taesd_decode());
+      if (case_.steps <= s_.end_to_end_max_steps) end_to_end_taesd(r);
+    } else {
+      add_note(r, "no TAESD figures: TAESD is for 4-channel latents (SD1.x)");
+    }
 
     for (Component c : extras) {
       if (r.find(c)) continue;
@@ -139,11 +175,16 @@ class CaseRunner {
           break;
         case Component::ControlNetStep:
           if (!bundle_.model.controlnet && !s_.model.model.empty()) {
-            r.note = "no ControlNet step: the model has none (pass --control-net FILE)";
-            log_ << tag() << r.note << "\n";
+            add_note(r, "no ControlNet step: the model has none (pass --control-net FILE)");
             break;
           }
           r.components.push_back(controlnet_step());
+          break;
+        case Component::TaesdDecode:
+          if (taesd) r.components.push_back(taesd_decode());
+          break;
+        case Component::TaesdEncode:
+          if (taesd) r.components.push_back(taesd_encode());
           break;
       }
     }
@@ -158,6 +199,10 @@ class CaseRunner {
     o.precision(digits);
     o << v;
     return o.str();
+  }
+  void add_note(CaseResult& r, const std::string& note) {
+    r.note += (r.note.empty() ? "" : "; ") + note;
+    log_ << tag() << note << "\n";
   }
   std::string tag() const {
     return "[" + case_.name + " " + cpu::precision_name(precision_) + "] ";
@@ -235,8 +280,9 @@ class CaseRunner {
     return t;
   }
 
-  // One image through StableDiffusion::generate_batch, as `sdc generate` makes it.
-  void end_to_end(CaseResult& r) {
+  // One image through StableDiffusion::generate_batch, as `sdc generate` makes it, decoded by
+  // `decode_with` ("vae" or "taesd"); wall seconds and the pipeline's stage times.
+  std::pair<double, pipeline::StageTimings> generate_one(const std::string& decode_with) {
     GenerationRequest req;
     req.prompt = kPrompt;
     req.width = case_.width;
@@ -244,17 +290,33 @@ class CaseRunner {
     req.steps = case_.steps;
     req.cfg_scale = case_.cfg_scale;
     req.sampler = case_.sampler;
-    log_ << tag() << "end to end (" << case_.steps << " steps)…\n" << std::flush;
+    req.decode_with = decode_with;
+    const std::string what = decode_with == "taesd" ? "end to end with TAESD" : "end to end";
+    log_ << tag() << what << " (" << case_.steps << " steps)…\n" << std::flush;
     Stopwatch clock;
     const BatchResult b = sd_->generate_batch(req, 1);
-    r.end_to_end_s = clock.seconds();
-    r.e2e_text_encoder_ms = b.timings.text_encoder_ms;
-    r.e2e_sampling_ms = b.timings.sampling_ms;
-    r.e2e_vae_decode_ms = b.timings.vae_decode_ms;
-    log_ << tag() << "end to end: " << fixed(r.end_to_end_s, 2) << " s/image (text "
-         << fixed(r.e2e_text_encoder_ms, 1) << " ms, sampling " << fixed(r.e2e_sampling_ms, 1)
-         << " ms, VAE decode " << fixed(r.e2e_vae_decode_ms, 1) << " ms)\n"
+    const double s = clock.seconds();
+    log_ << tag() << what << ": " << fixed(s, 2) << " s/image (text "
+         << fixed(b.timings.text_encoder_ms, 1) << " ms, sampling "
+         << fixed(b.timings.sampling_ms, 1) << " ms, " << (decode_with == "taesd" ? "TAESD" : "VAE")
+         << " decode " << fixed(b.timings.vae_decode_ms, 1) << " ms)\n"
          << std::flush;
+    return {s, b.timings};
+  }
+
+  void end_to_end(CaseResult& r) {
+    const auto [s, t] = generate_one("vae");
+    r.end_to_end_s = s;
+    r.e2e_text_encoder_ms = t.text_encoder_ms;
+    r.e2e_sampling_ms = t.sampling_ms;
+    r.e2e_vae_decode_ms = t.vae_decode_ms;
+  }
+
+  void end_to_end_taesd(CaseResult& r) {
+    const auto [s, t] = generate_one("taesd");
+    r.e2e_taesd_s = s;
+    r.e2e_taesd_sampling_ms = t.sampling_ms;
+    r.e2e_taesd_decode_ms = t.vae_decode_ms;  // the decode stage, TAESD here
   }
 
   // One more UNet step with every prepared step timed, summed per kind, slowest first.
@@ -303,6 +365,36 @@ class CaseRunner {
     t.macs = graph::build_vae_encoder(bundle_.model.weights, bundle_.model.vae, 1, case_.height,
                                       case_.width)
                  .macs();
+    return t;
+  }
+
+  // TAESD as the pipeline runs it (taesd_codec: batch-1 plans), on the same latents / image
+  // sizes as the VAE; its MACs counted from its graph, as the VAE's are.
+  ComponentTiming taesd_decode() {
+    cpu::Plan* plan = nullptr;
+    ComponentTiming t = measure(
+        Component::TaesdDecode, s_.taesd_runs,
+        [&] {
+          plan = &plans_->taesd_decoder(1, h_, w_);
+          fill(plan->input_f32("latent"), size_t(h_ * w_ * 4), 1.0f, 15);
+        },
+        [&] { plan->run(); });
+    add_memory(t, *plan);
+    t.macs = graph::build_taesd_decoder(bundle_.model.weights, 1, h_, w_).macs();
+    return t;
+  }
+
+  ComponentTiming taesd_encode() {
+    cpu::Plan* plan = nullptr;
+    ComponentTiming t = measure(
+        Component::TaesdEncode, s_.taesd_runs,
+        [&] {
+          plan = &plans_->taesd_encoder(1, case_.height, case_.width);
+          fill(plan->input_f32("image"), size_t(case_.width) * size_t(case_.height) * 3, 0.25f, 16);
+        },
+        [&] { plan->run(); });
+    add_memory(t, *plan);
+    t.macs = graph::build_taesd_encoder(bundle_.model.weights, 1, case_.height, case_.width).macs();
     return t;
   }
 
@@ -386,6 +478,10 @@ std::string read_first_line_with(const std::string& path, const std::string& pre
 
 }  // namespace
 
+std::string BenchCase::title() const {
+  return (sampler == "lcm" ? std::string("LCM") : sampler) + " " + std::to_string(steps) + " steps";
+}
+
 const std::vector<BenchCase>& standard_cases() {
   static const std::vector<BenchCase> cases = {
       {"lcm512", "lcm", 512, 512, 4, 1.0f},
@@ -436,6 +532,10 @@ const char* component_key(Component c) {
       return "vae_encode";
     case Component::ControlNetStep:
       return "controlnet_unet_batch1";
+    case Component::TaesdDecode:
+      return "taesd_decode";
+    case Component::TaesdEncode:
+      return "taesd_encode";
   }
   return "?";
 }
@@ -454,6 +554,10 @@ const char* component_title(Component c) {
       return "VAE encode";
     case Component::ControlNetStep:
       return "ControlNet+UNet step, b1";
+    case Component::TaesdDecode:
+      return "TAESD decode";
+    case Component::TaesdEncode:
+      return "TAESD encode";
   }
   return "?";
 }
@@ -462,8 +566,8 @@ Component parse_component(const std::string& key) {
   for (Component c : kAllComponents)
     if (key == component_key(c)) return c;
   throw Error("", "component",
-              "text_encoder, unet_batch1, unet_batch2, vae_decode, vae_encode or "
-              "controlnet_unet_batch1",
+              "text_encoder, unet_batch1, unet_batch2, vae_decode, vae_encode, "
+              "controlnet_unet_batch1, taesd_decode or taesd_encode",
               "'" + key + "'");
 }
 
@@ -492,6 +596,14 @@ double CaseResult::seconds_per_image() const {
          (te->ms() * bench_case.text_encoder_passes() + unet->ms() * bench_case.steps + dec->ms());
 }
 
+double CaseResult::seconds_per_image_taesd() const {
+  const ComponentTiming* dec = find(Component::VaeDecode);
+  const ComponentTiming* taesd = find(Component::TaesdDecode);
+  const double vae = seconds_per_image();
+  if (!dec || !taesd || vae == 0) return 0;
+  return vae + 1e-3 * (taesd->ms() - dec->ms());
+}
+
 double CaseResult::cold_first_image_s() const {
   double s = load_s + seconds_per_image();
   for (Component c :
@@ -516,6 +628,7 @@ std::vector<std::vector<Component>> plan_extras(const std::vector<BenchCase>& ca
       if (!measured) extras[i].push_back(unet_component(batch));
     }
     extras[i].push_back(Component::VaeEncode);
+    extras[i].push_back(Component::TaesdEncode);
     if (cases[i].width * cases[i].height == largest) extras[i].push_back(Component::ControlNetStep);
   }
   return extras;

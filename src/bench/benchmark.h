@@ -1,8 +1,11 @@
 // Benchmark: how fast one model runs on this machine — per-component times (text encoder, UNet
-// step at batch 1 and 2, VAE decode and encode, ControlNet+UNet step), the GFLOP/s they reach
+// step at batch 1 and 2, VAE decode and encode, TAESD decode and encode, ControlNet+UNet step),
+// the GFLOP/s they reach
 // against a peak measured through the same backend, and seconds per image and peak memory at the
 // standard cases (512x512 LCM 4 steps cfg 1, 512x512 euler_a 20 steps cfg 7, 256x256 LCM 4
-// steps), each at f32 and bf16. Used by `sdc bench`; the server can reuse it.
+// steps), each at f32 and bf16, also with the image decoded by TAESD (the Tiny AutoEncoder: the
+// model's own, or full-size random weights when it has none). Used by `sdc bench`; the server can
+// reuse it.
 //
 // Peak RSS is a per-process figure, so each (case, precision) is measured in a process of its
 // own: the caller runs measure_case() once per process (sdc re-executes itself) and gathers the
@@ -31,6 +34,7 @@ struct BenchCase {
   int unet_batch() const { return cfg_scale > 1.0f ? 2 : 1; }
   int text_encoder_passes() const { return cfg_scale > 1.0f ? 2 : 1; }
   std::string size() const { return std::to_string(width) + "x" + std::to_string(height); }
+  std::string title() const;  // "LCM 4 steps", "euler_a 20 steps"
 };
 
 // lcm512, euler512, lcm256 (in this order).
@@ -42,7 +46,16 @@ std::vector<BenchCase> parse_bench_cases(const std::string& list, const std::str
 std::vector<cpu::Precision> parse_bench_precisions(const std::string& name,
                                                    const std::string& option);
 
-enum class Component { TextEncoder, UNetBatch1, UNetBatch2, VaeDecode, VaeEncode, ControlNetStep };
+enum class Component {
+  TextEncoder,
+  UNetBatch1,
+  UNetBatch2,
+  VaeDecode,
+  VaeEncode,
+  ControlNetStep,
+  TaesdDecode,
+  TaesdEncode
+};
 const char* component_key(Component c);             // "unet_batch1" (JSON)
 const char* component_title(Component c);           // "UNet step, batch 1" (table)
 Component parse_component(const std::string& key);  // sdc::Error for an unknown key
@@ -88,11 +101,17 @@ struct CaseResult {
   // wall seconds for one image (0: not run) and the pipeline's own stage times.
   double end_to_end_s = 0;
   double e2e_text_encoder_ms = 0, e2e_sampling_ms = 0, e2e_vae_decode_ms = 0;
+  // The same image decoded by TAESD instead of the VAE (GenerationRequest::decode_with "taesd"):
+  // wall seconds (0: not run), sampling and TAESD decode times.
+  double e2e_taesd_s = 0, e2e_taesd_sampling_ms = 0, e2e_taesd_decode_ms = 0;
+  std::string taesd;  // whose TAESD was measured: "the model's" or "random (seed N)"
 
   const ComponentTiming* find(Component c) const;
   // Estimated from the components: text encoder × passes + steps × UNet step at the case's batch
   // + VAE decode, in seconds.
   double seconds_per_image() const;
+  // The same estimate with TAESD decode in place of the VAE's (0 without a TAESD decode time).
+  double seconds_per_image_taesd() const;
   // A fresh process's first image: load + compiling the case's plans + their first runs + the
   // rest of the image at steady speed.
   double cold_first_image_s() const;
@@ -104,6 +123,7 @@ struct BenchSettings {
   int threads = 0;                // 0 = all cores
   int unet_runs = 2;              // timed UNet steps per batch size (after the first)
   int vae_runs = 1;               // timed VAE decodes / encodes
+  int taesd_runs = 3;             // timed TAESD decodes / encodes
   int text_runs = 3;              // timed text encoder passes
   bool profile = false;           // also profile one UNet step of each case per step kind
   // Run each case end to end through StableDiffusion::generate_batch when it has at most this
@@ -112,12 +132,15 @@ struct BenchSettings {
 };
 
 // Which components each case's process measures: its own pipeline (text encoder, the UNet at its
-// batch, VAE decode) plus the components of its size that no other listed case measures (the other
-// UNet batch, VAE encode), and the ControlNet step at the largest size, once per precision.
+// batch, VAE decode, TAESD decode) plus the components of its size that no other listed case
+// measures (the other UNet batch, VAE encode, TAESD encode), and the ControlNet step at the
+// largest size, once per precision.
 std::vector<std::vector<Component>> plan_extras(const std::vector<BenchCase>& cases);
 
 // Measures `bench_case` at `precision` in this process; progress lines go to `log`. Requested
-// extras that cannot run (a ControlNet step for a model without one) are skipped with a note.
+// extras that cannot run (a ControlNet step for a model without one) are skipped with a note. A
+// model without a TAESD (neither --taesd nor bundled) gets random full-size SD1.x TAESD weights
+// (seed settings.seed + 2) for the TAESD figures.
 CaseResult measure_case(const BenchSettings& settings, const BenchCase& bench_case,
                         cpu::Precision precision, const std::vector<Component>& extras,
                         std::ostream& log);
@@ -147,6 +170,9 @@ struct BenchReport {
   const PeakResult* peak(cpu::Precision p) const;
   nlohmann::json to_json() const;
   void print_table(std::ostream& out) const;
+
+ private:
+  void print_taesd_cases(std::ostream& out) const;  // "LCM 4 steps + TAESD" rows
 };
 
 nlohmann::json case_to_json(const CaseResult& r);

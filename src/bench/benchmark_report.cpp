@@ -113,6 +113,13 @@ json case_to_json(const CaseResult& r) {
                                                    {"vae_decode_ms", r.e2e_vae_decode_ms}}
                                             : json(nullptr)},
           {"cold_first_image_s", r.cold_first_image_s()},
+          {"taesd", r.taesd},
+          {"s_per_image_taesd_estimated",
+           r.seconds_per_image_taesd() > 0 ? json(r.seconds_per_image_taesd()) : json(nullptr)},
+          {"end_to_end_taesd", r.e2e_taesd_s > 0 ? json{{"s", r.e2e_taesd_s},
+                                                        {"sampling_ms", r.e2e_taesd_sampling_ms},
+                                                        {"taesd_decode_ms", r.e2e_taesd_decode_ms}}
+                                                 : json(nullptr)},
           {"loadavg_start", r.loadavg_start},
           {"loadavg_end", r.loadavg_end},
           {"note", r.note},
@@ -140,6 +147,13 @@ CaseResult case_from_json(const json& j) {
     r.e2e_sampling_ms = field<double>(e2e, "sampling_ms");
     r.e2e_vae_decode_ms = field<double>(e2e, "vae_decode_ms");
   }
+  r.taesd = field<std::string>(j, "taesd");
+  const json e2e_taesd = field<json>(j, "end_to_end_taesd");
+  if (!e2e_taesd.is_null()) {
+    r.e2e_taesd_s = field<double>(e2e_taesd, "s");
+    r.e2e_taesd_sampling_ms = field<double>(e2e_taesd, "sampling_ms");
+    r.e2e_taesd_decode_ms = field<double>(e2e_taesd, "taesd_decode_ms");
+  }
   const json components = field<json>(j, "components");
   if (!components.is_array())
     throw Error("benchmark result", "components", "an array", components.dump());
@@ -152,6 +166,32 @@ CaseResult case_from_json(const json& j) {
                               field<double>(e, "ms"), field<double>(e, "cpu_ms"),
                               field<int64_t>(e, "macs")});
   return r;
+}
+
+void BenchReport::print_taesd_cases(std::ostream& out) const {
+  bool any = false;
+  for (const CaseResult& r : cases) any |= r.seconds_per_image_taesd() > 0;
+  if (!any) return;
+  out << "\nThe same cases with TAESD decoding the image instead of the VAE (TAESD: "
+      << cases.front().taesd
+      << "); estimated = as above with TAESD decode,\n"
+         "measured = one image through the generate pipeline with --decode-with taesd\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "%-9s %-5s %-26s %9s %9s %12s %12s\n", "case", "prec",
+                "pipeline", "estimated", "measured", "TAESD dec", "VAE dec");
+  out << line;
+  for (const CaseResult& r : cases) {
+    if (r.seconds_per_image_taesd() <= 0) continue;
+    const std::string measured = r.e2e_taesd_s > 0 ? format("%.2f", r.e2e_taesd_s) : "-";
+    const ComponentTiming* taesd = r.find(Component::TaesdDecode);
+    const ComponentTiming* vae = r.find(Component::VaeDecode);
+    std::snprintf(line, sizeof line, "%-9s %-5s %-26s %9.2f %9s %12s %12s\n",
+                  r.bench_case.name.c_str(), cpu::precision_name(r.precision),
+                  (r.bench_case.title() + " + TAESD").c_str(), r.seconds_per_image_taesd(),
+                  measured.c_str(), taesd ? time_text(taesd->ms()).c_str() : "-",
+                  vae ? time_text(vae->ms()).c_str() : "-");
+    out << line;
+  }
 }
 
 const PeakResult* BenchReport::peak(cpu::Precision p) const {
@@ -243,6 +283,7 @@ void BenchReport::print_table(std::ostream& out) const {
                   r.cold_first_image_s(), r.load_s, gib(r.peak_rss).c_str());
     out << line;
   }
+  print_taesd_cases(out);
   for (const CaseResult& r : cases) {
     if (r.unet_profile.empty()) continue;
     double total = 0;

@@ -7,7 +7,13 @@
 // Without -m, the parent writes the random model once as an fp16 safetensors checkpoint (and a
 // ControlNet beside it), as a downloaded fine-tune would come, into unlinked temporary files that
 // the children inherit: they load it exactly as `sdc generate -m FILE` does (memory-mapped), and
-// nothing is left on disk, even after Ctrl-C.
+// nothing is left on disk, even after Ctrl-C. TAESD figures use the model's TAESD (--taesd, or
+// bundled) or, without one, random full-size TAESD weights the children make themselves (2.4M
+// parameters: nothing worth a file).
+//
+// `sdc bench --write-checkpoint FILE [--write-taesd DIR]` only writes the same random SD1.5 as an
+// fp16 safetensors checkpoint (and a random TAESD as a diffusers AutoencoderTiny folder, which
+// stable-diffusion.cpp's --taesd also reads), for comparing with other tools (bench/vs-sdcpp.sh).
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -34,6 +40,7 @@
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "model/random_model.h"
+#include "model/taesd_file.h"
 
 extern char** environ;
 
@@ -48,6 +55,7 @@ struct BenchArgs {
   std::string json;
   bool quick = false;
   int unet_steps = 2;
+  std::string write_checkpoint, write_taesd;  // only write the random model, then stop
   // A child's job (hidden options).
   std::string internal_case, internal_precision, internal_extras, internal_out;
 };
@@ -119,6 +127,7 @@ std::vector<std::string> shared_args(const BenchArgs& a, const RandomModelFiles*
   add("--model-config", m.model_config);
   add("--vae", m.vae);
   add("--text-encoder", m.text_encoder);
+  add("--taesd", m.taesd);
   for (const std::string& l : m.loras) add("--lora", l);
   add("--control-net", m.controlnet);
   if (m.ignore_unmatched_lora_keys) args.push_back("--ignore-unmatched-lora-keys");
@@ -232,6 +241,79 @@ std::string command_line(const BenchArgs& a) {
   return cmd;
 }
 
+// The random TAESD as a diffusers AutoencoderTiny folder: config.json (madebyollin/taesd's) and
+// diffusion_pytorch_model.safetensors with diffusers' keys (encoder.layers.N = taesd.py's encoder
+// N; decoder.layers.N = its decoder N+1, the parameter-free clamp being layer 0 there).
+void write_random_taesd(const std::string& dir, uint64_t seed) {
+  model::RandomModelParts parts;
+  parts.unet = parts.text_encoder = parts.vae = false;
+  parts.taesd = true;
+  const WeightMap random = model::make_random_sd15(seed, DType::F16, parts);
+  WeightMap diffusers;
+  const std::string dec = model::kTaesdDecoderPrefix, enc = model::kTaesdEncoderPrefix;
+  for (const auto& [name, t] : random.all()) {
+    if (name.starts_with(enc)) {
+      diffusers.set("encoder.layers." + name.substr(enc.size()), t);
+    } else {
+      const std::string rest = name.substr(dec.size());  // "3.conv.0.weight"
+      const size_t dot = rest.find('.');
+      diffusers.set(
+          "decoder.layers." + std::to_string(std::stoi(rest.substr(0, dot)) - 1) + rest.substr(dot),
+          t);
+    }
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw UsageError(dir, "--write-taesd", "a folder that can be created", ec.message());
+  const nlohmann::json config = {{"_class_name", "AutoencoderTiny"},
+                                 {"act_fn", "relu"},
+                                 {"block_out_channels", {64, 64, 64, 64}},
+                                 {"decoder_block_out_channels", {64, 64, 64, 64}},
+                                 {"encoder_block_out_channels", {64, 64, 64, 64}},
+                                 {"force_upcast", false},
+                                 {"in_channels", 3},
+                                 {"latent_channels", 4},
+                                 {"latent_magnitude", 3},
+                                 {"latent_shift", 0.5},
+                                 {"num_decoder_blocks", {3, 3, 3, 1}},
+                                 {"num_encoder_blocks", {1, 3, 3, 3}},
+                                 {"out_channels", 3},
+                                 {"scaling_factor", 1.0},
+                                 {"upsample_fn", "nearest"},
+                                 {"upsampling_scaling_factor", 2}};
+  write_json(dir + "/config.json", config);
+  io::write_safetensors(dir + "/diffusion_pytorch_model.safetensors", diffusers,
+                        {{"format", "pt"}});
+}
+
+// --write-checkpoint FILE / --write-taesd DIR: the random model on disk, nothing measured.
+void write_random_files(const BenchArgs& a) {
+  if (!a.settings.model.model.empty())
+    throw UsageError("", a.write_checkpoint.empty() ? "--write-taesd" : "--write-checkpoint",
+                     "no -m (it writes the random model that sdc bench measures without one)",
+                     a.settings.model.model);
+  if (!a.write_checkpoint.empty()) {
+    const std::filesystem::path dir = std::filesystem::path(a.write_checkpoint).parent_path();
+    std::error_code ec;
+    if (!dir.empty() && !std::filesystem::is_directory(dir, ec))
+      throw UsageError(a.write_checkpoint, "--write-checkpoint", "an existing output directory",
+                       dir.string() + " does not exist");
+    Stopwatch clock;
+    model::RandomModelParts base;
+    io::write_safetensors(a.write_checkpoint,
+                          model::make_random_sd15(a.settings.seed, DType::F16, base),
+                          {{"format", "pt"}});
+    std::cerr << "wrote full-size SD1.5 with random weights (seed " << a.settings.seed
+              << ", fp16 safetensors) to " << a.write_checkpoint << " in " << clock.seconds()
+              << " s\n";
+  }
+  if (!a.write_taesd.empty()) {
+    // The seed bench's children give a random TAESD (bench::measure_case).
+    write_random_taesd(a.write_taesd, a.settings.seed + 2);
+    std::cerr << "wrote a random TAESD (diffusers AutoencoderTiny) to " << a.write_taesd << "\n";
+  }
+}
+
 void run_bench(BenchArgs& a) {
   if (a.unet_steps < 1)
     throw UsageError("", "--unet-steps", "1 or more", std::to_string(a.unet_steps));
@@ -242,7 +324,9 @@ void run_bench(BenchArgs& a) {
     throw UsageError("", "--threads", "0 (all cores) or more", std::to_string(a.settings.threads));
   a.settings.unet_runs = a.quick ? 1 : a.unet_steps;
   a.settings.text_runs = a.quick ? 1 : 3;
+  a.settings.taesd_runs = a.quick ? 1 : 3;
   if (!a.internal_case.empty()) return run_internal_case(a);
+  if (!a.write_checkpoint.empty() || !a.write_taesd.empty()) return write_random_files(a);
 
   if (a.quick && !a.cases_set) a.cases = "lcm256";
   const std::vector<bench::BenchCase> cases = bench::parse_bench_cases(a.cases, "--cases");
@@ -323,6 +407,10 @@ void add_bench_command(CLI::App& app) {
                   "Also run cases of up to N steps end to end (4: the LCM cases; 0: none)");
   cmd->add_flag("--profile", a->settings.profile,
                 "Also time one UNet step per step kind (top costs)");
+  cmd->add_option("--write-checkpoint", a->write_checkpoint,
+                  "Only write the random full-size SD1.5 (--seed) as an fp16 .safetensors FILE");
+  cmd->add_option("--write-taesd", a->write_taesd,
+                  "Only write a random TAESD as a diffusers AutoencoderTiny folder DIR");
   cmd->add_option("--internal-case", a->internal_case)->group("");
   cmd->add_option("--internal-precision", a->internal_precision)->group("");
   cmd->add_option("--internal-extras", a->internal_extras)->group("");

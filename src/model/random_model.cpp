@@ -254,6 +254,43 @@ WeightShapes vae_weight_shapes(const VaeParams& p) {
   return t.take();
 }
 
+WeightShapes taesd_weight_shapes() {
+  constexpr int64_t c = 64, latent = 4;
+  auto block = [c](Table& t, int index) {
+    for (const char* conv : {".conv.0", ".conv.2", ".conv.4"})
+      t.conv(std::to_string(index) + conv, c, c, 3);
+  };
+  auto conv_no_bias = [c](Table& t, int index) {
+    t.param(std::to_string(index), {c, c, 3, 3}, /*bias=*/false);
+  };
+  // Decoder(): 0 clamp, 1 conv 4->64, 2 ReLU, (3 Blocks, upsample, conv without bias) x3 at
+  // 3-7, 8-12, 13-17, 18 Block, 19 conv 64->3.
+  Table dec("taesd.decoder.");
+  dec.conv("1", c, latent, 3);
+  for (int stage = 0; stage < 3; ++stage) {
+    const int first = 3 + 5 * stage;
+    for (int i = 0; i < 3; ++i) block(dec, first + i);
+    conv_no_bias(dec, first + 4);
+  }
+  block(dec, 18);
+  dec.conv("19", 3, c, 3);
+  // Encoder(): 0 conv 3->64, 1 Block, (stride-2 conv without bias, 3 Blocks) x3 at 2-5, 6-9,
+  // 10-13, 14 conv 64->4.
+  Table enc("taesd.encoder.");
+  enc.conv("0", c, 3, 3);
+  block(enc, 1);
+  for (int stage = 0; stage < 3; ++stage) {
+    const int first = 2 + 4 * stage;
+    conv_no_bias(enc, first);
+    for (int i = 1; i <= 3; ++i) block(enc, first + i);
+  }
+  enc.conv("14", latent, c, 3);
+  WeightShapes out = dec.take();
+  const WeightShapes e = enc.take();
+  out.insert(out.end(), e.begin(), e.end());
+  return out;
+}
+
 std::string WeightShapeCheck::report(size_t limit) const {
   std::string out;
   auto list = [&](const char* kind, const std::vector<std::string>& items) {
@@ -354,6 +391,7 @@ WeightMap make_random_sd15(uint64_t seed, DType dtype, const RandomModelParts& p
   if (parts.text_encoder) append(text_encoder_weight_shapes(TextEncoderParams{}));
   if (parts.vae) append(vae_weight_shapes(VaeParams{}));
   if (parts.controlnet) append(controlnet_weight_shapes(ControlNetParams{}));
+  if (parts.taesd) append(taesd_weight_shapes());
   return make_random_weights(shapes, seed, dtype);
 }
 

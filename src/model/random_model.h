@@ -21,6 +21,9 @@ WeightShapes text_encoder_weight_shapes(
     const TextEncoderParams& p);                     // cond_stage_model.transformer.text_model.*
 WeightShapes vae_weight_shapes(const VaeParams& p);  // first_stage_model.*
 WeightShapes controlnet_weight_shapes(const ControlNetParams& p);  // control_model.*
+// TAESD for SD1.x (madebyollin's Tiny AutoEncoder, 64 channels, 4 latent channels): taesd.py's
+// keys under taesd.decoder.* and taesd.encoder.*, as model/taesd_file.h stores a loaded one.
+WeightShapes taesd_weight_shapes();
 
 // How a WeightMap's tensors under `prefix` differ from a table: every missing tensor, every
 // tensor not in the table, every shape mismatch ("NAME: expected [..], found [..]").
@@ -40,6 +43,7 @@ WeightMap make_random_weights(const WeightShapes& shapes, uint64_t seed, DType d
 
 struct RandomModelParts {
   bool unet = true, text_encoder = true, vae = true, controlnet = false;
+  bool taesd = false;  // decoder and encoder (about 2.4M parameters)
 };
 
 // Full-size SD1.5 (UNet 860M, CLIP-L text encoder 123M, VAE 84M parameters; ControlNet 361M):

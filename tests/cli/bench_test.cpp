@@ -1,6 +1,8 @@
 // `sdc bench`: a quick run on the tiny fixture model produces every figure (positive) in its JSON
-// and table; bad option values exit 2 with one line; which process measures which component; the
-// child-result JSON round-trips and a malformed one is refused. Nothing about time is asserted.
+// and table, TAESD's included (random weights, or the model's with --taesd); bad option values
+// exit 2 with one line; which process measures which component; the child-result JSON round-trips
+// and a malformed one is refused; --write-taesd writes a TAESD folder sdc loads. Nothing about
+// time is asserted.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include "bench/benchmark.h"
 #include "common/error.h"
 #include "common/fixtures.h"
+#include "model/taesd_file.h"
 
 namespace sdc::test {
 namespace {
@@ -38,6 +41,9 @@ TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
   EXPECT_NE(r.out.find("lcm256"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("peak RSS"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("UNet step profile, lcm256 bf16"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("TAESD decode"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("TAESD encode"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("LCM 4 steps + TAESD"), std::string::npos) << r.out;
 
   std::ifstream in(json_path);
   ASSERT_TRUE(in.good());
@@ -63,6 +69,11 @@ TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
       expect_positive(c, key, where);
     for (const char* key : {"s", "text_encoder_ms", "sampling_ms", "vae_decode_ms"})
       expect_positive(c.at("end_to_end"), key, where + " end_to_end");
+    // No --taesd: a random full-size TAESD stands in.
+    EXPECT_EQ(c.at("taesd"), "random (seed 3)") << where;
+    expect_positive(c, "s_per_image_taesd_estimated", where);
+    for (const char* key : {"s", "sampling_ms", "taesd_decode_ms"})
+      expect_positive(c.at("end_to_end_taesd"), key, where + " end_to_end_taesd");
     EXPECT_GE(c.at("peak_rss_bytes").get<double>(), c.at("rss_after_load_bytes").get<double>());
     EXPECT_EQ(c.at("note"), "");
     ASSERT_FALSE(c.at("unet_profile").empty()) << where;
@@ -82,7 +93,8 @@ TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
       EXPECT_EQ(t.at("run_ms").size(), 1u) << name;
     }
     EXPECT_EQ(seen, (std::set<std::string>{"text_encoder", "unet_batch1", "unet_batch2",
-                                           "vae_decode", "vae_encode", "controlnet_unet_batch1"}))
+                                           "vae_decode", "vae_encode", "controlnet_unet_batch1",
+                                           "taesd_decode", "taesd_encode"}))
         << where;
   }
   EXPECT_EQ(precisions, (std::set<std::string>{"f32", "bf16"}));
@@ -91,8 +103,8 @@ TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
 TEST(BenchCommand, ModelWithoutControlNetSkipsTheControlNetStepWithANote) {
   TempDir dir;
   CommandResult r = run_sdc({"bench", "--quick", "-m", tiny("model.safetensors"), "--model-config",
-                             tiny("diffusers"), "--precision", "f32", "--e2e-max-steps", "0",
-                             "--json", dir.file("b.json")});
+                             tiny("diffusers"), "--taesd", tiny("taesd"), "--precision", "f32",
+                             "--e2e-max-steps", "0", "--json", dir.file("b.json")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::ifstream in(dir.file("b.json"));
   const json j = json::parse(in);
@@ -100,6 +112,11 @@ TEST(BenchCommand, ModelWithoutControlNetSkipsTheControlNetStepWithANote) {
   const json& c = j.at("cases")[0];
   EXPECT_TRUE(c.at("end_to_end").is_null());  // --e2e-max-steps 0
   EXPECT_TRUE(c.at("s_per_image_measured").is_null());
+  EXPECT_TRUE(c.at("end_to_end_taesd").is_null());
+  EXPECT_EQ(c.at("taesd"), "the model's");  // --taesd reached the measuring process
+  std::set<std::string> seen;
+  for (const json& t : c.at("components")) seen.insert(t.at("component").get<std::string>());
+  EXPECT_TRUE(seen.count("taesd_decode") && seen.count("taesd_encode"));
   EXPECT_NE(c.at("note").get<std::string>().find("no ControlNet"), std::string::npos);
   for (const json& t : c.at("components")) EXPECT_NE(t.at("component"), "controlnet_unet_batch1");
 }
@@ -155,16 +172,18 @@ TEST(BenchPlan, EachSizeMeasuresEveryComponentOnce) {
   ASSERT_EQ(cases.size(), 3u);
   const auto extras = bench::plan_extras(cases);
   // lcm512 runs UNet batch 1 itself and euler512 batch 2; the ControlNet step goes to 512x512.
-  EXPECT_EQ(extras[0], (std::vector<Component>{Component::VaeEncode, Component::ControlNetStep}));
+  EXPECT_EQ(extras[0], (std::vector<Component>{Component::VaeEncode, Component::TaesdEncode,
+                                               Component::ControlNetStep}));
   EXPECT_TRUE(extras[1].empty());
-  EXPECT_EQ(extras[2], (std::vector<Component>{Component::UNetBatch2, Component::VaeEncode}));
+  EXPECT_EQ(extras[2], (std::vector<Component>{Component::UNetBatch2, Component::VaeEncode,
+                                               Component::TaesdEncode}));
 
   const auto one = bench::plan_extras(bench::parse_bench_cases("lcm256", "--cases"));
   EXPECT_EQ(one[0], (std::vector<Component>{Component::UNetBatch2, Component::VaeEncode,
-                                            Component::ControlNetStep}));
+                                            Component::TaesdEncode, Component::ControlNetStep}));
   const auto euler = bench::plan_extras(bench::parse_bench_cases("euler512", "--cases"));
   EXPECT_EQ(euler[0], (std::vector<Component>{Component::UNetBatch1, Component::VaeEncode,
-                                              Component::ControlNetStep}));
+                                              Component::TaesdEncode, Component::ControlNetStep}));
 }
 
 TEST(BenchPlan, CasesKeepTheStandardOrderAndPrecisionsParse) {
@@ -203,11 +222,15 @@ bench::CaseResult sample_result() {
     return t;
   };
   r.components = {timing(Component::TextEncoder, 50), timing(Component::UNetBatch2, 3000),
-                  timing(Component::VaeDecode, 4000)};
+                  timing(Component::VaeDecode, 4000), timing(Component::TaesdDecode, 300)};
   r.end_to_end_s = 61;
   r.e2e_text_encoder_ms = 99;
   r.e2e_sampling_ms = 60000;
   r.e2e_vae_decode_ms = 900;
+  r.e2e_taesd_s = 57;
+  r.e2e_taesd_sampling_ms = 56000;
+  r.e2e_taesd_decode_ms = 280;
+  r.taesd = "random (seed 3)";
   r.unet_profile = {{"Conv2d+sum", 30, 1500, 2900, 1000000}, {"Attention", 16, 700, 1400, 0}};
   return r;
 }
@@ -215,6 +238,7 @@ bench::CaseResult sample_result() {
 TEST(BenchResult, EstimatesFromComponentTimes) {
   const bench::CaseResult r = sample_result();
   EXPECT_DOUBLE_EQ(r.seconds_per_image(), (2 * 50 + 20 * 3000 + 4000) / 1000.0);
+  EXPECT_DOUBLE_EQ(r.seconds_per_image_taesd(), (2 * 50 + 20 * 3000 + 300) / 1000.0);
   // + load 2 s + three plans of 1 s + three first runs each 100 ms slower than steady.
   EXPECT_DOUBLE_EQ(r.cold_first_image_s(), r.seconds_per_image() + 2 + 3 + 0.3);
   EXPECT_DOUBLE_EQ(r.components[1].gflops(), 2.0 * 3000e6 / (3000 * 1e6));
@@ -237,6 +261,39 @@ TEST(BenchResult, JsonRoundTripsAndMalformedIsRefused) {
   json bad_component = j;
   bad_component["components"][0]["component"] = "unet_batch3";
   EXPECT_THROW(bench::case_from_json(bad_component), Error);
+  json no_taesd = j;
+  no_taesd.erase("end_to_end_taesd");
+  EXPECT_THROW(bench::case_from_json(no_taesd), Error);
+}
+
+TEST(BenchCommand, WriteTaesdWritesAnAutoencoderTinyFolderSdcLoads) {
+  TempDir dir;
+  const std::string taesd = dir.file("taesd");
+  CommandResult r = run_sdc({"bench", "--write-taesd", taesd});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "");  // nothing measured
+  std::ifstream in(taesd + "/config.json");
+  EXPECT_EQ(json::parse(in).at("_class_name"), "AutoencoderTiny");
+  WeightMap weights;
+  const model::TaesdParts parts = model::load_taesd(taesd, weights, "--taesd");
+  EXPECT_TRUE(parts.decoder);
+  EXPECT_TRUE(parts.encoder);
+}
+
+TEST(BenchCommand, WriteCheckpointRefusesAModelAndAMissingFolder) {
+  TempDir dir;
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"bench", "--write-checkpoint", dir.file("m.safetensors"), "-m", tiny("model.safetensors")},
+       "--write-checkpoint: expected no -m"},
+      {{"bench", "--write-checkpoint", dir.file("missing/m.safetensors")},
+       "--write-checkpoint: expected an existing output directory"},
+  };
+  for (const auto& [args, message] : bad) {
+    CommandResult r = run_sdc(args);
+    EXPECT_EQ(r.exit_code, 2) << args[2];
+    EXPECT_EQ(line_count(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace

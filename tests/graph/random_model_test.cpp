@@ -9,6 +9,8 @@
 #include <map>
 
 #include "common/error.h"
+#include "graph/builders/taesd.h"
+#include "model/taesd_file.h"
 #include "tiny_model.h"
 
 namespace sdc::model {
@@ -195,6 +197,26 @@ TEST(RandomModel, ComponentsCanBeMadeAlone) {
   EXPECT_EQ(vae.size(), vae_weight_shapes({}).size());
   EXPECT_EQ(vae.names_with_prefix("first_stage_model.").size(), vae.size());
   EXPECT_EQ(vae.get("first_stage_model.decoder.conv_in.weight").shape, (Shape{512, 4, 3, 3}));
+}
+
+TEST(RandomModel, TaesdHasTheLayoutTheLoaderChecksAndBuilds) {
+  RandomModelParts parts;
+  parts.unet = parts.text_encoder = parts.vae = false;
+  parts.taesd = true;
+  const WeightMap random = make_random_sd15(3, DType::F16, parts);
+  EXPECT_EQ(random.size(), taesd_weight_shapes().size());
+  // The checks a downloaded TAESD goes through (names, shapes, element types, nothing missing).
+  WeightMap into;
+  const TaesdParts got = add_bundled_taesd("random", random, into);
+  EXPECT_TRUE(got.decoder);
+  EXPECT_TRUE(got.encoder);
+  int64_t decoder_params = 0, encoder_params = 0;
+  for (const auto& [name, shape] : taesd_weight_shapes())
+    (name.starts_with(kTaesdDecoderPrefix) ? decoder_params : encoder_params) += shape_numel(shape);
+  EXPECT_EQ(decoder_params, 1222531);  // taesd_decoder.pth: 1.22M parameters
+  EXPECT_EQ(encoder_params, 1222532);
+  EXPECT_GT(graph::build_taesd_decoder(into, 1, 8, 8).macs(), 0);
+  EXPECT_GT(graph::build_taesd_encoder(into, 1, 64, 64).macs(), 0);
 }
 
 TEST(RandomModel, RefusesNonFloatTypes) {
