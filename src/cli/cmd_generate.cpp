@@ -194,7 +194,9 @@ void run_generate(GenerateArgs& a) {
   }
   for (const auto& t : result.batch_timings)
     std::cerr << "text encoder " << t.text_encoder_ms << " ms, sampling " << t.sampling_ms
-              << " ms (" << t.unet_steps << " steps), VAE decode " << t.vae_decode_ms << " ms\n";
+              << " ms (" << t.unet_steps << " steps), "
+              << (a.req.decode_with == "taesd" ? "TAESD decode " : "VAE decode ") << t.vae_decode_ms
+              << " ms\n";
   if (!a.save_latents.empty()) {
     WeightMap m;
     m.set("latents", TensorRef::from_f32(result.latents, result.latent_shape, DType::F32));

@@ -67,9 +67,9 @@ struct GenerationRequest {
   std::string hr_upscaler = "latent";  // latent (bilinear on latents) | lanczos (on pixels)
 
   // Which autoencoder turns latents into the image and the init image into latents: "vae" (the
-  // model's) or "taesd" (the Tiny AutoEncoder loaded with --taesd or bundled by convert: ~100x
-  // less work, a slightly softer image). TAESD takes the UNet's latents as they are and encodes
-  // without a posterior draw (diffusers' AutoencoderTiny, A1111's "TAESD" methods).
+  // model's) or "taesd" (the Tiny AutoEncoder loaded with --taesd or bundled by convert: ~1/18
+  // of the VAE decoder's work, a slightly softer image). TAESD takes the UNet's latents as they are
+  // and encodes without a posterior draw (diffusers' AutoencoderTiny, A1111's "TAESD" methods).
   std::string decode_with = "vae";
   std::string encode_with = "vae";
   // Live previews (when an observer asks for them): "cheap" = a fixed linear map of the latents
