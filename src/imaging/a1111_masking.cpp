@@ -392,15 +392,24 @@ std::vector<float> a1111_latent_mask(const io::Image& grey, int latent_width, in
   return m;
 }
 
+std::vector<float> a1111_mask_values(const io::Image& grey, bool round) {
+  std::vector<float> m(size_t(grey.width) * size_t(grey.height));
+  for (size_t k = 0; k < m.size(); ++k) {
+    const float v = float(grey.rgb[3 * k]) / 255.0f;
+    m[k] = round ? std::nearbyint(v) : v;
+  }
+  return m;
+}
+
 std::vector<float> a1111_conditioning_mask(const io::Image& grey, int latent_width,
                                            int latent_height, bool round) {
+  const std::vector<float> values = a1111_mask_values(grey, round);
   std::vector<float> m(size_t(latent_width) * size_t(latent_height));
   for (int i = 0; i < latent_height; ++i)
     for (int j = 0; j < latent_width; ++j) {
-      const int sy = int(int64_t(i) * grey.height / latent_height);
-      const int sx = int(int64_t(j) * grey.width / latent_width);
-      const float v = float(grey.pixel(sx, sy)[0]) / 255.0f;
-      m[size_t(i) * size_t(latent_width) + size_t(j)] = round ? std::nearbyint(v) : v;
+      const int64_t sy = int64_t(i) * grey.height / latent_height;
+      const int64_t sx = int64_t(j) * grey.width / latent_width;
+      m[size_t(i) * size_t(latent_width) + size_t(j)] = values[size_t(sy * grey.width + sx)];
     }
   return m;
 }

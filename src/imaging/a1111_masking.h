@@ -64,8 +64,11 @@ io::Image apply_inpaint_overlay(const io::Image& generated,
 // bicubic to the latent size, / 255, rounded to 0 or 1 when `round`.
 std::vector<float> a1111_latent_mask(const io::Image& grey, int latent_width, int latent_height,
                                      bool round);
-// The mask channel of an inpainting UNet's conditioning: v / 255 (rounded when `round`) sampled
-// nearest at the latent size (pixel [8i, 8j]).
+// The grey mask as values v / 255, rounded to 0 or 1 when `round` ([H, W]; what A1111's inpainting
+// conditioning masks the image with).
+std::vector<float> a1111_mask_values(const io::Image& grey, bool round);
+// The mask channel of an inpainting UNet's conditioning: those values sampled nearest at the
+// latent size (pixel [8i, 8j]).
 std::vector<float> a1111_conditioning_mask(const io::Image& grey, int latent_width,
                                            int latent_height, bool round);
 

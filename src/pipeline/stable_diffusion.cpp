@@ -240,11 +240,6 @@ void StableDiffusion::initial_latents(Run& run, const Inputs& in) {
   run.result.timings.vae_encode_ms = clock.ms();
 }
 
-void StableDiffusion::encode_init(Run& run, const io::Image& init, std::vector<float>& mean,
-                                  std::vector<float>& logvar) {
-  encode_signed(run, imaging::image_to_signed_tensor(init), mean, logvar);
-}
-
 bool StableDiffusion::tiled(const Run& run) const {
   return run.req.vae_tiling &&
          (8 * run.h > run.req.vae_tile_size || 8 * run.w > run.req.vae_tile_size);
@@ -286,26 +281,34 @@ void StableDiffusion::a1111_initial_latents(Run& run, const Inputs& in) {
     run.result.timings.vae_encode_ms = clock.ms();
   } else if (in.init) {
     Stopwatch clock;
-    std::vector<float> mean, logvar;
-    encode_init(run, *in.init, mean, logvar);
-    // DiagonalGaussianDistribution: std = exp(0.5 * clamp(logvar, -30, 20)), z = mean + std * n.
-    std::vector<float> std_dev(run.per_image);
-    for (size_t k = 0; k < run.per_image; ++k)
-      std_dev[k] = 0.5f * std::clamp(logvar[k], -30.0f, 20.0f);
-    sampling::torch_exp_f32(std_dev);
-    const std::vector<float> n = global.randn(size_t(run.B) * run.per_image);
-    init_latents.resize(n.size());
-    const float sf = model_.vae.scaling_factor;
-    for (size_t k = 0; k < n.size(); ++k) {
-      const size_t j = k % run.per_image;
-      init_latents[k] = sf * (mean[j] + std_dev[j] * n[k]);
-    }
+    init_latents = a1111_posterior_sample(run, imaging::image_to_signed_tensor(*in.init), global);
     run.result.timings.vae_encode_ms = clock.ms();
   }
   if (in.a1111_inpaint || (in.init && model_.unet.in_channels == 9))
     a1111_inpaint_latents(run, in, init_latents, global);
   run.result.noise = run.image_rng->first();
   run.latents = run.a1111->start(run.result.noise, init_latents);
+}
+
+// ldm's get_first_stage_encoding(encode_first_stage(image)) for the batch: the VAE posterior of
+// the [-1,1] image sampled with torch's global generator (DiagonalGaussianDistribution: std =
+// exp(0.5 · clamp(logvar, −30, 20)), z = mean + std · n), × the scaling factor.
+std::vector<float> StableDiffusion::a1111_posterior_sample(Run& run, std::span<const float> image,
+                                                           sampling::TorchGenerator& global) {
+  std::vector<float> mean, logvar;
+  encode_signed(run, image, mean, logvar);
+  std::vector<float> std_dev(run.per_image);
+  for (size_t k = 0; k < run.per_image; ++k)
+    std_dev[k] = 0.5f * std::clamp(logvar[k], -30.0f, 20.0f);
+  sampling::torch_exp_f32(std_dev);
+  const std::vector<float> n = global.randn(size_t(run.B) * run.per_image);
+  std::vector<float> z(n.size());
+  const float sf = model_.vae.scaling_factor;
+  for (size_t k = 0; k < n.size(); ++k) {
+    const size_t j = k % run.per_image;
+    z[k] = sf * (mean[j] + std_dev[j] * n[k]);
+  }
+  return z;
 }
 
 // A1111's latent side of inpainting: the latent mask (nmask) and the masked content's latents,
@@ -327,11 +330,10 @@ void StableDiffusion::a1111_inpaint_latents(Run& run, const Inputs& in,
         plain.seeds.push_back(run.req.subseed_strength != 0 ? base : base + i);
       sampling::ImageRng fresh(rng_source(run.req), plain, run.c, run.h, run.w,
                                uint64_t(run.req.ensd));
-      const std::vector<float> noise = fresh.first();
-      for (size_t k = 0; k < init_latents.size(); ++k) {
-        const float n = run.blend_nmask[k % plane];
-        init_latents[k] = init_latents[k] * (1.0f - n) + noise[k] * n;
-      }
+      // init·(1 − nmask) + noise·nmask: the sampler's blend with the noise as the new value.
+      std::vector<float> noise = fresh.first();
+      sampling::LatentBlend{init_latents, run.blend_nmask}.apply(noise);
+      init_latents = std::move(noise);
     } else if (p.fill == 3) {  // "latent nothing"
       for (size_t k = 0; k < init_latents.size(); ++k)
         init_latents[k] = init_latents[k] * (1.0f - run.blend_nmask[k % plane]);
@@ -350,29 +352,13 @@ void StableDiffusion::a1111_inpaint_latents(Run& run, const Inputs& in,
   s.mask.height = ih;
   s.mask.latent.assign(plane, 1.0f);
   if (in.a1111_inpaint) {
-    const io::Image& m = in.a1111_inpaint->mask;
-    for (int y = 0; y < ih; ++y)
-      for (int x = 0; x < iw; ++x) {
-        const float v = float(m.pixel(x, y)[0]) / 255.0f;
-        full[size_t(y) * size_t(iw) + size_t(x)] = run.req.mask_round ? std::nearbyint(v) : v;
-      }
-    s.mask.latent = imaging::a1111_conditioning_mask(m, run.w, run.h, run.req.mask_round);
+    full = imaging::a1111_mask_values(in.a1111_inpaint->mask, run.req.mask_round);
+    s.mask.latent =
+        imaging::a1111_conditioning_mask(in.a1111_inpaint->mask, run.w, run.h, run.req.mask_round);
   }
   std::vector<float> source = imaging::image_to_signed_tensor(*in.init);
   for (size_t k = 0; k < source.size(); ++k) source[k] = source[k] * (1.0f - full[k % full.size()]);
-  std::vector<float> mean, logvar;
-  encode_signed(run, source, mean, logvar);
-  std::vector<float> std_dev(run.per_image);
-  for (size_t k = 0; k < run.per_image; ++k)
-    std_dev[k] = 0.5f * std::clamp(logvar[k], -30.0f, 20.0f);
-  sampling::torch_exp_f32(std_dev);
-  const std::vector<float> n = global.randn(size_t(run.B) * run.per_image);
-  s.masked_latents.resize(n.size());
-  const float sf = model_.vae.scaling_factor;
-  for (size_t k = 0; k < n.size(); ++k) {
-    const size_t j = k % run.per_image;
-    s.masked_latents[k] = sf * (mean[j] + std_dev[j] * n[k]);
-  }
+  s.masked_latents = a1111_posterior_sample(run, source, global);
   run.inpaint = std::move(s);
   run.result.inpainting_conditioning = true;
 }

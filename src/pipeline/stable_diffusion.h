@@ -93,8 +93,8 @@ class StableDiffusion {
   void a1111_initial_latents(Run& run, const Inputs& in);
   void a1111_inpaint_latents(Run& run, const Inputs& in, std::vector<float>& init_latents,
                              sampling::TorchGenerator& global);
-  void encode_init(Run& run, const io::Image& init, std::vector<float>& mean,
-                   std::vector<float>& logvar);
+  std::vector<float> a1111_posterior_sample(Run& run, std::span<const float> image,
+                                            sampling::TorchGenerator& global);
   // The VAE posterior of a [-1,1] image of the run's size (tiled when the request asks).
   void encode_signed(Run& run, std::span<const float> image, std::vector<float>& mean,
                      std::vector<float>& logvar);
