@@ -52,6 +52,12 @@ double get_number(const json& j, const std::string& key, double lo, double hi) {
   return x;
 }
 
+bool get_bool(const json& j, const std::string& key) {
+  const json& v = j.at(key);
+  if (!v.is_boolean()) fail(key, "value could not be parsed to a boolean", "type_error.bool");
+  return v.get<bool>();
+}
+
 std::string get_string(const json& j, const std::string& key, size_t max_bytes) {
   const json& v = j.at(key);
   if (!v.is_string()) fail(key, "str type expected", "type_error.str");
@@ -129,17 +135,9 @@ engine::JobRequest parse_job_request(std::string_view body, const RequestLimits&
   if (j.contains("decode_with")) g.decode_with = get_string(j, "decode_with", 16);
   if (j.contains("encode_with")) g.encode_with = get_string(j, "encode_with", 16);
   if (j.contains("preview_method")) g.preview_method = get_string(j, "preview_method", 16);
-  if (j.contains("vae_tiling")) {
-    if (!j["vae_tiling"].is_boolean())
-      fail("vae_tiling", "value could not be parsed to a boolean", "type_error.bool");
-    g.vae_tiling = j["vae_tiling"].get<bool>();
-  }
+  if (j.contains("vae_tiling")) g.vae_tiling = get_bool(j, "vae_tiling");
   if (j.contains("vae_tile_size")) g.vae_tile_size = int(get_int(j, "vae_tile_size", 128, 2048));
-  if (j.contains("save")) {
-    if (!j["save"].is_boolean())
-      fail("save", "value could not be parsed to a boolean", "type_error.bool");
-    r.save_outputs = j["save"].get<bool>();
-  }
+  if (j.contains("save")) r.save_outputs = get_bool(j, "save");
   if (j.contains("init_image")) {
     g.init_image_data =
         decode_request_image(get_string(j, "init_image", SIZE_MAX), "init_image", limits);
@@ -149,13 +147,8 @@ engine::JobRequest parse_job_request(std::string_view body, const RequestLimits&
     if (!g.init_image_data) fail("mask", "a mask needs an init_image", "value_error.missing");
     g.mask_data = decode_request_image(get_string(j, "mask", SIZE_MAX), "mask", limits);
   }
-  for (const auto& [key, field] : {std::pair{"mask_invert", &g.mask_invert},
-                                   std::pair{"inpaint_full_res", &g.inpaint_full_res}})
-    if (j.contains(key)) {
-      if (!j[key].is_boolean())
-        fail(key, "value could not be parsed to a boolean", "type_error.bool");
-      *field = j[key].get<bool>();
-    }
+  if (j.contains("mask_invert")) g.mask_invert = get_bool(j, "mask_invert");
+  if (j.contains("inpaint_full_res")) g.inpaint_full_res = get_bool(j, "inpaint_full_res");
   if (j.contains("mask_blur")) g.mask_blur = float(get_number(j, "mask_blur", 0.0, 64.0));
   if (j.contains("masked_content")) g.masked_content = get_string(j, "masked_content", 32);
   if (j.contains("inpaint_padding"))
