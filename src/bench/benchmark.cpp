@@ -337,65 +337,63 @@ class CaseRunner {
     return out;
   }
 
-  ComponentTiming vae_decode() {
+  // One autoencoder network (VAE or TAESD, decoder or encoder) as the pipeline runs it: its
+  // batch-1 plan from `plan_of`, its `input` filled with `count` values of spread `std`; the MACs
+  // from its graph (`graph_of`), built after the timing as for the other components.
+  template <class PlanOf, class GraphOf>
+  ComponentTiming autoencoder(Component c, int runs, PlanOf plan_of, const char* input,
+                              size_t count, float std, uint32_t seed, GraphOf graph_of) {
     cpu::Plan* plan = nullptr;
     ComponentTiming t = measure(
-        Component::VaeDecode, s_.vae_runs,
+        c, runs,
         [&] {
-          plan = &plans_->vae_decoder(1, h_, w_);
-          fill(plan->input_f32("latent"), size_t(h_ * w_ * bundle_.model.vae.latent_channels),
-               1.0f / bundle_.model.vae.scaling_factor, 12);
+          plan = &plan_of();
+          fill(plan->input_f32(input), count, std, seed);
         },
         [&] { plan->run(); });
     add_memory(t, *plan);
-    t.macs = graph::build_vae_decoder(bundle_.model.weights, bundle_.model.vae, 1, h_, w_).macs();
+    t.macs = graph_of().macs();
     return t;
   }
 
+  ComponentTiming vae_decode() {
+    const auto& vae = bundle_.model.vae;
+    return autoencoder(
+        Component::VaeDecode, s_.vae_runs,
+        [&]() -> cpu::Plan& { return plans_->vae_decoder(1, h_, w_); }, "latent",
+        size_t(h_ * w_ * vae.latent_channels), 1.0f / vae.scaling_factor, 12,
+        [&] { return graph::build_vae_decoder(bundle_.model.weights, vae, 1, h_, w_); });
+  }
+
   ComponentTiming vae_encode() {
-    cpu::Plan* plan = nullptr;
-    ComponentTiming t = measure(
+    return autoencoder(
         Component::VaeEncode, s_.vae_runs,
+        [&]() -> cpu::Plan& { return plans_->vae_encoder(1, h_, w_); }, "image",
+        size_t(case_.width) * size_t(case_.height) * 3, 0.5f, 13,
         [&] {
-          plan = &plans_->vae_encoder(1, h_, w_);
-          fill(plan->input_f32("image"), size_t(case_.width) * size_t(case_.height) * 3, 0.5f, 13);
-        },
-        [&] { plan->run(); });
-    add_memory(t, *plan);
-    t.macs = graph::build_vae_encoder(bundle_.model.weights, bundle_.model.vae, 1, case_.height,
-                                      case_.width)
-                 .macs();
-    return t;
+          return graph::build_vae_encoder(bundle_.model.weights, bundle_.model.vae, 1, case_.height,
+                                          case_.width);
+        });
   }
 
   // TAESD as the pipeline runs it (taesd_codec: batch-1 plans), on the same latents / image
   // sizes as the VAE; its MACs counted from its graph, as the VAE's are.
   ComponentTiming taesd_decode() {
-    cpu::Plan* plan = nullptr;
-    ComponentTiming t = measure(
+    return autoencoder(
         Component::TaesdDecode, s_.taesd_runs,
-        [&] {
-          plan = &plans_->taesd_decoder(1, h_, w_);
-          fill(plan->input_f32("latent"), size_t(h_ * w_ * 4), 1.0f, 15);
-        },
-        [&] { plan->run(); });
-    add_memory(t, *plan);
-    t.macs = graph::build_taesd_decoder(bundle_.model.weights, 1, h_, w_).macs();
-    return t;
+        [&]() -> cpu::Plan& { return plans_->taesd_decoder(1, h_, w_); }, "latent",
+        size_t(h_ * w_ * 4), 1.0f, 15,
+        [&] { return graph::build_taesd_decoder(bundle_.model.weights, 1, h_, w_); });
   }
 
   ComponentTiming taesd_encode() {
-    cpu::Plan* plan = nullptr;
-    ComponentTiming t = measure(
+    return autoencoder(
         Component::TaesdEncode, s_.taesd_runs,
+        [&]() -> cpu::Plan& { return plans_->taesd_encoder(1, case_.height, case_.width); },
+        "image", size_t(case_.width) * size_t(case_.height) * 3, 0.25f, 16,
         [&] {
-          plan = &plans_->taesd_encoder(1, case_.height, case_.width);
-          fill(plan->input_f32("image"), size_t(case_.width) * size_t(case_.height) * 3, 0.25f, 16);
-        },
-        [&] { plan->run(); });
-    add_memory(t, *plan);
-    t.macs = graph::build_taesd_encoder(bundle_.model.weights, 1, case_.height, case_.width).macs();
-    return t;
+          return graph::build_taesd_encoder(bundle_.model.weights, 1, case_.height, case_.width);
+        });
   }
 
   // One sampler step with a ControlNet at batch 1: the ControlNet, its residuals copied into the
