@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <filesystem>
 
 #include "common/feature_fixtures.h"
 #include "common/fixtures.h"
@@ -14,7 +13,6 @@
 
 namespace sdc {
 namespace {
-namespace fs = std::filesystem;
 
 std::string init_png() {
   return test::feature_group("inpaint").path("images/init_inpaint4_ddim.png");  // 64×64
@@ -24,6 +22,12 @@ io::Image solid(int w, int h, uint8_t v) {
   io::Image im(w, h);
   std::fill(im.rgb.begin(), im.rgb.end(), v);
   return im;
+}
+
+// Sets [x0, x1) × [y0, y1) of a grey image to v.
+void fill_rect(io::Image& im, int x0, int y0, int x1, int y1, uint8_t v) {
+  for (int y = y0; y < y1; ++y)
+    for (int x = x0; x < x1; ++x) std::fill_n(im.pixel(x, y), 3, v);
 }
 
 // One A1111-convention run on the tiny model; the PNG it wrote, or an empty image on failure.
@@ -68,8 +72,7 @@ TEST(A1111Inpaint, AllBlackMaskGivesTheInitBackAndAllWhiteIsImg2Img) {
 TEST(A1111Inpaint, MaskedContentChangesOnlyTheMaskedRegion) {
   test::TempDir dir;
   io::Image mask = solid(64, 64, 0);
-  for (int y = 16; y < 48; ++y)
-    for (int x = 24; x < 56; ++x) std::fill_n(mask.pixel(x, y), 3, uint8_t(255));
+  fill_rect(mask, 24, 16, 56, 48, 255);
   io::write_png(dir.file("mask.png"), mask);
   const io::Image init = io::read_image(init_png());
   std::vector<io::Image> outs;
@@ -94,8 +97,7 @@ TEST(A1111Inpaint, OnlyMaskedPastesIntoTheInitImageAtItsSize) {
   const io::Image init = imaging::fit_image(small, 160, 96, imaging::ResizeMode::Resize);
   io::write_png(dir.file("init.png"), init);
   io::Image mask = solid(160, 96, 0);
-  for (int y = 40; y < 50; ++y)
-    for (int x = 100; x < 112; ++x) std::fill_n(mask.pixel(x, y), 3, uint8_t(255));
+  fill_rect(mask, 100, 40, 112, 50, 255);
   io::write_png(dir.file("mask.png"), mask);
   const io::Image out =
       generate(dir, "out.png",
@@ -126,8 +128,7 @@ TEST(A1111Inpaint, OnlyMaskedPastesIntoTheInitImageAtItsSize) {
 TEST(A1111Inpaint, InfotextNamesMaskModeBlurAndContentInA1111Order) {
   test::TempDir dir;
   io::Image mask = solid(64, 64, 255);
-  for (int y = 0; y < 32; ++y)
-    for (int x = 0; x < 64; ++x) std::fill_n(mask.pixel(x, y), 3, uint8_t(0));
+  fill_rect(mask, 0, 0, 64, 32, 0);
   io::write_png(dir.file("mask.png"), mask);
   const io::Image out = generate(dir, "out.png",
                                  {"--mask", dir.file("mask.png"), "--mask-invert", "--mask-blur",
@@ -150,13 +151,7 @@ TEST(A1111Inpaint, InfotextNamesMaskModeBlurAndContentInA1111Order) {
 TEST(A1111Inpaint, InpaintingModelGetsA1111Conditioning) {
   test::TempDir dir;
   const test::FeatureGroup& g = test::feature_group("inpaint");
-  const std::string cfg = dir.file("config");
-  for (const std::string c : {"text_encoder", "vae"}) {
-    fs::create_directories(cfg + "/" + c);
-    fs::copy_file(test::tiny("diffusers/" + c + "/config.json"), cfg + "/" + c + "/config.json");
-  }
-  fs::create_directories(cfg + "/unet");
-  fs::copy_file(g.path("diffusers/unet/config.json"), cfg + "/unet/config.json");
+  const std::string cfg = test::inpaint_model_config(dir);
   auto run = [&](const std::string& mask, const std::string& out) {
     const test::CommandResult r = test::run_sdc({"generate",
                                                  "-m",

@@ -23,19 +23,6 @@ const test::FeatureGroup& group() {
 
 constexpr double kPipelineTol = 1e-3;  // README: pipeline latents and float image, fp32
 
-// --model-config for the 9-channel single file: the fixture's text encoder and VAE configs with
-// the inpainting UNet's.
-std::string inpaint_config(const test::TempDir& dir) {
-  const std::string cfg = dir.file("config");
-  for (const std::string c : {"text_encoder", "vae"}) {
-    fs::create_directories(cfg + "/" + c);
-    fs::copy_file(test::tiny("diffusers/" + c + "/config.json"), cfg + "/" + c + "/config.json");
-  }
-  fs::create_directories(cfg + "/unet");
-  fs::copy_file(group().path("diffusers/unet/config.json"), cfg + "/unet/config.json");
-  return cfg;
-}
-
 // The complete diffusers folder the README describes: the fixture's, then the inpaint one over it.
 std::string inpaint_folder(const test::TempDir& dir) {
   const std::string out = dir.file("inpaint-diffusers");
@@ -109,7 +96,7 @@ void expect_image_close(const io::Image& got, const std::string& ref_tensor,
 
 TEST(GenerateInpaint, NineChannelSingleFileFp16EveryCase) {
   test::TempDir cfg_dir;
-  const std::string cfg = inpaint_config(cfg_dir);
+  const std::string cfg = test::inpaint_model_config(cfg_dir);
   for (const char* id :
        {"inpaint/inpaint9_ddim", "inpaint/inpaint9_euler_a", "inpaint/inpaint9_ddim_strength075"}) {
     const auto& c = group().find_case(id);
@@ -144,7 +131,7 @@ TEST(GenerateInpaint, ConvertedModelStaysAnInpaintingModel) {
   test::TempDir dir;
   const test::CommandResult conv = test::run_sdc(
       {"convert", "-u", group().path("model-inpaint-fp16.safetensors"), "--model-config",
-       inpaint_config(dir), "-t", "f32", "-o", dir.file("inpaint.gguf")});
+       test::inpaint_model_config(dir), "-t", "f32", "-o", dir.file("inpaint.gguf")});
   ASSERT_EQ(conv.exit_code, 0) << conv.err;
   const auto& c = group().find_case("inpaint/inpaint9_ddim");
   const InpaintRun r = run_case(c, {"-m", dir.file("inpaint.gguf")});
@@ -247,7 +234,7 @@ TEST(GenerateInpaint, BadInputsAreRefusedInOneLine) {
 
 TEST(GenerateInpaint, InpaintingModelNeedsAMask) {
   test::TempDir dir;
-  const std::string cfg = inpaint_config(dir);
+  const std::string cfg = test::inpaint_model_config(dir);
   const test::CommandResult r = test::run_sdc(
       {"generate", "-m", group().path("model-inpaint-fp16.safetensors"), "--model-config", cfg,
        "-p", "a cat", "-W", "64", "-H", "64", "--steps", "1", "-o", dir.file("out.png")});

@@ -1,6 +1,7 @@
 // Loading of the feature fixture groups.
 #include "common/feature_fixtures.h"
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -38,6 +39,19 @@ const FeatureGroup& feature_group(const std::string& group) {
     slot = std::move(g);
   }
   return *slot;
+}
+
+std::string inpaint_model_config(const TempDir& dir) {
+  namespace fs = std::filesystem;
+  const std::string cfg = dir.file("config");
+  for (const std::string c : {"text_encoder", "vae"}) {
+    fs::create_directories(cfg + "/" + c);
+    fs::copy_file(tiny("diffusers/" + c + "/config.json"), cfg + "/" + c + "/config.json");
+  }
+  fs::create_directories(cfg + "/unet");
+  fs::copy_file(feature_group("inpaint").path("diffusers/unet/config.json"),
+                cfg + "/unet/config.json");
+  return cfg;
 }
 
 }  // namespace sdc::test

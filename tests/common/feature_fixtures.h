@@ -25,4 +25,9 @@ struct FeatureGroup {
 // Loaded once per group and kept for the whole test binary.
 const FeatureGroup& feature_group(const std::string& group);
 
+class TempDir;
+// --model-config for inpaint/model-inpaint-fp16.safetensors, made in `dir`: the fixture's text
+// encoder and VAE configs with the 9-channel inpainting UNet's.
+std::string inpaint_model_config(const TempDir& dir);
+
 }  // namespace sdc::test
