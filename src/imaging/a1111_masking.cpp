@@ -187,40 +187,31 @@ std::optional<CropRegion> mask_crop_region(const io::Image& grey, int pad) {
 
 CropRegion expand_crop_region(CropRegion r, int processing_width, int processing_height,
                               int image_width, int image_height) {
-  // Python's float ratios, int() truncation and floor division, as masking.py.
+  // Python's float ratios, int() truncation and floor division, as masking.py. The shorter side
+  // [lo, hi) grows by `diff` around its centre, then is moved back inside [0, size).
   auto floor_div2 = [](int v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); };
+  auto widen = [&](int& lo, int& hi, int diff, int size) {
+    lo -= floor_div2(diff);
+    hi += diff - floor_div2(diff);
+    if (hi >= size) {
+      const int d = hi - size;
+      hi -= d;
+      lo -= d;
+    }
+    if (lo < 0) {
+      hi -= lo;
+      lo = 0;
+    }
+    if (hi >= size) hi = size;
+  };
   const double ratio_crop = double(r.x2 - r.x1) / double(r.y2 - r.y1);
   const double ratio_processing = double(processing_width) / double(processing_height);
   if (ratio_crop > ratio_processing) {
     const double desired_height = double(r.x2 - r.x1) / ratio_processing;
-    const int diff = int(desired_height - double(r.y2 - r.y1));
-    r.y1 -= floor_div2(diff);
-    r.y2 += diff - floor_div2(diff);
-    if (r.y2 >= image_height) {
-      const int d = r.y2 - image_height;
-      r.y2 -= d;
-      r.y1 -= d;
-    }
-    if (r.y1 < 0) {
-      r.y2 -= r.y1;
-      r.y1 = 0;
-    }
-    if (r.y2 >= image_height) r.y2 = image_height;
+    widen(r.y1, r.y2, int(desired_height - double(r.y2 - r.y1)), image_height);
   } else {
     const double desired_width = double(r.y2 - r.y1) * ratio_processing;
-    const int diff = int(desired_width - double(r.x2 - r.x1));
-    r.x1 -= floor_div2(diff);
-    r.x2 += diff - floor_div2(diff);
-    if (r.x2 >= image_width) {
-      const int d = r.x2 - image_width;
-      r.x2 -= d;
-      r.x1 -= d;
-    }
-    if (r.x1 < 0) {
-      r.x2 -= r.x1;
-      r.x1 = 0;
-    }
-    if (r.x2 >= image_width) r.x2 = image_width;
+    widen(r.x1, r.x2, int(desired_width - double(r.x2 - r.x1)), image_width);
   }
   return r;
 }
