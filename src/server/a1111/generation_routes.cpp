@@ -28,16 +28,18 @@ engine::JobRequest job_request(const A1111Generation& g, const json& options) {
     const json& c = options["CLIP_stop_at_last_layers"];
     if (c.is_number_integer()) jr.generation.clip_skip = c.get<int>();
   }
+  // An option as this request sees it: its override_settings, else the saved settings.
+  auto setting = [&](const char* key) -> const json& {
+    return g.override_settings.contains(key) ? g.override_settings[key] : options[key];
+  };
   // The autoencoder methods (A1111's sd_vae_decode_method / sd_vae_encode_method /
   // show_progress_type; TAESD needs sdc serve --taesd).
   auto option = [&](const char* key) {
-    const json& v = g.override_settings.contains(key) ? g.override_settings[key] : options[key];
+    const json& v = setting(key);
     return v.is_string() ? v.get<std::string>() : std::string();
   };
   // img2img_fix_steps: img2img runs exactly `steps` steps of a longer schedule (A1111's option).
-  const json& fix = g.override_settings.contains("img2img_fix_steps")
-                        ? g.override_settings["img2img_fix_steps"]
-                        : options["img2img_fix_steps"];
+  const json& fix = setting("img2img_fix_steps");
   if (fix.is_boolean() && g.mode == GenerationMode::Img2Img)
     jr.generation.img2img_fix_steps = fix.get<bool>();
   if (option("sd_vae_decode_method") == "TAESD") jr.generation.decode_with = "taesd";
