@@ -463,6 +463,7 @@ graph::Graph peak_graph(const std::string& kind) {
     const graph::ValueId x = g.input("x", {2, 32, 32, 640});
     g.output("y", g.conv2d(x, weight({640, 640, 3, 3}), graph::kNone, 1, 1));
   }
+  g.allow_int8(g.outputs().front().second);  // as the UNet's layers (used by int8 plans only)
   return g;
 }
 
@@ -512,8 +513,18 @@ std::vector<BenchCase> parse_bench_cases(const std::string& list, const std::str
 std::vector<cpu::Precision> parse_bench_precisions(const std::string& name,
                                                    const std::string& option) {
   if (name == "both") return {cpu::Precision::F32, cpu::Precision::BF16};
-  if (name == "f32" || name == "bf16" || name == "auto") return {cpu::parse_precision(name)};
-  throw UsageError("", option, "one of f32, bf16, auto, both", "'" + name + "'");
+  if (name == "all") return {cpu::Precision::F32, cpu::Precision::BF16, cpu::Precision::INT8};
+  if (name == "f32" || name == "bf16" || name == "auto" || name == "int8")
+    return {cpu::parse_precision(name)};
+  throw UsageError("", option, "one of f32, bf16, auto, int8, both, all", "'" + name + "'");
+}
+
+std::vector<cpu::Precision> peak_precisions(const std::vector<cpu::Precision>& precisions) {
+  std::vector<cpu::Precision> out = precisions;
+  const cpu::Precision base = cpu::parse_precision("auto");
+  const bool int8 = std::find(out.begin(), out.end(), cpu::Precision::INT8) != out.end();
+  if (int8 && std::find(out.begin(), out.end(), base) == out.end()) out.push_back(base);
+  return out;
 }
 
 const char* component_key(Component c) {

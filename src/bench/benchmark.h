@@ -42,7 +42,8 @@ const std::vector<BenchCase>& standard_cases();
 // "lcm512,lcm256" or "all" -> cases in the standard order; sdc::UsageError naming `option` for an
 // unknown or empty name.
 std::vector<BenchCase> parse_bench_cases(const std::string& list, const std::string& option);
-// "f32" | "bf16" | "auto" | "both" -> precisions; sdc::UsageError naming `option` otherwise.
+// "f32" | "bf16" | "auto" | "int8" | "both" (f32, bf16) | "all" (f32, bf16, int8) -> precisions;
+// sdc::UsageError naming `option` otherwise.
 std::vector<cpu::Precision> parse_bench_precisions(const std::string& name,
                                                    const std::string& option);
 
@@ -152,7 +153,12 @@ struct PeakResult {
   double gflops = 0;
   std::string best_kernel;  // which shape reached it
 };
+// The peak of a precision: its best large conv/matmul through the backend (for int8, W8A8
+// including the activation quantisation).
 PeakResult measure_peak(cpu::Precision precision, int threads, int runs);
+// The peaks a bench of `precisions` reports against: each one, and for int8 also the precision
+// its non-int8 steps run at (`auto`).
+std::vector<cpu::Precision> peak_precisions(const std::vector<cpu::Precision>& precisions);
 
 // Everything one `sdc bench` run found.
 struct BenchReport {
@@ -168,6 +174,9 @@ struct BenchReport {
   std::vector<CaseResult> cases;
 
   const PeakResult* peak(cpu::Precision p) const;
+  // The peak a component is measured against: an int8 run's UNet steps against the int8 peak,
+  // its other components (text encoder, VAE, TAESD: never int8) against the `auto` peak.
+  const PeakResult* peak_for(cpu::Precision p, Component c) const;
   nlohmann::json to_json() const;
   void print_table(std::ostream& out) const;
 

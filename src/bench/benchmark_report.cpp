@@ -60,7 +60,8 @@ T field(const json& j, const char* key) {
 cpu::Precision precision_from(const std::string& name) {
   if (name == "bf16") return cpu::Precision::BF16;
   if (name == "f32") return cpu::Precision::F32;
-  throw Error("benchmark result", "precision", "f32 or bf16", "'" + name + "'");
+  if (name == "int8") return cpu::Precision::INT8;
+  throw Error("benchmark result", "precision", "f32, bf16 or int8", "'" + name + "'");
 }
 
 ComponentTiming component_from_json(const json& j) {
@@ -200,6 +201,13 @@ const PeakResult* BenchReport::peak(cpu::Precision p) const {
   return nullptr;
 }
 
+const PeakResult* BenchReport::peak_for(cpu::Precision p, Component c) const {
+  const bool unet =
+      c == Component::UNetBatch1 || c == Component::UNetBatch2 || c == Component::ControlNetStep;
+  if (p == cpu::Precision::INT8 && !unet) return peak(cpu::parse_precision("auto"));
+  return peak(p);
+}
+
 json BenchReport::to_json() const {
   json peak_json = json::object();
   for (const PeakResult& p : peaks)
@@ -207,9 +215,11 @@ json BenchReport::to_json() const {
   json cases_json = json::array();
   for (const CaseResult& r : cases) {
     json j = case_to_json(r);
-    const PeakResult* p = peak(r.precision);
-    for (json& c : j["components"])
+    for (json& c : j["components"]) {
+      const PeakResult* p =
+          peak_for(r.precision, parse_component(c["component"].get<std::string>()));
       c["peak_percent"] = p && p->gflops > 0 ? 100.0 * c["gflops"].get<double>() / p->gflops : 0.0;
+    }
     cases_json.push_back(std::move(j));
   }
   return {{"model", model},
@@ -249,8 +259,8 @@ void BenchReport::print_table(std::ostream& out) const {
                 "arena", "load");
   out << line;
   for (const CaseResult& r : cases) {
-    const PeakResult* p = peak(r.precision);
     for (const ComponentTiming& t : r.components) {
+      const PeakResult* p = peak_for(r.precision, t.component);
       const double pct = p && p->gflops > 0 ? 100.0 * t.gflops() / p->gflops : 0.0;
       std::snprintf(
           line, sizeof line, "%-9s %-5s %-27s %10s %8.1f %6.0f%% %8.2f %10s %9s %9s %6.2f\n",

@@ -360,7 +360,7 @@ void run_bench(BenchArgs& a) {
   report.command = command_line(a);
   report.loadavg_start = bench::load_average();
 
-  for (cpu::Precision p : precisions) {
+  for (cpu::Precision p : bench::peak_precisions(precisions)) {
     std::cerr << "measuring the " << cpu::precision_name(p) << " peak…\n" << std::flush;
     report.peaks.push_back(bench::measure_peak(p, a.settings.threads, a.quick ? 1 : 3));
   }
@@ -394,7 +394,8 @@ void add_bench_command(CLI::App& app) {
       "Measure speed and memory: per-component times, s/image and peak RSS at the standard cases");
   auto a = std::make_shared<BenchArgs>();
   add_model_options(*cmd, a->settings.model, false);
-  cmd->add_option("--precision", a->precision, "f32 | bf16 | auto | both");
+  cmd->add_option("--precision", a->precision,
+                  "f32 | bf16 | auto | int8 | both (f32, bf16) | all (f32, bf16, int8)");
   cmd->add_option("--threads", a->settings.threads, "CPU threads (0 = all cores)");
   cmd->add_option("--cases", a->cases, "lcm512,euler512,lcm256 or all (--quick: lcm256)")
       ->each([a](const std::string&) { a->cases_set = true; });

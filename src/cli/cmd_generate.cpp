@@ -273,7 +273,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--clip-skip", r.clip_skip, "1 = last text-encoder layer, 2 = penultimate");
   cmd->add_option("--batch-size", r.batch_size, "Images per UNet run");
   cmd->add_option("--batch-count", r.batch_count, "Number of runs");
-  cmd->add_option("--precision", a->precision, "f32 | bf16 | auto");
+  cmd->add_option("--precision", a->precision,
+                  "f32 | bf16 | auto | int8 (UNet W8A8, other components as auto)");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)");
   cmd->add_option("-o,--output", a->output,
                   "Output PNG (several images: name-1.png, name-2.png, …)");

@@ -10,7 +10,9 @@
 namespace sdc::compare {
 
 cpu::Precision ModelSpec::compute() const {
-  return precision == "bf16" ? cpu::Precision::BF16 : cpu::Precision::F32;
+  if (precision == "bf16") return cpu::Precision::BF16;
+  if (precision == "int8") return cpu::Precision::INT8;
+  return cpu::Precision::F32;
 }
 
 ModelSpec parse_model_spec(const std::string& arg) {
@@ -19,8 +21,8 @@ ModelSpec parse_model_spec(const std::string& arg) {
   const size_t at = arg.rfind('@');
   if (at != std::string::npos && arg.find('/', at) == std::string::npos) {
     const std::string suffix = arg.substr(at + 1);
-    if (suffix != "f32" && suffix != "bf16" && suffix != "f16")
-      throw UsageError(arg, "precision suffix", "@f32, @bf16 or @f16", "@" + suffix);
+    if (suffix != "f32" && suffix != "bf16" && suffix != "f16" && suffix != "int8")
+      throw UsageError(arg, "precision suffix", "@f32, @bf16, @f16 or @int8", "@" + suffix);
     s.path = arg.substr(0, at);
     s.precision = suffix;
   }

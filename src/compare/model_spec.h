@@ -1,7 +1,8 @@
 // A model named on the `sdc compare` command line: PATH with an optional precision suffix
-// (@f32, @bf16, @f16). f32 and bf16 are the CPU backend's compute precisions (bf16 matmul and
-// convolution inputs, f32 accumulation and norms); f16 rounds every float weight to f16 and
-// computes in f32 (what an f16 file gives).
+// (@f32, @bf16, @f16, @int8). f32 and bf16 are the CPU backend's compute precisions (bf16 matmul
+// and convolution inputs, f32 accumulation and norms); int8 runs the UNet's int8-eligible layers
+// W8A8 (cpu::Precision::INT8); f16 rounds every float weight to f16 and computes in f32 (what an
+// f16 file gives).
 #pragma once
 
 #include <string>
@@ -13,7 +14,7 @@ namespace sdc::compare {
 
 struct ModelSpec {
   std::string path;
-  std::string precision = "f32";  // "f32", "bf16" or "f16"
+  std::string precision = "f32";  // "f32", "bf16", "f16" or "int8"
   cpu::Precision compute() const;
   std::string label() const { return path + "@" + precision; }
 };

@@ -256,6 +256,13 @@ ValueId Graph::embedding(ValueId ids, ValueId table) {
   return push(Node{Op::Embedding, {ids, table}, {is[0], is[1], ts[1]}, DType::F32, {}, {}, {}});
 }
 
+void Graph::allow_int8(ValueId v) {
+  Node& n = nodes_.at(size_t(v));
+  if (n.op != Op::Conv2d && n.op != Op::Linear)
+    throw Error("graph", n.name, "a Conv2d or Linear node to allow int8 on", op_name(n.op));
+  n.attrs.int8 = true;
+}
+
 void Graph::output(const std::string& name, ValueId v) {
   outputs_.emplace_back(name, v);
 }

@@ -258,7 +258,7 @@ TEST(Precision, Parse) {
     cpu::parse_precision("fp16");
     FAIL() << "fp16 is not a CPU precision";
   } catch (const UsageError& e) {
-    EXPECT_STREQ(e.what(), "precision: expected one of f32, bf16, auto, found 'fp16'");
+    EXPECT_STREQ(e.what(), "precision: expected one of f32, bf16, auto, int8, found 'fp16'");
   }
 }
 

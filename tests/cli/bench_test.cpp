@@ -124,7 +124,8 @@ TEST(BenchCommand, ModelWithoutControlNetSkipsTheControlNetStepWithANote) {
 TEST(BenchCommand, BadPrecisionExits2WithOneLine) {
   CommandResult r = run_sdc({"bench", "--precision", "f16"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.err, "sdc: --precision: expected one of f32, bf16, auto, both, found 'f16'\n");
+  EXPECT_EQ(r.err,
+            "sdc: --precision: expected one of f32, bf16, auto, int8, both, all, found 'f16'\n");
 }
 
 TEST(BenchCommand, BadCasesExit2WithOneLine) {

@@ -199,8 +199,8 @@ TEST(Compare, RefusesBadArguments) {
   std::filesystem::create_directories(dir.file("onnx"));
   std::ofstream(dir.file("onnx/model.json")) << "{}";
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
-      {{"compare", tiny("model.safetensors") + "@int8", tiny("model.safetensors")},
-       "precision suffix: expected @f32, @bf16 or @f16, found @int8"},
+      {{"compare", tiny("model.safetensors") + "@int4", tiny("model.safetensors")},
+       "precision suffix: expected @f32, @bf16, @f16 or @int8, found @int4"},
       {{"compare", tiny("model.safetensors"), dir.file("onnx")},
        "model.json: format: expected \"sdc-onnx\" (an export of sdc convert --format onnx), "
        "found none"},

@@ -91,11 +91,19 @@ Precision parse_precision(const std::string& name) {
   if (name == "f32") return Precision::F32;
   if (name == "bf16") return Precision::BF16;
   if (name == "auto") return cpu_has_bf16() ? Precision::BF16 : Precision::F32;
-  throw UsageError("", "precision", "one of f32, bf16, auto", "'" + name + "'");
+  if (name == "int8") return Precision::INT8;
+  throw UsageError("", "precision", "one of f32, bf16, auto, int8", "'" + name + "'");
 }
 
 const char* precision_name(Precision p) {
-  return p == Precision::BF16 ? "bf16" : "f32";
+  switch (p) {
+    case Precision::BF16:
+      return "bf16";
+    case Precision::INT8:
+      return "int8";
+    default:
+      return "f32";
+  }
 }
 
 }  // namespace sdc::cpu

@@ -2,10 +2,12 @@
 #include "backend/cpu/dnnl_util.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/simd.h"
+#include "common/error.h"
 
 namespace sdc::cpu {
 
@@ -75,6 +77,52 @@ std::shared_ptr<PackedWeight> pack_weight(const TensorRef& t, const dnnl::memory
   weights_to_f32(t, values.data());
   auto packed = std::make_shared<PackedWeight>(dst_md.get_size());
   dnnl::memory src(src_md, engine, values.data());
+  dnnl::memory dst(dst_md, engine, packed->data());
+  dnnl::stream stream(engine);
+  dnnl::reorder(src, dst).execute(stream, src, dst);
+  stream.wait();
+  return packed;
+}
+
+std::shared_ptr<PackedWeight> int8_weight_scales(const TensorRef& t) {
+  std::vector<float>& values = staging();
+  if (values.size() < size_t(t.numel())) values.resize(size_t(t.numel()));
+  weights_to_f32(t, values.data());
+  const int64_t rows = t.shape.at(0), row = t.numel() / rows;
+  auto scales = std::make_shared<PackedWeight>(size_t(rows) * sizeof(float));
+  float* s = static_cast<float*>(scales->data());
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < rows; ++o) {
+    const float* w = values.data() + o * row;
+    float m = 0.f;
+    for (int64_t k = 0; k < row; ++k) m = std::max(m, std::fabs(w[k]));
+    s[o] = m > 0.f ? m / 127.f : 1.f;
+  }
+  return scales;
+}
+
+std::shared_ptr<PackedWeight> pack_int8_weight(const TensorRef& t, const PackedWeight& scales,
+                                               const dnnl::memory::desc& src_md,
+                                               const dnnl::memory::desc& dst_md,
+                                               const dnnl::engine& engine) {
+  std::vector<float>& values = staging();
+  if (values.size() < size_t(t.numel())) values.resize(size_t(t.numel()));
+  weights_to_f32(t, values.data());
+  const int64_t rows = t.shape.at(0), row = t.numel() / rows;
+  if (scales.bytes() != size_t(rows) * sizeof(float))
+    throw Error("int8 weights", "scales", std::to_string(rows) + " per-channel scales",
+                std::to_string(scales.bytes() / sizeof(float)));
+  const float* s = static_cast<const float*>(scales.data());
+  std::vector<int8_t> q(size_t(t.numel()));
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < rows; ++o) {
+    const float inv = 1.f / s[o];
+    for (int64_t k = 0; k < row; ++k)
+      q[size_t(o * row + k)] =
+          int8_t(std::clamp(std::nearbyint(values[size_t(o * row + k)] * inv), -127.f, 127.f));
+  }
+  auto packed = std::make_shared<PackedWeight>(dst_md.get_size());
+  dnnl::memory src(src_md, engine, q.data());
   dnnl::memory dst(dst_md, engine, packed->data());
   dnnl::stream stream(engine);
   dnnl::reorder(src, dst).execute(stream, src, dst);

@@ -46,6 +46,10 @@ void binary(Binary op, Broadcast bc, const float* a, const float* b, float* y, i
 
 void convert_to_bf16(const float* x, uint16_t* y, int64_t n);
 
+// W8A8 activations: q = x / scale rounded to nearest (ties to even), with the per-tensor
+// scale = max|x| / 127 that is returned (1 for an all-zero tensor). x is F32 or BF16, n values.
+float quantize_s8(const void* x, DType xdt, int64_t n, int8_t* q);
+
 // Nearest upsampling of x [N, H, W, C] to [N, Ho, Wo, C] (PyTorch 'nearest': source index
 // floor(dst * in / out) computed with a float scale in/out, clamped to in - 1).
 // y may be BF16 (the upsampled tensor feeding a bf16 convolution).

@@ -136,7 +136,8 @@ std::vector<std::pair<ValueId, Role>> Planner::group_inputs(const Group& grp) co
   switch (m.op) {
     case Op::Conv2d:
     case Op::Linear:
-      out.emplace_back(m.inputs[0], Role::Bf16Src);
+      // A W8A8 layer quantises whatever storage its input has.
+      out.emplace_back(m.inputs[0], runs_int8(m) ? Role::Any : Role::Bf16Src);
       for (const auto& p : grp.post)
         if (p.op == Op::Add) out.emplace_back(p.operand, Role::F32);
       break;
@@ -347,7 +348,9 @@ void Planner::add_group_spec(const Group& grp) {
       if (node(m.inputs[1]).op != Op::Weight) fail(m, "a constant weight", "a computed value");
       if (m.inputs[2] != kNone && node(m.inputs[2]).op != Op::Weight)
         fail(m, "a constant bias", "a computed value");
-      s.in = {store_of(m.inputs[0], Role::Bf16Src)};
+      s.int8 = runs_int8(m);
+      if (s.int8) s.name += ".int8";
+      s.in = {store_of(m.inputs[0], s.int8 ? Role::Any : Role::Bf16Src)};
       const Shape& ws = shape(m.inputs[1]);
       s.macs = shape_numel(m.shape) * (m.op == Op::Conv2d ? ws[1] * ws[2] * ws[3] : ws[1]);
       for (const auto& p : grp.post) {

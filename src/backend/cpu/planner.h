@@ -94,8 +94,9 @@ struct Spec {
   Unary unary = Unary::Gelu;
   Binary binary = Binary::Add;
   Broadcast bc = Broadcast::None;
-  int64_t n = 0;  // element counts for Convert/Copy
-  int tmp = -1;   // LinearGeglu: the GELU(gate) buffer, live within the step
+  int64_t n = 0;      // element counts for Convert/Copy
+  int tmp = -1;       // LinearGeglu: the GELU(gate) buffer, live within the step
+  bool int8 = false;  // Conv/Linear/LinearGeglu: W8A8 (the input is quantised on every run)
 };
 
 inline dt dnnl_dt(DType t) {
@@ -116,7 +117,11 @@ inline std::string f32_format(const TensorRef& t) {
 class Planner {
  public:
   Planner(const Graph& g, const PlanOptions& o, CpuPlan& plan)
-      : g_(g), opt_(o), plan_(plan), bf16_(o.precision == Precision::BF16) {}
+      : g_(g),
+        opt_(o),
+        plan_(plan),
+        bf16_(o.precision == Precision::BF16 || (o.precision == Precision::INT8 && cpu_has_bf16())),
+        int8_(o.precision == Precision::INT8) {}
 
   void compile() {
     analyse();
@@ -132,6 +137,7 @@ class Planner {
   PlanOptions opt_;
   CpuPlan& plan_;
   bool bf16_;
+  bool int8_;
   size_t nv_ = 0;
   std::vector<std::vector<std::pair<ValueId, int>>> uses_;  // consumer node, input slot
   std::vector<int> use_count_;
@@ -146,6 +152,8 @@ class Planner {
   std::vector<Spec> specs_;
 
   const Node& node(ValueId v) const { return g_.node(v); }
+  // A Conv2d/Linear this plan runs W8A8 (int8 plan, layer allowed by the graph).
+  bool runs_int8(const Node& n) const { return int8_ && n.attrs.int8; }
   const Shape& shape(ValueId v) const { return g_.shape(v); }
 
   // ---- 1. analysis and fusion -------------------------------------------------------------
@@ -207,7 +215,27 @@ class Planner {
   std::vector<size_t> offsets_;
   void* scratch() const { return plan_.scratch_ ? plan_.scratch_->data() : nullptr; }
 
-  dnnl::post_ops make_post_ops(const Spec& s, const memory::desc& dst_f32) const;
+  // The step's post-ops; a W8A8 step first rescales by `int8_scale` (a per-output-channel
+  // operand: activation scale x weight scale) and adds the bias as a post-op when `int8_bias`.
+  dnnl::post_ops make_post_ops(const Spec& s, const memory::desc& dst_f32,
+                               const memory::desc* int8_scale = nullptr,
+                               bool int8_bias = false) const;
+
+  // W8A8 weights of a conv/linear (or rows of one, for GEGLU's halves): per-output-channel
+  // scales and the s8 values packed as `dst_md`, both through the weight cache and the
+  // ahead-of-time packed section under `key`.
+  struct Int8Weight {
+    std::shared_ptr<PackedWeight> packed, scales, bias;  // bias: f32 [Co] or null
+    memory::desc channel_md;  // a [Co] operand broadcast over the output (scales, bias)
+  };
+  Int8Weight int8_weight(const std::string& key, const TensorRef& w, const TensorRef* bias,
+                         const memory::desc& s8_src_md, const memory::desc& dst_md);
+  // Scratch offsets of a W8A8 step after its oneDNN scratchpad of `pad` bytes: the s8 copy of
+  // the input (`n` values) and `scale_floats` per-output-channel scales.
+  struct Int8Scratch {
+    size_t q = 0, scales = 0, end = 0;
+  };
+  static Int8Scratch int8_scratch(size_t pad, int64_t n, int64_t scale_floats);
 
   std::shared_ptr<PackedWeight> packed(const Node& w, const memory::desc& src_md,
                                        const memory::desc& dst_md);
@@ -225,7 +253,7 @@ class Planner {
                      const memory::desc& w_md, std::shared_ptr<PackedWeight> w,
                      const memory::desc& b_md, std::shared_ptr<PackedWeight> b,
                      const memory::desc& dst_md, const memory::desc& post_md,
-                     const memory::desc& pad_md);
+                     const memory::desc& pad_md, const Int8Weight* int8 = nullptr);
 
   Prepared prepare_conv(const Spec& s);
 

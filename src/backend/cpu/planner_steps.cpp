@@ -2,6 +2,7 @@
 // packed weights (through the shared WeightCache), and the closures that run the own kernels,
 // bound to arena/input/weight pointers once the memory plan is known.
 #include <algorithm>
+#include <optional>
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/dnnl_util.h"
@@ -25,8 +26,13 @@ void* Planner::ptr(int st) const {
   }
 }
 
-dnnl::post_ops Planner::make_post_ops(const Spec& s, const memory::desc& dst_f32) const {
+dnnl::post_ops Planner::make_post_ops(const Spec& s, const memory::desc& dst_f32,
+                                      const memory::desc* int8_scale, bool int8_bias) const {
   dnnl::post_ops po;
+  if (int8_scale) {
+    po.append_binary(dnnl::algorithm::binary_mul, *int8_scale);
+    if (int8_bias) po.append_binary(dnnl::algorithm::binary_add, *int8_scale);
+  }
   for (const PostOp& p : s.post) {
     if (p.eltwise)
       po.append_eltwise(1.f, p.alg, p.alpha, p.beta);
@@ -71,24 +77,52 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
                                      const memory::desc& src_md, const memory::desc& w_md,
                                      std::shared_ptr<PackedWeight> w, const memory::desc& b_md,
                                      std::shared_ptr<PackedWeight> b, const memory::desc& dst_md,
-                                     const memory::desc& post_md, const memory::desc& pad_md) {
+                                     const memory::desc& post_md, const memory::desc& pad_md,
+                                     const Int8Weight* int8) {
   Prepared p;
-  p.scratch = pad_md.get_size();
+  const int64_t src_n = shape_numel(shape(s.node->inputs[0]));
+  const int64_t channels = int8 ? int64_t(int8->scales->bytes() / sizeof(float)) : 0;
+  const Int8Scratch q = int8_scratch(pad_md.get_size(), int8 ? src_n : 0, channels);
+  p.scratch = int8 ? q.end : pad_md.get_size();
   const Spec* sp = &s;
-  p.bind = [this, sp, prim, src_md, w_md, w, b_md, b, dst_md, post_md, pad_md]() {
+  const std::optional<Int8Weight> i8 = int8 ? std::optional<Int8Weight>(*int8) : std::nullopt;
+  p.bind = [this, sp, prim, src_md, w_md, w, b_md, b, dst_md, post_md, pad_md, i8, q, src_n,
+            channels]() {
     auto args = std::make_shared<std::unordered_map<int, memory>>();
     const dnnl::engine& e = plan_.engine;
-    (*args)[DNNL_ARG_SRC] = memory(src_md, e, ptr(sp->in[0]));
+    uint8_t* scr = static_cast<uint8_t*>(scratch());
+    (*args)[DNNL_ARG_SRC] = memory(src_md, e, i8 ? scr + q.q : ptr(sp->in[0]));
     (*args)[DNNL_ARG_WEIGHTS] = memory(w_md, e, w->data());
     if (b) (*args)[DNNL_ARG_BIAS] = memory(b_md, e, b->data());
     (*args)[DNNL_ARG_DST] = memory(dst_md, e, ptr(sp->out));
-    (*args)[DNNL_ARG_SCRATCHPAD] = memory(pad_md, e, scratch());
+    (*args)[DNNL_ARG_SCRATCHPAD] = memory(pad_md, e, scr);
+    int first = 0;  // index of the spec's first post-op in the primitive's chain
+    if (i8) {
+      (*args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
+          memory(i8->channel_md, e, scr + q.scales);
+      first = 1;
+      if (i8->bias)
+        (*args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(first++) | DNNL_ARG_SRC_1] =
+            memory(i8->channel_md, e, i8->bias->data());
+    }
     for (size_t k = 0; k < sp->post.size(); ++k)
       if (!sp->post[k].eltwise && !sp->post[k].sum)
-        (*args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(int(k)) | DNNL_ARG_SRC_1] =
+        (*args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(first + int(k)) | DNNL_ARG_SRC_1] =
             memory(post_md, e, ptr(sp->post[k].store));
     dnnl::stream* stream = &plan_.stream;
-    return std::function<void()>([prim, args, stream] {
+    if (!i8)
+      return std::function<void()>([prim, args, stream] {
+        prim.execute(*stream, *args);
+        stream->wait();
+      });
+    const void* x = ptr(sp->in[0]);
+    const DType xt = stores_[size_t(sp->in[0])].dtype;
+    int8_t* xq = reinterpret_cast<int8_t*>(scr + q.q);
+    float* scale = reinterpret_cast<float*>(scr + q.scales);
+    const float* wscale = static_cast<const float*>(i8->scales->data());
+    return std::function<void()>([=] {
+      const float sx = quantize_s8(x, xt, src_n, xq);
+      for (int64_t o = 0; o < channels; ++o) scale[o] = sx * wscale[o];
       prim.execute(*stream, *args);
       stream->wait();
     });
@@ -96,27 +130,70 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
   return p;
 }
 
+Planner::Int8Scratch Planner::int8_scratch(size_t pad, int64_t n, int64_t scale_floats) {
+  auto align = [](size_t v) { return (v + 63) / 64 * 64; };
+  Int8Scratch q;
+  q.q = align(pad);
+  q.scales = align(q.q + size_t(n));
+  q.end = q.scales + size_t(scale_floats) * sizeof(float);
+  return q;
+}
+
+Planner::Int8Weight Planner::int8_weight(const std::string& key, const TensorRef& w,
+                                         const TensorRef* bias, const memory::desc& s8_src_md,
+                                         const memory::desc& dst_md) {
+  if (!is_float(w.dtype))
+    throw Error("plan", key, "a float weight to quantise", std::string(dtype_name(w.dtype)));
+  Int8Weight q;
+  const std::string what = std::string(dtype_name(w.dtype)) + shape_str(w.shape);
+  const size_t rows = size_t(w.shape.at(0));
+  q.scales = dnnl_weight(key, w, "int8 scales of " + what, rows * sizeof(float),
+                         [&] { return int8_weight_scales(w); });
+  plan_.weights_.push_back(q.scales);
+  q.packed =
+      dnnl_weight(key, w, "dnnl int8 " + what + " " + md_key(dst_md), dst_md.get_size(),
+                  [&] { return pack_int8_weight(w, *q.scales, s8_src_md, dst_md, plan_.engine); });
+  plan_.weights_.push_back(q.packed);
+  if (bias) {
+    q.bias = WeightCache::global().get(*bias, f32_format(*bias), [&] { return pack_f32(*bias); });
+    plan_.weights_.push_back(q.bias);
+  }
+  return q;
+}
+
 Planner::Prepared Planner::prepare_conv(const Spec& s) {
   const Node& m = *s.node;
   const Shape &xs = shape(m.inputs[0]), &ws = shape(m.inputs[1]), &ys = m.shape;
   const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
-  const dt wt = dnnl_dt(src_t);
-  const memory::desc src_md({xs[0], xs[3], xs[1], xs[2]}, dnnl_dt(src_t), tag::nhwc);
-  const memory::desc w_any({ws[0], ws[1], ws[2], ws[3]}, wt, tag::any);
+  const dt in_t = s.int8 ? dt::s8 : dnnl_dt(src_t);
+  const memory::desc src_md({xs[0], xs[3], xs[1], xs[2]}, in_t, tag::nhwc);
+  const memory::desc w_any({ws[0], ws[1], ws[2], ws[3]}, in_t, tag::any);
   const memory::desc dst_md({ys[0], ys[3], ys[1], ys[2]}, dnnl_dt(dst_t), tag::nhwc);
   const memory::desc post_md({ys[0], ys[3], ys[1], ys[2]}, dt::f32, tag::nhwc);
+  const memory::desc channel_md({1, ws[0], 1, 1}, dt::f32, tag::nchw);
   const bool has_bias = m.inputs[2] != kNone;
-  const memory::desc b_md = has_bias ? memory::desc({ws[0]}, dt::f32, tag::a) : memory::desc();
+  // W8A8 adds the bias after rescaling the s32 sums, as a post-op.
+  const memory::desc b_md =
+      has_bias && !s.int8 ? memory::desc({ws[0]}, dt::f32, tag::a) : memory::desc();
   const dnnl::convolution_forward::desc d(
       dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, w_any, b_md,
       dst_md, {m.attrs.stride, m.attrs.stride}, {m.attrs.pad_top, m.attrs.pad_left},
       {m.attrs.pad_bottom, m.attrs.pad_right});
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  attr.set_post_ops(make_post_ops(s, post_md));
+  attr.set_post_ops(make_post_ops(s, post_md, s.int8 ? &channel_md : nullptr, has_bias));
   const dnnl::convolution_forward::primitive_desc pd(d, attr, plan_.engine);
-  auto w = packed(node(m.inputs[1]), memory::desc({ws[0], ws[1], ws[2], ws[3]}, dt::f32, tag::oihw),
-                  pd.weights_desc());
+  const Node& wn = node(m.inputs[1]);
+  if (s.int8) {
+    Int8Weight q = int8_weight(wn.name, wn.weight, has_bias ? &node(m.inputs[2]).weight : nullptr,
+                               memory::desc({ws[0], ws[1], ws[2], ws[3]}, dt::s8, tag::oihw),
+                               pd.weights_desc());
+    q.channel_md = channel_md;
+    return dnnl_step(s, dnnl::convolution_forward(pd), src_md, pd.weights_desc(), q.packed, b_md,
+                     nullptr, dst_md, post_md, pd.scratchpad_desc(), &q);
+  }
+  auto w =
+      packed(wn, memory::desc({ws[0], ws[1], ws[2], ws[3]}, dt::f32, tag::oihw), pd.weights_desc());
   auto b = has_bias ? packed_f32(node(m.inputs[2])) : nullptr;
   return dnnl_step(s, dnnl::convolution_forward(pd), src_md, pd.weights_desc(), w, b_md, b, dst_md,
                    post_md, pd.scratchpad_desc());
@@ -127,18 +204,29 @@ Planner::Prepared Planner::prepare_linear(const Spec& s) {
   const Shape& ws = shape(m.inputs[1]);
   const int64_t K = ws[1], Nc = ws[0], M = shape_numel(m.shape) / Nc;
   const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
-  const memory::desc src_md({M, K}, dnnl_dt(src_t), tag::ab);
-  const memory::desc w_any({K, Nc}, dnnl_dt(src_t), tag::any);
+  const dt in_t = s.int8 ? dt::s8 : dnnl_dt(src_t);
+  const memory::desc src_md({M, K}, in_t, tag::ab);
+  const memory::desc w_any({K, Nc}, in_t, tag::any);
   const memory::desc dst_md({M, Nc}, dnnl_dt(dst_t), tag::ab);
   const memory::desc post_md({M, Nc}, dt::f32, tag::ab);
+  const memory::desc channel_md({1, Nc}, dt::f32, tag::ab);
   const bool has_bias = m.inputs[2] != kNone;
-  const memory::desc b_md = has_bias ? memory::desc({1, Nc}, dt::f32, tag::ab) : memory::desc();
+  const memory::desc b_md =
+      has_bias && !s.int8 ? memory::desc({1, Nc}, dt::f32, tag::ab) : memory::desc();
   const dnnl::matmul::desc d(src_md, w_any, b_md, dst_md);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  attr.set_post_ops(make_post_ops(s, post_md));
+  attr.set_post_ops(make_post_ops(s, post_md, s.int8 ? &channel_md : nullptr, has_bias));
   const dnnl::matmul::primitive_desc pd(d, attr, plan_.engine);
-  auto w = packed(node(m.inputs[1]), memory::desc({K, Nc}, dt::f32, tag::ba), pd.weights_desc());
+  const Node& wn = node(m.inputs[1]);
+  if (s.int8) {
+    Int8Weight q = int8_weight(wn.name, wn.weight, has_bias ? &node(m.inputs[2]).weight : nullptr,
+                               memory::desc({K, Nc}, dt::s8, tag::ba), pd.weights_desc());
+    q.channel_md = channel_md;
+    return dnnl_step(s, dnnl::matmul(pd), src_md, pd.weights_desc(), q.packed, b_md, nullptr,
+                     dst_md, post_md, pd.scratchpad_desc(), &q);
+  }
+  auto w = packed(wn, memory::desc({K, Nc}, dt::f32, tag::ba), pd.weights_desc());
   auto b = has_bias ? packed_f32(node(m.inputs[2])) : nullptr;
   return dnnl_step(s, dnnl::matmul(pd), src_md, pd.weights_desc(), w, b_md, b, dst_md, post_md,
                    pd.scratchpad_desc());
@@ -161,35 +249,50 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
   if (!is_float(wn.weight.dtype))
     fail(wn, "a float weight", std::string(dtype_name(wn.weight.dtype)));
   const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
-  const memory::desc src_md({M, K}, dnnl_dt(src_t), tag::ab);
-  const memory::desc w_any({K, D}, dnnl_dt(src_t), tag::any);
+  const dt in_t = s.int8 ? dt::s8 : dnnl_dt(src_t);
+  const memory::desc src_md({M, K}, in_t, tag::ab);
+  const memory::desc w_any({K, D}, in_t, tag::any);
   const memory::desc g_md({M, D}, dnnl_dt(stores_[size_t(s.tmp)].dtype), tag::ab);
   const memory::desc dst_md({M, D}, dnnl_dt(dst_t), tag::ab);
+  const memory::desc channel_md({1, D}, dt::f32, tag::ab);
   const bool has_bias = m.inputs[2] != kNone;
-  const memory::desc b_md = has_bias ? memory::desc({1, D}, dt::f32, tag::ab) : memory::desc();
-  dnnl::primitive_attr gate_attr, value_attr;
-  dnnl::post_ops gate_po, value_po;
-  gate_po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
-  value_po.append_binary(dnnl::algorithm::binary_mul, g_md);
-  gate_attr.set_post_ops(gate_po);
-  value_attr.set_post_ops(value_po);
-  gate_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  value_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  const dnnl::matmul::primitive_desc gate_pd(dnnl::matmul::desc(src_md, w_any, b_md, g_md),
-                                             gate_attr, plan_.engine);
+  const memory::desc b_md =
+      has_bias && !s.int8 ? memory::desc({1, D}, dt::f32, tag::ab) : memory::desc();
+  // W8A8: both halves first rescale their s32 sums and add their bias (post-ops 0 and 1).
+  auto attr_with = [&](dnnl::algorithm alg, const memory::desc& operand) {
+    dnnl::post_ops po;
+    if (s.int8) {
+      po.append_binary(dnnl::algorithm::binary_mul, channel_md);
+      if (has_bias) po.append_binary(dnnl::algorithm::binary_add, channel_md);
+    }
+    if (alg == dnnl::algorithm::eltwise_gelu_erf)
+      po.append_eltwise(1.f, alg, 0.f, 0.f);
+    else
+      po.append_binary(alg, operand);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(po);
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    return attr;
+  };
+  const dnnl::matmul::primitive_desc gate_pd(
+      dnnl::matmul::desc(src_md, w_any, b_md, g_md),
+      attr_with(dnnl::algorithm::eltwise_gelu_erf, memory::desc()), plan_.engine);
   const dnnl::matmul::primitive_desc value_pd(dnnl::matmul::desc(src_md, w_any, b_md, dst_md),
-                                              value_attr, plan_.engine);
+                                              attr_with(dnnl::algorithm::binary_mul, g_md),
+                                              plan_.engine);
   // PyTorch's GEGLU: value = first half of the projection, gate = second half.
+  auto half_name = [&](int64_t r0) {
+    return wn.name + "[" + std::to_string(r0) + ":" + std::to_string(r0 + D) + "]";
+  };
   auto pack_half = [&](const dnnl::matmul::primitive_desc& pd, int64_t r0) {
     const TensorRef part = rows_of(wn.weight, r0, D);
-    auto p =
-        dnnl_weight(wn.name + "[" + std::to_string(r0) + ":" + std::to_string(r0 + D) + "]", part,
-                    "dnnl " + std::string(dtype_name(part.dtype)) + shape_str(part.shape) + " " +
-                        md_key(pd.weights_desc()),
-                    pd.weights_desc().get_size(), [&] {
-                      return pack_weight(part, memory::desc({K, D}, dt::f32, tag::ba),
-                                         pd.weights_desc(), plan_.engine);
-                    });
+    auto p = dnnl_weight(half_name(r0), part,
+                         "dnnl " + std::string(dtype_name(part.dtype)) + shape_str(part.shape) +
+                             " " + md_key(pd.weights_desc()),
+                         pd.weights_desc().get_size(), [&] {
+                           return pack_weight(part, memory::desc({K, D}, dt::f32, tag::ba),
+                                              pd.weights_desc(), plan_.engine);
+                         });
     plan_.weights_.push_back(p);
     return p;
   };
@@ -200,35 +303,88 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     plan_.weights_.push_back(p);
     return p;
   };
-  auto w_value = pack_half(value_pd, 0), w_gate = pack_half(gate_pd, D);
-  auto b_value = bias_half(0), b_gate = bias_half(D);
+  auto int8_half = [&](const dnnl::matmul::primitive_desc& pd, int64_t r0) {
+    const TensorRef part = rows_of(wn.weight, r0, D);
+    const TensorRef bias = has_bias ? rows_of(node(m.inputs[2]).weight, r0, D) : TensorRef{};
+    return int8_weight(half_name(r0), part, has_bias ? &bias : nullptr,
+                       memory::desc({K, D}, dt::s8, tag::ba), pd.weights_desc());
+  };
+  Int8Weight q_value, q_gate;
+  std::shared_ptr<PackedWeight> w_value, w_gate, b_value, b_gate;
+  if (s.int8) {
+    q_value = int8_half(value_pd, 0);
+    q_gate = int8_half(gate_pd, D);
+    w_value = q_value.packed;
+    w_gate = q_gate.packed;
+  } else {
+    w_value = pack_half(value_pd, 0);
+    w_gate = pack_half(gate_pd, D);
+    b_value = bias_half(0);
+    b_gate = bias_half(D);
+  }
+  const size_t pad =
+      std::max(gate_pd.scratchpad_desc().get_size(), value_pd.scratchpad_desc().get_size());
+  // W8A8 scratch: the s8 input, shared by both halves, then the gate's and the value's scales.
+  const Int8Scratch q = int8_scratch(pad, s.int8 ? M * K : 0, s.int8 ? 2 * D : 0);
   Prepared p;
-  p.scratch = std::max(gate_pd.scratchpad_desc().get_size(), value_pd.scratchpad_desc().get_size());
+  p.scratch = s.int8 ? q.end : pad;
   const Spec* sp = &s;
   const dnnl::primitive gate_prim = dnnl::matmul(gate_pd), value_prim = dnnl::matmul(value_pd);
+  const bool int8 = s.int8;
   p.bind = [=, this]() {
     const dnnl::engine& e = plan_.engine;
+    uint8_t* scr = static_cast<uint8_t*>(scratch());
     auto gate_args = std::make_shared<std::unordered_map<int, memory>>();
     auto value_args = std::make_shared<std::unordered_map<int, memory>>();
-    const memory src(src_md, e, ptr(sp->in[0])), g(g_md, e, ptr(sp->tmp));
+    const memory src(src_md, e, int8 ? scr + q.q : ptr(sp->in[0])), g(g_md, e, ptr(sp->tmp));
+    float* scale = reinterpret_cast<float*>(scr + q.scales);
     (*gate_args)[DNNL_ARG_SRC] = src;
     (*gate_args)[DNNL_ARG_WEIGHTS] = memory(gate_pd.weights_desc(), e, w_gate->data());
     (*gate_args)[DNNL_ARG_DST] = g;
-    (*gate_args)[DNNL_ARG_SCRATCHPAD] = memory(gate_pd.scratchpad_desc(), e, scratch());
+    (*gate_args)[DNNL_ARG_SCRATCHPAD] = memory(gate_pd.scratchpad_desc(), e, scr);
     (*value_args)[DNNL_ARG_SRC] = src;
     (*value_args)[DNNL_ARG_WEIGHTS] = memory(value_pd.weights_desc(), e, w_value->data());
     (*value_args)[DNNL_ARG_DST] = memory(dst_md, e, ptr(sp->out));
-    (*value_args)[DNNL_ARG_SCRATCHPAD] = memory(value_pd.scratchpad_desc(), e, scratch());
-    (*value_args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = g;
-    if (b_gate) {
+    (*value_args)[DNNL_ARG_SCRATCHPAD] = memory(value_pd.scratchpad_desc(), e, scr);
+    int first = 0;
+    if (int8) {
+      (*gate_args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
+          memory(channel_md, e, scale);
+      (*value_args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
+          memory(channel_md, e, scale + D);
+      first = 1;
+      if (has_bias) {
+        (*gate_args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1] =
+            memory(channel_md, e, q_gate.bias->data());
+        (*value_args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1] =
+            memory(channel_md, e, q_value.bias->data());
+        first = 2;
+      }
+    } else if (b_gate) {
       (*gate_args)[DNNL_ARG_BIAS] = memory(b_md, e, b_gate->data());
       (*value_args)[DNNL_ARG_BIAS] = memory(b_md, e, b_value->data());
     }
+    (*value_args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(first) | DNNL_ARG_SRC_1] = g;
     dnnl::stream* stream = &plan_.stream;
-    return std::function<void()>([gate_prim, value_prim, gate_args, value_args, stream] {
+    auto run = [gate_prim, value_prim, gate_args, value_args, stream] {
       gate_prim.execute(*stream, *gate_args);
       value_prim.execute(*stream, *value_args);
       stream->wait();
+    };
+    if (!int8) return std::function<void()>(run);
+    const void* x = ptr(sp->in[0]);
+    const DType xt = stores_[size_t(sp->in[0])].dtype;
+    int8_t* xq = reinterpret_cast<int8_t*>(scr + q.q);
+    const float* gate_ws = static_cast<const float*>(q_gate.scales->data());
+    const float* value_ws = static_cast<const float*>(q_value.scales->data());
+    const int64_t n = M * K;
+    return std::function<void()>([=] {
+      const float sx = quantize_s8(x, xt, n, xq);
+      for (int64_t o = 0; o < D; ++o) {
+        scale[o] = sx * gate_ws[o];
+        scale[D + o] = sx * value_ws[o];
+      }
+      run();
     });
   };
   return p;

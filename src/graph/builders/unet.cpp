@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "common/error.h"
+#include "graph/builders/int8_layers.h"
 #include "graph/builders/unet_blocks.h"
 
 namespace sdc::graph {
@@ -76,6 +77,7 @@ Graph build_unet(const WeightMap& weights, const model::UNetParams& p, const UNe
   h = group_norm(ws, h, "out.0", p.norm_groups, p.resnet_eps, true);
   h = conv(ws, h, "out.2", p.out_channels, p.block_out_channels.front(), 3, 1, 1);
   g.output("eps", h);
+  mark_int8_layers(g);
   return g;
 }
 

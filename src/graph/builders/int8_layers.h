@@ -1,0 +1,20 @@
+// Which UNet layers may run W8A8 (int8 weights and activations) when a plan asks for int8: the
+// big 3x3 convolutions, 1x1 skips/projections and the transformer's linears. Kept in float, where
+// quantisation costs quality and saves almost no time: conv_in (4 latent channels in) and conv_out
+// (the noise prediction itself), the time-embedding MLP and every ResBlock's emb_layers (one row
+// per image), and cross-attention's to_k/to_v (77 text tokens; their error would reach every
+// pixel that attends to a token). Attention itself, norms and the residual stream never are int8.
+#pragma once
+
+#include "graph/graph.h"
+
+namespace sdc::graph {
+
+// Marks the int8-eligible Conv2d/Linear nodes of a UNet (or ControlNet) graph, named by their LDM
+// layer names (input_blocks.*, middle_block.*, output_blocks.*).
+void mark_int8_layers(Graph& g);
+
+// True when a layer of that LDM name is one mark_int8_layers keeps in float.
+bool keeps_float_in_int8(const std::string& layer);
+
+}  // namespace sdc::graph

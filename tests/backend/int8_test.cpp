@@ -1,0 +1,281 @@
+// W8A8 (Precision::INT8): the activation quantiser, and int8 convolutions, linears and GEGLU
+// projections against an exact reference — the same per-tensor activation scale and per-channel
+// weight scales computed here, the integer sums done in double — so any layout, compensation or
+// post-op ordering slip shows up far above float rounding. Also: layers the graph does not allow
+// stay exactly as the base precision plans them, and the UNet builder's layer policy.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backend/cpu/cpu_features.h"
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/plan.h"
+#include "common/error.h"
+#include "graph/builders/int8_layers.h"
+#include "reference.h"
+
+namespace sdc::test {
+namespace {
+
+using cpu::Plan;
+using cpu::PlanOptions;
+using cpu::Precision;
+
+// What quantize_s8 promises: scale = max|x| / 127, q = round-half-even(x / scale).
+Vec dequantized(const Vec& x, float& scale) {
+  float m = 0.f;
+  for (float v : x) m = std::max(m, std::fabs(v));
+  scale = m > 0.f ? m / 127.f : 1.f;
+  const float inv = 1.f / scale;
+  Vec q(x.size());
+  for (size_t i = 0; i < x.size(); ++i) q[i] = std::nearbyint(x[i] * inv);
+  return q;
+}
+
+// Per-output-channel (row) quantised weights, returned as integers, with their scales.
+Vec quantized_rows(const Vec& w, int64_t rows, std::vector<float>& scales) {
+  const int64_t row = int64_t(w.size()) / rows;
+  Vec q(w.size());
+  scales.assign(size_t(rows), 1.f);
+  for (int64_t o = 0; o < rows; ++o) {
+    float m = 0.f;
+    for (int64_t k = 0; k < row; ++k) m = std::max(m, std::fabs(w[size_t(o * row + k)]));
+    scales[size_t(o)] = m > 0.f ? m / 127.f : 1.f;
+    const float inv = 1.f / scales[size_t(o)];
+    for (int64_t k = 0; k < row; ++k)
+      q[size_t(o * row + k)] = std::nearbyint(w[size_t(o * row + k)] * inv);
+  }
+  return q;
+}
+
+// The integer sums (exact in double) rescaled as the plan does: (sx * sw[o]) in f32, then + bias.
+Vec rescale(const Vec& sums, float sx, const std::vector<float>& sw, const Vec* bias) {
+  const size_t C = sw.size();
+  Vec y(sums.size());
+  for (size_t i = 0; i < sums.size(); ++i) {
+    const float s = sx * sw[i % C];
+    y[i] = float(double(sums[i]) * s + (bias ? (*bias)[i % C] : 0.f));
+  }
+  return y;
+}
+
+class Int8 : public testing::TestWithParam<bool> {  // parameter: portable kernels
+ protected:
+  void SetUp() override { cpu::force_generic_kernels(GetParam()); }
+  void TearDown() override { cpu::force_generic_kernels(false); }
+  static std::unique_ptr<Plan> compile(const graph::Graph& g,
+                                       Precision precision = Precision::INT8) {
+    PlanOptions o;
+    o.precision = precision;
+    o.check = true;
+    return Plan::compile(g, o);
+  }
+};
+
+TEST_P(Int8, QuantizeS8) {
+  Vec x = random_vec(100003, 5, -3.f, 2.f);
+  x[777] = -4.25f;  // the max-abs value maps to -127 exactly
+  std::vector<int8_t> q(x.size());
+  const float s = cpu::quantize_s8(x.data(), DType::F32, int64_t(x.size()), q.data());
+  float expected_scale = 0;
+  const Vec ref = dequantized(x, expected_scale);
+  EXPECT_EQ(s, expected_scale);
+  EXPECT_EQ(q[777], -127);
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(float(q[i]), ref[i]) << "at " << i;
+  // bf16 input: the same after widening.
+  std::vector<uint16_t> xb(x.size());
+  Vec widened(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    xb[i] = f32_to_bf16(x[i]);
+    widened[i] = bf16_to_f32(xb[i]);
+  }
+  const float sb = cpu::quantize_s8(xb.data(), DType::BF16, int64_t(x.size()), q.data());
+  const Vec refb = dequantized(widened, expected_scale);
+  EXPECT_EQ(sb, expected_scale);
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(float(q[i]), refb[i]) << "at " << i;
+  // An all-zero tensor: scale 1, all zeros (no division by zero).
+  const Vec zeros(37, 0.f);
+  EXPECT_EQ(cpu::quantize_s8(zeros.data(), DType::F32, 37, q.data()), 1.f);
+  EXPECT_TRUE(std::all_of(q.begin(), q.begin() + 37, [](int8_t v) { return v == 0; }));
+}
+
+TEST_P(Int8, ConvWithBiasResidualAndSiluIsExact) {
+  graph::Graph g;
+  const int64_t N = 2, H = 7, W = 6, Ci = 20, Co = 24;
+  const Vec x = random_vec(N * H * W * Ci, 61), r = random_vec(N * H * W * Co, 62);
+  const Vec w = random_vec(Co * Ci * 9, 63, -0.3f, 0.3f), b = random_vec(Co, 64);
+  const auto xi = g.input("x", {N, H, W, Ci});
+  const auto ri = g.input("r", {N, H, W, Co});
+  const auto conv = g.conv2d(xi, add_weight(g, "w", w, {Co, Ci, 3, 3}), add_weight(g, "b", b, {Co}),
+                             1, 1, "conv");
+  g.allow_int8(conv);
+  const auto r2 = g.scale(ri, 1.f, 0.f);  // dies in the add: the sum post-op
+  g.output("y", g.silu(g.add(conv, r2)));
+  auto p = compile(g);
+  fill_input(*p, "x", x);
+  fill_input(*p, "r", r);
+  p->run();
+  float sx = 0;
+  const Vec xq = dequantized(x, sx);
+  std::vector<float> sw;
+  const Vec wq = quantized_rows(w, Co, sw);
+  int64_t Ho = 0, Wo = 0;
+  const Vec sums = conv2d_ref(xq, wq, nullptr, N, H, W, Ci, Co, 3, 3, 1, 1, 1, 1, 1, Ho, Wo);
+  Vec ref = rescale(sums, sx, sw, &b);
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double v = double(ref[i]) + r[i];
+    ref[i] = float(v * sigmoid_ref(v));
+  }
+  EXPECT_LT(rel_err(p->output("y"), ref), 1e-5);
+  bool int8_step = false;
+  for (const auto& s : p->steps()) int8_step |= s.kind == "Conv2d.int8+sum+silu";
+  EXPECT_TRUE(int8_step);
+  // And close to the float convolution (the quantisation error of random data).
+  const Vec f32 = conv2d_ref(x, w, &b, N, H, W, Ci, Co, 3, 3, 1, 1, 1, 1, 1, Ho, Wo);
+  Vec f32_ref(f32.size());
+  for (size_t i = 0; i < f32.size(); ++i) {
+    const double v = double(f32[i]) + r[i];
+    f32_ref[i] = float(v * sigmoid_ref(v));
+  }
+  EXPECT_LT(rel_err(p->output("y"), f32_ref), 3e-2);
+}
+
+TEST_P(Int8, StridedConvWithoutBiasAndAKeptResidualIsExact) {
+  graph::Graph g;
+  const int64_t N = 1, H = 9, W = 8, Ci = 16, Co = 12;
+  const Vec x = random_vec(N * H * W * Ci, 71, -2.f, 1.f);
+  const Vec w = random_vec(Co * Ci * 9, 72, -0.3f, 0.3f);
+  const auto xi = g.input("x", {N, H, W, Ci});
+  const auto conv =
+      g.conv2d(xi, add_weight(g, "w", w, {Co, Ci, 3, 3}, DType::F16), graph::kNone, 2, 1, "down");
+  g.allow_int8(conv);
+  const int64_t Ho = (H + 2 - 3) / 2 + 1, Wo = (W + 2 - 3) / 2 + 1;
+  const auto ri = g.input("r", {N, Ho, Wo, Co});
+  g.output("y", g.add(conv, ri));  // an input residual: a binary post-op after the rescale
+  g.output("r_again", g.scale(ri, 2.f));
+  auto p = compile(g);
+  const Vec r = random_vec(N * Ho * Wo * Co, 73);
+  fill_input(*p, "x", x);
+  fill_input(*p, "r", r);
+  p->run();
+  Vec w16(w.size());  // the weight as stored (f16), which is what gets quantised
+  for (size_t i = 0; i < w.size(); ++i) w16[i] = f16_to_f32(f32_to_f16(w[i]));
+  float sx = 0;
+  const Vec xq = dequantized(x, sx);
+  std::vector<float> sw;
+  const Vec wq = quantized_rows(w16, Co, sw);
+  int64_t ho = 0, wo = 0;
+  const Vec sums = conv2d_ref(xq, wq, nullptr, N, H, W, Ci, Co, 3, 3, 2, 1, 1, 1, 1, ho, wo);
+  Vec ref = rescale(sums, sx, sw, nullptr);
+  for (size_t i = 0; i < ref.size(); ++i) ref[i] += r[i];
+  EXPECT_LT(rel_err(p->output("y"), ref), 1e-5);
+}
+
+TEST_P(Int8, LinearAndGegluAreExact) {
+  const int64_t N = 2, T = 9, K = 40, Nc = 24, D = 20;
+  const Vec x = random_vec(N * T * K, 81), w = random_vec(Nc * K, 82, -0.4f, 0.4f);
+  const Vec b = random_vec(Nc, 83), wg = random_vec(2 * D * K, 84, -0.4f, 0.4f);
+  const Vec bg = random_vec(2 * D, 85);
+  graph::Graph g;
+  const auto xi = g.input("x", {N, T, K});
+  const auto lin = g.linear(xi, add_weight(g, "w", w, {Nc, K}), add_weight(g, "b", b, {Nc}));
+  g.allow_int8(lin);
+  g.output("lin", g.gelu(lin));
+  const auto proj =
+      g.linear(xi, add_weight(g, "wg", wg, {2 * D, K, 1, 1}), add_weight(g, "bg", bg, {2 * D}));
+  g.allow_int8(proj);
+  g.output("geglu", g.geglu(proj));
+  auto p = compile(g);
+  fill_input(*p, "x", x);
+  p->run();
+  float sx = 0;
+  const Vec xq = dequantized(x, sx);
+  std::vector<float> sw;
+  const Vec wq = quantized_rows(w, Nc, sw);
+  Vec ref = rescale(linear_ref(xq, wq, nullptr, N * T, K, Nc), sx, sw, &b);
+  for (float& v : ref) v = float(gelu_ref(v));
+  EXPECT_LT(rel_err(p->output("lin"), ref), 1e-5);
+  // GEGLU: value = first half, gate = second half, each quantised per row of its own half.
+  const Vec value_w(wg.begin(), wg.begin() + D * K), gate_w(wg.begin() + D * K, wg.end());
+  const Vec value_b(bg.begin(), bg.begin() + D), gate_b(bg.begin() + D, bg.end());
+  std::vector<float> sv, sg;
+  const Vec vq = quantized_rows(value_w, D, sv), gq = quantized_rows(gate_w, D, sg);
+  const Vec value = rescale(linear_ref(xq, vq, nullptr, N * T, K, D), sx, sv, &value_b);
+  const Vec gate = rescale(linear_ref(xq, gq, nullptr, N * T, K, D), sx, sg, &gate_b);
+  // GELU(gate) is kept in the base precision's matmul type (bf16 where the CPU has it).
+  const bool bf16_gate = cpu::parse_precision("auto") == Precision::BF16;
+  Vec geglu(value.size());
+  for (size_t i = 0; i < value.size(); ++i) {
+    const float gelu = float(gelu_ref(gate[i]));
+    geglu[i] = float(value[i] * (bf16_gate ? bf16_to_f32(f32_to_bf16(gelu)) : gelu));
+  }
+  EXPECT_LT(rel_err(p->output("geglu"), geglu), 1e-5);
+  std::vector<std::string> kinds;
+  for (const auto& s : p->steps()) kinds.push_back(s.kind);
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "Linear.int8+gelu"), kinds.end());
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "Linear.int8+geglu"), kinds.end());
+}
+
+TEST_P(Int8, LayersNotAllowedStayAsTheBasePrecisionPlansThem) {
+  // Without allow_int8 an INT8 plan is the `auto` plan: bit-identical results, no int8 step.
+  graph::Graph g;
+  const int64_t N = 1, H = 6, W = 6, C = 16;
+  const auto xi = g.input("x", {N, H, W, C});
+  const auto h =
+      g.conv2d(xi, add_weight(g, "w", random_vec(C * C * 9, 91, -0.2f, 0.2f), {C, C, 3, 3}),
+               graph::kNone, 1, 1, "c");
+  g.output("y", g.linear(h, add_weight(g, "l", random_vec(C * C, 92), {C, C}), graph::kNone));
+  auto int8 = compile(g);
+  auto base = compile(g, cpu::parse_precision("auto"));
+  const Vec x = random_vec(N * H * W * C, 93);
+  fill_input(*int8, "x", x);
+  fill_input(*base, "x", x);
+  int8->run();
+  base->run();
+  const Vec ref(base->output("y"), base->output("y") + N * H * W * C);
+  EXPECT_EQ(rel_err(int8->output("y"), ref), 0.0);
+  for (const auto& s : int8->steps()) EXPECT_EQ(s.kind.find("int8"), std::string::npos) << s.kind;
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, Int8, testing::Values(false, true),
+                         [](const testing::TestParamInfo<bool>& i) {
+                           return i.param ? std::string("generic") : std::string("native");
+                         });
+
+TEST(Int8Layers, UNetPolicyKeepsTheSensitiveLayersInFloat) {
+  for (const char* kept :
+       {"input_blocks.0.0", "out.2", "time_embed.0", "time_embed.2",
+        "input_blocks.1.0.emb_layers.1", "middle_block.1.transformer_blocks.0.attn2.to_k",
+        "output_blocks.11.1.transformer_blocks.0.attn2.to_v", "input_hint_block.0",
+        "zero_convs.3.0", "middle_block_out.0"})
+    EXPECT_TRUE(graph::keeps_float_in_int8(kept)) << kept;
+  for (const char* quantised :
+       {"input_blocks.1.0.in_layers.2", "input_blocks.1.0.out_layers.3",
+        "input_blocks.4.0.skip_connection", "input_blocks.3.0.op", "middle_block.1.proj_in",
+        "output_blocks.2.1.conv", "input_blocks.1.1.transformer_blocks.0.attn1.to_q",
+        "input_blocks.1.1.transformer_blocks.0.attn2.to_q",
+        "input_blocks.1.1.transformer_blocks.0.attn2.to_out.0",
+        "input_blocks.1.1.transformer_blocks.0.ff.net.0.proj"})
+    EXPECT_FALSE(graph::keeps_float_in_int8(quantised)) << quantised;
+  // mark_int8_layers marks exactly the Conv2d/Linear nodes the policy allows.
+  graph::Graph g;
+  const auto x = g.input("x", {1, 4, 4, 8});
+  const auto w = add_weight(g, "w", random_vec(8 * 8 * 9, 1), {8, 8, 3, 3});
+  const auto a = g.conv2d(x, w, graph::kNone, 1, 1, "input_blocks.0.0");
+  const auto b = g.conv2d(a, w, graph::kNone, 1, 1, "input_blocks.1.0.in_layers.2");
+  g.output("y", g.silu(b));
+  graph::mark_int8_layers(g);
+  EXPECT_FALSE(g.node(a).attrs.int8);
+  EXPECT_TRUE(g.node(b).attrs.int8);
+  try {
+    g.allow_int8(x);
+    FAIL() << "an Input node was allowed int8";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(),
+                 "graph: x: expected a Conv2d or Linear node to allow int8 on, found Input");
+  }
+}
+
+}  // namespace
+}  // namespace sdc::test
