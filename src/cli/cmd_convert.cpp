@@ -240,7 +240,9 @@ void run_convert(const ConvertArgs& a) {
     const bool bf16 = cpu::cpu_has_bf16() && (a.target == "native" || a.target.find("avx512") == 0);
     pipeline::PackOptions po;
     po.target = a.target;
-    po.precision = bf16 ? cpu::Precision::BF16 : cpu::Precision::F32;
+    po.precision = spec.types.unet_int8 ? cpu::Precision::INT8
+                   : bf16               ? cpu::Precision::BF16
+                                        : cpu::Precision::F32;
     po.sizes = spec.sizes;
     po.batch = a.batch;
     po.threads = a.threads;
@@ -314,7 +316,8 @@ void add_convert_command(CLI::App& app) {
                   "Diffusers-style folder with unet/, text_encoder/, vae/ config.json");
   cmd->add_option("-t,--type", a->type,
                   "Stored precision: f32 | f16 | bf16, or per component: unet=bf16,vae=f32,… "
-                  "(default f16; onnx: f32, and f16 graphs)")
+                  "(default f16; onnx: f32, and f16 graphs); unet=int8 (or int8): the UNet "
+                  "stored f16 and run W8A8 by --precision auto")
       ->default_str("f16");
   cmd->add_option("-s,--sizes", a->sizes, "Image sizes to plan at load: W H [W H …]")
       ->expected(2, 64);

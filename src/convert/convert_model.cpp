@@ -108,12 +108,14 @@ std::string default_model_name(const std::string& model_path) {
 model::ComponentTypes parse_component_types(const std::string& arg, const std::string& option) {
   auto one = [&](const std::string& v) {
     auto t = model::parse_precision_name(lower(v));
-    if (!t) throw UsageError("", option, "f32, f16 or bf16", "\"" + v + "\"");
+    if (!t) throw UsageError("", option, "f32, f16 or bf16 (int8: the unet only)", "\"" + v + "\"");
     return *t;
   };
   model::ComponentTypes types;
   if (arg.find('=') == std::string::npos) {
-    const DType t = one(arg);
+    // "int8" alone: the only int8 component is the UNet; everything is stored as f16.
+    types.unet_int8 = lower(arg) == "int8";
+    const DType t = types.unet_int8 ? DType::F16 : one(arg);
     types.unet = types.text_encoder = types.vae = types.controlnet = t;
     return types;
   }
@@ -128,20 +130,23 @@ model::ComponentTypes parse_component_types(const std::string& arg, const std::s
       throw UsageError("", option, "COMPONENT=TYPE items (unet, text_encoder, vae, controlnet)",
                        "\"" + item + "\"");
     const std::string key = lower(item.substr(0, eq));
-    const DType t = one(item.substr(eq + 1));
+    const bool int8 = key == "unet" && lower(item.substr(eq + 1)) == "int8";
+    const DType t = int8 ? DType::F16 : one(item.substr(eq + 1));
     if (!seen.insert(key).second)
       throw UsageError("", option, "each component once", key + " twice");
-    if (key == "unet")
+    if (key == "unet") {
       types.unet = t;
-    else if (key == "text_encoder" || key == "te")
+      types.unet_int8 = int8;
+    } else if (key == "text_encoder" || key == "te") {
       types.text_encoder = t;
-    else if (key == "vae")
+    } else if (key == "vae") {
       types.vae = t;
-    else if (key == "controlnet") {
+    } else if (key == "controlnet") {
       types.controlnet = t;
       controlnet_set = true;
-    } else
+    } else {
       throw UsageError("", option, "unet, text_encoder, vae or controlnet", "\"" + key + "\"");
+    }
     start = comma + 1;
   }
   if (!controlnet_set) types.controlnet = types.unet;
@@ -234,6 +239,7 @@ PreparedConversion prepare_conversion(const ConvertSpec& spec, const ConvertObse
   info.name = name;
   info.base = "sd15";
   info.precision = spec.types.by_component();
+  if (spec.types.unet_int8) info.unet_compute = "int8";
   info.sizes = spec.sizes;
   info.batch = spec.batch;
   if (spec.defaults == "none") info.defaults = {};

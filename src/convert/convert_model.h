@@ -85,7 +85,8 @@ ConvertResult convert_model(const ConvertSpec& spec, const ConvertObserver& obse
 std::string default_model_name(const std::string& model_path);
 
 // "bf16" (every component) or "unet=bf16,vae=f32,…" (others f16; the ControlNet follows the UNet
-// unless named). `option` names the option in messages ("-t/--type", "precision").
+// unless named). "unet=int8" (or "int8" alone): the UNet stored f16 and marked W8A8 (its
+// ControlNet stays float). `option` names the option in messages ("-t/--type", "precision").
 model::ComponentTypes parse_component_types(const std::string& arg, const std::string& option);
 
 // W H pairs → (W, H), multiples of 8 within the pipeline's limits, duplicates dropped.

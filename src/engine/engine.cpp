@@ -72,7 +72,8 @@ Engine::Engine(EngineOptions options) : options_(std::move(options)) {
   plan.precision = cpu::parse_precision(options_.precision);
   plan.threads = options_.threads;
   cache_ = std::make_unique<ModelCache>(size_t(options_.max_loaded), plan, metrics_,
-                                        options_.log ? *options_.log : std::cerr);
+                                        options_.log ? *options_.log : std::cerr,
+                                        options_.precision == "auto");
 
   // The model selected at start: the option, else the one the settings remember, else the first.
   const auto models = registry_->models();

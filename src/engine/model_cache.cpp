@@ -24,9 +24,10 @@ std::string LoadSpec::key() const {
 }
 
 ModelCache::ModelCache(size_t capacity, cpu::PlanOptions plan_options, EngineMetrics& metrics,
-                       std::ostream& log)
+                       std::ostream& log, bool follow_model_precision)
     : capacity_(std::max<size_t>(1, capacity)),
       plan_options_(plan_options),
+      follow_model_precision_(follow_model_precision),
       metrics_(metrics),
       log_(log) {}
 
@@ -58,7 +59,12 @@ std::shared_ptr<LoadedModel> ModelCache::acquire(const LoadSpec& spec) {
     m->loras = spec.loras;
     m->lora_hashes = spec.lora_hashes;
     m->bundle = pipeline::load_bundle(spec.bundle, log_);
-    m->sd = std::make_unique<pipeline::StableDiffusion>(m->bundle.model, plan_options_,
+    cpu::PlanOptions plan = plan_options_;
+    if (follow_model_precision_ && m->bundle.unet_int8) {
+      plan.precision = cpu::Precision::INT8;
+      log_ << m->bundle.name << ": UNet int8 (compiled with -t unet=int8)\n";
+    }
+    m->sd = std::make_unique<pipeline::StableDiffusion>(m->bundle.model, plan,
                                                         m->bundle.tokenizer(), m->bundle.name);
     if (!m->bundle.embeddings.embeddings.empty()) m->sd->use_embeddings(m->bundle.embeddings);
   } catch (...) {

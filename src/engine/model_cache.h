@@ -59,8 +59,10 @@ struct LoadSpec {
 
 class ModelCache {
  public:
+  // follow_model_precision (`--precision auto`): a compiled model marked int8 (convert -t
+  // unet=int8) gets INT8 plans instead of plan_options' precision.
   ModelCache(size_t capacity, cpu::PlanOptions plan_options, EngineMetrics& metrics,
-             std::ostream& log);
+             std::ostream& log, bool follow_model_precision = false);
 
   // The cached entry for spec.key(), or loads it (evicting the LRU entry beyond capacity).
   std::shared_ptr<LoadedModel> acquire(const LoadSpec& spec);
@@ -74,6 +76,7 @@ class ModelCache {
   };
   size_t capacity_;
   cpu::PlanOptions plan_options_;
+  bool follow_model_precision_;
   EngineMetrics& metrics_;
   std::ostream& log_;
   mutable std::mutex mutex_;

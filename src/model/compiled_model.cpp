@@ -199,6 +199,7 @@ io::GgufMetadata compiled_metadata(const CompiledInfo& info, const LoadedModel& 
     if (it != info.precision.end())
       add("sdc.precision." + c, GgufValue::string(precision_label(it->second)));
   }
+  if (!info.unet_compute.empty()) add("sdc.compute.unet", GgufValue::string(info.unet_compute));
 
   if (!info.tokenizer_vocab_json.empty()) {
     add("sdc.tokenizer.vocab_json", GgufValue::string(info.tokenizer_vocab_json));
@@ -285,6 +286,10 @@ std::optional<CompiledInfo> read_compiled_info(const io::TensorFile& file) {
       if (!t) throw Error(f, key, "f32, f16 or bf16", v->dump());
       info.precision[c] = *t;
     }
+  }
+  if (auto* v = get("sdc.compute.unet")) {
+    info.unet_compute = str_of(*v, f, "sdc.compute.unet");
+    if (info.unet_compute != "int8") throw Error(f, "sdc.compute.unet", "\"int8\"", v->dump());
   }
 
   if (auto* v = get("sdc.tokenizer.vocab_json")) {

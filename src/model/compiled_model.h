@@ -10,6 +10,9 @@
 //   sdc.config.<component> diffusers config.json as a JSON string (head counts included), for
 //                          unet, text_encoder, vae, controlnet — what model_loader reads back
 //   sdc.precision.<component>  "f32" | "f16" | "bf16"  (stored type of its float tensors)
+//   sdc.compute.unet       "int8" (optional): the UNet runs W8A8 when loaded with --precision
+//                          auto (convert -t unet=int8; its tensors are stored as sdc.precision
+//                          says)
 //   sdc.tokenizer.vocab_json / sdc.tokenizer.merges   CLIP vocab.json and merges.txt, verbatim
 //   sdc.sizes              i32 array [W, H, W, H, …] (pixels) to plan at load; sdc.batch u32
 //   sdc.source.role|name|size|sha256   parallel arrays, one entry per input weight file
@@ -70,6 +73,7 @@ struct CompiledInfo {
   std::string name;  // general.name
   std::string base = "sd15";
   std::map<std::string, DType> precision;  // component -> stored type of its float tensors
+  std::string unet_compute;                // "int8" or empty (sdc.compute.unet)
   std::vector<std::pair<int, int>> sizes;  // (width, height) in pixels
   int batch = 1;
   std::vector<SourceFile> sources;

@@ -23,6 +23,9 @@ namespace sdc::model {
 // Stored type of each component's float tensors (integer tensors are kept as they are).
 struct ComponentTypes {
   DType unet = DType::F16, text_encoder = DType::F16, vae = DType::F16, controlnet = DType::F16;
+  // "unet=int8": the UNet is stored as `unet` (f16) and marked to run W8A8 (sdc.compute.unet),
+  // which `--precision auto` then follows and `convert --target` packs for.
+  bool unet_int8 = false;
   // The type for an LDM-named tensor of `dtype` (non-float types pass through).
   DType for_tensor(const std::string& ldm_name, DType dtype) const;
   // {"unet": …, "text_encoder": …, "vae": …, "controlnet": …}

@@ -47,6 +47,7 @@ struct ModelBundle {
   // A compiled model's declared sizes ((width, height) in pixels) and batch, to plan at load.
   std::vector<std::pair<int, int>> declared_sizes;
   int declared_batch = 1;
+  bool unet_int8 = false;              // a compiled model made with -t unet=int8 (sdc.compute.unet)
   model::EmbeddingLibrary embeddings;  // from BundleOptions::embeddings_dir
   const text::ClipTokenizer& tokenizer() const {
     return own_tokenizer ? *own_tokenizer : text::ClipTokenizer::builtin();

@@ -86,6 +86,53 @@ TEST(ConvertPacked, SameLatentsWithWeightsMappedPacked) {
   EXPECT_EQ(g2.find("sdc.packed.key")->items.size(), n);
 }
 
+// -t unet=int8: stored f16, marked (sdc.compute.unet) so that --precision auto runs the UNet W8A8,
+// and packed at INT8 by --target: the same latents as the f16 file generated with --precision
+// int8, with the int8 weights mapped from the file.
+TEST(ConvertPacked, Int8UNetIsMarkedPackedAndFollowedByAuto) {
+  test::TempDir dir;
+  const std::string f16 = dir.file("f16.gguf"), int8 = dir.file("int8.gguf");
+  auto args = convert_args(f16, false);
+  args[6] = "f16";
+  ASSERT_EQ(test::run_sdc(args).exit_code, 0);
+  args = convert_args(int8, true);
+  args[6] = "unet=int8";
+  const auto c = test::run_sdc(args);
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(c.err.find("int8"), std::string::npos) << c.err;
+  const io::GgufFile g = io::read_gguf(int8);
+  ASSERT_NE(g.find("sdc.compute.unet"), nullptr);
+  EXPECT_EQ(g.find("sdc.compute.unet")->string_value, "int8");
+  EXPECT_EQ(g.find("sdc.precision.unet")->string_value, "f16");
+  EXPECT_EQ(g.find("sdc.packed.precision")->string_value, "int8");
+  size_t int8_weights = 0;
+  for (const auto& f : g.find("sdc.packed.format")->items)
+    int8_weights += f.string_value.rfind("dnnl int8 ", 0) == 0;
+  EXPECT_GT(int8_weights, 50u);
+
+  auto generate = [&](const std::string& model, const std::string& name,
+                      const std::string& precision) {
+    auto a = generate_args(model, dir.file(name + ".safetensors"), dir.file(name + ".png"));
+    a.insert(a.end(), {"--precision", precision});
+    const auto r = test::run_sdc(a);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const io::TensorFile f = io::open_tensor_file(dir.file(name + ".safetensors"));
+    const TensorRef& t = f.tensors.get("latents");
+    const auto* p = static_cast<const uint8_t*>(t.data);
+    return std::make_pair(r.err, std::vector<uint8_t>(p, p + t.nbytes));
+  };
+  const auto [auto_log, auto_latents] = generate(int8, "auto", "auto");
+  EXPECT_NE(auto_log.find("UNet int8 (compiled with -t unet=int8)"), std::string::npos) << auto_log;
+  EXPECT_NE(auto_log.find("weights mapped already packed"), std::string::npos) << auto_log;
+  const auto [asked_log, asked_latents] = generate(f16, "asked", "int8");
+  EXPECT_EQ(auto_latents, asked_latents);
+  const auto [float_log, float_latents] = generate(f16, "float", "auto");
+  EXPECT_NE(float_latents, auto_latents);
+  // An explicit precision wins over the file's mark.
+  const auto [f32_log, f32_latents] = generate(int8, "f32", "f32");
+  EXPECT_EQ(f32_log.find("UNet int8"), std::string::npos) << f32_log;
+}
+
 TEST(ConvertPacked, UnknownTargetIsRefusedWithNothingWritten) {
   test::TempDir dir;
   auto args = convert_args(dir.file("x.gguf"), false);

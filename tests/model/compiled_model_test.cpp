@@ -245,6 +245,8 @@ TEST(CompiledModel, MalformedMetadataNamesTheKey) {
             std::string::npos);
   EXPECT_NE(with("sdc.precision.unet", "int4").find("expected f32, f16 or bf16"),
             std::string::npos);
+  EXPECT_EQ(with("sdc.compute.unet", "int4"),
+            "m.gguf: sdc.compute.unet: expected \"int8\", found \"int4\"");
   EXPECT_NE(with("sdc.lora.scale", nullptr).find("sdc.lora.scale: expected an array of 1 entries"),
             std::string::npos);
   EXPECT_NE(
