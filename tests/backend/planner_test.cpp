@@ -252,7 +252,7 @@ TEST(Planner, WeightsOutliveTheirSource) {
 TEST(Precision, Parse) {
   EXPECT_EQ(cpu::parse_precision("f32"), Precision::F32);
   EXPECT_EQ(cpu::parse_precision("bf16"), Precision::BF16);
-  EXPECT_EQ(cpu::parse_precision("auto"), cpu::cpu_has_bf16() ? Precision::BF16 : Precision::F32);
+  EXPECT_EQ(cpu::parse_precision("auto"), cpu::bf16_is_faster() ? Precision::BF16 : Precision::F32);
   EXPECT_STREQ(cpu::precision_name(Precision::BF16), "bf16");
   try {
     cpu::parse_precision("fp16");

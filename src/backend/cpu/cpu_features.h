@@ -9,6 +9,7 @@ struct CpuFeatures {
   bool avx512 = false;  // AVX-512 F/BW/VL/DQ, enabled by the OS
   bool avx512_bf16 = false;
   bool amx_bf16 = false;
+  bool amd = false;  // vendor AuthenticAMD
 };
 
 // Probed once. DNNL_MAX_CPU_ISA (oneDNN's own cap, e.g. AVX2) lowers what is reported, so the

@@ -14,11 +14,15 @@ namespace sdc::cpu {
 // INT8: the graph's int8-eligible layers (graph::Attrs::int8: the UNet's big convolutions and
 // linears) run W8A8 — weights s8 with one scale per output channel, activations s8 with one scale
 // per tensor computed from the tensor on every run (no calibration), s32 accumulation, f32 out;
-// every other step runs as `auto` would (bf16 where the CPU has it, else f32).
+// every other step runs as `auto` would (bf16 where bf16_is_faster(), else f32).
 enum class Precision { F32, BF16, INT8 };
 
-// True when the CPU has AVX512-BF16 or AMX-BF16 (what `--precision auto` checks).
+// True when the CPU has AVX512-BF16 or AMX-BF16.
 bool cpu_has_bf16();
+// True when bf16 convolutions beat f32 ones here — AMX-BF16, or AMD's AVX512-BF16 — which is what
+// `--precision auto` (and INT8's other steps) choose by; on other bf16-capable CPUs, bf16 only
+// halves weight memory (`--precision bf16` still asks for that).
+bool bf16_is_faster();
 // "f32" | "bf16" | "auto" | "int8" -> Precision; throws sdc::UsageError for anything else. "bf16"
 // on an AVX-512 CPU without native bf16 still works (oneDNN emulates, slowly); auto picks F32
 // there. Plan::compile throws sdc::UsageError for BF16 on a CPU without AVX-512 (oneDNN has no bf16

@@ -120,7 +120,8 @@ class Planner {
       : g_(g),
         opt_(o),
         plan_(plan),
-        bf16_(o.precision == Precision::BF16 || (o.precision == Precision::INT8 && cpu_has_bf16())),
+        bf16_(o.precision == Precision::BF16 ||
+              (o.precision == Precision::INT8 && bf16_is_faster())),
         int8_(o.precision == Precision::INT8) {}
 
   void compile() {
