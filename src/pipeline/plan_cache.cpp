@@ -57,15 +57,21 @@ int64_t PlanCache::unet_macs(int batch, int h, int w, int tokens) {
       .macs;
 }
 
-cpu::Plan& PlanCache::vae_decoder(int batch, int h, int w) {
-  return *get({PlanKind::VaeDecoder, batch, h, w, 0}, [&] {
-            return graph::build_vae_decoder(model_.weights, model_.vae, batch, h, w);
+cpu::Plan& PlanCache::vae_decoder(int batch, int h, int w, graph::VaePart part) {
+  const PlanKind kind = part == graph::VaePart::Head   ? PlanKind::VaeDecoderHead
+                        : part == graph::VaePart::Tail ? PlanKind::VaeDecoderTail
+                                                       : PlanKind::VaeDecoder;
+  return *get({kind, batch, h, w, 0}, [&] {
+            return graph::build_vae_decoder(model_.weights, model_.vae, batch, h, w, part);
           }).plan;
 }
 
-cpu::Plan& PlanCache::vae_encoder(int batch, int h, int w) {
-  return *get({PlanKind::VaeEncoder, batch, h, w, 0}, [&] {
-            return graph::build_vae_encoder(model_.weights, model_.vae, batch, 8 * h, 8 * w);
+cpu::Plan& PlanCache::vae_encoder(int batch, int h, int w, graph::VaePart part) {
+  const PlanKind kind = part == graph::VaePart::Head   ? PlanKind::VaeEncoderHead
+                        : part == graph::VaePart::Tail ? PlanKind::VaeEncoderTail
+                                                       : PlanKind::VaeEncoder;
+  return *get({kind, batch, h, w, 0}, [&] {
+            return graph::build_vae_encoder(model_.weights, model_.vae, batch, 8 * h, 8 * w, part);
           }).plan;
 }
 

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "backend/cpu/plan.h"
+#include "graph/builders/vae.h"
 #include "model/model_loader.h"
 
 namespace sdc::pipeline {
@@ -21,6 +22,10 @@ enum class PlanKind {
   UNetLdmWithControl,
   VaeDecoder,
   VaeEncoder,
+  VaeDecoderHead,  // VAE tiling's parts (graph::VaePart)
+  VaeDecoderTail,
+  VaeEncoderHead,
+  VaeEncoderTail,
   ControlNet,
   TaesdDecoder,
   TaesdEncoder
@@ -39,8 +44,10 @@ class PlanCache {
   // latent sides are multiples of 8.
   cpu::Plan& unet(int batch, int latent_h, int latent_w, int context_tokens, bool with_control,
                   bool ldm_upsampling = false);
-  cpu::Plan& vae_decoder(int batch, int latent_h, int latent_w);
-  cpu::Plan& vae_encoder(int batch, int latent_h, int latent_w);
+  cpu::Plan& vae_decoder(int batch, int latent_h, int latent_w,
+                         graph::VaePart part = graph::VaePart::Whole);
+  cpu::Plan& vae_encoder(int batch, int latent_h, int latent_w,
+                         graph::VaePart part = graph::VaePart::Whole);
   cpu::Plan& controlnet(int batch, int latent_h, int latent_w, int context_tokens);
   // TAESD (model.taesd says which networks exist; sdc::Error naming --taesd when absent). The
   // encoder takes image pixels (height, width).

@@ -1,7 +1,9 @@
-// Tiled VAE: tile placement, the blend weights and the accumulation in planar (CHW) layout.
+// Tiled VAE: tile placement, the blend weights and the accumulation in planar (CHW) layout, the
+// whole-image GroupNorm statistics pooled over tiles, and the two network parts around them.
 #include "pipeline/vae_tiling.h"
 
 #include <algorithm>
+#include <string>
 
 #include "common/error.h"
 
@@ -86,6 +88,69 @@ void crop(std::span<const float> src, int channels, int H, int W, int y0, int x0
           tw, dst.begin() + std::ptrdiff_t((size_t(c) * size_t(th) + size_t(y)) * size_t(tw)));
 }
 
+// The statistics of equal-sized tiles combined as if all their pixels were one set: per GroupNorm
+// step and (n, group), the mean of the means, and the variance about it (mean within-tile variance
+// plus the spread of the tile means; taken about the pooled mean, so no cancellation).
+std::vector<cpu::GroupNormStats> pool(const std::vector<std::vector<cpu::GroupNormStats>>& tiles) {
+  const double n = double(tiles.size());
+  std::vector<cpu::GroupNormStats> out = tiles.front();
+  for (size_t k = 0; k < out.size(); ++k)
+    for (size_t i = 0; i < out[k].mean.size(); ++i) {
+      double mean = 0, var = 0;
+      for (const auto& t : tiles) mean += t[k].mean[i];
+      mean /= n;
+      for (const auto& t : tiles) {
+        const double d = t[k].mean[i] - mean;
+        var += t[k].var[i] + d * d;
+      }
+      out[k].mean[i] = mean;
+      out[k].var[i] = var / n;
+    }
+  return out;
+}
+
+// The whole image's GroupNorm statistics for `plan`, a tile-sized plan (th x tw latents) of a
+// part that runs in tiles: one Record run per tile of the fewest tiles that cover the h x w image
+// (abutting; the last of a row or column shifted inwards), pooled. set_tile(y0, x0) fills the
+// plan's input for the tile at that latent origin.
+template <typename SetTile>
+std::vector<cpu::GroupNormStats> estimate_stats(cpu::Plan& plan, int h, int w, int th, int tw,
+                                                SetTile set_tile) {
+  std::vector<std::vector<cpu::GroupNormStats>> tiles;
+  for (int y0 : tile_origins(h, th, 0))
+    for (int x0 : tile_origins(w, tw, 0)) {
+      set_tile(y0, x0);
+      tiles.emplace_back();
+      plan.set_group_norm_stats(cpu::NormStats::Record, &tiles.back());
+      plan.run();
+    }
+  plan.set_group_norm_stats(cpu::NormStats::Compute, nullptr);
+  return pool(tiles);
+}
+
+// Replays `stats` in a cached plan for as long as it lives, and leaves the plan computing its own
+// statistics again afterwards (also when a tile throws).
+class ReplayStats {
+ public:
+  ReplayStats(cpu::Plan& plan, std::vector<cpu::GroupNormStats>& stats) : plan_(plan) {
+    plan_.set_group_norm_stats(cpu::NormStats::Replay, &stats);
+  }
+  ~ReplayStats() { plan_.set_group_norm_stats(cpu::NormStats::Compute, nullptr); }
+  ReplayStats(const ReplayStats&) = delete;
+  ReplayStats& operator=(const ReplayStats&) = delete;
+
+ private:
+  cpu::Plan& plan_;
+};
+
+// A [C, h, w] output of a plan as a planar vector.
+std::vector<float> read_planar(const cpu::Plan& plan, const std::string& name) {
+  const Shape s = plan.output_shape_nchw(name);
+  std::vector<float> out(size_t(shape_numel(s)));
+  plan.read_output_nchw(name, out.data());
+  return out;
+}
+
 }  // namespace
 
 std::vector<int> tile_origins(int size, int tile, int overlap) {
@@ -106,13 +171,31 @@ std::vector<float> tiled_vae_decode(PlanCache& plans, std::span<const float> lat
     throw Error("VAE tiling", "latents", "4 x " + std::to_string(h) + " x " + std::to_string(w),
                 std::to_string(latents.size()) + " values");
   const Axis ay = axis(h, t), ax = axis(w, t);
-  cpu::Plan& dec = plans.vae_decoder(1, ay.tile, ax.tile);
-  std::vector<float> window;
-  return blend(ay, ax, 3, 8, h, w, [&](int y0, int x0, std::vector<float>& tile) {
-    crop(latents, 4, h, w, y0, x0, ay.tile, ax.tile, window);
-    dec.set_input_nchw("latent", window.data());
+  if (ay.origins.size() * ax.origins.size() == 1) {  // one tile: the untiled decode
+    cpu::Plan& dec = plans.vae_decoder(1, h, w);
+    dec.set_input_nchw("latent", latents.data());
     dec.run();
-    dec.read_output_nchw("image", tile.data());
+    return read_planar(dec, "image");
+  }
+  // The latent-resolution head once over the whole latent, exactly as untiled.
+  cpu::Plan& head = plans.vae_decoder(1, h, w, graph::VaePart::Head);
+  head.set_input_nchw("latent", latents.data());
+  head.run();
+  const std::vector<float> features = read_planar(head, "features");
+  const int C = int(features.size() / (size_t(h) * size_t(w)));
+  // The tail in tiles, normalised with the whole image's statistics.
+  cpu::Plan& tail = plans.vae_decoder(1, ay.tile, ax.tile, graph::VaePart::Tail);
+  std::vector<float> window;
+  auto set_tile = [&](int y0, int x0) {
+    crop(features, C, h, w, y0, x0, ay.tile, ax.tile, window);
+    tail.set_input_nchw("features", window.data());
+  };
+  std::vector<cpu::GroupNormStats> stats = estimate_stats(tail, h, w, ay.tile, ax.tile, set_tile);
+  const ReplayStats replay(tail, stats);
+  return blend(ay, ax, 3, 8, h, w, [&](int y0, int x0, std::vector<float>& tile) {
+    set_tile(y0, x0);
+    tail.run();
+    tail.read_output_nchw("image", tile.data());
   });
 }
 
@@ -124,21 +207,36 @@ void tiled_vae_encode(PlanCache& plans, std::span<const float> image, int h, int
                 "3 x " + std::to_string(8 * h) + " x " + std::to_string(8 * w),
                 std::to_string(image.size()) + " values");
   const Axis ay = axis(h, t), ax = axis(w, t);
-  cpu::Plan& enc = plans.vae_encoder(1, ay.tile, ax.tile);
-  std::vector<float> window;
-  // One encoder run per tile gives both outputs: blend them together as 8 planes.
-  const size_t plane = size_t(ay.tile) * size_t(ax.tile);
-  const std::vector<float> both =
-      blend(ay, ax, 8, 1, h, w, [&](int y0, int x0, std::vector<float>& tile) {
-        crop(image, 3, 8 * h, 8 * w, 8 * y0, 8 * x0, 8 * ay.tile, 8 * ax.tile, window);
-        enc.set_input_nchw("image", window.data());
-        enc.run();
-        enc.read_output_nchw("mean", tile.data());
-        enc.read_output_nchw("logvar", tile.data() + 4 * plane);
+  cpu::Plan* enc = nullptr;
+  if (ay.origins.size() * ax.origins.size() == 1) {  // one tile: the untiled encode
+    enc = &plans.vae_encoder(1, h, w);
+    enc->set_input_nchw("image", image.data());
+  } else {
+    // The head in tiles, normalised with the whole image's statistics, blended at latent
+    // resolution; then the tail once over the whole latent.
+    cpu::Plan& head = plans.vae_encoder(1, ay.tile, ax.tile, graph::VaePart::Head);
+    std::vector<float> window;
+    auto set_tile = [&](int y0, int x0) {
+      crop(image, 3, 8 * h, 8 * w, 8 * y0, 8 * x0, 8 * ay.tile, 8 * ax.tile, window);
+      head.set_input_nchw("image", window.data());
+    };
+    std::vector<cpu::GroupNormStats> stats = estimate_stats(head, h, w, ay.tile, ax.tile, set_tile);
+    const int C = int(head.output_shape_nchw("features")[1]);
+    std::vector<float> features;
+    {
+      const ReplayStats replay(head, stats);
+      features = blend(ay, ax, C, 1, h, w, [&](int y0, int x0, std::vector<float>& tile) {
+        set_tile(y0, x0);
+        head.run();
+        head.read_output_nchw("features", tile.data());
       });
-  const size_t half = 4 * size_t(h) * size_t(w);
-  mean.assign(both.begin(), both.begin() + std::ptrdiff_t(half));
-  logvar.assign(both.begin() + std::ptrdiff_t(half), both.end());
+    }
+    enc = &plans.vae_encoder(1, h, w, graph::VaePart::Tail);
+    enc->set_input_nchw("features", features.data());
+  }
+  enc->run();
+  mean = read_planar(*enc, "mean");
+  logvar = read_planar(*enc, "logvar");
 }
 
 }  // namespace sdc::pipeline

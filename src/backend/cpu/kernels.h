@@ -17,10 +17,19 @@ namespace sdc::cpu {
 // add_nc [N, C] (optional) is added to x first (the fused ResNet time-embedding add).
 // `scratch` holds group_norm_scratch_bytes(N, C, threads) bytes.
 // x may be BF16 (a bf16 convolution output whose only consumer is the norm); statistics are f32.
+// `stats` (optional) shares statistics between calls (VAE tiling): with replay_mean/replay_var
+// set they are used instead of computing them (x is read once); with record_mean/record_var set
+// the computed ones are written there. Each is [N, G], in double like the kernel's own.
+struct GroupNormStatsIo {
+  const double* replay_mean = nullptr;
+  const double* replay_var = nullptr;
+  double* record_mean = nullptr;
+  double* record_var = nullptr;
+};
 size_t group_norm_scratch_bytes(int64_t N, int64_t C, int threads);
 void group_norm(const void* x, DType xdt, const float* add_nc, const float* gamma,
                 const float* beta, int64_t N, int64_t P, int64_t C, int64_t G, float eps, bool silu,
-                void* y, DType ydt, void* scratch);
+                void* y, DType ydt, void* scratch, const GroupNormStatsIo& stats = {});
 
 // LayerNorm over the last axis of x [rows, C] (x F32 or BF16).
 void layer_norm(const void* x, DType xdt, const float* gamma, const float* beta, int64_t rows,

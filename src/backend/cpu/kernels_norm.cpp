@@ -2,7 +2,8 @@
 // GroupNorm statistics: each thread sums (x - pivot_c) and (x - pivot_c)^2 per channel over a
 // slice of pixels in f32 blocks of kBlock pixels, flushed into double; the group mean/variance are
 // then assembled exactly from the per-channel shifted sums. Normalisation is one more pass
-// y = x * a_c + b_c (a, b folded per (n, c)), so a tensor is read twice and written once.
+// y = x * a_c + b_c (a, b folded per (n, c)), so a tensor is read twice and written once; with
+// statistics given from outside (GroupNormStatsIo, VAE tiling) only once.
 #include <omp.h>
 
 #include <algorithm>
@@ -104,12 +105,23 @@ GnScratch gn_scratch(void* base, int64_t N, int64_t C, int threads) {
   return s;
 }
 
-template <class TX, class T>
-void group_norm_t(const TX* x, const float* add_nc, const float* gamma, const float* beta,
-                  int64_t N, int64_t P, int64_t C, int64_t G, float eps, bool silu, T* y,
-                  void* scratch) {
-  const int threads = omp_get_max_threads();
-  const GnScratch s = gn_scratch(scratch, N, C, threads);
+// Folds a group's mean/variance with gamma/beta into y = x * a_c + b_c for its channels.
+void gn_fold(double mu, double var, float eps, const float* gamma, const float* beta,
+             const float* add_nc, int64_t n, int64_t C, int64_t c0, int64_t c1,
+             const GnScratch& s) {
+  const double rstd = 1.0 / std::sqrt(var + double(eps));
+  for (int64_t c = c0; c < c1; ++c) {
+    const double a = rstd * gamma[c];
+    const double addc = add_nc ? add_nc[n * C + c] : 0.0;
+    s.a[n * C + c] = float(a);
+    s.b[n * C + c] = float(beta[c] + (addc - mu) * a);
+  }
+}
+
+template <class TX>
+void gn_statistics(const TX* x, const float* add_nc, const float* gamma, const float* beta,
+                   int64_t N, int64_t P, int64_t C, int64_t G, float eps, int threads,
+                   const GnScratch& s, const GroupNormStatsIo& io) {
   const bool v512 = use_avx512_kernels();
   std::fill(s.sums, s.sums + size_t(threads) * N * 2 * C, 0.0);
   // Pass 1: per-thread shifted sums; pivot = the first pixel of each image (plus the add).
@@ -155,14 +167,28 @@ void group_norm_t(const TX* x, const float* add_nc, const float* gamma, const fl
         ss += tot[C + c] + 2.0 * k * tot[c] + double(P) * k * k;
       }
       const double var = std::max(0.0, ss / count);
-      const double rstd = 1.0 / std::sqrt(var + double(eps));
-      for (int64_t c = g * cg; c < (g + 1) * cg; ++c) {
-        const double a = rstd * gamma[c];
-        const double addc = add_nc ? add_nc[n * C + c] : 0.0;
-        s.a[n * C + c] = float(a);
-        s.b[n * C + c] = float(beta[c] + (addc - mu) * a);
-      }
+      if (io.record_mean) io.record_mean[n * G + g] = mu;
+      if (io.record_var) io.record_var[n * G + g] = var;
+      gn_fold(mu, var, eps, gamma, beta, add_nc, n, C, g * cg, (g + 1) * cg, s);
     }
+  }
+}
+
+template <class TX, class T>
+void group_norm_t(const TX* x, const float* add_nc, const float* gamma, const float* beta,
+                  int64_t N, int64_t P, int64_t C, int64_t G, float eps, bool silu, T* y,
+                  void* scratch, const GroupNormStatsIo& io) {
+  const int threads = omp_get_max_threads();
+  const GnScratch s = gn_scratch(scratch, N, C, threads);
+  const bool v512 = use_avx512_kernels();
+  if (io.replay_mean && io.replay_var) {
+    const int64_t cg = C / G;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t g = 0; g < G; ++g)
+        gn_fold(io.replay_mean[n * G + g], io.replay_var[n * G + g], eps, gamma, beta, add_nc, n, C,
+                g * cg, (g + 1) * cg, s);
+  } else {
+    gn_statistics(x, add_nc, gamma, beta, N, P, C, G, eps, threads, s, io);
   }
   // Pass 2: y = x * a + b (+ SiLU), parallel over pixel blocks of all images.
   const int64_t blocks_per_image = (P + 63) / 64;
@@ -237,16 +263,16 @@ size_t group_norm_scratch_bytes(int64_t N, int64_t C, int threads) {
 
 void group_norm(const void* x, DType xdt, const float* add_nc, const float* gamma,
                 const float* beta, int64_t N, int64_t P, int64_t C, int64_t G, float eps, bool silu,
-                void* y, DType ydt, void* scratch) {
+                void* y, DType ydt, void* scratch, const GroupNormStatsIo& stats) {
   const bool xb = xdt == DType::BF16, yb = ydt == DType::BF16;
   auto* xf = static_cast<const float*>(x);
   auto* xh = static_cast<const uint16_t*>(x);
   auto* yf = static_cast<float*>(y);
   auto* yh = static_cast<uint16_t*>(y);
-  if (xb && yb) group_norm_t(xh, add_nc, gamma, beta, N, P, C, G, eps, silu, yh, scratch);
-  if (xb && !yb) group_norm_t(xh, add_nc, gamma, beta, N, P, C, G, eps, silu, yf, scratch);
-  if (!xb && yb) group_norm_t(xf, add_nc, gamma, beta, N, P, C, G, eps, silu, yh, scratch);
-  if (!xb && !yb) group_norm_t(xf, add_nc, gamma, beta, N, P, C, G, eps, silu, yf, scratch);
+  if (xb && yb) group_norm_t(xh, add_nc, gamma, beta, N, P, C, G, eps, silu, yh, scratch, stats);
+  if (xb && !yb) group_norm_t(xh, add_nc, gamma, beta, N, P, C, G, eps, silu, yf, scratch, stats);
+  if (!xb && yb) group_norm_t(xf, add_nc, gamma, beta, N, P, C, G, eps, silu, yh, scratch, stats);
+  if (!xb && !yb) group_norm_t(xf, add_nc, gamma, beta, N, P, C, G, eps, silu, yf, scratch, stats);
 }
 
 void layer_norm(const void* x, DType xdt, const float* gamma, const float* beta, int64_t rows,

@@ -1,5 +1,5 @@
 // Running a compiled plan: set the thread count, walk the prepared steps; buffer lookups by name
-// for the caller's inputs and outputs.
+// for the caller's inputs and outputs; the GroupNorm statistics shared with the caller.
 #include <omp.h>
 
 #include <chrono>
@@ -73,7 +73,59 @@ std::vector<StepInfo> CpuPlan::steps() const {
   return out;
 }
 
+void CpuPlan::set_group_norm_stats(NormStats mode, std::vector<GroupNormStats>* stats) {
+  if (mode != NormStats::Compute && !stats)
+    throw Error("plan", "GroupNorm statistics", "a vector to record into or replay from", "none");
+  norm_mode_ = mode;
+  norm_stats_ = mode == NormStats::Compute ? nullptr : stats;
+  if (mode == NormStats::Replay) {
+    try {
+      check_replay_stats();
+    } catch (...) {
+      norm_mode_ = NormStats::Compute;  // a refused call leaves the plan computing its own
+      norm_stats_ = nullptr;
+      throw;
+    }
+  }
+}
+
+void CpuPlan::check_replay_stats() const {
+  const std::vector<GroupNormStats>& st = *norm_stats_;
+  if (st.size() != group_norm_sizes_.size())
+    throw Error("plan", "GroupNorm statistics to replay",
+                std::to_string(group_norm_sizes_.size()) + " entries (one per GroupNorm step)",
+                std::to_string(st.size()));
+  for (size_t k = 0; k < st.size(); ++k)
+    if (st[k].mean.size() != group_norm_sizes_[k] || st[k].var.size() != group_norm_sizes_[k])
+      throw Error("plan", "GroupNorm statistics to replay, entry " + std::to_string(k),
+                  std::to_string(group_norm_sizes_[k]) + " means and variances (N x groups)",
+                  std::to_string(st[k].mean.size()) + " means, " +
+                      std::to_string(st[k].var.size()) + " variances");
+}
+
+GroupNormStatsIo CpuPlan::group_norm_stats_io(size_t index) const {
+  GroupNormStatsIo io;
+  if (norm_mode_ == NormStats::Compute) return io;
+  GroupNormStats& st = (*norm_stats_)[index];
+  if (norm_mode_ == NormStats::Record) {
+    io.record_mean = st.mean.data();
+    io.record_var = st.var.data();
+  } else {
+    io.replay_mean = st.mean.data();
+    io.replay_var = st.var.data();
+  }
+  return io;
+}
+
 void CpuPlan::run_steps(bool profile) {
+  if (norm_mode_ == NormStats::Replay) check_replay_stats();
+  if (norm_mode_ == NormStats::Record) {
+    norm_stats_->resize(group_norm_sizes_.size());
+    for (size_t k = 0; k < group_norm_sizes_.size(); ++k) {
+      (*norm_stats_)[k].mean.assign(group_norm_sizes_[k], 0.0);
+      (*norm_stats_)[k].var.assign(group_norm_sizes_[k], 0.0);
+    }
+  }
   const int saved = omp_get_max_threads();
   omp_set_num_threads(threads);
   try {

@@ -51,6 +51,13 @@ struct StepInfo {
   double cpu_seconds = 0;  // CPU time of all threads in it (robust on a loaded machine)
 };
 
+// The statistics one GroupNorm step normalised with, per (image, group): [N * G] each, row-major.
+struct GroupNormStats {
+  std::vector<double> mean, var;
+};
+// Where a plan's GroupNorm steps take their statistics from (see Plan::set_group_norm_stats).
+enum class NormStats { Compute, Record, Replay };
+
 class Plan {
  public:
   static std::unique_ptr<Plan> compile(const graph::Graph& g, const PlanOptions& options);
@@ -84,6 +91,15 @@ class Plan {
   virtual std::vector<StepInfo> steps() const = 0;
   // run() that also times every step (for `sdc bench` and the micro-benchmarks).
   virtual std::vector<StepInfo> profile_run() = 0;
+
+  // GroupNorm statistics shared between runs (VAE tiling normalises every tile with the whole
+  // image's). Compute (the default; `stats` unused): each step computes its own. Record: run()
+  // also stores them in *stats, one entry per GroupNorm step in run order. Replay: run() uses
+  // (*stats)[k] for the k-th GroupNorm step instead; throws sdc::Error (here and at run()) unless
+  // *stats holds group_norm_count() entries of the sizes this plan's steps take. The plan keeps
+  // the pointer until the next call.
+  virtual void set_group_norm_stats(NormStats mode, std::vector<GroupNormStats>* stats) = 0;
+  virtual size_t group_norm_count() const = 0;
 };
 
 }  // namespace sdc::cpu

@@ -10,6 +10,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "backend/cpu/kernels.h"
 #include "backend/cpu/plan.h"
 #include "backend/cpu/weight_cache.h"
 
@@ -33,6 +34,11 @@ class CpuPlan final : public Plan {
   size_t scratch_bytes() const override { return scratch_ ? scratch_->bytes() : 0; }
   std::vector<StepInfo> steps() const override;
   std::vector<StepInfo> profile_run() override;
+  void set_group_norm_stats(NormStats mode, std::vector<GroupNormStats>* stats) override;
+  size_t group_norm_count() const override { return group_norm_sizes_.size(); }
+  // The statistics the GroupNorm step `index` (in run order) shares with the caller (the planner's
+  // closures call this on every run: nothing to do in Compute mode).
+  GroupNormStatsIo group_norm_stats_io(size_t index) const;
 
   struct InputBuf {
     std::string name;
@@ -56,9 +62,14 @@ class CpuPlan final : public Plan {
   std::unique_ptr<PackedWeight> arena_, scratch_;
   std::vector<std::shared_ptr<PackedWeight>> weights_;
   std::vector<std::vector<std::pair<void*, size_t>>> poison_after_;  // check mode, per step
+  std::vector<size_t> group_norm_sizes_;  // N * G of each GroupNorm step, in run order
 
  private:
   void run_steps(bool profile);
+  // Throws unless *norm_stats_ fits this plan's GroupNorm steps (Replay).
+  void check_replay_stats() const;
+  NormStats norm_mode_ = NormStats::Compute;
+  std::vector<GroupNormStats>* norm_stats_ = nullptr;
 };
 
 }  // namespace sdc::cpu

@@ -406,6 +406,8 @@ Planner::Prepared Planner::prepare(const Spec& s) {
       const Node& m = *s.node;
       const Shape& xs = m.shape;
       const int64_t N = xs[0], C = xs.back(), Pn = shape_numel(xs) / (N * C);
+      const size_t index = plan_.group_norm_sizes_.size();  // run order: specs are in it
+      plan_.group_norm_sizes_.push_back(size_t(N * m.attrs.groups));
       return simple(group_norm_scratch_bytes(N, C, plan_.threads), [=, this]() {
         const void* x = P(sp->in[0]);
         const DType xt = DT(sp->in[0]);
@@ -416,7 +418,11 @@ Planner::Prepared Planner::prepare(const Spec& s) {
         const int64_t G = m.attrs.groups;
         const float eps = m.attrs.eps;
         const bool silu = m.attrs.silu;
-        return [=] { group_norm(x, xt, add, ga, be, N, Pn, C, G, eps, silu, y, yt, scr); };
+        const CpuPlan* plan = &plan_;
+        return [=] {
+          group_norm(x, xt, add, ga, be, N, Pn, C, G, eps, silu, y, yt, scr,
+                     plan->group_norm_stats_io(index));
+        };
       });
     }
     case SK::LayerNorm: {

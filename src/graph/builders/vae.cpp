@@ -53,27 +53,48 @@ ValueId mid_block(WeightSource& ws, ValueId h, const std::string& name, const mo
 
 }  // namespace
 
+namespace {
+// Channels of the features between the two parts (VaePart).
+int64_t latent_features(const model::VaeParams& p, bool decoder) {
+  const std::vector<int>& ch = p.block_out_channels;
+  if (decoder || ch.size() == 1) return decoder ? ch.back() : ch.front();
+  return ch[ch.size() - 2];  // the last downsample keeps its block's channels
+}
+}  // namespace
+
 Graph build_vae_decoder(const WeightMap& weights, const model::VaeParams& p, int batch,
-                        int latent_h, int latent_w) {
+                        int latent_h, int latent_w, VaePart part) {
   check(p, batch, latent_h, latent_w, "VAE decoder shape");
   Graph g;
   WeightSource ws(g, weights, kVaePrefix);
   const int64_t lc = p.latent_channels;
   const std::vector<int>& ch = p.block_out_channels;
   const int levels = int(ch.size());
-  ValueId h = g.input("latent", {batch, latent_h, latent_w, lc});
-  h = linear(ws, h, "post_quant_conv", lc, lc);
-  h = conv(ws, h, "decoder.conv_in", ch.back(), lc, 3, 1, 1);
-  h = mid_block(ws, h, "decoder.mid", p);
+  ValueId h = kNone;
+  if (part != VaePart::Tail) {
+    h = g.input("latent", {batch, latent_h, latent_w, lc});
+    h = linear(ws, h, "post_quant_conv", lc, lc);
+    h = conv(ws, h, "decoder.conv_in", ch.back(), lc, 3, 1, 1);
+    h = mid_block(ws, h, "decoder.mid", p);
+  } else {
+    h = g.input("features", {batch, latent_h, latent_w, latent_features(p, true)});
+  }
   for (int l = levels - 1; l >= 0; --l) {
     const std::string up = "decoder.up." + std::to_string(l);
-    for (int i = 0; i <= p.layers_per_block; ++i)
-      h = resnet(ws, h, up + ".block." + std::to_string(i), ch[size_t(l)], p);
-    if (l > 0) {
+    // The head is everything at latent resolution: it ends before the first upsampling.
+    if (part == VaePart::Head && l < levels - 1) break;
+    if (part != VaePart::Tail || l < levels - 1)
+      for (int i = 0; i <= p.layers_per_block; ++i)
+        h = resnet(ws, h, up + ".block." + std::to_string(i), ch[size_t(l)], p);
+    if (l > 0 && part != VaePart::Head) {
       const Shape s = g.shape(h);
       h = g.upsample_nearest(h, int(2 * s[1]), int(2 * s[2]));
       h = conv(ws, h, up + ".upsample.conv", ch[size_t(l)], ch[size_t(l)], 3, 1, 1);
     }
+  }
+  if (part == VaePart::Head) {
+    g.output("features", h);
+    return g;
   }
   h = group_norm(ws, h, "decoder.norm_out", p.norm_groups, p.norm_eps, true);
   h = conv(ws, h, "decoder.conv_out", p.out_channels, ch.front(), 3, 1, 1);
@@ -82,7 +103,7 @@ Graph build_vae_decoder(const WeightMap& weights, const model::VaeParams& p, int
 }
 
 Graph build_vae_encoder(const WeightMap& weights, const model::VaeParams& p, int batch, int height,
-                        int width) {
+                        int width, VaePart part) {
   check(p, batch, height, width, "VAE encoder shape");
   const int factor = 1 << (p.block_out_channels.size() - 1);
   if (height % factor != 0 || width % factor != 0)
@@ -93,10 +114,19 @@ Graph build_vae_encoder(const WeightMap& weights, const model::VaeParams& p, int
   WeightSource ws(g, weights, kVaePrefix);
   const std::vector<int>& ch = p.block_out_channels;
   const int levels = int(ch.size());
-  ValueId h = g.input("image", {batch, height, width, p.in_channels});
-  h = conv(ws, h, "encoder.conv_in", ch.front(), p.in_channels, 3, 1, 1);
+  ValueId h = kNone;
+  if (part != VaePart::Tail) {
+    h = g.input("image", {batch, height, width, p.in_channels});
+    h = conv(ws, h, "encoder.conv_in", ch.front(), p.in_channels, 3, 1, 1);
+  } else {
+    h = g.input("features", {batch, height / factor, width / factor, latent_features(p, false)});
+  }
   for (int l = 0; l < levels; ++l) {
     const std::string down = "encoder.down." + std::to_string(l);
+    // The head ends once at latent resolution (after the last downsample); the tail starts there.
+    const bool in_head = l + 1 < levels;
+    if (part == VaePart::Head && !in_head) break;
+    if (part == VaePart::Tail && in_head) continue;
     for (int i = 0; i < p.layers_per_block; ++i)
       h = resnet(ws, h, down + ".block." + std::to_string(i), ch[size_t(l)], p);
     if (l + 1 < levels) {
@@ -106,6 +136,10 @@ Graph build_vae_encoder(const WeightMap& weights, const model::VaeParams& p, int
       const ValueId b = ws.get(down + ".downsample.conv.bias", {c});
       h = g.conv2d(h, w, b, 2, 0, 0, 1, 1, down + ".downsample.conv");
     }
+  }
+  if (part == VaePart::Head) {
+    g.output("features", h);
+    return g;
   }
   h = mid_block(ws, h, "encoder.mid", p);
   h = group_norm(ws, h, "encoder.norm_out", p.norm_groups, p.norm_eps, true);

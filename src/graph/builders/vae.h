@@ -12,9 +12,20 @@
 
 namespace sdc::graph {
 
+// VAE tiling runs each network in two parts: what works at latent resolution once over the whole
+// image (it holds the mid-block attention, which needs every pixel, and is small there), the rest
+// in tiles.
+//   decoder Head: latent -> "features" [N,h,w,C] (post_quant_conv, conv_in, mid block, the ResNets
+//           of the first up block); Tail: "features" -> image (upsamplings onwards).
+//   encoder Head: image -> "features" [N,H/8,W/8,C] (conv_in to the last downsample); Tail:
+//           "features" -> mean, logvar (the last down block's ResNets, mid block, conv_out, ...).
+// The parts' sizes are the whole network's: latent (h, w) for the decoder, image (H, W) for the
+// encoder.
+enum class VaePart { Whole, Head, Tail };
+
 Graph build_vae_decoder(const WeightMap& weights, const model::VaeParams& params, int batch,
-                        int latent_h, int latent_w);
+                        int latent_h, int latent_w, VaePart part = VaePart::Whole);
 Graph build_vae_encoder(const WeightMap& weights, const model::VaeParams& params, int batch,
-                        int height, int width);
+                        int height, int width, VaePart part = VaePart::Whole);
 
 }  // namespace sdc::graph
