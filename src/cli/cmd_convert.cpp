@@ -238,9 +238,9 @@ void run_convert(const ConvertArgs& a) {
   if (!a.target.empty()) {
     // What `generate --precision auto` will plan: bf16 where the capped ISA has it.
     // (another ISA: bf16 where that ISA has it, as the machine it is meant for will likely choose)
-    const bool bf16 = a.target == "native" ? cpu::bf16_is_faster()
-                                           : a.target == "avx512_core_amx" ||
-                                                 a.target == "avx512_core_bf16";
+    const bool bf16 = a.target == "native"
+                          ? cpu::bf16_is_faster()
+                          : a.target == "avx512_core_amx" || a.target == "avx512_core_bf16";
     pipeline::PackOptions po;
     po.target = a.target;
     po.precision = spec.types.unet_int8 ? cpu::Precision::INT8
