@@ -19,8 +19,9 @@
 #      under /usr/bin/time -v (wall time, peak RSS: load, compile, sampling, decode, PNG);
 #   4. prints a table: wall time and peak RSS of each tool, and sd.cpp / sdc ratios (> 1: sdc is
 #      faster / smaller).
-# sdc runs at --precision auto: bf16 where the CPU has AVX512-BF16 or AMX-BF16, else f32. sd.cpp
-# computes as its ggml CPU backend does with f16 weights. Logs and images stay in WORK/runs.
+# sdc runs at --precision auto (bf16 where it beats f32: AMX-BF16 or AMD's AVX512-BF16; else f32)
+# unless --precision says otherwise (int8: the UNet W8A8). sd.cpp computes as its ggml CPU
+# backend does with f16 weights. Logs and images stay in WORK/runs.
 #
 # Options:
 #   --sdc PATH      the sdc binary (default: build/sdc of this checkout)
@@ -30,6 +31,7 @@
 #   --cases LIST    comma-separated subset of lcm256,lcm512,euler512,taesd512 (default: all)
 #   --seed N        seed of the random weights (default 1) and of the images (default 42)
 #   --no-taesd      leave out the TAESD row
+#   --precision P   sdc's --precision: auto (default), f32, bf16 or int8
 set -euo pipefail
 
 die() {
@@ -40,6 +42,7 @@ die() {
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src="" sdc="$here/../build/sdc" work="${TMPDIR:-/tmp}/sdc-vs-sdcpp"
 threads=$(nproc) jobs=$(nproc) cases="lcm256,lcm512,euler512,taesd512" seed=1 taesd=1
+precision=auto
 while [ $# -gt 0 ]; do
   case "$1" in
     --sdc) sdc=${2:?--sdc needs a path}; shift 2 ;;
@@ -49,6 +52,7 @@ while [ $# -gt 0 ]; do
     --cases) cases=${2:?--cases needs a list}; shift 2 ;;
     --seed) seed=${2:?--seed needs a number}; shift 2 ;;
     --no-taesd) taesd=0; shift ;;
+    --precision) precision=${2:?--precision needs a value}; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) [ -z "$src" ] || die "one source folder expected, found a second: $1"; src=$1; shift ;;
@@ -69,6 +73,7 @@ target=$(sed -n 's/^set(TARGET \([A-Za-z0-9_-]*\)).*/\1/p' "$cli_cmake" 2>/dev/n
 [[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "--threads: expected a positive number, found '$threads'"
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs: expected a positive number, found '$jobs'"
 [[ "$seed" =~ ^[0-9]+$ ]] || die "--seed: expected a number, found '$seed'"
+case "$precision" in auto | f32 | bf16 | int8) ;; *) die "--precision: expected auto, f32, bf16 or int8, found '$precision'" ;; esac
 [ -x "$sdc" ] || die "$sdc: no sdc binary (build sdc first, or pass --sdc PATH)"
 sdc=$(cd "$(dirname "$sdc")" && pwd -P)/$(basename "$sdc")
 if ! /usr/bin/time -v true >/dev/null 2>&1; then
@@ -113,7 +118,6 @@ fi
 runs="$work/runs"
 mkdir -p "$runs"
 prompt="a photograph of an astronaut riding a horse on the moon, highly detailed"
-if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then sdc_precision=bf16; else sdc_precision=f32; fi
 
 # measure NAME CMD...: runs CMD under /usr/bin/time -v; sets wall (s), rss (MiB), ok, load.
 measure() {
@@ -151,7 +155,7 @@ for c in "${case_list[@]}"; do
       ;;
   esac
   measure "$c-sdc" "$sdc" generate -m "$ckpt" -p "$prompt" -W "$w" -H "$w" --steps "$steps" \
-    --cfg-scale "$cfg" --sampler "$sampler" --seed 42 --threads "$threads" --precision auto \
+    --cfg-scale "$cfg" --sampler "$sampler" --seed 42 --threads "$threads" --precision "$precision" \
     -o "$runs/$c-sdc.png" "${extra_sdc[@]}"
   sdc_wall=$wall sdc_rss=$rss sdc_ok=$ok sdc_load=$load
   measure "$c-sdcpp" "$sdcpp" -m "$ckpt" -p "$prompt" -W "$w" -H "$w" --steps "$steps" \
@@ -169,7 +173,7 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 sdcpp_version=$(git -C "$src" describe --tags --always 2>/dev/null || echo "unknown version")
 echo
 echo "sdc vs stable-diffusion.cpp ($sdcpp_version), whole process each, one after the other"
-echo "CPU: $cpu, $(nproc) hardware threads, $threads used; sdc at $sdc_precision"
+echo "CPU: $cpu, $(nproc) hardware threads, $threads used; sdc --precision $precision"
 echo "Checkpoint: $ckpt (full-size SD1.5, random weights, fp16)"
 echo "ratio = sd.cpp / sdc (> 1: sdc faster / smaller); load = 1-min load average before each run"
 printf '%-34s %10s %10s %11s %11s %8s %8s %5s %5s\n' "case" "sdc wall" "sdc RSS" "sd.cpp wall" \

@@ -12,13 +12,14 @@ nlohmann::json diff_json(const TensorDiff& d) {
   return {{"max_abs", d.max_abs},
           {"mean_abs", d.mean_abs},
           {"rel_max", d.rel_max},
+          {"rel_l2", d.rel_l2},
           {"cosine", d.cosine}};
 }
 
 std::string row(const std::string& name, const TensorDiff& d) {
   char buf[160];
-  std::snprintf(buf, sizeof buf, "%-18s %10.3e %10.3e %10.3e %12.9f\n", name.c_str(), d.max_abs,
-                d.mean_abs, d.rel_max, d.cosine);
+  std::snprintf(buf, sizeof buf, "%-18s %10.3e %10.3e %10.3e %10.3e %12.9f\n", name.c_str(),
+                d.max_abs, d.mean_abs, d.rel_max, d.rel_l2, d.cosine);
   return buf;
 }
 
@@ -27,8 +28,8 @@ std::string row(const std::string& name, const TensorDiff& d) {
 std::string report_text(const CompareReport& r) {
   std::string s = "A: " + r.a + "\nB: " + r.b + "\n";
   char buf[200];
-  std::snprintf(buf, sizeof buf, "%-18s %10s %10s %10s %12s\n", "component", "max abs", "mean abs",
-                "rel max", "cosine");
+  std::snprintf(buf, sizeof buf, "%-18s %10s %10s %10s %10s %12s\n", "component", "max abs",
+                "mean abs", "rel max", "rel L2", "cosine");
   s += buf;
   for (const auto& c : r.components) s += row(c.name, c.diff);
   if (std::isinf(r.image.psnr_db))

@@ -12,11 +12,12 @@ namespace sdc::compare {
 
 TensorDiff tensor_diff(const float* a, const float* b, size_t n) {
   TensorDiff d;
-  double sum_abs = 0, max_ref = 0, dot = 0, na = 0, nb = 0;
+  double sum_abs = 0, max_ref = 0, dot = 0, na = 0, nb = 0, nd = 0;
   for (size_t i = 0; i < n; ++i) {
     const double x = a[i], y = b[i], e = std::fabs(x - y);
     d.max_abs = std::max(d.max_abs, e);
     sum_abs += e;
+    nd += e * e;
     max_ref = std::max(max_ref, std::fabs(x));
     dot += x * y;
     na += x * x;
@@ -24,6 +25,7 @@ TensorDiff tensor_diff(const float* a, const float* b, size_t n) {
   }
   d.mean_abs = n ? sum_abs / double(n) : 0;
   d.rel_max = max_ref > 0 ? d.max_abs / max_ref : d.max_abs;
+  d.rel_l2 = na > 0 ? std::sqrt(nd / na) : std::sqrt(nd);
   d.cosine = na > 0 && nb > 0 ? dot / std::sqrt(na * nb) : (na == nb ? 1.0 : 0.0);
   return d;
 }

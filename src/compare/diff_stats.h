@@ -1,5 +1,6 @@
 // How far two outputs differ: for tensors, max and mean absolute difference, the fixtures' metric
-// max|a - b| / max|a| and cosine similarity; for 8-bit images, max and mean level difference and
+// max|a - b| / max|a|, the relative L2 error ||a - b|| / ||a|| and cosine similarity; for 8-bit
+// images, max and mean level difference and
 // PSNR.
 #pragma once
 
@@ -12,6 +13,7 @@ namespace sdc::compare {
 struct TensorDiff {
   double max_abs = 0, mean_abs = 0;
   double rel_max = 0;  // max|a - b| / max|a| (0 when both are all zero)
+  double rel_l2 = 0;   // ||a - b|| / ||a|| (||a - b|| when a is all zero)
   double cosine = 1;   // of the flattened tensors (1 when both are all zero)
   bool identical() const { return max_abs == 0; }
 };

@@ -73,6 +73,8 @@ TEST(DiffStats, TensorAndImageMetrics) {
   EXPECT_DOUBLE_EQ(d.max_abs, 1.0);
   EXPECT_DOUBLE_EQ(d.mean_abs, 1.0 / 3);
   EXPECT_DOUBLE_EQ(d.rel_max, 0.25);
+  EXPECT_NEAR(d.rel_l2, 1.0 / std::sqrt(21.0), 1e-12);
+  EXPECT_DOUBLE_EQ(same.rel_l2, 0.0);
   EXPECT_NEAR(d.cosine, 19.0 / std::sqrt(21.0 * 18.0), 1e-12);
   EXPECT_THROW(compare::tensor_diff({1, 2}, {1}), Error);
   const compare::ImageDiff i = compare::image_diff({0, 10, 255, 100}, {0, 12, 250, 100});
