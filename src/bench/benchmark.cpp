@@ -11,6 +11,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "backend/cpu/prepacked_weights.h"
 #include "common/error.h"
 #include "common/stopwatch.h"
 #include "graph/builders/builders.h"
@@ -513,7 +514,11 @@ std::vector<BenchCase> parse_bench_cases(const std::string& list, const std::str
 std::vector<cpu::Precision> parse_bench_precisions(const std::string& name,
                                                    const std::string& option) {
   if (name == "both") return {cpu::Precision::F32, cpu::Precision::BF16};
-  if (name == "all") return {cpu::Precision::F32, cpu::Precision::BF16, cpu::Precision::INT8};
+  if (name == "all") {  // int8 where this CPU runs it (a VNNI dot product)
+    std::vector<cpu::Precision> all = {cpu::Precision::F32, cpu::Precision::BF16};
+    if (cpu::isa_has_int8_dot()) all.push_back(cpu::Precision::INT8);
+    return all;
+  }
   if (name == "f32" || name == "bf16" || name == "auto" || name == "int8")
     return {cpu::parse_precision(name)};
   throw UsageError("", option, "one of f32, bf16, auto, int8, both, all", "'" + name + "'");

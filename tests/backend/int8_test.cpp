@@ -11,6 +11,7 @@
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/plan.h"
+#include "backend/cpu/prepacked_weights.h"
 #include "common/error.h"
 #include "graph/builders/int8_layers.h"
 #include "reference.h"
@@ -62,7 +63,10 @@ Vec rescale(const Vec& sums, float sx, const std::vector<float>& sw, const Vec* 
 
 class Int8 : public testing::TestWithParam<bool> {  // parameter: portable kernels
  protected:
-  void SetUp() override { cpu::force_generic_kernels(GetParam()); }
+  void SetUp() override {
+    if (!cpu::isa_has_int8_dot()) GTEST_SKIP() << "no VNNI: int8 plans are refused here";
+    cpu::force_generic_kernels(GetParam());
+  }
   void TearDown() override { cpu::force_generic_kernels(false); }
   static std::unique_ptr<Plan> compile(const graph::Graph& g,
                                        Precision precision = Precision::INT8) {

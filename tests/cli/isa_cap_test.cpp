@@ -1,6 +1,6 @@
 // The AVX2-only path, tested on any machine: DNNL_MAX_CPU_ISA=AVX2 caps oneDNN and sdc's own
-// kernels alike, `--precision auto` then plans f32, bf16 is refused as on an AVX2 CPU, and a
-// fixture pipeline still matches diffusers within its tolerance.
+// kernels alike, `--precision auto` then plans f32, bf16 and int8 are refused as on an AVX2 CPU
+// without VNNI, and a fixture pipeline still matches diffusers within its tolerance.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -45,6 +45,21 @@ TEST(IsaCap, Bf16IsRefusedUnderAnAvx2Cap) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("bf16 needs AVX-512"), std::string::npos) << r.err;
   EXPECT_TRUE(dir.list().empty());
+}
+
+TEST(IsaCap, Int8IsRefusedWithoutAVnniDotProduct) {
+  // AVX2 and AVX-512 without VNNI sum int8 pairs in 16 bits; oneDNN halves the weights there,
+  // which the W8A8 steps do not account for: refused rather than silently less accurate.
+  for (const char* isa : {"AVX2", "AVX512_CORE"}) {
+    test::TempDir dir;
+    IsaCap cap(isa);
+    const test::CommandResult r =
+        test::run_sdc(test::tiny_generate({"--precision", "int8", "-p", "x", "-W", "64", "-H", "64",
+                                           "--steps", "1", "-o", dir.file("out.png")}));
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("int8 needs AVX512-VNNI or AVX-VNNI"), std::string::npos) << r.err;
+    EXPECT_TRUE(dir.list().empty());
+  }
 }
 
 }  // namespace

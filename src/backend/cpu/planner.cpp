@@ -23,6 +23,7 @@
 #include "backend/cpu/dnnl_util.h"
 #include "backend/cpu/memory_plan.h"
 #include "backend/cpu/planner.h"
+#include "backend/cpu/prepacked_weights.h"
 
 namespace sdc::cpu {
 namespace detail {
@@ -635,6 +636,11 @@ using detail::Planner;
 std::unique_ptr<Plan> Plan::compile(const graph::Graph& g, const PlanOptions& options) {
   if (options.precision == Precision::BF16 && !cpu_features().avx512)
     throw UsageError("", "precision", "f32 on this CPU (bf16 needs AVX-512)", "bf16");
+  if (options.precision == Precision::INT8 && !isa_has_int8_dot())
+    throw UsageError("", "precision",
+                     "f32 or bf16 on this CPU (int8 needs AVX512-VNNI or AVX-VNNI; oneDNN runs " +
+                         effective_isa_name() + ")",
+                     "int8");
   auto plan = std::make_unique<CpuPlan>();
   plan->threads = resolve_threads(options.threads);
   const int saved = omp_get_max_threads();

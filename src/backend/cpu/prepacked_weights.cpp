@@ -100,6 +100,12 @@ std::string effective_isa_name() {
   return "isa" + std::to_string(int(isa));
 }
 
+bool isa_has_int8_dot() {
+  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  return isa == dnnl::cpu_isa::avx2_vnni || isa == dnnl::cpu_isa::avx512_core_vnni ||
+         isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+}
+
 void limit_isa(const std::string& name) {
   if (name == "native") return;
   for (const IsaName& n : kIsas) {

@@ -69,4 +69,9 @@ std::string effective_isa_name();
 // oneDNN refuses (primitives already created).
 void limit_isa(const std::string& name);
 
+// Whether oneDNN's int8 kernels here have a VNNI dot product (AVX512-VNNI or AVX-VNNI, under any
+// ISA cap). Without one they fall back to 16-bit pair sums that saturate, which oneDNN avoids by
+// halving the weights — a lost bit that the W8A8 steps would not account for.
+bool isa_has_int8_dot();
+
 }  // namespace sdc::cpu
