@@ -1,8 +1,9 @@
 // W8A8 (Precision::INT8): the activation quantiser, and int8 convolutions, linears and GEGLU
-// projections against an exact reference — the same per-tensor activation scale and per-channel
-// weight scales computed here, the integer sums done in double — so any layout, compensation or
-// post-op ordering slip shows up far above float rounding. Also: layers the graph does not allow
-// stay exactly as the base precision plans them, and the UNet builder's layer policy.
+// projections against an exact reference — the same per-tensor activation scale and zero point
+// and per-channel weight scales computed here, the integer sums done in double — so any layout,
+// compensation or post-op ordering slip shows up far above float rounding. Also: layers the graph
+// does not allow stay exactly as the base precision plans them, and the UNet builder's layer
+// policy.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -23,14 +24,24 @@ using cpu::Plan;
 using cpu::PlanOptions;
 using cpu::Precision;
 
-// What quantize_s8 promises: scale = max|x| / 127, q = round-half-even(x / scale).
-Vec dequantized(const Vec& x, float& scale) {
-  float m = 0.f;
-  for (float v : x) m = std::max(m, std::fabs(v));
-  scale = m > 0.f ? m / 127.f : 1.f;
+// What quantize_u8 promises: lo = min(x, 0), hi = max(x, 0), scale = (hi - lo) / 255,
+// zero point = round(-lo / scale), q = clamp(round(x / scale) + zp, 0, 255). Returns q - zp, the
+// integer the convolution effectively multiplies.
+Vec dequantized(const Vec& x, float& scale, int32_t* zero_point = nullptr,
+                std::vector<uint8_t>* codes = nullptr) {
+  float lo = 0.f, hi = 0.f;
+  for (float v : x) lo = std::min(lo, v), hi = std::max(hi, v);
+  scale = hi > lo ? (hi - lo) / 255.f : 1.f;
+  const float zp = std::clamp(std::nearbyint(-lo / scale), 0.f, 255.f);
+  if (zero_point) *zero_point = int32_t(zp);
   const float inv = 1.f / scale;
   Vec q(x.size());
-  for (size_t i = 0; i < x.size(); ++i) q[i] = std::nearbyint(x[i] * inv);
+  if (codes) codes->resize(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float c = std::clamp(std::nearbyint(x[i] * inv) + zp, 0.f, 255.f);
+    if (codes) (*codes)[i] = uint8_t(c);
+    q[i] = c - zp;
+  }
   return q;
 }
 
@@ -77,16 +88,19 @@ class Int8 : public testing::TestWithParam<bool> {  // parameter: portable kerne
   }
 };
 
-TEST_P(Int8, QuantizeS8) {
-  Vec x = random_vec(100003, 5, -3.f, 2.f);
-  x[777] = -4.25f;  // the max-abs value maps to -127 exactly
-  std::vector<int8_t> q(x.size());
-  const float s = cpu::quantize_s8(x.data(), DType::F32, int64_t(x.size()), q.data());
-  float expected_scale = 0;
-  const Vec ref = dequantized(x, expected_scale);
-  EXPECT_EQ(s, expected_scale);
-  EXPECT_EQ(q[777], -127);
-  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(float(q[i]), ref[i]) << "at " << i;
+TEST_P(Int8, QuantizeU8) {
+  Vec x = random_vec(100003, 5, -0.3f, 2.f);  // one-sided, as after a SiLU
+  x[777] = -0.5f;                             // the minimum maps to code 0 exactly
+  std::vector<uint8_t> q(x.size()), expected;
+  const cpu::ActivationScale a =
+      cpu::quantize_u8(x.data(), DType::F32, int64_t(x.size()), q.data());
+  float scale = 0;
+  int32_t zp = 0;
+  dequantized(x, scale, &zp, &expected);
+  EXPECT_EQ(a.scale, scale);
+  EXPECT_EQ(a.zero_point, zp);
+  EXPECT_EQ(q[777], 0);
+  EXPECT_EQ(q, expected);
   // bf16 input: the same after widening.
   std::vector<uint16_t> xb(x.size());
   Vec widened(x.size());
@@ -94,14 +108,20 @@ TEST_P(Int8, QuantizeS8) {
     xb[i] = f32_to_bf16(x[i]);
     widened[i] = bf16_to_f32(xb[i]);
   }
-  const float sb = cpu::quantize_s8(xb.data(), DType::BF16, int64_t(x.size()), q.data());
-  const Vec refb = dequantized(widened, expected_scale);
-  EXPECT_EQ(sb, expected_scale);
-  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(float(q[i]), refb[i]) << "at " << i;
-  // An all-zero tensor: scale 1, all zeros (no division by zero).
+  const cpu::ActivationScale ab =
+      cpu::quantize_u8(xb.data(), DType::BF16, int64_t(x.size()), q.data());
+  dequantized(widened, scale, &zp, &expected);
+  EXPECT_EQ(ab.scale, scale);
+  EXPECT_EQ(ab.zero_point, zp);
+  EXPECT_EQ(q, expected);
+  // All positive: zero point 0 (0 stays in the range); all zero: scale 1, every code 0.
+  const Vec pos = random_vec(999, 6, 0.1f, 3.f);
+  EXPECT_EQ(cpu::quantize_u8(pos.data(), DType::F32, 999, q.data()).zero_point, 0);
   const Vec zeros(37, 0.f);
-  EXPECT_EQ(cpu::quantize_s8(zeros.data(), DType::F32, 37, q.data()), 1.f);
-  EXPECT_TRUE(std::all_of(q.begin(), q.begin() + 37, [](int8_t v) { return v == 0; }));
+  const cpu::ActivationScale z = cpu::quantize_u8(zeros.data(), DType::F32, 37, q.data());
+  EXPECT_EQ(z.scale, 1.f);
+  EXPECT_EQ(z.zero_point, 0);
+  EXPECT_TRUE(std::all_of(q.begin(), q.begin() + 37, [](uint8_t v) { return v == 0; }));
 }
 
 TEST_P(Int8, ConvWithBiasResidualAndSiluIsExact) {

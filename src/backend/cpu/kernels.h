@@ -55,9 +55,16 @@ void binary(Binary op, Broadcast bc, const float* a, const float* b, float* y, i
 
 void convert_to_bf16(const float* x, uint16_t* y, int64_t n);
 
-// W8A8 activations: q = x / scale rounded to nearest (ties to even), with the per-tensor
-// scale = max|x| / 127 that is returned (1 for an all-zero tensor). x is F32 or BF16, n values.
-float quantize_s8(const void* x, DType xdt, int64_t n, int8_t* q);
+// W8A8 activations, asymmetric per tensor: with lo = min(x, 0) and hi = max(x, 0),
+// scale = (hi - lo) / 255 (1 when both are 0) and zero_point = round(-lo / scale), each value
+// becomes q = clamp(round(x / scale) + zero_point, 0, 255) (rounding to nearest, ties to even),
+// so x ~ (q - zero_point) * scale. One-sided inputs (after SiLU/GELU) get twice the resolution a
+// symmetric scale would give them. x is F32 or BF16, n values.
+struct ActivationScale {
+  float scale = 1.f;
+  int32_t zero_point = 0;
+};
+ActivationScale quantize_u8(const void* x, DType xdt, int64_t n, uint8_t* q);
 
 // Nearest upsampling of x [N, H, W, C] to [N, Ho, Wo, C] (PyTorch 'nearest': source index
 // floor(dst * in / out) computed with a float scale in/out, clamped to in - 1).

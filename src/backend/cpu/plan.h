@@ -12,8 +12,9 @@
 namespace sdc::cpu {
 
 // INT8: the graph's int8-eligible layers (graph::Attrs::int8: the UNet's big convolutions and
-// linears) run W8A8 — weights s8 with one scale per output channel, activations s8 with one scale
-// per tensor computed from the tensor on every run (no calibration), s32 accumulation, f32 out;
+// linears) run W8A8 — weights s8 with one scale per output channel, activations u8 with one scale
+// and zero point per tensor computed from the tensor on every run (no calibration), s32
+// accumulation, f32 out;
 // every other step runs as `auto` would (bf16 where bf16_is_faster(), else f32).
 enum class Precision { F32, BF16, INT8 };
 

@@ -231,10 +231,10 @@ class Planner {
   };
   Int8Weight int8_weight(const std::string& key, const TensorRef& w, const TensorRef* bias,
                          const memory::desc& s8_src_md, const memory::desc& dst_md);
-  // Scratch offsets of a W8A8 step after its oneDNN scratchpad of `pad` bytes: the s8 copy of
-  // the input (`n` values) and `scale_floats` per-output-channel scales.
+  // Scratch offsets of a W8A8 step after its oneDNN scratchpad of `pad` bytes: the u8 copy of
+  // the input (`n` values), `scale_floats` per-output-channel scales and the input's zero point.
   struct Int8Scratch {
-    size_t q = 0, scales = 0, end = 0;
+    size_t q = 0, scales = 0, zero_point = 0, end = 0;
   };
   static Int8Scratch int8_scratch(size_t pad, int64_t n, int64_t scale_floats);
 

@@ -98,6 +98,8 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
     (*args)[DNNL_ARG_SCRATCHPAD] = memory(pad_md, e, scr);
     int first = 0;  // index of the spec's first post-op in the primitive's chain
     if (i8) {
+      (*args)[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] =
+          memory(memory::desc({1}, dt::s32, tag::x), e, scr + q.zero_point);
       (*args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
           memory(i8->channel_md, e, scr + q.scales);
       first = 1;
@@ -117,12 +119,14 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
       });
     const void* x = ptr(sp->in[0]);
     const DType xt = stores_[size_t(sp->in[0])].dtype;
-    int8_t* xq = reinterpret_cast<int8_t*>(scr + q.q);
+    uint8_t* xq = scr + q.q;
     float* scale = reinterpret_cast<float*>(scr + q.scales);
+    int32_t* zero_point = reinterpret_cast<int32_t*>(scr + q.zero_point);
     const float* wscale = static_cast<const float*>(i8->scales->data());
     return std::function<void()>([=] {
-      const float sx = quantize_s8(x, xt, src_n, xq);
-      for (int64_t o = 0; o < channels; ++o) scale[o] = sx * wscale[o];
+      const ActivationScale a = quantize_u8(x, xt, src_n, xq);
+      *zero_point = a.zero_point;
+      for (int64_t o = 0; o < channels; ++o) scale[o] = a.scale * wscale[o];
       prim.execute(*stream, *args);
       stream->wait();
     });
@@ -135,7 +139,8 @@ Planner::Int8Scratch Planner::int8_scratch(size_t pad, int64_t n, int64_t scale_
   Int8Scratch q;
   q.q = align(pad);
   q.scales = align(q.q + size_t(n));
-  q.end = q.scales + size_t(scale_floats) * sizeof(float);
+  q.zero_point = align(q.scales + size_t(scale_floats) * sizeof(float));
+  q.end = q.zero_point + sizeof(int32_t);
   return q;
 }
 
@@ -165,9 +170,9 @@ Planner::Prepared Planner::prepare_conv(const Spec& s) {
   const Node& m = *s.node;
   const Shape &xs = shape(m.inputs[0]), &ws = shape(m.inputs[1]), &ys = m.shape;
   const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
-  const dt in_t = s.int8 ? dt::s8 : dnnl_dt(src_t);
+  const dt in_t = s.int8 ? dt::u8 : dnnl_dt(src_t), w_t = s.int8 ? dt::s8 : in_t;
   const memory::desc src_md({xs[0], xs[3], xs[1], xs[2]}, in_t, tag::nhwc);
-  const memory::desc w_any({ws[0], ws[1], ws[2], ws[3]}, in_t, tag::any);
+  const memory::desc w_any({ws[0], ws[1], ws[2], ws[3]}, w_t, tag::any);
   const memory::desc dst_md({ys[0], ys[3], ys[1], ys[2]}, dnnl_dt(dst_t), tag::nhwc);
   const memory::desc post_md({ys[0], ys[3], ys[1], ys[2]}, dt::f32, tag::nhwc);
   const memory::desc channel_md({1, ws[0], 1, 1}, dt::f32, tag::nchw);
@@ -182,6 +187,7 @@ Planner::Prepared Planner::prepare_conv(const Spec& s) {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   attr.set_post_ops(make_post_ops(s, post_md, s.int8 ? &channel_md : nullptr, has_bias));
+  if (s.int8) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   const dnnl::convolution_forward::primitive_desc pd(d, attr, plan_.engine);
   const Node& wn = node(m.inputs[1]);
   if (s.int8) {
@@ -204,9 +210,9 @@ Planner::Prepared Planner::prepare_linear(const Spec& s) {
   const Shape& ws = shape(m.inputs[1]);
   const int64_t K = ws[1], Nc = ws[0], M = shape_numel(m.shape) / Nc;
   const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
-  const dt in_t = s.int8 ? dt::s8 : dnnl_dt(src_t);
+  const dt in_t = s.int8 ? dt::u8 : dnnl_dt(src_t), w_t = s.int8 ? dt::s8 : in_t;
   const memory::desc src_md({M, K}, in_t, tag::ab);
-  const memory::desc w_any({K, Nc}, in_t, tag::any);
+  const memory::desc w_any({K, Nc}, w_t, tag::any);
   const memory::desc dst_md({M, Nc}, dnnl_dt(dst_t), tag::ab);
   const memory::desc post_md({M, Nc}, dt::f32, tag::ab);
   const memory::desc channel_md({1, Nc}, dt::f32, tag::ab);
@@ -217,6 +223,7 @@ Planner::Prepared Planner::prepare_linear(const Spec& s) {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   attr.set_post_ops(make_post_ops(s, post_md, s.int8 ? &channel_md : nullptr, has_bias));
+  if (s.int8) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   const dnnl::matmul::primitive_desc pd(d, attr, plan_.engine);
   const Node& wn = node(m.inputs[1]);
   if (s.int8) {
@@ -249,9 +256,9 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
   if (!is_float(wn.weight.dtype))
     fail(wn, "a float weight", std::string(dtype_name(wn.weight.dtype)));
   const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
-  const dt in_t = s.int8 ? dt::s8 : dnnl_dt(src_t);
+  const dt in_t = s.int8 ? dt::u8 : dnnl_dt(src_t), w_t = s.int8 ? dt::s8 : in_t;
   const memory::desc src_md({M, K}, in_t, tag::ab);
-  const memory::desc w_any({K, D}, in_t, tag::any);
+  const memory::desc w_any({K, D}, w_t, tag::any);
   const memory::desc g_md({M, D}, dnnl_dt(stores_[size_t(s.tmp)].dtype), tag::ab);
   const memory::desc dst_md({M, D}, dnnl_dt(dst_t), tag::ab);
   const memory::desc channel_md({1, D}, dt::f32, tag::ab);
@@ -272,6 +279,7 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     dnnl::primitive_attr attr;
     attr.set_post_ops(po);
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (s.int8) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
     return attr;
   };
   const dnnl::matmul::primitive_desc gate_pd(
@@ -324,7 +332,8 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
   }
   const size_t pad =
       std::max(gate_pd.scratchpad_desc().get_size(), value_pd.scratchpad_desc().get_size());
-  // W8A8 scratch: the s8 input, shared by both halves, then the gate's and the value's scales.
+  // W8A8 scratch: the u8 input, shared by both halves, the gate's and the value's scales, the
+  // input's zero point.
   const Int8Scratch q = int8_scratch(pad, s.int8 ? M * K : 0, s.int8 ? 2 * D : 0);
   Prepared p;
   p.scratch = s.int8 ? q.end : pad;
@@ -348,6 +357,9 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     (*value_args)[DNNL_ARG_SCRATCHPAD] = memory(value_pd.scratchpad_desc(), e, scr);
     int first = 0;
     if (int8) {
+      const memory zero_point(memory::desc({1}, dt::s32, tag::x), e, scr + q.zero_point);
+      (*gate_args)[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = zero_point;
+      (*value_args)[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = zero_point;
       (*gate_args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
           memory(channel_md, e, scale);
       (*value_args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
@@ -374,15 +386,17 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     if (!int8) return std::function<void()>(run);
     const void* x = ptr(sp->in[0]);
     const DType xt = stores_[size_t(sp->in[0])].dtype;
-    int8_t* xq = reinterpret_cast<int8_t*>(scr + q.q);
+    uint8_t* xq = scr + q.q;
+    int32_t* zp = reinterpret_cast<int32_t*>(scr + q.zero_point);
     const float* gate_ws = static_cast<const float*>(q_gate.scales->data());
     const float* value_ws = static_cast<const float*>(q_value.scales->data());
     const int64_t n = M * K;
     return std::function<void()>([=] {
-      const float sx = quantize_s8(x, xt, n, xq);
+      const ActivationScale a = quantize_u8(x, xt, n, xq);
+      *zp = a.zero_point;
       for (int64_t o = 0; o < D; ++o) {
-        scale[o] = sx * gate_ws[o];
-        scale[D + o] = sx * value_ws[o];
+        scale[o] = a.scale * gate_ws[o];
+        scale[D + o] = a.scale * value_ws[o];
       }
       run();
     });
