@@ -3,7 +3,6 @@
 // offsets, strides, compression and alignment, and every bad input is refused with its reason.
 #include <gtest/gtest.h>
 #include <unistd.h>
-#include <zip.h>
 
 #include <climits>
 #include <cstring>
@@ -13,6 +12,7 @@
 #include "common/error.h"
 #include "common/fixtures.h"
 #include "io/ckpt.h"
+#include "io/ckpt_builder.h"
 #include "io/pickle_builder.h"
 #include "io/safetensors.h"
 
@@ -20,25 +20,9 @@ namespace sdc {
 namespace {
 
 using test::PickleBuilder;
-
-struct Entry {
-  std::string name, data;
-  bool deflate = false;
-};
-
-void write_zip(const std::string& path, const std::vector<Entry>& entries) {
-  int err = 0;
-  zip_t* z = zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
-  if (!z) throw std::runtime_error("zip_open failed");
-  for (const Entry& e : entries) {
-    zip_source_t* s = zip_source_buffer(z, e.data.data(), e.data.size(), 0);
-    const zip_int64_t i = zip_file_add(z, e.name.c_str(), s, ZIP_FL_OVERWRITE);
-    if (i < 0 || zip_set_file_compression(z, zip_uint64_t(i),
-                                          e.deflate ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 9) != 0)
-      throw std::runtime_error(zip_strerror(z));
-  }
-  if (zip_close(z) != 0) throw std::runtime_error("zip_close failed");
-}
+using Entry = test::ZipEntry;
+using test::make_ckpt;
+using test::write_zip;
 
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
@@ -58,19 +42,6 @@ std::string f32_iota(int n) {
   std::vector<float> v(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) v[size_t(i)] = float(i);
   return raw_bytes(v);
-}
-
-// A checkpoint with `pickle` as <folder>/data.pkl and `storages` as <folder>/data/<key>.
-std::string make_ckpt(const test::TempDir& dir, const std::string& pickle,
-                      const std::vector<std::pair<std::string, std::string>>& storages,
-                      bool deflate = false, const std::string& folder = "archive") {
-  std::vector<Entry> entries{{folder + "/data.pkl", pickle, deflate}};
-  for (const auto& [key, data] : storages)
-    entries.push_back({folder + "/data/" + key, data, deflate});
-  entries.push_back({folder + "/version", "3\n", false});
-  const std::string path = dir.file("c.ckpt");
-  write_zip(path, entries);
-  return path;
 }
 
 uint32_t crc32(const std::string& s) {
@@ -129,13 +100,6 @@ std::vector<float> values(const TensorRef& t) {
   return t.to_f32();
 }
 
-const std::string kAllowed =
-    "expected one of the globals a state dict uses (collections.OrderedDict, "
-    "torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter[_with_state], "
-    "torch.<Type>Storage, torch.UntypedStorage, torch.<dtype>, torch.Size, _codecs.encode, "
-    "builtins.set, numpy scalars/arrays, "
-    "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint)";
-
 // ---- the fixtures ----
 
 TEST(Ckpt, FixtureGivesTheTensorsOfTheSafetensorsFile) {
@@ -177,8 +141,8 @@ TEST(Ckpt, MaliciousFixtureIsRefusedWithoutRunningAnything) {
   ASSERT_EQ(chdir(cwd.path().c_str()), 0);
   const std::string msg = error_of(fixture);
   ASSERT_EQ(chdir(old), 0);
-  EXPECT_EQ(msg,
-            fixture + ": archive/data.pkl byte 196: GLOBAL: " + kAllowed + ", found posix.system");
+  EXPECT_EQ(msg, fixture + ": archive/data.pkl byte 196: GLOBAL: " + test::kAllowedGlobals +
+                     ", found posix.system");
   EXPECT_TRUE(cwd.list().empty());
   EXPECT_FALSE(std::filesystem::exists(test::tiny("sdc-pwned-marker")));
   EXPECT_FALSE(std::filesystem::exists(std::string(old) + "/sdc-pwned-marker"));
@@ -437,7 +401,7 @@ TEST(CkptBadInput, ForbiddenGlobalInACraftedCheckpoint) {
   p.global("builtins", "eval").str("1").op(0x85).reduce();
   EXPECT_EQ(error_of(make_ckpt(dir, p.done(), {})),
             dir.file("c.ckpt") + ": archive/data.pkl byte " + std::to_string(at) +
-                ": GLOBAL: " + kAllowed + ", found builtins.eval");
+                ": GLOBAL: " + test::kAllowedGlobals + ", found builtins.eval");
 }
 
 TEST(CkptBadInput, HostilePickles) {

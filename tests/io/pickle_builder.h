@@ -9,6 +9,14 @@
 
 namespace sdc::test {
 
+// What the restricted unpickler says it accepts when it refuses a GLOBAL.
+inline const std::string kAllowedGlobals =
+    "expected one of the globals a state dict uses (collections.OrderedDict, "
+    "torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter[_with_state], "
+    "torch.<Type>Storage, torch.UntypedStorage, torch.<dtype>, torch.Size, _codecs.encode, "
+    "builtins.set, numpy scalars/arrays, "
+    "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint)";
+
 class PickleBuilder {
  public:
   explicit PickleBuilder(int protocol = 2) {
