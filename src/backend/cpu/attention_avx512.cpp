@@ -43,23 +43,32 @@ constexpr int kMaxNv = 10;  // 16-column vectors per PV tile (register budget); 
 
 // ---- bf16 micro-kernels ---------------------------------------------------------------------
 
+// The tiles' fixed-count loops carry `#pragma GCC unroll`: without it GCC keeps the __m512
+// accumulator arrays on the stack around the reduction loop.
 template <int RM, int NB>
 SDC_AVX512BF16 void qk_tile_bf16(const uint16_t* qp, int64_t qs, const uint16_t* kp, int64_t ks,
                                  int64_t d2, float* s, int64_t ss) {
   __m512 acc[RM][NB];
+#pragma GCC unroll 32
   for (int r = 0; r < RM; ++r)
+#pragma GCC unroll 32
     for (int v = 0; v < NB; ++v) acc[r][v] = _mm512_setzero_ps();
   for (int64_t kk = 0; kk < d2; ++kk) {
     __m512bh b[NB];
+#pragma GCC unroll 32
     for (int v = 0; v < NB; ++v) b[v] = (__m512bh)_mm512_loadu_si512(kp + kk * ks + v * 32);
+#pragma GCC unroll 32
     for (int r = 0; r < RM; ++r) {
       int32_t pair;
       std::memcpy(&pair, qp + r * qs + 2 * kk, 4);
       const __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
+#pragma GCC unroll 32
       for (int v = 0; v < NB; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
     }
   }
+#pragma GCC unroll 32
   for (int r = 0; r < RM; ++r)
+#pragma GCC unroll 32
     for (int v = 0; v < NB; ++v) _mm512_storeu_ps(s + r * ss + v * 16, acc[r][v]);
 }
 
@@ -106,28 +115,35 @@ SDC_AVX512BF16 void pv_tile_bf16(const uint16_t* p, int64_t ps, const uint16_t* 
   constexpr int NF = HALF ? NV - 1 : NV;  // full vectors
   __m512 acc[RM][NF > 0 ? NF : 1];
   __m256 acch[RM];
+#pragma GCC unroll 32
   for (int r = 0; r < RM; ++r) {
+#pragma GCC unroll 32
     for (int v = 0; v < NF; ++v) acc[r][v] = _mm512_setzero_ps();
     acch[r] = _mm256_setzero_ps();
   }
   for (int64_t jj = 0; jj < tk2; ++jj) {
     __m512bh b[NF > 0 ? NF : 1];
+#pragma GCC unroll 32
     for (int v = 0; v < NF; ++v) b[v] = (__m512bh)_mm512_loadu_si512(vp + (jj * vs + v) * 32);
     __m256bh bh;
     if constexpr (HALF)
       bh = (__m256bh)_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vp + (jj * vs + NF) * 32));
+#pragma GCC unroll 32
     for (int r = 0; r < RM; ++r) {
       // One broadcast load of the probability pair serves both widths (the 256-bit operand is
       // the low half of the 512-bit one).
       float pair;
       std::memcpy(&pair, p + r * ps + 2 * jj, 4);
       const __m512 a = _mm512_set1_ps(pair);
+#pragma GCC unroll 32
       for (int v = 0; v < NF; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], (__m512bh)a, b[v]);
       if constexpr (HALF)
         acch[r] = _mm256_dpbf16_ps(acch[r], (__m256bh)_mm512_castps512_ps256(a), bh);
     }
   }
+#pragma GCC unroll 32
   for (int r = 0; r < RM; ++r) {
+#pragma GCC unroll 32
     for (int v = 0; v < NF; ++v) _mm512_storeu_ps(o + r * os + v * 16, acc[r][v]);
     if constexpr (HALF) _mm256_storeu_ps(o + r * os + NF * 16, acch[r]);
   }

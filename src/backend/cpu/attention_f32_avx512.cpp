@@ -30,21 +30,30 @@ int64_t bk_of(int64_t d) {
   return d > 64 ? 48 : 72;
 }
 
+// The tiles' fixed-count loops carry `#pragma GCC unroll`: without it GCC keeps the __m512
+// accumulator arrays on the stack around the reduction loop (~10 % slower).
 template <int RK, int NQ>
 SDC_AVX512 void qk_tile(const float* qt, const float* k, int64_t d, float* s) {
   constexpr int W = NQ * 16;
   __m512 acc[RK][NQ];
+#pragma GCC unroll 32
   for (int r = 0; r < RK; ++r)
+#pragma GCC unroll 32
     for (int v = 0; v < NQ; ++v) acc[r][v] = _mm512_setzero_ps();
   for (int64_t e = 0; e < d; ++e) {
     __m512 q[NQ];
+#pragma GCC unroll 32
     for (int v = 0; v < NQ; ++v) q[v] = _mm512_loadu_ps(qt + e * W + v * 16);
+#pragma GCC unroll 32
     for (int r = 0; r < RK; ++r) {
       const __m512 b = _mm512_set1_ps(k[r * d + e]);
+#pragma GCC unroll 32
       for (int v = 0; v < NQ; ++v) acc[r][v] = _mm512_fmadd_ps(q[v], b, acc[r][v]);
     }
   }
+#pragma GCC unroll 32
   for (int r = 0; r < RK; ++r)
+#pragma GCC unroll 32
     for (int v = 0; v < NQ; ++v) _mm512_storeu_ps(s + r * W + v * 16, acc[r][v]);
 }
 
@@ -54,20 +63,27 @@ SDC_AVX512 void pv_tile(const float* p, int64_t nk, const float* v, int64_t d, c
                         float* ot) {
   constexpr int W = NQ * 16;
   __m512 acc[RE][NQ];
+#pragma GCC unroll 32
   for (int q = 0; q < NQ; ++q) {
     const __m512 al = _mm512_loadu_ps(alpha + q * 16);
+#pragma GCC unroll 32
     for (int r = 0; r < RE; ++r)
       acc[r][q] = _mm512_mul_ps(_mm512_loadu_ps(ot + r * W + q * 16), al);
   }
   for (int64_t j = 0; j < nk; ++j) {
     __m512 pj[NQ];
+#pragma GCC unroll 32
     for (int q = 0; q < NQ; ++q) pj[q] = _mm512_loadu_ps(p + j * W + q * 16);
+#pragma GCC unroll 32
     for (int r = 0; r < RE; ++r) {
       const __m512 b = _mm512_set1_ps(v[j * d + r]);
+#pragma GCC unroll 32
       for (int q = 0; q < NQ; ++q) acc[r][q] = _mm512_fmadd_ps(pj[q], b, acc[r][q]);
     }
   }
+#pragma GCC unroll 32
   for (int r = 0; r < RE; ++r)
+#pragma GCC unroll 32
     for (int q = 0; q < NQ; ++q) _mm512_storeu_ps(ot + r * W + q * 16, acc[r][q]);
 }
 
