@@ -164,13 +164,20 @@ SDC_AVX512 void softmax_block(float* s, int64_t nk, float a, float* m, float* l,
   }
 }
 
-// O row * inv -> out row (d values).
+// Output rows [0, rows) = columns of Ot (row stride W) divided by their sums l, gathered 16 head
+// columns at a time.
 template <class T>
-SDC_AVX512 void store_row(const float* o, float inv, int64_t d, T* out) {
-  const __m512 vi = _mm512_set1_ps(inv);
-  for (int64_t e = 0; e < d; e += 16) {
-    const __mmask16 m = simd::tail_mask(d - e);
-    simd::store(out + e, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, o + e), vi), m);
+SDC_AVX512 void store_rows(const float* ot, int W, const float* l, int64_t rows, int64_t d, T* out,
+                           int64_t C) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(W));
+  for (int64_t r = 0; r < rows; ++r) {
+    const __m512 inv = _mm512_set1_ps(1.f / l[r]);
+    for (int64_t e = 0; e < d; e += 16) {
+      const __mmask16 m = simd::tail_mask(d - e);
+      const __m512 o = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, ot + e * W + r, 4);
+      simd::store(out + r * C + e, _mm512_mul_ps(o, inv), m);
+    }
   }
 }
 
@@ -184,7 +191,6 @@ void run(const QueryBlock& b) {
   float* m = ot + d * W;
   float* l = m + W;
   float* alpha = l + W;
-  float* row = alpha + W;
   std::fill(qt, qt + d * W, 0.f);
   for (int64_t r = 0; r < b.rows; ++r)
     for (int64_t e = 0; e < d; ++e) qt[e * W + r] = b.q[r * b.C + e];
@@ -201,13 +207,10 @@ void run(const QueryBlock& b) {
     softmax_block<NQ>(s, nk, a, m, l, alpha);
     pv_block<NQ>(s, nk, b.vp + j0 * d, d, alpha, ot);
   }
-  for (int64_t r = 0; r < b.rows; ++r) {
-    for (int64_t e = 0; e < d; ++e) row[e] = ot[e * W + r];
-    if (b.out)
-      store_row(row, 1.f / l[r], d, b.out + r * b.C);
-    else
-      store_row(row, 1.f / l[r], d, b.out_bf16 + r * b.C);
-  }
+  if (b.out)
+    store_rows(ot, W, l, b.rows, d, b.out, b.C);
+  else
+    store_rows(ot, W, l, b.rows, d, b.out_bf16, b.C);
 }
 
 }  // namespace
@@ -217,8 +220,8 @@ int64_t block_queries(int64_t d) {
 }
 
 size_t tile_floats(int64_t d) {
-  const int64_t w = block_queries(d), dv16 = (d + 15) / 16 * 16;
-  return size_t(d * w * 2 + bk_of(d) * w + 3 * w + dv16);
+  const int64_t w = block_queries(d);
+  return size_t(d * w * 2 + bk_of(d) * w + 3 * w);
 }
 
 void run_block(const QueryBlock& b) {

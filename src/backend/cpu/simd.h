@@ -39,19 +39,18 @@ SDC_AVX512_INLINE __m512 exp(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-// 2^x at f32 accuracy: 2^f on f in [-0.5, 0.5] by its degree-6 Taylor polynomial (relative error
-// < 1.3e-7) and scalef. No clamping: very negative x gives 0 (finite x only: -inf gives NaN).
-SDC_AVX512_INLINE __m512 exp2(__m512 t) {
-  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(t, n);
-  __m512 p = _mm512_set1_ps(1.5403530393e-4f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108665e-2f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650696e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718056e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.f));
-  return _mm512_scalef_ps(p, n);
+// 2^x at f32 accuracy: f = x - floor(x) in [0, 1) by one vreduceps, 2^f by a degree-5 polynomial
+// (Chebyshev interpolant; relative error < 2e-7 in f32 arithmetic), scalef by floor(x). No
+// clamping: very negative x gives 0 (finite x only: -inf gives NaN).
+SDC_AVX512_INLINE __m512 exp2(__m512 x) {
+  const __m512 f = _mm512_reduce_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  __m512 p = _mm512_set1_ps(1.8937540582e-3f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(8.9495904233e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5860337077e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4014181820e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9315448966e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.9999989835e-1f));
+  return _mm512_scalef_ps(p, x);
 }
 
 // 2^x for results that end up in bf16: degree-4 Taylor polynomial of 2^f, f in [-0.5, 0.5]
