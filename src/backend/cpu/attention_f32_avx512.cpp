@@ -57,7 +57,8 @@ SDC_AVX512 void qk_tile(const float* qt, const float* k, int64_t d, float* s) {
     for (int v = 0; v < NQ; ++v) _mm512_storeu_ps(s + r * W + v * 16, acc[r][v]);
 }
 
-// Ot rows [0, RE) (head columns e0.. of v) += P^T-weighted V rows, after scaling by alpha.
+// Ot rows [0, RE) (head columns e0.. of v) += P^T-weighted V rows, after scaling by alpha (none
+// when null).
 template <int RE, int NQ>
 SDC_AVX512 void pv_tile(const float* p, int64_t nk, const float* v, int64_t d, const float* alpha,
                         float* ot) {
@@ -65,10 +66,11 @@ SDC_AVX512 void pv_tile(const float* p, int64_t nk, const float* v, int64_t d, c
   __m512 acc[RE][NQ];
 #pragma GCC unroll 32
   for (int q = 0; q < NQ; ++q) {
-    const __m512 al = _mm512_loadu_ps(alpha + q * 16);
+    const __m512 al = alpha ? _mm512_loadu_ps(alpha + q * 16) : _mm512_set1_ps(1.f);
 #pragma GCC unroll 32
     for (int r = 0; r < RE; ++r)
-      acc[r][q] = _mm512_mul_ps(_mm512_loadu_ps(ot + r * W + q * 16), al);
+      acc[r][q] = alpha ? _mm512_mul_ps(_mm512_loadu_ps(ot + r * W + q * 16), al)
+                        : _mm512_loadu_ps(ot + r * W + q * 16);
   }
   for (int64_t j = 0; j < nk; ++j) {
     __m512 pj[NQ];
@@ -109,7 +111,7 @@ void qk_block(const float* qt, const float* k, int64_t d, int64_t nk, float* s) 
   if (j < nk) tail[size_t(nk - j - 1)](qt, k + j * d, d, s + j * W);
 }
 
-// Ot (all d rows) = Ot alpha + V^T P over nk keys (v: their first row, [nk][d]).
+// Ot (all d rows) = Ot alpha + V^T P over nk keys (v: their first row, [nk][d]); alpha may be null.
 template <int NQ>
 void pv_block(const float* p, int64_t nk, const float* v, int64_t d, const float* alpha,
               float* ot) {
@@ -164,6 +166,39 @@ SDC_AVX512 void softmax_block(float* s, int64_t nk, float a, float* m, float* l,
   }
 }
 
+// The common case of a key block: P = 2^(S a - m a) with the running max m kept. Scores may exceed
+// m by a little (P above 1 is harmless in f32); returns false, with S destroyed, when a lane's
+// block sum passes 2^20, i.e. some score rose too far above m: the caller redoes the block with
+// softmax_block. Saves the max pass and the rescaling of Ot and l.
+template <int NQ>
+SDC_AVX512 bool exp_block_lazy(float* s, int64_t nk, float a, const float* m, float* l) {
+  constexpr int W = NQ * 16;
+  const __m512 va = _mm512_set1_ps(a);
+  __m512 sum[NQ], shift[NQ];
+#pragma GCC unroll 32
+  for (int q = 0; q < NQ; ++q) {
+    shift[q] = _mm512_mul_ps(_mm512_loadu_ps(m + q * 16), _mm512_set1_ps(-a));
+    sum[q] = _mm512_setzero_ps();
+  }
+  for (int64_t j = 0; j < nk; ++j)
+#pragma GCC unroll 32
+    for (int q = 0; q < NQ; ++q) {
+      float* sj = s + j * W + q * 16;
+      const __m512 e = simd::exp2(_mm512_fmadd_ps(_mm512_loadu_ps(sj), va, shift[q]));
+      sum[q] = _mm512_add_ps(sum[q], e);
+      _mm512_storeu_ps(sj, e);
+    }
+  __mmask16 over = 0;
+#pragma GCC unroll 32
+  for (int q = 0; q < NQ; ++q)
+    over |= _mm512_cmp_ps_mask(sum[q], _mm512_set1_ps(1048576.f), _CMP_NLE_UQ);
+  if (over) return false;
+#pragma GCC unroll 32
+  for (int q = 0; q < NQ; ++q)
+    _mm512_storeu_ps(l + q * 16, _mm512_add_ps(_mm512_loadu_ps(l + q * 16), sum[q]));
+  return true;
+}
+
 // Output rows [0, rows) = columns of Ot (row stride W) divided by their sums l, gathered 16 head
 // columns at a time.
 template <class T>
@@ -200,10 +235,19 @@ void run(const QueryBlock& b) {
   const float a = b.scale * 1.44269504088896341f;
   // Causal: keys past the block's last query are masked for every lane.
   const int64_t tk = b.causal ? std::min(b.Tk, b.q0 + b.rows) : b.Tk;
-  for (int64_t j0 = 0; j0 < tk; j0 += bk) {
-    const int64_t nk = std::min(bk, tk - j0);
+  auto scores = [&](int64_t j0, int64_t nk) {
     qk_block<NQ>(qt, b.kp + j0 * d, d, nk, s);
     if (b.causal && j0 + nk - 1 > b.q0) mask_causal<NQ>(s, nk, j0, b.q0);
+  };
+  for (int64_t j0 = 0; j0 < tk; j0 += bk) {
+    const int64_t nk = std::min(bk, tk - j0);
+    scores(j0, nk);
+    // The first block sets the max; later ones keep it unless their scores rise too far.
+    if (j0 > 0 && exp_block_lazy<NQ>(s, nk, a, m, l)) {
+      pv_block<NQ>(s, nk, b.vp + j0 * d, d, nullptr, ot);
+      continue;
+    }
+    if (j0 > 0) scores(j0, nk);
     softmax_block<NQ>(s, nk, a, m, l, alpha);
     pv_block<NQ>(s, nk, b.vp + j0 * d, d, alpha, ot);
   }
