@@ -25,7 +25,7 @@ constexpr float kMasked = -1e30f;
 int nq_of(int64_t d) {
   return d > 64 ? 2 : 4;
 }
-// Keys per block: a multiple of the QK tile's RK = 24 / NQ; S is 18 KiB (NQ 4) or 6 KiB.
+// Keys per block: a multiple of the QK tile's RK = 24 / NQ (NQ 1, 2 or 4); S is at most 18 KiB.
 int64_t bk_of(int64_t d) {
   return d > 64 ? 48 : 72;
 }
@@ -269,10 +269,15 @@ size_t tile_floats(int64_t d) {
 }
 
 void run_block(const QueryBlock& b) {
-  if (nq_of(b.d) == 4)
+  // A short last block of queries takes narrower tiles rather than padding them (77 tokens of
+  // the text encoder = 64 + 13).
+  const int64_t vecs = std::min<int64_t>(nq_of(b.d), (b.rows + 15) / 16);
+  if (vecs > 2)
     run<4>(b);
-  else
+  else if (vecs == 2)
     run<2>(b);
+  else
+    run<1>(b);
 }
 
 }  // namespace sdc::cpu::attn_f32
