@@ -6,7 +6,9 @@
 //   m' = max(m, max_j S), alpha = 2^((m - m') a), P = 2^(S a - m' a) in place, l = l alpha + sum P
 //   Ot[d][W] = Ot alpha + V_block^T P  (PV tile: RE head columns x NQ, key-step reduction)
 // with a = scale log2 e. Row maxima and sums are per lane, so the softmax has no horizontal
-// reductions, and S, P and Ot of a block stay in L1. Output row q = Ot[.][q] / l[q].
+// reductions, and S, P and Ot of a block stay in L1. Output row q = Ot[.][q] / l[q]. After the
+// first key block m is kept (no max pass, alpha = 1) unless a block's scores rise far above it
+// (exp_block_lazy). NQ is 4 (2 for heads over 64), fewer for a short last block of queries.
 #include "backend/cpu/attention_f32_avx512.h"
 
 #include <algorithm>
