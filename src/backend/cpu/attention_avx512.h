@@ -1,8 +1,10 @@
 // The AVX-512 attention path: K and V of every (image, head) are packed once per run into
-// micro-kernel layouts (bf16 pairs for vdpbf16ps, or f32 rows for FMA), then each work item
-// (image, head, block of R query rows) computes its R x Tk scores with register-tiled
-// micro-kernels, a softmax that writes the un-normalised probabilities straight in the matmul
-// type, P V into a small f32 tile, and the 1/sum row scaling on the way out.
+// micro-kernel layouts (bf16 pairs for vdpbf16ps, or f32 rows for FMA), then work items (image,
+// head, block of R query rows) are spread over the threads.
+//   bf16: the R x Tk scores with register-tiled micro-kernels, a softmax that writes the
+//   un-normalised probabilities as bf16, P V into a small f32 tile, 1/sum scaling on the way out.
+//   f32: queries in vector lanes and keys in L1-sized blocks with an online softmax
+//   (attention_f32_avx512.h).
 #pragma once
 
 #include <cstddef>
@@ -22,9 +24,17 @@ class FlashAttention {
   int64_t block_rows() const { return R_; }
 
  private:
+  // K and V of (image, head) nh into their layouts at dst.
+  void pack(int64_t nh, const void* k, const void* v, uint8_t* dst) const;
+  // Work item (image, head) nh, queries from q0 (R_ or fewer), with tile = this thread's scratch.
+  void block_f32(int64_t nh, int64_t q0, const void* q, const uint8_t* packed, void* out,
+                 uint8_t* tile) const;
+  void block_bf16(int64_t nh, int64_t q0, const void* q, const uint8_t* packed, void* out,
+                  uint8_t* tile) const;
+
   AttentionShape s_;
   int threads_;
-  int64_t d_, d2_, tk16_, tk2_, dv16_, R_;
+  int64_t d_, d2_, tk16_, tk2_, dv16_, R_, ss_ = 0, ps_ = 0;
   size_t kp_bytes_, vp_bytes_, pack_bytes_, tile_bytes_;
 };
 
