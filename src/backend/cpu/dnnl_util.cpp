@@ -69,14 +69,22 @@ void release_packing_memory() {
   std::vector<float>().swap(staging());
 }
 
-std::shared_ptr<PackedWeight> pack_weight(const TensorRef& t, const dnnl::memory::desc& src_md,
-                                          const dnnl::memory::desc& dst_md,
-                                          const dnnl::engine& engine) {
+namespace {
+
+// The f32 values of `t` in the shared staging buffer (valid until the next call).
+const float* staged_f32(const TensorRef& t) {
   std::vector<float>& values = staging();
   if (values.size() < size_t(t.numel())) values.resize(size_t(t.numel()));
   weights_to_f32(t, values.data());
+  return values.data();
+}
+
+// A new buffer holding `data` (laid out as `src_md`) reordered into `dst_md`.
+std::shared_ptr<PackedWeight> reorder_into(const void* data, const dnnl::memory::desc& src_md,
+                                           const dnnl::memory::desc& dst_md,
+                                           const dnnl::engine& engine) {
   auto packed = std::make_shared<PackedWeight>(dst_md.get_size());
-  dnnl::memory src(src_md, engine, values.data());
+  dnnl::memory src(src_md, engine, const_cast<void*>(data));
   dnnl::memory dst(dst_md, engine, packed->data());
   dnnl::stream stream(engine);
   dnnl::reorder(src, dst).execute(stream, src, dst);
@@ -84,16 +92,22 @@ std::shared_ptr<PackedWeight> pack_weight(const TensorRef& t, const dnnl::memory
   return packed;
 }
 
+}  // namespace
+
+std::shared_ptr<PackedWeight> pack_weight(const TensorRef& t, const dnnl::memory::desc& src_md,
+                                          const dnnl::memory::desc& dst_md,
+                                          const dnnl::engine& engine) {
+  return reorder_into(staged_f32(t), src_md, dst_md, engine);
+}
+
 std::shared_ptr<PackedWeight> int8_weight_scales(const TensorRef& t) {
-  std::vector<float>& values = staging();
-  if (values.size() < size_t(t.numel())) values.resize(size_t(t.numel()));
-  weights_to_f32(t, values.data());
+  const float* values = staged_f32(t);
   const int64_t rows = t.shape.at(0), row = t.numel() / rows;
   auto scales = std::make_shared<PackedWeight>(size_t(rows) * sizeof(float));
   float* s = static_cast<float*>(scales->data());
 #pragma omp parallel for schedule(static)
   for (int64_t o = 0; o < rows; ++o) {
-    const float* w = values.data() + o * row;
+    const float* w = values + o * row;
     float m = 0.f;
     for (int64_t k = 0; k < row; ++k) m = std::max(m, std::fabs(w[k]));
     s[o] = m > 0.f ? m / 127.f : 1.f;
@@ -105,13 +119,11 @@ std::shared_ptr<PackedWeight> pack_int8_weight(const TensorRef& t, const PackedW
                                                const dnnl::memory::desc& src_md,
                                                const dnnl::memory::desc& dst_md,
                                                const dnnl::engine& engine) {
-  std::vector<float>& values = staging();
-  if (values.size() < size_t(t.numel())) values.resize(size_t(t.numel()));
-  weights_to_f32(t, values.data());
   const int64_t rows = t.shape.at(0), row = t.numel() / rows;
   if (scales.bytes() != size_t(rows) * sizeof(float))
     throw Error("int8 weights", "scales", std::to_string(rows) + " per-channel scales",
                 std::to_string(scales.bytes() / sizeof(float)));
+  const float* values = staged_f32(t);
   const float* s = static_cast<const float*>(scales.data());
   std::vector<int8_t> q(size_t(t.numel()));
 #pragma omp parallel for schedule(static)
@@ -119,15 +131,9 @@ std::shared_ptr<PackedWeight> pack_int8_weight(const TensorRef& t, const PackedW
     const float inv = 1.f / s[o];
     for (int64_t k = 0; k < row; ++k)
       q[size_t(o * row + k)] =
-          int8_t(std::clamp(std::nearbyint(values[size_t(o * row + k)] * inv), -127.f, 127.f));
+          int8_t(std::clamp(std::nearbyint(values[o * row + k] * inv), -127.f, 127.f));
   }
-  auto packed = std::make_shared<PackedWeight>(dst_md.get_size());
-  dnnl::memory src(src_md, engine, q.data());
-  dnnl::memory dst(dst_md, engine, packed->data());
-  dnnl::stream stream(engine);
-  dnnl::reorder(src, dst).execute(stream, src, dst);
-  stream.wait();
-  return packed;
+  return reorder_into(q.data(), src_md, dst_md, engine);
 }
 
 std::shared_ptr<PackedWeight> pack_f32(const TensorRef& t) {
