@@ -1,7 +1,8 @@
 // Golden tests of the graph builders run by the CPU backend against the tiny-sd15 references
 // (diffusers/transformers outputs): text encoder, UNet (three sizes, three timesteps, batch 2),
 // VAE decode/encode, ControlNet residuals and the UNet with them — at f32 within the fixtures'
-// fp32 tolerance, and with bf16 matmuls within the bf16 column. Fixture tensors are NCHW; graphs
+// fp32 tolerance, with bf16 matmuls within the bf16 column, and the UNet/ControlNet W8A8 within
+// sdc's own int8 bound (kInt8Tol; the fixture has no int8 column). Fixture tensors are NCHW; graphs
 // are NHWC, so tests transpose at the boundary.
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@
 #include <memory>
 
 #include "backend/cpu/plan.h"
+#include "backend/cpu/prepacked_weights.h"
 #include "graph/builders/builders.h"
 #include "tiny_model.h"
 
@@ -64,7 +66,16 @@ std::vector<float> timesteps(const std::string& ref, int batch) {
 }
 
 const char* column(Precision p) {
-  return p == Precision::F32 ? "fp32" : "bf16";
+  return p == Precision::F32 ? "fp32" : p == Precision::BF16 ? "bf16" : "int8";
+}
+
+// The fixture has no int8 column: sdc's own bound for the W8A8 UNet/ControlNet on this model
+// (max|Δ| / max|ref| measured 0.045–0.061), loose enough for rounding, tight enough that a wrong
+// scale, zero point or layout (errors of order 1) fails.
+constexpr double kInt8Tol = 0.2;
+
+double tolerance_for(const std::string& kind, Precision p) {
+  return p == Precision::INT8 ? kInt8Tol : test::tolerance(kind, column(p));
 }
 
 // ---- text encoder -------------------------------------------------------------------------
@@ -124,7 +135,7 @@ TEST(GoldenTextEncoder, BatchOfFourMatchesEachRow) {
 // ---- UNet ---------------------------------------------------------------------------------
 
 void unet_cases(Precision precision, bool all_timesteps, int threads) {
-  const double tol = test::tolerance("unet", column(precision));
+  const double tol = tolerance_for("unet", precision);
   std::map<std::string, std::unique_ptr<Plan>> plans;  // per sample shape
   int cases = 0;
   for (const auto& c : test::cases()["cases"]) {
@@ -157,6 +168,10 @@ TEST(GoldenUNet, AllSizesTimestepsAndBatchTwoF32) {
 }
 TEST(GoldenUNet, AllSizesAtT500BF16) {
   unet_cases(Precision::BF16, false, 1);
+}
+TEST(GoldenUNet, AllSizesAtT500Int8) {
+  if (!cpu::isa_has_int8_dot()) GTEST_SKIP() << "no VNNI: int8 plans are refused here";
+  unet_cases(Precision::INT8, false, 1);
 }
 
 // ---- VAE ----------------------------------------------------------------------------------
@@ -218,7 +233,7 @@ std::string residual_ref(const nlohmann::json& t, int i) {
 }
 
 void controlnet_cases(Precision precision) {
-  const double tol = test::tolerance("controlnet", column(precision));
+  const double tol = tolerance_for("controlnet", precision);
   const Shape s = ref_shape("unet/input/latent_8x8");
   const int h = int(s[2]), w = int(s[3]);
   auto cn = compile(
@@ -291,6 +306,10 @@ TEST(GoldenControlNet, ResidualsAndControlledUNetF32) {
 }
 TEST(GoldenControlNet, ResidualsAndControlledUNetBF16) {
   controlnet_cases(Precision::BF16);
+}
+TEST(GoldenControlNet, ResidualsAndControlledUNetInt8) {
+  if (!cpu::isa_has_int8_dot()) GTEST_SKIP() << "no VNNI: int8 plans are refused here";
+  controlnet_cases(Precision::INT8);
 }
 
 // Zero residuals leave the UNet's output unchanged: the control inputs are pure additions.

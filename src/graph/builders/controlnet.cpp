@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "common/error.h"
+#include "graph/builders/int8_layers.h"
 #include "graph/builders/unet_blocks.h"
 
 namespace sdc::graph {
@@ -72,6 +73,7 @@ Graph build_controlnet(const WeightMap& weights, const model::ControlNetParams& 
   const int64_t cm = channels(g, down.mid);
   const ValueId mid = linear(ws, down.mid, "middle_block_out.0", cm, cm);
   g.output(kControlNetMid, g.mul(mid, scale, "middle_block_out.scale"));
+  mark_int8_layers(g);  // the UNet's down path; hint encoder and zero convs stay float
   return g;
 }
 
