@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -237,6 +238,28 @@ class Planner {
     size_t q = 0, scales = 0, zero_point = 0, end = 0;
   };
   static Int8Scratch int8_scratch(size_t pad, int64_t n, int64_t scale_floats);
+  // A W8A8 primitive's first post-ops: the rescale by a per-channel operand (activation scale x
+  // weight scale), then the bias when there is one.
+  static void append_int8_rescale(dnnl::post_ops& po, const memory::desc& channel_md, bool bias);
+  // Binds those operands and the input's zero point (`scales` and `zero_point` in scratch);
+  // returns the index of the step's own first post-op in the chain.
+  int bind_int8_operands(std::unordered_map<int, memory>& args, const memory::desc& channel_md,
+                         void* scales, const PackedWeight* bias, void* zero_point) const;
+  // What a W8A8 step does before its primitives run: quantise its input (n values) into scratch,
+  // store the zero point where the primitives read it, and return the activation scale.
+  struct Int8Input {
+    const void* x = nullptr;
+    DType type = DType::F32;
+    int64_t n = 0;
+    uint8_t* q = nullptr;
+    int32_t* zero_point = nullptr;
+    float quantize() const {
+      const ActivationScale a = quantize_u8(x, type, n, q);
+      *zero_point = a.zero_point;
+      return a.scale;
+    }
+  };
+  Int8Input int8_input(const Spec& s, int64_t n, const Int8Scratch& q) const;
 
   std::shared_ptr<PackedWeight> packed(const Node& w, const memory::desc& src_md,
                                        const memory::desc& dst_md);

@@ -29,10 +29,7 @@ void* Planner::ptr(int st) const {
 dnnl::post_ops Planner::make_post_ops(const Spec& s, const memory::desc& dst_f32,
                                       const memory::desc* int8_scale, bool int8_bias) const {
   dnnl::post_ops po;
-  if (int8_scale) {
-    po.append_binary(dnnl::algorithm::binary_mul, *int8_scale);
-    if (int8_bias) po.append_binary(dnnl::algorithm::binary_add, *int8_scale);
-  }
+  if (int8_scale) append_int8_rescale(po, *int8_scale, int8_bias);
   for (const PostOp& p : s.post) {
     if (p.eltwise)
       po.append_eltwise(1.f, p.alg, p.alpha, p.beta);
@@ -96,17 +93,10 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
     if (b) (*args)[DNNL_ARG_BIAS] = memory(b_md, e, b->data());
     (*args)[DNNL_ARG_DST] = memory(dst_md, e, ptr(sp->out));
     (*args)[DNNL_ARG_SCRATCHPAD] = memory(pad_md, e, scr);
-    int first = 0;  // index of the spec's first post-op in the primitive's chain
-    if (i8) {
-      (*args)[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] =
-          memory(memory::desc({1}, dt::s32, tag::x), e, scr + q.zero_point);
-      (*args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
-          memory(i8->channel_md, e, scr + q.scales);
-      first = 1;
-      if (i8->bias)
-        (*args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(first++) | DNNL_ARG_SRC_1] =
-            memory(i8->channel_md, e, i8->bias->data());
-    }
+    // index of the spec's first post-op in the primitive's chain
+    const int first = i8 ? bind_int8_operands(*args, i8->channel_md, scr + q.scales,
+                                              i8->bias.get(), scr + q.zero_point)
+                         : 0;
     for (size_t k = 0; k < sp->post.size(); ++k)
       if (!sp->post[k].eltwise && !sp->post[k].sum)
         (*args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(first + int(k)) | DNNL_ARG_SRC_1] =
@@ -117,16 +107,12 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
         prim.execute(*stream, *args);
         stream->wait();
       });
-    const void* x = ptr(sp->in[0]);
-    const DType xt = stores_[size_t(sp->in[0])].dtype;
-    uint8_t* xq = scr + q.q;
+    const Int8Input in = int8_input(*sp, src_n, q);
     float* scale = reinterpret_cast<float*>(scr + q.scales);
-    int32_t* zero_point = reinterpret_cast<int32_t*>(scr + q.zero_point);
     const float* wscale = static_cast<const float*>(i8->scales->data());
     return std::function<void()>([=] {
-      const ActivationScale a = quantize_u8(x, xt, src_n, xq);
-      *zero_point = a.zero_point;
-      for (int64_t o = 0; o < channels; ++o) scale[o] = a.scale * wscale[o];
+      const float sx = in.quantize();
+      for (int64_t o = 0; o < channels; ++o) scale[o] = sx * wscale[o];
       prim.execute(*stream, *args);
       stream->wait();
     });
@@ -142,6 +128,34 @@ Planner::Int8Scratch Planner::int8_scratch(size_t pad, int64_t n, int64_t scale_
   q.zero_point = align(q.scales + size_t(scale_floats) * sizeof(float));
   q.end = q.zero_point + sizeof(int32_t);
   return q;
+}
+
+void Planner::append_int8_rescale(dnnl::post_ops& po, const memory::desc& channel_md, bool bias) {
+  po.append_binary(dnnl::algorithm::binary_mul, channel_md);
+  if (bias) po.append_binary(dnnl::algorithm::binary_add, channel_md);
+}
+
+int Planner::bind_int8_operands(std::unordered_map<int, memory>& args,
+                                const memory::desc& channel_md, void* scales,
+                                const PackedWeight* bias, void* zero_point) const {
+  const dnnl::engine& e = plan_.engine;
+  args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] =
+      memory(memory::desc({1}, dt::s32, tag::x), e, zero_point);
+  args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = memory(channel_md, e, scales);
+  if (!bias) return 1;
+  args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1] = memory(channel_md, e, bias->data());
+  return 2;
+}
+
+Planner::Int8Input Planner::int8_input(const Spec& s, int64_t n, const Int8Scratch& q) const {
+  uint8_t* scr = static_cast<uint8_t*>(scratch());
+  Int8Input in;
+  in.x = ptr(s.in[0]);
+  in.type = stores_[size_t(s.in[0])].dtype;
+  in.n = n;
+  in.q = scr + q.q;
+  in.zero_point = reinterpret_cast<int32_t*>(scr + q.zero_point);
+  return in;
 }
 
 Planner::Int8Weight Planner::int8_weight(const std::string& key, const TensorRef& w,
@@ -268,10 +282,7 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
   // W8A8: both halves first rescale their s32 sums and add their bias (post-ops 0 and 1).
   auto attr_with = [&](dnnl::algorithm alg, const memory::desc& operand) {
     dnnl::post_ops po;
-    if (s.int8) {
-      po.append_binary(dnnl::algorithm::binary_mul, channel_md);
-      if (has_bias) po.append_binary(dnnl::algorithm::binary_add, channel_md);
-    }
+    if (s.int8) append_int8_rescale(po, channel_md, has_bias);
     if (alg == dnnl::algorithm::eltwise_gelu_erf)
       po.append_eltwise(1.f, alg, 0.f, 0.f);
     else
@@ -355,23 +366,11 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     (*value_args)[DNNL_ARG_WEIGHTS] = memory(value_pd.weights_desc(), e, w_value->data());
     (*value_args)[DNNL_ARG_DST] = memory(dst_md, e, ptr(sp->out));
     (*value_args)[DNNL_ARG_SCRATCHPAD] = memory(value_pd.scratchpad_desc(), e, scr);
-    int first = 0;
+    int first = 0;  // the value half's own post-op (× GELU(gate)) after any W8A8 ones
     if (int8) {
-      const memory zero_point(memory::desc({1}, dt::s32, tag::x), e, scr + q.zero_point);
-      (*gate_args)[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = zero_point;
-      (*value_args)[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = zero_point;
-      (*gate_args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
-          memory(channel_md, e, scale);
-      (*value_args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
-          memory(channel_md, e, scale + D);
-      first = 1;
-      if (has_bias) {
-        (*gate_args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1] =
-            memory(channel_md, e, q_gate.bias->data());
-        (*value_args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1] =
-            memory(channel_md, e, q_value.bias->data());
-        first = 2;
-      }
+      bind_int8_operands(*gate_args, channel_md, scale, q_gate.bias.get(), scr + q.zero_point);
+      first = bind_int8_operands(*value_args, channel_md, scale + D, q_value.bias.get(),
+                                 scr + q.zero_point);
     } else if (b_gate) {
       (*gate_args)[DNNL_ARG_BIAS] = memory(b_md, e, b_gate->data());
       (*value_args)[DNNL_ARG_BIAS] = memory(b_md, e, b_value->data());
@@ -384,19 +383,14 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
       stream->wait();
     };
     if (!int8) return std::function<void()>(run);
-    const void* x = ptr(sp->in[0]);
-    const DType xt = stores_[size_t(sp->in[0])].dtype;
-    uint8_t* xq = scr + q.q;
-    int32_t* zp = reinterpret_cast<int32_t*>(scr + q.zero_point);
+    const Int8Input in = int8_input(*sp, M * K, q);
     const float* gate_ws = static_cast<const float*>(q_gate.scales->data());
     const float* value_ws = static_cast<const float*>(q_value.scales->data());
-    const int64_t n = M * K;
     return std::function<void()>([=] {
-      const ActivationScale a = quantize_u8(x, xt, n, xq);
-      *zp = a.zero_point;
+      const float sx = in.quantize();
       for (int64_t o = 0; o < D; ++o) {
-        scale[o] = a.scale * gate_ws[o];
-        scale[D + o] = a.scale * value_ws[o];
+        scale[o] = sx * gate_ws[o];
+        scale[D + o] = sx * value_ws[o];
       }
       run();
     });
