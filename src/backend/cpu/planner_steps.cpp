@@ -94,8 +94,8 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
     (*args)[DNNL_ARG_DST] = memory(dst_md, e, ptr(sp->out));
     (*args)[DNNL_ARG_SCRATCHPAD] = memory(pad_md, e, scr);
     // index of the spec's first post-op in the primitive's chain
-    const int first = i8 ? bind_int8_operands(*args, i8->channel_md, scr + q.scales,
-                                              i8->bias.get(), scr + q.zero_point)
+    const int first = i8 ? bind_int8_operands(*args, i8->channel_md, scr + q.scales, i8->bias.get(),
+                                              scr + q.zero_point)
                          : 0;
     for (size_t k = 0; k < sp->post.size(); ++k)
       if (!sp->post[k].eltwise && !sp->post[k].sum)
