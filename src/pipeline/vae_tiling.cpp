@@ -88,6 +88,23 @@ void crop(std::span<const float> src, int channels, int H, int W, int y0, int x0
           tw, dst.begin() + std::ptrdiff_t((size_t(c) * size_t(th) + size_t(y)) * size_t(tw)));
 }
 
+// Records or replays `stats` in a cached plan for as long as it lives, and leaves the plan
+// computing its own statistics again afterwards — also when a run throws, so that no plan keeps a
+// pointer to statistics that are gone.
+class NormStatsScope {
+ public:
+  NormStatsScope(cpu::Plan& plan, cpu::NormStats mode, std::vector<cpu::GroupNormStats>& stats)
+      : plan_(plan) {
+    plan_.set_group_norm_stats(mode, &stats);
+  }
+  ~NormStatsScope() { plan_.set_group_norm_stats(cpu::NormStats::Compute, nullptr); }
+  NormStatsScope(const NormStatsScope&) = delete;
+  NormStatsScope& operator=(const NormStatsScope&) = delete;
+
+ private:
+  cpu::Plan& plan_;
+};
+
 // The statistics of equal-sized tiles combined as if all their pixels were one set: per GroupNorm
 // step and (n, group), the mean of the means, and the variance about it (mean within-tile variance
 // plus the spread of the tile means; taken about the pooled mean, so no cancellation).
@@ -121,27 +138,11 @@ std::vector<cpu::GroupNormStats> estimate_stats(cpu::Plan& plan, int h, int w, i
     for (int x0 : tile_origins(w, tw, 0)) {
       set_tile(y0, x0);
       tiles.emplace_back();
-      plan.set_group_norm_stats(cpu::NormStats::Record, &tiles.back());
+      const NormStatsScope record(plan, cpu::NormStats::Record, tiles.back());
       plan.run();
     }
-  plan.set_group_norm_stats(cpu::NormStats::Compute, nullptr);
   return pool(tiles);
 }
-
-// Replays `stats` in a cached plan for as long as it lives, and leaves the plan computing its own
-// statistics again afterwards (also when a tile throws).
-class ReplayStats {
- public:
-  ReplayStats(cpu::Plan& plan, std::vector<cpu::GroupNormStats>& stats) : plan_(plan) {
-    plan_.set_group_norm_stats(cpu::NormStats::Replay, &stats);
-  }
-  ~ReplayStats() { plan_.set_group_norm_stats(cpu::NormStats::Compute, nullptr); }
-  ReplayStats(const ReplayStats&) = delete;
-  ReplayStats& operator=(const ReplayStats&) = delete;
-
- private:
-  cpu::Plan& plan_;
-};
 
 // A [C, h, w] output of a plan as a planar vector.
 std::vector<float> read_planar(const cpu::Plan& plan, const std::string& name) {
@@ -191,7 +192,7 @@ std::vector<float> tiled_vae_decode(PlanCache& plans, std::span<const float> lat
     tail.set_input_nchw("features", window.data());
   };
   std::vector<cpu::GroupNormStats> stats = estimate_stats(tail, h, w, ay.tile, ax.tile, set_tile);
-  const ReplayStats replay(tail, stats);
+  const NormStatsScope replay(tail, cpu::NormStats::Replay, stats);
   return blend(ay, ax, 3, 8, h, w, [&](int y0, int x0, std::vector<float>& tile) {
     set_tile(y0, x0);
     tail.run();
@@ -224,7 +225,7 @@ void tiled_vae_encode(PlanCache& plans, std::span<const float> image, int h, int
     const int C = int(head.output_shape_nchw("features")[1]);
     std::vector<float> features;
     {
-      const ReplayStats replay(head, stats);
+      const NormStatsScope replay(head, cpu::NormStats::Replay, stats);
       features = blend(ay, ax, C, 1, h, w, [&](int y0, int x0, std::vector<float>& tile) {
         set_tile(y0, x0);
         head.run();
