@@ -24,16 +24,17 @@
 #include "model/taesd_file.h"
 #include "pipeline/plan_cache.h"
 #include "pipeline/taesd_codec.h"
+#include "pipeline/taesd_fixture.h"
 
 namespace sdc {
 namespace {
 namespace fs = std::filesystem;
 
 const test::FeatureGroup& group() {
-  return test::feature_group("taesd");
+  return test::taesd_group();
 }
 
-constexpr double kNetworkTol = 1e-4;  // README: TAESD decoder / encoder output, fp32
+constexpr double kNetworkTol = test::kTaesdNetworkTol;
 
 // data.pkl as torch.save(module.state_dict()) writes it with protocol 2: an OrderedDict of
 // _rebuild_tensor_v2 calls on persistent storages "0", "1", ..., every object memoised (a repeated
@@ -194,13 +195,7 @@ WeightMap to_f16(const WeightMap& f32, std::vector<std::vector<uint16_t>>& keep)
   return out;
 }
 
-model::LoadedModel taesd_only(const std::string& path) {
-  model::LoadedModel m;
-  m.source = path;
-  model::load_taesd(path, m.weights, "--taesd");
-  m.taesd = model::taesd_parts(m.weights);
-  return m;
-}
+using test::taesd_only;
 
 std::string error_of(const std::string& path) {
   WeightMap into;

@@ -14,24 +14,19 @@
 #include "model/taesd_file.h"
 #include "pipeline/plan_cache.h"
 #include "pipeline/taesd_codec.h"
+#include "pipeline/taesd_fixture.h"
 
 namespace sdc {
 namespace {
 namespace fs = std::filesystem;
 
 const test::FeatureGroup& group() {
-  return test::feature_group("taesd");
+  return test::taesd_group();
 }
 
-constexpr double kNetworkTol = 1e-4;  // README: TAESD decoder / encoder output, fp32
+constexpr double kNetworkTol = test::kTaesdNetworkTol;
 
-model::LoadedModel taesd_only(const std::string& path) {
-  model::LoadedModel m;
-  m.source = path;
-  model::load_taesd(path, m.weights, "--taesd");
-  m.taesd = model::taesd_parts(m.weights);
-  return m;
-}
+using test::taesd_only;
 
 // Every decode case, one image at a time (batch-1 plans), against taesd.py's output.
 void expect_decodes(const model::LoadedModel& m, const std::string& form) {
