@@ -236,8 +236,9 @@ void run_convert(const ConvertArgs& a) {
   const convert::ConvertResult r = convert::convert_model(spec, observer);
   end_bars();
   if (!a.target.empty()) {
-    // What `generate --precision auto` will plan: bf16 where the capped ISA has it.
-    // (another ISA: bf16 where that ISA has it, as the machine it is meant for will likely choose)
+    // What `generate --precision auto` will plan: here, bf16 where it beats f32; for another ISA,
+    // bf16 where that ISA has it (what the machine it is meant for will likely choose); int8 for
+    // a UNet marked unet=int8.
     const bool bf16 = a.target == "native"
                           ? cpu::bf16_is_faster()
                           : a.target == "avx512_core_amx" || a.target == "avx512_core_bf16";
