@@ -1,13 +1,19 @@
 // PlanCache: build each component graph once per shape and compile it for the CPU backend.
 #include "pipeline/plan_cache.h"
 
+#include "backend/cpu/activation_arena.h"
 #include "common/error.h"
 #include "graph/builders/builders.h"
 
 namespace sdc::pipeline {
 
 PlanCache::PlanCache(const model::LoadedModel& model, cpu::PlanOptions options)
-    : model_(model), options_(options), text_params_(model.text_encoder) {}
+    : model_(model), options_(std::move(options)), text_params_(model.text_encoder) {
+  // The components run one after another and every caller reads a plan's outputs before the next
+  // plan runs, so all of this model's plans share one activation arena and one scratch.
+  if (!options_.arena) options_.arena = std::make_shared<cpu::ActivationArena>();
+  if (!options_.scratch) options_.scratch = std::make_shared<cpu::ActivationArena>();
+}
 
 void PlanCache::use_token_table(TensorRef table) {
   static const std::string kName =

@@ -11,6 +11,8 @@
 
 namespace sdc::cpu {
 
+class ActivationArena;
+
 // INT8: the graph's int8-eligible layers (graph::Attrs::int8: the UNet's big convolutions and
 // linears) run W8A8 — weights s8 with one scale per output channel, activations u8 with one scale
 // and zero point per tensor computed from the tensor on every run (no calibration), s32
@@ -39,6 +41,10 @@ struct PlanOptions {
   // bytes, and poison each buffer with NaN after its last use during run(), so that a planner
   // bug shows up as NaN outputs.
   bool check = false;
+  // Where the activation arena and the kernels' scratch live: plans compiled with the same
+  // (non-null) arenas share their bytes — the caller promises never to run two of them at once,
+  // and reads a plan's outputs before running another. Null: the plan allocates its own.
+  std::shared_ptr<ActivationArena> arena, scratch;
 };
 
 // One prepared step of a plan: what it runs (fused ops joined by '+', e.g.

@@ -8,8 +8,8 @@
 //     is stored as bf16 by its producer (GroupNorm+SiLU, LayerNorm, GEGLU, attention, convs,
 //     nearest upsampling ...);
 //     otherwise it stays f32 and a Convert step makes a bf16 copy for the bf16 consumers.
-//  3. liveness: steps in graph order; elementwise steps and sum post-ops reuse a dying input's
-//     buffer; buffers get arena offsets (memory_plan.h).
+//  3. liveness: steps in graph order; elementwise steps, norms and sum post-ops reuse a dying
+//     input's buffer; buffers get arena offsets (memory_plan.h).
 //  4. primitives and weights: oneDNN convolution/matmul with format_tag::any weights, packed once
 //     through the shared WeightCache.
 #include <omp.h>
@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <numeric>
 
+#include "backend/cpu/activation_arena.h"
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/dnnl_util.h"
 #include "backend/cpu/memory_plan.h"
@@ -27,6 +28,17 @@
 
 namespace sdc::cpu {
 namespace detail {
+
+namespace {
+// The plan's block of a shared arena (which the plan then keeps alive), or its own allocation
+// where there is none or the block does not fit its reservation.
+std::unique_ptr<PackedWeight> arena_block(const std::shared_ptr<ActivationArena>& shared,
+                                          size_t bytes) {
+  if (shared)
+    if (void* p = shared->acquire(bytes)) return std::make_unique<PackedWeight>(p, bytes, shared);
+  return std::make_unique<PackedWeight>(bytes);
+}
+}  // namespace
 
 void Planner::analyse() {
   const auto& nodes = g_.nodes();
@@ -85,6 +97,12 @@ void Planner::fuse() {
       } else if (cn.op == Op::Add && shape(cn.inputs[0]) == shape(cn.inputs[1]) &&
                  cn.inputs[0] != cn.inputs[1]) {
         const ValueId other = cn.inputs[0] == grp.out ? cn.inputs[1] : cn.inputs[0];
+        // Two projections meeting in an Add (a ResNet's conv2 and its 1x1 shortcut): the one made
+        // last takes it, so the earlier one runs where it stands and its input can die there.
+        const Node& on = node(other);
+        if (size_t(other) > i && (on.op == Op::Conv2d || on.op == Op::Linear) &&
+            sole_consumer(other) == c)
+          break;
         grp.post.push_back({Op::Add, c, other});
       } else {
         break;
@@ -533,6 +551,12 @@ void Planner::plan_in_place() {
       case SK::Unary:
         if (dies_here(s.in[0])) merge(s.in[0]);
         break;
+      case SK::GroupNorm:
+      case SK::LayerNorm:
+        // Both take their statistics before writing anything and then read each element just
+        // before writing it: safe in place (the VAE decoder's widest ResNets rely on it).
+        if (dies_here(s.in[0])) merge(s.in[0]);
+        break;
       case SK::Binary:
         if (dies_here(s.in[0]) && find(s.in[0]) != find(s.in[1]))
           merge(s.in[0]);
@@ -599,8 +623,8 @@ void Planner::prepare_and_bind() {
   }
   if (opt_.check) check_memory_plan(lives, mp);
   offsets_ = mp.offsets;
-  plan_.arena_ = std::make_unique<PackedWeight>(std::max<size_t>(mp.total, 64));
-  plan_.scratch_ = std::make_unique<PackedWeight>(std::max<size_t>(scratch, 64));
+  plan_.arena_ = arena_block(opt_.arena, std::max<size_t>(mp.total, 64));
+  plan_.scratch_ = arena_block(opt_.scratch, std::max<size_t>(scratch, 64));
   for (size_t i = 0; i < specs_.size(); ++i) {
     Step st;
     st.run = prepared[i].bind();

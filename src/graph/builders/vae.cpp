@@ -23,11 +23,13 @@ ValueId resnet(WeightSource& ws, ValueId x, const std::string& name, int64_t co,
                const model::VaeParams& p) {
   Graph& g = ws.graph();
   const int64_t ci = channels(g, x);
+  // The shortcut first: x then dies at norm1, which overwrites it in place — at 512x512 the
+  // decoder's first full-resolution ResNet (256 -> 128 channels) peaks at 512 MiB instead of 640.
+  const ValueId skip = ci == co ? x : linear(ws, x, name + ".nin_shortcut", co, ci);
   ValueId h = group_norm(ws, x, name + ".norm1", p.norm_groups, p.norm_eps, true);
   h = conv(ws, h, name + ".conv1", co, ci, 3, 1, 1);
   h = group_norm(ws, h, name + ".norm2", p.norm_groups, p.norm_eps, true);
   h = conv(ws, h, name + ".conv2", co, co, 3, 1, 1);
-  const ValueId skip = ci == co ? x : linear(ws, x, name + ".nin_shortcut", co, ci);
   return g.add(skip, h, name);
 }
 

@@ -1,0 +1,134 @@
+// Activation memory across and within plans: the shared ActivationArena (growth keeps the base and
+// the contents, refusal past the reservation), plans compiled against one arena computing exactly
+// what plans with their own arenas compute, norms written in place over a dying input, and a
+// ResNet's shortcut running before norm1 so that the wide input dies early.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "backend/cpu/activation_arena.h"
+#include "backend/cpu/plan.h"
+#include "reference.h"
+
+namespace sdc::test {
+namespace {
+
+using cpu::ActivationArena;
+using cpu::Plan;
+using cpu::PlanOptions;
+using graph::ValueId;
+
+TEST(ActivationArena, GrowsInPlaceKeepingContents) {
+  ActivationArena arena(size_t(1) << 30);
+  ASSERT_GE(arena.reserved(), size_t(64) << 20);
+  auto* a = static_cast<uint8_t*>(arena.acquire(1000));
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a) % 64, 0u);
+  std::memset(a, 0x5a, 1000);
+  auto* b = static_cast<uint8_t*>(arena.acquire(8 << 20));
+  EXPECT_EQ(a, b) << "the base never moves";
+  EXPECT_EQ(a[999], 0x5a) << "growing keeps what was written";
+  b[(8 << 20) - 1] = 1;  // the whole block is writable
+  EXPECT_GE(arena.committed(), size_t(8) << 20);
+  EXPECT_EQ(arena.acquire(10), a);
+  EXPECT_GE(arena.committed(), size_t(8) << 20) << "a smaller plan does not shrink it";
+}
+
+TEST(ActivationArena, RefusesBeyondItsReservation) {
+  ActivationArena arena(size_t(64) << 20);
+  EXPECT_NE(arena.acquire(size_t(64) << 20), nullptr);
+  EXPECT_EQ(arena.acquire((size_t(64) << 20) + 1), nullptr);
+}
+
+// x -> conv3x3 -> relu -> out: one conv plan of the given spatial size.
+graph::Graph conv_net(int64_t H, int64_t W) {
+  graph::Graph g;
+  const int64_t C = 8;
+  const ValueId x = g.input("x", {1, H, W, C});
+  const ValueId w = add_weight(g, "w", random_vec(C * C * 9, 11, -0.3f, 0.3f), {C, C, 3, 3});
+  const ValueId b = add_weight(g, "b", random_vec(C, 12), {C});
+  const ValueId h = g.conv2d(g.conv2d(x, w, b, 1, 1), w, b, 1, 1);
+  g.output("out", g.relu(h));
+  return g;
+}
+
+TEST(ActivationArena, PlansSharingItComputeWhatPrivatePlansCompute) {
+  PlanOptions shared;
+  shared.arena = std::make_shared<ActivationArena>(size_t(64) << 20);
+  shared.scratch = std::make_shared<ActivationArena>(size_t(64) << 20);
+  shared.check = true;
+  PlanOptions own;
+  own.check = true;
+  const graph::Graph small = conv_net(9, 7), large = conv_net(20, 16);
+  auto s1 = Plan::compile(small, shared), s2 = Plan::compile(large, shared);
+  auto p1 = Plan::compile(small, own), p2 = Plan::compile(large, own);
+  const Vec x1 = random_vec(9 * 7 * 8, 1), x2 = random_vec(20 * 16 * 8, 2);
+  for (Plan* p : {s1.get(), p1.get()}) fill_input(*p, "x", x1);
+  for (Plan* p : {s2.get(), p2.get()}) fill_input(*p, "x", x2);
+  p1->run();
+  p2->run();
+  // Alternating runs: each overwrites the other's activations, never its inputs.
+  for (int round = 0; round < 2; ++round) {
+    s1->run();
+    const size_t n1 = size_t(shape_numel(s1->output_shape("out")));
+    EXPECT_EQ(std::memcmp(s1->output("out"), p1->output("out"), n1 * 4), 0);
+    s2->run();
+    const size_t n2 = size_t(shape_numel(s2->output_shape("out")));
+    EXPECT_EQ(std::memcmp(s2->output("out"), p2->output("out"), n2 * 4), 0);
+  }
+  // Both plans' activations lie in the one arena, which is as large as the larger plan's.
+  auto* base = static_cast<const uint8_t*>(shared.arena->acquire(0));
+  for (Plan* p : {s1.get(), s2.get()}) {
+    const auto* out = reinterpret_cast<const uint8_t*>(p->output("out"));
+    EXPECT_GE(out, base);
+    EXPECT_LT(out, base + shared.arena->committed());
+  }
+  EXPECT_GE(shared.arena->committed(), std::max(s1->arena_bytes(), s2->arena_bytes()));
+  EXPECT_LT(shared.arena->committed(), s1->arena_bytes() + s2->arena_bytes() + 4096);
+  EXPECT_EQ(s2->arena_bytes(), p2->arena_bytes()) << "each plan reports what it needs";
+}
+
+// A VAE-style ResNet with a 1x1 shortcut, built shortcut first:
+// skip = linear(x); h = conv(silu(gn(x))); h = conv(silu(gn(h))) + skip.
+graph::Graph resnet_net(int64_t H, int64_t W, int64_t Ci, int64_t Co) {
+  graph::Graph g;
+  uint32_t seed = 40;
+  auto weight = [&](Shape s) {
+    return add_weight(g, "w", random_vec(shape_numel(s), seed++, -0.2f, 0.2f), s);
+  };
+  const ValueId x = g.input("x", {1, H, W, Ci});
+  const ValueId xc = g.conv2d(x, weight({Ci, Ci, 3, 3}), weight({Ci}), 1, 1);  // dies in the block
+  const ValueId skip = g.linear(xc, weight({Co, Ci}), weight({Co}));
+  ValueId h = g.group_norm(xc, weight({Ci}), weight({Ci}), 4, 1e-6f, true);
+  h = g.conv2d(h, weight({Co, Ci, 3, 3}), weight({Co}), 1, 1);
+  h = g.group_norm(h, weight({Co}), weight({Co}), 4, 1e-6f, true);
+  h = g.conv2d(h, weight({Co, Co, 3, 3}), weight({Co}), 1, 1);
+  g.output("out", g.add(skip, h));
+  return g;
+}
+
+TEST(PlannerMemory, ResNetShortcutFirstAndNormsInPlace) {
+  const int64_t H = 16, W = 12, Ci = 16, Co = 8;
+  const graph::Graph g = resnet_net(H, W, Ci, Co);
+  PlanOptions o;
+  o.check = true;  // no two live values share bytes; dead buffers poisoned
+  auto plan = Plan::compile(g, o);
+  std::vector<std::string> kinds;
+  for (const auto& s : plan->steps()) kinds.push_back(s.kind);
+  // The shortcut runs where it stands (before norm1), conv2 absorbs the residual add.
+  const std::vector<std::string> want = {"Conv2d", "Linear",         "GroupNorm+silu",
+                                         "Conv2d", "GroupNorm+silu", "Conv2d+sum"};
+  EXPECT_EQ(kinds, want);
+  // Peak: norm1's output over the conv input it replaces (Ci) + the shortcut (Co) + conv1's
+  // output (Co) — not Ci twice, as when norm1 wrote beside its dying input.
+  const size_t px = size_t(H * W) * 4;
+  EXPECT_LE(plan->arena_bytes(), px * size_t(Ci + 2 * Co) + 4096);
+  const Vec x = random_vec(H * W * Ci, 7);
+  fill_input(*plan, "x", x);
+  plan->run();
+  const std::vector<Vec> ref = reference_run(g, {{"x", x}});
+  EXPECT_LT(rel_err(plan->output("out"), ref[0]), 1e-4);
+}
+
+}  // namespace
+}  // namespace sdc::test
