@@ -127,6 +127,7 @@ void run_generate(GenerateArgs& a) {
   options.precision = a.precision;
   options.threads = a.threads;
   options.max_queue = 1;
+  options.one_shot = true;  // one job, then exit: components go once used
   engine::Engine engine(options);
 
   engine::JobRequest job_request;

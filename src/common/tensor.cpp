@@ -28,14 +28,18 @@ std::vector<float> TensorRef::to_f32() const {
   return out;
 }
 
-void TensorRef::release_pages() const {
-  if (!file_backed || !data || nbytes == 0) return;
-  // Whole pages around the tensor: neighbours' bytes on the edge pages are file-backed too and
+void release_file_pages(const void* data, size_t bytes) {
+  if (!data || bytes == 0) return;
+  // Whole pages around the bytes: neighbours' bytes on the edge pages are file-backed too and
   // come back the same way. Advice only: a failure leaves the pages resident, nothing else.
   static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
   const uintptr_t begin = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + nbytes + page - 1) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes + page - 1) & ~(page - 1);
   madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+void TensorRef::release_pages() const {
+  if (file_backed) release_file_pages(data, nbytes);
 }
 
 TensorRef TensorRef::from_f32(const std::vector<float>& values, Shape shape, DType dtype,

@@ -18,6 +18,11 @@ using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);  // "[320, 4, 3, 3]"
 int64_t shape_numel(const Shape& s);
 
+// Drops this process's resident pages of [data, data + bytes), whole pages around it, from a
+// read-only file mapping (they are read again from the page cache on the next access). Only for
+// file-backed bytes: on anonymous memory the same advice would zero them. Advice only.
+void release_file_pages(const void* data, size_t bytes);
+
 struct TensorRef {
   DType dtype = DType::F32;
   Shape shape;

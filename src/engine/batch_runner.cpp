@@ -54,8 +54,9 @@ pipeline::BatchResult run_batch(pipeline::StableDiffusion& sd,
     }
     ctx.job.update_progress(p);
   };
-  return request.enable_hr ? pipeline::generate_hires(sd, request, first_seed, observer)
-                           : sd.generate_batch(request, first_seed, observer);
+  return request.enable_hr
+             ? pipeline::generate_hires(sd, request, first_seed, observer, ctx.release)
+             : sd.generate_batch(request, first_seed, observer, ctx.release);
 }
 
 }  // namespace sdc::engine

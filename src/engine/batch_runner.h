@@ -19,6 +19,7 @@ struct BatchContext {
   const Stopwatch& job_clock;  // started when the job started running
   int batch = 0, batch_count = 1;
   int preview_every = 0;
+  pipeline::ReleaseAfterUse release;  // what the pipeline may drop after its last use
 };
 
 // Throws pipeline::GenerationCancelled when the job is cancelled, sdc::Error for bad input.

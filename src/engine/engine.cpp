@@ -370,7 +370,9 @@ void Engine::run_job(Job& job) {
       job.stop_token().clear_skip();
       const int64_t seed = g.seed + int64_t(b) * g.batch_size;
       Stopwatch batch_clock;
-      BatchContext ctx{job, metrics_, job_clock, b, g.batch_count, r.preview_every};
+      const bool last_use = options_.one_shot && b + 1 == g.batch_count;
+      BatchContext ctx{job,           metrics_,        job_clock,           b,
+                       g.batch_count, r.preview_every, {last_use, last_use}};
       pipeline::BatchResult br = run_batch(*loaded->sd, g, seed, ctx);
       const double per_image =
           batch_clock.seconds() / double(std::max<size_t>(1, br.images.size()));

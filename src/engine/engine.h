@@ -56,6 +56,9 @@ struct EngineOptions {
   std::chrono::seconds result_ttl{3600};  // finished jobs (and their images) kept this long
   size_t max_finished_jobs = 256;         // and at most this many (oldest dropped first)
   std::ostream* log = nullptr;            // model loads, LoRA reports; null: std::cerr
+  // The process ends after one job (sdc generate): its last batch drops each model component's
+  // plans and packed weights after their last use, so peak memory is the largest component's.
+  bool one_shot = false;
 };
 
 class Engine {

@@ -34,7 +34,7 @@ void append(BatchResult& out, BatchResult&& r) {
 }  // namespace
 
 BatchResult generate_hires(StableDiffusion& sd, const GenerationRequest& req, int64_t first_seed,
-                           const GenerationObserver& observer) {
+                           const GenerationObserver& observer, ReleaseAfterUse release) {
   if (!req.enable_hr) throw Error("", "hires fix", "a request with enable_hr", "none");
   validate(req);
   GenerationRequest base = req;
@@ -54,7 +54,7 @@ BatchResult generate_hires(StableDiffusion& sd, const GenerationRequest& req, in
     const Shape& s = first.latent_shape;  // [B, 4, h, w]
     second.init_latents_data = imaging::resize_latents_bilinear(
         first.latents, int(s[0]), int(s[1]), int(s[2]), int(s[3]), height / 8, width / 8);
-    BatchResult r = sd.generate_batch(second, first_seed, observer);
+    BatchResult r = sd.generate_batch(second, first_seed, observer, release);
     add_timings(r.timings, first.timings);
     return r;
   }
@@ -67,7 +67,8 @@ BatchResult generate_hires(StableDiffusion& sd, const GenerationRequest& req, in
     one.batch_size = 1;
     one.init_image_data =
         imaging::resize(first.images[size_t(i)].image, width, height, imaging::Filter::Lanczos);
-    append(out, sd.generate_batch(one, first_seed + i, observer));
+    append(out, sd.generate_batch(one, first_seed + i, observer,
+                                  i + 1 == B ? release : ReleaseAfterUse{}));
     if (out.interrupted) break;
   }
   out.latent_shape = {int64_t(out.images.size()), first.latent_shape[1], height / 8, width / 8};

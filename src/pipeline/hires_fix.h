@@ -19,7 +19,9 @@ namespace sdc::pipeline {
 
 // The batch of `request` (enable_hr set) whose first image has seed `first_seed`. A stop during
 // the first pass returns its result as it is (interrupted), as A1111 skips the second pass then.
+// `release` applies to the second pass's last image (the first pass needs everything again).
 BatchResult generate_hires(StableDiffusion& sd, const GenerationRequest& request,
-                           int64_t first_seed, const GenerationObserver& observer = {});
+                           int64_t first_seed, const GenerationObserver& observer = {},
+                           ReleaseAfterUse release = {});
 
 }  // namespace sdc::pipeline

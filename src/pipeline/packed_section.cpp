@@ -147,7 +147,7 @@ size_t offer_packed_section(const io::TensorFile& file, std::ostream& log) {
       throw Error(file.path, tensors[i].get<std::string>(), "a packed tensor named in sdc.packed",
                   "no such tensor");
     cpu::PrepackedWeights::global().add(keys[i].get<std::string>(), formats[i].get<std::string>(),
-                                        t->data, t->nbytes, t->owner);
+                                        t->data, t->nbytes, t->owner, t->file_backed);
     ++offered;
   }
   return offered;

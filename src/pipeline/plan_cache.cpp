@@ -36,6 +36,37 @@ PlanCache::Entry& PlanCache::get(const Key& key, BuildFn build) {
   return plans_.emplace(key, std::move(e)).first->second;
 }
 
+namespace {
+Component component_of(PlanKind kind) {
+  switch (kind) {
+    case PlanKind::TextEncoder:
+      return Component::TextEncoder;
+    case PlanKind::UNet:
+    case PlanKind::UNetWithControl:
+    case PlanKind::UNetLdm:
+    case PlanKind::UNetLdmWithControl:
+    case PlanKind::ControlNet:
+      return Component::Denoiser;
+    case PlanKind::VaeDecoder:
+    case PlanKind::VaeEncoder:
+    case PlanKind::VaeDecoderHead:
+    case PlanKind::VaeDecoderTail:
+    case PlanKind::VaeEncoderHead:
+    case PlanKind::VaeEncoderTail:
+      return Component::Vae;
+    case PlanKind::TaesdDecoder:
+    case PlanKind::TaesdEncoder:
+      return Component::Taesd;
+  }
+  return Component::Vae;  // unreachable: every kind is listed
+}
+}  // namespace
+
+void PlanCache::release(Component component) {
+  std::erase_if(plans_,
+                [&](const auto& kv) { return component_of(std::get<0>(kv.first)) == component; });
+}
+
 cpu::Plan& PlanCache::text_encoder(int batch, int clip_skip) {
   return *get({PlanKind::TextEncoder, batch, clip_skip, 0, 0}, [&] {
             return graph::build_text_encoder(text_weights_ ? *text_weights_ : model_.weights,

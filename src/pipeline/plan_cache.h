@@ -31,6 +31,9 @@ enum class PlanKind {
   TaesdEncoder
 };
 
+// The parts of a pipeline whose plans are dropped together (PlanCache::release).
+enum class Component { TextEncoder, Denoiser /* UNet and ControlNet */, Vae, Taesd };
+
 class PlanCache {
  public:
   PlanCache(const model::LoadedModel& model, cpu::PlanOptions options);
@@ -53,6 +56,11 @@ class PlanCache {
   // encoder takes image pixels (height, width).
   cpu::Plan& taesd_decoder(int batch, int latent_h, int latent_w);
   cpu::Plan& taesd_encoder(int batch, int height, int width);
+
+  // Drops every plan of `component`, and with them the packed weights no other plan holds (their
+  // memory goes back to the system); a later request for one compiles it again. For a caller
+  // that knows a component's last use (a process that makes one image).
+  void release(Component component);
 
   // Multiply-accumulates of the UNet graph last built/used for (batch, h, w, tokens).
   int64_t unet_macs(int batch, int latent_h, int latent_w, int context_tokens);

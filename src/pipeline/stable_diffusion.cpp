@@ -583,7 +583,8 @@ void StableDiffusion::use_embeddings(const model::EmbeddingLibrary& library) {
 }
 
 BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_t first_seed,
-                                            const GenerationObserver& observer) {
+                                            const GenerationObserver& observer,
+                                            ReleaseAfterUse release) {
   validate(req);
   if (first_seed < 0)
     throw UsageError("", "seed", "a concrete seed (0 or more)", std::to_string(first_seed));
@@ -620,6 +621,7 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   run.ctx = encode_prompts(plans_, tokenizer_, req.prompt, req.negative_prompt, req.clip_skip,
                            run.cfg, triggers_.get());
   run.result.timings.text_encoder_ms = clock.ms();
+  if (release.text_encoder) plans_.release(Component::TextEncoder);
   for (int e : run.ctx.used_embeddings)
     run.result.embeddings_used.push_back(embedding_hashes_[size_t(e)]);
   run.result.context_tokens = run.ctx.tokens;
@@ -649,6 +651,7 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   run.throw_if_cancelled();
 
   denoise(run, in);
+  if (release.denoiser) plans_.release(Component::Denoiser);
   run.throw_if_cancelled();
 
   run.report(GenerationStage::Decoding);

@@ -64,6 +64,14 @@ struct BatchResult {
   bool inpainting_conditioning = false;
 };
 
+// Components a batch may drop once it is done with them, because the caller will not need them
+// again (a process that ends after this batch): the text encoder after the prompts are encoded,
+// the UNet and ControlNet before the VAE decodes. Peak memory is then the largest component's
+// footprint, not their sum. A later batch that does need one compiles it again.
+struct ReleaseAfterUse {
+  bool text_encoder = false, denoiser = false;
+};
+
 class StableDiffusion {
  public:
   // `model` must outlive this object. `model_name` goes into the PNG metadata.
@@ -76,7 +84,7 @@ class StableDiffusion {
   // The request must have a concrete seed (not -1); it is validated here. The observer's stop
   // token is checked between stages and sampler steps; Cancel throws GenerationCancelled.
   BatchResult generate_batch(const GenerationRequest& request, int64_t first_seed,
-                             const GenerationObserver& observer = {});
+                             const GenerationObserver& observer = {}, ReleaseAfterUse release = {});
 
   PlanCache& plans() { return plans_; }
 

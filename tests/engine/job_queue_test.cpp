@@ -1,6 +1,6 @@
 // The engine's job queue on the tiny model: a full queue refuses with QueueFull, queued jobs
 // cancel at once, events arrive in order, skip/interrupt keep decoded partial results, model
-// selection persists, shutdown cancels everything.
+// selection persists, shutdown cancels everything, a one-shot engine draws the same images.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -132,6 +132,26 @@ TEST(JobQueue, BadRequestsAreRefusedBeforeQueueing) {
   r.loras = {{"nope", 1.0f}};
   EXPECT_THROW(e.submit(r), engine::NotFound);
   EXPECT_EQ(e.metrics().jobs_submitted.load(), 0u);
+}
+
+// One-shot engines (sdc generate) drop components after their last use in the job's last batch:
+// every batch still draws what a serving engine draws.
+TEST(JobQueue, OneShotJobDrawsWhatAServingEngineDraws) {
+  test::TempDir dir;
+  auto serving = test::tiny_engine_options(dir);
+  auto one_shot = serving;
+  one_shot.one_shot = true;
+  std::vector<std::string> images[2];
+  int k = 0;
+  for (const auto& o : {serving, one_shot}) {
+    engine::Engine e(o);
+    const auto done = e.submit(tiny_request(2, 2))->wait();
+    ASSERT_EQ(done.status, engine::JobStatus::Succeeded);
+    for (const auto& im : done.result->images) images[k].push_back(im.png);
+    ++k;
+  }
+  ASSERT_EQ(images[0].size(), 2u);
+  EXPECT_EQ(images[0], images[1]);
 }
 
 }  // namespace

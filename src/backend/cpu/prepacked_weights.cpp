@@ -13,10 +13,11 @@ PrepackedWeights& PrepackedWeights::global() {
 }
 
 void PrepackedWeights::add(const std::string& key, const std::string& format, const void* data,
-                           size_t bytes, const std::shared_ptr<const void>& owner) {
+                           size_t bytes, const std::shared_ptr<const void>& owner,
+                           bool file_backed) {
   if (!owner) throw Error("prepacked weights", key, "an owner backing the bytes", "none");
   std::lock_guard<std::mutex> lock(mutex_);
-  entries_.emplace(std::make_pair(key, format), Entry{data, bytes, owner});
+  entries_.emplace(std::make_pair(key, format), Entry{data, bytes, owner, file_backed});
 }
 
 namespace {
@@ -38,7 +39,8 @@ std::shared_ptr<PackedWeight> PrepackedWeights::find(const std::string& key,
     }
     if (same_owner(it->second.owner, source.owner)) {
       ++hits_;
-      return std::make_shared<PackedWeight>(it->second.data, it->second.bytes, std::move(owner));
+      return std::make_shared<PackedWeight>(it->second.data, it->second.bytes, std::move(owner),
+                                            it->second.file_backed);
     }
     ++it;
   }

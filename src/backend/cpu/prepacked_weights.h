@@ -30,9 +30,10 @@ class PrepackedWeights {
   static PrepackedWeights& global();
 
   // Offers `bytes` at `data` (backed by `owner`, the owner the source tensors share, e.g. the
-  // file mapping) as the packed form of weight `key` in `format`.
+  // file mapping) as the packed form of weight `key` in `format`. `file_backed`: the bytes lie in
+  // a read-only file mapping (their pages are dropped when the last plan using them goes).
   void add(const std::string& key, const std::string& format, const void* data, size_t bytes,
-           const std::shared_ptr<const void>& owner);
+           const std::shared_ptr<const void>& owner, bool file_backed = false);
   // The packed weight offered for (key, format) with the same owner as `source`, or null.
   std::shared_ptr<PackedWeight> find(const std::string& key, const std::string& format,
                                      const TensorRef& source);
@@ -55,6 +56,7 @@ class PrepackedWeights {
     const void* data;
     size_t bytes;
     std::weak_ptr<const void> owner;
+    bool file_backed;
   };
   std::multimap<std::pair<std::string, std::string>, Entry> entries_;
   size_t hits_ = 0;

@@ -4,6 +4,8 @@
 #include <stdexcept>
 
 #include <omp.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -13,19 +15,38 @@
 namespace sdc::cpu {
 
 PackedWeight::PackedWeight(size_t bytes) : bytes_(bytes) {
+  constexpr size_t kOwnMapping = size_t(1) << 20;
+  if (bytes >= kOwnMapping) {
+    const size_t page = size_t(sysconf(_SC_PAGESIZE));
+    mapped_ = (bytes + page - 1) / page * page;
+    data_ = mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (data_ == MAP_FAILED) throw std::bad_alloc();
+    return;
+  }
   const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
   data_ = std::aligned_alloc(64, rounded);
   if (!data_) throw std::bad_alloc();
 }
 
 PackedWeight::PackedWeight(const void* external, size_t bytes,
-                           std::shared_ptr<const void> keepalive)
-    : data_(const_cast<void*>(external)), bytes_(bytes), keepalive_(std::move(keepalive)) {
+                           std::shared_ptr<const void> keepalive, bool file_backed)
+    : data_(const_cast<void*>(external)),
+      bytes_(bytes),
+      file_backed_(file_backed),
+      keepalive_(std::move(keepalive)) {
   if (!keepalive_) throw std::invalid_argument("PackedWeight: external bytes need an owner");
 }
 
 PackedWeight::~PackedWeight() {
-  if (!keepalive_) std::free(data_);
+  if (keepalive_) {
+    // Nobody reads these bytes through this holder any more; another holder of the same bytes
+    // reads them again from the page cache.
+    if (file_backed_) release_file_pages(data_, bytes_);
+  } else if (mapped_) {
+    munmap(data_, mapped_);
+  } else {
+    std::free(data_);
+  }
 }
 
 namespace {

@@ -21,10 +21,15 @@ namespace sdc::cpu {
 // An aligned, owned block of packed weight bytes — or, for weights packed ahead of time (a
 // compiled .gguf's packed section), bytes someone else owns, kept alive by `keepalive` (the
 // file's mapping). Kernels only read weights, so mapped read-only pages serve as they are.
+//
+// When the last holder lets go, the memory goes back to the system at once: blocks of a MiB or
+// more are their own anonymous mappings (malloc would keep them in its heap), and file-backed
+// external bytes drop their resident pages (a model component released after its last use).
 class PackedWeight {
  public:
   explicit PackedWeight(size_t bytes);
-  PackedWeight(const void* external, size_t bytes, std::shared_ptr<const void> keepalive);
+  PackedWeight(const void* external, size_t bytes, std::shared_ptr<const void> keepalive,
+               bool file_backed = false);
   ~PackedWeight();
   PackedWeight(const PackedWeight&) = delete;
   PackedWeight& operator=(const PackedWeight&) = delete;
@@ -34,7 +39,8 @@ class PackedWeight {
 
  private:
   void* data_ = nullptr;
-  size_t bytes_ = 0;
+  size_t bytes_ = 0, mapped_ = 0;  // mapped_: length of an own mapping, 0 for malloc'd blocks
+  bool file_backed_ = false;
   std::shared_ptr<const void> keepalive_;
 };
 
