@@ -144,7 +144,7 @@ class CaseRunner {
     if (s_.profile) r.unet_profile = profile_unet(case_.unet_batch());
     r.components.push_back(vae_decode());
     if (case_.steps <= s_.end_to_end_max_steps) end_to_end(r);
-    r.peak_rss = process_peak_rss();
+    r.peak_rss = peak_rss_bytes();
     log_ << tag() << "peak RSS " << r.peak_rss / (1 << 20) << " MiB\n";
 
     // The same pipeline with TAESD decoding the image; after the peak RSS figure, which is the
@@ -692,13 +692,6 @@ std::string cpu_model_name() {
   const size_t colon = line.find(':');
   if (colon == std::string::npos) return "unknown CPU";
   return line.substr(line.find_first_not_of(" \t", colon + 1));
-}
-
-int64_t process_peak_rss() {
-  const std::string line = read_first_line_with("/proc/self/status", "VmHWM:");
-  long long kib = 0;
-  if (line.empty() || std::sscanf(line.c_str(), "VmHWM: %lld", &kib) != 1) return 0;
-  return int64_t(kib) * 1024;
 }
 
 }  // namespace sdc::bench

@@ -107,6 +107,11 @@ struct CaseResult {
   // wall seconds (0: not run), sampling and TAESD decode times.
   double e2e_taesd_s = 0, e2e_taesd_sampling_ms = 0, e2e_taesd_decode_ms = 0;
   std::string taesd;  // whose TAESD was measured: "the model's" or "random (seed N)"
+  // One `sdc generate` of the case in a fresh process, as a user runs it (one-shot: each
+  // component dropped after its last use): whole-process wall seconds and peak RSS bytes; with
+  // the VAE and with TAESD decoding. 0: not run.
+  double process_s = 0, process_taesd_s = 0;
+  int64_t process_peak_rss = 0, process_taesd_peak_rss = 0;
 
   const ComponentTiming* find(Component c) const;
   // Estimated from the components: text encoder × passes + steps × UNet step at the case's batch
@@ -191,8 +196,5 @@ CaseResult case_from_json(const nlohmann::json& j);  // sdc::Error for a malform
 // 1-minute load average (/proc/loadavg), -1 if unreadable; the CPU's model name.
 double load_average();
 std::string cpu_model_name();
-// This process image's resident-set high-water mark (VmHWM), which, unlike getrusage's
-// ru_maxrss, does not inherit the parent's figure across fork/exec. Bytes; 0 if unreadable.
-int64_t process_peak_rss();
 
 }  // namespace sdc::bench

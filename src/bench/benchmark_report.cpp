@@ -94,38 +94,44 @@ json case_to_json(const CaseResult& r) {
                        {"ms", e.ms},
                        {"cpu_ms", e.cpu_ms},
                        {"macs", e.macs}});
-  return {{"case", c.name},
-          {"sampler", c.sampler},
-          {"width", c.width},
-          {"height", c.height},
-          {"steps", c.steps},
-          {"cfg_scale", c.cfg_scale},
-          {"unet_batch", c.unet_batch()},
-          {"text_encoder_passes", c.text_encoder_passes()},
-          {"precision", cpu::precision_name(r.precision)},
-          {"load_s", r.load_s},
-          {"rss_after_load_bytes", r.rss_after_load},
-          {"peak_rss_bytes", r.peak_rss},
-          {"s_per_image_estimated", r.seconds_per_image()},
-          {"s_per_image_measured", r.end_to_end_s > 0 ? json(r.end_to_end_s) : json(nullptr)},
-          {"end_to_end", r.end_to_end_s > 0 ? json{{"s", r.end_to_end_s},
-                                                   {"text_encoder_ms", r.e2e_text_encoder_ms},
-                                                   {"sampling_ms", r.e2e_sampling_ms},
-                                                   {"vae_decode_ms", r.e2e_vae_decode_ms}}
-                                            : json(nullptr)},
-          {"cold_first_image_s", r.cold_first_image_s()},
-          {"taesd", r.taesd},
-          {"s_per_image_taesd_estimated",
-           r.seconds_per_image_taesd() > 0 ? json(r.seconds_per_image_taesd()) : json(nullptr)},
-          {"end_to_end_taesd", r.e2e_taesd_s > 0 ? json{{"s", r.e2e_taesd_s},
-                                                        {"sampling_ms", r.e2e_taesd_sampling_ms},
-                                                        {"taesd_decode_ms", r.e2e_taesd_decode_ms}}
-                                                 : json(nullptr)},
-          {"loadavg_start", r.loadavg_start},
-          {"loadavg_end", r.loadavg_end},
-          {"note", r.note},
-          {"components", components},
-          {"unet_profile", profile}};
+  return {
+      {"case", c.name},
+      {"sampler", c.sampler},
+      {"width", c.width},
+      {"height", c.height},
+      {"steps", c.steps},
+      {"cfg_scale", c.cfg_scale},
+      {"unet_batch", c.unet_batch()},
+      {"text_encoder_passes", c.text_encoder_passes()},
+      {"precision", cpu::precision_name(r.precision)},
+      {"load_s", r.load_s},
+      {"rss_after_load_bytes", r.rss_after_load},
+      {"peak_rss_bytes", r.peak_rss},
+      {"s_per_image_estimated", r.seconds_per_image()},
+      {"s_per_image_measured", r.end_to_end_s > 0 ? json(r.end_to_end_s) : json(nullptr)},
+      {"end_to_end", r.end_to_end_s > 0 ? json{{"s", r.end_to_end_s},
+                                               {"text_encoder_ms", r.e2e_text_encoder_ms},
+                                               {"sampling_ms", r.e2e_sampling_ms},
+                                               {"vae_decode_ms", r.e2e_vae_decode_ms}}
+                                        : json(nullptr)},
+      {"cold_first_image_s", r.cold_first_image_s()},
+      {"taesd", r.taesd},
+      {"s_per_image_taesd_estimated",
+       r.seconds_per_image_taesd() > 0 ? json(r.seconds_per_image_taesd()) : json(nullptr)},
+      {"end_to_end_taesd", r.e2e_taesd_s > 0 ? json{{"s", r.e2e_taesd_s},
+                                                    {"sampling_ms", r.e2e_taesd_sampling_ms},
+                                                    {"taesd_decode_ms", r.e2e_taesd_decode_ms}}
+                                             : json(nullptr)},
+      {"process", r.process_s > 0 ? json{{"s", r.process_s}, {"peak_rss_bytes", r.process_peak_rss}}
+                                  : json(nullptr)},
+      {"process_taesd", r.process_taesd_s > 0 ? json{{"s", r.process_taesd_s},
+                                                     {"peak_rss_bytes", r.process_taesd_peak_rss}}
+                                              : json(nullptr)},
+      {"loadavg_start", r.loadavg_start},
+      {"loadavg_end", r.loadavg_end},
+      {"note", r.note},
+      {"components", components},
+      {"unet_profile", profile}};
 }
 
 CaseResult case_from_json(const json& j) {
@@ -155,6 +161,15 @@ CaseResult case_from_json(const json& j) {
     r.e2e_taesd_sampling_ms = field<double>(e2e_taesd, "sampling_ms");
     r.e2e_taesd_decode_ms = field<double>(e2e_taesd, "taesd_decode_ms");
   }
+  // Filled by the parent after the child's JSON (absent there).
+  if (j.contains("process") && !j.at("process").is_null()) {
+    r.process_s = field<double>(j.at("process"), "s");
+    r.process_peak_rss = field<int64_t>(j.at("process"), "peak_rss_bytes");
+  }
+  if (j.contains("process_taesd") && !j.at("process_taesd").is_null()) {
+    r.process_taesd_s = field<double>(j.at("process_taesd"), "s");
+    r.process_taesd_peak_rss = field<int64_t>(j.at("process_taesd"), "peak_rss_bytes");
+  }
   const json components = field<json>(j, "components");
   if (!components.is_array())
     throw Error("benchmark result", "components", "an array", components.dump());
@@ -176,21 +191,25 @@ void BenchReport::print_taesd_cases(std::ostream& out) const {
   out << "\nThe same cases with TAESD decoding the image instead of the VAE (TAESD: "
       << cases.front().taesd
       << "); estimated = as above with TAESD decode,\n"
-         "measured = one image through the generate pipeline with --decode-with taesd\n";
+         "measured = one image through the generate pipeline with --decode-with taesd,\n"
+         "process = one `sdc generate --decode-with taesd` in a fresh process\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%-9s %-5s %-26s %9s %9s %12s %12s\n", "case", "prec",
-                "pipeline", "estimated", "measured", "TAESD dec", "VAE dec");
+  std::snprintf(line, sizeof line, "%-9s %-5s %-26s %9s %9s %12s %12s %9s %11s\n", "case", "prec",
+                "pipeline", "estimated", "measured", "TAESD dec", "VAE dec", "process",
+                "process RSS");
   out << line;
   for (const CaseResult& r : cases) {
     if (r.seconds_per_image_taesd() <= 0) continue;
     const std::string measured = r.e2e_taesd_s > 0 ? format("%.2f", r.e2e_taesd_s) : "-";
     const ComponentTiming* taesd = r.find(Component::TaesdDecode);
     const ComponentTiming* vae = r.find(Component::VaeDecode);
-    std::snprintf(line, sizeof line, "%-9s %-5s %-26s %9.2f %9s %12s %12s\n",
+    const std::string process = r.process_taesd_s > 0 ? format("%.2f", r.process_taesd_s) : "-";
+    const std::string process_rss = r.process_taesd_s > 0 ? gib(r.process_taesd_peak_rss) : "-";
+    std::snprintf(line, sizeof line, "%-9s %-5s %-26s %9.2f %9s %12s %12s %9s %11s\n",
                   r.bench_case.name.c_str(), cpu::precision_name(r.precision),
                   (r.bench_case.title() + " + TAESD").c_str(), r.seconds_per_image_taesd(),
                   measured.c_str(), taesd ? time_text(taesd->ms()).c_str() : "-",
-                  vae ? time_text(vae->ms()).c_str() : "-");
+                  vae ? time_text(vae->ms()).c_str() : "-", process.c_str(), process_rss.c_str());
     out << line;
   }
 }
@@ -278,19 +297,25 @@ void BenchReport::print_table(std::ostream& out) const {
          "plans; cases of up to "
       << e2e_max_steps
       << " steps);\n       cold = a fresh process's "
-         "first image (load + plans + first runs + estimated s/image);\n       peak RSS of the "
-         "case's own pipeline, one process per case and precision\n";
-  std::snprintf(line, sizeof line, "%-9s %-5s %-8s %5s %5s %6s %9s %9s %8s %8s %10s\n", "case",
-                "prec", "sampler", "steps", "cfg", "batch", "estimated", "measured", "cold s",
-                "load s", "peak RSS");
+         "first image (load + plans + first runs + estimated s/image);\n       warm RSS = peak RSS "
+         "with the case's plans compiled and resident (a server), one process per case and "
+         "precision;\n       process = one `sdc generate` of the case in a fresh process: "
+         "whole-process wall time and peak RSS\n";
+  std::snprintf(line, sizeof line, "%-9s %-5s %-8s %5s %5s %6s %9s %9s %8s %8s %10s %9s %11s\n",
+                "case", "prec", "sampler", "steps", "cfg", "batch", "estimated", "measured",
+                "cold s", "load s", "warm RSS", "process", "process RSS");
   out << line;
   for (const CaseResult& r : cases) {
     const BenchCase& c = r.bench_case;
     const std::string measured = r.end_to_end_s > 0 ? format("%.2f", r.end_to_end_s) : "-";
-    std::snprintf(line, sizeof line, "%-9s %-5s %-8s %5d %5.1f %6d %9.2f %9s %8.1f %8.1f %10s\n",
+    const std::string process = r.process_s > 0 ? format("%.2f", r.process_s) : "-";
+    const std::string process_rss = r.process_s > 0 ? gib(r.process_peak_rss) : "-";
+    std::snprintf(line, sizeof line,
+                  "%-9s %-5s %-8s %5d %5.1f %6d %9.2f %9s %8.1f %8.1f %10s %9s %11s\n",
                   c.name.c_str(), cpu::precision_name(r.precision), c.sampler.c_str(), c.steps,
                   double(c.cfg_scale), c.unet_batch(), r.seconds_per_image(), measured.c_str(),
-                  r.cold_first_image_s(), r.load_s, gib(r.peak_rss).c_str());
+                  r.cold_first_image_s(), r.load_s, gib(r.peak_rss).c_str(), process.c_str(),
+                  process_rss.c_str());
     out << line;
   }
   print_taesd_cases(out);

@@ -15,9 +15,7 @@
 // fp16 safetensors checkpoint (and a random TAESD as a diffusers AutoencoderTiny folder, which
 // stable-diffusion.cpp's --taesd also reads), for comparing with other tools (bench/vs-sdcpp.sh).
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,6 +31,7 @@
 #include <thread>
 
 #include "bench/benchmark.h"
+#include "cli/child_process.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
 #include "common/error.h"
@@ -41,8 +40,6 @@
 #include "io/safetensors.h"
 #include "model/random_model.h"
 #include "model/taesd_file.h"
-
-extern char** environ;
 
 namespace sdc::cli {
 namespace {
@@ -147,26 +144,6 @@ std::string join_components(const std::vector<bench::Component>& cs) {
   return out;
 }
 
-// Runs this executable with `args`; its stderr (progress) goes to ours. Returns the exit status.
-int run_self(const std::vector<std::string>& args) {
-  std::vector<std::string> all = {"/proc/self/exe"};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& s : all) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int err = posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ);
-  if (err != 0)
-    throw std::runtime_error("cannot start a benchmark process: " +
-                             std::string(std::strerror(err)));
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR)
-      throw std::runtime_error("waitpid failed: " + std::string(std::strerror(errno)));
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
 // A temporary file name for a child's result; removed by the destructor.
 class TempResult {
  public:
@@ -197,7 +174,7 @@ bench::CaseResult run_child(const BenchArgs& a, const RandomModelFiles* random,
     args.push_back(join_components(extras));
   }
   for (const std::string& s : shared_args(a, random)) args.push_back(s);
-  const int code = run_self(args);
+  const int code = cli::run_self(args).status;
   const std::string what = c.name + " " + cpu::precision_name(p);
   // The child has already printed its one-line reason.
   if (code == 2) throw Error("", "bench " + what, "a successful measurement", "bad input (above)");
@@ -212,6 +189,86 @@ bench::CaseResult run_child(const BenchArgs& a, const RandomModelFiles* random,
     throw std::runtime_error("the " + what + " measurement wrote no readable result: " + e.what());
   }
   return bench::case_from_json(j);
+}
+
+// A temporary folder (for the random TAESD a generate process reads); removed with its contents.
+class TempFolder {
+ public:
+  TempFolder() {
+    const char* dir = std::getenv("TMPDIR");
+    std::string pattern = std::string(dir && *dir ? dir : "/tmp") + "/sdc-bench-XXXXXX";
+    if (!mkdtemp(pattern.data()))
+      throw Error(pattern, "temporary folder", "a writable folder", std::strerror(errno));
+    path_ = pattern;
+  }
+  ~TempFolder() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempFolder(const TempFolder&) = delete;
+  TempFolder& operator=(const TempFolder&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// One image of case `c` as a user makes it: a fresh `sdc generate` with the same model, LoRAs,
+// precision, threads, size, sampler, steps and guidance (one-shot: each component goes after its
+// last use). `taesd` non-empty: --taesd PATH --decode-with taesd ("-": the model's own TAESD).
+struct ProcessFigures {
+  double seconds = 0;
+  int64_t peak_rss = 0;  // bytes, as the process reports its own high-water mark
+};
+
+ProcessFigures run_generate_process(const BenchArgs& a, const RandomModelFiles* random,
+                                    const bench::BenchCase& c, cpu::Precision p,
+                                    const std::string& taesd) {
+  const pipeline::BundleOptions& m = a.settings.model;
+  TempResult image, log;
+  std::vector<std::string> args = {"generate", "-m", random ? random->model_path() : m.model};
+  auto add = [&](const char* flag, const std::string& v) {
+    if (v.empty()) return;
+    args.push_back(flag);
+    args.push_back(v);
+  };
+  add("--model-config", m.model_config);
+  add("--vae", m.vae);
+  add("--text-encoder", m.text_encoder);
+  for (const std::string& l : m.loras) add("--lora", l);
+  if (m.ignore_unmatched_lora_keys) args.push_back("--ignore-unmatched-lora-keys");
+  add("--threads", std::to_string(a.settings.threads));
+  add("--precision", cpu::precision_name(p));
+  add("-W", std::to_string(c.width));
+  add("-H", std::to_string(c.height));
+  add("--steps", std::to_string(c.steps));
+  add("--sampler", c.sampler);
+  add("--cfg-scale", std::to_string(c.cfg_scale));
+  add("--seed", std::to_string(a.settings.seed));
+  add("-p", "a photo of a lighthouse at dusk");
+  if (!taesd.empty()) {
+    if (taesd != "-") add("--taesd", taesd);
+    add("--decode-with", "taesd");
+  }
+  add("-o", image.path() + ".png");
+  std::cerr << "[" << c.name << " " << cpu::precision_name(p) << "] one image in a fresh `sdc "
+            << "generate`" << (taesd.empty() ? "" : " --decode-with taesd") << "…\n"
+            << std::flush;
+  const cli::ChildRun r = cli::run_self(args, log.path());
+  std::remove((image.path() + ".png").c_str());
+  std::ifstream in(log.path());
+  std::stringstream text;
+  text << in.rdbuf();
+  if (r.status != 0)
+    throw std::runtime_error("sdc generate for " + c.name + " failed (exit status " +
+                             std::to_string(r.status) + "): " + text.str());
+  // The process's own high-water mark, as it reports it (see child_process.h).
+  const std::string log_text = text.str();
+  const size_t at = log_text.rfind("peak RSS ");
+  long long mib = -1;
+  if (at == std::string::npos || std::sscanf(log_text.c_str() + at, "peak RSS %lld MiB", &mib) != 1)
+    throw std::runtime_error("sdc generate for " + c.name + " reported no peak RSS: " + log_text);
+  return {r.seconds, int64_t(mib) << 20};
 }
 
 void write_json(const std::string& path, const nlohmann::json& j) {
@@ -377,9 +434,32 @@ void run_bench(BenchArgs& a) {
     random = std::make_unique<RandomModelFiles>(a.settings.seed, controlnet);
     std::cerr << "written in " << clock.seconds() << " s\n";
   }
+  std::unique_ptr<TempFolder> random_taesd;  // written when a TAESD process run needs it
   for (size_t i = 0; i < cases.size(); ++i)
-    for (cpu::Precision p : precisions)
-      report.cases.push_back(run_child(a, random.get(), cases[i], p, extras[i]));
+    for (cpu::Precision p : precisions) {
+      bench::CaseResult r = run_child(a, random.get(), cases[i], p, extras[i]);
+      if (r.end_to_end_s > 0) {
+        const ProcessFigures vae = run_generate_process(a, random.get(), cases[i], p, "");
+        r.process_s = vae.seconds;
+        r.process_peak_rss = vae.peak_rss;
+      }
+      if (r.e2e_taesd_s > 0) {
+        // The TAESD the child measured: the model's, --taesd's, or the same random one on disk.
+        std::string taesd = a.settings.model.taesd;
+        if (taesd.empty() && r.taesd.starts_with("the model's")) taesd = "-";
+        if (taesd.empty()) {
+          if (!random_taesd) {
+            random_taesd = std::make_unique<TempFolder>();
+            write_random_taesd(random_taesd->path(), a.settings.seed + 2);
+          }
+          taesd = random_taesd->path();
+        }
+        const ProcessFigures t = run_generate_process(a, random.get(), cases[i], p, taesd);
+        r.process_taesd_s = t.seconds;
+        r.process_taesd_peak_rss = t.peak_rss;
+      }
+      report.cases.push_back(std::move(r));
+    }
   report.loadavg_end = bench::load_average();
 
   report.print_table(std::cout);

@@ -198,6 +198,8 @@ void run_generate(GenerateArgs& a) {
               << " ms (" << t.unet_steps << " steps), "
               << (a.req.decode_with == "taesd" ? "TAESD decode " : "VAE decode ") << t.vae_decode_ms
               << " ms\n";
+  // `sdc bench` reads this line for its one-image process figures.
+  std::cerr << "peak RSS " << peak_rss_bytes() / (1 << 20) << " MiB\n";
   if (!a.save_latents.empty()) {
     WeightMap m;
     m.set("latents", TensorRef::from_f32(result.latents, result.latent_shape, DType::F32));

@@ -1,7 +1,6 @@
 // Memory readings from the kernel.
 #include "common/stopwatch.h"
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -9,9 +8,14 @@
 namespace sdc {
 
 int64_t peak_rss_bytes() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  return int64_t(ru.ru_maxrss) * 1024;  // Linux reports KiB
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  long long kib = -1;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmHWM: %lld", &kib) == 1) break;
+  std::fclose(f);
+  return kib < 0 ? 0 : int64_t(kib) * 1024;
 }
 
 int64_t current_rss_bytes() {

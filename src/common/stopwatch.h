@@ -19,7 +19,9 @@ class Stopwatch {
   std::chrono::steady_clock::time_point start_;
 };
 
-// Peak resident set size of this process so far, in bytes (getrusage ru_maxrss).
+// This process image's resident-set high-water mark in bytes (VmHWM in /proc/self/status), which
+// unlike getrusage's ru_maxrss does not inherit the parent's figure across fork/exec (a process
+// spawned by a large one would report the parent's size). 0 if unreadable.
 int64_t peak_rss_bytes();
 // Current resident set size in bytes (/proc/self/statm), 0 if unavailable.
 int64_t current_rss_bytes();

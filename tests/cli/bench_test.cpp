@@ -44,6 +44,7 @@ TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
   EXPECT_NE(r.out.find("TAESD decode"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("TAESD encode"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("LCM 4 steps + TAESD"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("process RSS"), std::string::npos) << r.out;
 
   std::ifstream in(json_path);
   ASSERT_TRUE(in.good());
@@ -74,6 +75,12 @@ TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
     expect_positive(c, "s_per_image_taesd_estimated", where);
     for (const char* key : {"s", "sampling_ms", "taesd_decode_ms"})
       expect_positive(c.at("end_to_end_taesd"), key, where + " end_to_end_taesd");
+    // One `sdc generate` of the case in a fresh process, with the VAE and with TAESD: a process
+    // that loads the model holds at least its UNet's weights at some point.
+    for (const char* run : {"process", "process_taesd"}) {
+      expect_positive(c.at(run), "s", where + " " + run);
+      EXPECT_GT(c.at(run).at("peak_rss_bytes").get<double>(), 1 << 20) << where << " " << run;
+    }
     EXPECT_GE(c.at("peak_rss_bytes").get<double>(), c.at("rss_after_load_bytes").get<double>());
     EXPECT_EQ(c.at("note"), "");
     ASSERT_FALSE(c.at("unet_profile").empty()) << where;
@@ -225,6 +232,10 @@ bench::CaseResult sample_result() {
   r.components = {timing(Component::TextEncoder, 50), timing(Component::UNetBatch2, 3000),
                   timing(Component::VaeDecode, 4000), timing(Component::TaesdDecode, 300)};
   r.end_to_end_s = 61;
+  r.process_s = 66;
+  r.process_peak_rss = 2500;
+  r.process_taesd_s = 62;
+  r.process_taesd_peak_rss = 2400;
   r.e2e_text_encoder_ms = 99;
   r.e2e_sampling_ms = 60000;
   r.e2e_vae_decode_ms = 900;
