@@ -62,6 +62,13 @@ Tile carve(uint8_t* p, int64_t d) {
   return t;
 }
 
+// acc += u8 a x s8 b, 4 products a lane. Through asm: with the _mm512_dpbusd_epi32 builtin GCC
+// 12 copies each accumulator to the stack around every instruction of the tiles (2-3x slower).
+SDC_VNNI_INLINE __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
+  asm("vpdpbusd %[b], %[a], %[acc]" : [acc] "+v"(acc) : [a] "v"(a), [b] "v"(b));
+  return acc;
+}
+
 // ---- S = Q K^T --------------------------------------------------------------------------------
 
 // The tiles' fixed-count loops carry `#pragma GCC unroll` so the accumulators stay in registers.
@@ -87,7 +94,7 @@ SDC_VNNI void qk_tile(const uint8_t* qt, int64_t d4, const int8_t* k, const int3
       std::memcpy(&kw, k + (r * d4 + kk) * 4, 4);
       const __m512i b = _mm512_set1_epi32(kw);
 #pragma GCC unroll 32
-      for (int v = 0; v < NQ; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], q[v], b);
+      for (int v = 0; v < NQ; ++v) acc[r][v] = dpbusd(acc[r][v], q[v], b);
     }
   }
   __m512 mx[NQ];
@@ -173,7 +180,7 @@ SDC_VNNI void codes_block(const float* s, int64_t nk, const float* qa, const flo
                          : _mm512_setzero_si512();
       const __m512i packed = interleave4_u8(c[0], c[1], c[2], c[3]);
       _mm512_storeu_si512(pc + (j / 4 * W + v * 16) * 4, packed);
-      sum[v] = _mm512_dpbusd_epi32(sum[v], packed, ones);
+      sum[v] = dpbusd(sum[v], packed, ones);
     }
   }
 #pragma GCC unroll 32
@@ -202,7 +209,7 @@ SDC_VNNI void pv_tile(const uint8_t* pc, int64_t ng, const int8_t* v, int64_t d,
       std::memcpy(&vw, v + (g * d + r) * 4, 4);
       const __m512i b = _mm512_set1_epi32(vw);
 #pragma GCC unroll 32
-      for (int q = 0; q < NQ; ++q) acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], p[q], b);
+      for (int q = 0; q < NQ; ++q) acc[r][q] = dpbusd(acc[r][q], p[q], b);
     }
   }
 #pragma GCC unroll 32
