@@ -82,7 +82,7 @@ Vec int8_reference(const Case& c, const Vec& q, const Vec& k, const Vec& v) {
             mn = std::max(mn, s[size_t(j)]);
           }
           const double alpha = mn == m ? 1.0 : std::exp2(double(m - mn) * qa);
-          const float shift = mn * -qa;
+          const float shift = ai::p_shift(mn, qa);
           l *= alpha;
           for (double& x : o) x *= alpha;
           for (int64_t j = 0; j < nk; ++j) {

@@ -30,19 +30,24 @@ inline float query_factor(float absmax, float scale) {
   return code_scale(absmax) * (scale * 1.44269504088896341f);
 }
 
-// 255 2^f for f in [-0.5, 0.5]: minimax relative error 7.5e-5.
-constexpr float kP0 = 0.9999280735404956f * 255.f, kP1 = 0.6932609854573364f * 255.f,
-                kP2 = 0.24261112219433012f * 255.f, kP3 = 0.05517166907486317f * 255.f;
+// 510 2^f for f in [0, 1): minimax relative error 7.5e-5.
+constexpr float kP0 = 0.99992521856401f * 510.f, kP1 = 0.695833540506448f * 510.f,
+                kP2 = 0.22606715539313021f * 510.f, kP3 = 0.07802452266443176f * 510.f;
 
-// Code of the probability 2^(s a + shift) (at most 1: shift = -max a), in steps of 1/255. The
-// fraction is taken from the nearest integer, where x - n is exact (from the floor it is not: it
-// rounds for small negative x, and two roundings of it need not agree).
+// The shift of a query row whose running max is m: -m a - 1. The -1 keeps x = s a + shift at
+// -1 or below, where x - floor(x) is exact (for x in (-0.5, 0) it rounds, and the kernels' and
+// this rounding need not agree); the polynomial's factor 510 = 2 x 255 takes it back.
+inline float p_shift(float m, float a) {
+  return m * -a - 1.f;
+}
+
+// Code of the probability 2^(s a + shift + 1) (at most 1), in steps of 1/255.
 inline int32_t p_code(float s, float a, float shift) {
   const float x = std::fma(s, a, shift);
   if (x < -32.f) return 0;  // below half a step long before this
-  const float n = std::nearbyint(x), f = x - n;
+  const float fl = std::floor(x), f = x - fl;
   const float p = std::fma(std::fma(std::fma(kP3, f, kP2), f, kP1), f, kP0);
-  return int32_t(std::nearbyint(std::ldexp(p, int(n))));
+  return int32_t(std::nearbyint(std::ldexp(p, int(fl))));
 }
 
 }  // namespace sdc::cpu::attn_int8
