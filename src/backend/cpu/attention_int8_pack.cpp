@@ -37,14 +37,15 @@ SDC_AVX512_INLINE __m512i interleave4_s8(__m512i c0, __m512i c1, __m512i c2, __m
 
 // Column means of K over keys: sums in double, key by key (the order the tests repeat).
 SDC_AVX512 void key_means(const void* k, bool bf16, int64_t C, int64_t Tk, int64_t d, float* mean) {
-  std::vector<double> sum(size_t(d), 0.0);
+  // Padded to whole vectors and updated with full loads and stores (a masked store would not
+  // forward to the next row's load).
+  std::vector<double> sum(size_t((d + 7) / 8 * 8), 0.0);
   for (int64_t j = 0; j < Tk; ++j) {
     const void* r = row(k, bf16, j, C);
     for (int64_t e = 0; e < d; e += 8) {
       const __mmask8 m8 = __mmask8((1u << std::min<int64_t>(8, d - e)) - 1);
       const __m512d x = _mm512_cvtps_pd(_mm512_castps512_ps256(load16(r, bf16, e, __mmask16(m8))));
-      _mm512_mask_storeu_pd(sum.data() + e, m8,
-                            _mm512_add_pd(_mm512_maskz_loadu_pd(m8, sum.data() + e), x));
+      _mm512_storeu_pd(sum.data() + e, _mm512_add_pd(_mm512_loadu_pd(sum.data() + e), x));
     }
   }
   for (int64_t e = 0; e < d; ++e) mean[e] = float(sum[size_t(e)] / double(Tk));
