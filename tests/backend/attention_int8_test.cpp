@@ -81,15 +81,17 @@ Vec int8_reference(const Case& c, const Vec& q, const Vec& k, const Vec& v) {
             s[size_t(j)] = float(dot) * ks[size_t(j0 + j)];
             mn = std::max(mn, s[size_t(j)]);
           }
+          // Codes relative to the block's max bm, weighted by 2^((bm - mn) qa) into the sums.
+          const float bm = *std::max_element(s.begin(), s.begin() + nk);
           const double alpha = mn == m ? 1.0 : std::exp2(double(m - mn) * qa);
-          const float shift = ai::p_shift(mn, qa);
+          const double beta = bm == mn ? 1.0 : std::exp2(double(bm - mn) * qa);
+          const float shift = ai::p_shift(bm, qa);
           l *= alpha;
           for (double& x : o) x *= alpha;
           for (int64_t j = 0; j < nk; ++j) {
             const int32_t p = ai::p_code(s[size_t(j)], qa, shift);
-            l += p;
-            for (int64_t e = 0; e < d; ++e)
-              o[size_t(e)] += double(p) * vc[size_t((j0 + j) * d + e)];
+            l += beta * p;
+            for (int64_t e = 0; e < d; ++e) o[size_t(e)] += beta * p * vc[size_t((j0 + j) * d + e)];
           }
           m = mn;
         }
@@ -256,9 +258,16 @@ TEST_F(Int8Attention, CloseToExactAttention) {
     for (int64_t e = 0; e < c.C; ++e) k[size_t(j * c.C + e)] += float(e % 7) - 3.f;
   const Vec v = random_vec(c.Tk * c.C, 3302);
   const Vec y = run_int8(c, q, k, v, DType::F32, DType::F32);
-  const double err =
-      rel_err(y.data(), attention_ref(q, k, v, c.N, c.Tq, c.Tk, c.C, c.heads, false));
-  EXPECT_LT(err, 8e-2);
+  const Vec exact = attention_ref(q, k, v, c.N, c.Tq, c.Tk, c.C, c.heads, false);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < exact.size(); ++i) {
+    num += double(y[i] - exact[i]) * (y[i] - exact[i]);
+    den += double(exact[i]) * exact[i];
+  }
+  // Measured: 2.3 % max, 1.5 % L2 (QK alone ~1 %; P codes relative to the running max instead of
+  // the block's max gave 6.2 % and 3.3 %).
+  EXPECT_LT(rel_err(y.data(), exact), 3e-2);
+  EXPECT_LT(std::sqrt(num / den), 2e-2);
 }
 
 // A plan of one attention node (allowed int8 or not): whether its step runs int8.

@@ -3,7 +3,8 @@
 // Per thread (W = 16 NQ queries, d4 = ceil(d / 4), Bk keys per block):
 //   Qt[d4][W][4] u8 query codes (dword = 4 head columns of one query), qa[W] softmax factors,
 //   S[Bk][W] f32 scores, Pc[Bk / 4][W][4] u8 probability codes (dword = 4 keys of one query),
-//   Ot[d][W] f32 output in code units, and per lane m (running max), l (sum of codes), alpha.
+//   Ot[d][W] f32 output in code units, and per lane m (running max), l (sum of codes), and the
+//   factors alpha (earlier sums) and beta (this block's) of update_max.
 // Tiles: QK is RK keys x NQ query vectors (reduction over d4, key dword broadcast), PV is RE head
 // columns x NQ query vectors (reduction over key groups, value dword broadcast); 24 accumulators.
 #include "backend/cpu/attention_int8_avx512.h"
@@ -41,7 +42,7 @@ struct Tile {
   uint8_t* qt;
   float *qa, *s;
   uint8_t* pc;
-  float *ot, *m, *l, *alpha, *shift, *bmax, *psum;
+  float *ot, *m, *l, *alpha, *beta, *shift, *bmax, *psum;
 };
 
 Tile carve(uint8_t* p, int64_t d) {
@@ -56,7 +57,7 @@ Tile carve(uint8_t* p, int64_t d) {
   t.ot = reinterpret_cast<float*>(p);
   p += align64(size_t(d * w) * 4);
   float* lane = reinterpret_cast<float*>(p);
-  for (float** f : {&t.qa, &t.m, &t.l, &t.alpha, &t.shift, &t.bmax, &t.psum}) {
+  for (float** f : {&t.qa, &t.m, &t.l, &t.alpha, &t.beta, &t.shift, &t.bmax, &t.psum}) {
     *f = lane;
     lane += w;
   }
@@ -189,10 +190,10 @@ SDC_VNNI void codes_block(const float* s, int64_t nk, const float* qa, const flo
 
 // ---- O += P V ---------------------------------------------------------------------------------
 
-// Ot rows [0, RE) (head columns e0.. of v) = Ot alpha + (P V over ng key groups).
+// Ot rows [0, RE) (head columns e0.. of v) = Ot alpha + (P V over ng key groups) beta.
 template <int RE, int NQ>
 SDC_VNNI void pv_tile(const uint8_t* pc, int64_t ng, const int8_t* v, int64_t d, const float* alpha,
-                      float* ot) {
+                      const float* beta, float* ot) {
   constexpr int W = NQ * 16;
   __m512i acc[RE][NQ];
 #pragma GCC unroll 32
@@ -214,16 +215,18 @@ SDC_VNNI void pv_tile(const uint8_t* pc, int64_t ng, const int8_t* v, int64_t d,
   }
 #pragma GCC unroll 32
   for (int q = 0; q < NQ; ++q) {
-    const __m512 al = _mm512_loadu_ps(alpha + q * 16);
+    const __m512 al = _mm512_loadu_ps(alpha + q * 16), be = _mm512_loadu_ps(beta + q * 16);
 #pragma GCC unroll 32
     for (int r = 0; r < RE; ++r) {
       float* o = ot + r * W + q * 16;
-      _mm512_storeu_ps(o, _mm512_fmadd_ps(_mm512_loadu_ps(o), al, _mm512_cvtepi32_ps(acc[r][q])));
+      const __m512 add = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][q]), be);
+      _mm512_storeu_ps(o, _mm512_fmadd_ps(_mm512_loadu_ps(o), al, add));
     }
   }
 }
 
-using PvFn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, const float*, float*);
+using PvFn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, const float*, const float*,
+                      float*);
 template <int NQ, int... R>
 constexpr std::array<PvFn, sizeof...(R)> pv_table(std::integer_sequence<int, R...>) {
   return {&pv_tile<R + 1, NQ>...};
@@ -231,12 +234,12 @@ constexpr std::array<PvFn, sizeof...(R)> pv_table(std::integer_sequence<int, R..
 
 template <int NQ>
 void pv_block(const uint8_t* pc, int64_t ng, const int8_t* v, int64_t d, const float* alpha,
-              float* ot) {
+              const float* beta, float* ot) {
   constexpr int RE = 24 / NQ, W = NQ * 16;
   static constexpr auto tail = pv_table<NQ>(std::make_integer_sequence<int, RE - 1>());
   int64_t e = 0;
-  for (; e + RE <= d; e += RE) pv_tile<RE, NQ>(pc, ng, v + e * 4, d, alpha, ot + e * W);
-  if (e < d) tail[size_t(d - e - 1)](pc, ng, v + e * 4, d, alpha, ot + e * W);
+  for (; e + RE <= d; e += RE) pv_tile<RE, NQ>(pc, ng, v + e * 4, d, alpha, beta, ot + e * W);
+  if (e < d) tail[size_t(d - e - 1)](pc, ng, v + e * 4, d, alpha, beta, ot + e * W);
 }
 
 // ---- queries in and rows out ------------------------------------------------------------------
@@ -297,19 +300,26 @@ SDC_VNNI void store_rows(const Tile& t, int W, const float* vs, int64_t rows, in
   }
 }
 
-// New running maxima from the block's (in bmax): alpha rescales what earlier blocks summed (1
-// where the max stayed), shift = p_shift(max, a) for the codes.
+// The block's maxima bm (in bmax) and the running ones m: the block's codes are taken relative
+// to bm, so every block uses the whole code range (a block far below the row's max would
+// otherwise round to a few small codes; this halved the error of P V on peaked rows), and
+// enter the sums with beta = 2^((bm - m') a); earlier sums are rescaled by alpha = 2^((m - m') a),
+// m' = max(m, bm). Both are exactly 1 where the maxima agree.
 template <int NQ>
 SDC_VNNI void update_max(const Tile& t) {
 #pragma GCC unroll 32
   for (int v = 0; v < NQ; ++v) {
-    const __m512 m = _mm512_loadu_ps(t.m + v * 16), mn = _mm512_loadu_ps(t.bmax + v * 16);
-    const __m512 a = _mm512_loadu_ps(t.qa + v * 16);
-    const __mmask16 moved = _mm512_cmp_ps_mask(mn, m, _CMP_NEQ_UQ);
+    const __m512 m = _mm512_loadu_ps(t.m + v * 16), bm = _mm512_loadu_ps(t.bmax + v * 16);
+    const __m512 a = _mm512_loadu_ps(t.qa + v * 16), one = _mm512_set1_ps(1.f);
+    const __m512 mn = _mm512_max_ps(m, bm);
     const __m512 al = simd::exp2(_mm512_mul_ps(_mm512_sub_ps(m, mn), a));
-    _mm512_storeu_ps(t.alpha + v * 16, _mm512_mask_mov_ps(_mm512_set1_ps(1.f), moved, al));
-    const __m512 shift = _mm512_mul_ps(mn, _mm512_sub_ps(_mm512_setzero_ps(), a));
-    _mm512_storeu_ps(t.shift + v * 16, _mm512_sub_ps(shift, _mm512_set1_ps(1.f)));
+    const __m512 be = simd::exp2(_mm512_mul_ps(_mm512_sub_ps(bm, mn), a));
+    _mm512_storeu_ps(t.alpha + v * 16,
+                     _mm512_mask_mov_ps(one, _mm512_cmp_ps_mask(m, mn, _CMP_NEQ_UQ), al));
+    _mm512_storeu_ps(t.beta + v * 16,
+                     _mm512_mask_mov_ps(one, _mm512_cmp_ps_mask(bm, mn, _CMP_NEQ_UQ), be));
+    _mm512_storeu_ps(t.shift + v * 16, _mm512_fmadd_ps(bm, _mm512_sub_ps(_mm512_setzero_ps(), a),
+                                                       _mm512_set1_ps(-1.f)));
     _mm512_storeu_ps(t.m + v * 16, mn);
   }
 }
@@ -319,8 +329,9 @@ SDC_VNNI void update_sums(const Tile& t) {
 #pragma GCC unroll 32
   for (int v = 0; v < NQ; ++v) {
     const __m512 l = _mm512_loadu_ps(t.l + v * 16);
-    _mm512_storeu_ps(t.l + v * 16, _mm512_fmadd_ps(l, _mm512_loadu_ps(t.alpha + v * 16),
-                                                   _mm512_loadu_ps(t.psum + v * 16)));
+    const __m512 sum =
+        _mm512_mul_ps(_mm512_loadu_ps(t.psum + v * 16), _mm512_loadu_ps(t.beta + v * 16));
+    _mm512_storeu_ps(t.l + v * 16, _mm512_fmadd_ps(l, _mm512_loadu_ps(t.alpha + v * 16), sum));
   }
 }
 
@@ -335,13 +346,13 @@ void run(const QueryBlock& b) {
   std::fill(t.l, t.l + W, 0.f);
   for (int64_t j0 = 0; j0 < b.Tk; j0 += bk) {
     const int64_t nk = std::min(bk, b.Tk - j0);
-    std::copy(t.m, t.m + W, t.bmax);
+    std::fill(t.bmax, t.bmax + W, kMasked);
     qk_block<NQ>(t.qt, d4, b.kv.k + j0 * d4 * 4, b.kv.comp + j0, b.kv.k_scale + j0, nk, t.s,
                  t.bmax);
     update_max<NQ>(t);
     codes_block<NQ>(t.s, nk, t.qa, t.shift, t.pc, t.psum);
     update_sums<NQ>(t);
-    pv_block<NQ>(t.pc, (nk + 3) / 4, b.kv.v + j0 * d, d, t.alpha, t.ot);
+    pv_block<NQ>(t.pc, (nk + 3) / 4, b.kv.v + j0 * d, d, t.alpha, t.beta, t.ot);
   }
   if (b.out_bf16)
     store_rows(t, W, b.kv.v_scale, b.rows, d, static_cast<uint16_t*>(b.out), b.C);
@@ -362,7 +373,7 @@ int64_t key_block(int64_t d) {
 size_t tile_bytes(int64_t d) {
   const int64_t w = block_queries(d), d4 = (d + 3) / 4, bk = bk_of(d);
   return align64(size_t(d4 * w * 4)) + align64(size_t(bk * w) * 4) + align64(size_t(bk * w)) +
-         align64(size_t(d * w) * 4) + size_t(7 * w) * 4;
+         align64(size_t(d * w) * 4) + size_t(8 * w) * 4;
 }
 
 void run_block(const QueryBlock& b) {

@@ -37,8 +37,9 @@ constexpr float kP0 = 0.99992521856401f * 510.f, kP1 = 0.695833540506448f * 510.
 // The shift of a query row whose running max is m: -m a - 1. The -1 keeps x = s a + shift at
 // -1 or below, where x - floor(x) is exact (for x in (-0.5, 0) it rounds, and the kernels' and
 // this rounding need not agree); the polynomial's factor 510 = 2 x 255 takes it back.
+// One FMA, so that no compiler contracts it differently here and in the kernels.
 inline float p_shift(float m, float a) {
-  return m * -a - 1.f;
+  return std::fma(m, -a, -1.f);
 }
 
 // Code of the probability 2^(s a + shift + 1) (at most 1), in steps of 1/255.
