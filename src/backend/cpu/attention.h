@@ -37,7 +37,6 @@ class AttentionKernel {
   // q [N,Tq,C], k, v [N,Tk,C], out [N,Tq,C]; scratch: scratch_bytes(), 64-byte aligned.
   void run(const void* q, const void* k, const void* v, void* out, void* scratch) const;
   int64_t block_rows() const { return bq_; }
-  bool runs_int8() const { return int8_ != nullptr; }
 
  private:
   struct Mm {

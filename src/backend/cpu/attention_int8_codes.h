@@ -4,9 +4,9 @@
 //   q, k, v codes: s8 = round-half-even(x * 127 / absmax), scale absmax / 127 (0 for absmax 0);
 //   q travels as u8 (code + 128), which vpdpbusd needs on one side; the key's -128 * sum of codes
 //   cancels it.
-//   P codes: u8 = round-half-even(255 * 2^x), x = s a + shift (one FMA), 2^x by a degree-3
-//   polynomial of the fraction (relative error 7.5e-5, 0.02 of a code step) and an exact power
-//   of 2.
+//   P codes: u8 = round-half-even(255 * 2^(s a - bm a)), bm the max of the key block (not the
+//   running max: every block uses the whole code range): one FMA, a degree-3 polynomial of the
+//   fraction (relative error 7.5e-5, 0.02 of a code step), an exact power of 2.
 #pragma once
 
 #include <cmath>
@@ -34,7 +34,7 @@ inline float query_factor(float absmax, float scale) {
 constexpr float kP0 = 0.99992521856401f * 510.f, kP1 = 0.695833540506448f * 510.f,
                 kP2 = 0.22606715539313021f * 510.f, kP3 = 0.07802452266443176f * 510.f;
 
-// The shift of a query row whose running max is m: -m a - 1. The -1 keeps x = s a + shift at
+// The shift of a query row whose key block's max is m: -m a - 1. The -1 keeps x = s a + shift at
 // -1 or below, where x - floor(x) is exact (for x in (-0.5, 0) it rounds, and the kernels' and
 // this rounding need not agree); the polynomial's factor 510 = 2 x 255 takes it back.
 // One FMA, so that no compiler contracts it differently here and in the kernels.
