@@ -1,7 +1,7 @@
 // Micro-benchmarks at the sizes that dominate SD1.5 at 512x512: UNet conv 3x3 320->320 on 64x64,
 // self-attention over 4096 tokens x 320 channels x 8 heads, the feed-forward linear, and VAE
 // decoder GroupNorm over 512 channels x 256x256 (plus its conv). Each is a one-op graph compiled
-// by the real planner, in f32 and bf16.
+// by the real planner, in f32 and bf16 (attention also int8).
 #include <benchmark/benchmark.h>
 
 #include <ctime>
@@ -34,8 +34,9 @@ graph::ValueId weight(graph::Graph& g, Shape s, uint32_t seed) {
                   TensorRef::from_f32(random_values(sdc::shape_numel(s), seed), s, DType::F16));
 }
 
+// range(0): 0 f32, 1 bf16, 2 int8 (layers allowed int8 by the graph; the rest as `auto`).
 Precision precision_of(const benchmark::State& st) {
-  return st.range(0) ? Precision::BF16 : Precision::F32;
+  return st.range(0) == 2 ? Precision::INT8 : st.range(0) ? Precision::BF16 : Precision::F32;
 }
 
 // Compiles g, fills every f32 input, runs the plan in the loop; reports GFLOP/s from the MACs.
@@ -105,40 +106,46 @@ BENCHMARK(BM_Conv3x3Residual)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// Self-attention: range(1) tokens, range(2) channels, 8 heads.
-void BM_Attention(benchmark::State& st) {
-  const int64_t T = st.range(1), C = st.range(2);
+// Attention of T queries over Tk keys, C channels, 8 heads, allowed int8 (used by int8 plans).
+void attention_graph(benchmark::State& st, int64_t T, int64_t Tk, int64_t C) {
   graph::Graph g;
   const auto q = g.input("q", {1, T, C});
-  const auto k = g.input("k", {1, T, C});
-  const auto v = g.input("v", {1, T, C});
+  const auto k = g.input("k", {1, Tk, C});
+  const auto v = g.input("v", {1, Tk, C});
   // In a bf16 plan the projections store q/k/v as bf16; scale() stands in for them here.
-  g.output("y", g.attention(g.scale(q, 1.f), g.scale(k, 1.f), g.scale(v, 1.f), 8, false));
+  const auto a = g.attention(g.scale(q, 1.f), g.scale(k, 1.f), g.scale(v, 1.f), 8, false);
+  g.allow_int8(a);
+  g.output("y", a);
   run_graph(st, g);
+}
+
+// Self-attention: range(0) precision (0 f32, 1 bf16, 2 int8), range(1) tokens, range(2)
+// channels.
+void BM_Attention(benchmark::State& st) {
+  attention_graph(st, st.range(1), st.range(1), st.range(2));
 }
 BENCHMARK(BM_Attention)
     ->Args({0, 4096, 320})
     ->Args({1, 4096, 320})
+    ->Args({2, 4096, 320})
     ->Args({0, 1024, 640})
     ->Args({1, 1024, 640})
-    ->ArgNames({"bf16", "T", "C"})
+    ->Args({2, 1024, 640})
+    ->Args({0, 256, 1280})
+    ->Args({2, 256, 1280})
+    ->ArgNames({"prec", "T", "C"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// Cross-attention: 4096 queries, 77 keys.
+// Cross-attention: 4096 queries, 77 keys; range(0) precision as above.
 void BM_CrossAttention(benchmark::State& st) {
-  const int64_t T = 4096, C = 320;
-  graph::Graph g;
-  const auto q = g.input("q", {1, T, C});
-  const auto k = g.input("k", {1, 77, C});
-  const auto v = g.input("v", {1, 77, C});
-  g.output("y", g.attention(g.scale(q, 1.f), g.scale(k, 1.f), g.scale(v, 1.f), 8, false));
-  run_graph(st, g);
+  attention_graph(st, 4096, 77, 320);
 }
 BENCHMARK(BM_CrossAttention)
     ->Arg(0)
     ->Arg(1)
-    ->ArgNames({"bf16"})
+    ->Arg(2)
+    ->ArgNames({"prec"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

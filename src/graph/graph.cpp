@@ -258,8 +258,9 @@ ValueId Graph::embedding(ValueId ids, ValueId table) {
 
 void Graph::allow_int8(ValueId v) {
   Node& n = nodes_.at(size_t(v));
-  if (n.op != Op::Conv2d && n.op != Op::Linear)
-    throw Error("graph", n.name, "a Conv2d or Linear node to allow int8 on", op_name(n.op));
+  if (n.op != Op::Conv2d && n.op != Op::Linear && n.op != Op::Attention)
+    throw Error("graph", n.name, "a Conv2d, Linear or Attention node to allow int8 on",
+                op_name(n.op));
   n.attrs.int8 = true;
 }
 

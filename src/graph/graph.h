@@ -61,8 +61,9 @@ struct Attrs {
   bool flip_sin_to_cos = true;    // TimestepEmbedding
   float freq_shift = 0.f;         // TimestepEmbedding
   int out_h = 0, out_w = 0;       // UpsampleNearest
-  // Conv2d/Linear: the model allows this layer to run W8A8 when a plan asks for int8 (the
-  // builder's choice of which layers tolerate it; see builders/int8_layers.h).
+  // Conv2d/Linear: the model allows this layer to run W8A8 when a plan asks for int8; Attention:
+  // int8 scores and probabilities (the builder's choice of which layers tolerate it; see
+  // builders/int8_layers.h).
   bool int8 = false;
 };
 
@@ -113,7 +114,7 @@ class Graph {
   ValueId embedding(ValueId ids, ValueId table);
 
   void output(const std::string& name, ValueId v);
-  // Marks a Conv2d/Linear node as one that may run in int8 (Attrs::int8).
+  // Marks a Conv2d/Linear/Attention node as one that may run in int8 (Attrs::int8).
   void allow_int8(ValueId v);
 
   const std::vector<Node>& nodes() const { return nodes_; }

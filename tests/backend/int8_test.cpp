@@ -297,7 +297,8 @@ TEST(Int8Layers, UNetPolicyKeepsTheSensitiveLayersInFloat) {
     FAIL() << "an Input node was allowed int8";
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(),
-                 "graph: x: expected a Conv2d or Linear node to allow int8 on, found Input");
+                 "graph: x: expected a Conv2d, Linear or Attention node to allow int8 on, found "
+                 "Input");
   }
 }
 

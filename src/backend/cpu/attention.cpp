@@ -2,6 +2,7 @@
 #include "backend/cpu/attention.h"
 
 #include "backend/cpu/attention_avx512.h"
+#include "backend/cpu/attention_int8.h"
 
 #include <omp.h>
 
@@ -86,6 +87,11 @@ void softmax_rows(const float* s, T* p, int64_t rows, int64_t q0, int64_t Tk, bo
 AttentionKernel::AttentionKernel(const AttentionShape& s, const dnnl::engine& engine, int threads)
     : s_(s), engine_(engine), threads_(threads) {
   d_ = s.C / s.heads;
+  if (s.int8 && Int8Attention::supported(s)) {
+    int8_ = std::make_unique<Int8Attention>(s, threads);
+    bq_ = int8_->block_rows();
+    return;
+  }
   if (FlashAttention::supported(s)) {
     flash_ = std::make_unique<FlashAttention>(s, threads);
     bq_ = flash_->block_rows();
@@ -127,6 +133,7 @@ AttentionKernel::AttentionKernel(const AttentionShape& s, const dnnl::engine& en
 AttentionKernel::~AttentionKernel() = default;
 
 size_t AttentionKernel::scratch_bytes() const {
+  if (int8_) return int8_->scratch_bytes();
   return flash_ ? flash_->scratch_bytes() : scratch_per_thread_ * size_t(threads_);
 }
 
@@ -165,6 +172,7 @@ void AttentionKernel::exec(const Mm& mm, int t, const void* a, const void* b, vo
 
 void AttentionKernel::run(const void* q, const void* k, const void* v, void* out,
                           void* scratch) const {
+  if (int8_) return int8_->run(q, k, v, out, scratch);
   if (flash_) return flash_->run(q, k, v, out, scratch);
   const int64_t nqb = (s_.Tq + bq_ - 1) / bq_;
   const int64_t items = s_.N * s_.heads * nqb;

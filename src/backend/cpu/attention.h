@@ -20,12 +20,15 @@ struct AttentionShape {
   bool causal = false;
   DType in = DType::F32;   // q, k, v storage (F32 or BF16)
   DType out = DType::F32;  // output storage
+  bool int8 = false;       // the plan allows int8 QK^T and PV (attention_int8.h) where supported
 };
 
 class FlashAttention;
+class Int8Attention;
 
-// Picks the AVX-512 micro-kernel path (attention_avx512.h) where the CPU has it, else tiles of
-// oneDNN matmuls (any CPU).
+// Picks the int8 path (attention_int8.h) when the shape allows int8 and the CPU supports it, else
+// the AVX-512 micro-kernel path (attention_avx512.h) where the CPU has it, else tiles of oneDNN
+// matmuls (any CPU).
 class AttentionKernel {
  public:
   AttentionKernel(const AttentionShape& shape, const dnnl::engine& engine, int threads);
@@ -51,6 +54,7 @@ class AttentionKernel {
   size_t pad_bytes_ = 0, scratch_per_thread_ = 0;
   std::vector<dnnl::stream> streams_;
   std::unique_ptr<FlashAttention> flash_;
+  std::unique_ptr<Int8Attention> int8_;
 };
 
 }  // namespace sdc::cpu

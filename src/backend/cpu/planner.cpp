@@ -20,6 +20,7 @@
 #include <numeric>
 
 #include "backend/cpu/activation_arena.h"
+#include "backend/cpu/attention_int8.h"
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/dnnl_util.h"
 #include "backend/cpu/memory_plan.h"
@@ -445,6 +446,8 @@ void Planner::add_group_spec(const Group& grp) {
       s.macs = 2 * shape(m.inputs[0])[0] * shape(m.inputs[0])[1] * shape(m.inputs[1])[1] *
                shape(m.inputs[0])[2];
       if (m.attrs.causal) s.name += "+causal";
+      s.int8 = runs_int8(m) && Int8Attention::supported(attention_shape(m, s));
+      if (s.int8) s.name += ".int8";
       break;
     case Op::Gelu:
     case Op::QuickGelu:

@@ -13,6 +13,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "backend/cpu/attention.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/plan_impl.h"
 #include "backend/cpu/weight_cache.h"
@@ -154,8 +155,11 @@ class Planner {
   std::vector<Spec> specs_;
 
   const Node& node(ValueId v) const { return g_.node(v); }
-  // A Conv2d/Linear this plan runs W8A8 (int8 plan, layer allowed by the graph).
+  // A node this plan may run in int8 (int8 plan, layer allowed by the graph): Conv2d/Linear W8A8;
+  // Attention where Int8Attention also takes the shape.
   bool runs_int8(const Node& n) const { return int8_ && n.attrs.int8; }
+  // The AttentionKernel shape of an Attention spec (its input stores chosen; s.int8 copied).
+  AttentionShape attention_shape(const Node& m, const Spec& s) const;
   const Shape& shape(ValueId v) const { return g_.shape(v); }
 
   // ---- 1. analysis and fusion -------------------------------------------------------------

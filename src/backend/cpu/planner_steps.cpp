@@ -11,6 +11,20 @@
 
 namespace sdc::cpu::detail {
 
+AttentionShape Planner::attention_shape(const Node& m, const Spec& s) const {
+  AttentionShape as;
+  as.N = shape(m.inputs[0])[0];
+  as.Tq = shape(m.inputs[0])[1];
+  as.Tk = shape(m.inputs[1])[1];
+  as.C = shape(m.inputs[0])[2];
+  as.heads = m.attrs.heads;
+  as.causal = m.attrs.causal;
+  as.in = stores_[size_t(s.in[0])].dtype;
+  as.out = s.out >= 0 ? stores_[size_t(s.out)].dtype : DType::F32;
+  as.int8 = s.int8;
+  return as;
+}
+
 void* Planner::ptr(int st) const {
   if (st < 0) return nullptr;
   int r = st;
@@ -448,15 +462,7 @@ Planner::Prepared Planner::prepare(const Spec& s) {
     }
     case SK::Attention: {
       const Node& m = *s.node;
-      AttentionShape as;
-      as.N = shape(m.inputs[0])[0];
-      as.Tq = shape(m.inputs[0])[1];
-      as.Tk = shape(m.inputs[1])[1];
-      as.C = shape(m.inputs[0])[2];
-      as.heads = m.attrs.heads;
-      as.causal = m.attrs.causal;
-      as.in = DT(s.in[0]);
-      as.out = DT(s.out);
+      const AttentionShape as = attention_shape(m, s);
       if (DT(s.in[1]) != as.in || DT(s.in[2]) != as.in)
         fail(m, "q, k, v of one storage type", "mixed (planner bug)");
       auto kernel = std::make_shared<AttentionKernel>(as, plan_.engine, plan_.threads);

@@ -32,6 +32,8 @@ void mark_int8_layers(Graph& g) {
     const Node& n = nodes[i];
     if ((n.op == Op::Conv2d || n.op == Op::Linear) && !keeps_float_in_int8(n.name))
       g.allow_int8(ValueId(i));
+    // Self-attention only: cross-attention's 77 keys are too few for int8 to pay.
+    if (n.op == Op::Attention && ends_with(n.name, ".attn1")) g.allow_int8(ValueId(i));
   }
 }
 

@@ -3,15 +3,17 @@
 // quantisation costs quality and saves almost no time: conv_in (4 latent channels in) and conv_out
 // (the noise prediction itself), the time-embedding MLP and every ResBlock's emb_layers (one row
 // per image), and cross-attention's to_k/to_v (77 text tokens; their error would reach every
-// pixel that attends to a token). Attention itself, norms and the residual stream never are int8.
+// pixel that attends to a token). The self-attention (attn1) runs int8 scores and probabilities
+// where the CPU allows (backend/cpu/attention_int8.h); cross-attention, norms and the residual
+// stream never are int8.
 #pragma once
 
 #include "graph/graph.h"
 
 namespace sdc::graph {
 
-// Marks the int8-eligible Conv2d/Linear nodes of a UNet (or ControlNet) graph, named by their LDM
-// layer names (input_blocks.*, middle_block.*, output_blocks.*).
+// Marks the int8-eligible Conv2d/Linear/Attention nodes of a UNet (or ControlNet) graph, named by
+// their LDM layer names (input_blocks.*, middle_block.*, output_blocks.*).
 void mark_int8_layers(Graph& g);
 
 // True when a layer of that LDM name is one mark_int8_layers keeps in float.
