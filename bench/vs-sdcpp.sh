@@ -2,7 +2,7 @@
 # sdc against stable-diffusion.cpp on the same machine and the same checkpoint.
 #
 #   bench/vs-sdcpp.sh SDCPP_SOURCE_DIR [--sdc PATH] [--work DIR] [--threads N] [--jobs N]
-#                     [--cases LIST] [--seed N] [--no-taesd]
+#                     [--cases LIST] [--seed N] [--no-taesd] [--precision P] [--compiled]
 #
 # SDCPP_SOURCE_DIR is a stable-diffusion.cpp checkout with its ggml submodule (git clone
 # --recursive, or git submodule update --init ggml); nothing is downloaded. The script
@@ -21,7 +21,10 @@
 #      faster / smaller).
 # sdc runs at --precision auto (bf16 where it beats f32: AMX-BF16 or AMD's AVX512-BF16; else f32)
 # unless --precision says otherwise (int8: the UNet W8A8). sd.cpp computes as its ggml CPU
-# backend does with f16 weights. Logs and images stay in WORK/runs.
+# backend does with f16 weights. With --compiled, sdc first compiles the checkpoint once into a
+# .gguf the way a deployment would (sdc convert, weights packed for this CPU, both image sizes
+# planned at load; int8: -t unet=int8) and every sdc run loads that file; the convert's time is
+# printed apart, and sd.cpp still reads the checkpoint. Logs and images stay in WORK/runs.
 #
 # Options:
 #   --sdc PATH      the sdc binary (default: build/sdc of this checkout)
@@ -32,6 +35,7 @@
 #   --seed N        seed of the random weights (default 1) and of the images (default 42)
 #   --no-taesd      leave out the TAESD row
 #   --precision P   sdc's --precision: auto (default), f32, bf16 or int8
+#   --compiled      sdc runs from a file sdc convert made once from the checkpoint (see above)
 set -euo pipefail
 
 die() {
@@ -42,7 +46,7 @@ die() {
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src="" sdc="$here/../build/sdc" work="${TMPDIR:-/tmp}/sdc-vs-sdcpp"
 threads=$(nproc) jobs=$(nproc) cases="lcm256,lcm512,euler512,taesd512" seed=1 taesd=1
-precision=auto
+precision=auto compiled=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --sdc) sdc=${2:?--sdc needs a path}; shift 2 ;;
@@ -53,6 +57,7 @@ while [ $# -gt 0 ]; do
     --seed) seed=${2:?--seed needs a number}; shift 2 ;;
     --no-taesd) taesd=0; shift ;;
     --precision) precision=${2:?--precision needs a value}; shift 2 ;;
+    --compiled) compiled=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) [ -z "$src" ] || die "one source folder expected, found a second: $1"; src=$1; shift ;;
@@ -117,6 +122,21 @@ fi
 # --- 3. the runs -----------------------------------------------------------------------------
 runs="$work/runs"
 mkdir -p "$runs"
+sdc_model="$ckpt" convert_note=""
+if [ "$compiled" = 1 ]; then
+  # Once, as a deployment would: weights packed for this CPU, both sizes planned at load.
+  type=f16
+  [ "$precision" = int8 ] && type=unet=int8
+  [ "$precision" = bf16 ] && type=bf16
+  sdc_model="$work/sd15-random-seed$seed-$type-native.gguf"
+  rm -f "$sdc_model"
+  echo "== sdc convert -t $type --target native -s 256 256 512 512" >&2
+  convert_start=$(date +%s.%N)
+  "$sdc" convert -u "$ckpt" -t "$type" --target native -s 256 256 512 512 -o "$sdc_model" \
+    >"$runs/sdc-convert.log" 2>&1 || die "sdc convert failed: see $runs/sdc-convert.log"
+  convert_s=$(awk -v a="$convert_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  convert_note="sdc model: $sdc_model, made once by sdc convert -t $type --target native in $convert_s s"
+fi
 prompt="a photograph of an astronaut riding a horse on the moon, highly detailed"
 
 # measure NAME CMD...: runs CMD under /usr/bin/time -v; sets wall (s), rss (MiB), ok, load.
@@ -154,7 +174,7 @@ for c in "${case_list[@]}"; do
       extra_sdcpp=(--taesd "$taesd_dir/diffusion_pytorch_model.safetensors")
       ;;
   esac
-  measure "$c-sdc" "$sdc" generate -m "$ckpt" -p "$prompt" -W "$w" -H "$w" --steps "$steps" \
+  measure "$c-sdc" "$sdc" generate -m "$sdc_model" -p "$prompt" -W "$w" -H "$w" --steps "$steps" \
     --cfg-scale "$cfg" --sampler "$sampler" --seed 42 --threads "$threads" --precision "$precision" \
     -o "$runs/$c-sdc.png" "${extra_sdc[@]}"
   sdc_wall=$wall sdc_rss=$rss sdc_ok=$ok sdc_load=$load
@@ -175,6 +195,7 @@ echo
 echo "sdc vs stable-diffusion.cpp ($sdcpp_version), whole process each, one after the other"
 echo "CPU: $cpu, $(nproc) hardware threads, $threads used; sdc --precision $precision"
 echo "Checkpoint: $ckpt (full-size SD1.5, random weights, fp16)"
+[ -z "$convert_note" ] || echo "$convert_note"
 echo "ratio = sd.cpp / sdc (> 1: sdc faster / smaller); load = 1-min load average before each run"
 printf '%-34s %10s %10s %11s %11s %8s %8s %5s %5s\n' "case" "sdc wall" "sdc RSS" "sd.cpp wall" \
   "sd.cpp RSS" "wall x" "RSS x" "load" "load"
