@@ -6,6 +6,7 @@
 #include <climits>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -266,11 +267,12 @@ class Planner {
 
   std::shared_ptr<PackedWeight> packed_f32(const Node& w);
   // A oneDNN-layout weight: the ahead-of-time packed copy when one is offered for (key, format)
-  // with the expected size, else the shared cache's (packing with `make` if needed). Reported to
-  // the PrepackedWeights recorder either way.
+  // with the expected size, else the shared cache's (packing with `make` if needed; `hash`: see
+  // WeightCache::get). Reported to the PrepackedWeights recorder either way.
   std::shared_ptr<PackedWeight> dnnl_weight(const std::string& key, const TensorRef& t,
                                             const std::string& format, size_t packed_bytes,
-                                            const WeightCache::Maker& make);
+                                            const WeightCache::Maker& make,
+                                            std::optional<uint64_t>* hash = nullptr);
 
   // A oneDNN primitive with its memories; binds pointers later.
   Prepared dnnl_step(const Spec& s, dnnl::primitive prim, const memory::desc& src_md,

@@ -6,6 +6,7 @@
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/dnnl_util.h"
+#include "backend/cpu/int8_weights.h"
 #include "backend/cpu/planner.h"
 #include "backend/cpu/prepacked_weights.h"
 
@@ -55,10 +56,11 @@ std::shared_ptr<PackedWeight> Planner::packed(const Node& w, const memory::desc&
 
 std::shared_ptr<PackedWeight> Planner::dnnl_weight(const std::string& key, const TensorRef& t,
                                                    const std::string& format, size_t packed_bytes,
-                                                   const WeightCache::Maker& make) {
+                                                   const WeightCache::Maker& make,
+                                                   std::optional<uint64_t>* hash) {
   PrepackedWeights& pre = PrepackedWeights::global();
   std::shared_ptr<PackedWeight> p = pre.find(key, format, t);
-  if (!p || p->bytes() != packed_bytes) p = WeightCache::global().get(t, format, make);
+  if (!p || p->bytes() != packed_bytes) p = WeightCache::global().get(t, format, make, hash);
   pre.record(key, format, p);
   return p;
 }
@@ -166,12 +168,20 @@ Planner::Int8Weight Planner::int8_weight(const std::string& key, const TensorRef
   Int8Weight q;
   const std::string what = std::string(dtype_name(w.dtype)) + shape_str(w.shape);
   const size_t rows = size_t(w.shape.at(0));
-  q.scales = dnnl_weight(key, w, "int8 scales of " + what, rows * sizeof(float),
-                         [&] { return int8_weight_scales(w); });
+  // Scales and values come out of one pass over w, made at most once for both lookups, which
+  // share w's content hash too.
+  std::optional<Int8Packed> made;
+  auto pack = [&]() -> const Int8Packed& {
+    if (!made) made = pack_int8_weight(w, s8_src_md, dst_md, plan_.engine);
+    return *made;
+  };
+  std::optional<uint64_t> hash;
+  q.scales = dnnl_weight(
+      key, w, "int8 scales of " + what, rows * sizeof(float), [&] { return pack().scales; }, &hash);
   plan_.weights_.push_back(q.scales);
-  q.packed =
-      dnnl_weight(key, w, "dnnl int8 " + what + " " + md_key(dst_md), dst_md.get_size(),
-                  [&] { return pack_int8_weight(w, *q.scales, s8_src_md, dst_md, plan_.engine); });
+  q.packed = dnnl_weight(
+      key, w, "dnnl int8 " + what + " " + md_key(dst_md), dst_md.get_size(),
+      [&] { return pack().values; }, &hash);
   plan_.weights_.push_back(q.packed);
   if (bias) {
     q.bias = WeightCache::global().get(*bias, f32_format(*bias), [&] { return pack_f32(*bias); });
