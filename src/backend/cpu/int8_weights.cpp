@@ -197,24 +197,33 @@ Int8Packed pack_int8_weight(const TensorRef& t, const dnnl::memory::desc& src_md
     if (sc->has_compensation) compensation = reinterpret_cast<int32_t*>(dst + sc->compensation);
   }
   const bool v512 = use_avx512_kernels();
-  // Whole blocks of rows per thread: rows of one block share the destination's cache lines.
-  const int64_t chunk = sc ? std::max<int64_t>(sc->rows_per_block, 16) : 16;
+  // Whole blocks of rows per task: rows of one block share the destination's cache lines, so
+  // the block is quantised into a tile first and scattered column by column (consecutive rows
+  // land a few bytes apart), which keeps the writes in L1.
+  const int64_t block = sc ? std::max<int64_t>(sc->rows_per_block, 16) : 16;
+  const int64_t blocks = (rows + block - 1) / block;
 #pragma omp parallel
   {
     std::vector<float> values(static_cast<size_t>(row));
-    std::vector<int8_t> q(sc ? size_t(row) : 0);
-#pragma omp for schedule(static, chunk)
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* w = row_f32(t, r, row, v512, values.data());
-      const float m = absmax(w, row, v512);
-      scale[r] = m > 0.f ? m / 127.f : 1.f;
-      int8_t* qr = sc ? q.data() : plain.data() + r * row;
-      const int32_t sum = quantize(w, row, 1.f / scale[r], qr, v512);
+    std::vector<int8_t> tile(sc ? size_t(block * row) : 0);
+    std::vector<uint8_t*> bases(static_cast<size_t>(block));
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * block, n = std::min(rows, r0 + block) - r0;
+      for (int64_t r = r0; r < r0 + n; ++r) {
+        const float* w = row_f32(t, r, row, v512, values.data());
+        const float m = absmax(w, row, v512);
+        scale[r] = m > 0.f ? m / 127.f : 1.f;
+        int8_t* qr = sc ? tile.data() + (r - r0) * row : plain.data() + r * row;
+        const int32_t sum = quantize(w, row, 1.f / scale[r], qr, v512);
+        if (compensation) compensation[r] = -sum;
+      }
       if (!sc) continue;
-      uint8_t* base = dst + sc->row_base[size_t(r)];
-      const int64_t* in_row = sc->in_row.data();
-      for (int64_t j = 0; j < row; ++j) base[in_row[j]] = uint8_t(qr[j]);
-      if (compensation) compensation[r] = -sum;
+      for (int64_t i = 0; i < n; ++i) bases[size_t(i)] = dst + sc->row_base[size_t(r0 + i)];
+      for (int64_t j = 0; j < row; ++j) {
+        const int64_t at = sc->in_row[size_t(j)];
+        for (int64_t i = 0; i < n; ++i) bases[size_t(i)][at] = uint8_t(tile[size_t(i * row + j)]);
+      }
     }
   }
   if (!sc) out.values = reorder_into(plain.data(), src_md, dst_md, engine, true);

@@ -1,7 +1,7 @@
 // W8A8 weight packing in one pass over the source: the per-output-channel scales, the s8 values
 // and the blocked layout oneDNN's int8 convolutions and matmuls read, with its zero-point
 // compensation. Each row of the source is read once (converted to f32 in a row buffer), and its
-// s8 values are written straight to their places in the blocked layout.
+// s8 values go, through a small tile of rows, straight to their places in the blocked layout.
 #pragma once
 
 #include <memory>
