@@ -7,6 +7,7 @@
 #include <ctime>
 #include <random>
 
+#include "backend/cpu/kernels.h"
 #include "backend/cpu/plan.h"
 #include "common/tensor.h"
 #include "graph/graph.h"
@@ -189,6 +190,25 @@ void BM_Geglu(benchmark::State& st) {
   run_graph(st, g, 4096.0 * 2560 * 4 + 4096.0 * 1280 * 4);
 }
 BENCHMARK(BM_Geglu)->Arg(0)->ArgNames({"bf16"})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The W8A8 activation quantiser (what a reused quantised input saves): f32 [T, C] -> u8.
+void BM_QuantizeU8(benchmark::State& st) {
+  const int64_t n = st.range(0) * st.range(1);
+  const std::vector<float> x = random_values(n, 8);
+  std::vector<uint8_t> q(static_cast<size_t>(n));
+  for (auto _ : st)
+    benchmark::DoNotOptimize(sdc::cpu::quantize_u8(x.data(), DType::F32, n, q.data()));
+  st.counters["GB/s"] =
+      benchmark::Counter(double(n) * 9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_QuantizeU8)
+    ->Args({4096, 320})
+    ->Args({1024, 640})
+    ->Args({256, 1280})
+    ->Args({64, 1280})
+    ->ArgNames({"T", "C"})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 
 #include "backend/cpu/memory_plan.h"
 #include "backend/cpu/plan.h"
+#include "backend/cpu/prepacked_weights.h"
 #include "backend/cpu/weight_cache.h"
 #include "common/error.h"
 #include "reference.h"
@@ -212,18 +213,25 @@ TEST(Planner, WeightsSharedByContentAcrossMappings) {
     const auto x = g.input("x", {1, 6, 6, 8});
     const auto w = TensorRef::from_f32(random_vec(16 * 8 * 9, seed), {16, 8, 3, 3}, DType::F16);
     const auto b = TensorRef::from_f32(random_vec(16, seed + 1), {16}, DType::F16);
-    g.output("y", g.conv2d(x, g.weight("w", w), g.weight("b", b), 1, 1));
+    const auto y = g.conv2d(x, g.weight("w", w), g.weight("b", b), 1, 1);
+    g.allow_int8(y);
+    g.output("y", y);
     return g;
   };
-  for (Precision prec : {Precision::F32, Precision::BF16}) {
+  std::vector<Precision> precisions = {Precision::F32, Precision::BF16};
+  if (cpu::isa_has_int8_dot()) precisions.push_back(Precision::INT8);
+  for (Precision prec : precisions) {
     PlanOptions o;
     o.precision = prec;
     auto p1 = Plan::compile(net(77), o);
     const size_t entries = cpu::WeightCache::global().live_entries();
     auto p2 = Plan::compile(net(77), o);  // fresh buffers, same values
-    EXPECT_EQ(cpu::WeightCache::global().live_entries(), entries);
+    EXPECT_EQ(cpu::WeightCache::global().live_entries(), entries) << cpu::precision_name(prec);
     auto p3 = Plan::compile(net(78), o);  // other values
-    EXPECT_EQ(cpu::WeightCache::global().live_entries(), entries + 2);
+    // W8A8: the weight's scales and s8 values (found through one hash of it), and the bias.
+    const size_t packed = prec == Precision::INT8 ? 3 : 2;
+    EXPECT_EQ(cpu::WeightCache::global().live_entries(), entries + packed)
+        << cpu::precision_name(prec);
   }
   EXPECT_NE(cpu::WeightCache::content_hash("abcdefgh", 8),
             cpu::WeightCache::content_hash("abcdefgi", 8));

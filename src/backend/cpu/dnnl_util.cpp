@@ -2,12 +2,11 @@
 #include "backend/cpu/dnnl_util.h"
 
 #include <algorithm>
-#include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/simd.h"
-#include "common/error.h"
 
 namespace sdc::cpu {
 
@@ -79,11 +78,13 @@ const float* staged_f32(const TensorRef& t) {
   return values.data();
 }
 
-// A new buffer holding `data` (laid out as `src_md`) reordered into `dst_md`.
+}  // namespace
+
 std::shared_ptr<PackedWeight> reorder_into(const void* data, const dnnl::memory::desc& src_md,
                                            const dnnl::memory::desc& dst_md,
-                                           const dnnl::engine& engine) {
+                                           const dnnl::engine& engine, bool zeroed) {
   auto packed = std::make_shared<PackedWeight>(dst_md.get_size());
+  if (zeroed) std::memset(packed->data(), 0, packed->bytes());
   dnnl::memory src(src_md, engine, const_cast<void*>(data));
   dnnl::memory dst(dst_md, engine, packed->data());
   dnnl::stream stream(engine);
@@ -92,48 +93,10 @@ std::shared_ptr<PackedWeight> reorder_into(const void* data, const dnnl::memory:
   return packed;
 }
 
-}  // namespace
-
 std::shared_ptr<PackedWeight> pack_weight(const TensorRef& t, const dnnl::memory::desc& src_md,
                                           const dnnl::memory::desc& dst_md,
                                           const dnnl::engine& engine) {
   return reorder_into(staged_f32(t), src_md, dst_md, engine);
-}
-
-std::shared_ptr<PackedWeight> int8_weight_scales(const TensorRef& t) {
-  const float* values = staged_f32(t);
-  const int64_t rows = t.shape.at(0), row = t.numel() / rows;
-  auto scales = std::make_shared<PackedWeight>(size_t(rows) * sizeof(float));
-  float* s = static_cast<float*>(scales->data());
-#pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < rows; ++o) {
-    const float* w = values + o * row;
-    float m = 0.f;
-    for (int64_t k = 0; k < row; ++k) m = std::max(m, std::fabs(w[k]));
-    s[o] = m > 0.f ? m / 127.f : 1.f;
-  }
-  return scales;
-}
-
-std::shared_ptr<PackedWeight> pack_int8_weight(const TensorRef& t, const PackedWeight& scales,
-                                               const dnnl::memory::desc& src_md,
-                                               const dnnl::memory::desc& dst_md,
-                                               const dnnl::engine& engine) {
-  const int64_t rows = t.shape.at(0), row = t.numel() / rows;
-  if (scales.bytes() != size_t(rows) * sizeof(float))
-    throw Error("int8 weights", "scales", std::to_string(rows) + " per-channel scales",
-                std::to_string(scales.bytes() / sizeof(float)));
-  const float* values = staged_f32(t);
-  const float* s = static_cast<const float*>(scales.data());
-  std::vector<int8_t> q(size_t(t.numel()));
-#pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < rows; ++o) {
-    const float inv = 1.f / s[o];
-    for (int64_t k = 0; k < row; ++k)
-      q[size_t(o * row + k)] =
-          int8_t(std::clamp(std::nearbyint(values[o * row + k] * inv), -127.f, 127.f));
-  }
-  return reorder_into(q.data(), src_md, dst_md, engine);
 }
 
 std::shared_ptr<PackedWeight> pack_f32(const TensorRef& t) {

@@ -20,15 +20,11 @@ std::shared_ptr<PackedWeight> pack_weight(const TensorRef& t, const dnnl::memory
                                           const dnnl::memory::desc& dst_md,
                                           const dnnl::engine& engine);
 
-// W8A8 weights, symmetric per output channel (row o of `t`, whatever its other dims):
-// scale[o] = max|w[o, :]| / 127 (1 for an all-zero row), as Co floats.
-std::shared_ptr<PackedWeight> int8_weight_scales(const TensorRef& t);
-// round(w / scale[o]) as s8, packed from `src_md` (an s8 descriptor of t in its PyTorch layout)
-// into `dst_md` (the primitive's s8 layout; the reorder adds oneDNN's s8-source compensation).
-std::shared_ptr<PackedWeight> pack_int8_weight(const TensorRef& t, const PackedWeight& scales,
-                                               const dnnl::memory::desc& src_md,
-                                               const dnnl::memory::desc& dst_md,
-                                               const dnnl::engine& engine);
+// A new buffer holding `data` (laid out as `src_md`) reordered into `dst_md`; `zeroed` clears
+// it first, so that the slack oneDNN sizes beyond the data it writes reads the same every time.
+std::shared_ptr<PackedWeight> reorder_into(const void* data, const dnnl::memory::desc& src_md,
+                                           const dnnl::memory::desc& dst_md,
+                                           const dnnl::engine& engine, bool zeroed = false);
 
 // The f32 values of `t` in its own layout (biases, norm weights, tables).
 std::shared_ptr<PackedWeight> pack_f32(const TensorRef& t);

@@ -524,6 +524,7 @@ void Planner::plan_in_place() {
     for (const PostOp& p : s.post) touch(p.store);
     touch(s.out);
     touch(s.tmp);
+    touch(s.shared_codes);
   }
   for (const auto& [name, v] : g_.outputs()) {
     (void)name;

@@ -6,6 +6,7 @@
 #include <climits>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -99,6 +100,10 @@ struct Spec {
   int64_t n = 0;      // element counts for Convert/Copy
   int tmp = -1;       // LinearGeglu: the GELU(gate) buffer, live within the step
   bool int8 = false;  // Conv/Linear/LinearGeglu: W8A8 (the input is quantised on every run)
+  // W8A8 steps reading one input share its quantised form: an arena store of the u8 codes, the
+  // activation scale and the zero point, written by the first of them on each run.
+  int shared_codes = -1;
+  bool reuses_codes = false;  // an earlier step quantised the input into shared_codes
 };
 
 inline dt dnnl_dt(DType t) {
@@ -131,6 +136,7 @@ class Planner {
     fuse();
     choose_storage();
     build_specs();
+    share_int8_inputs();
     plan_in_place();
     prepare_and_bind();
   }
@@ -204,6 +210,11 @@ class Planner {
 
   void add_group_spec(const Group& grp);
 
+  // W8A8 steps reading the same store get one shared_codes store (planner_int8.cpp).
+  void share_int8_inputs();
+  // Byte offset of the activation scale (then the zero point) after n codes in shared_codes.
+  static size_t shared_codes_scale_offset(int64_t n);
+
   // ---- 4. liveness and in-place -------------------------------------------------------------
 
   int find(int s);
@@ -237,7 +248,8 @@ class Planner {
   Int8Weight int8_weight(const std::string& key, const TensorRef& w, const TensorRef* bias,
                          const memory::desc& s8_src_md, const memory::desc& dst_md);
   // Scratch offsets of a W8A8 step after its oneDNN scratchpad of `pad` bytes: the u8 copy of
-  // the input (`n` values), `scale_floats` per-output-channel scales and the input's zero point.
+  // the input (`n` values; 0 with shared codes), `scale_floats` per-output-channel scales and the
+  // input's zero point.
   struct Int8Scratch {
     size_t q = 0, scales = 0, zero_point = 0, end = 0;
   };
@@ -249,17 +261,23 @@ class Planner {
   // returns the index of the step's own first post-op in the chain.
   int bind_int8_operands(std::unordered_map<int, memory>& args, const memory::desc& channel_md,
                          void* scales, const PackedWeight* bias, void* zero_point) const;
-  // What a W8A8 step does before its primitives run: quantise its input (n values) into scratch,
-  // store the zero point where the primitives read it, and return the activation scale.
+  // What a W8A8 step does before its primitives run: quantise its input (n values) into `q`
+  // (scratch, or the shared codes), store the zero point where the primitives read it (and the
+  // scale, for the steps sharing the codes), and return the activation scale. A step reusing
+  // shared codes only reads the scale back.
   struct Int8Input {
     const void* x = nullptr;
     DType type = DType::F32;
     int64_t n = 0;
     uint8_t* q = nullptr;
     int32_t* zero_point = nullptr;
+    float* scale = nullptr;  // shared codes only
+    bool quantizes = true;
     float quantize() const {
+      if (!quantizes) return *scale;
       const ActivationScale a = quantize_u8(x, type, n, q);
       *zero_point = a.zero_point;
+      if (scale) *scale = a.scale;
       return a.scale;
     }
   };
@@ -270,11 +288,12 @@ class Planner {
 
   std::shared_ptr<PackedWeight> packed_f32(const Node& w);
   // A oneDNN-layout weight: the ahead-of-time packed copy when one is offered for (key, format)
-  // with the expected size, else the shared cache's (packing with `make` if needed). Reported to
-  // the PrepackedWeights recorder either way.
+  // with the expected size, else the shared cache's (packing with `make` if needed; `hash`: see
+  // WeightCache::get). Reported to the PrepackedWeights recorder either way.
   std::shared_ptr<PackedWeight> dnnl_weight(const std::string& key, const TensorRef& t,
                                             const std::string& format, size_t packed_bytes,
-                                            const WeightCache::Maker& make);
+                                            const WeightCache::Maker& make,
+                                            std::optional<uint64_t>* hash = nullptr);
 
   // A oneDNN primitive with its memories; binds pointers later.
   Prepared dnnl_step(const Spec& s, dnnl::primitive prim, const memory::desc& src_md,

@@ -69,10 +69,11 @@ std::shared_ptr<PackedWeight> Planner::packed(const Node& w, const memory::desc&
 
 std::shared_ptr<PackedWeight> Planner::dnnl_weight(const std::string& key, const TensorRef& t,
                                                    const std::string& format, size_t packed_bytes,
-                                                   const WeightCache::Maker& make) {
+                                                   const WeightCache::Maker& make,
+                                                   std::optional<uint64_t>* hash) {
   PrepackedWeights& pre = PrepackedWeights::global();
   std::shared_ptr<PackedWeight> p = pre.find(key, format, t);
-  if (!p || p->bytes() != packed_bytes) p = WeightCache::global().get(t, format, make);
+  if (!p || p->bytes() != packed_bytes) p = WeightCache::global().get(t, format, make, hash);
   pre.record(key, format, p);
   return p;
 }
@@ -93,7 +94,8 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
   Prepared p;
   const int64_t src_n = shape_numel(shape(s.node->inputs[0]));
   const int64_t channels = int8 ? int64_t(int8->scales->bytes() / sizeof(float)) : 0;
-  const Int8Scratch q = int8_scratch(pad_md.get_size(), int8 ? src_n : 0, channels);
+  const Int8Scratch q =
+      int8_scratch(pad_md.get_size(), int8 && s.shared_codes < 0 ? src_n : 0, channels);
   p.scratch = int8 ? q.end : pad_md.get_size();
   const Spec* sp = &s;
   const std::optional<Int8Weight> i8 = int8 ? std::optional<Int8Weight>(*int8) : std::nullopt;
@@ -102,14 +104,15 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
     auto args = std::make_shared<std::unordered_map<int, memory>>();
     const dnnl::engine& e = plan_.engine;
     uint8_t* scr = static_cast<uint8_t*>(scratch());
-    (*args)[DNNL_ARG_SRC] = memory(src_md, e, i8 ? scr + q.q : ptr(sp->in[0]));
+    const Int8Input in = i8 ? int8_input(*sp, src_n, q) : Int8Input{};
+    (*args)[DNNL_ARG_SRC] = memory(src_md, e, i8 ? in.q : ptr(sp->in[0]));
     (*args)[DNNL_ARG_WEIGHTS] = memory(w_md, e, w->data());
     if (b) (*args)[DNNL_ARG_BIAS] = memory(b_md, e, b->data());
     (*args)[DNNL_ARG_DST] = memory(dst_md, e, ptr(sp->out));
     (*args)[DNNL_ARG_SCRATCHPAD] = memory(pad_md, e, scr);
     // index of the spec's first post-op in the primitive's chain
     const int first = i8 ? bind_int8_operands(*args, i8->channel_md, scr + q.scales, i8->bias.get(),
-                                              scr + q.zero_point)
+                                              in.zero_point)
                          : 0;
     for (size_t k = 0; k < sp->post.size(); ++k)
       if (!sp->post[k].eltwise && !sp->post[k].sum)
@@ -121,7 +124,6 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
         prim.execute(*stream, *args);
         stream->wait();
       });
-    const Int8Input in = int8_input(*sp, src_n, q);
     float* scale = reinterpret_cast<float*>(scr + q.scales);
     const float* wscale = static_cast<const float*>(i8->scales->data());
     return std::function<void()>([=] {
@@ -132,66 +134,6 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
     });
   };
   return p;
-}
-
-Planner::Int8Scratch Planner::int8_scratch(size_t pad, int64_t n, int64_t scale_floats) {
-  auto align = [](size_t v) { return (v + 63) / 64 * 64; };
-  Int8Scratch q;
-  q.q = align(pad);
-  q.scales = align(q.q + size_t(n));
-  q.zero_point = align(q.scales + size_t(scale_floats) * sizeof(float));
-  q.end = q.zero_point + sizeof(int32_t);
-  return q;
-}
-
-void Planner::append_int8_rescale(dnnl::post_ops& po, const memory::desc& channel_md, bool bias) {
-  po.append_binary(dnnl::algorithm::binary_mul, channel_md);
-  if (bias) po.append_binary(dnnl::algorithm::binary_add, channel_md);
-}
-
-int Planner::bind_int8_operands(std::unordered_map<int, memory>& args,
-                                const memory::desc& channel_md, void* scales,
-                                const PackedWeight* bias, void* zero_point) const {
-  const dnnl::engine& e = plan_.engine;
-  args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] =
-      memory(memory::desc({1}, dt::s32, tag::x), e, zero_point);
-  args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = memory(channel_md, e, scales);
-  if (!bias) return 1;
-  args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1] = memory(channel_md, e, bias->data());
-  return 2;
-}
-
-Planner::Int8Input Planner::int8_input(const Spec& s, int64_t n, const Int8Scratch& q) const {
-  uint8_t* scr = static_cast<uint8_t*>(scratch());
-  Int8Input in;
-  in.x = ptr(s.in[0]);
-  in.type = stores_[size_t(s.in[0])].dtype;
-  in.n = n;
-  in.q = scr + q.q;
-  in.zero_point = reinterpret_cast<int32_t*>(scr + q.zero_point);
-  return in;
-}
-
-Planner::Int8Weight Planner::int8_weight(const std::string& key, const TensorRef& w,
-                                         const TensorRef* bias, const memory::desc& s8_src_md,
-                                         const memory::desc& dst_md) {
-  if (!is_float(w.dtype))
-    throw Error("plan", key, "a float weight to quantise", std::string(dtype_name(w.dtype)));
-  Int8Weight q;
-  const std::string what = std::string(dtype_name(w.dtype)) + shape_str(w.shape);
-  const size_t rows = size_t(w.shape.at(0));
-  q.scales = dnnl_weight(key, w, "int8 scales of " + what, rows * sizeof(float),
-                         [&] { return int8_weight_scales(w); });
-  plan_.weights_.push_back(q.scales);
-  q.packed =
-      dnnl_weight(key, w, "dnnl int8 " + what + " " + md_key(dst_md), dst_md.get_size(),
-                  [&] { return pack_int8_weight(w, *q.scales, s8_src_md, dst_md, plan_.engine); });
-  plan_.weights_.push_back(q.packed);
-  if (bias) {
-    q.bias = WeightCache::global().get(*bias, f32_format(*bias), [&] { return pack_f32(*bias); });
-    plan_.weights_.push_back(q.bias);
-  }
-  return q;
 }
 
 Planner::Prepared Planner::prepare_conv(const Spec& s) {
@@ -359,7 +301,8 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
       std::max(gate_pd.scratchpad_desc().get_size(), value_pd.scratchpad_desc().get_size());
   // W8A8 scratch: the u8 input, shared by both halves, the gate's and the value's scales, the
   // input's zero point.
-  const Int8Scratch q = int8_scratch(pad, s.int8 ? M * K : 0, s.int8 ? 2 * D : 0);
+  const Int8Scratch q =
+      int8_scratch(pad, s.int8 && s.shared_codes < 0 ? M * K : 0, s.int8 ? 2 * D : 0);
   Prepared p;
   p.scratch = s.int8 ? q.end : pad;
   const Spec* sp = &s;
@@ -370,7 +313,8 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     uint8_t* scr = static_cast<uint8_t*>(scratch());
     auto gate_args = std::make_shared<std::unordered_map<int, memory>>();
     auto value_args = std::make_shared<std::unordered_map<int, memory>>();
-    const memory src(src_md, e, int8 ? scr + q.q : ptr(sp->in[0])), g(g_md, e, ptr(sp->tmp));
+    const Int8Input in = int8 ? int8_input(*sp, M * K, q) : Int8Input{};
+    const memory src(src_md, e, int8 ? in.q : ptr(sp->in[0])), g(g_md, e, ptr(sp->tmp));
     float* scale = reinterpret_cast<float*>(scr + q.scales);
     (*gate_args)[DNNL_ARG_SRC] = src;
     (*gate_args)[DNNL_ARG_WEIGHTS] = memory(gate_pd.weights_desc(), e, w_gate->data());
@@ -382,9 +326,9 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     (*value_args)[DNNL_ARG_SCRATCHPAD] = memory(value_pd.scratchpad_desc(), e, scr);
     int first = 0;  // the value half's own post-op (× GELU(gate)) after any W8A8 ones
     if (int8) {
-      bind_int8_operands(*gate_args, channel_md, scale, q_gate.bias.get(), scr + q.zero_point);
-      first = bind_int8_operands(*value_args, channel_md, scale + D, q_value.bias.get(),
-                                 scr + q.zero_point);
+      bind_int8_operands(*gate_args, channel_md, scale, q_gate.bias.get(), in.zero_point);
+      first =
+          bind_int8_operands(*value_args, channel_md, scale + D, q_value.bias.get(), in.zero_point);
     } else if (b_gate) {
       (*gate_args)[DNNL_ARG_BIAS] = memory(b_md, e, b_gate->data());
       (*value_args)[DNNL_ARG_BIAS] = memory(b_md, e, b_value->data());
@@ -397,7 +341,6 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
       stream->wait();
     };
     if (!int8) return std::function<void()>(run);
-    const Int8Input in = int8_input(*sp, M * K, q);
     const float* gate_ws = static_cast<const float*>(q_gate.scales->data());
     const float* value_ws = static_cast<const float*>(q_value.scales->data());
     return std::function<void()>([=] {

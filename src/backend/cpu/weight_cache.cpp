@@ -100,7 +100,7 @@ WeightCache& WeightCache::global() {
 }
 
 std::shared_ptr<PackedWeight> WeightCache::get(const TensorRef& t, const std::string& format,
-                                               const Maker& make) {
+                                               const Maker& make, std::optional<uint64_t>* hash) {
   std::lock_guard<std::mutex> lock(mutex_);
   // Drop entries no plan holds any more.
   for (size_t i = 0; i < entries_.size();) {
@@ -122,16 +122,18 @@ std::shared_ptr<PackedWeight> WeightCache::get(const TensorRef& t, const std::st
     candidates = true;
   }
   // 2. The same content (another mapping of the same file, a copy).
-  const uint64_t hash = content_hash(t.data, t.nbytes);
+  std::optional<uint64_t> own;
+  if (!hash) hash = &own;
+  if (!*hash) *hash = content_hash(t.data, t.nbytes);
   if (candidates)
     for (const Entry& e : entries_)
-      if (e.format == format && e.nbytes == t.nbytes && e.content_hash == hash)
+      if (e.format == format && e.nbytes == t.nbytes && e.content_hash == **hash)
         if (auto packed = e.packed.lock()) {
           t.release_pages();  // read for the hash only
           return packed;
         }
   std::shared_ptr<PackedWeight> packed = make();
-  entries_.push_back(Entry{t.data, t.owner, has_owner, t.nbytes, hash, format, packed});
+  entries_.push_back(Entry{t.data, t.owner, has_owner, t.nbytes, **hash, format, packed});
   // The packed copy is what runs: the mapped source need not stay resident beside it (at 512x512
   // bf16 that is the difference between ~2 and ~4 GB). A later plan re-reads it from the file.
   t.release_pages();

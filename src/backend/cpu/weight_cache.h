@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,8 +51,10 @@ class WeightCache {
 
   using Maker = std::function<std::shared_ptr<PackedWeight>()>;
   // The packed form of `t` in `format`, made by `make` unless a live plan already holds it.
+  // `hash`, when given, carries t's content hash from one lookup to the next (a caller asking
+  // for several formats of one tensor reads its bytes for the hash once).
   std::shared_ptr<PackedWeight> get(const TensorRef& t, const std::string& format,
-                                    const Maker& make);
+                                    const Maker& make, std::optional<uint64_t>* hash = nullptr);
 
   size_t live_entries();  // for tests
 

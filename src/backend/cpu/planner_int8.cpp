@@ -1,0 +1,110 @@
+// The planner's W8A8 parts: which int8 steps share one quantised input, the scratch and operands
+// of an int8 step, and its weights (scales and s8 values, through the weight cache).
+#include <map>
+#include <optional>
+
+#include "backend/cpu/dnnl_util.h"
+#include "backend/cpu/int8_weights.h"
+#include "backend/cpu/planner.h"
+
+namespace sdc::cpu::detail {
+
+void Planner::share_int8_inputs() {
+  // Steps reading the same store read the same values in the same storage type, so they would
+  // compute the same scale, zero point and codes: the first quantises, the others reuse.
+  std::map<int, std::vector<size_t>> readers;  // input store -> its int8 steps, in run order
+  for (size_t i = 0; i < specs_.size(); ++i)
+    if (specs_[i].int8) readers[specs_[i].in[0]].push_back(i);
+  for (const auto& [store, steps] : readers) {
+    if (steps.size() < 2) continue;
+    const int64_t n = shape_numel(shape(specs_[steps[0]].node->inputs[0]));
+    const int codes = arena_store(DType::U8, int64_t(shared_codes_scale_offset(n)) + 8);
+    for (size_t k = 0; k < steps.size(); ++k) {
+      Spec& s = specs_[steps[k]];
+      s.shared_codes = codes;
+      s.reuses_codes = k > 0;
+      if (s.reuses_codes) s.name.insert(s.name.find(".int8") + 5, ".reused");
+    }
+  }
+}
+
+size_t Planner::shared_codes_scale_offset(int64_t n) {
+  return (size_t(n) + 63) / 64 * 64;
+}
+
+Planner::Int8Scratch Planner::int8_scratch(size_t pad, int64_t n, int64_t scale_floats) {
+  auto align = [](size_t v) { return (v + 63) / 64 * 64; };
+  Int8Scratch q;
+  q.q = align(pad);
+  q.scales = align(q.q + size_t(n));
+  q.zero_point = align(q.scales + size_t(scale_floats) * sizeof(float));
+  q.end = q.zero_point + sizeof(int32_t);
+  return q;
+}
+
+void Planner::append_int8_rescale(dnnl::post_ops& po, const memory::desc& channel_md, bool bias) {
+  po.append_binary(dnnl::algorithm::binary_mul, channel_md);
+  if (bias) po.append_binary(dnnl::algorithm::binary_add, channel_md);
+}
+
+int Planner::bind_int8_operands(std::unordered_map<int, memory>& args,
+                                const memory::desc& channel_md, void* scales,
+                                const PackedWeight* bias, void* zero_point) const {
+  const dnnl::engine& e = plan_.engine;
+  args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] =
+      memory(memory::desc({1}, dt::s32, tag::x), e, zero_point);
+  args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = memory(channel_md, e, scales);
+  if (!bias) return 1;
+  args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1] = memory(channel_md, e, bias->data());
+  return 2;
+}
+
+Planner::Int8Input Planner::int8_input(const Spec& s, int64_t n, const Int8Scratch& q) const {
+  Int8Input in;
+  in.x = ptr(s.in[0]);
+  in.type = stores_[size_t(s.in[0])].dtype;
+  in.n = n;
+  if (s.shared_codes < 0) {
+    uint8_t* scr = static_cast<uint8_t*>(scratch());
+    in.q = scr + q.q;
+    in.zero_point = reinterpret_cast<int32_t*>(scr + q.zero_point);
+    return in;
+  }
+  in.q = static_cast<uint8_t*>(ptr(s.shared_codes));
+  in.scale = reinterpret_cast<float*>(in.q + shared_codes_scale_offset(n));
+  in.zero_point = reinterpret_cast<int32_t*>(in.scale + 1);
+  in.quantizes = !s.reuses_codes;
+  return in;
+}
+
+Planner::Int8Weight Planner::int8_weight(const std::string& key, const TensorRef& w,
+                                         const TensorRef* bias, const memory::desc& s8_src_md,
+                                         const memory::desc& dst_md) {
+  if (!is_float(w.dtype))
+    throw Error("plan", key, "a float weight to quantise", std::string(dtype_name(w.dtype)));
+  Int8Weight q;
+  const std::string what = std::string(dtype_name(w.dtype)) + shape_str(w.shape);
+  const size_t rows = size_t(w.shape.at(0));
+  // Scales and values come out of one pass over w, made at most once for both lookups, which
+  // share w's content hash too.
+  std::optional<Int8Packed> made;
+  auto pack = [&]() -> const Int8Packed& {
+    if (!made) made = pack_int8_weight(w, s8_src_md, dst_md, plan_.engine);
+    return *made;
+  };
+  std::optional<uint64_t> hash;
+  q.scales = dnnl_weight(
+      key, w, "int8 scales of " + what, rows * sizeof(float), [&] { return pack().scales; }, &hash);
+  plan_.weights_.push_back(q.scales);
+  q.packed = dnnl_weight(
+      key, w, "dnnl int8 " + what + " " + md_key(dst_md), dst_md.get_size(),
+      [&] { return pack().values; }, &hash);
+  plan_.weights_.push_back(q.packed);
+  if (bias) {
+    q.bias = WeightCache::global().get(*bias, f32_format(*bias), [&] { return pack_f32(*bias); });
+    plan_.weights_.push_back(q.bias);
+  }
+  return q;
+}
+
+}  // namespace sdc::cpu::detail
