@@ -25,9 +25,11 @@
 #include "backend/cpu/prepacked_weights.h"
 #include "cli/commands.h"
 #include "cli/progress_bar.h"
+#include "cli/user_cache.h"
 #include "common/error.h"
 #include "common/stopwatch.h"
 #include "convert/convert_model.h"
+#include "engine/hash_cache.h"
 #include "export/onnx_folder.h"
 #include "io/atomic_file.h"
 #include "model/lora_arg.h"
@@ -252,6 +254,10 @@ void run_convert(const ConvertArgs& a) {
     po.threads = a.threads;
     pipeline::add_packed_section(r.path, po, std::cerr);
   }
+  // The model hash (A1111's "Model hash") now, while the file is still in the page cache, so
+  // that the first generate from it does not spend seconds reading it back to hash it.
+  if (const std::string cache = user_hash_cache(); !cache.empty())
+    engine::HashCache(cache).get_or_compute(r.path);
   std::fprintf(stderr, "wrote %s: %zu tensors (%zu merged), %.1f MB in %.1f s (total %.1f s)\n",
                r.path.c_str(), r.written.tensors, r.written.merged,
                double(fs::file_size(r.path)) / 1e6, r.written.seconds, total.seconds());

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/model_options.h"
 #include "cli/progress_bar.h"
+#include "cli/user_cache.h"
 #include "common/error.h"
 #include "common/stopwatch.h"
 #include "engine/engine.h"
@@ -61,21 +62,6 @@ void check_output_folder(const std::string& path, const char* option) {
   if (!std::filesystem::is_directory(dir, ec))
     throw UsageError(path, option, "an existing output directory",
                      dir.string() + " does not exist");
-}
-
-// Where the CLI remembers model hashes between runs: $XDG_CACHE_HOME/sdc (or ~/.cache/sdc).
-// Empty (hash every run) when neither is set or the folder cannot be made.
-std::string user_hash_cache() {
-  std::filesystem::path dir;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
-    dir = std::filesystem::path(xdg) / "sdc";
-  else if (const char* home = std::getenv("HOME"); home && *home)
-    dir = std::filesystem::path(home) / ".cache" / "sdc";
-  else
-    return "";
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  return ec ? "" : (dir / "hashes.json").string();
 }
 
 // A failed job's message as the error main() prints: bad input exits 2, the rest 1.

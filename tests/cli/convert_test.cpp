@@ -3,7 +3,8 @@
 // LCM-LoRA bake generates the txt2img_lcm_lora latents and image with no sampler flags (f32
 // compute: the fixture's fp32 tolerance); a .gguf
 // and its source with the same --lora give bit-identical latents; a bundled ControlNet keeps its
-// weights; bad input is one line, exit 2, and leaves no file behind.
+// weights; bad input is one line, exit 2, and leaves no file behind; the written file's model
+// hash goes into the user's hash cache.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -19,6 +20,7 @@
 
 #include "backend/cpu/plan.h"
 #include "common/fixtures.h"
+#include "engine/hash_cache.h"
 #include "graph/builders/builders.h"
 #include "graph/tiny_model.h"
 #include "io/gguf.h"
@@ -617,6 +619,29 @@ TEST(Convert, AFullDiskLeavesNothingBehind) {
             std::string::npos)
       << r.err;
   EXPECT_TRUE(out.list().empty());
+}
+
+}  // namespace
+}  // namespace sdc::test
+
+namespace sdc::test {
+namespace {
+
+// Convert records the written file's model hash in the user's hash cache, so that the first
+// generate from it does not read the whole file back to hash it.
+TEST(ConvertCli, RecordsTheOutputsModelHash) {
+  TempDir dir, cache;
+  const char* old = std::getenv("XDG_CACHE_HOME");
+  const std::string saved = old ? old : "";
+  setenv("XDG_CACHE_HOME", cache.path().c_str(), 1);
+  const std::string out = convert(dir, "hashed", {"-t", "f16"});
+  if (old)
+    setenv("XDG_CACHE_HOME", saved.c_str(), 1);
+  else
+    unsetenv("XDG_CACHE_HOME");
+  const engine::HashCache hashes(cache.file("sdc/hashes.json"));
+  EXPECT_EQ(hashes.lookup(out), engine::sha256_of_model_path(out));
+  EXPECT_EQ(hashes.lookup(out).size(), 64u);
 }
 
 }  // namespace
