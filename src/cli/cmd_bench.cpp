@@ -107,31 +107,37 @@ class RandomModelFiles {
   int model_fd_ = -1, controlnet_fd_ = -1;
 };
 
+// `flag value` onto a child's arguments, nothing for an empty value.
+void add_option(std::vector<std::string>& args, const char* flag, const std::string& value) {
+  if (value.empty()) return;
+  args.push_back(flag);
+  args.push_back(value);
+}
+
+// The model a child loads, as generate and bench take it: -m, its companion files and LoRAs,
+// threads (TAESD and ControlNet apart: not every child wants them).
+std::vector<std::string> model_args(const BenchArgs& a, const RandomModelFiles* random) {
+  const pipeline::BundleOptions& m = a.settings.model;
+  std::vector<std::string> args;
+  add_option(args, "-m", random ? random->model_path() : m.model);
+  add_option(args, "--model-config", m.model_config);
+  add_option(args, "--vae", m.vae);
+  add_option(args, "--text-encoder", m.text_encoder);
+  for (const std::string& l : m.loras) add_option(args, "--lora", l);
+  if (m.ignore_unmatched_lora_keys) args.push_back("--ignore-unmatched-lora-keys");
+  add_option(args, "--threads", std::to_string(a.settings.threads));
+  return args;
+}
+
 // The options a child needs to measure the same model the same way.
 std::vector<std::string> shared_args(const BenchArgs& a, const RandomModelFiles* random) {
-  pipeline::BundleOptions m = a.settings.model;
-  if (random) {
-    m.model = random->model_path();
-    m.controlnet = random->controlnet_path();
-  }
-  std::vector<std::string> args;
-  auto add = [&](const char* flag, const std::string& v) {
-    if (v.empty()) return;
-    args.push_back(flag);
-    args.push_back(v);
-  };
-  add("-m", m.model);
-  add("--model-config", m.model_config);
-  add("--vae", m.vae);
-  add("--text-encoder", m.text_encoder);
-  add("--taesd", m.taesd);
-  for (const std::string& l : m.loras) add("--lora", l);
-  add("--control-net", m.controlnet);
-  if (m.ignore_unmatched_lora_keys) args.push_back("--ignore-unmatched-lora-keys");
-  add("--threads", std::to_string(a.settings.threads));
-  add("--seed", std::to_string(a.settings.seed));
-  add("--unet-steps", std::to_string(a.settings.unet_runs));
-  add("--e2e-max-steps", std::to_string(a.settings.end_to_end_max_steps));
+  std::vector<std::string> args = model_args(a, random);
+  add_option(args, "--taesd", a.settings.model.taesd);
+  add_option(args, "--control-net",
+             random ? random->controlnet_path() : a.settings.model.controlnet);
+  add_option(args, "--seed", std::to_string(a.settings.seed));
+  add_option(args, "--unet-steps", std::to_string(a.settings.unet_runs));
+  add_option(args, "--e2e-max-steps", std::to_string(a.settings.end_to_end_max_steps));
   if (a.quick) args.push_back("--quick");
   if (a.settings.profile) args.push_back("--profile");
   return args;
@@ -224,20 +230,10 @@ struct ProcessFigures {
 ProcessFigures run_generate_process(const BenchArgs& a, const RandomModelFiles* random,
                                     const bench::BenchCase& c, cpu::Precision p,
                                     const std::string& taesd) {
-  const pipeline::BundleOptions& m = a.settings.model;
   TempResult image, log;
-  std::vector<std::string> args = {"generate", "-m", random ? random->model_path() : m.model};
-  auto add = [&](const char* flag, const std::string& v) {
-    if (v.empty()) return;
-    args.push_back(flag);
-    args.push_back(v);
-  };
-  add("--model-config", m.model_config);
-  add("--vae", m.vae);
-  add("--text-encoder", m.text_encoder);
-  for (const std::string& l : m.loras) add("--lora", l);
-  if (m.ignore_unmatched_lora_keys) args.push_back("--ignore-unmatched-lora-keys");
-  add("--threads", std::to_string(a.settings.threads));
+  std::vector<std::string> args = {"generate"};
+  for (std::string& arg : model_args(a, random)) args.push_back(std::move(arg));
+  auto add = [&](const char* flag, const std::string& v) { add_option(args, flag, v); };
   add("--precision", cpu::precision_name(p));
   add("-W", std::to_string(c.width));
   add("-H", std::to_string(c.height));
