@@ -1,6 +1,8 @@
 // PlanCache: the compiled plans of one model, built on first use per (component, batch, size,
 // context length) and kept for every later image — "compile once, run many". Weights are shared
-// between plans of the same component by the backend's weight cache.
+// between plans of the same component by the backend's weight cache; all plans share one
+// activation arena and scratch (they run one at a time), and release() drops a component's plans
+// after its last use.
 #pragma once
 
 #include <map>
