@@ -7,7 +7,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "backend/cpu/weight_cache.h"
 #include "common/fixtures.h"
@@ -15,20 +14,13 @@
 #include "pipeline/hires_fix.h"
 #include "pipeline/model_bundle.h"
 #include "pipeline/stable_diffusion.h"
+#include "pipeline/tiny_bundle.h"
 
 namespace sdc::pipeline {
 namespace {
 
 struct ReleaseAfterUseTest : ::testing::Test {
-  static void SetUpTestSuite() {
-    BundleOptions o;
-    o.model = test::tiny("model.safetensors");
-    o.model_config = test::tiny("diffusers");
-    std::ostringstream log;
-    bundle = new ModelBundle(load_bundle(o, log));
-  }
-  static void TearDownTestSuite() { delete bundle; }
-  static ModelBundle* bundle;
+  const ModelBundle* bundle = &test::tiny_bundle();
   StableDiffusion make() { return {bundle->model, {}, bundle->tokenizer(), bundle->name}; }
   static GenerationRequest request() {
     GenerationRequest r;
@@ -42,7 +34,6 @@ struct ReleaseAfterUseTest : ::testing::Test {
     return r;
   }
 };
-ModelBundle* ReleaseAfterUseTest::bundle = nullptr;
 
 void expect_same_images(const BatchResult& a, const BatchResult& b) {
   ASSERT_EQ(a.images.size(), b.images.size());

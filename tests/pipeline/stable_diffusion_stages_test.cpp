@@ -4,25 +4,16 @@
 // plans' NCHW input/output helpers.
 #include <gtest/gtest.h>
 
-#include <sstream>
-
 #include "common/error.h"
 #include "common/fixtures.h"
 #include "io/image.h"
 #include "pipeline/latent_preview.h"
 #include "pipeline/model_bundle.h"
 #include "pipeline/stable_diffusion.h"
+#include "pipeline/tiny_bundle.h"
 
 namespace sdc::pipeline {
 namespace {
-
-ModelBundle tiny_bundle() {
-  BundleOptions o;
-  o.model = test::tiny("model.safetensors");
-  o.model_config = test::tiny("diffusers");
-  std::ostringstream log;
-  return load_bundle(o, log);
-}
 
 GenerationRequest small_request() {
   GenerationRequest r;
@@ -36,12 +27,9 @@ GenerationRequest small_request() {
 }
 
 struct Pipeline : ::testing::Test {
-  static void SetUpTestSuite() { bundle = new ModelBundle(tiny_bundle()); }
-  static void TearDownTestSuite() { delete bundle; }
-  static ModelBundle* bundle;
+  const ModelBundle* bundle = &test::tiny_bundle();
   StableDiffusion sd{bundle->model, {}, bundle->tokenizer(), bundle->name};
 };
-ModelBundle* Pipeline::bundle = nullptr;
 
 TEST_F(Pipeline, ReportsStagesInOrderWithStepsAndPreviews) {
   std::vector<ProgressEvent> events;

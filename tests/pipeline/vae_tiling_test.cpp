@@ -7,13 +7,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <sstream>
 
 #include "common/error.h"
 #include "common/fixtures.h"
 #include "pipeline/generation_request.h"
 #include "pipeline/model_bundle.h"
 #include "pipeline/plan_cache.h"
+#include "pipeline/tiny_bundle.h"
 #include "pipeline/vae_tiling.h"
 #include "sampling/rng/torch_generator.h"
 
@@ -21,14 +21,7 @@ namespace sdc::pipeline {
 namespace {
 
 const ModelBundle& tiny() {
-  static const ModelBundle* b = [] {
-    BundleOptions o;
-    o.model = test::tiny("model.safetensors");
-    o.model_config = test::tiny("diffusers");
-    std::ostringstream log;
-    return new ModelBundle(load_bundle(o, log));
-  }();
-  return *b;
+  return test::tiny_bundle();
 }
 
 std::vector<float> untiled_decode(PlanCache& plans, const std::vector<float>& z, int h, int w) {
