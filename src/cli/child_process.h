@@ -3,7 +3,6 @@
 // child, wait4's ru_maxrss, starts from the spawning process's own high-water mark.)
 #pragma once
 
-#include <cstdint>
 #include <string>
 #include <vector>
 

@@ -57,6 +57,12 @@ struct BenchArgs {
   std::string internal_case, internal_precision, internal_extras, internal_out;
 };
 
+// A mkstemp/mkdtemp template for one of the bench's temporary files, in $TMPDIR or /tmp.
+std::string temp_template(const std::string& stem) {
+  const char* dir = std::getenv("TMPDIR");
+  return std::string(dir && *dir ? dir : "/tmp") + "/sdc-bench-" + stem + "XXXXXX";
+}
+
 // Full-size SD1.5 (and ControlNet) with random weights in unlinked fp16 safetensors files whose
 // descriptors the children inherit; closed (and so gone) with this object.
 class RandomModelFiles {
@@ -86,8 +92,7 @@ class RandomModelFiles {
   static std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
   static int write(const WeightMap& weights, const std::string& what) {
-    const char* dir = std::getenv("TMPDIR");
-    std::string path = std::string(dir && *dir ? dir : "/tmp") + "/sdc-bench-" + what + "-XXXXXX";
+    std::string path = temp_template(what + "-");
     const int tmp = mkstemp(path.data());
     if (tmp < 0) throw Error(path, "temporary file", "a writable folder", std::strerror(errno));
     close(tmp);
@@ -154,8 +159,7 @@ std::string join_components(const std::vector<bench::Component>& cs) {
 class TempResult {
  public:
   TempResult() {
-    const char* dir = std::getenv("TMPDIR");
-    std::string pattern = std::string(dir && *dir ? dir : "/tmp") + "/sdc-bench-XXXXXX";
+    std::string pattern = temp_template("");
     const int fd = mkstemp(pattern.data());
     if (fd < 0) throw Error(pattern, "temporary file", "a writable folder", std::strerror(errno));
     close(fd);
@@ -201,8 +205,7 @@ bench::CaseResult run_child(const BenchArgs& a, const RandomModelFiles* random,
 class TempFolder {
  public:
   TempFolder() {
-    const char* dir = std::getenv("TMPDIR");
-    std::string pattern = std::string(dir && *dir ? dir : "/tmp") + "/sdc-bench-XXXXXX";
+    std::string pattern = temp_template("");
     if (!mkdtemp(pattern.data()))
       throw Error(pattern, "temporary folder", "a writable folder", std::strerror(errno));
     path_ = pattern;
