@@ -135,14 +135,16 @@ class CaseRunner {
     options.threads = s_.threads;
     // The pipeline's own plan cache: the components are measured on the plans generate uses.
     sd_ = std::make_unique<StableDiffusion>(bundle_.model, options, bundle_.tokenizer(),
-                                            bundle_.name);
+                                            bundle_.name, s_.vae_int8);
     plans_ = &sd_->plans();
 
     // The case's own pipeline, as generate runs it; then its peak memory.
     r.components.push_back(text_encoder());
     r.components.push_back(unet(case_.unet_batch()));
-    if (s_.profile) r.unet_profile = profile_unet(case_.unet_batch());
+    if (s_.profile)
+      r.unet_profile = profile(plans_->unet(case_.unet_batch(), h_, w_, context().tokens, false));
     r.components.push_back(vae_decode());
+    if (s_.profile) r.vae_profile = profile(plans_->vae_decoder(1, h_, w_));
     if (case_.steps <= s_.end_to_end_max_steps) end_to_end(r);
     r.peak_rss = peak_rss_bytes();
     log_ << tag() << "peak RSS " << r.peak_rss / (1 << 20) << " MiB\n";
@@ -218,7 +220,13 @@ class CaseRunner {
     t.width = case_.width;
     t.height = case_.height;
     t.precision = precision_;
-    log_ << tag() << component_title(c) << ": compiling…\n" << std::flush;
+    t.int8 = c == Component::VaeDecode
+                 ? s_.vae_int8
+                 : precision_ == cpu::Precision::INT8 &&
+                       (c == Component::UNetBatch1 || c == Component::UNetBatch2 ||
+                        c == Component::ControlNetStep);
+    log_ << tag() << component_title(c) << (t.int8 ? " (int8)" : "") << ": compiling…\n"
+         << std::flush;
     Stopwatch clock;
     compile();
     t.compile_s = clock.seconds();
@@ -321,8 +329,8 @@ class CaseRunner {
   }
 
   // One more UNet step with every prepared step timed, summed per kind, slowest first.
-  std::vector<ProfileEntry> profile_unet(int batch) {
-    cpu::Plan& plan = plans_->unet(batch, h_, w_, context().tokens, false);
+  // One profiled run of a plan whose inputs are filled, its steps summed by kind, slowest first.
+  static std::vector<ProfileEntry> profile(cpu::Plan& plan) {
     std::vector<ProfileEntry> out;
     for (const cpu::StepInfo& s : plan.profile_run()) {
       auto it = std::find_if(out.begin(), out.end(),
@@ -524,11 +532,13 @@ std::vector<cpu::Precision> parse_bench_precisions(const std::string& name,
   throw UsageError("", option, "one of f32, bf16, auto, int8, both, all", "'" + name + "'");
 }
 
-std::vector<cpu::Precision> peak_precisions(const std::vector<cpu::Precision>& precisions) {
+std::vector<cpu::Precision> peak_precisions(const std::vector<cpu::Precision>& precisions,
+                                            bool vae_int8) {
   std::vector<cpu::Precision> out = precisions;
+  auto has = [&](cpu::Precision p) { return std::find(out.begin(), out.end(), p) != out.end(); };
   const cpu::Precision base = cpu::parse_precision("auto");
-  const bool int8 = std::find(out.begin(), out.end(), cpu::Precision::INT8) != out.end();
-  if (int8 && std::find(out.begin(), out.end(), base) == out.end()) out.push_back(base);
+  if (has(cpu::Precision::INT8) && !has(base)) out.push_back(base);
+  if (vae_int8 && !has(cpu::Precision::INT8)) out.push_back(cpu::Precision::INT8);
   return out;
 }
 

@@ -72,6 +72,9 @@ struct ComponentTiming {
   std::vector<double> run_ms;  // the timed runs after it
   double cpu_ms = 0;           // process CPU time per timed run, all threads
   int64_t macs = 0;            // multiply-accumulates of one run
+  // Its int8-eligible layers ran W8A8 (the UNet and ControlNet of an int8 case, the VAE decoder
+  // with --vae-precision int8): its % of peak is against the int8 peak.
+  bool int8 = false;
   // Memory of its plan(s): weights as packed for the kernels (shared with other plans of the same
   // component), activation arena, kernel scratch. Bytes.
   int64_t weight_bytes = 0, arena_bytes = 0, scratch_bytes = 0;
@@ -99,6 +102,7 @@ struct CaseResult {
   std::string note;                           // e.g. why a requested extra was skipped
   std::vector<ProfileEntry>
       unet_profile;  // --profile: the case's UNet step by step kind, slowest first
+  std::vector<ProfileEntry> vae_profile;  // --profile: its VAE decode, likewise
   // A real generate_batch() of the case (plans already compiled and warm), when it was run:
   // wall seconds for one image (0: not run) and the pipeline's own stage times.
   double end_to_end_s = 0;
@@ -133,6 +137,7 @@ struct BenchSettings {
   int taesd_runs = 3;             // timed TAESD decodes / encodes
   int text_runs = 3;              // timed text encoder passes
   bool profile = false;           // also profile one UNet step of each case per step kind
+  bool vae_int8 = false;          // --vae-precision int8: the VAE decoder W8A8 in every case
   // Run each case end to end through StableDiffusion::generate_batch when it has at most this
   // many steps (LCM: 4); longer ones are only estimated from the components.
   int end_to_end_max_steps = 4;
@@ -162,9 +167,10 @@ struct PeakResult {
 // The peak of a precision: its best large conv/matmul through the backend (for int8, W8A8
 // including the activation quantisation).
 PeakResult measure_peak(cpu::Precision precision, int threads, int runs);
-// The peaks a bench of `precisions` reports against: each one, and for int8 also the precision
-// its non-int8 steps run at (`auto`).
-std::vector<cpu::Precision> peak_precisions(const std::vector<cpu::Precision>& precisions);
+// The peaks a bench of `precisions` reports against: each one, for int8 also the precision its
+// non-int8 steps run at (`auto`), and int8's when the VAE decoder runs int8 (vae_int8).
+std::vector<cpu::Precision> peak_precisions(const std::vector<cpu::Precision>& precisions,
+                                            bool vae_int8 = false);
 
 // Everything one `sdc bench` run found.
 struct BenchReport {
@@ -180,9 +186,9 @@ struct BenchReport {
   std::vector<CaseResult> cases;
 
   const PeakResult* peak(cpu::Precision p) const;
-  // The peak a component is measured against: an int8 run's UNet steps against the int8 peak,
-  // its other components (text encoder, VAE, TAESD: never int8) against the `auto` peak.
-  const PeakResult* peak_for(cpu::Precision p, Component c) const;
+  // The peak a component is measured against: one whose layers ran int8 (ComponentTiming::int8)
+  // against the int8 peak; an int8 run's other components against the `auto` peak.
+  const PeakResult* peak_for(const ComponentTiming& t) const;
   nlohmann::json to_json() const;
   void print_table(std::ostream& out) const;
 

@@ -42,6 +42,7 @@ json component_to_json(const ComponentTiming& t) {
           {"cpu_ms", t.cpu_ms},
           {"macs", t.macs},
           {"gflops", t.gflops()},
+          {"int8", t.int8},
           {"weight_bytes", t.weight_bytes},
           {"arena_bytes", t.arena_bytes},
           {"scratch_bytes", t.scratch_bytes}};
@@ -75,10 +76,52 @@ ComponentTiming component_from_json(const json& j) {
   t.run_ms = field<std::vector<double>>(j, "run_ms");
   t.cpu_ms = field<double>(j, "cpu_ms");
   t.macs = field<int64_t>(j, "macs");
+  t.int8 = field<bool>(j, "int8");
   t.weight_bytes = field<int64_t>(j, "weight_bytes");
   t.arena_bytes = field<int64_t>(j, "arena_bytes");
   t.scratch_bytes = field<int64_t>(j, "scratch_bytes");
   return t;
+}
+
+json profile_to_json(const std::vector<ProfileEntry>& entries) {
+  json out = json::array();
+  for (const ProfileEntry& e : entries)
+    out.push_back({{"kind", e.kind},
+                   {"count", e.count},
+                   {"ms", e.ms},
+                   {"cpu_ms", e.cpu_ms},
+                   {"macs", e.macs}});
+  return out;
+}
+
+std::vector<ProfileEntry> profile_from_json(const json& j, const char* key) {
+  const json profile = field<json>(j, key);
+  if (!profile.is_array()) throw Error("benchmark result", key, "an array", profile.dump());
+  std::vector<ProfileEntry> out;
+  for (const json& e : profile)
+    out.push_back({field<std::string>(e, "kind"), field<int>(e, "count"), field<double>(e, "ms"),
+                   field<double>(e, "cpu_ms"), field<int64_t>(e, "macs")});
+  return out;
+}
+
+// "TITLE one profiled run, TOTAL):" and the entries as a table; nothing when there are none.
+void print_profile(std::ostream& out, const std::string& title,
+                   const std::vector<ProfileEntry>& entries) {
+  if (entries.empty()) return;
+  double total = 0;
+  for (const ProfileEntry& e : entries) total += e.ms;
+  out << "\n" << title << "one profiled run, " << time_text(total) << "):\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "  %-36s %6s %10s %7s %10s %8s\n", "step kind", "count", "wall",
+                "share", "cpu", "GFLOP/s");
+  out << line;
+  for (const ProfileEntry& e : entries) {
+    std::snprintf(line, sizeof line, "  %-36s %6d %10s %6.1f%% %10s %8.1f\n",
+                  e.kind.substr(0, 36).c_str(), e.count, time_text(e.ms).c_str(),
+                  total > 0 ? 100 * e.ms / total : 0.0, time_text(e.cpu_ms).c_str(),
+                  e.ms > 0 ? 2.0 * double(e.macs) / (e.ms * 1e6) : 0.0);
+    out << line;
+  }
 }
 
 }  // namespace
@@ -87,13 +130,6 @@ json case_to_json(const CaseResult& r) {
   const BenchCase& c = r.bench_case;
   json components = json::array();
   for (const ComponentTiming& t : r.components) components.push_back(component_to_json(t));
-  json profile = json::array();
-  for (const ProfileEntry& e : r.unet_profile)
-    profile.push_back({{"kind", e.kind},
-                       {"count", e.count},
-                       {"ms", e.ms},
-                       {"cpu_ms", e.cpu_ms},
-                       {"macs", e.macs}});
   return {
       {"case", c.name},
       {"sampler", c.sampler},
@@ -131,7 +167,8 @@ json case_to_json(const CaseResult& r) {
       {"loadavg_end", r.loadavg_end},
       {"note", r.note},
       {"components", components},
-      {"unet_profile", profile}};
+      {"unet_profile", profile_to_json(r.unet_profile)},
+      {"vae_profile", profile_to_json(r.vae_profile)}};
 }
 
 CaseResult case_from_json(const json& j) {
@@ -174,13 +211,8 @@ CaseResult case_from_json(const json& j) {
   if (!components.is_array())
     throw Error("benchmark result", "components", "an array", components.dump());
   for (const json& c : components) r.components.push_back(component_from_json(c));
-  const json profile = field<json>(j, "unet_profile");
-  if (!profile.is_array())
-    throw Error("benchmark result", "unet_profile", "an array", profile.dump());
-  for (const json& e : profile)
-    r.unet_profile.push_back({field<std::string>(e, "kind"), field<int>(e, "count"),
-                              field<double>(e, "ms"), field<double>(e, "cpu_ms"),
-                              field<int64_t>(e, "macs")});
+  r.unet_profile = profile_from_json(j, "unet_profile");
+  r.vae_profile = profile_from_json(j, "vae_profile");
   return r;
 }
 
@@ -220,11 +252,10 @@ const PeakResult* BenchReport::peak(cpu::Precision p) const {
   return nullptr;
 }
 
-const PeakResult* BenchReport::peak_for(cpu::Precision p, Component c) const {
-  const bool unet =
-      c == Component::UNetBatch1 || c == Component::UNetBatch2 || c == Component::ControlNetStep;
-  if (p == cpu::Precision::INT8 && !unet) return peak(cpu::parse_precision("auto"));
-  return peak(p);
+const PeakResult* BenchReport::peak_for(const ComponentTiming& t) const {
+  if (t.int8) return peak(cpu::Precision::INT8);
+  if (t.precision == cpu::Precision::INT8) return peak(cpu::parse_precision("auto"));
+  return peak(t.precision);
 }
 
 json BenchReport::to_json() const {
@@ -234,9 +265,9 @@ json BenchReport::to_json() const {
   json cases_json = json::array();
   for (const CaseResult& r : cases) {
     json j = case_to_json(r);
-    for (json& c : j["components"]) {
-      const PeakResult* p =
-          peak_for(r.precision, parse_component(c["component"].get<std::string>()));
+    for (size_t i = 0; i < r.components.size(); ++i) {
+      json& c = j["components"][i];
+      const PeakResult* p = peak_for(r.components[i]);
       c["peak_percent"] = p && p->gflops > 0 ? 100.0 * c["gflops"].get<double>() / p->gflops : 0.0;
     }
     cases_json.push_back(std::move(j));
@@ -279,14 +310,16 @@ void BenchReport::print_table(std::ostream& out) const {
   out << line;
   for (const CaseResult& r : cases) {
     for (const ComponentTiming& t : r.components) {
-      const PeakResult* p = peak_for(r.precision, t.component);
+      const PeakResult* p = peak_for(t);
       const double pct = p && p->gflops > 0 ? 100.0 * t.gflops() / p->gflops : 0.0;
-      std::snprintf(
-          line, sizeof line, "%-9s %-5s %-27s %10s %8.1f %6.0f%% %8.2f %10s %9s %9s %6.2f\n",
-          (std::to_string(t.width) + "x" + std::to_string(t.height)).c_str(),
-          cpu::precision_name(t.precision), component_title(t.component), time_text(t.ms()).c_str(),
-          t.gflops(), pct, t.compile_s, time_text(t.first_run_ms).c_str(),
-          mib(t.weight_bytes).c_str(), mib(t.arena_bytes).c_str(), r.loadavg_end);
+      const std::string title = std::string(component_title(t.component)) +
+                                (t.int8 && t.component == Component::VaeDecode ? " (int8)" : "");
+      std::snprintf(line, sizeof line,
+                    "%-9s %-5s %-27s %10s %8.1f %6.0f%% %8.2f %10s %9s %9s %6.2f\n",
+                    (std::to_string(t.width) + "x" + std::to_string(t.height)).c_str(),
+                    cpu::precision_name(t.precision), title.c_str(), time_text(t.ms()).c_str(),
+                    t.gflops(), pct, t.compile_s, time_text(t.first_run_ms).c_str(),
+                    mib(t.weight_bytes).c_str(), mib(t.arena_bytes).c_str(), r.loadavg_end);
       out << line;
     }
     if (!r.note.empty()) out << "  (" << r.bench_case.name << ": " << r.note << ")\n";
@@ -320,22 +353,15 @@ void BenchReport::print_table(std::ostream& out) const {
   }
   print_taesd_cases(out);
   for (const CaseResult& r : cases) {
-    if (r.unet_profile.empty()) continue;
-    double total = 0;
-    for (const ProfileEntry& e : r.unet_profile) total += e.ms;
-    out << "\nUNet step profile, " << r.bench_case.name << " " << cpu::precision_name(r.precision)
-        << " (batch " << r.bench_case.unet_batch() << ", one profiled run, " << time_text(total)
-        << "):\n";
-    std::snprintf(line, sizeof line, "  %-36s %6s %10s %7s %10s %8s\n", "step kind", "count",
-                  "wall", "share", "cpu", "GFLOP/s");
-    out << line;
-    for (const ProfileEntry& e : r.unet_profile) {
-      std::snprintf(line, sizeof line, "  %-36s %6d %10s %6.1f%% %10s %8.1f\n",
-                    e.kind.substr(0, 36).c_str(), e.count, time_text(e.ms).c_str(),
-                    total > 0 ? 100 * e.ms / total : 0.0, time_text(e.cpu_ms).c_str(),
-                    e.ms > 0 ? 2.0 * double(e.macs) / (e.ms * 1e6) : 0.0);
-      out << line;
-    }
+    const std::string what = r.bench_case.name + " " + cpu::precision_name(r.precision);
+    print_profile(out,
+                  "UNet step profile, " + what + " (batch " +
+                      std::to_string(r.bench_case.unet_batch()) + ", ",
+                  r.unet_profile);
+    const ComponentTiming* vae = r.find(Component::VaeDecode);
+    print_profile(out,
+                  "VAE decode profile, " + what + (vae && vae->int8 ? " (int8 VAE)" : "") + " (",
+                  r.vae_profile);
   }
   if (!command.empty()) out << "\nCommand: " << command << "\n";
 }

@@ -36,6 +36,7 @@
 #include "cli/model_options.h"
 #include "common/error.h"
 #include "common/stopwatch.h"
+#include "engine/engine.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "model/random_model.h"
@@ -47,6 +48,7 @@ namespace {
 struct BenchArgs {
   bench::BenchSettings settings;
   std::string precision = "both";
+  std::string vae_precision = "auto";
   std::string cases = "all";
   bool cases_set = false;
   std::string json;
@@ -145,6 +147,7 @@ std::vector<std::string> shared_args(const BenchArgs& a, const RandomModelFiles*
   add_option(args, "--e2e-max-steps", std::to_string(a.settings.end_to_end_max_steps));
   if (a.quick) args.push_back("--quick");
   if (a.settings.profile) args.push_back("--profile");
+  if (a.settings.vae_int8) add_option(args, "--vae-precision", "int8");
   return args;
 }
 
@@ -238,6 +241,7 @@ ProcessFigures run_generate_process(const BenchArgs& a, const RandomModelFiles* 
   for (std::string& arg : model_args(a, random)) args.push_back(std::move(arg));
   auto add = [&](const char* flag, const std::string& v) { add_option(args, flag, v); };
   add("--precision", cpu::precision_name(p));
+  if (a.settings.vae_int8 && taesd.empty()) add("--vae-precision", "int8");
   add("-W", std::to_string(c.width));
   add("-H", std::to_string(c.height));
   add("--steps", std::to_string(c.steps));
@@ -378,6 +382,7 @@ void run_bench(BenchArgs& a) {
                      std::to_string(a.settings.end_to_end_max_steps));
   if (a.settings.threads < 0)
     throw UsageError("", "--threads", "0 (all cores) or more", std::to_string(a.settings.threads));
+  a.settings.vae_int8 = engine::parse_vae_precision(a.vae_precision);
   a.settings.unet_runs = a.quick ? 1 : a.unet_steps;
   a.settings.text_runs = a.quick ? 1 : 3;
   a.settings.taesd_runs = a.quick ? 1 : 3;
@@ -416,7 +421,7 @@ void run_bench(BenchArgs& a) {
   report.command = command_line(a);
   report.loadavg_start = bench::load_average();
 
-  for (cpu::Precision p : bench::peak_precisions(precisions)) {
+  for (cpu::Precision p : bench::peak_precisions(precisions, a.settings.vae_int8)) {
     std::cerr << "measuring the " << cpu::precision_name(p) << " peak…\n" << std::flush;
     report.peaks.push_back(bench::measure_peak(p, a.settings.threads, a.quick ? 1 : 3));
   }
@@ -475,6 +480,8 @@ void add_bench_command(CLI::App& app) {
   add_model_options(*cmd, a->settings.model, false);
   cmd->add_option("--precision", a->precision,
                   "f32 | bf16 | auto | int8 | both (f32, bf16) | all (f32, bf16, int8)");
+  cmd->add_option("--vae-precision", a->vae_precision,
+                  "auto (as --precision) | int8 (the VAE decoder W8A8 in every case)");
   cmd->add_option("--threads", a->settings.threads, "CPU threads (0 = all cores)");
   cmd->add_option("--cases", a->cases, "lcm512,euler512,lcm256 or all (--quick: lcm256)")
       ->each([a](const std::string&) { a->cases_set = true; });

@@ -240,7 +240,7 @@ void run_convert(const ConvertArgs& a) {
   if (!a.target.empty()) {
     // What `generate --precision auto` will plan: here, bf16 where it beats f32; for another ISA,
     // bf16 where that ISA has it (what the machine it is meant for will likely choose); int8 for
-    // a UNet marked unet=int8.
+    // a UNet marked unet=int8, and for the VAE decoder's int8 layers when vae=int8.
     const bool bf16 = a.target == "native"
                           ? cpu::bf16_is_faster()
                           : a.target == "avx512_core_amx" || a.target == "avx512_core_bf16";
@@ -249,6 +249,7 @@ void run_convert(const ConvertArgs& a) {
     po.precision = spec.types.unet_int8 ? cpu::Precision::INT8
                    : bf16               ? cpu::Precision::BF16
                                         : cpu::Precision::F32;
+    po.vae_int8 = spec.types.vae_int8;
     po.sizes = spec.sizes;
     po.batch = a.batch;
     po.threads = a.threads;

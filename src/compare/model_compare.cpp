@@ -104,7 +104,7 @@ CompareReport run_compare(const CompareOptions& o) {
   pa.precision = o.a.compute();
   pb.precision = o.b.compute();
   pa.threads = pb.threads = o.threads;
-  pipeline::PlanCache ca(A.model, pa), cb(B.model, pb);
+  pipeline::PlanCache ca(A.model, pa, o.a.vae_int8), cb(B.model, pb, o.b.vae_int8);
 
   // Text encoder on the prompt's first 77 tokens.
   const std::vector<int> ids = A.tokenizer().encode_padded(req.prompt, 77);
@@ -135,8 +135,8 @@ CompareReport run_compare(const CompareOptions& o) {
         {"unet t=" + std::to_string(t), tensor_diff(unet(ca, float(t)), unet(cb, float(t)))});
 
   // End to end, each model with its own text encoder; then both decoders on A's final latent.
-  pipeline::StableDiffusion sa(A.model, pa, A.tokenizer(), A.name);
-  pipeline::StableDiffusion sb(B.model, pb, B.tokenizer(), B.name);
+  pipeline::StableDiffusion sa(A.model, pa, A.tokenizer(), A.name, o.a.vae_int8);
+  pipeline::StableDiffusion sb(B.model, pb, B.tokenizer(), B.name, o.b.vae_int8);
   const pipeline::BatchResult ra = sa.generate_batch(req, req.seed);
   const pipeline::BatchResult rb = sb.generate_batch(req, req.seed);
   std::vector<float> final_latent =

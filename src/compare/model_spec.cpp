@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <sstream>
+#include <string_view>
 
 #include "common/error.h"
 #include "export/onnx_reader.h"
@@ -21,10 +22,21 @@ ModelSpec parse_model_spec(const std::string& arg) {
   const size_t at = arg.rfind('@');
   if (at != std::string::npos && arg.find('/', at) == std::string::npos) {
     const std::string suffix = arg.substr(at + 1);
-    if (suffix != "f32" && suffix != "bf16" && suffix != "f16" && suffix != "int8")
-      throw UsageError(arg, "precision suffix", "@f32, @bf16, @f16 or @int8", "@" + suffix);
+    constexpr std::string_view kVae = "vae-int8", kPlusVae = "+vae-int8";
+    std::string precision = suffix;
+    if (suffix == kVae) {
+      precision = "f32";
+      s.vae_int8 = true;
+    } else if (suffix.ends_with(kPlusVae)) {
+      precision = suffix.substr(0, suffix.size() - kPlusVae.size());
+      s.vae_int8 = true;
+    }
+    if (precision != "f32" && precision != "bf16" && precision != "f16" && precision != "int8")
+      throw UsageError(arg, "precision suffix",
+                       "@f32, @bf16, @f16 or @int8, optionally +vae-int8 (or @vae-int8 alone)",
+                       "@" + suffix);
     s.path = arg.substr(0, at);
-    s.precision = suffix;
+    s.precision = precision;
   }
   if (s.path.empty()) throw UsageError(arg, "model", "a model path", "nothing");
   return s;

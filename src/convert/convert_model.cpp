@@ -108,7 +108,9 @@ std::string default_model_name(const std::string& model_path) {
 model::ComponentTypes parse_component_types(const std::string& arg, const std::string& option) {
   auto one = [&](const std::string& v) {
     auto t = model::parse_precision_name(lower(v));
-    if (!t) throw UsageError("", option, "f32, f16 or bf16 (int8: the unet only)", "\"" + v + "\"");
+    if (!t)
+      throw UsageError("", option, "f32, f16 or bf16 (int8: the unet and vae only)",
+                       "\"" + v + "\"");
     return *t;
   };
   model::ComponentTypes types;
@@ -130,7 +132,7 @@ model::ComponentTypes parse_component_types(const std::string& arg, const std::s
       throw UsageError("", option, "COMPONENT=TYPE items (unet, text_encoder, vae, controlnet)",
                        "\"" + item + "\"");
     const std::string key = lower(item.substr(0, eq));
-    const bool int8 = key == "unet" && lower(item.substr(eq + 1)) == "int8";
+    const bool int8 = (key == "unet" || key == "vae") && lower(item.substr(eq + 1)) == "int8";
     const DType t = int8 ? DType::F16 : one(item.substr(eq + 1));
     if (!seen.insert(key).second)
       throw UsageError("", option, "each component once", key + " twice");
@@ -141,6 +143,7 @@ model::ComponentTypes parse_component_types(const std::string& arg, const std::s
       types.text_encoder = t;
     } else if (key == "vae") {
       types.vae = t;
+      types.vae_int8 = int8;
     } else if (key == "controlnet") {
       types.controlnet = t;
       controlnet_set = true;
@@ -240,6 +243,7 @@ PreparedConversion prepare_conversion(const ConvertSpec& spec, const ConvertObse
   info.base = "sd15";
   info.precision = spec.types.by_component();
   if (spec.types.unet_int8) info.unet_compute = "int8";
+  if (spec.types.vae_int8) info.vae_compute = "int8";
   info.sizes = spec.sizes;
   info.batch = spec.batch;
   if (spec.defaults == "none") info.defaults = {};

@@ -54,6 +54,12 @@ std::string weight_text(float w) {
 
 }  // namespace
 
+bool parse_vae_precision(const std::string& name) {
+  if (name == "auto") return false;
+  if (name == "int8") return true;
+  throw UsageError("", "--vae-precision", "auto or int8", "\"" + name + "\"");
+}
+
 Engine::Engine(EngineOptions options) : options_(std::move(options)) {
   registry_ = std::make_unique<ModelRegistry>(options_.registry);
   settings_ = std::make_unique<SettingsStore>(options_.settings_file);
@@ -71,9 +77,9 @@ Engine::Engine(EngineOptions options) : options_(std::move(options)) {
   cpu::PlanOptions plan;
   plan.precision = cpu::parse_precision(options_.precision);
   plan.threads = options_.threads;
-  cache_ = std::make_unique<ModelCache>(size_t(options_.max_loaded), plan, metrics_,
-                                        options_.log ? *options_.log : std::cerr,
-                                        options_.precision == "auto");
+  cache_ = std::make_unique<ModelCache>(
+      size_t(options_.max_loaded), plan, metrics_, options_.log ? *options_.log : std::cerr,
+      options_.precision == "auto", parse_vae_precision(options_.vae_precision));
 
   // The model selected at start: the option, else the one the settings remember, else the first.
   const auto models = registry_->models();

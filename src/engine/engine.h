@@ -50,9 +50,10 @@ struct EngineOptions {
   int max_loaded = 1;              // model+LoRA combinations kept loaded (LRU)
   int max_queue = 16;              // jobs waiting (the running one not counted); more → QueueFull
   int threads = 0;                 // CPU threads per generation (0: all cores)
-  std::string precision = "auto";  // f32 | bf16 | auto
-  std::string outputs_dir;         // where JobRequest::save_outputs writes; empty: nowhere
-  std::string settings_file;       // empty: settings kept in memory only
+  std::string precision = "auto";  // f32 | bf16 | auto | int8 (the UNet)
+  std::string vae_precision = "auto";     // auto (as the rest) | int8 (the VAE decoder W8A8)
+  std::string outputs_dir;                // where JobRequest::save_outputs writes; empty: nowhere
+  std::string settings_file;              // empty: settings kept in memory only
   std::chrono::seconds result_ttl{3600};  // finished jobs (and their images) kept this long
   size_t max_finished_jobs = 256;         // and at most this many (oldest dropped first)
   std::ostream* log = nullptr;            // model loads, LoRA reports; null: std::cerr
@@ -60,6 +61,10 @@ struct EngineOptions {
   // plans and packed weights after their last use, so peak memory is the largest component's.
   bool one_shot = false;
 };
+
+// EngineOptions::vae_precision: "auto" -> false, "int8" -> true (the VAE decoder runs W8A8);
+// sdc::UsageError naming --vae-precision for anything else.
+bool parse_vae_precision(const std::string& name);
 
 class Engine {
  public:

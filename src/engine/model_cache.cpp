@@ -24,10 +24,11 @@ std::string LoadSpec::key() const {
 }
 
 ModelCache::ModelCache(size_t capacity, cpu::PlanOptions plan_options, EngineMetrics& metrics,
-                       std::ostream& log, bool follow_model_precision)
+                       std::ostream& log, bool follow_model_precision, bool vae_int8)
     : capacity_(std::max<size_t>(1, capacity)),
       plan_options_(plan_options),
       follow_model_precision_(follow_model_precision),
+      vae_int8_(vae_int8),
       metrics_(metrics),
       log_(log) {}
 
@@ -64,8 +65,13 @@ std::shared_ptr<LoadedModel> ModelCache::acquire(const LoadSpec& spec) {
       plan.precision = cpu::Precision::INT8;
       log_ << m->bundle.name << ": UNet int8 (compiled with -t unet=int8)\n";
     }
-    m->sd = std::make_unique<pipeline::StableDiffusion>(m->bundle.model, plan,
-                                                        m->bundle.tokenizer(), m->bundle.name);
+    bool vae_int8 = vae_int8_;
+    if (follow_model_precision_ && m->bundle.vae_int8 && !vae_int8) {
+      vae_int8 = true;
+      log_ << m->bundle.name << ": VAE decoder int8 (compiled with -t vae=int8)\n";
+    }
+    m->sd = std::make_unique<pipeline::StableDiffusion>(
+        m->bundle.model, plan, m->bundle.tokenizer(), m->bundle.name, vae_int8);
     if (!m->bundle.embeddings.embeddings.empty()) m->sd->use_embeddings(m->bundle.embeddings);
   } catch (...) {
     metrics_.model_load_failures++;

@@ -60,9 +60,10 @@ struct LoadSpec {
 class ModelCache {
  public:
   // follow_model_precision (`--precision auto`): a compiled model marked int8 (convert -t
-  // unet=int8) gets INT8 plans instead of plan_options' precision.
+  // unet=int8) gets INT8 plans instead of plan_options' precision, and one marked vae=int8 an
+  // int8 VAE decoder. vae_int8 (`--vae-precision int8`): every model's VAE decoder runs W8A8.
   ModelCache(size_t capacity, cpu::PlanOptions plan_options, EngineMetrics& metrics,
-             std::ostream& log, bool follow_model_precision = false);
+             std::ostream& log, bool follow_model_precision = false, bool vae_int8 = false);
 
   // The cached entry for spec.key(), or loads it (evicting the LRU entry beyond capacity).
   std::shared_ptr<LoadedModel> acquire(const LoadSpec& spec);
@@ -77,6 +78,7 @@ class ModelCache {
   size_t capacity_;
   cpu::PlanOptions plan_options_;
   bool follow_model_precision_;
+  bool vae_int8_;
   EngineMetrics& metrics_;
   std::ostream& log_;
   mutable std::mutex mutex_;

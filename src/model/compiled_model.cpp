@@ -200,6 +200,7 @@ io::GgufMetadata compiled_metadata(const CompiledInfo& info, const LoadedModel& 
       add("sdc.precision." + c, GgufValue::string(precision_label(it->second)));
   }
   if (!info.unet_compute.empty()) add("sdc.compute.unet", GgufValue::string(info.unet_compute));
+  if (!info.vae_compute.empty()) add("sdc.compute.vae", GgufValue::string(info.vae_compute));
 
   if (!info.tokenizer_vocab_json.empty()) {
     add("sdc.tokenizer.vocab_json", GgufValue::string(info.tokenizer_vocab_json));
@@ -287,9 +288,12 @@ std::optional<CompiledInfo> read_compiled_info(const io::TensorFile& file) {
       info.precision[c] = *t;
     }
   }
-  if (auto* v = get("sdc.compute.unet")) {
-    info.unet_compute = str_of(*v, f, "sdc.compute.unet");
-    if (info.unet_compute != "int8") throw Error(f, "sdc.compute.unet", "\"int8\"", v->dump());
+  for (auto [key, out] : {std::pair{"sdc.compute.unet", &info.unet_compute},
+                          std::pair{"sdc.compute.vae", &info.vae_compute}}) {
+    if (auto* v = get(key)) {
+      *out = str_of(*v, f, key);
+      if (*out != "int8") throw Error(f, key, "\"int8\"", v->dump());
+    }
   }
 
   if (auto* v = get("sdc.tokenizer.vocab_json")) {

@@ -74,6 +74,7 @@ struct CompiledInfo {
   std::string base = "sd15";
   std::map<std::string, DType> precision;  // component -> stored type of its float tensors
   std::string unet_compute;                // "int8" or empty (sdc.compute.unet)
+  std::string vae_compute;                 // "int8" or empty: the VAE decoder (sdc.compute.vae)
   std::vector<std::pair<int, int>> sizes;  // (width, height) in pixels
   int batch = 1;
   std::vector<SourceFile> sources;

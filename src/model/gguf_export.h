@@ -26,6 +26,9 @@ struct ComponentTypes {
   // "unet=int8": the UNet is stored as `unet` (f16) and marked to run W8A8 (sdc.compute.unet),
   // which `--precision auto` then follows and `convert --target` packs for.
   bool unet_int8 = false;
+  // "vae=int8": the VAE is stored as `vae` (f16) and its decoder marked to run W8A8
+  // (sdc.compute.vae).
+  bool vae_int8 = false;
   // The type for an LDM-named tensor of `dtype` (non-float types pass through).
   DType for_tensor(const std::string& ldm_name, DType dtype) const;
   // {"unet": …, "text_encoder": …, "vae": …, "controlnet": …}

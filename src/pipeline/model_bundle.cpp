@@ -69,6 +69,7 @@ ModelBundle load_bundle(const BundleOptions& o, std::ostream& log) {
     b.declared_sizes = info->sizes;
     b.declared_batch = info->batch;
     b.unet_int8 = info->unet_compute == "int8";
+    b.vae_int8 = info->vae_compute == "int8";
   }
   b.name = std::filesystem::path(o.model).stem().string();
   if (b.name.empty()) b.name = std::filesystem::path(o.model).parent_path().filename().string();

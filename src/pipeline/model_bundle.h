@@ -48,6 +48,7 @@ struct ModelBundle {
   std::vector<std::pair<int, int>> declared_sizes;
   int declared_batch = 1;
   bool unet_int8 = false;              // a compiled model made with -t unet=int8 (sdc.compute.unet)
+  bool vae_int8 = false;               // ... with -t vae=int8 (sdc.compute.vae)
   model::EmbeddingLibrary embeddings;  // from BundleOptions::embeddings_dir
   const text::ClipTokenizer& tokenizer() const {
     return own_tokenizer ? *own_tokenizer : text::ClipTokenizer::builtin();

@@ -45,7 +45,7 @@ std::vector<Recorded> record_packing(const model::LoadedModel& model, const Pack
           plans.controlnet(batch, h / 8, w / 8, 77);
         }
       }
-      PlanCache plans(model, po);
+      PlanCache plans(model, po, o.vae_int8);
       plans.vae_decoder(1, h / 8, w / 8);
       plans.vae_encoder(1, h / 8, w / 8);
     }

@@ -24,6 +24,7 @@ namespace sdc::pipeline {
 struct PackOptions {
   std::string target = "native";  // oneDNN ISA cap (cpu::limit_isa), before any primitive
   cpu::Precision precision = cpu::Precision::BF16;
+  bool vae_int8 = false;  // the VAE decoder planned W8A8 (a model converted with -t vae=int8)
   std::vector<std::pair<int, int>> sizes;  // (width, height); empty: 512x512
   int batch = 1;                           // plans at batch and 2·batch (CFG)
   int threads = 0;

@@ -7,8 +7,11 @@
 
 namespace sdc::pipeline {
 
-PlanCache::PlanCache(const model::LoadedModel& model, cpu::PlanOptions options)
-    : model_(model), options_(std::move(options)), text_params_(model.text_encoder) {
+PlanCache::PlanCache(const model::LoadedModel& model, cpu::PlanOptions options, bool vae_int8)
+    : model_(model),
+      options_(std::move(options)),
+      vae_int8_(vae_int8),
+      text_params_(model.text_encoder) {
   // The components run one after another and every caller reads a plan's outputs before the next
   // plan runs, so all of this model's plans share one activation arena and one scratch.
   if (!options_.arena) options_.arena = std::make_shared<cpu::ActivationArena>();
@@ -26,13 +29,13 @@ void PlanCache::use_token_table(TensorRef table) {
 }
 
 template <typename BuildFn>
-PlanCache::Entry& PlanCache::get(const Key& key, BuildFn build) {
+PlanCache::Entry& PlanCache::get(const Key& key, BuildFn build, const cpu::PlanOptions* options) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
   graph::Graph g = build();
   Entry e;
   e.macs = g.macs();
-  e.plan = cpu::Plan::compile(g, options_);
+  e.plan = cpu::Plan::compile(g, options ? *options : options_);
   return plans_.emplace(key, std::move(e)).first->second;
 }
 
@@ -98,9 +101,16 @@ cpu::Plan& PlanCache::vae_decoder(int batch, int h, int w, graph::VaePart part) 
   const PlanKind kind = part == graph::VaePart::Head   ? PlanKind::VaeDecoderHead
                         : part == graph::VaePart::Tail ? PlanKind::VaeDecoderTail
                                                        : PlanKind::VaeDecoder;
-  return *get({kind, batch, h, w, 0}, [&] {
-            return graph::build_vae_decoder(model_.weights, model_.vae, batch, h, w, part);
-          }).plan;
+  cpu::PlanOptions int8 = options_;
+  int8.precision = cpu::Precision::INT8;
+  return *get(
+              {kind, batch, h, w, 0},
+              [&] {
+                return graph::build_vae_decoder(model_.weights, model_.vae, batch, h, w, part,
+                                                vae_int8_);
+              },
+              vae_int8_ ? &int8 : nullptr)
+              .plan;
 }
 
 cpu::Plan& PlanCache::vae_encoder(int batch, int h, int w, graph::VaePart part) {

@@ -38,7 +38,10 @@ enum class Component { TextEncoder, Denoiser /* UNet and ControlNet */, Vae, Tae
 
 class PlanCache {
  public:
-  PlanCache(const model::LoadedModel& model, cpu::PlanOptions options);
+  // vae_int8: the VAE decoder's plans run its int8-eligible layers W8A8
+  // (graph::mark_vae_decoder_int8_layers; float steps as options.precision's auto choice),
+  // whatever options.precision says for the rest.
+  PlanCache(const model::LoadedModel& model, cpu::PlanOptions options, bool vae_int8 = false);
 
   // Latent sizes (h, w) are in latent pixels; VaeEncoder takes image pixels (8h, 8w) implicitly.
   cpu::Plan& text_encoder(int batch, int clip_skip);
@@ -68,6 +71,7 @@ class PlanCache {
   int64_t unet_macs(int batch, int latent_h, int latent_w, int context_tokens);
   const model::LoadedModel& model() const { return model_; }
   const cpu::PlanOptions& options() const { return options_; }
+  bool vae_int8() const { return vae_int8_; }
   size_t plan_count() const { return plans_.size(); }
 
  private:
@@ -77,10 +81,11 @@ class PlanCache {
     int64_t macs = 0;
   };
   template <typename BuildFn>
-  Entry& get(const Key& key, BuildFn build);
+  Entry& get(const Key& key, BuildFn build, const cpu::PlanOptions* options = nullptr);
 
   const model::LoadedModel& model_;
   cpu::PlanOptions options_;
+  bool vae_int8_ = false;
   std::optional<WeightMap> text_weights_;  // the model's weights with another token table
   model::TextEncoderParams text_params_;
   std::map<Key, Entry> plans_;

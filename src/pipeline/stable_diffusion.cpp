@@ -122,9 +122,10 @@ float a1111_inverse_scale(float scaling_factor) {
 }  // namespace
 
 StableDiffusion::StableDiffusion(const model::LoadedModel& model, cpu::PlanOptions options,
-                                 const text::ClipTokenizer& tokenizer, std::string model_name)
+                                 const text::ClipTokenizer& tokenizer, std::string model_name,
+                                 bool vae_int8)
     : model_(model),
-      plans_(model, options),
+      plans_(model, options, vae_int8),
       tokenizer_(tokenizer),
       model_name_(std::move(model_name)) {}
 

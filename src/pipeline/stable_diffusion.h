@@ -74,9 +74,11 @@ struct ReleaseAfterUse {
 
 class StableDiffusion {
  public:
-  // `model` must outlive this object. `model_name` goes into the PNG metadata.
+  // `model` must outlive this object. `model_name` goes into the PNG metadata. vae_int8: the VAE
+  // decoder runs W8A8 (PlanCache).
   StableDiffusion(const model::LoadedModel& model, cpu::PlanOptions options,
-                  const text::ClipTokenizer& tokenizer, std::string model_name);
+                  const text::ClipTokenizer& tokenizer, std::string model_name,
+                  bool vae_int8 = false);
 
   // One batch of request.batch_size images with seeds first_seed, first_seed+1, … (with a
   // variation strength: every image keeps request.seed and takes subseed + run-wide index, the

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <set>
 
+#include "backend/cpu/prepacked_weights.h"
 #include "bench/benchmark.h"
 #include "common/error.h"
 #include "common/fixtures.h"
@@ -41,6 +42,7 @@ TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
   EXPECT_NE(r.out.find("lcm256"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("peak RSS"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("UNet step profile, lcm256 bf16"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("VAE decode profile, lcm256 bf16"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("TAESD decode"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("TAESD encode"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("LCM 4 steps + TAESD"), std::string::npos) << r.out;
@@ -90,6 +92,7 @@ TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
       profiled_macs += e.at("macs").get<double>();
     }
     EXPECT_GT(profiled_macs, 0) << where;
+    EXPECT_FALSE(c.at("vae_profile").empty()) << where;
     std::set<std::string> seen;
     for (const json& t : c.at("components")) {
       const std::string name = where + " " + t.at("component").get<std::string>();
@@ -244,7 +247,42 @@ bench::CaseResult sample_result() {
   r.e2e_taesd_decode_ms = 280;
   r.taesd = "random (seed 3)";
   r.unet_profile = {{"Conv2d+sum", 30, 1500, 2900, 1000000}, {"Attention", 16, 700, 1400, 0}};
+  r.vae_profile = {{"Conv2d.int8+sum", 12, 800, 1600, 2000000}};
+  r.components[0].int8 = true;
   return r;
+}
+
+// --vae-precision int8: the VAE decode row says so, is measured against the int8 peak (measured
+// even for an f32 run), its profile shows int8 convolutions, and the fresh generate process gets
+// the option too.
+TEST(BenchCommand, VaeInt8IsMeasuredAgainstTheInt8Peak) {
+  if (!cpu::isa_has_int8_dot()) GTEST_SKIP() << "no VNNI: int8 plans are refused here";
+  TempDir dir;
+  const std::string json_path = dir.file("bench.json");
+  CommandResult r = run_sdc({"bench", "--quick", "-m", tiny("model.safetensors"), "--model-config",
+                             tiny("diffusers"), "--precision", "f32", "--vae-precision", "int8",
+                             "--profile", "--json", json_path});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("VAE decode (int8)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("VAE decode profile, lcm256 f32 (int8 VAE)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--vae-precision int8"), std::string::npos) << r.out;  // the command line
+  std::ifstream in(json_path);
+  const json j = json::parse(in);
+  expect_positive(j.at("peak").at("int8"), "gflops", "int8 peak");
+  const json& c = j.at("cases").at(0);
+  bool vae_seen = false;
+  for (const json& t : c.at("components")) {
+    const bool vae = t.at("component") == "vae_decode";
+    vae_seen |= vae;
+    EXPECT_EQ(t.at("int8").get<bool>(), vae) << t.dump();
+    expect_positive(t, "peak_percent", t.at("component").get<std::string>());
+  }
+  EXPECT_TRUE(vae_seen);
+  bool int8_conv = false;
+  for (const json& e : c.at("vae_profile"))
+    int8_conv |= e.at("kind").get<std::string>().starts_with("Conv2d.int8");
+  EXPECT_TRUE(int8_conv) << c.at("vae_profile").dump();
+  expect_positive(c.at("process"), "s", "process");
 }
 
 TEST(BenchResult, EstimatesFromComponentTimes) {

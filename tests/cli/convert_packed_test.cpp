@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/fixtures.h"
 #include "io/gguf.h"
+#include "io/image.h"
 #include "io/open_file.h"
 #include "model/classify.h"
 #include "model/compiled_model.h"
@@ -132,6 +133,81 @@ TEST(ConvertPacked, Int8UNetIsMarkedPackedAndFollowedByAuto) {
   // An explicit precision wins over the file's mark.
   const auto [f32_log, f32_latents] = generate(int8, "f32", "f32");
   EXPECT_EQ(f32_log.find("UNet int8"), std::string::npos) << f32_log;
+}
+
+// -t vae=int8: the VAE stored f16 and marked (sdc.compute.vae), its decoder's int8 weights packed
+// by --target while the UNet stays float; `--precision auto` follows the mark — the same image as
+// the f16 file generated with --vae-precision int8, and the same latents as without it.
+TEST(ConvertPacked, Int8VaeIsMarkedPackedAndFollowedByAuto) {
+  if (!cpu::isa_has_int8_dot()) GTEST_SKIP() << "no VNNI: int8 plans are refused here";
+  test::TempDir dir;
+  const std::string f16 = dir.file("f16.gguf"), int8 = dir.file("int8.gguf");
+  auto args = convert_args(f16, false);
+  args[6] = "f16";
+  ASSERT_EQ(test::run_sdc(args).exit_code, 0);
+  args = convert_args(int8, true);
+  args[6] = "vae=int8";
+  const auto c = test::run_sdc(args);
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  const io::GgufFile g = io::read_gguf(int8);
+  ASSERT_NE(g.find("sdc.compute.vae"), nullptr);
+  EXPECT_EQ(g.find("sdc.compute.vae")->string_value, "int8");
+  EXPECT_EQ(g.find("sdc.compute.unet"), nullptr);
+  EXPECT_EQ(g.find("sdc.precision.vae")->string_value, "f16");
+  size_t int8_vae = 0, int8_other = 0;
+  const auto& keys = g.find("sdc.packed.key")->items;
+  const auto& formats = g.find("sdc.packed.format")->items;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (formats[i].string_value.rfind("dnnl int8 ", 0) != 0) continue;
+    (keys[i].string_value.find("decoder.") != std::string::npos ? int8_vae : int8_other)++;
+  }
+  EXPECT_GT(int8_vae, 10u);
+  EXPECT_EQ(int8_other, 0u);
+
+  auto generate = [&](const std::string& model, const std::string& name,
+                      std::vector<std::string> extra) {
+    auto a = generate_args(model, dir.file(name + ".safetensors"), dir.file(name + ".png"));
+    a.insert(a.end(), extra.begin(), extra.end());
+    const auto r = test::run_sdc(a);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.err;
+  };
+  // Pixels (the PNGs' text differs: model name and hash) and latent bytes, hashed so that a
+  // failure prints two numbers.
+  auto bytes = [&](const std::string& name) {
+    if (name.ends_with(".png")) {
+      const io::Image im = io::read_image(dir.file(name));
+      return std::hash<std::string>{}(std::string(im.rgb.begin(), im.rgb.end()));
+    }
+    const io::TensorFile f = io::open_tensor_file(dir.file(name));
+    const TensorRef& t = f.tensors.get("latents");
+    return std::hash<std::string>{}(std::string(static_cast<const char*>(t.data), t.nbytes));
+  };
+  const std::string auto_log = generate(int8, "auto", {});
+  EXPECT_NE(auto_log.find("VAE decoder int8 (compiled with -t vae=int8)"), std::string::npos)
+      << auto_log;
+  generate(f16, "asked", {"--vae-precision", "int8"});
+  generate(f16, "float", {});
+  EXPECT_EQ(bytes("auto.png"), bytes("asked.png"));
+  EXPECT_NE(bytes("float.png"), bytes("auto.png"));
+  EXPECT_EQ(bytes("float.safetensors"), bytes("auto.safetensors"));  // the UNet is untouched
+  // An explicit precision wins over the file's mark.
+  const std::string f32_log = generate(int8, "f32", {"--precision", "f32"});
+  EXPECT_EQ(f32_log.find("VAE decoder int8"), std::string::npos) << f32_log;
+  EXPECT_EQ(bytes("f32.png"), bytes("float.png"));
+}
+
+TEST(ConvertPacked, VaePrecisionOtherThanAutoOrInt8IsRefused) {
+  test::TempDir dir;
+  auto a =
+      generate_args(test::tiny("model.safetensors"), dir.file("l.safetensors"), dir.file("y.png"));
+  a.insert(a.end(), {"--vae-precision", "fp8"});
+  const auto bad = test::run_sdc(a);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--vae-precision: expected auto or int8, found \"fp8\""),
+            std::string::npos)
+      << bad.err;
+  EXPECT_TRUE(dir.list().empty());
 }
 
 TEST(ConvertPacked, UnknownTargetIsRefusedWithNothingWritten) {

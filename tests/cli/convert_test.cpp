@@ -543,9 +543,11 @@ TEST(Convert, LorasForOtherArchitecturesOrWithMismatchedRanksAreRefused) {
 TEST(Convert, BadArgumentsAreOneLineErrors) {
   expect_refused({"-l", tiny("lora-kohya.safetensors") + ":abc"}, "abc");
   expect_refused({"-t", "int4"},
-                 "-t/--type: expected f32, f16 or bf16 (int8: the unet only), found \"int4\"");
-  expect_refused({"-t", "vae=int8"},
-                 "-t/--type: expected f32, f16 or bf16 (int8: the unet only), found \"int8\"");
+                 "-t/--type: expected f32, f16 or bf16 (int8: the unet and vae "
+                 "only), found \"int4\"");
+  expect_refused({"-t", "text_encoder=int8"},
+                 "-t/--type: expected f32, f16 or bf16 (int8: the "
+                 "unet and vae only), found \"int8\"");
   expect_refused({"-t", "unet=bf16,clip=f32"}, "expected unet, text_encoder, vae or controlnet");
   expect_refused({"-s", "512", "512", "768"}, "-s/--sizes: expected W H pairs, found 3 numbers");
   expect_refused({"-s", "500", "512"}, "expected multiples of 8");

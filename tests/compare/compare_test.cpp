@@ -10,10 +10,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backend/cpu/prepacked_weights.h"
 #include "common/error.h"
 #include "common/fixtures.h"
 #include "compare/diff_stats.h"
 #include "compare/model_compare.h"
+#include "compare/model_spec.h"
 #include "io/safetensors.h"
 
 namespace sdc {
@@ -131,6 +133,33 @@ TEST(Compare, Bf16DriftStaysWithinTheFixturesBf16Column) {
   EXPECT_EQ(r["layers"][25]["block"], "out");
 }
 
+TEST(Compare, ModelSpecsNameTheirPrecisionAndTheVaesInt8) {
+  const auto spec = [](const std::string& arg) {
+    const compare::ModelSpec s = compare::parse_model_spec(arg);
+    return s.path + " " + s.precision + (s.vae_int8 ? " vae-int8" : "");
+  };
+  EXPECT_EQ(spec("m.safetensors"), "m.safetensors f32");
+  EXPECT_EQ(spec("m.safetensors@int8"), "m.safetensors int8");
+  EXPECT_EQ(spec("m.safetensors@vae-int8"), "m.safetensors f32 vae-int8");
+  EXPECT_EQ(spec("m.safetensors@int8+vae-int8"), "m.safetensors int8 vae-int8");
+  EXPECT_EQ(spec("a@b/m.gguf"), "a@b/m.gguf f32");  // '@' in a folder name is the path's
+  EXPECT_EQ(compare::parse_model_spec("m.gguf@bf16+vae-int8").label(), "m.gguf@bf16+vae-int8");
+}
+
+// @vae-int8 changes the VAE decoder only: text encoder and UNet rows exactly zero, the decoder's
+// within a few per cent, and it is the first difference.
+TEST(Compare, VaeInt8ChangesTheDecoderOnly) {
+  if (!cpu::isa_has_int8_dot()) GTEST_SKIP() << "no VNNI: int8 plans are refused here";
+  const json r = compare(tiny("model.safetensors"), tiny("model.safetensors") + "@vae-int8");
+  for (const char* row : {"text_encoder", "unet t=999", "unet t=500", "unet t=1"})
+    EXPECT_EQ(rel(r, row), 0.0) << row;
+  EXPECT_GT(rel(r, "vae_decode"), 0.0);
+  EXPECT_LT(rel(r, "vae_decode"), 0.1);
+  EXPECT_EQ(r["first_difference"], "vae_decode");
+  EXPECT_EQ(r["b"], tiny("model.safetensors") + "@f32+vae-int8");
+  EXPECT_GT(r["image"]["psnr_db"].get<double>(), 30.0);
+}
+
 TEST(Compare, APerturbedTextEncoderIsTheFirstDifference) {
   test::TempDir dir;
   const std::string other =
@@ -202,7 +231,12 @@ TEST(Compare, RefusesBadArguments) {
   std::ofstream(dir.file("onnx/model.json")) << "{}";
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
       {{"compare", tiny("model.safetensors") + "@int4", tiny("model.safetensors")},
-       "precision suffix: expected @f32, @bf16, @f16 or @int8, found @int4"},
+       "precision suffix: expected @f32, @bf16, @f16 or @int8, optionally +vae-int8 (or @vae-int8 "
+       "alone), found @int4"},
+      {{"compare", tiny("model.safetensors") + "@bf16+vae-int4", tiny("model.safetensors")},
+       "found @bf16+vae-int4"},
+      {{"compare", tiny("model.safetensors") + "@+vae-int8", tiny("model.safetensors")},
+       "found @+vae-int8"},
       {{"compare", tiny("model.safetensors"), dir.file("onnx")},
        "model.json: format: expected \"sdc-onnx\" (an export of sdc convert --format onnx), "
        "found none"},

@@ -168,7 +168,8 @@ io::TensorFile metadata_file(const io::GgufMetadata& kv) {
 
 TEST(CompiledModel, MetadataRoundTripsThroughAFile) {
   const LoadedModel m = tiny_model();
-  const CompiledInfo info = sample_info();
+  CompiledInfo info = sample_info();
+  info.vae_compute = "int8";
   test::TempDir dir;
   WeightMap one;
   one.set("model.diffusion_model.out.2.bias", m.weights.get("model.diffusion_model.out.2.bias"));
@@ -203,6 +204,8 @@ TEST(CompiledModel, MetadataRoundTripsThroughAFile) {
   EXPECT_EQ(back->defaults.reason, info.defaults.reason);
   EXPECT_EQ(back->tokenizer_vocab_json, info.tokenizer_vocab_json);
   EXPECT_EQ(back->tokenizer_merges, info.tokenizer_merges);
+  EXPECT_EQ(back->unet_compute, "");
+  EXPECT_EQ(back->vae_compute, "int8");
   // The loader reads the configs back: no --model-config needed.
   const ConfigSet configs = configs_of(f);
   EXPECT_EQ(configs.at("unet").first["attention_head_dim"], 8);
@@ -247,6 +250,8 @@ TEST(CompiledModel, MalformedMetadataNamesTheKey) {
             std::string::npos);
   EXPECT_EQ(with("sdc.compute.unet", "int4"),
             "m.gguf: sdc.compute.unet: expected \"int8\", found \"int4\"");
+  EXPECT_EQ(with("sdc.compute.vae", "fp8"),
+            "m.gguf: sdc.compute.vae: expected \"int8\", found \"fp8\"");
   EXPECT_NE(with("sdc.lora.scale", nullptr).find("sdc.lora.scale: expected an array of 1 entries"),
             std::string::npos);
   EXPECT_NE(

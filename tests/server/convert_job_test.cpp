@@ -88,7 +88,7 @@ TEST_F(ConvertJobTest, BadRequestsNameTheField) {
           {"loras", {{{"path", "lora/lcm-lora-sdv1-5.safetensors"}, {"scale", "x"}}}}},
          "loras[0].scale: expected a number, found \"x\"");
   expect({{"source", ok_src}, {"precision", "f8"}},
-         "precision: expected f32, f16 or bf16 (int8: the unet only), found \"f8\"");
+         "precision: expected f32, f16 or bf16 (int8: the unet and vae only), found \"f8\"");
   expect({{"source", ok_src}, {"precision", {{"unet", "bf16"}, {"clip", "f32"}}}},
          "precision: expected unet, text_encoder, vae or controlnet, found \"clip\"");
   expect({{"source", ok_src}, {"sizes", {{512, 500}}}}, "sizes: expected multiples of 8");

@@ -1,4 +1,4 @@
-// The UNet's int8 layer policy (see int8_layers.h).
+// The UNet's and the VAE decoder's int8 layer policies (see int8_layers.h).
 #include "graph/builders/int8_layers.h"
 
 #include <array>
@@ -34,6 +34,18 @@ void mark_int8_layers(Graph& g) {
       g.allow_int8(ValueId(i));
     // Self-attention only: cross-attention's 77 keys are too few for int8 to pay.
     if (n.op == Op::Attention && ends_with(n.name, ".attn1")) g.allow_int8(ValueId(i));
+  }
+}
+
+void mark_vae_decoder_int8_layers(Graph& g) {
+  const std::vector<Node>& nodes = g.nodes();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const Node& n = nodes[i];
+    if (n.op != Op::Conv2d && n.op != Op::Linear) continue;
+    const bool resnet =
+        n.name.find(".block.") != std::string::npos || n.name.find(".block_") != std::string::npos;
+    const bool upsample = ends_with(n.name, ".upsample.conv");
+    if ((resnet || upsample) && starts_with(n.name, "decoder.")) g.allow_int8(ValueId(i));
   }
 }
 

@@ -19,4 +19,11 @@ void mark_int8_layers(Graph& g);
 // True when a layer of that LDM name is one mark_int8_layers keeps in float.
 bool keeps_float_in_int8(const std::string& layer);
 
+// Marks a VAE decoder graph's int8-eligible layers (an opt-in of its own, --vae-precision int8):
+// the ResNets' 3x3 convolutions and 1x1 shortcuts and the upsampling convolutions, which are
+// nearly all of its work. Kept in float: post_quant_conv and conv_in (4 latent channels in),
+// conv_out (the pixels themselves) and the mid-block attention (one head of 512 channels at
+// latent resolution: little time).
+void mark_vae_decoder_int8_layers(Graph& g);
+
 }  // namespace sdc::graph

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "graph/builders/int8_layers.h"
 #include "graph/builders/weight_source.h"
 
 namespace sdc::graph {
@@ -65,7 +66,7 @@ int64_t latent_features(const model::VaeParams& p, bool decoder) {
 }  // namespace
 
 Graph build_vae_decoder(const WeightMap& weights, const model::VaeParams& p, int batch,
-                        int latent_h, int latent_w, VaePart part) {
+                        int latent_h, int latent_w, VaePart part, bool int8_layers) {
   check(p, batch, latent_h, latent_w, "VAE decoder shape");
   Graph g;
   WeightSource ws(g, weights, kVaePrefix);
@@ -96,11 +97,12 @@ Graph build_vae_decoder(const WeightMap& weights, const model::VaeParams& p, int
   }
   if (part == VaePart::Head) {
     g.output("features", h);
-    return g;
+  } else {
+    h = group_norm(ws, h, "decoder.norm_out", p.norm_groups, p.norm_eps, true);
+    h = conv(ws, h, "decoder.conv_out", p.out_channels, ch.front(), 3, 1, 1);
+    g.output("image", h);
   }
-  h = group_norm(ws, h, "decoder.norm_out", p.norm_groups, p.norm_eps, true);
-  h = conv(ws, h, "decoder.conv_out", p.out_channels, ch.front(), 3, 1, 1);
-  g.output("image", h);
+  if (int8_layers) mark_vae_decoder_int8_layers(g);
   return g;
 }
 

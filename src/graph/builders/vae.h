@@ -23,8 +23,11 @@ namespace sdc::graph {
 // encoder.
 enum class VaePart { Whole, Head, Tail };
 
+// int8_layers: mark the decoder's int8-eligible layers (mark_vae_decoder_int8_layers); they run
+// W8A8 only in a plan compiled with cpu::Precision::INT8.
 Graph build_vae_decoder(const WeightMap& weights, const model::VaeParams& params, int batch,
-                        int latent_h, int latent_w, VaePart part = VaePart::Whole);
+                        int latent_h, int latent_w, VaePart part = VaePart::Whole,
+                        bool int8_layers = false);
 Graph build_vae_encoder(const WeightMap& weights, const model::VaeParams& params, int batch,
                         int height, int width, VaePart part = VaePart::Whole);
 
