@@ -3,6 +3,7 @@
 #
 #   bench/vs-sdcpp.sh SDCPP_SOURCE_DIR [--sdc PATH] [--work DIR] [--threads N] [--jobs N]
 #                     [--cases LIST] [--seed N] [--no-taesd] [--precision P] [--compiled]
+#                     [--vae-precision P]
 #
 # SDCPP_SOURCE_DIR is a stable-diffusion.cpp checkout with its ggml submodule (git clone
 # --recursive, or git submodule update --init ggml); nothing is downloaded. The script
@@ -20,10 +21,12 @@
 #   4. prints a table: wall time and peak RSS of each tool, and sd.cpp / sdc ratios (> 1: sdc is
 #      faster / smaller).
 # sdc runs at --precision auto (bf16 where it beats f32: AMX-BF16 or AMD's AVX512-BF16; else f32)
-# unless --precision says otherwise (int8: the UNet W8A8). sd.cpp computes as its ggml CPU
+# unless --precision says otherwise (int8: the UNet W8A8; --vae-precision int8: the VAE decoder
+# W8A8 too). sd.cpp computes as its ggml CPU
 # backend does with f16 weights. With --compiled, sdc first compiles the checkpoint once into a
 # .gguf the way a deployment would (sdc convert, weights packed for this CPU, both image sizes
-# planned at load; int8: -t unet=int8) and every sdc run loads that file; the convert's time is
+# planned at load; int8: -t unet=int8, and vae=int8 with --vae-precision int8) and every sdc run
+# loads that file; the convert's time is
 # printed apart, and sd.cpp still reads the checkpoint. Logs and images stay in WORK/runs.
 #
 # Options:
@@ -36,6 +39,7 @@
 #   --no-taesd      leave out the TAESD row
 #   --precision P   sdc's --precision: auto (default), f32, bf16 or int8
 #   --compiled      sdc runs from a file sdc convert made once from the checkpoint (see above)
+#   --vae-precision P   sdc's --vae-precision: auto (default) or int8 (the VAE and TAESD decoders W8A8)
 set -euo pipefail
 
 die() {
@@ -46,7 +50,7 @@ die() {
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src="" sdc="$here/../build/sdc" work="${TMPDIR:-/tmp}/sdc-vs-sdcpp"
 threads=$(nproc) jobs=$(nproc) cases="lcm256,lcm512,euler512,taesd512" seed=1 taesd=1
-precision=auto compiled=0
+precision=auto compiled=0 vae_precision=auto
 while [ $# -gt 0 ]; do
   case "$1" in
     --sdc) sdc=${2:?--sdc needs a path}; shift 2 ;;
@@ -58,6 +62,7 @@ while [ $# -gt 0 ]; do
     --no-taesd) taesd=0; shift ;;
     --precision) precision=${2:?--precision needs a value}; shift 2 ;;
     --compiled) compiled=1; shift ;;
+    --vae-precision) vae_precision=${2:?--vae-precision needs a value}; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) [ -z "$src" ] || die "one source folder expected, found a second: $1"; src=$1; shift ;;
@@ -79,6 +84,7 @@ target=$(sed -n 's/^set(TARGET \([A-Za-z0-9_-]*\)).*/\1/p' "$cli_cmake" 2>/dev/n
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs: expected a positive number, found '$jobs'"
 [[ "$seed" =~ ^[0-9]+$ ]] || die "--seed: expected a number, found '$seed'"
 case "$precision" in auto | f32 | bf16 | int8) ;; *) die "--precision: expected auto, f32, bf16 or int8, found '$precision'" ;; esac
+case "$vae_precision" in auto | int8) ;; *) die "--vae-precision: expected auto or int8, found '$vae_precision'" ;; esac
 [ -x "$sdc" ] || die "$sdc: no sdc binary (build sdc first, or pass --sdc PATH)"
 sdc=$(cd "$(dirname "$sdc")" && pwd -P)/$(basename "$sdc")
 if ! /usr/bin/time -v true >/dev/null 2>&1; then
@@ -128,6 +134,9 @@ if [ "$compiled" = 1 ]; then
   type=f16
   [ "$precision" = int8 ] && type=unet=int8
   [ "$precision" = bf16 ] && type=bf16
+  if [ "$vae_precision" = int8 ]; then
+    if [ "$type" = unet=int8 ]; then type=unet=int8,vae=int8; else type=unet=$type,vae=int8; fi
+  fi
   sdc_model="$work/sd15-random-seed$seed-$type-native.gguf"
   rm -f "$sdc_model"
   echo "== sdc convert -t $type --target native -s 256 256 512 512" >&2
@@ -176,7 +185,7 @@ for c in "${case_list[@]}"; do
   esac
   measure "$c-sdc" "$sdc" generate -m "$sdc_model" -p "$prompt" -W "$w" -H "$w" --steps "$steps" \
     --cfg-scale "$cfg" --sampler "$sampler" --seed 42 --threads "$threads" --precision "$precision" \
-    -o "$runs/$c-sdc.png" "${extra_sdc[@]}"
+    --vae-precision "$vae_precision" -o "$runs/$c-sdc.png" "${extra_sdc[@]}"
   sdc_wall=$wall sdc_rss=$rss sdc_ok=$ok sdc_load=$load
   measure "$c-sdcpp" "$sdcpp" -m "$ckpt" -p "$prompt" -W "$w" -H "$w" --steps "$steps" \
     --cfg-scale "$cfg" --sampling-method "$sampler" --seed 42 -t "$threads" \
@@ -193,7 +202,7 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 sdcpp_version=$(git -C "$src" describe --tags --always 2>/dev/null || echo "unknown version")
 echo
 echo "sdc vs stable-diffusion.cpp ($sdcpp_version), whole process each, one after the other"
-echo "CPU: $cpu, $(nproc) hardware threads, $threads used; sdc --precision $precision"
+echo "CPU: $cpu, $(nproc) hardware threads, $threads used; sdc --precision $precision --vae-precision $vae_precision"
 echo "Checkpoint: $ckpt (full-size SD1.5, random weights, fp16)"
 [ -z "$convert_note" ] || echo "$convert_note"
 echo "ratio = sd.cpp / sdc (> 1: sdc faster / smaller); load = 1-min load average before each run"

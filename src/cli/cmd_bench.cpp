@@ -481,7 +481,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--precision", a->precision,
                   "f32 | bf16 | auto | int8 | both (f32, bf16) | all (f32, bf16, int8)");
   cmd->add_option("--vae-precision", a->vae_precision,
-                  "auto (as --precision) | int8 (the VAE decoder W8A8 in every case)");
+                  "auto (as --precision) | int8 (the VAE and TAESD decoders W8A8 in every case)");
   cmd->add_option("--threads", a->settings.threads, "CPU threads (0 = all cores)");
   cmd->add_option("--cases", a->cases, "lcm512,euler512,lcm256 or all (--quick: lcm256)")
       ->each([a](const std::string&) { a->cases_set = true; });

@@ -1,10 +1,9 @@
 // `sdc compare A B`: how far two models, or one model at two precisions, differ — per component
 // and end to end (compare/model_compare.h).
 //
-//   sdc compare A[@f32|@bf16|@f16|@int8] B[@…] [-p PROMPT] [-n NEG] [--seed S] [-W W -H H] [--steps
-//   N]
-//               [--sampler S] [--scheduler S] [--cfg-scale X] [--layers] [--json]
-//               [--model-config DIR] [--threads N]
+//   sdc compare A[@f32|@bf16|@f16|@int8][+vae-int8] B[@…] [-p PROMPT] [-n NEG] [--seed S]
+//               [-W W -H H] [--steps N] [--sampler S] [--scheduler S] [--cfg-scale X] [--layers]
+//               [--json] [--model-config DIR] [--taesd PATH] [--threads N]
 #include <iostream>
 #include <memory>
 
@@ -16,7 +15,7 @@ namespace sdc::cli {
 namespace {
 
 struct CompareArgs {
-  std::string a, b, model_config;
+  std::string a, b, model_config, taesd;
   pipeline::GenerationRequest request;
   bool layers = false, json = false;
   int threads = 0;
@@ -27,6 +26,7 @@ void run_compare(CompareArgs& args) {
   o.a = compare::parse_model_spec(args.a);
   o.b = compare::parse_model_spec(args.b);
   o.model_config = args.model_config;
+  o.taesd = args.taesd;
   o.request = args.request;
   o.layers = args.layers;
   o.threads = args.threads;
@@ -47,8 +47,8 @@ void add_compare_command(CLI::App& app) {
   auto a = std::make_shared<CompareArgs>();
   a->request.prompt = "a photo of a cat";
   a->request.seed = 42;
-  cmd->add_option("A", a->a, "Reference model[@f32|@bf16|@f16|@int8]")->required();
-  cmd->add_option("B", a->b, "Model to compare[@f32|@bf16|@f16|@int8]")->required();
+  cmd->add_option("A", a->a, "Reference model[@f32|@bf16|@f16|@int8][+vae-int8]")->required();
+  cmd->add_option("B", a->b, "Model to compare[@f32|@bf16|@f16|@int8][+vae-int8]")->required();
   cmd->add_option("-p,--prompt", a->request.prompt, "Prompt (default: \"a photo of a cat\")");
   cmd->add_option("-n,--negative-prompt", a->request.negative_prompt, "Negative prompt");
   cmd->add_option("--seed", a->request.seed, "Seed of the latent and the generations (42)");
@@ -62,6 +62,8 @@ void add_compare_command(CLI::App& app) {
   cmd->add_flag("--json", a->json, "Print the report as JSON");
   cmd->add_option("--model-config", a->model_config,
                   "Diffusers-style folder with unet/, text_encoder/, vae/ config.json (both)");
+  cmd->add_option("--taesd", a->taesd,
+                  "TAESD for both models (file or folder): adds the taesd_decode row");
   cmd->add_option("--threads", a->threads, "Threads (0: all cores)");
   cmd->callback([a] { run_compare(*a); });
 }

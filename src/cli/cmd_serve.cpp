@@ -132,7 +132,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--precision", a->engine.precision,
                   "f32 | bf16 | auto | int8 (UNet W8A8, other components as auto)");
   cmd->add_option("--vae-precision", a->engine.vae_precision,
-                  "auto (as --precision) | int8 (VAE decoder W8A8, opt-in)");
+                  "auto (as --precision) | int8 (VAE and TAESD decoders W8A8, opt-in)");
   cmd->add_option("--max-body-mb", a->max_body_mb, "Largest request body in MiB (more: 413)");
   cmd->add_option("--result-ttl", a->result_ttl_s, "Seconds a finished job's results are kept");
   add_transfer_flags(*cmd, a->server.transfer);

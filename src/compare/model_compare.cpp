@@ -97,8 +97,8 @@ CompareReport run_compare(const CompareOptions& o) {
   report.a = o.a.label();
   report.b = o.b.label();
 
-  const pipeline::ModelBundle A = load_for_compare(o.a, o.model_config);
-  const pipeline::ModelBundle B = load_for_compare(o.b, o.model_config);
+  const pipeline::ModelBundle A = load_for_compare(o.a, o.model_config, o.taesd);
+  const pipeline::ModelBundle B = load_for_compare(o.b, o.model_config, o.taesd);
   require_same_shape(A, B, o);
   cpu::PlanOptions pa, pb;
   pa.precision = o.a.compute();
@@ -139,8 +139,9 @@ CompareReport run_compare(const CompareOptions& o) {
   pipeline::StableDiffusion sb(B.model, pb, B.tokenizer(), B.name, o.b.vae_int8);
   const pipeline::BatchResult ra = sa.generate_batch(req, req.seed);
   const pipeline::BatchResult rb = sb.generate_batch(req, req.seed);
-  std::vector<float> final_latent =
+  const std::vector<float> unet_latent =
       to_nhwc(ra.latents, ra.latent_shape.at(1), ra.latent_shape.at(2) * ra.latent_shape.at(3));
+  std::vector<float> final_latent = unet_latent;
   for (float& x : final_latent) x /= A.model.vae.scaling_factor;
   auto decode = [&](pipeline::PlanCache& c) {
     cpu::Plan& p = c.vae_decoder(1, h, w);
@@ -149,6 +150,16 @@ CompareReport run_compare(const CompareOptions& o) {
     return output_of(p, "image");
   };
   report.components.push_back({"vae_decode", tensor_diff(decode(ca), decode(cb))});
+  if (!o.taesd.empty()) {
+    // TAESD takes the UNet's latents as they are (no scaling factor).
+    auto taesd = [&](pipeline::PlanCache& c) {
+      cpu::Plan& p = c.taesd_decoder(1, h, w);
+      std::copy(unet_latent.begin(), unet_latent.end(), p.input_f32("latent"));
+      p.run();
+      return output_of(p, "image");
+    };
+    report.components.push_back({"taesd_decode", tensor_diff(taesd(ca), taesd(cb))});
+  }
   report.image = image_diff(ra.images.at(0).image.rgb, rb.images.at(0).image.rgb);
 
   for (const auto& row : report.components)

@@ -8,6 +8,7 @@
 //   unet t=999/500/1  ε for the same seeded latent and the same context (A's text embedding), so
 //                     a UNet row measures the UNets alone
 //   vae_decode        the image decoded from A's final latent, in [-1, 1]
+//   taesd_decode      the same latent through TAESD (with --taesd), in [0, 1]
 //   image             the two end-to-end generations (each with its own text encoder), 8-bit
 // With `layers`, the UNet at t=500 block by block (input_blocks.*, middle_block,
 // output_blocks.*, out), naming the first block where the difference jumps.
@@ -25,6 +26,7 @@ namespace sdc::compare {
 struct CompareOptions {
   ModelSpec a, b;
   std::string model_config;             // --model-config, for both
+  std::string taesd;                    // --taesd, for both: adds the taesd_decode row
   pipeline::GenerationRequest request;  // prompt, negative, seed, size, steps, sampler, cfg
   bool layers = false;
   int threads = 0;

@@ -42,18 +42,21 @@ ModelSpec parse_model_spec(const std::string& arg) {
   return s;
 }
 
-pipeline::ModelBundle load_for_compare(const ModelSpec& spec, const std::string& model_config) {
+pipeline::ModelBundle load_for_compare(const ModelSpec& spec, const std::string& model_config,
+                                       const std::string& taesd) {
   pipeline::ModelBundle b;
   if (exporter::is_onnx_export(spec.path)) {
     // An sdc ONNX export: its weights (as written) and configs, run by sdc's backend.
     model::LoadOptions lo;
     lo.model_config_dir = model_config;
+    lo.taesd_path = taesd;
     b.model = model::load_model(exporter::read_onnx_export(spec.path), lo);
     b.name = std::filesystem::path(spec.path).lexically_normal().filename().string();
   } else {
     pipeline::BundleOptions o;
     o.model = spec.path;
     o.model_config = model_config;
+    o.taesd = taesd;
     std::ostringstream log;
     b = pipeline::load_bundle(o, log);
   }

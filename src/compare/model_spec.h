@@ -27,7 +27,9 @@ struct ModelSpec {
 ModelSpec parse_model_spec(const std::string& arg);
 
 // Loads the model (any format `sdc generate -m` takes, or an ONNX export folder of sdc convert:
-// its weights as written, run by sdc's backend) and applies the f16 weight rounding.
-pipeline::ModelBundle load_for_compare(const ModelSpec& spec, const std::string& model_config);
+// its weights as written, run by sdc's backend), with a TAESD from `taesd` when not empty, and
+// applies the f16 weight rounding.
+pipeline::ModelBundle load_for_compare(const ModelSpec& spec, const std::string& model_config,
+                                       const std::string& taesd = "");
 
 }  // namespace sdc::compare

@@ -16,6 +16,12 @@ PlanCache::PlanCache(const model::LoadedModel& model, cpu::PlanOptions options, 
   // plan runs, so all of this model's plans share one activation arena and one scratch.
   if (!options_.arena) options_.arena = std::make_shared<cpu::ActivationArena>();
   if (!options_.scratch) options_.scratch = std::make_shared<cpu::ActivationArena>();
+  decoder_int8_options_ = options_;  // sharing those arenas
+  decoder_int8_options_.precision = cpu::Precision::INT8;
+}
+
+const cpu::PlanOptions* PlanCache::decoder_options() const {
+  return vae_int8_ ? &decoder_int8_options_ : nullptr;
 }
 
 void PlanCache::use_token_table(TensorRef table) {
@@ -101,15 +107,13 @@ cpu::Plan& PlanCache::vae_decoder(int batch, int h, int w, graph::VaePart part) 
   const PlanKind kind = part == graph::VaePart::Head   ? PlanKind::VaeDecoderHead
                         : part == graph::VaePart::Tail ? PlanKind::VaeDecoderTail
                                                        : PlanKind::VaeDecoder;
-  cpu::PlanOptions int8 = options_;
-  int8.precision = cpu::Precision::INT8;
   return *get(
               {kind, batch, h, w, 0},
               [&] {
                 return graph::build_vae_decoder(model_.weights, model_.vae, batch, h, w, part,
                                                 vae_int8_);
               },
-              vae_int8_ ? &int8 : nullptr)
+              decoder_options())
               .plan;
 }
 
@@ -135,9 +139,11 @@ cpu::Plan& PlanCache::taesd_decoder(int batch, int h, int w) {
     throw UsageError("", "--taesd",
                      "a TAESD decoder (--taesd FILE|DIR, or a model converted with it)",
                      "none loaded");
-  return *get({PlanKind::TaesdDecoder, batch, h, w, 0}, [&] {
-            return graph::build_taesd_decoder(model_.weights, batch, h, w);
-          }).plan;
+  return *get(
+              {PlanKind::TaesdDecoder, batch, h, w, 0},
+              [&] { return graph::build_taesd_decoder(model_.weights, batch, h, w, vae_int8_); },
+              decoder_options())
+              .plan;
 }
 
 cpu::Plan& PlanCache::taesd_encoder(int batch, int height, int width) {

@@ -38,9 +38,9 @@ enum class Component { TextEncoder, Denoiser /* UNet and ControlNet */, Vae, Tae
 
 class PlanCache {
  public:
-  // vae_int8: the VAE decoder's plans run its int8-eligible layers W8A8
-  // (graph::mark_vae_decoder_int8_layers; float steps as options.precision's auto choice),
-  // whatever options.precision says for the rest.
+  // vae_int8: the image decoders' plans — the VAE decoder's and TAESD's — run their int8-eligible
+  // layers W8A8 (graph::mark_vae_decoder_int8_layers, build_taesd_decoder; float steps as `auto`
+  // chooses), whatever options.precision says for the rest.
   PlanCache(const model::LoadedModel& model, cpu::PlanOptions options, bool vae_int8 = false);
 
   // Latent sizes (h, w) are in latent pixels; VaeEncoder takes image pixels (8h, 8w) implicitly.
@@ -82,10 +82,14 @@ class PlanCache {
   };
   template <typename BuildFn>
   Entry& get(const Key& key, BuildFn build, const cpu::PlanOptions* options = nullptr);
+  // The options an image decoder's plans compile with: INT8 ones when vae_int8, else null (the
+  // cache's own).
+  const cpu::PlanOptions* decoder_options() const;
 
   const model::LoadedModel& model_;
   cpu::PlanOptions options_;
   bool vae_int8_ = false;
+  cpu::PlanOptions decoder_int8_options_;  // options_ at INT8, sharing its arenas
   std::optional<WeightMap> text_weights_;  // the model's weights with another token table
   model::TextEncoderParams text_params_;
   std::map<Key, Entry> plans_;

@@ -12,6 +12,7 @@
 
 #include "backend/cpu/prepacked_weights.h"
 #include "common/error.h"
+#include "common/feature_fixtures.h"
 #include "common/fixtures.h"
 #include "compare/diff_stats.h"
 #include "compare/model_compare.h"
@@ -158,6 +159,21 @@ TEST(Compare, VaeInt8ChangesTheDecoderOnly) {
   EXPECT_EQ(r["first_difference"], "vae_decode");
   EXPECT_EQ(r["b"], tiny("model.safetensors") + "@f32+vae-int8");
   EXPECT_GT(r["image"]["psnr_db"].get<double>(), 30.0);
+}
+
+// --taesd adds the taesd_decode row (both sides get the TAESD): zero for the same model at f32,
+// a small difference when B's image decoders run int8.
+TEST(Compare, TaesdRowWithTaesd) {
+  const std::string taesd = test::feature_group("taesd").path("diffusers");
+  const json same =
+      compare(tiny("model.safetensors"), tiny("model.safetensors"), {"--taesd", taesd});
+  EXPECT_EQ(rel(same, "taesd_decode"), 0.0);
+  EXPECT_TRUE(same["first_difference"].is_null());
+  if (!cpu::isa_has_int8_dot()) GTEST_SKIP() << "no VNNI: int8 plans are refused here";
+  const json r = compare(tiny("model.safetensors"), tiny("model.safetensors") + "@vae-int8",
+                         {"--taesd", taesd});
+  EXPECT_GT(rel(r, "taesd_decode"), 0.0);
+  EXPECT_LT(rel(r, "taesd_decode"), 0.1);
 }
 
 TEST(Compare, APerturbedTextEncoderIsTheFirstDifference) {

@@ -1,14 +1,16 @@
-// The VAE decoder at int8 (PlanCache's vae_int8, `--vae-precision int8`): which layers the
-// policy quantises, the decoder running them W8A8 while the rest of the model keeps its own
-// precision, its image close to the float decoder's, tiling's parts following it, and the
-// encoder never touched.
+// The image decoders at int8 (PlanCache's vae_int8, `--vae-precision int8`): which layers the
+// policy quantises, the VAE decoder running them W8A8 while the rest of the model keeps its own
+// precision, its image close to the float decoder's, tiling's parts following it, the encoders
+// never touched, and TAESD's decoder following the same switch.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "backend/cpu/prepacked_weights.h"
+#include "graph/builders/taesd.h"
 #include "graph/builders/vae.h"
 #include "pipeline/plan_cache.h"
+#include "pipeline/taesd_fixture.h"
 #include "pipeline/tiny_bundle.h"
 #include "sampling/rng/torch_generator.h"
 
@@ -104,6 +106,29 @@ TEST_F(VaeInt8Test, TilingsPartsFollowAndTheEncoderStaysFloat) {
   const size_t n = size_t(4 * 16 * 16);
   EXPECT_EQ(run_vae(enc_q, "image", image, "mean", n),
             run_vae(f32.vae_encoder(1, 16, 16), "image", image, "mean", n));
+}
+
+// TAESD's decoder: its 64 -> 64 convolutions W8A8, the first and last kept float, the result
+// close to the float decoder's; its encoder unchanged.
+TEST_F(VaeInt8Test, TaesdsDecoderFollowsTheSwitch) {
+  const model::LoadedModel m = test::taesd_only(test::taesd_group().path("diffusers"));
+  const graph::Graph g = graph::build_taesd_decoder(m.weights, 1, 8, 8, true);
+  for (const auto& n : g.nodes()) {
+    if (n.op != graph::Op::Conv2d) continue;
+    const bool edge = n.name == "1" || n.shape.back() == 3;
+    EXPECT_EQ(n.attrs.int8, !edge) << n.name;
+  }
+  PlanCache f32(m, {}), int8(m, {}, true);
+  const int h = 8, w = 8;
+  const std::vector<float> z = latent(h, w);
+  const size_t n = size_t(3 * 64 * h * w);
+  cpu::Plan& q = int8.taesd_decoder(1, h, w);
+  EXPECT_GT(int8_steps(q), 5u);
+  const std::vector<float> want = run_vae(f32.taesd_decoder(1, h, w), "latent", z, "image", n);
+  const std::vector<float> got = run_vae(q, "latent", z, "image", n);
+  EXPECT_GT(rel_l2(got, want), 0.0);
+  EXPECT_LT(rel_l2(got, want), 0.05);
+  EXPECT_EQ(int8_steps(int8.taesd_encoder(1, 64, 64)), 0u);
 }
 
 }  // namespace

@@ -42,7 +42,8 @@ ValueId block(WeightSource& ws, ValueId x, int index) {
 
 }  // namespace
 
-Graph build_taesd_decoder(const WeightMap& weights, int batch, int latent_h, int latent_w) {
+Graph build_taesd_decoder(const WeightMap& weights, int batch, int latent_h, int latent_w,
+                          bool int8_layers) {
   check(batch, latent_h, latent_w, "TAESD decoder shape");
   Graph g;
   WeightSource ws(g, weights, kTaesdDecoderPrefix);
@@ -63,6 +64,12 @@ Graph build_taesd_decoder(const WeightMap& weights, int batch, int latent_h, int
   x = block(ws, x, layer++);                      // 18
   x = conv3(ws, x, std::to_string(layer), 3, 1);  // 19: 64 -> 3
   g.output("image", x);
+  if (int8_layers)
+    for (size_t i = 0; i < g.nodes().size(); ++i) {
+      const Node& n = g.nodes()[i];
+      if (n.op == Op::Conv2d && n.shape.back() == C && g.shape(n.inputs[0]).back() == C)
+        g.allow_int8(ValueId(i));
+    }
   return g;
 }
 

@@ -17,7 +17,11 @@ using model::kTaesdDecoderPrefix;
 using model::kTaesdEncoderPrefix;
 inline constexpr int kTaesdChannels = 64;
 
-Graph build_taesd_decoder(const WeightMap& weights, int batch, int latent_h, int latent_w);
+// int8_layers: mark the decoder's 64 -> 64 convolutions int8-eligible (they run W8A8 in a plan
+// compiled with cpu::Precision::INT8); its first (4 latent channels in) and last (the pixels)
+// stay float.
+Graph build_taesd_decoder(const WeightMap& weights, int batch, int latent_h, int latent_w,
+                          bool int8_layers = false);
 Graph build_taesd_encoder(const WeightMap& weights, int batch, int height, int width);
 
 }  // namespace sdc::graph
