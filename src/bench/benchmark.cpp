@@ -10,6 +10,7 @@
 #include <fstream>
 #include <numeric>
 #include <sstream>
+#include <utility>
 
 #include "backend/cpu/prepacked_weights.h"
 #include "common/error.h"
@@ -158,6 +159,18 @@ class CaseRunner {
       add_note(r, "no TAESD figures: TAESD is for 4-channel latents (SD1.x)");
     }
 
+    // With int8 image decoders, the float ones as well, side by side in this process (after the
+    // peak RSS figure too: their plans add to it).
+    if (s_.vae_int8) {
+      PlanCache float_decoders(bundle_.model, plans_->options());
+      PlanCache* pipeline = std::exchange(plans_, &float_decoders);
+      float_decoders_ = true;
+      r.components.push_back(vae_decode());
+      if (taesd) r.components.push_back(taesd_decode());
+      float_decoders_ = false;
+      plans_ = pipeline;
+    }
+
     for (Component c : extras) {
       if (r.find(c)) continue;
       switch (c) {
@@ -220,8 +233,8 @@ class CaseRunner {
     t.width = case_.width;
     t.height = case_.height;
     t.precision = precision_;
-    t.int8 = c == Component::VaeDecode
-                 ? s_.vae_int8
+    t.int8 = c == Component::VaeDecode || c == Component::TaesdDecode
+                 ? s_.vae_int8 && !float_decoders_
                  : precision_ == cpu::Precision::INT8 &&
                        (c == Component::UNetBatch1 || c == Component::UNetBatch2 ||
                         c == Component::ControlNetStep);
@@ -451,6 +464,7 @@ class CaseRunner {
   ModelBundle bundle_;
   std::unique_ptr<StableDiffusion> sd_;
   PlanCache* plans_ = nullptr;
+  bool float_decoders_ = false;  // measuring the float VAE/TAESD decoders beside int8 ones
   PromptContext context_;
 };
 

@@ -72,8 +72,9 @@ struct ComponentTiming {
   std::vector<double> run_ms;  // the timed runs after it
   double cpu_ms = 0;           // process CPU time per timed run, all threads
   int64_t macs = 0;            // multiply-accumulates of one run
-  // Its int8-eligible layers ran W8A8 (the UNet and ControlNet of an int8 case, the VAE decoder
-  // with --vae-precision int8): its % of peak is against the int8 peak.
+  // Its int8-eligible layers ran W8A8 (the UNet and ControlNet of an int8 case, the VAE and TAESD
+  // decoders with --vae-precision int8, which then also get a float row): its % of peak is
+  // against the int8 peak.
   bool int8 = false;
   // Memory of its plan(s): weights as packed for the kernels (shared with other plans of the same
   // component), activation arena, kernel scratch. Bytes.

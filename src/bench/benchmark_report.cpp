@@ -312,8 +312,10 @@ void BenchReport::print_table(std::ostream& out) const {
     for (const ComponentTiming& t : r.components) {
       const PeakResult* p = peak_for(t);
       const double pct = p && p->gflops > 0 ? 100.0 * t.gflops() / p->gflops : 0.0;
-      const std::string title = std::string(component_title(t.component)) +
-                                (t.int8 && t.component == Component::VaeDecode ? " (int8)" : "");
+      const bool decoder =
+          t.component == Component::VaeDecode || t.component == Component::TaesdDecode;
+      const std::string title =
+          std::string(component_title(t.component)) + (t.int8 && decoder ? " (int8)" : "");
       std::snprintf(line, sizeof line,
                     "%-9s %-5s %-27s %10s %8.1f %6.0f%% %8.2f %10s %9s %9s %6.2f\n",
                     (std::to_string(t.width) + "x" + std::to_string(t.height)).c_str(),

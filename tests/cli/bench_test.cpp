@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "backend/cpu/prepacked_weights.h"
@@ -252,9 +253,9 @@ bench::CaseResult sample_result() {
   return r;
 }
 
-// --vae-precision int8: the VAE decode row says so, is measured against the int8 peak (measured
-// even for an f32 run), its profile shows int8 convolutions, and the fresh generate process gets
-// the option too.
+// --vae-precision int8: the VAE and TAESD decode rows say so and are measured against the int8
+// peak (measured even for an f32 run), float rows of both follow for comparison, the VAE profile
+// shows int8 convolutions, and the fresh generate process gets the option too.
 TEST(BenchCommand, VaeInt8IsMeasuredAgainstTheInt8Peak) {
   if (!cpu::isa_has_int8_dot()) GTEST_SKIP() << "no VNNI: int8 plans are refused here";
   TempDir dir;
@@ -270,14 +271,16 @@ TEST(BenchCommand, VaeInt8IsMeasuredAgainstTheInt8Peak) {
   const json j = json::parse(in);
   expect_positive(j.at("peak").at("int8"), "gflops", "int8 peak");
   const json& c = j.at("cases").at(0);
-  bool vae_seen = false;
+  // The pipeline's decoders at int8, then the float ones measured beside them; nothing else int8.
+  std::map<std::string, std::vector<bool>> int8_of;
   for (const json& t : c.at("components")) {
-    const bool vae = t.at("component") == "vae_decode";
-    vae_seen |= vae;
-    EXPECT_EQ(t.at("int8").get<bool>(), vae) << t.dump();
+    int8_of[t.at("component").get<std::string>()].push_back(t.at("int8").get<bool>());
     expect_positive(t, "peak_percent", t.at("component").get<std::string>());
   }
-  EXPECT_TRUE(vae_seen);
+  EXPECT_EQ(int8_of["vae_decode"], (std::vector<bool>{true, false}));
+  EXPECT_EQ(int8_of["taesd_decode"], (std::vector<bool>{true, false}));
+  EXPECT_EQ(int8_of["unet_batch1"], (std::vector<bool>{false}));
+  EXPECT_NE(r.out.find("TAESD decode (int8)"), std::string::npos) << r.out;
   bool int8_conv = false;
   for (const json& e : c.at("vae_profile"))
     int8_conv |= e.at("kind").get<std::string>().starts_with("Conv2d.int8");
