@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <sstream>
 
+#include "backend/cpu/prepacked_weights.h"
+#include "common/error.h"
 #include "common/stopwatch.h"
 
 namespace sdc::engine {
@@ -66,7 +68,16 @@ std::shared_ptr<LoadedModel> ModelCache::acquire(const LoadSpec& spec) {
       log_ << m->bundle.name << ": UNet int8 (compiled with -t unet=int8)\n";
     }
     bool vae_int8 = vae_int8_;
-    if (follow_model_precision_ && m->bundle.vae_int8 && !vae_int8) {
+    const bool followed = follow_model_precision_ && m->bundle.vae_int8 && !vae_int8;
+    // Refused here, at load, rather than when the first image is decoded after its sampling.
+    if ((vae_int8 || followed) && !cpu::isa_has_int8_dot()) {
+      const std::string why = "float decoders on this CPU (int8 needs AVX512-VNNI or AVX-VNNI; " +
+                              std::string("oneDNN runs ") + cpu::effective_isa_name() + ")";
+      if (!followed) throw UsageError("", "--vae-precision", why, "int8");
+      throw UsageError(m->bundle.name, "sdc.compute.vae", why + "; --precision f32 runs them so",
+                       "int8");
+    }
+    if (followed) {
       vae_int8 = true;
       log_ << m->bundle.name << ": VAE decoder int8 (compiled with -t vae=int8)\n";
     }

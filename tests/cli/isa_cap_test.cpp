@@ -59,6 +59,17 @@ TEST(IsaCap, Int8IsRefusedWithoutAVnniDotProduct) {
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_NE(r.err.find("int8 needs AVX512-VNNI or AVX-VNNI"), std::string::npos) << r.err;
     EXPECT_TRUE(dir.list().empty());
+    // The int8 image decoders likewise, refused at load (not after the sampling).
+    const test::CommandResult v =
+        test::run_sdc(test::tiny_generate({"--vae-precision", "int8", "-p", "x", "-W", "64", "-H",
+                                           "64", "--steps", "1", "-o", dir.file("out.png")}));
+    EXPECT_EQ(v.exit_code, 2) << v.err;
+    EXPECT_NE(v.err.find("--vae-precision: expected float decoders on this CPU (int8 needs "
+                         "AVX512-VNNI or AVX-VNNI"),
+              std::string::npos)
+        << v.err;
+    EXPECT_EQ(v.err.find("step 1/1"), std::string::npos) << v.err;
+    EXPECT_TRUE(dir.list().empty());
   }
 }
 
