@@ -350,6 +350,12 @@ void Engine::run_job(Job& job) {
       // Guidance doubles the UNet batch.
       const bool cfg = pipeline::uses_cfg(g);
       w.unet_batches = {cfg ? 2 * loaded->bundle.declared_batch : loaded->bundle.declared_batch};
+      if (options_.one_shot) {
+        // One job, then exit (sdc generate): the other declared sizes, and the VAE when TAESD
+        // decodes, would be planned for nothing.
+        w.sizes = {{g.width, g.height}};
+        w.vae_decoder = g.decode_with != "taesd";
+      }
       const size_t n = pipeline::warm_plans(loaded->sd->plans(), w);
       log << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms";
       if (const size_t mapped = cpu::PrepackedWeights::global().hits())

@@ -13,7 +13,7 @@ size_t warm_plans(PlanCache& plans, const WarmupSpec& spec) {
       plans.unet(b, h, w, kTokens, spec.with_control);
       if (spec.with_control) plans.controlnet(b, h, w, kTokens);
     }
-    plans.vae_decoder(1, h, w);  // the pipeline decodes one image at a time
+    if (spec.vae_decoder) plans.vae_decoder(1, h, w);  // the pipeline decodes one at a time
   }
   return plans.plan_count() - before;
 }

@@ -19,6 +19,7 @@
 #include <set>
 
 #include "backend/cpu/plan.h"
+#include "common/feature_fixtures.h"
 #include "common/fixtures.h"
 #include "engine/hash_cache.h"
 #include "graph/builders/builders.h"
@@ -321,6 +322,23 @@ TEST(Convert, DamagedMetadataIsAOneLineError) {
 
 std::vector<float> latents_of(const std::string& path) {
   return io::read_safetensors(path).tensors.get("latents").to_f32();
+}
+
+// sdc generate makes one image and exits: of a file's declared sizes it plans only the request's,
+// and no VAE decoder when TAESD decodes the image.
+TEST(Convert, GeneratePlansOnlyWhatItsOneImageNeeds) {
+  TempDir dir;
+  const std::string path = convert(dir, "two", {"-t", "f32", "-s", "64", "64", "128", "128"});
+  const std::string taesd = test::feature_group("taesd").path("diffusers");
+  const CommandResult vae = run_sdc({"generate", "-m", path, "-p", "x", "-W", "64", "-H", "64",
+                                     "--steps", "1", "-o", dir.file("vae.png")});
+  ASSERT_EQ(vae.exit_code, 0) << vae.err;
+  EXPECT_NE(vae.err.find("planned 3 plans for the declared sizes"), std::string::npos) << vae.err;
+  const CommandResult t =
+      run_sdc({"generate", "-m", path, "-p", "x", "-W", "64", "-H", "64", "--steps", "1", "--taesd",
+               taesd, "--decode-with", "taesd", "-o", dir.file("taesd.png")});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_NE(t.err.find("planned 2 plans for the declared sizes"), std::string::npos) << t.err;
 }
 
 TEST(Convert, LcmLoraBakeGeneratesTheFixtureWithNoSamplerFlags) {
