@@ -149,6 +149,29 @@ TEST_F(ConvertJobTest, PathSourceWithLoraMatchesTheCli) {
             (std::vector<std::string>{"broken.ckpt", "lora", "tiny-lcm.gguf", "tiny.safetensors"}));
 }
 
+// The web page's int8 choices: {"unet": "int8", "vae": "int8"} stores both f16 and marks them
+// (sdc.compute.unet / sdc.compute.vae), as `sdc convert -t unet=int8,vae=int8` does.
+TEST_F(ConvertJobTest, Int8UNetAndVaeAreMarked) {
+  const json body = {{"type", "convert"},
+                     {"source", {{"path", "tiny.safetensors"}}},
+                     {"precision", {{"unet", "int8"}, {"vae", "int8"}}},
+                     {"sizes", {{64, 64}}},
+                     {"name", "tiny-int8"}};
+  PreparedConvert p = prepare_convert(body, ctx);
+  const ConvertJobResult r = run_convert(p, ctx, {});
+  const auto info = model::read_compiled_info(io::open_tensor_file(r.path));
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->unet_compute, "int8");
+  EXPECT_EQ(info->vae_compute, "int8");
+  EXPECT_EQ(info->precision.at("unet"), DType::F16);
+  EXPECT_EQ(info->precision.at("vae"), DType::F16);
+  EXPECT_NE(prepare_error({{"type", "convert"},
+                           {"source", {{"path", "tiny.safetensors"}}},
+                           {"precision", {{"text_encoder", "int8"}}}})
+                .find("precision: expected f32, f16 or bf16 (int8: the unet and vae only)"),
+            std::string::npos);
+}
+
 TEST_F(ConvertJobTest, UrlAndUploadSources) {
   const std::string model_bytes = read_all(test::tiny("model.safetensors"));
   test::LoopbackServer server;

@@ -120,6 +120,10 @@ export function initConvert() {
   vae = new SourcePicker($('conv-vae'), { label: 'VAE', optional: true, kinds: ['vae', 'checkpoint'] });
   for (const sel of document.querySelectorAll('select.precision'))
     for (const p of ['f16', 'bf16', 'f32']) sel.append(el('option', { value: p, text: p }));
+  // The UNet and the image decoders may also run W8A8: stored f16, marked int8 (opt-in; check the
+  // model with `sdc compare` first).
+  for (const id of ['conv-p-unet', 'conv-p-vae'])
+    $(id).append(el('option', { value: 'int8', text: 'int8 (W8A8, opt-in)' }));
   $('conv-add-lora').addEventListener('click', addLora);
   $('conv-form').addEventListener('submit', (e) => { e.preventDefault(); convert(); });
   $('conv-cancel').addEventListener('click', () => {
