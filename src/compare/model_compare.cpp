@@ -143,23 +143,20 @@ CompareReport run_compare(const CompareOptions& o) {
       to_nhwc(ra.latents, ra.latent_shape.at(1), ra.latent_shape.at(2) * ra.latent_shape.at(3));
   std::vector<float> final_latent = unet_latent;
   for (float& x : final_latent) x /= A.model.vae.scaling_factor;
-  auto decode = [&](pipeline::PlanCache& c) {
-    cpu::Plan& p = c.vae_decoder(1, h, w);
-    std::copy(final_latent.begin(), final_latent.end(), p.input_f32("latent"));
+  // An image decoder's output for a latent, one run of its plan.
+  auto decode = [](cpu::Plan& p, const std::vector<float>& latent) {
+    std::copy(latent.begin(), latent.end(), p.input_f32("latent"));
     p.run();
     return output_of(p, "image");
   };
-  report.components.push_back({"vae_decode", tensor_diff(decode(ca), decode(cb))});
-  if (!o.taesd.empty()) {
-    // TAESD takes the UNet's latents as they are (no scaling factor).
-    auto taesd = [&](pipeline::PlanCache& c) {
-      cpu::Plan& p = c.taesd_decoder(1, h, w);
-      std::copy(unet_latent.begin(), unet_latent.end(), p.input_f32("latent"));
-      p.run();
-      return output_of(p, "image");
-    };
-    report.components.push_back({"taesd_decode", tensor_diff(taesd(ca), taesd(cb))});
-  }
+  report.components.push_back(
+      {"vae_decode", tensor_diff(decode(ca.vae_decoder(1, h, w), final_latent),
+                                 decode(cb.vae_decoder(1, h, w), final_latent))});
+  // TAESD takes the UNet's latents as they are (no scaling factor).
+  if (!o.taesd.empty())
+    report.components.push_back(
+        {"taesd_decode", tensor_diff(decode(ca.taesd_decoder(1, h, w), unet_latent),
+                                     decode(cb.taesd_decoder(1, h, w), unet_latent))});
   report.image = image_diff(ra.images.at(0).image.rgb, rb.images.at(0).image.rgb);
 
   for (const auto& row : report.components)

@@ -87,6 +87,20 @@ TEST(ConvertPacked, SameLatentsWithWeightsMappedPacked) {
   EXPECT_EQ(g2.find("sdc.packed.key")->items.size(), n);
 }
 
+// The tiny model converted twice into `dir`: f16.gguf (plain f16) and int8.gguf (`-t type`, packed
+// for this CPU); the second read back.
+io::GgufFile convert_plain_and_int8(const test::TempDir& dir, const std::string& type) {
+  auto args = convert_args(dir.file("f16.gguf"), false);
+  args[6] = "f16";
+  EXPECT_EQ(test::run_sdc(args).exit_code, 0);
+  args = convert_args(dir.file("int8.gguf"), true);
+  args[6] = type;
+  const auto c = test::run_sdc(args);
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(c.err.find("int8"), std::string::npos) << c.err;
+  return io::read_gguf(dir.file("int8.gguf"));
+}
+
 // -t unet=int8: stored f16, marked (sdc.compute.unet) so that --precision auto runs the UNet W8A8,
 // and packed at INT8 by --target: the same latents as the f16 file generated with --precision
 // int8, with the int8 weights mapped from the file.
@@ -94,15 +108,7 @@ TEST(ConvertPacked, Int8UNetIsMarkedPackedAndFollowedByAuto) {
   if (!cpu::isa_has_int8_dot()) GTEST_SKIP() << "no VNNI: int8 plans are refused here";
   test::TempDir dir;
   const std::string f16 = dir.file("f16.gguf"), int8 = dir.file("int8.gguf");
-  auto args = convert_args(f16, false);
-  args[6] = "f16";
-  ASSERT_EQ(test::run_sdc(args).exit_code, 0);
-  args = convert_args(int8, true);
-  args[6] = "unet=int8";
-  const auto c = test::run_sdc(args);
-  ASSERT_EQ(c.exit_code, 0) << c.err;
-  EXPECT_NE(c.err.find("int8"), std::string::npos) << c.err;
-  const io::GgufFile g = io::read_gguf(int8);
+  const io::GgufFile g = convert_plain_and_int8(dir, "unet=int8");
   ASSERT_NE(g.find("sdc.compute.unet"), nullptr);
   EXPECT_EQ(g.find("sdc.compute.unet")->string_value, "int8");
   EXPECT_EQ(g.find("sdc.precision.unet")->string_value, "f16");
@@ -142,14 +148,7 @@ TEST(ConvertPacked, Int8VaeIsMarkedPackedAndFollowedByAuto) {
   if (!cpu::isa_has_int8_dot()) GTEST_SKIP() << "no VNNI: int8 plans are refused here";
   test::TempDir dir;
   const std::string f16 = dir.file("f16.gguf"), int8 = dir.file("int8.gguf");
-  auto args = convert_args(f16, false);
-  args[6] = "f16";
-  ASSERT_EQ(test::run_sdc(args).exit_code, 0);
-  args = convert_args(int8, true);
-  args[6] = "vae=int8";
-  const auto c = test::run_sdc(args);
-  ASSERT_EQ(c.exit_code, 0) << c.err;
-  const io::GgufFile g = io::read_gguf(int8);
+  const io::GgufFile g = convert_plain_and_int8(dir, "vae=int8");
   ASSERT_NE(g.find("sdc.compute.vae"), nullptr);
   EXPECT_EQ(g.find("sdc.compute.vae")->string_value, "int8");
   EXPECT_EQ(g.find("sdc.compute.unet"), nullptr);
