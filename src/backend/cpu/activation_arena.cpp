@@ -2,29 +2,28 @@
 #include "backend/cpu/activation_arena.h"
 
 #include <sys/mman.h>
-#include <unistd.h>
 
+#include <algorithm>
 #include <new>
+
+#include "backend/cpu/huge_pages.h"
 
 namespace sdc::cpu {
 
 namespace {
 constexpr size_t kMinReserve = size_t(64) << 20;
-
-size_t page_round(size_t bytes) {
-  const size_t page = size_t(sysconf(_SC_PAGESIZE));
-  return (bytes + page - 1) / page * page;
-}
 }  // namespace
 
 ActivationArena::ActivationArena(size_t reserve_bytes) {
   // Address space only: PROT_NONE pages are neither resident nor charged to the commit limit.
-  for (size_t want = page_round(reserve_bytes); want > 0;
+  // 2 MiB-aligned and advised for huge pages (the advice stays with the pages committed later).
+  for (size_t want = round_to_pages(reserve_bytes); want > 0;
        want = want > kMinReserve ? want / 4 : 0) {
-    void* p = mmap(nullptr, want, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    size_t mapped = 0;
+    void* p = map_anonymous(want, PROT_NONE, MAP_NORESERVE, &mapped);
     if (p != MAP_FAILED) {
       base_ = p;
-      reserved_ = want;
+      reserved_ = mapped;
       return;
     }
   }
@@ -35,13 +34,17 @@ ActivationArena::~ActivationArena() {
 }
 
 void* ActivationArena::acquire(size_t bytes) {
-  const size_t need = page_round(bytes == 0 ? 1 : bytes);
+  const size_t need = round_to_pages(bytes == 0 ? 1 : bytes);
   if (!base_ || need > reserved_) return nullptr;
   if (need > committed_) {
-    // Only the new pages change protection; committed ones keep their contents.
+    // Only the new pages change protection; committed ones keep their contents. Committed in
+    // whole huge pages, so that the last one can be a huge page too (untouched pages of it cost
+    // nothing where the kernel gives 4 KiB pages).
+    const size_t grow_to =
+        std::min(reserved_, (need + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes);
     auto* from = static_cast<char*>(base_) + committed_;
-    if (mprotect(from, need - committed_, PROT_READ | PROT_WRITE) != 0) throw std::bad_alloc();
-    committed_ = need;
+    if (mprotect(from, grow_to - committed_, PROT_READ | PROT_WRITE) != 0) throw std::bad_alloc();
+    committed_ = grow_to;
   }
   return base_;
 }

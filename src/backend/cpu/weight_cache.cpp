@@ -12,14 +12,14 @@
 #include <cstring>
 #include <new>
 
+#include "backend/cpu/huge_pages.h"
+
 namespace sdc::cpu {
 
 PackedWeight::PackedWeight(size_t bytes) : bytes_(bytes) {
   constexpr size_t kOwnMapping = size_t(1) << 20;
   if (bytes >= kOwnMapping) {
-    const size_t page = size_t(sysconf(_SC_PAGESIZE));
-    mapped_ = (bytes + page - 1) / page * page;
-    data_ = mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    data_ = map_anonymous(bytes, PROT_READ | PROT_WRITE, 0, &mapped_);
     if (data_ == MAP_FAILED) throw std::bad_alloc();
     return;
   }
