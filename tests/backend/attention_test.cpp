@@ -53,10 +53,20 @@ TEST_P(Attention, MatchesReference) {
   const Precision prec = std::get<0>(GetParam());
   const bool bf16 = prec == Precision::BF16;
   const Case cases[] = {
-      {2, 37, 29, 24, 3, false},   {1, 77, 77, 64, 4, true},   {2, 300, 77, 40, 2, false},
-      {1, 700, 700, 16, 1, false}, {1, 20, 33, 48, 6, true},   {1, 65, 40, 512, 1, false},
-      {2, 100, 90, 80, 2, false},  {1, 33, 50, 72, 3, true},   {2, 30, 19, 350, 2, false},
-      {1, 50, 1031, 80, 2, false}, {1, 600, 600, 32, 2, true}, {1, 130, 1100, 40, 1, true}};
+      {2, 37, 29, 24, 3, false},
+      {1, 77, 77, 64, 4, true},
+      {2, 300, 77, 40, 2, false},
+      {1, 700, 700, 16, 1, false},
+      {1, 20, 33, 48, 6, true},
+      {1, 65, 40, 512, 1, false},
+      {2, 100, 90, 80, 2, false},
+      {1, 33, 50, 72, 3, true},
+      {2, 30, 19, 350, 2, false},
+      {1, 50, 1031, 80, 2, false},
+      {1, 600, 600, 32, 2, true},
+      {1, 130, 1100, 40, 1, true},
+      // bf16 heads of up to 64 over >= 256 keys take the queries-in-lanes kernel: an odd head.
+      {1, 90, 301, 66, 2, false}};
   uint32_t seed = 1000;
   for (const Case& c : cases) {
     const Vec q = random_vec(c.N * c.Tq * c.C, seed++, -2.f, 2.f);

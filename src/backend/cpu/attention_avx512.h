@@ -3,8 +3,8 @@
 // head, block of R query rows) are spread over the threads.
 //   bf16: the R x Tk scores with register-tiled micro-kernels, a softmax that writes the
 //   un-normalised probabilities as bf16, P V into a small f32 tile, 1/sum scaling on the way out.
-//   f32: queries in vector lanes and keys in L1-sized blocks with an online softmax
-//   (attention_f32_avx512.h).
+//   lanes (f32, and bf16 for heads of up to 64): queries in vector lanes and keys in L1-sized
+//   blocks with an online softmax (attention_lanes_avx512.h).
 #pragma once
 
 #include <cstddef>
@@ -31,9 +31,12 @@ class FlashAttention {
                  uint8_t* tile) const;
   void block_bf16(int64_t nh, int64_t q0, const void* q, const uint8_t* packed, void* out,
                   uint8_t* tile) const;
+  void block_lanes_bf16(int64_t nh, int64_t q0, const void* q, const uint8_t* packed, void* out,
+                        uint8_t* tile) const;
 
   AttentionShape s_;
   int threads_;
+  bool lanes_bf16_ = false;  // bf16 through the queries-in-lanes kernel
   int64_t d_, d2_, tk16_, tk2_, dv16_, R_, ss_ = 0, ps_ = 0;
   size_t kp_bytes_, vp_bytes_, pack_bytes_, tile_bytes_;
 };

@@ -1,6 +1,6 @@
 // The int8 query-block kernel (AVX512-VNNI): one (image, head, block of queries) against all keys
 // of a head packed by attention_int8_pack.h. Queries sit in vector lanes as in the f32 kernel
-// (attention_f32_avx512.h); per block of keys:
+// (attention_lanes_avx512.h); per block of keys:
 //   S = Q K^T with vpdpbusd (u8 query codes x s8 key codes, s32 sums started at the keys' comp),
 //   then S = s32 * key scale in f32 (the query's scale is folded into the softmax factor a);
 //   online softmax in f32, probabilities as u8 codes relative to the block's own max
