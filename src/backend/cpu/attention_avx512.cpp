@@ -257,8 +257,8 @@ FlashAttention::FlashAttention(const AttentionShape& s, int threads) : s_(s), th
   // ~1.3x faster with queries in lanes: the row-tiled QK kernel below has only a 20-step
   // reduction per tile there. Wider heads and short key sets (cross-attention's 77) are faster
   // row-tiled (`sdc_bench_kernels --benchmark_filter=Attention`, 2-core Zen 5).
-  lanes_bf16_ = d_ <= 64 && s.Tk >= 256;
-  if (lanes_bf16_) {
+  lanes_ = d_ <= 64 && s.Tk >= 256;
+  if (lanes_) {
     // K rows [Tk][2 d2] (pairs of head columns), V in key pairs as below; the lanes tile.
     R_ = attn_lanes::block_queries(d_);
     kp_bytes_ = align64(size_t(s.Tk * d2_ * 2) * 2);
@@ -304,7 +304,7 @@ void FlashAttention::pack(int64_t nh, const void* k, const void* v, uint8_t* dst
   auto* vp = reinterpret_cast<uint16_t*>(dst + kp_bytes_);
   std::memset(kp, 0, kp_bytes_);
   std::memset(vp, 0, vp_bytes_);
-  if (lanes_bf16_) {
+  if (lanes_) {
     for (int64_t j = 0; j < s.Tk; ++j) {
       std::memcpy(kp + j * 2 * d2_, K + j * C, size_t(d) * 2);
       for (int64_t e = 0; e < d; ++e) vp[((j / 2) * dv16_ + e) * 2 + (j & 1)] = V[j * C + e];
@@ -318,53 +318,46 @@ void FlashAttention::pack(int64_t nh, const void* k, const void* v, uint8_t* dst
     }
 }
 
-void FlashAttention::block_f32(int64_t nh, int64_t q0, const void* q, const uint8_t* packed,
-                               void* out, uint8_t* tile) const {
-  const AttentionShape& s = s_;
-  const int64_t n = nh / s.heads, h = nh % s.heads;
-  const size_t off = size_t((n * s.Tq + q0) * s.C + h * d_);
-  attn_lanes::QueryBlock b{};
-  b.q = static_cast<const float*>(q) + off;
+namespace {
+// The fields of a queries-in-lanes block that do not depend on its element type.
+template <class In, class Block>
+void fill_lanes_block(Block& b, const AttentionShape& s, int64_t d, int64_t rows, int64_t q0,
+                      size_t off, const void* q, void* out, uint8_t* tile) {
+  b.q = static_cast<const In*>(q) + off;
   if (s.out == DType::BF16)
     b.out_bf16 = static_cast<uint16_t*>(out) + off;
   else
     b.out = static_cast<float*>(out) + off;
   b.C = s.C;
-  b.d = d_;
-  b.rows = std::min(R_, s.Tq - q0);
+  b.d = d;
+  b.rows = rows;
   b.q0 = q0;
+  b.Tk = s.Tk;
+  b.causal = s.causal;
+  b.scale = 1.f / std::sqrt(float(d));
+  b.tile = reinterpret_cast<float*>(tile);
+}
+}  // namespace
+
+void FlashAttention::block_lanes(int64_t nh, int64_t q0, const void* q, const uint8_t* packed,
+                                 void* out, uint8_t* tile) const {
+  const AttentionShape& s = s_;
+  const int64_t n = nh / s.heads, h = nh % s.heads, rows = std::min(R_, s.Tq - q0);
+  const size_t off = size_t((n * s.Tq + q0) * s.C + h * d_);
+  if (s.in == DType::BF16) {
+    attn_lanes::QueryBlockBf16 b{};
+    fill_lanes_block<uint16_t>(b, s, d_, rows, q0, off, q, out, tile);
+    b.kp = reinterpret_cast<const uint16_t*>(packed);
+    b.vp = reinterpret_cast<const uint32_t*>(packed + kp_bytes_);
+    b.vs = dv16_;
+    attn_lanes::run_block_bf16(b);
+    return;
+  }
+  attn_lanes::QueryBlock b{};
+  fill_lanes_block<float>(b, s, d_, rows, q0, off, q, out, tile);
   b.kp = reinterpret_cast<const float*>(packed);
   b.vp = reinterpret_cast<const float*>(packed + kp_bytes_);
-  b.Tk = s.Tk;
-  b.causal = s.causal;
-  b.scale = 1.f / std::sqrt(float(d_));
-  b.tile = reinterpret_cast<float*>(tile);
   attn_lanes::run_block(b);
-}
-
-void FlashAttention::block_lanes_bf16(int64_t nh, int64_t q0, const void* q, const uint8_t* packed,
-                                      void* out, uint8_t* tile) const {
-  const AttentionShape& s = s_;
-  const int64_t n = nh / s.heads, h = nh % s.heads;
-  const size_t off = size_t((n * s.Tq + q0) * s.C + h * d_);
-  attn_lanes::QueryBlockBf16 b{};
-  b.q = static_cast<const uint16_t*>(q) + off;
-  if (s.out == DType::BF16)
-    b.out_bf16 = static_cast<uint16_t*>(out) + off;
-  else
-    b.out = static_cast<float*>(out) + off;
-  b.C = s.C;
-  b.d = d_;
-  b.rows = std::min(R_, s.Tq - q0);
-  b.q0 = q0;
-  b.kp = reinterpret_cast<const uint16_t*>(packed);
-  b.vp = reinterpret_cast<const uint32_t*>(packed + kp_bytes_);
-  b.vs = dv16_;
-  b.Tk = s.Tk;
-  b.causal = s.causal;
-  b.scale = 1.f / std::sqrt(float(d_));
-  b.tile = reinterpret_cast<float*>(tile);
-  attn_lanes::run_block_bf16(b);
 }
 
 void FlashAttention::block_bf16(int64_t nh, int64_t q0, const void* q, const uint8_t* packed,
@@ -405,7 +398,6 @@ void FlashAttention::block_bf16(int64_t nh, int64_t q0, const void* q, const uin
 void FlashAttention::run(const void* q, const void* k, const void* v, void* out,
                          void* scratch) const {
   const AttentionShape& s = s_;
-  const bool bf16 = s.in == DType::BF16;
   auto* base = static_cast<uint8_t*>(scratch);
   const int64_t nqb = (s.Tq + R_ - 1) / R_, heads = s.N * s.heads;
   auto packed = [&](int64_t nh) { return base + size_t(nh) * (kp_bytes_ + vp_bytes_); };
@@ -418,12 +410,10 @@ void FlashAttention::run(const void* q, const void* k, const void* v, void* out,
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < heads * nqb; ++item) {
       const int64_t nh = item / nqb, q0 = item % nqb * R_;
-      if (lanes_bf16_)
-        block_lanes_bf16(nh, q0, q, packed(nh), out, tile);
-      else if (bf16)
-        block_bf16(nh, q0, q, packed(nh), out, tile);
+      if (lanes_)
+        block_lanes(nh, q0, q, packed(nh), out, tile);
       else
-        block_f32(nh, q0, q, packed(nh), out, tile);
+        block_bf16(nh, q0, q, packed(nh), out, tile);
     }
   }
 }

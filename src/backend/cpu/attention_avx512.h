@@ -27,16 +27,15 @@ class FlashAttention {
   // K and V of (image, head) nh into their layouts at dst.
   void pack(int64_t nh, const void* k, const void* v, uint8_t* dst) const;
   // Work item (image, head) nh, queries from q0 (R_ or fewer), with tile = this thread's scratch.
-  void block_f32(int64_t nh, int64_t q0, const void* q, const uint8_t* packed, void* out,
-                 uint8_t* tile) const;
+  // Through the queries-in-lanes kernels (f32, or bf16 when lanes_).
+  void block_lanes(int64_t nh, int64_t q0, const void* q, const uint8_t* packed, void* out,
+                   uint8_t* tile) const;
   void block_bf16(int64_t nh, int64_t q0, const void* q, const uint8_t* packed, void* out,
                   uint8_t* tile) const;
-  void block_lanes_bf16(int64_t nh, int64_t q0, const void* q, const uint8_t* packed, void* out,
-                        uint8_t* tile) const;
 
   AttentionShape s_;
   int threads_;
-  bool lanes_bf16_ = false;  // bf16 through the queries-in-lanes kernel
+  bool lanes_ = true;  // queries in lanes: always for f32, for some shapes for bf16
   int64_t d_, d2_, tk16_, tk2_, dv16_, R_, ss_ = 0, ps_ = 0;
   size_t kp_bytes_, vp_bytes_, pack_bytes_, tile_bytes_;
 };
