@@ -10,6 +10,11 @@
 #   SDC_BARE_SOURCES  apt sources for the root, ';'-separated "deb URI SUITE main" lines,
 #                     instead of the bookworm entries of this machine's apt
 #   TMPDIR            where the root is made (about 1.3 GB while it runs; removed at the end)
+#   SDC_BARE_CCACHE   a compiler-cache folder (.ci/run: the one test.sh uses) mounted as the root's
+#                     ~/.cache/ccache: setup.sh installs ccache and compiles through it, so the
+#                     Release build that follows reuses what the root compiled. Every header and
+#                     library still has to be in the root: ccache compiles what it has not seen
+#                     with these exact inputs, and the configure and link steps always run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd -P)"
@@ -25,7 +30,8 @@ done
 fail() { echo "check-bare-install: $*" >&2; exit 1; }
 if [ "$(id -u)" != 0 ]; then
   command -v sudo >/dev/null || fail "needs root (chroot and mounts) and sudo is not installed"
-  exec sudo TMPDIR="${TMPDIR:-/tmp}" SDC_BARE_SOURCES="${SDC_BARE_SOURCES:-}" bash "$0" "$@"
+  exec sudo TMPDIR="${TMPDIR:-/tmp}" SDC_BARE_SOURCES="${SDC_BARE_SOURCES:-}" \
+    SDC_BARE_CCACHE="${SDC_BARE_CCACHE:-}" bash "$0" "$@"
 fi
 git rev-parse --is-inside-work-tree >/dev/null 2>&1 ||
   fail "$REPO is not a git checkout: the copy put into the root is the checkout's tracked files"
@@ -109,11 +115,19 @@ build/sdc generate -m "$FIX/model.safetensors" --model-config "$FIX/diffusers" \
   -p "a lighthouse at dusk" -W 128 -H 128 --steps 4 --seed 7 -o /tmp/bare-check.png
 build/sdc inspect /tmp/bare-check.png
 '
-# shellcheck disable=SC2016  # $1/$2 are the inner bash's arguments
+CACHE="${SDC_BARE_CCACHE:-}"
+if [ -n "$CACHE" ]; then
+  mkdir -p "$CACHE" "$ROOT/root/.cache/ccache"
+  CACHE_OWNER="$(stat -c %u:%g "$CACHE")"
+fi
+# shellcheck disable=SC2016  # $1/$2/$3 are the inner bash's arguments
 unshare --mount --propagation private -- bash -euc '
   mount -t proc proc "$1/proc"
   mount -t devpts -o newinstance,ptmxmode=0666 devpts "$1/dev/pts"
+  if [ -n "$3" ]; then mount --bind "$3" "$1/root/.cache/ccache"; fi
   exec chroot "$1" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c "$2"
-' unshare-bash "$ROOT" "$INSIDE" || fail "the README's first command, or sdc after it, failed on a bare Debian 12 root (output above)"
+' unshare-bash "$ROOT" "$INSIDE" "$CACHE" || fail "the README's first command, or sdc after it, failed on a bare Debian 12 root (output above)"
+# What the root's ccache wrote belongs to the cache's owner (CI's user, not sudo's root).
+if [ -n "$CACHE" ]; then chown -R "$CACHE_OWNER" "$CACHE"; fi
 stamp "passed: bash scripts/setup.sh, sdc inspect and sdc generate on a bare Debian 12 root"

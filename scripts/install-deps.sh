@@ -28,6 +28,7 @@ BUILD=(
   libcpp-httplib-dev    # find_package(httplib) (cpp-httplib): the HTTP server of `sdc serve`
   libcurl4-openssl-dev  # find_package(CURL): downloads for conversion from a link
   libsleef-dev          # pkg_check_modules(sleef): PyTorch's vectorised float32 log/exp/tan/pow, for A1111-exact sigma schedules
+  ccache                # setup.sh and test.sh compile through it: a re-run rebuilds only what changed
 )
 
 # test: tools only scripts/test.sh runs (test-only additions, Debian or not, go here or beside it).
@@ -36,7 +37,6 @@ TEST=(
   git                   # test.sh lists the sources to check with git ls-files
   chromium              # the web page's browser tests (tests/browser: playwright-core drives it)
   python3-onnx          # the ONNX checker (full check + shape inference) on sdc's ONNX exports
-  ccache                # test.sh compiles through it: a re-run rebuilds only what changed
 )
 
 # fuzz: scripts/fuzz.sh configures the tree with clang and links libFuzzer targets.

@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh build
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+# Through ccache (scripts/compiler-cache.sh): re-running this after an update rebuilds only what changed.
+source scripts/compiler-cache.sh
+compiler_cache_cmake_args
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "${COMPILER_CACHE_ARGS[@]}"
 cmake --build build --target sdc
 FIX="${SDC_FIXTURES:-$(pwd)/../shared/fixtures}"
 ./build/sdc --version

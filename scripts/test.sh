@@ -39,16 +39,10 @@ if [ "$BUILD" = build ]; then
     (cd tests/onnx && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
   fi
 fi
-CCACHE_HOME="${CCACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/nonexistent}/.cache}/ccache}"
-if command -v ccache >/dev/null 2>&1 && mkdir -p "$CCACHE_HOME" 2>/dev/null && [ -w "$CCACHE_HOME" ]; then
-  # Compiler cache (in ~/.cache/ccache, when writable): a second run recompiles only what
-  # changed. BASEDIR makes its entries independent of where the checkout lies.
-  export CCACHE_DIR="$CCACHE_HOME"
-  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd -P)}"
-  # The test programs use a precompiled header: ccache caches those only with these allowed.
-  export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros}"
-  EXTRA+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-fi
+# Compiler cache (ccache): a second run recompiles only what changed (scripts/compiler-cache.sh).
+source scripts/compiler-cache.sh
+compiler_cache_cmake_args
+EXTRA+=("${COMPILER_CACHE_ARGS[@]}")
 cmake -S . -B "$BUILD" -G Ninja -DSDC_WERROR=ON "${EXTRA[@]}"
 if [ ${#SKIP[@]} -gt 0 ]; then
   # Only what the sanitizer run executes: the tool and the test programs of those layers.
