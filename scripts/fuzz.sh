@@ -9,8 +9,11 @@ cd "$(dirname "$0")/.."
 DURATION="${1:-60}"
 BUILD=build-fuzz
 bash scripts/install-deps.sh build fuzz
+# Through ccache like the other builds (scripts/compiler-cache.sh): a re-run compiles what changed.
+source scripts/compiler-cache.sh
+compiler_cache_cmake_args
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ "${COMPILER_CACHE_ARGS[@]}" \
   -DSDC_FUZZ=ON -DSDC_BUILD_TESTS=OFF -DSDC_WERROR=ON >/dev/null
 cmake --build "$BUILD" --target fuzzers
 rm -rf "$BUILD/seeds"

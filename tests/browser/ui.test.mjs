@@ -18,7 +18,7 @@ const FIX = path.join(process.env.SDC_FIXTURES || path.join(repo, '..', 'shared'
 const ART = process.env.SDC_BROWSER_ARTIFACTS || path.join(repo, 'build', 'browser-artifacts');
 const CHROMIUM = '/usr/bin/chromium';
 
-let work, server, base, fileServer, fileBase, browser, context;
+let work, profile, server, base, fileServer, fileBase, browser, context;
 const serverLog = [];
 
 function startSdc() {
@@ -103,7 +103,7 @@ before(async () => {
   fileServer = await startFileServer();
   fileBase = `http://127.0.0.1:${fileServer.address().port}`;
   assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/install-deps.sh`);
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-chromium-'));
+  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sdc-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM, headless: true, viewport: { width: 1280, height: 800 },
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -119,6 +119,8 @@ after(async () => {
     await new Promise((r) => server.proc.once('exit', r));
   }
   if (work) fs.rmSync(work, { recursive: true, force: true });
+  // The fresh Chromium profile (~30 MB) goes too: every run used to leave one in the temp folder.
+  if (profile) fs.rmSync(profile, { recursive: true, force: true });
 });
 
 test('generate: the image appears with its parameters and equals the API result', async () => {
