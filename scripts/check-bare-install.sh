@@ -58,8 +58,12 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/sdc-bare.XXXXXX")"
 chmod 0755 "$WORK"  # apt downloads as _apt, which must reach the root inside
 case "$WORK/" in "$REPO"/* | "$SHARED"/*) fail "TMPDIR ($WORK) must be outside the source tree" ;; esac
 ROOT="$WORK/root"
+CACHE="" CACHE_OWNER=""
 cleanup() {
   local status=$?
+  # What the root's ccache wrote belongs to the cache's owner (CI's user, not sudo's root), also
+  # when the check failed half-way.
+  if [ -n "$CACHE_OWNER" ]; then chown -R "$CACHE_OWNER" "$CACHE" || true; fi
   # The chroot's mounts live in their own mount namespace and vanish with it; unmount anything
   # left under the root anyway (deepest first) before removing, and never cross into a mount.
   local m
@@ -118,7 +122,7 @@ build/sdc inspect /tmp/bare-check.png
 CACHE="${SDC_BARE_CCACHE:-}"
 if [ -n "$CACHE" ]; then
   mkdir -p "$CACHE" "$ROOT/root/.cache/ccache"
-  CACHE_OWNER="$(stat -c %u:%g "$CACHE")"
+  CACHE_OWNER="$(stat -c %u:%g "$CACHE")"  # cleanup() gives what the root wrote back to it
 fi
 # shellcheck disable=SC2016  # $1/$2/$3 are the inner bash's arguments
 unshare --mount --propagation private -- bash -euc '
@@ -128,6 +132,4 @@ unshare --mount --propagation private -- bash -euc '
   exec chroot "$1" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c "$2"
 ' unshare-bash "$ROOT" "$INSIDE" "$CACHE" || fail "the README's first command, or sdc after it, failed on a bare Debian 12 root (output above)"
-# What the root's ccache wrote belongs to the cache's owner (CI's user, not sudo's root).
-if [ -n "$CACHE" ]; then chown -R "$CACHE_OWNER" "$CACHE"; fi
 stamp "passed: bash scripts/setup.sh, sdc inspect and sdc generate on a bare Debian 12 root"
