@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -15,7 +16,8 @@
 
 namespace sdc::io {
 
-AtomicFile::AtomicFile(std::string target) : target_(std::move(target)) {
+AtomicFile::AtomicFile(std::string target, AfterCommit after)
+    : target_(std::move(target)), after_(after) {
   std::filesystem::path t(target_);
   std::filesystem::path dir = t.parent_path().empty() ? "." : t.parent_path();
   std::error_code ec;
@@ -36,8 +38,30 @@ AtomicFile::~AtomicFile() {
   if (!committed_ && !temp_.empty()) ::unlink(temp_.c_str());
 }
 
+namespace {
+constexpr size_t kChunk = size_t(8) << 20;  // a multiple of the 2 MiB huge page
+}  // namespace
+
 void AtomicFile::write(const void* data, size_t n) {
   const auto* p = static_cast<const uint8_t*>(data);
+  offset_ += n;
+  // The file ends at a chunk boundary between calls: complete the pending chunk first, then
+  // pass whole chunks straight through, and keep the rest for the next call.
+  if (!pending_.empty() || n < kChunk) {
+    const size_t take = std::min(n, kChunk - pending_.size());
+    pending_.insert(pending_.end(), p, p + take);
+    p += take;
+    n -= take;
+    if (pending_.size() < kChunk) return;
+    write_through(pending_.data(), pending_.size());
+    pending_.clear();
+  }
+  const size_t whole = n / kChunk * kChunk;
+  write_through(p, whole);
+  pending_.assign(p + whole, p + n);
+}
+
+void AtomicFile::write_through(const uint8_t* p, size_t n) {
   while (n > 0) {
     // A file-size limit would otherwise kill the process with SIGXFSZ before we can clean up.
     static const bool ignore_xfsz = [] { return std::signal(SIGXFSZ, SIG_IGN) != SIG_ERR; }();
@@ -50,7 +74,6 @@ void AtomicFile::write(const void* data, size_t n) {
     if (w == 0) throw Error(target_, "write", "all bytes written", "no progress");
     p += w;
     n -= size_t(w);
-    offset_ += uint64_t(w);
   }
 }
 
@@ -64,7 +87,11 @@ void AtomicFile::write_zeros(size_t n) {
 }
 
 void AtomicFile::commit() {
+  write_through(pending_.data(), pending_.size());
+  pending_.clear();
   if (::fsync(fd_) != 0) throw Error(target_, "fsync", "success", std::strerror(errno));
+  // Advice only: the bytes are on disk either way.
+  if (after_ == AfterCommit::DropCached) posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
   if (::close(fd_) != 0) {
     fd_ = -1;
     throw Error(target_, "close", "success", std::strerror(errno));

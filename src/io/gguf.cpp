@@ -742,7 +742,7 @@ GgufWriter::GgufWriter(const std::string& path, std::vector<GgufTensorInfo> tens
   h.pad_to(alignment);
   data_start_ = h.bytes().size();
   data_bytes_ = offset;
-  out_ = std::make_unique<AtomicFile>(path);
+  out_ = std::make_unique<AtomicFile>(path, AtomicFile::AfterCommit::DropCached);
   out_->write(h.bytes().data(), h.bytes().size());
 }
 

@@ -175,7 +175,7 @@ void write_safetensors(const std::string& path, const WeightMap& tensors,
   // Names come from files and need not be UTF-8; JSON must be.
   std::string h = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   while ((h.size() + 8) % 8 != 0) h += ' ';  // keep the data area 8-byte aligned
-  AtomicFile out(path);
+  AtomicFile out(path, AtomicFile::AfterCommit::DropCached);
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = uint8_t((uint64_t(h.size()) >> (8 * i)) & 0xff);
   out.write(len, 8);
