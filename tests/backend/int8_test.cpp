@@ -13,6 +13,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
+#include "backend/cpu/upsample_conv.h"
 #include "common/error.h"
 #include "graph/builders/int8_layers.h"
 #include "reference.h"
@@ -163,6 +164,54 @@ TEST_P(Int8, ConvWithBiasResidualAndSiluIsExact) {
     f32_ref[i] = float(v * sigmoid_ref(v));
   }
   EXPECT_LT(rel_err(p->output("y"), f32_ref), 3e-2);
+}
+
+// A 3x3 convolution over a 2x upsampling runs fused (upsample_conv.h) in W8A8 too: the small
+// image quantised (same range as the upsampled one), the phase kernel quantised per phase row,
+// the bias repeated per phase — exact against that reference, close to the float convolution.
+TEST_P(Int8, UpsampleConvRunsFusedAndIsExact) {
+  graph::Graph g;
+  const int64_t N = 1, H = 32, W = 32, Ci = 16, Co = 8, P = 4 * Co;
+  const Vec x = random_vec(N * H * W * Ci, 71), b = random_vec(Co, 73);
+  const Vec w = random_vec(Co * Ci * 9, 72, -0.3f, 0.3f);
+  const auto up = g.upsample_nearest(g.input("x", {N, H, W, Ci}), int(2 * H), int(2 * W));
+  const auto conv = g.conv2d(up, add_weight(g, "w", w, {Co, Ci, 3, 3}), add_weight(g, "b", b, {Co}),
+                             1, 1, "conv");
+  g.allow_int8(conv);
+  g.output("y", conv);
+  auto p = compile(g);
+  fill_input(*p, "x", x);
+  p->run();
+  bool fused = false;
+  for (const auto& s : p->steps()) fused |= s.kind == "Conv2d.up2x.int8";
+  EXPECT_TRUE(fused);
+  float sx = 0;
+  const Vec xq = dequantized(x, sx);
+  const TensorRef phases =
+      cpu::upsample_phase_weights(TensorRef::from_f32(w, {Co, Ci, 3, 3}, DType::F32, "w"));
+  const auto* pw = static_cast<const float*>(phases.data);
+  std::vector<float> sw;
+  const Vec wq = quantized_rows(Vec(pw, pw + P * Ci * 4), P, sw);
+  int64_t Ho = 0, Wo = 0;
+  const Vec sums = conv2d_ref(xq, wq, nullptr, N, H, W, Ci, P, 2, 2, 1, 1, 1, 1, 1, Ho, Wo);
+  Vec b4;
+  for (int k = 0; k < 4; ++k) b4.insert(b4.end(), b.begin(), b.end());
+  const Vec t = rescale(sums, sx, sw, &b4);
+  Vec ref(size_t(N * 4 * H * W * Co));
+  for (int64_t y = 0; y < 2 * H; ++y)
+    for (int64_t xx = 0; xx < 2 * W; ++xx)
+      for (int64_t c = 0; c < Co; ++c)
+        ref[size_t((y * 2 * W + xx) * Co + c)] = t[size_t(
+            ((y / 2 + y % 2) * Wo + xx / 2 + xx % 2) * P + (2 * (y % 2) + xx % 2) * Co + c)];
+  EXPECT_LT(rel_err(p->output("y"), ref), 1e-5);
+  Vec u(size_t(N * 4 * H * W * Ci));
+  for (int64_t y = 0; y < 2 * H; ++y)
+    for (int64_t xx = 0; xx < 2 * W; ++xx)
+      for (int64_t c = 0; c < Ci; ++c)
+        u[size_t((y * 2 * W + xx) * Ci + c)] = x[size_t(((y / 2) * W + xx / 2) * Ci + c)];
+  EXPECT_LT(rel_err(p->output("y"),
+                    conv2d_ref(u, w, &b, N, 2 * H, 2 * W, Ci, Co, 3, 3, 1, 1, 1, 1, 1, Ho, Wo)),
+            3e-2);
 }
 
 TEST_P(Int8, StridedConvWithoutBiasAndAKeptResidualIsExact) {

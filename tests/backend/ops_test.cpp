@@ -483,29 +483,88 @@ TEST_P(Ops, UpsampleConcatSlice) {
   EXPECT_EQ(rel_err(p->output("slice"), sl), 0.0);
 }
 
-TEST_P(Ops, UpsampleFeedingConv) {
-  // With bf16 the upsampling writes bf16 straight for the convolution (no Convert step).
-  const int64_t N = 2, H = 3, W = 4, C = 20, Co = 6;
-  const Vec x = random_vec(N * H * W * C, 810), w = random_vec(Co * C * 9, 811, -0.2f, 0.2f);
-  graph::Graph g;
-  const auto up = g.upsample_nearest(g.input("x", {N, H, W, C}), 6, 8);
-  g.output("y", g.conv2d(up, add_weight(g, "w", w, {Co, C, 3, 3}), graph::kNone, 1, 1));
-  auto p = compile(g);
-  fill_input(*p, "x", x);
-  p->run();
-  Vec upr(size_t(N * 6 * 8 * C));
+// The nearest 2x upsampling of x [N, H, W, C], spelled out.
+Vec upsampled_2x(const Vec& x, int64_t N, int64_t H, int64_t W, int64_t C) {
+  Vec u(size_t(N * 4 * H * W * C));
   for (int64_t n = 0; n < N; ++n)
-    for (int64_t y = 0; y < 6; ++y)
-      for (int64_t xx = 0; xx < 8; ++xx)
+    for (int64_t y = 0; y < 2 * H; ++y)
+      for (int64_t xx = 0; xx < 2 * W; ++xx)
         for (int64_t c = 0; c < C; ++c)
-          upr[size_t(((n * 6 + y) * 8 + xx) * C + c)] =
+          u[size_t(((n * 2 * H + y) * 2 * W + xx) * C + c)] =
               x[size_t(((n * H + y / 2) * W + xx / 2) * C + c)];
-  int64_t Ho, Wo;
-  const Vec ref = conv2d_ref(bf16() ? round_bf16(upr) : upr, bf16() ? round_bf16(w) : w, nullptr, N,
-                             6, 8, C, Co, 3, 3, 1, 1, 1, 1, 1, Ho, Wo);
-  EXPECT_LT(rel_err(p->output("y"), ref), bf16() ? 5e-3 : 2e-5);
-  ASSERT_EQ(p->steps().size(), 2u);
-  EXPECT_EQ(p->steps()[0].kind, "UpsampleNearest");
+  return u;
+}
+
+// A 3x3 convolution over a 2x nearest upsampling runs as one fused step (a 2x2 convolution over
+// the small image and a phase interleave, upsample_conv.h) — with bias and SiLU, batches of one
+// and two, square and not — and matches the convolution over the upsampled image.
+TEST_P(Ops, UpsampleFeedingConvRunsFusedAndMatches) {
+  struct Case {
+    int64_t N, H, W, C, Co;
+  };
+  for (const Case c : {Case{1, 32, 32, 8, 5}, Case{2, 24, 20, 20, 6}, Case{1, 40, 33, 16, 32}}) {
+    const Vec x = random_vec(c.N * c.H * c.W * c.C, 810);
+    const Vec w = random_vec(c.Co * c.C * 9, 811, -0.2f, 0.2f), b = random_vec(c.Co, 812);
+    graph::Graph g;
+    const auto up =
+        g.upsample_nearest(g.input("x", {c.N, c.H, c.W, c.C}), int(2 * c.H), int(2 * c.W));
+    const auto conv =
+        g.conv2d(up, add_weight(g, "w", w, {c.Co, c.C, 3, 3}), add_weight(g, "b", b, {c.Co}), 1, 1);
+    g.output("y", g.silu(conv));
+    auto p = compile(g);
+    fill_input(*p, "x", x);
+    p->run();
+    const Vec u = upsampled_2x(x, c.N, c.H, c.W, c.C);
+    int64_t Ho, Wo;
+    Vec ref = conv2d_ref(bf16() ? round_bf16(u) : u, bf16() ? round_bf16(w) : w, &b, c.N, 2 * c.H,
+                         2 * c.W, c.C, c.Co, 3, 3, 1, 1, 1, 1, 1, Ho, Wo);
+    for (float& v : ref) v = float(v * sigmoid_ref(v));
+    EXPECT_LT(rel_err(p->output("y"), ref), bf16() ? 5e-3 : 2e-5) << c.H << "x" << c.W;
+    bool fused = false;
+    for (const auto& st : p->steps()) {
+      EXPECT_NE(st.kind, "UpsampleNearest");
+      fused |= st.kind == "Conv2d.up2x+silu";
+    }
+    EXPECT_TRUE(fused);
+  }
+}
+
+// Where the upsampling cannot fold into the convolution it stays a step of its own, and the
+// results are the same: the upsampled image read twice, a 1x1 convolution, a residual added to
+// the convolution, an upsampling that is not exactly 2x; and where folding would not pay (an
+// image so small that packing the bigger kernel costs more than a few runs save).
+TEST_P(Ops, UpsampleThatCannotFoldStaysAStep) {
+  const int64_t N = 1, C = 8, Co = 8;
+  const Vec x = random_vec(N * 32 * 32 * C, 820), w = random_vec(Co * C * 9, 821, -0.2f, 0.2f);
+  const Vec w1 = random_vec(Co * C, 822, -0.2f, 0.2f), r = random_vec(N * 64 * 64 * Co, 823);
+  // 0: upsampled image read twice; 1: 1x1 convolution; 2: a residual added to the convolution;
+  // 3: not exactly 2x; 4: an 8x8 image (folding would not pay)
+  for (int variant = 0; variant < 5; ++variant) {
+    graph::Graph g;
+    const int64_t H = variant == 4 ? 8 : 32, W = H;
+    const Vec xv(x.begin(), x.begin() + N * H * W * C);
+    const auto xi = g.input("x", {N, H, W, C});
+    const auto up = g.upsample_nearest(xi, int(variant == 3 ? 2 * H + 1 : 2 * H),
+                                       int(variant == 3 ? 2 * W + 3 : 2 * W));
+    graph::ValueId y = variant == 1
+                           ? g.conv2d(up, add_weight(g, "w", w1, {Co, C, 1, 1}), graph::kNone, 1, 0)
+                           : g.conv2d(up, add_weight(g, "w", w, {Co, C, 3, 3}), graph::kNone, 1, 1);
+    std::vector<std::pair<std::string, Vec>> inputs{{"x", xv}};
+    if (variant == 0) y = g.add(y, up);
+    if (variant == 2) {
+      y = g.add(y, g.input("r", {N, 2 * H, 2 * W, Co}));
+      inputs.emplace_back("r", r);
+    }
+    g.output("y", y);
+    auto p = compile(g);
+    for (const auto& [name, v] : inputs) fill_input(*p, name, v);
+    p->run();
+    bool upsample_step = false;
+    for (const auto& st : p->steps()) upsample_step |= st.kind == "UpsampleNearest";
+    EXPECT_TRUE(upsample_step) << "variant " << variant;
+    EXPECT_LT(rel_err(p->output("y"), reference_run(g, inputs)[0]), bf16() ? 1e-2 : 2e-5)
+        << "variant " << variant;
+  }
 }
 
 TEST_P(Ops, TimestepEmbedding) {

@@ -72,6 +72,13 @@ ActivationScale quantize_u8(const void* x, DType xdt, int64_t n, uint8_t* q);
 void upsample_nearest(const float* x, void* y, DType ydt, int64_t N, int64_t H, int64_t W,
                       int64_t C, int64_t Ho, int64_t Wo);
 
+// The last move of a 3x3 convolution over a 2x nearest-upsampled image computed as one 2x2
+// convolution over the small image (see upsample_conv.h): t [N, H+1, W+1, 4C] holds the four
+// output phases (py, px) side by side in channels; y [N, 2H, 2W, C] gets
+// y[n, 2i+py, 2j+px, c] = t[n, i+py, j+px, (2py+px)C + c]. Both of type `dt` (F32 or BF16).
+void interleave_upsample_phases(const void* t, void* y, DType dt, int64_t N, int64_t H, int64_t W,
+                                int64_t C);
+
 // Concatenation / slicing along the last axis of row-major [rows, C] data.
 void concat_last(const float* a, const float* b, float* y, int64_t rows, int64_t Ca, int64_t Cb);
 void slice_last(const float* x, float* y, int64_t rows, int64_t C, int64_t begin, int64_t end);

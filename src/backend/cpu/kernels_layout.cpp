@@ -1,4 +1,5 @@
-// Layout moves and embeddings: nearest upsampling, concat/slice on the channel axis, the
+// Layout moves and embeddings: nearest upsampling (and the phase interleave of a fused
+// upsample-conv), concat/slice on the channel axis, the
 // sinusoidal timestep embedding and token embedding lookups.
 #include <omp.h>
 
@@ -34,6 +35,24 @@ void upsample_nearest(const float* x, void* y, DType ydt, int64_t N, int64_t H, 
         convert_span_to_bf16(src, static_cast<uint16_t*>(y) + (r * Wo + ox) * C, C);
       else
         std::memcpy(static_cast<float*>(y) + (r * Wo + ox) * C, src, size_t(C) * sizeof(float));
+    }
+  }
+}
+
+void interleave_upsample_phases(const void* t, void* y, DType dt, int64_t N, int64_t H, int64_t W,
+                                int64_t C) {
+  const size_t es = dtype_size(dt), row = size_t(C) * es;
+  const int64_t Ho = 2 * H, Wo = 2 * W;
+  const auto* src = static_cast<const uint8_t*>(t);
+  auto* dst = static_cast<uint8_t*>(y);
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < N * Ho; ++r) {
+    const int64_t n = r / Ho, oy = r % Ho, py = oy & 1;
+    const uint8_t* trow = src + ((n * (H + 1) + (oy >> 1) + py) * (W + 1)) * 4 * row;
+    uint8_t* yrow = dst + r * Wo * row;
+    for (int64_t ox = 0; ox < Wo; ++ox) {
+      const int64_t px = ox & 1;
+      std::memcpy(yrow + ox * row, trow + ((ox >> 1) + px) * 4 * row + (2 * py + px) * row, row);
     }
   }
 }

@@ -40,6 +40,9 @@ struct Group {
   ValueId main = kNone;    // node that defines the step
   ValueId out = kNone;     // value the step produces (its last node)
   ValueId gn_add = kNone;  // GroupNorm: the fused [N,C]-broadcast Add node feeding it
+  // Conv2d: the 2x nearest upsampling feeding it, run as a 2x2 convolution over the small image
+  // and a phase interleave (upsample_conv.h)
+  ValueId upsample = kNone;
   struct Post {
     Op op;
     ValueId node;
@@ -97,8 +100,12 @@ struct Spec {
   Unary unary = Unary::Gelu;
   Binary binary = Binary::Add;
   Broadcast bc = Broadcast::None;
-  int64_t n = 0;      // element counts for Convert/Copy
-  int tmp = -1;       // LinearGeglu: the GELU(gate) buffer, live within the step
+  int64_t n = 0;            // element counts for Convert/Copy
+  ValueId src = kNone;      // Conv/Linear: the value read (the small image of an upsample-conv)
+  bool upsample2x = false;  // Conv: fused 2x nearest upsampling (Group::upsample)
+  // LinearGeglu: the GELU(gate) buffer; upsample-conv: the four phases' output; live within the
+  // step
+  int tmp = -1;
   bool int8 = false;  // Conv/Linear/LinearGeglu: W8A8 (the input is quantised on every run)
   // W8A8 steps reading one input share its quantised form: an arena store of the u8 codes, the
   // activation scale and the zero point, written by the first of them on each run.
@@ -179,6 +186,10 @@ class Planner {
 
   void add_group(Group grp);
 
+  // The UpsampleNearest (exactly 2x, read only here) feeding a 3x3 stride-1 pad-1 Conv2d group
+  // with no residual post-op, or kNone.
+  ValueId fusable_upsample(const Group& conv) const;
+
   Broadcast broadcast_of(const Node& n) const;
 
   // The values a group reads and how it wants them (weights of conv/linear are not listed).
@@ -245,8 +256,16 @@ class Planner {
     std::shared_ptr<PackedWeight> packed, scales, bias;  // bias: f32 [Co] or null
     memory::desc channel_md;  // a [Co] operand broadcast over the output (scales, bias)
   };
+  // A change of a weight (and its bias) made before packing — the upsample-conv's phase kernel —
+  // named in the cache formats; `rows`: output rows per source row.
+  struct WeightTransform {
+    std::string name;
+    std::function<TensorRef(const TensorRef&)> weight, bias;
+    int64_t rows = 1;
+  };
   Int8Weight int8_weight(const std::string& key, const TensorRef& w, const TensorRef* bias,
-                         const memory::desc& s8_src_md, const memory::desc& dst_md);
+                         const memory::desc& s8_src_md, const memory::desc& dst_md,
+                         const WeightTransform* transform = nullptr);
   // Scratch offsets of a W8A8 step after its oneDNN scratchpad of `pad` bytes: the u8 copy of
   // the input (`n` values; 0 with shared codes), `scale_floats` per-output-channel scales and the
   // input's zero point.
@@ -303,6 +322,8 @@ class Planner {
                      const memory::desc& pad_md, const Int8Weight* int8 = nullptr);
 
   Prepared prepare_conv(const Spec& s);
+  // A Conv spec with a fused 2x upsampling (Spec::upsample2x).
+  Prepared prepare_upsample_conv(const Spec& s);
 
   Prepared prepare_linear(const Spec& s);
 

@@ -8,6 +8,7 @@
 #include "backend/cpu/dnnl_util.h"
 #include "backend/cpu/planner.h"
 #include "backend/cpu/prepacked_weights.h"
+#include "backend/cpu/upsample_conv.h"
 
 namespace sdc::cpu::detail {
 
@@ -92,7 +93,7 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
                                      const memory::desc& post_md, const memory::desc& pad_md,
                                      const Int8Weight* int8) {
   Prepared p;
-  const int64_t src_n = shape_numel(shape(s.node->inputs[0]));
+  const int64_t src_n = shape_numel(shape(s.src != kNone ? s.src : s.node->inputs[0]));
   const int64_t channels = int8 ? int64_t(int8->scales->bytes() / sizeof(float)) : 0;
   const Int8Scratch q =
       int8_scratch(pad_md.get_size(), int8 && s.shared_codes < 0 ? src_n : 0, channels);
@@ -108,7 +109,7 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
     (*args)[DNNL_ARG_SRC] = memory(src_md, e, i8 ? in.q : ptr(sp->in[0]));
     (*args)[DNNL_ARG_WEIGHTS] = memory(w_md, e, w->data());
     if (b) (*args)[DNNL_ARG_BIAS] = memory(b_md, e, b->data());
-    (*args)[DNNL_ARG_DST] = memory(dst_md, e, ptr(sp->out));
+    (*args)[DNNL_ARG_DST] = memory(dst_md, e, ptr(sp->upsample2x ? sp->tmp : sp->out));
     (*args)[DNNL_ARG_SCRATCHPAD] = memory(pad_md, e, scr);
     // index of the spec's first post-op in the primitive's chain
     const int first = i8 ? bind_int8_operands(*args, i8->channel_md, scr + q.scales, i8->bias.get(),
@@ -173,6 +174,80 @@ Planner::Prepared Planner::prepare_conv(const Spec& s) {
   auto b = has_bias ? packed_f32(node(m.inputs[2])) : nullptr;
   return dnnl_step(s, dnnl::convolution_forward(pd), src_md, pd.weights_desc(), w, b_md, b, dst_md,
                    post_md, pd.scratchpad_desc());
+}
+
+Planner::Prepared Planner::prepare_upsample_conv(const Spec& s) {
+  const Node& m = *s.node;
+  const Shape &xs = shape(s.src), &ws = shape(m.inputs[1]);
+  const int64_t N = xs[0], H = xs[1], W = xs[2], Ci = xs[3], Co = ws[0], P = 4 * Co;
+  const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
+  const dt in_t = s.int8 ? dt::u8 : dnnl_dt(src_t), w_t = s.int8 ? dt::s8 : in_t;
+  const memory::desc src_md({N, Ci, H, W}, in_t, tag::nhwc);
+  const memory::desc w_any({P, Ci, 2, 2}, w_t, tag::any);
+  const memory::desc phases_md({N, P, H + 1, W + 1}, dnnl_dt(dst_t), tag::nhwc);
+  const memory::desc channel_md({1, P, 1, 1}, dt::f32, tag::nchw);
+  const bool has_bias = m.inputs[2] != kNone;
+  const memory::desc b_md =
+      has_bias && !s.int8 ? memory::desc({P}, dt::f32, tag::a) : memory::desc();
+  const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                          dnnl::algorithm::convolution_direct, src_md, w_any, b_md,
+                                          phases_md, {1, 1}, {1, 1}, {1, 1});
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  // Only elementwise post-ops reach here (fusable_upsample): they commute with the interleave.
+  attr.set_post_ops(make_post_ops(s, phases_md, s.int8 ? &channel_md : nullptr, has_bias));
+  if (s.int8) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
+  const dnnl::convolution_forward::primitive_desc pd(d, attr, plan_.engine);
+  const Node& wn = node(m.inputs[1]);
+  WeightTransform phases;
+  phases.name = "upsample2x phases";
+  phases.weight = upsample_phase_weights;
+  phases.bias = upsample_phase_bias;
+  phases.rows = 4;
+  Prepared p;
+  if (s.int8) {
+    Int8Weight q =
+        int8_weight(wn.name, wn.weight, has_bias ? &node(m.inputs[2]).weight : nullptr,
+                    memory::desc({P, Ci, 2, 2}, dt::s8, tag::oihw), pd.weights_desc(), &phases);
+    q.channel_md = channel_md;
+    p = dnnl_step(s, dnnl::convolution_forward(pd), src_md, pd.weights_desc(), q.packed, b_md,
+                  nullptr, phases_md, phases_md, pd.scratchpad_desc(), &q);
+  } else {
+    const TensorRef& t = wn.weight;
+    if (!is_float(t.dtype)) fail(wn, "a float weight", std::string(dtype_name(t.dtype)));
+    const memory::desc w_md = pd.weights_desc();
+    auto w = dnnl_weight(wn.name, t,
+                         "dnnl upsample2x phases of " + std::string(dtype_name(t.dtype)) +
+                             shape_str(t.shape) + " " + md_key(w_md),
+                         w_md.get_size(), [&] {
+                           return pack_weight(upsample_phase_weights(t),
+                                              memory::desc({P, Ci, 2, 2}, dt::f32, tag::oihw), w_md,
+                                              plan_.engine);
+                         });
+    plan_.weights_.push_back(w);
+    std::shared_ptr<PackedWeight> b;
+    if (has_bias) {
+      const TensorRef& bt = node(m.inputs[2]).weight;
+      b = WeightCache::global().get(bt, "upsample2x phases of " + f32_format(bt),
+                                    [&] { return pack_f32(upsample_phase_bias(bt)); });
+      plan_.weights_.push_back(b);
+    }
+    p = dnnl_step(s, dnnl::convolution_forward(pd), src_md, w_md, w, b_md, b, phases_md, phases_md,
+                  pd.scratchpad_desc());
+  }
+  // The convolution writes the phases into tmp; the interleave moves them into the output.
+  const Spec* sp = &s;
+  auto conv = p.bind;
+  p.bind = [this, sp, conv, N, H, W, Co, dst_t]() {
+    std::function<void()> run = conv();
+    const void* t = ptr(sp->tmp);
+    void* y = ptr(sp->out);
+    return std::function<void()>([run, t, y, dst_t, N, H, W, Co] {
+      run();
+      interleave_upsample_phases(t, y, dst_t, N, H, W, Co);
+    });
+  };
+  return p;
 }
 
 Planner::Prepared Planner::prepare_linear(const Spec& s) {
@@ -362,7 +437,7 @@ Planner::Prepared Planner::prepare(const Spec& s) {
   auto DT = [this](int st) { return stores_[size_t(st)].dtype; };
   switch (s.kind) {
     case SK::Conv:
-      return prepare_conv(s);
+      return s.upsample2x ? prepare_upsample_conv(s) : prepare_conv(s);
     case SK::Linear:
       return prepare_linear(s);
     case SK::LinearGeglu:
