@@ -388,6 +388,7 @@ void Planner::add_group_spec(const Group& grp) {
   s.node = &m;
   s.label = m.name;
   s.name = graph::op_name(m.op);
+  s.src = m.inputs.empty() ? kNone : m.inputs[0];
   const int64_t out_numel = shape_numel(shape(grp.out));
   auto in_f32 = [&](ValueId v) { return store_of(v, Role::F32); };
   switch (m.op) {
@@ -401,7 +402,7 @@ void Planner::add_group_spec(const Group& grp) {
       s.upsample2x = grp.upsample != kNone;
       if (s.upsample2x) s.name += ".up2x";
       if (s.int8) s.name += ".int8";
-      s.src = s.upsample2x ? node(grp.upsample).inputs[0] : m.inputs[0];
+      if (s.upsample2x) s.src = node(grp.upsample).inputs[0];
       s.in = {store_of(s.src, s.int8 ? Role::Any : Role::Bf16Src)};
       const Shape& ws = shape(m.inputs[1]);
       s.macs = shape_numel(m.shape) * (m.op == Op::Conv2d ? ws[1] * ws[2] * ws[3] : ws[1]);

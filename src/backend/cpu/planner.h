@@ -101,7 +101,7 @@ struct Spec {
   Binary binary = Binary::Add;
   Broadcast bc = Broadcast::None;
   int64_t n = 0;            // element counts for Convert/Copy
-  ValueId src = kNone;      // Conv/Linear: the value read (the small image of an upsample-conv)
+  ValueId src = kNone;      // the (first) value read: of an upsample-conv, the small image
   bool upsample2x = false;  // Conv: fused 2x nearest upsampling (Group::upsample)
   // LinearGeglu: the GELU(gate) buffer; upsample-conv: the four phases' output; live within the
   // step
@@ -252,16 +252,18 @@ class Planner {
   // W8A8 weights of a conv/linear (or rows of one, for GEGLU's halves): per-output-channel
   // scales and the s8 values packed as `dst_md`, both through the weight cache and the
   // ahead-of-time packed section under `key`.
-  struct Int8Weight {
-    std::shared_ptr<PackedWeight> packed, scales, bias;  // bias: f32 [Co] or null
-    memory::desc channel_md;  // a [Co] operand broadcast over the output (scales, bias)
-  };
   // A change of a weight (and its bias) made before packing — the upsample-conv's phase kernel —
   // named in the cache formats; `rows`: output rows per source row.
   struct WeightTransform {
     std::string name;
     std::function<TensorRef(const TensorRef&)> weight, bias;
     int64_t rows = 1;
+    // What a cache format of a weight made by `t` starts with ("" for none).
+    static std::string prefix(const WeightTransform* t) { return t ? t->name + " of " : ""; }
+  };
+  struct Int8Weight {
+    std::shared_ptr<PackedWeight> packed, scales, bias;  // bias: f32 [Co] or null
+    memory::desc channel_md;  // a [Co] operand broadcast over the output (scales, bias)
   };
   Int8Weight int8_weight(const std::string& key, const TensorRef& w, const TensorRef* bias,
                          const memory::desc& s8_src_md, const memory::desc& dst_md,
@@ -302,10 +304,17 @@ class Planner {
   };
   Int8Input int8_input(const Spec& s, int64_t n, const Int8Scratch& q) const;
 
+  // The weight of `w` (made by `transform` first, when given) packed as `dst_md`.
   std::shared_ptr<PackedWeight> packed(const Node& w, const memory::desc& src_md,
-                                       const memory::desc& dst_md);
+                                       const memory::desc& dst_md,
+                                       const WeightTransform* transform = nullptr);
 
-  std::shared_ptr<PackedWeight> packed_f32(const Node& w);
+  // A bias or norm weight as plain f32 (made by `transform` first, when given); packed_f32 also
+  // keeps it with the plan.
+  std::shared_ptr<PackedWeight> f32_weight(const TensorRef& t,
+                                           const WeightTransform* transform = nullptr);
+  std::shared_ptr<PackedWeight> packed_f32(const Node& w,
+                                           const WeightTransform* transform = nullptr);
   // A oneDNN-layout weight: the ahead-of-time packed copy when one is offered for (key, format)
   // with the expected size, else the shared cache's (packing with `make` if needed; `hash`: see
   // WeightCache::get). Reported to the PrepackedWeights recorder either way.
@@ -321,9 +330,8 @@ class Planner {
                      const memory::desc& dst_md, const memory::desc& post_md,
                      const memory::desc& pad_md, const Int8Weight* int8 = nullptr);
 
+  // Also a Conv spec with a fused 2x upsampling (Spec::upsample2x; upsample_conv.h).
   Prepared prepare_conv(const Spec& s);
-  // A Conv spec with a fused 2x upsampling (Spec::upsample2x).
-  Prepared prepare_upsample_conv(const Spec& s);
 
   Prepared prepare_linear(const Spec& s);
 

@@ -17,8 +17,7 @@ void Planner::share_int8_inputs() {
     if (specs_[i].int8) readers[specs_[i].in[0]].push_back(i);
   for (const auto& [store, steps] : readers) {
     if (steps.size() < 2) continue;
-    const Spec& first = specs_[steps[0]];
-    const int64_t n = shape_numel(shape(first.src != kNone ? first.src : first.node->inputs[0]));
+    const int64_t n = shape_numel(shape(specs_[steps[0]].src));
     const int codes = arena_store(DType::U8, int64_t(shared_codes_scale_offset(n)) + 8);
     for (size_t k = 0; k < steps.size(); ++k) {
       Spec& s = specs_[steps[k]];
@@ -85,8 +84,8 @@ Planner::Int8Weight Planner::int8_weight(const std::string& key, const TensorRef
   if (!is_float(w.dtype))
     throw Error("plan", key, "a float weight to quantise", std::string(dtype_name(w.dtype)));
   Int8Weight q;
-  const std::string what = (transform ? transform->name + " of " : std::string()) +
-                           std::string(dtype_name(w.dtype)) + shape_str(w.shape);
+  const std::string what =
+      WeightTransform::prefix(transform) + std::string(dtype_name(w.dtype)) + shape_str(w.shape);
   const size_t rows = size_t(w.shape.at(0) * (transform ? transform->rows : 1));
   // Scales and values come out of one pass over w, made at most once for both lookups, which
   // share w's content hash too.
@@ -106,11 +105,7 @@ Planner::Int8Weight Planner::int8_weight(const std::string& key, const TensorRef
       [&] { return pack().values; }, &hash);
   plan_.weights_.push_back(q.packed);
   if (bias) {
-    q.bias =
-        transform
-            ? WeightCache::global().get(*bias, transform->name + " of " + f32_format(*bias),
-                                        [&] { return pack_f32(transform->bias(*bias)); })
-            : WeightCache::global().get(*bias, f32_format(*bias), [&] { return pack_f32(*bias); });
+    q.bias = f32_weight(*bias, transform);
     plan_.weights_.push_back(q.bias);
   }
   return q;

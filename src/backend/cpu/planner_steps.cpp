@@ -57,13 +57,17 @@ dnnl::post_ops Planner::make_post_ops(const Spec& s, const memory::desc& dst_f32
 }
 
 std::shared_ptr<PackedWeight> Planner::packed(const Node& w, const memory::desc& src_md,
-                                              const memory::desc& dst_md) {
+                                              const memory::desc& dst_md,
+                                              const WeightTransform* transform) {
   const TensorRef& t = w.weight;
   if (!is_float(t.dtype)) fail(w, "a float weight", std::string(dtype_name(t.dtype)));
   auto p = dnnl_weight(
       w.name, t,
-      "dnnl " + std::string(dtype_name(t.dtype)) + shape_str(t.shape) + " " + md_key(dst_md),
-      dst_md.get_size(), [&] { return pack_weight(t, src_md, dst_md, plan_.engine); });
+      "dnnl " + WeightTransform::prefix(transform) + std::string(dtype_name(t.dtype)) +
+          shape_str(t.shape) + " " + md_key(dst_md),
+      dst_md.get_size(), [&] {
+        return pack_weight(transform ? transform->weight(t) : t, src_md, dst_md, plan_.engine);
+      });
   plan_.weights_.push_back(p);
   return p;
 }
@@ -79,9 +83,14 @@ std::shared_ptr<PackedWeight> Planner::dnnl_weight(const std::string& key, const
   return p;
 }
 
-std::shared_ptr<PackedWeight> Planner::packed_f32(const Node& w) {
-  auto p =
-      WeightCache::global().get(w.weight, f32_format(w.weight), [&] { return pack_f32(w.weight); });
+std::shared_ptr<PackedWeight> Planner::f32_weight(const TensorRef& t,
+                                                  const WeightTransform* transform) {
+  return WeightCache::global().get(t, WeightTransform::prefix(transform) + f32_format(t),
+                                   [&] { return pack_f32(transform ? transform->bias(t) : t); });
+}
+
+std::shared_ptr<PackedWeight> Planner::packed_f32(const Node& w, const WeightTransform* transform) {
+  auto p = f32_weight(w.weight, transform);
   plan_.weights_.push_back(p);
   return p;
 }
@@ -93,7 +102,7 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
                                      const memory::desc& post_md, const memory::desc& pad_md,
                                      const Int8Weight* int8) {
   Prepared p;
-  const int64_t src_n = shape_numel(shape(s.src != kNone ? s.src : s.node->inputs[0]));
+  const int64_t src_n = shape_numel(shape(s.src));
   const int64_t channels = int8 ? int64_t(int8->scales->bytes() / sizeof(float)) : 0;
   const Int8Scratch q =
       int8_scratch(pad_md.get_size(), int8 && s.shared_codes < 0 ? src_n : 0, channels);
@@ -139,7 +148,17 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
 
 Planner::Prepared Planner::prepare_conv(const Spec& s) {
   const Node& m = *s.node;
-  const Shape &xs = shape(m.inputs[0]), &ws = shape(m.inputs[1]), &ys = m.shape;
+  const Shape& xs = shape(s.src);
+  // A fused 2x upsampling runs the four output phases as one 2x2 convolution with 4x the output
+  // channels over the small image padded by 1, into tmp; the interleave then fills the output.
+  static const WeightTransform kPhases{"upsample2x phases", upsample_phase_weights,
+                                       upsample_phase_bias, 4};
+  const WeightTransform* phases = s.upsample2x ? &kPhases : nullptr;
+  const Shape& ws0 = shape(m.inputs[1]);
+  const Shape ws = phases ? Shape{4 * ws0[0], ws0[1], 2, 2} : ws0;
+  const Shape ys = phases ? Shape{xs[0], xs[1] + 1, xs[2] + 1, ws[0]} : m.shape;
+  graph::Attrs a = m.attrs;
+  if (phases) a.stride = 1, a.pad_top = a.pad_left = a.pad_bottom = a.pad_right = 1;
   const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
   const dt in_t = s.int8 ? dt::u8 : dnnl_dt(src_t), w_t = s.int8 ? dt::s8 : in_t;
   const memory::desc src_md({xs[0], xs[3], xs[1], xs[2]}, in_t, tag::nhwc);
@@ -153,90 +172,33 @@ Planner::Prepared Planner::prepare_conv(const Spec& s) {
       has_bias && !s.int8 ? memory::desc({ws[0]}, dt::f32, tag::a) : memory::desc();
   const dnnl::convolution_forward::desc d(
       dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, w_any, b_md,
-      dst_md, {m.attrs.stride, m.attrs.stride}, {m.attrs.pad_top, m.attrs.pad_left},
-      {m.attrs.pad_bottom, m.attrs.pad_right});
+      dst_md, {a.stride, a.stride}, {a.pad_top, a.pad_left}, {a.pad_bottom, a.pad_right});
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  // With phases only elementwise post-ops come here (fusable_upsample): they commute with the
+  // interleave.
   attr.set_post_ops(make_post_ops(s, post_md, s.int8 ? &channel_md : nullptr, has_bias));
   if (s.int8) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   const dnnl::convolution_forward::primitive_desc pd(d, attr, plan_.engine);
   const Node& wn = node(m.inputs[1]);
+  Prepared p;
   if (s.int8) {
     Int8Weight q = int8_weight(wn.name, wn.weight, has_bias ? &node(m.inputs[2]).weight : nullptr,
                                memory::desc({ws[0], ws[1], ws[2], ws[3]}, dt::s8, tag::oihw),
-                               pd.weights_desc());
-    q.channel_md = channel_md;
-    return dnnl_step(s, dnnl::convolution_forward(pd), src_md, pd.weights_desc(), q.packed, b_md,
-                     nullptr, dst_md, post_md, pd.scratchpad_desc(), &q);
-  }
-  auto w =
-      packed(wn, memory::desc({ws[0], ws[1], ws[2], ws[3]}, dt::f32, tag::oihw), pd.weights_desc());
-  auto b = has_bias ? packed_f32(node(m.inputs[2])) : nullptr;
-  return dnnl_step(s, dnnl::convolution_forward(pd), src_md, pd.weights_desc(), w, b_md, b, dst_md,
-                   post_md, pd.scratchpad_desc());
-}
-
-Planner::Prepared Planner::prepare_upsample_conv(const Spec& s) {
-  const Node& m = *s.node;
-  const Shape &xs = shape(s.src), &ws = shape(m.inputs[1]);
-  const int64_t N = xs[0], H = xs[1], W = xs[2], Ci = xs[3], Co = ws[0], P = 4 * Co;
-  const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
-  const dt in_t = s.int8 ? dt::u8 : dnnl_dt(src_t), w_t = s.int8 ? dt::s8 : in_t;
-  const memory::desc src_md({N, Ci, H, W}, in_t, tag::nhwc);
-  const memory::desc w_any({P, Ci, 2, 2}, w_t, tag::any);
-  const memory::desc phases_md({N, P, H + 1, W + 1}, dnnl_dt(dst_t), tag::nhwc);
-  const memory::desc channel_md({1, P, 1, 1}, dt::f32, tag::nchw);
-  const bool has_bias = m.inputs[2] != kNone;
-  const memory::desc b_md =
-      has_bias && !s.int8 ? memory::desc({P}, dt::f32, tag::a) : memory::desc();
-  const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
-                                          dnnl::algorithm::convolution_direct, src_md, w_any, b_md,
-                                          phases_md, {1, 1}, {1, 1}, {1, 1});
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  // Only elementwise post-ops reach here (fusable_upsample): they commute with the interleave.
-  attr.set_post_ops(make_post_ops(s, phases_md, s.int8 ? &channel_md : nullptr, has_bias));
-  if (s.int8) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
-  const dnnl::convolution_forward::primitive_desc pd(d, attr, plan_.engine);
-  const Node& wn = node(m.inputs[1]);
-  WeightTransform phases;
-  phases.name = "upsample2x phases";
-  phases.weight = upsample_phase_weights;
-  phases.bias = upsample_phase_bias;
-  phases.rows = 4;
-  Prepared p;
-  if (s.int8) {
-    Int8Weight q =
-        int8_weight(wn.name, wn.weight, has_bias ? &node(m.inputs[2]).weight : nullptr,
-                    memory::desc({P, Ci, 2, 2}, dt::s8, tag::oihw), pd.weights_desc(), &phases);
+                               pd.weights_desc(), phases);
     q.channel_md = channel_md;
     p = dnnl_step(s, dnnl::convolution_forward(pd), src_md, pd.weights_desc(), q.packed, b_md,
-                  nullptr, phases_md, phases_md, pd.scratchpad_desc(), &q);
+                  nullptr, dst_md, post_md, pd.scratchpad_desc(), &q);
   } else {
-    const TensorRef& t = wn.weight;
-    if (!is_float(t.dtype)) fail(wn, "a float weight", std::string(dtype_name(t.dtype)));
-    const memory::desc w_md = pd.weights_desc();
-    auto w = dnnl_weight(wn.name, t,
-                         "dnnl upsample2x phases of " + std::string(dtype_name(t.dtype)) +
-                             shape_str(t.shape) + " " + md_key(w_md),
-                         w_md.get_size(), [&] {
-                           return pack_weight(upsample_phase_weights(t),
-                                              memory::desc({P, Ci, 2, 2}, dt::f32, tag::oihw), w_md,
-                                              plan_.engine);
-                         });
-    plan_.weights_.push_back(w);
-    std::shared_ptr<PackedWeight> b;
-    if (has_bias) {
-      const TensorRef& bt = node(m.inputs[2]).weight;
-      b = WeightCache::global().get(bt, "upsample2x phases of " + f32_format(bt),
-                                    [&] { return pack_f32(upsample_phase_bias(bt)); });
-      plan_.weights_.push_back(b);
-    }
-    p = dnnl_step(s, dnnl::convolution_forward(pd), src_md, w_md, w, b_md, b, phases_md, phases_md,
-                  pd.scratchpad_desc());
+    auto w = packed(wn, memory::desc({ws[0], ws[1], ws[2], ws[3]}, dt::f32, tag::oihw),
+                    pd.weights_desc(), phases);
+    auto b = has_bias ? packed_f32(node(m.inputs[2]), phases) : nullptr;
+    p = dnnl_step(s, dnnl::convolution_forward(pd), src_md, pd.weights_desc(), w, b_md, b, dst_md,
+                  post_md, pd.scratchpad_desc());
   }
-  // The convolution writes the phases into tmp; the interleave moves them into the output.
+  if (!phases) return p;
   const Spec* sp = &s;
+  const int64_t N = xs[0], H = xs[1], W = xs[2], Co = ws0[0];
   auto conv = p.bind;
   p.bind = [this, sp, conv, N, H, W, Co, dst_t]() {
     std::function<void()> run = conv();
@@ -437,7 +399,7 @@ Planner::Prepared Planner::prepare(const Spec& s) {
   auto DT = [this](int st) { return stores_[size_t(st)].dtype; };
   switch (s.kind) {
     case SK::Conv:
-      return s.upsample2x ? prepare_upsample_conv(s) : prepare_conv(s);
+      return prepare_conv(s);
     case SK::Linear:
       return prepare_linear(s);
     case SK::LinearGeglu:
