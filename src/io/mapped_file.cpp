@@ -1,10 +1,10 @@
 // mmap-based MappedFile. A mapping of 2 MiB or more starts on a 2 MiB boundary and is advised
-// MADV_HUGEPAGE: where the kernel caches the file in 2 MiB folios (ext4 and others with large
-// folios; files written by AtomicFile), such a mapping is served by 2 MiB page-table entries —
-// one fault per 2 MiB at load and far fewer TLB misses while kernels stream packed weights
-// (int8 UNet steps from a compiled file took 0.9-1.5 s with 4 KiB entries, 0.75-0.8 s with
-// 2 MiB ones, on a 2-core Zen 5 VM). Reading the file cold, readahead then fills the cache in
-// 2 MiB folios too. Advice only: elsewhere the mapping is an ordinary one.
+// MADV_HUGEPAGE (map_file_read_only, common/huge_pages.h): where the kernel caches the file in
+// 2 MiB folios (ext4 and others with large folios; files written by AtomicFile), such a mapping is
+// served by 2 MiB page-table entries — one fault per 2 MiB at load and far fewer TLB misses while
+// kernels stream packed weights (int8 UNet steps from a compiled file took 0.9-1.5 s with 4 KiB
+// entries, 0.75-0.8 s with 2 MiB ones, on a 2-core Zen 5 VM). Reading the file cold, readahead then
+// fills the cache in 2 MiB folios too. Advice only: elsewhere the mapping is an ordinary one.
 #include "io/mapped_file.h"
 
 #include <fcntl.h>
@@ -13,42 +13,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdint>
 #include <cstring>
 
 #include "common/error.h"
+#include "common/huge_pages.h"
 
 namespace sdc::io {
-
-namespace {
-constexpr size_t kHugePage = size_t(2) << 20;
-
-// Maps `size` bytes of `fd` read-only at a 2 MiB-aligned address: reserve one huge page more
-// than needed, map the file over the aligned part, give back the rest.
-void* map_aligned(int fd, size_t size) {
-  if (size < kHugePage) return mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  void* raw = mmap(nullptr, size + kHugePage, PROT_NONE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (raw == MAP_FAILED) return raw;
-  const auto begin = reinterpret_cast<uintptr_t>(raw);
-  const uintptr_t aligned = (begin + kHugePage - 1) & ~uintptr_t(kHugePage - 1);
-  void* p = mmap(reinterpret_cast<void*>(aligned), size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
-  if (p == MAP_FAILED) {
-    const int e = errno;
-    munmap(raw, size + kHugePage);
-    errno = e;
-    return p;
-  }
-  if (aligned > begin) munmap(raw, aligned - begin);
-  // The file mapping covers whole pages from `aligned`; what follows is the reservation's tail.
-  static const size_t page = size_t(sysconf(_SC_PAGESIZE));
-  const uintptr_t mapped_end = aligned + (size + page - 1) / page * page;
-  const uintptr_t end = begin + size + kHugePage;
-  if (end > mapped_end) munmap(reinterpret_cast<void*>(mapped_end), end - mapped_end);
-  madvise(p, size, MADV_HUGEPAGE);  // EINVAL without THP: then it stays an ordinary mapping
-  return p;
-}
-}  // namespace
 
 std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -62,7 +32,7 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
   f->path_ = path;
   f->size_ = size_t(st.st_size);
   if (f->size_ > 0) {
-    void* p = map_aligned(fd, f->size_);
+    void* p = map_file_read_only(fd, f->size_);
     if (p == MAP_FAILED) {
       int e = errno;
       ::close(fd);

@@ -9,19 +9,19 @@
 #include <cstring>
 
 #include "backend/cpu/activation_arena.h"
-#include "backend/cpu/huge_pages.h"
 #include "backend/cpu/plan.h"
+#include "common/huge_pages.h"
 #include "reference.h"
 
 namespace sdc::test {
 namespace {
 
 using cpu::ActivationArena;
-using cpu::kHugePageBytes;
-using cpu::map_anonymous;
 using cpu::Plan;
 using cpu::PlanOptions;
 using graph::ValueId;
+using sdc::kHugePageBytes;
+using sdc::map_anonymous;
 
 TEST(ActivationArena, GrowsInPlaceKeepingContents) {
   ActivationArena arena(size_t(1) << 30);

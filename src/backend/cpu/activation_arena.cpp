@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <new>
 
-#include "backend/cpu/huge_pages.h"
+#include "common/huge_pages.h"
 
 namespace sdc::cpu {
 

@@ -12,7 +12,7 @@
 #include <cstring>
 #include <new>
 
-#include "backend/cpu/huge_pages.h"
+#include "common/huge_pages.h"
 
 namespace sdc::cpu {
 
