@@ -28,11 +28,12 @@ using cpu::Precision;
 // What quantize_u8 promises: lo = min(x, 0), hi = max(x, 0), scale = (hi - lo) / 255,
 // zero point = round(-lo / scale), q = clamp(round(x / scale) + zp, 0, 255). Returns q - zp, the
 // integer the convolution effectively multiplies.
+// With min_scale, the scale is at least that.
 Vec dequantized(const Vec& x, float& scale, int32_t* zero_point = nullptr,
-                std::vector<uint8_t>* codes = nullptr) {
+                std::vector<uint8_t>* codes = nullptr, float min_scale = 0.f) {
   float lo = 0.f, hi = 0.f;
   for (float v : x) lo = std::min(lo, v), hi = std::max(hi, v);
-  scale = hi > lo ? (hi - lo) / 255.f : 1.f;
+  scale = std::max(hi > lo ? (hi - lo) / 255.f : 1.f, min_scale);
   const float zp = std::clamp(std::nearbyint(-lo / scale), 0.f, 255.f);
   if (zero_point) *zero_point = int32_t(zp);
   const float inv = 1.f / scale;
@@ -62,13 +63,15 @@ Vec quantized_rows(const Vec& w, int64_t rows, std::vector<float>& scales) {
   return q;
 }
 
-// The integer sums (exact in double) rescaled as the plan does: (sx * sw[o]) in f32, then + bias.
+// The integer sums (exact in double) rescaled as the plan does: the bias in the sums' units,
+// round(bias / s) with s = sx * sw[o] in f32, added to them, then times s.
 Vec rescale(const Vec& sums, float sx, const std::vector<float>& sw, const Vec* bias) {
   const size_t C = sw.size();
   Vec y(sums.size());
   for (size_t i = 0; i < sums.size(); ++i) {
     const float s = sx * sw[i % C];
-    y[i] = float(double(sums[i]) * s + (bias ? (*bias)[i % C] : 0.f));
+    const double b = bias ? std::nearbyint((*bias)[i % C] / s) : 0.0;
+    y[i] = float((double(sums[i]) + b) * s);
   }
   return y;
 }
@@ -114,6 +117,14 @@ TEST_P(Int8, QuantizeU8) {
   dequantized(widened, scale, &zp, &expected);
   EXPECT_EQ(ab.scale, scale);
   EXPECT_EQ(ab.zero_point, zp);
+  EXPECT_EQ(q, expected);
+  // A scale floor above the range's scale: coarser codes, the zero point from the floor.
+  const float floor = 4.f * scale;
+  const cpu::ActivationScale af =
+      cpu::quantize_u8(x.data(), DType::F32, int64_t(x.size()), q.data(), floor);
+  dequantized(x, scale, &zp, &expected, floor);
+  EXPECT_EQ(af.scale, floor);
+  EXPECT_EQ(af.zero_point, zp);
   EXPECT_EQ(q, expected);
   // All positive: zero point 0 (0 stays in the range); all zero: scale 1, every code 0.
   const Vec pos = random_vec(999, 6, 0.1f, 3.f);
@@ -289,6 +300,48 @@ TEST_P(Int8, LinearAndGegluAreExact) {
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), "Linear.int8+gelu"), kinds.end());
   // Both read x: the GEGLU projection reuses the codes the first linear quantised.
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), "Linear.int8.reused+geglu"), kinds.end());
+}
+
+// The bias joins the s32 sums as round(bias / (sx * sw)): inputs tiny next to a large bias would
+// push that past the s32 range, so the input's scale has a floor (|bias| / (sw * 2^30)) — for
+// every step sharing the codes, here a bias-free linear quantising the input for one with the
+// bias. The bias comes out exact; both outputs match the reference at the floored scale.
+TEST_P(Int8, TinyInputsUnderALargeBiasQuantiseAtTheFloorScale) {
+  const int64_t T = 16, K = 32, Nc = 8;
+  Vec x = random_vec(T * K, 91, -1e-9f, 1e-9f);
+  const Vec w = random_vec(Nc * K, 92, -0.5f, 0.5f), wb = random_vec(Nc * K, 93, -0.5f, 0.5f);
+  Vec b(static_cast<size_t>(Nc));
+  for (int64_t o = 0; o < Nc; ++o) b[size_t(o)] = float(o % 2 ? 1000 + o : -3000 - o);
+  graph::Graph g;
+  const auto xi = g.input("x", {T, K});
+  const auto plain = g.linear(xi, add_weight(g, "w", w, {Nc, K}), graph::kNone);
+  const auto biased = g.linear(xi, add_weight(g, "wb", wb, {Nc, K}), add_weight(g, "b", b, {Nc}));
+  g.allow_int8(plain);
+  g.allow_int8(biased);
+  g.output("plain", plain);
+  g.output("biased", biased);
+  auto p = compile(g);
+  fill_input(*p, "x", x);
+  p->run();
+  std::vector<float> sw, swb;
+  const Vec wq = quantized_rows(w, Nc, sw), wbq = quantized_rows(wb, Nc, swb);
+  float floor = 0.f;
+  for (int64_t o = 0; o < Nc; ++o)
+    floor = std::max(floor, std::fabs(b[size_t(o)]) / (swb[size_t(o)] * 1073741824.f));
+  float sx = 0;
+  const Vec xq = dequantized(x, sx, nullptr, nullptr, floor);
+  ASSERT_EQ(sx, floor);  // the range alone would give a scale ~1e-11
+  const Vec biased_ref = rescale(linear_ref(xq, wbq, nullptr, T, K, Nc), sx, swb, &b);
+  const Vec plain_ref = rescale(linear_ref(xq, wq, nullptr, T, K, Nc), sx, sw, nullptr);
+  const float* y = p->output("biased");
+  EXPECT_LT(rel_err(y, biased_ref), 1e-6);
+  for (int64_t i = 0; i < T * Nc; ++i)
+    ASSERT_NEAR(y[size_t(i)], b[size_t(i % Nc)], 1e-3f * std::fabs(b[size_t(i % Nc)])) << i;
+  const float* yp = p->output("plain");
+  for (size_t i = 0; i < plain_ref.size(); ++i) ASSERT_EQ(yp[i], plain_ref[i]) << i;
+  std::vector<std::string> kinds;
+  for (const auto& s : p->steps()) kinds.push_back(s.kind);
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "Linear.int8.reused"), kinds.end());
 }
 
 TEST_P(Int8, LayersNotAllowedStayAsTheBasePrecisionPlansThem) {

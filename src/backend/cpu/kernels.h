@@ -59,12 +59,13 @@ void convert_to_bf16(const float* x, uint16_t* y, int64_t n);
 // scale = (hi - lo) / 255 (1 when both are 0) and zero_point = round(-lo / scale), each value
 // becomes q = clamp(round(x / scale) + zero_point, 0, 255) (rounding to nearest, ties to even),
 // so x ~ (q - zero_point) * scale. One-sided inputs (after SiLU/GELU) get twice the resolution a
-// symmetric scale would give them. x is F32 or BF16, n values.
+// symmetric scale would give them. x is F32 or BF16, n values. `min_scale` raises the scale
+// to at least that (the steps whose bias must fit their s32 sums ask for it; 0: no floor).
 struct ActivationScale {
   float scale = 1.f;
   int32_t zero_point = 0;
 };
-ActivationScale quantize_u8(const void* x, DType xdt, int64_t n, uint8_t* q);
+ActivationScale quantize_u8(const void* x, DType xdt, int64_t n, uint8_t* q, float min_scale = 0.f);
 
 // Nearest upsampling of x [N, H, W, C] to [N, Ho, Wo, C] (PyTorch 'nearest': source index
 // floor(dst * in / out) computed with a float scale in/out, clamped to in - 1).

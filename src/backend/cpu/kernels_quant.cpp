@@ -49,7 +49,7 @@ float value_of(const uint16_t* x, int64_t i) {
 }
 
 template <class T>
-ActivationScale quantize_t(const T* x, int64_t n, uint8_t* q) {
+ActivationScale quantize_t(const T* x, int64_t n, uint8_t* q, float min_scale) {
   const bool v512 = use_avx512_kernels();
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   float lo = 0.f, hi = 0.f;  // the range always holds 0, so that zero quantises exactly
@@ -69,7 +69,7 @@ ActivationScale quantize_t(const T* x, int64_t n, uint8_t* q) {
     hi = std::max(hi, h);
   }
   ActivationScale a;
-  a.scale = hi > lo ? (hi - lo) / 255.f : 1.f;
+  a.scale = std::max(hi > lo ? (hi - lo) / 255.f : 1.f, min_scale);
   a.zero_point = int32_t(std::clamp(std::nearbyint(-lo / a.scale), 0.f, 255.f));
   const float inv = 1.f / a.scale, zp = float(a.zero_point);
 #pragma omp parallel for schedule(static) if (chunks > 1)
@@ -87,9 +87,9 @@ ActivationScale quantize_t(const T* x, int64_t n, uint8_t* q) {
 
 }  // namespace
 
-ActivationScale quantize_u8(const void* x, DType xdt, int64_t n, uint8_t* q) {
-  if (xdt == DType::BF16) return quantize_t(static_cast<const uint16_t*>(x), n, q);
-  return quantize_t(static_cast<const float*>(x), n, q);
+ActivationScale quantize_u8(const void* x, DType xdt, int64_t n, uint8_t* q, float min_scale) {
+  if (xdt == DType::BF16) return quantize_t(static_cast<const uint16_t*>(x), n, q, min_scale);
+  return quantize_t(static_cast<const float*>(x), n, q, min_scale);
 }
 
 }  // namespace sdc::cpu

@@ -244,10 +244,9 @@ class Planner {
   void* scratch() const { return plan_.scratch_ ? plan_.scratch_->data() : nullptr; }
 
   // The step's post-ops; a W8A8 step first rescales by `int8_scale` (a per-output-channel
-  // operand: activation scale x weight scale) and adds the bias as a post-op when `int8_bias`.
+  // operand: activation scale x weight scale).
   dnnl::post_ops make_post_ops(const Spec& s, const memory::desc& dst_f32,
-                               const memory::desc* int8_scale = nullptr,
-                               bool int8_bias = false) const;
+                               const memory::desc* int8_scale = nullptr) const;
 
   // W8A8 weights of a conv/linear (or rows of one, for GEGLU's halves): per-output-channel
   // scales and the s8 values packed as `dst_md`, both through the weight cache and the
@@ -263,29 +262,41 @@ class Planner {
   };
   struct Int8Weight {
     std::shared_ptr<PackedWeight> packed, scales, bias;  // bias: f32 [Co] or null
-    memory::desc channel_md;  // a [Co] operand broadcast over the output (scales, bias)
+    memory::desc channel_md;  // a [Co] operand broadcast over the output (the scales)
+    memory::desc bias_md;     // the bias as s32 in the sums' units (empty without a bias)
+    // The smallest activation scale at which every bias, in the sums' units, stays within
+    // kMaxInt8Bias (int8_weight; 0 without a bias).
+    float min_input_scale = 0.f;
   };
+  // Biases in sums' units stay below 2^30: the s32 sums themselves stay below K * 255 * 127,
+  // under 2^29 for any K up to 16000 (SD's largest is 11520, a 3x3 over 1280 channels).
+  static constexpr float kMaxInt8Bias = 1073741824.f;
   Int8Weight int8_weight(const std::string& key, const TensorRef& w, const TensorRef* bias,
                          const memory::desc& s8_src_md, const memory::desc& dst_md,
-                         const WeightTransform* transform = nullptr);
+                         const memory::desc& bias_md, const WeightTransform* transform = nullptr);
   // Scratch offsets of a W8A8 step after its oneDNN scratchpad of `pad` bytes: the u8 copy of
-  // the input (`n` values; 0 with shared codes), `scale_floats` per-output-channel scales and the
-  // input's zero point.
+  // the input (`n` values; 0 with shared codes), `channels` per-output-channel scales and s32
+  // biases, and the input's zero point.
   struct Int8Scratch {
-    size_t q = 0, scales = 0, zero_point = 0, end = 0;
+    size_t q = 0, scales = 0, bias = 0, zero_point = 0, end = 0;
   };
-  static Int8Scratch int8_scratch(size_t pad, int64_t n, int64_t scale_floats);
-  // A W8A8 primitive's first post-ops: the rescale by a per-channel operand (activation scale x
-  // weight scale), then the bias when there is one.
-  static void append_int8_rescale(dnnl::post_ops& po, const memory::desc& channel_md, bool bias);
-  // Binds those operands and the input's zero point (`scales` and `zero_point` in scratch);
-  // returns the index of the step's own first post-op in the chain.
-  int bind_int8_operands(std::unordered_map<int, memory>& args, const memory::desc& channel_md,
-                         void* scales, const PackedWeight* bias, void* zero_point) const;
+  static Int8Scratch int8_scratch(size_t pad, int64_t n, int64_t channels);
+  // A W8A8 primitive's first post-op: the rescale of the s32 sums (plus the s32 bias, which the
+  // primitive adds itself) by a per-channel operand, activation scale x weight scale. A bias
+  // as an f32 binary post-op instead cost oneDNN 2.6's int8 matmuls ~20 %.
+  static void append_int8_rescale(dnnl::post_ops& po, const memory::desc& channel_md);
+  // Binds the rescale operand, the s32 bias (when the weight has one) and the input's zero point
+  // (`scales`, `bias` and `zero_point` in scratch); returns the index of the step's own first
+  // post-op in the chain.
+  int bind_int8_operands(std::unordered_map<int, memory>& args, const Int8Weight& w, void* scales,
+                         void* bias, void* zero_point) const;
+  // What a W8A8 step computes before its primitives run, from the activation scale sx: the
+  // rescale operand sx * weight scale and, with a bias, round(bias / that) as s32.
+  static void int8_channel_operands(float sx, const Int8Weight& w, float* scales, int32_t* bias);
   // What a W8A8 step does before its primitives run: quantise its input (n values) into `q`
-  // (scratch, or the shared codes), store the zero point where the primitives read it (and the
-  // scale, for the steps sharing the codes), and return the activation scale. A step reusing
-  // shared codes only reads the scale back.
+  // (scratch, or the shared codes) with a scale of at least `min_scale`, store the zero point
+  // where the primitives read it (and the scale, for the steps sharing the codes), and return
+  // the activation scale. A step reusing shared codes only reads the scale back.
   struct Int8Input {
     const void* x = nullptr;
     DType type = DType::F32;
@@ -293,16 +304,21 @@ class Planner {
     uint8_t* q = nullptr;
     int32_t* zero_point = nullptr;
     float* scale = nullptr;  // shared codes only
+    float min_scale = 0.f;
     bool quantizes = true;
     float quantize() const {
       if (!quantizes) return *scale;
-      const ActivationScale a = quantize_u8(x, type, n, q);
+      const ActivationScale a = quantize_u8(x, type, n, q, min_scale);
       *zero_point = a.zero_point;
       if (scale) *scale = a.scale;
       return a.scale;
     }
   };
-  Int8Input int8_input(const Spec& s, int64_t n, const Int8Scratch& q) const;
+  // The step's input; `min_scale` is the step's own floor (steps sharing codes quantise with
+  // the largest floor of them all, noted by note_min_input_scale).
+  Int8Input int8_input(const Spec& s, int64_t n, const Int8Scratch& q, float min_scale) const;
+  void note_min_input_scale(const Spec& s, float min_scale);
+  std::unordered_map<int, float> shared_min_scale_;  // shared_codes store -> largest floor
 
   // The weight of `w` (made by `transform` first, when given) packed as `dst_md`.
   std::shared_ptr<PackedWeight> packed(const Node& w, const memory::desc& src_md,

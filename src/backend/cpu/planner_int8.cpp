@@ -1,5 +1,7 @@
 // The planner's W8A8 parts: which int8 steps share one quantised input, the scratch and operands
 // of an int8 step, and its weights (scales and s8 values, through the weight cache).
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <optional>
 
@@ -32,44 +34,62 @@ size_t Planner::shared_codes_scale_offset(int64_t n) {
   return (size_t(n) + 63) / 64 * 64;
 }
 
-Planner::Int8Scratch Planner::int8_scratch(size_t pad, int64_t n, int64_t scale_floats) {
+Planner::Int8Scratch Planner::int8_scratch(size_t pad, int64_t n, int64_t channels) {
   auto align = [](size_t v) { return (v + 63) / 64 * 64; };
   Int8Scratch q;
   q.q = align(pad);
   q.scales = align(q.q + size_t(n));
-  q.zero_point = align(q.scales + size_t(scale_floats) * sizeof(float));
+  q.bias = align(q.scales + size_t(channels) * sizeof(float));
+  q.zero_point = align(q.bias + size_t(channels) * sizeof(int32_t));
   q.end = q.zero_point + sizeof(int32_t);
   return q;
 }
 
-void Planner::append_int8_rescale(dnnl::post_ops& po, const memory::desc& channel_md, bool bias) {
+void Planner::append_int8_rescale(dnnl::post_ops& po, const memory::desc& channel_md) {
   po.append_binary(dnnl::algorithm::binary_mul, channel_md);
-  if (bias) po.append_binary(dnnl::algorithm::binary_add, channel_md);
 }
 
-int Planner::bind_int8_operands(std::unordered_map<int, memory>& args,
-                                const memory::desc& channel_md, void* scales,
-                                const PackedWeight* bias, void* zero_point) const {
+int Planner::bind_int8_operands(std::unordered_map<int, memory>& args, const Int8Weight& w,
+                                void* scales, void* bias, void* zero_point) const {
   const dnnl::engine& e = plan_.engine;
   args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] =
       memory(memory::desc({1}, dt::s32, tag::x), e, zero_point);
-  args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = memory(channel_md, e, scales);
-  if (!bias) return 1;
-  args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1] = memory(channel_md, e, bias->data());
-  return 2;
+  args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = memory(w.channel_md, e, scales);
+  if (w.bias) args[DNNL_ARG_BIAS] = memory(w.bias_md, e, bias);
+  return 1;
 }
 
-Planner::Int8Input Planner::int8_input(const Spec& s, int64_t n, const Int8Scratch& q) const {
+void Planner::int8_channel_operands(float sx, const Int8Weight& w, float* scales, int32_t* bias) {
+  const size_t n = w.scales->bytes() / sizeof(float);
+  const float* ws = static_cast<const float*>(w.scales->data());
+  for (size_t o = 0; o < n; ++o) scales[o] = sx * ws[o];
+  if (!w.bias) return;
+  // |bias / scale| <= kMaxInt8Bias by the input's scale floor (min_input_scale).
+  const float* b = static_cast<const float*>(w.bias->data());
+  for (size_t o = 0; o < n; ++o) bias[o] = int32_t(std::nearbyint(b[o] / scales[o]));
+}
+
+void Planner::note_min_input_scale(const Spec& s, float min_scale) {
+  if (s.shared_codes < 0) return;
+  float& m = shared_min_scale_[s.shared_codes];
+  m = std::max(m, min_scale);
+}
+
+Planner::Int8Input Planner::int8_input(const Spec& s, int64_t n, const Int8Scratch& q,
+                                       float min_scale) const {
   Int8Input in;
   in.x = ptr(s.in[0]);
   in.type = stores_[size_t(s.in[0])].dtype;
   in.n = n;
+  in.min_scale = min_scale;
   if (s.shared_codes < 0) {
     uint8_t* scr = static_cast<uint8_t*>(scratch());
     in.q = scr + q.q;
     in.zero_point = reinterpret_cast<int32_t*>(scr + q.zero_point);
     return in;
   }
+  // Every sharer was prepared (and noted its floor) before any step binds.
+  in.min_scale = shared_min_scale_.at(s.shared_codes);
   in.q = static_cast<uint8_t*>(ptr(s.shared_codes));
   in.scale = reinterpret_cast<float*>(in.q + shared_codes_scale_offset(n));
   in.zero_point = reinterpret_cast<int32_t*>(in.scale + 1);
@@ -79,7 +99,7 @@ Planner::Int8Input Planner::int8_input(const Spec& s, int64_t n, const Int8Scrat
 
 Planner::Int8Weight Planner::int8_weight(const std::string& key, const TensorRef& w,
                                          const TensorRef* bias, const memory::desc& s8_src_md,
-                                         const memory::desc& dst_md,
+                                         const memory::desc& dst_md, const memory::desc& bias_md,
                                          const WeightTransform* transform) {
   if (!is_float(w.dtype))
     throw Error("plan", key, "a float weight to quantise", std::string(dtype_name(w.dtype)));
@@ -107,6 +127,11 @@ Planner::Int8Weight Planner::int8_weight(const std::string& key, const TensorRef
   if (bias) {
     q.bias = f32_weight(*bias, transform);
     plan_.weights_.push_back(q.bias);
+    q.bias_md = bias_md;
+    const float* b = static_cast<const float*>(q.bias->data());
+    const float* ws = static_cast<const float*>(q.scales->data());
+    for (size_t o = 0; o < rows; ++o)
+      q.min_input_scale = std::max(q.min_input_scale, std::fabs(b[o]) / (ws[o] * kMaxInt8Bias));
   }
   return q;
 }

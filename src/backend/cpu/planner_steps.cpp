@@ -42,9 +42,9 @@ void* Planner::ptr(int st) const {
 }
 
 dnnl::post_ops Planner::make_post_ops(const Spec& s, const memory::desc& dst_f32,
-                                      const memory::desc* int8_scale, bool int8_bias) const {
+                                      const memory::desc* int8_scale) const {
   dnnl::post_ops po;
-  if (int8_scale) append_int8_rescale(po, *int8_scale, int8_bias);
+  if (int8_scale) append_int8_rescale(po, *int8_scale);
   for (const PostOp& p : s.post) {
     if (p.eltwise)
       po.append_eltwise(1.f, p.alg, p.alpha, p.beta);
@@ -106,6 +106,7 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
   const int64_t channels = int8 ? int64_t(int8->scales->bytes() / sizeof(float)) : 0;
   const Int8Scratch q =
       int8_scratch(pad_md.get_size(), int8 && s.shared_codes < 0 ? src_n : 0, channels);
+  if (int8) note_min_input_scale(s, int8->min_input_scale);
   p.scratch = int8 ? q.end : pad_md.get_size();
   const Spec* sp = &s;
   const std::optional<Int8Weight> i8 = int8 ? std::optional<Int8Weight>(*int8) : std::nullopt;
@@ -114,16 +115,15 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
     auto args = std::make_shared<std::unordered_map<int, memory>>();
     const dnnl::engine& e = plan_.engine;
     uint8_t* scr = static_cast<uint8_t*>(scratch());
-    const Int8Input in = i8 ? int8_input(*sp, src_n, q) : Int8Input{};
+    const Int8Input in = i8 ? int8_input(*sp, src_n, q, i8->min_input_scale) : Int8Input{};
     (*args)[DNNL_ARG_SRC] = memory(src_md, e, i8 ? in.q : ptr(sp->in[0]));
     (*args)[DNNL_ARG_WEIGHTS] = memory(w_md, e, w->data());
     if (b) (*args)[DNNL_ARG_BIAS] = memory(b_md, e, b->data());
     (*args)[DNNL_ARG_DST] = memory(dst_md, e, ptr(sp->upsample2x ? sp->tmp : sp->out));
     (*args)[DNNL_ARG_SCRATCHPAD] = memory(pad_md, e, scr);
     // index of the spec's first post-op in the primitive's chain
-    const int first = i8 ? bind_int8_operands(*args, i8->channel_md, scr + q.scales, i8->bias.get(),
-                                              in.zero_point)
-                         : 0;
+    const int first =
+        i8 ? bind_int8_operands(*args, *i8, scr + q.scales, scr + q.bias, in.zero_point) : 0;
     for (size_t k = 0; k < sp->post.size(); ++k)
       if (!sp->post[k].eltwise && !sp->post[k].sum)
         (*args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(first + int(k)) | DNNL_ARG_SRC_1] =
@@ -135,10 +135,10 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
         stream->wait();
       });
     float* scale = reinterpret_cast<float*>(scr + q.scales);
-    const float* wscale = static_cast<const float*>(i8->scales->data());
+    int32_t* bias = reinterpret_cast<int32_t*>(scr + q.bias);
+    const Int8Weight& w = *i8;
     return std::function<void()>([=] {
-      const float sx = in.quantize();
-      for (int64_t o = 0; o < channels; ++o) scale[o] = sx * wscale[o];
+      int8_channel_operands(in.quantize(), w, scale, bias);
       prim.execute(*stream, *args);
       stream->wait();
     });
@@ -167,9 +167,9 @@ Planner::Prepared Planner::prepare_conv(const Spec& s) {
   const memory::desc post_md({ys[0], ys[3], ys[1], ys[2]}, dt::f32, tag::nhwc);
   const memory::desc channel_md({1, ws[0], 1, 1}, dt::f32, tag::nchw);
   const bool has_bias = m.inputs[2] != kNone;
-  // W8A8 adds the bias after rescaling the s32 sums, as a post-op.
+  // W8A8 adds the bias to the s32 sums, in their units, before the rescale.
   const memory::desc b_md =
-      has_bias && !s.int8 ? memory::desc({ws[0]}, dt::f32, tag::a) : memory::desc();
+      has_bias ? memory::desc({ws[0]}, s.int8 ? dt::s32 : dt::f32, tag::a) : memory::desc();
   const dnnl::convolution_forward::desc d(
       dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, w_any, b_md,
       dst_md, {a.stride, a.stride}, {a.pad_top, a.pad_left}, {a.pad_bottom, a.pad_right});
@@ -177,7 +177,7 @@ Planner::Prepared Planner::prepare_conv(const Spec& s) {
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   // With phases only elementwise post-ops come here (fusable_upsample): they commute with the
   // interleave.
-  attr.set_post_ops(make_post_ops(s, post_md, s.int8 ? &channel_md : nullptr, has_bias));
+  attr.set_post_ops(make_post_ops(s, post_md, s.int8 ? &channel_md : nullptr));
   if (s.int8) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   const dnnl::convolution_forward::primitive_desc pd(d, attr, plan_.engine);
   const Node& wn = node(m.inputs[1]);
@@ -185,10 +185,10 @@ Planner::Prepared Planner::prepare_conv(const Spec& s) {
   if (s.int8) {
     Int8Weight q = int8_weight(wn.name, wn.weight, has_bias ? &node(m.inputs[2]).weight : nullptr,
                                memory::desc({ws[0], ws[1], ws[2], ws[3]}, dt::s8, tag::oihw),
-                               pd.weights_desc(), phases);
+                               pd.weights_desc(), b_md, phases);
     q.channel_md = channel_md;
-    p = dnnl_step(s, dnnl::convolution_forward(pd), src_md, pd.weights_desc(), q.packed, b_md,
-                  nullptr, dst_md, post_md, pd.scratchpad_desc(), &q);
+    p = dnnl_step(s, dnnl::convolution_forward(pd), src_md, pd.weights_desc(), q.packed,
+                  memory::desc(), nullptr, dst_md, post_md, pd.scratchpad_desc(), &q);
   } else {
     auto w = packed(wn, memory::desc({ws[0], ws[1], ws[2], ws[3]}, dt::f32, tag::oihw),
                     pd.weights_desc(), phases);
@@ -225,20 +225,20 @@ Planner::Prepared Planner::prepare_linear(const Spec& s) {
   const memory::desc channel_md({1, Nc}, dt::f32, tag::ab);
   const bool has_bias = m.inputs[2] != kNone;
   const memory::desc b_md =
-      has_bias && !s.int8 ? memory::desc({1, Nc}, dt::f32, tag::ab) : memory::desc();
+      has_bias ? memory::desc({1, Nc}, s.int8 ? dt::s32 : dt::f32, tag::ab) : memory::desc();
   const dnnl::matmul::desc d(src_md, w_any, b_md, dst_md);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  attr.set_post_ops(make_post_ops(s, post_md, s.int8 ? &channel_md : nullptr, has_bias));
+  attr.set_post_ops(make_post_ops(s, post_md, s.int8 ? &channel_md : nullptr));
   if (s.int8) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   const dnnl::matmul::primitive_desc pd(d, attr, plan_.engine);
   const Node& wn = node(m.inputs[1]);
   if (s.int8) {
     Int8Weight q = int8_weight(wn.name, wn.weight, has_bias ? &node(m.inputs[2]).weight : nullptr,
-                               memory::desc({K, Nc}, dt::s8, tag::ba), pd.weights_desc());
+                               memory::desc({K, Nc}, dt::s8, tag::ba), pd.weights_desc(), b_md);
     q.channel_md = channel_md;
-    return dnnl_step(s, dnnl::matmul(pd), src_md, pd.weights_desc(), q.packed, b_md, nullptr,
-                     dst_md, post_md, pd.scratchpad_desc(), &q);
+    return dnnl_step(s, dnnl::matmul(pd), src_md, pd.weights_desc(), q.packed, memory::desc(),
+                     nullptr, dst_md, post_md, pd.scratchpad_desc(), &q);
   }
   auto w = packed(wn, memory::desc({K, Nc}, dt::f32, tag::ba), pd.weights_desc());
   auto b = has_bias ? packed_f32(node(m.inputs[2])) : nullptr;
@@ -271,11 +271,11 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
   const memory::desc channel_md({1, D}, dt::f32, tag::ab);
   const bool has_bias = m.inputs[2] != kNone;
   const memory::desc b_md =
-      has_bias && !s.int8 ? memory::desc({1, D}, dt::f32, tag::ab) : memory::desc();
-  // W8A8: both halves first rescale their s32 sums and add their bias (post-ops 0 and 1).
+      has_bias ? memory::desc({1, D}, s.int8 ? dt::s32 : dt::f32, tag::ab) : memory::desc();
+  // W8A8: both halves first rescale their s32 sums, bias included (post-op 0).
   auto attr_with = [&](dnnl::algorithm alg, const memory::desc& operand) {
     dnnl::post_ops po;
-    if (s.int8) append_int8_rescale(po, channel_md, has_bias);
+    if (s.int8) append_int8_rescale(po, channel_md);
     if (alg == dnnl::algorithm::eltwise_gelu_erf)
       po.append_eltwise(1.f, alg, 0.f, 0.f);
     else
@@ -319,13 +319,15 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     const TensorRef part = rows_of(wn.weight, r0, D);
     const TensorRef bias = has_bias ? rows_of(node(m.inputs[2]).weight, r0, D) : TensorRef{};
     return int8_weight(half_name(r0), part, has_bias ? &bias : nullptr,
-                       memory::desc({K, D}, dt::s8, tag::ba), pd.weights_desc());
+                       memory::desc({K, D}, dt::s8, tag::ba), pd.weights_desc(), b_md);
   };
   Int8Weight q_value, q_gate;
   std::shared_ptr<PackedWeight> w_value, w_gate, b_value, b_gate;
   if (s.int8) {
     q_value = int8_half(value_pd, 0);
     q_gate = int8_half(gate_pd, D);
+    q_value.channel_md = q_gate.channel_md = channel_md;
+    note_min_input_scale(s, std::max(q_value.min_input_scale, q_gate.min_input_scale));
     w_value = q_value.packed;
     w_gate = q_gate.packed;
   } else {
@@ -336,8 +338,8 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
   }
   const size_t pad =
       std::max(gate_pd.scratchpad_desc().get_size(), value_pd.scratchpad_desc().get_size());
-  // W8A8 scratch: the u8 input, shared by both halves, the gate's and the value's scales, the
-  // input's zero point.
+  // W8A8 scratch: the u8 input, shared by both halves, the gate's and the value's scales and
+  // s32 biases, the input's zero point.
   const Int8Scratch q =
       int8_scratch(pad, s.int8 && s.shared_codes < 0 ? M * K : 0, s.int8 ? 2 * D : 0);
   Prepared p;
@@ -350,9 +352,12 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     uint8_t* scr = static_cast<uint8_t*>(scratch());
     auto gate_args = std::make_shared<std::unordered_map<int, memory>>();
     auto value_args = std::make_shared<std::unordered_map<int, memory>>();
-    const Int8Input in = int8 ? int8_input(*sp, M * K, q) : Int8Input{};
+    const Int8Input in =
+        int8 ? int8_input(*sp, M * K, q, std::max(q_value.min_input_scale, q_gate.min_input_scale))
+             : Int8Input{};
     const memory src(src_md, e, int8 ? in.q : ptr(sp->in[0])), g(g_md, e, ptr(sp->tmp));
     float* scale = reinterpret_cast<float*>(scr + q.scales);
+    int32_t* bias = reinterpret_cast<int32_t*>(scr + q.bias);
     (*gate_args)[DNNL_ARG_SRC] = src;
     (*gate_args)[DNNL_ARG_WEIGHTS] = memory(gate_pd.weights_desc(), e, w_gate->data());
     (*gate_args)[DNNL_ARG_DST] = g;
@@ -363,9 +368,8 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     (*value_args)[DNNL_ARG_SCRATCHPAD] = memory(value_pd.scratchpad_desc(), e, scr);
     int first = 0;  // the value half's own post-op (× GELU(gate)) after any W8A8 ones
     if (int8) {
-      bind_int8_operands(*gate_args, channel_md, scale, q_gate.bias.get(), in.zero_point);
-      first =
-          bind_int8_operands(*value_args, channel_md, scale + D, q_value.bias.get(), in.zero_point);
+      bind_int8_operands(*gate_args, q_gate, scale, bias, in.zero_point);
+      first = bind_int8_operands(*value_args, q_value, scale + D, bias + D, in.zero_point);
     } else if (b_gate) {
       (*gate_args)[DNNL_ARG_BIAS] = memory(b_md, e, b_gate->data());
       (*value_args)[DNNL_ARG_BIAS] = memory(b_md, e, b_value->data());
@@ -378,14 +382,10 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
       stream->wait();
     };
     if (!int8) return std::function<void()>(run);
-    const float* gate_ws = static_cast<const float*>(q_gate.scales->data());
-    const float* value_ws = static_cast<const float*>(q_value.scales->data());
     return std::function<void()>([=] {
       const float sx = in.quantize();
-      for (int64_t o = 0; o < D; ++o) {
-        scale[o] = sx * gate_ws[o];
-        scale[D + o] = sx * value_ws[o];
-      }
+      int8_channel_operands(sx, q_gate, scale, bias);
+      int8_channel_operands(sx, q_value, scale + D, bias + D);
       run();
     });
   };
