@@ -322,12 +322,14 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
                        memory::desc({K, D}, dt::s8, tag::ba), pd.weights_desc(), b_md);
   };
   Int8Weight q_value, q_gate;
+  float min_scale = 0.f;  // the input's scale floor for both halves' biases
   std::shared_ptr<PackedWeight> w_value, w_gate, b_value, b_gate;
   if (s.int8) {
     q_value = int8_half(value_pd, 0);
     q_gate = int8_half(gate_pd, D);
     q_value.channel_md = q_gate.channel_md = channel_md;
-    note_min_input_scale(s, std::max(q_value.min_input_scale, q_gate.min_input_scale));
+    min_scale = std::max(q_value.min_input_scale, q_gate.min_input_scale);
+    note_min_input_scale(s, min_scale);
     w_value = q_value.packed;
     w_gate = q_gate.packed;
   } else {
@@ -352,9 +354,7 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     uint8_t* scr = static_cast<uint8_t*>(scratch());
     auto gate_args = std::make_shared<std::unordered_map<int, memory>>();
     auto value_args = std::make_shared<std::unordered_map<int, memory>>();
-    const Int8Input in =
-        int8 ? int8_input(*sp, M * K, q, std::max(q_value.min_input_scale, q_gate.min_input_scale))
-             : Int8Input{};
+    const Int8Input in = int8 ? int8_input(*sp, M * K, q, min_scale) : Int8Input{};
     const memory src(src_md, e, int8 ? in.q : ptr(sp->in[0])), g(g_md, e, ptr(sp->tmp));
     float* scale = reinterpret_cast<float*>(scr + q.scales);
     int32_t* bias = reinterpret_cast<int32_t*>(scr + q.bias);
