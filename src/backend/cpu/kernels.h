@@ -88,8 +88,10 @@ void slice_last(const float* x, float* y, int64_t rows, int64_t C, int64_t begin
 void timestep_embedding(const float* t, float* y, int64_t N, int64_t dim, bool flip_sin_to_cos,
                         float freq_shift);
 
-// y [n, C] = table[ids[i]]; throws sdc::Error for an id outside [0, V).
-void embedding(const int32_t* ids, const float* table, float* y, int64_t n, int64_t V, int64_t C);
+// y [n, C] = table[ids[i]] as f32, the table [V, C] in its stored float type (F32/F16/BF16/F64);
+// throws sdc::Error for an id outside [0, V).
+void embedding(const int32_t* ids, const void* table, DType table_dtype, float* y, int64_t n,
+               int64_t V, int64_t C);
 
 // Copies n values (f32) - used when an output must be materialised.
 void copy_f32(const float* x, float* y, int64_t n);

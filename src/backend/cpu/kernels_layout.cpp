@@ -89,13 +89,16 @@ void timestep_embedding(const float* t, float* y, int64_t N, int64_t dim, bool f
   }
 }
 
-void embedding(const int32_t* ids, const float* table, float* y, int64_t n, int64_t V, int64_t C) {
+void embedding(const int32_t* ids, const void* table, DType table_dtype, float* y, int64_t n,
+               int64_t V, int64_t C) {
   for (int64_t i = 0; i < n; ++i)
     if (ids[i] < 0 || ids[i] >= V)
       throw Error("embedding", "id at position " + std::to_string(i),
                   "a value in [0, " + std::to_string(V) + ")", std::to_string(ids[i]));
+  const size_t row = size_t(C) * dtype_size(table_dtype);
   for (int64_t i = 0; i < n; ++i)
-    std::memcpy(y + i * C, table + int64_t(ids[i]) * C, size_t(C) * sizeof(float));
+    convert_to_f32(table_dtype, static_cast<const uint8_t*>(table) + size_t(ids[i]) * row,
+                   y + i * C, size_t(C));
 }
 
 }  // namespace sdc::cpu

@@ -111,6 +111,7 @@ struct Spec {
   // activation scale and the zero point, written by the first of them on each run.
   int shared_codes = -1;
   bool reuses_codes = false;  // an earlier step quantised the input into shared_codes
+  TensorRef table;            // Embedding without a table store: the source weight, read in place
 };
 
 inline dt dnnl_dt(DType t) {

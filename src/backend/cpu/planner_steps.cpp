@@ -533,9 +533,17 @@ Planner::Prepared Planner::prepare(const Spec& s) {
       const int64_t n = shape_numel(shape(m.inputs[0]));
       return simple(0, [=]() {
         const int32_t* ids = static_cast<const int32_t*>(P(sp->in[0]));
-        const float* table = F(sp->in[1]);
+        // The source table (its owner kept by the spec), or its f32 copy in a store.
+        const bool in_place = sp->in[1] < 0;
+        const void* table = in_place ? sp->table.data : P(sp->in[1]);
+        const DType dtype = in_place ? sp->table.dtype : DType::F32;
         float* y = F(sp->out);
-        return [=] { embedding(ids, table, y, n, ts[0], ts[1]); };
+        // The step holds the table's owner: specs end with the compile.
+        std::shared_ptr<const void> owner = in_place ? sp->table.owner : nullptr;
+        return [=] {
+          (void)owner;
+          embedding(ids, table, dtype, y, n, ts[0], ts[1]);
+        };
       });
     }
     case SK::Convert: {
