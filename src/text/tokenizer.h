@@ -61,7 +61,12 @@ class ClipTokenizer {
   void bpe(std::string_view word, std::vector<int>& out) const;  // one pre-token (UTF-8)
 
   std::string source_;
-  std::unordered_map<std::string, int> token_to_id_;
+  // Looked up with string_views too (C++20 heterogeneous lookup): no string per merges.txt part.
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, int, StringHash, std::equal_to<>> token_to_id_;
   std::vector<std::string> id_to_token_;
   std::unordered_map<std::uint64_t, Merge> merges_;
   int byte_id_[256];      // id of the printable character standing for each byte

@@ -150,6 +150,24 @@ TEST(ClipTokenizer, BadVocabularyMessages) {
             std::string::npos);
   EXPECT_NE(error_of(R"({"a": 5})", merges).find("expected a unique id in 0..0, found 5"),
             std::string::npos);
+  // Read as a stream (SAX): every other shape still names what it found.
+  EXPECT_NE(error_of(R"(["x", {"a": 1}])", merges).find("non-empty JSON object"),
+            std::string::npos);
+  EXPECT_NE(
+      error_of("{}", merges).find("non-empty JSON object mapping tokens to ids, found object"),
+      std::string::npos);
+  EXPECT_NE(error_of(R"({"a": {"b": 0}})", merges)
+                .find("vocab.json: \"a\": expected an integer id, found an object"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"a": 0.5})", merges).find("\"a\": expected an integer id, found 0.5"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"a": 0} trailing)", merges)
+                .find("vocab.json: expected a JSON object mapping tokens to ids, found "),
+            std::string::npos);
+  // A repeated token keeps its last id (json.load): ids 0 and 1 of two tokens stay dense.
+  EXPECT_NE(
+      error_of(R"({"a": 0, "b": 1, "a": 2})", merges).find("expected a unique id in 0..1, found 2"),
+      std::string::npos);
   EXPECT_NE(error_of(R"({"a": 0})", merges).find("expected the token \"<|startoftext|>\""),
             std::string::npos);
   // Remove one byte symbol from the real vocabulary.
