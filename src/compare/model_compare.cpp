@@ -103,6 +103,8 @@ CompareReport run_compare(const CompareOptions& o) {
   cpu::PlanOptions pa, pb;
   pa.precision = o.a.compute();
   pb.precision = o.b.compute();
+  pa = pipeline::denoiser_options(pa);  // the UNet as generation compiles it
+  pb = pipeline::denoiser_options(pb);
   pa.threads = pb.threads = o.threads;
   pipeline::PlanCache ca(A.model, pa, o.a.vae_int8), cb(B.model, pb, o.b.vae_int8);
 

@@ -7,6 +7,11 @@
 
 namespace sdc::pipeline {
 
+cpu::PlanOptions denoiser_options(cpu::PlanOptions base) {
+  base.bf16_residuals = true;
+  return base;
+}
+
 PlanCache::PlanCache(const model::LoadedModel& model, cpu::PlanOptions options, bool vae_int8)
     : model_(model),
       options_(std::move(options)),
@@ -18,6 +23,7 @@ PlanCache::PlanCache(const model::LoadedModel& model, cpu::PlanOptions options, 
   if (!options_.scratch) options_.scratch = std::make_shared<cpu::ActivationArena>();
   decoder_int8_options_ = options_;  // sharing those arenas
   decoder_int8_options_.precision = cpu::Precision::INT8;
+  denoiser_options_ = denoiser_options(options_);
 }
 
 const cpu::PlanOptions* PlanCache::decoder_options() const {
@@ -88,18 +94,24 @@ cpu::Plan& PlanCache::unet(int batch, int h, int w, int tokens, bool with_contro
   const bool ldm = ldm_upsampling && (h % 8 != 0 || w % 8 != 0);
   const PlanKind kind = ldm ? (with_control ? PlanKind::UNetLdmWithControl : PlanKind::UNetLdm)
                             : (with_control ? PlanKind::UNetWithControl : PlanKind::UNet);
-  return *get({kind, batch, h, w, tokens}, [&] {
-            graph::UNetShape shape{batch, h, w, tokens, with_control, ldm};
-            return graph::build_unet(model_.weights, model_.unet, shape);
-          }).plan;
+  return *get(
+              {kind, batch, h, w, tokens},
+              [&] {
+                graph::UNetShape shape{batch, h, w, tokens, with_control, ldm};
+                return graph::build_unet(model_.weights, model_.unet, shape);
+              },
+              &denoiser_options_)
+              .plan;
 }
 
 int64_t PlanCache::unet_macs(int batch, int h, int w, int tokens) {
-  return get({PlanKind::UNet, batch, h, w, tokens},
+  return get(
+             {PlanKind::UNet, batch, h, w, tokens},
              [&] {
                graph::UNetShape shape{batch, h, w, tokens, false};
                return graph::build_unet(model_.weights, model_.unet, shape);
-             })
+             },
+             &denoiser_options_)
       .macs;
 }
 
@@ -129,9 +141,14 @@ cpu::Plan& PlanCache::vae_encoder(int batch, int h, int w, graph::VaePart part) 
 cpu::Plan& PlanCache::controlnet(int batch, int h, int w, int tokens) {
   if (!model_.controlnet)
     throw Error(model_.source, "ControlNet", "control_model.* weights", "none");
-  return *get({PlanKind::ControlNet, batch, h, w, tokens}, [&] {
-            return graph::build_controlnet(model_.weights, *model_.controlnet, batch, h, w, tokens);
-          }).plan;
+  return *get(
+              {PlanKind::ControlNet, batch, h, w, tokens},
+              [&] {
+                return graph::build_controlnet(model_.weights, *model_.controlnet, batch, h, w,
+                                               tokens);
+              },
+              &denoiser_options_)
+              .plan;
 }
 
 cpu::Plan& PlanCache::taesd_decoder(int batch, int h, int w) {

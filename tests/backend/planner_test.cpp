@@ -182,6 +182,75 @@ TEST_P(Planner, MatchesF32WithinPrecision) {
   EXPECT_LT(rel_err(bf->output("out"), ref), 5e-2);
 }
 
+// Fused conv/linear sums (not the GroupNorm's time-embedding add) stored as `t`.
+int matmul_sums_in(const Plan& p, DType t) {
+  int n = 0;
+  for (const auto& s : p.steps()) {
+    const bool matmul = s.kind.rfind("Conv2d", 0) == 0 || s.kind.rfind("Linear", 0) == 0;
+    const bool sum =
+        s.kind.find("+sum") != std::string::npos || s.kind.find("+add") != std::string::npos;
+    if (matmul && sum && s.out_type == t) ++n;
+  }
+  return n;
+}
+
+// bf16 residual sums: fused sums whose result only norms, matmuls and later sums read are stored
+// as bf16 (the toy's ResNet and transformer residual streams), checked against the op-by-op
+// reference in check mode; f32 plans ignore the option.
+TEST(Planner, Bf16ResidualSumsOnTheToyNet) {
+  const int64_t N = 2, H = 12, W = 10;
+  const graph::Graph g = toy_net(N, H, W);
+  PlanOptions o;
+  o.precision = Precision::BF16;
+  o.check = true;
+  auto f32_sums = Plan::compile(g, o);
+  o.bf16_residuals = true;
+  auto bf16_sums = Plan::compile(g, o);
+  EXPECT_EQ(matmul_sums_in(*f32_sums, DType::BF16), 0);
+  EXPECT_EQ(matmul_sums_in(*bf16_sums, DType::BF16), 4);
+  EXPECT_EQ(matmul_sums_in(*bf16_sums, DType::F32), 0);
+  const std::vector<Vec> ref = reference_run(g, toy_inputs(N, H, W));
+  for (Plan* p : {f32_sums.get(), bf16_sums.get()}) {
+    fill_toy(*p, N, H, W);
+    p->run();
+    EXPECT_LT(rel_err(p->output("out"), ref[0]), 5e-2);
+    EXPECT_LT(rel_err(p->output("mid"), ref[1]), 5e-2);
+  }
+  o.precision = Precision::F32;
+  EXPECT_EQ(matmul_sums_in(*Plan::compile(g, o), DType::BF16), 0);
+}
+
+// Both operand types beside each other, each as a binary post-op (the operand lives on) and as
+// a sum in its buffer: r, which a plain add also reads, stays f32; y and y2 are bf16 sums; the
+// output is an f32 sum.
+TEST(Planner, Bf16ResidualSumsWithBothOperandTypes) {
+  const int64_t T = 16, C = 48;
+  graph::Graph g;
+  uint32_t seed = 700;
+  auto w = [&](Shape s, float scale = 0.2f) {
+    return add_weight(g, "w", random_vec(shape_numel(s), seed++, -scale, scale), s);
+  };
+  const auto x = g.input("x", {1, T, C});
+  const auto r = g.linear(x, w({C, C}), w({C}));
+  const auto ln = [&](graph::ValueId v) { return g.layer_norm(v, w({C}, 1.f), w({C}), 1e-5f); };
+  const auto y = g.add(g.linear(ln(r), w({C, C}), w({C})), r);    // f32 operand, lives on
+  const auto y2 = g.add(g.linear(ln(y), w({C, C}), w({C})), y);   // bf16 operand, lives on
+  const auto y3 = g.add(g.linear(ln(y2), w({C, C}), w({C})), y);  // bf16 operand dies: sum
+  const auto z = g.add(r, x);
+  g.output("out", g.add(g.linear(ln(y3), w({C, C}), w({C})), z));  // f32 operand dies: sum
+  PlanOptions o;
+  o.precision = Precision::BF16;
+  o.bf16_residuals = true;
+  o.check = true;
+  auto p = Plan::compile(g, o);
+  EXPECT_EQ(matmul_sums_in(*p, DType::BF16), 3);
+  EXPECT_EQ(matmul_sums_in(*p, DType::F32), 1);
+  const std::vector<std::pair<std::string, Vec>> in = {{"x", random_vec(T * C, 701)}};
+  fill_input(*p, "x", in[0].second);
+  p->run();
+  EXPECT_LT(rel_err(p->output("out"), reference_run(g, in)[0]), 2e-2);
+}
+
 TEST_P(Planner, PlansOfDifferentSizesShareWeights) {
   std::vector<TensorRef> weights;
   const graph::Graph g1 = toy_net(1, 8, 8, 0, &weights);

@@ -15,6 +15,7 @@
 #include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
 #include "graph/builders/builders.h"
+#include "pipeline/plan_cache.h"
 #include "tiny_model.h"
 
 namespace sdc::graph {
@@ -28,11 +29,12 @@ using test::ref_shape;
 
 // Tiny graphs run on one thread (fast on a loaded machine: no spinning workers); the f32 UNet
 // sweep uses all cores so multi-threaded kernels are checked against the references too.
-std::unique_ptr<Plan> compile(const Graph& g, Precision p, int threads = 1) {
+// denoiser: the UNet/ControlNet options generation compiles with (bf16 residual sums).
+std::unique_ptr<Plan> compile(const Graph& g, Precision p, int threads = 1, bool denoiser = false) {
   cpu::PlanOptions o;
   o.precision = p;
   o.threads = threads;
-  return Plan::compile(g, o);
+  return Plan::compile(g, denoiser ? pipeline::denoiser_options(o) : o);
 }
 
 void set_input(Plan& plan, const std::string& name, const std::vector<float>& values) {
@@ -149,7 +151,7 @@ void unet_cases(Precision precision, bool all_timesteps, int threads) {
     if (!plans.count(key)) {
       UNetShape us{int(s[0]), int(s[2]), int(s[3]), 77, false};
       plans[key] = compile(build_unet(test::tiny_weights(), test::tiny_unet_params(), us),
-                           precision, threads);
+                           precision, threads, true);
     }
     Plan& plan = *plans[key];
     set_input(plan, "sample", ref_nhwc(t["sample"]));
@@ -238,13 +240,13 @@ void controlnet_cases(Precision precision) {
   const int h = int(s[2]), w = int(s[3]);
   auto cn = compile(
       build_controlnet(test::tiny_controlnet_weights(), test::tiny_controlnet_params(), 1, h, w),
-      precision);
+      precision, 1, true);
   auto unet = compile(
       build_unet(test::tiny_weights(), test::tiny_unet_params(), UNetShape{1, h, w, 77, true}),
-      precision);
+      precision, 1, true);
   auto plain = compile(
       build_unet(test::tiny_weights(), test::tiny_unet_params(), UNetShape{1, h, w, 77, false}),
-      precision);
+      precision, 1, true);
   int cases = 0;
   for (const auto& c : test::cases()["cases"]) {
     if (c["kind"] != "controlnet") continue;

@@ -36,7 +36,11 @@ const char* precision_name(Precision p);
 struct PlanOptions {
   Precision precision = Precision::F32;  // BF16: bf16 matmul/conv inputs, f32 accumulation,
                                          // f32 norms/softmax/residual stream
-  int threads = 0;                       // 0 = all cores
+  // With BF16 (and INT8's bf16 storage): residual sums fused into a conv/linear may be stored
+  // as bf16 too, as PyTorch autocast does (a sum read only by norms, matmuls and later fused
+  // sums); the adds still accumulate in f32. Halves the bytes a memory-bound decoder moves.
+  bool bf16_residuals = false;
+  int threads = 0;  // 0 = all cores
   // Check mode (tests): verify at compile that no two simultaneously live values share arena
   // bytes, and poison each buffer with NaN after its last use during run(), so that a planner
   // bug shows up as NaN outputs.

@@ -188,7 +188,7 @@ std::vector<std::pair<ValueId, Role>> Planner::group_inputs(const Group& grp) co
       out.emplace_back(grp.upsample != kNone ? node(grp.upsample).inputs[0] : m.inputs[0],
                        runs_int8(m) ? Role::Any : Role::Bf16Src);
       for (const auto& p : grp.post)
-        if (p.op == Op::Add) out.emplace_back(p.operand, Role::F32);
+        if (p.op == Op::Add) out.emplace_back(p.operand, bf16_residuals_ ? Role::Any : Role::F32);
       break;
     case Op::GroupNorm:
       if (grp.gn_add != kNone) {
@@ -219,8 +219,8 @@ bool Planner::can_emit_bf16(const Group& grp) const {
   switch (node(grp.main).op) {
     case Op::Conv2d:
     case Op::Linear:
-      return std::none_of(grp.post.begin(), grp.post.end(),
-                          [](const Group::Post& p) { return p.op == Op::Add; });
+      return bf16_residuals_ || std::none_of(grp.post.begin(), grp.post.end(),
+                                             [](const Group::Post& p) { return p.op == Op::Add; });
     case Op::GroupNorm:
     case Op::LayerNorm:
     case Op::Geglu:

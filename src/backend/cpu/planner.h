@@ -137,7 +137,8 @@ class Planner {
         plan_(plan),
         bf16_(o.precision == Precision::BF16 ||
               (o.precision == Precision::INT8 && bf16_is_faster())),
-        int8_(o.precision == Precision::INT8) {}
+        int8_(o.precision == Precision::INT8),
+        bf16_residuals_(bf16_ && o.bf16_residuals) {}
 
   void compile() {
     analyse();
@@ -155,6 +156,7 @@ class Planner {
   CpuPlan& plan_;
   bool bf16_;
   bool int8_;
+  bool bf16_residuals_;  // PlanOptions::bf16_residuals, where values are stored as bf16 at all
   size_t nv_ = 0;
   std::vector<std::vector<std::pair<ValueId, int>>> uses_;  // consumer node, input slot
   std::vector<int> use_count_;
@@ -246,6 +248,8 @@ class Planner {
 
   // The step's post-ops; a W8A8 step first rescales by `int8_scale` (a per-output-channel
   // operand: activation scale x weight scale).
+  // A binary post-op operand's descriptor: `f32_md`'s layout in the operand store's type.
+  memory::desc operand_md(const memory::desc& f32_md, int store) const;
   dnnl::post_ops make_post_ops(const Spec& s, const memory::desc& dst_f32,
                                const memory::desc* int8_scale = nullptr) const;
 

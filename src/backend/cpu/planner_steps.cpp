@@ -41,6 +41,14 @@ void* Planner::ptr(int st) const {
   }
 }
 
+memory::desc Planner::operand_md(const memory::desc& f32_md, int store) const {
+  const dt t = dnnl_dt(stores_[size_t(store)].dtype);
+  if (t == dt::f32) return f32_md;
+  const auto& blocking = f32_md.data.format_desc.blocking;
+  return memory::desc(f32_md.dims(), t,
+                      memory::dims(blocking.strides, blocking.strides + f32_md.data.ndims));
+}
+
 dnnl::post_ops Planner::make_post_ops(const Spec& s, const memory::desc& dst_f32,
                                       const memory::desc* int8_scale) const {
   dnnl::post_ops po;
@@ -51,7 +59,7 @@ dnnl::post_ops Planner::make_post_ops(const Spec& s, const memory::desc& dst_f32
     else if (p.sum)
       po.append_sum(1.f);
     else
-      po.append_binary(dnnl::algorithm::binary_add, dst_f32);
+      po.append_binary(dnnl::algorithm::binary_add, operand_md(dst_f32, p.store));
   }
   return po;
 }
@@ -127,7 +135,7 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
     for (size_t k = 0; k < sp->post.size(); ++k)
       if (!sp->post[k].eltwise && !sp->post[k].sum)
         (*args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(first + int(k)) | DNNL_ARG_SRC_1] =
-            memory(post_md, e, ptr(sp->post[k].store));
+            memory(operand_md(post_md, sp->post[k].store), e, ptr(sp->post[k].store));
     dnnl::stream* stream = &plan_.stream;
     if (!i8)
       return std::function<void()>([prim, args, stream] {
