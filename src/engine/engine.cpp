@@ -360,6 +360,11 @@ void Engine::run_job(Job& job) {
       log << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms";
       if (const size_t mapped = cpu::PrepackedWeights::global().hits())
         log << " (" << mapped << " weights mapped already packed)";
+      if (const size_t repacked = cpu::PrepackedWeights::global().misses())
+        log << "; " << repacked
+            << " packed again: the file stores them in another layout than these plans use (made "
+               "by another sdc version or for another precision or size; convert it again to map "
+               "them)";
       log << "\n";
     }
     loaded->warmed = true;

@@ -72,12 +72,21 @@ TEST(ConvertPacked, SameLatentsWithWeightsMappedPacked) {
   ASSERT_EQ(b.exit_code, 0) << b.err;
   EXPECT_EQ(a.err.find("already packed"), std::string::npos);
   EXPECT_NE(b.err.find("weights mapped already packed"), std::string::npos) << b.err;
+  EXPECT_EQ(b.err.find("packed again"), std::string::npos) << b.err;
   const io::TensorFile la = io::open_tensor_file(dir.file("a.safetensors"));
   const io::TensorFile lb = io::open_tensor_file(dir.file("b.safetensors"));
   const TensorRef& ta = la.tensors.get("latents");
   const TensorRef& tb = lb.tensors.get("latents");
   ASSERT_EQ(ta.nbytes, tb.nbytes);
   EXPECT_EQ(std::memcmp(ta.data, tb.data, ta.nbytes), 0);
+
+  // Planned at another precision, the layouts differ: packed at load, and the log says so.
+  auto f32_args = generate_args(packed, dir.file("c.safetensors"), dir.file("c.png"));
+  f32_args.insert(f32_args.end(), {"--precision", "f32"});
+  const auto f = test::run_sdc(f32_args);
+  ASSERT_EQ(f.exit_code, 0) << f.err;
+  EXPECT_NE(f.err.find("packed again: the file stores them in another layout"), std::string::npos)
+      << f.err;
 
   // Packing a packed file again replaces its section instead of stacking a second one.
   const auto again = test::run_sdc({"convert", "-u", packed, "-t", "bf16", "-s", "64", "64",
@@ -233,7 +242,11 @@ TEST(PrepackedWeights, AnEntryAppliesOnlyToTensorsOfItsOwner) {
   mine.owner = owner;
   theirs.owner = other;
   EXPECT_EQ(reg.find("w", "fmt", theirs), nullptr);
+  EXPECT_EQ(reg.misses(), 0u);  // another owner's key: not this file's layout
   EXPECT_EQ(reg.find("w", "other fmt", mine), nullptr);
+  EXPECT_EQ(reg.misses(), 1u);  // this file's key in another layout
+  EXPECT_EQ(reg.find("v", "fmt", mine), nullptr);
+  EXPECT_EQ(reg.misses(), 1u);  // a key the file does not store
   auto p = reg.find("w", "fmt", mine);
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(p->data(), owner->data());

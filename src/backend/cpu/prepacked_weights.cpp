@@ -44,18 +44,30 @@ std::shared_ptr<PackedWeight> PrepackedWeights::find(const std::string& key,
     }
     ++it;
   }
+  // Entries are ordered by (key, format): the key's other formats follow (key, "").
+  for (auto it = entries_.lower_bound({key, std::string()});
+       it != entries_.end() && it->first.first == key; ++it)
+    if (same_owner(it->second.owner, source.owner)) {
+      ++misses_;
+      break;
+    }
   return nullptr;
 }
 
 void PrepackedWeights::clear() {
   std::lock_guard<std::mutex> lock(mutex_);
   entries_.clear();
-  hits_ = 0;
+  hits_ = misses_ = 0;
 }
 
 size_t PrepackedWeights::size() {
   std::lock_guard<std::mutex> lock(mutex_);
   return entries_.size();
+}
+
+size_t PrepackedWeights::misses() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return misses_;
 }
 
 size_t PrepackedWeights::hits() {

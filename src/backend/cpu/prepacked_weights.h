@@ -40,6 +40,9 @@ class PrepackedWeights {
   void clear();
   size_t size();
   size_t hits();  // finds that returned an entry since the last clear()
+  // Finds since the last clear() that returned nothing although the same owner offered the key
+  // in another format: a file compiled for other plans (precision, size, another sdc version).
+  size_t misses();
 
   // While set, the planner reports every weight it packs or finds (key, format, bytes).
   using Recorder = std::function<void(const std::string& key, const std::string& format,
@@ -59,7 +62,7 @@ class PrepackedWeights {
     bool file_backed;
   };
   std::multimap<std::pair<std::string, std::string>, Entry> entries_;
-  size_t hits_ = 0;
+  size_t hits_ = 0, misses_ = 0;
   Recorder recorder_;
 };
 
