@@ -103,8 +103,6 @@ CompareReport run_compare(const CompareOptions& o) {
   cpu::PlanOptions pa, pb;
   pa.precision = o.a.compute();
   pb.precision = o.b.compute();
-  pa = pipeline::denoiser_options(pa);  // the UNet as generation compiles it
-  pb = pipeline::denoiser_options(pb);
   pa.threads = pb.threads = o.threads;
   pipeline::PlanCache ca(A.model, pa, o.a.vae_int8), cb(B.model, pb, o.b.vae_int8);
 
@@ -171,8 +169,11 @@ CompareReport run_compare(const CompareOptions& o) {
 
   if (o.layers) {
     std::vector<std::string> blocks_a, blocks_b;
-    auto plan_a = cpu::Plan::compile(unet_with_blocks(A.model, h, w, blocks_a), pa);
-    auto plan_b = cpu::Plan::compile(unet_with_blocks(B.model, h, w, blocks_b), pb);
+    // The UNet as generation compiles it (PlanCache does the same for the rows above).
+    auto plan_a = cpu::Plan::compile(unet_with_blocks(A.model, h, w, blocks_a),
+                                     pipeline::denoiser_options(pa));
+    auto plan_b = cpu::Plan::compile(unet_with_blocks(B.model, h, w, blocks_b),
+                                     pipeline::denoiser_options(pb));
     if (blocks_a != blocks_b)
       throw Error(o.b.path, "UNet blocks",
                   std::to_string(blocks_a.size()) + " blocks as " + o.a.path,
