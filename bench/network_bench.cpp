@@ -173,6 +173,7 @@ int main(int argc, char** argv) {
   const std::string net = argc > 1 ? argv[1] : "unet";
   sdc::cpu::PlanOptions o;
   o.precision = sdc::cpu::parse_precision(argc > 2 ? argv[2] : "auto");
+  o.bf16_residuals = net != "vae";  // as generation plans the UNet (pipeline::denoiser_options)
   const int64_t latent = argc > 3 ? std::atoll(argv[3]) : 64;
   const int64_t batch = argc > 4 ? std::atoll(argv[4]) : 1;
   const int runs = argc > 5 ? std::atoi(argv[5]) : 2;

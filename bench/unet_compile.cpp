@@ -13,6 +13,7 @@
 #include "common/stopwatch.h"
 #include "graph/builders/builders.h"
 #include "model/model_loader.h"
+#include "pipeline/plan_cache.h"
 
 namespace {
 double cpu_seconds() {
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
       for (const std::string& p : precisions) {
         cpu::PlanOptions o;
         o.precision = cpu::parse_precision(p);
+        o = pipeline::denoiser_options(o);  // as generation plans the UNet
         const graph::Graph g = graph::build_unet(m.weights, m.unet, s);
         const Stopwatch wall;
         const double cpu0 = cpu_seconds();

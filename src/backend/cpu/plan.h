@@ -35,7 +35,7 @@ const char* precision_name(Precision p);
 
 struct PlanOptions {
   Precision precision = Precision::F32;  // BF16: bf16 matmul/conv inputs, f32 accumulation,
-                                         // f32 norms/softmax/residual stream
+                                         // f32 norms/softmax/residual stream (but see below)
   // With BF16 (and INT8's bf16 storage): residual sums fused into a conv/linear may be stored
   // as bf16 too, as PyTorch autocast does (a sum read only by norms, matmuls and later fused
   // sums); the adds still accumulate in f32. Halves the bytes a memory-bound decoder moves.

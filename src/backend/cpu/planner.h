@@ -246,10 +246,10 @@ class Planner {
   std::vector<size_t> offsets_;
   void* scratch() const { return plan_.scratch_ ? plan_.scratch_->data() : nullptr; }
 
-  // The step's post-ops; a W8A8 step first rescales by `int8_scale` (a per-output-channel
-  // operand: activation scale x weight scale).
   // A binary post-op operand's descriptor: `f32_md`'s layout in the operand store's type.
   memory::desc operand_md(const memory::desc& f32_md, int store) const;
+  // The step's post-ops; a W8A8 step first rescales by `int8_scale` (a per-output-channel
+  // operand: activation scale x weight scale).
   dnnl::post_ops make_post_ops(const Spec& s, const memory::desc& dst_f32,
                                const memory::desc* int8_scale = nullptr) const;
 
