@@ -30,27 +30,28 @@ std::shared_ptr<PackedWeight> PrepackedWeights::find(const std::string& key,
                                                      const std::string& format,
                                                      const TensorRef& source) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto [lo, hi] = entries_.equal_range({key, format});
-  for (auto it = lo; it != hi;) {
+  // One pass over the key's entries (ordered by (key, format), so they start at (key, "")): the
+  // requested format of this owner is a hit; only other formats of this owner, a miss.
+  bool other_format = false;
+  for (auto it = entries_.lower_bound({key, std::string()});
+       it != entries_.end() && it->first.first == key;) {
     std::shared_ptr<const void> owner = it->second.owner.lock();
     if (!owner) {
       it = entries_.erase(it);
       continue;
     }
     if (same_owner(it->second.owner, source.owner)) {
-      ++hits_;
-      return std::make_shared<PackedWeight>(it->second.data, it->second.bytes, std::move(owner),
-                                            it->second.file_backed);
+      if (it->first.second != format) {
+        other_format = true;
+      } else {
+        ++hits_;
+        return std::make_shared<PackedWeight>(it->second.data, it->second.bytes, std::move(owner),
+                                              it->second.file_backed);
+      }
     }
     ++it;
   }
-  // Entries are ordered by (key, format): the key's other formats follow (key, "").
-  for (auto it = entries_.lower_bound({key, std::string()});
-       it != entries_.end() && it->first.first == key; ++it)
-    if (same_owner(it->second.owner, source.owner)) {
-      ++misses_;
-      break;
-    }
+  if (other_format) ++misses_;
   return nullptr;
 }
 
