@@ -276,9 +276,11 @@ class Planner {
   // Biases in sums' units stay below 2^30: the s32 sums themselves stay below K * 255 * 127,
   // under 2^29 for any K up to 16000 (SD's largest is 11520, a 3x3 over 1280 channels).
   static constexpr float kMaxInt8Bias = 1073741824.f;
+  // `channel_md` and `bias_md`: the primitive's descriptors of the rescale and bias operands.
   Int8Weight int8_weight(const std::string& key, const TensorRef& w, const TensorRef* bias,
                          const memory::desc& s8_src_md, const memory::desc& dst_md,
-                         const memory::desc& bias_md, const WeightTransform* transform = nullptr);
+                         const memory::desc& channel_md, const memory::desc& bias_md,
+                         const WeightTransform* transform = nullptr);
   // Scratch offsets of a W8A8 step after its oneDNN scratchpad of `pad` bytes: the u8 copy of
   // the input (`n` values; 0 with shared codes), `channels` per-output-channel scales and s32
   // biases, and the input's zero point.

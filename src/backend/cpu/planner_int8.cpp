@@ -99,11 +99,13 @@ Planner::Int8Input Planner::int8_input(const Spec& s, int64_t n, const Int8Scrat
 
 Planner::Int8Weight Planner::int8_weight(const std::string& key, const TensorRef& w,
                                          const TensorRef* bias, const memory::desc& s8_src_md,
-                                         const memory::desc& dst_md, const memory::desc& bias_md,
+                                         const memory::desc& dst_md, const memory::desc& channel_md,
+                                         const memory::desc& bias_md,
                                          const WeightTransform* transform) {
   if (!is_float(w.dtype))
     throw Error("plan", key, "a float weight to quantise", std::string(dtype_name(w.dtype)));
   Int8Weight q;
+  q.channel_md = channel_md;
   const std::string what =
       WeightTransform::prefix(transform) + std::string(dtype_name(w.dtype)) + shape_str(w.shape);
   const size_t rows = size_t(w.shape.at(0) * (transform ? transform->rows : 1));

@@ -193,8 +193,7 @@ Planner::Prepared Planner::prepare_conv(const Spec& s) {
   if (s.int8) {
     Int8Weight q = int8_weight(wn.name, wn.weight, has_bias ? &node(m.inputs[2]).weight : nullptr,
                                memory::desc({ws[0], ws[1], ws[2], ws[3]}, dt::s8, tag::oihw),
-                               pd.weights_desc(), b_md, phases);
-    q.channel_md = channel_md;
+                               pd.weights_desc(), channel_md, b_md, phases);
     p = dnnl_step(s, dnnl::convolution_forward(pd), src_md, pd.weights_desc(), q.packed,
                   memory::desc(), nullptr, dst_md, post_md, pd.scratchpad_desc(), &q);
   } else {
@@ -242,9 +241,9 @@ Planner::Prepared Planner::prepare_linear(const Spec& s) {
   const dnnl::matmul::primitive_desc pd(d, attr, plan_.engine);
   const Node& wn = node(m.inputs[1]);
   if (s.int8) {
-    Int8Weight q = int8_weight(wn.name, wn.weight, has_bias ? &node(m.inputs[2]).weight : nullptr,
-                               memory::desc({K, Nc}, dt::s8, tag::ba), pd.weights_desc(), b_md);
-    q.channel_md = channel_md;
+    Int8Weight q =
+        int8_weight(wn.name, wn.weight, has_bias ? &node(m.inputs[2]).weight : nullptr,
+                    memory::desc({K, Nc}, dt::s8, tag::ba), pd.weights_desc(), channel_md, b_md);
     return dnnl_step(s, dnnl::matmul(pd), src_md, pd.weights_desc(), q.packed, memory::desc(),
                      nullptr, dst_md, post_md, pd.scratchpad_desc(), &q);
   }
@@ -327,7 +326,7 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     const TensorRef part = rows_of(wn.weight, r0, D);
     const TensorRef bias = has_bias ? rows_of(node(m.inputs[2]).weight, r0, D) : TensorRef{};
     return int8_weight(half_name(r0), part, has_bias ? &bias : nullptr,
-                       memory::desc({K, D}, dt::s8, tag::ba), pd.weights_desc(), b_md);
+                       memory::desc({K, D}, dt::s8, tag::ba), pd.weights_desc(), channel_md, b_md);
   };
   Int8Weight q_value, q_gate;
   float min_scale = 0.f;  // the input's scale floor for both halves' biases
@@ -335,7 +334,6 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
   if (s.int8) {
     q_value = int8_half(value_pd, 0);
     q_gate = int8_half(gate_pd, D);
-    q_value.channel_md = q_gate.channel_md = channel_md;
     min_scale = std::max(q_value.min_input_scale, q_gate.min_input_scale);
     note_min_input_scale(s, min_scale);
     w_value = q_value.packed;
