@@ -149,8 +149,9 @@ struct VocabReader {
     if (member()) name = std::move(k);
     return true;
   }
+  // Thrown on to the constructor, which reports every nlohmann error the same way.
   bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
-    throw Error(source, "vocab.json", "a JSON object mapping tokens to ids", e.what());
+    throw e;
   }
 };
 
