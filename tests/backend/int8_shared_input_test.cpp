@@ -22,7 +22,7 @@ constexpr int64_t N = 2, T = 12, K = 48, H = 6, W = 5, C = 32;
 
 // x -> LayerNorm -> the int8 linears in `linears` (attn1's q/k/v pattern, the last a GEGLU
 // projection), with a float linear on another input `y` created among them; img -> GroupNorm +
-// SiLU -> the int8 convs in `convs` (a 3x3 and a 1x1, as a ResBlock's conv and skip).
+// SiLU -> the int8 convs in `convs` (0, 2: 3x3; 1: a 1x1, as a ResBlock's conv and skip).
 graph::Graph fan_out(const std::vector<int>& linears, const std::vector<int>& convs) {
   graph::Graph g;
   const auto x = g.input("x", {N, T, K});
@@ -46,7 +46,7 @@ graph::Graph fan_out(const std::vector<int>& linears, const std::vector<int>& co
   const auto a = g.group_norm(img, add_weight(g, "gn.g", random_vec(C, 3, 0.5f, 1.5f), {C}),
                               add_weight(g, "gn.b", random_vec(C, 4), {C}), 8, 1e-5f, true);
   for (int i : convs) {
-    const int k = i == 0 ? 3 : 1;
+    const int k = i == 1 ? 1 : 3;
     const auto w = add_weight(g, "cw" + std::to_string(i), random_vec(16 * C * k * k, 40 + i),
                               {16, C, k, k}, DType::F16);
     const auto conv = g.conv2d(
@@ -78,18 +78,20 @@ int64_t numel_of(const graph::Graph& g, const std::string& output) {
 
 TEST(Int8SharedInput, ReadersOfOneInputQuantiseItOnceWithIdenticalResults) {
   if (!cpu::isa_has_int8_dot()) GTEST_SKIP() << "no VNNI: int8 plans are refused here";
-  const graph::Graph g = fan_out({0, 1, 2}, {0, 1});
+  const graph::Graph g = fan_out({0, 1, 2}, {0, 1, 2});
   auto p = compile(g);
   int reused = 0, int8_steps = 0;
   for (const auto& s : p->steps()) {
     int8_steps += s.kind.find(".int8") != std::string::npos;
     reused += s.kind.find(".int8.reused") != std::string::npos;
   }
-  EXPECT_EQ(int8_steps, 5);
-  EXPECT_EQ(reused, 3);  // two of three linears, one of two convs
+  EXPECT_EQ(int8_steps, 6);
+  // Two of three linears, one of the two 3x3 convs; the 1x1 quantises for itself, as the 3x3s'
+  // codes carry their padding as a frame of zero points.
+  EXPECT_EQ(reused, 3);
   run(*p, g, 1);
   run(*p, g, 2);  // other inputs: each run quantises afresh
-  for (const std::string name : {"lin0", "lin1", "lin2", "conv0", "conv1"}) {
+  for (const std::string name : {"lin0", "lin1", "lin2", "conv0", "conv1", "conv2"}) {
     const graph::Graph alone =
         name[0] == 'l' ? fan_out({name[3] - '0'}, {}) : fan_out({}, {name[4] - '0'});
     auto q = compile(alone);

@@ -297,8 +297,9 @@ TEST(Planner, WeightsSharedByContentAcrossMappings) {
     auto p2 = Plan::compile(net(77), o);  // fresh buffers, same values
     EXPECT_EQ(cpu::WeightCache::global().live_entries(), entries) << cpu::precision_name(prec);
     auto p3 = Plan::compile(net(78), o);  // other values
-    // W8A8: the weight's scales and s8 values (found through one hash of it), and the bias.
-    const size_t packed = prec == Precision::INT8 ? 3 : 2;
+    // W8A8: the weight's scales, row sums and s8 values (found through one hash of it), and the
+    // bias.
+    const size_t packed = prec == Precision::INT8 ? 4 : 2;
     EXPECT_EQ(cpu::WeightCache::global().live_entries(), entries + packed)
         << cpu::precision_name(prec);
   }

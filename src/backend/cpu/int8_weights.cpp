@@ -186,6 +186,8 @@ Int8Packed pack_int8_weight(const TensorRef& t, const dnnl::memory::desc& src_md
   Int8Packed out;
   out.scales = std::make_shared<PackedWeight>(size_t(rows) * sizeof(float));
   float* scale = static_cast<float*>(out.scales->data());
+  out.sums = std::make_shared<PackedWeight>(size_t(rows) * sizeof(int32_t));
+  int32_t* sums = static_cast<int32_t*>(out.sums->data());
   std::vector<int8_t> plain(sc ? 0 : size_t(t.numel()));  // the reorder's source
   uint8_t* dst = nullptr;
   int32_t* compensation = nullptr;
@@ -216,6 +218,7 @@ Int8Packed pack_int8_weight(const TensorRef& t, const dnnl::memory::desc& src_md
         scale[r] = m > 0.f ? m / 127.f : 1.f;
         int8_t* qr = sc ? tile.data() + (r - r0) * row : plain.data() + r * row;
         const int32_t sum = quantize(w, row, 1.f / scale[r], qr, v512);
+        sums[r] = sum;
         if (compensation) compensation[r] = -sum;
       }
       if (!sc) continue;

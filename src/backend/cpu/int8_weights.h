@@ -16,6 +16,9 @@ namespace sdc::cpu {
 struct Int8Packed {
   std::shared_ptr<PackedWeight> values;  // s8, laid out as the primitive wants
   std::shared_ptr<PackedWeight> scales;  // f32 [rows]
+  // s32 [rows]: the sum of row o's s8 values, for the steps that fold the input's zero point
+  // into their bias themselves.
+  std::shared_ptr<PackedWeight> sums;
 };
 
 // Symmetric per output channel, row o of `t` (whatever its other dims) being channel o:

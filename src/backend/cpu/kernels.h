@@ -67,6 +67,20 @@ struct ActivationScale {
 };
 ActivationScale quantize_u8(const void* x, DType xdt, int64_t n, uint8_t* q, float min_scale = 0.f);
 
+// Channels-last images [N, H, W, C] whose codes go into a zero-padded frame
+// [N, top + H + bottom, left + W + right, C] for a convolution without padding of its own: the
+// frame holds the zero point, the code of 0, so that a convolution over it sees what one with
+// padding sees in x (oneDNN's own zero-point path for padded u8 convolutions gives wrong sums
+// for some shapes: 1920 -> 640 channels at every size, 960 -> 320 at 128x128, in 2.6).
+struct PaddedImages {
+  int64_t N = 1, H = 1, W = 1, C = 0;
+  int64_t top = 0, left = 0, bottom = 0, right = 0;
+  int64_t values() const { return N * H * W * C; }
+  int64_t codes() const { return N * (top + H + bottom) * (left + W + right) * C; }
+};
+ActivationScale quantize_u8_padded(const void* x, DType xdt, const PaddedImages& g, uint8_t* q,
+                                   float min_scale = 0.f);
+
 // Nearest upsampling of x [N, H, W, C] to [N, Ho, Wo, C] (PyTorch 'nearest': source index
 // floor(dst * in / out) computed with a float scale in/out, clamped to in - 1).
 // y may be BF16 (the upsampled tensor feeding a bf16 convolution).

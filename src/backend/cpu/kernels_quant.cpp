@@ -1,10 +1,12 @@
 // Dynamic int8 quantisation of activations for the W8A8 steps: one min/max pass and one rounding
 // pass over the tensor, both parallel and memory-bound (a few hundred microseconds for the UNet's
-// largest activations, against milliseconds for the convolution that reads them).
+// largest activations, against milliseconds for the convolution that reads them). Convolutions
+// take their codes in a frame of zero points (quantize_u8_padded) instead of padding themselves.
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernels.h"
@@ -48,8 +50,9 @@ float value_of(const uint16_t* x, int64_t i) {
   return bf16_to_f32(x[i]);
 }
 
+// The scale and zero point of x's n values: one parallel min/max pass.
 template <class T>
-ActivationScale quantize_t(const T* x, int64_t n, uint8_t* q, float min_scale) {
+ActivationScale activation_scale(const T* x, int64_t n, float min_scale) {
   const bool v512 = use_avx512_kernels();
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   float lo = 0.f, hi = 0.f;  // the range always holds 0, so that zero quantises exactly
@@ -71,16 +74,53 @@ ActivationScale quantize_t(const T* x, int64_t n, uint8_t* q, float min_scale) {
   ActivationScale a;
   a.scale = std::max(hi > lo ? (hi - lo) / 255.f : 1.f, min_scale);
   a.zero_point = int32_t(std::clamp(std::nearbyint(-lo / a.scale), 0.f, 255.f));
+  return a;
+}
+
+// Codes of x[b, e) into q[b, e).
+template <class T>
+void codes(const T* x, uint8_t* q, const ActivationScale& a, int64_t b, int64_t e, bool v512) {
   const float inv = 1.f / a.scale, zp = float(a.zero_point);
+  if (v512) {
+    quantize_avx512(x, q, inv, zp, b, e);
+    return;
+  }
+  for (int64_t i = b; i < e; ++i)
+    q[i] = uint8_t(std::clamp(std::nearbyint(value_of(x, i) * inv) + zp, 0.f, 255.f));
+}
+
+template <class T>
+ActivationScale quantize_t(const T* x, int64_t n, uint8_t* q, float min_scale) {
+  const ActivationScale a = activation_scale(x, n, min_scale);
+  const bool v512 = use_avx512_kernels();
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t b = c * kChunk, e = std::min(n, b + kChunk);
-    if (v512) {
-      quantize_avx512(x, q, inv, zp, b, e);
-    } else {
-      for (int64_t i = b; i < e; ++i)
-        q[i] = uint8_t(std::clamp(std::nearbyint(value_of(x, i) * inv) + zp, 0.f, 255.f));
+  for (int64_t c = 0; c < chunks; ++c)
+    codes(x, q, a, c * kChunk, std::min(n, (c + 1) * kChunk), v512);
+  return a;
+}
+
+template <class T>
+ActivationScale quantize_padded_t(const T* x, const PaddedImages& g, uint8_t* q, float min_scale) {
+  if (g.top == 0 && g.left == 0 && g.bottom == 0 && g.right == 0)
+    return quantize_t(x, g.values(), q, min_scale);  // no frame: chunks, not rows
+  const ActivationScale a = activation_scale(x, g.values(), min_scale);
+  const bool v512 = use_avx512_kernels();
+  const uint8_t zp = uint8_t(a.zero_point);
+  const int64_t Hp = g.top + g.H + g.bottom, Wp = g.left + g.W + g.right, row = g.W * g.C;
+  // One task per padded row: a frame row is all zero point; an image row gets its codes between
+  // the left and right frame.
+#pragma omp parallel for schedule(static) if (g.N * Hp * Wp * g.C > kChunk)
+  for (int64_t r = 0; r < g.N * Hp; ++r) {
+    const int64_t n = r / Hp, y = r % Hp - g.top;
+    uint8_t* qr = q + r * Wp * g.C;
+    if (y < 0 || y >= g.H) {
+      std::memset(qr, zp, size_t(Wp * g.C));
+      continue;
     }
+    std::memset(qr, zp, size_t(g.left * g.C));
+    std::memset(qr + (g.left + g.W) * g.C, zp, size_t(g.right * g.C));
+    codes(x + (n * g.H + y) * row, qr + g.left * g.C, a, 0, row, v512);
   }
   return a;
 }
@@ -90,6 +130,13 @@ ActivationScale quantize_t(const T* x, int64_t n, uint8_t* q, float min_scale) {
 ActivationScale quantize_u8(const void* x, DType xdt, int64_t n, uint8_t* q, float min_scale) {
   if (xdt == DType::BF16) return quantize_t(static_cast<const uint16_t*>(x), n, q, min_scale);
   return quantize_t(static_cast<const float*>(x), n, q, min_scale);
+}
+
+ActivationScale quantize_u8_padded(const void* x, DType xdt, const PaddedImages& g, uint8_t* q,
+                                   float min_scale) {
+  if (xdt == DType::BF16)
+    return quantize_padded_t(static_cast<const uint16_t*>(x), g, q, min_scale);
+  return quantize_padded_t(static_cast<const float*>(x), g, q, min_scale);
 }
 
 }  // namespace sdc::cpu

@@ -267,14 +267,18 @@ class Planner {
   };
   struct Int8Weight {
     std::shared_ptr<PackedWeight> packed, scales, bias;  // bias: f32 [Co] or null
-    memory::desc channel_md;  // a [Co] operand broadcast over the output (the scales)
-    memory::desc bias_md;     // the bias as s32 in the sums' units (empty without a bias)
+    std::shared_ptr<PackedWeight> sums;  // s32 [Co]: each output channel's sum of s8 values
+    memory::desc channel_md;             // a [Co] operand broadcast over the output (the scales)
+    // The s32 bias in the sums' units, which also takes the input's zero point: every W8A8
+    // primitive has one, with or without a bias of the layer's own.
+    memory::desc bias_md;
     // The smallest activation scale at which every bias, in the sums' units, stays within
     // kMaxInt8Bias (int8_weight; 0 without a bias).
     float min_input_scale = 0.f;
   };
   // Biases in sums' units stay below 2^30: the s32 sums themselves stay below K * 255 * 127,
-  // under 2^29 for any K up to 16000 (SD's largest is 11520, a 3x3 over 1280 channels).
+  // under 2^30 for any K up to 33000 (SD's largest is 23040, a 3x3 over 2560 channels), and so
+  // does the zero point's share, zero point x the row's sum; all three together stay below 2^31.
   static constexpr float kMaxInt8Bias = 1073741824.f;
   // `channel_md` and `bias_md`: the primitive's descriptors of the rescale and bias operands.
   Int8Weight int8_weight(const std::string& key, const TensorRef& w, const TensorRef* bias,
@@ -282,48 +286,53 @@ class Planner {
                          const memory::desc& channel_md, const memory::desc& bias_md,
                          const WeightTransform* transform = nullptr);
   // Scratch offsets of a W8A8 step after its oneDNN scratchpad of `pad` bytes: the u8 copy of
-  // the input (`n` values; 0 with shared codes), `channels` per-output-channel scales and s32
-  // biases, and the input's zero point.
+  // the input (`n` codes, a convolution's frame included; 0 with shared codes), and
+  // `channels` per-output-channel scales and s32 biases.
   struct Int8Scratch {
-    size_t q = 0, scales = 0, bias = 0, zero_point = 0, end = 0;
+    size_t q = 0, scales = 0, bias = 0, end = 0;
   };
   static Int8Scratch int8_scratch(size_t pad, int64_t n, int64_t channels);
   // A W8A8 primitive's first post-op: the rescale of the s32 sums (plus the s32 bias, which the
   // primitive adds itself) by a per-channel operand, activation scale x weight scale. A bias
   // as an f32 binary post-op instead cost oneDNN 2.6's int8 matmuls ~20 %.
   static void append_int8_rescale(dnnl::post_ops& po, const memory::desc& channel_md);
-  // Binds the rescale operand, the s32 bias (when the weight has one) and the input's zero point
-  // (`scales`, `bias` and `zero_point` in scratch); returns the index of the step's own first
-  // post-op in the chain.
+  // Binds the rescale operand and the s32 bias (`scales` and `bias` in scratch); returns the
+  // index of the step's own first post-op in the chain.
   int bind_int8_operands(std::unordered_map<int, memory>& args, const Int8Weight& w, void* scales,
-                         void* bias, void* zero_point) const;
-  // What a W8A8 step computes before its primitives run, from the activation scale sx: the
-  // rescale operand sx * weight scale and, with a bias, round(bias / that) as s32.
-  static void int8_channel_operands(float sx, const Int8Weight& w, float* scales, int32_t* bias);
-  // What a W8A8 step does before its primitives run: quantise its input (n values) into `q`
-  // (scratch, or the shared codes) with a scale of at least `min_scale`, store the zero point
-  // where the primitives read it (and the scale, for the steps sharing the codes), and return
-  // the activation scale. A step reusing shared codes only reads the scale back.
+                         void* bias) const;
+  // What a W8A8 step computes before its primitives run, from the activation scale a.scale: the
+  // rescale operand a.scale * weight scale, and the s32 bias round(bias / that) minus
+  // a.zero_point x the channel's sum of s8 values. The primitives see the u8 codes as they are
+  // (no oneDNN zero point), so the bias takes the zero point's share: sum (q - zp) w =
+  // sum q w - zp sum w.
+  static void int8_channel_operands(const ActivationScale& a, const Int8Weight& w, float* scales,
+                                    int32_t* bias);
+  // Where a W8A8 step's input codes go: a convolution's images with its padding as a frame of
+  // zero points (its primitive then pads nothing), anything else as one dense row of values.
+  PaddedImages int8_codes_layout(const Spec& s) const;
+  // What a W8A8 step does before its primitives run: quantise its input (laid out as `codes`)
+  // into `q` (scratch, or the shared codes) with a scale of at least `min_scale`, store the
+  // scale and zero point for the steps sharing the codes, and return them. A step reusing
+  // shared codes only reads them back.
   struct Int8Input {
     const void* x = nullptr;
     DType type = DType::F32;
-    int64_t n = 0;
+    PaddedImages codes;
     uint8_t* q = nullptr;
-    int32_t* zero_point = nullptr;
-    float* scale = nullptr;  // shared codes only
+    int32_t* zero_point = nullptr;  // shared codes only
+    float* scale = nullptr;         // shared codes only
     float min_scale = 0.f;
     bool quantizes = true;
-    float quantize() const {
-      if (!quantizes) return *scale;
-      const ActivationScale a = quantize_u8(x, type, n, q, min_scale);
-      *zero_point = a.zero_point;
-      if (scale) *scale = a.scale;
-      return a.scale;
+    ActivationScale quantize() const {
+      if (!quantizes) return ActivationScale{*scale, *zero_point};
+      const ActivationScale a = quantize_u8_padded(x, type, codes, q, min_scale);
+      if (scale) *scale = a.scale, *zero_point = a.zero_point;
+      return a;
     }
   };
   // The step's input; `min_scale` is the step's own floor (steps sharing codes quantise with
   // the largest floor of them all, noted by note_min_input_scale).
-  Int8Input int8_input(const Spec& s, int64_t n, const Int8Scratch& q, float min_scale) const;
+  Int8Input int8_input(const Spec& s, const Int8Scratch& q, float min_scale) const;
   void note_min_input_scale(const Spec& s, float min_scale);
   std::unordered_map<int, float> shared_min_scale_;  // shared_codes store -> largest floor
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <optional>
+#include <tuple>
 
 #include "backend/cpu/dnnl_util.h"
 #include "backend/cpu/int8_weights.h"
@@ -14,12 +15,17 @@ namespace sdc::cpu::detail {
 void Planner::share_int8_inputs() {
   // Steps reading the same store read the same values in the same storage type, so they would
   // compute the same scale, zero point and codes: the first quantises, the others reuse.
-  std::map<int, std::vector<size_t>> readers;  // input store -> its int8 steps, in run order
+  // Only steps with the same layout of codes share them: a convolution's codes have its frame.
+  using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t>;  // store, frame
+  std::map<Key, std::vector<size_t>> readers;  // input -> its int8 steps, in run order
   for (size_t i = 0; i < specs_.size(); ++i)
-    if (specs_[i].int8) readers[specs_[i].in[0]].push_back(i);
-  for (const auto& [store, steps] : readers) {
+    if (specs_[i].int8) {
+      const PaddedImages g = int8_codes_layout(specs_[i]);
+      readers[{specs_[i].in[0], g.top, g.left, g.bottom, g.right}].push_back(i);
+    }
+  for (const auto& [key, steps] : readers) {
     if (steps.size() < 2) continue;
-    const int64_t n = shape_numel(shape(specs_[steps[0]].src));
+    const int64_t n = int8_codes_layout(specs_[steps[0]]).codes();
     const int codes = arena_store(DType::U8, int64_t(shared_codes_scale_offset(n)) + 8);
     for (size_t k = 0; k < steps.size(); ++k) {
       Spec& s = specs_[steps[k]];
@@ -40,8 +46,7 @@ Planner::Int8Scratch Planner::int8_scratch(size_t pad, int64_t n, int64_t channe
   q.q = align(pad);
   q.scales = align(q.q + size_t(n));
   q.bias = align(q.scales + size_t(channels) * sizeof(float));
-  q.zero_point = align(q.bias + size_t(channels) * sizeof(int32_t));
-  q.end = q.zero_point + sizeof(int32_t);
+  q.end = q.bias + size_t(channels) * sizeof(int32_t);
   return q;
 }
 
@@ -50,23 +55,40 @@ void Planner::append_int8_rescale(dnnl::post_ops& po, const memory::desc& channe
 }
 
 int Planner::bind_int8_operands(std::unordered_map<int, memory>& args, const Int8Weight& w,
-                                void* scales, void* bias, void* zero_point) const {
+                                void* scales, void* bias) const {
   const dnnl::engine& e = plan_.engine;
-  args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] =
-      memory(memory::desc({1}, dt::s32, tag::x), e, zero_point);
   args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = memory(w.channel_md, e, scales);
-  if (w.bias) args[DNNL_ARG_BIAS] = memory(w.bias_md, e, bias);
+  args[DNNL_ARG_BIAS] = memory(w.bias_md, e, bias);
   return 1;
 }
 
-void Planner::int8_channel_operands(float sx, const Int8Weight& w, float* scales, int32_t* bias) {
+void Planner::int8_channel_operands(const ActivationScale& a, const Int8Weight& w, float* scales,
+                                    int32_t* bias) {
   const size_t n = w.scales->bytes() / sizeof(float);
   const float* ws = static_cast<const float*>(w.scales->data());
-  for (size_t o = 0; o < n; ++o) scales[o] = sx * ws[o];
-  if (!w.bias) return;
+  const int32_t* sums = static_cast<const int32_t*>(w.sums->data());
+  for (size_t o = 0; o < n; ++o) scales[o] = a.scale * ws[o];
   // |bias / scale| <= kMaxInt8Bias by the input's scale floor (min_input_scale).
-  const float* b = static_cast<const float*>(w.bias->data());
-  for (size_t o = 0; o < n; ++o) bias[o] = int32_t(std::nearbyint(b[o] / scales[o]));
+  const float* b = w.bias ? static_cast<const float*>(w.bias->data()) : nullptr;
+  for (size_t o = 0; o < n; ++o)
+    bias[o] = (b ? int32_t(std::nearbyint(b[o] / scales[o])) : 0) - a.zero_point * sums[o];
+}
+
+PaddedImages Planner::int8_codes_layout(const Spec& s) const {
+  PaddedImages g;
+  const Shape& xs = shape(s.src);
+  if (s.node->op != Op::Conv2d) {
+    g.C = shape_numel(xs);
+    return g;
+  }
+  g.N = xs[0], g.H = xs[1], g.W = xs[2], g.C = xs[3];
+  if (s.upsample2x) {  // the phases' 2x2 convolution pads the small image by 1 (prepare_conv)
+    g.top = g.left = g.bottom = g.right = 1;
+  } else {
+    const graph::Attrs& a = s.node->attrs;
+    g.top = a.pad_top, g.left = a.pad_left, g.bottom = a.pad_bottom, g.right = a.pad_right;
+  }
+  return g;
 }
 
 void Planner::note_min_input_scale(const Spec& s, float min_scale) {
@@ -75,17 +97,15 @@ void Planner::note_min_input_scale(const Spec& s, float min_scale) {
   m = std::max(m, min_scale);
 }
 
-Planner::Int8Input Planner::int8_input(const Spec& s, int64_t n, const Int8Scratch& q,
-                                       float min_scale) const {
+Planner::Int8Input Planner::int8_input(const Spec& s, const Int8Scratch& q, float min_scale) const {
   Int8Input in;
   in.x = ptr(s.in[0]);
   in.type = stores_[size_t(s.in[0])].dtype;
-  in.n = n;
+  in.codes = int8_codes_layout(s);
   in.min_scale = min_scale;
+  const int64_t n = in.codes.codes();
   if (s.shared_codes < 0) {
-    uint8_t* scr = static_cast<uint8_t*>(scratch());
-    in.q = scr + q.q;
-    in.zero_point = reinterpret_cast<int32_t*>(scr + q.zero_point);
+    in.q = static_cast<uint8_t*>(scratch()) + q.q;
     return in;
   }
   // Every sharer was prepared (and noted its floor) before any step binds.
@@ -122,14 +142,18 @@ Planner::Int8Weight Planner::int8_weight(const std::string& key, const TensorRef
   q.scales = dnnl_weight(
       key, w, "int8 scales of " + what, rows * sizeof(float), [&] { return pack().scales; }, &hash);
   plan_.weights_.push_back(q.scales);
+  q.sums = dnnl_weight(
+      key, w, "int8 row sums of " + what, rows * sizeof(int32_t), [&] { return pack().sums; },
+      &hash);
+  plan_.weights_.push_back(q.sums);
   q.packed = dnnl_weight(
       key, w, "dnnl int8 " + what + " " + md_key(dst_md), dst_md.get_size(),
       [&] { return pack().values; }, &hash);
   plan_.weights_.push_back(q.packed);
+  q.bias_md = bias_md;
   if (bias) {
     q.bias = f32_weight(*bias, transform);
     plan_.weights_.push_back(q.bias);
-    q.bias_md = bias_md;
     const float* b = static_cast<const float*>(q.bias->data());
     const float* ws = static_cast<const float*>(q.scales->data());
     for (size_t o = 0; o < rows; ++o)

@@ -110,28 +110,25 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
                                      const memory::desc& post_md, const memory::desc& pad_md,
                                      const Int8Weight* int8) {
   Prepared p;
-  const int64_t src_n = shape_numel(shape(s.src));
+  const int64_t codes = int8 ? int8_codes_layout(s).codes() : 0;
   const int64_t channels = int8 ? int64_t(int8->scales->bytes() / sizeof(float)) : 0;
-  const Int8Scratch q =
-      int8_scratch(pad_md.get_size(), int8 && s.shared_codes < 0 ? src_n : 0, channels);
+  const Int8Scratch q = int8_scratch(pad_md.get_size(), s.shared_codes < 0 ? codes : 0, channels);
   if (int8) note_min_input_scale(s, int8->min_input_scale);
   p.scratch = int8 ? q.end : pad_md.get_size();
   const Spec* sp = &s;
   const std::optional<Int8Weight> i8 = int8 ? std::optional<Int8Weight>(*int8) : std::nullopt;
-  p.bind = [this, sp, prim, src_md, w_md, w, b_md, b, dst_md, post_md, pad_md, i8, q, src_n,
-            channels]() {
+  p.bind = [this, sp, prim, src_md, w_md, w, b_md, b, dst_md, post_md, pad_md, i8, q]() {
     auto args = std::make_shared<std::unordered_map<int, memory>>();
     const dnnl::engine& e = plan_.engine;
     uint8_t* scr = static_cast<uint8_t*>(scratch());
-    const Int8Input in = i8 ? int8_input(*sp, src_n, q, i8->min_input_scale) : Int8Input{};
+    const Int8Input in = i8 ? int8_input(*sp, q, i8->min_input_scale) : Int8Input{};
     (*args)[DNNL_ARG_SRC] = memory(src_md, e, i8 ? in.q : ptr(sp->in[0]));
     (*args)[DNNL_ARG_WEIGHTS] = memory(w_md, e, w->data());
     if (b) (*args)[DNNL_ARG_BIAS] = memory(b_md, e, b->data());
     (*args)[DNNL_ARG_DST] = memory(dst_md, e, ptr(sp->upsample2x ? sp->tmp : sp->out));
     (*args)[DNNL_ARG_SCRATCHPAD] = memory(pad_md, e, scr);
     // index of the spec's first post-op in the primitive's chain
-    const int first =
-        i8 ? bind_int8_operands(*args, *i8, scr + q.scales, scr + q.bias, in.zero_point) : 0;
+    const int first = i8 ? bind_int8_operands(*args, *i8, scr + q.scales, scr + q.bias) : 0;
     for (size_t k = 0; k < sp->post.size(); ++k)
       if (!sp->post[k].eltwise && !sp->post[k].sum)
         (*args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(first + int(k)) | DNNL_ARG_SRC_1] =
@@ -169,15 +166,24 @@ Planner::Prepared Planner::prepare_conv(const Spec& s) {
   if (phases) a.stride = 1, a.pad_top = a.pad_left = a.pad_bottom = a.pad_right = 1;
   const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
   const dt in_t = s.int8 ? dt::u8 : dnnl_dt(src_t), w_t = s.int8 ? dt::s8 : in_t;
-  const memory::desc src_md({xs[0], xs[3], xs[1], xs[2]}, in_t, tag::nhwc);
+  // W8A8 reads codes already framed by their padding (int8_codes_layout) and pads nothing.
+  memory::dims src_dims{xs[0], xs[3], xs[1], xs[2]};
+  if (s.int8) {
+    const PaddedImages g = int8_codes_layout(s);
+    src_dims = {g.N, g.C, g.top + g.H + g.bottom, g.left + g.W + g.right};
+    a.pad_top = a.pad_left = a.pad_bottom = a.pad_right = 0;
+  }
+  const memory::desc src_md(src_dims, in_t, tag::nhwc);
   const memory::desc w_any({ws[0], ws[1], ws[2], ws[3]}, w_t, tag::any);
   const memory::desc dst_md({ys[0], ys[3], ys[1], ys[2]}, dnnl_dt(dst_t), tag::nhwc);
   const memory::desc post_md({ys[0], ys[3], ys[1], ys[2]}, dt::f32, tag::nhwc);
   const memory::desc channel_md({1, ws[0], 1, 1}, dt::f32, tag::nchw);
   const bool has_bias = m.inputs[2] != kNone;
-  // W8A8 adds the bias to the s32 sums, in their units, before the rescale.
-  const memory::desc b_md =
-      has_bias ? memory::desc({ws[0]}, s.int8 ? dt::s32 : dt::f32, tag::a) : memory::desc();
+  // W8A8 adds the bias to the s32 sums, in their units, before the rescale; it always has one
+  // (the input's zero point goes there).
+  const memory::desc b_md = s.int8     ? memory::desc({ws[0]}, dt::s32, tag::a)
+                            : has_bias ? memory::desc({ws[0]}, dt::f32, tag::a)
+                                       : memory::desc();
   const dnnl::convolution_forward::desc d(
       dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, w_any, b_md,
       dst_md, {a.stride, a.stride}, {a.pad_top, a.pad_left}, {a.pad_bottom, a.pad_right});
@@ -186,7 +192,6 @@ Planner::Prepared Planner::prepare_conv(const Spec& s) {
   // With phases only elementwise post-ops come here (fusable_upsample): they commute with the
   // interleave.
   attr.set_post_ops(make_post_ops(s, post_md, s.int8 ? &channel_md : nullptr));
-  if (s.int8) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   const dnnl::convolution_forward::primitive_desc pd(d, attr, plan_.engine);
   const Node& wn = node(m.inputs[1]);
   Prepared p;
@@ -231,13 +236,13 @@ Planner::Prepared Planner::prepare_linear(const Spec& s) {
   const memory::desc post_md({M, Nc}, dt::f32, tag::ab);
   const memory::desc channel_md({1, Nc}, dt::f32, tag::ab);
   const bool has_bias = m.inputs[2] != kNone;
-  const memory::desc b_md =
-      has_bias ? memory::desc({1, Nc}, s.int8 ? dt::s32 : dt::f32, tag::ab) : memory::desc();
+  const memory::desc b_md = s.int8     ? memory::desc({1, Nc}, dt::s32, tag::ab)
+                            : has_bias ? memory::desc({1, Nc}, dt::f32, tag::ab)
+                                       : memory::desc();
   const dnnl::matmul::desc d(src_md, w_any, b_md, dst_md);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   attr.set_post_ops(make_post_ops(s, post_md, s.int8 ? &channel_md : nullptr));
-  if (s.int8) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   const dnnl::matmul::primitive_desc pd(d, attr, plan_.engine);
   const Node& wn = node(m.inputs[1]);
   if (s.int8) {
@@ -277,8 +282,9 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
   const memory::desc dst_md({M, D}, dnnl_dt(dst_t), tag::ab);
   const memory::desc channel_md({1, D}, dt::f32, tag::ab);
   const bool has_bias = m.inputs[2] != kNone;
-  const memory::desc b_md =
-      has_bias ? memory::desc({1, D}, s.int8 ? dt::s32 : dt::f32, tag::ab) : memory::desc();
+  const memory::desc b_md = s.int8     ? memory::desc({1, D}, dt::s32, tag::ab)
+                            : has_bias ? memory::desc({1, D}, dt::f32, tag::ab)
+                                       : memory::desc();
   // W8A8: both halves first rescale their s32 sums, bias included (post-op 0).
   auto attr_with = [&](dnnl::algorithm alg, const memory::desc& operand) {
     dnnl::post_ops po;
@@ -290,7 +296,6 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     dnnl::primitive_attr attr;
     attr.set_post_ops(po);
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    if (s.int8) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
     return attr;
   };
   const dnnl::matmul::primitive_desc gate_pd(
@@ -347,7 +352,7 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
   const size_t pad =
       std::max(gate_pd.scratchpad_desc().get_size(), value_pd.scratchpad_desc().get_size());
   // W8A8 scratch: the u8 input, shared by both halves, the gate's and the value's scales and
-  // s32 biases, the input's zero point.
+  // s32 biases.
   const Int8Scratch q =
       int8_scratch(pad, s.int8 && s.shared_codes < 0 ? M * K : 0, s.int8 ? 2 * D : 0);
   Prepared p;
@@ -360,7 +365,7 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     uint8_t* scr = static_cast<uint8_t*>(scratch());
     auto gate_args = std::make_shared<std::unordered_map<int, memory>>();
     auto value_args = std::make_shared<std::unordered_map<int, memory>>();
-    const Int8Input in = int8 ? int8_input(*sp, M * K, q, min_scale) : Int8Input{};
+    const Int8Input in = int8 ? int8_input(*sp, q, min_scale) : Int8Input{};
     const memory src(src_md, e, int8 ? in.q : ptr(sp->in[0])), g(g_md, e, ptr(sp->tmp));
     float* scale = reinterpret_cast<float*>(scr + q.scales);
     int32_t* bias = reinterpret_cast<int32_t*>(scr + q.bias);
@@ -374,8 +379,8 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     (*value_args)[DNNL_ARG_SCRATCHPAD] = memory(value_pd.scratchpad_desc(), e, scr);
     int first = 0;  // the value half's own post-op (× GELU(gate)) after any W8A8 ones
     if (int8) {
-      bind_int8_operands(*gate_args, q_gate, scale, bias, in.zero_point);
-      first = bind_int8_operands(*value_args, q_value, scale + D, bias + D, in.zero_point);
+      bind_int8_operands(*gate_args, q_gate, scale, bias);
+      first = bind_int8_operands(*value_args, q_value, scale + D, bias + D);
     } else if (b_gate) {
       (*gate_args)[DNNL_ARG_BIAS] = memory(b_md, e, b_gate->data());
       (*value_args)[DNNL_ARG_BIAS] = memory(b_md, e, b_value->data());
@@ -389,9 +394,9 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     };
     if (!int8) return std::function<void()>(run);
     return std::function<void()>([=] {
-      const float sx = in.quantize();
-      int8_channel_operands(sx, q_gate, scale, bias);
-      int8_channel_operands(sx, q_value, scale + D, bias + D);
+      const ActivationScale a = in.quantize();
+      int8_channel_operands(a, q_gate, scale, bias);
+      int8_channel_operands(a, q_value, scale + D, bias + D);
       run();
     });
   };
