@@ -1,10 +1,10 @@
-// The W8A8 convolutions at the full-size UNet's and VAE decoder's real shapes, where oneDNN's
-// kernels pick their blockings (and where 2.6's own zero-point path went wrong for some of them):
-// every 3x3 convolution of SD1.5's UNet at 512x512 and 1024x1024 and of its VAE decoder at
-// 512x512, on inputs and weights that W8A8 represents exactly (integers times powers of two, the
-// codes spanning 0..255), so that the int8 plan must equal the f32 plan of the same graph up to
-// f32 summation, padding included; and a second run, after an f32 plan overwrote the shared
-// scratch, must repeat the first bit for bit.
+// The W8A8 convolutions and linears at the full-size UNet's and VAE decoder's real shapes, where
+// oneDNN's kernels pick their blockings (and where 2.6's own zero-point path went wrong for some of
+// them): every 3x3 convolution of SD1.5's UNet at 512x512 and 1024x1024 and of its VAE decoder at
+// 512x512, and the UNet's linear and GEGLU projections at 512x512, on inputs and weights that W8A8
+// represents exactly (integers times powers of two, the codes spanning 0..255), so that the int8
+// plan must equal the f32 plan of the same graph up to f32 summation, padding included; and a
+// second run, after an f32 plan overwrote the shared scratch, must repeat the first bit for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -109,6 +109,62 @@ INSTANTIATE_TEST_SUITE_P(
       const ConvShape& c = i.param;
       return std::to_string(c.Ci) + "to" + std::to_string(c.Co) + "at" + std::to_string(c.H) +
              (c.stride == 2 ? "stride2" : "");
+    });
+
+struct LinearShape {
+  int64_t tokens, K, N;
+  bool geglu;
+};
+void PrintTo(const LinearShape& l, std::ostream* os) {
+  *os << l.tokens << " tokens, " << l.K << " -> " << l.N << (l.geglu ? " GEGLU" : "");
+}
+
+class Int8FullSizeLinear : public testing::TestWithParam<LinearShape> {};
+
+TEST_P(Int8FullSizeLinear, EqualsTheF32PlanOnExactlyRepresentedValues) {
+  if (!cpu::isa_has_int8_dot()) GTEST_SKIP() << "no VNNI: int8 plans are refused here";
+  const LinearShape l = GetParam();
+  graph::Graph g;
+  const auto x = g.input("x", {1, l.tokens, l.K});
+  const auto lin =
+      g.linear(x, add_weight(g, "w", exact_weight(l.N, l.K, 7), {l.N, l.K}), graph::kNone, "lin");
+  g.allow_int8(lin);
+  g.output("y", l.geglu ? g.geglu(lin) : lin);
+  PlanOptions o;
+  o.scratch = std::make_shared<cpu::ActivationArena>();
+  auto f32 = Plan::compile(g, o);
+  o.precision = Precision::INT8;
+  auto int8 = Plan::compile(g, o);
+  bool int8_step = false;
+  for (const auto& s : int8->steps()) int8_step |= s.kind.rfind("Linear.int8", 0) == 0;
+  ASSERT_TRUE(int8_step);
+  const Vec in = exact_input(l.tokens * l.K, 91, 8);
+  fill_input(*int8, "x", in);
+  int8->run();
+  const int64_t n = shape_numel(int8->output_shape("y"));
+  const Vec first(int8->output("y"), int8->output("y") + n);
+  fill_input(*f32, "x", in);
+  f32->run();
+  // GEGLU: the int8 plan keeps GELU(gate) in bf16 between its two matmuls (one rounding, ~2^-9).
+  EXPECT_LT(rel_err(first.data(), Vec(f32->output("y"), f32->output("y") + n)),
+            l.geglu ? 4e-3 : 1e-5);
+  int8->run();
+  EXPECT_EQ(Vec(int8->output("y"), int8->output("y") + n), first);
+}
+
+// SD1.5's UNet at 512x512: q/k/v/out and proj_in/out at each level's width, the feed-forward's
+// GEGLU projection (width -> 8 x width, halved by the gate) and its output (4 x width -> width).
+INSTANTIATE_TEST_SUITE_P(
+    Sd15, Int8FullSizeLinear,
+    testing::Values(LinearShape{4096, 320, 320, false}, LinearShape{4096, 320, 2560, true},
+                    LinearShape{4096, 1280, 320, false}, LinearShape{1024, 640, 640, false},
+                    LinearShape{1024, 640, 5120, true}, LinearShape{1024, 2560, 640, false},
+                    LinearShape{256, 1280, 1280, false}, LinearShape{256, 1280, 10240, true},
+                    LinearShape{256, 5120, 1280, false}, LinearShape{64, 1280, 1280, false}),
+    [](const auto& i) {
+      const LinearShape& l = i.param;
+      return std::to_string(l.tokens) + "x" + std::to_string(l.K) + "to" + std::to_string(l.N) +
+             (l.geglu ? "geglu" : "");
     });
 
 }  // namespace
