@@ -1,8 +1,10 @@
 // The one-pass W8A8 weight packer against the path it replaced, rebuilt here: the source staged
 // as f32, per-row scales max|w| / 127, std::nearbyint quantisation, then oneDNN's own reorder
-// (which adds the zero-point compensation) into the layout the primitive picked. Scales and
+// (which adds any zero-point compensation) into the layout the primitive picked. Scales and
 // packed bytes must be identical, for the layouts the UNet's convolutions and matmuls get (and
-// padded ones), every source dtype, both kernel paths, and the reorder fallback.
+// padded ones), every source dtype, both kernel paths, and the reorder fallback. The planner's
+// primitives take no source zero point (they fold it into the bias); the layouts with oneDNN's
+// zero-point compensation that such a primitive would get are written directly too.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -88,25 +90,29 @@ class Int8Weights : public testing::TestWithParam<bool> {  // parameter: portabl
     return cpu::writes_int8_layout(src_md, dst_md);
   }
 
-  // The weight layout of a W8A8 matmul [M, K] x [K, N] as the planner asks for it.
-  memory::desc matmul_weights(int64_t M, int64_t K, int64_t N, dt src = dt::u8) {
+  // The weight layout of a W8A8 matmul [M, K] x [K, N] as the planner asks for it (with
+  // `zero_point`: as a primitive with a runtime source zero point gets it).
+  memory::desc matmul_weights(int64_t M, int64_t K, int64_t N, bool zero_point = false) {
     dnnl::primitive_attr attr;
-    attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
-    const dnnl::matmul::desc d(memory::desc({M, K}, src, tag::ab),
+    if (zero_point) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
+    const dnnl::matmul::desc d(memory::desc({M, K}, dt::u8, tag::ab),
                                memory::desc({K, N}, dt::s8, tag::any),
                                memory::desc({M, N}, dt::f32, tag::ab));
     return dnnl::matmul::primitive_desc(d, attr, engine_).weights_desc();
   }
-  // The weight layout of a W8A8 convolution (stride 1, same padding) on an H x W image.
+  // The weight layout of a W8A8 convolution (stride 1, same padding) on an H x W image as the
+  // planner asks for it: over the image framed by the padding, padding nothing itself; with
+  // `zero_point`, padding itself with a runtime source zero point (oneDNN's compensation).
   memory::desc conv_weights(int64_t Ci, int64_t Co, int64_t k, int64_t H, int64_t W,
-                            dt src = dt::u8) {
+                            dt src = dt::u8, bool zero_point = false) {
     dnnl::primitive_attr attr;
-    if (src == dt::u8) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
-    const int64_t pad = k / 2;
+    if (src == dt::u8 && zero_point) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
+    const int64_t pad = k / 2, frame = zero_point ? 0 : pad, own = pad - frame;
     const dnnl::convolution_forward::desc d(
         dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-        memory::desc({1, Ci, H, W}, src, tag::nhwc), memory::desc({Co, Ci, k, k}, dt::s8, tag::any),
-        memory::desc({1, Co, H, W}, dt::f32, tag::nhwc), {1, 1}, {pad, pad}, {pad, pad});
+        memory::desc({1, Ci, H + 2 * frame, W + 2 * frame}, src, tag::nhwc),
+        memory::desc({Co, Ci, k, k}, dt::s8, tag::any),
+        memory::desc({1, Co, H, W}, dt::f32, tag::nhwc), {1, 1}, {own, own}, {own, own});
     return dnnl::convolution_forward::primitive_desc(d, attr, engine_).weights_desc();
   }
 
@@ -119,12 +125,13 @@ TEST_P(Int8Weights, MatmulLayoutsMatchTheReorder) {
   };
   for (const Case c : {Case{64, 320, 320}, Case{77, 768, 640}, Case{256, 1280, 5120},
                        Case{16, 100, 70}, Case{9, 33, 3}}) {
-    for (DType dtype : {DType::F16, DType::BF16, DType::F32}) {
-      const TensorRef w = weights({c.N, c.K}, dtype, uint32_t(c.K + c.N));
-      EXPECT_TRUE(
-          expect_same(w, memory::desc({c.K, c.N}, dt::s8, tag::ba), matmul_weights(c.M, c.K, c.N)))
-          << "matmul " << c.K << "x" << c.N << " went through the reorder";
-    }
+    for (DType dtype : {DType::F16, DType::BF16, DType::F32})
+      for (bool zero_point : {false, true}) {
+        const TensorRef w = weights({c.N, c.K}, dtype, uint32_t(c.K + c.N));
+        EXPECT_TRUE(expect_same(w, memory::desc({c.K, c.N}, dt::s8, tag::ba),
+                                matmul_weights(c.M, c.K, c.N, zero_point)))
+            << "matmul " << c.K << "x" << c.N << " went through the reorder";
+      }
   }
 }
 
@@ -135,12 +142,13 @@ TEST_P(Int8Weights, ConvLayoutsMatchTheReorder) {
   // Large and small images (oneDNN picks other layouts for 4x4), 1x1, channels that pad.
   for (const Case c : {Case{320, 320, 3, 32}, Case{1280, 1280, 3, 4}, Case{640, 320, 1, 16},
                        Case{2560, 1280, 3, 8}, Case{20, 24, 3, 7}, Case{3, 5, 3, 5}}) {
-    for (DType dtype : {DType::F16, DType::BF16}) {
-      const TensorRef w = weights({c.Co, c.Ci, c.k, c.k}, dtype, uint32_t(c.Ci * 7 + c.Co));
-      EXPECT_TRUE(expect_same(w, memory::desc({c.Co, c.Ci, c.k, c.k}, dt::s8, tag::oihw),
-                              conv_weights(c.Ci, c.Co, c.k, c.H, c.H)))
-          << "conv " << c.Co << "x" << c.Ci << "x" << c.k << " went through the reorder";
-    }
+    for (DType dtype : {DType::F16, DType::BF16})
+      for (bool zero_point : {false, true}) {
+        const TensorRef w = weights({c.Co, c.Ci, c.k, c.k}, dtype, uint32_t(c.Ci * 7 + c.Co));
+        EXPECT_TRUE(expect_same(w, memory::desc({c.Co, c.Ci, c.k, c.k}, dt::s8, tag::oihw),
+                                conv_weights(c.Ci, c.Co, c.k, c.H, c.H, dt::u8, zero_point)))
+            << "conv " << c.Co << "x" << c.Ci << "x" << c.k << " went through the reorder";
+      }
   }
 }
 
