@@ -278,7 +278,8 @@ class Planner {
   };
   // Biases in sums' units stay below 2^30: the s32 sums themselves stay below K * 255 * 127,
   // under 2^30 for any K up to 33000 (SD's largest is 23040, a 3x3 over 2560 channels), and so
-  // does the zero point's share, zero point x the row's sum; all three together stay below 2^31.
+  // does the zero point's share, zero point x the row's sum. The s32 bias (bias minus that share)
+  // and the result, sum (q - zp) w plus the bias, both stay below 2^31.
   static constexpr float kMaxInt8Bias = 1073741824.f;
   // `channel_md` and `bias_md`: the primitive's descriptors of the rescale and bias operands.
   Int8Weight int8_weight(const std::string& key, const TensorRef& w, const TensorRef* bias,
