@@ -3,7 +3,7 @@
 #
 #   bench/vs-sdcpp.sh SDCPP_SOURCE_DIR [--sdc PATH] [--work DIR] [--threads N] [--jobs N]
 #                     [--cases LIST] [--seed N] [--no-taesd] [--precision P] [--compiled]
-#                     [--vae-precision P]
+#                     [--vae-precision P] [--repeat N]
 #
 # SDCPP_SOURCE_DIR is a stable-diffusion.cpp checkout with its ggml submodule (git clone
 # --recursive, or git submodule update --init ggml); nothing is downloaded. The script
@@ -19,7 +19,9 @@
 #        taesd512  512x512 LCM 4 steps, cfg 1, the image decoded by TAESD (--no-taesd: skipped)
 #      under /usr/bin/time -v (wall time, peak RSS: load, compile, sampling, decode, PNG);
 #   4. prints a table: wall time and peak RSS of each tool, and sd.cpp / sdc ratios (> 1: sdc is
-#      faster / smaller).
+#      faster / smaller). With --repeat N, sdc runs N times per case (sd.cpp once: minutes) and
+#      the table shows the median of its wall times, all of them listed under it; on a machine
+#      whose speed drifts from minute to minute one run says little.
 # sdc runs at --precision auto (bf16 where it beats f32: AMX-BF16 or AMD's AVX512-BF16; else f32)
 # unless --precision says otherwise (int8: the UNet W8A8; --vae-precision int8: the VAE decoder
 # W8A8 too). sd.cpp computes as its ggml CPU
@@ -40,6 +42,7 @@
 #   --precision P   sdc's --precision: auto (default), f32, bf16 or int8
 #   --compiled      sdc runs from a file sdc convert made once from the checkpoint (see above)
 #   --vae-precision P   sdc's --vae-precision: auto (default) or int8 (the VAE and TAESD decoders W8A8)
+#   --repeat N      sdc runs per case (default 1); the table shows their median wall time
 set -euo pipefail
 
 die() {
@@ -50,7 +53,7 @@ die() {
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src="" sdc="$here/../build/sdc" work="${TMPDIR:-/tmp}/sdc-vs-sdcpp"
 threads=$(nproc) jobs=$(nproc) cases="lcm256,lcm512,euler512,taesd512" seed=1 taesd=1
-precision=auto compiled=0 vae_precision=auto
+precision=auto compiled=0 vae_precision=auto repeat=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --sdc) sdc=${2:?--sdc needs a path}; shift 2 ;;
@@ -63,6 +66,7 @@ while [ $# -gt 0 ]; do
     --precision) precision=${2:?--precision needs a value}; shift 2 ;;
     --compiled) compiled=1; shift ;;
     --vae-precision) vae_precision=${2:?--vae-precision needs a value}; shift 2 ;;
+    --repeat) repeat=${2:?--repeat needs a number}; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) [ -z "$src" ] || die "one source folder expected, found a second: $1"; src=$1; shift ;;
@@ -83,6 +87,7 @@ target=$(sed -n 's/^set(TARGET \([A-Za-z0-9_-]*\)).*/\1/p' "$cli_cmake" 2>/dev/n
 [[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "--threads: expected a positive number, found '$threads'"
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs: expected a positive number, found '$jobs'"
 [[ "$seed" =~ ^[0-9]+$ ]] || die "--seed: expected a number, found '$seed'"
+[[ "$repeat" =~ ^[1-9][0-9]*$ ]] || die "--repeat: expected a positive number, found '$repeat'"
 case "$precision" in auto | f32 | bf16 | int8) ;; *) die "--precision: expected auto, f32, bf16 or int8, found '$precision'" ;; esac
 case "$vae_precision" in auto | int8) ;; *) die "--vae-precision: expected auto or int8, found '$vae_precision'" ;; esac
 [ -x "$sdc" ] || die "$sdc: no sdc binary (build sdc first, or pass --sdc PATH)"
@@ -169,7 +174,7 @@ measure() {
 show() { if [ "$1" = 1 ]; then echo "$2"; else echo "failed"; fi; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "-" }'; }
 
-rows=()
+rows=() notes=()
 for c in "${case_list[@]}"; do
   extra_sdc=() extra_sdcpp=()
   case "$c" in
@@ -183,10 +188,22 @@ for c in "${case_list[@]}"; do
       extra_sdcpp=(--taesd "$taesd_dir/diffusion_pytorch_model.safetensors")
       ;;
   esac
-  measure "$c-sdc" "$sdc" generate -m "$sdc_model" -p "$prompt" -W "$w" -H "$w" --steps "$steps" \
-    --cfg-scale "$cfg" --sampler "$sampler" --seed 42 --threads "$threads" --precision "$precision" \
-    --vae-precision "$vae_precision" -o "$runs/$c-sdc.png" "${extra_sdc[@]}"
-  sdc_wall=$wall sdc_rss=$rss sdc_ok=$ok sdc_load=$load
+  walls=() sdc_rss=0 sdc_ok=1
+  for ((k = 1; k <= repeat; ++k)); do
+    name=$c-sdc
+    [ "$repeat" = 1 ] || name=$c-sdc-$k
+    measure "$name" "$sdc" generate -m "$sdc_model" -p "$prompt" -W "$w" -H "$w" --steps "$steps" \
+      --cfg-scale "$cfg" --sampler "$sampler" --seed 42 --threads "$threads" \
+      --precision "$precision" --vae-precision "$vae_precision" -o "$runs/$c-sdc.png" \
+      "${extra_sdc[@]}"
+    [ "$k" = 1 ] && sdc_load=$load
+    [ "$ok" = 1 ] || sdc_ok=0
+    walls+=("$wall")
+    [ "${rss:-0}" -gt "$sdc_rss" ] && sdc_rss=$rss
+  done
+  # The median (the lower middle one for an even count) and every run, in run order.
+  sdc_wall=$(printf '%s\n' "${walls[@]}" | sort -g | sed -n "$(((repeat + 1) / 2))p")
+  [ "$repeat" = 1 ] || notes+=("$title: sdc runs ${walls[*]} s (median $sdc_wall s)")
   measure "$c-sdcpp" "$sdcpp" -m "$ckpt" -p "$prompt" -W "$w" -H "$w" --steps "$steps" \
     --cfg-scale "$cfg" --sampling-method "$sampler" --seed 42 -t "$threads" \
     -o "$runs/$c-sdcpp.png" "${extra_sdcpp[@]}"
@@ -210,4 +227,5 @@ printf '%-34s %10s %10s %11s %11s %8s %8s %5s %5s\n' "case" "sdc wall" "sdc RSS"
   "sd.cpp RSS" "wall x" "RSS x" "load" "load"
 printf '%-34s %10s %10s %11s %11s %8s %8s %5s %5s\n' "" "" "" "" "" "" "" "sdc" "sdcpp"
 for r in "${rows[@]}"; do echo "$r"; done
+for n in "${notes[@]}"; do echo "$n"; done
 echo "Logs and images: $runs"
