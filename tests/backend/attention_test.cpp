@@ -61,7 +61,7 @@ TEST_P(Attention, MatchesReference) {
       {1, 65, 40, 512, 1, false},
       {2, 100, 90, 80, 2, false},
       {1, 33, 50, 72, 3, true},
-      {2, 30, 19, 350, 2, false},  // heads 175 wide (and the 512 above): the matmul tiles
+      {2, 30, 19, 350, 2, false},  // 175 wide (and the 512 above): bf16 takes the tiles
       {1, 45, 70, 320, 2, false},  // 160 wide: the widest the micro-kernels take
       {1, 50, 1031, 80, 2, false},
       {1, 600, 600, 32, 2, true},

@@ -27,11 +27,11 @@ class FlashAttention;
 class Int8Attention;
 
 // Picks the int8 path (attention_int8.h) when the shape allows int8 and the CPU supports it, else
-// the AVX-512 micro-kernel path (attention_avx512.h) where the CPU has it and the heads are at
-// most kMaxFlashHeadWidth wide, else tiles of oneDNN matmuls (any CPU).
+// the AVX-512 micro-kernel path (attention_avx512.h) where the CPU has it (for bf16, heads at
+// most kMaxFlashHeadWidth wide), else tiles of oneDNN matmuls (any CPU).
 class AttentionKernel {
  public:
-  static constexpr int64_t kMaxFlashHeadWidth = 160;  // wider heads: the matmul tiles
+  static constexpr int64_t kMaxFlashHeadWidth = 160;  // wider bf16 heads: the matmul tiles
   AttentionKernel(const AttentionShape& shape, const dnnl::engine& engine, int threads);
   ~AttentionKernel();
   size_t scratch_bytes() const;
