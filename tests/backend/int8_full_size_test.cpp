@@ -53,6 +53,30 @@ Vec exact_weight(int64_t Co, int64_t row, uint32_t seed) {
   return w;
 }
 
+// Compiles g (input "x", output "y") as f32 and as int8 sharing one scratch; expects an int8 step
+// of kind `int8_kind`, the int8 output within `tolerance` of the f32 one on `in`,
+// and the int8 output repeated bit for bit after the f32 plan has overwritten the scratch.
+void expect_int8_equals_f32(const graph::Graph& g, const std::string& int8_kind, const Vec& in,
+                            double tolerance) {
+  PlanOptions o;
+  o.scratch = std::make_shared<cpu::ActivationArena>();
+  auto f32 = Plan::compile(g, o);
+  o.precision = Precision::INT8;
+  auto int8 = Plan::compile(g, o);
+  bool int8_step = false;
+  for (const auto& s : int8->steps()) int8_step |= s.kind == int8_kind;
+  ASSERT_TRUE(int8_step) << "no " << int8_kind << " step";
+  fill_input(*int8, "x", in);
+  int8->run();
+  const int64_t n = shape_numel(int8->output_shape("y"));
+  const Vec first(int8->output("y"), int8->output("y") + n);
+  fill_input(*f32, "x", in);
+  f32->run();  // also leaves its own bytes in the shared scratch
+  EXPECT_LT(rel_err(first.data(), Vec(f32->output("y"), f32->output("y") + n)), tolerance);
+  int8->run();
+  EXPECT_EQ(Vec(int8->output("y"), int8->output("y") + n), first);
+}
+
 class Int8FullSize : public testing::TestWithParam<ConvShape> {};
 
 TEST_P(Int8FullSize, ConvEqualsTheF32PlanOnExactlyRepresentedValues) {
@@ -65,25 +89,7 @@ TEST_P(Int8FullSize, ConvEqualsTheF32PlanOnExactlyRepresentedValues) {
                graph::kNone, c.stride, 1, "conv");
   g.allow_int8(conv);
   g.output("y", conv);
-  PlanOptions o;
-  o.scratch = std::make_shared<cpu::ActivationArena>();
-  auto f32 = Plan::compile(g, o);
-  o.precision = Precision::INT8;
-  auto int8 = Plan::compile(g, o);
-  bool int8_step = false;
-  for (const auto& s : int8->steps()) int8_step |= s.kind == "Conv2d.int8";
-  ASSERT_TRUE(int8_step);
-  const Vec in = exact_input(c.H * c.W * c.Ci, 37, 6);
-  fill_input(*int8, "x", in);
-  int8->run();
-  const Shape& ys = int8->output_shape("y");
-  const int64_t n = shape_numel(ys);
-  const Vec first(int8->output("y"), int8->output("y") + n);
-  fill_input(*f32, "x", in);
-  f32->run();  // also leaves its own bytes in the shared scratch
-  EXPECT_LT(rel_err(first.data(), Vec(f32->output("y"), f32->output("y") + n)), 1e-5);
-  int8->run();
-  EXPECT_EQ(Vec(int8->output("y"), int8->output("y") + n), first);
+  expect_int8_equals_f32(g, "Conv2d.int8", exact_input(c.H * c.W * c.Ci, 37, 6), 1e-5);
 }
 
 // SD1.5's UNet 3x3 convolutions (in the down path, the up path's concatenated inputs, the
@@ -130,26 +136,9 @@ TEST_P(Int8FullSizeLinear, EqualsTheF32PlanOnExactlyRepresentedValues) {
       g.linear(x, add_weight(g, "w", exact_weight(l.N, l.K, 7), {l.N, l.K}), graph::kNone, "lin");
   g.allow_int8(lin);
   g.output("y", l.geglu ? g.geglu(lin) : lin);
-  PlanOptions o;
-  o.scratch = std::make_shared<cpu::ActivationArena>();
-  auto f32 = Plan::compile(g, o);
-  o.precision = Precision::INT8;
-  auto int8 = Plan::compile(g, o);
-  bool int8_step = false;
-  for (const auto& s : int8->steps()) int8_step |= s.kind.rfind("Linear.int8", 0) == 0;
-  ASSERT_TRUE(int8_step);
-  const Vec in = exact_input(l.tokens * l.K, 91, 8);
-  fill_input(*int8, "x", in);
-  int8->run();
-  const int64_t n = shape_numel(int8->output_shape("y"));
-  const Vec first(int8->output("y"), int8->output("y") + n);
-  fill_input(*f32, "x", in);
-  f32->run();
   // GEGLU: the int8 plan keeps GELU(gate) in bf16 between its two matmuls (one rounding, ~2^-9).
-  EXPECT_LT(rel_err(first.data(), Vec(f32->output("y"), f32->output("y") + n)),
-            l.geglu ? 4e-3 : 1e-5);
-  int8->run();
-  EXPECT_EQ(Vec(int8->output("y"), int8->output("y") + n), first);
+  expect_int8_equals_f32(g, l.geglu ? "Linear.int8+geglu" : "Linear.int8",
+                         exact_input(l.tokens * l.K, 91, 8), l.geglu ? 4e-3 : 1e-5);
 }
 
 // SD1.5's UNet at 512x512: q/k/v/out and proj_in/out at each level's width, the feed-forward's
