@@ -11,6 +11,7 @@
 #include <random>
 #include <sstream>
 
+#include "backend/cpu/arena_prefault.h"
 #include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
 #include "common/stopwatch.h"
@@ -352,11 +353,19 @@ void Engine::run_job(Job& job) {
       w.unet_batches = {cfg ? 2 * loaded->bundle.declared_batch : loaded->bundle.declared_batch};
       if (options_.one_shot) {
         // One job, then exit (sdc generate): the other declared sizes, and the VAE when TAESD
-        // decodes, would be planned for nothing.
+        // decodes, would be planned for nothing; TAESD is planned now, beside the prefault,
+        // rather than after the last step.
         w.sizes = {{g.width, g.height}};
         w.vae_decoder = g.decode_with != "taesd";
+        w.taesd_decoder = !w.vae_decoder;
       }
-      const size_t n = pipeline::warm_plans(loaded->sd->plans(), w);
+      size_t n = 0;
+      {
+        // Planning runs on one core; the other makes the plans' activation pages resident.
+        const cpu::PlanOptions& o = loaded->sd->plans().options();
+        cpu::ArenaPrefault prefault({o.arena, o.scratch});
+        n = pipeline::warm_plans(loaded->sd->plans(), w);
+      }
       log << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms";
       if (const size_t mapped = cpu::PrepackedWeights::global().hits())
         log << " (" << mapped << " weights mapped already packed)";

@@ -9,11 +9,14 @@ size_t warm_plans(PlanCache& plans, const WarmupSpec& spec) {
   plans.text_encoder(1, spec.clip_skip);
   for (const auto& [width, height] : spec.sizes) {
     const int h = height / 8, w = width / 8;
+    // The decoders first: their activations are a size's largest, so an ArenaPrefault running
+    // beside this has the whole arena to populate from the start.
+    if (spec.vae_decoder) plans.vae_decoder(1, h, w);  // the pipeline decodes one at a time
+    if (spec.taesd_decoder) plans.taesd_decoder(1, h, w);
     for (int b : spec.unet_batches) {
       plans.unet(b, h, w, kTokens, spec.with_control);
       if (spec.with_control) plans.controlnet(b, h, w, kTokens);
     }
-    if (spec.vae_decoder) plans.vae_decoder(1, h, w);  // the pipeline decodes one at a time
   }
   return plans.plan_count() - before;
 }

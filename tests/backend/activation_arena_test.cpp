@@ -2,13 +2,20 @@
 // the contents, refusal past the reservation), plans compiled against one arena computing exactly
 // what plans with their own arenas compute, norms written in place over a dying input, and a
 // ResNet's shortcut running before norm1 so that the wide input dies early; the huge-page-aligned
-// mappings both the arena and large packed weights use.
+// mappings both the arena and large packed weights use; populating committed pages ahead of use
+// (ArenaPrefault) without changing what plans already wrote.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
 
 #include "backend/cpu/activation_arena.h"
+#include "backend/cpu/arena_prefault.h"
 #include "backend/cpu/plan.h"
 #include "common/huge_pages.h"
 #include "reference.h"
@@ -46,6 +53,72 @@ TEST(ActivationArena, BaseIsHugePageAlignedAndCommitsWholeHugePages) {
   EXPECT_EQ(reinterpret_cast<uintptr_t>(a) % kHugePageBytes, 0u);
   EXPECT_EQ(arena.committed(), size_t(4) << 20);
   a[(4 << 20) - 1] = 7;  // the rounded-up tail is writable too
+}
+
+// How many of the `bytes` from `p` (page-aligned) are resident.
+size_t resident_bytes(const void* p, size_t bytes) {
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> in((bytes + page - 1) / page);
+  if (mincore(const_cast<void*>(p), bytes, in.data()) != 0) return 0;
+  size_t n = 0;
+  for (unsigned char c : in) n += (c & 1) ? page : 0;
+  return n;
+}
+
+TEST(ActivationArena, PopulateMakesCommittedPagesResidentKeepingContents) {
+  ActivationArena arena(size_t(1) << 30);
+  auto* a = static_cast<uint8_t*>(arena.acquire(size_t(8) << 20));
+  ASSERT_NE(a, nullptr);
+  a[0] = 0x11;  // what a plan wrote before the prefault reached its pages
+  a[(5 << 20) + 3] = 0x22;
+  const size_t first = arena.populate(size_t(2) << 20);
+  if (first == 0) GTEST_SKIP() << "this kernel cannot populate ahead (MADV_POPULATE_WRITE)";
+  EXPECT_EQ(first, size_t(2) << 20) << "one chunk at a time";
+  size_t total = first;
+  while (const size_t n = arena.populate(size_t(2) << 20)) total += n;
+  EXPECT_EQ(total, arena.committed()) << "every committed page, once";
+  EXPECT_EQ(resident_bytes(a, arena.committed()), arena.committed());
+  EXPECT_EQ(a[0], 0x11) << "populating writes nothing";
+  EXPECT_EQ(a[(5 << 20) + 3], 0x22);
+  EXPECT_EQ(a[1], 0) << "and new pages read as zero";
+
+  arena.acquire(size_t(12) << 20);  // a larger plan: only its new pages are left to do
+  EXPECT_EQ(arena.populate(size_t(64) << 20), arena.committed() - total);
+  EXPECT_EQ(arena.populate(size_t(64) << 20), 0u);
+  EXPECT_EQ(a[0], 0x11);
+}
+
+TEST(ArenaPrefault, FollowsTheArenasAsPlansGrowThemAndStopsWhenDestroyed) {
+  auto arena = std::make_shared<ActivationArena>(size_t(1) << 30);
+  auto scratch = std::make_shared<ActivationArena>(size_t(1) << 30);
+  {
+    ActivationArena probe(size_t(64) << 20);
+    probe.acquire(4096);
+    if (probe.populate(4096) == 0) GTEST_SKIP() << "this kernel cannot populate ahead";
+  }
+  // Waits (up to 10 s: a loaded CI machine) for the background thread to reach `bytes`.
+  auto wait_for = [](const cpu::ArenaPrefault& p, size_t bytes) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (p.populated_bytes() < bytes && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return p.populated_bytes();
+  };
+  auto* a = static_cast<uint8_t*>(arena->acquire(size_t(6) << 20));
+  a[100] = 9;
+  {
+    cpu::ArenaPrefault prefault({arena, nullptr, scratch});  // null entries are skipped
+    EXPECT_EQ(wait_for(prefault, arena->committed()), arena->committed());
+    // Plans compiled while it runs grow the arenas; it follows.
+    arena->acquire(size_t(20) << 20);
+    scratch->acquire(size_t(3) << 20);
+    const size_t all = arena->committed() + scratch->committed();
+    EXPECT_EQ(wait_for(prefault, all), all);
+    EXPECT_EQ(resident_bytes(a, arena->committed()), arena->committed());
+    EXPECT_EQ(a[100], 9);
+  }
+  // Stopped: a later commit stays untouched until used.
+  arena->acquire(size_t(40) << 20);
+  EXPECT_LT(resident_bytes(a, arena->committed()), arena->committed());
 }
 
 TEST(HugePages, LargeMappingsAreAlignedWritableAndUnmapWhole) {

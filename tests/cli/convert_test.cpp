@@ -325,7 +325,8 @@ std::vector<float> latents_of(const std::string& path) {
 }
 
 // sdc generate makes one image and exits: of a file's declared sizes it plans only the request's,
-// and no VAE decoder when TAESD decodes the image.
+// and TAESD's decoder instead of the VAE's when TAESD decodes the image (text encoder, decoder,
+// UNet: 3 either way, 4 if it planned both decoders).
 TEST(Convert, GeneratePlansOnlyWhatItsOneImageNeeds) {
   TempDir dir;
   const std::string path = convert(dir, "two", {"-t", "f32", "-s", "64", "64", "128", "128"});
@@ -338,7 +339,14 @@ TEST(Convert, GeneratePlansOnlyWhatItsOneImageNeeds) {
       run_sdc({"generate", "-m", path, "-p", "x", "-W", "64", "-H", "64", "--steps", "1", "--taesd",
                taesd, "--decode-with", "taesd", "-o", dir.file("taesd.png")});
   ASSERT_EQ(t.exit_code, 0) << t.err;
-  EXPECT_NE(t.err.find("planned 2 plans for the declared sizes"), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("planned 3 plans for the declared sizes"), std::string::npos) << t.err;
+  // Without a TAESD to plan, the one line the pipeline gives, and no image.
+  const CommandResult none =
+      run_sdc({"generate", "-m", path, "-p", "x", "-W", "64", "-H", "64", "--steps", "1",
+               "--decode-with", "taesd", "-o", dir.file("none.png")});
+  EXPECT_EQ(none.exit_code, 2) << none.err;
+  EXPECT_NE(error_line(none).find("--taesd"), std::string::npos) << none.err;
+  EXPECT_FALSE(fs::exists(dir.file("none.png")));
 }
 
 TEST(Convert, LcmLoraBakeGeneratesTheFixtureWithNoSamplerFlags) {

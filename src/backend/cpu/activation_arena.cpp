@@ -36,17 +36,33 @@ ActivationArena::~ActivationArena() {
 void* ActivationArena::acquire(size_t bytes) {
   const size_t need = round_to_pages(bytes == 0 ? 1 : bytes);
   if (!base_ || need > reserved_) return nullptr;
-  if (need > committed_) {
+  const size_t committed = committed_.load(std::memory_order_relaxed);
+  if (need > committed) {
     // Only the new pages change protection; committed ones keep their contents. Committed in
     // whole huge pages, so that the last one can be a huge page too (untouched pages of it cost
     // nothing where the kernel gives 4 KiB pages).
     const size_t grow_to =
         std::min(reserved_, (need + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes);
-    auto* from = static_cast<char*>(base_) + committed_;
-    if (mprotect(from, grow_to - committed_, PROT_READ | PROT_WRITE) != 0) throw std::bad_alloc();
-    committed_ = grow_to;
+    auto* from = static_cast<char*>(base_) + committed;
+    if (mprotect(from, grow_to - committed, PROT_READ | PROT_WRITE) != 0) throw std::bad_alloc();
+    committed_.store(grow_to, std::memory_order_release);  // populate() may now touch them
   }
   return base_;
+}
+
+size_t ActivationArena::populate(size_t max_bytes) {
+  if (cannot_populate_.load(std::memory_order_relaxed)) return 0;
+  const size_t from = populated_.load(std::memory_order_relaxed);
+  const size_t to = std::min(committed(), from + round_to_pages(max_bytes));
+  if (to <= from) return 0;
+  // MADV_POPULATE_WRITE faults the pages in as a write would, without writing: a page a plan
+  // already uses keeps its contents.
+  if (madvise(static_cast<char*>(base_) + from, to - from, MADV_POPULATE_WRITE) != 0) {
+    cannot_populate_.store(true, std::memory_order_relaxed);  // EINVAL before Linux 5.14
+    return 0;
+  }
+  populated_.store(to, std::memory_order_relaxed);
+  return to - from;
 }
 
 }  // namespace sdc::cpu

@@ -5,6 +5,7 @@
 // plans ask, so its base never moves and every plan compiled earlier keeps valid pointers.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 
 namespace sdc::cpu {
@@ -22,14 +23,24 @@ class ActivationArena {
   // `bytes` exceeds the reservation (the caller then allocates on its own). Not thread-safe: plans
   // are compiled and run by one thread at a time.
   void* acquire(size_t bytes);
-  size_t committed() const { return committed_; }
+  size_t committed() const { return committed_.load(std::memory_order_acquire); }
   size_t reserved() const { return reserved_; }
+
+  // Makes up to `max_bytes` more of the committed pages resident (allocated and zeroed by the
+  // kernel, contents of pages already resident untouched) and returns how many bytes it made
+  // resident; 0 when all committed pages are, or when the kernel cannot populate ahead of use
+  // (before Linux 5.14), in which case pages still arrive on first touch as before. Safe from
+  // another thread while plans compile (acquire) and while a plan uses the pages it covers.
+  size_t populate(size_t max_bytes);
 
   static constexpr size_t kDefaultReserve = size_t(256) << 30;
 
  private:
   void* base_ = nullptr;
-  size_t reserved_ = 0, committed_ = 0;
+  size_t reserved_ = 0;
+  std::atomic<size_t> committed_{0};
+  std::atomic<size_t> populated_{0};  // resident through populate() (a prefix of committed_)
+  std::atomic<bool> cannot_populate_{false};
 };
 
 }  // namespace sdc::cpu
