@@ -64,6 +64,8 @@ using PngText = std::vector<std::pair<std::string, std::string>>;
 // and text are Latin-1, iTXt (UTF-8) otherwise, as PIL's PngInfo.add_text does. Keywords must
 // be 1–79 printable Latin-1 characters.
 std::vector<uint8_t> encode_png(const Image& image, const PngText& text = {});
+// The zlib level encode_png compresses with (see png_io.cpp for why).
+constexpr int kPngZlibLevel = 4;
 // encode_png written atomically: a temporary file beside `path`, fsync, rename. On any error no
 // file (and no temporary file) is left behind.
 void write_png(const std::string& path, const Image& image, const PngText& text = {});

@@ -349,6 +349,10 @@ bool phase_write(png_structp png, png_infop info, uint32_t w, uint32_t h, int co
   if (setjmp(png_jmpbuf(png))) return false;
   png_set_IHDR(png, info, w, h, 8, color, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                PNG_FILTER_TYPE_DEFAULT);
+  // zlib level 4 (libpng's default is 6): a 512x512 image encodes 2-3x faster (25-43 against
+  // 80-89 ms on the README's VM, one core, at the end of every image) into a file within 1 % of
+  // the size; level 3 and below, without lazy matching, save 10 ms more for 13-17 % larger files.
+  png_set_compression_level(png, kPngZlibLevel);
   if (ntexts > 0) png_set_text(png, info, texts, ntexts);
   png_write_info(png, info);
   png_write_image(png, rows);

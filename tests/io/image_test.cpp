@@ -9,6 +9,7 @@
 #include <jpeglib.h>
 #include <cstdio>  // before jpeglib.h
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstring>
 #include <fstream>
@@ -249,6 +250,20 @@ TEST(PngWrite, RoundTripsRgbAndRgba) {
   io::Image back2 = io::decode_image(rgba.data(), rgba.size(), "x.png");
   EXPECT_EQ(back2.rgb, img.rgb);  // colours kept as stored, alpha apart
   EXPECT_EQ(back2.alpha, img.alpha);
+}
+
+// The image data is deflated at kPngZlibLevel: the zlib header of the first IDAT says which
+// class of level made it (FLEVEL 1: levels 2-5; libpng's default 6 would say 2).
+TEST(PngWrite, CompressesAtTheFastLevel) {
+  const Bytes png = io::encode_png(pattern(64, 48));
+  const uint8_t idat[] = {'I', 'D', 'A', 'T'};
+  const auto at = std::search(png.begin(), png.end(), std::begin(idat), std::end(idat));
+  ASSERT_NE(at, png.end());
+  ASSERT_GT(png.end() - at, 6);
+  const uint8_t cmf = at[4], flg = at[5];
+  EXPECT_EQ(cmf & 0x0f, 8) << "deflate";
+  EXPECT_EQ((cmf * 256 + flg) % 31, 0) << "a valid zlib header";
+  EXPECT_EQ(flg >> 6, 1) << "FLEVEL of zlib level " << io::kPngZlibLevel;
 }
 
 TEST(PngWrite, WritesAtomicallyWithTextChunks) {
