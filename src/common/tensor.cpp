@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "common/error.h"
@@ -28,6 +29,10 @@ std::vector<float> TensorRef::to_f32() const {
   return out;
 }
 
+namespace {
+thread_local FilePageReleaseBatch* current_batch = nullptr;
+}  // namespace
+
 void release_file_pages(const void* data, size_t bytes) {
   if (!data || bytes == 0) return;
   // Whole pages around the bytes: neighbours' bytes on the edge pages are file-backed too and
@@ -35,7 +40,27 @@ void release_file_pages(const void* data, size_t bytes) {
   static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
   const uintptr_t begin = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
   const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes + page - 1) & ~(page - 1);
+  if (current_batch) {
+    current_batch->ranges_.emplace_back(begin, end);
+    return;
+  }
   madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+FilePageReleaseBatch::FilePageReleaseBatch() : outer_(current_batch) {
+  if (!outer_) current_batch = this;
+}
+
+FilePageReleaseBatch::~FilePageReleaseBatch() {
+  if (outer_) return;  // the outermost batch releases everything collected
+  current_batch = nullptr;
+  std::sort(ranges_.begin(), ranges_.end());
+  for (size_t i = 0; i < ranges_.size();) {
+    auto [begin, end] = ranges_[i];
+    for (++i; i < ranges_.size() && ranges_[i].first <= end; ++i)
+      end = std::max(end, ranges_[i].second);
+    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  }
 }
 
 void TensorRef::release_pages() const {

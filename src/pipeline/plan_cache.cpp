@@ -3,6 +3,7 @@
 
 #include "backend/cpu/activation_arena.h"
 #include "common/error.h"
+#include "common/tensor.h"
 #include "graph/builders/builders.h"
 
 namespace sdc::pipeline {
@@ -24,6 +25,11 @@ PlanCache::PlanCache(const model::LoadedModel& model, cpu::PlanOptions options, 
   decoder_int8_options_ = options_;  // sharing those arenas
   decoder_int8_options_.precision = cpu::Precision::INT8;
   denoiser_options_ = denoiser_options(options_);
+}
+
+PlanCache::~PlanCache() {
+  const FilePageReleaseBatch batch;
+  plans_.clear();
 }
 
 const cpu::PlanOptions* PlanCache::decoder_options() const {
@@ -78,6 +84,7 @@ Component component_of(PlanKind kind) {
 }  // namespace
 
 void PlanCache::release(Component component) {
+  const FilePageReleaseBatch batch;  // the plans' mapped weights, one madvise per run of pages
   std::erase_if(plans_,
                 [&](const auto& kv) { return component_of(std::get<0>(kv.first)) == component; });
 }

@@ -49,6 +49,10 @@ class PlanCache {
   // layers W8A8 (graph::mark_vae_decoder_int8_layers, build_taesd_decoder; float steps as `auto`
   // chooses), whatever options.precision says for the rest.
   PlanCache(const model::LoadedModel& model, cpu::PlanOptions options, bool vae_int8 = false);
+  // Drops the plans with their mapped weights' pages released in a few calls (release()).
+  ~PlanCache();
+  PlanCache(const PlanCache&) = delete;
+  PlanCache& operator=(const PlanCache&) = delete;
 
   // Latent sizes (h, w) are in latent pixels; VaeEncoder takes image pixels (8h, 8w) implicitly.
   cpu::Plan& text_encoder(int batch, int clip_skip);

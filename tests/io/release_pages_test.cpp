@@ -1,6 +1,7 @@
 // Releasing the resident pages of memory-mapped tensors: only tensors that point into a file
 // mapping are marked file-backed, releasing them returns their memory, and the bytes read
-// afterwards are the same.
+// afterwards are the same; a FilePageReleaseBatch holds releases back until its end and then
+// gives back every collected range.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -56,6 +57,42 @@ TEST(ReleasePages, MappedTensorGivesItsPagesBackAndReadsTheSameAgain) {
       << "RssFile " << resident << " -> " << resident - released;
   EXPECT_EQ(checksum(big), before);  // read again from the file: the same bytes
   EXPECT_EQ(static_cast<const float*>(f.tensors.get("small").data)[1], 2.0f);
+}
+
+TEST(ReleasePages, ABatchReleasesWhatItCollectedWhenTheOutermostOneEnds) {
+  test::TempDir dir;
+  const int64_t n = int64_t(4) << 20;  // four tensors of 16 MiB of f32, adjacent in the file
+  WeightMap w;
+  for (int k = 0; k < 4; ++k)
+    w.set("t" + std::to_string(k),
+          TensorRef::from_f32(std::vector<float>(size_t(n), float(k + 1)), {n}, DType::F32));
+  const std::string path = dir.file("four.safetensors");
+  io::write_safetensors(path, w, {});
+  const io::TensorFile f = io::read_safetensors(path);
+  std::vector<double> sums;
+  for (int k = 0; k < 4; ++k) sums.push_back(checksum(f.tensors.get("t" + std::to_string(k))));
+  const int64_t resident = rss_file_bytes();
+  ASSERT_GT(resident, 0) << "no RssFile in /proc/self/status";
+  const int64_t slack = n;  // a quarter of one tensor: other file pages this process maps
+  {
+    const FilePageReleaseBatch outer;
+    {
+      const FilePageReleaseBatch inner;  // nested: collects into the outer one
+      f.tensors.get("t2").release_pages();
+      f.tensors.get("t0").release_pages();
+    }
+    f.tensors.get("t1").release_pages();
+    EXPECT_GT(rss_file_bytes(), resident - slack) << "nothing released inside the batch";
+  }
+  const int64_t released = resident - rss_file_bytes();
+  EXPECT_GT(released, 3 * n * 4 - slack) << "t0, t1 and t2 released at the end";
+  EXPECT_LT(released, 4 * n * 4 - slack) << "t3 was not";
+  for (int k = 0; k < 4; ++k)
+    EXPECT_EQ(checksum(f.tensors.get("t" + std::to_string(k))), sums[size_t(k)]);
+  // Without a batch, at once again.
+  const int64_t before = rss_file_bytes();
+  f.tensors.get("t3").release_pages();
+  EXPECT_GT(before - rss_file_bytes(), n * 4 - slack);
 }
 
 TEST(ReleasePages, TensorsOfBytesInMemoryAreNotFileBacked) {
