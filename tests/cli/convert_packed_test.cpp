@@ -6,7 +6,9 @@
 #include <cstring>
 #include <sstream>
 
+#include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
+#include "backend/cpu/weight_cache.h"
 #include "common/error.h"
 #include "common/fixtures.h"
 #include "io/gguf.h"
@@ -14,7 +16,9 @@
 #include "io/open_file.h"
 #include "model/classify.h"
 #include "model/compiled_model.h"
+#include "pipeline/model_bundle.h"
 #include "pipeline/packed_section.h"
+#include "pipeline/plan_cache.h"
 
 namespace sdc {
 namespace {
@@ -94,6 +98,34 @@ TEST(ConvertPacked, SameLatentsWithWeightsMappedPacked) {
   ASSERT_EQ(again.exit_code, 0) << again.err;
   const io::GgufFile g2 = io::read_gguf(dir.file("again.gguf"));
   EXPECT_EQ(g2.find("sdc.packed.key")->items.size(), n);
+}
+
+// Planning from a packed file reads no source tensor: every weight a plan uses, down to the
+// biases and norm weights, is mapped from the packed section (cold, each source read would pull
+// a 2 MiB page-cache folio from disk), so the shared cache packs nothing.
+TEST(ConvertPacked, PlansFromAPackedFileTakeEveryWeightFromItsSection) {
+  test::TempDir dir;
+  const std::string packed = dir.file("packed.gguf");
+  const auto c = test::run_sdc(convert_args(packed, true));
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  cpu::PrepackedWeights::global().clear();
+  pipeline::BundleOptions o;
+  o.model = packed;
+  std::ostringstream log;
+  const pipeline::ModelBundle b = pipeline::load_bundle(o, log);
+  cpu::PlanOptions po;
+  po.precision = cpu::parse_precision("bf16");
+  {
+    pipeline::PlanCache plans(b.model, po);
+    plans.text_encoder(1, 1);
+    plans.unet(2, 8, 8, 77, false);
+    plans.vae_decoder(1, 8, 8);
+    EXPECT_GT(cpu::PrepackedWeights::global().hits(), 100u);
+    EXPECT_EQ(cpu::PrepackedWeights::global().misses(), 0u);
+    EXPECT_EQ(cpu::WeightCache::global().live_entries(), 0u)
+        << "weights packed at load instead of mapped from the file";
+  }
+  cpu::PrepackedWeights::global().clear();
 }
 
 // The tiny model converted twice into `dir`: f16.gguf (plain f16) and int8.gguf (`-t type`, packed

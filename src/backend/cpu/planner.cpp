@@ -282,8 +282,7 @@ int Planner::store_of(ValueId v, Role role) {
       fail(n, "a float weight", std::string(dtype_name(n.weight.dtype)));
     Store s;
     s.kind = Store::Weight;
-    s.weight = WeightCache::global().get(n.weight, f32_format(n.weight),
-                                         [&] { return pack_f32(n.weight); });
+    s.weight = f32_weight(n.name, n.weight);
     s.bytes = s.weight->bytes();
     plan_.weights_.push_back(s.weight);
     vstore_[r] = new_store(std::move(s));

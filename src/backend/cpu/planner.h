@@ -342,9 +342,11 @@ class Planner {
                                        const memory::desc& dst_md,
                                        const WeightTransform* transform = nullptr);
 
-  // A bias or norm weight as plain f32 (made by `transform` first, when given); packed_f32 also
-  // keeps it with the plan.
-  std::shared_ptr<PackedWeight> f32_weight(const TensorRef& t,
+  // A bias or norm weight as plain f32 (made by `transform` first, when given), looked up as a
+  // packed weight named `key` — so a compiled file holds these too and planning never reads the
+  // sources, whose small tensors lie scattered among the big ones (cold, each read pulls a 2 MiB
+  // page-cache folio from disk); packed_f32 also keeps it with the plan.
+  std::shared_ptr<PackedWeight> f32_weight(const std::string& key, const TensorRef& t,
                                            const WeightTransform* transform = nullptr);
   std::shared_ptr<PackedWeight> packed_f32(const Node& w,
                                            const WeightTransform* transform = nullptr);

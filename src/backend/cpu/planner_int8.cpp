@@ -152,7 +152,7 @@ Planner::Int8Weight Planner::int8_weight(const std::string& key, const TensorRef
   plan_.weights_.push_back(q.packed);
   q.bias_md = bias_md;
   if (bias) {
-    q.bias = f32_weight(*bias, transform);
+    q.bias = f32_weight(key + " bias", *bias, transform);
     plan_.weights_.push_back(q.bias);
     const float* b = static_cast<const float*>(q.bias->data());
     const float* ws = static_cast<const float*>(q.scales->data());

@@ -91,14 +91,15 @@ std::shared_ptr<PackedWeight> Planner::dnnl_weight(const std::string& key, const
   return p;
 }
 
-std::shared_ptr<PackedWeight> Planner::f32_weight(const TensorRef& t,
+std::shared_ptr<PackedWeight> Planner::f32_weight(const std::string& key, const TensorRef& t,
                                                   const WeightTransform* transform) {
-  return WeightCache::global().get(t, WeightTransform::prefix(transform) + f32_format(t),
-                                   [&] { return pack_f32(transform ? transform->bias(t) : t); });
+  const size_t bytes = size_t(t.numel()) * sizeof(float) * size_t(transform ? transform->rows : 1);
+  return dnnl_weight(key, t, WeightTransform::prefix(transform) + f32_format(t), bytes,
+                     [&] { return pack_f32(transform ? transform->bias(t) : t); });
 }
 
 std::shared_ptr<PackedWeight> Planner::packed_f32(const Node& w, const WeightTransform* transform) {
-  auto p = f32_weight(w.weight, transform);
+  auto p = f32_weight(w.name, w.weight, transform);
   plan_.weights_.push_back(p);
   return p;
 }
@@ -323,7 +324,7 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
   auto bias_half = [&](int64_t r0) -> std::shared_ptr<PackedWeight> {
     if (!has_bias) return nullptr;
     const TensorRef part = rows_of(node(m.inputs[2]).weight, r0, D);
-    auto p = WeightCache::global().get(part, f32_format(part), [&] { return pack_f32(part); });
+    auto p = f32_weight(half_name(r0) + " bias", part);
     plan_.weights_.push_back(p);
     return p;
   };
