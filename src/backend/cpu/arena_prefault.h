@@ -2,8 +2,9 @@
 // while plans compile. oneDNN creates its primitives (JIT) on one thread, so during planning
 // another core is idle; a plan's first run would otherwise take its new pages one fault at a time
 // inside its parallel kernels, where every thread waits for the one that faults (on the 2-core VM
-// of the README, a 512x512 VAE decode's first run spent ~0.35 s of its 3.6 s this way: fresh
-// memory there arrives at ~0.6 GB/s).
+// of the README, where fresh memory arrives at ~0.6 GB/s, a 512x512 bf16 VAE decode's first run
+// spent 0.4-1 s of its 3.5-4.6 s this way). The cost: the pages are resident from planning on,
+// so a one-shot process whose decoder needs more activation memory than its UNet peaks higher.
 #pragma once
 
 #include <atomic>
