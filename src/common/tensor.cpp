@@ -47,12 +47,12 @@ void release_file_pages(const void* data, size_t bytes) {
   madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
-FilePageReleaseBatch::FilePageReleaseBatch() : outer_(current_batch) {
-  if (!outer_) current_batch = this;
+FilePageReleaseBatch::FilePageReleaseBatch() : nested_(current_batch != nullptr) {
+  if (!nested_) current_batch = this;
 }
 
 FilePageReleaseBatch::~FilePageReleaseBatch() {
-  if (outer_) return;  // the outermost batch releases everything collected
+  if (nested_) return;  // the outermost batch releases everything collected
   current_batch = nullptr;
   std::sort(ranges_.begin(), ranges_.end());
   for (size_t i = 0; i < ranges_.size();) {

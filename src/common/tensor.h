@@ -38,7 +38,7 @@ class FilePageReleaseBatch {
 
  private:
   std::vector<std::pair<uintptr_t, uintptr_t>> ranges_;  // whole pages, [begin, end)
-  FilePageReleaseBatch* outer_ = nullptr;
+  bool nested_ = false;  // inside another batch, which releases what this one collects
   friend void release_file_pages(const void* data, size_t bytes);
 };
 

@@ -282,9 +282,8 @@ int Planner::store_of(ValueId v, Role role) {
       fail(n, "a float weight", std::string(dtype_name(n.weight.dtype)));
     Store s;
     s.kind = Store::Weight;
-    s.weight = f32_weight(n.name, n.weight);
+    s.weight = packed_f32(n);
     s.bytes = s.weight->bytes();
-    plan_.weights_.push_back(s.weight);
     vstore_[r] = new_store(std::move(s));
   }
   if (role == Role::Bf16Src && bf16_ && stores_[size_t(vstore_[r])].dtype != DType::BF16) {

@@ -350,9 +350,10 @@ class Planner {
                                            const WeightTransform* transform = nullptr);
   std::shared_ptr<PackedWeight> packed_f32(const Node& w,
                                            const WeightTransform* transform = nullptr);
-  // A oneDNN-layout weight: the ahead-of-time packed copy when one is offered for (key, format)
-  // with the expected size, else the shared cache's (packing with `make` if needed; `hash`: see
-  // WeightCache::get). Reported to the PrepackedWeights recorder either way.
+  // A weight in the form a step reads (a oneDNN layout, int8 scales or sums, plain f32): the
+  // ahead-of-time packed copy when one is offered for (key, format) with the expected size, else
+  // the shared cache's (packing with `make` if needed; `hash`: see WeightCache::get). Reported to
+  // the PrepackedWeights recorder either way.
   std::shared_ptr<PackedWeight> dnnl_weight(const std::string& key, const TensorRef& t,
                                             const std::string& format, size_t packed_bytes,
                                             const WeightCache::Maker& make,
