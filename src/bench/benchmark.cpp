@@ -134,6 +134,7 @@ class CaseRunner {
     cpu::PlanOptions options;
     options.precision = precision_;
     options.threads = s_.threads;
+    options.winograd = s_.winograd;
     // The pipeline's own plan cache: the components are measured on the plans generate uses.
     sd_ = std::make_unique<StableDiffusion>(bundle_.model, options, bundle_.tokenizer(),
                                             bundle_.name, s_.vae_int8);

@@ -148,6 +148,7 @@ std::vector<std::string> shared_args(const BenchArgs& a, const RandomModelFiles*
   if (a.quick) args.push_back("--quick");
   if (a.settings.profile) args.push_back("--profile");
   if (a.settings.vae_int8) add_option(args, "--vae-precision", "int8");
+  if (!a.settings.winograd) args.push_back("--no-winograd");
   return args;
 }
 
@@ -242,6 +243,7 @@ ProcessFigures run_generate_process(const BenchArgs& a, const RandomModelFiles* 
   auto add = [&](const char* flag, const std::string& v) { add_option(args, flag, v); };
   add("--precision", cpu::precision_name(p));
   if (a.settings.vae_int8 && taesd.empty()) add("--vae-precision", "int8");
+  if (!a.settings.winograd) args.push_back("--no-winograd");
   add("-W", std::to_string(c.width));
   add("-H", std::to_string(c.height));
   add("--steps", std::to_string(c.steps));
@@ -482,6 +484,10 @@ void add_bench_command(CLI::App& app) {
                   "f32 | bf16 | auto | int8 | both (f32, bf16) | all (f32, bf16, int8)");
   cmd->add_option("--vae-precision", a->vae_precision,
                   "auto (as --precision) | int8 (the VAE and TAESD decoders W8A8 in every case)");
+  cmd->add_flag(
+      "--no-winograd", [a](int64_t n) { a->settings.winograd = n == 0; },
+      "bf16: every 3x3 convolution as the direct one (default: the large ones as Winograd "
+      "F(2x2,3x3) where that is faster, ~1.2x on the VAE decoder)");
   cmd->add_option("--threads", a->settings.threads, "CPU threads (0 = all cores)");
   cmd->add_option("--cases", a->cases, "lcm512,euler512,lcm256 or all (--quick: lcm256)")
       ->each([a](const std::string&) { a->cases_set = true; });

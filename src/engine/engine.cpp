@@ -78,6 +78,7 @@ Engine::Engine(EngineOptions options) : options_(std::move(options)) {
   cpu::PlanOptions plan;
   plan.precision = cpu::parse_precision(options_.precision);
   plan.threads = options_.threads;
+  plan.winograd = options_.winograd;
   cache_ = std::make_unique<ModelCache>(
       size_t(options_.max_loaded), plan, metrics_, options_.log ? *options_.log : std::cerr,
       options_.precision == "auto", parse_vae_precision(options_.vae_precision));

@@ -51,7 +51,8 @@ struct EngineOptions {
   int max_queue = 16;              // jobs waiting (the running one not counted); more → QueueFull
   int threads = 0;                 // CPU threads per generation (0: all cores)
   std::string precision = "auto";  // f32 | bf16 | auto | int8 (the UNet)
-  std::string vae_precision = "auto";     // auto (as the rest) | int8 (VAE and TAESD decoders W8A8)
+  std::string vae_precision = "auto";  // auto (as the rest) | int8 (VAE and TAESD decoders W8A8)
+  bool winograd = true;  // bf16's large 3x3 convolutions as Winograd where faster (--no-winograd)
   std::string outputs_dir;                // where JobRequest::save_outputs writes; empty: nowhere
   std::string settings_file;              // empty: settings kept in memory only
   std::chrono::seconds result_ttl{3600};  // finished jobs (and their images) kept this long

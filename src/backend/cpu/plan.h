@@ -41,6 +41,9 @@ struct PlanOptions {
   // sums); the adds still accumulate in f32. Halves the bytes a memory-bound decoder moves.
   bool bf16_residuals = false;
   int threads = 0;  // 0 = all cores
+  // With BF16: large 3x3 convolutions run as Winograd F(2x2, 3x3) where that is faster here
+  // (winograd_conv.h): ~1.2-1.5x on the VAE's 128-512 px layers, at ~3.5x a layer's bf16 error.
+  bool winograd = true;
   // Check mode (tests): verify at compile that no two simultaneously live values share arena
   // bytes, and poison each buffer with NaN after its last use during run(), so that a planner
   // bug shows up as NaN outputs.

@@ -455,6 +455,10 @@ void Planner::add_group_spec(const Group& grp) {
         }
         s.post.push_back(po);
       }
+      if (s.kind == SK::Conv && runs_winograd(s)) {
+        s.winograd = true;
+        s.name.insert(std::string("Conv2d").size(), ".wino");
+      }
       break;
     }
     case Op::GroupNorm:

@@ -106,7 +106,8 @@ struct Spec {
   // LinearGeglu: the GELU(gate) buffer; upsample-conv: the four phases' output; live within the
   // step
   int tmp = -1;
-  bool int8 = false;  // Conv/Linear/LinearGeglu: W8A8 (the input is quantised on every run)
+  bool int8 = false;      // Conv/Linear/LinearGeglu: W8A8 (the input is quantised on every run)
+  bool winograd = false;  // Conv: bf16 Winograd F(2x2, 3x3) (winograd_conv.h)
   // W8A8 steps reading one input share its quantised form: an arena store of the u8 codes, the
   // activation scale and the zero point, written by the first of them on each run.
   int shared_codes = -1;
@@ -368,6 +369,12 @@ class Planner {
 
   // Also a Conv spec with a fused 2x upsampling (Spec::upsample2x; upsample_conv.h).
   Prepared prepare_conv(const Spec& s);
+
+  // Whether a Conv spec (its input store and post-ops chosen) runs as bf16 Winograd
+  // (planner_winograd.cpp): 3x3, stride 1, padding 1, bf16 input, at most one residual add, a
+  // shape winograd_pays for, and PlanOptions::winograd.
+  bool runs_winograd(const Spec& s) const;
+  Prepared prepare_winograd_conv(const Spec& s);
 
   Prepared prepare_linear(const Spec& s);
 

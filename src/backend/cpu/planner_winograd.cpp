@@ -1,0 +1,53 @@
+// The planner's Winograd convolution steps (winograd_conv.h): which bf16 3x3 convolutions take
+// them, and the step that runs one with its transformed, packed kernel.
+#include "backend/cpu/planner.h"
+#include "backend/cpu/winograd_conv.h"
+
+namespace sdc::cpu::detail {
+
+bool Planner::runs_winograd(const Spec& s) const {
+  if (!opt_.winograd || !bf16_ || s.int8 || s.upsample2x) return false;
+  if (stores_[size_t(s.in[0])].dtype != DType::BF16) return false;
+  const Node& m = *s.node;
+  const graph::Attrs& a = m.attrs;
+  const Shape& ws = shape(m.inputs[1]);
+  if (ws.size() != 4 || ws[2] != 3 || ws[3] != 3 || a.stride != 1 || a.pad_top != 1 ||
+      a.pad_left != 1 || a.pad_bottom != 1 || a.pad_right != 1)
+    return false;
+  // The output transform adds one residual; activations stay with the direct convolution.
+  if (s.post.size() > 1 || (s.post.size() == 1 && s.post[0].eltwise)) return false;
+  const Shape& xs = shape(s.src);
+  return winograd_pays(xs[1], xs[2], ws[1], ws[0]);
+}
+
+Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
+  const Node& m = *s.node;
+  const Shape& xs = shape(s.src);
+  const Shape& ws = shape(m.inputs[1]);
+  auto conv = std::make_shared<WinogradConv>(WinogradConv::Shape{xs[0], xs[1], xs[2], ws[1], ws[0]},
+                                             plan_.engine, plan_.threads);
+  static const WeightTransform kTransform{"winograd F(2x2,3x3)", winograd_weights, {}, 1};
+  auto w = packed(node(m.inputs[1]), memory::desc({16, ws[1], ws[0]}, dt::f32, tag::abc),
+                  conv->weights_desc(), &kTransform);
+  auto b = m.inputs[2] != kNone ? packed_f32(node(m.inputs[2])) : nullptr;
+  Prepared p;
+  p.scratch = conv->scratch_bytes();
+  const Spec* sp = &s;
+  const DType yt = stores_[size_t(s.out)].dtype;
+  p.bind = [this, sp, conv, w, b, yt]() {
+    const auto* x = static_cast<const uint16_t*>(ptr(sp->in[0]));
+    void* y = ptr(sp->out);
+    WinogradConv::Addend add;
+    if (!sp->post.empty()) {  // a residual summed in place is y's own contents
+      add.data = sp->post[0].sum ? y : ptr(sp->post[0].store);
+      add.type = sp->post[0].sum ? yt : stores_[size_t(sp->post[0].store)].dtype;
+    }
+    const float* bias = b ? static_cast<const float*>(b->data()) : nullptr;
+    void* scr = scratch();
+    return std::function<void()>(
+        [conv, x, w, bias, add, y, yt, scr] { conv->run(x, w->data(), bias, add, y, yt, scr); });
+  };
+  return p;
+}
+
+}  // namespace sdc::cpu::detail

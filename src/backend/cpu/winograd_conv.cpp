@@ -1,0 +1,253 @@
+// Winograd F(2x2, 3x3) convolution (winograd_conv.h): the kernel transform at planning, the
+// input and output transforms in AVX-512, and the per-thread chunks around oneDNN's products.
+//
+// With d a 4x4 input tile, g the 3x3 kernel and Y the 2x2 output block:
+//   Y = A^T [ (G g G^T) .* (B^T d B) ] A
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1].
+// Only additions in B and A: the input transform rounds sums of four inputs to bf16 once, and
+// the output transform works on the f32 products.
+#include "backend/cpu/winograd_conv.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+
+#include "backend/cpu/cpu_features.h"
+#include "backend/cpu/simd.h"
+#include "common/error.h"
+
+namespace sdc::cpu {
+
+namespace {
+
+using dnnl::memory;
+
+constexpr size_t kAlign = 64;
+size_t aligned(size_t n) {
+  return (n + kAlign - 1) / kAlign * kAlign;
+}
+
+// The products' shapes: [16, tiles, Ci] bf16 x [16, Ci, Co] -> [16, tiles, Co] f32.
+memory::desc tiles_md(int64_t tiles, int64_t Ci) {
+  return memory::desc({16, tiles, Ci}, memory::data_type::bf16, memory::format_tag::abc);
+}
+memory::desc products_md(int64_t tiles, int64_t Co) {
+  return memory::desc({16, tiles, Co}, memory::data_type::f32, memory::format_tag::abc);
+}
+
+dnnl::matmul::primitive_desc products_pd(int64_t tiles, int64_t Ci, int64_t Co,
+                                         const dnnl::engine& engine) {
+  const memory::desc w_any({16, Ci, Co}, memory::data_type::bf16, memory::format_tag::any);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return dnnl::matmul::primitive_desc(
+      dnnl::matmul::desc(tiles_md(tiles, Ci), w_any, products_md(tiles, Co)), attr, engine);
+}
+
+// Tiles per chunk: ~16K tile-channels (512 KiB of bf16 tiles, 1 MiB of f32 products at 512
+// channels), the sizes that measured best (64 tiles at 128-256 channels, 32 at 512).
+int64_t chunk_tiles(int64_t Ci, int64_t Co) {
+  return std::clamp<int64_t>(16384 / std::max(Ci, Co), 16, 64);
+}
+
+// B^T d B for the 16 channels at c of the tiles' 4x4 pixels `px` (row-major), into V's 16 rows
+// (row stride `vs` elements).
+SDC_AVX512 void input_tile(const uint16_t* const px[16], int64_t c, __mmask16 m, uint16_t* v,
+                           size_t vs) {
+  __m512 d[16];
+  for (int i = 0; i < 16; ++i) d[i] = simd::load(px[i] + c, m);
+  __m512 t[16];  // B^T d: combinations of rows
+  for (int j = 0; j < 4; ++j) {
+    t[j] = _mm512_sub_ps(d[j], d[8 + j]);
+    t[4 + j] = _mm512_add_ps(d[4 + j], d[8 + j]);
+    t[8 + j] = _mm512_sub_ps(d[8 + j], d[4 + j]);
+    t[12 + j] = _mm512_sub_ps(d[4 + j], d[12 + j]);
+  }
+  for (int r = 0; r < 4; ++r) {  // (B^T d) B: combinations of columns
+    const __m512* q = t + 4 * r;
+    simd::store(v + (4 * r + 0) * vs + c, _mm512_sub_ps(q[0], q[2]), m);
+    simd::store(v + (4 * r + 1) * vs + c, _mm512_add_ps(q[1], q[2]), m);
+    simd::store(v + (4 * r + 2) * vs + c, _mm512_sub_ps(q[2], q[1]), m);
+    simd::store(v + (4 * r + 3) * vs + c, _mm512_sub_ps(q[1], q[3]), m);
+  }
+}
+
+// One chunk's input transform: `count` tiles of image n, row ty, from column tx0, into V
+// [16, tiles, Ci]; the rest of V's tiles zeroed (their products are never read).
+SDC_AVX512 void input_chunk(const uint16_t* x, const uint16_t* zeros, const WinogradConv::Shape& s,
+                            int64_t n, int64_t ty, int64_t tx0, int64_t count, int64_t tiles,
+                            uint16_t* V) {
+  const size_t vs = size_t(tiles * s.Ci);
+  for (int64_t t = 0; t < tiles; ++t) {
+    if (t >= count) {
+      for (int i = 0; i < 16; ++i)
+        std::memset(V + i * vs + t * s.Ci, 0, size_t(s.Ci) * sizeof(uint16_t));
+      continue;
+    }
+    const uint16_t* px[16];
+    for (int i = 0; i < 16; ++i) {
+      const int64_t iy = 2 * ty - 1 + i / 4, ix = 2 * (tx0 + t) - 1 + i % 4;
+      px[i] = iy < 0 || iy >= s.H || ix < 0 || ix >= s.W ? zeros
+                                                         : x + ((n * s.H + iy) * s.W + ix) * s.Ci;
+    }
+    for (int64_t c = 0; c < s.Ci; c += 16)
+      input_tile(px, c, simd::tail_mask(s.Ci - c), V + t * s.Ci, vs);
+  }
+}
+
+template <class TY, class TA>
+SDC_AVX512 void output_block(const float* mp, size_t ms, int64_t Co, const float* bias,
+                             const TA* const add[4], TY* const out[4]) {
+  for (int64_t c = 0; c < Co; c += 16) {
+    const __mmask16 m = simd::tail_mask(Co - c);
+    __m512 p[16];
+    for (int i = 0; i < 16; ++i) p[i] = simd::load(mp + i * ms + c, m);
+    __m512 s0[4], s1[4];  // A^T M: the two output rows
+    for (int j = 0; j < 4; ++j) {
+      s0[j] = _mm512_add_ps(_mm512_add_ps(p[j], p[4 + j]), p[8 + j]);
+      s1[j] = _mm512_sub_ps(_mm512_sub_ps(p[4 + j], p[8 + j]), p[12 + j]);
+    }
+    const __m512 b = bias ? simd::load(bias + c, m) : _mm512_setzero_ps();
+    __m512 y[4] = {_mm512_add_ps(_mm512_add_ps(s0[0], s0[1]), s0[2]),
+                   _mm512_sub_ps(_mm512_sub_ps(s0[1], s0[2]), s0[3]),
+                   _mm512_add_ps(_mm512_add_ps(s1[0], s1[1]), s1[2]),
+                   _mm512_sub_ps(_mm512_sub_ps(s1[1], s1[2]), s1[3])};
+    for (int k = 0; k < 4; ++k) {
+      if (!out[k]) continue;  // a block hanging over an odd image's edge
+      __m512 v = _mm512_add_ps(y[k], b);
+      if (add[k]) v = _mm512_add_ps(v, simd::load(add[k] + c, m));
+      simd::store(out[k] + c, v, m);
+    }
+  }
+}
+
+// One chunk's output transform: `count` blocks of image n, row ty, starting at column tx0.
+template <class TY, class TA>
+SDC_AVX512 void output_chunk(const float* M, int64_t tiles, const WinogradConv::Shape& s, int64_t n,
+                             int64_t ty, int64_t tx0, int64_t count, const float* bias,
+                             const TA* add, TY* y) {
+  const size_t ms = size_t(tiles * s.Co);
+  for (int64_t t = 0; t < count; ++t) {
+    const TA* a[4] = {};
+    TY* o[4] = {};
+    for (int k = 0; k < 4; ++k) {
+      const int64_t oy = 2 * ty + k / 2, ox = 2 * (tx0 + t) + k % 2;
+      if (oy >= s.H || ox >= s.W) continue;
+      const size_t at = size_t(((n * s.H + oy) * s.W + ox) * s.Co);
+      o[k] = y + at;
+      if (add) a[k] = add + at;
+    }
+    output_block(M + t * s.Co, ms, s.Co, bias, a, o);
+  }
+}
+
+template <class TY>
+void output_chunk_as(const float* M, int64_t tiles, const WinogradConv::Shape& s, int64_t n,
+                     int64_t ty, int64_t tx0, int64_t count, const float* bias,
+                     WinogradConv::Addend add, void* y) {
+  TY* yt = static_cast<TY*>(y);
+  if (!add.data)
+    output_chunk<TY, float>(M, tiles, s, n, ty, tx0, count, bias, nullptr, yt);
+  else if (add.type == DType::BF16)
+    output_chunk(M, tiles, s, n, ty, tx0, count, bias, static_cast<const uint16_t*>(add.data), yt);
+  else
+    output_chunk(M, tiles, s, n, ty, tx0, count, bias, static_cast<const float*>(add.data), yt);
+}
+
+}  // namespace
+
+bool winograd_pays(int64_t H, int64_t W, int64_t Ci, int64_t Co) {
+  return cpu_features().avx512_bf16 && use_avx512_kernels() && H * W >= 128 * 128 && Ci >= 128 &&
+         Co >= 128;
+}
+
+TensorRef winograd_weights(const TensorRef& w) {
+  if (w.shape.size() != 4 || w.shape[2] != 3 || w.shape[3] != 3)
+    throw Error(w.source, "Winograd convolution weight", "[Co, Ci, 3, 3]", shape_str(w.shape));
+  if (!is_float(w.dtype))
+    throw Error(w.source, "Winograd convolution weight", "a float weight",
+                std::string(dtype_name(w.dtype)));
+  const int64_t Co = w.shape[0], Ci = w.shape[1];
+  thread_local std::vector<float> staging;
+  staging.resize(size_t(16 * Ci * Co));
+  float* out = staging.data();
+  const auto* src = static_cast<const uint8_t*>(w.data);
+  const size_t es = dtype_size(w.dtype);
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < Co; ++o)
+    for (int64_t i = 0; i < Ci; ++i) {
+      float g[9];
+      convert_to_f32(w.dtype, src + size_t((o * Ci + i) * 9) * es, g, 9);
+      float gt[4][3];  // G g
+      for (int c = 0; c < 3; ++c) {
+        gt[0][c] = g[c];
+        gt[1][c] = 0.5f * (g[c] + g[3 + c] + g[6 + c]);
+        gt[2][c] = 0.5f * (g[c] - g[3 + c] + g[6 + c]);
+        gt[3][c] = g[6 + c];
+      }
+      for (int r = 0; r < 4; ++r) {  // (G g) G^T
+        const float u[4] = {gt[r][0], 0.5f * (gt[r][0] + gt[r][1] + gt[r][2]),
+                            0.5f * (gt[r][0] - gt[r][1] + gt[r][2]), gt[r][2]};
+        for (int c = 0; c < 4; ++c) out[(size_t(4 * r + c) * Ci + i) * Co + o] = u[c];
+      }
+    }
+  TensorRef t;
+  t.dtype = DType::F32;
+  t.shape = {16, Ci, Co};
+  t.data = out;
+  t.nbytes = staging.size() * sizeof(float);
+  t.owner = std::shared_ptr<const void>(out, [](const void*) {});  // the thread's buffer
+  t.source = w.source;
+  return t;
+}
+
+WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threads)
+    : s_(s),
+      threads_(std::max(1, threads)),
+      tiles_(chunk_tiles(s.Ci, s.Co)),
+      engine_(engine),
+      pd_(products_pd(tiles_, s.Ci, s.Co, engine)),
+      prim_(pd_),
+      zeros_(size_t(s.Ci), 0) {
+  pad_ = aligned(pd_.scratchpad_desc().get_size());
+  v_bytes_ = aligned(size_t(16 * tiles_ * s.Ci) * sizeof(uint16_t));
+  per_thread_ = pad_ + v_bytes_ + aligned(size_t(16 * tiles_ * s.Co) * sizeof(float));
+}
+
+void WinogradConv::run(const uint16_t* x, const void* u, const float* bias, Addend addend, void* y,
+                       DType yt, void* scratch) const {
+  const Shape s = s_;
+  const int64_t th = (s.H + 1) / 2, tw = (s.W + 1) / 2, per_row = (tw + tiles_ - 1) / tiles_;
+  const int64_t chunks = s.N * th * per_row, tiles = tiles_;
+#pragma omp parallel num_threads(threads_)
+  {
+    uint8_t* base = static_cast<uint8_t*>(scratch) + per_thread_ * size_t(omp_get_thread_num());
+    auto* V = reinterpret_cast<uint16_t*>(base + pad_);
+    auto* M = reinterpret_cast<float*>(base + pad_ + v_bytes_);
+    // Inside this parallel region oneDNN runs the products on the calling thread alone.
+    dnnl::stream stream(engine_);
+    const std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, memory(tiles_md(tiles, s.Ci), engine_, V)},
+        {DNNL_ARG_WEIGHTS, memory(pd_.weights_desc(), engine_, const_cast<void*>(u))},
+        {DNNL_ARG_DST, memory(products_md(tiles, s.Co), engine_, M)},
+        {DNNL_ARG_SCRATCHPAD, memory(pd_.scratchpad_desc(), engine_, base)}};
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < chunks; ++k) {
+      const int64_t n = k / (th * per_row), ty = k / per_row % th, tx0 = k % per_row * tiles;
+      const int64_t count = std::min(tiles, tw - tx0);
+      input_chunk(x, zeros_.data(), s, n, ty, tx0, count, tiles, V);
+      prim_.execute(stream, args);
+      stream.wait();
+      if (yt == DType::BF16)
+        output_chunk_as<uint16_t>(M, tiles, s, n, ty, tx0, count, bias, addend, y);
+      else
+        output_chunk_as<float>(M, tiles, s, n, ty, tx0, count, bias, addend, y);
+    }
+  }
+}
+
+}  // namespace sdc::cpu

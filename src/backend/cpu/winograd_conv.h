@@ -1,0 +1,70 @@
+// Winograd F(2x2, 3x3) for the bf16 plans' large 3x3 convolutions (stride 1, padding 1): every
+// 2x2 block of output pixels is computed from the 4x4 input tile around it as 16 elementwise
+// products of transformed tiles with transformed kernels (Lavin & Gray, 2015) — 16 multiply-adds
+// per block and channel pair instead of 36, 2.25x less work. Per thread, a chunk of tiles is
+// transformed (bf16, channels-last), the 16 products run as one batched oneDNN bf16 matmul
+// [16, tiles, Ci] x [16, Ci, Co] -> f32, and the output transform adds the bias and a residual
+// and writes the 2x2 blocks; the chunk's buffers stay in the core's caches.
+//
+// The price is precision: the transformed tiles and kernels are rounded to bf16 at ~2x the
+// magnitude of the values the direct convolution rounds, and the output transform cancels large
+// terms, so a layer's relative error is ~3.5x the direct bf16 convolution's (5.8e-3 against
+// 1.6e-3 on random data). f32 plans never take this path.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "common/dtype.h"
+#include "common/tensor.h"
+
+namespace sdc::cpu {
+
+// Whether a bf16 3x3 convolution over H x W images, Ci -> Co channels, is faster as Winograd on
+// this CPU: AVX-512 BF16 (the products), at least 128 channels both ways and at least 128x128
+// pixels (smaller images leave too few tiles per thread). Measured against oneDNN 2.6's direct
+// bf16 convolution on a Zen 5 (2 threads): 512^2 x 128 1.1-1.2x, 256^2 x 256 1.3-1.6x,
+// 128^2 x 512 1.2-1.3x, but 64^2 x 512 1.06x and 32^2 x 640 0.64x.
+bool winograd_pays(int64_t H, int64_t W, int64_t Ci, int64_t Co);
+
+// The transformed kernel U = G g G^T of a [Co, Ci, 3, 3] kernel, as [16, Ci, Co] f32 (for each
+// of the 16 tile points the matmul's [Ci, Co] operand). It lives in a buffer of the calling
+// thread that the next call reuses (planning packs it at once).
+TensorRef winograd_weights(const TensorRef& w);
+
+class WinogradConv {
+ public:
+  struct Shape {
+    int64_t N = 0, H = 0, W = 0, Ci = 0, Co = 0;
+  };
+  WinogradConv(const Shape& s, const dnnl::engine& engine, int threads);
+
+  // The layout the transformed kernel is packed in for the products ([16, Ci, Co], bf16).
+  dnnl::memory::desc weights_desc() const { return pd_.weights_desc(); }
+  size_t scratch_bytes() const { return per_thread_ * size_t(threads_); }
+
+  // What is added to the result besides the bias: nothing, or a tensor of the output's shape
+  // (F32 or BF16) — y itself for a residual summed in place.
+  struct Addend {
+    const void* data = nullptr;
+    DType type = DType::F32;
+  };
+  // y [N, H, W, Co] (F32 or BF16) = conv(x [N, H, W, Ci] bf16) + bias [Co] (f32, optional) +
+  // addend. u: the transformed kernel packed as weights_desc(); scratch: scratch_bytes().
+  void run(const uint16_t* x, const void* u, const float* bias, Addend addend, void* y, DType yt,
+           void* scratch) const;
+
+ private:
+  Shape s_;
+  int threads_;
+  int64_t tiles_;  // tiles per chunk (a run of tiles along one row of 2x2 blocks)
+  dnnl::engine engine_;
+  dnnl::matmul::primitive_desc pd_;
+  dnnl::matmul prim_;
+  size_t pad_ = 0, v_bytes_ = 0, per_thread_ = 0;  // scratch: oneDNN's pad, tiles, products
+  std::vector<uint16_t> zeros_;                    // Ci zeros: the padding around the image
+};
+
+}  // namespace sdc::cpu
