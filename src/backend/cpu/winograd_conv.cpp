@@ -76,11 +76,19 @@ SDC_AVX512 void input_tile(const uint16_t* const px[16], int64_t c, __mmask16 m,
   }
 }
 
-// One chunk's input transform: `count` tiles of image n, row ty, from column tx0, into V
-// [16, tiles, Ci]; the rest of V's tiles zeroed (their products are never read).
+// Tile k (numbered across rows and images) as (image, row of blocks, column of blocks).
+struct TilePos {
+  int64_t n, ty, tx;
+};
+inline TilePos tile_pos(int64_t k, int64_t th, int64_t tw) {
+  return {k / (th * tw), k / tw % th, k % tw};
+}
+
+// One chunk's input transform: tiles [k0, k0 + count) into V [16, tiles, Ci]; the rest of V's
+// tiles zeroed (their products are never read).
 SDC_AVX512 void input_chunk(const uint16_t* x, const uint16_t* zeros, const WinogradConv::Shape& s,
-                            int64_t n, int64_t ty, int64_t tx0, int64_t count, int64_t tiles,
-                            uint16_t* V) {
+                            int64_t k0, int64_t count, int64_t tiles, uint16_t* V) {
+  const int64_t th = (s.H + 1) / 2, tw = (s.W + 1) / 2;
   const size_t vs = size_t(tiles * s.Ci);
   for (int64_t t = 0; t < tiles; ++t) {
     if (t >= count) {
@@ -88,11 +96,12 @@ SDC_AVX512 void input_chunk(const uint16_t* x, const uint16_t* zeros, const Wino
         std::memset(V + i * vs + t * s.Ci, 0, size_t(s.Ci) * sizeof(uint16_t));
       continue;
     }
+    const TilePos p = tile_pos(k0 + t, th, tw);
     const uint16_t* px[16];
     for (int i = 0; i < 16; ++i) {
-      const int64_t iy = 2 * ty - 1 + i / 4, ix = 2 * (tx0 + t) - 1 + i % 4;
+      const int64_t iy = 2 * p.ty - 1 + i / 4, ix = 2 * p.tx - 1 + i % 4;
       px[i] = iy < 0 || iy >= s.H || ix < 0 || ix >= s.W ? zeros
-                                                         : x + ((n * s.H + iy) * s.W + ix) * s.Ci;
+                                                         : x + ((p.n * s.H + iy) * s.W + ix) * s.Ci;
     }
     for (int64_t c = 0; c < s.Ci; c += 16)
       input_tile(px, c, simd::tail_mask(s.Ci - c), V + t * s.Ci, vs);
@@ -125,19 +134,20 @@ SDC_AVX512 void output_block(const float* mp, size_t ms, int64_t Co, const float
   }
 }
 
-// One chunk's output transform: `count` blocks of image n, row ty, starting at column tx0.
+// One chunk's output transform: the blocks of tiles [k0, k0 + count).
 template <class TY, class TA>
-SDC_AVX512 void output_chunk(const float* M, int64_t tiles, const WinogradConv::Shape& s, int64_t n,
-                             int64_t ty, int64_t tx0, int64_t count, const float* bias,
-                             const TA* add, TY* y) {
+SDC_AVX512 void output_chunk(const float* M, int64_t tiles, const WinogradConv::Shape& s,
+                             int64_t k0, int64_t count, const float* bias, const TA* add, TY* y) {
+  const int64_t th = (s.H + 1) / 2, tw = (s.W + 1) / 2;
   const size_t ms = size_t(tiles * s.Co);
   for (int64_t t = 0; t < count; ++t) {
+    const TilePos p = tile_pos(k0 + t, th, tw);
     const TA* a[4] = {};
     TY* o[4] = {};
     for (int k = 0; k < 4; ++k) {
-      const int64_t oy = 2 * ty + k / 2, ox = 2 * (tx0 + t) + k % 2;
+      const int64_t oy = 2 * p.ty + k / 2, ox = 2 * p.tx + k % 2;
       if (oy >= s.H || ox >= s.W) continue;
-      const size_t at = size_t(((n * s.H + oy) * s.W + ox) * s.Co);
+      const size_t at = size_t(((p.n * s.H + oy) * s.W + ox) * s.Co);
       o[k] = y + at;
       if (add) a[k] = add + at;
     }
@@ -146,16 +156,15 @@ SDC_AVX512 void output_chunk(const float* M, int64_t tiles, const WinogradConv::
 }
 
 template <class TY>
-void output_chunk_as(const float* M, int64_t tiles, const WinogradConv::Shape& s, int64_t n,
-                     int64_t ty, int64_t tx0, int64_t count, const float* bias,
-                     WinogradConv::Addend add, void* y) {
+void output_chunk_as(const float* M, int64_t tiles, const WinogradConv::Shape& s, int64_t k0,
+                     int64_t count, const float* bias, WinogradConv::Addend add, void* y) {
   TY* yt = static_cast<TY*>(y);
   if (!add.data)
-    output_chunk<TY, float>(M, tiles, s, n, ty, tx0, count, bias, nullptr, yt);
+    output_chunk<TY, float>(M, tiles, s, k0, count, bias, nullptr, yt);
   else if (add.type == DType::BF16)
-    output_chunk(M, tiles, s, n, ty, tx0, count, bias, static_cast<const uint16_t*>(add.data), yt);
+    output_chunk(M, tiles, s, k0, count, bias, static_cast<const uint16_t*>(add.data), yt);
   else
-    output_chunk(M, tiles, s, n, ty, tx0, count, bias, static_cast<const float*>(add.data), yt);
+    output_chunk(M, tiles, s, k0, count, bias, static_cast<const float*>(add.data), yt);
 }
 
 }  // namespace
@@ -221,8 +230,8 @@ WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threa
 void WinogradConv::run(const uint16_t* x, const void* u, const float* bias, Addend addend, void* y,
                        DType yt, void* scratch) const {
   const Shape s = s_;
-  const int64_t th = (s.H + 1) / 2, tw = (s.W + 1) / 2, per_row = (tw + tiles_ - 1) / tiles_;
-  const int64_t chunks = s.N * th * per_row, tiles = tiles_;
+  const int64_t total = s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2), tiles = tiles_;
+  const int64_t chunks = (total + tiles - 1) / tiles;
 #pragma omp parallel num_threads(threads_)
   {
     uint8_t* base = static_cast<uint8_t*>(scratch) + per_thread_ * size_t(omp_get_thread_num());
@@ -237,15 +246,14 @@ void WinogradConv::run(const uint16_t* x, const void* u, const float* bias, Adde
         {DNNL_ARG_SCRATCHPAD, memory(pd_.scratchpad_desc(), engine_, base)}};
 #pragma omp for schedule(static)
     for (int64_t k = 0; k < chunks; ++k) {
-      const int64_t n = k / (th * per_row), ty = k / per_row % th, tx0 = k % per_row * tiles;
-      const int64_t count = std::min(tiles, tw - tx0);
-      input_chunk(x, zeros_.data(), s, n, ty, tx0, count, tiles, V);
+      const int64_t k0 = k * tiles, count = std::min(tiles, total - k0);
+      input_chunk(x, zeros_.data(), s, k0, count, tiles, V);
       prim_.execute(stream, args);
       stream.wait();
       if (yt == DType::BF16)
-        output_chunk_as<uint16_t>(M, tiles, s, n, ty, tx0, count, bias, addend, y);
+        output_chunk_as<uint16_t>(M, tiles, s, k0, count, bias, addend, y);
       else
-        output_chunk_as<float>(M, tiles, s, n, ty, tx0, count, bias, addend, y);
+        output_chunk_as<float>(M, tiles, s, k0, count, bias, addend, y);
     }
   }
 }

@@ -59,7 +59,7 @@ class WinogradConv {
  private:
   Shape s_;
   int threads_;
-  int64_t tiles_;  // tiles per chunk (a run of tiles along one row of 2x2 blocks)
+  int64_t tiles_;  // tiles per chunk (consecutive 2x2 blocks, row after row, image after image)
   dnnl::engine engine_;
   dnnl::matmul::primitive_desc pd_;
   dnnl::matmul prim_;
