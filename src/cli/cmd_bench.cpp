@@ -484,10 +484,7 @@ void add_bench_command(CLI::App& app) {
                   "f32 | bf16 | auto | int8 | both (f32, bf16) | all (f32, bf16, int8)");
   cmd->add_option("--vae-precision", a->vae_precision,
                   "auto (as --precision) | int8 (the VAE and TAESD decoders W8A8 in every case)");
-  cmd->add_flag(
-      "--no-winograd", [a](int64_t n) { a->settings.winograd = n == 0; },
-      "bf16: every 3x3 convolution as the direct one (default: the large ones as Winograd "
-      "F(2x2,3x3) where that is faster, ~1.2x on the VAE decoder)");
+  add_winograd_flag(*cmd, a->settings.winograd);
   cmd->add_option("--threads", a->settings.threads, "CPU threads (0 = all cores)");
   cmd->add_option("--cases", a->cases, "lcm512,euler512,lcm256 or all (--quick: lcm256)")
       ->each([a](const std::string&) { a->cases_set = true; });

@@ -38,7 +38,7 @@ struct GenerateArgs {
   pipeline::GenerationRequest req;
   std::string precision = "auto";
   std::string vae_precision = "auto";
-  bool no_winograd = false;
+  bool winograd = true;  // --no-winograd
   int threads = 0;
   std::string output = "output.png";
   std::string save_latents;
@@ -116,7 +116,7 @@ void run_generate(GenerateArgs& a) {
   options.single_model_extras = a.model;
   options.precision = a.precision;
   options.vae_precision = a.vae_precision;
-  options.winograd = !a.no_winograd;
+  options.winograd = a.winograd;
   options.threads = a.threads;
   options.max_queue = 1;
   options.one_shot = true;  // one job, then exit: components go once used
@@ -281,9 +281,7 @@ void add_generate_command(CLI::App& app) {
       "--vae-precision", a->vae_precision,
       "auto (as --precision) | int8 (VAE and TAESD decoders W8A8: ~3x / ~1.8x faster decode, "
       "check it with sdc compare)");
-  cmd->add_flag("--no-winograd", a->no_winograd,
-                "bf16: every 3x3 convolution as the direct one (default: the large ones as "
-                "Winograd F(2x2,3x3) where that is faster, ~1.2x on the VAE decoder)");
+  add_winograd_flag(*cmd, a->winograd);
   cmd->add_option("--threads", a->threads, "CPU threads (0 = all cores)");
   cmd->add_option("-o,--output", a->output,
                   "Output PNG (several images: name-1.png, name-2.png, …)");

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/model_options.h"
 #include "cli/transfer_flags.h"
 #include "common/error.h"
 #include "engine/engine.h"
@@ -133,10 +134,7 @@ void add_serve_command(CLI::App& app) {
                   "f32 | bf16 | auto | int8 (UNet W8A8, other components as auto)");
   cmd->add_option("--vae-precision", a->engine.vae_precision,
                   "auto (as --precision) | int8 (VAE and TAESD decoders W8A8, opt-in)");
-  cmd->add_flag(
-      "--no-winograd", [a](int64_t n) { a->engine.winograd = n == 0; },
-      "bf16: every 3x3 convolution as the direct one (default: the large ones as Winograd "
-      "F(2x2,3x3) where that is faster, ~1.2x on the VAE decoder)");
+  add_winograd_flag(*cmd, a->engine.winograd);
   cmd->add_option("--max-body-mb", a->max_body_mb, "Largest request body in MiB (more: 413)");
   cmd->add_option("--result-ttl", a->result_ttl_s, "Seconds a finished job's results are kept");
   add_transfer_flags(*cmd, a->server.transfer);

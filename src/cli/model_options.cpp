@@ -23,4 +23,11 @@ void add_model_options(CLI::App& cmd, pipeline::BundleOptions& o, bool model_req
                "Apply the LoRA modules that match and skip the others (default: error)");
 }
 
+void add_winograd_flag(CLI::App& cmd, bool& winograd) {
+  cmd.add_flag_callback(
+      "--no-winograd", [&winograd] { winograd = false; },
+      "bf16: the VAE's large 3x3 convolutions direct too (default: Winograd F(2x2,3x3) where that "
+      "is faster here, ~1.25x VAE decode; a layer's error ~3.5x the direct one's)");
+}
+
 }  // namespace sdc::cli

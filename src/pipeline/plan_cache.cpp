@@ -10,6 +10,7 @@ namespace sdc::pipeline {
 
 cpu::PlanOptions denoiser_options(cpu::PlanOptions base) {
   base.bf16_residuals = true;
+  base.winograd = false;
   return base;
 }
 
