@@ -372,9 +372,12 @@ void Engine::run_job(Job& job) {
         log << " (" << mapped << " weights mapped already packed)";
       if (const size_t repacked = cpu::PrepackedWeights::global().misses())
         log << "; " << repacked
-            << " packed again: the file stores them in another layout than these plans use (made "
-               "by another sdc version or for another precision or size; convert it again to map "
-               "them)";
+            << " packed again: the file stores them in another layout than these plans use ("
+            << (loaded->sd->plans().options().winograd
+                    ? "made by another sdc version or for another precision or size; convert it "
+                      "again to map them)"
+                    : "transformed for Winograd convolutions, which --no-winograd turns off, or "
+                      "made by another sdc version or for another precision or size)");
       log << "\n";
     }
     loaded->warmed = true;
