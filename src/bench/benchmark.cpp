@@ -685,6 +685,7 @@ PeakResult measure_peak(cpu::Precision precision, int threads, int runs) {
   cpu::PlanOptions options;
   options.precision = precision;
   options.threads = threads;
+  options.winograd = false;  // the dense peak: every convolution direct
   for (const char* kind :
        {"conv3x3 320->320 64x64 b2", "conv3x3 640->640 32x32 b2", "matmul 4096x1280x5120"}) {
     const graph::Graph g = peak_graph(kind);
