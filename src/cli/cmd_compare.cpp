@@ -1,7 +1,7 @@
 // `sdc compare A B`: how far two models, or one model at two precisions, differ — per component
 // and end to end (compare/model_compare.h).
 //
-//   sdc compare A[@f32|@bf16|@f16|@int8][+vae-int8] B[@…] [-p PROMPT] [-n NEG] [--seed S]
+//   sdc compare A[@f32|@bf16|@f16|@int8][+vae-int8][+direct] B[@…] [-p PROMPT] [-n NEG] [--seed S]
 //               [-W W -H H] [--steps N] [--sampler S] [--scheduler S] [--cfg-scale X] [--layers]
 //               [--json] [--model-config DIR] [--taesd PATH] [--threads N]
 #include <iostream>
@@ -47,8 +47,10 @@ void add_compare_command(CLI::App& app) {
   auto a = std::make_shared<CompareArgs>();
   a->request.prompt = "a photo of a cat";
   a->request.seed = 42;
-  cmd->add_option("A", a->a, "Reference model[@f32|@bf16|@f16|@int8][+vae-int8]")->required();
-  cmd->add_option("B", a->b, "Model to compare[@f32|@bf16|@f16|@int8][+vae-int8]")->required();
+  cmd->add_option("A", a->a, "Reference model[@f32|@bf16|@f16|@int8][+vae-int8][+direct]")
+      ->required();
+  cmd->add_option("B", a->b, "Model to compare[@f32|@bf16|@f16|@int8][+vae-int8][+direct]")
+      ->required();
   cmd->add_option("-p,--prompt", a->request.prompt, "Prompt (default: \"a photo of a cat\")");
   cmd->add_option("-n,--negative-prompt", a->request.negative_prompt, "Negative prompt");
   cmd->add_option("--seed", a->request.seed, "Seed of the latent and the generations (42)");

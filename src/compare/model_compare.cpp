@@ -104,6 +104,8 @@ CompareReport run_compare(const CompareOptions& o) {
   pa.precision = o.a.compute();
   pb.precision = o.b.compute();
   pa.threads = pb.threads = o.threads;
+  pa.winograd = !o.a.direct;
+  pb.winograd = !o.b.direct;
   pipeline::PlanCache ca(A.model, pa, o.a.vae_int8), cb(B.model, pb, o.b.vae_int8);
 
   // Text encoder on the prompt's first 77 tokens.

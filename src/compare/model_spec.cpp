@@ -22,18 +22,23 @@ ModelSpec parse_model_spec(const std::string& arg) {
   const size_t at = arg.rfind('@');
   if (at != std::string::npos && arg.find('/', at) == std::string::npos) {
     const std::string suffix = arg.substr(at + 1);
-    constexpr std::string_view kVae = "vae-int8", kPlusVae = "+vae-int8";
+    constexpr std::string_view kVae = "vae-int8", kPlusVae = "+vae-int8", kDirect = "+direct";
     std::string precision = suffix;
-    if (suffix == kVae) {
+    if (precision.ends_with(kDirect)) {
+      precision.resize(precision.size() - kDirect.size());
+      s.direct = true;
+    }
+    if (precision == kVae) {
       precision = "f32";
       s.vae_int8 = true;
-    } else if (suffix.ends_with(kPlusVae)) {
-      precision = suffix.substr(0, suffix.size() - kPlusVae.size());
+    } else if (precision.ends_with(kPlusVae)) {
+      precision.resize(precision.size() - kPlusVae.size());
       s.vae_int8 = true;
     }
     if (precision != "f32" && precision != "bf16" && precision != "f16" && precision != "int8")
       throw UsageError(arg, "precision suffix",
-                       "@f32, @bf16, @f16 or @int8, optionally +vae-int8 (or @vae-int8 alone)",
+                       "@f32, @bf16, @f16 or @int8, optionally +vae-int8 (or @vae-int8 alone), "
+                       "then optionally +direct",
                        "@" + suffix);
     s.path = arg.substr(0, at);
     s.precision = precision;

@@ -137,7 +137,8 @@ TEST(Compare, Bf16DriftStaysWithinTheFixturesBf16Column) {
 TEST(Compare, ModelSpecsNameTheirPrecisionAndTheVaesInt8) {
   const auto spec = [](const std::string& arg) {
     const compare::ModelSpec s = compare::parse_model_spec(arg);
-    return s.path + " " + s.precision + (s.vae_int8 ? " vae-int8" : "");
+    return s.path + " " + s.precision + (s.vae_int8 ? " vae-int8" : "") +
+           (s.direct ? " direct" : "");
   };
   EXPECT_EQ(spec("m.safetensors"), "m.safetensors f32");
   EXPECT_EQ(spec("m.safetensors@int8"), "m.safetensors int8");
@@ -145,6 +146,10 @@ TEST(Compare, ModelSpecsNameTheirPrecisionAndTheVaesInt8) {
   EXPECT_EQ(spec("m.safetensors@int8+vae-int8"), "m.safetensors int8 vae-int8");
   EXPECT_EQ(spec("a@b/m.gguf"), "a@b/m.gguf f32");  // '@' in a folder name is the path's
   EXPECT_EQ(compare::parse_model_spec("m.gguf@bf16+vae-int8").label(), "m.gguf@bf16+vae-int8");
+  EXPECT_EQ(spec("m.safetensors@bf16+direct"), "m.safetensors bf16 direct");
+  EXPECT_EQ(spec("m.safetensors@vae-int8+direct"), "m.safetensors f32 vae-int8 direct");
+  EXPECT_EQ(compare::parse_model_spec("m.gguf@int8+vae-int8+direct").label(),
+            "m.gguf@int8+vae-int8+direct");
 }
 
 // @vae-int8 changes the VAE decoder only: text encoder and UNet rows exactly zero, the decoder's
@@ -248,7 +253,11 @@ TEST(Compare, RefusesBadArguments) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
       {{"compare", tiny("model.safetensors") + "@int4", tiny("model.safetensors")},
        "precision suffix: expected @f32, @bf16, @f16 or @int8, optionally +vae-int8 (or @vae-int8 "
-       "alone), found @int4"},
+       "alone), then optionally +direct, found @int4"},
+      {{"compare", tiny("model.safetensors") + "@bf16+direct+vae-int8", tiny("model.safetensors")},
+       "found @bf16+direct+vae-int8"},
+      {{"compare", tiny("model.safetensors") + "@direct", tiny("model.safetensors")},
+       "found @direct"},
       {{"compare", tiny("model.safetensors") + "@bf16+vae-int4", tiny("model.safetensors")},
        "found @bf16+vae-int4"},
       {{"compare", tiny("model.safetensors") + "@+vae-int8", tiny("model.safetensors")},
