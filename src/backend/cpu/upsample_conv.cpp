@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/kernel_transform.h"
 #include "common/dtype.h"
-#include "common/error.h"
 
 namespace sdc::cpu {
 
@@ -25,48 +25,31 @@ TensorRef f32_tensor(std::vector<float> values, Shape shape, const std::string& 
 }  // namespace
 
 TensorRef upsample_phase_weights(const TensorRef& w) {
-  if (w.shape.size() != 4 || w.shape[2] != 3 || w.shape[3] != 3)
-    throw Error(w.source, "upsample convolution weight", "[Co, Ci, 3, 3]", shape_str(w.shape));
-  if (!is_float(w.dtype))
-    throw Error(w.source, "upsample convolution weight", "a float weight",
-                std::string(dtype_name(w.dtype)));
+  check_3x3_kernel(w, "upsample convolution weight");
   const int64_t Co = w.shape[0], Ci = w.shape[1];
   thread_local std::vector<float> staging;
   staging.resize(size_t(16 * Co * Ci));
   float* out = staging.data();
-  const auto* src = static_cast<const uint8_t*>(w.data);
-  const size_t es = dtype_size(w.dtype);
-#pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < Co; ++o)
-    for (int64_t i = 0; i < Ci; ++i) {
-      float k[9];
-      convert_to_f32(w.dtype, src + size_t((o * Ci + i) * 9) * es, k, 9);
-      // Columns first: per kernel row r, the sums over kx for phase px and tap b.
-      float col[3][2][2];
-      for (int r = 0; r < 3; ++r) {
-        col[r][0][0] = k[r * 3];                     // px 0, b 0: {k0}
-        col[r][0][1] = k[r * 3 + 1] + k[r * 3 + 2];  // px 0, b 1: {k1 + k2}
-        col[r][1][0] = k[r * 3] + k[r * 3 + 1];      // px 1, b 0: {k0 + k1}
-        col[r][1][1] = k[r * 3 + 2];                 // px 1, b 1: {k2}
-      }
-      for (int py = 0; py < 2; ++py)
-        for (int px = 0; px < 2; ++px) {
-          float* dst = out + (((2 * py + px) * Co + o) * Ci + i) * 4;
-          for (int b = 0; b < 2; ++b) {
-            const float r0 = col[0][px][b], r1 = col[1][px][b], r2 = col[2][px][b];
-            dst[b] = py == 0 ? r0 : r0 + r1;      // tap a 0: {k0} | {k0 + k1}
-            dst[2 + b] = py == 0 ? r1 + r2 : r2;  // tap a 1: {k1 + k2} | {k2}
-          }
-        }
+  for_each_3x3_kernel(w, [out, Co, Ci](int64_t o, int64_t i, const float* k) {
+    // Columns first: per kernel row r, the sums over kx for phase px and tap b.
+    float col[3][2][2];
+    for (int r = 0; r < 3; ++r) {
+      col[r][0][0] = k[r * 3];                     // px 0, b 0: {k0}
+      col[r][0][1] = k[r * 3 + 1] + k[r * 3 + 2];  // px 0, b 1: {k1 + k2}
+      col[r][1][0] = k[r * 3] + k[r * 3 + 1];      // px 1, b 0: {k0 + k1}
+      col[r][1][1] = k[r * 3 + 2];                 // px 1, b 1: {k2}
     }
-  TensorRef t;
-  t.dtype = DType::F32;
-  t.shape = {4 * Co, Ci, 2, 2};
-  t.data = out;
-  t.nbytes = staging.size() * sizeof(float);
-  t.owner = std::shared_ptr<const void>(out, [](const void*) {});  // the thread's buffer
-  t.source = w.source;
-  return t;
+    for (int py = 0; py < 2; ++py)
+      for (int px = 0; px < 2; ++px) {
+        float* dst = out + (((2 * py + px) * Co + o) * Ci + i) * 4;
+        for (int b = 0; b < 2; ++b) {
+          const float r0 = col[0][px][b], r1 = col[1][px][b], r2 = col[2][px][b];
+          dst[b] = py == 0 ? r0 : r0 + r1;      // tap a 0: {k0} | {k0 + k1}
+          dst[2 + b] = py == 0 ? r1 + r2 : r2;  // tap a 1: {k1 + k2} | {k2}
+        }
+      }
+  });
+  return staged_tensor(staging, {4 * Co, Ci, 2, 2}, w.source);
 }
 
 TensorRef upsample_phase_bias(const TensorRef& b) {

@@ -17,8 +17,8 @@
 #include <unordered_map>
 
 #include "backend/cpu/cpu_features.h"
+#include "backend/cpu/kernel_transform.h"
 #include "backend/cpu/simd.h"
-#include "common/error.h"
 
 namespace sdc::cpu {
 
@@ -191,43 +191,26 @@ bool winograd_pays(int64_t H, int64_t W, int64_t Ci, int64_t Co) {
 }
 
 TensorRef winograd_weights(const TensorRef& w) {
-  if (w.shape.size() != 4 || w.shape[2] != 3 || w.shape[3] != 3)
-    throw Error(w.source, "Winograd convolution weight", "[Co, Ci, 3, 3]", shape_str(w.shape));
-  if (!is_float(w.dtype))
-    throw Error(w.source, "Winograd convolution weight", "a float weight",
-                std::string(dtype_name(w.dtype)));
+  check_3x3_kernel(w, "Winograd convolution weight");
   const int64_t Co = w.shape[0], Ci = w.shape[1];
   thread_local std::vector<float> staging;
   staging.resize(size_t(16 * Ci * Co));
   float* out = staging.data();
-  const auto* src = static_cast<const uint8_t*>(w.data);
-  const size_t es = dtype_size(w.dtype);
-#pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < Co; ++o)
-    for (int64_t i = 0; i < Ci; ++i) {
-      float g[9];
-      convert_to_f32(w.dtype, src + size_t((o * Ci + i) * 9) * es, g, 9);
-      float gt[4][3];  // G g
-      for (int c = 0; c < 3; ++c) {
-        gt[0][c] = g[c];
-        gt[1][c] = 0.5f * (g[c] + g[3 + c] + g[6 + c]);
-        gt[2][c] = 0.5f * (g[c] - g[3 + c] + g[6 + c]);
-        gt[3][c] = g[6 + c];
-      }
-      for (int r = 0; r < 4; ++r) {  // (G g) G^T
-        const float u[4] = {gt[r][0], 0.5f * (gt[r][0] + gt[r][1] + gt[r][2]),
-                            0.5f * (gt[r][0] - gt[r][1] + gt[r][2]), gt[r][2]};
-        for (int c = 0; c < 4; ++c) out[(size_t(4 * r + c) * Ci + i) * Co + o] = u[c];
-      }
+  for_each_3x3_kernel(w, [out, Co, Ci](int64_t o, int64_t i, const float* g) {
+    float gt[4][3];  // G g
+    for (int c = 0; c < 3; ++c) {
+      gt[0][c] = g[c];
+      gt[1][c] = 0.5f * (g[c] + g[3 + c] + g[6 + c]);
+      gt[2][c] = 0.5f * (g[c] - g[3 + c] + g[6 + c]);
+      gt[3][c] = g[6 + c];
     }
-  TensorRef t;
-  t.dtype = DType::F32;
-  t.shape = {16, Ci, Co};
-  t.data = out;
-  t.nbytes = staging.size() * sizeof(float);
-  t.owner = std::shared_ptr<const void>(out, [](const void*) {});  // the thread's buffer
-  t.source = w.source;
-  return t;
+    for (int r = 0; r < 4; ++r) {  // (G g) G^T
+      const float u[4] = {gt[r][0], 0.5f * (gt[r][0] + gt[r][1] + gt[r][2]),
+                          0.5f * (gt[r][0] - gt[r][1] + gt[r][2]), gt[r][2]};
+      for (int c = 0; c < 4; ++c) out[(size_t(4 * r + c) * Ci + i) * Co + o] = u[c];
+    }
+  });
+  return staged_tensor(staging, {16, Ci, Co}, w.source);
 }
 
 WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threads)
