@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "backend/cpu/cpu_features.h"
+#include "backend/cpu/memory_plan.h"
 #include "backend/cpu/simd.h"
 
 namespace sdc::cpu {
@@ -20,10 +21,6 @@ using dt = memory::data_type;
 
 dt dnnl_type(DType t) {
   return t == DType::BF16 ? dt::bf16 : dt::f32;
-}
-
-size_t align64(size_t v) {
-  return (v + 63) / 64 * 64;
 }
 
 // Row softmax of scores s[0..len) scaled by `scale`, into p[0..Tk) (zeros past len).
@@ -129,9 +126,9 @@ AttentionKernel::AttentionKernel(const AttentionShape& s, const dnnl::engine& en
   }
   omp_set_num_threads(saved);
   for (int t = 0; t < threads_; ++t) streams_.emplace_back(engine_);
-  scratch_per_thread_ = align64(size_t(bq_ * s.Tk) * 4) +
-                        (s.in == DType::BF16 ? align64(size_t(bq_ * s.Tk) * 2) : 0) +
-                        align64(pad_bytes_);
+  scratch_per_thread_ = arena_aligned(size_t(bq_ * s.Tk) * 4) +
+                        (s.in == DType::BF16 ? arena_aligned(size_t(bq_ * s.Tk) * 2) : 0) +
+                        arena_aligned(pad_bytes_);
 }
 
 AttentionKernel::~AttentionKernel() = default;
@@ -187,11 +184,11 @@ void AttentionKernel::run(const void* q, const void* k, const void* v, void* out
     const int t = omp_get_thread_num();
     auto* base = static_cast<uint8_t*>(scratch) + scratch_per_thread_ * size_t(t);
     float* S = reinterpret_cast<float*>(base);
-    uint8_t* next = base + align64(size_t(bq_ * s_.Tk) * 4);
+    uint8_t* next = base + arena_aligned(size_t(bq_ * s_.Tk) * 4);
     void* P = S;
     if (s_.in == DType::BF16) {
       P = next;
-      next += align64(size_t(bq_ * s_.Tk) * 2);
+      next += arena_aligned(size_t(bq_ * s_.Tk) * 2);
     }
     void* pad = next;
 #pragma omp for schedule(dynamic)

@@ -23,6 +23,7 @@
 
 #include "backend/cpu/attention_lanes_avx512.h"
 #include "backend/cpu/cpu_features.h"
+#include "backend/cpu/memory_plan.h"
 #include "backend/cpu/simd.h"
 
 #define SDC_AVX512BF16 \
@@ -31,9 +32,6 @@
 namespace sdc::cpu {
 namespace {
 
-size_t align64(size_t v) {
-  return (v + 63) / 64 * 64;
-}
 // Index of (key j, reduction row e) in the block-major K pack: blocks of 64 keys (the last
 // one tk16 - j0 wide), each [rows][width].
 inline int64_t kp_index(int64_t j, int64_t e, int64_t rows, int64_t tk16) {
@@ -248,9 +246,9 @@ FlashAttention::FlashAttention(const AttentionShape& s, int threads) : s_(s), th
   if (s.in != DType::BF16) {
     // f32: K and V rows of the head, [Tk][d]; the query-block kernel's own tile.
     R_ = attn_lanes::block_queries(d_);
-    kp_bytes_ = vp_bytes_ = align64(size_t(s.Tk * d_) * 4);
+    kp_bytes_ = vp_bytes_ = arena_aligned(size_t(s.Tk * d_) * 4);
     pack_bytes_ = size_t(s.N * s.heads) * (kp_bytes_ + vp_bytes_);
-    tile_bytes_ = align64(attn_lanes::tile_floats(d_) * 4);
+    tile_bytes_ = arena_aligned(attn_lanes::tile_floats(d_) * 4);
     return;
   }
   // Heads of up to 64 over many keys (the UNet's 4096-token self-attention, heads of 40) run
@@ -261,26 +259,26 @@ FlashAttention::FlashAttention(const AttentionShape& s, int threads) : s_(s), th
   if (lanes_) {
     // K rows [Tk][2 d2] (pairs of head columns), V in key pairs as below; the lanes tile.
     R_ = attn_lanes::block_queries(d_);
-    kp_bytes_ = align64(size_t(s.Tk * d2_ * 2) * 2);
-    vp_bytes_ = align64(size_t(tk2_ * dv16_ * 2) * 2);
+    kp_bytes_ = arena_aligned(size_t(s.Tk * d2_ * 2) * 2);
+    vp_bytes_ = arena_aligned(size_t(tk2_ * dv16_ * 2) * 2);
     pack_bytes_ = size_t(s.N * s.heads) * (kp_bytes_ + vp_bytes_);
-    tile_bytes_ = align64(attn_lanes::tile_floats(d_) * 4);
+    tile_bytes_ = arena_aligned(attn_lanes::tile_floats(d_) * 4);
     return;
   }
   // Query rows per work item: the scores block stays within ~384 KiB (L2), a multiple of 24
   // rows (whole QK tiles of 6 rows and PV tiles of 8) from 24 to 120; fewer for short queries.
   R_ = std::clamp<int64_t>((384 * 1024 / 4) / tk16_ / 24 * 24, 24, 120);
   R_ = std::min<int64_t>(R_, (s.Tq + 7) / 8 * 8);
-  kp_bytes_ = align64(size_t(d2_ * tk16_ * 2) * 2);
-  vp_bytes_ = align64(size_t(tk2_ * dv16_ * 2) * 2);
+  kp_bytes_ = arena_aligned(size_t(d2_ * tk16_ * 2) * 2);
+  vp_bytes_ = arena_aligned(size_t(tk2_ * dv16_ * 2) * 2);
   pack_bytes_ = size_t(s.N * s.heads) * (kp_bytes_ + vp_bytes_);
   // Row strides one cache line longer than the rows: rows a multiple of 4 KiB apart would share
   // L1 sets when a tile touches several of them.
   ss_ = tk16_ + 16;
   ps_ = 2 * tk2_ + 32;
-  tile_bytes_ = align64(size_t(R_ * d2_ * 2) * 2) + align64(size_t(R_ * ss_) * 4) +
-                align64(size_t(R_ * ps_) * 2) + align64(size_t(R_ * dv16_) * 4) +
-                align64(size_t(R_) * 4);
+  tile_bytes_ = arena_aligned(size_t(R_ * d2_ * 2) * 2) + arena_aligned(size_t(R_ * ss_) * 4) +
+                arena_aligned(size_t(R_ * ps_) * 2) + arena_aligned(size_t(R_ * dv16_) * 4) +
+                arena_aligned(size_t(R_) * 4);
 }
 
 void FlashAttention::pack(int64_t nh, const void* k, const void* v, uint8_t* dst) const {
@@ -367,10 +365,11 @@ void FlashAttention::block_bf16(int64_t nh, int64_t q0, const void* q, const uin
   const int64_t d = d_, d2 = d2_, tk2 = tk2_, dv16 = dv16_, R = R_, C = s.C, ss = ss_, ps = ps_;
   const int64_t rows = std::min(R, s.Tq - q0);
   auto* qd = reinterpret_cast<uint16_t*>(tile);
-  float* S = reinterpret_cast<float*>(tile + align64(size_t(R * d2 * 2) * 2));
-  auto* P =
-      reinterpret_cast<uint16_t*>(reinterpret_cast<uint8_t*>(S) + align64(size_t(R * ss) * 4));
-  float* O = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(P) + align64(size_t(R * ps) * 2));
+  float* S = reinterpret_cast<float*>(tile + arena_aligned(size_t(R * d2 * 2) * 2));
+  auto* P = reinterpret_cast<uint16_t*>(reinterpret_cast<uint8_t*>(S) +
+                                        arena_aligned(size_t(R * ss) * 4));
+  float* O =
+      reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(P) + arena_aligned(size_t(R * ps) * 2));
   float* inv = O + R * dv16;
   // Q block of this head, zero-padded to pairs.
   auto* Q = static_cast<const uint16_t*>(q) + (n * s.Tq + q0) * C + h * d;

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "backend/cpu/attention_int8_codes.h"
+#include "backend/cpu/memory_plan.h"
 #include "backend/cpu/simd.h"
 
 #define SDC_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
@@ -26,9 +27,6 @@ namespace {
 // Running max before the first key block: finite, so (m - max) a is finite too.
 constexpr float kMasked = -1e30f;
 
-size_t align64(size_t v) {
-  return (v + 63) / 64 * 64;
-}
 int nq_of(int64_t d) {
   return d > 96 ? 2 : 4;
 }
@@ -49,13 +47,13 @@ Tile carve(uint8_t* p, int64_t d) {
   const int64_t w = 16 * nq_of(d), d4 = (d + 3) / 4, bk = bk_of(d);
   Tile t{};
   t.qt = p;
-  p += align64(size_t(d4 * w * 4));
+  p += arena_aligned(size_t(d4 * w * 4));
   t.s = reinterpret_cast<float*>(p);
-  p += align64(size_t(bk * w) * 4);
+  p += arena_aligned(size_t(bk * w) * 4);
   t.pc = p;
-  p += align64(size_t(bk * w));
+  p += arena_aligned(size_t(bk * w));
   t.ot = reinterpret_cast<float*>(p);
-  p += align64(size_t(d * w) * 4);
+  p += arena_aligned(size_t(d * w) * 4);
   float* lane = reinterpret_cast<float*>(p);
   for (float** f : {&t.qa, &t.m, &t.l, &t.alpha, &t.beta, &t.shift, &t.bmax, &t.psum}) {
     *f = lane;
@@ -372,8 +370,8 @@ int64_t key_block(int64_t d) {
 
 size_t tile_bytes(int64_t d) {
   const int64_t w = block_queries(d), d4 = (d + 3) / 4, bk = bk_of(d);
-  return align64(size_t(d4 * w * 4)) + align64(size_t(bk * w) * 4) + align64(size_t(bk * w)) +
-         align64(size_t(d * w) * 4) + size_t(8 * w) * 4;
+  return arena_aligned(size_t(d4 * w * 4)) + arena_aligned(size_t(bk * w) * 4) +
+         arena_aligned(size_t(bk * w)) + arena_aligned(size_t(d * w) * 4) + size_t(8 * w) * 4;
 }
 
 void run_block(const QueryBlock& b) {

@@ -6,14 +6,11 @@
 #include <vector>
 
 #include "backend/cpu/attention_int8_codes.h"
+#include "backend/cpu/memory_plan.h"
 #include "backend/cpu/simd.h"
 
 namespace sdc::cpu::attn_int8 {
 namespace {
-
-size_t align64(size_t v) {
-  return (v + 63) / 64 * 64;
-}
 
 // 16 values of row x from column e (mask m), f32 or bf16 storage.
 SDC_AVX512_INLINE __m512 load16(const void* x, bool bf16, int64_t e, __mmask16 m) {
@@ -113,23 +110,23 @@ SDC_AVX512 void pack_values(const void* v, bool bf16, int64_t C, int64_t Tk, int
 
 size_t packed_head_bytes(int64_t Tk, int64_t d) {
   const int64_t d4 = (d + 3) / 4, g = (Tk + 3) / 4;
-  return align64(size_t(Tk * d4 * 4)) + 2 * align64(size_t(Tk) * 4) + align64(size_t(g * d * 4)) +
-         2 * align64(size_t(d) * 4);
+  return arena_aligned(size_t(Tk * d4 * 4)) + 2 * arena_aligned(size_t(Tk) * 4) +
+         arena_aligned(size_t(g * d * 4)) + 2 * arena_aligned(size_t(d) * 4);
 }
 
 PackedHead packed_head_at(uint8_t* base, int64_t Tk, int64_t d) {
   const int64_t d4 = (d + 3) / 4, g = (Tk + 3) / 4;
   PackedHead p{};
   p.k = reinterpret_cast<int8_t*>(base);
-  base += align64(size_t(Tk * d4 * 4));
+  base += arena_aligned(size_t(Tk * d4 * 4));
   p.comp = reinterpret_cast<int32_t*>(base);
-  base += align64(size_t(Tk) * 4);
+  base += arena_aligned(size_t(Tk) * 4);
   p.k_scale = reinterpret_cast<float*>(base);
-  base += align64(size_t(Tk) * 4);
+  base += arena_aligned(size_t(Tk) * 4);
   p.v = reinterpret_cast<int8_t*>(base);
-  base += align64(size_t(g * d * 4));
+  base += arena_aligned(size_t(g * d * 4));
   p.v_scale = reinterpret_cast<float*>(base);
-  base += align64(size_t(d) * 4);
+  base += arena_aligned(size_t(d) * 4);
   p.k_mean = reinterpret_cast<float*>(base);
   return p;
 }

@@ -11,9 +11,6 @@
 
 namespace sdc::cpu {
 namespace {
-size_t align_up(size_t v) {
-  return (v + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
-}
 bool lives_overlap(const BufferLife& a, const BufferLife& b) {
   return a.first <= b.last && b.first <= a.last;
 }
@@ -25,12 +22,12 @@ MemoryPlan place(const std::vector<BufferLife>& buffers, const std::vector<size_
   std::vector<size_t> placed;
   std::vector<std::pair<size_t, size_t>> busy;  // [begin, end) of conflicting placed buffers
   for (size_t i : order) {
-    const size_t size = align_up(std::max<size_t>(buffers[i].bytes, 1));
+    const size_t size = arena_aligned(std::max<size_t>(buffers[i].bytes, 1));
     busy.clear();
     for (size_t j : placed)
       if (lives_overlap(buffers[i], buffers[j]))
         busy.emplace_back(plan.offsets[j],
-                          plan.offsets[j] + align_up(std::max<size_t>(buffers[j].bytes, 1)));
+                          plan.offsets[j] + arena_aligned(std::max<size_t>(buffers[j].bytes, 1)));
     std::sort(busy.begin(), busy.end());
     // Best fit: the smallest gap that holds `size`; else after the last busy range.
     size_t best = SIZE_MAX, best_gap = SIZE_MAX, cursor = 0;

@@ -21,6 +21,12 @@ struct MemoryPlan {
 
 constexpr size_t kArenaAlign = 64;
 
+// v rounded up to kArenaAlign (a cache line): arena buffers, and the pieces kernels carve out of
+// their scratch.
+constexpr size_t arena_aligned(size_t v) {
+  return (v + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
+}
+
 MemoryPlan plan_memory(const std::vector<BufferLife>& buffers);
 
 // Throws sdc::Error naming the two buffers when two with overlapping lifetimes overlap in memory

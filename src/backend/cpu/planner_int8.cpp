@@ -8,6 +8,7 @@
 
 #include "backend/cpu/dnnl_util.h"
 #include "backend/cpu/int8_weights.h"
+#include "backend/cpu/memory_plan.h"
 #include "backend/cpu/planner.h"
 
 namespace sdc::cpu::detail {
@@ -37,15 +38,14 @@ void Planner::share_int8_inputs() {
 }
 
 size_t Planner::shared_codes_scale_offset(int64_t n) {
-  return (size_t(n) + 63) / 64 * 64;
+  return arena_aligned(size_t(n));
 }
 
 Planner::Int8Scratch Planner::int8_scratch(size_t pad, int64_t n, int64_t channels) {
-  auto align = [](size_t v) { return (v + 63) / 64 * 64; };
   Int8Scratch q;
-  q.q = align(pad);
-  q.scales = align(q.q + size_t(n));
-  q.bias = align(q.scales + size_t(channels) * sizeof(float));
+  q.q = arena_aligned(pad);
+  q.scales = arena_aligned(q.q + size_t(n));
+  q.bias = arena_aligned(q.scales + size_t(channels) * sizeof(float));
   q.end = q.bias + size_t(channels) * sizeof(int32_t);
   return q;
 }

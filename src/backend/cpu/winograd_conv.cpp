@@ -18,6 +18,7 @@
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernel_transform.h"
+#include "backend/cpu/memory_plan.h"
 #include "backend/cpu/simd.h"
 
 namespace sdc::cpu {
@@ -38,11 +39,6 @@ SDC_AVX512_BF16 static inline __attribute__((always_inline)) void store_as(uint1
 SDC_AVX512_BF16 static inline __attribute__((always_inline)) void store_as(float* p, __m512 v,
                                                                            __mmask16 m) {
   _mm512_mask_storeu_ps(p, m, v);
-}
-
-constexpr size_t kAlign = 64;
-size_t aligned(size_t n) {
-  return (n + kAlign - 1) / kAlign * kAlign;
 }
 
 // The products' shapes: [16, tiles, Ci] bf16 x [16, Ci, Co] -> [16, tiles, Co] f32.
@@ -221,9 +217,9 @@ WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threa
       pd_(products_pd(tiles_, s.Ci, s.Co, engine)),
       prim_(pd_),
       zeros_(size_t(s.Ci), 0) {
-  pad_ = aligned(pd_.scratchpad_desc().get_size());
-  v_bytes_ = aligned(size_t(16 * tiles_ * s.Ci) * sizeof(uint16_t));
-  per_thread_ = pad_ + v_bytes_ + aligned(size_t(16 * tiles_ * s.Co) * sizeof(float));
+  pad_ = arena_aligned(pd_.scratchpad_desc().get_size());
+  v_bytes_ = arena_aligned(size_t(16 * tiles_ * s.Ci) * sizeof(uint16_t));
+  per_thread_ = pad_ + v_bytes_ + arena_aligned(size_t(16 * tiles_ * s.Co) * sizeof(float));
 }
 
 void WinogradConv::run(const uint16_t* x, const void* u, const float* bias, Addend addend, void* y,
