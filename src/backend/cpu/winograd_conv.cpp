@@ -58,10 +58,14 @@ dnnl::matmul::primitive_desc products_pd(int64_t tiles, int64_t Ci, int64_t Co,
       dnnl::matmul::desc(tiles_md(tiles, Ci), w_any, products_md(tiles, Co)), attr, engine);
 }
 
-// Tiles per chunk: ~16K tile-channels (512 KiB of bf16 tiles, 1 MiB of f32 products at 512
-// channels), the sizes that measured best (64 tiles at 128-256 channels, 32 at 512).
-int64_t chunk_tiles(int64_t Ci, int64_t Co) {
-  return std::clamp<int64_t>(16384 / std::max(Ci, Co), 16, 64);
+// Tiles per chunk. Every chunk reads all 16 transformed kernels (2-8 MiB at 256-512 channels),
+// so the chunk's length is their reuse: 256 tiles made the VAE's Winograd layers ~10 % faster
+// than 32-64 tiles, though the chunk's tiles and products (3-12 MiB) then live in L3, not L2
+// (Zen 5, 2 threads, 512x512 decode: 128 and 512 tiles were slower than 256). Fewer tiles where
+// that leaves under 4 chunks per thread, for the balance of many-core CPUs (and their scratch).
+int64_t chunk_tiles(const WinogradConv::Shape& s, int threads) {
+  const int64_t total = s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2);
+  return std::clamp<int64_t>(total / (4 * int64_t(threads)), 32, 256);
 }
 
 // B^T d B for the 16 channels at c of the tiles' 4x4 pixels `px` (row-major), into V's 16 rows
@@ -212,7 +216,7 @@ TensorRef winograd_weights(const TensorRef& w) {
 WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threads)
     : s_(s),
       threads_(std::max(1, threads)),
-      tiles_(chunk_tiles(s.Ci, s.Co)),
+      tiles_(chunk_tiles(s, threads_)),
       engine_(engine),
       pd_(products_pd(tiles_, s.Ci, s.Co, engine)),
       prim_(pd_),
