@@ -10,7 +10,6 @@ namespace sdc::pipeline {
 
 cpu::PlanOptions denoiser_options(cpu::PlanOptions base) {
   base.bf16_residuals = true;
-  base.winograd = false;
   return base;
 }
 

@@ -186,7 +186,7 @@ void output_chunk_as(const float* M, int64_t tiles, const WinogradConv::Shape& s
 }  // namespace
 
 bool winograd_pays(int64_t H, int64_t W, int64_t Ci, int64_t Co) {
-  return cpu_features().avx512_bf16 && use_avx512_kernels() && H * W >= 128 * 128 && Ci >= 128 &&
+  return cpu_features().avx512_bf16 && use_avx512_kernels() && H * W >= 64 * 64 && Ci >= 128 &&
          Co >= 128;
 }
 

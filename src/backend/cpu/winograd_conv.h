@@ -4,7 +4,7 @@
 // per block and channel pair instead of 36, 2.25x less work. Per thread, a chunk of tiles is
 // transformed (bf16, channels-last), the 16 products run as one batched oneDNN bf16 matmul
 // [16, tiles, Ci] x [16, Ci, Co] -> f32, and the output transform adds the bias and a residual
-// and writes the 2x2 blocks; the chunk's buffers stay in the core's caches.
+// and writes the 2x2 blocks; a chunk is long enough to reuse the transformed kernels it reads.
 //
 // The price is precision: the transformed tiles and kernels are rounded to bf16 at ~2x the
 // magnitude of the values the direct convolution rounds, and the output transform cancels large
@@ -25,10 +25,12 @@
 namespace sdc::cpu {
 
 // Whether a bf16 3x3 convolution over H x W images, Ci -> Co channels, is faster as Winograd on
-// this CPU: AVX-512 BF16 (the products), at least 128 channels both ways and at least 128x128
+// this CPU: AVX-512 BF16 (the products), at least 128 channels both ways and at least 64x64
 // pixels (smaller images leave too few tiles per thread). Measured against oneDNN 2.6's direct
 // bf16 convolution on a Zen 5 (2 threads): 512^2 x 128 1.1-1.2x, 256^2 x 256 1.3-1.6x,
-// 128^2 x 512 1.2-1.3x, but 64^2 x 512 1.06x and 32^2 x 640 0.64x.
+// 128^2 x 512 1.2-1.3x; at 64^2 (the UNet's first level at 512x512, 320 channels; the VAE's
+// 512-channel mid block) ~1.7x per layer once chunks grew to 128-256 tiles (1.06x with 32), the
+// UNet step 8 % faster, the VAE decode 4 %; 32^2 x 640 still slower at batch 1.
 bool winograd_pays(int64_t H, int64_t W, int64_t Ci, int64_t Co);
 
 // The transformed kernel U = G g G^T of a [Co, Ci, 3, 3] kernel, as [16, Ci, Co] f32 (for each
