@@ -110,7 +110,7 @@ TEST(WinogradConv, RejectsWhatIsNoThreeByThreeKernel) {
   }
 }
 
-// Two 128 -> 128 3x3 convolutions over 128x128 (the smallest size that pays): the first writes
+// Two 128 -> 128 3x3 convolutions over 128x128 (Winograd's size on 2 threads): the first writes
 // a bf16 value only the second reads, the second adds a residual input. BF16 plans run both as
 // Winograd where the CPU has AVX-512 BF16, f32 plans and --no-winograd never.
 TEST(Planner, LargeBf16ConvolutionsRunAsWinograd) {
@@ -131,12 +131,13 @@ TEST(Planner, LargeBf16ConvolutionsRunAsWinograd) {
     for (const auto& s : p.steps()) k += s.kind + " ";
     return k;
   };
-  const bool pays = cpu::winograd_pays(H, W, C, C);
+  const bool pays = cpu::winograd_pays(1, H, W, C, C, 2);
   for (const bool winograd : {true, false})
     for (const cpu::Precision prec : {cpu::Precision::BF16, cpu::Precision::F32}) {
       cpu::PlanOptions o;
       o.precision = prec;
       o.winograd = winograd;
+      o.threads = 2;
       o.check = true;
       auto p = cpu::Plan::compile(g, o);
       const bool expect = pays && winograd && prec == cpu::Precision::BF16;

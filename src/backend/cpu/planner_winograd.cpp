@@ -17,7 +17,7 @@ bool Planner::runs_winograd(const Spec& s) const {
   // The output transform adds one residual; activations stay with the direct convolution.
   if (s.post.size() > 1 || (s.post.size() == 1 && s.post[0].eltwise)) return false;
   const Shape& xs = shape(s.src);
-  return winograd_pays(xs[1], xs[2], ws[1], ws[0]);
+  return winograd_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
 }
 
 Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
