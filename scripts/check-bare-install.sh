@@ -19,6 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd -P)"
 SHARED="$(cd .. && pwd -P)/shared"
+# A symlinked ../shared is copied as what it points to (cp -a would copy the link itself).
+[ -L "$SHARED" ] && SHARED="$(readlink -f "$SHARED")"
 KEEP=0
 for arg in "$@"; do
   case "$arg" in
