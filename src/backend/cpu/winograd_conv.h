@@ -2,9 +2,10 @@
 // 2x2 block of output pixels is computed from the 4x4 input tile around it as 16 elementwise
 // products of transformed tiles with transformed kernels (Lavin & Gray, 2015) — 16 multiply-adds
 // per block and channel pair instead of 36, 2.25x less work. Per thread, a chunk of tiles is
-// transformed (bf16, channels-last), the 16 products run as one batched oneDNN bf16 matmul
-// [16, tiles, Ci] x [16, Ci, Co] -> f32, and the output transform adds the bias and a residual
-// and writes the 2x2 blocks; a chunk is long enough to reuse the transformed kernels it reads.
+// transformed (bf16, channels-last), the 16 products run as 16 oneDNN bf16 matmuls
+// [tiles, Ci] x [Ci, Co] -> f32 (kernels packed once), and the output transform adds the bias and a
+// residual and writes the 2x2 blocks; a chunk is long enough to reuse the transformed kernels it
+// reads.
 //
 // The price is precision: the transformed tiles and kernels are rounded to bf16 at ~2x the
 // magnitude of the values the direct convolution rounds, and the output transform cancels large
@@ -47,8 +48,9 @@ class WinogradConv {
   };
   WinogradConv(const Shape& s, const dnnl::engine& engine, int threads);
 
-  // The layout the transformed kernel is packed in for the products ([16, Ci, Co], bf16).
-  dnnl::memory::desc weights_desc() const { return pd_.weights_desc(); }
+  // The layout the transformed kernel is packed in for the products ([16, Ci, Co], bf16: the 16
+  // points' [Ci, Co] kernels one after another, each in oneDNN's blocked layout for its product).
+  dnnl::memory::desc weights_desc() const { return weights_md_; }
   size_t scratch_bytes() const { return per_thread_ * size_t(threads_); }
 
   // What is added to the result besides the bias: nothing, or a tensor of the output's shape
@@ -68,8 +70,10 @@ class WinogradConv {
   int threads_;
   int64_t tiles_;  // tiles per chunk (consecutive 2x2 blocks, row after row, image after image)
   dnnl::engine engine_;
-  dnnl::matmul::primitive_desc pd_;
+  dnnl::matmul::primitive_desc pd_;  // one tile point's product
   dnnl::matmul prim_;
+  size_t point_bytes_;                             // one point's packed kernel
+  dnnl::memory::desc weights_md_;                  // all 16 of them
   size_t pad_ = 0, v_bytes_ = 0, per_thread_ = 0;  // scratch: oneDNN's pad, tiles, products
   std::vector<uint16_t> zeros_;                    // Ci zeros: the padding around the image
 };
