@@ -217,7 +217,7 @@ void output_chunk_as(const float* M, int64_t tiles, const WinogradConv::Shape& s
 bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
   const int64_t tiles = N * ((H + 1) / 2) * ((W + 1) / 2);
   return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
-         H * W >= 32 * 32 && tiles >= 64 * int64_t(std::max(1, threads));
+         H * W >= 16 * 16 && tiles >= 64 * int64_t(std::max(1, threads));
 }
 
 TensorRef winograd_weights(const TensorRef& w) {

@@ -27,13 +27,13 @@ namespace sdc::cpu {
 
 // Whether a bf16 3x3 convolution over N images of H x W pixels, Ci -> Co channels, run by
 // `threads` threads, is faster as Winograd on this CPU: AVX-512 BF16 (the products), at least 128
-// channels both ways, at least 32x32 pixels and at least two chunks of 32 tiles per thread (fewer
+// channels both ways, at least 16x16 pixels and at least two chunks of 32 tiles per thread (fewer
 // leave threads idle or the kernels' reuse too short). Measured against oneDNN 2.6's direct bf16
 // convolution on a Zen 5 (2 threads): 512^2 x 128 1.1-1.2x, 256^2 x 256 1.3-1.6x, 128^2 x 512
 // 1.2-1.3x; at 64^2 (the UNet's first level at 512x512, 320 channels; the VAE's 512-channel mid
-// block) ~1.7x per layer once chunks grew to 128-256 tiles (1.06x with 32): the VAE decode 4 %
-// faster, the UNet step 5-8 %; the UNet's 32^2 x 640 level 3-5 % more; its 16^2 x 1280 level
-// nothing measurable, so left direct.
+// block) ~1.7x per layer: the VAE decode 4 % faster, the UNet step 5-8 %; the UNet's 32^2 x 640
+// level 3-5 % more; its 16^2 x 1280 level (two chunks a thread only at batch 2) the batch-2
+// step 5 % more.
 bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 
 // The transformed kernel U = G g G^T of a [Co, Ci, 3, 3] kernel, as [16, Ci, Co] f32 (for each
