@@ -14,84 +14,24 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "backend/cpu/cpu_features.h"
-#include "backend/cpu/dnnl_util.h"
 #include "backend/cpu/kernel_transform.h"
 #include "backend/cpu/memory_plan.h"
 #include "backend/cpu/simd.h"
-#include "common/error.h"
+#include "backend/cpu/winograd_common.h"
 
 namespace sdc::cpu {
 
 namespace {
 
-using dnnl::memory;
-
-// The transforms run only where winograd_pays, which requires AVX-512 BF16: its one-instruction
-// f32 -> bf16 rounding (to nearest even, as simd::to_bf16) halves the input transform's time.
-#define SDC_AVX512_BF16 \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx512bf16")))
-
-SDC_AVX512_BF16 static inline __attribute__((always_inline)) void store_as(uint16_t* p, __m512 v,
-                                                                           __mmask16 m) {
-  _mm256_mask_storeu_epi16(p, m, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
-}
-SDC_AVX512_BF16 static inline __attribute__((always_inline)) void store_as(float* p, __m512 v,
-                                                                           __mmask16 m) {
-  _mm512_mask_storeu_ps(p, m, v);
-}
-
-// One tile point's product: [tiles, Ci] bf16 x [Ci, Co] -> [tiles, Co] f32, the kernel in the
-// blocked layout oneDNN picks for it. (A batched [16, tiles, Ci] x [16, Ci, Co] matmul takes its
-// kernels only as plain rows and copies them into that layout on every call: once per chunk.)
-memory::desc tiles_md(int64_t tiles, int64_t Ci) {
-  return memory::desc({tiles, Ci}, memory::data_type::bf16, memory::format_tag::ab);
-}
-memory::desc products_md(int64_t tiles, int64_t Co) {
-  return memory::desc({tiles, Co}, memory::data_type::f32, memory::format_tag::ab);
-}
-
-dnnl::matmul::primitive_desc products_pd(int64_t tiles, int64_t Ci, int64_t Co,
-                                         const dnnl::engine& engine) {
-  const memory::desc w_any({Ci, Co}, memory::data_type::bf16, memory::format_tag::any);
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return dnnl::matmul::primitive_desc(
-      dnnl::matmul::desc(tiles_md(tiles, Ci), w_any, products_md(tiles, Co)), attr, engine);
-}
-
-// The 16 points' kernels as one [16, Ci, Co] tensor whose [Ci, Co] slices each have the blocked
-// layout `one` and follow each other: the 2D descriptor with a batch dimension put in front.
-memory::desc stacked_desc(const memory::desc& one, int64_t n) {
-  const dnnl_memory_desc_t& d = one.data;
-  if (d.ndims != 2 || d.format_kind != dnnl_blocked || d.offset0 != 0 || d.extra.flags != 0)
-    throw Error("winograd_conv.cpp", "oneDNN's product kernel layout", "a plain blocked 2D layout",
-                md_key(one));
-  dnnl_memory_desc_t s = d;
-  s.ndims = 3;
-  s.dims[0] = s.padded_dims[0] = n;
-  s.padded_offsets[0] = 0;
-  for (int i = 1; i < 3; ++i) {
-    s.dims[i] = d.dims[i - 1];
-    s.padded_dims[i] = d.padded_dims[i - 1];
-    s.padded_offsets[i] = d.padded_offsets[i - 1];
-    s.format_desc.blocking.strides[i] = d.format_desc.blocking.strides[i - 1];
-  }
-  s.format_desc.blocking.strides[0] = dnnl_dim_t(one.get_size() / sizeof(uint16_t));
-  for (int i = 0; i < d.format_desc.blocking.inner_nblks; ++i)
-    s.format_desc.blocking.inner_idxs[i] = d.format_desc.blocking.inner_idxs[i] + 1;
-  return memory::desc(s);
-}
-
 // Tiles per chunk. Every chunk reads all 16 transformed kernels (2-8 MiB at 256-512 channels),
 // so the chunk's length is their reuse: while the products were one batched matmul, which copied
 // the kernels into its blocked layout on every call, 256 tiles made the VAE's Winograd layers
 // ~10 % faster than 32-64 (Zen 5, 2 threads; 128 and 512 slower than 256). With the kernels
-// packed once (products_pd) 64, 128 and 256 measured alike. Fewer tiles where that leaves under
-// 4 chunks per thread, for the balance of many-core CPUs (and their scratch).
+// packed once (WinogradProducts) 64, 128 and 256 measured alike. Fewer tiles where that leaves
+// under 4 chunks per thread, for the balance of many-core CPUs (and their scratch).
 int64_t chunk_tiles(const WinogradConv::Shape& s, int threads) {
   const int64_t total = s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2);
   return std::clamp<int64_t>(total / (4 * int64_t(threads)), 32, 256);
@@ -247,13 +187,9 @@ WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threa
     : s_(s),
       threads_(std::max(1, threads)),
       tiles_(chunk_tiles(s, threads_)),
-      engine_(engine),
-      pd_(products_pd(tiles_, s.Ci, s.Co, engine)),
-      prim_(pd_),
-      point_bytes_(pd_.weights_desc().get_size()),
-      weights_md_(stacked_desc(pd_.weights_desc(), 16)),
+      products_(16, tiles_, s.Ci, s.Co, engine),
       zeros_(size_t(s.Ci), 0) {
-  pad_ = arena_aligned(pd_.scratchpad_desc().get_size());
+  pad_ = arena_aligned(products_.scratch_bytes());
   v_bytes_ = arena_aligned(size_t(16 * tiles_ * s.Ci) * sizeof(uint16_t));
   per_thread_ = pad_ + v_bytes_ + arena_aligned(size_t(16 * tiles_ * s.Co) * sizeof(float));
 }
@@ -269,23 +205,12 @@ void WinogradConv::run(const uint16_t* x, const void* u, const float* bias, Adde
     auto* V = reinterpret_cast<uint16_t*>(base + pad_);
     auto* M = reinterpret_cast<float*>(base + pad_ + v_bytes_);
     // Inside this parallel region oneDNN runs the products on the calling thread alone.
-    dnnl::stream stream(engine_);
-    std::vector<std::unordered_map<int, memory>> args(16);
-    const memory pad(pd_.scratchpad_desc(), engine_, base);
-    for (int i = 0; i < 16; ++i)
-      args[size_t(i)] = {
-          {DNNL_ARG_SRC, memory(tiles_md(tiles, s.Ci), engine_, V + i * tiles * s.Ci)},
-          {DNNL_ARG_WEIGHTS,
-           memory(pd_.weights_desc(), engine_,
-                  static_cast<uint8_t*>(const_cast<void*>(u)) + size_t(i) * point_bytes_)},
-          {DNNL_ARG_DST, memory(products_md(tiles, s.Co), engine_, M + i * tiles * s.Co)},
-          {DNNL_ARG_SCRATCHPAD, pad}};
+    WinogradProducts::Bound products = products_.bind(V, u, M, base);
 #pragma omp for schedule(static)
     for (int64_t k = 0; k < chunks; ++k) {
       const int64_t k0 = k * tiles, count = std::min(tiles, total - k0);
       input_chunk(x, zeros_.data(), s, k0, count, tiles, V);
-      for (const auto& a : args) prim_.execute(stream, a);
-      stream.wait();
+      products.run();
       if (yt == DType::BF16)
         output_chunk_as<uint16_t>(M, tiles, s, k0, count, bias, addend, y);
       else

@@ -20,6 +20,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "backend/cpu/winograd_common.h"
 #include "common/dtype.h"
 #include "common/tensor.h"
 
@@ -50,7 +51,7 @@ class WinogradConv {
 
   // The layout the transformed kernel is packed in for the products ([16, Ci, Co], bf16: the 16
   // points' [Ci, Co] kernels one after another, each in oneDNN's blocked layout for its product).
-  dnnl::memory::desc weights_desc() const { return weights_md_; }
+  dnnl::memory::desc weights_desc() const { return products_.weights_desc(); }
   size_t scratch_bytes() const { return per_thread_ * size_t(threads_); }
 
   // What is added to the result besides the bias: nothing, or a tensor of the output's shape
@@ -69,11 +70,7 @@ class WinogradConv {
   Shape s_;
   int threads_;
   int64_t tiles_;  // tiles per chunk (consecutive 2x2 blocks, row after row, image after image)
-  dnnl::engine engine_;
-  dnnl::matmul::primitive_desc pd_;  // one tile point's product
-  dnnl::matmul prim_;
-  size_t point_bytes_;                             // one point's packed kernel
-  dnnl::memory::desc weights_md_;                  // all 16 of them
+  WinogradProducts products_;
   size_t pad_ = 0, v_bytes_ = 0, per_thread_ = 0;  // scratch: oneDNN's pad, tiles, products
   std::vector<uint16_t> zeros_;                    // Ci zeros: the padding around the image
 };

@@ -1,0 +1,87 @@
+// WinogradProducts: n packed-once bf16 matmuls over slices of the transformed tiles.
+#include "backend/cpu/winograd_common.h"
+
+#include "backend/cpu/dnnl_util.h"
+#include "common/error.h"
+
+namespace sdc::cpu {
+
+namespace {
+
+using dnnl::memory;
+
+memory::desc tiles_md(int64_t tiles, int64_t Ci) {
+  return memory::desc({tiles, Ci}, memory::data_type::bf16, memory::format_tag::ab);
+}
+memory::desc products_md(int64_t tiles, int64_t Co) {
+  return memory::desc({tiles, Co}, memory::data_type::f32, memory::format_tag::ab);
+}
+
+dnnl::matmul::primitive_desc product_pd(int64_t tiles, int64_t Ci, int64_t Co,
+                                        const dnnl::engine& engine) {
+  const memory::desc w_any({Ci, Co}, memory::data_type::bf16, memory::format_tag::any);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return dnnl::matmul::primitive_desc(
+      dnnl::matmul::desc(tiles_md(tiles, Ci), w_any, products_md(tiles, Co)), attr, engine);
+}
+
+// n kernels as one [n, Ci, Co] tensor whose [Ci, Co] slices each have the blocked layout `one`
+// and follow each other: the 2D descriptor with a batch dimension put in front.
+memory::desc stacked_desc(const memory::desc& one, int64_t n) {
+  const dnnl_memory_desc_t& d = one.data;
+  if (d.ndims != 2 || d.format_kind != dnnl_blocked || d.offset0 != 0 || d.extra.flags != 0)
+    throw Error("winograd_common.cpp", "oneDNN's product kernel layout",
+                "a plain blocked 2D layout", md_key(one));
+  dnnl_memory_desc_t s = d;
+  s.ndims = 3;
+  s.dims[0] = s.padded_dims[0] = n;
+  s.padded_offsets[0] = 0;
+  for (int i = 1; i < 3; ++i) {
+    s.dims[i] = d.dims[i - 1];
+    s.padded_dims[i] = d.padded_dims[i - 1];
+    s.padded_offsets[i] = d.padded_offsets[i - 1];
+    s.format_desc.blocking.strides[i] = d.format_desc.blocking.strides[i - 1];
+  }
+  s.format_desc.blocking.strides[0] = dnnl_dim_t(one.get_size() / sizeof(uint16_t));
+  for (int i = 0; i < d.format_desc.blocking.inner_nblks; ++i)
+    s.format_desc.blocking.inner_idxs[i] = d.format_desc.blocking.inner_idxs[i] + 1;
+  return memory::desc(s);
+}
+
+}  // namespace
+
+WinogradProducts::WinogradProducts(int64_t n, int64_t tiles, int64_t Ci, int64_t Co,
+                                   const dnnl::engine& engine)
+    : n_(n),
+      tiles_(tiles),
+      Ci_(Ci),
+      Co_(Co),
+      engine_(engine),
+      pd_(product_pd(tiles, Ci, Co, engine)),
+      prim_(pd_),
+      point_bytes_(pd_.weights_desc().get_size()),
+      weights_md_(stacked_desc(pd_.weights_desc(), n)) {}
+
+WinogradProducts::Bound WinogradProducts::bind(const uint16_t* V, const void* u, float* M,
+                                               void* pad) const {
+  Bound b(*this, engine_);
+  const memory scratch(pd_.scratchpad_desc(), engine_, pad);
+  auto* kernels = static_cast<uint8_t*>(const_cast<void*>(u));
+  b.args_.resize(size_t(n_));
+  for (int64_t i = 0; i < n_; ++i)
+    b.args_[size_t(i)] = {
+        {DNNL_ARG_SRC,
+         memory(tiles_md(tiles_, Ci_), engine_, const_cast<uint16_t*>(V) + i * tiles_ * Ci_)},
+        {DNNL_ARG_WEIGHTS, memory(pd_.weights_desc(), engine_, kernels + size_t(i) * point_bytes_)},
+        {DNNL_ARG_DST, memory(products_md(tiles_, Co_), engine_, M + i * tiles_ * Co_)},
+        {DNNL_ARG_SCRATCHPAD, scratch}};
+  return b;
+}
+
+void WinogradProducts::Bound::run() {
+  for (const auto& a : args_) p_->prim_.execute(stream_, a);
+  stream_.wait();
+}
+
+}  // namespace sdc::cpu
