@@ -547,7 +547,7 @@ void Planner::add_group_spec(const Group& grp) {
   }
   s.out = arena_store(storage_[size_t(grp.out)], out_numel);
   vstore_[size_t(grp.out)] = s.out;
-  if (s.upsample2x) {
+  if (s.upsample2x && !s.winograd) {  // the phases' output, before the interleave
     const Shape& xs = shape(s.src);
     s.tmp = arena_store(storage_[size_t(grp.out)],
                         xs[0] * (xs[1] + 1) * (xs[2] + 1) * 4 * shape(m.inputs[1])[0]);

@@ -372,9 +372,11 @@ class Planner {
 
   // Whether a Conv spec (its input store and post-ops chosen) runs as bf16 Winograd
   // (planner_winograd.cpp): 3x3, stride 1, padding 1, bf16 input, at most one residual add, a
-  // shape winograd_pays for, and PlanOptions::winograd.
+  // shape winograd_pays for, and PlanOptions::winograd; with a fused 2x upsampling, no post-op
+  // and a shape winograd_upsample_pays for (then no tmp: it writes the big image itself).
   bool runs_winograd(const Spec& s) const;
   Prepared prepare_winograd_conv(const Spec& s);
+  Prepared prepare_winograd_upsample(const Spec& s);
 
   Prepared prepare_linear(const Spec& s);
 

@@ -1,12 +1,14 @@
-// The planner's Winograd convolution steps (winograd_conv.h): which bf16 3x3 convolutions take
-// them, and the step that runs one with its transformed, packed kernel.
+// The planner's Winograd convolution steps (winograd_conv.h, and winograd_upsample.h for a
+// convolution over a fused 2x upsampling): which bf16 3x3 convolutions take them, and the steps
+// that run them with their transformed, packed kernels.
 #include "backend/cpu/planner.h"
 #include "backend/cpu/winograd_conv.h"
+#include "backend/cpu/winograd_upsample.h"
 
 namespace sdc::cpu::detail {
 
 bool Planner::runs_winograd(const Spec& s) const {
-  if (!opt_.winograd || !bf16_ || s.int8 || s.upsample2x) return false;
+  if (!opt_.winograd || !bf16_ || s.int8) return false;
   if (stores_[size_t(s.in[0])].dtype != DType::BF16) return false;
   const Node& m = *s.node;
   const graph::Attrs& a = m.attrs;
@@ -16,11 +18,16 @@ bool Planner::runs_winograd(const Spec& s) const {
     return false;
   // The output transform adds one residual; activations stay with the direct convolution.
   if (s.post.size() > 1 || (s.post.size() == 1 && s.post[0].eltwise)) return false;
-  const Shape& xs = shape(s.src);
+  const Shape& xs = shape(s.src);  // with a fused upsampling: the small image
+  // The upsampling one writes the big image straight from its phases: no residual there.
+  if (s.upsample2x)
+    return s.post.empty() &&
+           winograd_upsample_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
   return winograd_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
 }
 
 Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
+  if (s.upsample2x) return prepare_winograd_upsample(s);
   const Node& m = *s.node;
   const Shape& xs = shape(s.src);
   const Shape& ws = shape(m.inputs[1]);
@@ -46,6 +53,32 @@ Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
     void* scr = scratch();
     return std::function<void()>(
         [conv, x, w, bias, add, y, yt, scr] { conv->run(x, w->data(), bias, add, y, yt, scr); });
+  };
+  return p;
+}
+
+Planner::Prepared Planner::prepare_winograd_upsample(const Spec& s) {
+  const Node& m = *s.node;
+  const Shape& xs = shape(s.src);
+  const Shape& ws = shape(m.inputs[1]);
+  auto conv = std::make_shared<WinogradUpsampleConv>(
+      WinogradUpsampleConv::Shape{xs[0], xs[1], xs[2], ws[1], ws[0]}, plan_.engine, plan_.threads);
+  static const WeightTransform kTransform{
+      "winograd F(2x2,2x2) upsample2x phases", winograd_upsample_weights, {}, 1};
+  auto w = packed(node(m.inputs[1]), memory::desc({36, ws[1], ws[0]}, dt::f32, tag::abc),
+                  conv->weights_desc(), &kTransform);
+  auto b = m.inputs[2] != kNone ? packed_f32(node(m.inputs[2])) : nullptr;
+  Prepared p;
+  p.scratch = conv->scratch_bytes();
+  const Spec* sp = &s;
+  const DType yt = stores_[size_t(s.out)].dtype;
+  p.bind = [this, sp, conv, w, b, yt]() {
+    const auto* x = static_cast<const uint16_t*>(ptr(sp->in[0]));
+    void* y = ptr(sp->out);
+    const float* bias = b ? static_cast<const float*>(b->data()) : nullptr;
+    void* scr = scratch();
+    return std::function<void()>(
+        [conv, x, w, bias, y, yt, scr] { conv->run(x, w->data(), bias, y, yt, scr); });
   };
   return p;
 }

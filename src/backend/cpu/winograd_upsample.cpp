@@ -1,0 +1,215 @@
+// Winograd F(2x2, 2x2) per phase of a 2x-upsampling 3x3 convolution (winograd_upsample.h): the
+// kernel transform at planning, the input and output transforms in AVX-512, the chunks.
+//
+// Per phase, with d the 3x3 sub-tile, g the phase's 2x2 kernel and Y its 2x2 outputs:
+//   Y = A^T [ (G g G^T) .* (B^T d B) ] A,  B^T = [1 -1 0; 0 1 0; 0 -1 1], G = [1 0; 1 1; 0 1],
+//   A^T = [1 1 0; 0 1 1]   (1D: y0 = (d0 - d1) g0 + d1 (g0 + g1), y1 = d1 (g0 + g1) + (d2 - d1)
+//   g1).
+#include "backend/cpu/winograd_upsample.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backend/cpu/cpu_features.h"
+#include "backend/cpu/kernel_transform.h"
+#include "backend/cpu/memory_plan.h"
+#include "backend/cpu/simd.h"
+
+namespace sdc::cpu {
+
+namespace {
+
+int64_t tile_count(const WinogradUpsampleConv::Shape& s) {
+  return s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2);
+}
+
+// Tiles per chunk: 36 transformed values per tile (twice the F(2x2, 3x3) convolution's 16), so
+// at most 64 keep a thread's scratch near 7 MiB at 512 channels.
+int64_t chunk_tiles(const WinogradUpsampleConv::Shape& s, int threads) {
+  return std::clamp<int64_t>(tile_count(s) / (4 * int64_t(threads)), 32, 64);
+}
+
+// The 36 transformed values of the 16 channels at c of a 4x4 tile `px` (row-major): phase p's
+// B^T d B into V's rows 9p .. 9p + 8 (row stride vs).
+SDC_AVX512_BF16 void input_tile(const uint16_t* const px[16], int64_t c, __mmask16 m, uint16_t* v,
+                                size_t vs) {
+  __m512 d[16];
+  for (int i = 0; i < 16; ++i) d[i] = simd::load(px[i] + c, m);
+  for (int py = 0; py < 2; ++py) {
+    __m512 t[3][4];  // B^T over the rows py..py+2, every column
+    for (int j = 0; j < 4; ++j) {
+      const __m512 r0 = d[4 * py + j], r1 = d[4 * (py + 1) + j], r2 = d[4 * (py + 2) + j];
+      t[0][j] = _mm512_sub_ps(r0, r1);
+      t[1][j] = r1;
+      t[2][j] = _mm512_sub_ps(r2, r1);
+    }
+    for (int px_ = 0; px_ < 2; ++px_) {
+      uint16_t* vp = v + size_t(9 * (2 * py + px_)) * vs + c;
+      for (int a = 0; a < 3; ++a) {  // then B over the columns px..px+2
+        const __m512 c0 = t[a][px_], c1 = t[a][px_ + 1], c2 = t[a][px_ + 2];
+        store_as(vp + (3 * a + 0) * vs, _mm512_sub_ps(c0, c1), m);
+        store_as(vp + (3 * a + 1) * vs, c1, m);
+        store_as(vp + (3 * a + 2) * vs, _mm512_sub_ps(c2, c1), m);
+      }
+    }
+  }
+}
+
+struct TilePos {
+  int64_t n, ty, tx;
+};
+TilePos tile_pos(int64_t k, int64_t th, int64_t tw) {
+  return {k / (th * tw), k / tw % th, k % tw};
+}
+
+// Tiles [k0, k0 + count) into V [36, tiles, Ci]; the rest of V's tiles zeroed.
+SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
+                                 const WinogradUpsampleConv::Shape& s, int64_t k0, int64_t count,
+                                 int64_t tiles, uint16_t* V) {
+  const int64_t th = (s.H + 1) / 2, tw = (s.W + 1) / 2;
+  const size_t vs = size_t(tiles * s.Ci);
+  for (int64_t t = 0; t < tiles; ++t) {
+    if (t >= count) {
+      for (int i = 0; i < 36; ++i)
+        std::memset(V + i * vs + t * s.Ci, 0, size_t(s.Ci) * sizeof(uint16_t));
+      continue;
+    }
+    const TilePos p = tile_pos(k0 + t, th, tw);
+    const uint16_t* px[16];
+    for (int i = 0; i < 16; ++i) {
+      const int64_t iy = 2 * p.ty - 1 + i / 4, ix = 2 * p.tx - 1 + i % 4;
+      px[i] = iy < 0 || iy >= s.H || ix < 0 || ix >= s.W ? zeros
+                                                         : x + ((p.n * s.H + iy) * s.W + ix) * s.Ci;
+    }
+    for (int64_t c = 0; c < s.Ci; c += 16)
+      input_tile(px, c, simd::tail_mask(s.Ci - c), V + t * s.Ci, vs);
+  }
+}
+
+// A^T M A of the four phases of one tile (products at mp, row stride ms) plus the bias, into the
+// big image: out[p][k] is phase p's output k (small position (k / 2, k % 2) of the tile), null
+// where that position lies past the image.
+template <class TY>
+SDC_AVX512_BF16 void output_tile(const float* mp, size_t ms, int64_t Co, const float* bias,
+                                 TY* const out[4][4]) {
+  for (int64_t c = 0; c < Co; c += 16) {
+    const __mmask16 m = simd::tail_mask(Co - c);
+    const __m512 b = bias ? simd::load(bias + c, m) : _mm512_setzero_ps();
+    for (int p = 0; p < 4; ++p) {
+      __m512 q[9];
+      for (int i = 0; i < 9; ++i) q[i] = simd::load(mp + (9 * p + i) * ms + c, m);
+      __m512 s0[3], s1[3];  // A^T M: the two output rows
+      for (int j = 0; j < 3; ++j) {
+        s0[j] = _mm512_add_ps(q[j], q[3 + j]);
+        s1[j] = _mm512_add_ps(q[3 + j], q[6 + j]);
+      }
+      const __m512 y[4] = {_mm512_add_ps(s0[0], s0[1]), _mm512_add_ps(s0[1], s0[2]),
+                           _mm512_add_ps(s1[0], s1[1]), _mm512_add_ps(s1[1], s1[2])};
+      for (int k = 0; k < 4; ++k)
+        if (out[p][k]) store_as(out[p][k] + c, _mm512_add_ps(y[k], b), m);
+    }
+  }
+}
+
+template <class TY>
+SDC_AVX512_BF16 void output_chunk(const float* M, int64_t tiles,
+                                  const WinogradUpsampleConv::Shape& s, int64_t k0, int64_t count,
+                                  const float* bias, TY* y) {
+  const int64_t th = (s.H + 1) / 2, tw = (s.W + 1) / 2, H2 = 2 * s.H, W2 = 2 * s.W;
+  const size_t ms = size_t(tiles * s.Co);
+  for (int64_t t = 0; t < count; ++t) {
+    const TilePos tp = tile_pos(k0 + t, th, tw);
+    TY* o[4][4] = {};
+    for (int k = 0; k < 4; ++k) {
+      const int64_t i = 2 * tp.ty + k / 2, j = 2 * tp.tx + k % 2;  // small position
+      if (i >= s.H || j >= s.W) continue;
+      for (int p = 0; p < 4; ++p)
+        o[p][k] = y + ((tp.n * H2 + 2 * i + p / 2) * W2 + 2 * j + p % 2) * s.Co;
+    }
+    output_tile(M + t * s.Co, ms, s.Co, bias, o);
+  }
+}
+
+}  // namespace
+
+bool winograd_upsample_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
+  const WinogradUpsampleConv::Shape s{N, H, W, Ci, Co};
+  return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
+         tile_count(s) >= 64 * int64_t(std::max(1, threads));
+}
+
+TensorRef winograd_upsample_weights(const TensorRef& w) {
+  check_3x3_kernel(w, "Winograd upsample convolution weight");
+  const int64_t Co = w.shape[0], Ci = w.shape[1];
+  thread_local std::vector<float> staging;
+  staging.resize(size_t(36 * Ci * Co));
+  float* out = staging.data();
+  for_each_3x3_kernel(w, [out, Co, Ci](int64_t o, int64_t i, const float* k) {
+    for (int py = 0; py < 2; ++py)
+      for (int px = 0; px < 2; ++px) {
+        // The phase's 2x2 kernel (upsample_conv.h): row taps {k0}, {k1 + k2} for py = 0 and
+        // {k0 + k1}, {k2} for py = 1; the same across the columns.
+        float g[2][2];
+        for (int a = 0; a < 2; ++a)
+          for (int b = 0; b < 2; ++b) {
+            float sum = 0.f;
+            for (int r = 0; r < 3; ++r)
+              for (int c = 0; c < 3; ++c) {
+                const int ra = py == 0 ? (r == 0 ? 0 : 1) : (r == 2 ? 1 : 0);
+                const int cb = px == 0 ? (c == 0 ? 0 : 1) : (c == 2 ? 1 : 0);
+                if (ra == a && cb == b) sum += k[r * 3 + c];
+              }
+            g[a][b] = sum;
+          }
+        const float gt[3][2] = {{g[0][0], g[0][1]},  // G g
+                                {g[0][0] + g[1][0], g[0][1] + g[1][1]},
+                                {g[1][0], g[1][1]}};
+        const int p = 2 * py + px;
+        for (int r = 0; r < 3; ++r) {  // (G g) G^T
+          const float u[3] = {gt[r][0], gt[r][0] + gt[r][1], gt[r][1]};
+          for (int c = 0; c < 3; ++c) out[(size_t(9 * p + 3 * r + c) * Ci + i) * Co + o] = u[c];
+        }
+      }
+  });
+  return staged_tensor(staging, {36, Ci, Co}, w.source);
+}
+
+WinogradUpsampleConv::WinogradUpsampleConv(const Shape& s, const dnnl::engine& engine, int threads)
+    : s_(s),
+      threads_(std::max(1, threads)),
+      tiles_(chunk_tiles(s, threads_)),
+      products_(36, tiles_, s.Ci, s.Co, engine),
+      zeros_(size_t(s.Ci), 0) {
+  pad_ = arena_aligned(products_.scratch_bytes());
+  v_bytes_ = arena_aligned(size_t(36 * tiles_ * s.Ci) * sizeof(uint16_t));
+  per_thread_ = pad_ + v_bytes_ + arena_aligned(size_t(36 * tiles_ * s.Co) * sizeof(float));
+}
+
+void WinogradUpsampleConv::run(const uint16_t* x, const void* u, const float* bias, void* y,
+                               DType yt, void* scratch) const {
+  const Shape s = s_;
+  const int64_t total = tile_count(s), tiles = tiles_;
+  const int64_t chunks = (total + tiles - 1) / tiles;
+#pragma omp parallel num_threads(threads_)
+  {
+    uint8_t* base = static_cast<uint8_t*>(scratch) + per_thread_ * size_t(omp_get_thread_num());
+    auto* V = reinterpret_cast<uint16_t*>(base + pad_);
+    auto* M = reinterpret_cast<float*>(base + pad_ + v_bytes_);
+    // Inside this parallel region oneDNN runs the products on the calling thread alone.
+    WinogradProducts::Bound products = products_.bind(V, u, M, base);
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < chunks; ++k) {
+      const int64_t k0 = k * tiles, count = std::min(tiles, total - k0);
+      input_chunk(x, zeros_.data(), s, k0, count, tiles, V);
+      products.run();
+      if (yt == DType::BF16)
+        output_chunk(M, tiles, s, k0, count, bias, static_cast<uint16_t*>(y));
+      else
+        output_chunk(M, tiles, s, k0, count, bias, static_cast<float*>(y));
+    }
+  }
+}
+
+}  // namespace sdc::cpu

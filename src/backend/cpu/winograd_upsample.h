@@ -1,0 +1,60 @@
+// A 3x3 convolution (stride 1, padding 1) over a 2x nearest-upsampled image as Winograd
+// F(2x2, 2x2), phase by phase, for the bf16 plans. As in upsample_conv.h, output phase (py, px)
+// — the pixels (2i + py, 2j + px) — is a 2x2 convolution of the small image with summed taps.
+// A tile is a 2x2 block of small-image positions; phase (py, px) reads the 3x3 sub-tile at rows
+// py..py+2 and columns px..px+2 of the 4x4 input tile around it and computes its four outputs
+// from 9 products of transformed values: 36 multiply-adds per tile and channel pair for the four
+// phases, against the direct phase convolution's 64 (1.78x less work). The transforms have only
+// 0 and +-1 coefficients (B^T = [1 -1 0; 0 1 0; 0 -1 1], G = [1 0; 1 1; 0 1],
+// A^T = [1 1 0; 0 1 1]); the input transform rounds differences of up to four inputs to bf16.
+// Products and chunks as in winograd_conv.h (winograd_common.h).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "backend/cpu/winograd_common.h"
+#include "common/dtype.h"
+#include "common/tensor.h"
+
+namespace sdc::cpu {
+
+// Whether the upsampling convolution of N small images of H x W pixels, Ci -> Co channels, run
+// by `threads` threads, is faster this way on this CPU: AVX-512 BF16, at least 128 channels both
+// ways, and at least two chunks of 32 tiles per thread.
+bool winograd_upsample_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
+
+// The transformed phase kernels of a [Co, Ci, 3, 3] kernel: [36, Ci, Co] f32, phase
+// p = 2 py + px at rows 9p .. 9p + 8. It lives in a buffer of the calling thread that the next
+// call reuses (planning packs it at once).
+TensorRef winograd_upsample_weights(const TensorRef& w);
+
+class WinogradUpsampleConv {
+ public:
+  struct Shape {
+    int64_t N = 0, H = 0, W = 0, Ci = 0, Co = 0;  // H x W: the small image
+  };
+  WinogradUpsampleConv(const Shape& s, const dnnl::engine& engine, int threads);
+
+  // The layout the transformed kernels are packed in ([36, Ci, Co] bf16).
+  dnnl::memory::desc weights_desc() const { return products_.weights_desc(); }
+  size_t scratch_bytes() const { return per_thread_ * size_t(threads_); }
+
+  // y [N, 2H, 2W, Co] (F32 or BF16) = conv3x3(upsample2x(x [N, H, W, Ci] bf16)) + bias [Co]
+  // (f32, optional). u: winograd_upsample_weights packed as weights_desc(); scratch:
+  // scratch_bytes(). AVX-512 BF16 code: only where winograd_upsample_pays.
+  void run(const uint16_t* x, const void* u, const float* bias, void* y, DType yt,
+           void* scratch) const;
+
+ private:
+  Shape s_;
+  int threads_;
+  int64_t tiles_;  // tiles per chunk
+  WinogradProducts products_;
+  size_t pad_ = 0, v_bytes_ = 0, per_thread_ = 0;  // scratch: oneDNN's pad, tiles, products
+  std::vector<uint16_t> zeros_;                    // Ci zeros: the padding around the image
+};
+
+}  // namespace sdc::cpu
