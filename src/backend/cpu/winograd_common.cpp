@@ -64,16 +64,18 @@ WinogradProducts::WinogradProducts(int64_t n, int64_t tiles, int64_t Ci, int64_t
       weights_md_(stacked_desc(pd_.weights_desc(), n)) {}
 
 WinogradProducts::Bound WinogradProducts::bind(const uint16_t* V, const void* u, float* M,
-                                               void* pad) const {
+                                               void* pad, int64_t first, int64_t count) const {
+  if (count < 0) count = n_ - first;
   Bound b(*this, engine_);
   const memory scratch(pd_.scratchpad_desc(), engine_, pad);
   auto* kernels = static_cast<uint8_t*>(const_cast<void*>(u));
-  b.args_.resize(size_t(n_));
-  for (int64_t i = 0; i < n_; ++i)
+  b.args_.resize(size_t(count));
+  for (int64_t i = 0; i < count; ++i)
     b.args_[size_t(i)] = {
         {DNNL_ARG_SRC,
          memory(tiles_md(tiles_, Ci_), engine_, const_cast<uint16_t*>(V) + i * tiles_ * Ci_)},
-        {DNNL_ARG_WEIGHTS, memory(pd_.weights_desc(), engine_, kernels + size_t(i) * point_bytes_)},
+        {DNNL_ARG_WEIGHTS,
+         memory(pd_.weights_desc(), engine_, kernels + size_t(first + i) * point_bytes_)},
         {DNNL_ARG_DST, memory(products_md(tiles_, Co_), engine_, M + i * tiles_ * Co_)},
         {DNNL_ARG_SCRATCHPAD, scratch}};
   return b;

@@ -27,8 +27,9 @@ class WinogradProducts {
   const dnnl::memory::desc& weights_desc() const { return weights_md_; }
   size_t scratch_bytes() const { return pd_.scratchpad_desc().get_size(); }
 
-  // The n products over V [n, tiles, Ci] (bf16), the packed kernels u and M [n, tiles, Co] (f32),
-  // with oneDNN's scratch at pad (scratch_bytes()): made once per thread, run once per chunk.
+  // The products [first, first + count) (all n by default) over V [count, tiles, Ci] (bf16), the
+  // packed kernels u and M [count, tiles, Co] (f32), with oneDNN's scratch at pad
+  // (scratch_bytes()): made once per thread, run once per chunk.
   class Bound {
    public:
     void run();
@@ -40,7 +41,8 @@ class WinogradProducts {
     dnnl::stream stream_;
     std::vector<std::unordered_map<int, dnnl::memory>> args_;
   };
-  Bound bind(const uint16_t* V, const void* u, float* M, void* pad) const;
+  Bound bind(const uint16_t* V, const void* u, float* M, void* pad, int64_t first = 0,
+             int64_t count = -1) const;
 
  private:
   int64_t n_, tiles_, Ci_, Co_;

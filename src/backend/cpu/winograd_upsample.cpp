@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernel_transform.h"
@@ -25,35 +26,29 @@ int64_t tile_count(const WinogradUpsampleConv::Shape& s) {
   return s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2);
 }
 
-// Tiles per chunk: 36 transformed values per tile (twice the F(2x2, 3x3) convolution's 16), so
-// at most 64 keep a thread's scratch near 7 MiB at 512 channels.
+// Tiles per chunk: a chunk runs phase after phase (9 transformed values per tile each), so 256
+// tiles keep a thread's scratch near 7 MiB at 512 channels.
 int64_t chunk_tiles(const WinogradUpsampleConv::Shape& s, int threads) {
-  return std::clamp<int64_t>(tile_count(s) / (4 * int64_t(threads)), 32, 64);
+  return std::clamp<int64_t>(tile_count(s) / (4 * int64_t(threads)), 32, 256);
 }
 
-// The 36 transformed values of the 16 channels at c of a 4x4 tile `px` (row-major): phase p's
-// B^T d B into V's rows 9p .. 9p + 8 (row stride vs).
-SDC_AVX512_BF16 void input_tile(const uint16_t* const px[16], int64_t c, __mmask16 m, uint16_t* v,
-                                size_t vs) {
-  __m512 d[16];
-  for (int i = 0; i < 16; ++i) d[i] = simd::load(px[i] + c, m);
-  for (int py = 0; py < 2; ++py) {
-    __m512 t[3][4];  // B^T over the rows py..py+2, every column
-    for (int j = 0; j < 4; ++j) {
-      const __m512 r0 = d[4 * py + j], r1 = d[4 * (py + 1) + j], r2 = d[4 * (py + 2) + j];
-      t[0][j] = _mm512_sub_ps(r0, r1);
-      t[1][j] = r1;
-      t[2][j] = _mm512_sub_ps(r2, r1);
-    }
-    for (int px_ = 0; px_ < 2; ++px_) {
-      uint16_t* vp = v + size_t(9 * (2 * py + px_)) * vs + c;
-      for (int a = 0; a < 3; ++a) {  // then B over the columns px..px+2
-        const __m512 c0 = t[a][px_], c1 = t[a][px_ + 1], c2 = t[a][px_ + 2];
-        store_as(vp + (3 * a + 0) * vs, _mm512_sub_ps(c0, c1), m);
-        store_as(vp + (3 * a + 1) * vs, c1, m);
-        store_as(vp + (3 * a + 2) * vs, _mm512_sub_ps(c2, c1), m);
-      }
-    }
+// Phase (py, px)'s 9 transformed values B^T d B of the 16 channels at c of a 4x4 tile `px`
+// (row-major; d its rows py..py+2, columns px..px+2), into V's 9 rows (row stride vs).
+SDC_AVX512_BF16 void input_tile(const uint16_t* const px[16], int py, int px_, int64_t c,
+                                __mmask16 m, uint16_t* v, size_t vs) {
+  __m512 t[3][3];  // B^T over the rows
+  for (int j = 0; j < 3; ++j) {
+    const __m512 r0 = simd::load(px[4 * py + px_ + j] + c, m),
+                 r1 = simd::load(px[4 * (py + 1) + px_ + j] + c, m),
+                 r2 = simd::load(px[4 * (py + 2) + px_ + j] + c, m);
+    t[0][j] = _mm512_sub_ps(r0, r1);
+    t[1][j] = r1;
+    t[2][j] = _mm512_sub_ps(r2, r1);
+  }
+  for (int a = 0; a < 3; ++a) {  // then B over the columns
+    store_as(v + (3 * a + 0) * vs + c, _mm512_sub_ps(t[a][0], t[a][1]), m);
+    store_as(v + (3 * a + 1) * vs + c, t[a][1], m);
+    store_as(v + (3 * a + 2) * vs + c, _mm512_sub_ps(t[a][2], t[a][1]), m);
   }
 }
 
@@ -64,69 +59,67 @@ TilePos tile_pos(int64_t k, int64_t th, int64_t tw) {
   return {k / (th * tw), k / tw % th, k % tw};
 }
 
-// Tiles [k0, k0 + count) into V [36, tiles, Ci]; the rest of V's tiles zeroed.
+// Phase p of tiles [k0, k0 + count) into V [9, tiles, Ci]; the rest of V's tiles zeroed.
 SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
-                                 const WinogradUpsampleConv::Shape& s, int64_t k0, int64_t count,
-                                 int64_t tiles, uint16_t* V) {
+                                 const WinogradUpsampleConv::Shape& s, int p, int64_t k0,
+                                 int64_t count, int64_t tiles, uint16_t* V) {
   const int64_t th = (s.H + 1) / 2, tw = (s.W + 1) / 2;
   const size_t vs = size_t(tiles * s.Ci);
   for (int64_t t = 0; t < tiles; ++t) {
     if (t >= count) {
-      for (int i = 0; i < 36; ++i)
+      for (int i = 0; i < 9; ++i)
         std::memset(V + i * vs + t * s.Ci, 0, size_t(s.Ci) * sizeof(uint16_t));
       continue;
     }
-    const TilePos p = tile_pos(k0 + t, th, tw);
+    const TilePos tp = tile_pos(k0 + t, th, tw);
     const uint16_t* px[16];
     for (int i = 0; i < 16; ++i) {
-      const int64_t iy = 2 * p.ty - 1 + i / 4, ix = 2 * p.tx - 1 + i % 4;
-      px[i] = iy < 0 || iy >= s.H || ix < 0 || ix >= s.W ? zeros
-                                                         : x + ((p.n * s.H + iy) * s.W + ix) * s.Ci;
+      const int64_t iy = 2 * tp.ty - 1 + i / 4, ix = 2 * tp.tx - 1 + i % 4;
+      px[i] = iy < 0 || iy >= s.H || ix < 0 || ix >= s.W
+                  ? zeros
+                  : x + ((tp.n * s.H + iy) * s.W + ix) * s.Ci;
     }
     for (int64_t c = 0; c < s.Ci; c += 16)
-      input_tile(px, c, simd::tail_mask(s.Ci - c), V + t * s.Ci, vs);
+      input_tile(px, p / 2, p % 2, c, simd::tail_mask(s.Ci - c), V + t * s.Ci, vs);
   }
 }
 
-// A^T M A of the four phases of one tile (products at mp, row stride ms) plus the bias, into the
-// big image: out[p][k] is phase p's output k (small position (k / 2, k % 2) of the tile), null
-// where that position lies past the image.
+// A^T M A of one phase of one tile (products at mp, row stride ms) plus the bias, into the big
+// image: out[k] is the phase's output k (small position (k / 2, k % 2) of the tile), null where
+// that position lies past the image.
 template <class TY>
 SDC_AVX512_BF16 void output_tile(const float* mp, size_t ms, int64_t Co, const float* bias,
-                                 TY* const out[4][4]) {
+                                 TY* const out[4]) {
   for (int64_t c = 0; c < Co; c += 16) {
     const __mmask16 m = simd::tail_mask(Co - c);
     const __m512 b = bias ? simd::load(bias + c, m) : _mm512_setzero_ps();
-    for (int p = 0; p < 4; ++p) {
-      __m512 q[9];
-      for (int i = 0; i < 9; ++i) q[i] = simd::load(mp + (9 * p + i) * ms + c, m);
-      __m512 s0[3], s1[3];  // A^T M: the two output rows
-      for (int j = 0; j < 3; ++j) {
-        s0[j] = _mm512_add_ps(q[j], q[3 + j]);
-        s1[j] = _mm512_add_ps(q[3 + j], q[6 + j]);
-      }
-      const __m512 y[4] = {_mm512_add_ps(s0[0], s0[1]), _mm512_add_ps(s0[1], s0[2]),
-                           _mm512_add_ps(s1[0], s1[1]), _mm512_add_ps(s1[1], s1[2])};
-      for (int k = 0; k < 4; ++k)
-        if (out[p][k]) store_as(out[p][k] + c, _mm512_add_ps(y[k], b), m);
+    __m512 q[9];
+    for (int i = 0; i < 9; ++i) q[i] = simd::load(mp + i * ms + c, m);
+    __m512 s0[3], s1[3];  // A^T M: the two output rows
+    for (int j = 0; j < 3; ++j) {
+      s0[j] = _mm512_add_ps(q[j], q[3 + j]);
+      s1[j] = _mm512_add_ps(q[3 + j], q[6 + j]);
     }
+    const __m512 y[4] = {_mm512_add_ps(s0[0], s0[1]), _mm512_add_ps(s0[1], s0[2]),
+                         _mm512_add_ps(s1[0], s1[1]), _mm512_add_ps(s1[1], s1[2])};
+    for (int k = 0; k < 4; ++k)
+      if (out[k]) store_as(out[k] + c, _mm512_add_ps(y[k], b), m);
   }
 }
 
+// Phase p of tiles [k0, k0 + count) from M [9, tiles, Co] into y [N, 2H, 2W, Co].
 template <class TY>
 SDC_AVX512_BF16 void output_chunk(const float* M, int64_t tiles,
-                                  const WinogradUpsampleConv::Shape& s, int64_t k0, int64_t count,
-                                  const float* bias, TY* y) {
+                                  const WinogradUpsampleConv::Shape& s, int p, int64_t k0,
+                                  int64_t count, const float* bias, TY* y) {
   const int64_t th = (s.H + 1) / 2, tw = (s.W + 1) / 2, H2 = 2 * s.H, W2 = 2 * s.W;
   const size_t ms = size_t(tiles * s.Co);
   for (int64_t t = 0; t < count; ++t) {
     const TilePos tp = tile_pos(k0 + t, th, tw);
-    TY* o[4][4] = {};
+    TY* o[4] = {};
     for (int k = 0; k < 4; ++k) {
       const int64_t i = 2 * tp.ty + k / 2, j = 2 * tp.tx + k % 2;  // small position
-      if (i >= s.H || j >= s.W) continue;
-      for (int p = 0; p < 4; ++p)
-        o[p][k] = y + ((tp.n * H2 + 2 * i + p / 2) * W2 + 2 * j + p % 2) * s.Co;
+      if (i < s.H && j < s.W) o[k] = y + ((tp.n * H2 + 2 * i + p / 2) * W2 + 2 * j + p % 2) * s.Co;
     }
     output_tile(M + t * s.Co, ms, s.Co, bias, o);
   }
@@ -183,8 +176,8 @@ WinogradUpsampleConv::WinogradUpsampleConv(const Shape& s, const dnnl::engine& e
       products_(36, tiles_, s.Ci, s.Co, engine),
       zeros_(size_t(s.Ci), 0) {
   pad_ = arena_aligned(products_.scratch_bytes());
-  v_bytes_ = arena_aligned(size_t(36 * tiles_ * s.Ci) * sizeof(uint16_t));
-  per_thread_ = pad_ + v_bytes_ + arena_aligned(size_t(36 * tiles_ * s.Co) * sizeof(float));
+  v_bytes_ = arena_aligned(size_t(9 * tiles_ * s.Ci) * sizeof(uint16_t));
+  per_thread_ = pad_ + v_bytes_ + arena_aligned(size_t(9 * tiles_ * s.Co) * sizeof(float));
 }
 
 void WinogradUpsampleConv::run(const uint16_t* x, const void* u, const float* bias, void* y,
@@ -198,16 +191,19 @@ void WinogradUpsampleConv::run(const uint16_t* x, const void* u, const float* bi
     auto* V = reinterpret_cast<uint16_t*>(base + pad_);
     auto* M = reinterpret_cast<float*>(base + pad_ + v_bytes_);
     // Inside this parallel region oneDNN runs the products on the calling thread alone.
-    WinogradProducts::Bound products = products_.bind(V, u, M, base);
+    std::vector<WinogradProducts::Bound> phase;
+    for (int p = 0; p < 4; ++p) phase.push_back(products_.bind(V, u, M, base, 9 * p, 9));
 #pragma omp for schedule(static)
     for (int64_t k = 0; k < chunks; ++k) {
       const int64_t k0 = k * tiles, count = std::min(tiles, total - k0);
-      input_chunk(x, zeros_.data(), s, k0, count, tiles, V);
-      products.run();
-      if (yt == DType::BF16)
-        output_chunk(M, tiles, s, k0, count, bias, static_cast<uint16_t*>(y));
-      else
-        output_chunk(M, tiles, s, k0, count, bias, static_cast<float*>(y));
+      for (int p = 0; p < 4; ++p) {
+        input_chunk(x, zeros_.data(), s, p, k0, count, tiles, V);
+        phase[size_t(p)].run();
+        if (yt == DType::BF16)
+          output_chunk(M, tiles, s, p, k0, count, bias, static_cast<uint16_t*>(y));
+        else
+          output_chunk(M, tiles, s, p, k0, count, bias, static_cast<float*>(y));
+      }
     }
   }
 }
