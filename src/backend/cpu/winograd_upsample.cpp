@@ -130,7 +130,7 @@ SDC_AVX512_BF16 void output_chunk(const float* M, int64_t tiles,
 bool winograd_upsample_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
   const WinogradUpsampleConv::Shape s{N, H, W, Ci, Co};
   return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
-         tile_count(s) >= 64 * int64_t(std::max(1, threads));
+         Ci <= 256 && tile_count(s) >= 64 * int64_t(std::max(1, threads));
 }
 
 TensorRef winograd_upsample_weights(const TensorRef& w) {
