@@ -26,6 +26,16 @@ inline Vec random_vec(int64_t n, uint32_t seed, float lo = -1.f, float hi = 1.f)
   return v;
 }
 
+// Relative L2 error ||out - ref|| / ||ref|| (double sums).
+inline double rel_l2(const Vec& out, const Vec& ref) {
+  double d = 0, r = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    d += (double(out[i]) - ref[i]) * (double(out[i]) - ref[i]);
+    r += double(ref[i]) * ref[i];
+  }
+  return std::sqrt(d / r);
+}
+
 // max|out - ref| / max|ref| (the fixtures' metric).
 inline double rel_err(const float* out, const Vec& ref) {
   double md = 0, mr = 0;

@@ -20,16 +20,6 @@ std::vector<uint16_t> to_bf16_bits(const Vec& v) {
   return r;
 }
 
-// Relative L2 error of `out` against `ref`.
-double rel_l2(const Vec& out, const Vec& ref) {
-  double d = 0, r = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    d += (double(out[i]) - ref[i]) * (double(out[i]) - ref[i]);
-    r += double(ref[i]) * ref[i];
-  }
-  return std::sqrt(d / r);
-}
-
 TEST(WinogradConv, MatchesTheDirectConvolutionAtBf16Precision) {
   // The transforms are AVX-512 BF16 code, reached only where winograd_pays.
   if (!cpu::use_avx512_kernels() || !cpu::cpu_features().avx512_bf16)

@@ -15,15 +15,6 @@
 namespace sdc::test {
 namespace {
 
-double rel_l2(const Vec& out, const Vec& ref) {
-  double d = 0, r = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    d += (double(out[i]) - ref[i]) * (double(out[i]) - ref[i]);
-    r += double(ref[i]) * ref[i];
-  }
-  return std::sqrt(d / r);
-}
-
 // x [N, H, W, C] -> [N, 2H, 2W, C], nearest.
 Vec upsample2x(const Vec& x, int64_t N, int64_t H, int64_t W, int64_t C) {
   Vec y(size_t(N * 4 * H * W * C));

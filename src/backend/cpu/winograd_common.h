@@ -53,6 +53,25 @@ class WinogradProducts {
   dnnl::memory::desc weights_md_;  // all n of them
 };
 
+// Tile k of N images of H x W pixels, numbered across rows and images: the 2x2 block of pixels
+// (2 ty .. 2 ty + 1, 2 tx .. 2 tx + 1) of image n.
+struct WinogradTile {
+  int64_t n, ty, tx;
+};
+inline WinogradTile winograd_tile(int64_t k, int64_t H, int64_t W) {
+  const int64_t th = (H + 1) / 2, tw = (W + 1) / 2;
+  return {k / (th * tw), k / tw % th, k % tw};
+}
+// The 16 pixels (row-major) of the 4x4 input tile around tile t's block in x [N, H, W, C]: rows
+// 2 ty - 1 .. 2 ty + 2, columns likewise; `zeros` (C zeros) where it hangs over the image.
+inline void winograd_tile_pixels(const uint16_t* x, const uint16_t* zeros, int64_t H, int64_t W,
+                                 int64_t C, const WinogradTile& t, const uint16_t* px[16]) {
+  for (int i = 0; i < 16; ++i) {
+    const int64_t iy = 2 * t.ty - 1 + i / 4, ix = 2 * t.tx - 1 + i % 4;
+    px[i] = iy < 0 || iy >= H || ix < 0 || ix >= W ? zeros : x + ((t.n * H + iy) * W + ix) * C;
+  }
+}
+
 // The transforms run only where AVX-512 BF16 is: its one-instruction f32 -> bf16 rounding (to
 // nearest even, as simd::to_bf16) halves the input transforms' time.
 #define SDC_AVX512_BF16 \

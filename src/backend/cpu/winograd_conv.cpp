@@ -59,20 +59,11 @@ SDC_AVX512_BF16 void input_tile(const uint16_t* const px[16], int64_t c, __mmask
   }
 }
 
-// Tile k (numbered across rows and images) as (image, row of blocks, column of blocks).
-struct TilePos {
-  int64_t n, ty, tx;
-};
-inline TilePos tile_pos(int64_t k, int64_t th, int64_t tw) {
-  return {k / (th * tw), k / tw % th, k % tw};
-}
-
 // One chunk's input transform: tiles [k0, k0 + count) into V [16, tiles, Ci]; the rest of V's
 // tiles zeroed (their products are never read).
 SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
                                  const WinogradConv::Shape& s, int64_t k0, int64_t count,
                                  int64_t tiles, uint16_t* V) {
-  const int64_t th = (s.H + 1) / 2, tw = (s.W + 1) / 2;
   const size_t vs = size_t(tiles * s.Ci);
   for (int64_t t = 0; t < tiles; ++t) {
     if (t >= count) {
@@ -80,13 +71,8 @@ SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
         std::memset(V + i * vs + t * s.Ci, 0, size_t(s.Ci) * sizeof(uint16_t));
       continue;
     }
-    const TilePos p = tile_pos(k0 + t, th, tw);
     const uint16_t* px[16];
-    for (int i = 0; i < 16; ++i) {
-      const int64_t iy = 2 * p.ty - 1 + i / 4, ix = 2 * p.tx - 1 + i % 4;
-      px[i] = iy < 0 || iy >= s.H || ix < 0 || ix >= s.W ? zeros
-                                                         : x + ((p.n * s.H + iy) * s.W + ix) * s.Ci;
-    }
+    winograd_tile_pixels(x, zeros, s.H, s.W, s.Ci, winograd_tile(k0 + t, s.H, s.W), px);
     for (int64_t c = 0; c < s.Ci; c += 16)
       input_tile(px, c, simd::tail_mask(s.Ci - c), V + t * s.Ci, vs);
   }
@@ -123,10 +109,9 @@ template <class TY, class TA>
 SDC_AVX512_BF16 void output_chunk(const float* M, int64_t tiles, const WinogradConv::Shape& s,
                                   int64_t k0, int64_t count, const float* bias, const TA* add,
                                   TY* y) {
-  const int64_t th = (s.H + 1) / 2, tw = (s.W + 1) / 2;
   const size_t ms = size_t(tiles * s.Co);
   for (int64_t t = 0; t < count; ++t) {
-    const TilePos p = tile_pos(k0 + t, th, tw);
+    const WinogradTile p = winograd_tile(k0 + t, s.H, s.W);
     const TA* a[4] = {};
     TY* o[4] = {};
     for (int k = 0; k < 4; ++k) {

@@ -3,8 +3,8 @@
 //
 // Per phase, with d the 3x3 sub-tile, g the phase's 2x2 kernel and Y its 2x2 outputs:
 //   Y = A^T [ (G g G^T) .* (B^T d B) ] A,  B^T = [1 -1 0; 0 1 0; 0 -1 1], G = [1 0; 1 1; 0 1],
-//   A^T = [1 1 0; 0 1 1]   (1D: y0 = (d0 - d1) g0 + d1 (g0 + g1), y1 = d1 (g0 + g1) + (d2 - d1)
-//   g1).
+//   A^T = [1 1 0; 0 1 1]
+// (in 1D: y0 = (d0 - d1) g0 + d1 (g0 + g1), y1 = d1 (g0 + g1) + (d2 - d1) g1).
 #include "backend/cpu/winograd_upsample.h"
 
 #include <omp.h>
@@ -32,15 +32,15 @@ int64_t chunk_tiles(const WinogradUpsampleConv::Shape& s, int threads) {
   return std::clamp<int64_t>(tile_count(s) / (4 * int64_t(threads)), 32, 256);
 }
 
-// Phase (py, px)'s 9 transformed values B^T d B of the 16 channels at c of a 4x4 tile `px`
+// Phase (py, px)'s 9 transformed values B^T d B of the 16 channels at c of a 4x4 tile `tile`
 // (row-major; d its rows py..py+2, columns px..px+2), into V's 9 rows (row stride vs).
-SDC_AVX512_BF16 void input_tile(const uint16_t* const px[16], int py, int px_, int64_t c,
+SDC_AVX512_BF16 void input_tile(const uint16_t* const tile[16], int py, int px, int64_t c,
                                 __mmask16 m, uint16_t* v, size_t vs) {
   __m512 t[3][3];  // B^T over the rows
   for (int j = 0; j < 3; ++j) {
-    const __m512 r0 = simd::load(px[4 * py + px_ + j] + c, m),
-                 r1 = simd::load(px[4 * (py + 1) + px_ + j] + c, m),
-                 r2 = simd::load(px[4 * (py + 2) + px_ + j] + c, m);
+    const __m512 r0 = simd::load(tile[4 * py + px + j] + c, m),
+                 r1 = simd::load(tile[4 * (py + 1) + px + j] + c, m),
+                 r2 = simd::load(tile[4 * (py + 2) + px + j] + c, m);
     t[0][j] = _mm512_sub_ps(r0, r1);
     t[1][j] = r1;
     t[2][j] = _mm512_sub_ps(r2, r1);
@@ -52,18 +52,10 @@ SDC_AVX512_BF16 void input_tile(const uint16_t* const px[16], int py, int px_, i
   }
 }
 
-struct TilePos {
-  int64_t n, ty, tx;
-};
-TilePos tile_pos(int64_t k, int64_t th, int64_t tw) {
-  return {k / (th * tw), k / tw % th, k % tw};
-}
-
 // Phase p of tiles [k0, k0 + count) into V [9, tiles, Ci]; the rest of V's tiles zeroed.
 SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
                                  const WinogradUpsampleConv::Shape& s, int p, int64_t k0,
                                  int64_t count, int64_t tiles, uint16_t* V) {
-  const int64_t th = (s.H + 1) / 2, tw = (s.W + 1) / 2;
   const size_t vs = size_t(tiles * s.Ci);
   for (int64_t t = 0; t < tiles; ++t) {
     if (t >= count) {
@@ -71,14 +63,8 @@ SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
         std::memset(V + i * vs + t * s.Ci, 0, size_t(s.Ci) * sizeof(uint16_t));
       continue;
     }
-    const TilePos tp = tile_pos(k0 + t, th, tw);
     const uint16_t* px[16];
-    for (int i = 0; i < 16; ++i) {
-      const int64_t iy = 2 * tp.ty - 1 + i / 4, ix = 2 * tp.tx - 1 + i % 4;
-      px[i] = iy < 0 || iy >= s.H || ix < 0 || ix >= s.W
-                  ? zeros
-                  : x + ((tp.n * s.H + iy) * s.W + ix) * s.Ci;
-    }
+    winograd_tile_pixels(x, zeros, s.H, s.W, s.Ci, winograd_tile(k0 + t, s.H, s.W), px);
     for (int64_t c = 0; c < s.Ci; c += 16)
       input_tile(px, p / 2, p % 2, c, simd::tail_mask(s.Ci - c), V + t * s.Ci, vs);
   }
@@ -112,10 +98,10 @@ template <class TY>
 SDC_AVX512_BF16 void output_chunk(const float* M, int64_t tiles,
                                   const WinogradUpsampleConv::Shape& s, int p, int64_t k0,
                                   int64_t count, const float* bias, TY* y) {
-  const int64_t th = (s.H + 1) / 2, tw = (s.W + 1) / 2, H2 = 2 * s.H, W2 = 2 * s.W;
+  const int64_t H2 = 2 * s.H, W2 = 2 * s.W;
   const size_t ms = size_t(tiles * s.Co);
   for (int64_t t = 0; t < count; ++t) {
-    const TilePos tp = tile_pos(k0 + t, th, tw);
+    const WinogradTile tp = winograd_tile(k0 + t, s.H, s.W);
     TY* o[4] = {};
     for (int k = 0; k < 4; ++k) {
       const int64_t i = 2 * tp.ty + k / 2, j = 2 * tp.tx + k % 2;  // small position
