@@ -483,18 +483,6 @@ TEST_P(Ops, UpsampleConcatSlice) {
   EXPECT_EQ(rel_err(p->output("slice"), sl), 0.0);
 }
 
-// The nearest 2x upsampling of x [N, H, W, C], spelled out.
-Vec upsampled_2x(const Vec& x, int64_t N, int64_t H, int64_t W, int64_t C) {
-  Vec u(size_t(N * 4 * H * W * C));
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t y = 0; y < 2 * H; ++y)
-      for (int64_t xx = 0; xx < 2 * W; ++xx)
-        for (int64_t c = 0; c < C; ++c)
-          u[size_t(((n * 2 * H + y) * 2 * W + xx) * C + c)] =
-              x[size_t(((n * H + y / 2) * W + xx / 2) * C + c)];
-  return u;
-}
-
 // A 3x3 convolution over a 2x nearest upsampling runs as one fused step (a 2x2 convolution over
 // the small image and a phase interleave, upsample_conv.h) — with bias and SiLU, batches of one
 // and two, square and not — and matches the convolution over the upsampled image.

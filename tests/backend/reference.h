@@ -47,6 +47,18 @@ inline double rel_err(const float* out, const Vec& ref) {
   return md / std::max(mr, 1e-30);
 }
 
+// The nearest 2x upsampling of x [N, H, W, C], spelled out.
+inline Vec upsampled_2x(const Vec& x, int64_t N, int64_t H, int64_t W, int64_t C) {
+  Vec u(size_t(N * 4 * H * W * C));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t y = 0; y < 2 * H; ++y)
+      for (int64_t xx = 0; xx < 2 * W; ++xx)
+        for (int64_t c = 0; c < C; ++c)
+          u[size_t(((n * 2 * H + y) * 2 * W + xx) * C + c)] =
+              x[size_t(((n * H + y / 2) * W + xx / 2) * C + c)];
+  return u;
+}
+
 // Rounds values through bf16 (what the BF16 plan feeds its matmuls).
 inline Vec round_bf16(const Vec& v) {
   Vec r(v.size());

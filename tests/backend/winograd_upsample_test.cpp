@@ -15,18 +15,6 @@
 namespace sdc::test {
 namespace {
 
-// x [N, H, W, C] -> [N, 2H, 2W, C], nearest.
-Vec upsample2x(const Vec& x, int64_t N, int64_t H, int64_t W, int64_t C) {
-  Vec y(size_t(N * 4 * H * W * C));
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t i = 0; i < 2 * H; ++i)
-      for (int64_t j = 0; j < 2 * W; ++j)
-        for (int64_t c = 0; c < C; ++c)
-          y[size_t(((n * 2 * H + i) * 2 * W + j) * C + c)] =
-              x[size_t(((n * H + i / 2) * W + j / 2) * C + c)];
-  return y;
-}
-
 TEST(WinogradUpsampleConv, MatchesTheDirectConvolutionOfTheUpsampledImage) {
   // The transforms are AVX-512 BF16 code, reached only where winograd_upsample_pays.
   if (!cpu::use_avx512_kernels() || !cpu::cpu_features().avx512_bf16)
@@ -39,7 +27,7 @@ TEST(WinogradUpsampleConv, MatchesTheDirectConvolutionOfTheUpsampledImage) {
     const Vec w = random_vec(c.Co * c.Ci * 9, 32, -0.2f, 0.2f);
     const Vec b = random_vec(c.Co, 33);
     int64_t Ho = 0, Wo = 0;
-    const Vec up = upsample2x(x, c.N, c.H, c.W, c.Ci);
+    const Vec up = upsampled_2x(x, c.N, c.H, c.W, c.Ci);
     for (const bool with_bias : {true, false}) {
       const Vec ref = conv2d_ref(up, w, with_bias ? &b : nullptr, c.N, 2 * c.H, 2 * c.W, c.Ci, c.Co,
                                  3, 3, 1, 1, 1, 1, 1, Ho, Wo);

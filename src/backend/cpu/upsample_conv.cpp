@@ -24,6 +24,19 @@ TensorRef f32_tensor(std::vector<float> values, Shape shape, const std::string& 
 }
 }  // namespace
 
+void upsample_phase_kernel(const float k[9], int py, int px, float g[4]) {
+  // Per kernel row r, the sums over kx for tap b of phase px.
+  float col[3][2];
+  for (int r = 0; r < 3; ++r) {
+    col[r][0] = px == 0 ? k[r * 3] : k[r * 3] + k[r * 3 + 1];          // {k0} | {k0 + k1}
+    col[r][1] = px == 0 ? k[r * 3 + 1] + k[r * 3 + 2] : k[r * 3 + 2];  // {k1 + k2} | {k2}
+  }
+  for (int b = 0; b < 2; ++b) {
+    g[b] = py == 0 ? col[0][b] : col[0][b] + col[1][b];      // tap a 0: {k0} | {k0 + k1}
+    g[2 + b] = py == 0 ? col[1][b] + col[2][b] : col[2][b];  // tap a 1: {k1 + k2} | {k2}
+  }
+}
+
 TensorRef upsample_phase_weights(const TensorRef& w) {
   check_3x3_kernel(w, "upsample convolution weight");
   const int64_t Co = w.shape[0], Ci = w.shape[1];
@@ -31,23 +44,8 @@ TensorRef upsample_phase_weights(const TensorRef& w) {
   staging.resize(size_t(16 * Co * Ci));
   float* out = staging.data();
   for_each_3x3_kernel(w, [out, Co, Ci](int64_t o, int64_t i, const float* k) {
-    // Columns first: per kernel row r, the sums over kx for phase px and tap b.
-    float col[3][2][2];
-    for (int r = 0; r < 3; ++r) {
-      col[r][0][0] = k[r * 3];                     // px 0, b 0: {k0}
-      col[r][0][1] = k[r * 3 + 1] + k[r * 3 + 2];  // px 0, b 1: {k1 + k2}
-      col[r][1][0] = k[r * 3] + k[r * 3 + 1];      // px 1, b 0: {k0 + k1}
-      col[r][1][1] = k[r * 3 + 2];                 // px 1, b 1: {k2}
-    }
-    for (int py = 0; py < 2; ++py)
-      for (int px = 0; px < 2; ++px) {
-        float* dst = out + (((2 * py + px) * Co + o) * Ci + i) * 4;
-        for (int b = 0; b < 2; ++b) {
-          const float r0 = col[0][px][b], r1 = col[1][px][b], r2 = col[2][px][b];
-          dst[b] = py == 0 ? r0 : r0 + r1;      // tap a 0: {k0} | {k0 + k1}
-          dst[2 + b] = py == 0 ? r1 + r2 : r2;  // tap a 1: {k1 + k2} | {k2}
-        }
-      }
+    for (int p = 0; p < 4; ++p)
+      upsample_phase_kernel(k, p / 2, p % 2, out + ((p * Co + o) * Ci + i) * 4);
   });
   return staged_tensor(staging, {4 * Co, Ci, 2, 2}, w.source);
 }

@@ -14,6 +14,11 @@
 
 namespace sdc::cpu {
 
+// The 2x2 kernel g (row-major taps [a][b]) of output phase (py, px) from the nine taps k of one
+// 3x3 kernel (row-major): along each axis {k0}, {k1 + k2} for phase 0 and {k0 + k1}, {k2} for
+// phase 1, the columns summed first.
+void upsample_phase_kernel(const float k[9], int py, int px, float g[4]);
+
 // The phase kernel [4Co, Ci, 2, 2] (f32) of a [Co, Ci, 3, 3] kernel; output channel
 // (2py + px) * Co + o is phase (py, px) of channel o. It lives in a buffer of the calling thread
 // that the next call reuses (planning packs it at once; a fresh 100 MB buffer per UNet upsampler

@@ -2,6 +2,7 @@
 #include "backend/cpu/winograd_common.h"
 
 #include "backend/cpu/dnnl_util.h"
+#include "backend/cpu/memory_plan.h"
 #include "common/error.h"
 
 namespace sdc::cpu {
@@ -51,9 +52,10 @@ memory::desc stacked_desc(const memory::desc& one, int64_t n) {
 
 }  // namespace
 
-WinogradProducts::WinogradProducts(int64_t n, int64_t tiles, int64_t Ci, int64_t Co,
-                                   const dnnl::engine& engine)
+WinogradProducts::WinogradProducts(int64_t n, int64_t at_once, int64_t tiles, int64_t Ci,
+                                   int64_t Co, const dnnl::engine& engine)
     : n_(n),
+      at_once_(at_once),
       tiles_(tiles),
       Ci_(Ci),
       Co_(Co),
@@ -61,22 +63,27 @@ WinogradProducts::WinogradProducts(int64_t n, int64_t tiles, int64_t Ci, int64_t
       pd_(product_pd(tiles, Ci, Co, engine)),
       prim_(pd_),
       point_bytes_(pd_.weights_desc().get_size()),
-      weights_md_(stacked_desc(pd_.weights_desc(), n)) {}
+      weights_md_(stacked_desc(pd_.weights_desc(), n)) {
+  v_at_ = arena_aligned(pd_.scratchpad_desc().get_size());
+  v_bytes_ = arena_aligned(size_t(at_once * tiles * Ci) * sizeof(uint16_t));
+  m_bytes_ = arena_aligned(size_t(at_once * tiles * Co) * sizeof(float));
+}
 
-WinogradProducts::Bound WinogradProducts::bind(const uint16_t* V, const void* u, float* M,
-                                               void* pad, int64_t first, int64_t count) const {
-  if (count < 0) count = n_ - first;
+WinogradProducts::Bound WinogradProducts::bind(const void* u, void* thread_scratch,
+                                               int64_t first) const {
   Bound b(*this, engine_);
-  const memory scratch(pd_.scratchpad_desc(), engine_, pad);
+  auto* base = static_cast<uint8_t*>(thread_scratch);
+  b.V_ = reinterpret_cast<uint16_t*>(base + v_at_);
+  b.M_ = reinterpret_cast<float*>(base + v_at_ + v_bytes_);
+  const memory scratch(pd_.scratchpad_desc(), engine_, base);
   auto* kernels = static_cast<uint8_t*>(const_cast<void*>(u));
-  b.args_.resize(size_t(count));
-  for (int64_t i = 0; i < count; ++i)
+  b.args_.resize(size_t(at_once_));
+  for (int64_t i = 0; i < at_once_; ++i)
     b.args_[size_t(i)] = {
-        {DNNL_ARG_SRC,
-         memory(tiles_md(tiles_, Ci_), engine_, const_cast<uint16_t*>(V) + i * tiles_ * Ci_)},
+        {DNNL_ARG_SRC, memory(tiles_md(tiles_, Ci_), engine_, b.V_ + i * tiles_ * Ci_)},
         {DNNL_ARG_WEIGHTS,
          memory(pd_.weights_desc(), engine_, kernels + size_t(first + i) * point_bytes_)},
-        {DNNL_ARG_DST, memory(products_md(tiles_, Co_), engine_, M + i * tiles_ * Co_)},
+        {DNNL_ARG_DST, memory(products_md(tiles_, Co_), engine_, b.M_ + i * tiles_ * Co_)},
         {DNNL_ARG_SCRATCHPAD, scratch}};
   return b;
 }

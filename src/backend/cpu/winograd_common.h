@@ -10,6 +10,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <unordered_map>
@@ -21,17 +22,22 @@ namespace sdc::cpu {
 
 class WinogradProducts {
  public:
-  WinogradProducts(int64_t n, int64_t tiles, int64_t Ci, int64_t Co, const dnnl::engine& engine);
+  // n kernels, `at_once` of them run per chunk of `tiles` tiles.
+  WinogradProducts(int64_t n, int64_t at_once, int64_t tiles, int64_t Ci, int64_t Co,
+                   const dnnl::engine& engine);
 
   // The kernels' layout: [n, Ci, Co] bf16, n blocked [Ci, Co] kernels one after another.
   const dnnl::memory::desc& weights_desc() const { return weights_md_; }
-  size_t scratch_bytes() const { return pd_.scratchpad_desc().get_size(); }
+  // One thread's scratch (a multiple of 64 bytes): oneDNN's, then the tiles V [at_once, tiles, Ci]
+  // (bf16), then the products M [at_once, tiles, Co] (f32).
+  size_t thread_scratch_bytes() const { return v_at_ + v_bytes_ + m_bytes_; }
 
-  // The products [first, first + count) (all n by default) over V [count, tiles, Ci] (bf16), the
-  // packed kernels u and M [count, tiles, Co] (f32), with oneDNN's scratch at pad
-  // (scratch_bytes()): made once per thread, run once per chunk.
+  // The products [first, first + at_once) over the V and M of a thread's scratch and the packed
+  // kernels u: made once per thread, run once per chunk.
   class Bound {
    public:
+    uint16_t* tiles() const { return V_; }  // V, for the input transform to fill
+    const float* products() const { return M_; }
     void run();
 
    private:
@@ -39,19 +45,36 @@ class WinogradProducts {
     Bound(const WinogradProducts& p, const dnnl::engine& engine) : p_(&p), stream_(engine) {}
     const WinogradProducts* p_;
     dnnl::stream stream_;
+    uint16_t* V_ = nullptr;
+    float* M_ = nullptr;
     std::vector<std::unordered_map<int, dnnl::memory>> args_;
   };
-  Bound bind(const uint16_t* V, const void* u, float* M, void* pad, int64_t first = 0,
-             int64_t count = -1) const;
+  Bound bind(const void* u, void* thread_scratch, int64_t first = 0) const;
 
  private:
-  int64_t n_, tiles_, Ci_, Co_;
+  int64_t n_, at_once_, tiles_, Ci_, Co_;
   dnnl::engine engine_;
   dnnl::matmul::primitive_desc pd_;  // one product
   dnnl::matmul prim_;
-  size_t point_bytes_;             // one packed kernel
-  dnnl::memory::desc weights_md_;  // all n of them
+  size_t point_bytes_;                           // one packed kernel
+  dnnl::memory::desc weights_md_;                // all n of them
+  size_t v_at_ = 0, v_bytes_ = 0, m_bytes_ = 0;  // thread scratch: oneDNN's pad, V, M
 };
+
+// The 2x2 blocks (tiles) of N images of H x W pixels; an odd edge's block hangs over it.
+inline int64_t winograd_tile_count(int64_t N, int64_t H, int64_t W) {
+  return N * ((H + 1) / 2) * ((W + 1) / 2);
+}
+// Tiles per chunk: about a quarter of a thread's share (so that the threads stay balanced),
+// from 32 up to `most`.
+inline int64_t winograd_chunk_tiles(int64_t tiles, int threads, int64_t most) {
+  return std::clamp<int64_t>(tiles / (4 * int64_t(std::max(1, threads))), 32, most);
+}
+// Whether every thread gets two chunks of 32 tiles: fewer leave threads idle or the kernels'
+// reuse too short for Winograd to pay.
+inline bool winograd_fills_threads(int64_t tiles, int threads) {
+  return tiles >= 64 * int64_t(std::max(1, threads));
+}
 
 // Tile k of N images of H x W pixels, numbered across rows and images: the 2x2 block of pixels
 // (2 ty .. 2 ty + 1, 2 tx .. 2 tx + 1) of image n.

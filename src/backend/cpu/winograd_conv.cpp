@@ -18,7 +18,6 @@
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernel_transform.h"
-#include "backend/cpu/memory_plan.h"
 #include "backend/cpu/simd.h"
 #include "backend/cpu/winograd_common.h"
 
@@ -33,8 +32,7 @@ namespace {
 // packed once (WinogradProducts) 64, 128 and 256 measured alike. Fewer tiles where that leaves
 // under 4 chunks per thread, for the balance of many-core CPUs (and their scratch).
 int64_t chunk_tiles(const WinogradConv::Shape& s, int threads) {
-  const int64_t total = s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2);
-  return std::clamp<int64_t>(total / (4 * int64_t(threads)), 32, 256);
+  return winograd_chunk_tiles(winograd_tile_count(s.N, s.H, s.W), threads, 256);
 }
 
 // B^T d B for the 16 channels at c of the tiles' 4x4 pixels `px` (row-major), into V's 16 rows
@@ -140,9 +138,8 @@ void output_chunk_as(const float* M, int64_t tiles, const WinogradConv::Shape& s
 }  // namespace
 
 bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
-  const int64_t tiles = N * ((H + 1) / 2) * ((W + 1) / 2);
   return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
-         H * W >= 16 * 16 && tiles >= 64 * int64_t(std::max(1, threads));
+         H * W >= 16 * 16 && winograd_fills_threads(winograd_tile_count(N, H, W), threads);
 }
 
 TensorRef winograd_weights(const TensorRef& w) {
@@ -172,25 +169,22 @@ WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threa
     : s_(s),
       threads_(std::max(1, threads)),
       tiles_(chunk_tiles(s, threads_)),
-      products_(16, tiles_, s.Ci, s.Co, engine),
-      zeros_(size_t(s.Ci), 0) {
-  pad_ = arena_aligned(products_.scratch_bytes());
-  v_bytes_ = arena_aligned(size_t(16 * tiles_ * s.Ci) * sizeof(uint16_t));
-  per_thread_ = pad_ + v_bytes_ + arena_aligned(size_t(16 * tiles_ * s.Co) * sizeof(float));
-}
+      products_(16, 16, tiles_, s.Ci, s.Co, engine),
+      zeros_(size_t(s.Ci), 0) {}
 
 void WinogradConv::run(const uint16_t* x, const void* u, const float* bias, Addend addend, void* y,
                        DType yt, void* scratch) const {
   const Shape s = s_;
-  const int64_t total = s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2), tiles = tiles_;
+  const int64_t total = winograd_tile_count(s.N, s.H, s.W), tiles = tiles_;
   const int64_t chunks = (total + tiles - 1) / tiles;
 #pragma omp parallel num_threads(threads_)
   {
-    uint8_t* base = static_cast<uint8_t*>(scratch) + per_thread_ * size_t(omp_get_thread_num());
-    auto* V = reinterpret_cast<uint16_t*>(base + pad_);
-    auto* M = reinterpret_cast<float*>(base + pad_ + v_bytes_);
     // Inside this parallel region oneDNN runs the products on the calling thread alone.
-    WinogradProducts::Bound products = products_.bind(V, u, M, base);
+    WinogradProducts::Bound products =
+        products_.bind(u, static_cast<uint8_t*>(scratch) +
+                              products_.thread_scratch_bytes() * size_t(omp_get_thread_num()));
+    uint16_t* V = products.tiles();
+    const float* M = products.products();
 #pragma omp for schedule(static)
     for (int64_t k = 0; k < chunks; ++k) {
       const int64_t k0 = k * tiles, count = std::min(tiles, total - k0);

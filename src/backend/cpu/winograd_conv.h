@@ -52,7 +52,7 @@ class WinogradConv {
   // The layout the transformed kernel is packed in for the products ([16, Ci, Co], bf16: the 16
   // points' [Ci, Co] kernels one after another, each in oneDNN's blocked layout for its product).
   dnnl::memory::desc weights_desc() const { return products_.weights_desc(); }
-  size_t scratch_bytes() const { return per_thread_ * size_t(threads_); }
+  size_t scratch_bytes() const { return products_.thread_scratch_bytes() * size_t(threads_); }
 
   // What is added to the result besides the bias: nothing, or a tensor of the output's shape
   // (F32 or BF16) — y itself for a residual summed in place.
@@ -71,8 +71,7 @@ class WinogradConv {
   int threads_;
   int64_t tiles_;  // tiles per chunk (consecutive 2x2 blocks, row after row, image after image)
   WinogradProducts products_;
-  size_t pad_ = 0, v_bytes_ = 0, per_thread_ = 0;  // scratch: oneDNN's pad, tiles, products
-  std::vector<uint16_t> zeros_;                    // Ci zeros: the padding around the image
+  std::vector<uint16_t> zeros_;  // Ci zeros: the padding around the image
 };
 
 }  // namespace sdc::cpu

@@ -15,21 +15,17 @@
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernel_transform.h"
-#include "backend/cpu/memory_plan.h"
 #include "backend/cpu/simd.h"
+#include "backend/cpu/upsample_conv.h"
 
 namespace sdc::cpu {
 
 namespace {
 
-int64_t tile_count(const WinogradUpsampleConv::Shape& s) {
-  return s.N * ((s.H + 1) / 2) * ((s.W + 1) / 2);
-}
-
 // Tiles per chunk: a chunk runs phase after phase (9 transformed values per tile each), so 256
 // tiles keep a thread's scratch near 7 MiB at 512 channels.
 int64_t chunk_tiles(const WinogradUpsampleConv::Shape& s, int threads) {
-  return std::clamp<int64_t>(tile_count(s) / (4 * int64_t(threads)), 32, 256);
+  return winograd_chunk_tiles(winograd_tile_count(s.N, s.H, s.W), threads, 256);
 }
 
 // Phase (py, px)'s 9 transformed values B^T d B of the 16 channels at c of a 4x4 tile `tile`
@@ -114,9 +110,8 @@ SDC_AVX512_BF16 void output_chunk(const float* M, int64_t tiles,
 }  // namespace
 
 bool winograd_upsample_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
-  const WinogradUpsampleConv::Shape s{N, H, W, Ci, Co};
   return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
-         Ci <= 256 && tile_count(s) >= 64 * int64_t(std::max(1, threads));
+         Ci <= 256 && winograd_fills_threads(winograd_tile_count(N, H, W), threads);
 }
 
 TensorRef winograd_upsample_weights(const TensorRef& w) {
@@ -126,31 +121,15 @@ TensorRef winograd_upsample_weights(const TensorRef& w) {
   staging.resize(size_t(36 * Ci * Co));
   float* out = staging.data();
   for_each_3x3_kernel(w, [out, Co, Ci](int64_t o, int64_t i, const float* k) {
-    for (int py = 0; py < 2; ++py)
-      for (int px = 0; px < 2; ++px) {
-        // The phase's 2x2 kernel (upsample_conv.h): row taps {k0}, {k1 + k2} for py = 0 and
-        // {k0 + k1}, {k2} for py = 1; the same across the columns.
-        float g[2][2];
-        for (int a = 0; a < 2; ++a)
-          for (int b = 0; b < 2; ++b) {
-            float sum = 0.f;
-            for (int r = 0; r < 3; ++r)
-              for (int c = 0; c < 3; ++c) {
-                const int ra = py == 0 ? (r == 0 ? 0 : 1) : (r == 2 ? 1 : 0);
-                const int cb = px == 0 ? (c == 0 ? 0 : 1) : (c == 2 ? 1 : 0);
-                if (ra == a && cb == b) sum += k[r * 3 + c];
-              }
-            g[a][b] = sum;
-          }
-        const float gt[3][2] = {{g[0][0], g[0][1]},  // G g
-                                {g[0][0] + g[1][0], g[0][1] + g[1][1]},
-                                {g[1][0], g[1][1]}};
-        const int p = 2 * py + px;
-        for (int r = 0; r < 3; ++r) {  // (G g) G^T
-          const float u[3] = {gt[r][0], gt[r][0] + gt[r][1], gt[r][1]};
-          for (int c = 0; c < 3; ++c) out[(size_t(9 * p + 3 * r + c) * Ci + i) * Co + o] = u[c];
-        }
+    for (int p = 0; p < 4; ++p) {
+      float g[4];  // the phase's 2x2 kernel
+      upsample_phase_kernel(k, p / 2, p % 2, g);
+      const float gt[3][2] = {{g[0], g[1]}, {g[0] + g[2], g[1] + g[3]}, {g[2], g[3]}};  // G g
+      for (int r = 0; r < 3; ++r) {                                                     // (G g) G^T
+        const float u[3] = {gt[r][0], gt[r][0] + gt[r][1], gt[r][1]};
+        for (int c = 0; c < 3; ++c) out[(size_t(9 * p + 3 * r + c) * Ci + i) * Co + o] = u[c];
       }
+    }
   });
   return staged_tensor(staging, {36, Ci, Co}, w.source);
 }
@@ -159,26 +138,24 @@ WinogradUpsampleConv::WinogradUpsampleConv(const Shape& s, const dnnl::engine& e
     : s_(s),
       threads_(std::max(1, threads)),
       tiles_(chunk_tiles(s, threads_)),
-      products_(36, tiles_, s.Ci, s.Co, engine),
-      zeros_(size_t(s.Ci), 0) {
-  pad_ = arena_aligned(products_.scratch_bytes());
-  v_bytes_ = arena_aligned(size_t(9 * tiles_ * s.Ci) * sizeof(uint16_t));
-  per_thread_ = pad_ + v_bytes_ + arena_aligned(size_t(9 * tiles_ * s.Co) * sizeof(float));
-}
+      products_(36, 9, tiles_, s.Ci, s.Co, engine),
+      zeros_(size_t(s.Ci), 0) {}
 
 void WinogradUpsampleConv::run(const uint16_t* x, const void* u, const float* bias, void* y,
                                DType yt, void* scratch) const {
   const Shape s = s_;
-  const int64_t total = tile_count(s), tiles = tiles_;
+  const int64_t total = winograd_tile_count(s.N, s.H, s.W), tiles = tiles_;
   const int64_t chunks = (total + tiles - 1) / tiles;
 #pragma omp parallel num_threads(threads_)
   {
-    uint8_t* base = static_cast<uint8_t*>(scratch) + per_thread_ * size_t(omp_get_thread_num());
-    auto* V = reinterpret_cast<uint16_t*>(base + pad_);
-    auto* M = reinterpret_cast<float*>(base + pad_ + v_bytes_);
-    // Inside this parallel region oneDNN runs the products on the calling thread alone.
+    // Inside this parallel region oneDNN runs the products on the calling thread alone. The four
+    // phases share the thread's V and M.
+    void* mine = static_cast<uint8_t*>(scratch) +
+                 products_.thread_scratch_bytes() * size_t(omp_get_thread_num());
     std::vector<WinogradProducts::Bound> phase;
-    for (int p = 0; p < 4; ++p) phase.push_back(products_.bind(V, u, M, base, 9 * p, 9));
+    for (int p = 0; p < 4; ++p) phase.push_back(products_.bind(u, mine, 9 * p));
+    uint16_t* V = phase[0].tiles();
+    const float* M = phase[0].products();
 #pragma omp for schedule(static)
     for (int64_t k = 0; k < chunks; ++k) {
       const int64_t k0 = k * tiles, count = std::min(tiles, total - k0);

@@ -45,7 +45,7 @@ class WinogradUpsampleConv {
 
   // The layout the transformed kernels are packed in ([36, Ci, Co] bf16).
   dnnl::memory::desc weights_desc() const { return products_.weights_desc(); }
-  size_t scratch_bytes() const { return per_thread_ * size_t(threads_); }
+  size_t scratch_bytes() const { return products_.thread_scratch_bytes() * size_t(threads_); }
 
   // y [N, 2H, 2W, Co] (F32 or BF16) = conv3x3(upsample2x(x [N, H, W, Ci] bf16)) + bias [Co]
   // (f32, optional). u: winograd_upsample_weights packed as weights_desc(); scratch:
@@ -58,8 +58,7 @@ class WinogradUpsampleConv {
   int threads_;
   int64_t tiles_;  // tiles per chunk
   WinogradProducts products_;
-  size_t pad_ = 0, v_bytes_ = 0, per_thread_ = 0;  // scratch: oneDNN's pad, tiles, products
-  std::vector<uint16_t> zeros_;                    // Ci zeros: the padding around the image
+  std::vector<uint16_t> zeros_;  // Ci zeros: the padding around the image
 };
 
 }  // namespace sdc::cpu
