@@ -6,7 +6,9 @@
 #include <cstring>
 
 #include "backend/cpu/cpu_features.h"
+#include "backend/cpu/int8_weights.h"
 #include "backend/cpu/plan.h"
+#include "backend/cpu/prepacked_weights.h"
 #include "backend/cpu/winograd_conv.h"
 #include "common/error.h"
 #include "reference.h"
@@ -89,6 +91,59 @@ TEST(WinogradConv, MatchesTheDirectConvolutionAtBf16Precision) {
   }
 }
 
+TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
+  if (!cpu::winograd_int8_pays(1, 16, 16, 128, 128, 1)) GTEST_SKIP() << "no AVX-512 BF16 + VNNI";
+  struct Case {
+    int64_t N, H, W, Ci, Co;
+  };
+  for (const Case c : {Case{2, 7, 9, 40, 24}, Case{1, 16, 12, 64, 32}, Case{1, 5, 4, 16, 16}}) {
+    const Vec x = round_bf16(random_vec(c.N * c.H * c.W * c.Ci, 31));
+    const Vec w = random_vec(c.Co * c.Ci * 9, 32, -0.2f, 0.2f);
+    const Vec b = random_vec(c.Co, 33);
+    const Vec r = random_vec(c.N * c.H * c.W * c.Co, 34);
+    int64_t Ho = 0, Wo = 0;
+    const Vec conv = conv2d_ref(x, w, &b, c.N, c.H, c.W, c.Ci, c.Co, 3, 3, 1, 1, 1, 1, 1, Ho, Wo);
+    const TensorRef wt = TensorRef::from_f32(w, {c.Co, c.Ci, 3, 3}, DType::F32, "test");
+    const TensorRef rows = cpu::winograd_weight_rows(wt);
+    ASSERT_EQ(rows.shape, (Shape{16 * c.Co, c.Ci}));
+    const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    cpu::WinogradConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, 2, true);
+    // s8 per point and output channel, packed as the products read them.
+    const cpu::Int8Packed packed = cpu::pack_int8_weight(
+        rows, {{16, c.Ci, c.Co}, dnnl::memory::data_type::s8, dnnl::memory::format_tag::acb},
+        wc.weights_desc(), engine);
+    const cpu::WinogradConv::Int8Kernels k{static_cast<const float*>(packed.scales->data()),
+                                           static_cast<const int32_t*>(packed.sums->data()), c.Co};
+    std::vector<uint8_t> scratch(wc.scratch_bytes());
+    const std::vector<uint16_t> xb = to_bf16_bits(x);
+    for (int add = 0; add < 2; ++add)      // none, f32 residual
+      for (int out = 0; out < 2; ++out) {  // f32, bf16 output
+        Vec ref = conv;
+        if (add)
+          for (size_t i = 0; i < ref.size(); ++i) ref[i] += r[i];
+        Vec y(ref.size(), 0.f);
+        std::vector<uint16_t> yb(ref.size(), 0);
+        void* yp = out == 0 ? static_cast<void*>(y.data()) : yb.data();
+        const cpu::WinogradConv::Addend a =
+            add ? cpu::WinogradConv::Addend{r.data(), DType::F32} : cpu::WinogradConv::Addend{};
+        wc.run(xb.data(), packed.values->data(), b.data(), a, yp,
+               out == 0 ? DType::F32 : DType::BF16, scratch.data(), &k);
+        if (out == 1)
+          for (size_t i = 0; i < y.size(); ++i) y[i] = bf16_to_f32(yb[i]);
+        SCOPED_TRACE(testing::Message() << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->"
+                                        << c.Co << " addend " << add << " output " << out);
+        // u8 tiles and s8 kernels: 0.9-1.2e-2 on random data (the direct int8 convolution's
+        // quantisation ~0.55e-2 by its step sizes); a wrong tap, scale or zero point is off by ~1.
+        EXPECT_LT(rel_l2(y, ref), 1.6e-2);
+      }
+    // The kernel's scales are what makes it int8: a call without them is a caller's error.
+    Vec y(conv.size());
+    EXPECT_THROW(wc.run(xb.data(), packed.values->data(), b.data(), {}, y.data(), DType::F32,
+                        scratch.data()),
+                 Error);
+  }
+}
+
 TEST(WinogradConv, RejectsWhatIsNoThreeByThreeKernel) {
   const TensorRef w = TensorRef::from_f32(Vec(8 * 4 * 2 * 2), {8, 4, 2, 2}, DType::F32, "k.bin");
   try {
@@ -102,15 +157,19 @@ TEST(WinogradConv, RejectsWhatIsNoThreeByThreeKernel) {
 
 // Two 128 -> 128 3x3 convolutions over 128x128 (Winograd's size on 2 threads): the first writes
 // a bf16 value only the second reads, the second adds a residual input. BF16 plans run both as
-// Winograd where the CPU has AVX-512 BF16, f32 plans and --no-winograd never.
+// Winograd where the CPU has AVX-512 BF16, f32 plans and --no-winograd never; INT8 plans the
+// second as int8 Winograd where the CPU has VNNI too (the first reads the f32 input: direct).
 TEST(Planner, LargeBf16ConvolutionsRunAsWinograd) {
   const int64_t H = 128, W = 128, C = 128;
   graph::Graph g;
   const auto x = g.input("x", {1, H, W, C});
   const auto r = g.input("r", {1, H, W, C});
   auto conv = [&](graph::ValueId v, uint32_t seed) {
-    return g.conv2d(v, add_weight(g, "w", random_vec(C * C * 9, seed, -0.05f, 0.05f), {C, C, 3, 3}),
-                    add_weight(g, "b", random_vec(C, seed + 1), {C}), 1, 1);
+    const auto y =
+        g.conv2d(v, add_weight(g, "w", random_vec(C * C * 9, seed, -0.05f, 0.05f), {C, C, 3, 3}),
+                 add_weight(g, "b", random_vec(C, seed + 1), {C}), 1, 1);
+    g.allow_int8(y);
+    return y;
   };
   g.output("out", g.add(conv(conv(x, 21), 23), r));
   const std::vector<std::pair<std::string, Vec>> in = {{"x", random_vec(H * W * C, 25)},
@@ -122,23 +181,33 @@ TEST(Planner, LargeBf16ConvolutionsRunAsWinograd) {
     return k;
   };
   const bool pays = cpu::winograd_pays(1, H, W, C, C, 2);
+  const bool pays_int8 = cpu::winograd_int8_pays(1, H, W, C, C, 2);
   for (const bool winograd : {true, false})
-    for (const cpu::Precision prec : {cpu::Precision::BF16, cpu::Precision::F32}) {
+    for (const cpu::Precision prec :
+         {cpu::Precision::BF16, cpu::Precision::F32, cpu::Precision::INT8}) {
+      if (prec == cpu::Precision::INT8 && !cpu::isa_has_int8_dot()) continue;
       cpu::PlanOptions o;
       o.precision = prec;
       o.winograd = winograd;
       o.threads = 2;
       o.check = true;
       auto p = cpu::Plan::compile(g, o);
-      const bool expect = pays && winograd && prec == cpu::Precision::BF16;
       SCOPED_TRACE(kinds(*p));
-      const std::string convert = prec == cpu::Precision::BF16 ? "Convert " : "";  // x to bf16
-      EXPECT_EQ(kinds(*p),
-                convert + (expect ? "Conv2d.wino Conv2d.wino+add " : "Conv2d Conv2d+add "));
+      if (prec == cpu::Precision::INT8) {
+        EXPECT_EQ(kinds(*p), pays_int8 && winograd ? "Conv2d.int8 Conv2d.wino.int8+add "
+                                                   : "Conv2d.int8 Conv2d.int8+add ");
+      } else {
+        const bool expect = pays && winograd && prec == cpu::Precision::BF16;
+        const std::string convert = prec == cpu::Precision::BF16 ? "Convert " : "";  // x to bf16
+        EXPECT_EQ(kinds(*p),
+                  convert + (expect ? "Conv2d.wino Conv2d.wino+add " : "Conv2d Conv2d+add "));
+      }
       for (const auto& [name, v] : in) fill_input(*p, name, v);
       p->run();
       const Vec out(p->output("out"), p->output("out") + ref.size());
-      EXPECT_LT(rel_l2(out, ref), prec == cpu::Precision::F32 ? 1e-5 : 1.5e-2);
+      EXPECT_LT(rel_l2(out, ref), prec == cpu::Precision::F32    ? 1e-5
+                                  : prec == cpu::Precision::BF16 ? 1.5e-2
+                                                                 : 2.5e-2);
     }
 }
 

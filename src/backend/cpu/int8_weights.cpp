@@ -179,10 +179,10 @@ Int8Packed pack_int8_weight(const TensorRef& t, const dnnl::memory::desc& src_md
   if (int64_t(src_md.get_size()) != t.numel())
     throw Error("int8 weights", "layout", std::to_string(t.numel()) + " s8 values",
                 std::to_string(src_md.get_size()));
-  const std::optional<Scatter> sc = scatter_of(src_md, dst_md);
-  if (sc && int64_t(sc->row_base.size()) != rows)
-    throw Error("int8 weights", "layout", std::to_string(rows) + " output channels",
-                std::to_string(sc->row_base.size()));
+  std::optional<Scatter> sc = scatter_of(src_md, dst_md);
+  // The scatter moves the quantised rows whole, as the source layout's outermost dim: rows that
+  // span more dims (the Winograd kernels' [point, output channel]) go through the reorder.
+  if (sc && int64_t(sc->row_base.size()) != rows) sc.reset();
   Int8Packed out;
   out.scales = std::make_shared<PackedWeight>(size_t(rows) * sizeof(float));
   float* scale = static_cast<float*>(out.scales->data());

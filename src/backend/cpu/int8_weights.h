@@ -26,7 +26,8 @@ struct Int8Packed {
 // even, within [-127, 127]) as s8. `src_md` describes those s8 values in t's own (PyTorch)
 // layout, `dst_md` is the primitive's s8 weight layout; its compensation for the u8 source's zero
 // point (-sum of row o's values) is filled in too. Blocked layouts whose only extra is that
-// compensation are written directly; any other goes through a oneDNN reorder. Finite weights
+// compensation, with t's rows the outermost dim of src_md, are written directly; any other goes
+// through a oneDNN reorder. Finite weights
 // only (NaN or infinity give unspecified values).
 Int8Packed pack_int8_weight(const TensorRef& t, const dnnl::memory::desc& src_md,
                             const dnnl::memory::desc& dst_md, const dnnl::engine& engine);

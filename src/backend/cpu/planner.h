@@ -107,7 +107,7 @@ struct Spec {
   // step
   int tmp = -1;
   bool int8 = false;      // Conv/Linear/LinearGeglu: W8A8 (the input is quantised on every run)
-  bool winograd = false;  // Conv: bf16 Winograd F(2x2, 3x3) (winograd_conv.h)
+  bool winograd = false;  // Conv: Winograd F(2x2, 3x3) (winograd_conv.h), bf16 or with int8 W8A8
   // W8A8 steps reading one input share its quantised form: an arena store of the u8 codes, the
   // activation scale and the zero point, written by the first of them on each run.
   int shared_codes = -1;
@@ -370,10 +370,11 @@ class Planner {
   // Also a Conv spec with a fused 2x upsampling (Spec::upsample2x; upsample_conv.h).
   Prepared prepare_conv(const Spec& s);
 
-  // Whether a Conv spec (its input store and post-ops chosen) runs as bf16 Winograd
+  // Whether a Conv spec (its input store and post-ops chosen) runs as Winograd
   // (planner_winograd.cpp): 3x3, stride 1, padding 1, bf16 input, at most one residual add, a
-  // shape winograd_pays for, and PlanOptions::winograd; with a fused 2x upsampling, no post-op
-  // and a shape winograd_upsample_pays for (then no tmp: it writes the big image itself).
+  // shape winograd_pays (int8: winograd_int8_pays) for, and PlanOptions::winograd; with a fused
+  // 2x upsampling, no post-op, not int8, and a shape winograd_upsample_pays for (then no tmp: it
+  // writes the big image itself).
   bool runs_winograd(const Spec& s) const;
   Prepared prepare_winograd_conv(const Spec& s);
   Prepared prepare_winograd_upsample(const Spec& s);

@@ -20,7 +20,7 @@ void Planner::share_int8_inputs() {
   using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t>;  // store, frame
   std::map<Key, std::vector<size_t>> readers;  // input -> its int8 steps, in run order
   for (size_t i = 0; i < specs_.size(); ++i)
-    if (specs_[i].int8) {
+    if (specs_[i].int8 && !specs_[i].winograd) {  // Winograd quantises its transformed tiles
       const PaddedImages g = int8_codes_layout(specs_[i]);
       readers[{specs_[i].in[0], g.top, g.left, g.bottom, g.right}].push_back(i);
     }

@@ -1,6 +1,6 @@
 // The planner's Winograd convolution steps (winograd_conv.h, and winograd_upsample.h for a
-// convolution over a fused 2x upsampling): which bf16 3x3 convolutions take them, and the steps
-// that run them with their transformed, packed kernels.
+// convolution over a fused 2x upsampling): which bf16 (and int8 plans' W8A8) 3x3 convolutions take
+// them, and the steps that run them with their transformed, packed kernels.
 #include "backend/cpu/planner.h"
 #include "backend/cpu/winograd_conv.h"
 #include "backend/cpu/winograd_upsample.h"
@@ -8,7 +8,7 @@
 namespace sdc::cpu::detail {
 
 bool Planner::runs_winograd(const Spec& s) const {
-  if (!opt_.winograd || !bf16_ || s.int8) return false;
+  if (!opt_.winograd || !bf16_) return false;
   if (stores_[size_t(s.in[0])].dtype != DType::BF16) return false;
   const Node& m = *s.node;
   const graph::Attrs& a = m.attrs;
@@ -21,8 +21,9 @@ bool Planner::runs_winograd(const Spec& s) const {
   const Shape& xs = shape(s.src);  // with a fused upsampling: the small image
   // The upsampling one writes the big image straight from its phases: no residual there.
   if (s.upsample2x)
-    return s.post.empty() &&
+    return !s.int8 && s.post.empty() &&
            winograd_upsample_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
+  if (s.int8) return winograd_int8_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
   return winograd_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
 }
 
@@ -32,16 +33,32 @@ Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
   const Shape& xs = shape(s.src);
   const Shape& ws = shape(m.inputs[1]);
   auto conv = std::make_shared<WinogradConv>(WinogradConv::Shape{xs[0], xs[1], xs[2], ws[1], ws[0]},
-                                             plan_.engine, plan_.threads);
-  static const WeightTransform kTransform{"winograd F(2x2,3x3)", winograd_weights, {}, 1};
-  auto w = packed(node(m.inputs[1]), memory::desc({16, ws[1], ws[0]}, dt::f32, tag::abc),
-                  conv->weights_desc(), &kTransform);
+                                             plan_.engine, plan_.threads, s.int8);
+  const Node& wn = node(m.inputs[1]);
+  std::shared_ptr<PackedWeight> w;
+  auto k8 = std::make_shared<WinogradConv::Int8Kernels>();
+  if (s.int8) {  // s8 per point and output channel: the rows of winograd_weight_rows
+    static const WeightTransform kRows{
+        "winograd F(2x2,3x3) point rows", winograd_weight_rows, {}, 16};
+    const Int8Weight q =
+        int8_weight(wn.name, wn.weight, nullptr, memory::desc({16, ws[1], ws[0]}, dt::s8, tag::acb),
+                    conv->weights_desc(), memory::desc(), memory::desc(), &kRows);
+    w = q.packed;
+    k8->scales = static_cast<const float*>(q.scales->data());
+    k8->sums = static_cast<const int32_t*>(q.sums->data());
+    k8->Co = ws[0];
+  } else {
+    static const WeightTransform kTransform{"winograd F(2x2,3x3)", winograd_weights, {}, 1};
+    w = packed(wn, memory::desc({16, ws[1], ws[0]}, dt::f32, tag::abc), conv->weights_desc(),
+               &kTransform);
+    k8.reset();
+  }
   auto b = m.inputs[2] != kNone ? packed_f32(node(m.inputs[2])) : nullptr;
   Prepared p;
   p.scratch = conv->scratch_bytes();
   const Spec* sp = &s;
   const DType yt = stores_[size_t(s.out)].dtype;
-  p.bind = [this, sp, conv, w, b, yt]() {
+  p.bind = [this, sp, conv, w, k8, b, yt]() {
     const auto* x = static_cast<const uint16_t*>(ptr(sp->in[0]));
     void* y = ptr(sp->out);
     WinogradConv::Addend add;
@@ -51,8 +68,9 @@ Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
     }
     const float* bias = b ? static_cast<const float*>(b->data()) : nullptr;
     void* scr = scratch();
-    return std::function<void()>(
-        [conv, x, w, bias, add, y, yt, scr] { conv->run(x, w->data(), bias, add, y, yt, scr); });
+    return std::function<void()>([conv, x, w, k8, bias, add, y, yt, scr] {
+      conv->run(x, w->data(), bias, add, y, yt, scr, k8.get());
+    });
   };
   return p;
 }

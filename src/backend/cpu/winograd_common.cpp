@@ -1,4 +1,4 @@
-// WinogradProducts: n packed-once bf16 matmuls over slices of the transformed tiles.
+// WinogradProducts: n packed-once bf16 (or u8 x s8) matmuls over slices of the transformed tiles.
 #include "backend/cpu/winograd_common.h"
 
 #include "backend/cpu/dnnl_util.h"
@@ -11,20 +11,23 @@ namespace {
 
 using dnnl::memory;
 
-memory::desc tiles_md(int64_t tiles, int64_t Ci) {
-  return memory::desc({tiles, Ci}, memory::data_type::bf16, memory::format_tag::ab);
+using Type = WinogradProducts::Type;
+using dt = memory::data_type;
+
+memory::desc tiles_md(int64_t tiles, int64_t Ci, Type t) {
+  return memory::desc({tiles, Ci}, t == Type::Int8 ? dt::u8 : dt::bf16, memory::format_tag::ab);
 }
-memory::desc products_md(int64_t tiles, int64_t Co) {
-  return memory::desc({tiles, Co}, memory::data_type::f32, memory::format_tag::ab);
+memory::desc products_md(int64_t tiles, int64_t Co, Type t) {
+  return memory::desc({tiles, Co}, t == Type::Int8 ? dt::s32 : dt::f32, memory::format_tag::ab);
 }
 
-dnnl::matmul::primitive_desc product_pd(int64_t tiles, int64_t Ci, int64_t Co,
+dnnl::matmul::primitive_desc product_pd(int64_t tiles, int64_t Ci, int64_t Co, Type t,
                                         const dnnl::engine& engine) {
-  const memory::desc w_any({Ci, Co}, memory::data_type::bf16, memory::format_tag::any);
+  const memory::desc w_any({Ci, Co}, t == Type::Int8 ? dt::s8 : dt::bf16, memory::format_tag::any);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   return dnnl::matmul::primitive_desc(
-      dnnl::matmul::desc(tiles_md(tiles, Ci), w_any, products_md(tiles, Co)), attr, engine);
+      dnnl::matmul::desc(tiles_md(tiles, Ci, t), w_any, products_md(tiles, Co, t)), attr, engine);
 }
 
 // n kernels as one [n, Ci, Co] tensor whose [Ci, Co] slices each have the blocked layout `one`
@@ -44,7 +47,8 @@ memory::desc stacked_desc(const memory::desc& one, int64_t n) {
     s.padded_offsets[i] = d.padded_offsets[i - 1];
     s.format_desc.blocking.strides[i] = d.format_desc.blocking.strides[i - 1];
   }
-  s.format_desc.blocking.strides[0] = dnnl_dim_t(one.get_size() / sizeof(uint16_t));
+  s.format_desc.blocking.strides[0] =
+      dnnl_dim_t(one.get_size() / memory::data_type_size(one.data_type()));
   for (int i = 0; i < d.format_desc.blocking.inner_nblks; ++i)
     s.format_desc.blocking.inner_idxs[i] = d.format_desc.blocking.inner_idxs[i] + 1;
   return memory::desc(s);
@@ -53,38 +57,42 @@ memory::desc stacked_desc(const memory::desc& one, int64_t n) {
 }  // namespace
 
 WinogradProducts::WinogradProducts(int64_t n, int64_t at_once, int64_t tiles, int64_t Ci,
-                                   int64_t Co, const dnnl::engine& engine)
+                                   int64_t Co, const dnnl::engine& engine, Type type)
     : n_(n),
       at_once_(at_once),
       tiles_(tiles),
       Ci_(Ci),
       Co_(Co),
+      type_(type),
       engine_(engine),
-      pd_(product_pd(tiles, Ci, Co, engine)),
+      pd_(product_pd(tiles, Ci, Co, type, engine)),
       prim_(pd_),
       point_bytes_(pd_.weights_desc().get_size()),
       weights_md_(stacked_desc(pd_.weights_desc(), n)) {
   v_at_ = arena_aligned(pd_.scratchpad_desc().get_size());
-  v_bytes_ = arena_aligned(size_t(at_once * tiles * Ci) * sizeof(uint16_t));
-  m_bytes_ = arena_aligned(size_t(at_once * tiles * Co) * sizeof(float));
+  // u8 or bf16 tiles; s32 or f32 products
+  v_bytes_ = arena_aligned(size_t(at_once * tiles * Ci) * (type == Type::Int8 ? 1 : 2));
+  m_bytes_ = arena_aligned(size_t(at_once * tiles * Co) * 4);
 }
 
 WinogradProducts::Bound WinogradProducts::bind(const void* u, void* thread_scratch,
                                                int64_t first) const {
   Bound b(*this, engine_);
   auto* base = static_cast<uint8_t*>(thread_scratch);
-  b.V_ = reinterpret_cast<uint16_t*>(base + v_at_);
-  b.M_ = reinterpret_cast<float*>(base + v_at_ + v_bytes_);
+  uint8_t* V = base + v_at_;
+  uint8_t* M = V + v_bytes_;
+  b.V_ = V;
+  b.M_ = M;
   const memory scratch(pd_.scratchpad_desc(), engine_, base);
   auto* kernels = static_cast<uint8_t*>(const_cast<void*>(u));
+  const memory::desc v_md = tiles_md(tiles_, Ci_, type_), m_md = products_md(tiles_, Co_, type_);
   b.args_.resize(size_t(at_once_));
   for (int64_t i = 0; i < at_once_; ++i)
-    b.args_[size_t(i)] = {
-        {DNNL_ARG_SRC, memory(tiles_md(tiles_, Ci_), engine_, b.V_ + i * tiles_ * Ci_)},
-        {DNNL_ARG_WEIGHTS,
-         memory(pd_.weights_desc(), engine_, kernels + size_t(first + i) * point_bytes_)},
-        {DNNL_ARG_DST, memory(products_md(tiles_, Co_), engine_, b.M_ + i * tiles_ * Co_)},
-        {DNNL_ARG_SCRATCHPAD, scratch}};
+    b.args_[size_t(i)] = {{DNNL_ARG_SRC, memory(v_md, engine_, V + size_t(i) * v_md.get_size())},
+                          {DNNL_ARG_WEIGHTS, memory(pd_.weights_desc(), engine_,
+                                                    kernels + size_t(first + i) * point_bytes_)},
+                          {DNNL_ARG_DST, memory(m_md, engine_, M + size_t(i) * m_md.get_size())},
+                          {DNNL_ARG_SCRATCHPAD, scratch}};
   return b;
 }
 

@@ -1,8 +1,9 @@
 // What the two Winograd convolutions share (winograd_conv.h: F(2x2, 3x3); winograd_upsample.h:
 // F(2x2, 2x2) per phase of an upsampling): their products, n matmuls
-// [tiles, Ci] bf16 x [Ci, Co] -> [tiles, Co] f32 run by the calling thread over consecutive slices
-// of the transformed tiles and of a buffer that stacks the n transformed kernels, each packed once
-// in the blocked layout oneDNN picks for its product; and the transforms' rounding store.
+// [tiles, Ci] bf16 x [Ci, Co] -> [tiles, Co] f32 (or, for int8 plans, u8 x s8 -> s32) run by the
+// calling thread over consecutive slices of the transformed tiles and of a buffer that stacks the
+// n transformed kernels, each packed once in the blocked layout oneDNN picks for its product; and
+// the transforms' rounding store.
 //
 // (oneDNN 2.6's batched bf16 matmul [n, tiles, Ci] x [n, Ci, Co] takes its kernels only as plain
 // rows and copies them into its blocked layout on every call: per chunk of tiles, all n kernels.)
@@ -22,22 +23,26 @@ namespace sdc::cpu {
 
 class WinogradProducts {
  public:
+  enum class Type {
+    Bf16,  // V bf16, kernels bf16, M f32
+    Int8,  // V u8, kernels s8, M s32 (the scales are the transforms' business)
+  };
   // n kernels, `at_once` of them run per chunk of `tiles` tiles.
   WinogradProducts(int64_t n, int64_t at_once, int64_t tiles, int64_t Ci, int64_t Co,
-                   const dnnl::engine& engine);
+                   const dnnl::engine& engine, Type type = Type::Bf16);
 
-  // The kernels' layout: [n, Ci, Co] bf16, n blocked [Ci, Co] kernels one after another.
+  // The kernels' layout: [n, Ci, Co] (bf16 or s8), n blocked [Ci, Co] kernels one after another.
   const dnnl::memory::desc& weights_desc() const { return weights_md_; }
-  // One thread's scratch (a multiple of 64 bytes): oneDNN's, then the tiles V [at_once, tiles, Ci]
-  // (bf16), then the products M [at_once, tiles, Co] (f32).
+  // One thread's scratch (a multiple of 64 bytes): oneDNN's, then the tiles V [at_once, tiles, Ci],
+  // then the products M [at_once, tiles, Co].
   size_t thread_scratch_bytes() const { return v_at_ + v_bytes_ + m_bytes_; }
 
   // The products [first, first + at_once) over the V and M of a thread's scratch and the packed
   // kernels u: made once per thread, run once per chunk.
   class Bound {
    public:
-    uint16_t* tiles() const { return V_; }  // V, for the input transform to fill
-    const float* products() const { return M_; }
+    void* tiles() const { return V_; }  // V, for the input transform to fill
+    const void* products() const { return M_; }
     void run();
 
    private:
@@ -45,14 +50,15 @@ class WinogradProducts {
     Bound(const WinogradProducts& p, const dnnl::engine& engine) : p_(&p), stream_(engine) {}
     const WinogradProducts* p_;
     dnnl::stream stream_;
-    uint16_t* V_ = nullptr;
-    float* M_ = nullptr;
+    void* V_ = nullptr;
+    void* M_ = nullptr;
     std::vector<std::unordered_map<int, dnnl::memory>> args_;
   };
   Bound bind(const void* u, void* thread_scratch, int64_t first = 0) const;
 
  private:
   int64_t n_, at_once_, tiles_, Ci_, Co_;
+  Type type_;
   dnnl::engine engine_;
   dnnl::matmul::primitive_desc pd_;  // one product
   dnnl::matmul prim_;

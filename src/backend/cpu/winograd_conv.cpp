@@ -18,8 +18,11 @@
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernel_transform.h"
+#include "backend/cpu/memory_plan.h"
+#include "backend/cpu/prepacked_weights.h"
 #include "backend/cpu/simd.h"
 #include "backend/cpu/winograd_common.h"
+#include "common/error.h"
 
 namespace sdc::cpu {
 
@@ -36,8 +39,9 @@ int64_t chunk_tiles(const WinogradConv::Shape& s, int threads) {
 }
 
 // B^T d B for the 16 channels at c of the tiles' 4x4 pixels `px` (row-major), into V's 16 rows
-// (row stride `vs` elements).
-SDC_AVX512_BF16 void input_tile(const uint16_t* const px[16], int64_t c, __mmask16 m, uint16_t* v,
+// (row stride `vs` elements), bf16 or f32.
+template <class TV>
+SDC_AVX512_BF16 void input_tile(const uint16_t* const px[16], int64_t c, __mmask16 m, TV* v,
                                 size_t vs) {
   __m512 d[16];
   for (int i = 0; i < 16; ++i) d[i] = simd::load(px[i] + c, m);
@@ -76,13 +80,82 @@ SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
   }
 }
 
-template <class TY, class TA>
-SDC_AVX512_BF16 void output_block(const float* mp, size_t ms, int64_t Co, const float* bias,
+// One chunk's input transform for the int8 products: each tile's 16 transformed rows in f32
+// (`rows`, [16, Ci]), then each row quantised by its own absolute maximum, symmetric, as u8 codes
+// around 128 into V [16, tiles, Ci], its scale into `scales` [tiles, 16]. A scale per tile and
+// point follows the values closely (the direct int8 convolution has one per input tensor): the
+// output transform adds and cancels nine products, so each must be as exact as it can be.
+SDC_AVX512_BF16 void input_chunk_int8(const uint16_t* x, const uint16_t* zeros,
+                                      const WinogradConv::Shape& s, int64_t k0, int64_t count,
+                                      int64_t tiles, float* rows, uint8_t* V, float* scales) {
+  const size_t vs = size_t(tiles * s.Ci);
+  for (int64_t t = 0; t < tiles; ++t) {
+    if (t >= count) {  // never read: the codes of zeros
+      for (int i = 0; i < 16; ++i) std::memset(V + i * vs + t * s.Ci, 128, size_t(s.Ci));
+      std::fill_n(scales + 16 * t, 16, 0.f);
+      continue;
+    }
+    const uint16_t* px[16];
+    winograd_tile_pixels(x, zeros, s.H, s.W, s.Ci, winograd_tile(k0 + t, s.H, s.W), px);
+    for (int64_t c = 0; c < s.Ci; c += 16)
+      input_tile(px, c, simd::tail_mask(s.Ci - c), rows, size_t(s.Ci));
+    for (int i = 0; i < 16; ++i) {
+      const float* r = rows + i * s.Ci;
+      __m512 top = _mm512_setzero_ps();
+      for (int64_t c = 0; c < s.Ci; c += 16)
+        top = _mm512_max_ps(top, _mm512_abs_ps(simd::load(r + c, simd::tail_mask(s.Ci - c))));
+      const float a = _mm512_reduce_max_ps(top);
+      scales[16 * t + i] = a > 0.f ? a / 127.f : 1.f;
+      const __m512 inv = _mm512_set1_ps(a > 0.f ? 127.f / a : 0.f);
+      const __m512i zero_point = _mm512_set1_epi32(128);
+      uint8_t* q = V + i * vs + t * s.Ci;
+      for (int64_t c = 0; c < s.Ci; c += 16) {
+        const __mmask16 m = simd::tail_mask(s.Ci - c);
+        // Rounded to nearest even (the default mode); |code - 128| <= 127.
+        const __m512i v = _mm512_add_epi32(
+            _mm512_cvtps_epi32(_mm512_mul_ps(simd::load(r + c, m), inv)), zero_point);
+        _mm_mask_storeu_epi8(q + c, m, _mm512_cvtusepi32_epi8(v));
+      }
+    }
+  }
+}
+
+// A tile's 16 products as f32, one vector of 16 output channels at a time: the bf16 products'
+// f32 M as it is.
+struct F32Points {
+  const float* m;
+  size_t ms;  // point stride
+  F32Points at(int64_t t, int64_t Co) const { return {m + t * Co, ms}; }
+  SDC_AVX512_BF16 __m512 operator()(int i, int64_t c, __mmask16 k) const {
+    return simd::load(m + i * ms + c, k);
+  }
+};
+// The int8 products' s32 M: (acc - 128 x the kernel's sum) x the tile's scale x the kernel's.
+struct Int8Points {
+  const int32_t* m;
+  size_t ms;
+  const float* tile_scales;  // [tiles, 16]
+  const WinogradConv::Int8Kernels* kernels;
+  Int8Points at(int64_t t, int64_t Co) const {
+    return {m + t * Co, ms, tile_scales + 16 * t, kernels};
+  }
+  SDC_AVX512_BF16 __m512 operator()(int i, int64_t c, __mmask16 k) const {
+    const int64_t at = i * kernels->Co + c;
+    const __m512i zp = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(k, kernels->sums + at), 7);
+    const __m512i acc = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(k, m + i * ms + c), zp);
+    const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(tile_scales[i]),
+                                       _mm512_maskz_loadu_ps(k, kernels->scales + at));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
+  }
+};
+
+template <class TY, class TA, class Points>
+SDC_AVX512_BF16 void output_block(const Points& points, int64_t Co, const float* bias,
                                   const TA* const add[4], TY* const out[4]) {
   for (int64_t c = 0; c < Co; c += 16) {
     const __mmask16 m = simd::tail_mask(Co - c);
     __m512 p[16];
-    for (int i = 0; i < 16; ++i) p[i] = simd::load(mp + i * ms + c, m);
+    for (int i = 0; i < 16; ++i) p[i] = points(i, c, m);
     __m512 s0[4], s1[4];  // A^T M: the two output rows
     for (int j = 0; j < 4; ++j) {
       s0[j] = _mm512_add_ps(_mm512_add_ps(p[j], p[4 + j]), p[8 + j]);
@@ -103,11 +176,9 @@ SDC_AVX512_BF16 void output_block(const float* mp, size_t ms, int64_t Co, const 
 }
 
 // One chunk's output transform: the blocks of tiles [k0, k0 + count).
-template <class TY, class TA>
-SDC_AVX512_BF16 void output_chunk(const float* M, int64_t tiles, const WinogradConv::Shape& s,
-                                  int64_t k0, int64_t count, const float* bias, const TA* add,
-                                  TY* y) {
-  const size_t ms = size_t(tiles * s.Co);
+template <class TY, class TA, class Points>
+SDC_AVX512_BF16 void output_chunk(const Points& M, const WinogradConv::Shape& s, int64_t k0,
+                                  int64_t count, const float* bias, const TA* add, TY* y) {
   for (int64_t t = 0; t < count; ++t) {
     const WinogradTile p = winograd_tile(k0 + t, s.H, s.W);
     const TA* a[4] = {};
@@ -119,20 +190,29 @@ SDC_AVX512_BF16 void output_chunk(const float* M, int64_t tiles, const WinogradC
       o[k] = y + at;
       if (add) a[k] = add + at;
     }
-    output_block(M + t * s.Co, ms, s.Co, bias, a, o);
+    output_block(M.at(t, s.Co), s.Co, bias, a, o);
   }
 }
 
-template <class TY>
-void output_chunk_as(const float* M, int64_t tiles, const WinogradConv::Shape& s, int64_t k0,
-                     int64_t count, const float* bias, WinogradConv::Addend add, void* y) {
+template <class TY, class Points>
+void output_chunk_as(const Points& M, const WinogradConv::Shape& s, int64_t k0, int64_t count,
+                     const float* bias, WinogradConv::Addend add, void* y) {
   TY* yt = static_cast<TY*>(y);
   if (!add.data)
-    output_chunk<TY, float>(M, tiles, s, k0, count, bias, nullptr, yt);
+    output_chunk<TY, float>(M, s, k0, count, bias, nullptr, yt);
   else if (add.type == DType::BF16)
-    output_chunk(M, tiles, s, k0, count, bias, static_cast<const uint16_t*>(add.data), yt);
+    output_chunk(M, s, k0, count, bias, static_cast<const uint16_t*>(add.data), yt);
   else
-    output_chunk(M, tiles, s, k0, count, bias, static_cast<const float*>(add.data), yt);
+    output_chunk(M, s, k0, count, bias, static_cast<const float*>(add.data), yt);
+}
+
+template <class Points>
+void output_chunk_as(const Points& M, const WinogradConv::Shape& s, int64_t k0, int64_t count,
+                     const float* bias, WinogradConv::Addend add, void* y, DType yt) {
+  if (yt == DType::BF16)
+    output_chunk_as<uint16_t>(M, s, k0, count, bias, add, y);
+  else
+    output_chunk_as<float>(M, s, k0, count, bias, add, y);
 }
 
 }  // namespace
@@ -142,13 +222,18 @@ bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int 
          H * W >= 16 * 16 && winograd_fills_threads(winograd_tile_count(N, H, W), threads);
 }
 
-TensorRef winograd_weights(const TensorRef& w) {
-  check_3x3_kernel(w, "Winograd convolution weight");
-  const int64_t Co = w.shape[0], Ci = w.shape[1];
-  thread_local std::vector<float> staging;
-  staging.resize(size_t(16 * Ci * Co));
-  float* out = staging.data();
-  for_each_3x3_kernel(w, [out, Co, Ci](int64_t o, int64_t i, const float* g) {
+bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
+  // oneDNN's effective ISA follows DNNL_MAX_CPU_ISA: a cap below VNNI turns the path off too.
+  static const bool vnni = __builtin_cpu_supports("avx512vnni") && isa_has_int8_dot();
+  return vnni && winograd_pays(N, H, W, Ci, Co, threads);
+}
+
+namespace {
+
+// U = G g G^T of every [3, 3] kernel, each of its 16 points handed to `put(point, o, i, value)`.
+template <class Put>
+void transform_kernels(const TensorRef& w, Put put) {
+  for_each_3x3_kernel(w, [&put](int64_t o, int64_t i, const float* g) {
     float gt[4][3];  // G g
     for (int c = 0; c < 3; ++c) {
       gt[0][c] = g[c];
@@ -159,41 +244,85 @@ TensorRef winograd_weights(const TensorRef& w) {
     for (int r = 0; r < 4; ++r) {  // (G g) G^T
       const float u[4] = {gt[r][0], 0.5f * (gt[r][0] + gt[r][1] + gt[r][2]),
                           0.5f * (gt[r][0] - gt[r][1] + gt[r][2]), gt[r][2]};
-      for (int c = 0; c < 4; ++c) out[(size_t(4 * r + c) * Ci + i) * Co + o] = u[c];
+      for (int c = 0; c < 4; ++c) put(4 * r + c, o, i, u[c]);
     }
+  });
+}
+
+}  // namespace
+
+TensorRef winograd_weights(const TensorRef& w) {
+  check_3x3_kernel(w, "Winograd convolution weight");
+  const int64_t Co = w.shape[0], Ci = w.shape[1];
+  thread_local std::vector<float> staging;
+  staging.resize(size_t(16 * Ci * Co));
+  float* out = staging.data();
+  transform_kernels(w, [out, Co, Ci](int p, int64_t o, int64_t i, float u) {
+    out[(size_t(p) * Ci + i) * Co + o] = u;
   });
   return staged_tensor(staging, {16, Ci, Co}, w.source);
 }
 
-WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threads)
+TensorRef winograd_weight_rows(const TensorRef& w) {
+  check_3x3_kernel(w, "Winograd convolution weight");
+  const int64_t Co = w.shape[0], Ci = w.shape[1];
+  thread_local std::vector<float> staging;
+  staging.resize(size_t(16 * Ci * Co));
+  float* out = staging.data();
+  transform_kernels(w, [out, Co, Ci](int p, int64_t o, int64_t i, float u) {
+    out[(size_t(p) * Co + o) * Ci + i] = u;
+  });
+  return staged_tensor(staging, {16 * Co, Ci}, w.source);
+}
+
+WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threads, bool int8)
     : s_(s),
       threads_(std::max(1, threads)),
       tiles_(chunk_tiles(s, threads_)),
-      products_(16, 16, tiles_, s.Ci, s.Co, engine),
-      zeros_(size_t(s.Ci), 0) {}
+      int8_(int8),
+      products_(16, 16, tiles_, s.Ci, s.Co, engine,
+                int8 ? WinogradProducts::Type::Int8 : WinogradProducts::Type::Bf16),
+      zeros_(size_t(s.Ci), 0) {
+  thread_bytes_ = products_.thread_scratch_bytes();
+  if (int8_) {  // then the tile's f32 rows and the chunk's scales
+    rows_at_ = thread_bytes_;
+    scales_at_ = rows_at_ + arena_aligned(size_t(16 * s.Ci) * sizeof(float));
+    thread_bytes_ = scales_at_ + arena_aligned(size_t(16 * tiles_) * sizeof(float));
+  }
+}
 
 void WinogradConv::run(const uint16_t* x, const void* u, const float* bias, Addend addend, void* y,
-                       DType yt, void* scratch) const {
+                       DType yt, void* scratch, const Int8Kernels* int8) const {
+  if (int8_ != (int8 != nullptr))
+    throw Error("winograd_conv.cpp", "int8 kernel scales", int8_ ? "given" : "none",
+                int8 ? "given" : "none");
   const Shape s = s_;
   const int64_t total = winograd_tile_count(s.N, s.H, s.W), tiles = tiles_;
   const int64_t chunks = (total + tiles - 1) / tiles;
 #pragma omp parallel num_threads(threads_)
   {
     // Inside this parallel region oneDNN runs the products on the calling thread alone.
-    WinogradProducts::Bound products =
-        products_.bind(u, static_cast<uint8_t*>(scratch) +
-                              products_.thread_scratch_bytes() * size_t(omp_get_thread_num()));
-    uint16_t* V = products.tiles();
-    const float* M = products.products();
+    auto* mine = static_cast<uint8_t*>(scratch) + thread_bytes_ * size_t(omp_get_thread_num());
+    WinogradProducts::Bound products = products_.bind(u, mine);
+    const size_t ms = size_t(tiles * s.Co);
 #pragma omp for schedule(static)
     for (int64_t k = 0; k < chunks; ++k) {
       const int64_t k0 = k * tiles, count = std::min(tiles, total - k0);
-      input_chunk(x, zeros_.data(), s, k0, count, tiles, V);
-      products.run();
-      if (yt == DType::BF16)
-        output_chunk_as<uint16_t>(M, tiles, s, k0, count, bias, addend, y);
-      else
-        output_chunk_as<float>(M, tiles, s, k0, count, bias, addend, y);
+      if (int8) {
+        auto* scales = reinterpret_cast<float*>(mine + scales_at_);
+        input_chunk_int8(x, zeros_.data(), s, k0, count, tiles,
+                         reinterpret_cast<float*>(mine + rows_at_),
+                         static_cast<uint8_t*>(products.tiles()), scales);
+        products.run();
+        const Int8Points M{static_cast<const int32_t*>(products.products()), ms, scales, int8};
+        output_chunk_as(M, s, k0, count, bias, addend, y, yt);
+      } else {
+        input_chunk(x, zeros_.data(), s, k0, count, tiles,
+                    static_cast<uint16_t*>(products.tiles()));
+        products.run();
+        const F32Points M{static_cast<const float*>(products.products()), ms};
+        output_chunk_as(M, s, k0, count, bias, addend, y, yt);
+      }
     }
   }
 }

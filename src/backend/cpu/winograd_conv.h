@@ -13,6 +13,11 @@
 // 1.6e-3 on random data). Through the whole VAE decoder that vanishes among the other bf16
 // roundings (vae_decode rel. L2 against f32 6.58e-3 with and without, image PSNR unchanged; README
 // "The third night"). f32 plans never take this path.
+//
+// int8 plans run the products as u8 x s8 -> s32 (VNNI) instead: each transformed kernel point
+// quantised per output channel (s8, symmetric), each tile's 16 transformed rows quantised by
+// their own absolute maximum (u8 around 128) in the input transform, and the output transform
+// scales the s32 products back before it adds them up.
 #pragma once
 
 #include <cstdint>
@@ -36,23 +41,37 @@ namespace sdc::cpu {
 // level 3-5 % more; its 16^2 x 1280 level (two chunks a thread only at batch 2) the batch-2
 // step 5 % more.
 bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
+// The same for an int8 plan's W8A8 convolution: winograd_pays, and VNNI for the products.
+bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 
 // The transformed kernel U = G g G^T of a [Co, Ci, 3, 3] kernel, as [16, Ci, Co] f32 (for each
 // of the 16 tile points the matmul's [Ci, Co] operand). It lives in a buffer of the calling
 // thread that the next call reuses (planning packs it at once).
 TensorRef winograd_weights(const TensorRef& w);
+// The same kernel as [16 * Co, Ci] f32: row p * Co + o is point p's kernel for output channel o,
+// the rows the int8 products' kernels are quantised by (as pack_int8_weight quantises rows).
+TensorRef winograd_weight_rows(const TensorRef& w);
 
 class WinogradConv {
  public:
   struct Shape {
     int64_t N = 0, H = 0, W = 0, Ci = 0, Co = 0;
   };
-  WinogradConv(const Shape& s, const dnnl::engine& engine, int threads);
+  // int8: u8 x s8 products (then winograd_int8_pays must hold).
+  WinogradConv(const Shape& s, const dnnl::engine& engine, int threads, bool int8 = false);
 
-  // The layout the transformed kernel is packed in for the products ([16, Ci, Co], bf16: the 16
-  // points' [Ci, Co] kernels one after another, each in oneDNN's blocked layout for its product).
+  // The layout the transformed kernel is packed in for the products ([16, Ci, Co], bf16 or s8:
+  // the 16 points' [Ci, Co] kernels one after another, each in oneDNN's blocked layout for its
+  // product).
   dnnl::memory::desc weights_desc() const { return products_.weights_desc(); }
-  size_t scratch_bytes() const { return products_.thread_scratch_bytes() * size_t(threads_); }
+  size_t scratch_bytes() const { return thread_bytes_ * size_t(threads_); }
+
+  // An int8 kernel's scales and s8 sums, [16, Co] each (the rows of winograd_weight_rows).
+  struct Int8Kernels {
+    const float* scales = nullptr;
+    const int32_t* sums = nullptr;
+    int64_t Co = 0;
+  };
 
   // What is added to the result besides the bias: nothing, or a tensor of the output's shape
   // (F32 or BF16) — y itself for a residual summed in place.
@@ -61,16 +80,20 @@ class WinogradConv {
     DType type = DType::F32;
   };
   // y [N, H, W, Co] (F32 or BF16) = conv(x [N, H, W, Ci] bf16) + bias [Co] (f32, optional) +
-  // addend. u: the transformed kernel packed as weights_desc(); scratch: scratch_bytes().
+  // addend. u: the transformed kernel packed as weights_desc(); scratch: scratch_bytes(); int8:
+  // the kernel's scales and sums, given exactly when the convolution is int8.
   // The transforms are AVX-512 BF16 code: only where winograd_pays.
   void run(const uint16_t* x, const void* u, const float* bias, Addend addend, void* y, DType yt,
-           void* scratch) const;
+           void* scratch, const Int8Kernels* int8 = nullptr) const;
 
  private:
   Shape s_;
   int threads_;
   int64_t tiles_;  // tiles per chunk (consecutive 2x2 blocks, row after row, image after image)
+  bool int8_;
   WinogradProducts products_;
+  // A thread's scratch: the products', then (int8) a tile's f32 rows and the chunk's scales.
+  size_t thread_bytes_ = 0, rows_at_ = 0, scales_at_ = 0;
   std::vector<uint16_t> zeros_;  // Ci zeros: the padding around the image
 };
 

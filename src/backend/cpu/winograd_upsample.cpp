@@ -154,8 +154,8 @@ void WinogradUpsampleConv::run(const uint16_t* x, const void* u, const float* bi
                  products_.thread_scratch_bytes() * size_t(omp_get_thread_num());
     std::vector<WinogradProducts::Bound> phase;
     for (int p = 0; p < 4; ++p) phase.push_back(products_.bind(u, mine, 9 * p));
-    uint16_t* V = phase[0].tiles();
-    const float* M = phase[0].products();
+    auto* V = static_cast<uint16_t*>(phase[0].tiles());
+    const auto* M = static_cast<const float*>(phase[0].products());
 #pragma omp for schedule(static)
     for (int64_t k = 0; k < chunks; ++k) {
       const int64_t k0 = k * tiles, count = std::min(tiles, total - k0);
