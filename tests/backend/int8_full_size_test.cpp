@@ -5,6 +5,8 @@
 // represents exactly (integers times powers of two, the codes spanning 0..255), so that the int8
 // plan must equal the f32 plan of the same graph up to f32 summation, padding included; and a
 // second run, after an f32 plan overwrote the shared scratch, must repeat the first bit for bit.
+// The convolutions that int8 plans run as Winograd (reading a bf16 GroupNorm+SiLU output, as in
+// the networks) against the f32 plan within Winograd's quantisation error instead.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,6 +16,7 @@
 #include "backend/cpu/activation_arena.h"
 #include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
+#include "backend/cpu/winograd_conv.h"
 #include "reference.h"
 
 namespace sdc::test {
@@ -115,6 +118,71 @@ INSTANTIATE_TEST_SUITE_P(
       const ConvShape& c = i.param;
       return std::to_string(c.Ci) + "to" + std::to_string(c.Co) + "at" + std::to_string(c.H) +
              (c.stride == 2 ? "stride2" : "");
+    });
+
+// The int8 Winograd convolutions (winograd_int8_pays on 2 threads) after a GroupNorm+SiLU, as in
+// every ResBlock: the int8 plan must take the Winograd step, stay within its quantisation error
+// of the f32 plan (here 1.5-1.9 % relative L2; the direct int8 convolutions 0.7 %; a wrong
+// transform, scale or zero point is off by ~1), and repeat itself bit for bit after the f32 plan
+// overwrote the shared scratch.
+struct WinogradShape {
+  int64_t N, Ci, Co, H, W;
+};
+void PrintTo(const WinogradShape& c, std::ostream* os) {
+  *os << c.N << " x " << c.Ci << " -> " << c.Co << " channels at " << c.H << "x" << c.W;
+}
+
+class Int8FullSizeWinograd : public testing::TestWithParam<WinogradShape> {};
+
+TEST_P(Int8FullSizeWinograd, ConvMatchesTheF32PlanWithinItsQuantisationError) {
+  const WinogradShape c = GetParam();
+  if (!cpu::winograd_int8_pays(c.N, c.H, c.W, c.Ci, c.Co, 2))
+    GTEST_SKIP() << "no int8 Winograd on this CPU";
+  graph::Graph g;
+  const auto x = g.input("x", {c.N, c.H, c.W, c.Ci});
+  const auto h = g.group_norm(x, add_weight(g, "gamma", random_vec(c.Ci, 3, 0.5f, 1.5f), {c.Ci}),
+                              add_weight(g, "beta", random_vec(c.Ci, 4, -0.5f, 0.5f), {c.Ci}), 32,
+                              1e-5f, true);
+  const float bound = 1.f / std::sqrt(float(9 * c.Ci));  // PyTorch's default init range
+  const auto conv = g.conv2d(
+      h, add_weight(g, "w", random_vec(c.Co * c.Ci * 9, 5, -bound, bound), {c.Co, c.Ci, 3, 3}),
+      add_weight(g, "b", random_vec(c.Co, 6, -bound, bound), {c.Co}), 1, 1, "conv");
+  g.allow_int8(conv);
+  g.output("y", conv);
+  PlanOptions o;
+  o.threads = 2;
+  o.scratch = std::make_shared<cpu::ActivationArena>();
+  auto f32 = Plan::compile(g, o);
+  o.precision = Precision::INT8;
+  auto int8 = Plan::compile(g, o);
+  bool winograd = false;
+  for (const auto& s : int8->steps()) winograd |= s.kind == "Conv2d.wino.int8";
+  ASSERT_TRUE(winograd) << "no Conv2d.wino.int8 step";
+  const Vec in = random_vec(c.N * c.H * c.W * c.Ci, 7, -2.f, 2.f);
+  fill_input(*int8, "x", in);
+  int8->run();
+  const int64_t n = shape_numel(int8->output_shape("y"));
+  const Vec first(int8->output("y"), int8->output("y") + n);
+  fill_input(*f32, "x", in);
+  f32->run();
+  EXPECT_LT(rel_l2(first, Vec(f32->output("y"), f32->output("y") + n)), 2.5e-2);
+  int8->run();
+  EXPECT_EQ(Vec(int8->output("y"), int8->output("y") + n), first);
+}
+
+// The UNet's Winograd layers at 512x512 (64x64 and 32x32 latents at batch 1, 16x16 at batch 2)
+// and the VAE decoder's (512 channels at 64 and 128, 256 at 256, 128 at 512).
+INSTANTIATE_TEST_SUITE_P(
+    Sd15, Int8FullSizeWinograd,
+    testing::Values(WinogradShape{1, 320, 320, 64, 64}, WinogradShape{1, 960, 320, 64, 64},
+                    WinogradShape{1, 640, 640, 32, 32}, WinogradShape{1, 1920, 640, 32, 32},
+                    WinogradShape{2, 2560, 1280, 16, 16}, WinogradShape{1, 512, 512, 64, 64},
+                    WinogradShape{1, 512, 512, 128, 128}, WinogradShape{1, 512, 256, 256, 256},
+                    WinogradShape{1, 128, 128, 512, 512}),
+    [](const auto& i) {
+      const WinogradShape& c = i.param;
+      return std::to_string(c.N) + "x" + std::to_string(c.Ci) + "to" + std::to_string(c.Co) + "at" +
+             std::to_string(c.H);
     });
 
 struct LinearShape {

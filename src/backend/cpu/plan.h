@@ -44,7 +44,7 @@ struct PlanOptions {
   // With BF16: large 3x3 convolutions run as Winograd F(2x2, 3x3) where that is faster here
   // (winograd_pays, winograd_conv.h): the VAE decoder's layers and the UNet's from 16x16 pixels,
   // ~1.45x VAE decode and ~1.1x UNet step at 512x512, at ~3.5x a layer's bf16 error. INT8 plans'
-  // W8A8 ones likewise with u8 x s8 products (winograd_int8_pays), at ~2x a layer's int8 error.
+  // W8A8 ones likewise with u8 x s8 products (winograd_int8_pays), at ~2.5x a layer's int8 error.
   bool winograd = true;
   // Check mode (tests): verify at compile that no two simultaneously live values share arena
   // bytes, and poison each buffer with NaN after its last use during run(), so that a planner
