@@ -264,28 +264,30 @@ void transform_kernels(const TensorRef& w, Put put) {
 
 }  // namespace
 
-TensorRef winograd_weights(const TensorRef& w) {
+namespace {
+
+// Every kernel's U in the calling thread's staging buffer: as [16, Ci, Co] (each point's matmul
+// operand) or, `rows`, as [16 * Co, Ci] (a row per point and output channel).
+TensorRef staged_kernel_points(const TensorRef& w, bool rows) {
   check_3x3_kernel(w, "Winograd convolution weight");
   const int64_t Co = w.shape[0], Ci = w.shape[1];
   thread_local std::vector<float> staging;
   staging.resize(size_t(16 * Ci * Co));
   float* out = staging.data();
-  transform_kernels(w, [out, Co, Ci](int p, int64_t o, int64_t i, float u) {
-    out[(size_t(p) * Ci + i) * Co + o] = u;
+  transform_kernels(w, [out, Co, Ci, rows](int p, int64_t o, int64_t i, float u) {
+    out[rows ? (size_t(p) * Co + o) * Ci + i : (size_t(p) * Ci + i) * Co + o] = u;
   });
-  return staged_tensor(staging, {16, Ci, Co}, w.source);
+  return staged_tensor(staging, rows ? Shape{16 * Co, Ci} : Shape{16, Ci, Co}, w.source);
+}
+
+}  // namespace
+
+TensorRef winograd_weights(const TensorRef& w) {
+  return staged_kernel_points(w, false);
 }
 
 TensorRef winograd_weight_rows(const TensorRef& w) {
-  check_3x3_kernel(w, "Winograd convolution weight");
-  const int64_t Co = w.shape[0], Ci = w.shape[1];
-  thread_local std::vector<float> staging;
-  staging.resize(size_t(16 * Ci * Co));
-  float* out = staging.data();
-  transform_kernels(w, [out, Co, Ci](int p, int64_t o, int64_t i, float u) {
-    out[(size_t(p) * Co + o) * Ci + i] = u;
-  });
-  return staged_tensor(staging, {16 * Co, Ci}, w.source);
+  return staged_kernel_points(w, true);
 }
 
 WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threads, bool int8)

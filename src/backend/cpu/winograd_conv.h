@@ -49,7 +49,8 @@ bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
 // thread that the next call reuses (planning packs it at once).
 TensorRef winograd_weights(const TensorRef& w);
 // The same kernel as [16 * Co, Ci] f32: row p * Co + o is point p's kernel for output channel o,
-// the rows the int8 products' kernels are quantised by (as pack_int8_weight quantises rows).
+// the rows the int8 products' kernels are quantised by (as pack_int8_weight quantises rows). In
+// the same thread buffer as winograd_weights' result, which it overwrites.
 TensorRef winograd_weight_rows(const TensorRef& w);
 
 class WinogradConv {
