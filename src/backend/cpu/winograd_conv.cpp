@@ -5,8 +5,9 @@
 //   Y = A^T [ (G g G^T) .* (B^T d B) ] A
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
 //   A^T = [1 1 1 0; 0 1 -1 -1].
-// Only additions in B and A: the input transform rounds sums of four inputs to bf16 once, and
-// the output transform works on the f32 products.
+// Only additions in B and A: the input transform rounds sums of four inputs to bf16 once (int8:
+// quantises them to u8 codes, a scale per tile and point), and the output transform works on the
+// f32 products (int8: the s32 ones, scaled back first).
 #include "backend/cpu/winograd_conv.h"
 
 #include <omp.h>
@@ -261,10 +262,6 @@ void transform_kernels(const TensorRef& w, Put put) {
     }
   });
 }
-
-}  // namespace
-
-namespace {
 
 // Every kernel's U in the calling thread's staging buffer: as [16, Ci, Co] (each point's matmul
 // operand) or, `rows`, as [16 * Co, Ci] (a row per point and output channel).
