@@ -1,6 +1,8 @@
 // WinogradProducts: n packed-once bf16 (or u8 x s8) matmuls over slices of the transformed tiles.
 #include "backend/cpu/winograd_common.h"
 
+#include <exception>
+
 #include "backend/cpu/dnnl_util.h"
 #include "backend/cpu/memory_plan.h"
 #include "common/error.h"
@@ -55,6 +57,20 @@ memory::desc stacked_desc(const memory::desc& one, int64_t n) {
 }
 
 }  // namespace
+
+bool WinogradProducts::stacks_kernels(Type type) {
+  auto probe = [](Type t) {
+    try {
+      const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+      stacked_desc(product_pd(64, 128, 128, t, engine).weights_desc(), 16);
+      return true;
+    } catch (const std::exception&) {  // no such primitive here, or an unexpected layout
+      return false;
+    }
+  };
+  static const bool bf16 = probe(Type::Bf16), int8 = probe(Type::Int8);
+  return type == Type::Int8 ? int8 : bf16;
+}
 
 WinogradProducts::WinogradProducts(int64_t n, int64_t at_once, int64_t tiles, int64_t Ci,
                                    int64_t Co, const dnnl::engine& engine, Type type)

@@ -31,6 +31,12 @@ class WinogradProducts {
   WinogradProducts(int64_t n, int64_t at_once, int64_t tiles, int64_t Ci, int64_t Co,
                    const dnnl::engine& engine, Type type = Type::Bf16);
 
+  // Whether oneDNN packs this type's product kernels here in a plain blocked layout, which the
+  // stacked kernels need (probed once per type on a small shape: the layout follows the ISA). A
+  // layout with extras (compensation, scale adjustment) turns Winograd off instead of failing the
+  // plan.
+  static bool stacks_kernels(Type type);
+
   // The kernels' layout: [n, Ci, Co] (bf16 or s8), n blocked [Ci, Co] kernels one after another.
   const dnnl::memory::desc& weights_desc() const { return weights_md_; }
   // One thread's scratch (a multiple of 64 bytes): oneDNN's, then the tiles V [at_once, tiles, Ci],

@@ -111,7 +111,8 @@ SDC_AVX512_BF16 void output_chunk(const float* M, int64_t tiles,
 
 bool winograd_upsample_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
   return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
-         Ci <= 256 && winograd_fills_threads(winograd_tile_count(N, H, W), threads);
+         Ci <= 256 && winograd_fills_threads(winograd_tile_count(N, H, W), threads) &&
+         WinogradProducts::stacks_kernels(WinogradProducts::Type::Bf16);
 }
 
 TensorRef winograd_upsample_weights(const TensorRef& w) {
