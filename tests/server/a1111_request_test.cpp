@@ -446,6 +446,18 @@ TEST(A1111Request, CapsAreClear422s) {
   EXPECT_EQ(d[0]["type"], "value_error.any_str.max_length");
   d = detail_of({{"cfg_scale", "nan"}});
   EXPECT_EQ(d[0]["loc"], json({"body", "cfg_scale"}));
+  // Counts past int64 (coerced to its largest value, found by the request fuzzer as a signed
+  // overflow in the images cap) are refused by their own cap alone.
+  d = detail_of(
+      std::string(R"({"batch_size": "2", "n_iter": 122222222222222222222222222222222222})"));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0]["loc"], json({"body", "n_iter"}));
+  EXPECT_EQ(d[0]["type"], "value_error.number.not_le");
+  d = detail_of(
+      std::string(R"({"batch_size": 9223372036854775807, "n_iter": 9223372036854775807})"));
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0]["loc"], json({"body", "batch_size"}));
+  EXPECT_EQ(d[1]["loc"], json({"body", "n_iter"}));
   // Custom limits apply.
   RequestLimits tight;
   tight.max_steps = 10;

@@ -419,8 +419,9 @@ A1111Generation parse_generation(std::string_view body_text, std::string_view co
     r.check_le("batch_size", double(batch_size), limits.max_batch_size);
   if (r.check_ge("n_iter", double(n_iter), 1))
     r.check_le("n_iter", double(n_iter), limits.max_n_iter);
-  if (batch_size >= 1 && n_iter >= 1 && batch_size * n_iter > limits.max_images &&
-      batch_size <= limits.max_batch_size && n_iter <= limits.max_n_iter)
+  // The product only once both are within their own caps: a coerced 2^63 - 1 would overflow it.
+  if (batch_size >= 1 && n_iter >= 1 && batch_size <= limits.max_batch_size &&
+      n_iter <= limits.max_n_iter && batch_size * n_iter > limits.max_images)
     errors.add(r.loc("n_iter"),
                "ensure batch_size × n_iter is at most " + std::to_string(limits.max_images),
                "value_error.number.not_le", {{"limit_value", limits.max_images}});
