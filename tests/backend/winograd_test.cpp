@@ -116,16 +116,21 @@ TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
                                            static_cast<const int32_t*>(packed.sums->data()), c.Co};
     std::vector<uint8_t> scratch(wc.scratch_bytes());
     const std::vector<uint16_t> xb = to_bf16_bits(x);
-    for (int add = 0; add < 2; ++add)      // none, f32 residual
+    const Vec rb = round_bf16(r);
+    for (int add = 0; add < 3; ++add)      // none, f32 residual, the output's own (in place)
       for (int out = 0; out < 2; ++out) {  // f32, bf16 output
+        const Vec& res = add == 2 && out == 1 ? rb : r;  // in place in bf16: the rounded one
         Vec ref = conv;
         if (add)
-          for (size_t i = 0; i < ref.size(); ++i) ref[i] += r[i];
-        Vec y(ref.size(), 0.f);
-        std::vector<uint16_t> yb(ref.size(), 0);
+          for (size_t i = 0; i < ref.size(); ++i) ref[i] += res[i];
+        // In place: the output buffer holds the residual, in the output's type.
+        Vec y = add == 2 && out == 0 ? r : Vec(ref.size(), 0.f);
+        std::vector<uint16_t> yb =
+            add == 2 && out == 1 ? to_bf16_bits(r) : std::vector<uint16_t>(ref.size(), 0);
         void* yp = out == 0 ? static_cast<void*>(y.data()) : yb.data();
-        const cpu::WinogradConv::Addend a =
-            add ? cpu::WinogradConv::Addend{r.data(), DType::F32} : cpu::WinogradConv::Addend{};
+        cpu::WinogradConv::Addend a;
+        if (add == 1) a = {r.data(), DType::F32};
+        if (add == 2) a = {yp, out == 0 ? DType::F32 : DType::BF16};
         wc.run(xb.data(), packed.values->data(), b.data(), a, yp,
                out == 0 ? DType::F32 : DType::BF16, scratch.data(), &k);
         if (out == 1)
