@@ -36,7 +36,7 @@ Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
                                              plan_.engine, plan_.threads, s.int8);
   const Node& wn = node(m.inputs[1]);
   std::shared_ptr<PackedWeight> w;
-  auto k8 = std::make_shared<WinogradConv::Int8Kernels>();
+  std::shared_ptr<WinogradConv::Int8Kernels> k8;  // int8 only; its arrays are the plan's weights
   if (s.int8) {  // s8 per point and output channel: the rows of winograd_weight_rows
     static const WeightTransform kRows{
         "winograd F(2x2,3x3) point rows", winograd_weight_rows, {}, 16};
@@ -44,14 +44,13 @@ Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
         int8_weight(wn.name, wn.weight, nullptr, memory::desc({16, ws[1], ws[0]}, dt::s8, tag::acb),
                     conv->weights_desc(), memory::desc(), memory::desc(), &kRows);
     w = q.packed;
-    k8->scales = static_cast<const float*>(q.scales->data());
-    k8->sums = static_cast<const int32_t*>(q.sums->data());
-    k8->Co = ws[0];
+    k8 = std::make_shared<WinogradConv::Int8Kernels>(
+        WinogradConv::Int8Kernels{static_cast<const float*>(q.scales->data()),
+                                  static_cast<const int32_t*>(q.sums->data()), ws[0]});
   } else {
     static const WeightTransform kTransform{"winograd F(2x2,3x3)", winograd_weights, {}, 1};
     w = packed(wn, memory::desc({16, ws[1], ws[0]}, dt::f32, tag::abc), conv->weights_desc(),
                &kTransform);
-    k8.reset();
   }
   auto b = m.inputs[2] != kNone ? packed_f32(node(m.inputs[2])) : nullptr;
   Prepared p;
