@@ -16,6 +16,7 @@
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/int8_weights.h"
 #include "backend/cpu/prepacked_weights.h"
+#include "backend/cpu/winograd_common.h"
 #include "reference.h"
 
 namespace sdc::test {
@@ -87,7 +88,7 @@ class Int8Weights : public testing::TestWithParam<bool> {  // parameter: portabl
     EXPECT_EQ(first, n) << "first differing byte of " << n << ", " << shape_str(t.shape) << " "
                         << dtype_name(t.dtype) << ": " << int(int8_t(p[first])) << " vs "
                         << int(int8_t(ref.packed[first]));
-    return cpu::writes_int8_layout(src_md, dst_md);
+    return cpu::writes_int8_layout(src_md, dst_md, t.shape.at(0));
   }
 
   // The weight layout of a W8A8 matmul [M, K] x [K, N] as the planner asks for it (with
@@ -149,6 +150,25 @@ TEST_P(Int8Weights, ConvLayoutsMatchTheReorder) {
                                 conv_weights(c.Ci, c.Co, c.k, c.H, c.H, dt::u8, zero_point)))
             << "conv " << c.Co << "x" << c.Ci << "x" << c.k << " went through the reorder";
       }
+  }
+}
+
+// A Winograd kernel's rows are its points' output channels, [16 * Co, Ci], quantised row by
+// row: two dims of the [16, Ci, Co] source, into the stacked product kernels (and channels that
+// pad).
+TEST_P(Int8Weights, WinogradPointRowsMatchTheReorder) {
+  if (!cpu::WinogradProducts::stacks_kernels(cpu::WinogradProducts::Type::Int8))
+    GTEST_SKIP() << "no plainly blocked int8 product kernels here";
+  struct Case {
+    int64_t Ci, Co;
+  };
+  for (const Case c : {Case{320, 320}, Case{2560, 1280}, Case{40, 24}}) {
+    const TensorRef w = weights({16 * c.Co, c.Ci}, DType::F32, uint32_t(c.Ci + 3 * c.Co));
+    const cpu::WinogradProducts products(16, 16, 64, c.Ci, c.Co, engine_,
+                                         cpu::WinogradProducts::Type::Int8);
+    EXPECT_TRUE(
+        expect_same(w, memory::desc({16, c.Ci, c.Co}, dt::s8, tag::acb), products.weights_desc()))
+        << "Winograd " << c.Ci << " -> " << c.Co << " went through the reorder";
   }
 }
 

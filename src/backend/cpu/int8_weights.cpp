@@ -50,26 +50,39 @@ struct Scatter {
 constexpr uint64_t kZeroPointCompensation = dnnl_memory_extra_flag_compensation_conv_asymmetric_src;
 
 // The scatter tables from `src_md` (plain s8 in the source's layout) to `dst_md`, or nothing
-// for a layout this writer does not handle.
+// for a layout this writer does not handle. The source's `rows` quantisation rows are its
+// outermost dims by stride (one dim, the output channel, for a convolution or a matmul; a
+// Winograd kernel's [point, output channel]); 0: the outermost dim alone.
 std::optional<Scatter> scatter_of(const dnnl::memory::desc& src_md,
-                                  const dnnl::memory::desc& dst_md) {
+                                  const dnnl::memory::desc& dst_md, int64_t rows) {
   const dnnl_memory_desc_t &s = src_md.data, &d = dst_md.data;
   if (s.format_kind != dnnl_blocked || d.format_kind != dnnl_blocked || s.ndims != d.ndims ||
       s.data_type != dnnl_s8 || d.data_type != dnnl_s8 || s.offset0 != 0 || d.offset0 != 0 ||
       s.format_desc.blocking.inner_nblks != 0 || s.extra.flags != 0)
     return std::nullopt;
   const int n = s.ndims;
-  int row_dim = 0;  // the outermost dim of the source: its index is the output channel
+  const dnnl_dims_t& stride = s.format_desc.blocking.strides;
+  std::vector<int> order(static_cast<size_t>(n));  // the source's dims, outermost first
   for (int k = 0; k < n; ++k) {
     if (s.dims[k] != d.dims[k] || d.padded_offsets[k] != 0) return std::nullopt;
-    if (s.format_desc.blocking.strides[k] > s.format_desc.blocking.strides[row_dim]) row_dim = k;
+    order[size_t(k)] = k;
   }
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return stride[a] > stride[b]; });
+  if (rows == 0) rows = s.dims[order[0]];
+  int row_dims = 0;  // order[0 .. row_dims) index the rows
+  for (int64_t r = 1; r < rows && row_dims < n;) r *= s.dims[order[size_t(row_dims++)]];
+  if (row_dims == 0) row_dims = 1;
+  int64_t spanned = 1;
+  for (int k = 0; k < row_dims; ++k) spanned *= s.dims[order[size_t(k)]];
+  if (spanned != rows) return std::nullopt;
+  const int row_dim = order[size_t(row_dims - 1)];  // the rows' innermost dim
   Scatter sc;
-  if (d.extra.flags == kZeroPointCompensation && d.extra.asymm_compensation_mask == 1 << row_dim)
+  if (d.extra.flags == kZeroPointCompensation && row_dims == 1 &&
+      d.extra.asymm_compensation_mask == 1 << row_dim)
     sc.has_compensation = true;
   else if (d.extra.flags != 0)
     return std::nullopt;
-  const int64_t rows = s.dims[row_dim], row = s.format_desc.blocking.strides[row_dim];
+  const int64_t row = stride[row_dim];
   int64_t source_numel = 1;
   for (int k = 0; k < n; ++k) {
     source_numel *= s.dims[k];
@@ -90,14 +103,18 @@ std::optional<Scatter> scatter_of(const dnnl::memory::desc& src_md,
   sc.end = sc.compensation +
            (sc.has_compensation ? size_t(d.padded_dims[row_dim]) * sizeof(int32_t) : 0);
   if (sc.end > dst_md.get_size()) return std::nullopt;
-  sc.row_base.resize(size_t(rows));
-  for (int64_t r = 0; r < rows; ++r) sc.row_base[size_t(r)] = dim_offset(d, row_dim, r);
+  // Element (r, j) is the source's element r * row + j: its index in dim k is that / stride % size.
+  sc.row_base.assign(size_t(rows), 0);
+  for (int i = 0; i < row_dims; ++i) {
+    const int k = order[size_t(i)];
+    for (int64_t r = 0; r < rows; ++r)
+      sc.row_base[size_t(r)] += dim_offset(d, k, r * row / stride[k] % s.dims[k]);
+  }
   sc.in_row.assign(size_t(row), 0);
-  for (int k = 0; k < n; ++k) {
-    if (k == row_dim) continue;
-    const int64_t stride = s.format_desc.blocking.strides[k];
+  for (int i = row_dims; i < n; ++i) {
+    const int k = order[size_t(i)];
     for (int64_t j = 0; j < row; ++j)
-      sc.in_row[size_t(j)] += dim_offset(d, k, j / stride % s.dims[k]);
+      sc.in_row[size_t(j)] += dim_offset(d, k, j / stride[k] % s.dims[k]);
   }
   const int64_t last = *std::max_element(sc.row_base.begin(), sc.row_base.end()) +
                        *std::max_element(sc.in_row.begin(), sc.in_row.end());
@@ -167,8 +184,9 @@ int32_t quantize(const float* w, int64_t n, float inv, int8_t* q, bool v512) {
 
 }  // namespace
 
-bool writes_int8_layout(const dnnl::memory::desc& src_md, const dnnl::memory::desc& dst_md) {
-  return scatter_of(src_md, dst_md).has_value();
+bool writes_int8_layout(const dnnl::memory::desc& src_md, const dnnl::memory::desc& dst_md,
+                        int64_t rows) {
+  return scatter_of(src_md, dst_md, rows).has_value();
 }
 
 Int8Packed pack_int8_weight(const TensorRef& t, const dnnl::memory::desc& src_md,
@@ -179,10 +197,7 @@ Int8Packed pack_int8_weight(const TensorRef& t, const dnnl::memory::desc& src_md
   if (int64_t(src_md.get_size()) != t.numel())
     throw Error("int8 weights", "layout", std::to_string(t.numel()) + " s8 values",
                 std::to_string(src_md.get_size()));
-  std::optional<Scatter> sc = scatter_of(src_md, dst_md);
-  // The scatter moves the quantised rows whole, as the source layout's outermost dim: rows that
-  // span more dims (the Winograd kernels' [point, output channel]) go through the reorder.
-  if (sc && int64_t(sc->row_base.size()) != rows) sc.reset();
+  const std::optional<Scatter> sc = scatter_of(src_md, dst_md, rows);
   Int8Packed out;
   out.scales = std::make_shared<PackedWeight>(size_t(rows) * sizeof(float));
   float* scale = static_cast<float*>(out.scales->data());

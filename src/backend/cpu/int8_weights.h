@@ -26,13 +26,16 @@ struct Int8Packed {
 // even, within [-127, 127]) as s8. `src_md` describes those s8 values in t's own (PyTorch)
 // layout, `dst_md` is the primitive's s8 weight layout; its compensation for the u8 source's zero
 // point (-sum of row o's values) is filled in too. Blocked layouts whose only extra is that
-// compensation, with t's rows the outermost dim of src_md, are written directly; any other goes
-// through a oneDNN reorder. Finite weights
+// compensation are written directly, t's rows being src_md's outermost dims (one dim, or several
+// without compensation: a Winograd kernel's [point, output channel]); any other goes through a
+// oneDNN reorder. Finite weights
 // only (NaN or infinity give unspecified values).
 Int8Packed pack_int8_weight(const TensorRef& t, const dnnl::memory::desc& src_md,
                             const dnnl::memory::desc& dst_md, const dnnl::engine& engine);
 
-// Whether pack_int8_weight writes `dst_md` itself (rather than through a reorder): for tests.
-bool writes_int8_layout(const dnnl::memory::desc& src_md, const dnnl::memory::desc& dst_md);
+// Whether pack_int8_weight writes `dst_md` itself (rather than through a reorder) for a source of
+// `rows` rows (0: src_md's outermost dim): for tests.
+bool writes_int8_layout(const dnnl::memory::desc& src_md, const dnnl::memory::desc& dst_md,
+                        int64_t rows = 0);
 
 }  // namespace sdc::cpu
