@@ -226,11 +226,16 @@ void output_chunk_as(const Points& M, const WinogradConv::Shape& s, int64_t k0, 
     output_chunk_as<float>(M, s, k0, count, bias, add, y);
 }
 
+// The transforms' ISA and the shape rule both product types share (winograd_conv.h).
+bool winograd_shape_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
+  return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
+         H * W >= 16 * 16 && winograd_fills_threads(winograd_tile_count(N, H, W), threads);
+}
+
 }  // namespace
 
 bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
-  return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
-         H * W >= 16 * 16 && winograd_fills_threads(winograd_tile_count(N, H, W), threads) &&
+  return winograd_shape_pays(N, H, W, Ci, Co, threads) &&
          WinogradProducts::stacks_kernels(WinogradProducts::Type::Bf16);
 }
 
@@ -240,7 +245,7 @@ bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
   // One chunk of 32 tiles per thread (the UNet's 16x16 x 1280 level at batch 1 on 2 threads)
   // measured 2 % faster per step (473 -> 463 ms, Zen 5) but its kernels, 16/9 the bytes of the
   // direct ones, took the plan's weights from 928 to 1072 MiB: past the int8 RSS budget.
-  return vnni && winograd_pays(N, H, W, Ci, Co, threads) &&
+  return vnni && winograd_shape_pays(N, H, W, Ci, Co, threads) &&
          WinogradProducts::stacks_kernels(WinogradProducts::Type::Int8);
 }
 

@@ -41,7 +41,8 @@ namespace sdc::cpu {
 // level 3-5 % more; its 16^2 x 1280 level (two chunks a thread only at batch 2) the batch-2
 // step 5 % more.
 bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
-// The same for an int8 plan's W8A8 convolution: winograd_pays, and VNNI for the products.
+// The same rule for an int8 plan's W8A8 convolution, with VNNI and int8 product kernels that
+// oneDNN lays out plainly blocked (WinogradProducts::stacks_kernels) instead of bf16 ones.
 bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 
 // The transformed kernel U = G g G^T of a [Co, Ci, 3, 3] kernel, as [16, Ci, Co] f32 (for each
