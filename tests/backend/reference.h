@@ -349,4 +349,11 @@ inline void fill_input(cpu::Plan& p, const std::string& name, const Vec& v) {
   std::copy(v.begin(), v.end(), p.input_f32(name));
 }
 
+// The plan's step kinds in run order, each followed by a space ("Convert Conv2d.wino ").
+inline std::string step_kinds(const cpu::Plan& p) {
+  std::string k;
+  for (const auto& s : p.steps()) k += s.kind + " ";
+  return k;
+}
+
 }  // namespace sdc::test

@@ -180,11 +180,6 @@ TEST(Planner, LargeBf16ConvolutionsRunAsWinograd) {
   const std::vector<std::pair<std::string, Vec>> in = {{"x", random_vec(H * W * C, 25)},
                                                        {"r", random_vec(H * W * C, 26)}};
   const Vec ref = reference_run(g, in)[0];
-  auto kinds = [](const cpu::Plan& p) {
-    std::string k;
-    for (const auto& s : p.steps()) k += s.kind + " ";
-    return k;
-  };
   const bool pays = cpu::winograd_pays(1, H, W, C, C, 2);
   const bool pays_int8 = cpu::winograd_int8_pays(1, H, W, C, C, 2);
   for (const bool winograd : {true, false})
@@ -197,14 +192,14 @@ TEST(Planner, LargeBf16ConvolutionsRunAsWinograd) {
       o.threads = 2;
       o.check = true;
       auto p = cpu::Plan::compile(g, o);
-      SCOPED_TRACE(kinds(*p));
+      SCOPED_TRACE(step_kinds(*p));
       if (prec == cpu::Precision::INT8) {
-        EXPECT_EQ(kinds(*p), pays_int8 && winograd ? "Conv2d.int8 Conv2d.wino.int8+add "
-                                                   : "Conv2d.int8 Conv2d.int8+add ");
+        EXPECT_EQ(step_kinds(*p), pays_int8 && winograd ? "Conv2d.int8 Conv2d.wino.int8+add "
+                                                        : "Conv2d.int8 Conv2d.int8+add ");
       } else {
         const bool expect = pays && winograd && prec == cpu::Precision::BF16;
         const std::string convert = prec == cpu::Precision::BF16 ? "Convert " : "";  // x to bf16
-        EXPECT_EQ(kinds(*p),
+        EXPECT_EQ(step_kinds(*p),
                   convert + (expect ? "Conv2d.wino Conv2d.wino+add " : "Conv2d Conv2d+add "));
       }
       for (const auto& [name, v] : in) fill_input(*p, name, v);

@@ -103,8 +103,7 @@ TEST(Planner, Bf16UpsampleConvolutionsRunAsWinograd) {
       o.threads = 2;
       o.check = true;
       auto p = cpu::Plan::compile(g, o);
-      std::string kinds;
-      for (const auto& s : p->steps()) kinds += s.kind + " ";
+      const std::string kinds = step_kinds(*p);
       SCOPED_TRACE(kinds);
       const bool expect = pays && winograd && prec == cpu::Precision::BF16;
       const std::string convert = prec == cpu::Precision::BF16 ? "Convert " : "";
