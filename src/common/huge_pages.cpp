@@ -1,5 +1,5 @@
-// map_anonymous and map_file_read_only: over-map by one huge page, trim to 2 MiB alignment,
-// advise huge pages.
+// map_anonymous and map_file_read_only: over-map by one huge page, trim to 2 MiB alignment;
+// advise huge pages for file mappings.
 #include "common/huge_pages.h"
 
 #include <sys/mman.h>
@@ -36,10 +36,7 @@ void* map_anonymous(size_t bytes, int prot, int extra_flags, size_t* mapped_byte
   const int flags = MAP_PRIVATE | MAP_ANONYMOUS | extra_flags;
   *mapped_bytes = length;
   if (length < kHugePageBytes) return mmap(nullptr, length, prot, flags, -1, 0);
-  void* p = map_aligned(length, prot, flags);
-  // Advice: a kernel without THP (or with it off) answers EINVAL and the pages stay 4 KiB.
-  if (p != MAP_FAILED) madvise(p, length, MADV_HUGEPAGE);
-  return p;
+  return map_aligned(length, prot, flags);  // no MADV_HUGEPAGE: see huge_pages.h
 }
 
 void* map_file_read_only(int fd, size_t bytes) {
@@ -55,7 +52,8 @@ void* map_file_read_only(int fd, size_t bytes) {
     errno = e;
     return p;
   }
-  madvise(p, bytes, MADV_HUGEPAGE);  // advice, as above
+  // Advice: a kernel without THP (or with it off) answers EINVAL and the pages stay 4 KiB.
+  madvise(p, bytes, MADV_HUGEPAGE);
   return p;
 }
 

@@ -16,7 +16,7 @@ constexpr size_t kMinReserve = size_t(64) << 20;
 
 ActivationArena::ActivationArena(size_t reserve_bytes) {
   // Address space only: PROT_NONE pages are neither resident nor charged to the commit limit.
-  // 2 MiB-aligned and advised for huge pages (the advice stays with the pages committed later).
+  // 2 MiB-aligned, so that where THP is "always" the pages committed later can be huge pages.
   for (size_t want = round_to_pages(reserve_bytes); want > 0;
        want = want > kMinReserve ? want / 4 : 0) {
     size_t mapped = 0;

@@ -9,7 +9,7 @@ namespace sdc::cpu {
 
 namespace {
 // Small enough that stopping waits at most a few milliseconds, large enough to be one call per
-// couple of huge pages.
+// thousand pages.
 constexpr size_t kChunk = size_t(4) << 20;
 // How often an idle prefaulter looks for a plan's new commit: plans take tens of milliseconds
 // to compile.
