@@ -3,7 +3,7 @@
 #
 #   bench/vs-sdcpp.sh SDCPP_SOURCE_DIR [--sdc PATH] [--work DIR] [--threads N] [--jobs N]
 #                     [--cases LIST] [--seed N] [--no-taesd] [--precision P] [--compiled]
-#                     [--vae-precision P] [--repeat N]
+#                     [--vae-precision P] [--repeat N] [--pause S]
 #
 # SDCPP_SOURCE_DIR is a stable-diffusion.cpp checkout with its ggml submodule (git clone
 # --recursive, or git submodule update --init ggml); nothing is downloaded. The script
@@ -43,6 +43,10 @@
 #   --compiled      sdc runs from a file sdc convert made once from the checkpoint (see above)
 #   --vae-precision P   sdc's --vae-precision: auto (default) or int8 (the VAE and TAESD decoders W8A8)
 #   --repeat N      sdc runs per case (default 1); the table shows their median wall time
+#   --pause S       seconds to wait before each run (default 0). On a VM that hands freed memory
+#                   back to its host (free page reporting), a run started right after another
+#                   reuses the memory that one freed and does not pay for fresh memory, which a
+#                   process started on its own does (README, Memory, "Huge pages")
 set -euo pipefail
 
 die() {
@@ -53,7 +57,7 @@ die() {
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src="" sdc="$here/../build/sdc" work="${TMPDIR:-/tmp}/sdc-vs-sdcpp"
 threads=$(nproc) jobs=$(nproc) cases="lcm256,lcm512,euler512,taesd512" seed=1 taesd=1
-precision=auto compiled=0 vae_precision=auto repeat=1
+precision=auto compiled=0 vae_precision=auto repeat=1 pause=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --sdc) sdc=${2:?--sdc needs a path}; shift 2 ;;
@@ -67,6 +71,7 @@ while [ $# -gt 0 ]; do
     --compiled) compiled=1; shift ;;
     --vae-precision) vae_precision=${2:?--vae-precision needs a value}; shift 2 ;;
     --repeat) repeat=${2:?--repeat needs a number}; shift 2 ;;
+    --pause) pause=${2:?--pause needs a number of seconds}; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) [ -z "$src" ] || die "one source folder expected, found a second: $1"; src=$1; shift ;;
@@ -88,6 +93,7 @@ target=$(sed -n 's/^set(TARGET \([A-Za-z0-9_-]*\)).*/\1/p' "$cli_cmake" 2>/dev/n
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs: expected a positive number, found '$jobs'"
 [[ "$seed" =~ ^[0-9]+$ ]] || die "--seed: expected a number, found '$seed'"
 [[ "$repeat" =~ ^[1-9][0-9]*$ ]] || die "--repeat: expected a positive number, found '$repeat'"
+[[ "$pause" =~ ^[0-9]+$ ]] || die "--pause: expected a whole number of seconds, found '$pause'"
 case "$precision" in auto | f32 | bf16 | int8) ;; *) die "--precision: expected auto, f32, bf16 or int8, found '$precision'" ;; esac
 case "$vae_precision" in auto | int8) ;; *) die "--vae-precision: expected auto or int8, found '$vae_precision'" ;; esac
 [ -x "$sdc" ] || die "$sdc: no sdc binary (build sdc first, or pass --sdc PATH)"
@@ -157,6 +163,7 @@ prompt="a photograph of an astronaut riding a horse on the moon, highly detailed
 measure() {
   local name=$1
   shift
+  sleep "$pause"
   load=$(cut -d' ' -f1 /proc/loadavg)
   echo "== $name (load $load): $*" >&2
   if /usr/bin/time -v -o "$runs/$name.time" "$@" >"$runs/$name.log" 2>&1; then ok=1; else ok=0; fi
