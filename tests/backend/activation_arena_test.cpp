@@ -11,11 +11,9 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +21,7 @@
 #include "backend/cpu/activation_arena.h"
 #include "backend/cpu/arena_prefault.h"
 #include "backend/cpu/plan.h"
+#include "common/fixtures.h"
 #include "common/huge_pages.h"
 #include "reference.h"
 
@@ -175,10 +174,9 @@ TEST(HugePages, AnonymousMappingsAreLeftToTheSystemFileMappingsAreAdvised) {
 
   if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
     GTEST_SKIP() << "no transparent huge pages in this kernel: nothing to advise";
-  char path[] = "/tmp/sdc-huge-pages-XXXXXX";
-  const int fd = mkstemp(path);
+  TempDir dir;
+  const int fd = open(dir.file("mapped").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   ASSERT_GE(fd, 0);
-  unlink(path);
   const size_t bytes = size_t(4) << 20;
   ASSERT_EQ(ftruncate(fd, off_t(bytes)), 0);
   void* f = map_file_read_only(fd, bytes);
