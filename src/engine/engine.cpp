@@ -360,12 +360,25 @@ void Engine::run_job(Job& job) {
         w.vae_decoder = g.decode_with != "taesd";
         w.taesd_decoder = !w.vae_decoder;
       }
+      // A one-shot full VAE decode needs several times the UNet's activation memory (289
+      // against 40 MiB at 512x512, int8): planned once the prefault has stopped, its extra pages
+      // arrive when it first runs, after the UNet's weights were released (ReleaseAfterUse),
+      // instead of being resident through sampling, where they set the process's peak.
+      const bool decoder_after = options_.one_shot && w.vae_decoder;
+      pipeline::WarmupSpec sampling = w;
+      sampling.vae_decoder = w.vae_decoder && !decoder_after;
       size_t n = 0;
       {
         // Planning runs on one core; the other makes the plans' activation pages resident.
         const cpu::PlanOptions& o = loaded->sd->plans().options();
         cpu::ArenaPrefault prefault({o.arena, o.scratch});
-        n = pipeline::warm_plans(loaded->sd->plans(), w);
+        n = pipeline::warm_plans(loaded->sd->plans(), sampling);
+      }
+      if (decoder_after) {
+        pipeline::WarmupSpec decoder = w;
+        decoder.unet_batches.clear();
+        decoder.with_control = false;
+        n += pipeline::warm_plans(loaded->sd->plans(), decoder);
       }
       log << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms";
       if (const size_t mapped = cpu::PrepackedWeights::global().hits())

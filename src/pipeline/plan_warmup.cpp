@@ -10,7 +10,8 @@ size_t warm_plans(PlanCache& plans, const WarmupSpec& spec) {
   for (const auto& [width, height] : spec.sizes) {
     const int h = height / 8, w = width / 8;
     // The decoders first: their activations are a size's largest, so an ArenaPrefault running
-    // beside this has the whole arena to populate from the start.
+    // beside this has the whole arena to populate from the start (a one-shot run plans its full
+    // VAE apart, after the prefault: engine.cpp).
     if (spec.vae_decoder) plans.vae_decoder(1, h, w);  // the pipeline decodes one at a time
     if (spec.taesd_decoder) plans.taesd_decoder(1, h, w);
     for (int b : spec.unet_batches) {

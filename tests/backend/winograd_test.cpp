@@ -95,8 +95,15 @@ TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
   if (!cpu::winograd_int8_pays(1, 16, 16, 128, 128, 1)) GTEST_SKIP() << "no AVX-512 BF16 + VNNI";
   struct Case {
     int64_t N, H, W, Ci, Co;
+    int threads = 2;
   };
-  for (const Case c : {Case{2, 7, 9, 40, 24}, Case{1, 16, 12, 64, 32}, Case{1, 5, 4, 16, 16}}) {
+  // The last three have 64-127 tiles: too few for two chunks a thread on 2 or 3 threads, so their
+  // products split by point (3 threads: 6, 6 and 4 points).
+  for (const Case c :
+       {Case{2, 7, 9, 40, 24}, Case{1, 16, 12, 64, 32}, Case{1, 5, 4, 16, 16},
+        Case{1, 17, 15, 48, 40}, Case{2, 12, 11, 40, 24}, Case{1, 16, 16, 32, 48, 3}}) {
+    const int64_t tiles = cpu::winograd_tile_count(c.N, c.H, c.W);
+    EXPECT_EQ(cpu::winograd_splits_points(tiles, c.threads), tiles >= 64) << tiles << " tiles";
     const Vec x = round_bf16(random_vec(c.N * c.H * c.W * c.Ci, 31));
     const Vec w = random_vec(c.Co * c.Ci * 9, 32, -0.2f, 0.2f);
     const Vec b = random_vec(c.Co, 33);
@@ -107,7 +114,7 @@ TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
     const TensorRef rows = cpu::winograd_weight_rows(wt);
     ASSERT_EQ(rows.shape, (Shape{16 * c.Co, c.Ci}));
     const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-    cpu::WinogradConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, 2, true);
+    cpu::WinogradConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, c.threads, true);
     // s8 per point and output channel, packed as the products read them.
     const cpu::Int8Packed packed = cpu::pack_int8_weight(
         rows, {{16, c.Ci, c.Co}, dnnl::memory::data_type::s8, dnnl::memory::format_tag::acb},
@@ -135,8 +142,9 @@ TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
                out == 0 ? DType::F32 : DType::BF16, scratch.data(), &k);
         if (out == 1)
           for (size_t i = 0; i < y.size(); ++i) y[i] = bf16_to_f32(yb[i]);
-        SCOPED_TRACE(testing::Message() << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->"
-                                        << c.Co << " addend " << add << " output " << out);
+        SCOPED_TRACE(testing::Message()
+                     << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->" << c.Co
+                     << " threads " << c.threads << " addend " << add << " output " << out);
         // u8 tiles and s8 kernels: 0.9-1.2e-2 on random data (the direct int8 convolution's
         // quantisation ~0.55e-2 by its step sizes); a wrong tap, scale or zero point is off by ~1.
         EXPECT_LT(rel_l2(y, ref), 1.6e-2);

@@ -4,7 +4,8 @@
 // inside its parallel kernels, where every thread waits for the one that faults (on the 2-core VM
 // of the README, where fresh memory arrives at ~0.6 GB/s, a 512x512 bf16 VAE decode's first run
 // spent 0.4-1 s of its 3.5-4.6 s this way). The cost: the pages are resident from planning on,
-// so a one-shot process whose decoder needs more activation memory than its UNet peaks higher.
+// so a one-shot process whose decoder needs more activation memory than its UNet would peak
+// higher (`sdc generate` plans its full VAE after the prefault: engine.cpp).
 #pragma once
 
 #include <atomic>

@@ -1,6 +1,7 @@
 // WinogradProducts: n packed-once bf16 (or u8 x s8) matmuls over slices of the transformed tiles.
 #include "backend/cpu/winograd_common.h"
 
+#include <algorithm>
 #include <exception>
 
 #include "backend/cpu/dnnl_util.h"
@@ -93,17 +94,22 @@ WinogradProducts::WinogradProducts(int64_t n, int64_t at_once, int64_t tiles, in
 
 WinogradProducts::Bound WinogradProducts::bind(const void* u, void* thread_scratch,
                                                int64_t first) const {
-  Bound b(*this, engine_);
   auto* base = static_cast<uint8_t*>(thread_scratch);
-  uint8_t* V = base + v_at_;
-  uint8_t* M = V + v_bytes_;
+  return bind(u, base, base + v_at_, base + v_at_ + v_bytes_, first, at_once_);
+}
+
+WinogradProducts::Bound WinogradProducts::bind(const void* u, void* pad, void* tiles,
+                                               void* products, int64_t first, int64_t count) const {
+  Bound b(*this, engine_);
+  auto* V = static_cast<uint8_t*>(tiles);
+  auto* M = static_cast<uint8_t*>(products);
   b.V_ = V;
   b.M_ = M;
-  const memory scratch(pd_.scratchpad_desc(), engine_, base);
+  const memory scratch(pd_.scratchpad_desc(), engine_, pad);
   auto* kernels = static_cast<uint8_t*>(const_cast<void*>(u));
   const memory::desc v_md = tiles_md(tiles_, Ci_, type_), m_md = products_md(tiles_, Co_, type_);
-  b.args_.resize(size_t(at_once_));
-  for (int64_t i = 0; i < at_once_; ++i)
+  b.args_.resize(size_t(std::clamp<int64_t>(count, 0, at_once_)));
+  for (int64_t i = 0; i < int64_t(b.args_.size()); ++i)
     b.args_[size_t(i)] = {{DNNL_ARG_SRC, memory(v_md, engine_, V + size_t(i) * v_md.get_size())},
                           {DNNL_ARG_WEIGHTS, memory(pd_.weights_desc(), engine_,
                                                     kernels + size_t(first + i) * point_bytes_)},

@@ -43,6 +43,9 @@ class WinogradProducts {
   // then the products M [at_once, tiles, Co].
   size_t thread_scratch_bytes() const { return v_at_ + v_bytes_ + m_bytes_; }
 
+  // oneDNN's scratch for one product: the first bytes of a thread's scratch.
+  size_t pad_bytes() const { return v_at_; }
+
   // The products [first, first + at_once) over the V and M of a thread's scratch and the packed
   // kernels u: made once per thread, run once per chunk.
   class Bound {
@@ -61,6 +64,9 @@ class WinogradProducts {
     std::vector<std::unordered_map<int, dnnl::memory>> args_;
   };
   Bound bind(const void* u, void* thread_scratch, int64_t first = 0) const;
+  // The products [first, first + count) (count <= at_once) over the caller's V [count, tiles, Ci]
+  // and M [count, tiles, Co], oneDNN's scratch at `pad` (pad_bytes()).
+  Bound bind(const void* u, void* pad, void* V, void* M, int64_t first, int64_t count) const;
 
  private:
   int64_t n_, at_once_, tiles_, Ci_, Co_;
@@ -86,6 +92,14 @@ inline int64_t winograd_chunk_tiles(int64_t tiles, int threads, int64_t most) {
 // reuse too short for Winograd to pay.
 inline bool winograd_fills_threads(int64_t tiles, int threads) {
   return tiles >= 64 * int64_t(std::max(1, threads));
+}
+// Whether a convolution with too few tiles for that runs its products split by point instead:
+// all tiles transformed together, each thread the products of its share of the 16 points over all
+// of them (every transformed kernel read once, by one thread, and reused by every tile), then
+// each thread the output blocks of its share of the tiles. At least 64 tiles, so that a kernel
+// read from memory serves enough rows.
+inline bool winograd_splits_points(int64_t tiles, int threads) {
+  return tiles >= 64 && !winograd_fills_threads(tiles, threads);
 }
 
 // Tile k of N images of H x W pixels, numbered across rows and images: the 2x2 block of pixels

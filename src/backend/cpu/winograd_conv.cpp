@@ -1,5 +1,6 @@
 // Winograd F(2x2, 3x3) convolution (winograd_conv.h): the kernel transform at planning, the
-// input and output transforms in AVX-512, and the per-thread chunks around oneDNN's products.
+// input and output transforms in AVX-512, and the per-thread chunks (or the point split) around
+// oneDNN's products.
 //
 // With d a 4x4 input tile, g the 3x3 kernel and Y the 2x2 output block:
 //   Y = A^T [ (G g G^T) .* (B^T d B) ] A
@@ -37,6 +38,11 @@ namespace {
 // under 4 chunks per thread, for the balance of many-core CPUs (and their scratch).
 int64_t chunk_tiles(const WinogradConv::Shape& s, int threads) {
   return winograd_chunk_tiles(winograd_tile_count(s.N, s.H, s.W), threads, 256);
+}
+
+// Split products: the 16 points dealt out in runs of this many (2 threads: 8 each).
+int64_t points_per_thread(int threads) {
+  return (16 + threads - 1) / threads;
 }
 
 // Stores point k of a tile's transform; kTrack: and folds |value| into top[k].
@@ -78,7 +84,7 @@ SDC_AVX512_BF16 void input_tile(const uint16_t* const px[16], int64_t c, __mmask
 SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
                                  const WinogradConv::Shape& s, int64_t k0, int64_t count,
                                  int64_t tiles, uint16_t* V) {
-  const size_t vs = size_t(tiles * s.Ci);
+  const size_t vs = size_t(tiles * s.Ci);  // a point's rows
   for (int64_t t = 0; t < tiles; ++t) {
     if (t >= count) {
       for (int i = 0; i < 16; ++i)
@@ -97,10 +103,12 @@ SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
 // around 128 into V [16, tiles, Ci], its scale into `scales` [tiles, 16]. A scale per tile and
 // point follows the values closely (the direct int8 convolution has one per input tensor): the
 // output transform adds and cancels nine products, so each must be as exact as it can be.
+// `v_tiles`: the tiles V holds per point (its point stride), `tiles` or more.
 SDC_AVX512_BF16 void input_chunk_int8(const uint16_t* x, const uint16_t* zeros,
                                       const WinogradConv::Shape& s, int64_t k0, int64_t count,
-                                      int64_t tiles, float* rows, uint8_t* V, float* scales) {
-  const size_t vs = size_t(tiles * s.Ci);
+                                      int64_t tiles, int64_t v_tiles, float* rows, uint8_t* V,
+                                      float* scales) {
+  const size_t vs = size_t(v_tiles * s.Ci);
   for (int64_t t = 0; t < tiles; ++t) {
     if (t >= count) {  // never read: the codes of zeros
       for (int i = 0; i < 16; ++i) std::memset(V + i * vs + t * s.Ci, 128, size_t(s.Ci));
@@ -227,9 +235,13 @@ void output_chunk_as(const Points& M, const WinogradConv::Shape& s, int64_t k0, 
 }
 
 // The transforms' ISA and the shape rule both product types share (winograd_conv.h).
-bool winograd_shape_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
+bool winograd_shape_fits(int64_t H, int64_t W, int64_t Ci, int64_t Co) {
   return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
-         H * W >= 16 * 16 && winograd_fills_threads(winograd_tile_count(N, H, W), threads);
+         H * W >= 16 * 16;
+}
+bool winograd_shape_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
+  return winograd_shape_fits(H, W, Ci, Co) &&
+         winograd_fills_threads(winograd_tile_count(N, H, W), threads);
 }
 
 }  // namespace
@@ -242,10 +254,13 @@ bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int 
 bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
   // oneDNN's effective ISA follows DNNL_MAX_CPU_ISA: a cap below VNNI turns the path off too.
   static const bool vnni = __builtin_cpu_supports("avx512vnni") && isa_has_int8_dot();
-  // One chunk of 32 tiles per thread (the UNet's 16x16 x 1280 level at batch 1 on 2 threads)
-  // measured 2 % faster per step (473 -> 463 ms, Zen 5) but its kernels, 16/9 the bytes of the
-  // direct ones, took the plan's weights from 928 to 1072 MiB: past the int8 RSS budget.
-  return vnni && winograd_shape_pays(N, H, W, Ci, Co, threads) &&
+  // Too few tiles for two chunks a thread (the UNet's 16x16 x 1280 level at batch 1 on 2
+  // threads): the products split by point. One chunk of 32 tiles a thread instead measured only
+  // 2 % faster per step (473 -> 463 ms, Zen 5), each thread reading every kernel; split, 4.8 %
+  // (README, "The seventh stop"). Its kernels are 16/9 the bytes of the direct ones (+144 MiB).
+  const int64_t tiles = winograd_tile_count(N, H, W);
+  return vnni && winograd_shape_fits(H, W, Ci, Co) &&
+         (winograd_fills_threads(tiles, threads) || winograd_splits_points(tiles, threads)) &&
          WinogradProducts::stacks_kernels(WinogradProducts::Type::Int8);
 }
 
@@ -297,16 +312,58 @@ TensorRef winograd_weight_rows(const TensorRef& w) {
 WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threads, bool int8)
     : s_(s),
       threads_(std::max(1, threads)),
-      tiles_(chunk_tiles(s, threads_)),
+      // Only the int8 products split: the bf16 ones have no rule that asks for it.
+      split_(int8 && winograd_splits_points(winograd_tile_count(s.N, s.H, s.W), threads_)),
+      tiles_(split_ ? winograd_tile_count(s.N, s.H, s.W) : chunk_tiles(s, threads_)),
       int8_(int8),
-      products_(16, 16, tiles_, s.Ci, s.Co, engine,
+      products_(16, split_ ? points_per_thread(threads_) : 16, tiles_, s.Ci, s.Co, engine,
                 int8 ? WinogradProducts::Type::Int8 : WinogradProducts::Type::Bf16),
       zeros_(size_t(s.Ci), 0) {
+  const size_t rows = arena_aligned(size_t(16 * s.Ci) * sizeof(float));  // a tile's, int8
+  if (split_) {
+    rows_at_ = arena_aligned(products_.pad_bytes());
+    thread_bytes_ = rows_at_ + rows;
+    shared_scales_at_ = arena_aligned(size_t(16 * tiles_ * s.Ci));  // after V (u8)
+    shared_m_at_ = shared_scales_at_ + arena_aligned(size_t(16 * tiles_) * sizeof(float));
+    shared_bytes_ = shared_m_at_ + arena_aligned(size_t(16 * tiles_ * s.Co) * sizeof(int32_t));
+    return;
+  }
   thread_bytes_ = products_.thread_scratch_bytes();
   if (int8_) {  // then the tile's f32 rows and the chunk's scales
     rows_at_ = thread_bytes_;
-    scales_at_ = rows_at_ + arena_aligned(size_t(16 * s.Ci) * sizeof(float));
+    scales_at_ = rows_at_ + rows;
     thread_bytes_ = scales_at_ + arena_aligned(size_t(16 * tiles_) * sizeof(float));
+  }
+}
+
+void WinogradConv::run_split(const uint16_t* x, const void* u, const float* bias, Addend addend,
+                             void* y, DType yt, void* scratch, const Int8Kernels* int8) const {
+  const Shape s = s_;
+  const int64_t T = tiles_, per = points_per_thread(threads_);
+  auto* shared = static_cast<uint8_t*>(scratch) + thread_bytes_ * size_t(threads_);
+  uint8_t* V = shared;
+  auto* scales = reinterpret_cast<float*>(shared + shared_scales_at_);
+  auto* M = reinterpret_cast<int32_t*>(shared + shared_m_at_);
+#pragma omp parallel num_threads(threads_)
+  {
+    const int me = omp_get_thread_num(), n = omp_get_num_threads();
+    auto* mine = static_cast<uint8_t*>(scratch) + thread_bytes_ * size_t(me);
+    // This thread's tiles, for both transforms.
+    const int64_t k0 = T * me / n, count = T * (me + 1) / n - k0;
+    if (count > 0)
+      input_chunk_int8(x, zeros_.data(), s, k0, count, count, T,
+                       reinterpret_cast<float*>(mine + rows_at_), V + k0 * s.Ci, scales + 16 * k0);
+#pragma omp barrier
+    // Inside this parallel region oneDNN runs the products on the calling thread alone.
+    for (int64_t first = me * per; first < 16; first += int64_t(n) * per) {
+      const int64_t points = std::min<int64_t>(per, 16 - first);
+      products_.bind(u, mine, V + first * T * s.Ci, M + first * T * s.Co, first, points).run();
+    }
+#pragma omp barrier
+    if (count > 0) {
+      const Int8Points P{M + k0 * s.Co, size_t(T * s.Co), scales + 16 * k0, int8};
+      output_chunk_as(P, s, k0, count, bias, addend, y, yt);
+    }
   }
 }
 
@@ -315,6 +372,10 @@ void WinogradConv::run(const uint16_t* x, const void* u, const float* bias, Adde
   if (int8_ != (int8 != nullptr))
     throw Error("winograd_conv.cpp", "int8 kernel scales", int8_ ? "given" : "none",
                 int8 ? "given" : "none");
+  if (split_) {
+    run_split(x, u, bias, addend, y, yt, scratch, int8);
+    return;
+  }
   const Shape s = s_;
   const int64_t total = winograd_tile_count(s.N, s.H, s.W), tiles = tiles_;
   const int64_t chunks = (total + tiles - 1) / tiles;
@@ -329,7 +390,7 @@ void WinogradConv::run(const uint16_t* x, const void* u, const float* bias, Adde
       const int64_t k0 = k * tiles, count = std::min(tiles, total - k0);
       if (int8) {
         auto* scales = reinterpret_cast<float*>(mine + scales_at_);
-        input_chunk_int8(x, zeros_.data(), s, k0, count, tiles,
+        input_chunk_int8(x, zeros_.data(), s, k0, count, tiles, tiles,
                          reinterpret_cast<float*>(mine + rows_at_),
                          static_cast<uint8_t*>(products.tiles()), scales);
         products.run();

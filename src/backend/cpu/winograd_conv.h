@@ -5,7 +5,8 @@
 // transformed (bf16, channels-last), the 16 products run as 16 oneDNN bf16 matmuls
 // [tiles, Ci] x [Ci, Co] -> f32 (kernels packed once), and the output transform adds the bias and a
 // residual and writes the 2x2 blocks; a chunk is long enough to reuse the transformed kernels it
-// reads.
+// reads. With too few tiles for that (int8 only), all tiles are transformed together and the
+// threads split the 16 products between them, then the output blocks.
 //
 // The price is precision: the transformed tiles and kernels are rounded to bf16 at ~2x the
 // magnitude of the values the direct convolution rounds, and the output transform cancels large
@@ -42,7 +43,10 @@ namespace sdc::cpu {
 // step 5 % more.
 bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 // The same rule for an int8 plan's W8A8 convolution, with VNNI and int8 product kernels that
-// oneDNN lays out plainly blocked (WinogradProducts::stacks_kernels) instead of bf16 ones.
+// oneDNN lays out plainly blocked (WinogradProducts::stacks_kernels) instead of bf16 ones, and
+// where the tiles are too few for two chunks a thread but at least 64, the products split by
+// point instead (winograd_splits_points).
+
 bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 
 // The transformed kernel U = G g G^T of a [Co, Ci, 3, 3] kernel, as [16, Ci, Co] f32 (for each
@@ -66,7 +70,7 @@ class WinogradConv {
   // the 16 points' [Ci, Co] kernels one after another, each in oneDNN's blocked layout for its
   // product).
   dnnl::memory::desc weights_desc() const { return products_.weights_desc(); }
-  size_t scratch_bytes() const { return thread_bytes_ * size_t(threads_); }
+  size_t scratch_bytes() const { return thread_bytes_ * size_t(threads_) + shared_bytes_; }
 
   // An int8 kernel's scales and s8 sums, [16, Co] each (the rows of winograd_weight_rows).
   struct Int8Kernels {
@@ -89,13 +93,21 @@ class WinogradConv {
            void* scratch, const Int8Kernels* int8 = nullptr) const;
 
  private:
+  // The products split by point (winograd_splits_points): all tiles' V, scales and M shared.
+  void run_split(const uint16_t* x, const void* u, const float* bias, Addend addend, void* y,
+                 DType yt, void* scratch, const Int8Kernels* int8) const;
+
   Shape s_;
   int threads_;
-  int64_t tiles_;  // tiles per chunk (consecutive 2x2 blocks, row after row, image after image)
+  bool split_;     // the products split by point, not the tiles by chunk
+  int64_t tiles_;  // tiles per chunk (consecutive 2x2 blocks, row after row, image after image);
+                   // split: all of them
   bool int8_;
   WinogradProducts products_;
   // A thread's scratch: the products', then (int8) a tile's f32 rows and the chunk's scales.
+  // Split: oneDNN's scratch and the f32 rows per thread, then the shared V, scales and M.
   size_t thread_bytes_ = 0, rows_at_ = 0, scales_at_ = 0;
+  size_t shared_bytes_ = 0, shared_scales_at_ = 0, shared_m_at_ = 0;
   std::vector<uint16_t> zeros_;  // Ci zeros: the padding around the image
 };
 
