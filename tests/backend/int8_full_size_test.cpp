@@ -170,15 +170,16 @@ TEST_P(Int8FullSizeWinograd, ConvMatchesTheF32PlanWithinItsQuantisationError) {
   EXPECT_EQ(Vec(int8->output("y"), int8->output("y") + n), first);
 }
 
-// The UNet's Winograd layers at 512x512 (64x64 and 32x32 latents at batch 1, 16x16 at batch 2)
-// and the VAE decoder's (512 channels at 64 and 128, 256 at 256, 128 at 512).
+// The UNet's Winograd layers at 512x512 (64x64, 32x32 and 16x16 latents at batch 1, 16x16 at
+// batch 2; on 2 threads the 32x32 and 16x16 ones split their products by point) and the VAE
+// decoder's (512 channels at 64 and 128, 256 at 256, 128 at 512).
 INSTANTIATE_TEST_SUITE_P(
     Sd15, Int8FullSizeWinograd,
     testing::Values(WinogradShape{1, 320, 320, 64, 64}, WinogradShape{1, 960, 320, 64, 64},
                     WinogradShape{1, 640, 640, 32, 32}, WinogradShape{1, 1920, 640, 32, 32},
-                    WinogradShape{2, 2560, 1280, 16, 16}, WinogradShape{1, 512, 512, 64, 64},
-                    WinogradShape{1, 512, 512, 128, 128}, WinogradShape{1, 512, 256, 256, 256},
-                    WinogradShape{1, 128, 128, 512, 512}),
+                    WinogradShape{1, 2560, 1280, 16, 16}, WinogradShape{2, 2560, 1280, 16, 16},
+                    WinogradShape{1, 512, 512, 64, 64}, WinogradShape{1, 512, 512, 128, 128},
+                    WinogradShape{1, 512, 256, 256, 256}, WinogradShape{1, 128, 128, 512, 512}),
     [](const auto& i) {
       const WinogradShape& c = i.param;
       return std::to_string(c.N) + "x" + std::to_string(c.Ci) + "to" + std::to_string(c.Co) + "at" +

@@ -96,14 +96,16 @@ TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
   struct Case {
     int64_t N, H, W, Ci, Co;
     int threads = 2;
+    bool split = false;  // the products split by point (winograd_splits_points), not by chunk
   };
-  // The last three have 64-127 tiles: too few for two chunks a thread on 2 or 3 threads, so their
-  // products split by point (3 threads: 6, 6 and 4 points).
-  for (const Case c :
-       {Case{2, 7, 9, 40, 24}, Case{1, 16, 12, 64, 32}, Case{1, 5, 4, 16, 16},
-        Case{1, 17, 15, 48, 40}, Case{2, 12, 11, 40, 24}, Case{1, 16, 16, 32, 48, 3}}) {
+  // 64 or more tiles, in chunks that would be shorter than 64: split by point (3 threads: 6, 6
+  // and 4 points each). 512 tiles on 2 threads: chunks of 64.
+  for (const Case c : {Case{2, 7, 9, 40, 24}, Case{1, 16, 12, 64, 32}, Case{1, 5, 4, 16, 16},
+                       Case{1, 17, 15, 48, 40, 2, true}, Case{2, 12, 11, 40, 24, 2, true},
+                       Case{1, 16, 16, 32, 48, 3, true}, Case{1, 32, 31, 24, 40, 2, true},
+                       Case{2, 32, 32, 16, 24, 2, false}}) {
     const int64_t tiles = cpu::winograd_tile_count(c.N, c.H, c.W);
-    EXPECT_EQ(cpu::winograd_splits_points(tiles, c.threads), tiles >= 64) << tiles << " tiles";
+    EXPECT_EQ(cpu::winograd_splits_points(tiles, c.threads), c.split) << tiles << " tiles";
     const Vec x = round_bf16(random_vec(c.N * c.H * c.W * c.Ci, 31));
     const Vec w = random_vec(c.Co * c.Ci * 9, 32, -0.2f, 0.2f);
     const Vec b = random_vec(c.Co, 33);

@@ -93,13 +93,17 @@ inline int64_t winograd_chunk_tiles(int64_t tiles, int threads, int64_t most) {
 inline bool winograd_fills_threads(int64_t tiles, int threads) {
   return tiles >= 64 * int64_t(std::max(1, threads));
 }
-// Whether a convolution with too few tiles for that runs its products split by point instead:
-// all tiles transformed together, each thread the products of its share of the 16 points over all
-// of them (every transformed kernel read once, by one thread, and reused by every tile), then
-// each thread the output blocks of its share of the tiles. At least 64 tiles, so that a kernel
-// read from memory serves enough rows.
+// Whether the int8 products run split by point instead of by chunk: all tiles transformed
+// together, each thread the products of its share of the 16 points over all of them (every
+// transformed kernel read once, by one thread, and reused by every tile), then each thread the
+// output blocks of its share of the tiles. Where chunks would be shorter than 64 tiles (every
+// thread reading every kernel once per chunk): measured on 2 threads (Zen 5), the UNet's 16x16 x
+// 1280 level at batch 1 (64 tiles, direct before: it could not fill the threads) 4.8 % of the
+// step, its 32x32 x 640 level (256 tiles, chunks of 32) 42-44 -> 35-36.5 ms a step; its 64x64
+// level (chunks of 128) 35-36.6 -> 36.2-41.4 ms (not split: the shared products, 21 MiB, leave
+// the caches). At least 64 tiles, so that a kernel read from memory serves enough rows.
 inline bool winograd_splits_points(int64_t tiles, int threads) {
-  return tiles >= 64 && !winograd_fills_threads(tiles, threads);
+  return tiles >= 64 && winograd_chunk_tiles(tiles, threads, 256) < 64;
 }
 
 // Tile k of N images of H x W pixels, numbered across rows and images: the 2x2 block of pixels

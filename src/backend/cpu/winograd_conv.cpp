@@ -255,9 +255,9 @@ bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
   // oneDNN's effective ISA follows DNNL_MAX_CPU_ISA: a cap below VNNI turns the path off too.
   static const bool vnni = __builtin_cpu_supports("avx512vnni") && isa_has_int8_dot();
   // Too few tiles for two chunks a thread (the UNet's 16x16 x 1280 level at batch 1 on 2
-  // threads): the products split by point. One chunk of 32 tiles a thread instead measured only
-  // 2 % faster per step (473 -> 463 ms, Zen 5), each thread reading every kernel; split, 4.8 %
-  // (README, "The seventh stop"). Its kernels are 16/9 the bytes of the direct ones (+144 MiB).
+  // threads): the products split by point (winograd_splits_points). One chunk of 32 tiles a
+  // thread instead measured only 2 % faster per step (473 -> 463 ms, Zen 5), each thread reading
+  // every kernel. Its kernels are 16/9 the bytes of the direct ones (+144 MiB).
   const int64_t tiles = winograd_tile_count(N, H, W);
   return vnni && winograd_shape_fits(H, W, Ci, Co) &&
          (winograd_fills_threads(tiles, threads) || winograd_splits_points(tiles, threads)) &&
