@@ -28,8 +28,12 @@ TEST(WinogradConv, MatchesTheDirectConvolutionAtBf16Precision) {
     GTEST_SKIP() << "no AVX-512 BF16 here";
   struct Case {
     int64_t N, H, W, Ci, Co;
+    int threads = 2;
   };
-  for (const Case c : {Case{2, 7, 9, 40, 24}, Case{1, 16, 12, 64, 32}, Case{1, 5, 4, 16, 16}}) {
+  // The last three split their products by point (winograd_splits_points).
+  for (const Case c :
+       {Case{2, 7, 9, 40, 24}, Case{1, 16, 12, 64, 32}, Case{1, 5, 4, 16, 16},
+        Case{1, 17, 15, 48, 40}, Case{1, 32, 31, 24, 40}, Case{2, 12, 11, 40, 24, 3}}) {
     const Vec x = round_bf16(random_vec(c.N * c.H * c.W * c.Ci, 11));
     const Vec w = random_vec(c.Co * c.Ci * 9, 12, -0.2f, 0.2f);
     const Vec b = random_vec(c.Co, 13);
@@ -42,7 +46,7 @@ TEST(WinogradConv, MatchesTheDirectConvolutionAtBf16Precision) {
     const TensorRef u = cpu::winograd_weights(wt);
     ASSERT_EQ(u.shape, (Shape{16, c.Ci, c.Co}));
     const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-    cpu::WinogradConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, 2);
+    cpu::WinogradConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, c.threads);
     // The kernel packed as the products read it.
     std::vector<uint8_t> packed(wc.weights_desc().get_size());
     {
@@ -81,8 +85,9 @@ TEST(WinogradConv, MatchesTheDirectConvolutionAtBf16Precision) {
                scratch.data());
         if (out == 1)
           for (size_t i = 0; i < n; ++i) yf[i] = bf16_to_f32(yb[i]);
-        SCOPED_TRACE(testing::Message() << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->"
-                                        << c.Co << " addend " << add << " output " << out);
+        SCOPED_TRACE(testing::Message()
+                     << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->" << c.Co
+                     << " threads " << c.threads << " addend " << add << " output " << out);
         // bf16 tiles and kernels: ~6e-3 on random data (the direct bf16 convolution ~2e-3); a
         // wrong tap or a missed tile is off by ~1.
         EXPECT_LT(rel_l2(yf, ref), 1.2e-2);

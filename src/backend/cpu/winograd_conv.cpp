@@ -81,10 +81,11 @@ SDC_AVX512_BF16 void input_tile(const uint16_t* const px[16], int64_t c, __mmask
 
 // One chunk's input transform: tiles [k0, k0 + count) into V [16, tiles, Ci]; the rest of V's
 // tiles zeroed (their products are never read).
+// `v_tiles`: the tiles V holds per point (its point stride), `tiles` or more.
 SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
                                  const WinogradConv::Shape& s, int64_t k0, int64_t count,
-                                 int64_t tiles, uint16_t* V) {
-  const size_t vs = size_t(tiles * s.Ci);  // a point's rows
+                                 int64_t tiles, int64_t v_tiles, uint16_t* V) {
+  const size_t vs = size_t(v_tiles * s.Ci);  // a point's rows
   for (int64_t t = 0; t < tiles; ++t) {
     if (t >= count) {
       for (int i = 0; i < 16; ++i)
@@ -240,8 +241,9 @@ bool winograd_shape_fits(int64_t H, int64_t W, int64_t Ci, int64_t Co) {
          H * W >= 16 * 16;
 }
 bool winograd_shape_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
+  const int64_t tiles = winograd_tile_count(N, H, W);
   return winograd_shape_fits(H, W, Ci, Co) &&
-         winograd_fills_threads(winograd_tile_count(N, H, W), threads);
+         (winograd_fills_threads(tiles, threads) || winograd_splits_points(tiles, threads));
 }
 
 }  // namespace
@@ -258,9 +260,7 @@ bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
   // threads): the products split by point (winograd_splits_points). One chunk of 32 tiles a
   // thread instead measured only 2 % faster per step (473 -> 463 ms, Zen 5), each thread reading
   // every kernel. Its kernels are 16/9 the bytes of the direct ones (+144 MiB).
-  const int64_t tiles = winograd_tile_count(N, H, W);
-  return vnni && winograd_shape_fits(H, W, Ci, Co) &&
-         (winograd_fills_threads(tiles, threads) || winograd_splits_points(tiles, threads)) &&
+  return vnni && winograd_shape_pays(N, H, W, Ci, Co, threads) &&
          WinogradProducts::stacks_kernels(WinogradProducts::Type::Int8);
 }
 
@@ -312,20 +312,20 @@ TensorRef winograd_weight_rows(const TensorRef& w) {
 WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threads, bool int8)
     : s_(s),
       threads_(std::max(1, threads)),
-      // Only the int8 products split: the bf16 ones have no rule that asks for it.
-      split_(int8 && winograd_splits_points(winograd_tile_count(s.N, s.H, s.W), threads_)),
+      split_(winograd_splits_points(winograd_tile_count(s.N, s.H, s.W), threads_)),
       tiles_(split_ ? winograd_tile_count(s.N, s.H, s.W) : chunk_tiles(s, threads_)),
       int8_(int8),
       products_(16, split_ ? points_per_thread(threads_) : 16, tiles_, s.Ci, s.Co, engine,
                 int8 ? WinogradProducts::Type::Int8 : WinogradProducts::Type::Bf16),
       zeros_(size_t(s.Ci), 0) {
   const size_t rows = arena_aligned(size_t(16 * s.Ci) * sizeof(float));  // a tile's, int8
-  if (split_) {
+  if (split_) {  // V u8 or bf16, the int8 scales, M s32 or f32
     rows_at_ = arena_aligned(products_.pad_bytes());
-    thread_bytes_ = rows_at_ + rows;
-    shared_scales_at_ = arena_aligned(size_t(16 * tiles_ * s.Ci));  // after V (u8)
-    shared_m_at_ = shared_scales_at_ + arena_aligned(size_t(16 * tiles_) * sizeof(float));
-    shared_bytes_ = shared_m_at_ + arena_aligned(size_t(16 * tiles_ * s.Co) * sizeof(int32_t));
+    thread_bytes_ = rows_at_ + (int8_ ? rows : 0);
+    shared_scales_at_ = arena_aligned(size_t(16 * tiles_ * s.Ci) * (int8_ ? 1 : 2));
+    shared_m_at_ =
+        shared_scales_at_ + (int8_ ? arena_aligned(size_t(16 * tiles_) * sizeof(float)) : 0);
+    shared_bytes_ = shared_m_at_ + arena_aligned(size_t(16 * tiles_ * s.Co) * 4);
     return;
   }
   thread_bytes_ = products_.thread_scratch_bytes();
@@ -341,27 +341,38 @@ void WinogradConv::run_split(const uint16_t* x, const void* u, const float* bias
   const Shape s = s_;
   const int64_t T = tiles_, per = points_per_thread(threads_);
   auto* shared = static_cast<uint8_t*>(scratch) + thread_bytes_ * size_t(threads_);
+  const size_t v_size = int8_ ? 1 : 2;  // u8 codes or bf16 values
   uint8_t* V = shared;
   auto* scales = reinterpret_cast<float*>(shared + shared_scales_at_);
-  auto* M = reinterpret_cast<int32_t*>(shared + shared_m_at_);
+  uint8_t* M = shared + shared_m_at_;  // s32 or f32
 #pragma omp parallel num_threads(threads_)
   {
     const int me = omp_get_thread_num(), n = omp_get_num_threads();
     auto* mine = static_cast<uint8_t*>(scratch) + thread_bytes_ * size_t(me);
     // This thread's tiles, for both transforms.
     const int64_t k0 = T * me / n, count = T * (me + 1) / n - k0;
-    if (count > 0)
+    if (count > 0 && int8)
       input_chunk_int8(x, zeros_.data(), s, k0, count, count, T,
                        reinterpret_cast<float*>(mine + rows_at_), V + k0 * s.Ci, scales + 16 * k0);
+    else if (count > 0)
+      input_chunk(x, zeros_.data(), s, k0, count, count, T,
+                  reinterpret_cast<uint16_t*>(V) + k0 * s.Ci);
 #pragma omp barrier
     // Inside this parallel region oneDNN runs the products on the calling thread alone.
     for (int64_t first = me * per; first < 16; first += int64_t(n) * per) {
       const int64_t points = std::min<int64_t>(per, 16 - first);
-      products_.bind(u, mine, V + first * T * s.Ci, M + first * T * s.Co, first, points).run();
+      products_
+          .bind(u, mine, V + size_t(first * T * s.Ci) * v_size, M + size_t(first * T * s.Co) * 4,
+                first, points)
+          .run();
     }
 #pragma omp barrier
-    if (count > 0) {
-      const Int8Points P{M + k0 * s.Co, size_t(T * s.Co), scales + 16 * k0, int8};
+    if (count > 0 && int8) {
+      const Int8Points P{reinterpret_cast<const int32_t*>(M) + k0 * s.Co, size_t(T * s.Co),
+                         scales + 16 * k0, int8};
+      output_chunk_as(P, s, k0, count, bias, addend, y, yt);
+    } else if (count > 0) {
+      const F32Points P{reinterpret_cast<const float*>(M) + k0 * s.Co, size_t(T * s.Co)};
       output_chunk_as(P, s, k0, count, bias, addend, y, yt);
     }
   }
@@ -397,7 +408,7 @@ void WinogradConv::run(const uint16_t* x, const void* u, const float* bias, Adde
         const Int8Points M{static_cast<const int32_t*>(products.products()), ms, scales, int8};
         output_chunk_as(M, s, k0, count, bias, addend, y, yt);
       } else {
-        input_chunk(x, zeros_.data(), s, k0, count, tiles,
+        input_chunk(x, zeros_.data(), s, k0, count, tiles, tiles,
                     static_cast<uint16_t*>(products.tiles()));
         products.run();
         const F32Points M{static_cast<const float*>(products.products()), ms};
