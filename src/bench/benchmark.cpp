@@ -144,9 +144,10 @@ class CaseRunner {
     r.components.push_back(text_encoder());
     r.components.push_back(unet(case_.unet_batch()));
     if (s_.profile)
-      r.unet_profile = profile(plans_->unet(case_.unet_batch(), h_, w_, context().tokens, false));
+      r.unet_profile = profile(plans_->unet(case_.unet_batch(), h_, w_, context().tokens, false),
+                               "unet batch " + std::to_string(case_.unet_batch()));
     r.components.push_back(vae_decode());
-    if (s_.profile) r.vae_profile = profile(plans_->vae_decoder(1, h_, w_));
+    if (s_.profile) r.vae_profile = profile(plans_->vae_decoder(1, h_, w_), "vae decode");
     if (case_.steps <= s_.end_to_end_max_steps) end_to_end(r);
     r.peak_rss = peak_rss_bytes();
     log_ << tag() << "peak RSS " << r.peak_rss / (1 << 20) << " MiB\n";
@@ -342,11 +343,13 @@ class CaseRunner {
     r.e2e_taesd_decode_ms = t.vae_decode_ms;  // the decode stage, TAESD here
   }
 
-  // One more UNet step with every prepared step timed, summed per kind, slowest first.
-  // One profiled run of a plan whose inputs are filled, its steps summed by kind, slowest first.
-  static std::vector<ProfileEntry> profile(cpu::Plan& plan) {
+  // One profiled run of a plan whose inputs are filled, its steps summed by kind, slowest first;
+  // with --profile-steps each step also goes to that file as it ran.
+  std::vector<ProfileEntry> profile(cpu::Plan& plan, const std::string& what) {
+    const std::vector<cpu::StepInfo> steps = plan.profile_run();
+    if (!s_.profile_steps.empty()) write_steps(steps, what);
     std::vector<ProfileEntry> out;
-    for (const cpu::StepInfo& s : plan.profile_run()) {
+    for (const cpu::StepInfo& s : steps) {
       auto it = std::find_if(out.begin(), out.end(),
                              [&](const ProfileEntry& e) { return e.kind == s.kind; });
       if (it == out.end()) it = out.insert(out.end(), ProfileEntry{s.kind});
@@ -358,6 +361,18 @@ class CaseRunner {
     std::sort(out.begin(), out.end(),
               [](const ProfileEntry& a, const ProfileEntry& b) { return a.ms > b.ms; });
     return out;
+  }
+  void write_steps(const std::vector<cpu::StepInfo>& steps, const std::string& what) const {
+    std::ofstream f(s_.profile_steps, std::ios::app);
+    const std::string head =
+        case_.name + "\t" + cpu::precision_name(precision_) + "\t" + what + "\t";
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const cpu::StepInfo& s = steps[i];
+      const double gflops = s.seconds > 0 ? 2e-9 * double(s.macs) / s.seconds : 0.0;
+      f << head << i << "\t" << s.kind << "\t" << s.label << "\t" << fixed(1e3 * s.seconds, 3)
+        << "\t" << fixed(1e3 * s.cpu_seconds, 3) << "\t" << fixed(gflops, 1) << "\n";
+    }
+    if (!f) throw Error(s_.profile_steps, "", "a writable --profile-steps file", "write failed");
   }
 
   // One autoencoder network (VAE or TAESD, decoder or encoder) as the pipeline runs it: its

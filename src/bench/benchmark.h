@@ -138,8 +138,11 @@ struct BenchSettings {
   int taesd_runs = 3;             // timed TAESD decodes / encodes
   int text_runs = 3;              // timed text encoder passes
   bool profile = false;           // also profile one UNet step of each case per step kind
-  bool vae_int8 = false;          // --vae-precision int8: the VAE decoder W8A8 in every case
-  bool winograd = true;           // --no-winograd: bf16's 3x3 convolutions all direct
+  // --profile-steps: every profiled step appended to this file, one tab-separated line each
+  // (case, precision, plan, index, kind, layer, ms, CPU ms, GFLOP/s); empty: none.
+  std::string profile_steps;
+  bool vae_int8 = false;  // --vae-precision int8: the VAE decoder W8A8 in every case
+  bool winograd = true;   // --no-winograd: bf16's 3x3 convolutions all direct
   // Run each case end to end through StableDiffusion::generate_batch when it has at most this
   // many steps (LCM: 4); longer ones are only estimated from the components.
   int end_to_end_max_steps = 4;

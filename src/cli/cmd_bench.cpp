@@ -147,6 +147,7 @@ std::vector<std::string> shared_args(const BenchArgs& a, const RandomModelFiles*
   add_option(args, "--e2e-max-steps", std::to_string(a.settings.end_to_end_max_steps));
   if (a.quick) args.push_back("--quick");
   if (a.settings.profile) args.push_back("--profile");
+  add_option(args, "--profile-steps", a.settings.profile_steps);
   if (a.settings.vae_int8) add_option(args, "--vae-precision", "int8");
   if (!a.settings.winograd) args.push_back("--no-winograd");
   return args;
@@ -395,6 +396,16 @@ void run_bench(BenchArgs& a) {
   const std::vector<bench::BenchCase> cases = bench::parse_bench_cases(a.cases, "--cases");
   const std::vector<cpu::Precision> precisions =
       bench::parse_bench_precisions(a.precision, "--precision");
+  if (!a.settings.profile_steps.empty()) {
+    if (!a.settings.profile)
+      throw UsageError("", "--profile-steps", "--profile beside it", "no --profile");
+    // The children append; the file starts with its header.
+    std::ofstream f(a.settings.profile_steps, std::ios::trunc);
+    f << "case\tprecision\tplan\tindex\tkind\tlayer\tms\tcpu_ms\tgflops\n";
+    if (!f)
+      throw UsageError(a.settings.profile_steps, "--profile-steps", "a writable file",
+                       std::strerror(errno));
+  }
   if (!a.json.empty()) {
     const std::filesystem::path dir = std::filesystem::path(a.json).parent_path();
     std::error_code ec;
@@ -497,6 +508,9 @@ void add_bench_command(CLI::App& app) {
                   "Also run cases of up to N steps end to end (4: the LCM cases; 0: none)");
   cmd->add_flag("--profile", a->settings.profile,
                 "Also time one UNet step per step kind (top costs)");
+  cmd->add_option("--profile-steps", a->settings.profile_steps,
+                  "With --profile: also write every profiled step (case, precision, plan, index, "
+                  "kind, layer, ms, CPU ms, GFLOP/s) as tab-separated lines to FILE");
   cmd->add_option("--write-checkpoint", a->write_checkpoint,
                   "Only write the random full-size SD1.5 (--seed) as an fp16 .safetensors FILE");
   cmd->add_option("--write-taesd", a->write_taesd,

@@ -34,10 +34,11 @@ void expect_positive(const json& j, const char* key, const std::string& where) {
 
 TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
   TempDir dir;
-  const std::string json_path = dir.file("bench.json");
-  CommandResult r = run_sdc({"bench", "--quick", "-m", tiny("model.safetensors"), "--model-config",
-                             tiny("diffusers"), "--control-net", tiny("controlnet.safetensors"),
-                             "--precision", "both", "--profile", "--json", json_path});
+  const std::string json_path = dir.file("bench.json"), steps_path = dir.file("steps.tsv");
+  CommandResult r =
+      run_sdc({"bench", "--quick", "-m", tiny("model.safetensors"), "--model-config",
+               tiny("diffusers"), "--control-net", tiny("controlnet.safetensors"), "--precision",
+               "both", "--profile", "--profile-steps", steps_path, "--json", json_path});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("UNet step, batch 1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("lcm256"), std::string::npos) << r.out;
@@ -109,6 +110,38 @@ TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
         << where;
   }
   EXPECT_EQ(precisions, (std::set<std::string>{"f32", "bf16"}));
+
+  // --profile-steps: a header, then every profiled step of each (case, precision, plan), as many
+  // as the profile tables count, with its layer and a time.
+  std::ifstream steps(steps_path);
+  std::string line;
+  ASSERT_TRUE(std::getline(steps, line));
+  EXPECT_EQ(line, "case\tprecision\tplan\tindex\tkind\tlayer\tms\tcpu_ms\tgflops");
+  std::map<std::string, int> per_plan;
+  bool some_layer = false;
+  while (std::getline(steps, line)) {
+    std::vector<std::string> f;
+    for (size_t at = 0;;) {
+      const size_t tab = line.find('\t', at);
+      f.push_back(line.substr(at, tab - at));
+      if (tab == std::string::npos) break;
+      at = tab + 1;
+    }
+    ASSERT_EQ(f.size(), 9u) << line;
+    EXPECT_EQ(f[0], "lcm256") << line;
+    EXPECT_EQ(std::stoi(f[3]), per_plan[f[1] + " " + f[2]]++) << line;  // in run order
+    EXPECT_FALSE(f[4].empty()) << line;
+    some_layer |= f[5].find("input_blocks") != std::string::npos;
+    EXPECT_GE(std::stod(f[6]), 0.0) << line;
+  }
+  EXPECT_TRUE(some_layer);
+  for (const json& c : cases) {
+    const std::string p = c.at("precision").get<std::string>();
+    int counted = 0;
+    for (const json& e : c.at("unet_profile")) counted += e.at("count").get<int>();
+    EXPECT_EQ(per_plan[p + " unet batch 1"], counted) << p;
+    EXPECT_GT(per_plan[p + " vae decode"], 0) << p;
+  }
 }
 
 TEST(BenchCommand, ModelWithoutControlNetSkipsTheControlNetStepWithANote) {
@@ -159,6 +192,10 @@ TEST(BenchCommand, OtherBadValuesExit2WithOneLine) {
       {{"bench", "--e2e-max-steps", "-1"}, "--e2e-max-steps: expected 0 or more, found -1"},
       {{"bench", "--json", dir.file("missing/b.json")},
        "--json: expected an existing output directory"},
+      {{"bench", "--profile-steps", dir.file("s.tsv")},
+       "--profile-steps: expected --profile beside it, found no --profile"},
+      {{"bench", "--profile", "--profile-steps", dir.file("missing/s.tsv")},
+       "--profile-steps: expected a writable file"},
   };
   for (const auto& [args, message] : bad) {
     CommandResult r = run_sdc(args);
