@@ -5,7 +5,7 @@
 // transformed (bf16, channels-last), the 16 products run as 16 oneDNN bf16 matmuls
 // [tiles, Ci] x [Ci, Co] -> f32 (kernels packed once), and the output transform adds the bias and a
 // residual and writes the 2x2 blocks; a chunk is long enough to reuse the transformed kernels it
-// reads. With too few tiles for that (int8 only), all tiles are transformed together and the
+// reads. With too few tiles for that, all tiles are transformed together and the
 // threads split the 16 products between them, then the output blocks.
 //
 // The price is precision: the transformed tiles and kernels are rounded to bf16 at ~2x the
@@ -34,19 +34,16 @@ namespace sdc::cpu {
 
 // Whether a bf16 3x3 convolution over N images of H x W pixels, Ci -> Co channels, run by
 // `threads` threads, is faster as Winograd on this CPU: AVX-512 BF16 (the products), at least 128
-// channels both ways, at least 16x16 pixels and at least two chunks of 32 tiles per thread (fewer
-// leave threads idle or the kernels' reuse too short). Measured against oneDNN 2.6's direct bf16
-// convolution on a Zen 5 (2 threads): 512^2 x 128 1.1-1.2x, 256^2 x 256 1.3-1.6x, 128^2 x 512
-// 1.2-1.3x; at 64^2 (the UNet's first level at 512x512, 320 channels; the VAE's 512-channel mid
-// block) ~1.7x per layer: the VAE decode 4 % faster, the UNet step 5-8 %; the UNet's 32^2 x 640
-// level 3-5 % more; its 16^2 x 1280 level (two chunks a thread only at batch 2) the batch-2
-// step 5 % more.
+// channels both ways, at least 16x16 pixels, and either two chunks of 32 tiles per thread or at
+// least 64 tiles for the products split by point (winograd_splits_points). Measured against
+// oneDNN 2.6's direct bf16 convolution on a Zen 5 (2 threads): 512^2 x 128 1.1-1.2x, 256^2 x 256
+// 1.3-1.6x, 128^2 x 512 1.2-1.3x; at 64^2 (the UNet's first level at 512x512, 320 channels; the
+// VAE's 512-channel mid block) ~1.7x per layer: the VAE decode 4 % faster, the UNet step 5-8 %;
+// the UNet's 32^2 x 640 level 3-5 % more; its 16^2 x 1280 level the batch-2 step 5 % more, and
+// split by point at batch 1 (with the 32^2 level split too) LCM-4 sampling 10 % faster.
 bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 // The same rule for an int8 plan's W8A8 convolution, with VNNI and int8 product kernels that
-// oneDNN lays out plainly blocked (WinogradProducts::stacks_kernels) instead of bf16 ones, and
-// where the tiles are too few for two chunks a thread but at least 64, the products split by
-// point instead (winograd_splits_points).
-
+// oneDNN lays out plainly blocked (WinogradProducts::stacks_kernels) instead of bf16 ones.
 bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 
 // The transformed kernel U = G g G^T of a [Co, Ci, 3, 3] kernel, as [16, Ci, Co] f32 (for each
