@@ -104,11 +104,11 @@ TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
     bool split = false;  // the products split by point (winograd_splits_points), not by chunk
   };
   // 64 or more tiles, in chunks that would be shorter than 64: split by point (3 threads: 6, 6
-  // and 4 points each). 512 tiles on 2 threads: chunks of 64.
+  // and 4 points each; 1 thread: all 16). 512 tiles on 2 threads: chunks of 64.
   for (const Case c : {Case{2, 7, 9, 40, 24}, Case{1, 16, 12, 64, 32}, Case{1, 5, 4, 16, 16},
                        Case{1, 17, 15, 48, 40, 2, true}, Case{2, 12, 11, 40, 24, 2, true},
                        Case{1, 16, 16, 32, 48, 3, true}, Case{1, 32, 31, 24, 40, 2, true},
-                       Case{2, 32, 32, 16, 24, 2, false}}) {
+                       Case{2, 32, 32, 16, 24, 2, false}, Case{1, 16, 16, 24, 16, 1, true}}) {
     const int64_t tiles = cpu::winograd_tile_count(c.N, c.H, c.W);
     EXPECT_EQ(cpu::winograd_splits_points(tiles, c.threads), c.split) << tiles << " tiles";
     const Vec x = round_bf16(random_vec(c.N * c.H * c.W * c.Ci, 31));
