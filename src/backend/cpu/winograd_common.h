@@ -93,7 +93,7 @@ inline int64_t winograd_chunk_tiles(int64_t tiles, int threads, int64_t most) {
 inline bool winograd_fills_threads(int64_t tiles, int threads) {
   return tiles >= 64 * int64_t(std::max(1, threads));
 }
-// Whether the int8 products run split by point instead of by chunk: all tiles transformed
+// Whether the products (bf16 or int8) run split by point instead of by chunk: all tiles transformed
 // together, each thread the products of its share of the 16 points over all of them (every
 // transformed kernel read once, by one thread, and reused by every tile), then each thread the
 // output blocks of its share of the tiles. Where chunks would be shorter than 64 tiles (every
