@@ -79,7 +79,6 @@ TEST(ActivationArena, PopulateMakesCommittedPagesResidentKeepingContents) {
   a[0] = 0x11;  // what a plan wrote before the prefault reached its pages
   a[(5 << 20) + 3] = 0x22;
   const size_t first = arena.populate(size_t(2) << 20);
-  if (first == 0) GTEST_SKIP() << "this kernel cannot populate ahead (MADV_POPULATE_WRITE)";
   EXPECT_EQ(first, size_t(2) << 20) << "one chunk at a time";
   size_t total = first;
   while (const size_t n = arena.populate(size_t(2) << 20)) total += n;
@@ -98,11 +97,6 @@ TEST(ActivationArena, PopulateMakesCommittedPagesResidentKeepingContents) {
 TEST(ArenaPrefault, FollowsTheArenasAsPlansGrowThemAndStopsWhenDestroyed) {
   auto arena = std::make_shared<ActivationArena>(size_t(1) << 30);
   auto scratch = std::make_shared<ActivationArena>(size_t(1) << 30);
-  {
-    ActivationArena probe(size_t(64) << 20);
-    probe.acquire(4096);
-    if (probe.populate(4096) == 0) GTEST_SKIP() << "this kernel cannot populate ahead";
-  }
   // Waits (up to 10 s: a loaded CI machine) for the background thread to reach `bytes`.
   auto wait_for = [](const cpu::ArenaPrefault& p, size_t bytes) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <new>
 
 #include "common/huge_pages.h"
@@ -51,15 +52,17 @@ void* ActivationArena::acquire(size_t bytes) {
 }
 
 size_t ActivationArena::populate(size_t max_bytes) {
-  if (cannot_populate_.load(std::memory_order_relaxed)) return 0;
   const size_t from = populated_.load(std::memory_order_relaxed);
   const size_t to = std::min(committed(), from + round_to_pages(max_bytes));
   if (to <= from) return 0;
-  // MADV_POPULATE_WRITE faults the pages in as a write would, without writing: a page a plan
-  // already uses keeps its contents.
-  if (madvise(static_cast<char*>(base_) + from, to - from, MADV_POPULATE_WRITE) != 0) {
-    cannot_populate_.store(true, std::memory_order_relaxed);  // EINVAL before Linux 5.14
-    return 0;
+  // Each page is faulted in by a locked read-modify-write that adds nothing: a write fault that
+  // keeps what a plan already wrote. Not MADV_POPULATE_WRITE: it holds the process's mmap lock
+  // through the whole range, and the planner's mprotect calls (oneDNN's JIT code, arena commits)
+  // queued behind it (512x512 int8 + TAESD planning: 91-99 -> 62-65 ms); a touch fault takes only
+  // its mapping's lock.
+  static const size_t page = round_to_pages(1);
+  for (size_t at = from; at < to; at += page) {
+    std::atomic_ref<char>(static_cast<char*>(base_)[at]).fetch_or(0, std::memory_order_relaxed);
   }
   populated_.store(to, std::memory_order_relaxed);
   return to - from;

@@ -28,9 +28,8 @@ class ActivationArena {
 
   // Makes up to `max_bytes` more of the committed pages resident (allocated and zeroed by the
   // kernel, contents of pages already resident untouched) and returns how many bytes it made
-  // resident; 0 when all committed pages are, or when the kernel cannot populate ahead of use
-  // (before Linux 5.14), in which case pages still arrive on first touch as before. Safe from
-  // another thread while plans compile (acquire) and while a plan uses the pages it covers.
+  // resident; 0 when all committed pages are. Safe from another thread while plans compile
+  // (acquire) and while a plan uses the pages it covers.
   size_t populate(size_t max_bytes);
 
   static constexpr size_t kDefaultReserve = size_t(256) << 30;
@@ -40,7 +39,6 @@ class ActivationArena {
   size_t reserved_ = 0;
   std::atomic<size_t> committed_{0};
   std::atomic<size_t> populated_{0};  // resident through populate() (a prefix of committed_)
-  std::atomic<bool> cannot_populate_{false};
 };
 
 }  // namespace sdc::cpu
