@@ -65,6 +65,12 @@ inline Vec round_bf16(const Vec& v) {
   for (size_t i = 0; i < v.size(); ++i) r[i] = bf16_to_f32(f32_to_bf16(v[i]));
   return r;
 }
+// The bf16 bits of each value (rounded to nearest even), as kernels that read bf16 take them.
+inline std::vector<uint16_t> to_bf16_bits(const Vec& v) {
+  std::vector<uint16_t> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = f32_to_bf16(v[i]);
+  return r;
+}
 
 inline Vec conv2d_ref(const Vec& x, const Vec& w, const Vec* b, int64_t N, int64_t H, int64_t W,
                       int64_t Ci, int64_t Co, int64_t kh, int64_t kw, int stride, int pt, int pl,

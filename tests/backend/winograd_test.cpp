@@ -16,12 +16,6 @@
 namespace sdc::test {
 namespace {
 
-std::vector<uint16_t> to_bf16_bits(const Vec& v) {
-  std::vector<uint16_t> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = f32_to_bf16(v[i]);
-  return r;
-}
-
 TEST(WinogradConv, MatchesTheDirectConvolutionAtBf16Precision) {
   // The transforms are AVX-512 BF16 code, reached only where winograd_pays.
   if (!cpu::use_avx512_kernels() || !cpu::cpu_features().avx512_bf16)

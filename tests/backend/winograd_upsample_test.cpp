@@ -1,13 +1,16 @@
-// Winograd F(2x2, 2x2) per phase of a 2x-upsampling 3x3 convolution: the kernel against a
-// double-precision direct convolution over the upsampled image (odd sizes, channel counts that are
-// no multiple of 16, a batch, with and without bias, f32 and bf16 outputs), its refusal of a
-// kernel that is no 3x3, and the planner's choice of it for bf16 upsampling convolutions only.
+// Winograd F(2x2, 2x2) per phase of a 2x-upsampling 3x3 convolution: the kernel, bf16 and int8,
+// against a double-precision direct convolution over the upsampled image (odd sizes, channel
+// counts that are no multiple of 16, a batch, 1 to 3 threads, with and without bias, f32 and bf16
+// outputs), its refusal of a kernel that is no 3x3 and of int8 kernels without their scales, and
+// the planner's choice of it for bf16 and int8 upsampling convolutions.
 #include <gtest/gtest.h>
 
 #include <cstring>
 
 #include "backend/cpu/cpu_features.h"
+#include "backend/cpu/int8_weights.h"
 #include "backend/cpu/plan.h"
+#include "backend/cpu/prepacked_weights.h"
 #include "backend/cpu/winograd_upsample.h"
 #include "common/error.h"
 #include "reference.h"
@@ -49,8 +52,7 @@ TEST(WinogradUpsampleConv, MatchesTheDirectConvolutionOfTheUpsampledImage) {
         s.wait();
       }
       std::vector<uint8_t> scratch(wc.scratch_bytes());
-      std::vector<uint16_t> xb(x.size());
-      for (size_t i = 0; i < x.size(); ++i) xb[i] = f32_to_bf16(x[i]);
+      const std::vector<uint16_t> xb = to_bf16_bits(x);
       for (int out = 0; out < 2; ++out) {  // f32, bf16 output
         const size_t n = ref.size();
         Vec yf(n, -7.f);  // every output is written
@@ -71,6 +73,62 @@ TEST(WinogradUpsampleConv, MatchesTheDirectConvolutionOfTheUpsampledImage) {
   }
 }
 
+TEST(WinogradUpsampleConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
+  if (!cpu::winograd_upsample_int8_pays(1, 16, 16, 128, 128, 1))
+    GTEST_SKIP() << "no AVX-512 BF16 + VNNI";
+  struct Case {
+    int64_t N, H, W, Ci, Co;
+    int threads = 2;
+  };
+  for (const Case c : {Case{2, 5, 7, 40, 24}, Case{1, 8, 6, 64, 32}, Case{1, 3, 4, 16, 16},
+                       Case{1, 9, 11, 48, 40, 3}, Case{2, 6, 5, 24, 16, 1}}) {
+    const Vec x = round_bf16(random_vec(c.N * c.H * c.W * c.Ci, 51));
+    const Vec w = random_vec(c.Co * c.Ci * 9, 52, -0.2f, 0.2f);
+    const Vec b = random_vec(c.Co, 53);
+    int64_t Ho = 0, Wo = 0;
+    const Vec up = upsampled_2x(x, c.N, c.H, c.W, c.Ci);
+    const TensorRef wt = TensorRef::from_f32(w, {c.Co, c.Ci, 3, 3}, DType::F32, "test");
+    const TensorRef rows = cpu::winograd_upsample_weight_rows(wt);
+    ASSERT_EQ(rows.shape, (Shape{36 * c.Co, c.Ci}));
+    const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    cpu::WinogradUpsampleConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, c.threads, true);
+    // s8 per phase point and output channel, packed as the products read them.
+    const cpu::Int8Packed packed = cpu::pack_int8_weight(
+        rows, {{36, c.Ci, c.Co}, dnnl::memory::data_type::s8, dnnl::memory::format_tag::acb},
+        wc.weights_desc(), engine);
+    const cpu::WinogradUpsampleConv::Int8Kernels k{static_cast<const float*>(packed.scales->data()),
+                                                   static_cast<const int32_t*>(packed.sums->data()),
+                                                   c.Co};
+    std::vector<uint8_t> scratch(wc.scratch_bytes());
+    const std::vector<uint16_t> xb = to_bf16_bits(x);
+    for (const bool with_bias : {true, false}) {
+      const Vec ref = conv2d_ref(up, w, with_bias ? &b : nullptr, c.N, 2 * c.H, 2 * c.W, c.Ci, c.Co,
+                                 3, 3, 1, 1, 1, 1, 1, Ho, Wo);
+      for (int out = 0; out < 2; ++out) {  // f32, bf16 output
+        const size_t n = ref.size();
+        Vec yf(n, -7.f);  // every output is written
+        std::vector<uint16_t> yb(n, f32_to_bf16(-7.f));
+        void* y = out == 0 ? static_cast<void*>(yf.data()) : yb.data();
+        wc.run(xb.data(), packed.values->data(), with_bias ? b.data() : nullptr, y,
+               out == 0 ? DType::F32 : DType::BF16, scratch.data(), &k);
+        if (out == 1)
+          for (size_t i = 0; i < n; ++i) yf[i] = bf16_to_f32(yb[i]);
+        SCOPED_TRACE(testing::Message()
+                     << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->" << c.Co
+                     << " threads " << c.threads << " bias " << with_bias << " output " << out);
+        // u8 tiles (a scale per tile and point) and s8 kernels (per point and output channel);
+        // a wrong tap, phase, scale or zero point is off by ~1.
+        EXPECT_LT(rel_l2(yf, ref), 1.6e-2);
+      }
+    }
+    // The kernel's scales are what makes it int8: a call without them is a caller's error.
+    Vec y(size_t(c.N * 4 * c.H * c.W * c.Co));
+    EXPECT_THROW(
+        wc.run(xb.data(), packed.values->data(), b.data(), y.data(), DType::F32, scratch.data()),
+        Error);
+  }
+}
+
 TEST(WinogradUpsampleConv, RejectsWhatIsNoThreeByThreeKernel) {
   const TensorRef w = TensorRef::from_f32(Vec(8 * 4 * 1 * 1), {8, 4, 1, 1}, DType::F32, "up.bin");
   try {
@@ -82,21 +140,27 @@ TEST(WinogradUpsampleConv, RejectsWhatIsNoThreeByThreeKernel) {
   }
 }
 
-// A 2x upsampling and a 128 -> 128 3x3 convolution over it (32x32 -> 64x64: 256 tiles, two
-// chunks of 32 a thread on 2 threads). BF16 plans run it as the Winograd phases where the CPU has
-// AVX-512 BF16; f32 plans and --no-winograd run the direct phase convolution.
-TEST(Planner, Bf16UpsampleConvolutionsRunAsWinograd) {
+// SiLU, a 2x upsampling and a 128 -> 128 3x3 convolution over it (32x32 -> 64x64: 256 tiles, two
+// chunks of 32 a thread on 2 threads; the SiLU stores the bf16 activations the Winograd path reads,
+// as the models' norms do). BF16 and INT8 plans run it as the Winograd phases where the CPU has
+// AVX-512 BF16 (int8: and VNNI); f32 plans and --no-winograd run the direct phase convolution.
+TEST(Planner, Bf16AndInt8UpsampleConvolutionsRunAsWinograd) {
   const int64_t H = 32, W = 32, C = 128;
   graph::Graph g;
-  const auto up = g.upsample_nearest(g.input("x", {1, H, W, C}), int(2 * H), int(2 * W));
-  g.output("out",
-           g.conv2d(up, add_weight(g, "w", random_vec(C * C * 9, 41, -0.05f, 0.05f), {C, C, 3, 3}),
-                    add_weight(g, "b", random_vec(C, 42), {C}), 1, 1));
+  const auto up = g.upsample_nearest(g.silu(g.input("x", {1, H, W, C})), int(2 * H), int(2 * W));
+  const auto y =
+      g.conv2d(up, add_weight(g, "w", random_vec(C * C * 9, 41, -0.05f, 0.05f), {C, C, 3, 3}),
+               add_weight(g, "b", random_vec(C, 42), {C}), 1, 1);
+  g.allow_int8(y);
+  g.output("out", y);
   const std::vector<std::pair<std::string, Vec>> in = {{"x", random_vec(H * W * C, 43)}};
   const Vec ref = reference_run(g, in)[0];
   const bool pays = cpu::winograd_upsample_pays(1, H, W, C, C, 2);
+  const bool pays_int8 = cpu::winograd_upsample_int8_pays(1, H, W, C, C, 2);
   for (const bool winograd : {true, false})
-    for (const cpu::Precision prec : {cpu::Precision::BF16, cpu::Precision::F32}) {
+    for (const cpu::Precision prec :
+         {cpu::Precision::BF16, cpu::Precision::F32, cpu::Precision::INT8}) {
+      if (prec == cpu::Precision::INT8 && !cpu::isa_has_int8_dot()) continue;
       cpu::PlanOptions o;
       o.precision = prec;
       o.winograd = winograd;
@@ -105,13 +169,19 @@ TEST(Planner, Bf16UpsampleConvolutionsRunAsWinograd) {
       auto p = cpu::Plan::compile(g, o);
       const std::string kinds = step_kinds(*p);
       SCOPED_TRACE(kinds);
-      const bool expect = pays && winograd && prec == cpu::Precision::BF16;
-      const std::string convert = prec == cpu::Precision::BF16 ? "Convert " : "";
-      EXPECT_EQ(kinds, convert + (expect ? "Conv2d.wino.up2x " : "Conv2d.up2x "));
+      if (prec == cpu::Precision::INT8) {
+        EXPECT_EQ(kinds,
+                  pays_int8 && winograd ? "Silu Conv2d.wino.up2x.int8 " : "Silu Conv2d.up2x.int8 ");
+      } else {
+        const bool expect = pays && winograd && prec == cpu::Precision::BF16;
+        EXPECT_EQ(kinds, expect ? "Silu Conv2d.wino.up2x " : "Silu Conv2d.up2x ");
+      }
       for (const auto& [name, v] : in) fill_input(*p, name, v);
       p->run();
       const Vec out(p->output("out"), p->output("out") + ref.size());
-      EXPECT_LT(rel_l2(out, ref), prec == cpu::Precision::F32 ? 1e-5 : 1.5e-2);
+      EXPECT_LT(rel_l2(out, ref), prec == cpu::Precision::F32    ? 1e-5
+                                  : prec == cpu::Precision::BF16 ? 1.5e-2
+                                                                 : 2.5e-2);
     }
 }
 

@@ -21,6 +21,10 @@
 #include "common/error.h"
 #include "graph/graph.h"
 
+namespace sdc::cpu {
+struct WinogradInt8Kernels;  // winograd_common.h
+}  // namespace sdc::cpu
+
 namespace sdc::cpu::detail {
 
 using dnnl::memory;
@@ -373,11 +377,17 @@ class Planner {
   // Whether a Conv spec (its input store and post-ops chosen) runs as Winograd
   // (planner_winograd.cpp): 3x3, stride 1, padding 1, bf16 input, at most one residual add, a
   // shape winograd_pays (int8: winograd_int8_pays) for, and PlanOptions::winograd; with a fused
-  // 2x upsampling, no post-op, not int8, and a shape winograd_upsample_pays for (then no tmp: it
-  // writes the big image itself).
+  // 2x upsampling, no post-op and a shape winograd_upsample_pays (int8:
+  // winograd_upsample_int8_pays) for (then no tmp: it writes the big image itself).
   bool runs_winograd(const Spec& s) const;
   Prepared prepare_winograd_conv(const Spec& s);
   Prepared prepare_winograd_upsample(const Spec& s);
+  // A Winograd int8 kernel's s8 rows (`rows`: the transform to a row per point and output
+  // channel), packed as `packed_md` into `packed`, and their scales and sums.
+  std::shared_ptr<WinogradInt8Kernels> winograd_int8_kernels(const Node& wn,
+                                                             const WeightTransform& rows,
+                                                             const memory::desc& packed_md,
+                                                             std::shared_ptr<PackedWeight>& packed);
 
   Prepared prepare_linear(const Spec& s);
 

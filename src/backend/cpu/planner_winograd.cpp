@@ -21,10 +21,24 @@ bool Planner::runs_winograd(const Spec& s) const {
   const Shape& xs = shape(s.src);  // with a fused upsampling: the small image
   // The upsampling one writes the big image straight from its phases: no residual there.
   if (s.upsample2x)
-    return !s.int8 && s.post.empty() &&
-           winograd_upsample_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
+    return s.post.empty() &&
+           (s.int8 ? winograd_upsample_int8_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads)
+                   : winograd_upsample_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads));
   if (s.int8) return winograd_int8_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
   return winograd_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
+}
+
+std::shared_ptr<WinogradInt8Kernels> Planner::winograd_int8_kernels(
+    const Node& wn, const WeightTransform& rows, const memory::desc& packed_md,
+    std::shared_ptr<PackedWeight>& packed) {
+  const Shape& ws = wn.shape;
+  const Int8Weight q = int8_weight(wn.name, wn.weight, nullptr,
+                                   memory::desc({rows.rows, ws[1], ws[0]}, dt::s8, tag::acb),
+                                   packed_md, memory::desc(), memory::desc(), &rows);
+  packed = q.packed;
+  return std::make_shared<WinogradInt8Kernels>(
+      WinogradInt8Kernels{static_cast<const float*>(q.scales->data()),
+                          static_cast<const int32_t*>(q.sums->data()), ws[0]});
 }
 
 Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
@@ -36,17 +50,11 @@ Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
                                              plan_.engine, plan_.threads, s.int8);
   const Node& wn = node(m.inputs[1]);
   std::shared_ptr<PackedWeight> w;
-  std::shared_ptr<WinogradConv::Int8Kernels> k8;  // int8 only; its arrays are the plan's weights
+  std::shared_ptr<WinogradInt8Kernels> k8;  // int8 only; its arrays are the plan's weights
   if (s.int8) {  // s8 per point and output channel: the rows of winograd_weight_rows
     static const WeightTransform kRows{
         "winograd F(2x2,3x3) point rows", winograd_weight_rows, {}, 16};
-    const Int8Weight q =
-        int8_weight(wn.name, wn.weight, nullptr, memory::desc({16, ws[1], ws[0]}, dt::s8, tag::acb),
-                    conv->weights_desc(), memory::desc(), memory::desc(), &kRows);
-    w = q.packed;
-    k8 = std::make_shared<WinogradConv::Int8Kernels>(
-        WinogradConv::Int8Kernels{static_cast<const float*>(q.scales->data()),
-                                  static_cast<const int32_t*>(q.sums->data()), ws[0]});
+    k8 = winograd_int8_kernels(wn, kRows, conv->weights_desc(), w);
   } else {
     static const WeightTransform kTransform{"winograd F(2x2,3x3)", winograd_weights, {}, 1};
     w = packed(wn, memory::desc({16, ws[1], ws[0]}, dt::f32, tag::abc), conv->weights_desc(),
@@ -79,23 +87,40 @@ Planner::Prepared Planner::prepare_winograd_upsample(const Spec& s) {
   const Shape& xs = shape(s.src);
   const Shape& ws = shape(m.inputs[1]);
   auto conv = std::make_shared<WinogradUpsampleConv>(
-      WinogradUpsampleConv::Shape{xs[0], xs[1], xs[2], ws[1], ws[0]}, plan_.engine, plan_.threads);
-  static const WeightTransform kTransform{
-      "winograd F(2x2,2x2) upsample2x phases", winograd_upsample_weights, {}, 1};
-  auto w = packed(node(m.inputs[1]), memory::desc({36, ws[1], ws[0]}, dt::f32, tag::abc),
-                  conv->weights_desc(), &kTransform);
+      WinogradUpsampleConv::Shape{xs[0], xs[1], xs[2], ws[1], ws[0]}, plan_.engine, plan_.threads,
+      s.int8);
+  const Node& wn = node(m.inputs[1]);
+  std::shared_ptr<PackedWeight> w;
+  std::shared_ptr<WinogradInt8Kernels> k8;  // int8 only; its arrays are the plan's weights
+  if (s.int8) {                             // s8 per phase point and output channel
+    static const WeightTransform kRows{
+        "winograd F(2x2,2x2) upsample2x phase rows", winograd_upsample_weight_rows, {}, 36};
+    const Int8Weight q =
+        int8_weight(wn.name, wn.weight, nullptr, memory::desc({36, ws[1], ws[0]}, dt::s8, tag::acb),
+                    conv->weights_desc(), memory::desc(), memory::desc(), &kRows);
+    w = q.packed;
+    k8 = std::make_shared<WinogradInt8Kernels>(
+        WinogradInt8Kernels{static_cast<const float*>(q.scales->data()),
+                            static_cast<const int32_t*>(q.sums->data()), ws[0]});
+  } else {
+    static const WeightTransform kTransform{
+        "winograd F(2x2,2x2) upsample2x phases", winograd_upsample_weights, {}, 1};
+    w = packed(wn, memory::desc({36, ws[1], ws[0]}, dt::f32, tag::abc), conv->weights_desc(),
+               &kTransform);
+  }
   auto b = m.inputs[2] != kNone ? packed_f32(node(m.inputs[2])) : nullptr;
   Prepared p;
   p.scratch = conv->scratch_bytes();
   const Spec* sp = &s;
   const DType yt = stores_[size_t(s.out)].dtype;
-  p.bind = [this, sp, conv, w, b, yt]() {
+  p.bind = [this, sp, conv, w, k8, b, yt]() {
     const auto* x = static_cast<const uint16_t*>(ptr(sp->in[0]));
     void* y = ptr(sp->out);
     const float* bias = b ? static_cast<const float*>(b->data()) : nullptr;
     void* scr = scratch();
-    return std::function<void()>(
-        [conv, x, w, bias, y, yt, scr] { conv->run(x, w->data(), bias, y, yt, scr); });
+    return std::function<void()>([conv, x, w, k8, bias, y, yt, scr] {
+      conv->run(x, w->data(), bias, y, yt, scr, k8.get());
+    });
   };
   return p;
 }

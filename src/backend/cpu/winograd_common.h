@@ -19,6 +19,8 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "backend/cpu/simd.h"
+
 namespace sdc::cpu {
 
 class WinogradProducts {
@@ -138,5 +140,79 @@ SDC_AVX512_BF16 static inline __attribute__((always_inline)) void store_as(float
                                                                            __mmask16 m) {
   _mm512_mask_storeu_ps(p, m, v);
 }
+
+// The int8 products' kernels: s8 per point and output channel, with their scales and the sums of
+// their s8 values, [points, Co] each (the plan's weights).
+struct WinogradInt8Kernels {
+  const float* scales = nullptr;
+  const int32_t* sums = nullptr;
+  int64_t Co = 0;
+};
+
+// One point's transformed row of a tile (Ci f32 values, absolute maximum `absmax`) as u8 codes
+// around 128 (symmetric, rounded to nearest even: |code - 128| <= 127) into q; returns its scale.
+// A scale per tile and point follows the values closely: the output transforms add and cancel
+// products, so each must be as exact as it can be.
+SDC_AVX512_BF16 static inline float quantise_point_row(const float* r, int64_t Ci, float absmax,
+                                                       uint8_t* q) {
+  const __m512 inv = _mm512_set1_ps(absmax > 0.f ? 127.f / absmax : 0.f);
+  const __m512i zero_point = _mm512_set1_epi32(128);
+  for (int64_t c = 0; c < Ci; c += 16) {
+    const __mmask16 m = simd::tail_mask(Ci - c);
+    const __m512i v = _mm512_add_epi32(
+        _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, r + c), inv)), zero_point);
+    _mm_mask_storeu_epi8(q + c, m, _mm512_cvtusepi32_epi8(v));
+  }
+  return absmax > 0.f ? absmax / 127.f : 1.f;
+}
+
+// Each of a tile's n transformed rows (`rows` [n, Ci] f32, absolute maxima top[n]) as codes into
+// point i's row of V (v + i vs), its scale into scales[i].
+SDC_AVX512_BF16 static inline void quantise_tile_points(const float* rows, int64_t Ci,
+                                                        const __m512* top, int n, uint8_t* v,
+                                                        size_t vs, float* scales) {
+  for (int i = 0; i < n; ++i)
+    scales[i] = quantise_point_row(rows + i * Ci, Ci, _mm512_reduce_max_ps(top[i]), v + i * vs);
+}
+
+// An int8 product back in f32, 16 output channels from c: (acc - 128 x the kernel's sum) x the
+// tile's scale x the kernel's; `point` indexes the kernels' [points, Co] arrays.
+SDC_AVX512_BF16 static inline __attribute__((always_inline)) __m512 int8_point_value(
+    const int32_t* acc, const WinogradInt8Kernels& k, int64_t point, float tile_scale, int64_t c,
+    __mmask16 m) {
+  const int64_t at = point * k.Co + c;
+  const __m512i zp = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m, k.sums + at), 7);
+  const __m512i a = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, acc + c), zp);
+  const __m512 scale =
+      _mm512_mul_ps(_mm512_set1_ps(tile_scale), _mm512_maskz_loadu_ps(m, k.scales + at));
+  return _mm512_mul_ps(_mm512_cvtepi32_ps(a), scale);
+}
+
+// A tile's products for the output transforms, 16 output channels at a time: the bf16 products'
+// f32 M as it is ...
+struct WinogradF32Points {
+  const float* m;
+  size_t ms;  // point stride
+  WinogradF32Points at(int64_t t, int64_t Co) const { return {m + t * Co, ms}; }
+  SDC_AVX512_BF16 __m512 operator()(int i, int64_t c, __mmask16 k) const {
+    return _mm512_maskz_loadu_ps(k, m + i * ms + c);
+  }
+};
+// ... or the int8 ones' s32 M scaled back (int8_point_value): `points` per tile (their scales'
+// stride), point i of a tile using kernel `first` + i.
+struct WinogradInt8Points {
+  const int32_t* m;
+  size_t ms;
+  const float* tile_scales;  // [tiles, points]
+  int64_t points;
+  const WinogradInt8Kernels* kernels;
+  int64_t first = 0;
+  WinogradInt8Points at(int64_t t, int64_t Co) const {
+    return {m + t * Co, ms, tile_scales + points * t, points, kernels, first};
+  }
+  SDC_AVX512_BF16 __m512 operator()(int i, int64_t c, __mmask16 k) const {
+    return int8_point_value(m + i * ms, *kernels, first + i, tile_scales[i], c, k);
+  }
+};
 
 }  // namespace sdc::cpu

@@ -100,10 +100,9 @@ SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
 }
 
 // One chunk's input transform for the int8 products: each tile's 16 transformed rows in f32
-// (`rows`, [16, Ci]), then each row quantised by its own absolute maximum, symmetric, as u8 codes
-// around 128 into V [16, tiles, Ci], its scale into `scales` [tiles, 16]. A scale per tile and
-// point follows the values closely (the direct int8 convolution has one per input tensor): the
-// output transform adds and cancels nine products, so each must be as exact as it can be.
+// (`rows`, [16, Ci]), then each row quantised by its own absolute maximum (quantise_point_row) into
+// V [16, tiles, Ci], its scale into `scales` [tiles, 16] (the direct int8 convolution has one
+// scale per input tensor).
 // `v_tiles`: the tiles V holds per point (its point stride), `tiles` or more.
 SDC_AVX512_BF16 void input_chunk_int8(const uint16_t* x, const uint16_t* zeros,
                                       const WinogradConv::Shape& s, int64_t k0, int64_t count,
@@ -122,52 +121,9 @@ SDC_AVX512_BF16 void input_chunk_int8(const uint16_t* x, const uint16_t* zeros,
     for (int i = 0; i < 16; ++i) top[i] = _mm512_setzero_ps();
     for (int64_t c = 0; c < s.Ci; c += 16)
       input_tile<true>(px, c, simd::tail_mask(s.Ci - c), rows, size_t(s.Ci), top);
-    for (int i = 0; i < 16; ++i) {
-      const float* r = rows + i * s.Ci;
-      const float a = _mm512_reduce_max_ps(top[i]);
-      scales[16 * t + i] = a > 0.f ? a / 127.f : 1.f;
-      const __m512 inv = _mm512_set1_ps(a > 0.f ? 127.f / a : 0.f);
-      const __m512i zero_point = _mm512_set1_epi32(128);
-      uint8_t* q = V + i * vs + t * s.Ci;
-      for (int64_t c = 0; c < s.Ci; c += 16) {
-        const __mmask16 m = simd::tail_mask(s.Ci - c);
-        // Rounded to nearest even (the default mode); |code - 128| <= 127.
-        const __m512i v = _mm512_add_epi32(
-            _mm512_cvtps_epi32(_mm512_mul_ps(simd::load(r + c, m), inv)), zero_point);
-        _mm_mask_storeu_epi8(q + c, m, _mm512_cvtusepi32_epi8(v));
-      }
-    }
+    quantise_tile_points(rows, s.Ci, top, 16, V + t * s.Ci, vs, scales + 16 * t);
   }
 }
-
-// A tile's 16 products as f32, one vector of 16 output channels at a time: the bf16 products'
-// f32 M as it is.
-struct F32Points {
-  const float* m;
-  size_t ms;  // point stride
-  F32Points at(int64_t t, int64_t Co) const { return {m + t * Co, ms}; }
-  SDC_AVX512_BF16 __m512 operator()(int i, int64_t c, __mmask16 k) const {
-    return simd::load(m + i * ms + c, k);
-  }
-};
-// The int8 products' s32 M: (acc - 128 x the kernel's sum) x the tile's scale x the kernel's.
-struct Int8Points {
-  const int32_t* m;
-  size_t ms;
-  const float* tile_scales;  // [tiles, 16]
-  const WinogradConv::Int8Kernels* kernels;
-  Int8Points at(int64_t t, int64_t Co) const {
-    return {m + t * Co, ms, tile_scales + 16 * t, kernels};
-  }
-  SDC_AVX512_BF16 __m512 operator()(int i, int64_t c, __mmask16 k) const {
-    const int64_t at = i * kernels->Co + c;
-    const __m512i zp = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(k, kernels->sums + at), 7);
-    const __m512i acc = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(k, m + i * ms + c), zp);
-    const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(tile_scales[i]),
-                                       _mm512_maskz_loadu_ps(k, kernels->scales + at));
-    return _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
-  }
-};
 
 template <class TY, class TA, class Points>
 SDC_AVX512_BF16 void output_block(const Points& points, int64_t Co, const float* bias,
@@ -368,11 +324,11 @@ void WinogradConv::run_split(const uint16_t* x, const void* u, const float* bias
     }
 #pragma omp barrier
     if (count > 0 && int8) {
-      const Int8Points P{reinterpret_cast<const int32_t*>(M) + k0 * s.Co, size_t(T * s.Co),
-                         scales + 16 * k0, int8};
+      const WinogradInt8Points P{reinterpret_cast<const int32_t*>(M) + k0 * s.Co, size_t(T * s.Co),
+                                 scales + 16 * k0, 16, int8};
       output_chunk_as(P, s, k0, count, bias, addend, y, yt);
     } else if (count > 0) {
-      const F32Points P{reinterpret_cast<const float*>(M) + k0 * s.Co, size_t(T * s.Co)};
+      const WinogradF32Points P{reinterpret_cast<const float*>(M) + k0 * s.Co, size_t(T * s.Co)};
       output_chunk_as(P, s, k0, count, bias, addend, y, yt);
     }
   }
@@ -405,13 +361,14 @@ void WinogradConv::run(const uint16_t* x, const void* u, const float* bias, Adde
                          reinterpret_cast<float*>(mine + rows_at_),
                          static_cast<uint8_t*>(products.tiles()), scales);
         products.run();
-        const Int8Points M{static_cast<const int32_t*>(products.products()), ms, scales, int8};
+        const WinogradInt8Points M{static_cast<const int32_t*>(products.products()), ms, scales, 16,
+                                   int8};
         output_chunk_as(M, s, k0, count, bias, addend, y, yt);
       } else {
         input_chunk(x, zeros_.data(), s, k0, count, tiles, tiles,
                     static_cast<uint16_t*>(products.tiles()));
         products.run();
-        const F32Points M{static_cast<const float*>(products.products()), ms};
+        const WinogradF32Points M{static_cast<const float*>(products.products()), ms};
         output_chunk_as(M, s, k0, count, bias, addend, y, yt);
       }
     }

@@ -70,11 +70,7 @@ class WinogradConv {
   size_t scratch_bytes() const { return thread_bytes_ * size_t(threads_) + shared_bytes_; }
 
   // An int8 kernel's scales and s8 sums, [16, Co] each (the rows of winograd_weight_rows).
-  struct Int8Kernels {
-    const float* scales = nullptr;
-    const int32_t* sums = nullptr;
-    int64_t Co = 0;
-  };
+  using Int8Kernels = WinogradInt8Kernels;
 
   // What is added to the result besides the bias: nothing, or a tensor of the output's shape
   // (F32 or BF16) — y itself for a residual summed in place.

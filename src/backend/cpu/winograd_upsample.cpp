@@ -15,8 +15,11 @@
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernel_transform.h"
+#include "backend/cpu/memory_plan.h"
+#include "backend/cpu/prepacked_weights.h"
 #include "backend/cpu/simd.h"
 #include "backend/cpu/upsample_conv.h"
+#include "common/error.h"
 
 namespace sdc::cpu {
 
@@ -29,9 +32,11 @@ int64_t chunk_tiles(const WinogradUpsampleConv::Shape& s, int threads) {
 }
 
 // Phase (py, px)'s 9 transformed values B^T d B of the 16 channels at c of a 4x4 tile `tile`
-// (row-major; d its rows py..py+2, columns px..px+2), into V's 9 rows (row stride vs).
+// (row-major; d its rows py..py+2, columns px..px+2), into V's 9 rows (row stride vs), bf16 or
+// f32; kTrack: each point's absolute maximum into top[9] (masked-off lanes are 0).
+template <bool kTrack = false, class TV>
 SDC_AVX512_BF16 void input_tile(const uint16_t* const tile[16], int py, int px, int64_t c,
-                                __mmask16 m, uint16_t* v, size_t vs) {
+                                __mmask16 m, TV* v, size_t vs, __m512* top = nullptr) {
   __m512 t[3][3];  // B^T over the rows
   for (int j = 0; j < 3; ++j) {
     const __m512 r0 = simd::load(tile[4 * py + px + j] + c, m),
@@ -42,9 +47,11 @@ SDC_AVX512_BF16 void input_tile(const uint16_t* const tile[16], int py, int px, 
     t[2][j] = _mm512_sub_ps(r2, r1);
   }
   for (int a = 0; a < 3; ++a) {  // then B over the columns
-    store_as(v + (3 * a + 0) * vs + c, _mm512_sub_ps(t[a][0], t[a][1]), m);
-    store_as(v + (3 * a + 1) * vs + c, t[a][1], m);
-    store_as(v + (3 * a + 2) * vs + c, _mm512_sub_ps(t[a][2], t[a][1]), m);
+    const __m512 u[3] = {_mm512_sub_ps(t[a][0], t[a][1]), t[a][1], _mm512_sub_ps(t[a][2], t[a][1])};
+    for (int b = 0; b < 3; ++b) {
+      store_as(v + (3 * a + b) * vs + c, u[b], m);
+      if constexpr (kTrack) top[3 * a + b] = _mm512_max_ps(top[3 * a + b], _mm512_abs_ps(u[b]));
+    }
   }
 }
 
@@ -66,17 +73,41 @@ SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
   }
 }
 
-// A^T M A of one phase of one tile (products at mp, row stride ms) plus the bias, into the big
+// Phase p of tiles [k0, k0 + count) for the int8 products: each tile's 9 transformed rows in f32
+// (`rows`, [9, Ci]), then each quantised by its own absolute maximum (quantise_point_row) into
+// V [9, tiles, Ci], its scale into `scales` [tiles, 9]; the rest of V's tiles get the codes of 0.
+SDC_AVX512_BF16 void input_chunk_int8(const uint16_t* x, const uint16_t* zeros,
+                                      const WinogradUpsampleConv::Shape& s, int p, int64_t k0,
+                                      int64_t count, int64_t tiles, float* rows, uint8_t* V,
+                                      float* scales) {
+  const size_t vs = size_t(tiles * s.Ci);
+  for (int64_t t = 0; t < tiles; ++t) {
+    if (t >= count) {  // never read
+      for (int i = 0; i < 9; ++i) std::memset(V + i * vs + t * s.Ci, 128, size_t(s.Ci));
+      std::fill_n(scales + 9 * t, 9, 0.f);
+      continue;
+    }
+    const uint16_t* px[16];
+    winograd_tile_pixels(x, zeros, s.H, s.W, s.Ci, winograd_tile(k0 + t, s.H, s.W), px);
+    __m512 top[9];
+    for (int i = 0; i < 9; ++i) top[i] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < s.Ci; c += 16)
+      input_tile<true>(px, p / 2, p % 2, c, simd::tail_mask(s.Ci - c), rows, size_t(s.Ci), top);
+    quantise_tile_points(rows, s.Ci, top, 9, V + t * s.Ci, vs, scales + 9 * t);
+  }
+}
+
+// A^T M A of one phase of one tile (its products through `points`) plus the bias, into the big
 // image: out[k] is the phase's output k (small position (k / 2, k % 2) of the tile), null where
 // that position lies past the image.
-template <class TY>
-SDC_AVX512_BF16 void output_tile(const float* mp, size_t ms, int64_t Co, const float* bias,
+template <class TY, class Points>
+SDC_AVX512_BF16 void output_tile(const Points& points, int64_t Co, const float* bias,
                                  TY* const out[4]) {
   for (int64_t c = 0; c < Co; c += 16) {
     const __mmask16 m = simd::tail_mask(Co - c);
     const __m512 b = bias ? simd::load(bias + c, m) : _mm512_setzero_ps();
     __m512 q[9];
-    for (int i = 0; i < 9; ++i) q[i] = simd::load(mp + i * ms + c, m);
+    for (int i = 0; i < 9; ++i) q[i] = points(i, c, m);
     __m512 s0[3], s1[3];  // A^T M: the two output rows
     for (int j = 0; j < 3; ++j) {
       s0[j] = _mm512_add_ps(q[j], q[3 + j]);
@@ -89,13 +120,11 @@ SDC_AVX512_BF16 void output_tile(const float* mp, size_t ms, int64_t Co, const f
   }
 }
 
-// Phase p of tiles [k0, k0 + count) from M [9, tiles, Co] into y [N, 2H, 2W, Co].
-template <class TY>
-SDC_AVX512_BF16 void output_chunk(const float* M, int64_t tiles,
-                                  const WinogradUpsampleConv::Shape& s, int p, int64_t k0,
-                                  int64_t count, const float* bias, TY* y) {
+// Phase p of tiles [k0, k0 + count) from M [9, tiles, Co] (through `M`) into y [N, 2H, 2W, Co].
+template <class TY, class Points>
+SDC_AVX512_BF16 void output_chunk(const Points& M, const WinogradUpsampleConv::Shape& s, int p,
+                                  int64_t k0, int64_t count, const float* bias, TY* y) {
   const int64_t H2 = 2 * s.H, W2 = 2 * s.W;
-  const size_t ms = size_t(tiles * s.Co);
   for (int64_t t = 0; t < count; ++t) {
     const WinogradTile tp = winograd_tile(k0 + t, s.H, s.W);
     TY* o[4] = {};
@@ -103,8 +132,42 @@ SDC_AVX512_BF16 void output_chunk(const float* M, int64_t tiles,
       const int64_t i = 2 * tp.ty + k / 2, j = 2 * tp.tx + k % 2;  // small position
       if (i < s.H && j < s.W) o[k] = y + ((tp.n * H2 + 2 * i + p / 2) * W2 + 2 * j + p % 2) * s.Co;
     }
-    output_tile(M + t * s.Co, ms, s.Co, bias, o);
+    output_tile(M.at(t, s.Co), s.Co, bias, o);
   }
+}
+
+template <class Points>
+void output_chunk_as(const Points& M, const WinogradUpsampleConv::Shape& s, int p, int64_t k0,
+                     int64_t count, const float* bias, void* y, DType yt) {
+  if (yt == DType::BF16)
+    output_chunk(M, s, p, k0, count, bias, static_cast<uint16_t*>(y));
+  else
+    output_chunk(M, s, p, k0, count, bias, static_cast<float*>(y));
+}
+
+// Every kernel's 36 phase points in the calling thread's staging buffer: as [36, Ci, Co] (each
+// point's matmul operand) or, `rows`, as [36 * Co, Ci] (a row per point and output channel).
+TensorRef staged_phase_points(const TensorRef& w, bool rows) {
+  check_3x3_kernel(w, "Winograd upsample convolution weight");
+  const int64_t Co = w.shape[0], Ci = w.shape[1];
+  thread_local std::vector<float> staging;
+  staging.resize(size_t(36 * Ci * Co));
+  float* out = staging.data();
+  for_each_3x3_kernel(w, [out, Co, Ci, rows](int64_t o, int64_t i, const float* k) {
+    for (int p = 0; p < 4; ++p) {
+      float g[4];  // the phase's 2x2 kernel
+      upsample_phase_kernel(k, p / 2, p % 2, g);
+      const float gt[3][2] = {{g[0], g[1]}, {g[0] + g[2], g[1] + g[3]}, {g[2], g[3]}};  // G g
+      for (int r = 0; r < 3; ++r) {                                                     // (G g) G^T
+        const float u[3] = {gt[r][0], gt[r][0] + gt[r][1], gt[r][1]};
+        for (int c = 0; c < 3; ++c) {
+          const size_t q = size_t(9 * p + 3 * r + c);
+          out[rows ? (q * Co + o) * Ci + i : (q * Ci + i) * Co + o] = u[c];
+        }
+      }
+    }
+  });
+  return staged_tensor(staging, rows ? Shape{36 * Co, Ci} : Shape{36, Ci, Co}, w.source);
 }
 
 }  // namespace
@@ -115,35 +178,45 @@ bool winograd_upsample_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t
          WinogradProducts::stacks_kernels(WinogradProducts::Type::Bf16);
 }
 
-TensorRef winograd_upsample_weights(const TensorRef& w) {
-  check_3x3_kernel(w, "Winograd upsample convolution weight");
-  const int64_t Co = w.shape[0], Ci = w.shape[1];
-  thread_local std::vector<float> staging;
-  staging.resize(size_t(36 * Ci * Co));
-  float* out = staging.data();
-  for_each_3x3_kernel(w, [out, Co, Ci](int64_t o, int64_t i, const float* k) {
-    for (int p = 0; p < 4; ++p) {
-      float g[4];  // the phase's 2x2 kernel
-      upsample_phase_kernel(k, p / 2, p % 2, g);
-      const float gt[3][2] = {{g[0], g[1]}, {g[0] + g[2], g[1] + g[3]}, {g[2], g[3]}};  // G g
-      for (int r = 0; r < 3; ++r) {                                                     // (G g) G^T
-        const float u[3] = {gt[r][0], gt[r][0] + gt[r][1], gt[r][1]};
-        for (int c = 0; c < 3; ++c) out[(size_t(9 * p + 3 * r + c) * Ci + i) * Co + o] = u[c];
-      }
-    }
-  });
-  return staged_tensor(staging, {36, Ci, Co}, w.source);
+bool winograd_upsample_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
+                                 int threads) {
+  // oneDNN's effective ISA follows DNNL_MAX_CPU_ISA: a cap below VNNI turns the path off too.
+  static const bool vnni = __builtin_cpu_supports("avx512vnni") && isa_has_int8_dot();
+  return vnni && cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
+         winograd_fills_threads(winograd_tile_count(N, H, W), threads) &&
+         WinogradProducts::stacks_kernels(WinogradProducts::Type::Int8);
 }
 
-WinogradUpsampleConv::WinogradUpsampleConv(const Shape& s, const dnnl::engine& engine, int threads)
+TensorRef winograd_upsample_weights(const TensorRef& w) {
+  return staged_phase_points(w, false);
+}
+
+TensorRef winograd_upsample_weight_rows(const TensorRef& w) {
+  return staged_phase_points(w, true);
+}
+
+WinogradUpsampleConv::WinogradUpsampleConv(const Shape& s, const dnnl::engine& engine, int threads,
+                                           bool int8)
     : s_(s),
       threads_(std::max(1, threads)),
       tiles_(chunk_tiles(s, threads_)),
-      products_(36, 9, tiles_, s.Ci, s.Co, engine),
-      zeros_(size_t(s.Ci), 0) {}
+      int8_(int8),
+      products_(36, 9, tiles_, s.Ci, s.Co, engine,
+                int8 ? WinogradProducts::Type::Int8 : WinogradProducts::Type::Bf16),
+      zeros_(size_t(s.Ci), 0) {
+  thread_bytes_ = products_.thread_scratch_bytes();
+  if (int8_) {  // then a tile's f32 rows and the chunk's scales
+    rows_at_ = thread_bytes_;
+    scales_at_ = rows_at_ + arena_aligned(size_t(9 * s.Ci) * sizeof(float));
+    thread_bytes_ = scales_at_ + arena_aligned(size_t(9 * tiles_) * sizeof(float));
+  }
+}
 
 void WinogradUpsampleConv::run(const uint16_t* x, const void* u, const float* bias, void* y,
-                               DType yt, void* scratch) const {
+                               DType yt, void* scratch, const Int8Kernels* int8) const {
+  if (int8_ != (int8 != nullptr))
+    throw Error("winograd_upsample.cpp", "int8 kernel scales", int8_ ? "given" : "none",
+                int8 ? "given" : "none");
   const Shape s = s_;
   const int64_t total = winograd_tile_count(s.N, s.H, s.W), tiles = tiles_;
   const int64_t chunks = (total + tiles - 1) / tiles;
@@ -151,22 +224,30 @@ void WinogradUpsampleConv::run(const uint16_t* x, const void* u, const float* bi
   {
     // Inside this parallel region oneDNN runs the products on the calling thread alone. The four
     // phases share the thread's V and M.
-    void* mine = static_cast<uint8_t*>(scratch) +
-                 products_.thread_scratch_bytes() * size_t(omp_get_thread_num());
+    auto* mine = static_cast<uint8_t*>(scratch) + thread_bytes_ * size_t(omp_get_thread_num());
     std::vector<WinogradProducts::Bound> phase;
     for (int p = 0; p < 4; ++p) phase.push_back(products_.bind(u, mine, 9 * p));
-    auto* V = static_cast<uint16_t*>(phase[0].tiles());
-    const auto* M = static_cast<const float*>(phase[0].products());
+    void* V = phase[0].tiles();
+    const void* M = phase[0].products();
+    const size_t ms = size_t(tiles * s.Co);
+    auto* scales = reinterpret_cast<float*>(mine + scales_at_);
 #pragma omp for schedule(static)
     for (int64_t k = 0; k < chunks; ++k) {
       const int64_t k0 = k * tiles, count = std::min(tiles, total - k0);
       for (int p = 0; p < 4; ++p) {
-        input_chunk(x, zeros_.data(), s, p, k0, count, tiles, V);
-        phase[size_t(p)].run();
-        if (yt == DType::BF16)
-          output_chunk(M, tiles, s, p, k0, count, bias, static_cast<uint16_t*>(y));
-        else
-          output_chunk(M, tiles, s, p, k0, count, bias, static_cast<float*>(y));
+        if (int8) {
+          input_chunk_int8(x, zeros_.data(), s, p, k0, count, tiles,
+                           reinterpret_cast<float*>(mine + rows_at_), static_cast<uint8_t*>(V),
+                           scales);
+          phase[size_t(p)].run();
+          const WinogradInt8Points P{static_cast<const int32_t*>(M), ms, scales, 9, int8, 9 * p};
+          output_chunk_as(P, s, p, k0, count, bias, y, yt);
+        } else {
+          input_chunk(x, zeros_.data(), s, p, k0, count, tiles, static_cast<uint16_t*>(V));
+          phase[size_t(p)].run();
+          output_chunk_as(WinogradF32Points{static_cast<const float*>(M), ms}, s, p, k0, count,
+                          bias, y, yt);
+        }
       }
     }
   }

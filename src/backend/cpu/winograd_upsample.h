@@ -31,33 +31,49 @@ namespace sdc::cpu {
 // largest, to 50.37 dB for ~60 ms (README, "The fourth night").
 bool winograd_upsample_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 
+// The same for int8 plans' W8A8 (u8 x s8 products on VNNI, a scale per tile and point as in
+// WinogradConv): 128 input channels or more, at any width.
+bool winograd_upsample_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
+                                 int threads);
+
 // The transformed phase kernels of a [Co, Ci, 3, 3] kernel: [36, Ci, Co] f32, phase
 // p = 2 py + px at rows 9p .. 9p + 8. It lives in a buffer of the calling thread that the next
 // call reuses (planning packs it at once).
 TensorRef winograd_upsample_weights(const TensorRef& w);
+// The same as [36 * Co, Ci]: a row per phase point and output channel, which the int8 path
+// quantises row by row.
+TensorRef winograd_upsample_weight_rows(const TensorRef& w);
 
 class WinogradUpsampleConv {
  public:
   struct Shape {
     int64_t N = 0, H = 0, W = 0, Ci = 0, Co = 0;  // H x W: the small image
   };
-  WinogradUpsampleConv(const Shape& s, const dnnl::engine& engine, int threads);
+  // int8: u8 x s8 products (then winograd_upsample_int8_pays must hold).
+  WinogradUpsampleConv(const Shape& s, const dnnl::engine& engine, int threads, bool int8 = false);
 
-  // The layout the transformed kernels are packed in ([36, Ci, Co] bf16).
+  // The layout the transformed kernels are packed in ([36, Ci, Co] bf16 or s8).
   dnnl::memory::desc weights_desc() const { return products_.weights_desc(); }
-  size_t scratch_bytes() const { return products_.thread_scratch_bytes() * size_t(threads_); }
+  size_t scratch_bytes() const { return thread_bytes_ * size_t(threads_); }
+
+  // An int8 kernel's scales and s8 sums, [36, Co] each (the rows of winograd_upsample_weight_rows).
+  using Int8Kernels = WinogradInt8Kernels;
 
   // y [N, 2H, 2W, Co] (F32 or BF16) = conv3x3(upsample2x(x [N, H, W, Ci] bf16)) + bias [Co]
-  // (f32, optional). u: winograd_upsample_weights packed as weights_desc(); scratch:
-  // scratch_bytes(). AVX-512 BF16 code: only where winograd_upsample_pays.
-  void run(const uint16_t* x, const void* u, const float* bias, void* y, DType yt,
-           void* scratch) const;
+  // (f32, optional). u: winograd_upsample_weights packed as weights_desc() (int8: the s8 rows,
+  // with their scales and sums in `int8`); scratch: scratch_bytes(). AVX-512 BF16 code: only
+  // where winograd_upsample_pays (int8: winograd_upsample_int8_pays).
+  void run(const uint16_t* x, const void* u, const float* bias, void* y, DType yt, void* scratch,
+           const Int8Kernels* int8 = nullptr) const;
 
  private:
   Shape s_;
   int threads_;
   int64_t tiles_;  // tiles per chunk
+  bool int8_;
   WinogradProducts products_;
+  // A thread's scratch: the products', then (int8) a tile's f32 rows and the chunk's scales.
+  size_t thread_bytes_ = 0, rows_at_ = 0, scales_at_ = 0;
   std::vector<uint16_t> zeros_;  // Ci zeros: the padding around the image
 };
 
