@@ -1,7 +1,7 @@
-// Attention against the scalar reference: several heads, Tq != Tk, causal masks, query counts that
-// span several tiles with a ragged last one, over a thousand keys with an odd count, SD1.5's head
-// of 40, f32 and bf16 (q/k/v made by linears, as in the networks, so that bf16 mode stores them
-// as bf16).
+// Attention against the scalar reference, on each kernel path (AVX-512, AVX2, scalar): several
+// heads, Tq != Tk, causal masks, query counts that span several tiles with a ragged last one, over
+// a thousand keys with an odd count, SD1.5's head of 40, f32 and bf16 (q/k/v made by linears, as in
+// the networks, so that bf16 mode stores them as bf16).
 #include <gtest/gtest.h>
 
 #include "backend/cpu/cpu_features.h"
@@ -43,10 +43,12 @@ double attention_error(Precision prec, const Case& c, const Vec& q, const Vec& k
   return rel_err(p->output("y"), ref);
 }
 
-class Attention : public testing::TestWithParam<std::tuple<Precision, bool>> {
+// The own kernels at each path the CPU has (a cap above it runs its widest): AVX-512, AVX2 (the
+// vectorised softmax between oneDNN's matmuls) and scalar.
+class Attention : public testing::TestWithParam<std::tuple<Precision, cpu::KernelIsa>> {
  protected:
-  void SetUp() override { cpu::force_generic_kernels(std::get<1>(GetParam())); }
-  void TearDown() override { cpu::force_generic_kernels(false); }
+  void SetUp() override { cpu::force_kernel_isa(std::get<1>(GetParam())); }
+  void TearDown() override { cpu::force_kernel_isa(cpu::KernelIsa::Avx512); }
 };
 
 TEST_P(Attention, MatchesReference) {
@@ -131,7 +133,9 @@ TEST_P(Attention, FromLinearProjections) {
 
 INSTANTIATE_TEST_SUITE_P(Cpu, Attention,
                          testing::Combine(testing::Values(Precision::F32, Precision::BF16),
-                                          testing::Bool()));
+                                          testing::Values(cpu::KernelIsa::Avx512,
+                                                          cpu::KernelIsa::Avx2,
+                                                          cpu::KernelIsa::Scalar)));
 
 }  // namespace
 }  // namespace sdc::test

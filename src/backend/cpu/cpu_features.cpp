@@ -4,6 +4,7 @@
 #include <cpuid.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
@@ -59,7 +60,7 @@ void apply_isa_cap(CpuFeatures& f, std::string cap) {
   f.avx2 = false;
 }
 
-std::atomic<bool> g_force_generic{false};
+std::atomic<KernelIsa> g_cap{KernelIsa::Avx512};
 
 }  // namespace
 
@@ -72,11 +73,20 @@ const CpuFeatures& cpu_features() {
   return f;
 }
 
+KernelIsa kernel_isa() {
+  const CpuFeatures& f = cpu_features();
+  const KernelIsa cpu = f.avx512 ? KernelIsa::Avx512 : f.avx2 ? KernelIsa::Avx2 : KernelIsa::Scalar;
+  return std::min(cpu, g_cap.load());
+}
+void force_kernel_isa(KernelIsa cap) {
+  g_cap = cap;
+}
+
 bool use_avx512_kernels() {
-  return cpu_features().avx512 && !g_force_generic.load();
+  return kernel_isa() == KernelIsa::Avx512;
 }
 void force_generic_kernels(bool generic) {
-  g_force_generic = generic;
+  force_kernel_isa(generic ? KernelIsa::Avx2 : KernelIsa::Avx512);
 }
 
 int resolve_threads(int threads) {

@@ -16,9 +16,18 @@ struct CpuFeatures {
 // own kernels and `--precision auto` follow the same cap as oneDNN.
 const CpuFeatures& cpu_features();
 
-// Whether the own kernels take their AVX-512 path (true when the CPU has AVX-512 unless a test
-// forced the portable path with force_generic_kernels(true)).
+// The own kernels' widest path: AVX-512, AVX2 + FMA (the kernels whose time matters there, as
+// attention's softmax; the others take the scalar path) or scalar.
+enum class KernelIsa { Scalar, Avx2, Avx512 };
+// The CPU's (after DNNL_MAX_CPU_ISA), capped by force_kernel_isa.
+KernelIsa kernel_isa();
+// Tests: run the own kernels at most at `cap` (Avx512: no cap).
+void force_kernel_isa(KernelIsa cap);
+
+// Whether the own kernels take their AVX-512 path (kernel_isa() is Avx512).
 bool use_avx512_kernels();
+// force_kernel_isa(Avx2) for true (the portable paths, vectorised where they have an AVX2 one),
+// no cap for false.
 void force_generic_kernels(bool generic);
 
 // OpenMP threads for oneDNN and the own kernels: `threads` (0 = all cores).
