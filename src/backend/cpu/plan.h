@@ -45,6 +45,7 @@ struct PlanOptions {
   // (winograd_pays, winograd_conv.h): the VAE decoder's layers and the UNet's from 16x16 pixels,
   // ~1.45x VAE decode and ~1.1x UNet step at 512x512, at ~3.5x a layer's bf16 error. INT8 plans'
   // W8A8 ones likewise with u8 x s8 products (winograd_int8_pays), at ~2.5x a layer's int8 error.
+  // Convolutions over a fused 2x upsampling take the F(2x2, 2x2) phases (winograd_upsample.h).
   bool winograd = true;
   // Check mode (tests): verify at compile that no two simultaneously live values share arena
   // bytes, and poison each buffer with NaN after its last use during run(), so that a planner
