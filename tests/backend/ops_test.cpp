@@ -15,20 +15,23 @@ using cpu::Plan;
 using cpu::PlanOptions;
 using cpu::Precision;
 
-// Parameter: (precision, force the portable kernels).
+// Parameter: (precision, the widest path the own kernels may take: the CPU's, AVX2 or scalar).
 struct Mode {
   Precision precision;
-  bool generic;
+  cpu::KernelIsa isa;
 };
 std::string mode_name(const testing::TestParamInfo<Mode>& i) {
+  const cpu::KernelIsa k = i.param.isa;
   return std::string(cpu::precision_name(i.param.precision)) +
-         (i.param.generic ? "_generic" : "_native");
+         (k == cpu::KernelIsa::Avx512 ? "_native"
+          : k == cpu::KernelIsa::Avx2 ? "_avx2"
+                                      : "_scalar");
 }
 
 class Ops : public testing::TestWithParam<Mode> {
  protected:
-  void SetUp() override { cpu::force_generic_kernels(GetParam().generic); }
-  void TearDown() override { cpu::force_generic_kernels(false); }
+  void SetUp() override { cpu::force_kernel_isa(GetParam().isa); }
+  void TearDown() override { cpu::force_kernel_isa(cpu::KernelIsa::Avx512); }
   bool bf16() const { return GetParam().precision == Precision::BF16; }
   std::unique_ptr<Plan> compile(const graph::Graph& g) {
     PlanOptions o;
@@ -631,10 +634,10 @@ TEST_P(Ops, EmbeddingAndBadIds) {
   }
 }
 
-const Mode kModes[] = {{Precision::F32, false},
-                       {Precision::F32, true},
-                       {Precision::BF16, false},
-                       {Precision::BF16, true}};
+const Mode kModes[] = {
+    {Precision::F32, cpu::KernelIsa::Avx512}, {Precision::F32, cpu::KernelIsa::Avx2},
+    {Precision::F32, cpu::KernelIsa::Scalar}, {Precision::BF16, cpu::KernelIsa::Avx512},
+    {Precision::BF16, cpu::KernelIsa::Avx2},  {Precision::BF16, cpu::KernelIsa::Scalar}};
 INSTANTIATE_TEST_SUITE_P(Cpu, Ops, testing::ValuesIn(kModes), mode_name);
 
 }  // namespace
