@@ -1,4 +1,5 @@
-// GroupNorm (+ optional fused time-embedding add and SiLU) and LayerNorm on channels-last data.
+// GroupNorm (+ optional fused time-embedding add and SiLU) and LayerNorm on channels-last data,
+// on AVX-512, AVX2 (f32) or scalar code (kernel_isa).
 // GroupNorm statistics: each thread sums (x - pivot_c) and (x - pivot_c)^2 per channel over a
 // slice of pixels in f32 blocks of kBlock pixels, flushed into double; the group mean/variance are
 // then assembled exactly from the per-channel shifted sums. Normalisation is one more pass
@@ -282,6 +283,30 @@ SDC_AVX512 void ln_row_avx512(const TX* x, const float* gamma, const float* beta
   }
 }
 
+// The same on 8 lanes for f32 rows, on CPUs without AVX-512.
+SDC_AVX2 void ln_row_avx2(const float* x, const float* gamma, const float* beta, int64_t C,
+                          float eps, float* y) {
+  __m256 s = _mm256_setzero_ps();
+  for (int64_t c = 0; c < C; c += 8)
+    s = _mm256_add_ps(s, _mm256_maskload_ps(x + c, simd256::tail_mask(C - c)));
+  const __m256 vm = _mm256_set1_ps(simd256::hsum(s) / float(C));
+  __m256 q = _mm256_setzero_ps();
+  for (int64_t c = 0; c < C; c += 8) {
+    const __m256i m = simd256::tail_mask(C - c);
+    const __m256 d =
+        _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + c, m), vm), _mm256_castsi256_ps(m));
+    q = _mm256_fmadd_ps(d, d, q);
+  }
+  const __m256 vr = _mm256_set1_ps(1.f / std::sqrt(simd256::hsum(q) / float(C) + eps));
+  for (int64_t c = 0; c < C; c += 8) {
+    const __m256i m = simd256::tail_mask(C - c);
+    const __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(x + c, m), vm), vr);
+    _mm256_maskstore_ps(
+        y + c, m,
+        _mm256_fmadd_ps(d, _mm256_maskload_ps(gamma + c, m), _mm256_maskload_ps(beta + c, m)));
+  }
+}
+
 template <class TX, class T>
 void ln_row_scalar(const TX* x, const float* gamma, const float* beta, int64_t C, float eps, T* y) {
   double s = 0;
@@ -299,12 +324,19 @@ template <class TX, class T>
 void layer_norm_t(const TX* x, const float* gamma, const float* beta, int64_t rows, int64_t C,
                   float eps, T* y) {
   const bool v512 = use_avx512_kernels();
+  [[maybe_unused]] const bool avx2 = kernel_isa() == KernelIsa::Avx2;
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
-    if (v512)
+    if (v512) {
       ln_row_avx512(x + r * C, gamma, beta, C, eps, y + r * C);
-    else
+    } else if constexpr (std::is_same_v<TX, float> && std::is_same_v<T, float>) {
+      if (avx2)
+        ln_row_avx2(x + r * C, gamma, beta, C, eps, y + r * C);
+      else
+        ln_row_scalar(x + r * C, gamma, beta, C, eps, y + r * C);
+    } else {
       ln_row_scalar(x + r * C, gamma, beta, C, eps, y + r * C);
+    }
   }
 }
 
