@@ -95,13 +95,7 @@ Planner::Prepared Planner::prepare_winograd_upsample(const Spec& s) {
   if (s.int8) {                             // s8 per phase point and output channel
     static const WeightTransform kRows{
         "winograd F(2x2,2x2) upsample2x phase rows", winograd_upsample_weight_rows, {}, 36};
-    const Int8Weight q =
-        int8_weight(wn.name, wn.weight, nullptr, memory::desc({36, ws[1], ws[0]}, dt::s8, tag::acb),
-                    conv->weights_desc(), memory::desc(), memory::desc(), &kRows);
-    w = q.packed;
-    k8 = std::make_shared<WinogradInt8Kernels>(
-        WinogradInt8Kernels{static_cast<const float*>(q.scales->data()),
-                            static_cast<const int32_t*>(q.sums->data()), ws[0]});
+    k8 = winograd_int8_kernels(wn, kRows, conv->weights_desc(), w);
   } else {
     static const WeightTransform kTransform{
         "winograd F(2x2,2x2) upsample2x phases", winograd_upsample_weights, {}, 1};

@@ -6,6 +6,7 @@
 
 #include "backend/cpu/dnnl_util.h"
 #include "backend/cpu/memory_plan.h"
+#include "backend/cpu/prepacked_weights.h"
 #include "common/error.h"
 
 namespace sdc::cpu {
@@ -58,6 +59,11 @@ memory::desc stacked_desc(const memory::desc& one, int64_t n) {
 }
 
 }  // namespace
+
+bool WinogradProducts::int8_available() {
+  static const bool vnni = __builtin_cpu_supports("avx512vnni") && isa_has_int8_dot();
+  return vnni && stacks_kernels(Type::Int8);
+}
 
 bool WinogradProducts::stacks_kernels(Type type) {
   auto probe = [](Type t) {

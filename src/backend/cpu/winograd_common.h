@@ -38,6 +38,9 @@ class WinogradProducts {
   // layout with extras (compensation, scale adjustment) turns Winograd off instead of failing the
   // plan.
   static bool stacks_kernels(Type type);
+  // Whether int8 products run here at all: a VNNI dot product for oneDNN (its effective ISA
+  // follows DNNL_MAX_CPU_ISA, so a cap below VNNI turns them off too) and stacked int8 kernels.
+  static bool int8_available();
 
   // The kernels' layout: [n, Ci, Co] (bf16 or s8), n blocked [Ci, Co] kernels one after another.
   const dnnl::memory::desc& weights_desc() const { return weights_md_; }

@@ -21,7 +21,6 @@
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernel_transform.h"
 #include "backend/cpu/memory_plan.h"
-#include "backend/cpu/prepacked_weights.h"
 #include "backend/cpu/simd.h"
 #include "backend/cpu/winograd_common.h"
 #include "common/error.h"
@@ -210,14 +209,11 @@ bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int 
 }
 
 bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
-  // oneDNN's effective ISA follows DNNL_MAX_CPU_ISA: a cap below VNNI turns the path off too.
-  static const bool vnni = __builtin_cpu_supports("avx512vnni") && isa_has_int8_dot();
   // Too few tiles for two chunks a thread (the UNet's 16x16 x 1280 level at batch 1 on 2
   // threads): the products split by point (winograd_splits_points). One chunk of 32 tiles a
   // thread instead measured only 2 % faster per step (473 -> 463 ms, Zen 5), each thread reading
   // every kernel. Its kernels are 16/9 the bytes of the direct ones (+144 MiB).
-  return vnni && winograd_shape_pays(N, H, W, Ci, Co, threads) &&
-         WinogradProducts::stacks_kernels(WinogradProducts::Type::Int8);
+  return winograd_shape_pays(N, H, W, Ci, Co, threads) && WinogradProducts::int8_available();
 }
 
 namespace {

@@ -16,7 +16,6 @@
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernel_transform.h"
 #include "backend/cpu/memory_plan.h"
-#include "backend/cpu/prepacked_weights.h"
 #include "backend/cpu/simd.h"
 #include "backend/cpu/upsample_conv.h"
 #include "common/error.h"
@@ -170,21 +169,22 @@ TensorRef staged_phase_points(const TensorRef& w, bool rows) {
   return staged_tensor(staging, rows ? Shape{36 * Co, Ci} : Shape{36, Ci, Co}, w.source);
 }
 
+// The transforms' ISA and the shape rule both product types share (winograd_upsample.h).
+bool upsample_shape_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
+  return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
+         winograd_fills_threads(winograd_tile_count(N, H, W), threads);
+}
+
 }  // namespace
 
 bool winograd_upsample_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
-  return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
-         Ci <= 256 && winograd_fills_threads(winograd_tile_count(N, H, W), threads) &&
+  return upsample_shape_pays(N, H, W, Ci, Co, threads) && Ci <= 256 &&
          WinogradProducts::stacks_kernels(WinogradProducts::Type::Bf16);
 }
 
 bool winograd_upsample_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
                                  int threads) {
-  // oneDNN's effective ISA follows DNNL_MAX_CPU_ISA: a cap below VNNI turns the path off too.
-  static const bool vnni = __builtin_cpu_supports("avx512vnni") && isa_has_int8_dot();
-  return vnni && cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
-         winograd_fills_threads(winograd_tile_count(N, H, W), threads) &&
-         WinogradProducts::stacks_kernels(WinogradProducts::Type::Int8);
+  return upsample_shape_pays(N, H, W, Ci, Co, threads) && WinogradProducts::int8_available();
 }
 
 TensorRef winograd_upsample_weights(const TensorRef& w) {
