@@ -5,35 +5,36 @@
 
 #include <immintrin.h>
 
+#include "backend/cpu/simd.h"  // exp_poly
+
 #define SDC_AVX2 __attribute__((target("avx2,fma")))
 #define SDC_AVX2_INLINE SDC_AVX2 static inline __attribute__((always_inline))
 
 namespace sdc::cpu::simd256 {
 
-// exp(x), the polynomial of simd::exp (max relative error ~2 ulp), 2^n built in the exponent
-// bits; x < -87.3 (results below f32's normal range) gives 0, x > 88.7 gives +inf.
+// 2^k for integer lanes k in [-126, 127], built in the exponent bits.
+SDC_AVX2_INLINE __m256 pow2(__m256i k) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
+}
+
+// exp(x), simd::exp's reduction and polynomial (max relative error ~2 ulp); x < -87.3 (results
+// below f32's normal range) gives 0, x > 88.7 gives +inf.
 SDC_AVX2_INLINE __m256 exp(__m256 x) {
   const __m256 normal = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_GE_OQ);
   x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
   const __m256 big = _mm256_cmp_ps(x, _mm256_set1_ps(88.7f), _CMP_GT_OQ);
   x = _mm256_min_ps(x, _mm256_set1_ps(88.7f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(simd::exp_poly::kLog2e)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(simd::exp_poly::kLn2Hi), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(simd::exp_poly::kLn2Lo), r);
+  __m256 p = _mm256_set1_ps(simd::exp_poly::kP[0]);
+  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(simd::exp_poly::kP[i]));
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
-  // n in [-126, 128]: 2^n as exponent bits (n = 128 only where x was clamped to 88.7: inf below).
-  const __m256i e = _mm256_slli_epi32(
-      _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(n, _mm256_set1_ps(127.f))),
-                       _mm256_set1_epi32(127)),
-      23);
-  const __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  // n in [-126, 128] (128 from x above ~88.38, f32's top octave): 2^n as 2^h 2^(n - h), h = n / 2,
+  // each factor a normal power of 2.
+  const __m256i ni = _mm256_cvtps_epi32(n), h = _mm256_srai_epi32(ni, 1);
+  const __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, pow2(h)), pow2(_mm256_sub_epi32(ni, h)));
   return _mm256_and_ps(_mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), big), normal);
 }
 

@@ -1,0 +1,51 @@
+// The vector exp of the own kernels' AVX2 path (simd256::exp, simd_avx2.h) against std::exp over
+// its whole range: the softmax's arguments (<= 0), SiLU's, and the top octave of f32 below
+// overflow, where 2^n needs two factors; below the normal range it gives 0, above it +inf.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "backend/cpu/cpu_features.h"
+#include "backend/cpu/simd_avx2.h"
+
+namespace sdc::test {
+namespace {
+
+SDC_AVX2 void exp8(const float* x, float* y) {
+  _mm256_storeu_ps(y, cpu::simd256::exp(_mm256_loadu_ps(x)));
+}
+
+TEST(Simd256, ExpMatchesStdExpOverItsRange) {
+  if (!cpu::cpu_features().avx2) GTEST_SKIP() << "no AVX2 + FMA here";
+  double worst = 0;
+  for (float x0 = -87.25f; x0 < 88.7f; x0 += 8 * 0.0137f) {
+    float x[8], y[8];
+    for (int i = 0; i < 8; ++i) x[i] = std::min(x0 + float(i) * 0.0137f, 88.7f);
+    exp8(x, y);
+    for (int i = 0; i < 8; ++i) {
+      const double want = std::exp(double(x[i]));
+      if (want > std::numeric_limits<float>::max()) {
+        EXPECT_TRUE(std::isinf(y[i])) << x[i];
+        continue;
+      }
+      const double err = std::fabs(double(y[i]) - want) / want;
+      worst = std::max(worst, err);
+      ASSERT_LT(err, 1e-6) << "exp(" << x[i] << ") = " << y[i] << ", want " << want;
+    }
+  }
+  EXPECT_LT(worst, 5e-7);
+  float x[8] = {-1000.f, -90.f, -87.4f, 0.f, 88.5f, 88.72f, 90.f, 1000.f}, y[8];
+  exp8(x, y);
+  EXPECT_EQ(y[0], 0.f);
+  EXPECT_EQ(y[1], 0.f);
+  EXPECT_EQ(y[2], 0.f);
+  EXPECT_EQ(y[3], 1.f);
+  EXPECT_NEAR(y[4] / std::exp(88.5), 1.0, 1e-6) << "top octave: 2^128 in two factors";
+  EXPECT_TRUE(std::isinf(y[5]) || std::fabs(y[5] / std::exp(88.72) - 1.0) < 1e-6);
+  EXPECT_TRUE(std::isinf(y[6]));
+  EXPECT_TRUE(std::isinf(y[7]));
+}
+
+}  // namespace
+}  // namespace sdc::test
