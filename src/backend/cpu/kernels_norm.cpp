@@ -164,8 +164,7 @@ template <class TX>
 void gn_statistics(const TX* x, const float* add_nc, const float* gamma, const float* beta,
                    int64_t N, int64_t P, int64_t C, int64_t G, float eps, int threads,
                    const GnScratch& s, const GroupNormStatsIo& io) {
-  const bool v512 = use_avx512_kernels();
-  [[maybe_unused]] const bool avx2 = kernel_isa() == KernelIsa::Avx2;
+  const KernelIsa isa = kernel_isa();
   std::fill(s.sums, s.sums + size_t(threads) * N * 2 * C, 0.0);
   // Pass 1: per-thread shifted sums; pivot = the first pixel of each image (plus the add).
 #pragma omp parallel num_threads(threads)
@@ -178,10 +177,10 @@ void gn_statistics(const TX* x, const float* add_nc, const float* gamma, const f
       const TX* xn = x + n * P * C;
       double* s1 = s.sums + (size_t(t) * N + n) * 2 * C;
       if (p0 >= p1) continue;
-      if (v512) {
+      if (isa == KernelIsa::Avx512) {
         gn_stats_avx512(xn, xn, p0, p1, C, acc, s1, s1 + C);
       } else if constexpr (std::is_same_v<TX, float>) {
-        if (avx2)
+        if (isa == KernelIsa::Avx2)
           gn_stats_avx2(xn, xn, p0, p1, C, acc, s1, s1 + C);
         else
           gn_stats_scalar(xn, xn, p0, p1, C, acc, s1, s1 + C);
@@ -228,8 +227,7 @@ void group_norm_t(const TX* x, const float* add_nc, const float* gamma, const fl
                   void* scratch, const GroupNormStatsIo& io) {
   const int threads = omp_get_max_threads();
   const GnScratch s = gn_scratch(scratch, N, C, threads);
-  const bool v512 = use_avx512_kernels();
-  [[maybe_unused]] const bool avx2 = kernel_isa() == KernelIsa::Avx2;
+  const KernelIsa isa = kernel_isa();
   if (io.replay_mean && io.replay_var) {
     const int64_t cg = C / G;
     for (int64_t n = 0; n < N; ++n)
@@ -247,10 +245,10 @@ void group_norm_t(const TX* x, const float* add_nc, const float* gamma, const fl
     const int64_t p1 = std::min(P, p0 + 64);
     const TX* xn = x + n * P * C;
     T* yn = y + n * P * C;
-    if (v512) {
+    if (isa == KernelIsa::Avx512) {
       gn_apply_avx512(xn, s.a + n * C, s.b + n * C, p0, p1, C, silu, yn);
     } else if constexpr (std::is_same_v<TX, float> && std::is_same_v<T, float>) {
-      if (avx2)
+      if (isa == KernelIsa::Avx2)
         gn_apply_avx2(xn, s.a + n * C, s.b + n * C, p0, p1, C, silu, yn);
       else
         gn_apply_scalar(xn, s.a + n * C, s.b + n * C, p0, p1, C, silu, yn);
@@ -323,14 +321,13 @@ void ln_row_scalar(const TX* x, const float* gamma, const float* beta, int64_t C
 template <class TX, class T>
 void layer_norm_t(const TX* x, const float* gamma, const float* beta, int64_t rows, int64_t C,
                   float eps, T* y) {
-  const bool v512 = use_avx512_kernels();
-  [[maybe_unused]] const bool avx2 = kernel_isa() == KernelIsa::Avx2;
+  const KernelIsa isa = kernel_isa();
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
-    if (v512) {
+    if (isa == KernelIsa::Avx512) {
       ln_row_avx512(x + r * C, gamma, beta, C, eps, y + r * C);
     } else if constexpr (std::is_same_v<TX, float> && std::is_same_v<T, float>) {
-      if (avx2)
+      if (isa == KernelIsa::Avx2)
         ln_row_avx2(x + r * C, gamma, beta, C, eps, y + r * C);
       else
         ln_row_scalar(x + r * C, gamma, beta, C, eps, y + r * C);
