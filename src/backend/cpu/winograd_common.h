@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <unordered_map>
 #include <vector>
 
@@ -176,6 +177,32 @@ SDC_AVX512_BF16 static inline void quantise_tile_points(const float* rows, int64
                                                         size_t vs, float* scales) {
   for (int i = 0; i < n; ++i)
     scales[i] = quantise_point_row(rows + i * Ci, Ci, _mm512_reduce_max_ps(top[i]), v + i * vs);
+}
+
+// The int8 input transform of a chunk, for either Winograd: tiles [k0, k0 + count) of x [N, H, W,
+// Ci] (zeros: Ci zeros, the padding), each tile's kPoints transformed rows in f32 (`rows`
+// [kPoints, Ci]) by transform(px, c, mask, rows, top) for the 16 channels at c (|value| maxima
+// folded into top[kPoints]), then quantised point by point (quantise_tile_points) into V (point
+// stride vs) with their scales in `scales` [tiles, kPoints]; tiles [count, tiles) get the codes
+// of 0 and scale 0 (never read).
+template <int kPoints, class Transform>
+SDC_AVX512_BF16 void quantise_chunk_points(const uint16_t* x, const uint16_t* zeros, int64_t H,
+                                           int64_t W, int64_t Ci, int64_t k0, int64_t count,
+                                           int64_t tiles, size_t vs, float* rows, uint8_t* V,
+                                           float* scales, Transform transform) {
+  for (int64_t t = 0; t < tiles; ++t) {
+    if (t >= count) {
+      for (int i = 0; i < kPoints; ++i) std::memset(V + i * vs + t * Ci, 128, size_t(Ci));
+      std::fill_n(scales + kPoints * t, kPoints, 0.f);
+      continue;
+    }
+    const uint16_t* px[16];
+    winograd_tile_pixels(x, zeros, H, W, Ci, winograd_tile(k0 + t, H, W), px);
+    __m512 top[kPoints];
+    for (int i = 0; i < kPoints; ++i) top[i] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < Ci; c += 16) transform(px, c, simd::tail_mask(Ci - c), rows, top);
+    quantise_tile_points(rows, Ci, top, kPoints, V + t * Ci, vs, scales + kPoints * t);
+  }
 }
 
 // An int8 product back in f32, 16 output channels from c: (acc - 128 x the kernel's sum) x the

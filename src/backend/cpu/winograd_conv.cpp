@@ -98,30 +98,19 @@ SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
   }
 }
 
-// One chunk's input transform for the int8 products: each tile's 16 transformed rows in f32
-// (`rows`, [16, Ci]), then each row quantised by its own absolute maximum (quantise_point_row) into
-// V [16, tiles, Ci], its scale into `scales` [tiles, 16] (the direct int8 convolution has one
-// scale per input tensor).
+// One chunk's input transform for the int8 products (quantise_chunk_points): V [16, tiles, Ci],
+// scales [tiles, 16] (a scale per tile and point, where the direct int8 convolution has one per
+// input tensor).
 // `v_tiles`: the tiles V holds per point (its point stride), `tiles` or more.
 SDC_AVX512_BF16 void input_chunk_int8(const uint16_t* x, const uint16_t* zeros,
                                       const WinogradConv::Shape& s, int64_t k0, int64_t count,
                                       int64_t tiles, int64_t v_tiles, float* rows, uint8_t* V,
                                       float* scales) {
-  const size_t vs = size_t(v_tiles * s.Ci);
-  for (int64_t t = 0; t < tiles; ++t) {
-    if (t >= count) {  // never read: the codes of zeros
-      for (int i = 0; i < 16; ++i) std::memset(V + i * vs + t * s.Ci, 128, size_t(s.Ci));
-      std::fill_n(scales + 16 * t, 16, 0.f);
-      continue;
-    }
-    const uint16_t* px[16];
-    winograd_tile_pixels(x, zeros, s.H, s.W, s.Ci, winograd_tile(k0 + t, s.H, s.W), px);
-    __m512 top[16];
-    for (int i = 0; i < 16; ++i) top[i] = _mm512_setzero_ps();
-    for (int64_t c = 0; c < s.Ci; c += 16)
-      input_tile<true>(px, c, simd::tail_mask(s.Ci - c), rows, size_t(s.Ci), top);
-    quantise_tile_points(rows, s.Ci, top, 16, V + t * s.Ci, vs, scales + 16 * t);
-  }
+  const size_t rs = size_t(s.Ci);
+  quantise_chunk_points<16>(
+      x, zeros, s.H, s.W, s.Ci, k0, count, tiles, size_t(v_tiles * s.Ci), rows, V, scales,
+      [rs](const uint16_t* const px[16], int64_t c, __mmask16 m, float* r, __m512* top)
+          SDC_AVX512_BF16 { input_tile<true>(px, c, m, r, rs, top); });
 }
 
 template <class TY, class TA, class Points>

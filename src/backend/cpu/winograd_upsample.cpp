@@ -72,28 +72,17 @@ SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
   }
 }
 
-// Phase p of tiles [k0, k0 + count) for the int8 products: each tile's 9 transformed rows in f32
-// (`rows`, [9, Ci]), then each quantised by its own absolute maximum (quantise_point_row) into
-// V [9, tiles, Ci], its scale into `scales` [tiles, 9]; the rest of V's tiles get the codes of 0.
+// Phase p of tiles [k0, k0 + count) for the int8 products (quantise_chunk_points): V [9, tiles,
+// Ci], scales [tiles, 9].
 SDC_AVX512_BF16 void input_chunk_int8(const uint16_t* x, const uint16_t* zeros,
                                       const WinogradUpsampleConv::Shape& s, int p, int64_t k0,
                                       int64_t count, int64_t tiles, float* rows, uint8_t* V,
                                       float* scales) {
-  const size_t vs = size_t(tiles * s.Ci);
-  for (int64_t t = 0; t < tiles; ++t) {
-    if (t >= count) {  // never read
-      for (int i = 0; i < 9; ++i) std::memset(V + i * vs + t * s.Ci, 128, size_t(s.Ci));
-      std::fill_n(scales + 9 * t, 9, 0.f);
-      continue;
-    }
-    const uint16_t* px[16];
-    winograd_tile_pixels(x, zeros, s.H, s.W, s.Ci, winograd_tile(k0 + t, s.H, s.W), px);
-    __m512 top[9];
-    for (int i = 0; i < 9; ++i) top[i] = _mm512_setzero_ps();
-    for (int64_t c = 0; c < s.Ci; c += 16)
-      input_tile<true>(px, p / 2, p % 2, c, simd::tail_mask(s.Ci - c), rows, size_t(s.Ci), top);
-    quantise_tile_points(rows, s.Ci, top, 9, V + t * s.Ci, vs, scales + 9 * t);
-  }
+  const size_t rs = size_t(s.Ci);
+  quantise_chunk_points<9>(
+      x, zeros, s.H, s.W, s.Ci, k0, count, tiles, size_t(tiles * s.Ci), rows, V, scales,
+      [rs, p](const uint16_t* const px[16], int64_t c, __mmask16 m, float* r, __m512* top)
+          SDC_AVX512_BF16 { input_tile<true>(px, p / 2, p % 2, c, m, r, rs, top); });
 }
 
 // A^T M A of one phase of one tile (its products through `points`) plus the bias, into the big
