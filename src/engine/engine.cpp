@@ -376,8 +376,7 @@ void Engine::run_job(Job& job) {
       }
       if (decoder_after) {
         pipeline::WarmupSpec decoder = w;
-        decoder.unet_batches.clear();
-        decoder.with_control = false;
+        decoder.unet_batches.clear();  // and so no ControlNet either
         n += pipeline::warm_plans(loaded->sd->plans(), decoder);
       }
       log << "planned " << n << " plans for the declared sizes in " << int(clock.ms()) << " ms";
