@@ -114,6 +114,12 @@ std::string HashCache::get_or_compute(const std::string& path) {
 
 void HashCache::save_locked() {
   if (file_.empty()) return;
+  // Files that are gone (deleted downloads, temporary conversions) leave the cache here, so that
+  // it stays the size of the models on disk instead of growing with every file ever hashed.
+  std::erase_if(entries_, [](const auto& kv) {
+    std::error_code ec;
+    return !fs::exists(kv.first, ec) && !ec;
+  });
   nlohmann::json j;
   j["sha256"] = nlohmann::json::object();
   for (const auto& [path, e] : entries_)

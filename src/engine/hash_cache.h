@@ -1,7 +1,8 @@
 // HashCache: sha256 of large files computed once and remembered in a small JSON file, keyed by
 // absolute path and valid while the file's size and modification time are unchanged (as A1111's
 // cache.json). Hashing a 2–4 GB checkpoint takes seconds, so the cache is what makes
-// "Model hash" free after the first time. The file is rewritten atomically after each new hash.
+// "Model hash" free after the first time. The file is rewritten atomically after each new hash,
+// without the entries of files that no longer exist.
 #pragma once
 
 #include <cstdint>

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "common/fixtures.h"
 #include "engine/engine_errors.h"
@@ -131,6 +132,29 @@ TEST(HashCache, ComputesOnceAndNoticesChanges) {
   engine::HashCache broken(cache);
   EXPECT_EQ(broken.get_or_compute(file), io::sha256_hex("hello, world"));
   EXPECT_EQ(engine::HashCache(cache).lookup(file), io::sha256_hex("hello, world"));
+}
+
+TEST(HashCache, ForgetsFilesThatAreGoneWhenItNextSaves) {
+  test::TempDir dir;
+  const std::string kept = dir.file("kept.bin"), gone = dir.file("gone.bin"),
+                    added = dir.file("added.bin"), cache = dir.file("hashes.json");
+  touch(kept, "kept");
+  touch(gone, "gone");
+  {
+    engine::HashCache c(cache);
+    c.get_or_compute(kept);
+    c.get_or_compute(gone);
+  }
+  fs::remove(gone);
+  touch(added, "added");
+  engine::HashCache c(cache);
+  c.get_or_compute(added);  // the save that drops the missing file's entry
+  std::ifstream in(cache);
+  const nlohmann::json j = nlohmann::json::parse(in);
+  EXPECT_TRUE(j.at("sha256").contains(kept)) << j.dump();
+  EXPECT_TRUE(j.at("sha256").contains(added)) << j.dump();
+  EXPECT_FALSE(j.at("sha256").contains(gone)) << j.dump();
+  EXPECT_EQ(engine::HashCache(cache).lookup(kept), io::sha256_hex("kept"));
 }
 
 TEST(SettingsStore, PersistsMergesAndRefusesBadFiles) {
