@@ -34,14 +34,18 @@ void PrintTo(const ConvShape& c, std::ostream* os) {
   *os << c.Ci << " -> " << c.Co << " channels at " << c.H << "x" << c.W << ", stride " << c.stride;
 }
 
-// Codes 0..255 (both ends present) minus the zero point, times 2^-7: the activation quantiser
-// finds exactly that scale and zero point again.
-Vec exact_input(int64_t n, int zero_point, uint32_t seed) {
+// Codes 0..255 (both ends present in every row of `row` values) minus the zero point, times
+// 2^-7: the activation quantiser finds exactly that scale and zero point again, whether it
+// quantises the whole tensor at once or each row (int8_gemm) by itself.
+Vec exact_input(int64_t n, int zero_point, uint32_t seed, int64_t row = 0) {
   std::mt19937 rng(seed);
   Vec x(static_cast<size_t>(n));
   for (auto& v : x) v = std::ldexp(float(int(rng() % 256) - zero_point), -7);
-  x[0] = std::ldexp(float(-zero_point), -7);
-  x[1] = std::ldexp(float(255 - zero_point), -7);
+  if (row == 0) row = n;
+  for (int64_t r = 0; r + 1 < n; r += row) {
+    x[size_t(r)] = std::ldexp(float(-zero_point), -7);
+    x[size_t(r + 1)] = std::ldexp(float(255 - zero_point), -7);
+  }
   return x;
 }
 
@@ -207,7 +211,7 @@ TEST_P(Int8FullSizeLinear, EqualsTheF32PlanOnExactlyRepresentedValues) {
   g.output("y", l.geglu ? g.geglu(lin) : lin);
   // GEGLU: the int8 plan keeps GELU(gate) in bf16 between its two matmuls (one rounding, ~2^-9).
   expect_int8_equals_f32(g, l.geglu ? "Linear.int8+geglu" : "Linear.int8",
-                         exact_input(l.tokens * l.K, 91, 8), l.geglu ? 4e-3 : 1e-5);
+                         exact_input(l.tokens * l.K, 91, 8, l.K), l.geglu ? 4e-3 : 1e-5);
 }
 
 // SD1.5's UNet at 512x512: q/k/v/out and proj_in/out at each level's width, the feed-forward's

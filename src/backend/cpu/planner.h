@@ -231,8 +231,16 @@ class Planner {
 
   // W8A8 steps reading the same store get one shared_codes store (planner_int8.cpp).
   void share_int8_inputs();
-  // Byte offset of the activation scale (then the zero point) after n codes in shared_codes.
+  // Byte offset of the activation scale (then the zero point) after n codes in shared_codes;
+  // of a row-quantised input, of its M row scales (then its M row zero points).
   static size_t shared_codes_scale_offset(int64_t n);
+
+  // Whether a W8A8 linear runs as int8_gemm (int8_gemm.h: its input quantised per row, the
+  // rescale, bias and residual in its own epilogue) rather than a oneDNN matmul: a shape it fits
+  // and no post-op but a residual (sum or add).
+  bool runs_row_gemm(const Spec& s) const;
+  // The linear's input rows M and their length K.
+  std::pair<int64_t, int64_t> linear_rows(const Spec& s) const;
 
   // ---- 4. liveness and in-place -------------------------------------------------------------
 
@@ -390,6 +398,7 @@ class Planner {
                                                              std::shared_ptr<PackedWeight>& packed);
 
   Prepared prepare_linear(const Spec& s);
+  Prepared prepare_row_gemm(const Spec& s);  // runs_row_gemm
 
   // Rows [r0, r0 + rows) of a [R, ...] weight or [R] bias, as a TensorRef on the same bytes.
   static TensorRef rows_of(const TensorRef& t, int64_t r0, int64_t rows);

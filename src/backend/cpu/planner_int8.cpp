@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "backend/cpu/dnnl_util.h"
+#include "backend/cpu/int8_gemm.h"
 #include "backend/cpu/int8_weights.h"
 #include "backend/cpu/memory_plan.h"
 #include "backend/cpu/planner.h"
@@ -17,17 +18,21 @@ void Planner::share_int8_inputs() {
   // Steps reading the same store read the same values in the same storage type, so they would
   // compute the same scale, zero point and codes: the first quantises, the others reuse.
   // Only steps with the same layout of codes share them: a convolution's codes have its frame.
-  using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t>;  // store, frame
+  // Row-quantised codes (int8_gemm) and codes of one scale are not interchangeable either.
+  using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, bool>;  // store, frame, rows
   std::map<Key, std::vector<size_t>> readers;  // input -> its int8 steps, in run order
   for (size_t i = 0; i < specs_.size(); ++i)
     if (specs_[i].int8 && !specs_[i].winograd) {  // Winograd quantises its transformed tiles
       const PaddedImages g = int8_codes_layout(specs_[i]);
-      readers[{specs_[i].in[0], g.top, g.left, g.bottom, g.right}].push_back(i);
+      readers[{specs_[i].in[0], g.top, g.left, g.bottom, g.right, runs_row_gemm(specs_[i])}]
+          .push_back(i);
     }
   for (const auto& [key, steps] : readers) {
     if (steps.size() < 2) continue;
     const int64_t n = int8_codes_layout(specs_[steps[0]]).codes();
-    const int codes = arena_store(DType::U8, int64_t(shared_codes_scale_offset(n)) + 8);
+    // One scale and zero point, or a scale and a zero point per row.
+    const int64_t tail = std::get<5>(key) ? 8 * linear_rows(specs_[steps[0]]).first : 8;
+    const int codes = arena_store(DType::U8, int64_t(shared_codes_scale_offset(n)) + tail);
     for (size_t k = 0; k < steps.size(); ++k) {
       Spec& s = specs_[steps[k]];
       s.shared_codes = codes;
@@ -39,6 +44,18 @@ void Planner::share_int8_inputs() {
 
 size_t Planner::shared_codes_scale_offset(int64_t n) {
   return arena_aligned(size_t(n));
+}
+
+std::pair<int64_t, int64_t> Planner::linear_rows(const Spec& s) const {
+  const Shape& ws = shape(s.node->inputs[1]);
+  return {shape_numel(s.node->shape) / ws[0], ws[1]};
+}
+
+bool Planner::runs_row_gemm(const Spec& s) const {
+  if (s.kind != SK::Linear || !s.int8 || s.post.size() > 1) return false;
+  if (!s.post.empty() && s.post[0].eltwise) return false;
+  const Shape& ws = shape(s.node->inputs[1]);
+  return int8_gemm_fits(ws[1], ws[0]);
 }
 
 Planner::Int8Scratch Planner::int8_scratch(size_t pad, int64_t n, int64_t channels) {

@@ -6,6 +6,7 @@
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/dnnl_util.h"
+#include "backend/cpu/int8_gemm.h"
 #include "backend/cpu/planner.h"
 #include "backend/cpu/prepacked_weights.h"
 #include "backend/cpu/upsample_conv.h"
@@ -230,6 +231,7 @@ Planner::Prepared Planner::prepare_linear(const Spec& s) {
   const Node& m = *s.node;
   const Shape& ws = shape(m.inputs[1]);
   const int64_t K = ws[1], Nc = ws[0], M = shape_numel(m.shape) / Nc;
+  if (runs_row_gemm(s)) return prepare_row_gemm(s);
   const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
   const dt in_t = s.int8 ? dt::u8 : dnnl_dt(src_t), w_t = s.int8 ? dt::s8 : in_t;
   const memory::desc src_md({M, K}, in_t, tag::ab);
@@ -258,6 +260,54 @@ Planner::Prepared Planner::prepare_linear(const Spec& s) {
   auto b = has_bias ? packed_f32(node(m.inputs[2])) : nullptr;
   return dnnl_step(s, dnnl::matmul(pd), src_md, pd.weights_desc(), w, b_md, b, dst_md, post_md,
                    pd.scratchpad_desc());
+}
+
+Planner::Prepared Planner::prepare_row_gemm(const Spec& s) {
+  const Node& m = *s.node;
+  const Node& wn = node(m.inputs[1]);
+  const auto [M, K] = linear_rows(s);
+  const int64_t Nc = shape(m.inputs[1])[0];
+  const bool has_bias = m.inputs[2] != kNone;
+  // The values in the layout oneDNN's int8 matmul packs them in for these shapes (int8_gemm.h),
+  // so a compiled file's packed weights serve both.
+  const Int8Weight w = int8_weight(
+      wn.name, wn.weight, has_bias ? &node(m.inputs[2]).weight : nullptr,
+      memory::desc({K, Nc}, dt::s8, tag::ba), memory::desc({K, Nc}, dt::s8, tag::BA16a64b4a),
+      memory::desc({1, Nc}, dt::f32, tag::ab), memory::desc({1, Nc}, dt::s32, tag::ab));
+  const size_t scales_at = shared_codes_scale_offset(M * K);
+  Prepared p;
+  p.scratch = s.shared_codes < 0 ? scales_at + size_t(2 * M) * sizeof(float) : 0;
+  const Spec* sp = &s;
+  p.bind = [this, sp, w, M, K, Nc, scales_at]() {
+    uint8_t* q = static_cast<uint8_t*>(sp->shared_codes < 0 ? scratch() : ptr(sp->shared_codes));
+    float* scale = reinterpret_cast<float*>(q + scales_at);
+    float* zero = scale + M;
+    const bool quantises = !sp->reuses_codes;
+    const void* x = ptr(sp->in[0]);
+    const DType xt = stores_[size_t(sp->in[0])].dtype;
+    Int8GemmWeights gw;
+    gw.values = static_cast<const int8_t*>(w.packed->data());
+    gw.scales = static_cast<const float*>(w.scales->data());
+    gw.sums = static_cast<const int32_t*>(w.sums->data());
+    gw.bias = w.bias ? static_cast<const float*>(w.bias->data()) : nullptr;
+    gw.K = K;
+    gw.N = Nc;
+    Int8GemmOutput out;
+    out.y = ptr(sp->out);
+    out.type = stores_[size_t(sp->out)].dtype;
+    if (!sp->post.empty() && sp->post[0].sum) {
+      out.residual = GemmResidual::Sum;
+    } else if (!sp->post.empty()) {
+      out.residual = GemmResidual::Add;
+      out.addend = ptr(sp->post[0].store);
+      out.addend_type = stores_[size_t(sp->post[0].store)].dtype;
+    }
+    return std::function<void()>([=] {
+      if (quantises) quantise_rows(x, xt, M, K, q, scale, zero);
+      int8_gemm(q, scale, zero, M, gw, out);
+    });
+  };
+  return p;
 }
 
 TensorRef Planner::rows_of(const TensorRef& t, int64_t r0, int64_t rows) {
