@@ -191,3 +191,101 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace sdc::test
+
+namespace sdc::test {
+namespace {
+
+// A projection's s8 values, weight scales and packed form, by pack_int8_weight's rule.
+struct Projection {
+  std::vector<int8_t> values;  // [N, K]
+  std::vector<float> scales;
+  Vec bias;
+  cpu::Int8Packed packed;
+  cpu::Int8GemmWeights operands(int64_t K, int64_t N) const {
+    cpu::Int8GemmWeights w;
+    w.values = static_cast<const int8_t*>(packed.values->data());
+    w.scales = static_cast<const float*>(packed.scales->data());
+    w.sums = static_cast<const int32_t*>(packed.sums->data());
+    w.bias = bias.data();
+    w.K = K;
+    w.N = N;
+    return w;
+  }
+  // scale[m] scales[o] (acc - zero[m] sum) + bias[o], exactly.
+  double at(const std::vector<uint8_t>& q, float scale, float zero, int64_t m, int64_t o,
+            int64_t K) const {
+    int64_t acc = 0, sum = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      acc += int64_t(q[size_t(m * K + k)]) * values[size_t(o * K + k)];
+      sum += values[size_t(o * K + k)];
+    }
+    return double(scale) * scales[size_t(o)] * (double(acc) - double(zero) * double(sum)) +
+           bias[size_t(o)];
+  }
+};
+
+Projection projection(int64_t K, int64_t N, uint32_t seed) {
+  Projection p;
+  const Vec wf = random_vec(N * K, seed, -0.3f, 0.3f);
+  p.bias = random_vec(N, seed + 1, -1.f, 1.f);
+  p.scales.resize(size_t(N));
+  p.values.resize(size_t(N * K));
+  for (int64_t o = 0; o < N; ++o) {
+    float m = 0.f;
+    for (int64_t k = 0; k < K; ++k) m = std::max(m, std::fabs(wf[size_t(o * K + k)]));
+    p.scales[size_t(o)] = m > 0.f ? m / 127.f : 1.f;
+    for (int64_t k = 0; k < K; ++k)
+      p.values[size_t(o * K + k)] =
+          int8_t(std::nearbyint(wf[size_t(o * K + k)] / p.scales[size_t(o)]));
+  }
+  const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  p.packed = cpu::pack_int8_weight(
+      TensorRef::from_f32(wf, {N, K}, DType::F32),
+      memory::desc({K, N}, memory::data_type::s8, memory::format_tag::ba),
+      memory::desc({K, N}, memory::data_type::s8, memory::format_tag::BA16a64b4a), engine);
+  return p;
+}
+
+TEST(Int8GemmGeglu, IsTheValueProductTimesTheGeluOfTheGateProduct) {
+  if (!cpu::int8_gemm_fits(16, 64)) GTEST_SKIP() << "no AVX-512 VNNI";
+  const int64_t K = 80, N = 128;  // K padded to 128 in the layout
+  const Projection value = projection(K, N, 21), gate = projection(K, N, 23);
+  for (const int64_t M : {int64_t(5), int64_t(61)})
+    for (const DType t : {DType::F32, DType::BF16})
+      for (const int threads : {1, 2}) {
+        SCOPED_TRACE(testing::Message()
+                     << M << " rows, " << dtype_name(t) << ", " << threads << " threads");
+        std::vector<uint8_t> q(static_cast<size_t>(M * K));
+        std::vector<float> scale(static_cast<size_t>(M)), zero(static_cast<size_t>(M));
+        std::mt19937 rng(25);
+        for (auto& x : q) x = uint8_t(rng() % 256);
+        for (int64_t m = 0; m < M; ++m) {
+          scale[size_t(m)] = std::ldexp(1.f, -6 - int(m % 3));
+          zero[size_t(m)] = float(rng() % 256);
+        }
+        Vec y32(static_cast<size_t>(M * N));
+        std::vector<uint16_t> y16(static_cast<size_t>(M * N));
+        cpu::Int8GemmOutput out;
+        out.y = t == DType::BF16 ? static_cast<void*>(y16.data()) : y32.data();
+        out.type = t;
+        const int saved = omp_get_max_threads();
+        omp_set_num_threads(threads);
+        cpu::int8_gemm_geglu(q.data(), scale.data(), zero.data(), M, value.operands(K, N),
+                             gate.operands(K, N), out);
+        omp_set_num_threads(saved);
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t o = 0; o < N; ++o) {
+            const double v = value.at(q, scale[size_t(m)], zero[size_t(m)], m, o, K);
+            const double g = gate.at(q, scale[size_t(m)], zero[size_t(m)], m, o, K);
+            const double want = v * 0.5 * g * std::erfc(-g / std::sqrt(2.0));
+            const size_t i = size_t(m * N + o);
+            const double got = t == DType::BF16 ? bf16_to_f32(y16[i]) : y32[i];
+            const double bound = 1e-5 * (std::fabs(v) + 1.0) * (std::fabs(g) + 1.0) +
+                                 (t == DType::BF16 ? std::fabs(want) / 256.0 : 0.0);
+            ASSERT_LE(std::fabs(got - want), bound) << "row " << m << " channel " << o;
+          }
+      }
+}
+
+}  // namespace
+}  // namespace sdc::test

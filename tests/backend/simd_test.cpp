@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "backend/cpu/cpu_features.h"
+#include "backend/cpu/simd.h"
 #include "backend/cpu/simd_avx2.h"
 
 namespace sdc::test {
@@ -45,6 +46,31 @@ TEST(Simd256, ExpMatchesStdExpOverItsRange) {
   EXPECT_TRUE(std::isinf(y[5]) || std::fabs(y[5] / std::exp(88.72) - 1.0) < 1e-6);
   EXPECT_TRUE(std::isinf(y[6]));
   EXPECT_TRUE(std::isinf(y[7]));
+}
+
+SDC_AVX512 void gelu_fast16(const float* x, float* y) {
+  _mm512_storeu_ps(y, cpu::simd::gelu_fast(_mm512_loadu_ps(x)));
+}
+
+TEST(Simd512, GeluFastIsTheErfGeluWithinItsBound) {
+  if (!cpu::use_avx512_kernels()) GTEST_SKIP() << "no AVX-512 here";
+  for (float x0 = -12.f; x0 < 12.f; x0 += 16 * 0.00731f) {
+    float x[16], y[16];
+    for (int i = 0; i < 16; ++i) x[i] = x0 + float(i) * 0.00731f;
+    gelu_fast16(x, y);
+    for (int i = 0; i < 16; ++i) {
+      const double want = 0.5 * x[i] * std::erfc(-double(x[i]) / std::sqrt(2.0));
+      ASSERT_LE(std::fabs(y[i] - want), 1e-6 * std::fabs(x[i])) << "x = " << x[i];
+    }
+  }
+  const float big[16] = {1e30f, -1e30f, 50.f, -50.f, 0.f, -0.f, 1e-30f, -1e-30f,
+                         3.f,   -3.f,   9.9f, -9.9f, 1.f, -1.f, 0.5f,   -0.5f};
+  float y[16];
+  gelu_fast16(big, y);
+  EXPECT_EQ(y[0], 1e30f);
+  EXPECT_EQ(y[1], 0.f);
+  EXPECT_EQ(y[2], 50.f);
+  EXPECT_EQ(y[4], 0.f);
 }
 
 }  // namespace

@@ -93,22 +93,122 @@ SDC_VNNI void tile(const uint8_t* q, const float* scale, const float* zero, int6
   }
 }
 
+// One half (32 channels from c0, in the block's 64) of a GEGLU tile: RM rows x 2 vectors of the
+// value product and 2 of the gate product, out = value GELU(gate).
+template <int RM>
+SDC_VNNI void geglu_tile(const uint8_t* q, const float* scale, const float* zero, int64_t m0,
+                         int64_t c0, const int8_t* value_panel, const int8_t* gate_panel,
+                         const Int8GemmWeights& value, const Int8GemmWeights& gate,
+                         const Int8GemmOutput& out) {
+  const int64_t K = value.K, N = value.N;
+  const uint8_t* a = q + m0 * K;
+  __m512i acc[RM][4];  // [r][0, 1]: value, [r][2, 3]: gate
+#pragma GCC unroll 8
+  for (int r = 0; r < RM; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_si512();
+  const int64_t at = c0 % 64;
+  for (int64_t k = 0; k < K / 4; ++k) {
+    __m512i b[4];
+#pragma GCC unroll 2
+    for (int v = 0; v < 2; ++v) {
+      b[v] = _mm512_loadu_si512(value_panel + (k * 64 + at + v * 16) * 4);
+      b[v + 2] = _mm512_loadu_si512(gate_panel + (k * 64 + at + v * 16) * 4);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < RM; ++r) {
+      int32_t dw;
+      std::memcpy(&dw, a + r * K + k * 4, 4);
+      const __m512i x = _mm512_set1_epi32(dw);
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) acc[r][v] = dpbusd(acc[r][v], x, b[v]);
+    }
+  }
+#pragma GCC unroll 2
+  for (int v = 0; v < 2; ++v) {
+    const int64_t c = c0 + v * 16;
+    const __m512 vs = _mm512_loadu_ps(value.scales + c), gs = _mm512_loadu_ps(gate.scales + c);
+    const __m512 vsum = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(value.sums + c)), vs);
+    const __m512 gsum = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(gate.sums + c)), gs);
+    const __m512 vb = value.bias ? _mm512_loadu_ps(value.bias + c) : _mm512_setzero_ps();
+    const __m512 gb = gate.bias ? _mm512_loadu_ps(gate.bias + c) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int r = 0; r < RM; ++r) {
+      const int64_t m = m0 + r;
+      const __m512 rs = _mm512_set1_ps(scale[m]), rz = _mm512_set1_ps(scale[m] * zero[m]);
+      const __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), _mm512_mul_ps(rs, vs),
+                                       _mm512_fnmadd_ps(rz, vsum, vb));
+      const __m512 g = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v + 2]), _mm512_mul_ps(rs, gs),
+                                       _mm512_fnmadd_ps(rz, gsum, gb));
+      store_f32(static_cast<char*>(out.y) + (m * N + c) * int64_t(dtype_size(out.type)), out.type,
+                _mm512_mul_ps(y, simd::gelu_fast(g)));
+    }
+  }
+}
+
 using TileFn = void (*)(const uint8_t*, const float*, const float*, int64_t, int64_t, const int8_t*,
                         const Int8GemmWeights&, const Int8GemmOutput&);
+using GegluTileFn = void (*)(const uint8_t*, const float*, const float*, int64_t, int64_t,
+                             const int8_t*, const int8_t*, const Int8GemmWeights&,
+                             const Int8GemmWeights&, const Int8GemmOutput&);
 template <int... R>
 constexpr std::array<TileFn, sizeof...(R)> tile_table(std::integer_sequence<int, R...>) {
   return {&tile<R + 1>...};
+}
+template <int... R>
+constexpr std::array<GegluTileFn, sizeof...(R)> geglu_table(std::integer_sequence<int, R...>) {
+  return {&geglu_tile<R + 1>...};
+}
+
+// Bytes of one block's panel: the layout pads K to a multiple of 64 (its blocks of 16 groups of
+// 4) with zeros.
+size_t panel_bytes(int64_t K) {
+  return size_t((K + 63) / 64 * 64) * 64;
 }
 
 // Rows [m0, m1) of channel block nb.
 void rows_of_block(const uint8_t* q, const float* scale, const float* zero, int64_t m0, int64_t m1,
                    int64_t nb, const Int8GemmWeights& w, const Int8GemmOutput& out) {
   static constexpr auto tiles = tile_table(std::make_integer_sequence<int, kRows>());
-  // The layout pads K to a multiple of 64 (its blocks of 16 groups of 4), with zeros.
-  const int8_t* panel = w.values + nb * ((w.K + 63) / 64 * 64) * 64;
+  const int8_t* panel = w.values + size_t(nb) * panel_bytes(w.K);
   int64_t m = m0;
   for (; m + kRows <= m1; m += kRows) tile<kRows>(q, scale, zero, m, nb * 64, panel, w, out);
   if (m < m1) tiles[size_t(m1 - m - 1)](q, scale, zero, m, nb * 64, panel, w, out);
+}
+
+// The same for GEGLU, both halves of the block.
+void geglu_rows_of_block(const uint8_t* q, const float* scale, const float* zero, int64_t m0,
+                         int64_t m1, int64_t nb, const Int8GemmWeights& value,
+                         const Int8GemmWeights& gate, const Int8GemmOutput& out) {
+  static constexpr auto tiles = geglu_table(std::make_integer_sequence<int, kRows>());
+  const int8_t* vp = value.values + size_t(nb) * panel_bytes(value.K);
+  const int8_t* gp = gate.values + size_t(nb) * panel_bytes(gate.K);
+  for (int64_t c0 = nb * 64; c0 < nb * 64 + 64; c0 += 32) {
+    int64_t m = m0;
+    for (; m + kRows <= m1; m += kRows)
+      geglu_tile<kRows>(q, scale, zero, m, c0, vp, gp, value, gate, out);
+    if (m < m1) tiles[size_t(m1 - m - 1)](q, scale, zero, m, c0, vp, gp, value, gate, out);
+  }
+}
+
+// Runs block(m0, m1, nb) over M rows and `blocks` channel blocks on the team's threads.
+template <class Block>
+void for_blocks(int64_t M, int64_t blocks, Block block) {
+  const int64_t tiles = (M + kRows - 1) / kRows;
+#pragma omp parallel
+  {
+    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+    if (tiles >= 2 * T) {
+      // Each thread its share of the rows, block after block: its codes stay in its L2 and each
+      // block's panel in L1 while it walks them.
+      const int64_t m0 = std::min(M, tiles * t / T * kRows),
+                    m1 = std::min(M, tiles * (t + 1) / T * kRows);
+      for (int64_t nb = 0; nb < blocks; ++nb) block(m0, m1, nb);
+    } else {
+      // Few rows (the 8x8 level, a small image): split the channel blocks.
+      for (int64_t nb = blocks * t / T; nb < blocks * (t + 1) / T; ++nb) block(0, M, nb);
+    }
+  }
 }
 
 template <class T>
@@ -155,22 +255,17 @@ void quantise_rows(const void* x, DType type, int64_t M, int64_t K, uint8_t* q, 
 
 void int8_gemm(const uint8_t* q, const float* scale, const float* zero, int64_t M,
                const Int8GemmWeights& w, const Int8GemmOutput& out) {
-  const int64_t blocks = w.N / 64, tiles = (M + kRows - 1) / kRows;
-#pragma omp parallel
-  {
-    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
-    if (tiles >= 2 * T) {
-      // Each thread its share of the rows, block after block: its codes stay in its L2 and each
-      // block's panel in L1 while it walks them.
-      const int64_t m0 = std::min(M, tiles * t / T * kRows),
-                    m1 = std::min(M, tiles * (t + 1) / T * kRows);
-      for (int64_t nb = 0; nb < blocks; ++nb) rows_of_block(q, scale, zero, m0, m1, nb, w, out);
-    } else {
-      // Few rows (the 8x8 level, a small image): split the channel blocks.
-      for (int64_t nb = blocks * t / T; nb < blocks * (t + 1) / T; ++nb)
-        rows_of_block(q, scale, zero, 0, M, nb, w, out);
-    }
-  }
+  for_blocks(M, w.N / 64, [&](int64_t m0, int64_t m1, int64_t nb) {
+    rows_of_block(q, scale, zero, m0, m1, nb, w, out);
+  });
+}
+
+void int8_gemm_geglu(const uint8_t* q, const float* scale, const float* zero, int64_t M,
+                     const Int8GemmWeights& value, const Int8GemmWeights& gate,
+                     const Int8GemmOutput& out) {
+  for_blocks(M, value.N / 64, [&](int64_t m0, int64_t m1, int64_t nb) {
+    geglu_rows_of_block(q, scale, zero, m0, m1, nb, value, gate, out);
+  });
 }
 
 }  // namespace sdc::cpu

@@ -61,4 +61,10 @@ bool int8_gemm_fits(int64_t K, int64_t N);
 void int8_gemm(const uint8_t* q, const float* scale, const float* zero, int64_t M,
                const Int8GemmWeights& w, const Int8GemmOutput& out);
 
+// GEGLU: out = (value product) x GELU(gate product) (exact-erf GELU, simd::gelu_fast), each as
+// int8_gemm's product, value and gate with the same K and N. No residual.
+void int8_gemm_geglu(const uint8_t* q, const float* scale, const float* zero, int64_t M,
+                     const Int8GemmWeights& value, const Int8GemmWeights& gate,
+                     const Int8GemmOutput& out);
+
 }  // namespace sdc::cpu

@@ -408,13 +408,13 @@ void Planner::add_group_spec(const Group& grp) {
         const Shape& xs = shape(s.src);
         s.macs = xs[0] * (xs[1] + 1) * (xs[2] + 1) * 4 * ws[0] * ws[1] * 4;
       }
+      int64_t gate_values = 0;
       for (const auto& p : grp.post) {
         const Node& pn = node(p.node);
         if (p.op == Op::Geglu) {
           s.kind = SK::LinearGeglu;
           s.name += "+geglu";
-          // GELU(gate) in the matmul type: bf16 halves its round trip through memory.
-          s.tmp = arena_store(bf16_ ? DType::BF16 : DType::F32, shape_numel(pn.shape));
+          gate_values = shape_numel(pn.shape);
           continue;
         }
         PostOp po;
@@ -455,6 +455,10 @@ void Planner::add_group_spec(const Group& grp) {
         }
         s.post.push_back(po);
       }
+      // oneDNN's GEGLU keeps GELU(gate) in the matmul type (bf16 halves its round trip through
+      // memory); int8_gemm's never leaves its registers.
+      if (s.kind == SK::LinearGeglu && !runs_row_gemm(s))
+        s.tmp = arena_store(bf16_ ? DType::BF16 : DType::F32, gate_values);
       if (s.kind == SK::Conv && runs_winograd(s)) {
         s.winograd = true;
         s.name.insert(std::string("Conv2d").size(), ".wino");

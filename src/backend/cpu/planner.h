@@ -235,9 +235,9 @@ class Planner {
   // of a row-quantised input, of its M row scales (then its M row zero points).
   static size_t shared_codes_scale_offset(int64_t n);
 
-  // Whether a W8A8 linear runs as int8_gemm (int8_gemm.h: its input quantised per row, the
-  // rescale, bias and residual in its own epilogue) rather than a oneDNN matmul: a shape it fits
-  // and no post-op but a residual (sum or add).
+  // Whether a W8A8 linear or GEGLU projection runs as int8_gemm (int8_gemm.h: its input
+  // quantised per row, the rescale, bias, residual and GEGLU in its own epilogue) rather than
+  // oneDNN matmuls: a shape it fits and no post-op but a residual (sum or add; none after GEGLU).
   bool runs_row_gemm(const Spec& s) const;
   // The linear's input rows M and their length K.
   std::pair<int64_t, int64_t> linear_rows(const Spec& s) const;

@@ -52,9 +52,11 @@ std::pair<int64_t, int64_t> Planner::linear_rows(const Spec& s) const {
 }
 
 bool Planner::runs_row_gemm(const Spec& s) const {
-  if (s.kind != SK::Linear || !s.int8 || s.post.size() > 1) return false;
-  if (!s.post.empty() && s.post[0].eltwise) return false;
+  if (!s.int8) return false;
   const Shape& ws = shape(s.node->inputs[1]);
+  if (s.kind == SK::LinearGeglu) return s.post.empty() && int8_gemm_fits(ws[1], ws[0] / 2);
+  if (s.kind != SK::Linear || s.post.size() > 1) return false;
+  if (!s.post.empty() && s.post[0].eltwise) return false;
   return int8_gemm_fits(ws[1], ws[0]);
 }
 

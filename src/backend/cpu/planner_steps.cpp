@@ -266,32 +266,45 @@ Planner::Prepared Planner::prepare_row_gemm(const Spec& s) {
   const Node& m = *s.node;
   const Node& wn = node(m.inputs[1]);
   const auto [M, K] = linear_rows(s);
-  const int64_t Nc = shape(m.inputs[1])[0];
+  const bool geglu = s.kind == SK::LinearGeglu;
+  // GEGLU (PyTorch's): value = the first half of the projection's rows, gate = the second.
+  const int64_t Nc = shape(m.inputs[1])[0] / (geglu ? 2 : 1);
   const bool has_bias = m.inputs[2] != kNone;
   // The values in the layout oneDNN's int8 matmul packs them in for these shapes (int8_gemm.h),
-  // so a compiled file's packed weights serve both.
-  const Int8Weight w = int8_weight(
-      wn.name, wn.weight, has_bias ? &node(m.inputs[2]).weight : nullptr,
-      memory::desc({K, Nc}, dt::s8, tag::ba), memory::desc({K, Nc}, dt::s8, tag::BA16a64b4a),
-      memory::desc({1, Nc}, dt::f32, tag::ab), memory::desc({1, Nc}, dt::s32, tag::ab));
+  // under the same names (GEGLU's halves as prepare_linear_geglu names them), so a compiled
+  // file's packed weights serve both.
+  auto weight = [&](int64_t r0) {
+    const TensorRef bias = has_bias ? rows_of(node(m.inputs[2]).weight, r0, Nc) : TensorRef{};
+    const std::string name =
+        geglu ? wn.name + "[" + std::to_string(r0) + ":" + std::to_string(r0 + Nc) + "]" : wn.name;
+    return int8_weight(
+        name, geglu ? rows_of(wn.weight, r0, Nc) : wn.weight, has_bias ? &bias : nullptr,
+        memory::desc({K, Nc}, dt::s8, tag::ba), memory::desc({K, Nc}, dt::s8, tag::BA16a64b4a),
+        memory::desc({1, Nc}, dt::f32, tag::ab), memory::desc({1, Nc}, dt::s32, tag::ab));
+  };
+  const Int8Weight w = weight(0), gate = geglu ? weight(Nc) : Int8Weight{};
   const size_t scales_at = shared_codes_scale_offset(M * K);
   Prepared p;
   p.scratch = s.shared_codes < 0 ? scales_at + size_t(2 * M) * sizeof(float) : 0;
   const Spec* sp = &s;
-  p.bind = [this, sp, w, M, K, Nc, scales_at]() {
+  p.bind = [this, sp, w, gate, geglu, M, K, Nc, scales_at]() {
     uint8_t* q = static_cast<uint8_t*>(sp->shared_codes < 0 ? scratch() : ptr(sp->shared_codes));
     float* scale = reinterpret_cast<float*>(q + scales_at);
     float* zero = scale + M;
     const bool quantises = !sp->reuses_codes;
     const void* x = ptr(sp->in[0]);
     const DType xt = stores_[size_t(sp->in[0])].dtype;
-    Int8GemmWeights gw;
-    gw.values = static_cast<const int8_t*>(w.packed->data());
-    gw.scales = static_cast<const float*>(w.scales->data());
-    gw.sums = static_cast<const int32_t*>(w.sums->data());
-    gw.bias = w.bias ? static_cast<const float*>(w.bias->data()) : nullptr;
-    gw.K = K;
-    gw.N = Nc;
+    auto operands = [K, Nc](const Int8Weight& iw) {
+      Int8GemmWeights gw;
+      gw.values = static_cast<const int8_t*>(iw.packed->data());
+      gw.scales = static_cast<const float*>(iw.scales->data());
+      gw.sums = static_cast<const int32_t*>(iw.sums->data());
+      gw.bias = iw.bias ? static_cast<const float*>(iw.bias->data()) : nullptr;
+      gw.K = K;
+      gw.N = Nc;
+      return gw;
+    };
+    const Int8GemmWeights gw = operands(w), gg = geglu ? operands(gate) : Int8GemmWeights{};
     Int8GemmOutput out;
     out.y = ptr(sp->out);
     out.type = stores_[size_t(sp->out)].dtype;
@@ -304,7 +317,10 @@ Planner::Prepared Planner::prepare_row_gemm(const Spec& s) {
     }
     return std::function<void()>([=] {
       if (quantises) quantise_rows(x, xt, M, K, q, scale, zero);
-      int8_gemm(q, scale, zero, M, gw, out);
+      if (geglu)
+        int8_gemm_geglu(q, scale, zero, M, gw, gg, out);
+      else
+        int8_gemm(q, scale, zero, M, gw, out);
     });
   };
   return p;
@@ -320,6 +336,7 @@ TensorRef Planner::rows_of(const TensorRef& t, int64_t r0, int64_t rows) {
 }
 
 Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
+  if (runs_row_gemm(s)) return prepare_row_gemm(s);
   const Node& m = *s.node;
   const Node& wn = node(m.inputs[1]);
   const Shape& ws = wn.shape;

@@ -140,6 +140,36 @@ SDC_AVX512_INLINE __m512 gelu(__m512 x) {
   return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), f);
 }
 
+// Exact-erf GELU at a third of gelu's cost, for the int8 GEGLU (int8_gemm): erf(z) = 1 - t^-16,
+// t = 1 + a1 z + ... + a6 z^6 (Abramowitz & Stegun 7.1.28, |error| <= 3e-7), so GELU(x) =
+// x (1 - r / 2) for x >= 0 and x r / 2 below, r = t(|x| / sqrt 2)^-16 (a reciprocal estimate and
+// one Newton step). |error| <= 1e-6 |x| (mostly t^16's f32 rounding), absolute, not relative, in
+// the negative tail; far below a bf16 output's rounding.
+SDC_AVX512_INLINE __m512 gelu_fast(__m512 x) {
+  // Past |x| = 9.9 erf is 1 in f32: GELU is x, or 0 (below); the clamp keeps t^16 finite.
+  const __m512 az = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678f));
+  const __mmask16 far = _mm512_cmp_ps_mask(az, _mm512_set1_ps(7.f), _CMP_GE_OQ);
+  const __m512 z = _mm512_min_ps(az, _mm512_set1_ps(7.f));
+  __m512 t = _mm512_set1_ps(0.0000430638f);
+  t = _mm512_fmadd_ps(t, z, _mm512_set1_ps(0.0002765672f));
+  t = _mm512_fmadd_ps(t, z, _mm512_set1_ps(0.0001520143f));
+  t = _mm512_fmadd_ps(t, z, _mm512_set1_ps(0.0092705272f));
+  t = _mm512_fmadd_ps(t, z, _mm512_set1_ps(0.0422820123f));
+  t = _mm512_fmadd_ps(t, z, _mm512_set1_ps(0.0705230784f));
+  t = _mm512_fmadd_ps(t, z, _mm512_set1_ps(1.f));
+  t = _mm512_mul_ps(t, t);
+  t = _mm512_mul_ps(t, t);
+  t = _mm512_mul_ps(t, t);
+  t = _mm512_mul_ps(t, t);
+  const __m512 r0 = _mm512_rcp14_ps(t);
+  const __m512 r = _mm512_fmadd_ps(r0, _mm512_fnmadd_ps(t, r0, _mm512_set1_ps(1.f)), r0);
+  const __m512 half_r = _mm512_mul_ps(r, _mm512_set1_ps(0.5f));
+  const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+  __m512 phi = _mm512_mask_mov_ps(_mm512_sub_ps(_mm512_set1_ps(1.f), half_r), neg, half_r);
+  phi = _mm512_mask_mov_ps(phi, neg & far, _mm512_setzero_ps());
+  return _mm512_mul_ps(x, phi);
+}
+
 // f32 -> bf16, round to nearest even (as PyTorch and oneDNN cast).
 SDC_AVX512_INLINE __m256i to_bf16(__m512 x) {
   const __m512i b = _mm512_castps_si512(x);
