@@ -11,6 +11,7 @@
 
 #include "backend/cpu/activation_arena.h"
 #include "backend/cpu/cpu_features.h"
+#include "backend/cpu/int8_gemm.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
@@ -346,6 +347,76 @@ TEST_P(Int8, LinearAndGegluAreExact) {
   for (const auto& s : p->steps()) kinds.push_back(s.kind);
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), "Linear.int8+gelu"), kinds.end());
   // Both read x: the GEGLU projection reuses the codes the first linear quantised.
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "Linear.int8.reused+geglu"), kinds.end());
+}
+
+// Linears and GEGLU projections that int8_gemm fits (AVX-512 VNNI, K in 16s, N in 64s) quantise
+// each row of their input by itself: rows four orders of magnitude apart keep their precision
+// (one scale for the tensor would leave the small rows a few codes), the two steps share the
+// row codes, and the outputs match the row-quantised reference.
+TEST_P(Int8, LinearsThatFitQuantiseEachRowByItself) {
+  const int64_t T = 10, K = 64, Nc = 128, D = 64;
+  if (!cpu::int8_gemm_fits(K, Nc)) GTEST_SKIP() << "int8_gemm does not run here";
+  Vec x = random_vec(T * K, 111, -1.f, 0.5f);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t k = 0; k < K; ++k) x[size_t(t * K + k)] *= std::pow(10.f, -float(t % 5));
+  const Vec w = random_vec(Nc * K, 112, -0.4f, 0.4f), b = random_vec(Nc, 113);
+  const Vec wg = random_vec(2 * D * K, 114, -0.4f, 0.4f), bg = random_vec(2 * D, 115);
+  graph::Graph g;
+  const auto xi = g.input("x", {T, K});
+  const auto lin = g.linear(xi, add_weight(g, "w", w, {Nc, K}), add_weight(g, "b", b, {Nc}));
+  g.allow_int8(lin);
+  g.output("lin", lin);
+  const auto proj =
+      g.linear(xi, add_weight(g, "wg", wg, {2 * D, K}), add_weight(g, "bg", bg, {2 * D}));
+  g.allow_int8(proj);
+  g.output("geglu", g.geglu(proj));
+  auto p = compile(g);
+  fill_input(*p, "x", x);
+  p->run();
+  // Row t's codes and scale, as dequantized() makes them for a whole tensor.
+  Vec xq(x.size());
+  std::vector<float> sx(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) {
+    const Vec row(x.begin() + t * K, x.begin() + (t + 1) * K);
+    const Vec q = dequantized(row, sx[size_t(t)]);
+    std::copy(q.begin(), q.end(), xq.begin() + t * K);
+  }
+  auto product = [&](const Vec& wt, const Vec& bias, int64_t n) {
+    std::vector<float> sw;
+    const Vec wq = quantized_rows(wt, n, sw);
+    const Vec sums = linear_ref(xq, wq, nullptr, T, K, n);
+    Vec y(sums.size());
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t o = 0; o < n; ++o)
+        y[size_t(t * n + o)] = float(
+            double(sums[size_t(t * n + o)]) * sx[size_t(t)] * sw[size_t(o)] + bias[size_t(o)]);
+    return y;
+  };
+  const Vec lin_ref = product(w, b, Nc);
+  EXPECT_LT(rel_err(p->output("lin"), lin_ref), 1e-5);
+  const Vec value =
+      product(Vec(wg.begin(), wg.begin() + D * K), Vec(bg.begin(), bg.begin() + D), D);
+  const Vec gate = product(Vec(wg.begin() + D * K, wg.end()), Vec(bg.begin() + D, bg.end()), D);
+  Vec geglu(value.size());
+  for (size_t i = 0; i < value.size(); ++i) geglu[i] = float(value[i] * gelu_ref(gate[i]));
+  EXPECT_LT(rel_err(p->output("geglu"), geglu), 1e-5);
+  // The small rows too, each against its own size.
+  for (int64_t t = 0; t < T; ++t) {
+    const Vec got(p->output("lin") + t * Nc, p->output("lin") + (t + 1) * Nc);
+    Vec want(lin_ref.begin() + t * Nc, lin_ref.begin() + (t + 1) * Nc), exact(want.size());
+    for (int64_t o = 0; o < Nc; ++o) {
+      double acc = b[size_t(o)];
+      for (int64_t k = 0; k < K; ++k) acc += double(x[size_t(t * K + k)]) * w[size_t(o * K + k)];
+      exact[size_t(o)] = float(acc - b[size_t(o)]);
+      want[size_t(o)] -= b[size_t(o)];
+    }
+    Vec got_product(got);
+    for (int64_t o = 0; o < Nc; ++o) got_product[size_t(o)] -= b[size_t(o)];
+    EXPECT_LT(rel_err(got_product.data(), exact), 0.02) << "row " << t;
+  }
+  std::vector<std::string> kinds;
+  for (const auto& st : p->steps()) kinds.push_back(st.kind);
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), "Linear.int8.reused+geglu"), kinds.end());
 }
 
