@@ -156,6 +156,7 @@ class CaseRunner {
     // VAE pipeline's (TAESD's plans would add to it).
     if (taesd) {
       r.components.push_back(taesd_decode());
+      if (s_.profile) r.taesd_profile = profile(plans_->taesd_decoder(1, h_, w_), "taesd decode");
       if (case_.steps <= s_.end_to_end_max_steps) end_to_end_taesd(r);
     } else {
       add_note(r, "no TAESD figures: TAESD is for 4-channel latents (SD1.x)");

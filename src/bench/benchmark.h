@@ -103,7 +103,8 @@ struct CaseResult {
   std::string note;                           // e.g. why a requested extra was skipped
   std::vector<ProfileEntry>
       unet_profile;  // --profile: the case's UNet step by step kind, slowest first
-  std::vector<ProfileEntry> vae_profile;  // --profile: its VAE decode, likewise
+  std::vector<ProfileEntry> vae_profile;    // --profile: its VAE decode, likewise
+  std::vector<ProfileEntry> taesd_profile;  // and its TAESD decode (none without TAESD)
   // A real generate_batch() of the case (plans already compiled and warm), when it was run:
   // wall seconds for one image (0: not run) and the pipeline's own stage times.
   double end_to_end_s = 0;

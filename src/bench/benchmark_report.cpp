@@ -168,7 +168,8 @@ json case_to_json(const CaseResult& r) {
       {"note", r.note},
       {"components", components},
       {"unet_profile", profile_to_json(r.unet_profile)},
-      {"vae_profile", profile_to_json(r.vae_profile)}};
+      {"vae_profile", profile_to_json(r.vae_profile)},
+      {"taesd_profile", profile_to_json(r.taesd_profile)}};
 }
 
 CaseResult case_from_json(const json& j) {
@@ -213,6 +214,8 @@ CaseResult case_from_json(const json& j) {
   for (const json& c : components) r.components.push_back(component_from_json(c));
   r.unet_profile = profile_from_json(j, "unet_profile");
   r.vae_profile = profile_from_json(j, "vae_profile");
+  // Results written before the TAESD profile existed have none.
+  if (j.contains("taesd_profile")) r.taesd_profile = profile_from_json(j, "taesd_profile");
   return r;
 }
 
@@ -364,6 +367,10 @@ void BenchReport::print_table(std::ostream& out) const {
     print_profile(out,
                   "VAE decode profile, " + what + (vae && vae->int8 ? " (int8 VAE)" : "") + " (",
                   r.vae_profile);
+    const ComponentTiming* taesd = r.find(Component::TaesdDecode);
+    print_profile(
+        out, "TAESD decode profile, " + what + (taesd && taesd->int8 ? " (int8 TAESD)" : "") + " (",
+        r.taesd_profile);
   }
   if (!command.empty()) out << "\nCommand: " << command << "\n";
 }

@@ -507,7 +507,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--e2e-max-steps", a->settings.end_to_end_max_steps,
                   "Also run cases of up to N steps end to end (4: the LCM cases; 0: none)");
   cmd->add_flag("--profile", a->settings.profile,
-                "Also time one UNet step per step kind (top costs)");
+                "Also time one UNet step, VAE decode and TAESD decode per step kind (top costs)");
   cmd->add_option("--profile-steps", a->settings.profile_steps,
                   "With --profile: also write every profiled step (case, precision, plan, index, "
                   "kind, layer, ms, CPU ms, GFLOP/s) as tab-separated lines to FILE");

@@ -45,6 +45,7 @@ TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
   EXPECT_NE(r.out.find("peak RSS"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("UNet step profile, lcm256 bf16"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("VAE decode profile, lcm256 bf16"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("TAESD decode profile, lcm256 bf16"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("TAESD decode"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("TAESD encode"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("LCM 4 steps + TAESD"), std::string::npos) << r.out;
@@ -95,6 +96,7 @@ TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
     }
     EXPECT_GT(profiled_macs, 0) << where;
     EXPECT_FALSE(c.at("vae_profile").empty()) << where;
+    EXPECT_FALSE(c.at("taesd_profile").empty()) << where;
     std::set<std::string> seen;
     for (const json& t : c.at("components")) {
       const std::string name = where + " " + t.at("component").get<std::string>();
@@ -286,6 +288,7 @@ bench::CaseResult sample_result() {
   r.taesd = "random (seed 3)";
   r.unet_profile = {{"Conv2d+sum", 30, 1500, 2900, 1000000}, {"Attention", 16, 700, 1400, 0}};
   r.vae_profile = {{"Conv2d.int8+sum", 12, 800, 1600, 2000000}};
+  r.taesd_profile = {{"Conv2d.int8+relu", 9, 60, 118, 900000}};
   r.components[0].int8 = true;
   return r;
 }
@@ -303,6 +306,8 @@ TEST(BenchCommand, VaeInt8IsMeasuredAgainstTheInt8Peak) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("VAE decode (int8)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("VAE decode profile, lcm256 f32 (int8 VAE)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("TAESD decode profile, lcm256 f32 (int8 TAESD)"), std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("--vae-precision int8"), std::string::npos) << r.out;  // the command line
   std::ifstream in(json_path);
   const json j = json::parse(in);
@@ -322,6 +327,10 @@ TEST(BenchCommand, VaeInt8IsMeasuredAgainstTheInt8Peak) {
   for (const json& e : c.at("vae_profile"))
     int8_conv |= e.at("kind").get<std::string>().starts_with("Conv2d.int8");
   EXPECT_TRUE(int8_conv) << c.at("vae_profile").dump();
+  int8_conv = false;
+  for (const json& e : c.at("taesd_profile"))
+    int8_conv |= e.at("kind").get<std::string>().starts_with("Conv2d.int8");
+  EXPECT_TRUE(int8_conv) << c.at("taesd_profile").dump();
   expect_positive(c.at("process"), "s", "process");
 }
 
@@ -354,6 +363,10 @@ TEST(BenchResult, JsonRoundTripsAndMalformedIsRefused) {
   json no_taesd = j;
   no_taesd.erase("end_to_end_taesd");
   EXPECT_THROW(bench::case_from_json(no_taesd), Error);
+  // A result from before the TAESD profile: read, with none.
+  json older = j;
+  older.erase("taesd_profile");
+  EXPECT_TRUE(bench::case_from_json(older).taesd_profile.empty());
 }
 
 TEST(BenchCommand, WriteTaesdWritesAnAutoencoderTinyFolderSdcLoads) {
