@@ -48,13 +48,12 @@ SDC_VNNI_INLINE void store_f32(void* p, DType t, __m512 v) {
     _mm512_storeu_ps(p, v);
 }
 
-// Rows m0 .. m0 + RM of the output, channels c0 .. c0 + 64 (panel: their weight values).
+// acc[r][v] = sum over k of a[r K + k] x the s8 values of the 16 channels at columns[v]: each
+// a panel's group-of-4 column vector (a dword of 4 input channels per channel), the next group
+// 256 bytes on.
 template <int RM>
-SDC_VNNI void tile(const uint8_t* q, const float* scale, const float* zero, int64_t m0, int64_t c0,
-                   const int8_t* panel, const Int8GemmWeights& w, const Int8GemmOutput& out) {
-  const int64_t K = w.K, N = w.N;
-  const uint8_t* a = q + m0 * K;
-  __m512i acc[RM][4];
+SDC_VNNI_INLINE void accumulate(const uint8_t* a, int64_t K, const int8_t* const columns[4],
+                                __m512i (&acc)[RM][4]) {
 #pragma GCC unroll 8
   for (int r = 0; r < RM; ++r)
 #pragma GCC unroll 4
@@ -62,7 +61,7 @@ SDC_VNNI void tile(const uint8_t* q, const float* scale, const float* zero, int6
   for (int64_t k = 0; k < K / 4; ++k) {
     __m512i b[4];
 #pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) b[v] = _mm512_loadu_si512(panel + (k * 64 + v * 16) * 4);
+    for (int v = 0; v < 4; ++v) b[v] = _mm512_loadu_si512(columns[v] + k * 256);
 #pragma GCC unroll 8
     for (int r = 0; r < RM; ++r) {
       int32_t dw;
@@ -72,6 +71,16 @@ SDC_VNNI void tile(const uint8_t* q, const float* scale, const float* zero, int6
       for (int v = 0; v < 4; ++v) acc[r][v] = dpbusd(acc[r][v], x, b[v]);
     }
   }
+}
+
+// Rows m0 .. m0 + RM of the output, channels c0 .. c0 + 64 (panel: their weight values).
+template <int RM>
+SDC_VNNI void tile(const uint8_t* q, const float* scale, const float* zero, int64_t m0, int64_t c0,
+                   const int8_t* panel, const Int8GemmWeights& w, const Int8GemmOutput& out) {
+  const int64_t N = w.N;
+  __m512i acc[RM][4];
+  const int8_t* columns[4] = {panel, panel + 64, panel + 128, panel + 192};
+  accumulate<RM>(q + m0 * w.K, w.K, columns, acc);
   // y = acc (scale ws) - (scale zero) (sums ws) + bias, ws the channels' weight scales.
 #pragma GCC unroll 4
   for (int v = 0; v < 4; ++v) {
@@ -105,30 +114,11 @@ SDC_VNNI void geglu_tile(const uint8_t* q, const float* scale, const float* zero
                          int64_t c0, const int8_t* value_panel, const int8_t* gate_panel,
                          const Int8GemmWeights& value, const Int8GemmWeights& gate,
                          const Int8GemmOutput& out) {
-  const int64_t K = value.K, N = value.N;
-  const uint8_t* a = q + m0 * K;
+  const int64_t N = value.N, at = (c0 % 64) * 4;
   __m512i acc[RM][4];  // [r][0, 1]: value, [r][2, 3]: gate
-#pragma GCC unroll 8
-  for (int r = 0; r < RM; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_si512();
-  const int64_t at = c0 % 64;
-  for (int64_t k = 0; k < K / 4; ++k) {
-    __m512i b[4];
-#pragma GCC unroll 2
-    for (int v = 0; v < 2; ++v) {
-      b[v] = _mm512_loadu_si512(value_panel + (k * 64 + at + v * 16) * 4);
-      b[v + 2] = _mm512_loadu_si512(gate_panel + (k * 64 + at + v * 16) * 4);
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < RM; ++r) {
-      int32_t dw;
-      std::memcpy(&dw, a + r * K + k * 4, 4);
-      const __m512i x = _mm512_set1_epi32(dw);
-#pragma GCC unroll 4
-      for (int v = 0; v < 4; ++v) acc[r][v] = dpbusd(acc[r][v], x, b[v]);
-    }
-  }
+  const int8_t* columns[4] = {value_panel + at, value_panel + at + 64, gate_panel + at,
+                              gate_panel + at + 64};
+  accumulate<RM>(q + m0 * value.K, value.K, columns, acc);
 #pragma GCC unroll 2
   for (int v = 0; v < 2; ++v) {
     const int64_t c = c0 + v * 16;
