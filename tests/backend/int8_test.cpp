@@ -420,6 +420,70 @@ TEST_P(Int8, LinearsThatFitQuantiseEachRowByItself) {
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), "Linear.int8.reused+geglu"), kinds.end());
 }
 
+// A LayerNorm that only int8_gemm steps read writes their row codes itself (LayerNorm.codes; its
+// output is never stored): they all reuse them, and match the row-quantised reference of the f32
+// LayerNorm. Read by anything else too (here: a graph output), it stays a plain LayerNorm.
+TEST_P(Int8, ALayerNormReadOnlyAsRowCodesWritesThemItself) {
+  const int64_t T = 7, K = 64, Nc = 128;
+  if (!cpu::int8_gemm_fits(K, Nc)) GTEST_SKIP() << "int8_gemm does not run here";
+  const Vec x = random_vec(T * K, 121, -2.f, 3.f), gamma = random_vec(K, 122, 0.5f, 1.5f);
+  const Vec beta = random_vec(K, 123, -0.3f, 0.3f);
+  const Vec w1 = random_vec(Nc * K, 124, -0.4f, 0.4f), w2 = random_vec(Nc * K, 125, -0.4f, 0.4f);
+  const Vec b1 = random_vec(Nc, 126);
+  for (const bool also_output : {false, true}) {
+    SCOPED_TRACE(also_output ? "the norm is an output too" : "only the linears read the norm");
+    graph::Graph g;
+    const auto xi = g.input("x", {T, K});
+    const auto norm = g.layer_norm(xi, add_weight(g, "gamma", gamma, {K}),
+                                   add_weight(g, "beta", beta, {K}), 1e-5f);
+    const auto l1 = g.linear(norm, add_weight(g, "w1", w1, {Nc, K}), add_weight(g, "b1", b1, {Nc}));
+    const auto l2 = g.linear(norm, add_weight(g, "w2", w2, {Nc, K}), graph::kNone);
+    g.allow_int8(l1);
+    g.allow_int8(l2);
+    g.output("l1", l1);
+    g.output("l2", l2);
+    if (also_output) g.output("norm", norm);
+    auto p = compile(g);
+    fill_input(*p, "x", x);
+    p->run();
+    // The f32 LayerNorm, then each row's codes as dequantized() makes them for a tensor.
+    const Vec n = layer_norm_ref(x, gamma, beta, T, K, 1e-5);
+    Vec nq(n.size());
+    std::vector<float> sx(static_cast<size_t>(T));
+    for (int64_t t = 0; t < T; ++t) {
+      const Vec q = dequantized(Vec(n.begin() + t * K, n.begin() + (t + 1) * K), sx[size_t(t)]);
+      std::copy(q.begin(), q.end(), nq.begin() + t * K);
+    }
+    auto product = [&](const Vec& w, const Vec* b) {
+      std::vector<float> sw;
+      const Vec sums = linear_ref(nq, quantized_rows(w, Nc, sw), nullptr, T, K, Nc);
+      Vec y(sums.size());
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t o = 0; o < Nc; ++o)
+          y[size_t(t * Nc + o)] =
+              float(double(sums[size_t(t * Nc + o)]) * sx[size_t(t)] * sw[size_t(o)] +
+                    (b ? (*b)[size_t(o)] : 0.f));
+      return y;
+    };
+    // The plain LayerNorm rounds its output to the plan's storage type first (bf16 where the CPU
+    // has it), which moves some codes by one.
+    const double tolerance = also_output ? 2e-2 : 1e-5;
+    EXPECT_LT(rel_err(p->output("l1"), product(w1, &b1)), tolerance);
+    EXPECT_LT(rel_err(p->output("l2"), product(w2, nullptr)), tolerance);
+    std::vector<std::string> kinds;
+    for (const auto& st : p->steps()) kinds.push_back(st.kind);
+    const auto count = [&](const std::string& k) {
+      return std::count(kinds.begin(), kinds.end(), k);
+    };
+    EXPECT_EQ(count("LayerNorm.codes"), also_output ? 0 : 1);
+    EXPECT_EQ(count("LayerNorm"), also_output ? 1 : 0);
+    EXPECT_EQ(count("Linear.int8.reused"), also_output ? 1 : 2);
+    if (also_output) {
+      EXPECT_LT(rel_err(p->output("norm"), n), 1e-2);
+    }
+  }
+}
+
 // The bias joins the s32 sums as round(bias / (sx * sw)): inputs tiny next to a large bias would
 // push that past the s32 range, so the input's scale has a floor (|bias| / (sw * 2^30)) — for
 // every step sharing the codes, here a bias-free linear quantising the input for one with the

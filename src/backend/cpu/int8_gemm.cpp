@@ -207,7 +207,7 @@ void for_blocks(int64_t M, int64_t blocks, Block block) {
 }
 
 template <class T>
-SDC_VNNI void quantise_row(const T* x, int64_t K, uint8_t* q, float& scale, float& zero) {
+SDC_VNNI void quantise_row_t(const T* x, int64_t K, uint8_t* q, float& scale, float& zero) {
   __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();  // the range holds 0
   for (int64_t k = 0; k < K; k += 16) {
     const __m512 v = simd::load(x + k, simd::tail_mask(K - k));  // masked lanes read as 0
@@ -237,14 +237,18 @@ bool int8_gemm_fits(int64_t K, int64_t N) {
          N % 64 == 0;
 }
 
+void quantise_row(const float* x, int64_t K, uint8_t* q, float& scale, float& zero) {
+  quantise_row_t(x, K, q, scale, zero);
+}
+
 void quantise_rows(const void* x, DType type, int64_t M, int64_t K, uint8_t* q, float* scale,
                    float* zero) {
 #pragma omp parallel for schedule(static) if (M * K > 32768)
   for (int64_t m = 0; m < M; ++m) {
     if (type == DType::BF16)
-      quantise_row(static_cast<const uint16_t*>(x) + m * K, K, q + m * K, scale[m], zero[m]);
+      quantise_row_t(static_cast<const uint16_t*>(x) + m * K, K, q + m * K, scale[m], zero[m]);
     else
-      quantise_row(static_cast<const float*>(x) + m * K, K, q + m * K, scale[m], zero[m]);
+      quantise_row_t(static_cast<const float*>(x) + m * K, K, q + m * K, scale[m], zero[m]);
   }
 }
 

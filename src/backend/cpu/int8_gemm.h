@@ -29,6 +29,10 @@ namespace sdc::cpu {
 void quantise_rows(const void* x, DType type, int64_t M, int64_t K, uint8_t* q, float* scale,
                    float* zero);
 
+// One row of K f32 values by quantise_rows' rule (for producers that have the row at hand: the
+// LayerNorm that writes its consumers' codes, layer_norm_row_codes).
+void quantise_row(const float* x, int64_t K, uint8_t* q, float& scale, float& zero);
+
 struct Int8GemmWeights {
   const int8_t* values = nullptr;  // BA16a64b4a: [N / 64][K' / 4][64][4], K' = K up to 64s
   const float* scales = nullptr;   // [N]: weight = value * scale

@@ -10,8 +10,10 @@
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
+#include <vector>
 
 #include "backend/cpu/cpu_features.h"
+#include "backend/cpu/int8_gemm.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/simd.h"
 #include "backend/cpu/simd_avx2.h"
@@ -356,6 +358,23 @@ void group_norm(const void* x, DType xdt, const float* add_nc, const float* gamm
   if (xb && !yb) group_norm_t(xh, add_nc, gamma, beta, N, P, C, G, eps, silu, yf, scratch, stats);
   if (!xb && yb) group_norm_t(xf, add_nc, gamma, beta, N, P, C, G, eps, silu, yh, scratch, stats);
   if (!xb && !yb) group_norm_t(xf, add_nc, gamma, beta, N, P, C, G, eps, silu, yf, scratch, stats);
+}
+
+void layer_norm_row_codes(const void* x, DType xdt, const float* gamma, const float* beta,
+                          int64_t rows, int64_t C, float eps, uint8_t* q, float* scale,
+                          float* zero) {
+#pragma omp parallel
+  {
+    std::vector<float> row(static_cast<size_t>(C));  // the normalised row, in L1
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      if (xdt == DType::BF16)
+        ln_row_avx512(static_cast<const uint16_t*>(x) + r * C, gamma, beta, C, eps, row.data());
+      else
+        ln_row_avx512(static_cast<const float*>(x) + r * C, gamma, beta, C, eps, row.data());
+      quantise_row(row.data(), C, q + r * C, scale[r], zero[r]);
+    }
+  }
 }
 
 void layer_norm(const void* x, DType xdt, const float* gamma, const float* beta, int64_t rows,

@@ -580,6 +580,7 @@ void Planner::plan_in_place() {
     touch(s.out);
     touch(s.tmp);
     touch(s.shared_codes);
+    touch(s.codes_out);
   }
   for (const auto& [name, v] : g_.outputs()) {
     (void)name;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <optional>
+#include <set>
 #include <tuple>
 
 #include "backend/cpu/dnnl_util.h"
@@ -39,6 +40,56 @@ void Planner::share_int8_inputs() {
       s.reuses_codes = k > 0;
       if (s.reuses_codes) s.name.insert(s.name.find(".int8") + 5, ".reused");
     }
+  }
+}
+
+void Planner::fuse_norm_codes() {
+  if (!int8_) return;
+  std::set<int> kept;  // graph outputs: their values must exist
+  for (const auto& [name, v] : g_.outputs()) {
+    (void)name;
+    kept.insert(find(vstore_[size_t(root_[size_t(v)])]));
+  }
+  for (const auto& [v, st] : copied_outputs_) {
+    (void)v;
+    kept.insert(find(st));
+  }
+  std::map<int, std::vector<size_t>> readers;  // store -> the steps reading it (any way)
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    const Spec& s = specs_[i];
+    for (int st : s.in)
+      if (st >= 0) readers[find(st)].push_back(i);
+    for (const PostOp& p : s.post)
+      if (p.store >= 0) readers[find(p.store)].push_back(i);
+  }
+  for (Spec& norm : specs_) {
+    if (norm.kind != SK::LayerNorm || norm.out < 0) continue;
+    const int x = find(norm.out);
+    const auto it = readers.find(x);
+    if (kept.count(x) || it == readers.end()) continue;
+    bool only_codes = true;
+    for (size_t r : it->second) {
+      const Spec& s = specs_[r];
+      int reads = 0;
+      for (int st : s.in) reads += st >= 0 && find(st) == x;
+      for (const PostOp& p : s.post) reads += p.store >= 0 && find(p.store) == x;
+      only_codes &= runs_row_gemm(s) && find(s.in[0]) == x && reads == 1;
+    }
+    if (!only_codes) continue;
+    Spec& first = specs_[it->second.front()];
+    int codes = first.shared_codes;
+    if (codes < 0) {  // a single reader: a codes store of its own
+      const auto [M, K] = linear_rows(first);
+      codes = arena_store(DType::U8, int64_t(shared_codes_scale_offset(M * K)) + 8 * M);
+    }
+    for (size_t r : it->second) {
+      Spec& s = specs_[r];
+      s.shared_codes = codes;
+      if (!s.reuses_codes) s.name.insert(s.name.find(".int8") + 5, ".reused");
+      s.reuses_codes = true;
+    }
+    norm.codes_out = codes;
+    norm.name += ".codes";
   }
 }
 

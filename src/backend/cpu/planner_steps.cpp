@@ -510,13 +510,19 @@ Planner::Prepared Planner::prepare(const Spec& s) {
     case SK::LayerNorm: {
       const Node& m = *s.node;
       const int64_t C = m.shape.back(), rows = shape_numel(m.shape) / C;
-      return simple(0, [=]() {
+      return simple(0, [=, this]() -> std::function<void()> {
         const void* x = P(sp->in[0]);
         const DType xt = DT(sp->in[0]);
         const float *ga = F(sp->in[1]), *be = F(sp->in[2]);
+        const float eps = m.attrs.eps;
+        if (sp->codes_out >= 0) {  // fuse_norm_codes
+          uint8_t* q = static_cast<uint8_t*>(P(sp->codes_out));
+          float* scale = reinterpret_cast<float*>(q + shared_codes_scale_offset(rows * C));
+          float* zero = scale + rows;
+          return [=] { layer_norm_row_codes(x, xt, ga, be, rows, C, eps, q, scale, zero); };
+        }
         void* y = P(sp->out);
         const DType yt = DT(sp->out);
-        const float eps = m.attrs.eps;
         return [=] { layer_norm(x, xt, ga, be, rows, C, eps, y, yt); };
       });
     }
