@@ -484,6 +484,50 @@ TEST_P(Int8, ALayerNormReadOnlyAsRowCodesWritesThemItself) {
   }
 }
 
+// The same for a GroupNorm read only by an int8_gemm linear over its pixels (the transformer
+// blocks' norm -> proj_in), with and without SiLU: GroupNorm.codes, the linear reusing its codes.
+TEST_P(Int8, AGroupNormReadOnlyAsRowCodesWritesThemItself) {
+  const int64_t N = 2, H = 3, W = 5, C = 64, G = 8, Nc = 128, M = N * H * W;
+  if (!cpu::int8_gemm_fits(C, Nc)) GTEST_SKIP() << "int8_gemm does not run here";
+  const Vec x = random_vec(M * C, 131, -2.f, 3.f), gamma = random_vec(C, 132, 0.5f, 1.5f);
+  const Vec beta = random_vec(C, 133, -0.3f, 0.3f), w = random_vec(Nc * C, 134, -0.4f, 0.4f);
+  const Vec b = random_vec(Nc, 135);
+  for (const bool silu : {false, true}) {
+    SCOPED_TRACE(silu ? "GroupNorm+SiLU" : "GroupNorm");
+    graph::Graph g;
+    const auto xi = g.input("x", {N, H, W, C});
+    const auto norm = g.group_norm(xi, add_weight(g, "gamma", gamma, {C}),
+                                   add_weight(g, "beta", beta, {C}), int(G), 1e-6f, silu);
+    const auto lin = g.linear(norm, add_weight(g, "w", w, {Nc, C}), add_weight(g, "b", b, {Nc}));
+    g.allow_int8(lin);
+    g.output("y", lin);
+    auto p = compile(g);
+    fill_input(*p, "x", x);
+    p->run();
+    const Vec n = group_norm_ref(x, gamma, beta, N, H * W, C, G, 1e-6, silu);
+    Vec nq(n.size());
+    std::vector<float> sx(static_cast<size_t>(M));
+    for (int64_t t = 0; t < M; ++t) {
+      const Vec q = dequantized(Vec(n.begin() + t * C, n.begin() + (t + 1) * C), sx[size_t(t)]);
+      std::copy(q.begin(), q.end(), nq.begin() + t * C);
+    }
+    std::vector<float> sw;
+    const Vec sums = linear_ref(nq, quantized_rows(w, Nc, sw), nullptr, M, C, Nc);
+    Vec want(sums.size());
+    for (int64_t t = 0; t < M; ++t)
+      for (int64_t o = 0; o < Nc; ++o)
+        want[size_t(t * Nc + o)] =
+            float(double(sums[size_t(t * Nc + o)]) * sx[size_t(t)] * sw[size_t(o)] + b[size_t(o)]);
+    EXPECT_LT(rel_err(p->output("y"), want), 1e-5);
+    std::vector<std::string> kinds;
+    for (const auto& st : p->steps()) kinds.push_back(st.kind);
+    EXPECT_NE(
+        std::find(kinds.begin(), kinds.end(), silu ? "GroupNorm+silu.codes" : "GroupNorm.codes"),
+        kinds.end());
+    EXPECT_NE(std::find(kinds.begin(), kinds.end(), "Linear.int8.reused"), kinds.end());
+  }
+}
+
 // The bias joins the s32 sums as round(bias / (sx * sw)): inputs tiny next to a large bias would
 // push that past the s32 range, so the input's scale has a floor (|bias| / (sw * 2^30)) — for
 // every step sharing the codes, here a bias-free linear quantising the input for one with the

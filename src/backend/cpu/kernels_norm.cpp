@@ -223,10 +223,15 @@ void gn_statistics(const TX* x, const float* add_nc, const float* gamma, const f
   }
 }
 
+struct RowCodes {
+  uint8_t* q = nullptr;  // none: write y
+  float *scale = nullptr, *zero = nullptr;
+};
+
 template <class TX, class T>
 void group_norm_t(const TX* x, const float* add_nc, const float* gamma, const float* beta,
                   int64_t N, int64_t P, int64_t C, int64_t G, float eps, bool silu, T* y,
-                  void* scratch, const GroupNormStatsIo& io) {
+                  void* scratch, const GroupNormStatsIo& io, const RowCodes& codes = {}) {
   const int threads = omp_get_max_threads();
   const GnScratch s = gn_scratch(scratch, N, C, threads);
   const KernelIsa isa = kernel_isa();
@@ -238,6 +243,19 @@ void group_norm_t(const TX* x, const float* add_nc, const float* gamma, const fl
                 g * cg, (g + 1) * cg, s);
   } else {
     gn_statistics(x, add_nc, gamma, beta, N, P, C, G, eps, threads, s, io);
+  }
+  if (codes.q) {  // group_norm_row_codes: each pixel's row normalised in f32, then its codes
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<float> row(static_cast<size_t>(C));
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < N * P; ++i) {
+        const int64_t n = i / P, p = i % P;
+        gn_apply_avx512(x + (n * P + p) * C, s.a + n * C, s.b + n * C, 0, 1, C, silu, row.data());
+        quantise_row(row.data(), C, codes.q + i * C, codes.scale[i], codes.zero[i]);
+      }
+    }
+    return;
   }
   // Pass 2: y = x * a + b (+ SiLU), parallel over pixel blocks of all images.
   const int64_t blocks_per_image = (P + 63) / 64;
@@ -358,6 +376,20 @@ void group_norm(const void* x, DType xdt, const float* add_nc, const float* gamm
   if (xb && !yb) group_norm_t(xh, add_nc, gamma, beta, N, P, C, G, eps, silu, yf, scratch, stats);
   if (!xb && yb) group_norm_t(xf, add_nc, gamma, beta, N, P, C, G, eps, silu, yh, scratch, stats);
   if (!xb && !yb) group_norm_t(xf, add_nc, gamma, beta, N, P, C, G, eps, silu, yf, scratch, stats);
+}
+
+void group_norm_row_codes(const void* x, DType xdt, const float* add_nc, const float* gamma,
+                          const float* beta, int64_t N, int64_t P, int64_t C, int64_t G, float eps,
+                          bool silu, uint8_t* q, float* scale, float* zero, void* scratch,
+                          const GroupNormStatsIo& stats) {
+  const RowCodes codes{q, scale, zero};
+  float* none = nullptr;  // y is not written
+  if (xdt == DType::BF16)
+    group_norm_t(static_cast<const uint16_t*>(x), add_nc, gamma, beta, N, P, C, G, eps, silu, none,
+                 scratch, stats, codes);
+  else
+    group_norm_t(static_cast<const float*>(x), add_nc, gamma, beta, N, P, C, G, eps, silu, none,
+                 scratch, stats, codes);
 }
 
 void layer_norm_row_codes(const void* x, DType xdt, const float* gamma, const float* beta,

@@ -116,8 +116,8 @@ struct Spec {
   // activation scale and the zero point, written by the first of them on each run.
   int shared_codes = -1;
   bool reuses_codes = false;  // an earlier step quantised the input into shared_codes
-  // LayerNorm: the shared_codes store it writes its output into as W8A8 row codes (only
-  // int8_gemm steps read that output), instead of the output itself; -1: the output.
+  // LayerNorm/GroupNorm: the shared_codes store it writes its output into as W8A8 row codes
+  // (only int8_gemm steps read that output), instead of the output itself; -1: the output.
   int codes_out = -1;
   TensorRef table;  // Embedding without a table store: the source weight, read in place
 };
@@ -239,9 +239,10 @@ class Planner {
   // of a row-quantised input, of its M row scales (then its M row zero points).
   static size_t shared_codes_scale_offset(int64_t n);
 
-  // A LayerNorm whose output only int8_gemm steps read (as their input, nothing else, not a graph
-  // output) writes their row codes itself (layer_norm_row_codes): its output is never stored,
-  // and they all reuse the codes (planner_int8.cpp).
+  // A LayerNorm or GroupNorm whose output only int8_gemm steps read (as their input, nothing
+  // else, not a graph output) writes their row codes itself (layer_norm_row_codes,
+  // group_norm_row_codes): its output is never stored, and they all reuse the codes
+  // (planner_int8.cpp).
   void fuse_norm_codes();
   // Whether a W8A8 linear or GEGLU projection runs as int8_gemm (int8_gemm.h: its input
   // quantised per row, the rescale, bias, residual and GEGLU in its own epilogue) rather than

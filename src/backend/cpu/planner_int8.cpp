@@ -63,7 +63,7 @@ void Planner::fuse_norm_codes() {
       if (p.store >= 0) readers[find(p.store)].push_back(i);
   }
   for (Spec& norm : specs_) {
-    if (norm.kind != SK::LayerNorm || norm.out < 0) continue;
+    if ((norm.kind != SK::LayerNorm && norm.kind != SK::GroupNorm) || norm.out < 0) continue;
     const int x = find(norm.out);
     const auto it = readers.find(x);
     if (kept.count(x) || it == readers.end()) continue;

@@ -501,10 +501,19 @@ Planner::Prepared Planner::prepare(const Spec& s) {
         const float eps = m.attrs.eps;
         const bool silu = m.attrs.silu;
         const CpuPlan* plan = &plan_;
-        return [=] {
+        if (sp->codes_out >= 0) {  // fuse_norm_codes
+          uint8_t* q = static_cast<uint8_t*>(P(sp->codes_out));
+          float* scale = reinterpret_cast<float*>(q + shared_codes_scale_offset(N * Pn * C));
+          float* zero = scale + N * Pn;
+          return std::function<void()>([=] {
+            group_norm_row_codes(x, xt, add, ga, be, N, Pn, C, G, eps, silu, q, scale, zero, scr,
+                                 plan->group_norm_stats_io(index));
+          });
+        }
+        return std::function<void()>([=] {
           group_norm(x, xt, add, ga, be, N, Pn, C, G, eps, silu, y, yt, scr,
                      plan->group_norm_stats_io(index));
-        };
+        });
       });
     }
     case SK::LayerNorm: {
