@@ -14,9 +14,10 @@ namespace sdc::cpu {
 class ActivationArena;
 
 // INT8: the graph's int8-eligible layers (graph::Attrs::int8: the UNet's big convolutions and
-// linears) run W8A8 — weights s8 with one scale per output channel, activations u8 with one scale
-// and zero point per tensor computed from the tensor on every run (no calibration), s32
-// accumulation, f32 out;
+// linears) run W8A8 — weights s8 with one scale per output channel, activations u8 with a scale
+// and zero point computed from the values on every run (no calibration): per row (token, pixel)
+// for the linears int8_gemm runs (AVX-512 VNNI), per tensor for the rest; s32 accumulation,
+// f32 out;
 // every other step runs as `auto` would (bf16 where bf16_is_faster(), else f32).
 enum class Precision { F32, BF16, INT8 };
 
