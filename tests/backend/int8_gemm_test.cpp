@@ -39,7 +39,7 @@ TEST(QuantiseRows, EachRowGetsItsOwnScaleAndZeroPoint) {
     std::vector<uint8_t> q(size_t(M * K), 7);
     std::vector<float> scale(static_cast<size_t>(M)), zero(static_cast<size_t>(M));
     cpu::quantise_rows(t == DType::BF16 ? static_cast<const void*>(xb.data()) : x.data(), t, M, K,
-                       q.data(), scale.data(), zero.data());
+                       {q.data(), scale.data(), zero.data()});
     for (int64_t m = 0; m < M; ++m) {
       auto value = [&](int64_t k) {
         const size_t i = size_t(m * K + k);
@@ -149,7 +149,7 @@ TEST_P(Int8GemmProduct, MatchesTheExactProductOfItsCodes) {
   out.addend_type = c.addend;
   const int saved = omp_get_max_threads();
   omp_set_num_threads(c.threads);
-  cpu::int8_gemm(q.data(), scale.data(), zero.data(), M, w, out);
+  cpu::int8_gemm({q.data(), scale.data(), zero.data()}, M, w, out);
   omp_set_num_threads(saved);
 
   double worst = 0.0;
@@ -270,7 +270,7 @@ TEST(Int8GemmGeglu, IsTheValueProductTimesTheGeluOfTheGateProduct) {
         out.type = t;
         const int saved = omp_get_max_threads();
         omp_set_num_threads(threads);
-        cpu::int8_gemm_geglu(q.data(), scale.data(), zero.data(), M, value.operands(K, N),
+        cpu::int8_gemm_geglu({q.data(), scale.data(), zero.data()}, M, value.operands(K, N),
                              gate.operands(K, N), out);
         omp_set_num_threads(saved);
         for (int64_t m = 0; m < M; ++m)

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "backend/cpu/cpu_features.h"
+#include "backend/cpu/memory_plan.h"
 #include "backend/cpu/prepacked_weights.h"
 #include "backend/cpu/simd.h"
 
@@ -241,29 +242,39 @@ void quantise_row(const float* x, int64_t K, uint8_t* q, float& scale, float& ze
   quantise_row_t(x, K, q, scale, zero);
 }
 
-void quantise_rows(const void* x, DType type, int64_t M, int64_t K, uint8_t* q, float* scale,
-                   float* zero) {
+size_t row_codes_bytes(int64_t M, int64_t K) {
+  return arena_aligned(size_t(M * K)) + size_t(2 * M) * sizeof(float);
+}
+
+RowCodes row_codes_in(void* buffer, int64_t M, int64_t K) {
+  RowCodes c;
+  c.q = static_cast<uint8_t*>(buffer);
+  c.scale = reinterpret_cast<float*>(c.q + arena_aligned(size_t(M * K)));
+  c.zero = c.scale + M;
+  return c;
+}
+
+void quantise_rows(const void* x, DType type, int64_t M, int64_t K, const RowCodes& c) {
 #pragma omp parallel for schedule(static) if (M * K > 32768)
   for (int64_t m = 0; m < M; ++m) {
     if (type == DType::BF16)
-      quantise_row_t(static_cast<const uint16_t*>(x) + m * K, K, q + m * K, scale[m], zero[m]);
+      quantise_row_t(static_cast<const uint16_t*>(x) + m * K, K, c.q + m * K, c.scale[m],
+                     c.zero[m]);
     else
-      quantise_row_t(static_cast<const float*>(x) + m * K, K, q + m * K, scale[m], zero[m]);
+      quantise_row_t(static_cast<const float*>(x) + m * K, K, c.q + m * K, c.scale[m], c.zero[m]);
   }
 }
 
-void int8_gemm(const uint8_t* q, const float* scale, const float* zero, int64_t M,
-               const Int8GemmWeights& w, const Int8GemmOutput& out) {
+void int8_gemm(const RowCodes& c, int64_t M, const Int8GemmWeights& w, const Int8GemmOutput& out) {
   for_blocks(M, w.N / 64, [&](int64_t m0, int64_t m1, int64_t nb) {
-    rows_of_block(q, scale, zero, m0, m1, nb, w, out);
+    rows_of_block(c.q, c.scale, c.zero, m0, m1, nb, w, out);
   });
 }
 
-void int8_gemm_geglu(const uint8_t* q, const float* scale, const float* zero, int64_t M,
-                     const Int8GemmWeights& value, const Int8GemmWeights& gate,
-                     const Int8GemmOutput& out) {
+void int8_gemm_geglu(const RowCodes& c, int64_t M, const Int8GemmWeights& value,
+                     const Int8GemmWeights& gate, const Int8GemmOutput& out) {
   for_blocks(M, value.N / 64, [&](int64_t m0, int64_t m1, int64_t nb) {
-    geglu_rows_of_block(q, scale, zero, m0, m1, nb, value, gate, out);
+    geglu_rows_of_block(c.q, c.scale, c.zero, m0, m1, nb, value, gate, out);
   });
 }
 

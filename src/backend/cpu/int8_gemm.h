@@ -16,18 +16,30 @@
 // padded with zeros to a multiple of 64.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "common/dtype.h"
 
 namespace sdc::cpu {
 
+// M rows of K activations quantised row by row: the u8 codes q[M K], and each row's scale and
+// zero point (an integer, as float).
+struct RowCodes {
+  uint8_t* q = nullptr;
+  float* scale = nullptr;  // [M]
+  float* zero = nullptr;   // [M]
+};
+// The bytes and the layout of M x K row codes in one buffer (a plan's store or scratch): the
+// codes, then from the next arena alignment the M scales, then the M zero points.
+size_t row_codes_bytes(int64_t M, int64_t K);
+RowCodes row_codes_in(void* buffer, int64_t M, int64_t K);
+
 // Row m of x (M x K, f32 or bf16) as u8 codes q[m K ..]: scale[m] = (max(hi, 0) - min(lo, 0)) / 255
 // (1 for a row of zeros), zero[m] = round(-min(lo, 0) / scale[m]) (an integer in [0, 255], as
 // float) and q = clamp(round(x / scale[m]) + zero[m], 0, 255); the row's range holds 0, so 0 is
 // exact. Parallel over rows; AVX-512 (callers check int8_gemm_fits).
-void quantise_rows(const void* x, DType type, int64_t M, int64_t K, uint8_t* q, float* scale,
-                   float* zero);
+void quantise_rows(const void* x, DType type, int64_t M, int64_t K, const RowCodes& codes);
 
 // One row of K f32 values by quantise_rows' rule (for producers that have the row at hand: the
 // LayerNorm that writes its consumers' codes, layer_norm_row_codes).
@@ -62,13 +74,12 @@ bool int8_gemm_fits(int64_t K, int64_t N);
 // out = (q - zero) scale x (values scales)^T + bias [+ residual], rounded once to out's type:
 // y[m, o] = scale[m] scales[o] (acc - zero[m] sums[o]) + bias[o], acc = sum_k q[m, k] value[o, k]
 // exact in s32. Parallel over rows (over channel blocks when there are few rows).
-void int8_gemm(const uint8_t* q, const float* scale, const float* zero, int64_t M,
-               const Int8GemmWeights& w, const Int8GemmOutput& out);
+void int8_gemm(const RowCodes& codes, int64_t M, const Int8GemmWeights& w,
+               const Int8GemmOutput& out);
 
 // GEGLU: out = (value product) x GELU(gate product) (exact-erf GELU, simd::gelu_fast), each as
 // int8_gemm's product, value and gate with the same K and N. No residual.
-void int8_gemm_geglu(const uint8_t* q, const float* scale, const float* zero, int64_t M,
-                     const Int8GemmWeights& value, const Int8GemmWeights& gate,
-                     const Int8GemmOutput& out);
+void int8_gemm_geglu(const RowCodes& codes, int64_t M, const Int8GemmWeights& value,
+                     const Int8GemmWeights& gate, const Int8GemmOutput& out);
 
 }  // namespace sdc::cpu

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/cpu/int8_gemm.h"
 #include "common/dtype.h"
 
 namespace sdc::cpu {
@@ -32,20 +33,19 @@ void group_norm(const void* x, DType xdt, const float* add_nc, const float* gamm
                 void* y, DType ydt, void* scratch, const GroupNormStatsIo& stats = {});
 
 // GroupNorm (as group_norm) whose output is only ever read as W8A8 row codes: each pixel's C
-// normalised values (f32) go straight to quantise_row (int8_gemm.h), codes q[N P, C], scale and
-// zero [N P]; the output itself is never written. AVX-512 only, as layer_norm_row_codes.
+// normalised values (f32) go straight to quantise_row (int8_gemm.h), N P rows of C codes; the
+// output itself is never written. AVX-512 only, as layer_norm_row_codes.
 void group_norm_row_codes(const void* x, DType xdt, const float* add_nc, const float* gamma,
                           const float* beta, int64_t N, int64_t P, int64_t C, int64_t G, float eps,
-                          bool silu, uint8_t* q, float* scale, float* zero, void* scratch,
+                          bool silu, const RowCodes& codes, void* scratch,
                           const GroupNormStatsIo& stats = {});
 
 // LayerNorm over the last axis of x [rows, C] (x F32 or BF16) whose output is only ever read as
-// W8A8 row codes: each normalised row (f32) goes straight to quantise_row (int8_gemm.h), codes
-// q[rows, C], scale[rows], zero[rows]; the output itself is never written. AVX-512 only (the
+// W8A8 row codes: each normalised row (f32) goes straight to quantise_row (int8_gemm.h), rows
+// rows of C codes; the output itself is never written. AVX-512 only (the
 // planner fuses it only where int8_gemm runs).
 void layer_norm_row_codes(const void* x, DType xdt, const float* gamma, const float* beta,
-                          int64_t rows, int64_t C, float eps, uint8_t* q, float* scale,
-                          float* zero);
+                          int64_t rows, int64_t C, float eps, const RowCodes& codes);
 
 // LayerNorm over the last axis of x [rows, C] (x F32 or BF16).
 void layer_norm(const void* x, DType xdt, const float* gamma, const float* beta, int64_t rows,

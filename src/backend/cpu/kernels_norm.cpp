@@ -223,15 +223,11 @@ void gn_statistics(const TX* x, const float* add_nc, const float* gamma, const f
   }
 }
 
-struct RowCodes {
-  uint8_t* q = nullptr;  // none: write y
-  float *scale = nullptr, *zero = nullptr;
-};
-
 template <class TX, class T>
 void group_norm_t(const TX* x, const float* add_nc, const float* gamma, const float* beta,
                   int64_t N, int64_t P, int64_t C, int64_t G, float eps, bool silu, T* y,
                   void* scratch, const GroupNormStatsIo& io, const RowCodes& codes = {}) {
+  // codes.q set: write the rows' codes (group_norm_row_codes), not y
   const int threads = omp_get_max_threads();
   const GnScratch s = gn_scratch(scratch, N, C, threads);
   const KernelIsa isa = kernel_isa();
@@ -380,9 +376,8 @@ void group_norm(const void* x, DType xdt, const float* add_nc, const float* gamm
 
 void group_norm_row_codes(const void* x, DType xdt, const float* add_nc, const float* gamma,
                           const float* beta, int64_t N, int64_t P, int64_t C, int64_t G, float eps,
-                          bool silu, uint8_t* q, float* scale, float* zero, void* scratch,
+                          bool silu, const RowCodes& codes, void* scratch,
                           const GroupNormStatsIo& stats) {
-  const RowCodes codes{q, scale, zero};
   float* none = nullptr;  // y is not written
   if (xdt == DType::BF16)
     group_norm_t(static_cast<const uint16_t*>(x), add_nc, gamma, beta, N, P, C, G, eps, silu, none,
@@ -393,8 +388,7 @@ void group_norm_row_codes(const void* x, DType xdt, const float* add_nc, const f
 }
 
 void layer_norm_row_codes(const void* x, DType xdt, const float* gamma, const float* beta,
-                          int64_t rows, int64_t C, float eps, uint8_t* q, float* scale,
-                          float* zero) {
+                          int64_t rows, int64_t C, float eps, const RowCodes& codes) {
 #pragma omp parallel
   {
     std::vector<float> row(static_cast<size_t>(C));  // the normalised row, in L1
@@ -404,7 +398,7 @@ void layer_norm_row_codes(const void* x, DType xdt, const float* gamma, const fl
         ln_row_avx512(static_cast<const uint16_t*>(x) + r * C, gamma, beta, C, eps, row.data());
       else
         ln_row_avx512(static_cast<const float*>(x) + r * C, gamma, beta, C, eps, row.data());
-      quantise_row(row.data(), C, q + r * C, scale[r], zero[r]);
+      quantise_row(row.data(), C, codes.q + r * C, codes.scale[r], codes.zero[r]);
     }
   }
 }

@@ -235,8 +235,8 @@ class Planner {
 
   // W8A8 steps reading the same store get one shared_codes store (planner_int8.cpp).
   void share_int8_inputs();
-  // Byte offset of the activation scale (then the zero point) after n codes in shared_codes;
-  // of a row-quantised input, of its M row scales (then its M row zero points).
+  // Byte offset of the activation scale (then the zero point) after n codes in shared_codes
+  // (row-quantised codes lie as row_codes_in lays them).
   static size_t shared_codes_scale_offset(int64_t n);
 
   // A LayerNorm or GroupNorm whose output only int8_gemm steps read (as their input, nothing

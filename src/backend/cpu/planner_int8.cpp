@@ -32,8 +32,10 @@ void Planner::share_int8_inputs() {
     if (steps.size() < 2) continue;
     const int64_t n = int8_codes_layout(specs_[steps[0]]).codes();
     // One scale and zero point, or a scale and a zero point per row.
-    const int64_t tail = std::get<5>(key) ? 8 * linear_rows(specs_[steps[0]]).first : 8;
-    const int codes = arena_store(DType::U8, int64_t(shared_codes_scale_offset(n)) + tail);
+    const auto [M, K] = linear_rows(specs_[steps[0]]);
+    const size_t bytes =
+        std::get<5>(key) ? row_codes_bytes(M, K) : shared_codes_scale_offset(n) + 8;
+    const int codes = arena_store(DType::U8, int64_t(bytes));
     for (size_t k = 0; k < steps.size(); ++k) {
       Spec& s = specs_[steps[k]];
       s.shared_codes = codes;
@@ -80,7 +82,7 @@ void Planner::fuse_norm_codes() {
     int codes = first.shared_codes;
     if (codes < 0) {  // a single reader: a codes store of its own
       const auto [M, K] = linear_rows(first);
-      codes = arena_store(DType::U8, int64_t(shared_codes_scale_offset(M * K)) + 8 * M);
+      codes = arena_store(DType::U8, int64_t(row_codes_bytes(M, K)));
     }
     for (size_t r : it->second) {
       Spec& s = specs_[r];

@@ -283,14 +283,12 @@ Planner::Prepared Planner::prepare_row_gemm(const Spec& s) {
         memory::desc({1, Nc}, dt::f32, tag::ab), memory::desc({1, Nc}, dt::s32, tag::ab));
   };
   const Int8Weight w = weight(0), gate = geglu ? weight(Nc) : Int8Weight{};
-  const size_t scales_at = shared_codes_scale_offset(M * K);
   Prepared p;
-  p.scratch = s.shared_codes < 0 ? scales_at + size_t(2 * M) * sizeof(float) : 0;
+  p.scratch = s.shared_codes < 0 ? row_codes_bytes(M, K) : 0;
   const Spec* sp = &s;
-  p.bind = [this, sp, w, gate, geglu, M, K, Nc, scales_at]() {
-    uint8_t* q = static_cast<uint8_t*>(sp->shared_codes < 0 ? scratch() : ptr(sp->shared_codes));
-    float* scale = reinterpret_cast<float*>(q + scales_at);
-    float* zero = scale + M;
+  p.bind = [this, sp, w, gate, geglu, M, K, Nc]() {
+    const RowCodes codes =
+        row_codes_in(sp->shared_codes < 0 ? scratch() : ptr(sp->shared_codes), M, K);
     const bool quantises = !sp->reuses_codes;
     const void* x = ptr(sp->in[0]);
     const DType xt = stores_[size_t(sp->in[0])].dtype;
@@ -316,11 +314,11 @@ Planner::Prepared Planner::prepare_row_gemm(const Spec& s) {
       out.addend_type = stores_[size_t(sp->post[0].store)].dtype;
     }
     return std::function<void()>([=] {
-      if (quantises) quantise_rows(x, xt, M, K, q, scale, zero);
+      if (quantises) quantise_rows(x, xt, M, K, codes);
       if (geglu)
-        int8_gemm_geglu(q, scale, zero, M, gw, gg, out);
+        int8_gemm_geglu(codes, M, gw, gg, out);
       else
-        int8_gemm(q, scale, zero, M, gw, out);
+        int8_gemm(codes, M, gw, out);
     });
   };
   return p;
@@ -502,11 +500,9 @@ Planner::Prepared Planner::prepare(const Spec& s) {
         const bool silu = m.attrs.silu;
         const CpuPlan* plan = &plan_;
         if (sp->codes_out >= 0) {  // fuse_norm_codes
-          uint8_t* q = static_cast<uint8_t*>(P(sp->codes_out));
-          float* scale = reinterpret_cast<float*>(q + shared_codes_scale_offset(N * Pn * C));
-          float* zero = scale + N * Pn;
+          const RowCodes codes = row_codes_in(P(sp->codes_out), N * Pn, C);
           return std::function<void()>([=] {
-            group_norm_row_codes(x, xt, add, ga, be, N, Pn, C, G, eps, silu, q, scale, zero, scr,
+            group_norm_row_codes(x, xt, add, ga, be, N, Pn, C, G, eps, silu, codes, scr,
                                  plan->group_norm_stats_io(index));
           });
         }
@@ -525,10 +521,8 @@ Planner::Prepared Planner::prepare(const Spec& s) {
         const float *ga = F(sp->in[1]), *be = F(sp->in[2]);
         const float eps = m.attrs.eps;
         if (sp->codes_out >= 0) {  // fuse_norm_codes
-          uint8_t* q = static_cast<uint8_t*>(P(sp->codes_out));
-          float* scale = reinterpret_cast<float*>(q + shared_codes_scale_offset(rows * C));
-          float* zero = scale + rows;
-          return [=] { layer_norm_row_codes(x, xt, ga, be, rows, C, eps, q, scale, zero); };
+          const RowCodes codes = row_codes_in(P(sp->codes_out), rows, C);
+          return [=] { layer_norm_row_codes(x, xt, ga, be, rows, C, eps, codes); };
         }
         void* y = P(sp->out);
         const DType yt = DT(sp->out);
