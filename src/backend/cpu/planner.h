@@ -411,6 +411,9 @@ class Planner {
 
   // Rows [r0, r0 + rows) of a [R, ...] weight or [R] bias, as a TensorRef on the same bytes.
   static TensorRef rows_of(const TensorRef& t, int64_t r0, int64_t rows);
+  // The packed-weight name of those rows, "name[r0:r0 + rows]" (GEGLU's halves: oneDNN's and
+  // int8_gemm's must match, a compiled file holding them under it).
+  static std::string rows_name(const std::string& name, int64_t r0, int64_t rows);
 
   Prepared prepare_linear_geglu(const Spec& s);
 

@@ -275,8 +275,7 @@ Planner::Prepared Planner::prepare_row_gemm(const Spec& s) {
   // file's packed weights serve both.
   auto weight = [&](int64_t r0) {
     const TensorRef bias = has_bias ? rows_of(node(m.inputs[2]).weight, r0, Nc) : TensorRef{};
-    const std::string name =
-        geglu ? wn.name + "[" + std::to_string(r0) + ":" + std::to_string(r0 + Nc) + "]" : wn.name;
+    const std::string name = geglu ? rows_name(wn.name, r0, Nc) : wn.name;
     return int8_weight(
         name, geglu ? rows_of(wn.weight, r0, Nc) : wn.weight, has_bias ? &bias : nullptr,
         memory::desc({K, Nc}, dt::s8, tag::ba), memory::desc({K, Nc}, dt::s8, tag::BA16a64b4a),
@@ -322,6 +321,10 @@ Planner::Prepared Planner::prepare_row_gemm(const Spec& s) {
     });
   };
   return p;
+}
+
+std::string Planner::rows_name(const std::string& name, int64_t r0, int64_t rows) {
+  return name + "[" + std::to_string(r0) + ":" + std::to_string(r0 + rows) + "]";
 }
 
 TensorRef Planner::rows_of(const TensorRef& t, int64_t r0, int64_t rows) {
@@ -372,9 +375,7 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
                                               attr_with(dnnl::algorithm::binary_mul, g_md),
                                               plan_.engine);
   // PyTorch's GEGLU: value = first half of the projection, gate = second half.
-  auto half_name = [&](int64_t r0) {
-    return wn.name + "[" + std::to_string(r0) + ":" + std::to_string(r0 + D) + "]";
-  };
+  auto half_name = [&](int64_t r0) { return rows_name(wn.name, r0, D); };
   auto pack_half = [&](const dnnl::matmul::primitive_desc& pd, int64_t r0) {
     const TensorRef part = rows_of(wn.weight, r0, D);
     auto p = dnnl_weight(half_name(r0), part,
