@@ -49,6 +49,19 @@ Vec dequantized(const Vec& x, float& scale, int32_t* zero_point = nullptr,
   return q;
 }
 
+// Each row of K values of x quantised by itself, as int8_gemm's quantise_rows does (dequantized()
+// per row): q - zp per value, each row's scale in `scales`.
+Vec dequantized_rows(const Vec& x, int64_t K, std::vector<float>& scales) {
+  const int64_t rows = int64_t(x.size()) / K;
+  scales.assign(size_t(rows), 0.f);
+  Vec q(x.size());
+  for (int64_t t = 0; t < rows; ++t) {
+    const Vec row = dequantized(Vec(x.begin() + t * K, x.begin() + (t + 1) * K), scales[size_t(t)]);
+    std::copy(row.begin(), row.end(), q.begin() + t * K);
+  }
+  return q;
+}
+
 // Per-output-channel (row) quantised weights, returned as integers, with their scales.
 Vec quantized_rows(const Vec& w, int64_t rows, std::vector<float>& scales) {
   const int64_t row = int64_t(w.size()) / rows;
@@ -75,6 +88,22 @@ Vec rescale(const Vec& sums, float sx, const std::vector<float>& sw, const Vec* 
     const double b = bias ? std::nearbyint((*bias)[i % C] / s) : 0.0;
     y[i] = float((double(sums[i]) + b) * s);
   }
+  return y;
+}
+
+// A W8A8 linear on row-quantised inputs (dequantized_rows' integers xq, row scales sx): the exact
+// sums of xq and w's per-channel integers, times the row's and the channel's scales, plus the
+// bias (none: null), as int8_gemm computes it.
+Vec row_quantized_linear(const Vec& xq, const std::vector<float>& sx, const Vec& w, int64_t n,
+                         const Vec* bias) {
+  const int64_t rows = int64_t(sx.size()), K = int64_t(xq.size()) / rows;
+  std::vector<float> sw;
+  const Vec sums = linear_ref(xq, quantized_rows(w, n, sw), nullptr, rows, K, n);
+  Vec y(sums.size());
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t o = 0; o < n; ++o)
+      y[size_t(t * n + o)] = float(double(sums[size_t(t * n + o)]) * sx[size_t(t)] * sw[size_t(o)] +
+                                   (bias ? (*bias)[size_t(o)] : 0.f));
   return y;
 }
 
@@ -374,24 +403,10 @@ TEST_P(Int8, LinearsThatFitQuantiseEachRowByItself) {
   auto p = compile(g);
   fill_input(*p, "x", x);
   p->run();
-  // Row t's codes and scale, as dequantized() makes them for a whole tensor.
-  Vec xq(x.size());
-  std::vector<float> sx(static_cast<size_t>(T));
-  for (int64_t t = 0; t < T; ++t) {
-    const Vec row(x.begin() + t * K, x.begin() + (t + 1) * K);
-    const Vec q = dequantized(row, sx[size_t(t)]);
-    std::copy(q.begin(), q.end(), xq.begin() + t * K);
-  }
+  std::vector<float> sx;
+  const Vec xq = dequantized_rows(x, K, sx);
   auto product = [&](const Vec& wt, const Vec& bias, int64_t n) {
-    std::vector<float> sw;
-    const Vec wq = quantized_rows(wt, n, sw);
-    const Vec sums = linear_ref(xq, wq, nullptr, T, K, n);
-    Vec y(sums.size());
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t o = 0; o < n; ++o)
-        y[size_t(t * n + o)] = float(
-            double(sums[size_t(t * n + o)]) * sx[size_t(t)] * sw[size_t(o)] + bias[size_t(o)]);
-    return y;
+    return row_quantized_linear(xq, sx, wt, n, &bias);
   };
   const Vec lin_ref = product(w, b, Nc);
   EXPECT_LT(rel_err(p->output("lin"), lin_ref), 1e-5);
@@ -446,24 +461,12 @@ TEST_P(Int8, ALayerNormReadOnlyAsRowCodesWritesThemItself) {
     auto p = compile(g);
     fill_input(*p, "x", x);
     p->run();
-    // The f32 LayerNorm, then each row's codes as dequantized() makes them for a tensor.
+    // The f32 LayerNorm, then each row's codes.
     const Vec n = layer_norm_ref(x, gamma, beta, T, K, 1e-5);
-    Vec nq(n.size());
-    std::vector<float> sx(static_cast<size_t>(T));
-    for (int64_t t = 0; t < T; ++t) {
-      const Vec q = dequantized(Vec(n.begin() + t * K, n.begin() + (t + 1) * K), sx[size_t(t)]);
-      std::copy(q.begin(), q.end(), nq.begin() + t * K);
-    }
+    std::vector<float> sx;
+    const Vec nq = dequantized_rows(n, K, sx);
     auto product = [&](const Vec& w, const Vec* b) {
-      std::vector<float> sw;
-      const Vec sums = linear_ref(nq, quantized_rows(w, Nc, sw), nullptr, T, K, Nc);
-      Vec y(sums.size());
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t o = 0; o < Nc; ++o)
-          y[size_t(t * Nc + o)] =
-              float(double(sums[size_t(t * Nc + o)]) * sx[size_t(t)] * sw[size_t(o)] +
-                    (b ? (*b)[size_t(o)] : 0.f));
-      return y;
+      return row_quantized_linear(nq, sx, w, Nc, b);
     };
     // The plain LayerNorm rounds its output to the plan's storage type first (bf16 where the CPU
     // has it), which moves some codes by one.
@@ -505,20 +508,9 @@ TEST_P(Int8, AGroupNormReadOnlyAsRowCodesWritesThemItself) {
     fill_input(*p, "x", x);
     p->run();
     const Vec n = group_norm_ref(x, gamma, beta, N, H * W, C, G, 1e-6, silu);
-    Vec nq(n.size());
-    std::vector<float> sx(static_cast<size_t>(M));
-    for (int64_t t = 0; t < M; ++t) {
-      const Vec q = dequantized(Vec(n.begin() + t * C, n.begin() + (t + 1) * C), sx[size_t(t)]);
-      std::copy(q.begin(), q.end(), nq.begin() + t * C);
-    }
-    std::vector<float> sw;
-    const Vec sums = linear_ref(nq, quantized_rows(w, Nc, sw), nullptr, M, C, Nc);
-    Vec want(sums.size());
-    for (int64_t t = 0; t < M; ++t)
-      for (int64_t o = 0; o < Nc; ++o)
-        want[size_t(t * Nc + o)] =
-            float(double(sums[size_t(t * Nc + o)]) * sx[size_t(t)] * sw[size_t(o)] + b[size_t(o)]);
-    EXPECT_LT(rel_err(p->output("y"), want), 1e-5);
+    std::vector<float> sx;
+    const Vec nq = dequantized_rows(n, C, sx);
+    EXPECT_LT(rel_err(p->output("y"), row_quantized_linear(nq, sx, w, Nc, &b)), 1e-5);
     std::vector<std::string> kinds;
     for (const auto& st : p->steps()) kinds.push_back(st.kind);
     EXPECT_NE(
