@@ -7,6 +7,7 @@
 #include <ctime>
 #include <random>
 
+#include "backend/cpu/int8_gemm.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/plan.h"
 #include "common/tensor.h"
@@ -190,6 +191,63 @@ void BM_Geglu(benchmark::State& st) {
   run_graph(st, g, 4096.0 * 2560 * 4 + 4096.0 * 1280 * 4);
 }
 BENCHMARK(BM_Geglu)->Arg(0)->ArgNames({"bf16"})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The W8A8 linears' own product (int8_gemm) on random codes and weights, at the UNet's shapes:
+// range(0) residual (0 none, 1 sum into y, 2 add an addend; 3: GEGLU, N its output channels),
+// range(1..3) M, K, N; bf16 out as in an int8 plan.
+void BM_Int8Gemm(benchmark::State& st) {
+  using namespace sdc::cpu;
+  const int64_t mode = st.range(0), M = st.range(1), K = st.range(2), N = st.range(3);
+  if (!int8_gemm_fits(K, N)) return st.SkipWithError("int8_gemm does not run here");
+  std::mt19937 rng(9);
+  std::vector<uint8_t> codes(size_t(M * K));
+  for (auto& c : codes) c = uint8_t(rng());
+  std::vector<float> row_scale(size_t(M), 0.01f), row_zero(size_t(M), 128.f);
+  const RowCodes rc{codes.data(), row_scale.data(), row_zero.data()};
+  const int64_t Kp = (K + 63) / 64 * 64, halves = mode == 3 ? 2 : 1;
+  std::vector<int8_t> values(size_t(halves * Kp * N));
+  for (auto& v : values) v = int8_t(rng());
+  std::vector<float> scales(size_t(N), 0.02f), bias(size_t(N), 0.1f);
+  std::vector<int32_t> sums(size_t(N), 100);
+  Int8GemmWeights value{values.data(), scales.data(), sums.data(), bias.data(), K, N};
+  Int8GemmWeights gate = value;
+  gate.values = values.data() + Kp * N;
+  std::vector<uint16_t> y(size_t(M * N), 0x3f80), addend(size_t(M * N), 0x3f80);
+  Int8GemmOutput out{y.data(), DType::BF16, GemmResidual::None, addend.data(), DType::BF16};
+  if (mode == 1) out.residual = GemmResidual::Sum;
+  if (mode == 2) out.residual = GemmResidual::Add;
+  const auto run = [&] {
+    if (mode == 3)
+      int8_gemm_geglu(rc, M, value, gate, out);
+    else
+      int8_gemm(rc, M, value, out);
+  };
+  // range(4) = 1: caches cold as in a network, where y and the addend were written long before
+  // (64 MiB written between runs, not timed).
+  std::vector<char> evict(st.range(4) ? size_t(64) << 20 : 0);
+  run();
+  for (auto _ : st) {
+    if (!evict.empty()) {
+      st.PauseTiming();
+      for (size_t i = 0; i < evict.size(); i += 64) evict[i] = char(i);
+      st.ResumeTiming();
+    }
+    run();
+  }
+  st.counters["GFLOP/s"] = benchmark::Counter(2e-9 * double(M * K * N * halves),
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Int8Gemm)
+    ->ArgsProduct({{0}, {4096}, {320}, {320}, {0, 1}})   // to_q/k/v, 64x64 level
+    ->ArgsProduct({{1}, {4096}, {320}, {320}, {0, 1}})   // attn to_out (+ residual)
+    ->ArgsProduct({{2}, {4096}, {320}, {320}, {0, 1}})   // proj_out (+ the block's input)
+    ->ArgsProduct({{3}, {4096}, {320}, {1280}, {0, 1}})  // GEGLU
+    ->ArgsProduct({{1}, {4096}, {1280}, {320}, {0, 1}})  // ff.net.2
+    ->ArgsProduct({{1}, {1024}, {640}, {640}, {0, 1}})   // attn to_out, 32x32 level
+    ->ArgsProduct({{3}, {1024}, {640}, {2560}, {0, 1}})  // GEGLU, 32x32 level
+    ->ArgNames({"mode", "M", "K", "N", "cold"})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 // The W8A8 activation quantiser (what a reused quantised input saves): f32 [T, C] -> u8.
 void BM_QuantizeU8(benchmark::State& st) {
