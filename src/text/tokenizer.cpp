@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <limits>
 
 #include "common/error.h"
@@ -102,12 +103,20 @@ void pre_tokenize(std::u32string_view text, Emit&& emit) {
   }
 }
 
-// vocab.json's top-level object as (token, id) pairs, in file order. Any other shape throws (or
-// is reported through top_object / top_type) with the messages of the vocabulary checks.
+// One member of vocab.json: its token's text in VocabReader::text, and its id.
+struct VocabEntry {
+  std::uint32_t start, length;
+  std::int64_t id;
+};
+
+// vocab.json's top-level object as (token, id) entries, in file order, their texts end to end.
+// Any other shape throws (or is reported through top_object / top_type) with the messages of
+// the vocabulary checks.
 struct VocabReader {
   explicit VocabReader(const std::string& source) : source(source) {}
   const std::string& source;
-  std::vector<std::pair<std::string, std::int64_t>> entries;
+  std::string text;
+  std::vector<VocabEntry> entries;
   std::string name, top_type = "nothing";  // name: the member being read
   bool top_object = false;
   int depth = 0;
@@ -120,7 +129,11 @@ struct VocabReader {
     return true;
   }
   bool integer(std::int64_t v) {
-    if (member()) return entries.emplace_back(std::move(name), v), true;
+    if (member()) {
+      entries.push_back({std::uint32_t(text.size()), std::uint32_t(name.size()), v});
+      text += name;
+      return true;
+    }
     return value("number", std::to_string(v));
   }
   bool null() { return value("null", "null"); }
@@ -155,7 +168,49 @@ struct VocabReader {
   }
 };
 
+// Slots of an open-addressing table for n entries: a power of two, at least twice n, so that
+// linear probes stay short.
+size_t slot_count(size_t n) {
+  return std::bit_ceil(std::max<size_t>(2 * n, 16));
+}
+
+size_t hash_text(std::string_view text) {
+  return std::hash<std::string_view>{}(text);
+}
+
+// The high half of a multiplicative hash: every bit of both ids moves it.
+size_t hash_pair(std::uint64_t key) {
+  return size_t((key * 0x9E3779B97F4A7C15ull) >> 32);
+}
+
+// Linear probing in a power-of-two table of indices (-1: empty): the slot holding an index that
+// is_key accepts, else the empty slot where that key belongs.
+template <class Slots, class IsKey>
+auto& probe(Slots& slots, size_t hash, IsKey is_key) {
+  const size_t mask = slots.size() - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask)
+    if (slots[i] < 0 || is_key(slots[i])) return slots[i];
+}
+
 }  // namespace
+
+std::string_view ClipTokenizer::text_of(int id) const {
+  const auto at = static_cast<size_t>(id);
+  return std::string_view(token_text_)
+      .substr(token_start_[at], token_start_[at + 1] - token_start_[at]);
+}
+
+int ClipTokenizer::find_token(std::string_view token) const {
+  return probe(token_slots_, hash_text(token),
+               [&](std::int32_t id) { return text_of(id) == token; });
+}
+
+const ClipTokenizer::Merge* ClipTokenizer::find_merge(int left, int right) const {
+  const std::uint64_t key = pair_key(left, right);
+  const std::int32_t at = probe(merge_slots_, hash_pair(key),
+                                [&](std::int32_t m) { return merges_[size_t(m)].pair == key; });
+  return at < 0 ? nullptr : &merges_[size_t(at)];
+}
 
 ClipTokenizer::ClipTokenizer(std::string_view vocab_json, std::string_view merges_txt,
                              std::string source)
@@ -171,29 +226,58 @@ ClipTokenizer::ClipTokenizer(std::string_view vocab_json, std::string_view merge
   if (!reader.top_object || reader.entries.empty())
     throw Error(source_, "vocab.json", "a non-empty JSON object mapping tokens to ids",
                 reader.top_type);
-  token_to_id_.reserve(reader.entries.size());
-  for (auto& [text, id] : reader.entries)  // a repeated key keeps its last id, as in json.load
-    token_to_id_.insert_or_assign(std::move(text), static_cast<int>(id));
-  id_to_token_.resize(token_to_id_.size());
-  std::vector<bool> seen(token_to_id_.size(), false);
-  for (const auto& [text, id] : token_to_id_) {
-    if (id < 0 || size_t(id) >= token_to_id_.size() || seen[size_t(id)])
-      throw Error(source_, "vocab.json: \"" + text + "\"",
-                  "a unique id in 0.." + std::to_string(token_to_id_.size() - 1),
-                  std::to_string(id));
-    seen[size_t(id)] = true;
-    id_to_token_[size_t(id)] = text;
+  // A repeated token keeps its last id, as in json.load: its first entry takes the later id and
+  // the later entry is dropped.
+  auto& entries = reader.entries;
+  auto entry_text = [&](size_t e) {
+    return std::string_view(reader.text).substr(entries[e].start, entries[e].length);
+  };
+  std::vector<std::int32_t> slots(slot_count(entries.size()), -1);  // entry indices for now
+  std::vector<bool> repeated(entries.size(), false);
+  size_t size = 0;
+  for (size_t e = 0; e < entries.size(); ++e) {
+    std::int32_t& slot = probe(slots, hash_text(entry_text(e)), [&](std::int32_t f) {
+      return entry_text(size_t(f)) == entry_text(e);
+    });
+    if (slot >= 0) {
+      entries[size_t(slot)].id = entries[e].id;
+      repeated[e] = true;
+    } else {
+      slot = std::int32_t(e);
+      ++size;
+    }
   }
+  // The ids must number the tokens 0..size-1.
+  std::vector<std::int32_t> entry_of_id(size, -1);
+  for (size_t e = 0; e < entries.size(); ++e) {
+    if (repeated[e]) continue;
+    const std::int64_t id = entries[e].id;
+    if (id < 0 || size_t(id) >= size || entry_of_id[size_t(id)] >= 0)
+      throw Error(source_, "vocab.json: \"" + std::string(entry_text(e)) + "\"",
+                  "a unique id in 0.." + std::to_string(size - 1), std::to_string(id));
+    entry_of_id[size_t(id)] = std::int32_t(e);
+  }
+  token_text_.reserve(reader.text.size());
+  token_start_.reserve(size + 1);
+  for (const std::int32_t e : entry_of_id) {
+    token_start_.push_back(std::uint32_t(token_text_.size()));
+    token_text_ += entry_text(size_t(e));
+  }
+  token_start_.push_back(std::uint32_t(token_text_.size()));
+  // The same slots, now holding ids: a token's slot depends only on its text.
+  for (std::int32_t& slot : slots)
+    if (slot >= 0) slot = std::int32_t(entries[size_t(slot)].id);
+  token_slots_ = std::move(slots);
   auto require = [&](const std::string& token, const char* why) {
-    const auto it = token_to_id_.find(token);
-    if (it == token_to_id_.end())
+    const int id = find_token(token);
+    if (id < 0)
       throw Error(source_, "vocab.json", std::string("the token \"") + token + "\" (" + why + ")",
                   "no such token");
-    return it->second;
+    return id;
   };
   bos_id_ = require(u32_to_utf8(kBosText), "start of text");
   eos_id_ = require(u32_to_utf8(kEosText), "end of text");
-  if (const auto it = token_to_id_.find(",</w>"); it != token_to_id_.end()) comma_id_ = it->second;
+  comma_id_ = find_token(",</w>");
   const auto byte_chars = bytes_to_unicode();
   for (int b = 0; b < 256; ++b) {
     std::string symbol;
@@ -211,7 +295,9 @@ ClipTokenizer::ClipTokenizer(std::string_view vocab_json, std::string_view merge
   while (!rest.empty() && is_ws(rest.back())) rest.remove_suffix(1);
   size_t line_no = 0, rank = 0;
   std::string merged;
-  merges_.reserve(kMaxMerges);
+  const size_t lines = size_t(std::count(rest.begin(), rest.end(), '\n')) + 1;
+  merges_.reserve(std::min(lines, kMaxMerges));
+  merge_slots_.assign(slot_count(std::min(lines, kMaxMerges)), -1);
   while (!rest.empty() && rank < kMaxMerges) {
     const size_t nl = rest.find('\n');
     const std::string_view line = rest.substr(0, nl);
@@ -230,17 +316,24 @@ ClipTokenizer::ClipTokenizer(std::string_view vocab_json, std::string_view merge
       throw Error(source_, "merges.txt line " + std::to_string(line_no),
                   "two symbols separated by a space", "\"" + std::string(line) + "\"");
     const int this_rank = static_cast<int>(rank++);
-    const auto left = token_to_id_.find(parts[0]);
-    const auto right = token_to_id_.find(parts[1]);
-    if (left == token_to_id_.end() || right == token_to_id_.end()) continue;  // can never apply
+    const int left = find_token(parts[0]), right = find_token(parts[1]);
+    if (left < 0 || right < 0) continue;  // can never apply
     merged.assign(parts[0]).append(parts[1]);
-    const auto result = token_to_id_.find(merged);
-    if (result == token_to_id_.end())
+    const int result = find_token(merged);
+    if (result < 0)
       throw Error(source_, "merges.txt line " + std::to_string(line_no),
                   "the merged token \"" + merged + "\" in vocab.json", "no such token");
     // A repeated pair takes its later rank, as Python's dict(zip(merges, range(...))) does.
-    merges_.insert_or_assign(pair_key(left->second, right->second),
-                             Merge{this_rank, result->second});
+    const std::uint64_t key = pair_key(left, right);
+    std::int32_t& slot = probe(merge_slots_, hash_pair(key),
+                               [&](std::int32_t m) { return merges_[size_t(m)].pair == key; });
+    if (slot < 0) {
+      slot = std::int32_t(merges_.size());
+      merges_.push_back({key, this_rank, result});
+    } else {
+      merges_[size_t(slot)].rank = this_rank;
+      merges_[size_t(slot)].result = result;
+    }
   }
   if (rank == 0)
     throw Error(source_, "merges.txt", "at least one merge after the version line", "none");
@@ -252,10 +345,10 @@ const ClipTokenizer& ClipTokenizer::builtin() {
   return tokenizer;
 }
 
-const std::string& ClipTokenizer::token(int id) const {
+std::string_view ClipTokenizer::token(int id) const {
   if (id < 0 || id >= vocab_size())
     throw Error(source_, "token id", "0.." + std::to_string(vocab_size() - 1), std::to_string(id));
-  return id_to_token_[static_cast<size_t>(id)];
+  return text_of(id);
 }
 
 void ClipTokenizer::bpe(std::string_view word, std::vector<int>& out) const {
@@ -280,9 +373,9 @@ void ClipTokenizer::bpe(std::string_view word, std::vector<int>& out) const {
     const Merge* best = nullptr;
     int best_left = 0, best_right = 0;
     for (size_t k = 0; k + 1 < symbols.size(); ++k) {
-      const auto it = merges_.find(pair_key(symbols[k], symbols[k + 1]));
-      if (it != merges_.end() && (!best || it->second.rank < best->rank)) {
-        best = &it->second;
+      const Merge* m = find_merge(symbols[k], symbols[k + 1]);
+      if (m && (!best || m->rank < best->rank)) {
+        best = m;
         best_left = symbols[k], best_right = symbols[k + 1];
       }
     }
@@ -350,7 +443,7 @@ std::vector<int> ClipTokenizer::encode_padded(std::string_view text, int max_len
 
 std::vector<std::string> ClipTokenizer::tokens(std::string_view text) const {
   std::vector<std::string> out;
-  for (int id : encode(text)) out.push_back(token(id));
+  for (int id : encode(text)) out.emplace_back(token(id));
   return out;
 }
 

@@ -39,17 +39,18 @@ class ClipTokenizer {
   int eos_id() const { return eos_id_; }
   // The id of ",</w>" (A1111's chunking backtracks to commas), or -1 if the vocabulary lacks it.
   int comma_id() const { return comma_id_; }
-  int vocab_size() const { return static_cast<int>(id_to_token_.size()); }
+  int vocab_size() const { return static_cast<int>(token_start_.size()) - 1; }
   // The vocabulary string of `id`; throws sdc::Error when out of range.
-  const std::string& token(int id) const;
+  std::string_view token(int id) const;
 
   ClipTokenizer(const ClipTokenizer&) = delete;
   ClipTokenizer& operator=(const ClipTokenizer&) = delete;
 
  private:
   struct Merge {
-    int rank;    // position in merges.txt: lower merges first
-    int result;  // id of left+right
+    std::uint64_t pair;  // pair_key(left, right)
+    int rank;            // position in merges.txt: lower merges first
+    int result;          // id of left+right
   };
   static std::uint64_t pair_key(int left, int right) {
     return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(left)) << 32) |
@@ -60,17 +61,23 @@ class ClipTokenizer {
                     std::vector<int>& out) const;                // one non-special piece
   void bpe(std::string_view word, std::vector<int>& out) const;  // one pre-token (UTF-8)
 
+  std::string_view text_of(int id) const;  // token(id) unchecked
+  // The id of `token`, or -1.
+  int find_token(std::string_view token) const;
+  // The merge of the pair (left, right), or null.
+  const Merge* find_merge(int left, int right) const;
+
   std::string source_;
-  // Looked up with string_views too (C++20 heterogeneous lookup): no string per merges.txt part.
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  std::unordered_map<std::string, int, StringHash, std::equal_to<>> token_to_id_;
-  std::vector<std::string> id_to_token_;
-  std::unordered_map<std::uint64_t, Merge> merges_;
-  int byte_id_[256];      // id of the printable character standing for each byte
-  int byte_end_id_[256];  // the same followed by "</w>"
+  // Built at every start (~49k tokens and merges), so without a node or a string per entry: the
+  // tokens' text end to end in one string, and open-addressing tables of indices into it and
+  // into merges_ (std::unordered_maps of them took 25-30 ms, 60-95 ms in a fresh process).
+  std::string token_text_;                  // every token's UTF-8, end to end
+  std::vector<std::uint32_t> token_start_;  // [vocab_size + 1]: token id's text starts here
+  std::vector<std::int32_t> token_slots_;   // open addressing: token ids, -1 empty
+  std::vector<Merge> merges_;
+  std::vector<std::int32_t> merge_slots_;  // open addressing: indices into merges_, -1 empty
+  int byte_id_[256];                       // id of the printable character standing for each byte
+  int byte_end_id_[256];                   // the same followed by "</w>"
   int bos_id_ = -1, eos_id_ = -1, comma_id_ = -1;
 
   // BPE results per word. Bounded: cleared when it grows past kMaxCacheEntries.
