@@ -2,6 +2,7 @@
 #include "pipeline/model_bundle.h"
 
 #include <filesystem>
+#include <future>
 
 #include "common/error.h"
 #include "io/open_file.h"
@@ -56,16 +57,28 @@ ModelBundle load_bundle(const BundleOptions& o, std::ostream& log) {
   lo.taesd_path = o.taesd;
   ModelBundle b;
   const io::TensorFile file = io::open_tensor_file(o.model);
+  const auto info = model::read_compiled_info(file);
+  // The tokenizer (its ~49k tokens and merges indexed at every start, ~30 ms) is built on another
+  // core while the weights load on this one; the load still fails on a bad one. The built-in one
+  // is built once per process, at its first use, unless this starts it.
+  std::future<std::unique_ptr<ClipTokenizer>> tokenizer;
+  if (info && !info->tokenizer_vocab_json.empty())
+    tokenizer = std::async(std::launch::async, [&info, &o] {
+      return std::make_unique<ClipTokenizer>(info->tokenizer_vocab_json, info->tokenizer_merges,
+                                             o.model + ": sdc.tokenizer");
+    });
+  else
+    tokenizer = std::async(std::launch::async, [] {
+      ClipTokenizer::builtin();
+      return std::unique_ptr<ClipTokenizer>();
+    });
   b.model = model::load_model(file, lo);
   offer_packed_section(file, log);
-  if (const auto info = model::read_compiled_info(file)) {
+  if (info) {
     b.defaults.sampler = info->defaults.sampler;
     b.defaults.scheduler = info->defaults.scheduler;
     b.defaults.steps = info->defaults.steps;
     b.defaults.cfg_scale = info->defaults.cfg_scale;
-    if (!info->tokenizer_vocab_json.empty())
-      b.own_tokenizer = std::make_unique<ClipTokenizer>(
-          info->tokenizer_vocab_json, info->tokenizer_merges, o.model + ": sdc.tokenizer");
     b.declared_sizes = info->sizes;
     b.declared_batch = info->batch;
     b.unet_int8 = info->unet_compute == "int8";
@@ -86,6 +99,7 @@ ModelBundle load_bundle(const BundleOptions& o, std::ostream& log) {
       log << (i ? ", " : ": ") << b.embeddings.embeddings[i].name;
     log << "\n";
   }
+  b.own_tokenizer = tokenizer.get();
   return b;
 }
 
