@@ -1,9 +1,10 @@
 // Classification by tensor names and shapes, and normalisation to LDM names.
 #include "model/classify.h"
 
-#include "model/compiled_model.h"
+#include <optional>
 
 #include "common/error.h"
+#include "model/compiled_model.h"
 #include "model/key_mapping.h"
 
 namespace sdc::model {
@@ -218,7 +219,10 @@ const char* lora_format_name(LoraFormat f) {
 
 Classification classify(const io::TensorFile& with_packed) {
   // A compiled file's packed section (backend layouts) says nothing about what the model is.
-  const io::TensorFile file = without_packed_section(with_packed);
+  // Copied without it only when it has one (load_model passes a copy that has none already).
+  std::optional<io::TensorFile> copy;
+  if (has_packed_section(with_packed)) copy = without_packed_section(with_packed);
+  const io::TensorFile& file = copy ? *copy : with_packed;
   Classification c;
   const WeightMap& m = file.tensors;
 

@@ -109,6 +109,8 @@ std::string lcm_lora_evidence(const LoraFile& lora);
 // pipeline/packed_section.h) are named with this prefix; they are not model weights.
 inline constexpr const char* kPackedTensorPrefix = "sdc.packed.";
 bool is_packed_tensor(const std::string& name);
+// Whether `file` has packed-section tensors.
+bool has_packed_section(const io::TensorFile& file);
 // `file` without its packed-section tensors (views of the same mapping), as the model layer
 // reads it.
 io::TensorFile without_packed_section(const io::TensorFile& file);
