@@ -226,6 +226,10 @@ ClipTokenizer::ClipTokenizer(std::string_view vocab_json, std::string_view merge
   if (!reader.top_object || reader.entries.empty())
     throw Error(source_, "vocab.json", "a non-empty JSON object mapping tokens to ids",
                 reader.top_type);
+  // Offsets into the tokens' text are 32-bit (CLIP's is ~0.4 MB).
+  if (reader.text.size() > std::numeric_limits<std::uint32_t>::max())
+    throw Error(source_, "vocab.json", "under 4 GiB of token text",
+                std::to_string(reader.text.size()) + " bytes");
   // A repeated token keeps its last id, as in json.load: its first entry takes the later id and
   // the later entry is dropped.
   auto& entries = reader.entries;
