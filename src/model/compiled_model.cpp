@@ -377,16 +377,12 @@ bool has_packed_section(const io::TensorFile& file) {
 }
 
 io::TensorFile without_packed_section(const io::TensorFile& file) {
-  // Only the model's tensors are copied (a compiled file's packed ones are half of its ~2900).
-  io::TensorFile out;
-  out.path = file.path;
-  out.format = file.format;
-  out.file_size = file.file_size;
-  out.metadata = file.metadata;
-  out.tensors.description = file.tensors.description;
+  io::TensorFile out = file;
   auto& all = out.tensors.all();
-  for (const auto& [name, t] : file.tensors.all())
-    if (!is_packed_tensor(name)) all.emplace_hint(all.end(), name, t);
+  // The packed tensors sort together, under their prefix.
+  auto first = all.lower_bound(kPackedTensorPrefix), last = first;
+  while (last != all.end() && is_packed_tensor(last->first)) ++last;
+  all.erase(first, last);
   return out;
 }
 
