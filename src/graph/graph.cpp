@@ -264,6 +264,12 @@ void Graph::allow_int8(ValueId v) {
   n.attrs.int8 = true;
 }
 
+void Graph::mark_steady(ValueId input) {
+  Node& n = nodes_.at(size_t(input));
+  if (n.op != Op::Input) throw Error("graph", n.name, "an Input to mark steady", op_name(n.op));
+  n.attrs.steady = true;
+}
+
 void Graph::output(const std::string& name, ValueId v) {
   outputs_.emplace_back(name, v);
 }

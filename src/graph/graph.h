@@ -64,7 +64,10 @@ struct Attrs {
   // Conv2d/Linear: the model allows this layer to run W8A8 when a plan asks for int8; Attention:
   // int8 scores and probabilities (the builder's choice of which layers tolerate it; see
   // builders/int8_layers.h).
-  bool int8 = false;
+  bool int8 = false;  // Input: usually the same from one run to the next (a prompt's context, a
+                      // ControlNet's hint),
+  // so a plan keeps what depends on nothing else and recomputes it only when it changes.
+  bool steady = false;
 };
 
 using ValueId = int;
@@ -116,6 +119,8 @@ class Graph {
   void output(const std::string& name, ValueId v);
   // Marks a Conv2d/Linear/Attention node as one that may run in int8 (Attrs::int8).
   void allow_int8(ValueId v);
+  // Marks an Input as steady (Attrs::steady).
+  void mark_steady(ValueId input);
 
   const std::vector<Node>& nodes() const { return nodes_; }
   const Node& node(ValueId v) const { return nodes_.at(size_t(v)); }

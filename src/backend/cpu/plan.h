@@ -67,6 +67,10 @@ struct StepInfo {
   int64_t macs = 0;
   double seconds = 0;      // wall-clock time of the last profile_run()
   double cpu_seconds = 0;  // CPU time of all threads in it (robust on a loaded machine)
+  // It depends on steady inputs alone (graph::Attrs::steady): run() runs it only when one of
+  // them changed, and keeps its output in the plan's own memory in between.
+  bool steady = false;
+  bool skipped = false;  // profile_run(): it was not run (its steady inputs had not changed)
 };
 
 // The statistics one GroupNorm step normalised with, per (image, group): [N * G] each, row-major.
@@ -85,6 +89,8 @@ class Plan {
   // unknown name or the wrong element type.
   virtual float* input_f32(const std::string& name) = 0;
   virtual int32_t* input_i32(const std::string& name) = 0;
+  // Steps that depend on steady inputs alone (graph::Attrs::steady; StepInfo::steady) run only
+  // when one of those inputs' bytes differ from the last complete run()'s.
   virtual void run() = 0;
   // Results of the last run() (valid until the next run()), f32, in the graph's shape.
   virtual const float* output(const std::string& name) const = 0;
@@ -101,7 +107,8 @@ class Plan {
   // NCHW shape of an output (the graph's NHWC shape reordered for 4-D outputs).
   Shape output_shape_nchw(const std::string& name) const;
 
-  virtual size_t arena_bytes() const = 0;    // activation memory
+  // Activation memory: the arena's, and the plan's own for the steady steps' outputs.
+  virtual size_t arena_bytes() const = 0;
   virtual size_t weight_bytes() const = 0;   // weights as reordered/cast for the kernels
   virtual size_t scratch_bytes() const = 0;  // kernel scratch (oneDNN scratchpads, attention tiles)
 

@@ -3,6 +3,7 @@
 // and the Plan interface in plan.cpp.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,7 +30,9 @@ class CpuPlan final : public Plan {
   const float* output(const std::string& name) const override;
   const Shape& output_shape(const std::string& name) const override;
   const Shape& input_shape(const std::string& name) const override;
-  size_t arena_bytes() const override { return arena_ ? arena_->bytes() : 0; }
+  size_t arena_bytes() const override {
+    return (arena_ ? arena_->bytes() : 0) + (held_ ? held_->bytes() : 0);
+  }
   size_t weight_bytes() const override;
   size_t scratch_bytes() const override { return scratch_ ? scratch_->bytes() : 0; }
   std::vector<StepInfo> steps() const override;
@@ -63,11 +66,26 @@ class CpuPlan final : public Plan {
   std::vector<std::shared_ptr<PackedWeight>> weights_;
   std::vector<std::vector<std::pair<void*, size_t>>> poison_after_;  // check mode, per step
   std::vector<size_t> group_norm_sizes_;  // N * G of each GroupNorm step, in run order
+  // Steady inputs (graph::Attrs::steady) that some step depends on alone, with their bytes at
+  // the last complete run; bit k of steady_needs_[i] says step i depends on steady_[k] (0: a
+  // step that runs every time). held_: the memory of the steady steps' outputs that other steps
+  // read, which no other plan shares.
+  struct SteadyInput {
+    int input = -1;  // index in inputs_
+    std::vector<uint8_t> last;
+  };
+  std::vector<SteadyInput> steady_;
+  std::vector<uint64_t> steady_needs_;
+  std::unique_ptr<PackedWeight> held_;
 
  private:
   void run_steps(bool profile);
   // Throws unless *norm_stats_ fits this plan's GroupNorm steps (Replay).
   void check_replay_stats() const;
+  // The steady inputs whose bytes changed since the last complete run (a bit each; all of them
+  // before the first), remembering the new bytes.
+  uint64_t changed_steady_inputs();
+  bool steady_valid_ = false;  // the held outputs are those of steady_[k].last
   NormStats norm_mode_ = NormStats::Compute;
   std::vector<GroupNormStats>* norm_stats_ = nullptr;
 };

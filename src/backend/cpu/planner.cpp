@@ -597,7 +597,8 @@ void Planner::plan_in_place() {
       if (st < 0) return false;
       const int r = find(st);
       const Store &x = stores_[size_t(r)], &o = stores_[size_t(s.out)];
-      return x.kind == Store::Arena && x.last == i && x.dtype == o.dtype && x.bytes == o.bytes;
+      return x.kind == Store::Arena && o.kind == Store::Arena && x.last == i &&
+             x.dtype == o.dtype && x.bytes == o.bytes;
     };
     auto merge = [&](int st) {
       const int r = find(st);
@@ -692,7 +693,12 @@ void Planner::prepare_and_bind() {
     st.info.label = specs_[i].label;
     st.info.macs = specs_[i].macs;
     st.info.out_type = stores_[size_t(specs_[i].out)].dtype;
+    st.info.steady = specs_[i].steady_needs != 0;
     plan_.steps_.push_back(std::move(st));
+  }
+  if (!plan_.steady_.empty()) {
+    plan_.steady_needs_.reserve(specs_.size());
+    for (const Spec& s : specs_) plan_.steady_needs_.push_back(s.steady_needs);
   }
   if (opt_.check) {
     plan_.poison_after_.assign(specs_.size(), {});

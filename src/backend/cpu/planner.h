@@ -56,14 +56,17 @@ struct Group {
 };
 
 struct Store {
-  enum Kind { Arena, Input, Weight } kind = Arena;
+  // Held: a steady step's output that other steps read, in the plan's own memory
+  // (planner_steady.cpp).
+  enum Kind { Arena, Input, Weight, Held } kind = Arena;
   DType dtype = DType::F32;
   size_t bytes = 0;
   int input = -1;
   std::shared_ptr<PackedWeight> weight;
   int parent = -1;  // in-place union-find
   int first = INT_MAX, last = -1;
-  int buffer = -1;  // memory-plan buffer of a root arena store
+  int buffer = -1;         // memory-plan buffer of a root arena store
+  size_t held_offset = 0;  // of a Held store in CpuPlan::held_
 };
 
 enum class SK {
@@ -120,6 +123,8 @@ struct Spec {
   // (only int8_gemm steps read that output), instead of the output itself; -1: the output.
   int codes_out = -1;
   TensorRef table;  // Embedding without a table store: the source weight, read in place
+  // The steady inputs (bits of CpuPlan::steady_) it depends on alone; 0: it runs on every run.
+  uint64_t steady_needs = 0;
 };
 
 inline dt dnnl_dt(DType t) {
@@ -155,6 +160,7 @@ class Planner {
     build_specs();
     share_int8_inputs();
     fuse_norm_codes();
+    hold_steady_values();
     plan_in_place();
     prepare_and_bind();
   }
@@ -250,6 +256,10 @@ class Planner {
   bool runs_row_gemm(const Spec& s) const;
   // The linear's input rows M and their length K.
   std::pair<int64_t, int64_t> linear_rows(const Spec& s) const;
+
+  // Marks the steps that depend on steady inputs alone (Spec::steady_needs) and makes their
+  // outputs that other steps read Held (planner_steady.cpp).
+  void hold_steady_values();
 
   // ---- 4. liveness and in-place -------------------------------------------------------------
 

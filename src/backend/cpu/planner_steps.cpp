@@ -37,6 +37,8 @@ void* Planner::ptr(int st) const {
       return plan_.inputs_[size_t(x.input)].buf->data();
     case Store::Weight:
       return x.weight->data();
+    case Store::Held:
+      return static_cast<uint8_t*>(plan_.held_->data()) + x.held_offset;
     default:
       return static_cast<uint8_t*>(plan_.arena_->data()) + offsets_[size_t(x.buffer)];
   }

@@ -55,6 +55,10 @@ Graph build_controlnet(const WeightMap& weights, const model::ControlNetParams& 
   const ValueId hint =
       g.input("hint", {s.batch, 8 * s.height, 8 * s.width, p.conditioning_channels});
   const ValueId scale = g.input("scale", {1});
+  // The prompt's and the control image's for all the steps: cross-attention's K and V and the
+  // hint encoder's output kept between them.
+  g.mark_steady(context);
+  g.mark_steady(hint);
 
   const ValueId emb = time_embedding_silu(ws, t, u);
   const ValueId guided = hint_encoder(ws, hint, p);

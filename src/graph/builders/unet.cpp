@@ -25,6 +25,7 @@ Graph build_unet(const WeightMap& weights, const model::UNetParams& p, const UNe
   const ValueId sample = g.input("sample", {s.batch, s.height, s.width, p.in_channels});
   const ValueId t = g.input("timestep", {s.batch});
   const ValueId context = g.input("context", {s.batch, s.context_tokens, p.context_dim});
+  g.mark_steady(context);  // one prompt's for all the steps: cross-attention's K and V kept
 
   const std::vector<Shape> skip_shapes = unet_skip_shapes(p, s.batch, s.height, s.width);
   std::vector<ValueId> control;
