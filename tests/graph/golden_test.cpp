@@ -336,6 +336,67 @@ const WeightMap& fp16_weights() {
   return f.tensors;
 }
 
+// The ControlNet's hint encoder and both networks' cross-attention K and V depend on the steady
+// inputs (context, hint) alone: a second step with the same image's inputs skips them and
+// computes the same residuals and noise prediction; self-attention never is skipped.
+TEST(GoldenControlNet, HintEncoderAndCrossAttentionKeysRunOncePerImage) {
+  const Shape s = ref_shape("unet/input/latent_8x8");
+  const int h = int(s[2]), w = int(s[3]);
+  auto cn = compile(
+      build_controlnet(test::tiny_controlnet_weights(), test::tiny_controlnet_params(), 1, h, w),
+      Precision::F32, 1, true);
+  auto unet = compile(
+      build_unet(test::tiny_weights(), test::tiny_unet_params(), UNetShape{1, h, w, 77, true}),
+      Precision::F32, 1, true);
+  auto has = [](const cpu::StepInfo& st, const char* part) {
+    return st.label.find(part) != std::string::npos;
+  };
+  int hint_steps = 0, hint_steady = 0, kv_steady = 0;
+  for (Plan* p : {cn.get(), unet.get()})
+    for (const cpu::StepInfo& st : p->steps()) {
+      if (has(st, "attn2.to_k") || has(st, "attn2.to_v")) {
+        EXPECT_TRUE(st.steady) << st.label;
+        kv_steady += st.steady;
+      }
+      if (has(st, "attn1")) {
+        EXPECT_FALSE(st.steady) << st.label;
+      }
+      if (has(st, "input_hint_block")) {
+        ++hint_steps;
+        hint_steady += st.steady;
+      }
+    }
+  EXPECT_GT(kv_steady, 0);
+  // All but perhaps the last hint convolution, which may take conv_in's sum as its post-op.
+  EXPECT_GE(hint_steady, hint_steps - 1);
+  EXPECT_GT(hint_steady, 0);
+
+  const nlohmann::json* found = nullptr;
+  for (const auto& c : test::cases()["cases"])
+    if (c["kind"] == "controlnet") found = &c;
+  ASSERT_NE(found, nullptr);
+  const auto& t = (*found)["tensors"];
+  set_input(*cn, "sample", ref_nhwc(t["sample"]));
+  set_input(*cn, "timestep", timesteps(t["timestep"], 1));
+  set_input(*cn, "context", ref_f32(t["encoder_hidden_states"]));
+  set_input(*cn, "hint", ref_nhwc(t["hint"]));
+  set_input(*cn, "scale", {1.f});
+  std::vector<std::vector<float>> first;
+  for (int step = 0; step < 2; ++step) {
+    const std::vector<cpu::StepInfo> steps = cn->profile_run();
+    for (const cpu::StepInfo& st : steps) EXPECT_EQ(st.skipped, step == 1 && st.steady) << st.label;
+    for (int i = 0; i < 12; ++i) {
+      const std::string name = controlnet_down_name(i);
+      const float* r = cn->output(name);
+      const std::vector<float> v(r, r + shape_numel(cn->output_shape(name)));
+      if (step == 0)
+        first.push_back(v);
+      else
+        EXPECT_EQ(v, first[size_t(i)]) << name;
+    }
+  }
+}
+
 WeightMap as_bf16(const WeightMap& w) {
   WeightMap out;
   for (const auto& [name, t] : w.all())
