@@ -471,7 +471,29 @@ class CaseRunner {
         graph::build_controlnet(bundle_.model.weights, *bundle_.model.controlnet, shape).macs() +
         graph::build_unet(bundle_.model.weights, bundle_.model.unet, shape).macs() -
         steady_macs(*cnet) - steady_macs(*unet);
+    if (s_.profile) profile_controlnet(*cnet);
     return t;
+  }
+
+  // The ControlNet's first step of an image (a new hint: its steady steps run) against a later
+  // one, in the log and, with --profile-steps, step by step.
+  void profile_controlnet(cpu::Plan& cnet) {
+    fill(cnet.input_f32("hint"), size_t(case_.width) * size_t(case_.height) * 3, 0.3f, 15);
+    const std::vector<cpu::StepInfo> first = cnet.profile_run(), later = cnet.profile_run();
+    if (!s_.profile_steps.empty()) {
+      write_steps(first, "controlnet, new hint");
+      write_steps(later, "controlnet");
+    }
+    double first_ms = 0, steady_ms = 0, later_ms = 0;
+    for (const cpu::StepInfo& st : first) {
+      first_ms += 1e3 * st.seconds;
+      steady_ms += st.steady ? 1e3 * st.seconds : 0;
+    }
+    for (const cpu::StepInfo& st : later) later_ms += 1e3 * st.seconds;
+    log_ << tag() << "ControlNet profile: " << fixed(first_ms, 1)
+         << " ms with a new hint (its steady steps, the hint encoder and K/V: "
+         << fixed(steady_ms, 1) << " ms), " << fixed(later_ms, 1) << " ms on the later steps\n"
+         << std::flush;
   }
 
   // The MACs of a plan's steady steps (cross-attention's K and V, a ControlNet's hint encoder):
