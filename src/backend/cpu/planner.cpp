@@ -559,6 +559,19 @@ void Planner::add_group_spec(const Group& grp) {
   specs_.push_back(std::move(s));
 }
 
+std::set<int> Planner::output_stores() {
+  std::set<int> out;
+  for (const auto& [name, v] : g_.outputs()) {
+    (void)name;
+    out.insert(find(vstore_[size_t(root_[size_t(v)])]));
+  }
+  for (const auto& [v, st] : copied_outputs_) {
+    (void)v;
+    out.insert(find(st));
+  }
+  return out;
+}
+
 int Planner::find(int s) {
   while (stores_[size_t(s)].parent >= 0) s = stores_[size_t(s)].parent;
   return s;

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -260,6 +261,9 @@ class Planner {
   // Marks the steps that depend on steady inputs alone (Spec::steady_needs) and makes their
   // outputs that other steps read Held (planner_steady.cpp).
   void hold_steady_values();
+
+  // The root stores of the graph's outputs (copied ones included): what the caller reads.
+  std::set<int> output_stores();
 
   // ---- 4. liveness and in-place -------------------------------------------------------------
 

@@ -47,15 +47,7 @@ void Planner::share_int8_inputs() {
 
 void Planner::fuse_norm_codes() {
   if (!int8_) return;
-  std::set<int> kept;  // graph outputs: their values must exist
-  for (const auto& [name, v] : g_.outputs()) {
-    (void)name;
-    kept.insert(find(vstore_[size_t(root_[size_t(v)])]));
-  }
-  for (const auto& [v, st] : copied_outputs_) {
-    (void)v;
-    kept.insert(find(st));
-  }
+  const std::set<int> kept = output_stores();  // their values must exist
   std::map<int, std::vector<size_t>> readers;  // store -> the steps reading it (any way)
   for (size_t i = 0; i < specs_.size(); ++i) {
     const Spec& s = specs_[i];

@@ -71,15 +71,7 @@ void Planner::hold_steady_values() {
 
   // The steady outputs that outlive their own steps' run: read by a step that runs when they
   // do not, or by the caller.
-  std::set<int> outputs;
-  for (const auto& [name, v] : g_.outputs()) {
-    (void)name;
-    outputs.insert(find(vstore_[size_t(root_[size_t(v)])]));
-  }
-  for (const auto& [v, st] : copied_outputs_) {
-    (void)v;
-    outputs.insert(find(st));
-  }
+  const std::set<int> outputs = output_stores();
   size_t held = 0;
   for (const Spec& s : specs_) {
     if (s.steady_needs == 0) continue;
