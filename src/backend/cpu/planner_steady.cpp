@@ -2,7 +2,6 @@
 // the UNet's prompt context, a ControlNet's hint), which run() runs only when such an input
 // changed, and the outputs of theirs that other steps read, which live in the plan's own memory
 // (Store::Held) so that nothing else overwrites them between runs.
-#include <cstring>
 #include <set>
 
 #include "backend/cpu/memory_plan.h"
@@ -52,7 +51,6 @@ void Planner::hold_steady_values() {
     std::vector<int> w = {s.out, s.codes_out, s.reuses_codes ? -1 : s.shared_codes};
     return w;
   };
-  std::vector<Depends> of_spec(specs_.size());
   std::vector<std::vector<size_t>> readers(stores_.size());
   for (size_t i = 0; i < specs_.size(); ++i) {
     Depends d;
@@ -61,10 +59,10 @@ void Planner::hold_steady_values() {
         d |= of_store[size_t(find(st))];
         readers[size_t(find(st))].push_back(i);
       }
-    of_spec[i] = d;
     for (int st : writes(specs_[i]))
       if (st >= 0) of_store[size_t(find(st))] = d;
-    // GroupNorm steps share their statistics with the caller on every run (VAE tiling).
+    // GroupNorm steps share their statistics with the caller on every run (VAE tiling): they
+    // run every time, and what reads them alone still runs only with its steady inputs.
     if (!d.other && d.steady != 0 && specs_[i].kind != SK::GroupNorm)
       specs_[i].steady_needs = d.steady;
   }
