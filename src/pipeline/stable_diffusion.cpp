@@ -581,6 +581,7 @@ void StableDiffusion::use_embeddings(const model::EmbeddingLibrary& library) {
   triggers_ =
       std::make_unique<text::EmbeddingTriggers>(tokenizer_, entries, int(table.shape.at(0)));
   plans_.use_token_table(model::extend_token_table(table, library));
+  text_memo_.clear();  // a trigger's ids may now have other vectors
 }
 
 BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_t first_seed,
@@ -620,7 +621,7 @@ BatchResult StableDiffusion::generate_batch(const GenerationRequest& req, int64_
   run.report(GenerationStage::EncodingText);
   Stopwatch clock;
   run.ctx = encode_prompts(plans_, tokenizer_, req.prompt, req.negative_prompt, req.clip_skip,
-                           run.cfg, triggers_.get());
+                           run.cfg, triggers_.get(), &text_memo_);
   run.result.timings.text_encoder_ms = clock.ms();
   if (release.text_encoder) plans_.release(Component::TextEncoder);
   for (int e : run.ctx.used_embeddings)

@@ -21,6 +21,7 @@
 #include "pipeline/generation_control.h"
 #include "pipeline/generation_request.h"
 #include "pipeline/plan_cache.h"
+#include "pipeline/text_encoder_memo.h"
 #include "text/embedding_triggers.h"
 #include "text/tokenizer.h"
 
@@ -89,6 +90,8 @@ class StableDiffusion {
                              const GenerationObserver& observer = {}, ReleaseAfterUse release = {});
 
   PlanCache& plans() { return plans_; }
+  // The text encoder's outputs kept for prompts encoded again (cleared by use_embeddings).
+  const TextEncoderMemo& text_encoder_memo() const { return text_memo_; }
 
   // Textual-inversion embeddings for every later batch: their trigger words in prompts become
   // their vectors (the text encoder's table gets their rows). Replaces any earlier library.
@@ -120,6 +123,7 @@ class StableDiffusion {
   std::string model_name_;
   std::unique_ptr<text::EmbeddingTriggers> triggers_;
   std::vector<std::pair<std::string, std::string>> embedding_hashes_;  // by trigger index
+  TextEncoderMemo text_memo_;
 };
 
 }  // namespace sdc::pipeline
