@@ -89,7 +89,7 @@ uint16_t f32_to_f16(float f) {
 void convert_to_f32(DType from, const void* src, float* dst, size_t n) {
   switch (from) {
     case DType::F32:
-      std::memcpy(dst, src, n * 4);
+      if (n > 0) std::memcpy(dst, src, n * 4);  // an empty vector's data() may be null
       return;
     case DType::F16: {
       auto* s = static_cast<const uint16_t*>(src);
@@ -114,7 +114,7 @@ void convert_to_f32(DType from, const void* src, float* dst, size_t n) {
 void convert_from_f32(DType to, const float* src, void* dst, size_t n) {
   switch (to) {
     case DType::F32:
-      std::memcpy(dst, src, n * 4);
+      if (n > 0) std::memcpy(dst, src, n * 4);  // an empty vector's data() may be null
       return;
     case DType::F16: {
       auto* d = static_cast<uint16_t*>(dst);
