@@ -460,7 +460,7 @@ class CaseRunner {
                       size_t(h_ * w_ * bundle_.model.unet.in_channels) * sizeof(float));
           cnet->input_f32("timestep")[0] = 500.0f;
           std::copy(context_.cond.begin(), context_.cond.end(), cnet->input_f32("context"));
-          fill(cnet->input_f32("hint"), size_t(case_.width) * size_t(case_.height) * 3, 0.3f, 14);
+          fill(cnet->input_f32("hint"), size_t(shape_numel(cnet->input_shape("hint"))), 0.3f, 14);
           cnet->input_f32("scale")[0] = 1.0f;
         },
         run);
@@ -478,7 +478,7 @@ class CaseRunner {
   // The ControlNet's first step of an image (a new hint: its steady steps run) against a later
   // one, in the log and, with --profile-steps, step by step.
   void profile_controlnet(cpu::Plan& cnet) {
-    fill(cnet.input_f32("hint"), size_t(case_.width) * size_t(case_.height) * 3, 0.3f, 15);
+    fill(cnet.input_f32("hint"), size_t(shape_numel(cnet.input_shape("hint"))), 0.3f, 15);
     const std::vector<cpu::StepInfo> first = cnet.profile_run(), later = cnet.profile_run();
     if (!s_.profile_steps.empty()) {
       write_steps(first, "controlnet, new hint");

@@ -64,8 +64,8 @@ struct Attrs {
   // Conv2d/Linear: the model allows this layer to run W8A8 when a plan asks for int8; Attention:
   // int8 scores and probabilities (the builder's choice of which layers tolerate it; see
   // builders/int8_layers.h).
-  bool int8 = false;  // Input: usually the same from one run to the next (a prompt's context, a
-                      // ControlNet's hint),
+  bool int8 = false;
+  // Input: usually the same from one run to the next (a prompt's context, a ControlNet's hint),
   // so a plan keeps what depends on nothing else and recomputes it only when it changes.
   bool steady = false;
 };

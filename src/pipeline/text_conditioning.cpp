@@ -28,8 +28,7 @@ std::vector<float> encode_chunks(PlanCache& plans, int clip_skip, const PromptCh
       text_encoder.run();
       const float* out = text_encoder.output("last_hidden_state");
       hidden.assign(out, out + shape_numel(text_encoder.output_shape("last_hidden_state")));
-      if (memo) memo->keep(clip_skip, chunk.ids, hidden);
-      kept = &hidden;
+      kept = memo ? &memo->keep(clip_skip, chunk.ids, std::move(hidden)) : &hidden;
     }
     const int channels = int(kept->size() / kChunkLength);
     const size_t at = z.size();

@@ -16,14 +16,16 @@ const std::vector<float>* TextEncoderMemo::find(int clip_skip, const Ids& ids) {
   return nullptr;
 }
 
-void TextEncoderMemo::keep(int clip_skip, const Ids& ids, std::vector<float> hidden) {
-  if (capacity_ == 0) return;
+const std::vector<float>& TextEncoderMemo::keep(int clip_skip, const Ids& ids,
+                                                std::vector<float>&& hidden) {
+  if (capacity_ == 0) return hidden;
   if (entries_.size() >= capacity_) {
     const auto oldest = std::min_element(entries_.begin(), entries_.end(),
                                          [](auto& a, auto& b) { return a.used < b.used; });
     entries_.erase(oldest);
   }
   entries_.push_back({clip_skip, ids, std::move(hidden), ++clock_});
+  return entries_.back().hidden;
 }
 
 }  // namespace sdc::pipeline

@@ -20,8 +20,9 @@ class TextEncoderMemo {
 
   // The kept output [77, C] of these ids at this clip skip, or null; a hit counts in hits().
   const std::vector<float>* find(int clip_skip, const Ids& ids);
-  // Keeps an output, dropping the least recently used beyond the capacity.
-  void keep(int clip_skip, const Ids& ids, std::vector<float> hidden);
+  // Keeps an output, dropping the least recently used beyond the capacity; returns the kept copy
+  // (`hidden` itself with capacity 0, which keeps nothing).
+  const std::vector<float>& keep(int clip_skip, const Ids& ids, std::vector<float>&& hidden);
   void clear() { entries_.clear(); }
   size_t size() const { return entries_.size(); }
   int64_t hits() const { return hits_; }

@@ -36,7 +36,8 @@ TEST(TextEncoderMemo, FindsByClipSkipAndIdsAndDropsTheLeastRecentlyUsed) {
   EXPECT_EQ(memo.size(), 0u);
   EXPECT_EQ(memo.find(1, ids_of(10)), nullptr);
   TextEncoderMemo none(0);
-  none.keep(1, ids_of(10), {1.f});
+  std::vector<float> out = {1.f};
+  EXPECT_EQ(&none.keep(1, ids_of(10), std::move(out)), &out) << "kept nowhere: the caller's own";
   EXPECT_EQ(none.size(), 0u);
 }
 
