@@ -42,9 +42,11 @@ Precision precision_of(const benchmark::State& st) {
 }
 
 // Compiles g, fills every f32 input, runs the plan in the loop; reports GFLOP/s from the MACs.
-void run_graph(benchmark::State& st, const graph::Graph& g, double bytes_per_run = 0) {
+void run_graph(benchmark::State& st, const graph::Graph& g, double bytes_per_run = 0,
+               bool winograd = true) {
   PlanOptions o;
   o.precision = precision_of(st);
+  o.winograd = winograd;
   auto plan = Plan::compile(g, o);
   uint32_t seed = 1;
   for (const auto& [name, v] : g.inputs()) {
@@ -75,20 +77,23 @@ void run_graph(benchmark::State& st, const graph::Graph& g, double bytes_per_run
   st.SetLabel(sdc::cpu::precision_name(o.precision));
 }
 
-// range(1) = channels, range(2) = spatial size.
+// range(1) = channels, range(2) = spatial size, range(3) = Winograd where it pays (0: direct).
+// The UNet's levels at 512x512 and the VAE decoder's.
 void BM_Conv3x3(benchmark::State& st) {
   const int64_t C = st.range(1), H = st.range(2);
   graph::Graph g;
   const auto x = g.input("x", {1, H, H, C});
   g.output("y", g.conv2d(x, weight(g, {C, C, 3, 3}, 2), weight(g, {C}, 3), 1, 1));
-  run_graph(st, g);
+  run_graph(st, g, 0, st.range(3) != 0);
 }
 BENCHMARK(BM_Conv3x3)
-    ->Args({0, 320, 64})
-    ->Args({1, 320, 64})
-    ->Args({0, 512, 128})
-    ->Args({1, 512, 128})
-    ->ArgNames({"bf16", "C", "HW"})
+    ->ArgsProduct({{0, 1}, {320}, {64}, {1, 0}})
+    ->ArgsProduct({{0, 1}, {640}, {32}, {1, 0}})
+    ->ArgsProduct({{0, 1}, {1280}, {16}, {1, 0}})
+    ->ArgsProduct({{0, 1}, {512}, {64, 128}, {1, 0}})
+    ->ArgsProduct({{0, 1}, {256}, {256}, {1, 0}})
+    ->ArgsProduct({{0, 1}, {128}, {512}, {1, 0}})
+    ->ArgNames({"bf16", "C", "HW", "wino"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

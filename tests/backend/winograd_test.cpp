@@ -1,6 +1,6 @@
 // Winograd F(2x2, 3x3): the kernel against a double-precision direct convolution (odd image sizes,
 // channel counts that are no multiple of 16, a batch, bias and residual of either type, f32 and
-// bf16 outputs), and the planner's choice of it for large bf16 convolutions only.
+// bf16 outputs; f32 throughout), and the planner's choice of it for large convolutions.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -10,6 +10,7 @@
 #include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
 #include "backend/cpu/winograd_conv.h"
+#include "backend/cpu/winograd_f32.h"
 #include "common/error.h"
 #include "reference.h"
 
@@ -90,6 +91,78 @@ TEST(WinogradConv, MatchesTheDirectConvolutionAtBf16Precision) {
   }
 }
 
+// The f32 plans' Winograd (AVX2 transforms): f32 throughout, so its error stays at f32's level.
+TEST(WinogradConv, F32MatchesTheDirectConvolutionAtF32Precision) {
+  if (!cpu::winograd_f32::available()) GTEST_SKIP() << "no AVX2 here";
+  struct Case {
+    int64_t N, H, W, Ci, Co;
+    int threads = 2;
+    bool split = false;  // the products split by point (winograd_splits_points), not by chunk
+  };
+  for (const Case c : {Case{2, 7, 9, 40, 24}, Case{1, 16, 12, 64, 32}, Case{1, 5, 4, 16, 8},
+                       Case{1, 17, 15, 48, 40, 2, true}, Case{1, 32, 31, 24, 40, 2, true},
+                       Case{2, 12, 11, 40, 24, 3, true}, Case{2, 32, 32, 16, 24, 2, false},
+                       Case{1, 16, 16, 24, 16, 1, true}}) {
+    const int64_t tiles = cpu::winograd_tile_count(c.N, c.H, c.W);
+    EXPECT_EQ(cpu::winograd_splits_points(tiles, c.threads), c.split) << tiles << " tiles";
+    const Vec x = random_vec(c.N * c.H * c.W * c.Ci, 41);
+    const Vec w = random_vec(c.Co * c.Ci * 9, 42, -0.2f, 0.2f);
+    const Vec b = random_vec(c.Co, 43);
+    const Vec r = random_vec(c.N * c.H * c.W * c.Co, 44);
+    int64_t Ho = 0, Wo = 0;
+    const Vec conv = conv2d_ref(x, w, &b, c.N, c.H, c.W, c.Ci, c.Co, 3, 3, 1, 1, 1, 1, 1, Ho, Wo);
+    const TensorRef u =
+        cpu::winograd_weights(TensorRef::from_f32(w, {c.Co, c.Ci, 3, 3}, DType::F32, "test"));
+    const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    cpu::WinogradConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, c.threads,
+                         cpu::WinogradConv::Type::F32);
+    std::vector<uint8_t> packed(wc.weights_desc().get_size());
+    {
+      dnnl::memory src(
+          {{16, c.Ci, c.Co}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::abc}, engine,
+          const_cast<void*>(u.data));
+      dnnl::memory dst(wc.weights_desc(), engine, packed.data());
+      dnnl::stream s(engine);
+      dnnl::reorder(src, dst).execute(s, src, dst);
+      s.wait();
+    }
+    std::vector<uint8_t> scratch(wc.scratch_bytes());
+    for (int add = 0; add < 3; ++add) {  // none, a residual, the output's own (in place)
+      Vec ref = conv;
+      if (add)
+        for (size_t i = 0; i < ref.size(); ++i) ref[i] += r[i];
+      Vec y = add == 2 ? r : Vec(ref.size(), 0.f);
+      cpu::WinogradConv::Addend a;
+      if (add) a = {add == 1 ? r.data() : y.data(), DType::F32};
+      wc.run(x.data(), packed.data(), b.data(), a, y.data(), DType::F32, scratch.data());
+      SCOPED_TRACE(testing::Message() << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->"
+                                      << c.Co << " threads " << c.threads << " addend " << add);
+      // f32 rounding of sums of up to 4 x 4 terms before and after the products: ~1e-7.
+      EXPECT_LT(rel_l2(y, ref), 2e-6);
+      EXPECT_LT(rel_err(y.data(), ref), 1e-5);
+    }
+    // f32 in, f32 out: a bf16 output or residual is a caller's error, not a silent conversion.
+    std::vector<uint16_t> yb(conv.size());
+    EXPECT_THROW(
+        wc.run(x.data(), packed.data(), b.data(), {}, yb.data(), DType::BF16, scratch.data()),
+        Error);
+    EXPECT_THROW(wc.run(x.data(), packed.data(), b.data(), {yb.data(), DType::BF16},
+                        Vec(conv).data(), DType::F32, scratch.data()),
+                 Error);
+  }
+  // The AVX2 transforms take 8 channels at a time.
+  EXPECT_FALSE(cpu::winograd_f32_pays(1, 64, 64, 132, 128, 2));
+  EXPECT_FALSE(cpu::winograd_f32_pays(1, 64, 64, 128, 132, 2));
+  const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  try {
+    cpu::WinogradConv({1, 16, 16, 20, 16}, engine, 1, cpu::WinogradConv::Type::F32);
+    FAIL() << "20 input channels were taken";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("multiples of 8"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("20 -> 16"), std::string::npos) << e.what();
+  }
+}
+
 TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
   if (!cpu::winograd_int8_pays(1, 16, 16, 128, 128, 1)) GTEST_SKIP() << "no AVX-512 BF16 + VNNI";
   struct Case {
@@ -115,7 +188,8 @@ TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
     const TensorRef rows = cpu::winograd_weight_rows(wt);
     ASSERT_EQ(rows.shape, (Shape{16 * c.Co, c.Ci}));
     const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-    cpu::WinogradConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, c.threads, true);
+    cpu::WinogradConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, c.threads,
+                         cpu::WinogradConv::Type::Int8);
     // s8 per point and output channel, packed as the products read them.
     const cpu::Int8Packed packed = cpu::pack_int8_weight(
         rows, {{16, c.Ci, c.Co}, dnnl::memory::data_type::s8, dnnl::memory::format_tag::acb},
@@ -171,8 +245,9 @@ TEST(WinogradConv, RejectsWhatIsNoThreeByThreeKernel) {
 
 // Two 128 -> 128 3x3 convolutions over 128x128 (Winograd's size on 2 threads): the first writes
 // a bf16 value only the second reads, the second adds a residual input. BF16 plans run both as
-// Winograd where the CPU has AVX-512 BF16, f32 plans and --no-winograd never; INT8 plans the
-// second as int8 Winograd where the CPU has VNNI too (the first reads the f32 input: direct).
+// Winograd where the CPU has AVX-512 BF16, f32 plans where it has AVX2, --no-winograd never; INT8
+// plans the second as int8 Winograd where the CPU has VNNI too (the first reads the f32 input:
+// direct).
 TEST(Planner, LargeBf16ConvolutionsRunAsWinograd) {
   const int64_t H = 128, W = 128, C = 128;
   graph::Graph g;
@@ -191,10 +266,13 @@ TEST(Planner, LargeBf16ConvolutionsRunAsWinograd) {
   const Vec ref = reference_run(g, in)[0];
   const bool pays = cpu::winograd_pays(1, H, W, C, C, 2);
   const bool pays_int8 = cpu::winograd_int8_pays(1, H, W, C, C, 2);
+  const bool pays_f32 = cpu::winograd_f32_pays(1, H, W, C, C, 2);
+  EXPECT_EQ(pays_f32, cpu::winograd_f32::available());  // every AVX2 CPU
   for (const bool winograd : {true, false})
     for (const cpu::Precision prec :
          {cpu::Precision::BF16, cpu::Precision::F32, cpu::Precision::INT8}) {
       if (prec == cpu::Precision::INT8 && !cpu::isa_has_int8_dot()) continue;
+      if (prec == cpu::Precision::BF16 && !cpu::cpu_features().avx512) continue;  // refused
       cpu::PlanOptions o;
       o.precision = prec;
       o.winograd = winograd;
@@ -206,7 +284,7 @@ TEST(Planner, LargeBf16ConvolutionsRunAsWinograd) {
         EXPECT_EQ(step_kinds(*p), pays_int8 && winograd ? "Conv2d.int8 Conv2d.wino.int8+add "
                                                         : "Conv2d.int8 Conv2d.int8+add ");
       } else {
-        const bool expect = pays && winograd && prec == cpu::Precision::BF16;
+        const bool expect = winograd && (prec == cpu::Precision::BF16 ? pays : pays_f32);
         const std::string convert = prec == cpu::Precision::BF16 ? "Convert " : "";  // x to bf16
         EXPECT_EQ(step_kinds(*p),
                   convert + (expect ? "Conv2d.wino Conv2d.wino+add " : "Conv2d Conv2d+add "));

@@ -1,8 +1,9 @@
 // Winograd F(2x2, 2x2) per phase of a 2x-upsampling 3x3 convolution: the kernel, bf16 and int8,
 // against a double-precision direct convolution over the upsampled image (odd sizes, channel
 // counts that are no multiple of 16, a batch, 1 to 3 threads, with and without bias, f32 and bf16
-// outputs), its refusal of a kernel that is no 3x3 and of int8 kernels without their scales, and
-// the planner's choice of it for bf16 and int8 upsampling convolutions.
+// outputs; f32 throughout), its refusal of a kernel that is no 3x3, of int8 kernels without their
+// scales and of f32 ones asked for bf16, and the planner's choice of it for bf16, int8 and f32
+// upsampling convolutions.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -11,6 +12,7 @@
 #include "backend/cpu/int8_weights.h"
 #include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
+#include "backend/cpu/winograd_f32.h"
 #include "backend/cpu/winograd_upsample.h"
 #include "common/error.h"
 #include "reference.h"
@@ -73,6 +75,55 @@ TEST(WinogradUpsampleConv, MatchesTheDirectConvolutionOfTheUpsampledImage) {
   }
 }
 
+// The f32 plans' phases (AVX2 transforms): f32 throughout, so f32's error.
+TEST(WinogradUpsampleConv, F32MatchesTheDirectConvolutionOfTheUpsampledImage) {
+  if (!cpu::winograd_f32::available()) GTEST_SKIP() << "no AVX2 here";
+  struct Case {
+    int64_t N, H, W, Ci, Co;
+    int threads;
+  };
+  for (const Case c : {Case{2, 5, 7, 40, 24, 2}, Case{1, 8, 6, 64, 32, 3}, Case{1, 3, 4, 16, 8, 1},
+                       Case{1, 16, 16, 24, 16, 2}}) {
+    const Vec x = random_vec(c.N * c.H * c.W * c.Ci, 51);
+    const Vec w = random_vec(c.Co * c.Ci * 9, 52, -0.2f, 0.2f);
+    const Vec b = random_vec(c.Co, 53);
+    const Vec up = upsampled_2x(x, c.N, c.H, c.W, c.Ci);
+    const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    cpu::WinogradUpsampleConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, c.threads,
+                                 cpu::WinogradUpsampleConv::Type::F32);
+    const TensorRef u = cpu::winograd_upsample_weights(
+        TensorRef::from_f32(w, {c.Co, c.Ci, 3, 3}, DType::F32, "test"));
+    std::vector<uint8_t> packed(wc.weights_desc().get_size());
+    {
+      dnnl::memory src(
+          {{36, c.Ci, c.Co}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::abc}, engine,
+          const_cast<void*>(u.data));
+      dnnl::memory dst(wc.weights_desc(), engine, packed.data());
+      dnnl::stream s(engine);
+      dnnl::reorder(src, dst).execute(s, src, dst);
+      s.wait();
+    }
+    std::vector<uint8_t> scratch(wc.scratch_bytes());
+    for (const bool with_bias : {true, false}) {
+      int64_t Ho = 0, Wo = 0;
+      const Vec ref = conv2d_ref(up, w, with_bias ? &b : nullptr, c.N, 2 * c.H, 2 * c.W, c.Ci, c.Co,
+                                 3, 3, 1, 1, 1, 1, 1, Ho, Wo);
+      Vec y(ref.size(), -7.f);  // every output is written
+      wc.run(x.data(), packed.data(), with_bias ? b.data() : nullptr, y.data(), DType::F32,
+             scratch.data());
+      SCOPED_TRACE(testing::Message() << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->"
+                                      << c.Co << " threads " << c.threads << " bias " << with_bias);
+      EXPECT_LT(rel_l2(y, ref), 2e-6);
+      EXPECT_LT(rel_err(y.data(), ref), 1e-5);
+    }
+    std::vector<uint16_t> yb(size_t(c.N * 4 * c.H * c.W * c.Co));
+    EXPECT_THROW(wc.run(x.data(), packed.data(), b.data(), yb.data(), DType::BF16, scratch.data()),
+                 Error);
+  }
+  EXPECT_FALSE(cpu::winograd_upsample_f32_pays(1, 64, 64, 132, 128, 2));
+  EXPECT_TRUE(cpu::winograd_upsample_f32_pays(1, 64, 64, 512, 512, 2));  // no bf16 limit
+}
+
 TEST(WinogradUpsampleConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
   if (!cpu::winograd_upsample_int8_pays(1, 16, 16, 128, 128, 1))
     GTEST_SKIP() << "no AVX-512 BF16 + VNNI";
@@ -91,7 +142,8 @@ TEST(WinogradUpsampleConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
     const TensorRef rows = cpu::winograd_upsample_weight_rows(wt);
     ASSERT_EQ(rows.shape, (Shape{36 * c.Co, c.Ci}));
     const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-    cpu::WinogradUpsampleConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, c.threads, true);
+    cpu::WinogradUpsampleConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, c.threads,
+                                 cpu::WinogradUpsampleConv::Type::Int8);
     // s8 per phase point and output channel, packed as the products read them.
     const cpu::Int8Packed packed = cpu::pack_int8_weight(
         rows, {{36, c.Ci, c.Co}, dnnl::memory::data_type::s8, dnnl::memory::format_tag::acb},
@@ -143,8 +195,9 @@ TEST(WinogradUpsampleConv, RejectsWhatIsNoThreeByThreeKernel) {
 // SiLU, a 2x upsampling and a 128 -> 128 3x3 convolution over it (32x32 -> 64x64: 256 tiles, two
 // chunks of 32 a thread on 2 threads; the SiLU stores the bf16 activations the Winograd path reads,
 // as the models' norms do). BF16 and INT8 plans run it as the Winograd phases where the CPU has
-// AVX-512 BF16 (int8: and VNNI); f32 plans and --no-winograd run the direct phase convolution.
-TEST(Planner, Bf16AndInt8UpsampleConvolutionsRunAsWinograd) {
+// AVX-512 BF16 (int8: and VNNI), f32 plans where it has AVX2; --no-winograd runs the direct phase
+// convolution.
+TEST(Planner, UpsampleConvolutionsRunAsWinograd) {
   const int64_t H = 32, W = 32, C = 128;
   graph::Graph g;
   const auto up = g.upsample_nearest(g.silu(g.input("x", {1, H, W, C})), int(2 * H), int(2 * W));
@@ -157,10 +210,13 @@ TEST(Planner, Bf16AndInt8UpsampleConvolutionsRunAsWinograd) {
   const Vec ref = reference_run(g, in)[0];
   const bool pays = cpu::winograd_upsample_pays(1, H, W, C, C, 2);
   const bool pays_int8 = cpu::winograd_upsample_int8_pays(1, H, W, C, C, 2);
+  const bool pays_f32 = cpu::winograd_upsample_f32_pays(1, H, W, C, C, 2);
+  EXPECT_EQ(pays_f32, cpu::winograd_f32::available());
   for (const bool winograd : {true, false})
     for (const cpu::Precision prec :
          {cpu::Precision::BF16, cpu::Precision::F32, cpu::Precision::INT8}) {
       if (prec == cpu::Precision::INT8 && !cpu::isa_has_int8_dot()) continue;
+      if (prec == cpu::Precision::BF16 && !cpu::cpu_features().avx512) continue;  // refused
       cpu::PlanOptions o;
       o.precision = prec;
       o.winograd = winograd;
@@ -173,7 +229,7 @@ TEST(Planner, Bf16AndInt8UpsampleConvolutionsRunAsWinograd) {
         EXPECT_EQ(kinds,
                   pays_int8 && winograd ? "Silu Conv2d.wino.up2x.int8 " : "Silu Conv2d.up2x.int8 ");
       } else {
-        const bool expect = pays && winograd && prec == cpu::Precision::BF16;
+        const bool expect = winograd && (prec == cpu::Precision::BF16 ? pays : pays_f32);
         EXPECT_EQ(kinds, expect ? "Silu Conv2d.wino.up2x " : "Silu Conv2d.up2x ");
       }
       for (const auto& [name, v] : in) fill_input(*p, name, v);

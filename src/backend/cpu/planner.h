@@ -19,12 +19,11 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/plan_impl.h"
 #include "backend/cpu/weight_cache.h"
+#include "backend/cpu/winograd_common.h"  // WinogradProducts::Type
 #include "common/error.h"
 #include "graph/graph.h"
 
-namespace sdc::cpu {
-struct WinogradInt8Kernels;  // winograd_common.h
-}  // namespace sdc::cpu
+namespace sdc::cpu {}  // namespace sdc::cpu
 
 namespace sdc::cpu::detail {
 
@@ -411,6 +410,8 @@ class Planner {
   // 2x upsampling, no post-op and a shape winograd_upsample_pays (int8:
   // winograd_upsample_int8_pays) for (then no tmp: it writes the big image itself).
   bool runs_winograd(const Spec& s) const;
+  // The products' type of a Winograd spec: int8 plans' W8A8, else the plan's precision.
+  WinogradProducts::Type winograd_type(const Spec& s) const;
   Prepared prepare_winograd_conv(const Spec& s);
   Prepared prepare_winograd_upsample(const Spec& s);
   // A Winograd int8 kernel's s8 rows (`rows`: the transform to a row per point and output

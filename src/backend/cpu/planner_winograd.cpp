@@ -1,15 +1,24 @@
 // The planner's Winograd convolution steps (winograd_conv.h, and winograd_upsample.h for a
 // convolution over a fused 2x upsampling): which bf16 (and int8 plans' W8A8) 3x3 convolutions take
-// them, and the steps that run them with their transformed, packed kernels.
+// them (f32 plans' too, winograd_f32_pays), and the steps that run them with their transformed,
+// packed kernels.
 #include "backend/cpu/planner.h"
 #include "backend/cpu/winograd_conv.h"
 #include "backend/cpu/winograd_upsample.h"
 
 namespace sdc::cpu::detail {
 
+WinogradProducts::Type Planner::winograd_type(const Spec& s) const {
+  return s.int8  ? WinogradProducts::Type::Int8
+         : bf16_ ? WinogradProducts::Type::Bf16
+                 : WinogradProducts::Type::F32;
+}
+
 bool Planner::runs_winograd(const Spec& s) const {
-  if (!opt_.winograd || !bf16_) return false;
-  if (stores_[size_t(s.in[0])].dtype != DType::BF16) return false;
+  if (!opt_.winograd) return false;
+  // f32 plans: f32 throughout (an int8 plan's convolutions quantise bf16 activations).
+  const bool f32 = !bf16_ && !s.int8;
+  if (stores_[size_t(s.in[0])].dtype != (f32 ? DType::F32 : DType::BF16)) return false;
   const Node& m = *s.node;
   const graph::Attrs& a = m.attrs;
   const Shape& ws = shape(m.inputs[1]);
@@ -23,8 +32,10 @@ bool Planner::runs_winograd(const Spec& s) const {
   if (s.upsample2x)
     return s.post.empty() &&
            (s.int8 ? winograd_upsample_int8_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads)
+            : f32  ? winograd_upsample_f32_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads)
                    : winograd_upsample_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads));
   if (s.int8) return winograd_int8_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
+  if (f32) return winograd_f32_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
   return winograd_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
 }
 
@@ -47,7 +58,7 @@ Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
   const Shape& xs = shape(s.src);
   const Shape& ws = shape(m.inputs[1]);
   auto conv = std::make_shared<WinogradConv>(WinogradConv::Shape{xs[0], xs[1], xs[2], ws[1], ws[0]},
-                                             plan_.engine, plan_.threads, s.int8);
+                                             plan_.engine, plan_.threads, winograd_type(s));
   const Node& wn = node(m.inputs[1]);
   std::shared_ptr<PackedWeight> w;
   std::shared_ptr<WinogradInt8Kernels> k8;  // int8 only; its arrays are the plan's weights
@@ -66,7 +77,7 @@ Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
   const Spec* sp = &s;
   const DType yt = stores_[size_t(s.out)].dtype;
   p.bind = [this, sp, conv, w, k8, b, yt]() {
-    const auto* x = static_cast<const uint16_t*>(ptr(sp->in[0]));
+    const void* x = ptr(sp->in[0]);
     void* y = ptr(sp->out);
     WinogradConv::Addend add;
     if (!sp->post.empty()) {  // a residual summed in place is y's own contents
@@ -88,7 +99,7 @@ Planner::Prepared Planner::prepare_winograd_upsample(const Spec& s) {
   const Shape& ws = shape(m.inputs[1]);
   auto conv = std::make_shared<WinogradUpsampleConv>(
       WinogradUpsampleConv::Shape{xs[0], xs[1], xs[2], ws[1], ws[0]}, plan_.engine, plan_.threads,
-      s.int8);
+      winograd_type(s));
   const Node& wn = node(m.inputs[1]);
   std::shared_ptr<PackedWeight> w;
   std::shared_ptr<WinogradInt8Kernels> k8;  // int8 only; its arrays are the plan's weights
@@ -108,7 +119,7 @@ Planner::Prepared Planner::prepare_winograd_upsample(const Spec& s) {
   const Spec* sp = &s;
   const DType yt = stores_[size_t(s.out)].dtype;
   p.bind = [this, sp, conv, w, k8, b, yt]() {
-    const auto* x = static_cast<const uint16_t*>(ptr(sp->in[0]));
+    const void* x = ptr(sp->in[0]);
     void* y = ptr(sp->out);
     const float* bias = b ? static_cast<const float*>(b->data()) : nullptr;
     void* scr = scratch();

@@ -1,4 +1,4 @@
-// WinogradProducts: n packed-once bf16 (or u8 x s8) matmuls over slices of the transformed tiles.
+// WinogradProducts: n packed-once bf16 (u8 x s8, f32) matmuls over slices of the transformed tiles.
 #include "backend/cpu/winograd_common.h"
 
 #include <algorithm>
@@ -19,7 +19,11 @@ using Type = WinogradProducts::Type;
 using dt = memory::data_type;
 
 memory::desc tiles_md(int64_t tiles, int64_t Ci, Type t) {
-  return memory::desc({tiles, Ci}, t == Type::Int8 ? dt::u8 : dt::bf16, memory::format_tag::ab);
+  return memory::desc({tiles, Ci},
+                      t == Type::Int8  ? dt::u8
+                      : t == Type::F32 ? dt::f32
+                                       : dt::bf16,
+                      memory::format_tag::ab);
 }
 memory::desc products_md(int64_t tiles, int64_t Co, Type t) {
   return memory::desc({tiles, Co}, t == Type::Int8 ? dt::s32 : dt::f32, memory::format_tag::ab);
@@ -27,7 +31,11 @@ memory::desc products_md(int64_t tiles, int64_t Co, Type t) {
 
 dnnl::matmul::primitive_desc product_pd(int64_t tiles, int64_t Ci, int64_t Co, Type t,
                                         const dnnl::engine& engine) {
-  const memory::desc w_any({Ci, Co}, t == Type::Int8 ? dt::s8 : dt::bf16, memory::format_tag::any);
+  const memory::desc w_any({Ci, Co},
+                           t == Type::Int8  ? dt::s8
+                           : t == Type::F32 ? dt::f32
+                                            : dt::bf16,
+                           memory::format_tag::any);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   return dnnl::matmul::primitive_desc(
@@ -75,8 +83,8 @@ bool WinogradProducts::stacks_kernels(Type type) {
       return false;
     }
   };
-  static const bool bf16 = probe(Type::Bf16), int8 = probe(Type::Int8);
-  return type == Type::Int8 ? int8 : bf16;
+  static const bool bf16 = probe(Type::Bf16), int8 = probe(Type::Int8), f32 = probe(Type::F32);
+  return type == Type::Int8 ? int8 : type == Type::F32 ? f32 : bf16;
 }
 
 WinogradProducts::WinogradProducts(int64_t n, int64_t at_once, int64_t tiles, int64_t Ci,
@@ -93,8 +101,8 @@ WinogradProducts::WinogradProducts(int64_t n, int64_t at_once, int64_t tiles, in
       point_bytes_(pd_.weights_desc().get_size()),
       weights_md_(stacked_desc(pd_.weights_desc(), n)) {
   v_at_ = arena_aligned(pd_.scratchpad_desc().get_size());
-  // u8 or bf16 tiles; s32 or f32 products
-  v_bytes_ = arena_aligned(size_t(at_once * tiles * Ci) * (type == Type::Int8 ? 1 : 2));
+  // u8, bf16 or f32 tiles; s32 or f32 products
+  v_bytes_ = arena_aligned(size_t(at_once * tiles * Ci) * winograd_tile_value_bytes(type));
   m_bytes_ = arena_aligned(size_t(at_once * tiles * Co) * 4);
 }
 

@@ -1,6 +1,7 @@
 // What the two Winograd convolutions share (winograd_conv.h: F(2x2, 3x3); winograd_upsample.h:
 // F(2x2, 2x2) per phase of an upsampling): their products, n matmuls
-// [tiles, Ci] bf16 x [Ci, Co] -> [tiles, Co] f32 (or, for int8 plans, u8 x s8 -> s32) run by the
+// [tiles, Ci] bf16 x [Ci, Co] -> [tiles, Co] f32 (for int8 plans u8 x s8 -> s32, for f32 plans
+// f32 x f32 -> f32) run by the
 // calling thread over consecutive slices of the transformed tiles and of a buffer that stacks the
 // n transformed kernels, each packed once in the blocked layout oneDNN picks for its product; and
 // the transforms' rounding store.
@@ -29,6 +30,7 @@ class WinogradProducts {
   enum class Type {
     Bf16,  // V bf16, kernels bf16, M f32
     Int8,  // V u8, kernels s8, M s32 (the scales are the transforms' business)
+    F32,   // V, kernels and M f32
   };
   // n kernels, `at_once` of them run per chunk of `tiles` tiles.
   WinogradProducts(int64_t n, int64_t at_once, int64_t tiles, int64_t Ci, int64_t Co,
@@ -112,6 +114,11 @@ inline bool winograd_splits_points(int64_t tiles, int threads) {
   return tiles >= 64 && winograd_chunk_tiles(tiles, threads, 256) < 64;
 }
 
+// Bytes of one transformed value in V.
+inline size_t winograd_tile_value_bytes(WinogradProducts::Type t) {
+  return t == WinogradProducts::Type::Int8 ? 1 : t == WinogradProducts::Type::F32 ? 4 : 2;
+}
+
 // Tile k of N images of H x W pixels, numbered across rows and images: the 2x2 block of pixels
 // (2 ty .. 2 ty + 1, 2 tx .. 2 tx + 1) of image n.
 struct WinogradTile {
@@ -123,8 +130,9 @@ inline WinogradTile winograd_tile(int64_t k, int64_t H, int64_t W) {
 }
 // The 16 pixels (row-major) of the 4x4 input tile around tile t's block in x [N, H, W, C]: rows
 // 2 ty - 1 .. 2 ty + 2, columns likewise; `zeros` (C zeros) where it hangs over the image.
-inline void winograd_tile_pixels(const uint16_t* x, const uint16_t* zeros, int64_t H, int64_t W,
-                                 int64_t C, const WinogradTile& t, const uint16_t* px[16]) {
+template <class T>  // bf16 bits or f32
+inline void winograd_tile_pixels(const T* x, const T* zeros, int64_t H, int64_t W, int64_t C,
+                                 const WinogradTile& t, const T* px[16]) {
   for (int i = 0; i < 16; ++i) {
     const int64_t iy = 2 * t.ty - 1 + i / 4, ix = 2 * t.tx - 1 + i % 4;
     px[i] = iy < 0 || iy >= H || ix < 0 || ix >= W ? zeros : x + ((t.n * H + iy) * W + ix) * C;

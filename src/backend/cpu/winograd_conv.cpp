@@ -1,6 +1,6 @@
 // Winograd F(2x2, 3x3) convolution (winograd_conv.h): the kernel transform at planning, the
-// input and output transforms in AVX-512, and the per-thread chunks (or the point split) around
-// oneDNN's products.
+// input and output transforms in AVX-512 (f32 plans': winograd_f32.cpp, AVX2), and the per-thread
+// chunks (or the point split) around oneDNN's products.
 //
 // With d a 4x4 input tile, g the 3x3 kernel and Y the 2x2 output block:
 //   Y = A^T [ (G g G^T) .* (B^T d B) ] A
@@ -23,6 +23,7 @@
 #include "backend/cpu/memory_plan.h"
 #include "backend/cpu/simd.h"
 #include "backend/cpu/winograd_common.h"
+#include "backend/cpu/winograd_f32.h"
 #include "common/error.h"
 
 namespace sdc::cpu {
@@ -197,6 +198,14 @@ bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int 
          WinogradProducts::stacks_kernels(WinogradProducts::Type::Bf16);
 }
 
+bool winograd_f32_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
+  const int64_t tiles = winograd_tile_count(N, H, W);
+  return winograd_f32::available() && Ci % 8 == 0 && Co % 8 == 0 && Ci >= 128 && Co >= 128 &&
+         H * W >= 16 * 16 &&
+         (winograd_fills_threads(tiles, threads) || winograd_splits_points(tiles, threads)) &&
+         WinogradProducts::stacks_kernels(WinogradProducts::Type::F32);
+}
+
 bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
   // Too few tiles for two chunks a thread (the UNet's 16x16 x 1280 level at batch 1 on 2
   // threads): the products split by point (winograd_splits_points). One chunk of 32 tiles a
@@ -250,20 +259,23 @@ TensorRef winograd_weight_rows(const TensorRef& w) {
   return staged_kernel_points(w, true);
 }
 
-WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threads, bool int8)
+WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threads, Type type)
     : s_(s),
       threads_(std::max(1, threads)),
       split_(winograd_splits_points(winograd_tile_count(s.N, s.H, s.W), threads_)),
       tiles_(split_ ? winograd_tile_count(s.N, s.H, s.W) : chunk_tiles(s, threads_)),
-      int8_(int8),
-      products_(16, split_ ? points_per_thread(threads_) : 16, tiles_, s.Ci, s.Co, engine,
-                int8 ? WinogradProducts::Type::Int8 : WinogradProducts::Type::Bf16),
-      zeros_(size_t(s.Ci), 0) {
+      int8_(type == Type::Int8),
+      f32_(type == Type::F32),
+      products_(16, split_ ? points_per_thread(threads_) : 16, tiles_, s.Ci, s.Co, engine, type),
+      zeros_(size_t(s.Ci), 0.f) {
+  if (f32_ && (s.Ci % 8 || s.Co % 8))
+    throw Error("winograd_conv.cpp", "f32 Winograd channels", "multiples of 8",
+                std::to_string(s.Ci) + " -> " + std::to_string(s.Co));
   const size_t rows = arena_aligned(size_t(16 * s.Ci) * sizeof(float));  // a tile's, int8
-  if (split_) {  // V u8 or bf16, the int8 scales, M s32 or f32
+  if (split_) {  // V u8, bf16 or f32, the int8 scales, M s32 or f32
     rows_at_ = arena_aligned(products_.pad_bytes());
     thread_bytes_ = rows_at_ + (int8_ ? rows : 0);
-    shared_scales_at_ = arena_aligned(size_t(16 * tiles_ * s.Ci) * (int8_ ? 1 : 2));
+    shared_scales_at_ = arena_aligned(size_t(16 * tiles_ * s.Ci) * winograd_tile_value_bytes(type));
     shared_m_at_ =
         shared_scales_at_ + (int8_ ? arena_aligned(size_t(16 * tiles_) * sizeof(float)) : 0);
     shared_bytes_ = shared_m_at_ + arena_aligned(size_t(16 * tiles_ * s.Co) * 4);
@@ -277,12 +289,17 @@ WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threa
   }
 }
 
-void WinogradConv::run_split(const uint16_t* x, const void* u, const float* bias, Addend addend,
+void WinogradConv::run_split(const void* x, const void* u, const float* bias, Addend addend,
                              void* y, DType yt, void* scratch, const Int8Kernels* int8) const {
   const Shape s = s_;
   const int64_t T = tiles_, per = points_per_thread(threads_);
   auto* shared = static_cast<uint8_t*>(scratch) + thread_bytes_ * size_t(threads_);
-  const size_t v_size = int8_ ? 1 : 2;  // u8 codes or bf16 values
+  const size_t v_size =  // u8 codes, bf16 or f32 values
+      winograd_tile_value_bytes(int8_  ? Type::Int8
+                                : f32_ ? Type::F32
+                                       : Type::Bf16);
+  const auto* xb = static_cast<const uint16_t*>(x);
+  const auto* zb = reinterpret_cast<const uint16_t*>(zeros_.data());
   uint8_t* V = shared;
   auto* scales = reinterpret_cast<float*>(shared + shared_scales_at_);
   uint8_t* M = shared + shared_m_at_;  // s32 or f32
@@ -293,11 +310,13 @@ void WinogradConv::run_split(const uint16_t* x, const void* u, const float* bias
     // This thread's tiles, for both transforms.
     const int64_t k0 = T * me / n, count = T * (me + 1) / n - k0;
     if (count > 0 && int8)
-      input_chunk_int8(x, zeros_.data(), s, k0, count, count, T,
-                       reinterpret_cast<float*>(mine + rows_at_), V + k0 * s.Ci, scales + 16 * k0);
+      input_chunk_int8(xb, zb, s, k0, count, count, T, reinterpret_cast<float*>(mine + rows_at_),
+                       V + k0 * s.Ci, scales + 16 * k0);
+    else if (count > 0 && f32_)
+      winograd_f32::input_chunk(static_cast<const float*>(x), zeros_.data(), s.H, s.W, s.Ci, k0,
+                                count, count, T, reinterpret_cast<float*>(V) + k0 * s.Ci);
     else if (count > 0)
-      input_chunk(x, zeros_.data(), s, k0, count, count, T,
-                  reinterpret_cast<uint16_t*>(V) + k0 * s.Ci);
+      input_chunk(xb, zb, s, k0, count, count, T, reinterpret_cast<uint16_t*>(V) + k0 * s.Ci);
 #pragma omp barrier
     // Inside this parallel region oneDNN runs the products on the calling thread alone.
     for (int64_t first = me * per; first < 16; first += int64_t(n) * per) {
@@ -312,6 +331,10 @@ void WinogradConv::run_split(const uint16_t* x, const void* u, const float* bias
       const WinogradInt8Points P{reinterpret_cast<const int32_t*>(M) + k0 * s.Co, size_t(T * s.Co),
                                  scales + 16 * k0, 16, int8};
       output_chunk_as(P, s, k0, count, bias, addend, y, yt);
+    } else if (count > 0 && f32_) {
+      winograd_f32::output_chunk(reinterpret_cast<const float*>(M) + k0 * s.Co, size_t(T * s.Co),
+                                 s.H, s.W, s.Co, k0, count, bias,
+                                 static_cast<const float*>(addend.data), static_cast<float*>(y));
     } else if (count > 0) {
       const WinogradF32Points P{reinterpret_cast<const float*>(M) + k0 * s.Co, size_t(T * s.Co)};
       output_chunk_as(P, s, k0, count, bias, addend, y, yt);
@@ -319,11 +342,15 @@ void WinogradConv::run_split(const uint16_t* x, const void* u, const float* bias
   }
 }
 
-void WinogradConv::run(const uint16_t* x, const void* u, const float* bias, Addend addend, void* y,
+void WinogradConv::run(const void* x, const void* u, const float* bias, Addend addend, void* y,
                        DType yt, void* scratch, const Int8Kernels* int8) const {
   if (int8_ != (int8 != nullptr))
     throw Error("winograd_conv.cpp", "int8 kernel scales", int8_ ? "given" : "none",
                 int8 ? "given" : "none");
+  if (f32_ && (yt != DType::F32 || (addend.data && addend.type != DType::F32)))
+    throw Error("winograd_conv.cpp", "f32 Winograd output and residual", "f32",
+                std::string(dtype_name(yt)) + " output, " +
+                    std::string(addend.data ? dtype_name(addend.type) : "no") + " residual");
   if (split_) {
     run_split(x, u, bias, addend, y, yt, scratch, int8);
     return;
@@ -340,17 +367,26 @@ void WinogradConv::run(const uint16_t* x, const void* u, const float* bias, Adde
 #pragma omp for schedule(static)
     for (int64_t k = 0; k < chunks; ++k) {
       const int64_t k0 = k * tiles, count = std::min(tiles, total - k0);
-      if (int8) {
+      if (f32_) {
+        winograd_f32::input_chunk(static_cast<const float*>(x), zeros_.data(), s.H, s.W, s.Ci, k0,
+                                  count, tiles, tiles, static_cast<float*>(products.tiles()));
+        products.run();
+        winograd_f32::output_chunk(static_cast<const float*>(products.products()), ms, s.H, s.W,
+                                   s.Co, k0, count, bias, static_cast<const float*>(addend.data),
+                                   static_cast<float*>(y));
+      } else if (int8) {
         auto* scales = reinterpret_cast<float*>(mine + scales_at_);
-        input_chunk_int8(x, zeros_.data(), s, k0, count, tiles, tiles,
-                         reinterpret_cast<float*>(mine + rows_at_),
+        input_chunk_int8(static_cast<const uint16_t*>(x),
+                         reinterpret_cast<const uint16_t*>(zeros_.data()), s, k0, count, tiles,
+                         tiles, reinterpret_cast<float*>(mine + rows_at_),
                          static_cast<uint8_t*>(products.tiles()), scales);
         products.run();
         const WinogradInt8Points M{static_cast<const int32_t*>(products.products()), ms, scales, 16,
                                    int8};
         output_chunk_as(M, s, k0, count, bias, addend, y, yt);
       } else {
-        input_chunk(x, zeros_.data(), s, k0, count, tiles, tiles,
+        input_chunk(static_cast<const uint16_t*>(x),
+                    reinterpret_cast<const uint16_t*>(zeros_.data()), s, k0, count, tiles, tiles,
                     static_cast<uint16_t*>(products.tiles()));
         products.run();
         const WinogradF32Points M{static_cast<const float*>(products.products()), ms};

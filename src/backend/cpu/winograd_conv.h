@@ -13,7 +13,12 @@
 // terms, so a layer's relative error is ~3.5x the direct bf16 convolution's (5.8e-3 against
 // 1.6e-3 on random data). Through the whole VAE decoder that vanishes among the other bf16
 // roundings (vae_decode rel. L2 against f32 6.58e-3 with and without, image PSNR unchanged; README
-// "The third night"). f32 plans never take this path.
+// "The third night").
+//
+// f32 plans run it in f32 throughout (winograd_f32.h: AVX2 transforms, oneDNN's f32 products),
+// for AVX2-only CPUs above all, where f32 is the only precision: there a layer's error stays at
+// f32's level (~1e-6 relative), while the direct f32 convolution at the VAE decoder's large
+// sizes runs far below the peak (on a Zen 3, 55-67 %: its activations leave the caches).
 //
 // int8 plans run the products as u8 x s8 -> s32 (VNNI) instead: each transformed kernel point
 // quantised per output channel (s8, symmetric), each tile's 16 transformed rows quantised by
@@ -45,6 +50,9 @@ bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int 
 // The same rule for an int8 plan's W8A8 convolution, with VNNI and int8 product kernels that
 // oneDNN lays out plainly blocked (WinogradProducts::stacks_kernels) instead of bf16 ones.
 bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
+// The rule for an f32 plan's convolution: the AVX2 transforms (winograd_f32::available), channels
+// in multiples of 8, and the shapes of winograd_pays.
+bool winograd_f32_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 
 // The transformed kernel U = G g G^T of a [Co, Ci, 3, 3] kernel, as [16, Ci, Co] f32 (for each
 // of the 16 tile points the matmul's [Ci, Co] operand). It lives in a buffer of the calling
@@ -60,10 +68,12 @@ class WinogradConv {
   struct Shape {
     int64_t N = 0, H = 0, W = 0, Ci = 0, Co = 0;
   };
-  // int8: u8 x s8 products (then winograd_int8_pays must hold).
-  WinogradConv(const Shape& s, const dnnl::engine& engine, int threads, bool int8 = false);
+  using Type = WinogradProducts::Type;
+  // Int8: u8 x s8 products (then winograd_int8_pays must hold); F32: f32 throughout
+  // (winograd_f32_pays); Bf16: winograd_pays.
+  WinogradConv(const Shape& s, const dnnl::engine& engine, int threads, Type type = Type::Bf16);
 
-  // The layout the transformed kernel is packed in for the products ([16, Ci, Co], bf16 or s8:
+  // The layout the transformed kernel is packed in for the products ([16, Ci, Co], bf16, s8 or f32:
   // the 16 points' [Ci, Co] kernels one after another, each in oneDNN's blocked layout for its
   // product).
   dnnl::memory::desc weights_desc() const { return products_.weights_desc(); }
@@ -81,27 +91,28 @@ class WinogradConv {
   // y [N, H, W, Co] (F32 or BF16) = conv(x [N, H, W, Ci] bf16) + bias [Co] (f32, optional) +
   // addend. u: the transformed kernel packed as weights_desc(); scratch: scratch_bytes(); int8:
   // the kernel's scales and sums, given exactly when the convolution is int8.
-  // The transforms are AVX-512 BF16 code: only where winograd_pays.
-  void run(const uint16_t* x, const void* u, const float* bias, Addend addend, void* y, DType yt,
+  // The transforms are AVX-512 BF16 code: only where winograd_pays. An F32 convolution reads x
+  // as f32 and takes f32 alone for y and the addend.
+  void run(const void* x, const void* u, const float* bias, Addend addend, void* y, DType yt,
            void* scratch, const Int8Kernels* int8 = nullptr) const;
 
  private:
   // The products split by point (winograd_splits_points): all tiles' V, scales and M shared.
-  void run_split(const uint16_t* x, const void* u, const float* bias, Addend addend, void* y,
-                 DType yt, void* scratch, const Int8Kernels* int8) const;
+  void run_split(const void* x, const void* u, const float* bias, Addend addend, void* y, DType yt,
+                 void* scratch, const Int8Kernels* int8) const;
 
   Shape s_;
   int threads_;
   bool split_;     // the products split by point, not the tiles by chunk
   int64_t tiles_;  // tiles per chunk (consecutive 2x2 blocks, row after row, image after image);
                    // split: all of them
-  bool int8_;
+  bool int8_, f32_;
   WinogradProducts products_;
   // A thread's scratch: the products', then (int8) a tile's f32 rows and the chunk's scales.
   // Split: oneDNN's scratch and the f32 rows per thread, then the shared V, scales and M.
   size_t thread_bytes_ = 0, rows_at_ = 0, scales_at_ = 0;
   size_t shared_bytes_ = 0, shared_scales_at_ = 0, shared_m_at_ = 0;
-  std::vector<uint16_t> zeros_;  // Ci zeros: the padding around the image
+  std::vector<float> zeros_;  // Ci zeros (bf16 or f32): the padding around the image
 };
 
 }  // namespace sdc::cpu

@@ -1,5 +1,6 @@
 // Winograd F(2x2, 2x2) per phase of a 2x-upsampling 3x3 convolution (winograd_upsample.h): the
-// kernel transform at planning, the input and output transforms in AVX-512, the chunks.
+// kernel transform at planning, the input and output transforms in AVX-512 (f32 plans':
+// winograd_f32.cpp, AVX2), the chunks.
 //
 // Per phase, with d the 3x3 sub-tile, g the phase's 2x2 kernel and Y its 2x2 outputs:
 //   Y = A^T [ (G g G^T) .* (B^T d B) ] A,  B^T = [1 -1 0; 0 1 0; 0 -1 1], G = [1 0; 1 1; 0 1],
@@ -18,6 +19,7 @@
 #include "backend/cpu/memory_plan.h"
 #include "backend/cpu/simd.h"
 #include "backend/cpu/upsample_conv.h"
+#include "backend/cpu/winograd_f32.h"
 #include "common/error.h"
 
 namespace sdc::cpu {
@@ -176,6 +178,13 @@ bool winograd_upsample_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, in
   return upsample_shape_pays(N, H, W, Ci, Co, threads) && WinogradProducts::int8_available();
 }
 
+bool winograd_upsample_f32_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
+                                int threads) {
+  return winograd_f32::available() && Ci % 8 == 0 && Co % 8 == 0 && Ci >= 128 && Co >= 128 &&
+         winograd_fills_threads(winograd_tile_count(N, H, W), threads) &&
+         WinogradProducts::stacks_kernels(WinogradProducts::Type::F32);
+}
+
 TensorRef winograd_upsample_weights(const TensorRef& w) {
   return staged_phase_points(w, false);
 }
@@ -185,14 +194,17 @@ TensorRef winograd_upsample_weight_rows(const TensorRef& w) {
 }
 
 WinogradUpsampleConv::WinogradUpsampleConv(const Shape& s, const dnnl::engine& engine, int threads,
-                                           bool int8)
+                                           Type type)
     : s_(s),
       threads_(std::max(1, threads)),
       tiles_(chunk_tiles(s, threads_)),
-      int8_(int8),
-      products_(36, 9, tiles_, s.Ci, s.Co, engine,
-                int8 ? WinogradProducts::Type::Int8 : WinogradProducts::Type::Bf16),
-      zeros_(size_t(s.Ci), 0) {
+      int8_(type == Type::Int8),
+      f32_(type == Type::F32),
+      products_(36, 9, tiles_, s.Ci, s.Co, engine, type),
+      zeros_(size_t(s.Ci), 0.f) {
+  if (f32_ && (s.Ci % 8 || s.Co % 8))
+    throw Error("winograd_upsample.cpp", "f32 Winograd channels", "multiples of 8",
+                std::to_string(s.Ci) + " -> " + std::to_string(s.Co));
   thread_bytes_ = products_.thread_scratch_bytes();
   if (int8_) {  // then a tile's f32 rows and the chunk's scales
     rows_at_ = thread_bytes_;
@@ -201,11 +213,15 @@ WinogradUpsampleConv::WinogradUpsampleConv(const Shape& s, const dnnl::engine& e
   }
 }
 
-void WinogradUpsampleConv::run(const uint16_t* x, const void* u, const float* bias, void* y,
-                               DType yt, void* scratch, const Int8Kernels* int8) const {
+void WinogradUpsampleConv::run(const void* x, const void* u, const float* bias, void* y, DType yt,
+                               void* scratch, const Int8Kernels* int8) const {
   if (int8_ != (int8 != nullptr))
     throw Error("winograd_upsample.cpp", "int8 kernel scales", int8_ ? "given" : "none",
                 int8 ? "given" : "none");
+  if (f32_ && yt != DType::F32)
+    throw Error("winograd_upsample.cpp", "f32 Winograd output", "f32", std::string(dtype_name(yt)));
+  const auto* xb = static_cast<const uint16_t*>(x);
+  const auto* zb = reinterpret_cast<const uint16_t*>(zeros_.data());
   const Shape s = s_;
   const int64_t total = winograd_tile_count(s.N, s.H, s.W), tiles = tiles_;
   const int64_t chunks = (total + tiles - 1) / tiles;
@@ -224,15 +240,21 @@ void WinogradUpsampleConv::run(const uint16_t* x, const void* u, const float* bi
     for (int64_t k = 0; k < chunks; ++k) {
       const int64_t k0 = k * tiles, count = std::min(tiles, total - k0);
       for (int p = 0; p < 4; ++p) {
-        if (int8) {
-          input_chunk_int8(x, zeros_.data(), s, p, k0, count, tiles,
+        if (f32_) {
+          winograd_f32::upsample_input_chunk(static_cast<const float*>(x), zeros_.data(), s.H, s.W,
+                                             s.Ci, p, k0, count, tiles, static_cast<float*>(V));
+          phase[size_t(p)].run();
+          winograd_f32::upsample_output_chunk(static_cast<const float*>(M), ms, s.H, s.W, s.Co, p,
+                                              k0, count, bias, static_cast<float*>(y));
+        } else if (int8) {
+          input_chunk_int8(xb, zb, s, p, k0, count, tiles,
                            reinterpret_cast<float*>(mine + rows_at_), static_cast<uint8_t*>(V),
                            scales);
           phase[size_t(p)].run();
           const WinogradInt8Points P{static_cast<const int32_t*>(M), ms, scales, 9, int8, 9 * p};
           output_chunk_as(P, s, p, k0, count, bias, y, yt);
         } else {
-          input_chunk(x, zeros_.data(), s, p, k0, count, tiles, static_cast<uint16_t*>(V));
+          input_chunk(xb, zb, s, p, k0, count, tiles, static_cast<uint16_t*>(V));
           phase[size_t(p)].run();
           output_chunk_as(WinogradF32Points{static_cast<const float*>(M), ms}, s, p, k0, count,
                           bias, y, yt);

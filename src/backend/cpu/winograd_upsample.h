@@ -9,7 +9,8 @@
 // A^T = [1 1 0; 0 1 1]); the input transform rounds differences of up to four inputs to bf16.
 // A chunk of tiles runs phase after phase: 9 products over packed-once kernels (winograd_common.h),
 // then that phase's outputs — a quarter of the scratch of all four at once, so chunks of 256
-// tiles (1.25x faster than 64 tiles with all phases together).
+// tiles (1.25x faster than 64 tiles with all phases together). f32 plans run it in f32
+// throughout (winograd_f32.h: AVX2 transforms, oneDNN's f32 products).
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,11 @@ bool winograd_upsample_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t
 bool winograd_upsample_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
                                  int threads);
 
+// The same for f32 plans: the AVX2 transforms (winograd_f32::available), channels in multiples of
+// 8, 128 or more each way, at any width (f32 has no rounding to fear).
+bool winograd_upsample_f32_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
+                                int threads);
+
 // The transformed phase kernels of a [Co, Ci, 3, 3] kernel: [36, Ci, Co] f32, phase
 // p = 2 py + px at rows 9p .. 9p + 8. It lives in a buffer of the calling thread that the next
 // call reuses (planning packs it at once).
@@ -49,10 +55,13 @@ class WinogradUpsampleConv {
   struct Shape {
     int64_t N = 0, H = 0, W = 0, Ci = 0, Co = 0;  // H x W: the small image
   };
-  // int8: u8 x s8 products (then winograd_upsample_int8_pays must hold).
-  WinogradUpsampleConv(const Shape& s, const dnnl::engine& engine, int threads, bool int8 = false);
+  using Type = WinogradProducts::Type;
+  // Int8: u8 x s8 products (then winograd_upsample_int8_pays must hold); F32: f32 throughout
+  // (winograd_upsample_f32_pays); Bf16: winograd_upsample_pays.
+  WinogradUpsampleConv(const Shape& s, const dnnl::engine& engine, int threads,
+                       Type type = Type::Bf16);
 
-  // The layout the transformed kernels are packed in ([36, Ci, Co] bf16 or s8).
+  // The layout the transformed kernels are packed in ([36, Ci, Co] bf16, s8 or f32).
   dnnl::memory::desc weights_desc() const { return products_.weights_desc(); }
   size_t scratch_bytes() const { return thread_bytes_ * size_t(threads_); }
 
@@ -62,19 +71,20 @@ class WinogradUpsampleConv {
   // y [N, 2H, 2W, Co] (F32 or BF16) = conv3x3(upsample2x(x [N, H, W, Ci] bf16)) + bias [Co]
   // (f32, optional). u: winograd_upsample_weights packed as weights_desc() (int8: the s8 rows,
   // with their scales and sums in `int8`); scratch: scratch_bytes(). AVX-512 BF16 code: only
-  // where winograd_upsample_pays (int8: winograd_upsample_int8_pays).
-  void run(const uint16_t* x, const void* u, const float* bias, void* y, DType yt, void* scratch,
+  // where winograd_upsample_pays (int8: winograd_upsample_int8_pays). An F32 convolution reads x
+  // as f32 and writes y as f32 alone.
+  void run(const void* x, const void* u, const float* bias, void* y, DType yt, void* scratch,
            const Int8Kernels* int8 = nullptr) const;
 
  private:
   Shape s_;
   int threads_;
   int64_t tiles_;  // tiles per chunk
-  bool int8_;
+  bool int8_, f32_;
   WinogradProducts products_;
   // A thread's scratch: the products', then (int8) a tile's f32 rows and the chunk's scales.
   size_t thread_bytes_ = 0, rows_at_ = 0, scales_at_ = 0;
-  std::vector<uint16_t> zeros_;  // Ci zeros: the padding around the image
+  std::vector<float> zeros_;  // Ci zeros (bf16 or f32): the padding around the image
 };
 
 }  // namespace sdc::cpu
