@@ -30,7 +30,10 @@ std::string mode_name(const testing::TestParamInfo<Mode>& i) {
 
 class Ops : public testing::TestWithParam<Mode> {
  protected:
-  void SetUp() override { cpu::force_kernel_isa(GetParam().isa); }
+  void SetUp() override {
+    SDC_SKIP_UNLESS_PRECISION_RUNS(GetParam().precision);
+    cpu::force_kernel_isa(GetParam().isa);
+  }
   void TearDown() override { cpu::force_kernel_isa(cpu::KernelIsa::Avx512); }
   bool bf16() const { return GetParam().precision == Precision::BF16; }
   std::unique_ptr<Plan> compile(const graph::Graph& g) {

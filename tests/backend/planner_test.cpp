@@ -3,6 +3,9 @@
 // precision parsing and the error paths.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cstring>
+
 #include <random>
 
 #include "backend/cpu/memory_plan.h"
@@ -128,7 +131,10 @@ void fill_toy(Plan& p, int64_t N, int64_t H, int64_t W) {
   for (const auto& [name, v] : toy_inputs(N, H, W)) fill_input(p, name, v);
 }
 
-class Planner : public testing::TestWithParam<Precision> {};
+class Planner : public testing::TestWithParam<Precision> {
+ protected:
+  void SetUp() override { SDC_SKIP_UNLESS_PRECISION_RUNS(GetParam()); }
+};
 
 TEST_P(Planner, CheckModeAndRepeatability) {
   const int64_t N = 2, H = 12, W = 10;
@@ -198,6 +204,7 @@ int matmul_sums_in(const Plan& p, DType t) {
 // as bf16 (the toy's ResNet and transformer residual streams), checked against the op-by-op
 // reference in check mode; f32 plans ignore the option.
 TEST(Planner, Bf16ResidualSumsOnTheToyNet) {
+  SDC_SKIP_UNLESS_PRECISION_RUNS(Precision::BF16);
   const int64_t N = 2, H = 12, W = 10;
   const graph::Graph g = toy_net(N, H, W);
   PlanOptions o;
@@ -224,6 +231,7 @@ TEST(Planner, Bf16ResidualSumsOnTheToyNet) {
 // a sum in its buffer: r, which a plain add also reads, stays f32; y and y2 are bf16 sums; the
 // output is an f32 sum.
 TEST(Planner, Bf16ResidualSumsWithBothOperandTypes) {
+  SDC_SKIP_UNLESS_PRECISION_RUNS(Precision::BF16);
   const int64_t T = 16, C = 48;
   graph::Graph g;
   uint32_t seed = 700;
@@ -287,8 +295,9 @@ TEST(Planner, WeightsSharedByContentAcrossMappings) {
     g.output("y", y);
     return g;
   };
-  std::vector<Precision> precisions = {Precision::F32, Precision::BF16};
-  if (cpu::isa_has_int8_dot()) precisions.push_back(Precision::INT8);
+  std::vector<Precision> precisions;
+  for (Precision p : {Precision::F32, Precision::BF16, Precision::INT8})
+    if (precision_runs_here(p)) precisions.push_back(p);
   for (Precision prec : precisions) {
     PlanOptions o;
     o.precision = prec;
@@ -383,6 +392,57 @@ TEST(Planner, ThreadsOption) {
     out[threads - 1].assign(p->output("y"), p->output("y") + xv.size());
   }
   EXPECT_LT(rel_err(out[0].data(), out[1]), 1e-6);
+}
+
+}  // namespace
+}  // namespace sdc::test
+
+namespace sdc::test {
+namespace {
+
+// An image's rows through f32 linears — one with a residual add, the feed-forward GEGLU pair — are
+// bit for bit the same in a batch of 2 and alone: oneDNN's f32 GEMM (CPUs without AVX-512) blocks
+// by the rows it is given, so those plans run such matmuls one image at a time
+// (Planner::matmul_images). 77 rows: the text context's length, which GEMM's blocking splits
+// unevenly. Without the per-image runs this fails on an AVX2 CPU (a batch's second image then
+// differed from the same seed alone).
+TEST(Planner, F32LinearsGiveAnImageTheSameBitsInABatchAndAlone) {
+  // {rows, in, out}: the text context's K/V projection (its 77 rows split unevenly even on one
+  // thread), and a small one that two threads split along K.
+  for (const auto [T, K, D] : {std::array<int64_t, 3>{77, 768, 320}, {64, 64, 64}}) {
+    auto net = [&](int64_t N) {
+      graph::Graph g;
+      const auto x = g.input("x", {N, T, K});
+      const auto r = g.input("r", {N, T, D});
+      const auto h =
+          g.add(g.linear(x, add_weight(g, "w1", random_vec(D * K, 601, -0.1f, 0.1f), {D, K, 1, 1}),
+                         add_weight(g, "b1", random_vec(D, 602), {D})),
+                r);
+      const auto ff = g.linear(
+          h, add_weight(g, "w2", random_vec(2 * K * D, 603, -0.1f, 0.1f), {2 * K, D, 1, 1}),
+          add_weight(g, "b2", random_vec(2 * K, 604), {2 * K}));
+      g.output("y", g.geglu(ff));
+      return g;
+    };
+    SCOPED_TRACE(testing::Message() << T << " rows, " << K << " -> " << D);
+    const Vec x = random_vec(2 * T * K, 605), r = random_vec(2 * T * D, 606);
+    PlanOptions o;
+    o.precision = Precision::F32;
+    o.threads = 2;
+    auto batch = Plan::compile(net(2), o);
+    fill_input(*batch, "x", x);
+    fill_input(*batch, "r", r);
+    batch->run();
+    auto single = Plan::compile(net(1), o);
+    fill_input(*single, "x", Vec(x.begin() + T * K, x.end()));  // the batch's second image
+    fill_input(*single, "r", Vec(r.begin() + T * D, r.end()));
+    single->run();
+    const float* second = batch->output("y") + T * K;
+    EXPECT_EQ(0, std::memcmp(second, single->output("y"), size_t(T * K) * sizeof(float)));
+    // And the batch's rows are right: against the reference interpreter.
+    const Vec ref = reference_run(net(2), {{"x", x}, {"r", r}})[0];
+    EXPECT_LT(rel_err(batch->output("y"), ref), 2e-5);
+  }
 }
 
 }  // namespace

@@ -145,7 +145,10 @@ RandomNet random_net(uint32_t seed) {
 // Parameter: precision, and whether the portable (non-AVX-512) kernels are forced.
 class RandomGraphs : public testing::TestWithParam<std::tuple<Precision, bool>> {
  protected:
-  void SetUp() override { cpu::force_generic_kernels(std::get<1>(GetParam())); }
+  void SetUp() override {
+    SDC_SKIP_UNLESS_PRECISION_RUNS(std::get<0>(GetParam()));
+    cpu::force_generic_kernels(std::get<1>(GetParam()));
+  }
   void TearDown() override { cpu::force_generic_kernels(false); }
 };
 

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <utility>
 
+#include "backend/cpu/attention_lanes_avx2.h"
 #include "backend/cpu/attention_lanes_avx512.h"
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/memory_plan.h"
@@ -232,7 +233,13 @@ SDC_AVX512 void store_row(const float* o, float inv, int64_t d, T* out) {
 }  // namespace
 
 bool FlashAttention::supported(const AttentionShape& s) {
-  if (!use_avx512_kernels()) return false;
+  // Without AVX-512: f32 heads of up to 128 through the AVX2 lanes kernel (attention_lanes_avx2.h).
+  // Against oneDNN's matmul tiles on a Zen 3 (2 threads, sdc_bench_kernels BM_Attention f32):
+  // 4096 tokens x 40 386-398 -> 204-209 ms, 1024 x 80 31-34 -> 24-25 ms, but 256 x 160 4.0-4.4 ->
+  // 4.8-5.0 ms: its 16 vector registers leave a PV tile 6 head columns, which re-reads P 27
+  // times over a head of 160.
+  if (!use_avx512_kernels())
+    return s.in == DType::F32 && kernel_isa() == KernelIsa::Avx2 && s.C / s.heads <= 128;
   if (s.in == DType::BF16 && !cpu_features().avx512_bf16) return false;
   return true;
 }
@@ -245,10 +252,12 @@ FlashAttention::FlashAttention(const AttentionShape& s, int threads) : s_(s), th
   dv16_ = (d_ + 15) / 16 * 16;
   if (s.in != DType::BF16) {
     // f32: K and V rows of the head, [Tk][d]; the query-block kernel's own tile.
-    R_ = attn_lanes::block_queries(d_);
+    avx2_ = !use_avx512_kernels();
+    R_ = avx2_ ? attn_lanes_avx2::block_queries(d_) : attn_lanes::block_queries(d_);
     kp_bytes_ = vp_bytes_ = arena_aligned(size_t(s.Tk * d_) * 4);
     pack_bytes_ = size_t(s.N * s.heads) * (kp_bytes_ + vp_bytes_);
-    tile_bytes_ = arena_aligned(attn_lanes::tile_floats(d_) * 4);
+    tile_bytes_ =
+        arena_aligned((avx2_ ? attn_lanes_avx2::tile_floats(d_) : attn_lanes::tile_floats(d_)) * 4);
     return;
   }
   // Heads of up to 64 over many keys (the UNet's 4096-token self-attention, heads of 40) run
@@ -355,7 +364,10 @@ void FlashAttention::block_lanes(int64_t nh, int64_t q0, const void* q, const ui
   fill_lanes_block<float>(b, s, d_, rows, q0, off, q, out, tile);
   b.kp = reinterpret_cast<const float*>(packed);
   b.vp = reinterpret_cast<const float*>(packed + kp_bytes_);
-  attn_lanes::run_block(b);
+  if (avx2_)
+    attn_lanes_avx2::run_block(b);
+  else
+    attn_lanes::run_block(b);
 }
 
 void FlashAttention::block_bf16(int64_t nh, int64_t q0, const void* q, const uint8_t* packed,

@@ -399,7 +399,13 @@ class Planner {
                      const memory::desc& w_md, std::shared_ptr<PackedWeight> w,
                      const memory::desc& b_md, std::shared_ptr<PackedWeight> b,
                      const memory::desc& dst_md, const memory::desc& post_md,
-                     const memory::desc& pad_md, const Int8Weight* int8 = nullptr);
+                     const memory::desc& pad_md, const Int8Weight* int8 = nullptr,
+                     int64_t images = 1);
+  // How many times a Linear spec's f32 matmul runs, once per image (the node's leading dimension),
+  // rather than over all M rows at once: where oneDNN's f32 matmul is its GEMM (no AVX-512),
+  // whose blocking follows M, so an image's rows came out a few ulps apart in a batch of 2 and
+  // alone (an image of a batch then differed from the same seed alone); 1 elsewhere.
+  int64_t matmul_images(const Spec& s, const dnnl::matmul::primitive_desc& pd) const;
 
   // Also a Conv spec with a fused 2x upsampling (Spec::upsample2x; upsample_conv.h).
   Prepared prepare_conv(const Spec& s);

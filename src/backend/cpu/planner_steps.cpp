@@ -3,6 +3,7 @@
 // bound to arena/input/weight pointers once the memory plan is known.
 #include <algorithm>
 #include <optional>
+#include <string_view>
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/dnnl_util.h"
@@ -112,7 +113,7 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
                                      std::shared_ptr<PackedWeight> w, const memory::desc& b_md,
                                      std::shared_ptr<PackedWeight> b, const memory::desc& dst_md,
                                      const memory::desc& post_md, const memory::desc& pad_md,
-                                     const Int8Weight* int8) {
+                                     const Int8Weight* int8, int64_t images) {
   Prepared p;
   const int64_t codes = int8 ? int8_codes_layout(s).codes() : 0;
   const int64_t channels = int8 ? int64_t(int8->scales->bytes() / sizeof(float)) : 0;
@@ -121,7 +122,7 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
   p.scratch = int8 ? q.end : pad_md.get_size();
   const Spec* sp = &s;
   const std::optional<Int8Weight> i8 = int8 ? std::optional<Int8Weight>(*int8) : std::nullopt;
-  p.bind = [this, sp, prim, src_md, w_md, w, b_md, b, dst_md, post_md, pad_md, i8, q]() {
+  p.bind = [this, sp, prim, src_md, w_md, w, b_md, b, dst_md, post_md, pad_md, i8, q, images]() {
     auto args = std::make_shared<std::unordered_map<int, memory>>();
     const dnnl::engine& e = plan_.engine;
     uint8_t* scr = static_cast<uint8_t*>(scratch());
@@ -138,6 +139,27 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
         (*args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(first + int(k)) | DNNL_ARG_SRC_1] =
             memory(operand_md(post_md, sp->post[k].store), e, ptr(sp->post[k].store));
     dnnl::stream* stream = &plan_.stream;
+    if (images > 1) {  // f32 only: the primitive covers one image; src, dst and operands move on
+      struct Moving {
+        memory m;
+        uint8_t* base;
+        size_t bytes;
+      };
+      std::vector<Moving> moving;
+      for (auto& [arg, m] : *args)
+        if (arg == DNNL_ARG_SRC || arg == DNNL_ARG_DST ||
+            ((arg & DNNL_ARG_SRC_1) && m.get_desc().dims() == dst_md.dims()))
+          moving.push_back(
+              {m, static_cast<uint8_t*>(m.get_data_handle()), m.get_desc().get_size()});
+      return std::function<void()>([prim, args, stream, moving, images] {
+        for (int64_t n = 0; n < images; ++n) {
+          for (const Moving& v : moving)
+            const_cast<memory&>(v.m).set_data_handle(v.base + size_t(n) * v.bytes);
+          prim.execute(*stream, *args);
+        }
+        stream->wait();
+      });
+    }
     if (!i8)
       return std::function<void()>([prim, args, stream] {
         prim.execute(*stream, *args);
@@ -229,27 +251,42 @@ Planner::Prepared Planner::prepare_conv(const Spec& s) {
   return p;
 }
 
+int64_t Planner::matmul_images(const Spec& s, const dnnl::matmul::primitive_desc& pd) const {
+  const Shape& shape = s.node->shape;
+  if (s.int8 || bf16_ || shape.size() < 2 || shape[0] < 2) return 1;
+  return std::string_view(pd.impl_info_str()).starts_with("gemm") ? shape[0] : 1;
+}
+
 Planner::Prepared Planner::prepare_linear(const Spec& s) {
   const Node& m = *s.node;
   const Shape& ws = shape(m.inputs[1]);
-  const int64_t K = ws[1], Nc = ws[0], M = shape_numel(m.shape) / Nc;
+  const int64_t K = ws[1], Nc = ws[0];
+  int64_t M = shape_numel(m.shape) / Nc;
   if (runs_row_gemm(s)) return prepare_row_gemm(s);
   const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
   const dt in_t = s.int8 ? dt::u8 : dnnl_dt(src_t), w_t = s.int8 ? dt::s8 : in_t;
-  const memory::desc src_md({M, K}, in_t, tag::ab);
   const memory::desc w_any({K, Nc}, w_t, tag::any);
-  const memory::desc dst_md({M, Nc}, dnnl_dt(dst_t), tag::ab);
-  const memory::desc post_md({M, Nc}, dt::f32, tag::ab);
   const memory::desc channel_md({1, Nc}, dt::f32, tag::ab);
   const bool has_bias = m.inputs[2] != kNone;
   const memory::desc b_md = s.int8     ? memory::desc({1, Nc}, dt::s32, tag::ab)
                             : has_bias ? memory::desc({1, Nc}, dt::f32, tag::ab)
                                        : memory::desc();
-  const dnnl::matmul::desc d(src_md, w_any, b_md, dst_md);
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  attr.set_post_ops(make_post_ops(s, post_md, s.int8 ? &channel_md : nullptr));
-  const dnnl::matmul::primitive_desc pd(d, attr, plan_.engine);
+  auto make_pd = [&](int64_t rows) {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    attr.set_post_ops(make_post_ops(s, memory::desc({rows, Nc}, dt::f32, tag::ab),
+                                    s.int8 ? &channel_md : nullptr));
+    return dnnl::matmul::primitive_desc(
+        dnnl::matmul::desc(memory::desc({rows, K}, in_t, tag::ab), w_any, b_md,
+                           memory::desc({rows, Nc}, dnnl_dt(dst_t), tag::ab)),
+        attr, plan_.engine);
+  };
+  dnnl::matmul::primitive_desc pd = make_pd(M);
+  const int64_t images = matmul_images(s, pd);
+  if (images > 1) pd = make_pd(M /= images);
+  const memory::desc src_md({M, K}, in_t, tag::ab);
+  const memory::desc dst_md({M, Nc}, dnnl_dt(dst_t), tag::ab);
+  const memory::desc post_md({M, Nc}, dt::f32, tag::ab);
   const Node& wn = node(m.inputs[1]);
   if (s.int8) {
     Int8Weight q =
@@ -261,7 +298,7 @@ Planner::Prepared Planner::prepare_linear(const Spec& s) {
   auto w = packed(wn, memory::desc({K, Nc}, dt::f32, tag::ba), pd.weights_desc());
   auto b = has_bias ? packed_f32(node(m.inputs[2])) : nullptr;
   return dnnl_step(s, dnnl::matmul(pd), src_md, pd.weights_desc(), w, b_md, b, dst_md, post_md,
-                   pd.scratchpad_desc());
+                   pd.scratchpad_desc(), nullptr, images);
 }
 
 Planner::Prepared Planner::prepare_row_gemm(const Spec& s) {
@@ -343,11 +380,20 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
   const Node& m = *s.node;
   const Node& wn = node(m.inputs[1]);
   const Shape& ws = wn.shape;
-  const int64_t K = ws[1], D = ws[0] / 2, M = shape_numel(m.shape) / ws[0];
+  const int64_t K = ws[1], D = ws[0] / 2;
+  int64_t M = shape_numel(m.shape) / ws[0];
   if (!is_float(wn.weight.dtype))
     fail(wn, "a float weight", std::string(dtype_name(wn.weight.dtype)));
   const DType src_t = stores_[size_t(s.in[0])].dtype, dst_t = stores_[size_t(s.out)].dtype;
   const dt in_t = s.int8 ? dt::u8 : dnnl_dt(src_t), w_t = s.int8 ? dt::s8 : in_t;
+  // Rows per matmul: all of them, or one image's where matmul_images says so (f32 GEMM).
+  const int64_t images =
+      matmul_images(s, dnnl::matmul::primitive_desc(
+                           dnnl::matmul::desc(memory::desc({M, K}, in_t, tag::ab),
+                                              memory::desc({K, D}, w_t, tag::any),
+                                              memory::desc({M, D}, dnnl_dt(dst_t), tag::ab)),
+                           plan_.engine));
+  M /= images;
   const memory::desc src_md({M, K}, in_t, tag::ab);
   const memory::desc w_any({K, D}, w_t, tag::any);
   const memory::desc g_md({M, D}, dnnl_dt(stores_[size_t(s.tmp)].dtype), tag::ab);
@@ -457,6 +503,22 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
     }
     (*value_args)[DNNL_ARG_ATTR_MULTIPLE_POST_OP(first) | DNNL_ARG_SRC_1] = g;
     dnnl::stream* stream = &plan_.stream;
+    if (images > 1) {  // f32 only: one image's rows at a time
+      auto* x = static_cast<uint8_t*>(ptr(sp->in[0]));
+      auto* gv = static_cast<uint8_t*>(ptr(sp->tmp));
+      auto* y = static_cast<uint8_t*>(ptr(sp->out));
+      const memory dst = value_args->at(DNNL_ARG_DST);
+      return std::function<void()>([=] {
+        for (int64_t n = 0; n < images; ++n) {
+          const_cast<memory&>(src).set_data_handle(x + size_t(n) * src_md.get_size());
+          const_cast<memory&>(g).set_data_handle(gv + size_t(n) * g_md.get_size());
+          const_cast<memory&>(dst).set_data_handle(y + size_t(n) * dst_md.get_size());
+          gate_prim.execute(*stream, *gate_args);
+          value_prim.execute(*stream, *value_args);
+        }
+        stream->wait();
+      });
+    }
     auto run = [gate_prim, value_prim, gate_args, value_args, stream] {
       gate_prim.execute(*stream, *gate_args);
       value_prim.execute(*stream, *value_args);
