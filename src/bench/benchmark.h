@@ -42,8 +42,8 @@ const std::vector<BenchCase>& standard_cases();
 // "lcm512,lcm256" or "all" -> cases in the standard order; sdc::UsageError naming `option` for an
 // unknown or empty name.
 std::vector<BenchCase> parse_bench_cases(const std::string& list, const std::string& option);
-// "f32" | "bf16" | "auto" | "int8" | "both" (f32, bf16) | "all" (f32, bf16, and int8 where the CPU
-// has a VNNI dot product) -> precisions;
+// "f32" | "bf16" | "auto" | "int8" | "both" (f32, and bf16 where the CPU runs it: AVX-512) | "all"
+// (as both, and int8 where the CPU has a VNNI dot product) -> precisions;
 // sdc::UsageError naming `option` otherwise.
 std::vector<cpu::Precision> parse_bench_precisions(const std::string& name,
                                                    const std::string& option);

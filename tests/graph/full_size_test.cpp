@@ -81,8 +81,10 @@ TEST(FullSizeSd15, EveryComponentRunsAt64x64) {
   EXPECT_LT(te_std, 10.0);
   const float* ctx = te->output("last_hidden_state");
 
-  // ControlNet, then the UNet with its residuals (bf16 compute, as on a bf16 CPU).
-  auto cn = compile(build_controlnet(w, {}, 1, h, wd), cpu::Precision::BF16);
+  // ControlNet, then the UNet with its residuals, at the precision `auto` plans here (bf16 where
+  // it is faster, else f32: an AVX2 CPU refuses bf16).
+  const cpu::Precision prec = cpu::parse_precision("auto");
+  auto cn = compile(build_controlnet(w, {}, 1, h, wd), prec);
   fill(cn->input_f32("sample"), 1 * h * wd * 4, 1.f, 1);
   cn->input_f32("timestep")[0] = 500.f;
   std::copy(ctx, ctx + 77 * 768, cn->input_f32("context"));
@@ -96,7 +98,7 @@ TEST(FullSizeSd15, EveryComponentRunsAt64x64) {
   check_finite(*cn, kControlNetMid);
   EXPECT_EQ(cn->output_shape(kControlNetMid), (Shape{1, 1, 1, 1280}));
 
-  auto unet = compile(build_unet(w, up, UNetShape{1, h, wd, 77, true}), cpu::Precision::BF16);
+  auto unet = compile(build_unet(w, up, UNetShape{1, h, wd, 77, true}), prec);
   std::copy(cn->input_f32("sample"), cn->input_f32("sample") + h * wd * 4,
             unet->input_f32("sample"));
   unet->input_f32("timestep")[0] = 500.f;

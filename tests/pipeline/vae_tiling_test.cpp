@@ -134,9 +134,11 @@ TEST(VaeTiling, HeadThenTailIsTheWholeNetwork) {
   etail.set_input_nchw("features", features.data());
   etail.run();
   etail.read_output_nchw("mean", parts_mean.data());
-  // Equal up to rounding: the fusions at the cut differ (the features are written out whole).
+  // Equal up to rounding: the fusions at the cut differ (the features are written out whole), and
+  // the mid-block's attention and norms carry that on (1.4e-5 at worst with the AVX2 attention
+  // kernel; a wrong cut is off by far more).
   for (size_t i = 0; i < mean.size(); ++i)
-    ASSERT_NEAR(parts_mean[i], mean[i], 1e-5 * (1 + std::abs(mean[i]))) << i;
+    ASSERT_NEAR(parts_mean[i], mean[i], 3e-5 * (1 + std::abs(mean[i]))) << i;
 }
 
 // Relative mean |tiled - untiled| of the posterior mean for an [3, 8h, 8w] image.
