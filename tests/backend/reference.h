@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <oneapi/dnnl/dnnl.hpp>
+
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
@@ -365,6 +367,22 @@ inline bool precision_runs_here(cpu::Precision p) {
     if (!precision_runs_here(p))                                           \
       GTEST_SKIP() << cpu::precision_name(p) << " is refused on this CPU"; \
   } while (0)
+
+// An f32 tensor of plain (row-major) layout reordered into `md` (a kernel's packed layout, as
+// the Winograd products read it).
+inline std::vector<uint8_t> packed_as(const TensorRef& t, const dnnl::memory::desc& md) {
+  const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  std::vector<uint8_t> out(md.get_size());
+  dnnl::memory::dims dims(t.shape.begin(), t.shape.end()), strides(dims.size(), 1);
+  for (size_t i = dims.size() - 1; i > 0; --i) strides[i - 1] = strides[i] * dims[i];
+  dnnl::memory src({dims, dnnl::memory::data_type::f32, strides}, engine,
+                   const_cast<void*>(t.data));
+  dnnl::memory dst(md, engine, out.data());
+  dnnl::stream s(engine);
+  dnnl::reorder(src, dst).execute(s, src, dst);
+  s.wait();
+  return out;
+}
 
 inline void fill_input(cpu::Plan& p, const std::string& name, const Vec& v) {
   std::copy(v.begin(), v.end(), p.input_f32(name));

@@ -43,16 +43,7 @@ TEST(WinogradConv, MatchesTheDirectConvolutionAtBf16Precision) {
     const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     cpu::WinogradConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, c.threads);
     // The kernel packed as the products read it.
-    std::vector<uint8_t> packed(wc.weights_desc().get_size());
-    {
-      dnnl::memory src(
-          {{16, c.Ci, c.Co}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::abc}, engine,
-          const_cast<void*>(u.data));
-      dnnl::memory dst(wc.weights_desc(), engine, packed.data());
-      dnnl::stream s(engine);
-      dnnl::reorder(src, dst).execute(s, src, dst);
-      s.wait();
-    }
+    const std::vector<uint8_t> packed = packed_as(u, wc.weights_desc());
     std::vector<uint8_t> scratch(wc.scratch_bytes());
     const std::vector<uint16_t> xb = to_bf16_bits(x), rb = to_bf16_bits(r);
     const size_t n = conv.size();
@@ -116,16 +107,7 @@ TEST(WinogradConv, F32MatchesTheDirectConvolutionAtF32Precision) {
     const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     cpu::WinogradConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, c.threads,
                          cpu::WinogradConv::Type::F32);
-    std::vector<uint8_t> packed(wc.weights_desc().get_size());
-    {
-      dnnl::memory src(
-          {{16, c.Ci, c.Co}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::abc}, engine,
-          const_cast<void*>(u.data));
-      dnnl::memory dst(wc.weights_desc(), engine, packed.data());
-      dnnl::stream s(engine);
-      dnnl::reorder(src, dst).execute(s, src, dst);
-      s.wait();
-    }
+    const std::vector<uint8_t> packed = packed_as(u, wc.weights_desc());
     std::vector<uint8_t> scratch(wc.scratch_bytes());
     for (int add = 0; add < 3; ++add) {  // none, a residual, the output's own (in place)
       Vec ref = conv;

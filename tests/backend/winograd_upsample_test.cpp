@@ -43,16 +43,7 @@ TEST(WinogradUpsampleConv, MatchesTheDirectConvolutionOfTheUpsampledImage) {
       ASSERT_EQ(u.shape, (Shape{36, c.Ci, c.Co}));
       const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
       cpu::WinogradUpsampleConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, 2);
-      std::vector<uint8_t> packed(wc.weights_desc().get_size());
-      {
-        dnnl::memory src(
-            {{36, c.Ci, c.Co}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::abc}, engine,
-            const_cast<void*>(u.data));
-        dnnl::memory dst(wc.weights_desc(), engine, packed.data());
-        dnnl::stream s(engine);
-        dnnl::reorder(src, dst).execute(s, src, dst);
-        s.wait();
-      }
+      const std::vector<uint8_t> packed = packed_as(u, wc.weights_desc());
       std::vector<uint8_t> scratch(wc.scratch_bytes());
       const std::vector<uint16_t> xb = to_bf16_bits(x);
       for (int out = 0; out < 2; ++out) {  // f32, bf16 output
@@ -93,16 +84,7 @@ TEST(WinogradUpsampleConv, F32MatchesTheDirectConvolutionOfTheUpsampledImage) {
                                  cpu::WinogradUpsampleConv::Type::F32);
     const TensorRef u = cpu::winograd_upsample_weights(
         TensorRef::from_f32(w, {c.Co, c.Ci, 3, 3}, DType::F32, "test"));
-    std::vector<uint8_t> packed(wc.weights_desc().get_size());
-    {
-      dnnl::memory src(
-          {{36, c.Ci, c.Co}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::abc}, engine,
-          const_cast<void*>(u.data));
-      dnnl::memory dst(wc.weights_desc(), engine, packed.data());
-      dnnl::stream s(engine);
-      dnnl::reorder(src, dst).execute(s, src, dst);
-      s.wait();
-    }
+    const std::vector<uint8_t> packed = packed_as(u, wc.weights_desc());
     std::vector<uint8_t> scratch(wc.scratch_bytes());
     for (const bool with_bias : {true, false}) {
       int64_t Ho = 0, Wo = 0;
