@@ -1,9 +1,32 @@
 // DType tables and bulk conversions.
 #include "common/dtype.h"
 
+#include <immintrin.h>
+
 #include "common/error.h"
 
 namespace sdc {
+
+namespace {
+
+// Halves to f32 eight at a time (F16C, on every AVX2 CPU): a fresh f32 or bf16 plan converts every
+// fp16 weight of a checkpoint this way, ~1.7 GB for the UNet, where the scalar f16_to_f32 took
+// ~8 % of a 256x256 f32 run's samples. Exact, as the scalar one, for every half but a signalling
+// NaN, which comes out quiet.
+__attribute__((target("avx,f16c"))) void f16_to_f32_f16c(const uint16_t* s, float* d, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(d + i,
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+  for (; i < n; ++i) d[i] = f16_to_f32(s[i]);
+}
+
+bool has_f16c() {
+  static const bool f16c = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  return f16c;
+}
+
+}  // namespace
 
 size_t dtype_size(DType t) {
   switch (t) {
@@ -93,6 +116,7 @@ void convert_to_f32(DType from, const void* src, float* dst, size_t n) {
       return;
     case DType::F16: {
       auto* s = static_cast<const uint16_t*>(src);
+      if (has_f16c()) return f16_to_f32_f16c(s, dst, n);
       for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
       return;
     }
