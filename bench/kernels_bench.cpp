@@ -78,7 +78,7 @@ void run_graph(benchmark::State& st, const graph::Graph& g, double bytes_per_run
 }
 
 // range(1) = channels, range(2) = spatial size, range(3) = Winograd where it pays (0: direct).
-// The UNet's levels at 512x512 and the VAE decoder's.
+// The UNet's levels at 512x512, the VAE decoder's and TAESD's.
 void BM_Conv3x3(benchmark::State& st) {
   const int64_t C = st.range(1), H = st.range(2);
   graph::Graph g;
@@ -93,6 +93,7 @@ BENCHMARK(BM_Conv3x3)
     ->ArgsProduct({{0, 1}, {512}, {64, 128}, {1, 0}})
     ->ArgsProduct({{0, 1}, {256}, {256}, {1, 0}})
     ->ArgsProduct({{0, 1}, {128}, {512}, {1, 0}})
+    ->ArgsProduct({{0, 1}, {64}, {256, 512}, {1, 0}})  // TAESD's
     ->ArgNames({"bf16", "C", "HW", "wino"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

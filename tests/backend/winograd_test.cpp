@@ -3,6 +3,7 @@
 // bf16 outputs; f32 throughout), and the planner's choice of it for large convolutions.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "backend/cpu/cpu_features.h"
@@ -109,20 +110,25 @@ TEST(WinogradConv, F32MatchesTheDirectConvolutionAtF32Precision) {
                          cpu::WinogradConv::Type::F32);
     const std::vector<uint8_t> packed = packed_as(u, wc.weights_desc());
     std::vector<uint8_t> scratch(wc.scratch_bytes());
-    for (int add = 0; add < 3; ++add) {  // none, a residual, the output's own (in place)
-      Vec ref = conv;
-      if (add)
-        for (size_t i = 0; i < ref.size(); ++i) ref[i] += r[i];
-      Vec y = add == 2 ? r : Vec(ref.size(), 0.f);
-      cpu::WinogradConv::Addend a;
-      if (add) a = {add == 1 ? r.data() : y.data(), DType::F32};
-      wc.run(x.data(), packed.data(), b.data(), a, y.data(), DType::F32, scratch.data());
-      SCOPED_TRACE(testing::Message() << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->"
-                                      << c.Co << " threads " << c.threads << " addend " << add);
-      // f32 rounding of sums of up to 4 x 4 terms before and after the products: ~1e-7.
-      EXPECT_LT(rel_l2(y, ref), 2e-6);
-      EXPECT_LT(rel_err(y.data(), ref), 1e-5);
-    }
+    for (int add = 0; add < 3; ++add)  // none, a residual, the output's own (in place)
+      for (const bool relu : {false, true}) {
+        Vec ref = conv;
+        for (size_t i = 0; i < ref.size(); ++i) {
+          if (add) ref[i] += r[i];
+          if (relu) ref[i] = std::max(ref[i], 0.f);
+        }
+        Vec y = add == 2 ? r : Vec(ref.size(), 0.f);
+        cpu::WinogradConv::Addend a;
+        if (add) a = {add == 1 ? r.data() : y.data(), DType::F32};
+        wc.run(x.data(), packed.data(), b.data(), a, y.data(), DType::F32, scratch.data(), nullptr,
+               relu);
+        SCOPED_TRACE(testing::Message()
+                     << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->" << c.Co
+                     << " threads " << c.threads << " addend " << add << " relu " << relu);
+        // f32 rounding of sums of up to 4 x 4 terms before and after the products: ~1e-7.
+        EXPECT_LT(rel_l2(y, ref), 2e-6);
+        EXPECT_LT(rel_err(y.data(), ref), 1e-5);
+      }
     // f32 in, f32 out: a bf16 output or residual is a caller's error, not a silent conversion.
     std::vector<uint16_t> yb(conv.size());
     EXPECT_THROW(
@@ -206,11 +212,52 @@ TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
         // quantisation ~0.55e-2 by its step sizes); a wrong tap, scale or zero point is off by ~1.
         EXPECT_LT(rel_l2(y, ref), 1.6e-2);
       }
+    // The output transform's ReLU is the f32 path's alone.
+    Vec yr(conv.size());
+    EXPECT_THROW(wc.run(xb.data(), packed.values->data(), b.data(), {}, yr.data(), DType::F32,
+                        scratch.data(), &k, true),
+                 Error);
     // The kernel's scales are what makes it int8: a call without them is a caller's error.
     Vec y(conv.size());
     EXPECT_THROW(wc.run(xb.data(), packed.values->data(), b.data(), {}, y.data(), DType::F32,
                         scratch.data()),
                  Error);
+  }
+}
+
+// TAESD's blocks in an f32 plan: conv + ReLU, and conv + residual + ReLU, at 64 channels over
+// 64x64 run as Winograd where the CPU has AVX2 (the ReLU in the output transform) and match the
+// reference; with --no-winograd, direct.
+TEST(Planner, F32ConvolutionsEndingInReluRunAsWinograd) {
+  const int64_t H = 64, W = 64, C = 64;
+  graph::Graph g;
+  const auto x = g.input("x", {1, H, W, C});
+  auto conv = [&](graph::ValueId v, uint32_t seed) {
+    return g.conv2d(v, add_weight(g, "w", random_vec(C * C * 9, seed, -0.1f, 0.1f), {C, C, 3, 3}),
+                    add_weight(g, "b", random_vec(C, seed + 1), {C}), 1, 1);
+  };
+  const auto h = g.relu(conv(x, 71));
+  g.output("out", g.relu(g.add(conv(h, 73), x)));
+  const std::vector<std::pair<std::string, Vec>> in = {{"x", random_vec(H * W * C, 75)}};
+  const Vec ref = reference_run(g, in)[0];
+  const bool pays = cpu::winograd_f32_pays(1, H, W, C, C, 2);
+  EXPECT_EQ(pays, cpu::winograd_f32::available());
+  for (const bool winograd : {true, false}) {
+    cpu::PlanOptions o;
+    o.precision = cpu::Precision::F32;
+    o.winograd = winograd;
+    o.threads = 2;
+    o.check = true;
+    auto p = cpu::Plan::compile(g, o);
+    const std::string kinds = step_kinds(*p);
+    SCOPED_TRACE(kinds);
+    EXPECT_EQ(kinds.find(".wino") != std::string::npos, pays && winograd);
+    EXPECT_NE(kinds.find("relu"), std::string::npos);  // fused, not a step of its own
+    EXPECT_EQ(kinds.find("Relu"), std::string::npos);
+    for (const auto& [name, v] : in) fill_input(*p, name, v);
+    p->run();
+    const Vec out(p->output("out"), p->output("out") + ref.size());
+    EXPECT_LT(rel_l2(out, ref), 1e-5);
   }
 }
 

@@ -416,6 +416,8 @@ class Planner {
   // 2x upsampling, no post-op and a shape winograd_upsample_pays (int8:
   // winograd_upsample_int8_pays) for (then no tmp: it writes the big image itself).
   bool runs_winograd(const Spec& s) const;
+  // Whether a Conv spec's post-ops end in a plain ReLU (TAESD's blocks).
+  static bool ends_in_relu(const Spec& s);
   // The products' type of a Winograd spec: int8 plans' W8A8, else the plan's precision.
   WinogradProducts::Type winograd_type(const Spec& s) const;
   Prepared prepare_winograd_conv(const Spec& s);

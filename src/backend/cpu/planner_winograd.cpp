@@ -8,6 +8,11 @@
 
 namespace sdc::cpu::detail {
 
+bool Planner::ends_in_relu(const Spec& s) {
+  return !s.post.empty() && s.post.back().eltwise &&
+         s.post.back().alg == dnnl::algorithm::eltwise_relu && s.post.back().alpha == 0.f;
+}
+
 WinogradProducts::Type Planner::winograd_type(const Spec& s) const {
   return s.int8  ? WinogradProducts::Type::Int8
          : bf16_ ? WinogradProducts::Type::Bf16
@@ -25,8 +30,10 @@ bool Planner::runs_winograd(const Spec& s) const {
   if (ws.size() != 4 || ws[2] != 3 || ws[3] != 3 || a.stride != 1 || a.pad_top != 1 ||
       a.pad_left != 1 || a.pad_bottom != 1 || a.pad_right != 1)
     return false;
-  // The output transform adds one residual; activations stay with the direct convolution.
-  if (s.post.size() > 1 || (s.post.size() == 1 && s.post[0].eltwise)) return false;
+  // The output transform adds one residual (f32: then a ReLU, as TAESD's blocks end); other
+  // activations stay with the direct convolution.
+  const size_t adds = s.post.size() - (f32 && ends_in_relu(s) ? 1 : 0);
+  if (adds > 1 || (adds == 1 && s.post[0].eltwise)) return false;
   const Shape& xs = shape(s.src);  // with a fused upsampling: the small image
   // The upsampling one writes the big image straight from its phases: no residual there.
   if (s.upsample2x)
@@ -76,18 +83,19 @@ Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
   p.scratch = conv->scratch_bytes();
   const Spec* sp = &s;
   const DType yt = stores_[size_t(s.out)].dtype;
-  p.bind = [this, sp, conv, w, k8, b, yt]() {
+  const bool relu = ends_in_relu(s);  // f32 only (runs_winograd)
+  p.bind = [this, sp, conv, w, k8, b, yt, relu]() {
     const void* x = ptr(sp->in[0]);
     void* y = ptr(sp->out);
     WinogradConv::Addend add;
-    if (!sp->post.empty()) {  // a residual summed in place is y's own contents
+    if (!sp->post.empty() && !sp->post[0].eltwise) {  // a residual summed in place is y's own
       add.data = sp->post[0].sum ? y : ptr(sp->post[0].store);
       add.type = sp->post[0].sum ? yt : stores_[size_t(sp->post[0].store)].dtype;
     }
     const float* bias = b ? static_cast<const float*>(b->data()) : nullptr;
     void* scr = scratch();
-    return std::function<void()>([conv, x, w, k8, bias, add, y, yt, scr] {
-      conv->run(x, w->data(), bias, add, y, yt, scr, k8.get());
+    return std::function<void()>([conv, x, w, k8, bias, add, y, yt, scr, relu] {
+      conv->run(x, w->data(), bias, add, y, yt, scr, k8.get(), relu);
     });
   };
   return p;

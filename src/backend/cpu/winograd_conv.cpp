@@ -200,7 +200,7 @@ bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int 
 
 bool winograd_f32_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
   const int64_t tiles = winograd_tile_count(N, H, W);
-  return winograd_f32::available() && Ci % 8 == 0 && Co % 8 == 0 && Ci >= 128 && Co >= 128 &&
+  return winograd_f32::available() && Ci % 8 == 0 && Co % 8 == 0 && Ci >= 64 && Co >= 64 &&
          H * W >= 16 * 16 &&
          (winograd_fills_threads(tiles, threads) || winograd_splits_points(tiles, threads)) &&
          WinogradProducts::stacks_kernels(WinogradProducts::Type::F32);
@@ -290,7 +290,8 @@ WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threa
 }
 
 void WinogradConv::run_split(const void* x, const void* u, const float* bias, Addend addend,
-                             void* y, DType yt, void* scratch, const Int8Kernels* int8) const {
+                             void* y, DType yt, void* scratch, const Int8Kernels* int8,
+                             bool relu) const {
   const Shape s = s_;
   const int64_t T = tiles_, per = points_per_thread(threads_);
   auto* shared = static_cast<uint8_t*>(scratch) + thread_bytes_ * size_t(threads_);
@@ -332,9 +333,9 @@ void WinogradConv::run_split(const void* x, const void* u, const float* bias, Ad
                                  scales + 16 * k0, 16, int8};
       output_chunk_as(P, s, k0, count, bias, addend, y, yt);
     } else if (count > 0 && f32_) {
-      winograd_f32::output_chunk(reinterpret_cast<const float*>(M) + k0 * s.Co, size_t(T * s.Co),
-                                 s.H, s.W, s.Co, k0, count, bias,
-                                 static_cast<const float*>(addend.data), static_cast<float*>(y));
+      winograd_f32::output_chunk(
+          reinterpret_cast<const float*>(M) + k0 * s.Co, size_t(T * s.Co), s.H, s.W, s.Co, k0,
+          count, bias, static_cast<const float*>(addend.data), static_cast<float*>(y), relu);
     } else if (count > 0) {
       const WinogradF32Points P{reinterpret_cast<const float*>(M) + k0 * s.Co, size_t(T * s.Co)};
       output_chunk_as(P, s, k0, count, bias, addend, y, yt);
@@ -343,7 +344,10 @@ void WinogradConv::run_split(const void* x, const void* u, const float* bias, Ad
 }
 
 void WinogradConv::run(const void* x, const void* u, const float* bias, Addend addend, void* y,
-                       DType yt, void* scratch, const Int8Kernels* int8) const {
+                       DType yt, void* scratch, const Int8Kernels* int8, bool relu) const {
+  if (relu && !f32_)
+    throw Error("winograd_conv.cpp", "Winograd ReLU", "an f32 convolution",
+                int8_ ? "int8" : "bf16");
   if (int8_ != (int8 != nullptr))
     throw Error("winograd_conv.cpp", "int8 kernel scales", int8_ ? "given" : "none",
                 int8 ? "given" : "none");
@@ -352,7 +356,7 @@ void WinogradConv::run(const void* x, const void* u, const float* bias, Addend a
                 std::string(dtype_name(yt)) + " output, " +
                     std::string(addend.data ? dtype_name(addend.type) : "no") + " residual");
   if (split_) {
-    run_split(x, u, bias, addend, y, yt, scratch, int8);
+    run_split(x, u, bias, addend, y, yt, scratch, int8, relu);
     return;
   }
   const Shape s = s_;
@@ -373,7 +377,7 @@ void WinogradConv::run(const void* x, const void* u, const float* bias, Addend a
         products.run();
         winograd_f32::output_chunk(static_cast<const float*>(products.products()), ms, s.H, s.W,
                                    s.Co, k0, count, bias, static_cast<const float*>(addend.data),
-                                   static_cast<float*>(y));
+                                   static_cast<float*>(y), relu);
       } else if (int8) {
         auto* scales = reinterpret_cast<float*>(mine + scales_at_);
         input_chunk_int8(static_cast<const uint16_t*>(x),

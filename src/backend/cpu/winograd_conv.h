@@ -51,7 +51,8 @@ bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int 
 // oneDNN lays out plainly blocked (WinogradProducts::stacks_kernels) instead of bf16 ones.
 bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 // The rule for an f32 plan's convolution: the AVX2 transforms (winograd_f32::available), channels
-// in multiples of 8, and the shapes of winograd_pays.
+// in multiples of 8, 64 or more each way (TAESD's 64-channel layers: on a Zen 3, 2 threads, 512^2
+// 153-189 -> 72-73 ms, 256^2 37-44 -> 18-29 ms), and the image sizes of winograd_pays.
 bool winograd_f32_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 
 // The transformed kernel U = G g G^T of a [Co, Ci, 3, 3] kernel, as [16, Ci, Co] f32 (for each
@@ -92,14 +93,15 @@ class WinogradConv {
   // addend. u: the transformed kernel packed as weights_desc(); scratch: scratch_bytes(); int8:
   // the kernel's scales and sums, given exactly when the convolution is int8.
   // The transforms are AVX-512 BF16 code: only where winograd_pays. An F32 convolution reads x
-  // as f32 and takes f32 alone for y and the addend.
+  // as f32, takes f32 alone for y and the addend, and may end in a ReLU (`relu`: TAESD's blocks);
+  // the others may not.
   void run(const void* x, const void* u, const float* bias, Addend addend, void* y, DType yt,
-           void* scratch, const Int8Kernels* int8 = nullptr) const;
+           void* scratch, const Int8Kernels* int8 = nullptr, bool relu = false) const;
 
  private:
   // The products split by point (winograd_splits_points): all tiles' V, scales and M shared.
   void run_split(const void* x, const void* u, const float* bias, Addend addend, void* y, DType yt,
-                 void* scratch, const Int8Kernels* int8) const;
+                 void* scratch, const Int8Kernels* int8, bool relu) const;
 
   Shape s_;
   int threads_;

@@ -38,8 +38,9 @@ SDC_AVX2_INLINE void input_tile(const float* const px[16], int64_t c, float* v, 
   }
 }
 
-// A^T M A for the 8 output channels at c of a tile, plus the bias and the addend, into its (up to)
-// four output pixels.
+// A^T M A for the 8 output channels at c of a tile, plus the bias and the addend, then a ReLU
+// (kRelu), into its (up to) four output pixels.
+template <bool kRelu>
 SDC_AVX2_INLINE void output_block(const float* m, size_t ms, int64_t c, __m256 b,
                                   const float* const add[4], float* const out[4]) {
   __m256 p[16];
@@ -57,6 +58,7 @@ SDC_AVX2_INLINE void output_block(const float* m, size_t ms, int64_t c, __m256 b
     if (!out[k]) continue;  // a block hanging over an odd image's edge
     __m256 v = _mm256_add_ps(y[k], b);
     if (add[k]) v = _mm256_add_ps(v, _mm256_loadu_ps(add[k] + c));
+    if constexpr (kRelu) v = _mm256_max_ps(v, _mm256_setzero_ps());
     _mm256_storeu_ps(out[k] + c, v);
   }
 }
@@ -144,8 +146,9 @@ SDC_AVX2 void input_chunk(const float* x, const float* zeros, int64_t H, int64_t
   }
 }
 
-SDC_AVX2 void output_chunk(const float* M, size_t ms, int64_t H, int64_t W, int64_t Co, int64_t k0,
-                           int64_t count, const float* bias, const float* add, float* y) {
+template <bool kRelu>
+SDC_AVX2 void output_blocks(const float* M, size_t ms, int64_t H, int64_t W, int64_t Co, int64_t k0,
+                            int64_t count, const float* bias, const float* add, float* y) {
   for (int64_t t = 0; t < count; ++t) {
     const WinogradTile p = winograd_tile(k0 + t, H, W);
     const float* a[4] = {};
@@ -159,8 +162,16 @@ SDC_AVX2 void output_chunk(const float* M, size_t ms, int64_t H, int64_t W, int6
     }
     const float* m = M + t * Co;
     for (int64_t c = 0; c < Co; c += 8)
-      output_block(m, ms, c, bias ? _mm256_loadu_ps(bias + c) : _mm256_setzero_ps(), a, o);
+      output_block<kRelu>(m, ms, c, bias ? _mm256_loadu_ps(bias + c) : _mm256_setzero_ps(), a, o);
   }
+}
+
+void output_chunk(const float* M, size_t ms, int64_t H, int64_t W, int64_t Co, int64_t k0,
+                  int64_t count, const float* bias, const float* add, float* y, bool relu) {
+  if (relu)
+    output_blocks<true>(M, ms, H, W, Co, k0, count, bias, add, y);
+  else
+    output_blocks<false>(M, ms, H, W, Co, k0, count, bias, add, y);
 }
 
 }  // namespace sdc::cpu::winograd_f32

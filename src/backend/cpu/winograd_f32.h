@@ -20,10 +20,10 @@ void input_chunk(const float* x, const float* zeros, int64_t H, int64_t W, int64
                  int64_t count, int64_t tiles, int64_t v_tiles, float* V);
 
 // A^T M A of tiles [k0, k0 + count), their products M [16, *, Co] (tile t's at M + t * Co, point
-// stride ms), plus bias [Co] (optional) and add [N, H, W, Co] (optional; may be y itself) into
-// the 2x2 blocks of y [N, H, W, Co].
+// stride ms), plus bias [Co] (optional) and add [N, H, W, Co] (optional; may be y itself), then a
+// ReLU if `relu`, into the 2x2 blocks of y [N, H, W, Co].
 void output_chunk(const float* M, size_t ms, int64_t H, int64_t W, int64_t Co, int64_t k0,
-                  int64_t count, const float* bias, const float* add, float* y);
+                  int64_t count, const float* bias, const float* add, float* y, bool relu);
 
 // Upsampling (winograd_upsample.h), phase p of tiles [k0, k0 + count) of the small image x
 // [N, H, W, Ci]: its 9 transformed values per tile into V [9, tiles, Ci]; tiles [count, tiles)

@@ -180,7 +180,7 @@ bool winograd_upsample_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, in
 
 bool winograd_upsample_f32_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
                                 int threads) {
-  return winograd_f32::available() && Ci % 8 == 0 && Co % 8 == 0 && Ci >= 128 && Co >= 128 &&
+  return winograd_f32::available() && Ci % 8 == 0 && Co % 8 == 0 && Ci >= 64 && Co >= 64 &&
          winograd_fills_threads(winograd_tile_count(N, H, W), threads) &&
          WinogradProducts::stacks_kernels(WinogradProducts::Type::F32);
 }
