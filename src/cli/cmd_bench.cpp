@@ -491,8 +491,10 @@ void add_bench_command(CLI::App& app) {
       "Measure speed and memory: per-component times, s/image and peak RSS at the standard cases");
   auto a = std::make_shared<BenchArgs>();
   add_model_options(*cmd, a->settings.model, false);
-  cmd->add_option("--precision", a->precision,
-                  "f32 | bf16 | auto | int8 | both (f32, bf16) | all (f32, bf16, int8)");
+  cmd->add_option(
+      "--precision", a->precision,
+      "f32 | bf16 | auto | int8 | both (f32, bf16) | all (f32, bf16, int8); both and all "
+      "leave out what this CPU refuses (bf16 without AVX-512, int8 without VNNI)");
   cmd->add_option("--vae-precision", a->vae_precision,
                   "auto (as --precision) | int8 (the VAE and TAESD decoders W8A8 in every case)");
   add_winograd_flag(*cmd, a->settings.winograd);
