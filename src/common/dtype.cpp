@@ -1,6 +1,7 @@
 // DType tables and bulk conversions.
 #include "common/dtype.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include "common/error.h"
@@ -21,8 +22,18 @@ __attribute__((target("avx,f16c"))) void f16_to_f32_f16c(const uint16_t* s, floa
   for (; i < n; ++i) d[i] = f16_to_f32(s[i]);
 }
 
+// CPUID leaf 1 (AVX, F16C, OSXSAVE) and XCR0's YMM state, read directly: clang's
+// __builtin_cpu_supports knows no "f16c" (the fuzzers build with clang).
 bool has_f16c() {
-  static const bool f16c = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  static const bool f16c = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    const unsigned need = (1u << 27) | (1u << 28) | (1u << 29);  // OSXSAVE, AVX, F16C
+    if ((c & need) != need) return false;
+    unsigned lo = 0, hi = 0;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 6u) == 6u;  // the OS saves XMM and YMM state
+  }();
   return f16c;
 }
 
