@@ -12,7 +12,6 @@
 #include <sstream>
 #include <utility>
 
-#include "backend/cpu/cpu_features.h"
 #include "backend/cpu/prepacked_weights.h"
 #include "common/error.h"
 #include "common/stopwatch.h"
@@ -588,8 +587,9 @@ std::vector<cpu::Precision> parse_bench_precisions(const std::string& name,
   // the default), int8 where it has a VNNI dot product.
   if (name == "both" || name == "all") {
     std::vector<cpu::Precision> out = {cpu::Precision::F32};
-    if (cpu::cpu_features().avx512) out.push_back(cpu::Precision::BF16);
-    if (name == "all" && cpu::isa_has_int8_dot()) out.push_back(cpu::Precision::INT8);
+    if (cpu::precision_available(cpu::Precision::BF16)) out.push_back(cpu::Precision::BF16);
+    if (name == "all" && cpu::precision_available(cpu::Precision::INT8))
+      out.push_back(cpu::Precision::INT8);
     return out;
   }
   if (name == "f32" || name == "bf16" || name == "auto" || name == "int8")

@@ -297,7 +297,7 @@ TEST(Planner, WeightsSharedByContentAcrossMappings) {
   };
   std::vector<Precision> precisions;
   for (Precision p : {Precision::F32, Precision::BF16, Precision::INT8})
-    if (precision_runs_here(p)) precisions.push_back(p);
+    if (cpu::precision_available(p)) precisions.push_back(p);
   for (Precision prec : precisions) {
     PlanOptions o;
     o.precision = prec;

@@ -12,9 +12,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
-#include "backend/cpu/cpu_features.h"
 #include "backend/cpu/plan.h"
-#include "backend/cpu/prepacked_weights.h"
 #include "common/tensor.h"
 #include "graph/graph.h"
 
@@ -355,16 +353,11 @@ inline graph::ValueId add_weight(graph::Graph& g, const std::string& name, const
   return g.weight(name, TensorRef::from_f32(values, std::move(shape), dtype, "test"));
 }
 
-// Whether Plan::compile takes precision p on this CPU: bf16 needs AVX-512, int8 a VNNI dot product.
-// On an AVX2-only CPU the tests of those precisions skip (IsaCap tests the refusal itself).
-inline bool precision_runs_here(cpu::Precision p) {
-  if (p == cpu::Precision::BF16) return cpu::cpu_features().avx512;
-  if (p == cpu::Precision::INT8) return cpu::isa_has_int8_dot();
-  return true;
-}
+// Skips a test of a precision Plan::compile refuses on this CPU (cpu::precision_available): bf16
+// and int8 on an AVX2-only CPU (IsaCap tests the refusal itself).
 #define SDC_SKIP_UNLESS_PRECISION_RUNS(p)                                  \
   do {                                                                     \
-    if (!precision_runs_here(p))                                           \
+    if (!cpu::precision_available(p))                                      \
       GTEST_SKIP() << cpu::precision_name(p) << " is refused on this CPU"; \
   } while (0)
 

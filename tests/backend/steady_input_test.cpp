@@ -64,12 +64,6 @@ graph::Graph other_net() {
   return g;
 }
 
-bool precision_runs_here(Precision p) {
-  if (p == Precision::BF16) return cpu::cpu_has_bf16();
-  if (p == Precision::INT8) return cpu::isa_has_int8_dot();
-  return true;
-}
-
 Vec output(const Plan& p, const std::string& name) {
   return Vec(p.output(name), p.output(name) + shape_numel(p.output_shape(name)));
 }
@@ -78,7 +72,7 @@ class SteadyInputs : public testing::TestWithParam<std::tuple<Precision, bool>> 
 
 TEST_P(SteadyInputs, KeptStepsRunOnlyWhenTheInputChanges) {
   const auto [precision, check] = GetParam();
-  if (!precision_runs_here(precision)) GTEST_SKIP() << "precision not available on this CPU";
+  if (!cpu::precision_available(precision)) GTEST_SKIP() << "precision not available on this CPU";
   PlanOptions o;
   o.precision = precision;
   o.check = check;  // dead buffers poisoned: a kept value read from the arena would show

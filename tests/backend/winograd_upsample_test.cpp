@@ -197,8 +197,7 @@ TEST(Planner, UpsampleConvolutionsRunAsWinograd) {
   for (const bool winograd : {true, false})
     for (const cpu::Precision prec :
          {cpu::Precision::BF16, cpu::Precision::F32, cpu::Precision::INT8}) {
-      if (prec == cpu::Precision::INT8 && !cpu::isa_has_int8_dot()) continue;
-      if (prec == cpu::Precision::BF16 && !cpu::cpu_features().avx512) continue;  // refused
+      if (!cpu::precision_available(prec)) continue;  // refused on this CPU
       cpu::PlanOptions o;
       o.precision = prec;
       o.winograd = winograd;

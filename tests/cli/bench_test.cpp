@@ -10,7 +10,7 @@
 #include <map>
 #include <set>
 
-#include "backend/cpu/cpu_features.h"
+#include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
 #include "bench/benchmark.h"
 #include "common/error.h"
@@ -37,7 +37,7 @@ TEST(BenchCommand, QuickRunOnTinyModelReportsEveryFigure) {
   TempDir dir;
   // "both": f32 and bf16, or f32 alone where bf16 is refused (AVX2 CPUs); the profiles name the
   // last of them.
-  const bool bf16 = cpu::cpu_features().avx512;
+  const bool bf16 = cpu::precision_available(cpu::Precision::BF16);
   const std::string last = bf16 ? "bf16" : "f32";
   const std::string json_path = dir.file("bench.json"), steps_path = dir.file("steps.tsv");
   CommandResult r =
@@ -252,7 +252,7 @@ TEST(BenchPlan, CasesKeepTheStandardOrderAndPrecisionsParse) {
   EXPECT_EQ(bench::standard_cases()[1].text_encoder_passes(), 2);
   // bf16 only where Plan::compile takes it (AVX-512); an AVX2 CPU measures f32 alone.
   EXPECT_EQ(bench::parse_bench_precisions("both", "--precision"),
-            cpu::cpu_features().avx512
+            cpu::precision_available(cpu::Precision::BF16)
                 ? (std::vector<cpu::Precision>{cpu::Precision::F32, cpu::Precision::BF16})
                 : (std::vector<cpu::Precision>{cpu::Precision::F32}));
   EXPECT_EQ(bench::parse_bench_precisions("bf16", "--precision"),

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "backend/cpu/cpu_features.h"
+#include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
 #include "common/error.h"
 #include "common/feature_fixtures.h"
@@ -120,7 +120,8 @@ TEST(Compare, TheSameModelAtF32IsExactlyZero) {
 }
 
 TEST(Compare, Bf16DriftStaysWithinTheFixturesBf16Column) {
-  if (!cpu::cpu_features().avx512) GTEST_SKIP() << "no AVX-512: bf16 plans are refused here";
+  if (!cpu::precision_available(cpu::Precision::BF16))
+    GTEST_SKIP() << "no AVX-512: bf16 plans are refused here";
   const json r =
       compare(tiny("model.safetensors"), tiny("model.safetensors") + "@bf16", {"--layers"});
   EXPECT_GT(rel(r, "text_encoder"), 0.0);

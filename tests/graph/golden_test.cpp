@@ -12,7 +12,6 @@
 #include <map>
 #include <memory>
 
-#include "backend/cpu/cpu_features.h"
 #include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
 #include "graph/builders/builders.h"
@@ -114,7 +113,8 @@ TEST(GoldenTextEncoder, AllPromptsBothOutputsF32) {
   text_encoder_cases(Precision::F32);
 }
 TEST(GoldenTextEncoder, AllPromptsBothOutputsBF16) {
-  if (!cpu::cpu_features().avx512) GTEST_SKIP() << "no AVX-512: bf16 plans are refused here";
+  if (!cpu::precision_available(cpu::Precision::BF16))
+    GTEST_SKIP() << "no AVX-512: bf16 plans are refused here";
   text_encoder_cases(Precision::BF16);
 }
 
@@ -171,7 +171,8 @@ TEST(GoldenUNet, AllSizesTimestepsAndBatchTwoF32) {
   unet_cases(Precision::F32, true, 2);
 }
 TEST(GoldenUNet, AllSizesAtT500BF16) {
-  if (!cpu::cpu_features().avx512) GTEST_SKIP() << "no AVX-512: bf16 plans are refused here";
+  if (!cpu::precision_available(cpu::Precision::BF16))
+    GTEST_SKIP() << "no AVX-512: bf16 plans are refused here";
   unet_cases(Precision::BF16, false, 1);
 }
 TEST(GoldenUNet, AllSizesAtT500Int8) {
@@ -220,14 +221,16 @@ TEST(GoldenVae, DecodeF32) {
   vae_decode_case(Precision::F32);
 }
 TEST(GoldenVae, DecodeBF16) {
-  if (!cpu::cpu_features().avx512) GTEST_SKIP() << "no AVX-512: bf16 plans are refused here";
+  if (!cpu::precision_available(cpu::Precision::BF16))
+    GTEST_SKIP() << "no AVX-512: bf16 plans are refused here";
   vae_decode_case(Precision::BF16);
 }
 TEST(GoldenVae, EncodeF32) {
   vae_encode_case(Precision::F32);
 }
 TEST(GoldenVae, EncodeBF16) {
-  if (!cpu::cpu_features().avx512) GTEST_SKIP() << "no AVX-512: bf16 plans are refused here";
+  if (!cpu::precision_available(cpu::Precision::BF16))
+    GTEST_SKIP() << "no AVX-512: bf16 plans are refused here";
   vae_encode_case(Precision::BF16);
 }
 
@@ -312,7 +315,8 @@ TEST(GoldenControlNet, ResidualsAndControlledUNetF32) {
   controlnet_cases(Precision::F32);
 }
 TEST(GoldenControlNet, ResidualsAndControlledUNetBF16) {
-  if (!cpu::cpu_features().avx512) GTEST_SKIP() << "no AVX-512: bf16 plans are refused here";
+  if (!cpu::precision_available(cpu::Precision::BF16))
+    GTEST_SKIP() << "no AVX-512: bf16 plans are refused here";
   controlnet_cases(Precision::BF16);
 }
 TEST(GoldenControlNet, ResidualsAndControlledUNetInt8) {

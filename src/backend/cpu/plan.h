@@ -33,6 +33,10 @@ bool bf16_is_faster();
 // kernels for it).
 Precision parse_precision(const std::string& name);
 const char* precision_name(Precision p);
+// Whether Plan::compile takes precision p on this CPU: f32 always, bf16 with AVX-512, int8 with a
+// VNNI dot product (isa_has_int8_dot). What `sdc bench --precision both|all` and the tests that
+// skip a refused precision go by.
+bool precision_available(Precision p);
 
 struct PlanOptions {
   Precision precision = Precision::F32;  // BF16: bf16 matmul/conv inputs, f32 accumulation,

@@ -736,10 +736,16 @@ void Planner::prepare_and_bind() {
 
 using detail::Planner;
 
+bool precision_available(Precision p) {
+  if (p == Precision::BF16) return cpu_features().avx512;
+  if (p == Precision::INT8) return isa_has_int8_dot();
+  return true;
+}
+
 std::unique_ptr<Plan> Plan::compile(const graph::Graph& g, const PlanOptions& options) {
-  if (options.precision == Precision::BF16 && !cpu_features().avx512)
+  if (options.precision == Precision::BF16 && !precision_available(Precision::BF16))
     throw UsageError("", "precision", "f32 on this CPU (bf16 needs AVX-512)", "bf16");
-  if (options.precision == Precision::INT8 && !isa_has_int8_dot())
+  if (options.precision == Precision::INT8 && !precision_available(Precision::INT8))
     throw UsageError("", "precision",
                      "f32 or bf16 on this CPU (int8 needs AVX512-VNNI or AVX-VNNI; oneDNN runs " +
                          effective_isa_name() + ")",

@@ -45,6 +45,7 @@ class WinogradProducts {
   // follows DNNL_MAX_CPU_ISA, so a cap below VNNI turns them off too) and stacked int8 kernels.
   static bool int8_available();
 
+  Type type() const { return type_; }
   // The kernels' layout: [n, Ci, Co] (bf16 or s8), n blocked [Ci, Co] kernels one after another.
   const dnnl::memory::desc& weights_desc() const { return weights_md_; }
   // One thread's scratch (a multiple of 64 bytes): oneDNN's, then the tiles V [at_once, tiles, Ci],

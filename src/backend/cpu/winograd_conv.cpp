@@ -180,15 +180,17 @@ void output_chunk_as(const Points& M, const WinogradConv::Shape& s, int64_t k0, 
     output_chunk_as<float>(M, s, k0, count, bias, add, y);
 }
 
-// The transforms' ISA and the shape rule both product types share (winograd_conv.h).
-bool winograd_shape_fits(int64_t H, int64_t W, int64_t Ci, int64_t Co) {
-  return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
-         H * W >= 16 * 16;
-}
-bool winograd_shape_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
+// The image-size rule every product type shares (winograd_conv.h): at least 16x16 pixels, and
+// two chunks a thread or enough tiles for the products split by point.
+bool winograd_tiles_pay(int64_t N, int64_t H, int64_t W, int threads) {
   const int64_t tiles = winograd_tile_count(N, H, W);
-  return winograd_shape_fits(H, W, Ci, Co) &&
+  return H * W >= 16 * 16 &&
          (winograd_fills_threads(tiles, threads) || winograd_splits_points(tiles, threads));
+}
+// The AVX-512 BF16 transforms' ISA and channels, which the bf16 and int8 products share.
+bool winograd_shape_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
+  return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
+         winograd_tiles_pay(N, H, W, threads);
 }
 
 }  // namespace
@@ -199,10 +201,8 @@ bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int 
 }
 
 bool winograd_f32_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
-  const int64_t tiles = winograd_tile_count(N, H, W);
   return winograd_f32::available() && Ci % 8 == 0 && Co % 8 == 0 && Ci >= 64 && Co >= 64 &&
-         H * W >= 16 * 16 &&
-         (winograd_fills_threads(tiles, threads) || winograd_splits_points(tiles, threads)) &&
+         winograd_tiles_pay(N, H, W, threads) &&
          WinogradProducts::stacks_kernels(WinogradProducts::Type::F32);
 }
 
@@ -295,10 +295,7 @@ void WinogradConv::run_split(const void* x, const void* u, const float* bias, Ad
   const Shape s = s_;
   const int64_t T = tiles_, per = points_per_thread(threads_);
   auto* shared = static_cast<uint8_t*>(scratch) + thread_bytes_ * size_t(threads_);
-  const size_t v_size =  // u8 codes, bf16 or f32 values
-      winograd_tile_value_bytes(int8_  ? Type::Int8
-                                : f32_ ? Type::F32
-                                       : Type::Bf16);
+  const size_t v_size = winograd_tile_value_bytes(products_.type());  // u8, bf16 or f32
   const auto* xb = static_cast<const uint16_t*>(x);
   const auto* zb = reinterpret_cast<const uint16_t*>(zeros_.data());
   uint8_t* V = shared;
@@ -362,6 +359,8 @@ void WinogradConv::run(const void* x, const void* u, const float* bias, Addend a
   const Shape s = s_;
   const int64_t total = winograd_tile_count(s.N, s.H, s.W), tiles = tiles_;
   const int64_t chunks = (total + tiles - 1) / tiles;
+  const auto* xb = static_cast<const uint16_t*>(x);
+  const auto* zb = reinterpret_cast<const uint16_t*>(zeros_.data());
 #pragma omp parallel num_threads(threads_)
   {
     // Inside this parallel region oneDNN runs the products on the calling thread alone.
@@ -380,18 +379,15 @@ void WinogradConv::run(const void* x, const void* u, const float* bias, Addend a
                                    static_cast<float*>(y), relu);
       } else if (int8) {
         auto* scales = reinterpret_cast<float*>(mine + scales_at_);
-        input_chunk_int8(static_cast<const uint16_t*>(x),
-                         reinterpret_cast<const uint16_t*>(zeros_.data()), s, k0, count, tiles,
-                         tiles, reinterpret_cast<float*>(mine + rows_at_),
+        input_chunk_int8(xb, zb, s, k0, count, tiles, tiles,
+                         reinterpret_cast<float*>(mine + rows_at_),
                          static_cast<uint8_t*>(products.tiles()), scales);
         products.run();
         const WinogradInt8Points M{static_cast<const int32_t*>(products.products()), ms, scales, 16,
                                    int8};
         output_chunk_as(M, s, k0, count, bias, addend, y, yt);
       } else {
-        input_chunk(static_cast<const uint16_t*>(x),
-                    reinterpret_cast<const uint16_t*>(zeros_.data()), s, k0, count, tiles, tiles,
-                    static_cast<uint16_t*>(products.tiles()));
+        input_chunk(xb, zb, s, k0, count, tiles, tiles, static_cast<uint16_t*>(products.tiles()));
         products.run();
         const WinogradF32Points M{static_cast<const float*>(products.products()), ms};
         output_chunk_as(M, s, k0, count, bias, addend, y, yt);
