@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "backend/cpu/prepacked_weights.h"
+#include "backend/cpu/reference_impls.h"
 #include "common/error.h"
 #include "common/stopwatch.h"
 #include "graph/builders/builders.h"
@@ -246,6 +247,15 @@ class CaseRunner {
     Stopwatch clock;
     compile();
     t.compile_s = clock.seconds();
+    // A step on oneDNN's reference code makes every figure below meaningless: say so.
+    if (const std::vector<cpu::ReferenceUse> uses = cpu::reference_uses();
+        uses.size() > reference_seen_) {
+      log_ << tag() << component_title(c) << ": warning: " << uses.size() - reference_seen_
+           << " step(s) run oneDNN's reference code on this CPU (slow), the first: "
+           << uses[reference_seen_].what << " (" << uses[reference_seen_].impl << ")\n"
+           << std::flush;
+      reference_seen_ = uses.size();
+    }
     clock.reset();
     run();
     t.first_run_ms = clock.ms();
@@ -514,6 +524,7 @@ class CaseRunner {
   PlanCache* plans_ = nullptr;
   bool float_decoders_ = false;  // measuring the float VAE/TAESD decoders beside int8 ones
   PromptContext context_;
+  size_t reference_seen_ = 0;  // cpu::reference_uses() already reported
 };
 
 // One kernel of the peak measurement: a graph of a single large op with random bf16 weights.

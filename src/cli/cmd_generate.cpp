@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "backend/cpu/plan.h"
+#include "backend/cpu/reference_impls.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
 #include "cli/progress_bar.h"
@@ -138,6 +139,7 @@ void run_generate(GenerateArgs& a) {
   std::unique_ptr<ProgressBar> bar;
   int bar_batch = -1;
   double first_step_ms = 0;
+  size_t slow_warned = 0;  // cpu::reference_use_count() already said
   uint64_t preview_id = 0;
   for (uint64_t seen = 0;;) {
     const auto events = job->events_after(seen, std::chrono::milliseconds(200));
@@ -153,6 +155,11 @@ void run_generate(GenerateArgs& a) {
         out.write(reinterpret_cast<const uint8_t*>(e.progress.preview_png.data()),
                   e.progress.preview_png.size());
         out.commit();
+      }
+      // Said as soon as a plan holds such a step: the run ahead may take minutes, not seconds.
+      if (const size_t slow = cpu::reference_use_count(); slow > slow_warned) {
+        std::cerr << (bar ? "\n" : "") << cpu::reference_uses_notice() << "\n";
+        slow_warned = slow;
       }
       if (e.type != engine::JobEventType::Progress ||
           e.progress.stage != pipeline::GenerationStage::Denoising)

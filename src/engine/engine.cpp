@@ -14,6 +14,7 @@
 #include "backend/cpu/arena_prefault.h"
 #include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
+#include "backend/cpu/reference_impls.h"
 #include "common/stopwatch.h"
 #include "engine/batch_runner.h"
 #include "io/atomic_file.h"
@@ -391,6 +392,7 @@ void Engine::run_job(Job& job) {
                     : "transformed for Winograd convolutions, which --no-winograd turns off, or "
                       "made by another sdc version or for another precision or size)");
       log << "\n";
+      if (const std::string slow = cpu::reference_uses_notice(); !slow.empty()) log << slow << "\n";
     }
     loaded->warmed = true;
 

@@ -107,13 +107,19 @@ Vec row_quantized_linear(const Vec& xq, const std::vector<float>& sx, const Vec&
   return y;
 }
 
-class Int8 : public testing::TestWithParam<bool> {  // parameter: portable kernels
+// Parameter: the portable paths — own kernels at most AVX2, and oneDNN's W8A8 steps rescaling by
+// runtime output scales, as AVX-VNNI CPUs run them (int8_primitive_desc).
+class Int8 : public testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     if (!cpu::isa_has_int8_dot()) GTEST_SKIP() << "no VNNI: int8 plans are refused here";
     cpu::force_generic_kernels(GetParam());
+    cpu::force_int8_output_scales(GetParam());
   }
-  void TearDown() override { cpu::force_generic_kernels(false); }
+  void TearDown() override {
+    cpu::force_generic_kernels(false);
+    cpu::force_int8_output_scales(false);
+  }
   static std::unique_ptr<Plan> compile(const graph::Graph& g,
                                        Precision precision = Precision::INT8) {
     PlanOptions o;

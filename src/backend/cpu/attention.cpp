@@ -12,6 +12,7 @@
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/memory_plan.h"
+#include "backend/cpu/reference_impls.h"
 #include "backend/cpu/simd.h"
 #include "backend/cpu/simd_avx2.h"
 
@@ -181,6 +182,7 @@ AttentionKernel::Mm AttentionKernel::make_mm(const memory::desc& a, const memory
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, engine_);
+  note_primitive("attention matmul tiles", pd.impl_info_str());
   Mm mm;
   mm.prim = dnnl::matmul(pd);
   pad_bytes_ = std::max(pad_bytes_, pd.scratchpad_desc().get_size());

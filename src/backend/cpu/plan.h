@@ -37,6 +37,10 @@ const char* precision_name(Precision p);
 // VNNI dot product (isa_has_int8_dot). What `sdc bench --precision both|all` and the tests that
 // skip a refused precision go by.
 bool precision_available(Precision p);
+// Tests: W8A8 steps on oneDNN pass their rescale as runtime output scales, the form planned where
+// the binary post-op form would run oneDNN's reference code (AVX-VNNI CPUs' residual linears).
+void force_int8_output_scales(bool force);
+bool int8_output_scales_forced();
 
 struct PlanOptions {
   Precision precision = Precision::F32;  // BF16: bf16 matmul/conv inputs, f32 accumulation,

@@ -18,6 +18,7 @@
 #include "backend/cpu/attention.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/plan_impl.h"
+#include "backend/cpu/reference_impls.h"
 #include "backend/cpu/weight_cache.h"
 #include "backend/cpu/winograd_common.h"  // WinogradProducts::Type
 #include "common/error.h"
@@ -310,6 +311,9 @@ class Planner {
     // The smallest activation scale at which every bias, in the sums' units, stays within
     // kMaxInt8Bias (int8_weight; 0 without a bias).
     float min_input_scale = 0.f;
+    // The rescale goes to the primitive as runtime output scales, not as post-op 0
+    // (int8_primitive_desc).
+    bool output_scales = false;
   };
   // Biases in sums' units stay below 2^30: the s32 sums themselves stay below K * 255 * 127,
   // under 2^30 for any K up to 33000 (SD's largest is 23040, a 3x3 over 2560 channels), and so
@@ -332,6 +336,30 @@ class Planner {
   // primitive adds itself) by a per-channel operand, activation scale x weight scale. A bias
   // as an f32 binary post-op instead cost oneDNN 2.6's int8 matmuls ~20 %.
   static void append_int8_rescale(dnnl::post_ops& po, const memory::desc& channel_md);
+  // A W8A8 primitive descriptor from make(output_scales): the rescale as that binary post-op
+  // (false), unless oneDNN answers it with its reference code and takes the same step as runtime
+  // output scales (true) with a fast kernel — its AVX2 GEMM does not fuse the binary rescale
+  // followed by a residual sum, so on AVX-VNNI CPUs every int8 linear with a residual ran the
+  // reference loops (a 256x256 UNet step took minutes). `output_scales` says which one it is.
+  template <class Make>
+  static auto int8_primitive_desc(const Make& make, bool& output_scales) {
+    auto pd = make(false);
+    output_scales = false;
+    const bool forced = int8_output_scales_forced();
+    if (forced || is_reference_impl(pd.impl_info_str())) {
+      try {
+        auto alt = make(true);
+        if (forced || !is_reference_impl(alt.impl_info_str())) pd = alt, output_scales = true;
+      } catch (const dnnl::error&) {
+        // No kernel at all takes output scales with these post-ops: the first form stays.
+      }
+    }
+    return pd;
+  }
+  // The attribute of a W8A8 primitive whose rescale is runtime output scales (per channel).
+  static void set_int8_output_scales(dnnl::primitive_attr& attr);
+  // Records the step's oneDNN implementation where it is a reference one (reference_impls.h).
+  void note_impl(const Spec& s, const char* impl_info) const;
   // Binds the rescale operand and the s32 bias (`scales` and `bias` in scratch); returns the
   // index of the step's own first post-op in the chain.
   int bind_int8_operands(std::unordered_map<int, memory>& args, const Int8Weight& w, void* scales,

@@ -1,6 +1,7 @@
 // The planner's W8A8 parts: which int8 steps share one quantised input, the scratch and operands
 // of an int8 step, and its weights (scales and s8 values, through the weight cache).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -13,7 +14,19 @@
 #include "backend/cpu/memory_plan.h"
 #include "backend/cpu/planner.h"
 
-namespace sdc::cpu::detail {
+namespace sdc::cpu {
+namespace {
+std::atomic<bool> g_int8_output_scales{false};
+}  // namespace
+
+void force_int8_output_scales(bool force) {
+  g_int8_output_scales = force;
+}
+bool int8_output_scales_forced() {
+  return g_int8_output_scales;
+}
+
+namespace detail {
 
 void Planner::share_int8_inputs() {
   // Steps reading the same store read the same values in the same storage type, so they would
@@ -118,11 +131,24 @@ void Planner::append_int8_rescale(dnnl::post_ops& po, const memory::desc& channe
   po.append_binary(dnnl::algorithm::binary_mul, channel_md);
 }
 
+void Planner::set_int8_output_scales(dnnl::primitive_attr& attr) {
+  attr.set_output_scales(1 << 1, {DNNL_RUNTIME_F32_VAL});  // per output channel (dim 1)
+}
+
+void Planner::note_impl(const Spec& s, const char* impl_info) const {
+  note_primitive(s.name + " " + s.label, impl_info);
+}
+
 int Planner::bind_int8_operands(std::unordered_map<int, memory>& args, const Int8Weight& w,
                                 void* scales, void* bias) const {
   const dnnl::engine& e = plan_.engine;
-  args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = memory(w.channel_md, e, scales);
   args[DNNL_ARG_BIAS] = memory(w.bias_md, e, bias);
+  if (w.output_scales) {
+    const memory::dim n = memory::dim(w.scales->bytes() / sizeof(float));
+    args[DNNL_ARG_ATTR_OUTPUT_SCALES] = memory(memory::desc({n}, dt::f32, tag::a), e, scales);
+    return 0;
+  }
+  args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = memory(w.channel_md, e, scales);
   return 1;
 }
 
@@ -226,4 +252,5 @@ Planner::Int8Weight Planner::int8_weight(const std::string& key, const TensorRef
   return q;
 }
 
-}  // namespace sdc::cpu::detail
+}  // namespace detail
+}  // namespace sdc::cpu

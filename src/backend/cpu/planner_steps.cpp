@@ -214,18 +214,26 @@ Planner::Prepared Planner::prepare_conv(const Spec& s) {
   const dnnl::convolution_forward::desc d(
       dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, w_any, b_md,
       dst_md, {a.stride, a.stride}, {a.pad_top, a.pad_left}, {a.pad_bottom, a.pad_right});
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  // With phases only elementwise post-ops come here (fusable_upsample): they commute with the
-  // interleave.
-  attr.set_post_ops(make_post_ops(s, post_md, s.int8 ? &channel_md : nullptr));
-  const dnnl::convolution_forward::primitive_desc pd(d, attr, plan_.engine);
+  auto make_pd = [&](bool output_scales) {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (output_scales) set_int8_output_scales(attr);
+    // With phases only elementwise post-ops come here (fusable_upsample): they commute with the
+    // interleave.
+    attr.set_post_ops(make_post_ops(s, post_md, s.int8 && !output_scales ? &channel_md : nullptr));
+    return dnnl::convolution_forward::primitive_desc(d, attr, plan_.engine);
+  };
+  bool output_scales = false;
+  const dnnl::convolution_forward::primitive_desc pd =
+      s.int8 ? int8_primitive_desc(make_pd, output_scales) : make_pd(false);
+  note_impl(s, pd.impl_info_str());
   const Node& wn = node(m.inputs[1]);
   Prepared p;
   if (s.int8) {
     Int8Weight q = int8_weight(wn.name, wn.weight, has_bias ? &node(m.inputs[2]).weight : nullptr,
                                memory::desc({ws[0], ws[1], ws[2], ws[3]}, dt::s8, tag::oihw),
                                pd.weights_desc(), channel_md, b_md, phases);
+    q.output_scales = output_scales;
     p = dnnl_step(s, dnnl::convolution_forward(pd), src_md, pd.weights_desc(), q.packed,
                   memory::desc(), nullptr, dst_md, post_md, pd.scratchpad_desc(), &q);
   } else {
@@ -271,19 +279,24 @@ Planner::Prepared Planner::prepare_linear(const Spec& s) {
   const memory::desc b_md = s.int8     ? memory::desc({1, Nc}, dt::s32, tag::ab)
                             : has_bias ? memory::desc({1, Nc}, dt::f32, tag::ab)
                                        : memory::desc();
-  auto make_pd = [&](int64_t rows) {
+  auto make_pd = [&](int64_t rows, bool output_scales) {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (output_scales) set_int8_output_scales(attr);
     attr.set_post_ops(make_post_ops(s, memory::desc({rows, Nc}, dt::f32, tag::ab),
-                                    s.int8 ? &channel_md : nullptr));
+                                    s.int8 && !output_scales ? &channel_md : nullptr));
     return dnnl::matmul::primitive_desc(
         dnnl::matmul::desc(memory::desc({rows, K}, in_t, tag::ab), w_any, b_md,
                            memory::desc({rows, Nc}, dnnl_dt(dst_t), tag::ab)),
         attr, plan_.engine);
   };
-  dnnl::matmul::primitive_desc pd = make_pd(M);
-  const int64_t images = matmul_images(s, pd);
-  if (images > 1) pd = make_pd(M /= images);
+  bool output_scales = false;
+  dnnl::matmul::primitive_desc pd =
+      s.int8 ? int8_primitive_desc([&](bool os) { return make_pd(M, os); }, output_scales)
+             : make_pd(M, false);
+  const int64_t images = matmul_images(s, pd);  // f32 only
+  if (images > 1) pd = make_pd(M /= images, false);
+  note_impl(s, pd.impl_info_str());
   const memory::desc src_md({M, K}, in_t, tag::ab);
   const memory::desc dst_md({M, Nc}, dnnl_dt(dst_t), tag::ab);
   const memory::desc post_md({M, Nc}, dt::f32, tag::ab);
@@ -292,6 +305,7 @@ Planner::Prepared Planner::prepare_linear(const Spec& s) {
     Int8Weight q =
         int8_weight(wn.name, wn.weight, has_bias ? &node(m.inputs[2]).weight : nullptr,
                     memory::desc({K, Nc}, dt::s8, tag::ba), pd.weights_desc(), channel_md, b_md);
+    q.output_scales = output_scales;
     return dnnl_step(s, dnnl::matmul(pd), src_md, pd.weights_desc(), q.packed, memory::desc(),
                      nullptr, dst_md, post_md, pd.scratchpad_desc(), &q);
   }
@@ -403,25 +417,38 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
   const memory::desc b_md = s.int8     ? memory::desc({1, D}, dt::s32, tag::ab)
                             : has_bias ? memory::desc({1, D}, dt::f32, tag::ab)
                                        : memory::desc();
-  // W8A8: both halves first rescale their s32 sums, bias included (post-op 0).
-  auto attr_with = [&](dnnl::algorithm alg, const memory::desc& operand) {
+  // W8A8: both halves first rescale their s32 sums, bias included (post-op 0, or output scales:
+  // int8_primitive_desc).
+  auto attr_with = [&](dnnl::algorithm alg, const memory::desc& operand, bool output_scales) {
     dnnl::post_ops po;
-    if (s.int8) append_int8_rescale(po, channel_md);
+    if (s.int8 && !output_scales) append_int8_rescale(po, channel_md);
     if (alg == dnnl::algorithm::eltwise_gelu_erf)
       po.append_eltwise(1.f, alg, 0.f, 0.f);
     else
       po.append_binary(alg, operand);
     dnnl::primitive_attr attr;
+    if (output_scales) set_int8_output_scales(attr);
     attr.set_post_ops(po);
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     return attr;
   };
-  const dnnl::matmul::primitive_desc gate_pd(
-      dnnl::matmul::desc(src_md, w_any, b_md, g_md),
-      attr_with(dnnl::algorithm::eltwise_gelu_erf, memory::desc()), plan_.engine);
-  const dnnl::matmul::primitive_desc value_pd(dnnl::matmul::desc(src_md, w_any, b_md, dst_md),
-                                              attr_with(dnnl::algorithm::binary_mul, g_md),
-                                              plan_.engine);
+  auto make_gate = [&](bool os) {
+    return dnnl::matmul::primitive_desc(
+        dnnl::matmul::desc(src_md, w_any, b_md, g_md),
+        attr_with(dnnl::algorithm::eltwise_gelu_erf, memory::desc(), os), plan_.engine);
+  };
+  auto make_value = [&](bool os) {
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_any, b_md, dst_md),
+                                        attr_with(dnnl::algorithm::binary_mul, g_md, os),
+                                        plan_.engine);
+  };
+  bool gate_scales = false, value_scales = false;
+  const dnnl::matmul::primitive_desc gate_pd =
+      s.int8 ? int8_primitive_desc(make_gate, gate_scales) : make_gate(false);
+  const dnnl::matmul::primitive_desc value_pd =
+      s.int8 ? int8_primitive_desc(make_value, value_scales) : make_value(false);
+  note_impl(s, gate_pd.impl_info_str());
+  note_impl(s, value_pd.impl_info_str());
   // PyTorch's GEGLU: value = first half of the projection, gate = second half.
   auto half_name = [&](int64_t r0) { return rows_name(wn.name, r0, D); };
   auto pack_half = [&](const dnnl::matmul::primitive_desc& pd, int64_t r0) {
@@ -455,6 +482,8 @@ Planner::Prepared Planner::prepare_linear_geglu(const Spec& s) {
   if (s.int8) {
     q_value = int8_half(value_pd, 0);
     q_gate = int8_half(gate_pd, D);
+    q_value.output_scales = value_scales;
+    q_gate.output_scales = gate_scales;
     min_scale = std::max(q_value.min_input_scale, q_gate.min_input_scale);
     note_min_input_scale(s, min_scale);
     w_value = q_value.packed;

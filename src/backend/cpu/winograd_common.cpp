@@ -3,10 +3,12 @@
 
 #include <algorithm>
 #include <exception>
+#include <string>
 
 #include "backend/cpu/dnnl_util.h"
 #include "backend/cpu/memory_plan.h"
 #include "backend/cpu/prepacked_weights.h"
+#include "backend/cpu/reference_impls.h"
 #include "common/error.h"
 
 namespace sdc::cpu {
@@ -100,6 +102,9 @@ WinogradProducts::WinogradProducts(int64_t n, int64_t at_once, int64_t tiles, in
       prim_(pd_),
       point_bytes_(pd_.weights_desc().get_size()),
       weights_md_(stacked_desc(pd_.weights_desc(), n)) {
+  note_primitive("Winograd products " + std::to_string(tiles) + " x " + std::to_string(Ci) +
+                     " -> " + std::to_string(Co),
+                 pd_.impl_info_str());
   v_at_ = arena_aligned(pd_.scratchpad_desc().get_size());
   // u8, bf16 or f32 tiles; s32 or f32 products
   v_bytes_ = arena_aligned(size_t(at_once * tiles * Ci) * winograd_tile_value_bytes(type));
