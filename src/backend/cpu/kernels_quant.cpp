@@ -11,6 +11,7 @@
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/simd.h"
+#include "backend/cpu/simd_avx2.h"
 
 namespace sdc::cpu {
 namespace {
@@ -50,18 +51,64 @@ float value_of(const uint16_t* x, int64_t i) {
   return bf16_to_f32(x[i]);
 }
 
+// AVX2 (CPUs without AVX-512: the int8 plans of AVX-VNNI ones): the same arithmetic on 8 lanes,
+// the last values of a range scalar.
+SDC_AVX2 inline __m256 load8(const float* x) {
+  return _mm256_loadu_ps(x);
+}
+SDC_AVX2 inline __m256 load8(const uint16_t* x) {  // bf16: the high half of an f32
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+template <class T>
+SDC_AVX2 void range_avx2(const T* x, int64_t b, int64_t e, float& lo, float& hi) {
+  __m256 mn = _mm256_setzero_ps(), mx = _mm256_setzero_ps();
+  int64_t i = b;
+  for (; i + 8 <= e; i += 8) {
+    const __m256 v = load8(x + i);
+    mn = _mm256_min_ps(mn, v);
+    mx = _mm256_max_ps(mx, v);
+  }
+  lo = -simd256::hmax(_mm256_sub_ps(_mm256_setzero_ps(), mn));
+  hi = simd256::hmax(mx);
+  for (; i < e; ++i) {
+    lo = std::min(lo, value_of(x, i));
+    hi = std::max(hi, value_of(x, i));
+  }
+}
+
+template <class T>
+SDC_AVX2 void quantize_avx2(const T* x, uint8_t* q, float inv, float zp, int64_t b, int64_t e) {
+  const __m256 s = _mm256_set1_ps(inv), z = _mm256_set1_ps(zp);
+  const __m256 lo = _mm256_setzero_ps(), hi = _mm256_set1_ps(255.f);
+  int64_t i = b;
+  for (; i + 8 <= e; i += 8) {
+    const __m256 r = _mm256_round_ps(_mm256_mul_ps(load8(x + i), s),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256i k = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, z), lo), hi));
+    const __m128i w =
+        _mm_packus_epi32(_mm256_castsi256_si128(k), _mm256_extracti128_si256(k, 1));  // 8 u16
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), _mm_packus_epi16(w, w));
+  }
+  for (; i < e; ++i)
+    q[i] = uint8_t(std::clamp(std::nearbyint(value_of(x, i) * inv) + zp, 0.f, 255.f));
+}
+
 // The scale and zero point of x's n values: one parallel min/max pass.
 template <class T>
 ActivationScale activation_scale(const T* x, int64_t n, float min_scale) {
-  const bool v512 = use_avx512_kernels();
+  const KernelIsa isa = kernel_isa();
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   float lo = 0.f, hi = 0.f;  // the range always holds 0, so that zero quantises exactly
 #pragma omp parallel for schedule(static) reduction(min : lo) reduction(max : hi) if (chunks > 1)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t b = c * kChunk, e = std::min(n, b + kChunk);
     float l = 0.f, h = 0.f;
-    if (v512) {
+    if (isa == KernelIsa::Avx512) {
       range_avx512(x, b, e, l, h);
+    } else if (isa == KernelIsa::Avx2) {
+      range_avx2(x, b, e, l, h);
     } else {
       for (int64_t i = b; i < e; ++i) {
         l = std::min(l, value_of(x, i));
@@ -79,10 +126,14 @@ ActivationScale activation_scale(const T* x, int64_t n, float min_scale) {
 
 // Codes of x[b, e) into q[b, e).
 template <class T>
-void codes(const T* x, uint8_t* q, const ActivationScale& a, int64_t b, int64_t e, bool v512) {
+void codes(const T* x, uint8_t* q, const ActivationScale& a, int64_t b, int64_t e, KernelIsa isa) {
   const float inv = 1.f / a.scale, zp = float(a.zero_point);
-  if (v512) {
+  if (isa == KernelIsa::Avx512) {
     quantize_avx512(x, q, inv, zp, b, e);
+    return;
+  }
+  if (isa == KernelIsa::Avx2) {
+    quantize_avx2(x, q, inv, zp, b, e);
     return;
   }
   for (int64_t i = b; i < e; ++i)
@@ -92,11 +143,11 @@ void codes(const T* x, uint8_t* q, const ActivationScale& a, int64_t b, int64_t 
 template <class T>
 ActivationScale quantize_t(const T* x, int64_t n, uint8_t* q, float min_scale) {
   const ActivationScale a = activation_scale(x, n, min_scale);
-  const bool v512 = use_avx512_kernels();
+  const KernelIsa isa = kernel_isa();
   const int64_t chunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (int64_t c = 0; c < chunks; ++c)
-    codes(x, q, a, c * kChunk, std::min(n, (c + 1) * kChunk), v512);
+    codes(x, q, a, c * kChunk, std::min(n, (c + 1) * kChunk), isa);
   return a;
 }
 
@@ -105,7 +156,7 @@ ActivationScale quantize_padded_t(const T* x, const PaddedImages& g, uint8_t* q,
   if (g.top == 0 && g.left == 0 && g.bottom == 0 && g.right == 0)
     return quantize_t(x, g.values(), q, min_scale);  // no frame: chunks, not rows
   const ActivationScale a = activation_scale(x, g.values(), min_scale);
-  const bool v512 = use_avx512_kernels();
+  const KernelIsa isa = kernel_isa();
   const uint8_t zp = uint8_t(a.zero_point);
   const int64_t Hp = g.top + g.H + g.bottom, Wp = g.left + g.W + g.right, row = g.W * g.C;
   // One task per padded row: a frame row is all zero point; an image row gets its codes between
@@ -120,7 +171,7 @@ ActivationScale quantize_padded_t(const T* x, const PaddedImages& g, uint8_t* q,
     }
     std::memset(qr, zp, size_t(g.left * g.C));
     std::memset(qr + (g.left + g.W) * g.C, zp, size_t(g.right * g.C));
-    codes(x + (n * g.H + y) * row, qr + g.left * g.C, a, 0, row, v512);
+    codes(x + (n * g.H + y) * row, qr + g.left * g.C, a, 0, row, isa);
   }
   return a;
 }
