@@ -1,6 +1,8 @@
 // The vector exp of the own kernels' AVX2 path (simd256::exp, simd_avx2.h) against std::exp over
 // its whole range: the softmax's arguments (<= 0), SiLU's, and the top octave of f32 below
-// overflow, where 2^n needs two factors; below the normal range it gives 0, above it +inf.
+// overflow, where 2^n needs two factors; below the normal range it gives 0, above it +inf. Its
+// exp2 (the queries-in-lanes attention's softmax) likewise against std::exp2, and AVX-512's
+// gelu_fast against the erf GELU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -44,6 +46,38 @@ TEST(Simd256, ExpMatchesStdExpOverItsRange) {
   EXPECT_EQ(y[3], 1.f);
   EXPECT_NEAR(y[4] / std::exp(88.5), 1.0, 1e-6) << "top octave: 2^128 in two factors";
   EXPECT_TRUE(std::isinf(y[5]) || std::fabs(y[5] / std::exp(88.72) - 1.0) < 1e-6);
+  EXPECT_TRUE(std::isinf(y[6]));
+  EXPECT_TRUE(std::isinf(y[7]));
+}
+
+SDC_AVX2 void exp2_8(const float* x, float* y) {
+  _mm256_storeu_ps(y, cpu::simd256::exp2(_mm256_loadu_ps(x)));
+}
+
+TEST(Simd256, Exp2MatchesStdExp2OverItsRange) {
+  if (!cpu::cpu_features().avx2) GTEST_SKIP() << "no AVX2 + FMA here";
+  double worst = 0;
+  for (float x0 = -126.f; x0 < 128.f; x0 += 8 * 0.00917f) {
+    float x[8], y[8];
+    for (int i = 0; i < 8; ++i) x[i] = std::min(x0 + float(i) * 0.00917f, 127.99f);
+    exp2_8(x, y);
+    for (int i = 0; i < 8; ++i) {
+      const double want = std::exp2(double(x[i]));
+      const double err = std::fabs(double(y[i]) - want) / want;
+      worst = std::max(worst, err);
+      ASSERT_LT(err, 1e-6) << "exp2(" << x[i] << ") = " << y[i] << ", want " << want;
+    }
+  }
+  EXPECT_LT(worst, 3e-7);
+  // Below -126 (subnormal results) 0, as for a masked score's -1e30 scaled; from 128 on +inf.
+  float x[8] = {-2e29f, -1000.f, -126.5f, -126.f, 0.f, 1.f, 128.f, 1000.f}, y[8];
+  exp2_8(x, y);
+  EXPECT_EQ(y[0], 0.f);
+  EXPECT_EQ(y[1], 0.f);
+  EXPECT_EQ(y[2], 0.f);
+  EXPECT_NEAR(y[3] / std::exp2(-126.0), 1.0, 3e-7) << "the smallest normal power";
+  EXPECT_NEAR(y[4], 1.0, 3e-7);
+  EXPECT_NEAR(y[5], 2.0, 6e-7);
   EXPECT_TRUE(std::isinf(y[6]));
   EXPECT_TRUE(std::isinf(y[7]));
 }

@@ -13,8 +13,11 @@
 
 // GCC 12 reports -Wmaybe-uninitialized inside its own AVX-512 intrinsics (the _undefined_ vectors
 // of masked operations, GCC bug 105593) when they are inlined; the warning is a false positive.
+// (Clang has no -Wmaybe-uninitialized and would reject the pragma under -Werror.)
+#ifndef __clang__
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 
 #define SDC_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
 #define SDC_AVX512_INLINE SDC_AVX512 static inline __attribute__((always_inline))
@@ -30,6 +33,13 @@ constexpr float kP[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
                          4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
 }  // namespace exp_poly
 
+// exp2's polynomial: 2^f for f in [0, 1) of degree 5, highest power first (Chebyshev interpolant;
+// relative error < 2e-7 in f32 arithmetic), shared by the AVX-512 exp2 below and the AVX2 one.
+namespace exp2_poly {
+constexpr float kP[6] = {1.8937540582e-3f, 8.9495904233e-3f, 5.5860337077e-2f,
+                         2.4014181820e-1f, 6.9315448966e-1f, 9.9999989835e-1f};
+}  // namespace exp2_poly
+
 // exp(x), max relative error ~2 ulp; x < -87 gives 0 (scalef underflows), x > 88 gives +inf.
 SDC_AVX512_INLINE __m512 exp(__m512 x) {
   x = _mm512_max_ps(x, _mm512_set1_ps(-104.f));
@@ -44,17 +54,12 @@ SDC_AVX512_INLINE __m512 exp(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-// 2^x at f32 accuracy: f = x - floor(x) in [0, 1) by one vreduceps, 2^f by a degree-5 polynomial
-// (Chebyshev interpolant; relative error < 2e-7 in f32 arithmetic), scalef by floor(x). No
-// clamping: very negative x gives 0 (finite x only: -inf gives NaN).
+// 2^x at f32 accuracy: f = x - floor(x) in [0, 1) by one vreduceps, 2^f by exp2_poly, scalef by
+// floor(x). No clamping: very negative x gives 0 (finite x only: -inf gives NaN).
 SDC_AVX512_INLINE __m512 exp2(__m512 x) {
   const __m512 f = _mm512_reduce_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  __m512 p = _mm512_set1_ps(1.8937540582e-3f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(8.9495904233e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5860337077e-2f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4014181820e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9315448966e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.9999989835e-1f));
+  __m512 p = _mm512_set1_ps(exp2_poly::kP[0]);
+  for (int i = 1; i < 6; ++i) p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(exp2_poly::kP[i]));
   return _mm512_scalef_ps(p, x);
 }
 

@@ -1,18 +1,19 @@
 // AVX2 + FMA building blocks for the own kernels' AVX2 paths (kernel_isa() == Avx2: CPUs without
-// AVX-512, or DNNL_MAX_CPU_ISA=AVX2): exp and horizontal reductions on 8 lanes. As simd.h, every
-// function carries its target attribute; callers are SDC_AVX2 functions reached only on that path.
+// AVX-512, or DNNL_MAX_CPU_ISA=AVX2): exp, exp2 and horizontal reductions on 8 lanes. As simd.h,
+// every function carries its target attribute; callers are SDC_AVX2 functions reached only on that
+// path.
 #pragma once
 
 #include <immintrin.h>
 
-#include "backend/cpu/simd.h"  // exp_poly
+#include "backend/cpu/simd.h"  // exp_poly, exp2_poly
 
 #define SDC_AVX2 __attribute__((target("avx2,fma")))
 #define SDC_AVX2_INLINE SDC_AVX2 static inline __attribute__((always_inline))
 
 namespace sdc::cpu::simd256 {
 
-// 2^k for integer lanes k in [-126, 127], built in the exponent bits.
+// 2^k for integer lanes k in [-126, 127], built in the exponent bits (-127 gives 0, 128 +inf).
 SDC_AVX2_INLINE __m256 pow2(__m256i k) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
 }
@@ -36,6 +37,19 @@ SDC_AVX2_INLINE __m256 exp(__m256 x) {
   const __m256i ni = _mm256_cvtps_epi32(n), h = _mm256_srai_epi32(ni, 1);
   const __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, pow2(h)), pow2(_mm256_sub_epi32(ni, h)));
   return _mm256_and_ps(_mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), big), normal);
+}
+
+// 2^x at f32 accuracy, simd::exp2's formula (the queries-in-lanes attention's softmax runs in
+// base 2 at both widths): f = x - floor(x) in [0, 1), 2^f by exp2_poly (relative error < 2e-7),
+// times 2^floor(x) built in the exponent bits. Without scalef, x is clamped to [-127, 128]: x below
+// -126 gives 0 (no subnormals; a masked score's -1e30 included) and x >= 128 gives +inf.
+SDC_AVX2_INLINE __m256 exp2(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-127.f)), _mm256_set1_ps(128.f));
+  const __m256 n = _mm256_floor_ps(x);
+  const __m256 f = _mm256_sub_ps(x, n);
+  __m256 p = _mm256_set1_ps(simd::exp2_poly::kP[0]);
+  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(simd::exp2_poly::kP[i]));
+  return _mm256_mul_ps(p, pow2(_mm256_cvtps_epi32(n)));
 }
 
 SDC_AVX2_INLINE float hsum(__m256 v) {
