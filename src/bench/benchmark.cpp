@@ -248,13 +248,11 @@ class CaseRunner {
     compile();
     t.compile_s = clock.seconds();
     // A step on oneDNN's reference code makes every figure below meaningless: say so.
-    if (const std::vector<cpu::ReferenceUse> uses = cpu::reference_uses();
-        uses.size() > reference_seen_) {
-      log_ << tag() << component_title(c) << ": warning: " << uses.size() - reference_seen_
-           << " step(s) run oneDNN's reference code on this CPU (slow), the first: "
-           << uses[reference_seen_].what << " (" << uses[reference_seen_].impl << ")\n"
+    if (const size_t slow = cpu::reference_use_count(); slow > reference_seen_) {
+      log_ << tag() << component_title(c) << ": " << cpu::reference_uses_notice(reference_seen_)
+           << "\n"
            << std::flush;
-      reference_seen_ = uses.size();
+      reference_seen_ = slow;
     }
     clock.reset();
     run();
@@ -524,7 +522,7 @@ class CaseRunner {
   PlanCache* plans_ = nullptr;
   bool float_decoders_ = false;  // measuring the float VAE/TAESD decoders beside int8 ones
   PromptContext context_;
-  size_t reference_seen_ = 0;  // cpu::reference_uses() already reported
+  size_t reference_seen_ = 0;  // cpu::reference_use_count() already reported
 };
 
 // One kernel of the peak measurement: a graph of a single large op with random bf16 weights.

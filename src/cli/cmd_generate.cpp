@@ -158,7 +158,7 @@ void run_generate(GenerateArgs& a) {
       }
       // Said as soon as a plan holds such a step: the run ahead may take minutes, not seconds.
       if (const size_t slow = cpu::reference_use_count(); slow > slow_warned) {
-        std::cerr << (bar ? "\n" : "") << cpu::reference_uses_notice() << "\n";
+        std::cerr << (bar ? "\n" : "") << cpu::reference_uses_notice(slow_warned) << "\n";
         slow_warned = slow;
       }
       if (e.type != engine::JobEventType::Progress ||

@@ -4,6 +4,7 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
+#include "common/cpu_id.h"
 #include "common/error.h"
 
 namespace sdc {
@@ -22,17 +23,14 @@ __attribute__((target("avx,f16c"))) void f16_to_f32_f16c(const uint16_t* s, floa
   for (; i < n; ++i) d[i] = f16_to_f32(s[i]);
 }
 
-// CPUID leaf 1 (AVX, F16C, OSXSAVE) and XCR0's YMM state, read directly: clang's
-// __builtin_cpu_supports knows no "f16c" (the fuzzers build with clang).
+// CPUID leaf 1 (AVX, F16C) and the OS's YMM state, read directly: clang's __builtin_cpu_supports
+// knows no "f16c" (the fuzzers build with clang).
 bool has_f16c() {
   static const bool f16c = [] {
     unsigned a = 0, b = 0, c = 0, d = 0;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
-    const unsigned need = (1u << 27) | (1u << 28) | (1u << 29);  // OSXSAVE, AVX, F16C
-    if ((c & need) != need) return false;
-    unsigned lo = 0, hi = 0;
-    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (lo & 6u) == 6u;  // the OS saves XMM and YMM state
+    const unsigned need = (1u << 28) | (1u << 29);                      // AVX, F16C
+    return (c & need) == need && (os_saved_vector_state() & 6u) == 6u;  // XMM and YMM saved
   }();
   return f16c;
 }

@@ -11,16 +11,11 @@
 #include <string>
 
 #include "backend/cpu/plan.h"
+#include "common/cpu_id.h"
 #include "common/error.h"
 
 namespace sdc::cpu {
 namespace {
-
-uint64_t xgetbv0() {
-  uint32_t eax, edx;
-  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
-  return (uint64_t(edx) << 32) | eax;
-}
 
 CpuFeatures probe() {
   CpuFeatures f;
@@ -28,9 +23,9 @@ CpuFeatures probe() {
   if (__get_cpuid(0, &a, &b, &c, &d))  // vendor string in ebx, edx, ecx: "Auth" "enti" "cAMD"
     f.amd = b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
-  const bool osxsave = (c >> 27) & 1, fma = (c >> 12) & 1;
-  if (!osxsave) return f;
-  const uint64_t xcr0 = xgetbv0();
+  const bool fma = (c >> 12) & 1;
+  const uint64_t xcr0 = os_saved_vector_state();  // 0 without OSXSAVE: no AVX below
+  if (!xcr0) return f;
   const bool os_avx = (xcr0 & 0x6) == 0x6;
   const bool os_avx512 = (xcr0 & 0xe6) == 0xe6;
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;

@@ -2,11 +2,17 @@
 #include "backend/cpu/reference_impls.h"
 
 #include <mutex>
+#include <vector>
 
 #include "backend/cpu/prepacked_weights.h"  // effective_isa_name
 
 namespace sdc::cpu {
 namespace {
+
+struct ReferenceUse {
+  std::string what;
+  std::string impl;  // oneDNN's implementation name, e.g. "ref_int8:any"
+};
 
 std::mutex g_mutex;
 std::vector<ReferenceUse> g_uses;
@@ -23,22 +29,18 @@ void note_primitive(const std::string& what, std::string_view impl_info) {
   g_uses.push_back({what, std::string(impl_info)});
 }
 
-std::vector<ReferenceUse> reference_uses() {
-  const std::lock_guard<std::mutex> lock(g_mutex);
-  return g_uses;
-}
-
 size_t reference_use_count() {
   const std::lock_guard<std::mutex> lock(g_mutex);
   return g_uses.size();
 }
 
-std::string reference_uses_notice() {
-  const std::vector<ReferenceUse> uses = reference_uses();
-  if (uses.empty()) return "";
-  return "warning: " + std::to_string(uses.size()) +
+std::string reference_uses_notice(size_t from) {
+  const std::lock_guard<std::mutex> lock(g_mutex);
+  if (from >= g_uses.size()) return "";
+  const ReferenceUse& first = g_uses[from];
+  return "warning: " + std::to_string(g_uses.size() - from) +
          " planned step(s) run oneDNN's reference code on this CPU (" + effective_isa_name() +
-         "), which is slow — the first: " + uses.front().what + " (" + uses.front().impl + ")";
+         "), which is slow — the first: " + first.what + " (" + first.impl + ")";
 }
 
 }  // namespace sdc::cpu
