@@ -7,10 +7,12 @@
 
 #include <cstdlib>
 #include <memory>
+#include <ostream>
+#include <string>
 
 #include "backend/cpu/attention_int8.h"
-#include "backend/cpu/attention_int8_avx512.h"
 #include "backend/cpu/attention_int8_codes.h"
+#include "backend/cpu/attention_int8_kernels.h"
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
@@ -139,15 +141,36 @@ Vec run_int8(const Case& c, const Vec& q, const Vec& k, const Vec& v, DType in, 
   return y;
 }
 
-class Int8Attention : public testing::Test {
+// Each kernel build where the CPU has its dot product: the own kernels at full width (AVX512-VNNI)
+// and capped at AVX2 (AVX-VNNI, the build Intel desktops without AVX-512 run).
+struct IsaCase {
+  cpu::KernelIsa cap;
+  const char* kernels;  // attn_int8::Kernels::isa expected under the cap
+};
+void PrintTo(const IsaCase& c, std::ostream* os) {
+  *os << c.kernels;
+}
+
+class Int8Attention : public testing::TestWithParam<IsaCase> {
  protected:
   void SetUp() override {
-    cpu::AttentionShape s;
-    if (!cpu::Int8Attention::supported(s)) GTEST_SKIP() << "no AVX512-VNNI here";
+    cpu::force_kernel_isa(GetParam().cap);
+    kernels_ = cpu::Int8Attention::kernels_for(cpu::AttentionShape{});
+    if (!kernels_ || std::string(kernels_->isa) != GetParam().kernels)
+      GTEST_SKIP() << "no " << GetParam().kernels << " here";
   }
+  void TearDown() override { cpu::force_kernel_isa(cpu::KernelIsa::Avx512); }
+  const ai::Kernels* kernels_ = nullptr;
 };
 
-TEST_F(Int8Attention, MatchesTheSameQuantisationInDouble) {
+INSTANTIATE_TEST_SUITE_P(Isa, Int8Attention,
+                         testing::Values(IsaCase{cpu::KernelIsa::Avx512, "avx512_vnni"},
+                                         IsaCase{cpu::KernelIsa::Avx2, "avx_vnni"}),
+                         [](const testing::TestParamInfo<IsaCase>& i) {
+                           return std::string(i.param.kernels);
+                         });
+
+TEST_P(Int8Attention, MatchesTheSameQuantisationInDouble) {
   // SD1.5's heads (320/640/1280 channels, 8 heads), token counts off the key block (48), the
   // query block (64 or 32) and the key groups of 4; heads of 6 and 20 columns (not multiples of
   // 4 or 16); several images.
@@ -173,7 +196,7 @@ TEST_F(Int8Attention, MatchesTheSameQuantisationInDouble) {
     }
 }
 
-TEST_F(Int8Attention, PackMakesTheSameCodes) {
+TEST_P(Int8Attention, PackMakesTheSameCodes) {
   // One head of 80 columns out of 640, 77 keys, bf16 and f32: K's mean, K's and V's codes and
   // scales exactly as the rules give them.
   const int64_t Tk = 77, C = 640, d = 80, h = 3;
@@ -189,9 +212,9 @@ TEST_F(Int8Attention, PackMakesTheSameCodes) {
     uint8_t* base = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
     const ai::PackedHead p = ai::packed_head_at(base, Tk, d);
     if (bf16)
-      ai::pack_head(kb.data() + h * d, vb.data() + h * d, true, C, Tk, d, p);
+      kernels_->pack_head(kb.data() + h * d, vb.data() + h * d, true, C, Tk, d, p);
     else
-      ai::pack_head(k.data() + h * d, v.data() + h * d, false, C, Tk, d, p);
+      kernels_->pack_head(k.data() + h * d, v.data() + h * d, false, C, Tk, d, p);
     int bad = 0;
     for (int64_t e = 0; e < d; ++e) {
       double sum = 0;
@@ -222,7 +245,7 @@ TEST_F(Int8Attention, PackMakesTheSameCodes) {
   }
 }
 
-TEST_F(Int8Attention, RunningMaxMovesAcrossKeyBlocks) {
+TEST_P(Int8Attention, RunningMaxMovesAcrossKeyBlocks) {
   // Keys grow along the sequence: every key block raises the queries' max, so the earlier
   // blocks' sums are rescaled (alpha < 1) again and again. One query row is all zeros (scale 0:
   // uniform attention).
@@ -237,7 +260,7 @@ TEST_F(Int8Attention, RunningMaxMovesAcrossKeyBlocks) {
   EXPECT_LT(rel_err(y.data(), int8_reference(c, q, k, v)), 1e-5);
 }
 
-TEST_F(Int8Attention, OneThreadAndBf16Output) {
+TEST_P(Int8Attention, OneThreadAndBf16Output) {
   const Case c{2, 90, 150, 320, 8};
   const Vec q = random_vec(c.N * c.Tq * c.C, 3200, -2.f, 2.f);
   const Vec k = random_vec(c.N * c.Tk * c.C, 3201, -2.f, 2.f);
@@ -248,7 +271,7 @@ TEST_F(Int8Attention, OneThreadAndBf16Output) {
   EXPECT_LT(rel_err(run_int8(c, q, k, v, DType::F32, DType::BF16).data(), ref), 8e-3);
 }
 
-TEST_F(Int8Attention, CloseToExactAttention) {
+TEST_P(Int8Attention, CloseToExactAttention) {
   // What the quantisation costs on SD-like activations (K with a large shared offset, peaked
   // and flat rows): within a few percent of the float result.
   const Case c{1, 256, 1024, 320, 8};
@@ -298,11 +321,12 @@ TEST(Int8AttentionPlan, OnlyInt8PlansOnVnniCpusPickIt) {
   EXPECT_EQ(plan_runs_int8(Precision::INT8, true, false), vnni512);
   EXPECT_FALSE(plan_runs_int8(Precision::INT8, false, false));  // the model did not allow it
   EXPECT_FALSE(plan_runs_int8(Precision::INT8, true, true));    // causal: float path
-  // The portable kernels (what a CPU without AVX-512 gets) keep float attention.
+  // The AVX2 kernels (what a CPU without AVX-512 gets) run int8 attention where the CPU has
+  // AVX-VNNI, float attention otherwise.
   cpu::force_generic_kernels(true);
   const bool generic = plan_runs_int8(Precision::INT8, true, false);
   cpu::force_generic_kernels(false);
-  EXPECT_FALSE(generic);
+  EXPECT_EQ(generic, cpu::cpu_features().avx_vnni);
 }
 
 TEST(Int8AttentionPlan, UNetPolicyAllowsSelfAttentionOnly) {

@@ -4,27 +4,34 @@
 #include <omp.h>
 
 #include <cmath>
+#include <stdexcept>
 
-#include "backend/cpu/attention_int8_avx512.h"
+#include "backend/cpu/attention_int8_kernels.h"
 #include "backend/cpu/attention_int8_pack.h"
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/prepacked_weights.h"
 
 namespace sdc::cpu {
 
-bool Int8Attention::supported(const AttentionShape& s) {
+const attn_int8::Kernels* Int8Attention::kernels_for(const AttentionShape& s) {
   // oneDNN's effective ISA follows DNNL_MAX_CPU_ISA, so a cap below VNNI turns the path off too.
-  static const bool vnni = __builtin_cpu_supports("avx512vnni");
-  if (!use_avx512_kernels() || !vnni || !isa_has_int8_dot()) return false;
-  if (s.in == DType::BF16 && !cpu_features().avx512_bf16) return false;
-  return !s.causal && s.C / s.heads <= 1024;
+  static const bool vnni512 = __builtin_cpu_supports("avx512vnni");
+  if (s.causal || s.C / s.heads > 1024 || !isa_has_int8_dot()) return nullptr;
+  const CpuFeatures& f = cpu_features();
+  if (s.in == DType::BF16 && !f.avx512_bf16) return nullptr;
+  const KernelIsa isa = kernel_isa();
+  if (isa == KernelIsa::Avx512 && vnni512) return &attn_int8::kAvx512Vnni;
+  if (isa == KernelIsa::Avx2 && f.avx_vnni) return &attn_int8::kAvxVnni;
+  return nullptr;
 }
 
-Int8Attention::Int8Attention(const AttentionShape& s, int threads) : s_(s), threads_(threads) {
+Int8Attention::Int8Attention(const AttentionShape& s, int threads)
+    : s_(s), k_(kernels_for(s)), threads_(threads) {
+  if (!k_) throw std::logic_error("Int8Attention: no int8 attention kernel takes this shape here");
   d_ = s.C / s.heads;
-  R_ = attn_int8::block_queries(d_);
+  R_ = k_->block_queries(d_);
   pack_bytes_ = attn_int8::packed_head_bytes(s.Tk, d_);
-  tile_bytes_ = attn_int8::tile_bytes(d_);
+  tile_bytes_ = k_->tile_bytes(d_);
 }
 
 void Int8Attention::run(const void* q, const void* k, const void* v, void* out,
@@ -43,9 +50,8 @@ void Int8Attention::run(const void* q, const void* k, const void* v, void* out,
 #pragma omp for schedule(static)
     for (int64_t nh = 0; nh < heads; ++nh) {
       const size_t off = size_t((nh / s.heads) * s.Tk * s.C + (nh % s.heads) * d_) * in_size;
-      attn_int8::pack_head(static_cast<const uint8_t*>(k) + off,
-                           static_cast<const uint8_t*>(v) + off, in_bf16, s.C, s.Tk, d_,
-                           packed(nh));
+      k_->pack_head(static_cast<const uint8_t*>(k) + off, static_cast<const uint8_t*>(v) + off,
+                    in_bf16, s.C, s.Tk, d_, packed(nh));
     }
     // The implicit barrier of the loop above: all packs are ready.
     uint8_t* tile = base + pack_bytes_ * size_t(heads) + tile_bytes_ * size_t(omp_get_thread_num());
@@ -65,7 +71,7 @@ void Int8Attention::run(const void* q, const void* k, const void* v, void* out,
       b.Tk = s.Tk;
       b.scale = scale;
       b.tile = tile;
-      attn_int8::run_block(b);
+      k_->run_block(b);
     }
   }
 }

@@ -1,5 +1,5 @@
-// K and V of one (image, head) quantised for the int8 attention kernel (attention_int8_avx512.h),
-// once per run:
+// K and V of one (image, head) quantised for the int8 attention kernels (attention_int8_kernels.h),
+// once per run, and the layout of their pack (the packing itself: attention_int8_kernel.h):
 //   K: the mean over keys is subtracted first ("K smoothing": it adds the same q.mean to every
 //      score of a query, which softmax ignores, and takes the large shared component out of the
 //      keys' range); then s8 codes with one scale per key, rows of d4 = ceil(d / 4) dwords
@@ -26,9 +26,5 @@ struct PackedHead {
 // Bytes of one head's pack, and its parts carved from base (64-byte aligned).
 size_t packed_head_bytes(int64_t Tk, int64_t d);
 PackedHead packed_head_at(uint8_t* base, int64_t Tk, int64_t d);
-
-// k, v: the head's first row, row stride C, f32 (bf16 when bf16 is set). Needs AVX-512.
-void pack_head(const void* k, const void* v, bool bf16, int64_t C, int64_t Tk, int64_t d,
-               const PackedHead& dst);
 
 }  // namespace sdc::cpu::attn_int8

@@ -35,7 +35,10 @@ CpuFeatures probe() {
   f.avx2 = os_avx && avx2 && fma;
   f.avx512 = f.avx2 && os_avx512 && f512 && dq && bw && vl;
   unsigned a1 = 0, b1, c1, d1;
-  if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512_bf16 = f.avx512 && ((a1 >> 5) & 1);
+  if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) {
+    f.avx512_bf16 = f.avx512 && ((a1 >> 5) & 1);
+    f.avx_vnni = f.avx2 && ((a1 >> 4) & 1);
+  }
   f.amx_bf16 = amx_bf16 && ((xcr0 >> 17) & 3) == 3;
   return f;
 }
@@ -51,6 +54,8 @@ void apply_isa_cap(CpuFeatures& f, std::string cap) {
   f.avx512_bf16 = false;
   if (cap.rfind("avx512", 0) == 0) return;
   f.avx512 = false;
+  if (cap.rfind("avx2_vnni", 0) == 0) return;
+  f.avx_vnni = false;
   if (cap.rfind("avx2", 0) == 0) return;
   f.avx2 = false;
 }

@@ -8,6 +8,7 @@ struct CpuFeatures {
   bool avx2 = false;    // AVX2 + FMA, enabled by the OS
   bool avx512 = false;  // AVX-512 F/BW/VL/DQ, enabled by the OS
   bool avx512_bf16 = false;
+  bool avx_vnni = false;  // the VEX-encoded 256-bit VNNI dot products (AVX2 CPUs, Alder Lake on)
   bool amx_bf16 = false;
   bool amd = false;  // vendor AuthenticAMD
 };

@@ -1,0 +1,166 @@
+// attn_int8::kAvxVnni: the int8 attention (attention_int8_kernel.h) on 8-lane vectors with
+// AVX-VNNI, the VEX-encoded 256-bit vpdpbusd of CPUs with AVX2 and no AVX-512 (Intel from Alder
+// Lake on; AMD Zen 4 and 5 have it too, which is how it is tested there). W = 16 queries in lanes
+// (NQ = 2); 16 vector registers hold a tile's 12 accumulators, the 2 query or P vectors and a
+// broadcast. Masked loads and stores of AVX2 cover only dwords, so row tails of bf16 or bytes go
+// through a small buffer (SD1.5's heads, 40, 80 and 160 wide, have none).
+#include <cstring>
+
+#include "backend/cpu/simd.h"
+#include "backend/cpu/simd_avx2.h"
+
+#define SDC_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define SDC_AVXVNNI_INLINE SDC_AVXVNNI static inline __attribute__((always_inline))
+
+#define SDC_INT8_TARGET SDC_AVXVNNI
+#include "backend/cpu/attention_int8_kernel.h"
+
+namespace sdc::cpu::attn_int8 {
+namespace {
+
+struct AvxVnni {
+  using VI = __m256i;
+  using VF = __m256;
+  static constexpr int kLanes = 8, kRegs = 12, kNqWide = 2, kNqNarrow = 2;
+  static constexpr int nq(int64_t) { return kNqWide; }
+
+  SDC_AVXVNNI_INLINE VI izero() { return _mm256_setzero_si256(); }
+  SDC_AVXVNNI_INLINE VI iset1(int32_t x) { return _mm256_set1_epi32(x); }
+  SDC_AVXVNNI_INLINE VI iload(const uint8_t* p) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  }
+  SDC_AVXVNNI_INLINE void istore(uint8_t* p, VI x) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), x);
+  }
+  SDC_AVXVNNI_INLINE VI iadd(VI a, VI b) { return _mm256_add_epi32(a, b); }
+  SDC_AVXVNNI_INLINE int32_t ihsum(VI x) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
+  }
+  // acc += u8 a x s8 b. {vex} (%{ %} in a GCC asm template): the assembler would otherwise pick the
+  // EVEX form (AVX512-VNNI + VL), which the CPUs this path is for do not have. Through asm for the
+  // reason attention_int8_avx512.cpp gives.
+  SDC_AVXVNNI_INLINE VI dpbusd(VI acc, VI a, VI b) {
+    asm("%{vex%} vpdpbusd %[b], %[a], %[acc]" : [acc] "+x"(acc) : [a] "x"(a), [b] "x"(b));
+    return acc;
+  }
+
+  SDC_AVXVNNI_INLINE VF fzero() { return _mm256_setzero_ps(); }
+  SDC_AVXVNNI_INLINE VF fload(const float* p) { return _mm256_loadu_ps(p); }
+  SDC_AVXVNNI_INLINE void fstore(float* p, VF x) { _mm256_storeu_ps(p, x); }
+  SDC_AVXVNNI_INLINE VF fset1(float x) { return _mm256_set1_ps(x); }
+  SDC_AVXVNNI_INLINE VF cvt(VI x) { return _mm256_cvtepi32_ps(x); }
+  SDC_AVXVNNI_INLINE VI round(VF x) { return _mm256_cvtps_epi32(x); }
+  SDC_AVXVNNI_INLINE VF mul(VF a, VF b) { return _mm256_mul_ps(a, b); }
+  SDC_AVXVNNI_INLINE VF sub(VF a, VF b) { return _mm256_sub_ps(a, b); }
+  SDC_AVXVNNI_INLINE VF max(VF a, VF b) { return _mm256_max_ps(a, b); }
+  SDC_AVXVNNI_INLINE VF abs(VF x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.f), x); }
+  SDC_AVXVNNI_INLINE VF fma(VF a, VF b, VF c) { return _mm256_fmadd_ps(a, b, c); }
+  SDC_AVXVNNI_INLINE VF exp2(VF x) { return simd256::exp2(x); }
+  SDC_AVXVNNI_INLINE float hmax(VF x) { return simd256::hmax(x); }
+  SDC_AVXVNNI_INLINE VF select_ne(VF a, VF b, VF x, VF y) {
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_NEQ_UQ));
+  }
+
+  // p_code on 8 lanes. Without vreduceps and scalef: x clamped at -33 (every x below -10 gives
+  // code 0 anyway), f = x - floor(x) (exact for x <= -1), 2^floor(x) built in the exponent bits.
+  SDC_AVXVNNI_INLINE VI p_codes(VF s, VF a, VF shift) {
+    const __m256 x = _mm256_max_ps(_mm256_fmadd_ps(s, a, shift), _mm256_set1_ps(-33.f));
+    const __m256 fl = _mm256_floor_ps(x);
+    const __m256 f = _mm256_sub_ps(x, fl);
+    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(kP3), f, _mm256_set1_ps(kP2));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(kP1));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(kP0));
+    return _mm256_cvtps_epi32(_mm256_mul_ps(p, simd256::pow2(_mm256_cvtps_epi32(fl))));
+  }
+  // The packs work within 128-bit lanes; the shuffle transposes each lane's 4x4 bytes.
+  SDC_AVXVNNI_INLINE VI transpose4x4(VI b) {
+    return _mm256_shuffle_epi8(b, _mm256_broadcastsi128_si256(_mm_setr_epi8(
+                                      0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)));
+  }
+  SDC_AVXVNNI_INLINE VI interleave4_u8(VI c0, VI c1, VI c2, VI c3) {
+    return transpose4x4(
+        _mm256_packus_epi16(_mm256_packus_epi32(c0, c1), _mm256_packus_epi32(c2, c3)));
+  }
+  SDC_AVXVNNI_INLINE VI interleave4_s8(VI c0, VI c1, VI c2, VI c3) {
+    return transpose4x4(_mm256_packs_epi16(_mm256_packs_epi32(c0, c1), _mm256_packs_epi32(c2, c3)));
+  }
+
+  SDC_AVXVNNI_INLINE VF fload_n(const float* p, int64_t n) {
+    return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, simd256::tail_mask(n));
+  }
+  SDC_AVXVNNI_INLINE VF load_row(const void* x, bool bf16, int64_t e, int64_t n) {
+    if (!bf16) return fload_n(static_cast<const float*>(x) + e, n);
+    const uint16_t* h = static_cast<const uint16_t*>(x) + e;
+    __m128i raw;
+    if (n >= 8) {
+      raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(h));
+    } else {
+      alignas(16) uint16_t part[8] = {};
+      std::memcpy(part, h, size_t(n) * 2);
+      raw = _mm_load_si128(reinterpret_cast<const __m128i*>(part));
+    }
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+  }
+  SDC_AVXVNNI_INLINE __m128i bytes_u8(VI c) {
+    const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+    return _mm_packus_epi16(w, w);
+  }
+  SDC_AVXVNNI_INLINE void store_u8(uint8_t* p, VI c) {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p), bytes_u8(c));
+  }
+  SDC_AVXVNNI_INLINE void store_s8(int8_t* p, VI c, int64_t n) {
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+    const __m128i b = _mm_packs_epi16(w, w);
+    if (n >= 8) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(p), b);
+    } else {
+      alignas(16) int8_t part[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(part), b);
+      std::memcpy(p, part, size_t(n));
+    }
+  }
+  SDC_AVXVNNI_INLINE void store_dwords(int32_t* p, VI x, int64_t n) {
+    if (n >= 8)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), x);
+    else
+      _mm256_maskstore_epi32(p, simd256::tail_mask(n), x);
+  }
+
+  // Sums in double, key by key (the order the tests repeat), 4 columns a vector.
+  SDC_AVXVNNI static void key_means(const void* k, bool bf16, int64_t C, int64_t Tk, int64_t d,
+                                    float* mean) {
+    std::vector<double> sum(size_t((d + 7) / 8 * 8), 0.0);
+    for (int64_t j = 0; j < Tk; ++j) {
+      const void* r = attn_int8_kernel::row_at(k, bf16, j * C);
+      for (int64_t e = 0; e < d; e += 8) {
+        const __m256 x = load_row(r, bf16, e, d - e);
+        double* s = sum.data() + e;
+        _mm256_storeu_pd(
+            s, _mm256_add_pd(_mm256_loadu_pd(s), _mm256_cvtps_pd(_mm256_castps256_ps128(x))));
+        _mm256_storeu_pd(s + 4, _mm256_add_pd(_mm256_loadu_pd(s + 4),
+                                              _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1))));
+      }
+    }
+    for (int64_t e = 0; e < d; ++e) mean[e] = float(sum[size_t(e)] / double(Tk));
+  }
+
+  // Output rows, scalar: once per block of queries, against its d x Tk x W multiply-adds.
+  template <class T>
+  static void store_rows(const float* ot, int W, const float* l, const float* vs, int64_t rows,
+                         int64_t d, T* out, int64_t C) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float inv = 1.f / l[r];
+      for (int64_t e = 0; e < d; ++e) scalar::store(out + r * C + e, ot[e * W + r] * vs[e] * inv);
+    }
+  }
+};
+
+}  // namespace
+
+const Kernels kAvxVnni{
+    "avx_vnni", &attn_int8_kernel::block_queries<AvxVnni>, &attn_int8_kernel::tile_bytes<AvxVnni>,
+    &attn_int8_kernel::pack_head<AvxVnni>, &attn_int8_kernel::run_block<AvxVnni>};
+
+}  // namespace sdc::cpu::attn_int8
