@@ -256,11 +256,11 @@ WeightShapes vae_weight_shapes(const VaeParams& p) {
 
 WeightShapes taesd_weight_shapes() {
   constexpr int64_t c = 64, latent = 4;
-  auto block = [c](Table& t, int index) {
+  auto block = [](Table& t, int index) {
     for (const char* conv : {".conv.0", ".conv.2", ".conv.4"})
       t.conv(std::to_string(index) + conv, c, c, 3);
   };
-  auto conv_no_bias = [c](Table& t, int index) {
+  auto conv_no_bias = [](Table& t, int index) {
     t.param(std::to_string(index), {c, c, 3, 3}, /*bias=*/false);
   };
   // Decoder(): 0 clamp, 1 conv 4->64, 2 ReLU, (3 Blocks, upsample, conv without bias) x3 at

@@ -41,7 +41,7 @@ enum class PlanKind {
 // Its larger bf16 convolutions run as Winograd like the decoders' (winograd_pays; at 512x512 the
 // step ~1.1x faster, 1.16x at batch 2), measured over the steps, not only per layer: against f32
 // (LCM-4) UNet rel. L2 1.73-1.75 % direct, 1.74-1.76 % with Winograd, image PSNR 50.50 / 50.52 dB;
-// euler_a 20 steps cfg 7 45.17 / 45.11 dB (README, "The fourth night").
+// euler_a 20 steps cfg 7 45.17 / 45.11 dB (docs/performance-history.md, "The fourth night").
 cpu::PlanOptions denoiser_options(cpu::PlanOptions base);
 
 // The parts of a pipeline whose plans are dropped together (PlanCache::release).

@@ -52,8 +52,11 @@ HttpMiddleware::AuthResult HttpMiddleware::check_auth(const httplib::Request& re
   if (colon == std::string::npos) return AuthResult::InvalidCredentials;
   const std::string user = decoded->substr(0, colon), pass = decoded->substr(colon + 1);
   bool ok = false;
-  for (const auto& [u, p] : options_.api_auth)
-    ok |= same_secret(user, u) & same_secret(pass, p);  // no early exit on the first match
+  for (const auto& [u, p] : options_.api_auth) {
+    // Both compared on every entry: no early exit on the user name or on the first match.
+    const bool user_ok = same_secret(user, u), pass_ok = same_secret(pass, p);
+    ok |= user_ok && pass_ok;
+  }
   return ok ? AuthResult::Ok : AuthResult::Incorrect;
 }
 

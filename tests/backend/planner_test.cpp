@@ -409,7 +409,8 @@ namespace {
 TEST(Planner, F32LinearsGiveAnImageTheSameBitsInABatchAndAlone) {
   // {rows, in, out}: the text context's K/V projection (its 77 rows split unevenly even on one
   // thread), and a small one that two threads split along K.
-  for (const auto [T, K, D] : {std::array<int64_t, 3>{77, 768, 320}, {64, 64, 64}}) {
+  for (const auto& shape : {std::array<int64_t, 3>{77, 768, 320}, {64, 64, 64}}) {
+    const int64_t T = shape[0], K = shape[1], D = shape[2];  // captured below: no binding
     auto net = [&](int64_t N) {
       graph::Graph g;
       const auto x = g.input("x", {N, T, K});

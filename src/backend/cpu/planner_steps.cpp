@@ -318,7 +318,8 @@ Planner::Prepared Planner::prepare_linear(const Spec& s) {
 Planner::Prepared Planner::prepare_row_gemm(const Spec& s) {
   const Node& m = *s.node;
   const Node& wn = node(m.inputs[1]);
-  const auto [M, K] = linear_rows(s);
+  // Named copies, not a structured binding: lambdas below capture them (C++20; clang 14 refuses).
+  const int64_t M = linear_rows(s).first, K = linear_rows(s).second;
   const bool geglu = s.kind == SK::LinearGeglu;
   // GEGLU (PyTorch's): value = the first half of the projection's rows, gate = the second.
   const int64_t Nc = shape(m.inputs[1])[0] / (geglu ? 2 : 1);
@@ -609,7 +610,7 @@ Planner::Prepared Planner::prepare(const Spec& s) {
     case SK::LayerNorm: {
       const Node& m = *s.node;
       const int64_t C = m.shape.back(), rows = shape_numel(m.shape) / C;
-      return simple(0, [=, this]() -> std::function<void()> {
+      return simple(0, [=]() -> std::function<void()> {
         const void* x = P(sp->in[0]);
         const DType xt = DT(sp->in[0]);
         const float *ga = F(sp->in[1]), *be = F(sp->in[2]);

@@ -91,8 +91,7 @@ bool WinogradProducts::stacks_kernels(Type type) {
 
 WinogradProducts::WinogradProducts(int64_t n, int64_t at_once, int64_t tiles, int64_t Ci,
                                    int64_t Co, const dnnl::engine& engine, Type type)
-    : n_(n),
-      at_once_(at_once),
+    : at_once_(at_once),
       tiles_(tiles),
       Ci_(Ci),
       Co_(Co),

@@ -78,7 +78,7 @@ class WinogradProducts {
   Bound bind(const void* u, void* pad, void* V, void* M, int64_t first, int64_t count) const;
 
  private:
-  int64_t n_, at_once_, tiles_, Ci_, Co_;
+  int64_t at_once_, tiles_, Ci_, Co_;
   Type type_;
   dnnl::engine engine_;
   dnnl::matmul::primitive_desc pd_;  // one product

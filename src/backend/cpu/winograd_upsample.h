@@ -29,7 +29,7 @@ namespace sdc::cpu {
 // output channels, and at least two chunks of 32 tiles per thread. Not above 256 input channels:
 // the VAE decoder's two 512-channel upsamplers this way moved its image against f32 from 50.52
 // to 49.75 dB PSNR (vae_decode rel. L2 6.6e-3 -> 8.0e-3) for ~70 ms; its 256-channel one, the
-// largest, to 50.37 dB for ~60 ms (README, "The fourth night").
+// largest, to 50.37 dB for ~60 ms (docs/performance-history.md, "The fourth night").
 bool winograd_upsample_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 
 // The same for int8 plans' W8A8 (u8 x s8 products on VNNI, a scale per tile and point as in
