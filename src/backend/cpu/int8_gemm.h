@@ -1,6 +1,7 @@
-// The W8A8 linear layers' own product on AVX-512 VNNI: activations quantised per row (token) to
-// u8 with a scale and zero point of their own, times the s8 weights with a scale per output
-// channel, rescaled, biased and added to a residual in one pass over each output tile.
+// The W8A8 linear layers' own product on AVX512-VNNI or AVX-VNNI (int8_gemm_kernels.h):
+// activations quantised per row (token) to u8 with a scale and zero point of their own, times the
+// s8 weights with a scale per output channel, rescaled, biased and added to a residual in one
+// pass over each output tile.
 //
 // Why not oneDNN's int8 matmul: oneDNN 2.6 takes the per-channel rescale only as a binary post-op
 // ({1, N}; runtime output scales fall back to its reference code), which cost its brgemm kernel
@@ -67,9 +68,12 @@ struct Int8GemmOutput {
   DType addend_type = DType::F32;
 };
 
-// Whether int8_gemm runs this product here: AVX-512 VNNI (under DNNL_MAX_CPU_ISA and
-// force_kernel_isa as oneDNN and the other own kernels), K a multiple of 16 and N of 64.
+// Whether int8_gemm runs this product here: AVX512-VNNI where the own kernels run AVX-512,
+// AVX-VNNI where they run AVX2 (under DNNL_MAX_CPU_ISA and force_kernel_isa as oneDNN and the
+// other own kernels), K a multiple of 16 and N of 64.
 bool int8_gemm_fits(int64_t K, int64_t N);
+// The build that runs here ("avx512_vnni", "avx_vnni"; "" where none does).
+const char* int8_gemm_isa();
 
 // out = (q - zero) scale x (values scales)^T + bias [+ residual], rounded once to out's type:
 // y[m, o] = scale[m] scales[o] (acc - zero[m] sums[o]) + bias[o], acc = sum_k q[m, k] value[o, k]

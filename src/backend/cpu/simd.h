@@ -150,18 +150,17 @@ SDC_AVX512_INLINE __m512 gelu(__m512 x) {
 // x (1 - r / 2) for x >= 0 and x r / 2 below, r = t(|x| / sqrt 2)^-16 (a reciprocal estimate and
 // one Newton step). |error| <= 1e-6 |x| (mostly t^16's f32 rounding), absolute, not relative, in
 // the negative tail; far below a bf16 output's rounding.
+namespace gelu_fast_poly {  // a6 .. a1, 1: shared with the AVX2 gelu_fast (simd_avx2.h)
+constexpr float kA[7] = {
+    0.0000430638f, 0.0002765672f, 0.0001520143f, 0.0092705272f, 0.0422820123f, 0.0705230784f, 1.f};
+}  // namespace gelu_fast_poly
 SDC_AVX512_INLINE __m512 gelu_fast(__m512 x) {
   // Past |x| = 9.9 erf is 1 in f32: GELU is x, or 0 (below); the clamp keeps t^16 finite.
   const __m512 az = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678f));
   const __mmask16 far = _mm512_cmp_ps_mask(az, _mm512_set1_ps(7.f), _CMP_GE_OQ);
   const __m512 z = _mm512_min_ps(az, _mm512_set1_ps(7.f));
-  __m512 t = _mm512_set1_ps(0.0000430638f);
-  t = _mm512_fmadd_ps(t, z, _mm512_set1_ps(0.0002765672f));
-  t = _mm512_fmadd_ps(t, z, _mm512_set1_ps(0.0001520143f));
-  t = _mm512_fmadd_ps(t, z, _mm512_set1_ps(0.0092705272f));
-  t = _mm512_fmadd_ps(t, z, _mm512_set1_ps(0.0422820123f));
-  t = _mm512_fmadd_ps(t, z, _mm512_set1_ps(0.0705230784f));
-  t = _mm512_fmadd_ps(t, z, _mm512_set1_ps(1.f));
+  __m512 t = _mm512_set1_ps(gelu_fast_poly::kA[0]);
+  for (int i = 1; i < 7; ++i) t = _mm512_fmadd_ps(t, z, _mm512_set1_ps(gelu_fast_poly::kA[i]));
   t = _mm512_mul_ps(t, t);
   t = _mm512_mul_ps(t, t);
   t = _mm512_mul_ps(t, t);

@@ -1,0 +1,117 @@
+// kInt8GemmAvxVnni: int8_gemm (int8_gemm_kernel.h) on 8-lane vectors with AVX-VNNI, the
+// VEX-encoded 256-bit vpdpbusd of CPUs with AVX2 and no AVX-512. A tile is 6 rows x 16 channels:
+// 16 vector registers hold its 12 accumulators, 2 weight vectors and a broadcast; a block of 64
+// channels is 4 such column strips (a GEGLU tile: 8 value and 8 gate channels).
+#include <cstring>
+
+#include "backend/cpu/int8_gemm_kernels.h"
+#include "backend/cpu/simd.h"
+#include "backend/cpu/simd_avx2.h"
+
+#define SDC_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define SDC_AVXVNNI_INLINE SDC_AVXVNNI static inline __attribute__((always_inline))
+
+#define SDC_GEMM_TARGET SDC_AVXVNNI
+#include "backend/cpu/int8_gemm_kernel.h"
+
+namespace sdc::cpu {
+namespace {
+
+struct AvxVnni {
+  using VI = __m256i;
+  using VF = __m256;
+  static constexpr int kLanes = 8, kVecs = 2, kRows = 6;
+
+  SDC_AVXVNNI_INLINE VI izero() { return _mm256_setzero_si256(); }
+  SDC_AVXVNNI_INLINE VI iset1(int32_t x) { return _mm256_set1_epi32(x); }
+  SDC_AVXVNNI_INLINE VI iload(const int8_t* p) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  }
+  SDC_AVXVNNI_INLINE VI iload_s32(const int32_t* p) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  }
+  // acc += u8 a x s8 b. {vex} (%{ %} in a GCC asm template): the assembler would otherwise pick
+  // the EVEX form (AVX512-VNNI + VL), which the CPUs this path is for do not have.
+  SDC_AVXVNNI_INLINE VI dpbusd(VI acc, VI a, VI b) {
+    asm("%{vex%} vpdpbusd %[b], %[a], %[acc]" : [acc] "+x"(acc) : [a] "x"(a), [b] "x"(b));
+    return acc;
+  }
+  SDC_AVXVNNI_INLINE VF icvt(VI x) { return _mm256_cvtepi32_ps(x); }
+  SDC_AVXVNNI_INLINE VF fload(const float* p) { return _mm256_loadu_ps(p); }
+  SDC_AVXVNNI_INLINE VF fzero() { return _mm256_setzero_ps(); }
+  SDC_AVXVNNI_INLINE VF fset1(float x) { return _mm256_set1_ps(x); }
+  SDC_AVXVNNI_INLINE VF add(VF a, VF b) { return _mm256_add_ps(a, b); }
+  SDC_AVXVNNI_INLINE VF mul(VF a, VF b) { return _mm256_mul_ps(a, b); }
+  SDC_AVXVNNI_INLINE VF fma(VF a, VF b, VF c) { return _mm256_fmadd_ps(a, b, c); }
+  SDC_AVXVNNI_INLINE VF fnma(VF a, VF b, VF c) { return _mm256_fnmadd_ps(a, b, c); }
+  SDC_AVXVNNI_INLINE VF gelu_fast(VF x) { return simd256::gelu_fast(x); }
+  SDC_AVXVNNI_INLINE VF from_bf16(__m128i h) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  SDC_AVXVNNI_INLINE VF load_act(const void* p, DType t) {
+    return t == DType::BF16 ? from_bf16(_mm_loadu_si128(static_cast<const __m128i*>(p)))
+                            : _mm256_loadu_ps(static_cast<const float*>(p));
+  }
+  SDC_AVXVNNI_INLINE void store_act(void* p, DType t, VF v) {
+    if (t != DType::BF16) return _mm256_storeu_ps(static_cast<float*>(p), v);
+    // Round to nearest even, as simd::to_bf16.
+    const __m256i b = _mm256_castps_si256(v);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(1));
+    const __m256i r = _mm256_srli_epi32(
+        _mm256_add_epi32(_mm256_add_epi32(b, _mm256_set1_epi32(0x7fff)), lsb), 16);
+    _mm_storeu_si128(static_cast<__m128i*>(p),
+                     _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
+  }
+
+  // n (< 8: a tail) values of x from f32 or bf16 memory, 0 past them.
+  SDC_AVXVNNI_INLINE VF load_n(const float* x, int64_t n) {
+    return n >= 8 ? _mm256_loadu_ps(x) : _mm256_maskload_ps(x, simd256::tail_mask(n));
+  }
+  SDC_AVXVNNI_INLINE VF load_n(const uint16_t* x, int64_t n) {
+    if (n >= 8) return from_bf16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
+    alignas(16) uint16_t part[8] = {};
+    std::memcpy(part, x, size_t(n) * 2);
+    return from_bf16(_mm_load_si128(reinterpret_cast<const __m128i*>(part)));
+  }
+
+  template <class T>
+  SDC_AVXVNNI static void quantise_row(const T* x, int64_t K, uint8_t* q, float& scale,
+                                       float& zero) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();  // the range holds 0
+    for (int64_t k = 0; k < K; k += 8) {
+      const __m256 v = load_n(x + k, K - k);  // lanes past K read as 0
+      lo = _mm256_min_ps(lo, v);
+      hi = _mm256_max_ps(hi, v);
+    }
+    const float l = -simd256::hmax(_mm256_sub_ps(_mm256_setzero_ps(), lo)), h = simd256::hmax(hi);
+    scale = h > l ? (h - l) / 255.f : 1.f;
+    zero = std::clamp(std::nearbyint(-l / scale), 0.f, 255.f);
+    const __m256 inv = _mm256_set1_ps(1.f / scale), zp = _mm256_set1_ps(zero);
+    const __m256 floor = _mm256_setzero_ps(), ceil = _mm256_set1_ps(255.f);
+    for (int64_t k = 0; k < K; k += 8) {
+      // round(x / scale) + zero, clamped: rounding to nearest even like std::nearbyint.
+      const __m256 r = _mm256_round_ps(_mm256_mul_ps(load_n(x + k, K - k), inv),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      const __m256i c =
+          _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, zp), floor), ceil));
+      const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+      const __m128i b = _mm_packus_epi16(w, w);
+      if (K - k >= 8) {
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(q + k), b);
+      } else {
+        alignas(16) uint8_t part[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(part), b);
+        std::memcpy(q + k, part, size_t(K - k));
+      }
+    }
+  }
+};
+
+}  // namespace
+
+const Int8GemmKernels kInt8GemmAvxVnni{"avx_vnni", &int8_gemm_kernel::quantise_rows<AvxVnni>,
+                                       &int8_gemm_kernel::quantise_row_f32<AvxVnni>,
+                                       &int8_gemm_kernel::gemm<AvxVnni>,
+                                       &int8_gemm_kernel::gemm_geglu<AvxVnni>};
+
+}  // namespace sdc::cpu

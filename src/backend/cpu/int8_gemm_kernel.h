@@ -1,0 +1,251 @@
+// int8_gemm's product, GEGLU and row quantisation (the rules: int8_gemm.h) written once for any
+// vector width. Included only by int8_gemm_avx512.cpp (16 lanes, AVX512-VNNI) and
+// int8_gemm_avxvnni.cpp (8 lanes, AVX-VNNI), which supply a lanes policy and define
+// SDC_GEMM_TARGET, their target attribute, before including it; everything lives in an anonymous
+// namespace, so each includer compiles its own copies for its own target.
+//
+// A product tile is RM rows x kVecs vectors of kLanes channels: kVecs x RM s32 accumulators, per
+// group of 4 input channels one dword of each row broadcast and kVecs vectors of the weight panel
+// loaded (the panel of a block of 64 channels, K x 64 values, stays in L1/L2 while a thread walks
+// its rows). A GEGLU tile holds kVecs / 2 vectors of the value product and as many of the gate's.
+//
+// A lanes policy P has:
+//   VI, VF, kLanes, kVecs, kRows (RM at most)
+//   izero, iset1, iload (a vector of s8 weight dwords), dpbusd(acc, u8 a, s8 b), icvt (s32 -> f32)
+//   fload, fzero, fset1, add, mul, fma(a, b, c) = a b + c, fnma(a, b, c) = c - a b, gelu_fast
+//   load_act(p, type) / store_act(p, type, v)   kLanes f32 or bf16 values
+//   quantise_row(x, K, q, scale, zero)          int8_gemm.h's rule, for f32 and bf16 rows
+#pragma once
+
+#ifndef SDC_GEMM_TARGET
+#error "int8_gemm_kernel.h: define SDC_GEMM_TARGET (the including file's target) first"
+#endif
+
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "backend/cpu/int8_gemm.h"
+
+namespace sdc::cpu::int8_gemm_kernel {
+namespace {
+
+// The outputs' and addends' element size (f32 or bf16).
+inline int64_t bytes_of(DType t) {
+  return t == DType::BF16 ? 2 : 4;
+}
+
+// The panel's bytes between groups of 4 input channels: 64 channels of one dword each.
+constexpr int64_t kGroupBytes = 256;
+
+// acc[r][v] = sum over k of a[r K + k] x the s8 values of the kLanes channels at columns[v]: each
+// a panel's group-of-4 column vector (a dword of 4 input channels per channel), the next group
+// kGroupBytes on.
+template <class P, int RM>
+SDC_GEMM_TARGET inline __attribute__((always_inline)) void accumulate(
+    const uint8_t* a, int64_t K, const int8_t* const (&columns)[P::kVecs],
+    typename P::VI (&acc)[RM][P::kVecs]) {
+  constexpr int NV = P::kVecs;
+#pragma GCC unroll 8
+  for (int r = 0; r < RM; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = P::izero();
+  for (int64_t k = 0; k < K / 4; ++k) {
+    typename P::VI b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) b[v] = P::iload(columns[v] + k * kGroupBytes);
+#pragma GCC unroll 8
+    for (int r = 0; r < RM; ++r) {
+      int32_t dw;
+      std::memcpy(&dw, a + r * K + k * 4, 4);
+      const typename P::VI x = P::iset1(dw);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = P::dpbusd(acc[r][v], x, b[v]);
+    }
+  }
+}
+
+// Rows m0 .. m0 + RM of the output, channels c0 .. c0 + kVecs kLanes (panel: their block's
+// weight values).
+template <class P, int RM>
+SDC_GEMM_TARGET void tile(const uint8_t* q, const float* scale, const float* zero, int64_t m0,
+                          int64_t c0, const int8_t* panel, const Int8GemmWeights& w,
+                          const Int8GemmOutput& out) {
+  constexpr int NV = P::kVecs, L = P::kLanes;
+  const int64_t N = w.N;
+  typename P::VI acc[RM][NV];
+  const int8_t* columns[NV];
+  for (int v = 0; v < NV; ++v) columns[v] = panel + (c0 % 64 + v * L) * 4;
+  accumulate<P, RM>(q + m0 * w.K, w.K, columns, acc);
+  // y = acc (scale ws) - (scale zero) (sums ws) + bias, ws the channels' weight scales.
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    const int64_t c = c0 + v * L;
+    const typename P::VF ws = P::fload(w.scales + c);
+    const typename P::VF wsum = P::mul(P::icvt(P::iload_s32(w.sums + c)), ws);
+    const typename P::VF bias = w.bias ? P::fload(w.bias + c) : P::fzero();
+#pragma GCC unroll 8
+    for (int r = 0; r < RM; ++r) {
+      const int64_t m = m0 + r;
+      const typename P::VF rs = P::fset1(scale[m]), rz = P::fset1(scale[m] * zero[m]);
+      typename P::VF y = P::fma(P::icvt(acc[r][v]), P::mul(rs, ws), P::fnma(rz, wsum, bias));
+      const int64_t at = m * N + c;
+      char* yp = static_cast<char*>(out.y) + at * bytes_of(out.type);
+      if (out.residual == GemmResidual::Sum)
+        y = P::add(y, P::load_act(yp, out.type));
+      else if (out.residual == GemmResidual::Add)
+        y = P::add(
+            y, P::load_act(static_cast<const char*>(out.addend) + at * bytes_of(out.addend_type),
+                           out.addend_type));
+      P::store_act(yp, out.type, y);
+    }
+  }
+}
+
+// kVecs / 2 vectors of channels from c0 (in their block of 64) of a GEGLU tile: RM rows of the
+// value product and of the gate product, out = value GELU(gate).
+template <class P, int RM>
+SDC_GEMM_TARGET void geglu_tile(const uint8_t* q, const float* scale, const float* zero, int64_t m0,
+                                int64_t c0, const int8_t* value_panel, const int8_t* gate_panel,
+                                const Int8GemmWeights& value, const Int8GemmWeights& gate,
+                                const Int8GemmOutput& out) {
+  constexpr int NV = P::kVecs, H = NV / 2, L = P::kLanes;
+  const int64_t N = value.N, at = (c0 % 64) * 4;
+  typename P::VI acc[RM][NV];  // [r][0, H): value, [r][H, NV): gate
+  const int8_t* columns[NV];
+  for (int v = 0; v < H; ++v) {
+    columns[v] = value_panel + at + v * L * 4;
+    columns[H + v] = gate_panel + at + v * L * 4;
+  }
+  accumulate<P, RM>(q + m0 * value.K, value.K, columns, acc);
+#pragma GCC unroll 2
+  for (int v = 0; v < H; ++v) {
+    const int64_t c = c0 + v * L;
+    const typename P::VF vs = P::fload(value.scales + c), gs = P::fload(gate.scales + c);
+    const typename P::VF vsum = P::mul(P::icvt(P::iload_s32(value.sums + c)), vs);
+    const typename P::VF gsum = P::mul(P::icvt(P::iload_s32(gate.sums + c)), gs);
+    const typename P::VF vb = value.bias ? P::fload(value.bias + c) : P::fzero();
+    const typename P::VF gb = gate.bias ? P::fload(gate.bias + c) : P::fzero();
+#pragma GCC unroll 8
+    for (int r = 0; r < RM; ++r) {
+      const int64_t m = m0 + r;
+      const typename P::VF rs = P::fset1(scale[m]), rz = P::fset1(scale[m] * zero[m]);
+      const typename P::VF y = P::fma(P::icvt(acc[r][v]), P::mul(rs, vs), P::fnma(rz, vsum, vb));
+      const typename P::VF g =
+          P::fma(P::icvt(acc[r][H + v]), P::mul(rs, gs), P::fnma(rz, gsum, gb));
+      P::store_act(static_cast<char*>(out.y) + (m * N + c) * bytes_of(out.type), out.type,
+                   P::mul(y, P::gelu_fast(g)));
+    }
+  }
+}
+
+using TileFn = void (*)(const uint8_t*, const float*, const float*, int64_t, int64_t, const int8_t*,
+                        const Int8GemmWeights&, const Int8GemmOutput&);
+using GegluTileFn = void (*)(const uint8_t*, const float*, const float*, int64_t, int64_t,
+                             const int8_t*, const int8_t*, const Int8GemmWeights&,
+                             const Int8GemmWeights&, const Int8GemmOutput&);
+template <class P, int... R>
+constexpr std::array<TileFn, sizeof...(R)> tile_table(std::integer_sequence<int, R...>) {
+  return {&tile<P, R + 1>...};
+}
+template <class P, int... R>
+constexpr std::array<GegluTileFn, sizeof...(R)> geglu_table(std::integer_sequence<int, R...>) {
+  return {&geglu_tile<P, R + 1>...};
+}
+
+// Bytes of one block's panel: the layout pads K to a multiple of 64 (its blocks of 16 groups of
+// 4) with zeros.
+inline size_t panel_bytes(int64_t K) {
+  return size_t((K + 63) / 64 * 64) * 64;
+}
+
+// Rows [m0, m1) of channel block nb.
+template <class P>
+void rows_of_block(const uint8_t* q, const float* scale, const float* zero, int64_t m0, int64_t m1,
+                   int64_t nb, const Int8GemmWeights& w, const Int8GemmOutput& out) {
+  constexpr int RM = P::kRows;
+  static constexpr auto tiles = tile_table<P>(std::make_integer_sequence<int, RM>());
+  const int8_t* panel = w.values + size_t(nb) * panel_bytes(w.K);
+  for (int64_t c0 = nb * 64; c0 < nb * 64 + 64; c0 += P::kVecs * P::kLanes) {
+    int64_t m = m0;
+    for (; m + RM <= m1; m += RM) tile<P, RM>(q, scale, zero, m, c0, panel, w, out);
+    if (m < m1) tiles[size_t(m1 - m - 1)](q, scale, zero, m, c0, panel, w, out);
+  }
+}
+
+// The same for GEGLU, both halves of the block.
+template <class P>
+void geglu_rows_of_block(const uint8_t* q, const float* scale, const float* zero, int64_t m0,
+                         int64_t m1, int64_t nb, const Int8GemmWeights& value,
+                         const Int8GemmWeights& gate, const Int8GemmOutput& out) {
+  constexpr int RM = P::kRows;
+  static constexpr auto tiles = geglu_table<P>(std::make_integer_sequence<int, RM>());
+  const int8_t* vp = value.values + size_t(nb) * panel_bytes(value.K);
+  const int8_t* gp = gate.values + size_t(nb) * panel_bytes(gate.K);
+  for (int64_t c0 = nb * 64; c0 < nb * 64 + 64; c0 += P::kVecs / 2 * P::kLanes) {
+    int64_t m = m0;
+    for (; m + RM <= m1; m += RM)
+      geglu_tile<P, RM>(q, scale, zero, m, c0, vp, gp, value, gate, out);
+    if (m < m1) tiles[size_t(m1 - m - 1)](q, scale, zero, m, c0, vp, gp, value, gate, out);
+  }
+}
+
+// Runs block(m0, m1, nb) over M rows and `blocks` channel blocks on the team's threads.
+template <int kRows, class Block>
+void for_blocks(int64_t M, int64_t blocks, Block block) {
+  const int64_t tiles = (M + kRows - 1) / kRows;
+#pragma omp parallel
+  {
+    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+    if (tiles >= 2 * T) {
+      // Each thread its share of the rows, block after block: its codes stay in its L2 and each
+      // block's panel in L1 while it walks them.
+      const int64_t m0 = std::min(M, tiles * t / T * kRows),
+                    m1 = std::min(M, tiles * (t + 1) / T * kRows);
+      for (int64_t nb = 0; nb < blocks; ++nb) block(m0, m1, nb);
+    } else {
+      // Few rows (the 8x8 level, a small image): split the channel blocks.
+      for (int64_t nb = blocks * t / T; nb < blocks * (t + 1) / T; ++nb) block(0, M, nb);
+    }
+  }
+}
+
+template <class P>
+void quantise_rows(const void* x, DType type, int64_t M, int64_t K, const RowCodes& c) {
+#pragma omp parallel for schedule(static) if (M * K > 32768)
+  for (int64_t m = 0; m < M; ++m) {
+    if (type == DType::BF16)
+      P::quantise_row(static_cast<const uint16_t*>(x) + m * K, K, c.q + m * K, c.scale[m],
+                      c.zero[m]);
+    else
+      P::quantise_row(static_cast<const float*>(x) + m * K, K, c.q + m * K, c.scale[m], c.zero[m]);
+  }
+}
+
+template <class P>
+void quantise_row_f32(const float* x, int64_t K, uint8_t* q, float& scale, float& zero) {
+  P::quantise_row(x, K, q, scale, zero);
+}
+
+template <class P>
+void gemm(const RowCodes& c, int64_t M, const Int8GemmWeights& w, const Int8GemmOutput& out) {
+  for_blocks<P::kRows>(M, w.N / 64, [&](int64_t m0, int64_t m1, int64_t nb) {
+    rows_of_block<P>(c.q, c.scale, c.zero, m0, m1, nb, w, out);
+  });
+}
+
+template <class P>
+void gemm_geglu(const RowCodes& c, int64_t M, const Int8GemmWeights& value,
+                const Int8GemmWeights& gate, const Int8GemmOutput& out) {
+  for_blocks<P::kRows>(M, value.N / 64, [&](int64_t m0, int64_t m1, int64_t nb) {
+    geglu_rows_of_block<P>(c.q, c.scale, c.zero, m0, m1, nb, value, gate, out);
+  });
+}
+
+}  // namespace
+}  // namespace sdc::cpu::int8_gemm_kernel
