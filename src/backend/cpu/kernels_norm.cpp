@@ -247,7 +247,13 @@ void group_norm_t(const TX* x, const float* add_nc, const float* gamma, const fl
 #pragma omp for schedule(static)
       for (int64_t i = 0; i < N * P; ++i) {
         const int64_t n = i / P, p = i % P;
-        gn_apply_avx512(x + (n * P + p) * C, s.a + n * C, s.b + n * C, 0, 1, C, silu, row.data());
+        const TX* xr = x + (n * P + p) * C;
+        if (isa == KernelIsa::Avx512)
+          gn_apply_avx512(xr, s.a + n * C, s.b + n * C, 0, 1, C, silu, row.data());
+        else if constexpr (std::is_same_v<TX, float>)
+          gn_apply_avx2(xr, s.a + n * C, s.b + n * C, 0, 1, C, silu, row.data());
+        else
+          gn_apply_scalar(xr, s.a + n * C, s.b + n * C, 0, 1, C, silu, row.data());
         quantise_row(row.data(), C, codes.q + i * C, codes.scale[i], codes.zero[i]);
       }
     }
@@ -389,15 +395,23 @@ void group_norm_row_codes(const void* x, DType xdt, const float* add_nc, const f
 
 void layer_norm_row_codes(const void* x, DType xdt, const float* gamma, const float* beta,
                           int64_t rows, int64_t C, float eps, const RowCodes& codes) {
+  // Codes exist where int8_gemm runs: AVX512-VNNI or AVX-VNNI (AVX2 kernels, f32 rows there).
+  const KernelIsa isa = kernel_isa();
 #pragma omp parallel
   {
     std::vector<float> row(static_cast<size_t>(C));  // the normalised row, in L1
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
-      if (xdt == DType::BF16)
-        ln_row_avx512(static_cast<const uint16_t*>(x) + r * C, gamma, beta, C, eps, row.data());
+      const auto* xh = static_cast<const uint16_t*>(x) + r * C;
+      const auto* xf = static_cast<const float*>(x) + r * C;
+      if (isa == KernelIsa::Avx512 && xdt == DType::BF16)
+        ln_row_avx512(xh, gamma, beta, C, eps, row.data());
+      else if (isa == KernelIsa::Avx512)
+        ln_row_avx512(xf, gamma, beta, C, eps, row.data());
+      else if (xdt == DType::BF16)
+        ln_row_scalar(xh, gamma, beta, C, eps, row.data());
       else
-        ln_row_avx512(static_cast<const float*>(x) + r * C, gamma, beta, C, eps, row.data());
+        ln_row_avx2(xf, gamma, beta, C, eps, row.data());
       quantise_row(row.data(), C, codes.q + r * C, codes.scale[r], codes.zero[r]);
     }
   }

@@ -8,7 +8,6 @@
 #include <set>
 #include <tuple>
 
-#include "backend/cpu/cpu_features.h"
 #include "backend/cpu/dnnl_util.h"
 #include "backend/cpu/int8_gemm.h"
 #include "backend/cpu/int8_weights.h"
@@ -60,8 +59,7 @@ void Planner::share_int8_inputs() {
 }
 
 void Planner::fuse_norm_codes() {
-  // The norms write codes from their AVX-512 kernels only; elsewhere each GEMM quantises.
-  if (!int8_ || !use_avx512_kernels()) return;
+  if (!int8_) return;
   const std::set<int> kept = output_stores();  // their values must exist
   std::map<int, std::vector<size_t>> readers;  // store -> the steps reading it (any way)
   for (size_t i = 0; i < specs_.size(); ++i) {
