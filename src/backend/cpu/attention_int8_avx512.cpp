@@ -3,8 +3,7 @@
 // L1); a register tile holds 24 accumulators beside the NQ query or P vectors and a broadcast.
 #include "backend/cpu/simd.h"
 
-#define SDC_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
-#define SDC_VNNI_INLINE SDC_VNNI static inline __attribute__((always_inline))
+#include "backend/cpu/vnni.h"
 
 #define SDC_INT8_TARGET SDC_VNNI
 #include "backend/cpu/attention_int8_kernel.h"
@@ -24,12 +23,7 @@ struct Avx512Vnni {
   SDC_VNNI_INLINE void istore(uint8_t* p, VI x) { _mm512_storeu_si512(p, x); }
   SDC_VNNI_INLINE VI iadd(VI a, VI b) { return _mm512_add_epi32(a, b); }
   SDC_VNNI_INLINE int32_t ihsum(VI x) { return _mm512_reduce_add_epi32(x); }
-  // acc += u8 a x s8 b, 4 products a lane. Through asm: with the _mm512_dpbusd_epi32 builtin GCC
-  // 12 copies each accumulator to the stack around every instruction of the tiles (2-3x slower).
-  SDC_VNNI_INLINE VI dpbusd(VI acc, VI a, VI b) {
-    asm("vpdpbusd %[b], %[a], %[acc]" : [acc] "+v"(acc) : [a] "v"(a), [b] "v"(b));
-    return acc;
-  }
+  SDC_VNNI_INLINE VI dpbusd(VI acc, VI a, VI b) { return vnni::dpbusd(acc, a, b); }
 
   SDC_VNNI_INLINE VF fzero() { return _mm512_setzero_ps(); }
   SDC_VNNI_INLINE VF fload(const float* p) { return _mm512_loadu_ps(p); }

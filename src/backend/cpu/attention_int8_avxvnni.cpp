@@ -9,8 +9,7 @@
 #include "backend/cpu/simd.h"
 #include "backend/cpu/simd_avx2.h"
 
-#define SDC_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define SDC_AVXVNNI_INLINE SDC_AVXVNNI static inline __attribute__((always_inline))
+#include "backend/cpu/vnni.h"
 
 #define SDC_INT8_TARGET SDC_AVXVNNI
 #include "backend/cpu/attention_int8_kernel.h"
@@ -38,13 +37,7 @@ struct AvxVnni {
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
     return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
   }
-  // acc += u8 a x s8 b. {vex} (%{ %} in a GCC asm template): the assembler would otherwise pick the
-  // EVEX form (AVX512-VNNI + VL), which the CPUs this path is for do not have. Through asm for the
-  // reason attention_int8_avx512.cpp gives.
-  SDC_AVXVNNI_INLINE VI dpbusd(VI acc, VI a, VI b) {
-    asm("%{vex%} vpdpbusd %[b], %[a], %[acc]" : [acc] "+x"(acc) : [a] "x"(a), [b] "x"(b));
-    return acc;
-  }
+  SDC_AVXVNNI_INLINE VI dpbusd(VI acc, VI a, VI b) { return vnni::dpbusd(acc, a, b); }
 
   SDC_AVXVNNI_INLINE VF fzero() { return _mm256_setzero_ps(); }
   SDC_AVXVNNI_INLINE VF fload(const float* p) { return _mm256_loadu_ps(p); }

@@ -3,8 +3,7 @@
 #include "backend/cpu/int8_gemm_kernels.h"
 #include "backend/cpu/simd.h"
 
-#define SDC_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
-#define SDC_VNNI_INLINE SDC_VNNI static inline __attribute__((always_inline))
+#include "backend/cpu/vnni.h"
 
 #define SDC_GEMM_TARGET SDC_VNNI
 #include "backend/cpu/int8_gemm_kernel.h"
@@ -21,12 +20,7 @@ struct Avx512Vnni {
   SDC_VNNI_INLINE VI iset1(int32_t x) { return _mm512_set1_epi32(x); }
   SDC_VNNI_INLINE VI iload(const int8_t* p) { return _mm512_loadu_si512(p); }
   SDC_VNNI_INLINE VI iload_s32(const int32_t* p) { return _mm512_loadu_si512(p); }
-  // acc += u8 a x s8 b, 4 products a lane. Through asm: GCC 12's _mm512_dpbusd_epi32 builtin
-  // spills the accumulators around each instruction of an unrolled tile.
-  SDC_VNNI_INLINE VI dpbusd(VI acc, VI a, VI b) {
-    asm("vpdpbusd %[b], %[a], %[acc]" : [acc] "+v"(acc) : [a] "v"(a), [b] "v"(b));
-    return acc;
-  }
+  SDC_VNNI_INLINE VI dpbusd(VI acc, VI a, VI b) { return vnni::dpbusd(acc, a, b); }
   SDC_VNNI_INLINE VF icvt(VI x) { return _mm512_cvtepi32_ps(x); }
   SDC_VNNI_INLINE VF fload(const float* p) { return _mm512_loadu_ps(p); }
   SDC_VNNI_INLINE VF fzero() { return _mm512_setzero_ps(); }

@@ -8,8 +8,7 @@
 #include "backend/cpu/simd.h"
 #include "backend/cpu/simd_avx2.h"
 
-#define SDC_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define SDC_AVXVNNI_INLINE SDC_AVXVNNI static inline __attribute__((always_inline))
+#include "backend/cpu/vnni.h"
 
 #define SDC_GEMM_TARGET SDC_AVXVNNI
 #include "backend/cpu/int8_gemm_kernel.h"
@@ -30,12 +29,7 @@ struct AvxVnni {
   SDC_AVXVNNI_INLINE VI iload_s32(const int32_t* p) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   }
-  // acc += u8 a x s8 b. {vex} (%{ %} in a GCC asm template): the assembler would otherwise pick
-  // the EVEX form (AVX512-VNNI + VL), which the CPUs this path is for do not have.
-  SDC_AVXVNNI_INLINE VI dpbusd(VI acc, VI a, VI b) {
-    asm("%{vex%} vpdpbusd %[b], %[a], %[acc]" : [acc] "+x"(acc) : [a] "x"(a), [b] "x"(b));
-    return acc;
-  }
+  SDC_AVXVNNI_INLINE VI dpbusd(VI acc, VI a, VI b) { return vnni::dpbusd(acc, a, b); }
   SDC_AVXVNNI_INLINE VF icvt(VI x) { return _mm256_cvtepi32_ps(x); }
   SDC_AVXVNNI_INLINE VF fload(const float* p) { return _mm256_loadu_ps(p); }
   SDC_AVXVNNI_INLINE VF fzero() { return _mm256_setzero_ps(); }
