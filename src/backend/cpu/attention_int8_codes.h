@@ -1,5 +1,5 @@
-// The int8 attention's quantisation rules as scalar functions: the AVX-512 kernels
-// (attention_int8_pack.cpp, attention_int8_avx512.cpp) follow them operation for operation in f32,
+// The int8 attention's quantisation rules as scalar functions: the kernels
+// (attention_int8_kernel.h, in both its builds) follow them operation for operation in f32,
 // so the tests can rebuild every code the kernels make and check the rest against exact math.
 //   q, k, v codes: s8 = round-half-even(x * 127 / absmax), scale absmax / 127 (0 for absmax 0);
 //   q travels as u8 (code + 128), which vpdpbusd needs on one side; the key's -128 * sum of codes
