@@ -343,7 +343,8 @@ void add_convert_command(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "Worker threads for merging and casting (0: all cores)");
   cmd->add_option("--target", a->target,
                   "Also store the weights packed for a CPU so that loading maps them: native | "
-                  "avx512_core_amx | avx512_core_bf16 | avx512_core | avx2 (default: none)");
+                  "avx512_core_amx | avx512_core_bf16 | avx512_core_vnni | avx512_core | "
+                  "avx2_vnni | avx2 (default: none)");
   cmd->add_option("-o,--output", a->output,
                   "Output .gguf file, or an existing folder (--format onnx: the export folder)")
       ->required();

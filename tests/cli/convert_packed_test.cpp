@@ -255,6 +255,25 @@ TEST(ConvertPacked, VaePrecisionOtherThanAutoOrInt8IsRefused) {
   EXPECT_TRUE(dir.list().empty());
 }
 
+// A named ISA (a file made for other machines): convert checks the name before any work and packs
+// under it at the end, one oneDNN cap for both; the file records the ISA and still generates here
+// (its entries do not match this CPU's layouts, so they are packed again at load).
+TEST(ConvertPacked, ANamedTargetPacksForThatIsa) {
+  test::TempDir dir;
+  const std::string out = dir.file("avx2.gguf");
+  auto args = convert_args(out, false);
+  args.insert(args.end(), {"--target", "avx2"});
+  const auto c = test::run_sdc(args);
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(c.err.find(" for avx2, f32"), std::string::npos) << c.err;
+  const io::GgufFile g = io::read_gguf(out);
+  ASSERT_NE(g.find("sdc.packed.isa"), nullptr);
+  EXPECT_EQ(g.find("sdc.packed.isa")->string_value, "avx2");
+  EXPECT_GT(g.find("sdc.packed.key")->items.size(), 0u);
+  const auto r = test::run_sdc(generate_args(out, dir.file("a.safetensors"), dir.file("a.png")));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 TEST(ConvertPacked, UnknownTargetIsRefusedWithNothingWritten) {
   test::TempDir dir;
   auto args = convert_args(dir.file("x.gguf"), false);

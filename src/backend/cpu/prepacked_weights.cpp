@@ -1,6 +1,9 @@
 // The registry of ahead-of-time packed weights and oneDNN's ISA naming (see prepacked_weights.h).
 #include "backend/cpu/prepacked_weights.h"
 
+#include <mutex>
+#include <string>
+
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "common/error.h"
@@ -123,10 +126,17 @@ bool isa_has_int8_dot() {
 
 void limit_isa(const std::string& name) {
   if (name == "native") return;
+  // oneDNN takes its cap once per process; `sdc convert` checks the name before any work and
+  // packs under it later, so the same name again is a no-op, not a second (refused) setting.
+  static std::mutex mutex;
+  static std::string applied;
+  const std::lock_guard lock(mutex);
+  if (name == applied) return;
   for (const IsaName& n : kIsas) {
     if (name != n.name) continue;
-    if (dnnl::set_max_cpu_isa(n.isa) != dnnl::status::success)
+    if (!applied.empty() || dnnl::set_max_cpu_isa(n.isa) != dnnl::status::success)
       throw UsageError("", "--target", "an ISA set before any oneDNN primitive exists", name);
+    applied = name;
     return;
   }
   std::string valid = "native";

@@ -70,8 +70,9 @@ class PrepackedWeights {
 // layouts depend on.
 std::string effective_isa_name();
 // Caps oneDNN's ISA (before any primitive is created): "native" (no cap), "avx512_core_amx",
-// "avx512_core_bf16", "avx512_core", "avx2". sdc::UsageError for anything else, or when
-// oneDNN refuses (primitives already created).
+// "avx512_core_bf16", "avx512_core_vnni", "avx512_core", "avx2_vnni", "avx2". The same name again
+// is a no-op. sdc::UsageError for anything else, for a second, different name, or when oneDNN
+// refuses (primitives already created).
 void limit_isa(const std::string& name);
 
 // Whether oneDNN's int8 kernels here have a VNNI dot product (AVX512-VNNI or AVX-VNNI, under any
