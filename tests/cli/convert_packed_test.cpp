@@ -3,9 +3,13 @@
 // unknown ISA name with nothing written, and never applied to another file's tensors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
+
 #include <cstring>
 #include <sstream>
 
+#include "backend/cpu/cpu_features.h"
 #include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
 #include "backend/cpu/weight_cache.h"
@@ -256,8 +260,9 @@ TEST(ConvertPacked, VaePrecisionOtherThanAutoOrInt8IsRefused) {
 }
 
 // A named ISA (a file made for other machines): convert checks the name before any work and packs
-// under it at the end, one oneDNN cap for both; the file records the ISA and still generates here
-// (its entries do not match this CPU's layouts, so they are packed again at load).
+// under it at the end, one oneDNN cap for both, with sdc's own kernels capped alike; the file
+// records the ISA, generates here, and on that CPU class (emulated by oneDNN's variable) maps
+// every weight its plans use.
 TEST(ConvertPacked, ANamedTargetPacksForThatIsa) {
   test::TempDir dir;
   const std::string out = dir.file("avx2.gguf");
@@ -272,6 +277,29 @@ TEST(ConvertPacked, ANamedTargetPacksForThatIsa) {
   EXPECT_GT(g.find("sdc.packed.key")->items.size(), 0u);
   const auto r = test::run_sdc(generate_args(out, dir.file("a.safetensors"), dir.file("a.png")));
   EXPECT_EQ(r.exit_code, 0) << r.err;
+  setenv("DNNL_MAX_CPU_ISA", "AVX2", 1);
+  const auto there =
+      test::run_sdc(generate_args(out, dir.file("b.safetensors"), dir.file("b.png")));
+  unsetenv("DNNL_MAX_CPU_ISA");
+  ASSERT_EQ(there.exit_code, 0) << there.err;
+  EXPECT_NE(there.err.find("weights mapped already packed"), std::string::npos) << there.err;
+  EXPECT_EQ(there.err.find("packed again"), std::string::npos) << there.err;
+
+  // An int8 UNet for AVX-VNNI desktops, made on a machine with AVX-512: with only oneDNN capped
+  // the planner asked it for AVX-512 layouts and convert failed.
+  if (!cpu::cpu_features().avx_vnni) GTEST_SKIP() << "no AVX-VNNI here to check the int8 case on";
+  const std::string vnni = dir.file("avx2_vnni.gguf");
+  auto int8_args = convert_args(vnni, false);
+  *(std::find(int8_args.begin(), int8_args.end(), "-t") + 1) = "unet=int8";
+  int8_args.insert(int8_args.end(), {"--target", "avx2_vnni"});
+  const auto ci = test::run_sdc(int8_args);
+  ASSERT_EQ(ci.exit_code, 0) << ci.err;
+  setenv("DNNL_MAX_CPU_ISA", "AVX2_VNNI", 1);
+  const auto gi = test::run_sdc(generate_args(vnni, dir.file("c.safetensors"), dir.file("c.png")));
+  unsetenv("DNNL_MAX_CPU_ISA");
+  ASSERT_EQ(gi.exit_code, 0) << gi.err;
+  EXPECT_NE(gi.err.find("weights mapped already packed"), std::string::npos) << gi.err;
+  EXPECT_EQ(gi.err.find("packed again"), std::string::npos) << gi.err;
 }
 
 TEST(ConvertPacked, UnknownTargetIsRefusedWithNothingWritten) {

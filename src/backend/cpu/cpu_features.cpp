@@ -64,13 +64,23 @@ std::atomic<KernelIsa> g_cap{KernelIsa::Avx512};
 
 }  // namespace
 
-const CpuFeatures& cpu_features() {
-  static const CpuFeatures f = [] {
+namespace {
+CpuFeatures& features() {
+  static CpuFeatures f = [] {
     CpuFeatures probed = probe();
     if (const char* cap = std::getenv("DNNL_MAX_CPU_ISA")) apply_isa_cap(probed, cap);
     return probed;
   }();
   return f;
+}
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  return features();
+}
+
+void cap_cpu_features(const std::string& isa) {
+  apply_isa_cap(features(), isa);
 }
 
 KernelIsa kernel_isa() {

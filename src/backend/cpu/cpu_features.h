@@ -2,6 +2,8 @@
 // are compiled with per-function target attributes, so one binary runs on AVX2-only machines too.
 #pragma once
 
+#include <string>
+
 namespace sdc::cpu {
 
 struct CpuFeatures {
@@ -16,6 +18,10 @@ struct CpuFeatures {
 // Probed once. DNNL_MAX_CPU_ISA (oneDNN's own cap, e.g. AVX2) lowers what is reported, so the
 // own kernels and `--precision auto` follow the same cap as oneDNN.
 const CpuFeatures& cpu_features();
+// Lowers what cpu_features() reports as DNNL_MAX_CPU_ISA=isa would have (oneDNN's names,
+// lowercase): `sdc convert --target` packs for another CPU class with oneDNN and the own kernels
+// capped alike. Call before planning; it does not raise what was capped already.
+void cap_cpu_features(const std::string& isa);
 
 // The own kernels' widest path: AVX-512, AVX2 + FMA (the kernels whose time matters there, as
 // attention's softmax; the others take the scalar path) or scalar.

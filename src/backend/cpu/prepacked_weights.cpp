@@ -6,6 +6,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "backend/cpu/cpu_features.h"
 #include "common/error.h"
 
 namespace sdc::cpu {
@@ -136,6 +137,7 @@ void limit_isa(const std::string& name) {
     if (name != n.name) continue;
     if (!applied.empty() || dnnl::set_max_cpu_isa(n.isa) != dnnl::status::success)
       throw UsageError("", "--target", "an ISA set before any oneDNN primitive exists", name);
+    cap_cpu_features(name);  // the own kernels and precision choices follow, as under the variable
     applied = name;
     return;
   }
