@@ -102,17 +102,7 @@ struct Avx512Vnni {
   template <class T>
   SDC_VNNI static void store_rows(const float* ot, int W, const float* l, const float* vs,
                                   int64_t rows, int64_t d, T* out, int64_t C) {
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(W));
-    for (int64_t r = 0; r < rows; ++r) {
-      const __m512 inv = _mm512_set1_ps(1.f / l[r]);
-      for (int64_t e = 0; e < d; e += 16) {
-        const __mmask16 m = simd::tail_mask(d - e);
-        const __m512 o = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, ot + e * W + r, 4);
-        const __m512 y = _mm512_mul_ps(_mm512_mul_ps(o, _mm512_maskz_loadu_ps(m, vs + e)), inv);
-        simd::store(out + r * C + e, y, m);
-      }
-    }
+    simd::store_columns_as_rows(ot, W, l, vs, rows, d, out, C);
   }
 };
 

@@ -202,6 +202,26 @@ SDC_AVX512_INLINE void store(uint16_t* p, __m512 v, __mmask16 m) {
   _mm256_mask_storeu_epi16(p, m, to_bf16(v));
 }
 
+// The flash-attention kernels' output (queries in lanes): row r < rows of out (stride C) is
+// column r of t (d rows of stride W) times the per-column scale (none: 1) over l[r], gathered 16
+// columns at a time.
+template <class T>
+SDC_AVX512 inline void store_columns_as_rows(const float* t, int W, const float* l,
+                                             const float* scale, int64_t rows, int64_t d, T* out,
+                                             int64_t C) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(W));
+  for (int64_t r = 0; r < rows; ++r) {
+    const __m512 inv = _mm512_set1_ps(1.f / l[r]);
+    for (int64_t e = 0; e < d; e += 16) {
+      const __mmask16 m = tail_mask(d - e);
+      __m512 y = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, t + e * W + r, 4);
+      if (scale) y = _mm512_mul_ps(y, _mm512_maskz_loadu_ps(m, scale + e));
+      store(out + r * C + e, _mm512_mul_ps(y, inv), m);
+    }
+  }
+}
+
 // Horizontal sum and max.
 SDC_AVX512_INLINE float hsum(__m512 v) {
   return _mm512_reduce_add_ps(v);
