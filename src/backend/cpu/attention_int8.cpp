@@ -9,19 +9,20 @@
 #include "backend/cpu/attention_int8_kernels.h"
 #include "backend/cpu/attention_int8_pack.h"
 #include "backend/cpu/cpu_features.h"
-#include "backend/cpu/prepacked_weights.h"
 
 namespace sdc::cpu {
 
 const attn_int8::Kernels* Int8Attention::kernels_for(const AttentionShape& s) {
-  // oneDNN's effective ISA follows DNNL_MAX_CPU_ISA, so a cap below VNNI turns the path off too.
-  static const bool vnni512 = __builtin_cpu_supports("avx512vnni");
-  if (s.causal || s.C / s.heads > 1024 || !isa_has_int8_dot()) return nullptr;
-  const CpuFeatures& f = cpu_features();
-  if (s.in == DType::BF16 && !f.avx512_bf16) return nullptr;
-  const KernelIsa isa = kernel_isa();
-  if (isa == KernelIsa::Avx512 && vnni512) return &attn_int8::kAvx512Vnni;
-  if (isa == KernelIsa::Avx2 && f.avx_vnni) return &attn_int8::kAvxVnni;
+  if (s.causal || s.C / s.heads > 1024) return nullptr;
+  if (s.in == DType::BF16 && !cpu_features().avx512_bf16) return nullptr;
+  switch (own_int8_dot()) {
+    case Int8Dot::Avx512Vnni:
+      return &attn_int8::kAvx512Vnni;
+    case Int8Dot::AvxVnni:
+      return &attn_int8::kAvxVnni;
+    case Int8Dot::None:
+      return nullptr;
+  }
   return nullptr;
 }
 

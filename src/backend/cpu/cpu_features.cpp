@@ -11,6 +11,7 @@
 #include <string>
 
 #include "backend/cpu/plan.h"
+#include "backend/cpu/prepacked_weights.h"
 #include "common/cpu_id.h"
 #include "common/error.h"
 
@@ -31,9 +32,10 @@ CpuFeatures probe() {
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
   const bool avx2 = (b >> 5) & 1;
   const bool f512 = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
-  const bool amx_bf16 = (d >> 22) & 1;
+  const bool amx_bf16 = (d >> 22) & 1, vnni512 = (c >> 11) & 1;
   f.avx2 = os_avx && avx2 && fma;
   f.avx512 = f.avx2 && os_avx512 && f512 && dq && bw && vl;
+  f.avx512_vnni = f.avx512 && vnni512;
   unsigned a1 = 0, b1, c1, d1;
   if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) {
     f.avx512_bf16 = f.avx512 && ((a1 >> 5) & 1);
@@ -52,6 +54,8 @@ void apply_isa_cap(CpuFeatures& f, std::string cap) {
   f.amx_bf16 = false;
   if (cap.rfind("avx512_core_bf16", 0) == 0) return;
   f.avx512_bf16 = false;
+  if (cap.rfind("avx512_core_vnni", 0) == 0) return;
+  f.avx512_vnni = false;
   if (cap.rfind("avx512", 0) == 0) return;
   f.avx512 = false;
   if (cap.rfind("avx2_vnni", 0) == 0) return;
@@ -62,9 +66,6 @@ void apply_isa_cap(CpuFeatures& f, std::string cap) {
 
 std::atomic<KernelIsa> g_cap{KernelIsa::Avx512};
 
-}  // namespace
-
-namespace {
 CpuFeatures& features() {
   static CpuFeatures f = [] {
     CpuFeatures probed = probe();
@@ -73,6 +74,7 @@ CpuFeatures& features() {
   }();
   return f;
 }
+
 }  // namespace
 
 const CpuFeatures& cpu_features() {
@@ -90,6 +92,15 @@ KernelIsa kernel_isa() {
 }
 void force_kernel_isa(KernelIsa cap) {
   g_cap = cap;
+}
+
+Int8Dot own_int8_dot() {
+  if (!isa_has_int8_dot()) return Int8Dot::None;  // follows DNNL_MAX_CPU_ISA, as oneDNN does
+  const CpuFeatures& f = cpu_features();
+  const KernelIsa isa = kernel_isa();
+  if (isa == KernelIsa::Avx512 && f.avx512_vnni) return Int8Dot::Avx512Vnni;
+  if (isa == KernelIsa::Avx2 && f.avx_vnni) return Int8Dot::AvxVnni;
+  return Int8Dot::None;
 }
 
 bool use_avx512_kernels() {

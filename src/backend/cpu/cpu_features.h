@@ -10,7 +10,8 @@ struct CpuFeatures {
   bool avx2 = false;    // AVX2 + FMA, enabled by the OS
   bool avx512 = false;  // AVX-512 F/BW/VL/DQ, enabled by the OS
   bool avx512_bf16 = false;
-  bool avx_vnni = false;  // the VEX-encoded 256-bit VNNI dot products (AVX2 CPUs, Alder Lake on)
+  bool avx512_vnni = false;  // the EVEX 512-bit VNNI dot products
+  bool avx_vnni = false;     // the VEX-encoded 256-bit VNNI dot products (AVX2 CPUs, Alder Lake on)
   bool amx_bf16 = false;
   bool amd = false;  // vendor AuthenticAMD
 };
@@ -30,6 +31,12 @@ enum class KernelIsa { Scalar, Avx2, Avx512 };
 KernelIsa kernel_isa();
 // Tests: run the own kernels at most at `cap` (Avx512: no cap).
 void force_kernel_isa(KernelIsa cap);
+
+// The build of the own int8 kernels (int8 attention, int8_gemm) that runs here: AVX512-VNNI where
+// the own kernels run AVX-512, AVX-VNNI where they run AVX2, none elsewhere or where oneDNN was
+// capped below an int8 dot product (isa_has_int8_dot). Follows force_kernel_isa.
+enum class Int8Dot { None, AvxVnni, Avx512Vnni };
+Int8Dot own_int8_dot();
 
 // Whether the own kernels take their AVX-512 path (kernel_isa() is Avx512).
 bool use_avx512_kernels();

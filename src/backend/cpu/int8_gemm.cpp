@@ -7,18 +7,20 @@
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/int8_gemm_kernels.h"
 #include "backend/cpu/memory_plan.h"
-#include "backend/cpu/prepacked_weights.h"
 
 namespace sdc::cpu {
 namespace {
 
 // The build for the own kernels' ISA now (tests cap it with force_kernel_isa), or null.
 const Int8GemmKernels* active() {
-  static const bool vnni512 = __builtin_cpu_supports("avx512vnni");
-  if (!isa_has_int8_dot()) return nullptr;  // follows DNNL_MAX_CPU_ISA, as oneDNN does
-  const KernelIsa isa = kernel_isa();
-  if (isa == KernelIsa::Avx512 && vnni512) return &kInt8GemmAvx512Vnni;
-  if (isa == KernelIsa::Avx2 && cpu_features().avx_vnni) return &kInt8GemmAvxVnni;
+  switch (own_int8_dot()) {
+    case Int8Dot::Avx512Vnni:
+      return &kInt8GemmAvx512Vnni;
+    case Int8Dot::AvxVnni:
+      return &kInt8GemmAvxVnni;
+    case Int8Dot::None:
+      return nullptr;
+  }
   return nullptr;
 }
 
@@ -39,8 +41,8 @@ bool int8_gemm_fits(int64_t K, int64_t N) {
   return active() && K > 0 && K % 16 == 0 && N > 0 && N % 64 == 0;
 }
 
-void quantise_row(const float* x, int64_t K, uint8_t* q, float& scale, float& zero) {
-  kernels().quantise_row(x, K, q, scale, zero);
+RowQuantiser row_quantiser() {
+  return kernels().quantise_row;
 }
 
 size_t row_codes_bytes(int64_t M, int64_t K) {

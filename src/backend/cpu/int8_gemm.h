@@ -42,9 +42,11 @@ RowCodes row_codes_in(void* buffer, int64_t M, int64_t K);
 // exact. Parallel over rows; AVX-512 (callers check int8_gemm_fits).
 void quantise_rows(const void* x, DType type, int64_t M, int64_t K, const RowCodes& codes);
 
-// One row of K f32 values by quantise_rows' rule (for producers that have the row at hand: the
-// LayerNorm that writes its consumers' codes, layer_norm_row_codes).
-void quantise_row(const float* x, int64_t K, uint8_t* q, float& scale, float& zero);
+// One row of K f32 values by quantise_rows' rule, for producers that have the row at hand (the
+// norms that write their consumers' codes, layer_norm_row_codes): the build that runs here, taken
+// once per call of theirs rather than looked up per row.
+using RowQuantiser = void (*)(const float* x, int64_t K, uint8_t* q, float& scale, float& zero);
+RowQuantiser row_quantiser();
 
 struct Int8GemmWeights {
   const int8_t* values = nullptr;  // BA16a64b4a: [N / 64][K' / 4][64][4], K' = K up to 64s

@@ -12,7 +12,7 @@ namespace sdc::cpu {
 struct Int8GemmKernels {
   const char* isa;  // "avx512_vnni" or "avx_vnni"
   void (*quantise_rows)(const void* x, DType type, int64_t M, int64_t K, const RowCodes& codes);
-  void (*quantise_row)(const float* x, int64_t K, uint8_t* q, float& scale, float& zero);
+  RowQuantiser quantise_row;
   void (*gemm)(const RowCodes& codes, int64_t M, const Int8GemmWeights& w,
                const Int8GemmOutput& out);
   void (*geglu)(const RowCodes& codes, int64_t M, const Int8GemmWeights& value,

@@ -241,6 +241,7 @@ void group_norm_t(const TX* x, const float* add_nc, const float* gamma, const fl
     gn_statistics(x, add_nc, gamma, beta, N, P, C, G, eps, threads, s, io);
   }
   if (codes.q) {  // group_norm_row_codes: each pixel's row normalised in f32, then its codes
+    const RowQuantiser quantise_row = row_quantiser();
 #pragma omp parallel num_threads(threads)
     {
       std::vector<float> row(static_cast<size_t>(C));
@@ -397,6 +398,7 @@ void layer_norm_row_codes(const void* x, DType xdt, const float* gamma, const fl
                           int64_t rows, int64_t C, float eps, const RowCodes& codes) {
   // Codes exist where int8_gemm runs: AVX512-VNNI or AVX-VNNI (AVX2 kernels, f32 rows there).
   const KernelIsa isa = kernel_isa();
+  const RowQuantiser quantise_row = row_quantiser();
 #pragma omp parallel
   {
     std::vector<float> row(static_cast<size_t>(C));  // the normalised row, in L1

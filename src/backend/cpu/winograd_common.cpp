@@ -5,6 +5,7 @@
 #include <exception>
 #include <string>
 
+#include "backend/cpu/cpu_features.h"
 #include "backend/cpu/dnnl_util.h"
 #include "backend/cpu/memory_plan.h"
 #include "backend/cpu/prepacked_weights.h"
@@ -71,7 +72,7 @@ memory::desc stacked_desc(const memory::desc& one, int64_t n) {
 }  // namespace
 
 bool WinogradProducts::int8_available() {
-  static const bool vnni = __builtin_cpu_supports("avx512vnni") && isa_has_int8_dot();
+  static const bool vnni = cpu_features().avx512_vnni && isa_has_int8_dot();
   return vnni && stacks_kernels(Type::Int8);
 }
 
