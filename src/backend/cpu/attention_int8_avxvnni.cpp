@@ -2,10 +2,8 @@
 // AVX-VNNI, the VEX-encoded 256-bit vpdpbusd of CPUs with AVX2 and no AVX-512 (Intel from Alder
 // Lake on; AMD Zen 4 and 5 have it too, which is how it is tested there). W = 16 queries in lanes
 // (NQ = 2); 16 vector registers hold a tile's 12 accumulators, the 2 query or P vectors and a
-// broadcast. Masked loads and stores of AVX2 cover only dwords, so row tails of bf16 or bytes go
-// through a small buffer (SD1.5's heads, 40, 80 and 160 wide, have none).
-#include <cstring>
-
+// broadcast. Row tails of bf16 or bytes go through simd256's small buffers (SD1.5's heads, 40, 80
+// and 160 wide, have none).
 #include "backend/cpu/simd.h"
 #include "backend/cpu/simd_avx2.h"
 
@@ -80,39 +78,16 @@ struct AvxVnni {
     return transpose4x4(_mm256_packs_epi16(_mm256_packs_epi32(c0, c1), _mm256_packs_epi32(c2, c3)));
   }
 
-  SDC_AVXVNNI_INLINE VF fload_n(const float* p, int64_t n) {
-    return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, simd256::tail_mask(n));
-  }
+  SDC_AVXVNNI_INLINE VF fload_n(const float* p, int64_t n) { return simd256::load(p, n); }
   SDC_AVXVNNI_INLINE VF load_row(const void* x, bool bf16, int64_t e, int64_t n) {
-    if (!bf16) return fload_n(static_cast<const float*>(x) + e, n);
-    const uint16_t* h = static_cast<const uint16_t*>(x) + e;
-    __m128i raw;
-    if (n >= 8) {
-      raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(h));
-    } else {
-      alignas(16) uint16_t part[8] = {};
-      std::memcpy(part, h, size_t(n) * 2);
-      raw = _mm_load_si128(reinterpret_cast<const __m128i*>(part));
-    }
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
-  }
-  SDC_AVXVNNI_INLINE __m128i bytes_u8(VI c) {
-    const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
-    return _mm_packus_epi16(w, w);
+    return bf16 ? simd256::load(static_cast<const uint16_t*>(x) + e, n)
+                : simd256::load(static_cast<const float*>(x) + e, n);
   }
   SDC_AVXVNNI_INLINE void store_u8(uint8_t* p, VI c) {
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(p), bytes_u8(c));
+    simd256::store_bytes(p, simd256::pack_u8(c), 8);
   }
   SDC_AVXVNNI_INLINE void store_s8(int8_t* p, VI c, int64_t n) {
-    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
-    const __m128i b = _mm_packs_epi16(w, w);
-    if (n >= 8) {
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(p), b);
-    } else {
-      alignas(16) int8_t part[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(part), b);
-      std::memcpy(p, part, size_t(n));
-    }
+    simd256::store_bytes(p, simd256::pack_s8(c), n);
   }
   SDC_AVXVNNI_INLINE void store_dwords(int32_t* p, VI x, int64_t n) {
     if (n >= 8)

@@ -2,8 +2,6 @@
 // VEX-encoded 256-bit vpdpbusd of CPUs with AVX2 and no AVX-512. A tile is 6 rows x 16 channels:
 // 16 vector registers hold its 12 accumulators, 2 weight vectors and a broadcast; a block of 64
 // channels is 4 such column strips (a GEGLU tile: 8 value and 8 gate channels).
-#include <cstring>
-
 #include "backend/cpu/int8_gemm_kernels.h"
 #include "backend/cpu/simd.h"
 #include "backend/cpu/simd_avx2.h"
@@ -39,33 +37,15 @@ struct AvxVnni {
   SDC_AVXVNNI_INLINE VF fma(VF a, VF b, VF c) { return _mm256_fmadd_ps(a, b, c); }
   SDC_AVXVNNI_INLINE VF fnma(VF a, VF b, VF c) { return _mm256_fnmadd_ps(a, b, c); }
   SDC_AVXVNNI_INLINE VF gelu_fast(VF x) { return simd256::gelu_fast(x); }
-  SDC_AVXVNNI_INLINE VF from_bf16(__m128i h) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  }
   SDC_AVXVNNI_INLINE VF load_act(const void* p, DType t) {
-    return t == DType::BF16 ? from_bf16(_mm_loadu_si128(static_cast<const __m128i*>(p)))
+    return t == DType::BF16 ? simd256::load(static_cast<const uint16_t*>(p), 8)
                             : _mm256_loadu_ps(static_cast<const float*>(p));
   }
   SDC_AVXVNNI_INLINE void store_act(void* p, DType t, VF v) {
-    if (t != DType::BF16) return _mm256_storeu_ps(static_cast<float*>(p), v);
-    // Round to nearest even, as simd::to_bf16.
-    const __m256i b = _mm256_castps_si256(v);
-    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(1));
-    const __m256i r = _mm256_srli_epi32(
-        _mm256_add_epi32(_mm256_add_epi32(b, _mm256_set1_epi32(0x7fff)), lsb), 16);
-    _mm_storeu_si128(static_cast<__m128i*>(p),
-                     _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
-  }
-
-  // n (< 8: a tail) values of x from f32 or bf16 memory, 0 past them.
-  SDC_AVXVNNI_INLINE VF load_n(const float* x, int64_t n) {
-    return n >= 8 ? _mm256_loadu_ps(x) : _mm256_maskload_ps(x, simd256::tail_mask(n));
-  }
-  SDC_AVXVNNI_INLINE VF load_n(const uint16_t* x, int64_t n) {
-    if (n >= 8) return from_bf16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
-    alignas(16) uint16_t part[8] = {};
-    std::memcpy(part, x, size_t(n) * 2);
-    return from_bf16(_mm_load_si128(reinterpret_cast<const __m128i*>(part)));
+    if (t == DType::BF16)
+      simd256::store(static_cast<uint16_t*>(p), v);
+    else
+      _mm256_storeu_ps(static_cast<float*>(p), v);
   }
 
   template <class T>
@@ -73,7 +53,7 @@ struct AvxVnni {
                                        float& zero) {
     __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();  // the range holds 0
     for (int64_t k = 0; k < K; k += 8) {
-      const __m256 v = load_n(x + k, K - k);  // lanes past K read as 0
+      const __m256 v = simd256::load(x + k, K - k);  // lanes past K read as 0
       lo = _mm256_min_ps(lo, v);
       hi = _mm256_max_ps(hi, v);
     }
@@ -84,19 +64,11 @@ struct AvxVnni {
     const __m256 floor = _mm256_setzero_ps(), ceil = _mm256_set1_ps(255.f);
     for (int64_t k = 0; k < K; k += 8) {
       // round(x / scale) + zero, clamped: rounding to nearest even like std::nearbyint.
-      const __m256 r = _mm256_round_ps(_mm256_mul_ps(load_n(x + k, K - k), inv),
+      const __m256 r = _mm256_round_ps(_mm256_mul_ps(simd256::load(x + k, K - k), inv),
                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
       const __m256i c =
           _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, zp), floor), ceil));
-      const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
-      const __m128i b = _mm_packus_epi16(w, w);
-      if (K - k >= 8) {
-        _mm_storel_epi64(reinterpret_cast<__m128i*>(q + k), b);
-      } else {
-        alignas(16) uint8_t part[16];
-        _mm_store_si128(reinterpret_cast<__m128i*>(part), b);
-        std::memcpy(q + k, part, size_t(K - k));
-      }
+      simd256::store_bytes(q + k, simd256::pack_u8(c), K - k);
     }
   }
 };

@@ -6,6 +6,9 @@
 
 #include <immintrin.h>
 
+#include <cstdint>
+#include <cstring>
+
 #include "backend/cpu/simd.h"  // exp_poly, exp2_poly
 
 #define SDC_AVX2 __attribute__((target("avx2,fma")))
@@ -90,6 +93,49 @@ SDC_AVX2_INLINE float hmax(__m256 v) {
 SDC_AVX2_INLINE __m256i tail_mask(int64_t n) {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n < 8 ? n : 8)), lane);
+}
+
+// n values (8 at most) from f32 or bf16 memory as f32, 0 in the lanes past them: n >= 8 is one
+// plain load; a shorter tail a masked load of dwords (f32), or bf16 through a small buffer (AVX2
+// masks only dwords).
+SDC_AVX2_INLINE __m256 from_bf16(__m128i h) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+SDC_AVX2_INLINE __m256 load(const float* p, int64_t n) {
+  return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, tail_mask(n));
+}
+SDC_AVX2_INLINE __m256 load(const uint16_t* p, int64_t n) {
+  if (n >= 8) return from_bf16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  alignas(16) uint16_t part[8] = {};
+  std::memcpy(part, p, size_t(n) * 2);
+  return from_bf16(_mm_load_si128(reinterpret_cast<const __m128i*>(part)));
+}
+
+// 8 s32 lanes as bytes in the low half, saturated to u8 or s8.
+SDC_AVX2_INLINE __m128i pack_u8(__m256i c) {
+  const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+  return _mm_packus_epi16(w, w);
+}
+SDC_AVX2_INLINE __m128i pack_s8(__m256i c) {
+  const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+  return _mm_packs_epi16(w, w);
+}
+// The low n bytes (8 at most) of b to p.
+SDC_AVX2_INLINE void store_bytes(void* p, __m128i b, int64_t n) {
+  if (n >= 8) return _mm_storel_epi64(static_cast<__m128i*>(p), b);
+  alignas(16) uint8_t part[16];
+  _mm_store_si128(reinterpret_cast<__m128i*>(part), b);
+  std::memcpy(p, part, size_t(n));
+}
+
+// 8 lanes to bf16 memory, rounded to nearest even as simd::to_bf16.
+SDC_AVX2_INLINE void store(uint16_t* p, __m256 v) {
+  const __m256i b = _mm256_castps_si256(v);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(1));
+  const __m256i r =
+      _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(b, _mm256_set1_epi32(0x7fff)), lsb), 16);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
+                   _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
 }
 
 }  // namespace sdc::cpu::simd256
