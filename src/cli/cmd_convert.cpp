@@ -141,6 +141,27 @@ std::string lower(std::string s) {
 void write_onnx(const ConvertArgs& a, const convert::ConvertSpec& spec,
                 const convert::ConvertObserver& observer, const Stopwatch& total);
 
+// Rewrites the converted file at `path` with weights packed for --target.
+void add_packed_section(const ConvertArgs& a, const convert::ConvertSpec& spec,
+                        const std::string& path) {
+  // What `generate --precision auto` will plan: here, bf16 where it beats f32; for another ISA,
+  // bf16 where that ISA has it (what the machine it is meant for will likely choose); int8 for
+  // a UNet marked unet=int8, and for the VAE decoder's int8 layers when vae=int8.
+  const bool bf16 = a.target == "native"
+                        ? cpu::bf16_is_faster()
+                        : a.target == "avx512_core_amx" || a.target == "avx512_core_bf16";
+  pipeline::PackOptions po;
+  po.target = a.target;
+  po.precision = spec.types.unet_int8 ? cpu::Precision::INT8
+                 : bf16               ? cpu::Precision::BF16
+                                      : cpu::Precision::F32;
+  po.vae_int8 = spec.types.vae_int8;
+  po.sizes = spec.sizes;
+  po.batch = a.batch;
+  po.threads = a.threads;
+  pipeline::add_packed_section(path, po, std::cerr);
+}
+
 void run_convert(const ConvertArgs& a) {
   Stopwatch total;
   const bool onnx = a.format == "onnx";
@@ -168,6 +189,12 @@ void run_convert(const ConvertArgs& a) {
   spec.types =
       convert::parse_component_types(a.type.empty() ? (onnx ? "f32" : "f16") : a.type, "-t/--type");
   spec.sizes = convert::parse_sizes(a.sizes, "-s/--sizes");
+  if (!a.target.empty() && (spec.types.unet_int8 || spec.types.vae_int8) &&
+      !cpu::isa_has_int8_dot())
+    throw UsageError("", "--target",
+                     "an ISA with a VNNI dot product for -t unet=int8 / vae=int8 (avx2_vnni, "
+                     "avx512_core_vnni or newer)",
+                     "\"" + a.target + "\" (oneDNN runs " + cpu::effective_isa_name() + ")");
   for (const auto& arg : a.loras) spec.loras.push_back(model::parse_lora_arg(arg));
   spec.name = model_name(a);
   if (onnx) {
@@ -235,25 +262,31 @@ void run_convert(const ConvertArgs& a) {
     end_bars();
     return;
   }
-  const convert::ConvertResult r = convert::convert_model(spec, observer);
-  end_bars();
+  // With --target the file is written twice (portable, then with the packed section), so it
+  // goes to a temporary sibling that replaces the output only once packed: a packing failure
+  // leaves neither a half-made file nor an earlier file at the output replaced.
+  const std::string output = spec.output;
+  std::optional<io::StagedFile> unpacked;
   if (!a.target.empty()) {
-    // What `generate --precision auto` will plan: here, bf16 where it beats f32; for another ISA,
-    // bf16 where that ISA has it (what the machine it is meant for will likely choose); int8 for
-    // a UNet marked unet=int8, and for the VAE decoder's int8 layers when vae=int8.
-    const bool bf16 = a.target == "native"
-                          ? cpu::bf16_is_faster()
-                          : a.target == "avx512_core_amx" || a.target == "avx512_core_bf16";
-    pipeline::PackOptions po;
-    po.target = a.target;
-    po.precision = spec.types.unet_int8 ? cpu::Precision::INT8
-                   : bf16               ? cpu::Precision::BF16
-                                        : cpu::Precision::F32;
-    po.vae_int8 = spec.types.vae_int8;
-    po.sizes = spec.sizes;
-    po.batch = a.batch;
-    po.threads = a.threads;
-    pipeline::add_packed_section(r.path, po, std::cerr);
+    unpacked.emplace(output, "unpacked");
+    spec.output = unpacked->path();
+  }
+  convert::ConvertResult r;
+  try {
+    r = convert::convert_model(spec, observer);
+    end_bars();
+    if (unpacked) {
+      add_packed_section(a, spec, r.path);
+      if (g_interrupted.load()) throw convert::ConvertCancelled(output);
+      unpacked->publish();
+      r.path = output;
+    }
+  } catch (const convert::ConvertCancelled&) {
+    throw convert::ConvertCancelled(output);
+  } catch (const Error& e) {
+    // Errors name the file the user asked for, not the staged sibling.
+    if (unpacked && e.file() == unpacked->path()) throw e.with_file(output);
+    throw;
   }
   // The model hash (A1111's "Model hash") now, while the file is still in the page cache, so
   // that the first generate from it does not spend seconds reading it back to hash it.

@@ -1,4 +1,4 @@
-// AtomicFile on POSIX: mkstemp + write + fsync + rename.
+// AtomicFile and StagedFile on POSIX: mkstemp + write + fsync + rename.
 #include "io/atomic_file.h"
 
 #include <fcntl.h>
@@ -16,21 +16,43 @@
 
 namespace sdc::io {
 
-AtomicFile::AtomicFile(std::string target, AfterCommit after)
-    : target_(std::move(target)), after_(after) {
-  std::filesystem::path t(target_);
+namespace {
+
+// Creates ".<name>.<stage>-XXXXXX" beside `target` (mode 0644); returns its descriptor and sets
+// `path`.
+int make_sibling(const std::string& target, const std::string& stage, std::string& path) {
+  std::filesystem::path t(target);
   std::filesystem::path dir = t.parent_path().empty() ? "." : t.parent_path();
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
-    throw Error(target_, "output folder", "an existing directory",
-                dir.string() + " does not exist");
-  std::string tmpl = (dir / ("." + t.filename().string() + ".tmp-XXXXXX")).string();
+    throw Error(target, "output folder", "an existing directory", dir.string() + " does not exist");
+  std::string tmpl = (dir / ("." + t.filename().string() + "." + stage + "-XXXXXX")).string();
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
-  fd_ = mkstemp(buf.data());
-  if (fd_ < 0) throw Error(target_, "output folder", "a writable directory", std::strerror(errno));
-  temp_ = buf.data();
-  fchmod(fd_, 0644);
+  const int fd = mkstemp(buf.data());
+  if (fd < 0) throw Error(target, "output folder", "a writable directory", std::strerror(errno));
+  path = buf.data();
+  fchmod(fd, 0644);
+  return fd;
+}
+
+// Renames `from` over `target` and fsyncs the folder, so that the new name survives a crash.
+void rename_durably(const std::string& from, const std::string& target) {
+  if (::rename(from.c_str(), target.c_str()) != 0)
+    throw Error(target, "rename", "success", std::strerror(errno));
+  std::filesystem::path dir = std::filesystem::path(target).parent_path();
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(std::string target, AfterCommit after)
+    : target_(std::move(target)), after_(after) {
+  fd_ = make_sibling(target_, "tmp", temp_);
 }
 
 AtomicFile::~AtomicFile() {
@@ -97,15 +119,21 @@ void AtomicFile::commit() {
     throw Error(target_, "close", "success", std::strerror(errno));
   }
   fd_ = -1;
-  if (::rename(temp_.c_str(), target_.c_str()) != 0)
-    throw Error(target_, "rename", "success", std::strerror(errno));
+  rename_durably(temp_, target_);
   committed_ = true;
-  std::filesystem::path dir = std::filesystem::path(target_).parent_path();
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+}
+
+StagedFile::StagedFile(std::string target, const std::string& stage) : target_(std::move(target)) {
+  ::close(make_sibling(target_, stage, path_));
+}
+
+StagedFile::~StagedFile() {
+  if (!published_) ::unlink(path_.c_str());
+}
+
+void StagedFile::publish() {
+  rename_durably(path_, target_);
+  published_ = true;
 }
 
 }  // namespace sdc::io

@@ -49,4 +49,24 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// StagedFile: a hidden sibling path of `target` (created empty, unique) for output that is made
+// in several passes — each may rewrite it atomically (AtomicFile) — and replaces `target` only at
+// publish() (rename, then the folder fsynced). Destroyed unpublished, the staged file is removed,
+// and whatever was at `target` stays as it was.
+class StagedFile {
+ public:
+  // Throws sdc::Error if the folder is not writable.
+  StagedFile(std::string target, const std::string& stage);
+  ~StagedFile();
+  StagedFile(const StagedFile&) = delete;
+  StagedFile& operator=(const StagedFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  void publish();
+
+ private:
+  std::string target_, path_;
+  bool published_ = false;
+};
+
 }  // namespace sdc::io

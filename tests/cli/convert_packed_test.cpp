@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include <cstring>
+#include <fstream>
 #include <sstream>
 
 #include "backend/cpu/cpu_features.h"
@@ -274,6 +275,7 @@ TEST(ConvertPacked, ANamedTargetPacksForThatIsa) {
   const io::GgufFile g = io::read_gguf(out);
   ASSERT_NE(g.find("sdc.packed.isa"), nullptr);
   EXPECT_EQ(g.find("sdc.packed.isa")->string_value, "avx2");
+  EXPECT_EQ(dir.list(), std::vector<std::string>{"avx2.gguf"});  // the staged file is gone
   EXPECT_GT(g.find("sdc.packed.key")->items.size(), 0u);
   const auto r = test::run_sdc(generate_args(out, dir.file("a.safetensors"), dir.file("a.png")));
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -312,6 +314,28 @@ TEST(ConvertPacked, UnknownTargetIsRefusedWithNothingWritten) {
   EXPECT_NE(r.err.find("--target"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("pentium4"), std::string::npos) << r.err;
   EXPECT_TRUE(dir.list().empty());
+}
+
+// An int8 component packed for an ISA without a VNNI dot product: refused before any work (it
+// used to fail in packing, after the unpacked file had replaced whatever was at the output).
+TEST(ConvertPacked, Int8ForATargetWithoutVnniIsRefusedAndTheOutputKept) {
+  test::TempDir dir;
+  const std::string out = dir.file("x.gguf");
+  std::ofstream(out) << "an earlier model";
+  auto args = convert_args(out, false);
+  *(std::find(args.begin(), args.end(), "-t") + 1) = "unet=int8";
+  args.insert(args.end(), {"--target", "avx2"});
+  const auto r = test::run_sdc(args);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--target: expected an ISA with a VNNI dot product"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("\"avx2\" (oneDNN runs avx2)"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("cast + write"), std::string::npos) << r.err;  // nothing converted
+  EXPECT_EQ(dir.list(), std::vector<std::string>{"x.gguf"});
+  std::ifstream in(out);
+  std::string kept;
+  std::getline(in, kept);
+  EXPECT_EQ(kept, "an earlier model");
 }
 
 TEST(PrepackedWeights, AnEntryAppliesOnlyToTensorsOfItsOwner) {

@@ -1,7 +1,8 @@
 // AtomicFile's chunked writing and its cache advice: whatever the pattern of write() calls, the
 // committed file holds exactly the bytes written; nothing reaches the target before commit();
 // DropCached leaves the committed file out of the page cache (so the next mapping reads it back
-// in large folios), KeepCached leaves it cached.
+// in large folios), KeepCached leaves it cached. StagedFile: a multi-pass output replaces its
+// target only when published.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -77,6 +78,58 @@ TEST(AtomicFile, AbandonedWriterLeavesNothing) {
     AtomicFile f(dir.file("x"));
     const std::vector<uint8_t> bytes = pattern(size_t(9) << 20);
     f.write(bytes.data(), bytes.size());
+  }
+  EXPECT_TRUE(dir.list().empty());
+}
+
+// StagedFile: passes rewrite the staged file atomically; the target changes only at publish().
+TEST(StagedFile, UnpublishedLeavesTheTargetAsItWasAndNothingElse) {
+  test::TempDir dir;
+  const std::string target = dir.file("model.gguf");
+  std::ofstream(target) << "earlier";
+  {
+    StagedFile staged(target, "unpacked");
+    EXPECT_EQ(std::filesystem::path(staged.path()).parent_path(),
+              std::filesystem::path(dir.path()));
+    EXPECT_EQ(
+        std::filesystem::path(staged.path()).filename().string().rfind(".model.gguf.unpacked-", 0),
+        0u);
+    AtomicFile pass(staged.path());
+    const std::vector<uint8_t> bytes = pattern(1000);
+    pass.write(bytes.data(), bytes.size());
+    pass.commit();
+  }
+  EXPECT_EQ(dir.list(), std::vector<std::string>{"model.gguf"});
+  const std::vector<uint8_t> kept = read_all(target);
+  EXPECT_EQ(std::string(kept.begin(), kept.end()), "earlier");
+}
+
+TEST(StagedFile, PublishReplacesTheTargetWithTheLastPass) {
+  test::TempDir dir;
+  const std::string target = dir.file("model.gguf");
+  std::ofstream(target) << "earlier";
+  const std::vector<uint8_t> first = pattern(100), second = pattern(3000);
+  {
+    StagedFile staged(target, "unpacked");
+    for (const auto* bytes : {&first, &second}) {
+      AtomicFile pass(staged.path());
+      pass.write(bytes->data(), bytes->size());
+      pass.commit();
+    }
+    EXPECT_EQ(read_all(target).size(), 7u);  // not yet
+    staged.publish();
+  }
+  EXPECT_EQ(dir.list(), std::vector<std::string>{"model.gguf"});
+  EXPECT_EQ(read_all(target), second);
+}
+
+TEST(StagedFile, AFolderThatDoesNotExistIsRefused) {
+  test::TempDir dir;
+  try {
+    StagedFile staged(dir.file("missing/model.gguf"), "unpacked");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not exist"), std::string::npos) << e.what();
   }
   EXPECT_TRUE(dir.list().empty());
 }
