@@ -180,8 +180,9 @@ std::vector<cpu::Precision> peak_precisions(const std::vector<cpu::Precision>& p
 
 // Everything one `sdc bench` run found.
 struct BenchReport {
-  std::string model;  // path, or "random SD1.5 (seed N)"
-  std::string cpu;    // /proc/cpuinfo model name
+  std::string model;       // path, or "random SD1.5 (seed N)"
+  std::string cpu;         // /proc/cpuinfo model name
+  std::string huge_pages;  // how anonymous memory is advised here (anonymous_huge_pages())
   int hardware_threads = 0, threads = 0;
   bool quick = false;
   int unet_runs = 0;

@@ -277,6 +277,7 @@ json BenchReport::to_json() const {
   }
   return {{"model", model},
           {"cpu", cpu},
+          {"huge_pages", huge_pages},
           {"hardware_threads", hardware_threads},
           {"threads", threads},
           {"quick", quick},
@@ -295,6 +296,8 @@ void BenchReport::print_table(std::ostream& out) const {
       << (threads > 0 ? std::to_string(threads) : std::string("all")) << " used; load average "
       << format("%.2f", loadavg_start) << " at start, " << format("%.2f", loadavg_end)
       << " at end\n";
+  if (!huge_pages.empty())
+    out << "Huge pages for activations and packed weights: " << huge_pages << "\n";
   out << "Peak (best large conv/matmul through the same backend, measured now):";
   for (const PeakResult& p : peaks)
     out << " " << cpu::precision_name(p.precision) << " " << format("%.1f", p.gflops)

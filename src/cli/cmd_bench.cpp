@@ -35,6 +35,7 @@
 #include "cli/commands.h"
 #include "cli/model_options.h"
 #include "common/error.h"
+#include "common/huge_pages.h"
 #include "common/stopwatch.h"
 #include "engine/engine.h"
 #include "io/atomic_file.h"
@@ -426,6 +427,7 @@ void run_bench(BenchArgs& a) {
                            std::to_string(a.settings.seed) + ", fp16 safetensors)"
                      : a.settings.model.model;
   report.cpu = bench::cpu_model_name();
+  report.huge_pages = anonymous_huge_pages().reason;
   report.hardware_threads = int(std::thread::hardware_concurrency());
   report.threads = a.settings.threads;
   report.quick = a.quick;
