@@ -535,8 +535,10 @@ void StableDiffusion::decode(Run& run) {
   // Tiled: no plan of the full size is ever built (that is where the memory goes).
   cpu::Plan* dec = taesd || tiled(run) ? nullptr : &plans_.vae_decoder(1, run.h, run.w);
   const int iw = 8 * run.w, ih = 8 * run.h;
-  std::vector<float> chw(size_t(3) * size_t(iw) * size_t(ih));
-  std::vector<float> scaled(run.per_image);
+  // Only the full-size VAE plan writes into a buffer of ours; TAESD and the tiled decode return
+  // their own (a fresh buffer is ~800 page faults at 512x512: not one more than needed).
+  std::vector<float> chw(dec ? size_t(3) * size_t(iw) * size_t(ih) : 0);
+  std::vector<float> scaled(taesd ? 0 : run.per_image);
   for (int i = 0; i < run.B; ++i) {
     run.throw_if_cancelled();
     const std::span<const float> z =
