@@ -15,6 +15,7 @@
 #include "cli/progress_bar.h"
 #include "cli/user_cache.h"
 #include "common/error.h"
+#include "common/huge_pages.h"
 #include "common/stopwatch.h"
 #include "engine/engine.h"
 #include "io/atomic_file.h"
@@ -107,6 +108,7 @@ void run_generate(GenerateArgs& a) {
                      "a ControlNet (--control-net FILE or one bundled in a .gguf)", "none");
   cpu::parse_precision(a.precision);
   engine::parse_vae_precision(a.vae_precision);
+  anonymous_huge_pages();  // a bad SDC_HUGE_PAGES is refused before any work
 
   // The same engine `sdc serve` runs, with this one model and a queue of one job.
   Stopwatch since_start;  // for "load to first UNet step", the figure a deployment cares about

@@ -13,6 +13,7 @@
 #include "cli/model_options.h"
 #include "cli/transfer_flags.h"
 #include "common/error.h"
+#include "common/huge_pages.h"
 #include "engine/engine.h"
 #include "server/http_server.h"
 
@@ -67,6 +68,8 @@ void run_serve(ServeArgs& a) {
   sigaddset(&stop_signals, SIGUSR1);  // sent by this process to end the watcher
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // Decided (and a bad SDC_HUGE_PAGES refused) before any model loads; logged once listening.
+  const HugePagePolicy& huge_pages = anonymous_huge_pages();
   engine::Engine engine(a.engine);
   server::HttpServer http(engine, a.server);
   http.bind();
@@ -78,7 +81,7 @@ void run_serve(ServeArgs& a) {
             << (reg.models_dir.empty() ? "-m" : reg.models_dir)
             << ", LoRAs: " << engine.registry().loras().size();
   if (auto m = engine.current_model_if_any()) std::cerr << ", current: " << m->name;
-  std::cerr << "\n";
+  std::cerr << "\nhuge pages for activations and packed weights: " << huge_pages.reason << "\n";
   std::cout << "sdc serve: listening on http://" << a.server.host << ":" << http.port()
             << std::endl;
 

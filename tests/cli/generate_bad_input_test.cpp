@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "common/fixtures.h"
 #include "io/safetensors.h"
@@ -50,6 +51,12 @@ TEST(GenerateBadInput, WidthNotMultipleOf8) {
 TEST(GenerateBadInput, HeightTooLarge) {
   expect_one_line(refuse({"-H", "4096"}),
                   "--height: expected a multiple of 8 from 64 to 2048, found 4096");
+}
+TEST(GenerateBadInput, UnknownHugePageSetting) {
+  setenv("SDC_HUGE_PAGES", "yes", 1);
+  const Refusal r = refuse({});
+  unsetenv("SDC_HUGE_PAGES");
+  expect_one_line(r, "SDC_HUGE_PAGES: expected auto, advise or system, found \"yes\"");
 }
 TEST(GenerateBadInput, ZeroSteps) {
   expect_one_line(refuse({"--steps", "0"}), "--steps: expected 1 to 1000, found 0");

@@ -149,6 +149,9 @@ TEST(ServeProcess, WarnsWhenListeningBeyondLoopbackWithoutAuth) {
   ASSERT_TRUE(p.wait_listening()) << ServeProcess::read(p.err);
   EXPECT_NE(ServeProcess::read(p.err).find("warning: listening on 0.0.0.0 without --api-auth"),
             std::string::npos);
+  // The memory decision is in the start-up log, as `sdc bench` prints it.
+  EXPECT_NE(ServeProcess::read(p.err).find("huge pages for activations and packed weights: "),
+            std::string::npos);
   kill(p.pid, SIGINT);
   EXPECT_EQ(p.wait_exit(30), 0);
 }
@@ -171,6 +174,17 @@ TEST(ServeProcess, BadOptionsAreOneLineAndExit2) {
     EXPECT_NE(err.find(k.needle), std::string::npos) << err;
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
   }
+  // A bad memory setting, before any model loads.
+  setenv("SDC_HUGE_PAGES", "yes", 1);
+  test::make_models_dir(dir.file("models"));
+  ServeProcess p(dir, {"--models-dir", dir.file("models"), "--port", "0"});
+  unsetenv("SDC_HUGE_PAGES");
+  EXPECT_EQ(p.wait_exit(30), 2);
+  const std::string err = ServeProcess::read(p.err);
+  EXPECT_NE(err.find("SDC_HUGE_PAGES: expected auto, advise or system, found \"yes\""),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
 }
 
 }  // namespace
