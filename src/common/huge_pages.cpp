@@ -68,7 +68,7 @@ HugePagePolicy probe_huge_pages() {
   const size_t small_bytes = kSmallPages * round_to_pages(1);
   void* small = mmap(nullptr, small_bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
   void* huge = map_aligned(kHugePageBytes, PROT_READ | PROT_WRITE, flags);
-  HugePagePolicy policy{false, "not advised: the probe could not map its memory"};
+  HugePagePolicy policy{false, "not advised: the probe's memory could not be mapped or advised"};
   if (small != MAP_FAILED && huge != MAP_FAILED &&
       madvise(huge, kHugePageBytes, MADV_HUGEPAGE) == 0) {
     const double small_us = first_writes_us(static_cast<char*>(small), small_bytes) / kSmallPages;
