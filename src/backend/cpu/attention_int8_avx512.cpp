@@ -11,31 +11,12 @@
 namespace sdc::cpu::attn_int8 {
 namespace {
 
-struct Avx512Vnni {
-  using VI = __m512i;
-  using VF = __m512;
-  static constexpr int kLanes = 16, kRegs = 24, kNqWide = 4, kNqNarrow = 2;
+struct Avx512Vnni : vnni::Lanes512 {
+  static constexpr int kRegs = 24, kNqWide = 4, kNqNarrow = 2;
   static constexpr int nq(int64_t d) { return d > 96 ? kNqNarrow : kNqWide; }
 
-  SDC_VNNI_INLINE VI izero() { return _mm512_setzero_si512(); }
-  SDC_VNNI_INLINE VI iset1(int32_t x) { return _mm512_set1_epi32(x); }
-  SDC_VNNI_INLINE VI iload(const uint8_t* p) { return _mm512_loadu_si512(p); }
-  SDC_VNNI_INLINE void istore(uint8_t* p, VI x) { _mm512_storeu_si512(p, x); }
-  SDC_VNNI_INLINE VI iadd(VI a, VI b) { return _mm512_add_epi32(a, b); }
   SDC_VNNI_INLINE int32_t ihsum(VI x) { return _mm512_reduce_add_epi32(x); }
-  SDC_VNNI_INLINE VI dpbusd(VI acc, VI a, VI b) { return vnni::dpbusd(acc, a, b); }
-
-  SDC_VNNI_INLINE VF fzero() { return _mm512_setzero_ps(); }
-  SDC_VNNI_INLINE VF fload(const float* p) { return _mm512_loadu_ps(p); }
-  SDC_VNNI_INLINE void fstore(float* p, VF x) { _mm512_storeu_ps(p, x); }
-  SDC_VNNI_INLINE VF fset1(float x) { return _mm512_set1_ps(x); }
-  SDC_VNNI_INLINE VF cvt(VI x) { return _mm512_cvtepi32_ps(x); }
-  SDC_VNNI_INLINE VI round(VF x) { return _mm512_cvtps_epi32(x); }
-  SDC_VNNI_INLINE VF mul(VF a, VF b) { return _mm512_mul_ps(a, b); }
-  SDC_VNNI_INLINE VF sub(VF a, VF b) { return _mm512_sub_ps(a, b); }
-  SDC_VNNI_INLINE VF max(VF a, VF b) { return _mm512_max_ps(a, b); }
   SDC_VNNI_INLINE VF abs(VF x) { return _mm512_abs_ps(x); }
-  SDC_VNNI_INLINE VF fma(VF a, VF b, VF c) { return _mm512_fmadd_ps(a, b, c); }
   SDC_VNNI_INLINE VF exp2(VF x) { return simd::exp2(x); }
   SDC_VNNI_INLINE float hmax(VF x) { return _mm512_reduce_max_ps(x); }
   SDC_VNNI_INLINE VF select_ne(VF a, VF b, VF x, VF y) {

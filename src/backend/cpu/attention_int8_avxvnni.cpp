@@ -15,39 +15,16 @@
 namespace sdc::cpu::attn_int8 {
 namespace {
 
-struct AvxVnni {
-  using VI = __m256i;
-  using VF = __m256;
-  static constexpr int kLanes = 8, kRegs = 12, kNqWide = 2, kNqNarrow = 2;
+struct AvxVnni : vnni::Lanes256 {
+  static constexpr int kRegs = 12, kNqWide = 2, kNqNarrow = 2;
   static constexpr int nq(int64_t) { return kNqWide; }
 
-  SDC_AVXVNNI_INLINE VI izero() { return _mm256_setzero_si256(); }
-  SDC_AVXVNNI_INLINE VI iset1(int32_t x) { return _mm256_set1_epi32(x); }
-  SDC_AVXVNNI_INLINE VI iload(const uint8_t* p) {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  }
-  SDC_AVXVNNI_INLINE void istore(uint8_t* p, VI x) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), x);
-  }
-  SDC_AVXVNNI_INLINE VI iadd(VI a, VI b) { return _mm256_add_epi32(a, b); }
   SDC_AVXVNNI_INLINE int32_t ihsum(VI x) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
     return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
   }
-  SDC_AVXVNNI_INLINE VI dpbusd(VI acc, VI a, VI b) { return vnni::dpbusd(acc, a, b); }
-
-  SDC_AVXVNNI_INLINE VF fzero() { return _mm256_setzero_ps(); }
-  SDC_AVXVNNI_INLINE VF fload(const float* p) { return _mm256_loadu_ps(p); }
-  SDC_AVXVNNI_INLINE void fstore(float* p, VF x) { _mm256_storeu_ps(p, x); }
-  SDC_AVXVNNI_INLINE VF fset1(float x) { return _mm256_set1_ps(x); }
-  SDC_AVXVNNI_INLINE VF cvt(VI x) { return _mm256_cvtepi32_ps(x); }
-  SDC_AVXVNNI_INLINE VI round(VF x) { return _mm256_cvtps_epi32(x); }
-  SDC_AVXVNNI_INLINE VF mul(VF a, VF b) { return _mm256_mul_ps(a, b); }
-  SDC_AVXVNNI_INLINE VF sub(VF a, VF b) { return _mm256_sub_ps(a, b); }
-  SDC_AVXVNNI_INLINE VF max(VF a, VF b) { return _mm256_max_ps(a, b); }
   SDC_AVXVNNI_INLINE VF abs(VF x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.f), x); }
-  SDC_AVXVNNI_INLINE VF fma(VF a, VF b, VF c) { return _mm256_fmadd_ps(a, b, c); }
   SDC_AVXVNNI_INLINE VF exp2(VF x) { return simd256::exp2(x); }
   SDC_AVXVNNI_INLINE float hmax(VF x) { return simd256::hmax(x); }
   SDC_AVXVNNI_INLINE VF select_ne(VF a, VF b, VF x, VF y) {

@@ -13,14 +13,13 @@
 // Tiles: QK is RK keys x NQ query vectors (reduction over d4, key dword broadcast), PV is RE head
 // columns x NQ query vectors (reduction over key groups, value dword broadcast).
 //
-// A lanes policy P has:
-//   VI, VF, kLanes          the s32 and f32 vector types and their lane count
+// A lanes policy P derives from vnni::Lanes512 or Lanes256 (VI, VF, kLanes, izero, iset1, iload,
+// istore, iadd, dpbusd(acc, u8 a, s8 b), fzero, fload, fstore, fset1, cvt (s32 to f32), round
+// (f32 to s32, to nearest even), mul, sub, max, fma(a, b, c) = a b + c) and has:
 //   kRegs                   accumulators of a register tile (RK or RE = kRegs / NQ), leaving
 //                           registers for the NQ query or P vectors and a broadcast
 //   kNqWide, kNqNarrow, nq(d)  query vectors per block (one of the two) for heads of d
-//   izero, iset1, iload, istore, iadd, dpbusd(acc, u8 a, s8 b), ihsum
-//   fzero, fload, fstore, fset1, cvt (s32 to f32), round (f32 to s32, to nearest even), mul, sub,
-//   max, abs, fma(a, b, c) = a b + c, exp2, hmax
+//   ihsum, abs, exp2, hmax
 //   select_ne(a, b, x, y)   x in the lanes where a != b, y in the others
 //   p_codes(s, a, shift)    attention_int8_codes.h's p_code on every lane, as s32
 //   interleave4_u8, interleave4_s8 (c0, c1, c2, c3)  dword i = the bytes of the four vectors'

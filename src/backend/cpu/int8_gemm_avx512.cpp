@@ -11,24 +11,9 @@
 namespace sdc::cpu {
 namespace {
 
-struct Avx512Vnni {
-  using VI = __m512i;
-  using VF = __m512;
-  static constexpr int kLanes = 16, kVecs = 4, kRows = 6;
+struct Avx512Vnni : vnni::Lanes512 {
+  static constexpr int kVecs = 4, kRows = 6;
 
-  SDC_VNNI_INLINE VI izero() { return _mm512_setzero_si512(); }
-  SDC_VNNI_INLINE VI iset1(int32_t x) { return _mm512_set1_epi32(x); }
-  SDC_VNNI_INLINE VI iload(const int8_t* p) { return _mm512_loadu_si512(p); }
-  SDC_VNNI_INLINE VI iload_s32(const int32_t* p) { return _mm512_loadu_si512(p); }
-  SDC_VNNI_INLINE VI dpbusd(VI acc, VI a, VI b) { return vnni::dpbusd(acc, a, b); }
-  SDC_VNNI_INLINE VF icvt(VI x) { return _mm512_cvtepi32_ps(x); }
-  SDC_VNNI_INLINE VF fload(const float* p) { return _mm512_loadu_ps(p); }
-  SDC_VNNI_INLINE VF fzero() { return _mm512_setzero_ps(); }
-  SDC_VNNI_INLINE VF fset1(float x) { return _mm512_set1_ps(x); }
-  SDC_VNNI_INLINE VF add(VF a, VF b) { return _mm512_add_ps(a, b); }
-  SDC_VNNI_INLINE VF mul(VF a, VF b) { return _mm512_mul_ps(a, b); }
-  SDC_VNNI_INLINE VF fma(VF a, VF b, VF c) { return _mm512_fmadd_ps(a, b, c); }
-  SDC_VNNI_INLINE VF fnma(VF a, VF b, VF c) { return _mm512_fnmadd_ps(a, b, c); }
   SDC_VNNI_INLINE VF gelu_fast(VF x) { return simd::gelu_fast(x); }
   SDC_VNNI_INLINE VF load_act(const void* p, DType t) {
     return t == DType::BF16 ? simd::load(static_cast<const uint16_t*>(p), __mmask16(0xffff))

@@ -14,28 +14,9 @@
 namespace sdc::cpu {
 namespace {
 
-struct AvxVnni {
-  using VI = __m256i;
-  using VF = __m256;
-  static constexpr int kLanes = 8, kVecs = 2, kRows = 6;
+struct AvxVnni : vnni::Lanes256 {
+  static constexpr int kVecs = 2, kRows = 6;
 
-  SDC_AVXVNNI_INLINE VI izero() { return _mm256_setzero_si256(); }
-  SDC_AVXVNNI_INLINE VI iset1(int32_t x) { return _mm256_set1_epi32(x); }
-  SDC_AVXVNNI_INLINE VI iload(const int8_t* p) {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  }
-  SDC_AVXVNNI_INLINE VI iload_s32(const int32_t* p) {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  }
-  SDC_AVXVNNI_INLINE VI dpbusd(VI acc, VI a, VI b) { return vnni::dpbusd(acc, a, b); }
-  SDC_AVXVNNI_INLINE VF icvt(VI x) { return _mm256_cvtepi32_ps(x); }
-  SDC_AVXVNNI_INLINE VF fload(const float* p) { return _mm256_loadu_ps(p); }
-  SDC_AVXVNNI_INLINE VF fzero() { return _mm256_setzero_ps(); }
-  SDC_AVXVNNI_INLINE VF fset1(float x) { return _mm256_set1_ps(x); }
-  SDC_AVXVNNI_INLINE VF add(VF a, VF b) { return _mm256_add_ps(a, b); }
-  SDC_AVXVNNI_INLINE VF mul(VF a, VF b) { return _mm256_mul_ps(a, b); }
-  SDC_AVXVNNI_INLINE VF fma(VF a, VF b, VF c) { return _mm256_fmadd_ps(a, b, c); }
-  SDC_AVXVNNI_INLINE VF fnma(VF a, VF b, VF c) { return _mm256_fnmadd_ps(a, b, c); }
   SDC_AVXVNNI_INLINE VF gelu_fast(VF x) { return simd256::gelu_fast(x); }
   SDC_AVXVNNI_INLINE VF load_act(const void* p, DType t) {
     return t == DType::BF16 ? simd256::load(static_cast<const uint16_t*>(p), 8)

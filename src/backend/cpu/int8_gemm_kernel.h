@@ -9,10 +9,10 @@
 // loaded (the panel of a block of 64 channels, K x 64 values, stays in L1/L2 while a thread walks
 // its rows). A GEGLU tile holds kVecs / 2 vectors of the value product and as many of the gate's.
 //
-// A lanes policy P has:
-//   VI, VF, kLanes, kVecs, kRows (RM at most)
-//   izero, iset1, iload (a vector of s8 weight dwords), dpbusd(acc, u8 a, s8 b), icvt (s32 -> f32)
-//   fload, fzero, fset1, add, mul, fma(a, b, c) = a b + c, fnma(a, b, c) = c - a b, gelu_fast
+// A lanes policy P derives from vnni::Lanes512 or Lanes256 (VI, VF, kLanes, izero, iset1, iload,
+// dpbusd(acc, u8 a, s8 b), cvt (s32 -> f32), fload, fzero, fset1, add, mul, fma(a, b, c) = a b +
+// c, fnma(a, b, c) = c - a b) and has:
+//   kVecs, kRows (RM at most), gelu_fast
 //   load_act(p, type) / store_act(p, type, v)   kLanes f32 or bf16 values
 //   quantise_row(x, K, q, scale, zero)          int8_gemm.h's rule, for f32 and bf16 rows
 #pragma once
@@ -87,13 +87,13 @@ SDC_GEMM_TARGET void tile(const uint8_t* q, const float* scale, const float* zer
   for (int v = 0; v < NV; ++v) {
     const int64_t c = c0 + v * L;
     const typename P::VF ws = P::fload(w.scales + c);
-    const typename P::VF wsum = P::mul(P::icvt(P::iload_s32(w.sums + c)), ws);
+    const typename P::VF wsum = P::mul(P::cvt(P::iload(w.sums + c)), ws);
     const typename P::VF bias = w.bias ? P::fload(w.bias + c) : P::fzero();
 #pragma GCC unroll 8
     for (int r = 0; r < RM; ++r) {
       const int64_t m = m0 + r;
       const typename P::VF rs = P::fset1(scale[m]), rz = P::fset1(scale[m] * zero[m]);
-      typename P::VF y = P::fma(P::icvt(acc[r][v]), P::mul(rs, ws), P::fnma(rz, wsum, bias));
+      typename P::VF y = P::fma(P::cvt(acc[r][v]), P::mul(rs, ws), P::fnma(rz, wsum, bias));
       const int64_t at = m * N + c;
       char* yp = static_cast<char*>(out.y) + at * bytes_of(out.type);
       if (out.residual == GemmResidual::Sum)
@@ -127,17 +127,16 @@ SDC_GEMM_TARGET void geglu_tile(const uint8_t* q, const float* scale, const floa
   for (int v = 0; v < H; ++v) {
     const int64_t c = c0 + v * L;
     const typename P::VF vs = P::fload(value.scales + c), gs = P::fload(gate.scales + c);
-    const typename P::VF vsum = P::mul(P::icvt(P::iload_s32(value.sums + c)), vs);
-    const typename P::VF gsum = P::mul(P::icvt(P::iload_s32(gate.sums + c)), gs);
+    const typename P::VF vsum = P::mul(P::cvt(P::iload(value.sums + c)), vs);
+    const typename P::VF gsum = P::mul(P::cvt(P::iload(gate.sums + c)), gs);
     const typename P::VF vb = value.bias ? P::fload(value.bias + c) : P::fzero();
     const typename P::VF gb = gate.bias ? P::fload(gate.bias + c) : P::fzero();
 #pragma GCC unroll 8
     for (int r = 0; r < RM; ++r) {
       const int64_t m = m0 + r;
       const typename P::VF rs = P::fset1(scale[m]), rz = P::fset1(scale[m] * zero[m]);
-      const typename P::VF y = P::fma(P::icvt(acc[r][v]), P::mul(rs, vs), P::fnma(rz, vsum, vb));
-      const typename P::VF g =
-          P::fma(P::icvt(acc[r][H + v]), P::mul(rs, gs), P::fnma(rz, gsum, gb));
+      const typename P::VF y = P::fma(P::cvt(acc[r][v]), P::mul(rs, vs), P::fnma(rz, vsum, vb));
+      const typename P::VF g = P::fma(P::cvt(acc[r][H + v]), P::mul(rs, gs), P::fnma(rz, gsum, gb));
       P::store_act(static_cast<char*>(out.y) + (m * N + c) * bytes_of(out.type), out.type,
                    P::mul(y, P::gelu_fast(g)));
     }
