@@ -22,6 +22,7 @@
 
 #include <unistd.h>
 
+#include "backend/cpu/plan.h"
 #include "backend/cpu/prepacked_weights.h"
 #include "cli/commands.h"
 #include "cli/progress_bar.h"
@@ -189,8 +190,9 @@ void run_convert(const ConvertArgs& a) {
   spec.types =
       convert::parse_component_types(a.type.empty() ? (onnx ? "f32" : "f16") : a.type, "-t/--type");
   spec.sizes = convert::parse_sizes(a.sizes, "-s/--sizes");
+  // The planner's own rule for int8, checked now rather than after the portable pass.
   if (!a.target.empty() && (spec.types.unet_int8 || spec.types.vae_int8) &&
-      !cpu::isa_has_int8_dot())
+      !cpu::precision_available(cpu::Precision::INT8))
     throw UsageError("", "--target",
                      "an ISA with a VNNI dot product for -t unet=int8 / vae=int8 (avx2_vnni, "
                      "avx512_core_vnni or newer)",
