@@ -212,6 +212,8 @@ INSTANTIATE_TEST_SUITE_P(
                     GemmCase{7, 320, 320, R::Sum, DType::F32, DType::F32, true, 2},
                     GemmCase{13, 320, 192, R::Add, DType::BF16, DType::BF16, true, 3},
                     GemmCase{64, 128, 256, R::Add, DType::F32, DType::BF16, false, 2},
+                    GemmCase{11, 64, 128, R::Add, DType::BF16, DType::F32, true, 1},
+                    GemmCase{9, 192, 64, R::Add, DType::F32, DType::F32, true, 2},
                     GemmCase{257, 160, 128, R::None, DType::BF16, DType::F32, true, 2},
                     GemmCase{257, 160, 128, R::Sum, DType::BF16, DType::F32, true, 3}));
 

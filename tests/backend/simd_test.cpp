@@ -2,7 +2,8 @@
 // its whole range: the softmax's arguments (<= 0), SiLU's, and the top octave of f32 below
 // overflow, where 2^n needs two factors; below the normal range it gives 0, above it +inf. Its
 // exp2 (the queries-in-lanes attention's softmax) likewise against std::exp2, and AVX-512's
-// gelu_fast against the erf GELU.
+// gelu_fast against the erf GELU; the int8 GEGLU's form of gelu_fast (six vectors at once, each
+// step across them) against one vector at a time, on both widths.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -105,6 +106,42 @@ TEST(Simd512, GeluFastIsTheErfGeluWithinItsBound) {
   EXPECT_EQ(y[1], 0.f);
   EXPECT_EQ(y[2], 50.f);
   EXPECT_EQ(y[4], 0.f);
+}
+
+// Six vectors at once (the int8 GEGLU epilogue's rows) and one at a time: the same operations
+// in another order, so the same bits.
+SDC_AVX512 void gelu_fast_both16(const float* x, float* one, float* six) {
+  __m512 v[6];
+  for (int i = 0; i < 6; ++i) {
+    v[i] = _mm512_loadu_ps(x + 16 * i);
+    _mm512_storeu_ps(one + 16 * i, cpu::simd::gelu_fast(v[i]));
+  }
+  cpu::simd::gelu_fast(v);
+  for (int i = 0; i < 6; ++i) _mm512_storeu_ps(six + 16 * i, v[i]);
+}
+SDC_AVX2 void gelu_fast_both8(const float* x, float* one, float* six) {
+  __m256 v[6];
+  for (int i = 0; i < 6; ++i) {
+    v[i] = _mm256_loadu_ps(x + 8 * i);
+    _mm256_storeu_ps(one + 8 * i, cpu::simd256::gelu_fast(v[i]));
+  }
+  cpu::simd256::gelu_fast(v);
+  for (int i = 0; i < 6; ++i) _mm256_storeu_ps(six + 8 * i, v[i]);
+}
+
+TEST(Simd, GeluFastOnSixVectorsIsOneVectorAtATime) {
+  float x[96], one[96], six[96];
+  // Both signs, the far tails (|x| / sqrt 2 >= 7) and 0.
+  for (int i = 0; i < 96; ++i) x[i] = (float(i) - 47.5f) * 0.27f;
+  x[0] = 0.f;
+  if (cpu::use_avx512_kernels()) {
+    gelu_fast_both16(x, one, six);
+    for (int i = 0; i < 96; ++i) EXPECT_EQ(one[i], six[i]) << "AVX-512, x = " << x[i];
+  }
+  if (cpu::cpu_features().avx2) {
+    gelu_fast_both8(x, one, six);
+    for (int i = 0; i < 48; ++i) EXPECT_EQ(one[i], six[i]) << "AVX2, x = " << x[i];
+  }
 }
 
 }  // namespace

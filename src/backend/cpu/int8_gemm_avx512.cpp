@@ -14,17 +14,14 @@ namespace {
 struct Avx512Vnni : vnni::Lanes512 {
   static constexpr int kVecs = 4, kRows = 6;
 
-  SDC_VNNI_INLINE VF gelu_fast(VF x) { return simd::gelu_fast(x); }
-  SDC_VNNI_INLINE VF load_act(const void* p, DType t) {
-    return t == DType::BF16 ? simd::load(static_cast<const uint16_t*>(p), __mmask16(0xffff))
-                            : _mm512_loadu_ps(p);
+  template <int N>
+  SDC_VNNI_INLINE void gelu_fast(VF (&x)[N]) {
+    simd::gelu_fast(x);
   }
-  SDC_VNNI_INLINE void store_act(void* p, DType t, VF v) {
-    if (t == DType::BF16)
-      simd::store(static_cast<uint16_t*>(p), v, __mmask16(0xffff));
-    else
-      _mm512_storeu_ps(p, v);
-  }
+  SDC_VNNI_INLINE VF load_act(const uint16_t* p) { return simd::load(p, __mmask16(0xffff)); }
+  SDC_VNNI_INLINE VF load_act(const float* p) { return _mm512_loadu_ps(p); }
+  SDC_VNNI_INLINE void store_act(uint16_t* p, VF v) { simd::store(p, v, __mmask16(0xffff)); }
+  SDC_VNNI_INLINE void store_act(float* p, VF v) { _mm512_storeu_ps(p, v); }
 
   template <class T>
   SDC_VNNI static void quantise_row(const T* x, int64_t K, uint8_t* q, float& scale, float& zero) {

@@ -17,17 +17,14 @@ namespace {
 struct AvxVnni : vnni::Lanes256 {
   static constexpr int kVecs = 2, kRows = 6;
 
-  SDC_AVXVNNI_INLINE VF gelu_fast(VF x) { return simd256::gelu_fast(x); }
-  SDC_AVXVNNI_INLINE VF load_act(const void* p, DType t) {
-    return t == DType::BF16 ? simd256::load(static_cast<const uint16_t*>(p), 8)
-                            : _mm256_loadu_ps(static_cast<const float*>(p));
+  template <int N>
+  SDC_AVXVNNI_INLINE void gelu_fast(VF (&x)[N]) {
+    simd256::gelu_fast(x);
   }
-  SDC_AVXVNNI_INLINE void store_act(void* p, DType t, VF v) {
-    if (t == DType::BF16)
-      simd256::store(static_cast<uint16_t*>(p), v);
-    else
-      _mm256_storeu_ps(static_cast<float*>(p), v);
-  }
+  SDC_AVXVNNI_INLINE VF load_act(const uint16_t* p) { return simd256::load(p, 8); }
+  SDC_AVXVNNI_INLINE VF load_act(const float* p) { return _mm256_loadu_ps(p); }
+  SDC_AVXVNNI_INLINE void store_act(uint16_t* p, VF v) { simd256::store(p, v); }
+  SDC_AVXVNNI_INLINE void store_act(float* p, VF v) { _mm256_storeu_ps(p, v); }
 
   template <class T>
   SDC_AVXVNNI static void quantise_row(const T* x, int64_t K, uint8_t* q, float& scale,

@@ -12,8 +12,8 @@
 // A lanes policy P derives from vnni::Lanes512 or Lanes256 (VI, VF, kLanes, izero, iset1, iload,
 // dpbusd(acc, u8 a, s8 b), cvt (s32 -> f32), fload, fzero, fset1, add, mul, fma(a, b, c) = a b +
 // c, fnma(a, b, c) = c - a b) and has:
-//   kVecs, kRows (RM at most), gelu_fast
-//   load_act(p, type) / store_act(p, type, v)   kLanes f32 or bf16 values
+//   kVecs, kRows (RM at most), gelu_fast(VF (&x)[N]) (in place)
+//   load_act(p) / store_act(p, v)   kLanes f32 (float*) or bf16 (uint16_t*) values
 //   quantise_row(x, K, q, scale, zero)          int8_gemm.h's rule, for f32 and bf16 rows
 #pragma once
 
@@ -70,6 +70,74 @@ SDC_GEMM_TARGET inline __attribute__((always_inline)) void accumulate(
   }
 }
 
+// The tile epilogues' per-row factors: scale[m] and scale[m] zero[m].
+template <int RM>
+struct RowFactors {
+  float scale[RM], scaled_zero[RM];
+  RowFactors(const float* s, const float* z, int64_t m0) {
+    for (int r = 0; r < RM; ++r) {
+      scale[r] = s[m0 + r];
+      scaled_zero[r] = s[m0 + r] * z[m0 + r];
+    }
+  }
+};
+
+// The epilogues take everything they read as arguments and the output's element type and
+// residual as template parameters: their vector stores may alias anything, so a field of w or out
+// read inside the loops would be read again after every store, and a branch on the output's type
+// per store kept the compiler from interleaving the tile's independent outputs (a third of a
+// GEGLU tile's time went to its epilogue).
+template <class P, int RM, GemmResidual R, class T, class A>
+SDC_GEMM_TARGET inline __attribute__((always_inline)) void finish_tile(
+    typename P::VI (&acc)[RM][P::kVecs], const RowFactors<RM>& f, const float* scales,
+    const int32_t* sums, const float* bias, int64_t c0, int64_t N, T* y, const A* addend) {
+  constexpr int NV = P::kVecs, L = P::kLanes;
+  // y = acc (scale ws) - (scale zero) (sums ws) + bias, ws the channels' weight scales.
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    const int64_t c = c0 + v * L;
+    const typename P::VF ws = P::fload(scales + c);
+    const typename P::VF wsum = P::mul(P::cvt(P::iload(sums + c)), ws);
+    const typename P::VF b = bias ? P::fload(bias + c) : P::fzero();
+#pragma GCC unroll 8
+    for (int r = 0; r < RM; ++r) {
+      const typename P::VF rs = P::fset1(f.scale[r]), rz = P::fset1(f.scaled_zero[r]);
+      typename P::VF o = P::fma(P::cvt(acc[r][v]), P::mul(rs, ws), P::fnma(rz, wsum, b));
+      const int64_t at = r * N + v * L;
+      if constexpr (R == GemmResidual::Sum)
+        o = P::add(o, P::load_act(y + at));
+      else if constexpr (R == GemmResidual::Add)
+        o = P::add(o, P::load_act(addend + at));
+      P::store_act(y + at, o);
+    }
+  }
+}
+
+// finish_tile for out's element types (at: the tile's first output element).
+template <class P, int RM, GemmResidual R, class T>
+SDC_GEMM_TARGET inline __attribute__((always_inline)) void finish_into(
+    typename P::VI (&acc)[RM][P::kVecs], const RowFactors<RM>& f, const Int8GemmWeights& w,
+    int64_t c0, const Int8GemmOutput& out, int64_t at, T* y) {
+  if (R == GemmResidual::Add && out.addend_type == DType::BF16)
+    finish_tile<P, RM, R>(acc, f, w.scales, w.sums, w.bias, c0, w.N, y,
+                          static_cast<const uint16_t*>(out.addend) + at);
+  else if (R == GemmResidual::Add)
+    finish_tile<P, RM, R>(acc, f, w.scales, w.sums, w.bias, c0, w.N, y,
+                          static_cast<const float*>(out.addend) + at);
+  else
+    finish_tile<P, RM, R>(acc, f, w.scales, w.sums, w.bias, c0, w.N, y,
+                          static_cast<const float*>(nullptr));
+}
+template <class P, int RM, GemmResidual R>
+SDC_GEMM_TARGET inline __attribute__((always_inline)) void finish_typed(
+    typename P::VI (&acc)[RM][P::kVecs], const RowFactors<RM>& f, const Int8GemmWeights& w,
+    int64_t c0, const Int8GemmOutput& out, int64_t at) {
+  if (out.type == DType::BF16)
+    finish_into<P, RM, R>(acc, f, w, c0, out, at, static_cast<uint16_t*>(out.y) + at);
+  else
+    finish_into<P, RM, R>(acc, f, w, c0, out, at, static_cast<float*>(out.y) + at);
+}
+
 // Rows m0 .. m0 + RM of the output, channels c0 .. c0 + kVecs kLanes (panel: their block's
 // weight values).
 template <class P, int RM>
@@ -77,38 +145,57 @@ SDC_GEMM_TARGET void tile(const uint8_t* q, const float* scale, const float* zer
                           int64_t c0, const int8_t* panel, const Int8GemmWeights& w,
                           const Int8GemmOutput& out) {
   constexpr int NV = P::kVecs, L = P::kLanes;
-  const int64_t N = w.N;
+  const int64_t N = w.N, at = m0 * N + c0;
   typename P::VI acc[RM][NV];
   const int8_t* columns[NV];
   for (int v = 0; v < NV; ++v) columns[v] = panel + (c0 % 64 + v * L) * 4;
   accumulate<P, RM>(q + m0 * w.K, w.K, columns, acc);
-  // y = acc (scale ws) - (scale zero) (sums ws) + bias, ws the channels' weight scales.
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) {
+  const RowFactors<RM> f(scale, zero, m0);
+  switch (out.residual) {
+    case GemmResidual::None:
+      finish_typed<P, RM, GemmResidual::None>(acc, f, w, c0, out, at);
+      break;
+    case GemmResidual::Sum:
+      finish_typed<P, RM, GemmResidual::Sum>(acc, f, w, c0, out, at);
+      break;
+    case GemmResidual::Add:
+      finish_typed<P, RM, GemmResidual::Add>(acc, f, w, c0, out, at);
+      break;
+  }
+}
+
+// A GEGLU tile's epilogue (as finish_tile): out = value GELU(gate).
+template <class P, int RM, class T>
+SDC_GEMM_TARGET inline __attribute__((always_inline)) void finish_geglu_tile(
+    typename P::VI (&acc)[RM][P::kVecs], const RowFactors<RM>& f, const Int8GemmWeights& value,
+    const Int8GemmWeights& gate, int64_t c0, int64_t N, T* y) {
+  constexpr int NV = P::kVecs, H = NV / 2, L = P::kLanes;
+  const float *const value_scales = value.scales, *const gate_scales = gate.scales;
+  const int32_t *const value_sums = value.sums, *const gate_sums = gate.sums;
+  const float *const value_bias = value.bias, *const gate_bias = gate.bias;
+#pragma GCC unroll 2
+  for (int v = 0; v < H; ++v) {
     const int64_t c = c0 + v * L;
-    const typename P::VF ws = P::fload(w.scales + c);
-    const typename P::VF wsum = P::mul(P::cvt(P::iload(w.sums + c)), ws);
-    const typename P::VF bias = w.bias ? P::fload(w.bias + c) : P::fzero();
+    const typename P::VF vs = P::fload(value_scales + c), gs = P::fload(gate_scales + c);
+    const typename P::VF vsum = P::mul(P::cvt(P::iload(value_sums + c)), vs);
+    const typename P::VF gsum = P::mul(P::cvt(P::iload(gate_sums + c)), gs);
+    const typename P::VF vb = value_bias ? P::fload(value_bias + c) : P::fzero();
+    const typename P::VF gb = gate_bias ? P::fload(gate_bias + c) : P::fzero();
+    typename P::VF x[RM], g[RM];
 #pragma GCC unroll 8
     for (int r = 0; r < RM; ++r) {
-      const int64_t m = m0 + r;
-      const typename P::VF rs = P::fset1(scale[m]), rz = P::fset1(scale[m] * zero[m]);
-      typename P::VF y = P::fma(P::cvt(acc[r][v]), P::mul(rs, ws), P::fnma(rz, wsum, bias));
-      const int64_t at = m * N + c;
-      char* yp = static_cast<char*>(out.y) + at * bytes_of(out.type);
-      if (out.residual == GemmResidual::Sum)
-        y = P::add(y, P::load_act(yp, out.type));
-      else if (out.residual == GemmResidual::Add)
-        y = P::add(
-            y, P::load_act(static_cast<const char*>(out.addend) + at * bytes_of(out.addend_type),
-                           out.addend_type));
-      P::store_act(yp, out.type, y);
+      const typename P::VF rs = P::fset1(f.scale[r]), rz = P::fset1(f.scaled_zero[r]);
+      x[r] = P::fma(P::cvt(acc[r][v]), P::mul(rs, vs), P::fnma(rz, vsum, vb));
+      g[r] = P::fma(P::cvt(acc[r][H + v]), P::mul(rs, gs), P::fnma(rz, gsum, gb));
     }
+    P::gelu_fast(g);
+#pragma GCC unroll 8
+    for (int r = 0; r < RM; ++r) P::store_act(y + r * N + v * L, P::mul(x[r], g[r]));
   }
 }
 
 // kVecs / 2 vectors of channels from c0 (in their block of 64) of a GEGLU tile: RM rows of the
-// value product and of the gate product, out = value GELU(gate).
+// value product and of the gate product.
 template <class P, int RM>
 SDC_GEMM_TARGET void geglu_tile(const uint8_t* q, const float* scale, const float* zero, int64_t m0,
                                 int64_t c0, const int8_t* value_panel, const int8_t* gate_panel,
@@ -123,24 +210,12 @@ SDC_GEMM_TARGET void geglu_tile(const uint8_t* q, const float* scale, const floa
     columns[H + v] = gate_panel + at + v * L * 4;
   }
   accumulate<P, RM>(q + m0 * value.K, value.K, columns, acc);
-#pragma GCC unroll 2
-  for (int v = 0; v < H; ++v) {
-    const int64_t c = c0 + v * L;
-    const typename P::VF vs = P::fload(value.scales + c), gs = P::fload(gate.scales + c);
-    const typename P::VF vsum = P::mul(P::cvt(P::iload(value.sums + c)), vs);
-    const typename P::VF gsum = P::mul(P::cvt(P::iload(gate.sums + c)), gs);
-    const typename P::VF vb = value.bias ? P::fload(value.bias + c) : P::fzero();
-    const typename P::VF gb = gate.bias ? P::fload(gate.bias + c) : P::fzero();
-#pragma GCC unroll 8
-    for (int r = 0; r < RM; ++r) {
-      const int64_t m = m0 + r;
-      const typename P::VF rs = P::fset1(scale[m]), rz = P::fset1(scale[m] * zero[m]);
-      const typename P::VF y = P::fma(P::cvt(acc[r][v]), P::mul(rs, vs), P::fnma(rz, vsum, vb));
-      const typename P::VF g = P::fma(P::cvt(acc[r][H + v]), P::mul(rs, gs), P::fnma(rz, gsum, gb));
-      P::store_act(static_cast<char*>(out.y) + (m * N + c) * bytes_of(out.type), out.type,
-                   P::mul(y, P::gelu_fast(g)));
-    }
-  }
+  const RowFactors<RM> f(scale, zero, m0);
+  const int64_t first = m0 * N + c0;
+  if (out.type == DType::BF16)
+    finish_geglu_tile<P, RM>(acc, f, value, gate, c0, N, static_cast<uint16_t*>(out.y) + first);
+  else
+    finish_geglu_tile<P, RM>(acc, f, value, gate, c0, N, static_cast<float*>(out.y) + first);
 }
 
 using TileFn = void (*)(const uint8_t*, const float*, const float*, int64_t, int64_t, const int8_t*,

@@ -154,24 +154,46 @@ namespace gelu_fast_poly {  // a6 .. a1, 1: shared with the AVX2 gelu_fast (simd
 constexpr float kA[7] = {
     0.0000430638f, 0.0002765672f, 0.0001520143f, 0.0092705272f, 0.0422820123f, 0.0705230784f, 1.f};
 }  // namespace gelu_fast_poly
+
+// In place on N vectors, each step across all of them: one vector's GELU is a chain of ~20
+// dependent operations, and the int8 GEGLU's epilogue, which ran them vector after vector, waited
+// on their latency (a quarter of its time; GEGLU layers are 8 % faster with six at once).
+template <int N>
+SDC_AVX512_INLINE void gelu_fast(__m512 (&x)[N]) {
+  __m512 t[N], z[N];
+  __mmask16 far[N];
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) {
+    const __m512 az = _mm512_mul_ps(_mm512_abs_ps(x[i]), _mm512_set1_ps(0.70710678f));
+    far[i] = _mm512_cmp_ps_mask(az, _mm512_set1_ps(7.f), _CMP_GE_OQ);
+    z[i] = _mm512_min_ps(az, _mm512_set1_ps(7.f));
+    t[i] = _mm512_set1_ps(gelu_fast_poly::kA[0]);
+  }
+#pragma GCC unroll 8
+  for (int k = 1; k < 7; ++k)
+#pragma GCC unroll 16
+    for (int i = 0; i < N; ++i)
+      t[i] = _mm512_fmadd_ps(t[i], z[i], _mm512_set1_ps(gelu_fast_poly::kA[k]));
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k)
+#pragma GCC unroll 16
+    for (int i = 0; i < N; ++i) t[i] = _mm512_mul_ps(t[i], t[i]);
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) {
+    const __m512 r0 = _mm512_rcp14_ps(t[i]);
+    const __m512 r = _mm512_fmadd_ps(r0, _mm512_fnmadd_ps(t[i], r0, _mm512_set1_ps(1.f)), r0);
+    const __m512 half_r = _mm512_mul_ps(r, _mm512_set1_ps(0.5f));
+    const __mmask16 neg = _mm512_cmp_ps_mask(x[i], _mm512_setzero_ps(), _CMP_LT_OQ);
+    __m512 phi = _mm512_mask_mov_ps(_mm512_sub_ps(_mm512_set1_ps(1.f), half_r), neg, half_r);
+    phi = _mm512_mask_mov_ps(phi, neg & far[i], _mm512_setzero_ps());
+    x[i] = _mm512_mul_ps(x[i], phi);
+  }
+}
+
 SDC_AVX512_INLINE __m512 gelu_fast(__m512 x) {
-  // Past |x| = 9.9 erf is 1 in f32: GELU is x, or 0 (below); the clamp keeps t^16 finite.
-  const __m512 az = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678f));
-  const __mmask16 far = _mm512_cmp_ps_mask(az, _mm512_set1_ps(7.f), _CMP_GE_OQ);
-  const __m512 z = _mm512_min_ps(az, _mm512_set1_ps(7.f));
-  __m512 t = _mm512_set1_ps(gelu_fast_poly::kA[0]);
-  for (int i = 1; i < 7; ++i) t = _mm512_fmadd_ps(t, z, _mm512_set1_ps(gelu_fast_poly::kA[i]));
-  t = _mm512_mul_ps(t, t);
-  t = _mm512_mul_ps(t, t);
-  t = _mm512_mul_ps(t, t);
-  t = _mm512_mul_ps(t, t);
-  const __m512 r0 = _mm512_rcp14_ps(t);
-  const __m512 r = _mm512_fmadd_ps(r0, _mm512_fnmadd_ps(t, r0, _mm512_set1_ps(1.f)), r0);
-  const __m512 half_r = _mm512_mul_ps(r, _mm512_set1_ps(0.5f));
-  const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
-  __m512 phi = _mm512_mask_mov_ps(_mm512_sub_ps(_mm512_set1_ps(1.f), half_r), neg, half_r);
-  phi = _mm512_mask_mov_ps(phi, neg & far, _mm512_setzero_ps());
-  return _mm512_mul_ps(x, phi);
+  __m512 v[1] = {x};
+  gelu_fast(v);
+  return v[0];
 }
 
 // f32 -> bf16, round to nearest even (as PyTorch and oneDNN cast).
