@@ -35,11 +35,6 @@
 namespace sdc::cpu::int8_gemm_kernel {
 namespace {
 
-// The outputs' and addends' element size (f32 or bf16).
-inline int64_t bytes_of(DType t) {
-  return t == DType::BF16 ? 2 : 4;
-}
-
 // The panel's bytes between groups of 4 input channels: 64 channels of one dword each.
 constexpr int64_t kGroupBytes = 256;
 
@@ -118,15 +113,15 @@ template <class P, int RM, GemmResidual R, class T>
 SDC_GEMM_TARGET inline __attribute__((always_inline)) void finish_into(
     typename P::VI (&acc)[RM][P::kVecs], const RowFactors<RM>& f, const Int8GemmWeights& w,
     int64_t c0, const Int8GemmOutput& out, int64_t at, T* y) {
-  if (R == GemmResidual::Add && out.addend_type == DType::BF16)
-    finish_tile<P, RM, R>(acc, f, w.scales, w.sums, w.bias, c0, w.N, y,
-                          static_cast<const uint16_t*>(out.addend) + at);
-  else if (R == GemmResidual::Add)
-    finish_tile<P, RM, R>(acc, f, w.scales, w.sums, w.bias, c0, w.N, y,
-                          static_cast<const float*>(out.addend) + at);
-  else
+  if constexpr (R != GemmResidual::Add)
     finish_tile<P, RM, R>(acc, f, w.scales, w.sums, w.bias, c0, w.N, y,
                           static_cast<const float*>(nullptr));
+  else if (out.addend_type == DType::BF16)
+    finish_tile<P, RM, R>(acc, f, w.scales, w.sums, w.bias, c0, w.N, y,
+                          static_cast<const uint16_t*>(out.addend) + at);
+  else
+    finish_tile<P, RM, R>(acc, f, w.scales, w.sums, w.bias, c0, w.N, y,
+                          static_cast<const float*>(out.addend) + at);
 }
 template <class P, int RM, GemmResidual R>
 SDC_GEMM_TARGET inline __attribute__((always_inline)) void finish_typed(
