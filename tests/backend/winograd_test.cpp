@@ -48,38 +48,41 @@ TEST(WinogradConv, MatchesTheDirectConvolutionAtBf16Precision) {
     std::vector<uint8_t> scratch(wc.scratch_bytes());
     const std::vector<uint16_t> xb = to_bf16_bits(x), rb = to_bf16_bits(r);
     const size_t n = conv.size();
-    for (int add = 0; add < 3; ++add)      // none, f32 residual, bf16 residual (in place)
-      for (int out = 0; out < 2; ++out) {  // f32, bf16 output
-        Vec ref = conv;
-        if (add) {
-          for (size_t i = 0; i < n; ++i) ref[i] += r[i];
+    for (int add = 0; add < 3; ++add)    // none, f32 residual, bf16 residual (in place)
+      for (int out = 0; out < 2; ++out)  // f32, bf16 output
+        for (const bool relu : {false, true}) {
+          Vec ref = conv;
+          if (add) {
+            for (size_t i = 0; i < n; ++i) ref[i] += r[i];
+          }
+          if (relu)
+            for (float& v : ref) v = std::max(v, 0.f);
+          Vec yf(n, 0.f);
+          std::vector<uint16_t> yb(n, 0);
+          cpu::WinogradConv::Addend a;
+          if (add == 1) a = {r.data(), DType::F32};
+          if (add == 2) {
+            // In place: the output buffer holds the residual, in the output's type.
+            if (out == 0)
+              std::copy(r.begin(), r.end(), yf.begin());
+            else
+              yb = rb;
+            a = {out == 0 ? static_cast<const void*>(yf.data()) : yb.data(),
+                 out == 0 ? DType::F32 : DType::BF16};
+          }
+          void* y = out == 0 ? static_cast<void*>(yf.data()) : yb.data();
+          wc.run(xb.data(), packed.data(), b.data(), a, y, out == 0 ? DType::F32 : DType::BF16,
+                 scratch.data(), nullptr, relu);
+          if (out == 1)
+            for (size_t i = 0; i < n; ++i) yf[i] = bf16_to_f32(yb[i]);
+          SCOPED_TRACE(testing::Message() << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->"
+                                          << c.Co << " threads " << c.threads << " addend " << add
+                                          << " output " << out << " relu " << relu);
+          // bf16 tiles and kernels: ~6e-3 on random data (the direct bf16 convolution ~2e-3); a
+          // wrong tap or a missed tile is off by ~1.
+          EXPECT_LT(rel_l2(yf, ref), 1.2e-2);
+          EXPECT_LT(rel_err(yf.data(), ref), 5e-2);
         }
-        Vec yf(n, 0.f);
-        std::vector<uint16_t> yb(n, 0);
-        cpu::WinogradConv::Addend a;
-        if (add == 1) a = {r.data(), DType::F32};
-        if (add == 2) {
-          // In place: the output buffer holds the residual, in the output's type.
-          if (out == 0)
-            std::copy(r.begin(), r.end(), yf.begin());
-          else
-            yb = rb;
-          a = {out == 0 ? static_cast<const void*>(yf.data()) : yb.data(),
-               out == 0 ? DType::F32 : DType::BF16};
-        }
-        void* y = out == 0 ? static_cast<void*>(yf.data()) : yb.data();
-        wc.run(xb.data(), packed.data(), b.data(), a, y, out == 0 ? DType::F32 : DType::BF16,
-               scratch.data());
-        if (out == 1)
-          for (size_t i = 0; i < n; ++i) yf[i] = bf16_to_f32(yb[i]);
-        SCOPED_TRACE(testing::Message()
-                     << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->" << c.Co
-                     << " threads " << c.threads << " addend " << add << " output " << out);
-        // bf16 tiles and kernels: ~6e-3 on random data (the direct bf16 convolution ~2e-3); a
-        // wrong tap or a missed tile is off by ~1.
-        EXPECT_LT(rel_l2(yf, ref), 1.2e-2);
-        EXPECT_LT(rel_err(yf.data(), ref), 5e-2);
-      }
   }
 }
 
@@ -187,36 +190,35 @@ TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
     std::vector<uint8_t> scratch(wc.scratch_bytes());
     const std::vector<uint16_t> xb = to_bf16_bits(x);
     const Vec rb = round_bf16(r);
-    for (int add = 0; add < 3; ++add)      // none, f32 residual, the output's own (in place)
-      for (int out = 0; out < 2; ++out) {  // f32, bf16 output
-        const Vec& res = add == 2 && out == 1 ? rb : r;  // in place in bf16: the rounded one
-        Vec ref = conv;
-        if (add)
-          for (size_t i = 0; i < ref.size(); ++i) ref[i] += res[i];
-        // In place: the output buffer holds the residual, in the output's type.
-        Vec y = add == 2 && out == 0 ? r : Vec(ref.size(), 0.f);
-        std::vector<uint16_t> yb =
-            add == 2 && out == 1 ? to_bf16_bits(r) : std::vector<uint16_t>(ref.size(), 0);
-        void* yp = out == 0 ? static_cast<void*>(y.data()) : yb.data();
-        cpu::WinogradConv::Addend a;
-        if (add == 1) a = {r.data(), DType::F32};
-        if (add == 2) a = {yp, out == 0 ? DType::F32 : DType::BF16};
-        wc.run(xb.data(), packed.values->data(), b.data(), a, yp,
-               out == 0 ? DType::F32 : DType::BF16, scratch.data(), &k);
-        if (out == 1)
-          for (size_t i = 0; i < y.size(); ++i) y[i] = bf16_to_f32(yb[i]);
-        SCOPED_TRACE(testing::Message()
-                     << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->" << c.Co
-                     << " threads " << c.threads << " addend " << add << " output " << out);
-        // u8 tiles and s8 kernels: 0.9-1.2e-2 on random data (the direct int8 convolution's
-        // quantisation ~0.55e-2 by its step sizes); a wrong tap, scale or zero point is off by ~1.
-        EXPECT_LT(rel_l2(y, ref), 1.6e-2);
-      }
-    // The output transform's ReLU is the f32 path's alone.
-    Vec yr(conv.size());
-    EXPECT_THROW(wc.run(xb.data(), packed.values->data(), b.data(), {}, yr.data(), DType::F32,
-                        scratch.data(), &k, true),
-                 Error);
+    for (int add = 0; add < 3; ++add)    // none, f32 residual, the output's own (in place)
+      for (int out = 0; out < 2; ++out)  // f32, bf16 output
+        for (const bool relu : {false, true}) {
+          const Vec& res = add == 2 && out == 1 ? rb : r;  // in place in bf16: the rounded one
+          Vec ref = conv;
+          if (add)
+            for (size_t i = 0; i < ref.size(); ++i) ref[i] += res[i];
+          if (relu)
+            for (float& v : ref) v = std::max(v, 0.f);
+          // In place: the output buffer holds the residual, in the output's type.
+          Vec y = add == 2 && out == 0 ? r : Vec(ref.size(), 0.f);
+          std::vector<uint16_t> yb =
+              add == 2 && out == 1 ? to_bf16_bits(r) : std::vector<uint16_t>(ref.size(), 0);
+          void* yp = out == 0 ? static_cast<void*>(y.data()) : yb.data();
+          cpu::WinogradConv::Addend a;
+          if (add == 1) a = {r.data(), DType::F32};
+          if (add == 2) a = {yp, out == 0 ? DType::F32 : DType::BF16};
+          wc.run(xb.data(), packed.values->data(), b.data(), a, yp,
+                 out == 0 ? DType::F32 : DType::BF16, scratch.data(), &k, relu);
+          if (out == 1)
+            for (size_t i = 0; i < y.size(); ++i) y[i] = bf16_to_f32(yb[i]);
+          SCOPED_TRACE(testing::Message() << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->"
+                                          << c.Co << " threads " << c.threads << " addend " << add
+                                          << " output " << out << " relu " << relu);
+          // u8 tiles and s8 kernels: 0.9-1.2e-2 on random data (the direct int8 convolution's
+          // quantisation ~0.55e-2 by its step sizes); a wrong tap, scale or zero point is off by
+          // ~1.
+          EXPECT_LT(rel_l2(y, ref), 1.6e-2);
+        }
     // The kernel's scales are what makes it int8: a call without them is a caller's error.
     Vec y(conv.size());
     EXPECT_THROW(wc.run(xb.data(), packed.values->data(), b.data(), {}, y.data(), DType::F32,
@@ -225,10 +227,10 @@ TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
   }
 }
 
-// TAESD's blocks in an f32 plan: conv + ReLU, and conv + residual + ReLU, at 64 channels over
-// 64x64 run as Winograd where the CPU has AVX2 (the ReLU in the output transform) and match the
-// reference; with --no-winograd, direct.
-TEST(Planner, F32ConvolutionsEndingInReluRunAsWinograd) {
+// TAESD's blocks: conv + ReLU, and conv + residual + ReLU, at 64 channels over 64x64 run as
+// Winograd (the ReLU in the output transform) in an f32 plan where the CPU has AVX2 and in a
+// bf16 plan where it has AVX-512 BF16, and match the reference; with --no-winograd, direct.
+TEST(Planner, ConvolutionsEndingInReluRunAsWinograd) {
   const int64_t H = 64, W = 64, C = 64;
   graph::Graph g;
   const auto x = g.input("x", {1, H, W, C});
@@ -240,24 +242,32 @@ TEST(Planner, F32ConvolutionsEndingInReluRunAsWinograd) {
   g.output("out", g.relu(g.add(conv(h, 73), x)));
   const std::vector<std::pair<std::string, Vec>> in = {{"x", random_vec(H * W * C, 75)}};
   const Vec ref = reference_run(g, in)[0];
-  const bool pays = cpu::winograd_f32_pays(1, H, W, C, C, 2);
-  EXPECT_EQ(pays, cpu::winograd_f32::available());
-  for (const bool winograd : {true, false}) {
-    cpu::PlanOptions o;
-    o.precision = cpu::Precision::F32;
-    o.winograd = winograd;
-    o.threads = 2;
-    o.check = true;
-    auto p = cpu::Plan::compile(g, o);
-    const std::string kinds = step_kinds(*p);
-    SCOPED_TRACE(kinds);
-    EXPECT_EQ(kinds.find(".wino") != std::string::npos, pays && winograd);
-    EXPECT_NE(kinds.find("relu"), std::string::npos);  // fused, not a step of its own
-    EXPECT_EQ(kinds.find("Relu"), std::string::npos);
-    for (const auto& [name, v] : in) fill_input(*p, name, v);
-    p->run();
-    const Vec out(p->output("out"), p->output("out") + ref.size());
-    EXPECT_LT(rel_l2(out, ref), 1e-5);
+  for (const cpu::Precision precision : {cpu::Precision::F32, cpu::Precision::BF16}) {
+    const bool f32 = precision == cpu::Precision::F32;
+    const bool pays =
+        f32 ? cpu::winograd_f32_pays(1, H, W, C, C, 2) : cpu::winograd_pays(1, H, W, C, C, 2);
+    if (f32)
+      EXPECT_EQ(pays, cpu::winograd_f32::available());
+    else
+      EXPECT_EQ(pays, cpu::use_avx512_kernels() && cpu::cpu_features().avx512_bf16);
+    for (const bool winograd : {true, false}) {
+      cpu::PlanOptions o;
+      o.precision = precision;
+      o.winograd = winograd;
+      o.threads = 2;
+      o.check = true;
+      auto p = cpu::Plan::compile(g, o);
+      const std::string kinds = step_kinds(*p);
+      SCOPED_TRACE(kinds);
+      EXPECT_EQ(kinds.find(".wino") != std::string::npos, pays && winograd);
+      EXPECT_NE(kinds.find("relu"), std::string::npos);  // fused, not a step of its own
+      EXPECT_EQ(kinds.find("Relu"), std::string::npos);
+      for (const auto& [name, v] : in) fill_input(*p, name, v);
+      p->run();
+      const Vec out(p->output("out"), p->output("out") + ref.size());
+      // bf16: activations and weights rounded, Winograd's tiles too (~3x the direct rounding).
+      EXPECT_LT(rel_l2(out, ref), f32 ? 1e-5 : 1.5e-2);
+    }
   }
 }
 

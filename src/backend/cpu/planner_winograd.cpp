@@ -30,9 +30,9 @@ bool Planner::runs_winograd(const Spec& s) const {
   if (ws.size() != 4 || ws[2] != 3 || ws[3] != 3 || a.stride != 1 || a.pad_top != 1 ||
       a.pad_left != 1 || a.pad_bottom != 1 || a.pad_right != 1)
     return false;
-  // The output transform adds one residual (f32: then a ReLU, as TAESD's blocks end); other
+  // The output transform adds one residual, then maybe a ReLU (as TAESD's blocks end); other
   // activations stay with the direct convolution.
-  const size_t adds = s.post.size() - (f32 && ends_in_relu(s) ? 1 : 0);
+  const size_t adds = s.post.size() - (ends_in_relu(s) ? 1 : 0);
   if (adds > 1 || (adds == 1 && s.post[0].eltwise)) return false;
   const Shape& xs = shape(s.src);  // with a fused upsampling: the small image
   // The upsampling one writes the big image straight from its phases: no residual there.
@@ -83,7 +83,7 @@ Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
   p.scratch = conv->scratch_bytes();
   const Spec* sp = &s;
   const DType yt = stores_[size_t(s.out)].dtype;
-  const bool relu = ends_in_relu(s);  // f32 only (runs_winograd)
+  const bool relu = ends_in_relu(s);
   p.bind = [this, sp, conv, w, k8, b, yt, relu]() {
     const void* x = ptr(sp->in[0]);
     void* y = ptr(sp->out);

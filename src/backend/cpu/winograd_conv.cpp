@@ -116,7 +116,7 @@ SDC_AVX512_BF16 void input_chunk_int8(const uint16_t* x, const uint16_t* zeros,
 
 template <class TY, class TA, class Points>
 SDC_AVX512_BF16 void output_block(const Points& points, int64_t Co, const float* bias,
-                                  const TA* const add[4], TY* const out[4]) {
+                                  const TA* const add[4], TY* const out[4], bool relu) {
   for (int64_t c = 0; c < Co; c += 16) {
     const __mmask16 m = simd::tail_mask(Co - c);
     __m512 p[16];
@@ -135,6 +135,7 @@ SDC_AVX512_BF16 void output_block(const Points& points, int64_t Co, const float*
       if (!out[k]) continue;  // a block hanging over an odd image's edge
       __m512 v = _mm512_add_ps(y[k], b);
       if (add[k]) v = _mm512_add_ps(v, simd::load(add[k] + c, m));
+      if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());  // after the residual (TAESD's blocks)
       store_as(out[k] + c, v, m);
     }
   }
@@ -143,7 +144,8 @@ SDC_AVX512_BF16 void output_block(const Points& points, int64_t Co, const float*
 // One chunk's output transform: the blocks of tiles [k0, k0 + count).
 template <class TY, class TA, class Points>
 SDC_AVX512_BF16 void output_chunk(const Points& M, const WinogradConv::Shape& s, int64_t k0,
-                                  int64_t count, const float* bias, const TA* add, TY* y) {
+                                  int64_t count, const float* bias, const TA* add, TY* y,
+                                  bool relu) {
   for (int64_t t = 0; t < count; ++t) {
     const WinogradTile p = winograd_tile(k0 + t, s.H, s.W);
     const TA* a[4] = {};
@@ -155,29 +157,29 @@ SDC_AVX512_BF16 void output_chunk(const Points& M, const WinogradConv::Shape& s,
       o[k] = y + at;
       if (add) a[k] = add + at;
     }
-    output_block(M.at(t, s.Co), s.Co, bias, a, o);
+    output_block(M.at(t, s.Co), s.Co, bias, a, o, relu);
   }
 }
 
 template <class TY, class Points>
 void output_chunk_as(const Points& M, const WinogradConv::Shape& s, int64_t k0, int64_t count,
-                     const float* bias, WinogradConv::Addend add, void* y) {
+                     const float* bias, WinogradConv::Addend add, void* y, bool relu) {
   TY* yt = static_cast<TY*>(y);
   if (!add.data)
-    output_chunk<TY, float>(M, s, k0, count, bias, nullptr, yt);
+    output_chunk<TY, float>(M, s, k0, count, bias, nullptr, yt, relu);
   else if (add.type == DType::BF16)
-    output_chunk(M, s, k0, count, bias, static_cast<const uint16_t*>(add.data), yt);
+    output_chunk(M, s, k0, count, bias, static_cast<const uint16_t*>(add.data), yt, relu);
   else
-    output_chunk(M, s, k0, count, bias, static_cast<const float*>(add.data), yt);
+    output_chunk(M, s, k0, count, bias, static_cast<const float*>(add.data), yt, relu);
 }
 
 template <class Points>
 void output_chunk_as(const Points& M, const WinogradConv::Shape& s, int64_t k0, int64_t count,
-                     const float* bias, WinogradConv::Addend add, void* y, DType yt) {
+                     const float* bias, WinogradConv::Addend add, void* y, DType yt, bool relu) {
   if (yt == DType::BF16)
-    output_chunk_as<uint16_t>(M, s, k0, count, bias, add, y);
+    output_chunk_as<uint16_t>(M, s, k0, count, bias, add, y, relu);
   else
-    output_chunk_as<float>(M, s, k0, count, bias, add, y);
+    output_chunk_as<float>(M, s, k0, count, bias, add, y, relu);
 }
 
 // The image-size rule every product type shares (winograd_conv.h): at least 16x16 pixels, and
@@ -187,16 +189,19 @@ bool winograd_tiles_pay(int64_t N, int64_t H, int64_t W, int threads) {
   return H * W >= 16 * 16 &&
          (winograd_fills_threads(tiles, threads) || winograd_splits_points(tiles, threads));
 }
-// The AVX-512 BF16 transforms' ISA and channels, which the bf16 and int8 products share.
-bool winograd_shape_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
-  return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
-         winograd_tiles_pay(N, H, W, threads);
+// The AVX-512 BF16 transforms' ISA, which the bf16 and int8 products share, and their channels.
+bool winograd_shape_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads,
+                         int64_t min_channels) {
+  return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= min_channels &&
+         Co >= min_channels && winograd_tiles_pay(N, H, W, threads);
 }
 
 }  // namespace
 
 bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
-  return winograd_shape_pays(N, H, W, Ci, Co, threads) &&
+  // From 64 channels (TAESD's): its 3x3 64 -> 64 convolutions on a Zen 4, 2 threads, 1.36x
+  // faster than oneDNN's direct bf16 ones at 256^2 and 512^2, TAESD's decode 323 -> 242-264 ms.
+  return winograd_shape_pays(N, H, W, Ci, Co, threads, 64) &&
          WinogradProducts::stacks_kernels(WinogradProducts::Type::Bf16);
 }
 
@@ -211,7 +216,9 @@ bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
   // threads): the products split by point (winograd_splits_points). One chunk of 32 tiles a
   // thread instead measured only 2 % faster per step (473 -> 463 ms, Zen 5), each thread reading
   // every kernel. Its kernels are 16/9 the bytes of the direct ones (+144 MiB).
-  return winograd_shape_pays(N, H, W, Ci, Co, threads) && WinogradProducts::int8_available();
+  // Not below 128 channels: at TAESD's 64 the direct int8 convolution is faster (its decode 177-190
+  // against 241-261 ms with Winograd there, Zen 4).
+  return winograd_shape_pays(N, H, W, Ci, Co, threads, 128) && WinogradProducts::int8_available();
 }
 
 namespace {
@@ -328,23 +335,20 @@ void WinogradConv::run_split(const void* x, const void* u, const float* bias, Ad
     if (count > 0 && int8) {
       const WinogradInt8Points P{reinterpret_cast<const int32_t*>(M) + k0 * s.Co, size_t(T * s.Co),
                                  scales + 16 * k0, 16, int8};
-      output_chunk_as(P, s, k0, count, bias, addend, y, yt);
+      output_chunk_as(P, s, k0, count, bias, addend, y, yt, relu);
     } else if (count > 0 && f32_) {
       winograd_f32::output_chunk(
           reinterpret_cast<const float*>(M) + k0 * s.Co, size_t(T * s.Co), s.H, s.W, s.Co, k0,
           count, bias, static_cast<const float*>(addend.data), static_cast<float*>(y), relu);
     } else if (count > 0) {
       const WinogradF32Points P{reinterpret_cast<const float*>(M) + k0 * s.Co, size_t(T * s.Co)};
-      output_chunk_as(P, s, k0, count, bias, addend, y, yt);
+      output_chunk_as(P, s, k0, count, bias, addend, y, yt, relu);
     }
   }
 }
 
 void WinogradConv::run(const void* x, const void* u, const float* bias, Addend addend, void* y,
                        DType yt, void* scratch, const Int8Kernels* int8, bool relu) const {
-  if (relu && !f32_)
-    throw Error("winograd_conv.cpp", "Winograd ReLU", "an f32 convolution",
-                int8_ ? "int8" : "bf16");
   if (int8_ != (int8 != nullptr))
     throw Error("winograd_conv.cpp", "int8 kernel scales", int8_ ? "given" : "none",
                 int8 ? "given" : "none");
@@ -385,12 +389,12 @@ void WinogradConv::run(const void* x, const void* u, const float* bias, Addend a
         products.run();
         const WinogradInt8Points M{static_cast<const int32_t*>(products.products()), ms, scales, 16,
                                    int8};
-        output_chunk_as(M, s, k0, count, bias, addend, y, yt);
+        output_chunk_as(M, s, k0, count, bias, addend, y, yt, relu);
       } else {
         input_chunk(xb, zb, s, k0, count, tiles, tiles, static_cast<uint16_t*>(products.tiles()));
         products.run();
         const WinogradF32Points M{static_cast<const float*>(products.products()), ms};
-        output_chunk_as(M, s, k0, count, bias, addend, y, yt);
+        output_chunk_as(M, s, k0, count, bias, addend, y, yt, relu);
       }
     }
   }

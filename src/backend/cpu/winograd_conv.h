@@ -38,17 +38,19 @@
 namespace sdc::cpu {
 
 // Whether a bf16 3x3 convolution over N images of H x W pixels, Ci -> Co channels, run by
-// `threads` threads, is faster as Winograd on this CPU: AVX-512 BF16 (the products), at least 128
+// `threads` threads, is faster as Winograd on this CPU: AVX-512 BF16 (the products), at least 64
 // channels both ways, at least 16x16 pixels, and either two chunks of 32 tiles per thread or at
 // least 64 tiles for the products split by point (winograd_splits_points). Measured against
-// oneDNN 2.6's direct bf16 convolution on a Zen 5 (2 threads): 512^2 x 128 1.1-1.2x, 256^2 x 256
+// oneDNN 2.6's direct bf16 convolution on a Zen 4 (2 threads): 512^2 and 256^2 x 64 (TAESD's)
+// 1.36x; on a Zen 5: 512^2 x 128 1.1-1.2x, 256^2 x 256
 // 1.3-1.6x, 128^2 x 512 1.2-1.3x; at 64^2 (the UNet's first level at 512x512, 320 channels; the
 // VAE's 512-channel mid block) ~1.7x per layer: the VAE decode 4 % faster, the UNet step 5-8 %;
 // the UNet's 32^2 x 640 level 3-5 % more; its 16^2 x 1280 level the batch-2 step 5 % more, and
 // split by point at batch 1 (with the 32^2 level split too) LCM-4 sampling 10 % faster.
 bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
-// The same rule for an int8 plan's W8A8 convolution, with VNNI and int8 product kernels that
-// oneDNN lays out plainly blocked (WinogradProducts::stacks_kernels) instead of bf16 ones.
+// The same rule for an int8 plan's W8A8 convolution, from 128 channels (at 64 the direct int8
+// convolution is faster), with VNNI and int8 product kernels that oneDNN lays out plainly blocked
+// (WinogradProducts::stacks_kernels) instead of bf16 ones.
 bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 // The rule for an f32 plan's convolution: the AVX2 transforms (winograd_f32::available), channels
 // in multiples of 8, 64 or more each way (TAESD's 64-channel layers: on a Zen 3, 2 threads, 512^2
@@ -90,11 +92,10 @@ class WinogradConv {
     DType type = DType::F32;
   };
   // y [N, H, W, Co] (F32 or BF16) = conv(x [N, H, W, Ci] bf16) + bias [Co] (f32, optional) +
-  // addend. u: the transformed kernel packed as weights_desc(); scratch: scratch_bytes(); int8:
-  // the kernel's scales and sums, given exactly when the convolution is int8.
-  // The transforms are AVX-512 BF16 code: only where winograd_pays. An F32 convolution reads x
-  // as f32, takes f32 alone for y and the addend, and may end in a ReLU (`relu`: TAESD's blocks);
-  // the others may not.
+  // addend, then max(0, y) if `relu` (TAESD's blocks). u: the transformed kernel packed as
+  // weights_desc(); scratch: scratch_bytes(); int8: the kernel's scales and sums, given exactly
+  // when the convolution is int8. The transforms are AVX-512 BF16 code: only where winograd_pays.
+  // An F32 convolution reads x as f32 and takes f32 alone for y and the addend.
   void run(const void* x, const void* u, const float* bias, Addend addend, void* y, DType yt,
            void* scratch, const Int8Kernels* int8 = nullptr, bool relu = false) const;
 
