@@ -250,6 +250,8 @@ TEST(Planner, ConvolutionsEndingInReluRunAsWinograd) {
       EXPECT_EQ(pays, cpu::winograd_f32::available());
     else
       EXPECT_EQ(pays, cpu::use_avx512_kernels() && cpu::cpu_features().avx512_bf16);
+    // int8 plans keep TAESD's 64-channel convolutions direct (faster there).
+    EXPECT_FALSE(cpu::winograd_int8_pays(1, H, W, C, C, 2));
     for (const bool winograd : {true, false}) {
       cpu::PlanOptions o;
       o.precision = precision;

@@ -194,6 +194,9 @@ TEST(Planner, UpsampleConvolutionsRunAsWinograd) {
   const bool pays_int8 = cpu::winograd_upsample_int8_pays(1, H, W, C, C, 2);
   const bool pays_f32 = cpu::winograd_upsample_f32_pays(1, H, W, C, C, 2);
   EXPECT_EQ(pays_f32, cpu::winograd_f32::available());
+  // bf16 from 64 channels (TAESD's upsamplers), int8 from 128 (at 64 its direct path is faster).
+  EXPECT_EQ(cpu::winograd_upsample_pays(1, H, W, 64, 64, 2), pays);
+  EXPECT_FALSE(cpu::winograd_upsample_int8_pays(1, H, W, 64, 64, 2));
   for (const bool winograd : {true, false})
     for (const cpu::Precision prec :
          {cpu::Precision::BF16, cpu::Precision::F32, cpu::Precision::INT8}) {

@@ -161,21 +161,22 @@ TensorRef staged_phase_points(const TensorRef& w, bool rows) {
 }
 
 // The transforms' ISA and the shape rule both product types share (winograd_upsample.h).
-bool upsample_shape_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
-  return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= 128 && Co >= 128 &&
-         winograd_fills_threads(winograd_tile_count(N, H, W), threads);
+bool upsample_shape_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads,
+                         int64_t min_channels) {
+  return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= min_channels &&
+         Co >= min_channels && winograd_fills_threads(winograd_tile_count(N, H, W), threads);
 }
 
 }  // namespace
 
 bool winograd_upsample_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
-  return upsample_shape_pays(N, H, W, Ci, Co, threads) && Ci <= 256 &&
+  return upsample_shape_pays(N, H, W, Ci, Co, threads, 64) && Ci <= 256 &&
          WinogradProducts::stacks_kernels(WinogradProducts::Type::Bf16);
 }
 
 bool winograd_upsample_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
                                  int threads) {
-  return upsample_shape_pays(N, H, W, Ci, Co, threads) && WinogradProducts::int8_available();
+  return upsample_shape_pays(N, H, W, Ci, Co, threads, 128) && WinogradProducts::int8_available();
 }
 
 bool winograd_upsample_f32_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,

@@ -25,15 +25,16 @@
 namespace sdc::cpu {
 
 // Whether the upsampling convolution of N small images of H x W pixels, Ci -> Co channels, run
-// by `threads` threads, takes this path: AVX-512 BF16, 128 to 256 input channels, at least 128
-// output channels, and at least two chunks of 32 tiles per thread. Not above 256 input channels:
+// by `threads` threads, takes this path: AVX-512 BF16, 64 to 256 input channels, at least 64
+// output channels (TAESD's 64-channel upsamplers: its bf16 decode 262-270 -> 237 ms on a Zen 4),
+// and at least two chunks of 32 tiles per thread. Not above 256 input channels:
 // the VAE decoder's two 512-channel upsamplers this way moved its image against f32 from 50.52
 // to 49.75 dB PSNR (vae_decode rel. L2 6.6e-3 -> 8.0e-3) for ~70 ms; its 256-channel one, the
 // largest, to 50.37 dB for ~60 ms (docs/performance-history.md, "The fourth night").
 bool winograd_upsample_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 
 // The same for int8 plans' W8A8 (u8 x s8 products on VNNI, a scale per tile and point as in
-// WinogradConv): 128 input channels or more, at any width.
+// WinogradConv): 128 channels or more each way (as winograd_int8_pays), at any width.
 bool winograd_upsample_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
                                  int threads);
 
