@@ -462,6 +462,9 @@ void Planner::add_group_spec(const Group& grp) {
       if (s.kind == SK::Conv && runs_winograd(s)) {
         s.winograd = true;
         s.name.insert(std::string("Conv2d").size(), ".wino");
+      } else if (s.kind == SK::Conv && runs_narrow_conv(s)) {
+        s.narrow = true;
+        s.name.insert(std::string("Conv2d").size(), ".narrow");
       }
       break;
     }

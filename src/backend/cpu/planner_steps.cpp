@@ -179,6 +179,7 @@ Planner::Prepared Planner::dnnl_step(const Spec& s, dnnl::primitive prim,
 
 Planner::Prepared Planner::prepare_conv(const Spec& s) {
   if (s.winograd) return prepare_winograd_conv(s);
+  if (s.narrow) return prepare_narrow_conv(s);
   const Node& m = *s.node;
   const Shape& xs = shape(s.src);
   // A fused 2x upsampling runs the four output phases as one 2x2 convolution with 4x the output

@@ -19,17 +19,21 @@ WinogradProducts::Type Planner::winograd_type(const Spec& s) const {
                  : WinogradProducts::Type::F32;
 }
 
+bool Planner::is_same_3x3(const Spec& s) const {
+  const graph::Attrs& a = s.node->attrs;
+  const Shape& ws = shape(s.node->inputs[1]);
+  return ws.size() == 4 && ws[2] == 3 && ws[3] == 3 && a.stride == 1 && a.pad_top == 1 &&
+         a.pad_left == 1 && a.pad_bottom == 1 && a.pad_right == 1;
+}
+
 bool Planner::runs_winograd(const Spec& s) const {
   if (!opt_.winograd) return false;
   // f32 plans: f32 throughout (an int8 plan's convolutions quantise bf16 activations).
   const bool f32 = !bf16_ && !s.int8;
   if (stores_[size_t(s.in[0])].dtype != (f32 ? DType::F32 : DType::BF16)) return false;
+  if (!is_same_3x3(s)) return false;
   const Node& m = *s.node;
-  const graph::Attrs& a = m.attrs;
   const Shape& ws = shape(m.inputs[1]);
-  if (ws.size() != 4 || ws[2] != 3 || ws[3] != 3 || a.stride != 1 || a.pad_top != 1 ||
-      a.pad_left != 1 || a.pad_bottom != 1 || a.pad_right != 1)
-    return false;
   // The output transform adds one residual, then maybe a ReLU (as TAESD's blocks end); other
   // activations stay with the direct convolution.
   const size_t adds = s.post.size() - (ends_in_relu(s) ? 1 : 0);

@@ -1,0 +1,125 @@
+// The few-output-channel 3x3 convolution (narrow_conv.h): the kernel against a double-precision
+// convolution of the same bf16 values (odd sizes, rows narrower than its 8-pixel blocks, a batch,
+// 1-4 outputs, with and without a bias, f32 and bf16 outputs, 1-3 threads), its refusal of shapes
+// it does not take, and the planner's choice of it for a bf16 plan's output layer.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "backend/cpu/cpu_features.h"
+#include "backend/cpu/narrow_conv.h"
+#include "backend/cpu/plan.h"
+#include "common/error.h"
+#include "reference.h"
+
+namespace sdc::test {
+namespace {
+
+bool narrow_here() {
+  return cpu::narrow_conv_pays(64, 3);
+}
+
+TEST(NarrowConv, MatchesTheDirectConvolutionOfTheSameBf16Values) {
+  if (!narrow_here()) GTEST_SKIP() << "no AVX-512 BF16 here";
+  struct Case {
+    int64_t N, H, W, Ci, Co;
+    int threads = 2;
+    bool bias = true;
+  };
+  for (const Case c : {Case{1, 9, 13, 64, 3}, Case{2, 5, 7, 32, 1, 3}, Case{1, 1, 1, 32, 4},
+                       Case{1, 6, 2, 96, 2, 1, false}, Case{1, 17, 20, 128, 3, 2, false},
+                       Case{2, 3, 8, 64, 4, 3}, Case{1, 4, 9, 32, 3, 1}}) {
+    const Vec x = round_bf16(random_vec(c.N * c.H * c.W * c.Ci, 81));
+    const Vec w = round_bf16(random_vec(c.Co * c.Ci * 9, 82, -0.2f, 0.2f));
+    const Vec b = random_vec(c.Co, 83);
+    int64_t Ho = 0, Wo = 0;
+    const Vec ref = conv2d_ref(x, w, c.bias ? &b : nullptr, c.N, c.H, c.W, c.Ci, c.Co, 3, 3, 1, 1,
+                               1, 1, 1, Ho, Wo);
+    const TensorRef wt = TensorRef::from_f32(w, {c.Co, c.Ci, 3, 3}, DType::F32, "test");
+    const TensorRef taps = cpu::narrow_conv_taps(wt);
+    ASSERT_EQ(taps.shape, (Shape{9, c.Co, c.Ci}));
+    const Vec tv(static_cast<const float*>(taps.data),
+                 static_cast<const float*>(taps.data) + 9 * c.Co * c.Ci);
+    const std::vector<uint16_t> xb = to_bf16_bits(x), tb = to_bf16_bits(tv);
+    for (const bool bf16_out : {false, true}) {
+      SCOPED_TRACE(testing::Message()
+                   << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->" << c.Co << " threads "
+                   << c.threads << " bias " << c.bias << " bf16 output " << bf16_out);
+      Vec y(ref.size(), -7.f);
+      std::vector<uint16_t> yb(ref.size(), 0);
+      cpu::narrow_conv3x3(xb.data(), tb.data(), c.bias ? b.data() : nullptr, c.N, c.H, c.W, c.Ci,
+                          c.Co, bf16_out ? static_cast<void*>(yb.data()) : y.data(),
+                          bf16_out ? DType::BF16 : DType::F32, c.threads);
+      if (bf16_out)
+        for (size_t i = 0; i < y.size(); ++i) y[i] = bf16_to_f32(yb[i]);
+      // The same products summed in f32 in another order: ~1e-7; bf16 output rounds to ~2e-3. A
+      // wrong tap, a missed edge pixel or channel block is off by ~1.
+      EXPECT_LT(rel_l2(y, ref), bf16_out ? 4e-3 : 1e-5);
+      EXPECT_LT(rel_err(y.data(), ref), bf16_out ? 1e-2 : 1e-4);
+    }
+  }
+}
+
+TEST(NarrowConv, RefusesShapesItDoesNotTake) {
+  EXPECT_FALSE(cpu::narrow_conv_pays(48, 3));  // input channels not a multiple of 32
+  EXPECT_FALSE(cpu::narrow_conv_pays(64, 5));  // more than four outputs
+  EXPECT_FALSE(cpu::narrow_conv_pays(64, 0));
+  std::vector<uint16_t> x(2 * 2 * 48), taps(9 * 3 * 48);
+  Vec y(2 * 2 * 3, -7.f);
+  try {
+    cpu::narrow_conv3x3(x.data(), taps.data(), nullptr, 1, 2, 2, 48, 3, y.data(), DType::F32, 1);
+    FAIL() << "48 input channels were taken";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("narrow_conv.cpp"), std::string::npos) << m;
+    EXPECT_NE(m.find("48 -> 3"), std::string::npos) << m;
+  }
+  for (const float v : y) EXPECT_EQ(v, -7.f);  // nothing written
+  // A kernel that is not 3x3 is refused by its transform, naming its file.
+  const TensorRef w1 = TensorRef::from_f32(Vec(3 * 32), {3, 32, 1, 1}, DType::F32, "w.safetensors");
+  try {
+    cpu::narrow_conv_taps(w1);
+    FAIL() << "a 1x1 kernel was taken";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("w.safetensors"), std::string::npos) << m;
+    EXPECT_NE(m.find("[Co, Ci, 3, 3]"), std::string::npos) << m;
+  }
+}
+
+// The decoders' output layer (TAESD's 64 -> 3) in a bf16 plan takes this path where the CPU has
+// AVX-512 BF16 and matches the reference; an f32 plan keeps oneDNN's convolution, and so does a
+// layer with a fused activation.
+TEST(Planner, BfloatOutputLayerRunsAsNarrowConvolution) {
+  const int64_t H = 19, W = 21, C = 64;
+  for (const bool relu : {false, true}) {
+    graph::Graph g;
+    const auto x = g.input("x", {1, H, W, C});
+    auto y = g.conv2d(x, add_weight(g, "w", random_vec(3 * C * 9, 91, -0.1f, 0.1f), {3, C, 3, 3}),
+                      add_weight(g, "b", random_vec(3, 92), {3}), 1, 1);
+    if (relu) y = g.relu(y);
+    g.output("out", y);
+    const std::vector<std::pair<std::string, Vec>> in = {{"x", random_vec(H * W * C, 93)}};
+    const Vec ref = reference_run(g, in)[0];
+    for (const cpu::Precision precision : {cpu::Precision::BF16, cpu::Precision::F32}) {
+      if (!cpu::precision_available(precision)) continue;
+      cpu::PlanOptions o;
+      o.precision = precision;
+      o.threads = 2;
+      o.check = true;
+      auto p = cpu::Plan::compile(g, o);
+      const std::string kinds = step_kinds(*p);
+      SCOPED_TRACE(kinds);
+      const bool narrow = precision == cpu::Precision::BF16 && !relu && narrow_here();
+      EXPECT_EQ(kinds.find("Conv2d.narrow") != std::string::npos, narrow);
+      fill_input(*p, "x", in[0].second);
+      p->run();
+      const Vec out(p->output("out"), p->output("out") + ref.size());
+      // bf16: the input and the taps rounded (~3e-3).
+      EXPECT_LT(rel_l2(out, ref), precision == cpu::Precision::F32 ? 1e-5 : 1e-2);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sdc::test
