@@ -28,6 +28,13 @@ PlanCache::PlanCache(const model::LoadedModel& model, cpu::PlanOptions options, 
   // L2 3.63 -> 3.71 %, image 39.38 -> 39.20 dB) and take 8 % off the decode (README).
   decoder_int8_options_.bf16_residuals = true;
   denoiser_options_ = denoiser_options(options_);
+  // TAESD at bf16 likewise stores its blocks' residual sums as bf16 (as PyTorch autocast): they
+  // had been kept f32 with a bf16 copy for the next convolution, 14 conversions a 512x512 decode
+  // (5.5 % of it on a Zen 4; decode 230 -> 210 ms); its relative L2 against f32 1.19 -> 1.34e-2
+  // (docs/performance-history.md, the seventeenth stop), small next to TAESD's own distance from
+  // the VAE.
+  taesd_options_ = options_;
+  taesd_options_.bf16_residuals = true;
 }
 
 PlanCache::~PlanCache() {
@@ -169,7 +176,7 @@ cpu::Plan& PlanCache::taesd_decoder(int batch, int h, int w) {
   return *get(
               {PlanKind::TaesdDecoder, batch, h, w, 0},
               [&] { return graph::build_taesd_decoder(model_.weights, batch, h, w, vae_int8_); },
-              decoder_options())
+              vae_int8_ ? &decoder_int8_options_ : &taesd_options_)
               .plan;
 }
 
@@ -177,9 +184,11 @@ cpu::Plan& PlanCache::taesd_encoder(int batch, int height, int width) {
   if (!model_.taesd.encoder)
     throw UsageError("", "--taesd", "a TAESD encoder (taesd_encoder.* next to the decoder)",
                      "none loaded");
-  return *get({PlanKind::TaesdEncoder, batch, height, width, 0}, [&] {
-            return graph::build_taesd_encoder(model_.weights, batch, height, width);
-          }).plan;
+  return *get(
+              {PlanKind::TaesdEncoder, batch, height, width, 0},
+              [&] { return graph::build_taesd_encoder(model_.weights, batch, height, width); },
+              &taesd_options_)
+              .plan;
 }
 
 }  // namespace sdc::pipeline

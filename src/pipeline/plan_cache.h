@@ -106,6 +106,7 @@ class PlanCache {
   bool vae_int8_ = false;
   cpu::PlanOptions decoder_int8_options_;  // options_ at INT8, sharing its arenas
   cpu::PlanOptions denoiser_options_;      // denoiser_options(options_), sharing its arenas
+  cpu::PlanOptions taesd_options_;         // options_ with bf16 residuals, sharing its arenas
   std::optional<WeightMap> text_weights_;  // the model's weights with another token table
   model::TextEncoderParams text_params_;
   std::map<Key, Entry> plans_;

@@ -162,6 +162,39 @@ TEST(Taesd, BadInputsNameTheFileAndKey) {
   EXPECT_TRUE(model::taesd_parts(into).decoder);
 }
 
+// At bf16 TAESD's blocks keep their residual sums in bf16, as the denoiser does: no f32 copy of a
+// block's input, so no conversion steps between its convolutions (the VAE's decoder keeps f32
+// ones); the fixture's decode cases stay within bf16's error of taesd.py's.
+TEST(Taesd, Bf16PlansStoreResidualsAsBf16) {
+  if (!cpu::precision_available(cpu::Precision::BF16)) GTEST_SKIP() << "no bf16 here";
+  const model::LoadedModel m = taesd_only(group().path("diffusers"));
+  cpu::PlanOptions o;
+  o.precision = cpu::Precision::BF16;
+  pipeline::PlanCache plans(m, o);
+  auto converts = [](const cpu::Plan& p) {
+    int n = 0;
+    for (const auto& st : p.steps()) n += st.kind == "Convert";
+    return n;
+  };
+  EXPECT_EQ(converts(plans.taesd_decoder(1, 8, 8)), 0);
+  EXPECT_LE(converts(plans.taesd_encoder(1, 64, 64)), 1);  // at most the image's bf16 copy
+  int cases = 0;
+  for (const auto& c : group().cases["cases"]) {
+    if (c["kind"] != "taesd_decode") continue;
+    const Shape s = c["latent_shape"].get<Shape>();
+    const std::vector<float> latents = group().f32(c["tensors"]["latents"]);
+    const std::vector<float> ref = group().f32(c["tensors"]["output"]);
+    const size_t per_latent = size_t(s[1] * s[2] * s[3]), per_image = size_t(3 * 64 * s[2] * s[3]);
+    const std::vector<float> out = pipeline::taesd_decode(
+        plans, std::span<const float>(latents).first(per_latent), int(s[2]), int(s[3]));
+    const std::vector<float> want(ref.begin(), ref.begin() + std::ptrdiff_t(per_image));
+    // bf16 weights and activations, residuals included: 1.4-1.8e-2 here.
+    EXPECT_LE(test::rel_max_diff(out.data(), want), 4e-2) << c["id"];
+    ++cases;
+  }
+  EXPECT_EQ(cases, 3);
+}
+
 TEST(Taesd, PlanCacheSaysWhatIsMissing) {
   const model::LoadedModel m = taesd_only(group().path("taesd_decoder.safetensors"));
   pipeline::PlanCache plans(m, {});
