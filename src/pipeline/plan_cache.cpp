@@ -27,14 +27,12 @@ PlanCache::PlanCache(const model::LoadedModel& model, cpu::PlanOptions options, 
   // The int8 decoders' error is W8A8's: bf16 residual sums add little to it (VAE decode relative
   // L2 3.63 -> 3.71 %, image 39.38 -> 39.20 dB) and take 8 % off the decode (README).
   decoder_int8_options_.bf16_residuals = true;
-  denoiser_options_ = denoiser_options(options_);
-  // TAESD at bf16 likewise stores its blocks' residual sums as bf16 (as PyTorch autocast): they
-  // had been kept f32 with a bf16 copy for the next convolution, 14 conversions a 512x512 decode
-  // (5.5 % of it on a Zen 4; decode 230 -> 210 ms); its relative L2 against f32 1.19 -> 1.34e-2
-  // (docs/performance-history.md, the seventeenth stop), small next to TAESD's own distance from
-  // the VAE.
-  taesd_options_ = options_;
-  taesd_options_.bf16_residuals = true;
+  // The denoiser's options, which TAESD's plans take too: at bf16 TAESD likewise stores its
+  // blocks' residual sums as bf16 (as PyTorch autocast): they had been kept f32 with a bf16 copy
+  // for the next convolution, 14 conversions a 512x512 decode (5.5 % of it on a Zen 4; decode
+  // 230 -> 210 ms); its relative L2 against f32 1.19 -> 1.34e-2 (docs/performance-history.md,
+  // the seventeenth stop), small next to TAESD's own distance from the VAE.
+  bf16_residual_options_ = denoiser_options(options_);
 }
 
 PlanCache::~PlanCache() {
@@ -117,7 +115,7 @@ cpu::Plan& PlanCache::unet(int batch, int h, int w, int tokens, bool with_contro
                 graph::UNetShape shape{batch, h, w, tokens, with_control, ldm};
                 return graph::build_unet(model_.weights, model_.unet, shape);
               },
-              &denoiser_options_)
+              &bf16_residual_options_)
               .plan;
 }
 
@@ -128,7 +126,7 @@ int64_t PlanCache::unet_macs(int batch, int h, int w, int tokens) {
                graph::UNetShape shape{batch, h, w, tokens, false};
                return graph::build_unet(model_.weights, model_.unet, shape);
              },
-             &denoiser_options_)
+             &bf16_residual_options_)
       .macs;
 }
 
@@ -164,7 +162,7 @@ cpu::Plan& PlanCache::controlnet(int batch, int h, int w, int tokens) {
                 return graph::build_controlnet(model_.weights, *model_.controlnet, batch, h, w,
                                                tokens);
               },
-              &denoiser_options_)
+              &bf16_residual_options_)
               .plan;
 }
 
@@ -176,7 +174,7 @@ cpu::Plan& PlanCache::taesd_decoder(int batch, int h, int w) {
   return *get(
               {PlanKind::TaesdDecoder, batch, h, w, 0},
               [&] { return graph::build_taesd_decoder(model_.weights, batch, h, w, vae_int8_); },
-              vae_int8_ ? &decoder_int8_options_ : &taesd_options_)
+              vae_int8_ ? &decoder_int8_options_ : &bf16_residual_options_)
               .plan;
 }
 
@@ -187,7 +185,7 @@ cpu::Plan& PlanCache::taesd_encoder(int batch, int height, int width) {
   return *get(
               {PlanKind::TaesdEncoder, batch, height, width, 0},
               [&] { return graph::build_taesd_encoder(model_.weights, batch, height, width); },
-              &taesd_options_)
+              &bf16_residual_options_)
               .plan;
 }
 

@@ -105,8 +105,8 @@ class PlanCache {
   cpu::PlanOptions options_;
   bool vae_int8_ = false;
   cpu::PlanOptions decoder_int8_options_;  // options_ at INT8, sharing its arenas
-  cpu::PlanOptions denoiser_options_;      // denoiser_options(options_), sharing its arenas
-  cpu::PlanOptions taesd_options_;         // options_ with bf16 residuals, sharing its arenas
+  // denoiser_options(options_), sharing its arenas: the UNet's, the ControlNet's and TAESD's
+  cpu::PlanOptions bf16_residual_options_;
   std::optional<WeightMap> text_weights_;  // the model's weights with another token table
   model::TextEncoderParams text_params_;
   std::map<Key, Entry> plans_;

@@ -61,7 +61,6 @@ template <int CO>
 SDC_NARROW_BF16 void rows(const uint16_t* x, const uint16_t* taps, const float* bias, int64_t N,
                           int64_t H, int64_t W, int64_t Ci, void* y, DType yt, int threads) {
   constexpr int P = std::min(8, 24 / CO);
-  const float* b = bias;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t r = 0; r < N * H; ++r) {
     const int64_t n = r / H, oy = r % H;
@@ -77,7 +76,7 @@ SDC_NARROW_BF16 void rows(const uint16_t* x, const uint16_t* taps, const float* 
       const size_t at = size_t((r * W + ox0) * CO);
       for (int p = 0; p < np; ++p)
         for (int o = 0; o < CO; ++o) {
-          const float v = out[p][o] + (b ? b[o] : 0.f);
+          const float v = out[p][o] + (bias ? bias[o] : 0.f);
           if (yt == DType::BF16)
             static_cast<uint16_t*>(y)[at + size_t(p * CO + o)] = f32_to_bf16(v);
           else
