@@ -1,7 +1,7 @@
 // Micro-benchmarks at the sizes that dominate SD1.5 at 512x512: UNet conv 3x3 320->320 on 64x64,
 // self-attention over 4096 tokens x 320 channels x 8 heads, the feed-forward linear, and VAE
 // decoder GroupNorm over 512 channels x 256x256 (plus its conv). Each is a one-op graph compiled
-// by the real planner, in f32 and bf16 (attention also int8).
+// by the real planner, in f32 and bf16 (attention and the 3x3 convolution also int8).
 #include <benchmark/benchmark.h>
 
 #include <ctime>
@@ -83,7 +83,12 @@ void BM_Conv3x3(benchmark::State& st) {
   const int64_t C = st.range(1), H = st.range(2);
   graph::Graph g;
   const auto x = g.input("x", {1, H, H, C});
-  g.output("y", g.conv2d(x, weight(g, {C, C, 3, 3}, 2), weight(g, {C}, 3), 1, 1));
+  // int8 plans (bf16:2) only: the input as a bf16 activation, as the networks store them.
+  const bool int8 = st.range(0) == 2;
+  const auto y =
+      g.conv2d(int8 ? g.scale(x, 1.f) : x, weight(g, {C, C, 3, 3}, 2), weight(g, {C}, 3), 1, 1);
+  if (int8) g.allow_int8(y);
+  g.output("y", y);
   run_graph(st, g, 0, st.range(3) != 0);
 }
 BENCHMARK(BM_Conv3x3)
@@ -94,6 +99,9 @@ BENCHMARK(BM_Conv3x3)
     ->ArgsProduct({{0, 1}, {256}, {256}, {1, 0}})
     ->ArgsProduct({{0, 1}, {128}, {512}, {1, 0}})
     ->ArgsProduct({{0, 1}, {64}, {256, 512}, {1, 0}})  // TAESD's
+    ->ArgsProduct({{2}, {320}, {64}, {1, 0}})          // int8 (bf16:2), UNet and VAE
+    ->ArgsProduct({{2}, {512}, {128}, {1, 0}})
+    ->ArgsProduct({{2}, {128}, {512}, {1, 0}})
     ->ArgNames({"bf16", "C", "HW", "wino"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

@@ -162,30 +162,79 @@ struct WinogradInt8Kernels {
   int64_t Co = 0;
 };
 
-// One point's transformed row of a tile (Ci f32 values, absolute maximum `absmax`) as u8 codes
-// around 128 (symmetric, rounded to nearest even: |code - 128| <= 127) into q; returns its scale.
-// A scale per tile and point follows the values closely: the output transforms add and cancel
-// products, so each must be as exact as it can be.
-SDC_AVX512_BF16 static inline float quantise_point_row(const float* r, int64_t Ci, float absmax,
-                                                       uint8_t* q) {
-  const __m512 inv = _mm512_set1_ps(absmax > 0.f ? 127.f / absmax : 0.f);
+// The permutation of 16 dwords that takes 4k + j to 4j + k (a 4 x 4 transpose of 128-bit lanes'
+// elements), which lane_maxima and quantise_point_row end with.
+SDC_AVX512_BF16 static inline __m512i lane_transpose_4x4() {
+  return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+}
+
+// Lane i of the result = the largest lane of top[i], for n <= 16 vectors (lanes past n: 0). One
+// transposing reduction, 15 maxima and 29 shuffles: 16 separate horizontal maxima, each followed
+// by a scalar division, were a sixth of the int8 input transform's time at 128 channels.
+SDC_AVX512_BF16 static inline __m512 lane_maxima(const __m512* top, int n) {
+  __m512 v[16];
+  for (int i = 0; i < 16; ++i) v[i] = i < n ? top[i] : _mm512_setzero_ps();
+  __m512 a[8];  // 128-bit lanes 0, 1: v[2k] (halves folded), 2, 3: v[2k + 1]
+  for (int k = 0; k < 8; ++k)
+    a[k] = _mm512_max_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),
+                         _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE));
+  __m512 b[4];  // 128-bit lane j: four values whose largest is v[4k + j]'s
+  for (int k = 0; k < 4; ++k)
+    b[k] = _mm512_max_ps(_mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0x88),
+                         _mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0xDD));
+  const __m512 u0 = _mm512_max_ps(_mm512_unpacklo_ps(b[0], b[1]), _mm512_unpackhi_ps(b[0], b[1]));
+  const __m512 u1 = _mm512_max_ps(_mm512_unpacklo_ps(b[2], b[3]), _mm512_unpackhi_ps(b[2], b[3]));
+  // Lane 4j + k: v[4k + j]'s maximum.
+  const __m512 w = _mm512_max_ps(_mm512_shuffle_ps(u0, u1, _MM_SHUFFLE(1, 0, 1, 0)),
+                                 _mm512_shuffle_ps(u0, u1, _MM_SHUFFLE(3, 2, 3, 2)));
+  return _mm512_permutexvar_ps(lane_transpose_4x4(), w);
+}
+
+// One point's transformed row of a tile (Ci f32 values) as u8 codes around 128 (symmetric,
+// rounded to nearest even: |code - 128| <= 127) into q, `inv` = 127 / its absolute maximum (0
+// when that is 0). 64 codes per store: the saturating down-conversion's masked store (vpmovusdb)
+// is a slow instruction on AMD's cores. A scale per tile and point follows the values closely:
+// the output transforms add and cancel products, so each must be as exact as it can be.
+SDC_AVX512_BF16 static inline void quantise_point_row(const float* r, int64_t Ci, __m512 inv,
+                                                      uint8_t* q) {
+  // packs leave lane l's dwords as (c0, c1, c2, c3) lane l; the codes' order wants c_k lane l at
+  // dword 4k + l.
+  const __m512i order = lane_transpose_4x4();
+  int64_t c = 0;
+  for (; c + 64 <= Ci; c += 64) {
+    __m512i v[4];
+    for (int j = 0; j < 4; ++j)
+      v[j] = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(r + c + 16 * j), inv));
+    // |v| <= 127: the signed packs are exact, and flipping the top bit adds 128.
+    const __m512i packed =
+        _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3]));
+    _mm512_storeu_si512(q + c, _mm512_xor_si512(_mm512_permutexvar_epi32(order, packed),
+                                                _mm512_set1_epi8(char(0x80))));
+  }
   const __m512i zero_point = _mm512_set1_epi32(128);
-  for (int64_t c = 0; c < Ci; c += 16) {
+  for (; c < Ci; c += 16) {
     const __mmask16 m = simd::tail_mask(Ci - c);
     const __m512i v = _mm512_add_epi32(
         _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, r + c), inv)), zero_point);
     _mm_mask_storeu_epi8(q + c, m, _mm512_cvtusepi32_epi8(v));
   }
-  return absmax > 0.f ? absmax / 127.f : 1.f;
 }
 
-// Each of a tile's n transformed rows (`rows` [n, Ci] f32, absolute maxima top[n]) as codes into
-// point i's row of V (v + i vs), its scale into scales[i].
+// Each of a tile's n (<= 16) transformed rows (`rows` [n, Ci] f32, absolute maxima top[n]) as
+// codes into point i's row of V (v + i vs), its scale (absmax / 127, 1 for an all-zero row) into
+// scales[i].
 SDC_AVX512_BF16 static inline void quantise_tile_points(const float* rows, int64_t Ci,
                                                         const __m512* top, int n, uint8_t* v,
                                                         size_t vs, float* scales) {
+  const __m512 absmax = lane_maxima(top, n);
+  const __mmask16 some = _mm512_cmp_ps_mask(absmax, _mm512_setzero_ps(), _CMP_GT_OQ);
+  const __m512 c127 = _mm512_set1_ps(127.f);
+  alignas(64) float inv[16];
+  _mm512_store_ps(inv, _mm512_maskz_div_ps(some, c127, absmax));
+  _mm512_mask_storeu_ps(scales, simd::tail_mask(n),
+                        _mm512_mask_div_ps(_mm512_set1_ps(1.f), some, absmax, c127));
   for (int i = 0; i < n; ++i)
-    scales[i] = quantise_point_row(rows + i * Ci, Ci, _mm512_reduce_max_ps(top[i]), v + i * vs);
+    quantise_point_row(rows + i * Ci, Ci, _mm512_set1_ps(inv[i]), v + i * vs);
 }
 
 // The int8 input transform of a chunk, for either Winograd: tiles [k0, k0 + count) of x [N, H, W,
@@ -224,7 +273,11 @@ SDC_AVX512_BF16 static inline __attribute__((always_inline)) __m512 int8_point_v
   const __m512i a = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, acc + c), zp);
   const __m512 scale =
       _mm512_mul_ps(_mm512_set1_ps(tile_scale), _mm512_maskz_loadu_ps(m, k.scales + at));
-  return _mm512_mul_ps(_mm512_cvtepi32_ps(a), scale);
+  // A multiply with its rounding spelled out, which the compiler does not fuse with the output
+  // transform's additions: the products round once here, wherever it inlines them, so the
+  // images stay the same whether or not the points' loop keeps them in registers.
+  return _mm512_mul_round_ps(_mm512_cvtepi32_ps(a), scale,
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
 // A tile's products for the output transforms, 16 output channels at a time: the bf16 products'

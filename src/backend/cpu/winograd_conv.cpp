@@ -120,6 +120,8 @@ SDC_AVX512_BF16 void output_block(const Points& points, int64_t Co, const float*
   for (int64_t c = 0; c < Co; c += 16) {
     const __mmask16 m = simd::tail_mask(Co - c);
     __m512 p[16];
+    // Unrolled, so that p stays in registers (the loop kept it on the stack).
+#pragma GCC unroll 16
     for (int i = 0; i < 16; ++i) p[i] = points(i, c, m);
     __m512 s0[4], s1[4];  // A^T M: the two output rows
     for (int j = 0; j < 4; ++j) {

@@ -97,8 +97,9 @@ SDC_AVX512_BF16 void output_tile(const Points& points, int64_t Co, const float* 
     const __mmask16 m = simd::tail_mask(Co - c);
     const __m512 b = bias ? simd::load(bias + c, m) : _mm512_setzero_ps();
     __m512 q[9];
-    for (int i = 0; i < 9; ++i) q[i] = points(i, c, m);
-    __m512 s0[3], s1[3];  // A^T M: the two output rows
+#pragma GCC unroll 9
+    for (int i = 0; i < 9; ++i) q[i] = points(i, c, m);  // unrolled: q stays in registers
+    __m512 s0[3], s1[3];                                 // A^T M: the two output rows
     for (int j = 0; j < 3; ++j) {
       s0[j] = _mm512_add_ps(q[j], q[3 + j]);
       s1[j] = _mm512_add_ps(q[3 + j], q[6 + j]);
