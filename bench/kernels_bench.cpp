@@ -106,6 +106,25 @@ BENCHMARK(BM_Conv3x3)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// A 2x nearest upsampling followed by a 3x3 convolution (the decoders' upsamplers, planned as one
+// step): range(0) precision as BM_Conv3x3's, range(1) channels, range(2) the input's size.
+void BM_UpsampleConv3x3(benchmark::State& st) {
+  const int64_t C = st.range(1), H = st.range(2);
+  graph::Graph g;
+  const auto x = g.scale(g.input("x", {1, H, H, C}), 1.f);
+  const auto y = g.conv2d(g.upsample_nearest(x, 2 * H, 2 * H), weight(g, {C, C, 3, 3}, 2),
+                          weight(g, {C}, 3), 1, 1);
+  if (st.range(0) == 2) g.allow_int8(y);
+  g.output("y", y);
+  run_graph(st, g);
+}
+BENCHMARK(BM_UpsampleConv3x3)
+    ->ArgsProduct({{1, 2}, {512}, {64, 128}})  // the VAE decoder's
+    ->ArgsProduct({{1, 2}, {256}, {256}})
+    ->ArgNames({"bf16", "C", "HW"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // Conv + residual add (sum post-op) as in every ResNet block.
 void BM_Conv3x3Residual(benchmark::State& st) {
   const int64_t C = st.range(1), H = st.range(2);

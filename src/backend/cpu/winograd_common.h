@@ -97,6 +97,18 @@ inline int64_t winograd_tile_count(int64_t N, int64_t H, int64_t W) {
 inline int64_t winograd_chunk_tiles(int64_t tiles, int threads, int64_t most) {
   return std::clamp<int64_t>(tiles / (4 * int64_t(std::max(1, threads))), 32, most);
 }
+// The most tiles a chunk takes when its products are `points` x Co values of 4 bytes per tile:
+// about 1 MiB of them, which stays in a core's L2 from the products to the output transform
+// (measured on a Zen 4, 1 MiB L2, 2 threads, BM_Conv3x3: 64 tiles against 256 took 256 channels
+// at 256^2 92 against 107 ms in bf16, 512 at 128^2 49 against 60 ms in int8, 320 at 64^2 5.2
+// against 5.9 ms in int8), from 64 (shorter chunks spend more on each product's call than they
+// save) to 256 (at 64-128 channels each product is short: 256 stays faster there). f32 products
+// (the AVX2 CPUs' path, measured on a Zen 3 with 256) keep 256.
+inline int64_t winograd_chunk_most(WinogradProducts::Type type, int points, int64_t Co) {
+  if (type == WinogradProducts::Type::F32) return 256;
+  return std::clamp<int64_t>((int64_t(1) << 20) / (int64_t(points) * 4 * std::max<int64_t>(Co, 1)),
+                             64, 256);
+}
 // Whether every thread gets two chunks of 32 tiles: fewer leave threads idle or the kernels'
 // reuse too short for Winograd to pay.
 inline bool winograd_fills_threads(int64_t tiles, int threads) {

@@ -33,11 +33,13 @@ namespace {
 // Tiles per chunk. Every chunk reads all 16 transformed kernels (2-8 MiB at 256-512 channels),
 // so the chunk's length is their reuse: while the products were one batched matmul, which copied
 // the kernels into its blocked layout on every call, 256 tiles made the VAE's Winograd layers
-// ~10 % faster than 32-64 (Zen 5, 2 threads; 128 and 512 slower than 256). With the kernels
-// packed once (WinogradProducts) 64, 128 and 256 measured alike. Fewer tiles where that leaves
-// under 4 chunks per thread, for the balance of many-core CPUs (and their scratch).
-int64_t chunk_tiles(const WinogradConv::Shape& s, int threads) {
-  return winograd_chunk_tiles(winograd_tile_count(s.N, s.H, s.W), threads, 256);
+// ~10 % faster than 32-64 (Zen 5, 2 threads). With the kernels packed once (WinogradProducts)
+// the products' 16 x Co values per tile set the length instead (winograd_chunk_most); fewer
+// tiles where that leaves under 4 chunks per thread, for the balance of many-core CPUs (and
+// their scratch).
+int64_t chunk_tiles(const WinogradConv::Shape& s, int threads, WinogradConv::Type type) {
+  return winograd_chunk_tiles(winograd_tile_count(s.N, s.H, s.W), threads,
+                              winograd_chunk_most(type, 16, s.Co));
 }
 
 // Split products: the 16 points dealt out in runs of this many (2 threads: 8 each).
@@ -272,7 +274,7 @@ WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threa
     : s_(s),
       threads_(std::max(1, threads)),
       split_(winograd_splits_points(winograd_tile_count(s.N, s.H, s.W), threads_)),
-      tiles_(split_ ? winograd_tile_count(s.N, s.H, s.W) : chunk_tiles(s, threads_)),
+      tiles_(split_ ? winograd_tile_count(s.N, s.H, s.W) : chunk_tiles(s, threads_, type)),
       int8_(type == Type::Int8),
       f32_(type == Type::F32),
       products_(16, split_ ? points_per_thread(threads_) : 16, tiles_, s.Ci, s.Co, engine, type),

@@ -26,10 +26,12 @@ namespace sdc::cpu {
 
 namespace {
 
-// Tiles per chunk: a chunk runs phase after phase (9 transformed values per tile each), so 256
-// tiles keep a thread's scratch near 7 MiB at 512 channels.
-int64_t chunk_tiles(const WinogradUpsampleConv::Shape& s, int threads) {
-  return winograd_chunk_tiles(winograd_tile_count(s.N, s.H, s.W), threads, 256);
+// Tiles per chunk: a chunk runs phase after phase, 9 transformed values per tile each, whose
+// products set its length as in WinogradConv (winograd_chunk_most).
+int64_t chunk_tiles(const WinogradUpsampleConv::Shape& s, int threads,
+                    WinogradUpsampleConv::Type type) {
+  return winograd_chunk_tiles(winograd_tile_count(s.N, s.H, s.W), threads,
+                              winograd_chunk_most(type, 9, s.Co));
 }
 
 // Phase (py, px)'s 9 transformed values B^T d B of the 16 channels at c of a 4x4 tile `tile`
@@ -199,7 +201,7 @@ WinogradUpsampleConv::WinogradUpsampleConv(const Shape& s, const dnnl::engine& e
                                            Type type)
     : s_(s),
       threads_(std::max(1, threads)),
-      tiles_(chunk_tiles(s, threads_)),
+      tiles_(chunk_tiles(s, threads_, type)),
       int8_(type == Type::Int8),
       f32_(type == Type::F32),
       products_(36, 9, tiles_, s.Ci, s.Co, engine, type),
