@@ -278,6 +278,7 @@ BENCHMARK(BM_Int8Gemm)
     ->ArgsProduct({{1}, {4096}, {1280}, {320}, {0, 1}})  // ff.net.2
     ->ArgsProduct({{1}, {1024}, {640}, {640}, {0, 1}})   // attn to_out, 32x32 level
     ->ArgsProduct({{3}, {1024}, {640}, {2560}, {0, 1}})  // GEGLU, 32x32 level
+    ->ArgsProduct({{0}, {65536}, {512}, {256}, {1}})     // the VAE's 1x1 shortcut at 256x256
     ->ArgNames({"mode", "M", "K", "N", "cold"})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();

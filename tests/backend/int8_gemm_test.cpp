@@ -215,7 +215,10 @@ INSTANTIATE_TEST_SUITE_P(
                     GemmCase{11, 64, 128, R::Add, DType::BF16, DType::F32, true, 1},
                     GemmCase{9, 192, 64, R::Add, DType::F32, DType::F32, true, 2},
                     GemmCase{257, 160, 128, R::None, DType::BF16, DType::F32, true, 2},
-                    GemmCase{257, 160, 128, R::Sum, DType::BF16, DType::F32, true, 3}));
+                    GemmCase{257, 160, 128, R::Sum, DType::BF16, DType::F32, true, 3},
+                    // A thread's codes past 512 KiB and every block's panel in less: chunks of
+                    // 144 rows through both blocks, the last chunk and tile short.
+                    GemmCase{3301, 448, 128, R::Sum, DType::BF16, DType::F32, true, 2}));
 
 }  // namespace
 }  // namespace sdc::test

@@ -264,9 +264,11 @@ void geglu_rows_of_block(const uint8_t* q, const float* scale, const float* zero
   }
 }
 
-// Runs block(m0, m1, nb) over M rows and `blocks` channel blocks on the team's threads.
+// Runs block(m0, m1, nb) over M rows of `row_bytes` codes and `blocks` channel blocks of
+// `block_bytes` packed weights on the team's threads.
 template <int kRows, class Block>
-void for_blocks(int64_t M, int64_t blocks, Block block) {
+void for_blocks(int64_t M, int64_t row_bytes, int64_t blocks, int64_t block_bytes, Block block) {
+  constexpr int64_t kCacheShare = 512 << 10, kRowChunk = 64 << 10;
   const int64_t tiles = (M + kRows - 1) / kRows;
 #pragma omp parallel
   {
@@ -276,7 +278,16 @@ void for_blocks(int64_t M, int64_t blocks, Block block) {
       // block's panel in L1 while it walks them.
       const int64_t m0 = std::min(M, tiles * t / T * kRows),
                     m1 = std::min(M, tiles * (t + 1) / T * kRows);
-      for (int64_t nb = 0; nb < blocks; ++nb) block(m0, m1, nb);
+      if ((m1 - m0) * row_bytes > kCacheShare && blocks * block_bytes <= kCacheShare) {
+        // Codes too many for the L2 (the UNet's K = 1280 linear, the VAE's 1x1 shortcuts at
+        // 256-512 pixels) would come from memory once per block: where every block's panel fits
+        // instead, each chunk of rows goes through all the blocks.
+        const int64_t step = std::max<int64_t>(kRows, kRowChunk / row_bytes / kRows * kRows);
+        for (int64_t m = m0; m < m1; m += step)
+          for (int64_t nb = 0; nb < blocks; ++nb) block(m, std::min(m + step, m1), nb);
+      } else {
+        for (int64_t nb = 0; nb < blocks; ++nb) block(m0, m1, nb);
+      }
     } else {
       // Few rows (the 8x8 level, a small image): split the channel blocks.
       for (int64_t nb = blocks * t / T; nb < blocks * (t + 1) / T; ++nb) block(0, M, nb);
@@ -303,15 +314,17 @@ void quantise_row_f32(const float* x, int64_t K, uint8_t* q, float& scale, float
 
 template <class P>
 void gemm(const RowCodes& c, int64_t M, const Int8GemmWeights& w, const Int8GemmOutput& out) {
-  for_blocks<P::kRows>(M, w.N / 64, [&](int64_t m0, int64_t m1, int64_t nb) {
-    rows_of_block<P>(c.q, c.scale, c.zero, m0, m1, nb, w, out);
-  });
+  for_blocks<P::kRows>(M, w.K, w.N / 64, int64_t(panel_bytes(w.K)),
+                       [&](int64_t m0, int64_t m1, int64_t nb) {
+                         rows_of_block<P>(c.q, c.scale, c.zero, m0, m1, nb, w, out);
+                       });
 }
 
 template <class P>
 void gemm_geglu(const RowCodes& c, int64_t M, const Int8GemmWeights& value,
                 const Int8GemmWeights& gate, const Int8GemmOutput& out) {
-  for_blocks<P::kRows>(M, value.N / 64, [&](int64_t m0, int64_t m1, int64_t nb) {
+  const int64_t both = int64_t(panel_bytes(value.K) + panel_bytes(gate.K));
+  for_blocks<P::kRows>(M, value.K, value.N / 64, both, [&](int64_t m0, int64_t m1, int64_t nb) {
     geglu_rows_of_block<P>(c.q, c.scale, c.zero, m0, m1, nb, value, gate, out);
   });
 }
