@@ -163,7 +163,8 @@ TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
   };
   // 64 or more tiles, in chunks that would be shorter than 64: split by point (3 threads: 6, 6
   // and 4 points each; 1 thread: all 16). 512 tiles on 2 threads: chunks of 64.
-  for (const Case c : {Case{2, 7, 9, 40, 24}, Case{1, 16, 12, 64, 32}, Case{1, 5, 4, 16, 16},
+  // Input channels 80 and 64: the codes stored 64 at a time, then the 16-lane tail.
+  for (const Case c : {Case{2, 7, 9, 80, 24}, Case{1, 16, 12, 64, 32}, Case{1, 5, 4, 16, 16},
                        Case{1, 17, 15, 48, 40, 2, true}, Case{2, 12, 11, 40, 24, 2, true},
                        Case{1, 16, 16, 32, 48, 3, true}, Case{1, 32, 31, 24, 40, 2, true},
                        Case{2, 32, 32, 16, 24, 2, false}, Case{1, 16, 16, 24, 16, 1, true}}) {
