@@ -40,8 +40,6 @@
 #error "attention_int8_kernel.h: define SDC_INT8_TARGET (the including file's target) first"
 #endif
 
-#include <xmmintrin.h>  // _mm_prefetch
-
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -53,6 +51,7 @@
 #include "backend/cpu/attention_int8_codes.h"
 #include "backend/cpu/attention_int8_kernels.h"
 #include "backend/cpu/memory_plan.h"
+#include "backend/cpu/prefetch.h"
 
 namespace sdc::cpu::attn_int8_kernel {
 namespace {
@@ -267,15 +266,9 @@ SDC_INT8_TARGET void quantise_queries(const QueryBlock& b, const Tile& t) {
   constexpr int L = P::kLanes, W = NQ * L;
   const int64_t d = b.d, d4 = (d + 3) / 4;
   auto* qt = reinterpret_cast<uint32_t*>(t.qt);
-  // The rows lie C apart and came from the projections long ago: loaded one after the other
-  // they missed the caches in turn (most of this function's time); requested together, their
-  // misses overlap.
-  const size_t row_bytes = size_t(d) * (b.q_bf16 ? 2 : 4);
-  for (int64_t r = 0; r < b.rows; ++r) {
-    const char* p = static_cast<const char*>(row_at(b.q, b.q_bf16, r * b.C));
-    for (size_t at = 0; at < row_bytes; at += 64) _mm_prefetch(p + at, _MM_HINT_T0);
-    _mm_prefetch(p + row_bytes - 1, _MM_HINT_T0);
-  }
+  // The rows' misses, one after the other, were most of this function's time.
+  const size_t value_bytes = b.q_bf16 ? 2 : 4;
+  prefetch_rows(b.q, b.rows, size_t(b.C) * value_bytes, size_t(d) * value_bytes);
   // Codes of one row, a whole vector's per store: dword reloads of masked byte stores would miss
   // store forwarding (that made this loop 4 % of the whole kernel at 16 lanes).
   alignas(64) uint8_t row[1024 + 64];  // heads up to 1024 wide
