@@ -40,8 +40,8 @@ PlanCache::~PlanCache() {
   plans_.clear();
 }
 
-const cpu::PlanOptions* PlanCache::decoder_options() const {
-  return vae_int8_ ? &decoder_int8_options_ : nullptr;
+const cpu::PlanOptions* PlanCache::decoder_options(const cpu::PlanOptions* float_options) const {
+  return vae_int8_ ? &decoder_int8_options_ : float_options;
 }
 
 void PlanCache::use_token_table(TensorRef table) {
@@ -174,7 +174,7 @@ cpu::Plan& PlanCache::taesd_decoder(int batch, int h, int w) {
   return *get(
               {PlanKind::TaesdDecoder, batch, h, w, 0},
               [&] { return graph::build_taesd_decoder(model_.weights, batch, h, w, vae_int8_); },
-              vae_int8_ ? &decoder_int8_options_ : &bf16_residual_options_)
+              decoder_options(&bf16_residual_options_))
               .plan;
 }
 

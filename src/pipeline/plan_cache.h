@@ -97,9 +97,9 @@ class PlanCache {
   };
   template <typename BuildFn>
   Entry& get(const Key& key, BuildFn build, const cpu::PlanOptions* options = nullptr);
-  // The options an image decoder's plans compile with: INT8 ones when vae_int8, else null (the
-  // cache's own).
-  const cpu::PlanOptions* decoder_options() const;
+  // The options an image decoder's plans compile with: INT8 ones when vae_int8, else
+  // `float_options` (null: the cache's own).
+  const cpu::PlanOptions* decoder_options(const cpu::PlanOptions* float_options = nullptr) const;
 
   const model::LoadedModel& model_;
   cpu::PlanOptions options_;
