@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <tuple>
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/int8_weights.h"
@@ -155,22 +156,27 @@ TEST(WinogradConv, F32MatchesTheDirectConvolutionAtF32Precision) {
 }
 
 TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
-  if (!cpu::winograd_int8_pays(1, 16, 16, 128, 128, 1)) GTEST_SKIP() << "no AVX-512 BF16 + VNNI";
+  if (!cpu::winograd_int8_pays(1, 16, 16, 128, 128, 1)) GTEST_SKIP() << "no AVX-512 VNNI";
   struct Case {
     int64_t N, H, W, Ci, Co;
     int threads = 2;
-    bool split = false;  // the products split by point (winograd_splits_points), not by chunk
+    bool split = false;      // the products split by point (winograd_splits_points), not by chunk
+    bool f32_input = false;  // f32 activations (int8 plans where bf16 is not faster), not bf16
   };
   // 64 or more tiles, in chunks that would be shorter than 64: split by point (3 threads: 6, 6
   // and 4 points each; 1 thread: all 16). 512 tiles on 2 threads: chunks of 64.
   // Input channels 80 and 64: the codes stored 64 at a time, then the 16-lane tail.
-  for (const Case c : {Case{2, 7, 9, 80, 24}, Case{1, 16, 12, 64, 32}, Case{1, 5, 4, 16, 16},
-                       Case{1, 17, 15, 48, 40, 2, true}, Case{2, 12, 11, 40, 24, 2, true},
-                       Case{1, 16, 16, 32, 48, 3, true}, Case{1, 32, 31, 24, 40, 2, true},
-                       Case{2, 32, 32, 16, 24, 2, false}, Case{1, 16, 16, 24, 16, 1, true}}) {
+  for (const Case c :
+       {Case{2, 7, 9, 80, 24}, Case{1, 16, 12, 64, 32}, Case{1, 5, 4, 16, 16},
+        Case{1, 17, 15, 48, 40, 2, true}, Case{2, 12, 11, 40, 24, 2, true},
+        Case{1, 16, 16, 32, 48, 3, true}, Case{1, 32, 31, 24, 40, 2, true},
+        Case{2, 32, 32, 16, 24, 2, false}, Case{1, 16, 16, 24, 16, 1, true},
+        Case{2, 7, 9, 80, 24, 2, false, true}, Case{1, 17, 15, 48, 40, 2, true, true},
+        Case{2, 32, 32, 16, 24, 2, false, true}}) {
     const int64_t tiles = cpu::winograd_tile_count(c.N, c.H, c.W);
     EXPECT_EQ(cpu::winograd_splits_points(tiles, c.threads), c.split) << tiles << " tiles";
-    const Vec x = round_bf16(random_vec(c.N * c.H * c.W * c.Ci, 31));
+    const Vec x0 = random_vec(c.N * c.H * c.W * c.Ci, 31);
+    const Vec x = c.f32_input ? x0 : round_bf16(x0);
     const Vec w = random_vec(c.Co * c.Ci * 9, 32, -0.2f, 0.2f);
     const Vec b = random_vec(c.Co, 33);
     const Vec r = random_vec(c.N * c.H * c.W * c.Co, 34);
@@ -181,7 +187,7 @@ TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
     ASSERT_EQ(rows.shape, (Shape{16 * c.Co, c.Ci}));
     const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     cpu::WinogradConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, c.threads,
-                         cpu::WinogradConv::Type::Int8);
+                         cpu::WinogradConv::Type::Int8, c.f32_input ? DType::F32 : DType::BF16);
     // s8 per point and output channel, packed as the products read them.
     const cpu::Int8Packed packed = cpu::pack_int8_weight(
         rows, {{16, c.Ci, c.Co}, dnnl::memory::data_type::s8, dnnl::memory::format_tag::acb},
@@ -190,9 +196,12 @@ TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
                                            static_cast<const int32_t*>(packed.sums->data()), c.Co};
     std::vector<uint8_t> scratch(wc.scratch_bytes());
     const std::vector<uint16_t> xb = to_bf16_bits(x);
+    const void* xp = c.f32_input ? static_cast<const void*>(x.data()) : xb.data();
     const Vec rb = round_bf16(r);
-    for (int add = 0; add < 3; ++add)    // none, f32 residual, the output's own (in place)
-      for (int out = 0; out < 2; ++out)  // f32, bf16 output
+    // bf16 outputs where the CPU rounds to bf16 (elsewhere int8 plans write f32: refused below).
+    const int outputs = cpu::cpu_features().avx512_bf16 ? 2 : 1;
+    for (int add = 0; add < 3; ++add)          // none, f32 residual, the output's own (in place)
+      for (int out = 0; out < outputs; ++out)  // f32, bf16 output
         for (const bool relu : {false, true}) {
           const Vec& res = add == 2 && out == 1 ? rb : r;  // in place in bf16: the rounded one
           Vec ref = conv;
@@ -208,13 +217,14 @@ TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
           cpu::WinogradConv::Addend a;
           if (add == 1) a = {r.data(), DType::F32};
           if (add == 2) a = {yp, out == 0 ? DType::F32 : DType::BF16};
-          wc.run(xb.data(), packed.values->data(), b.data(), a, yp,
-                 out == 0 ? DType::F32 : DType::BF16, scratch.data(), &k, relu);
+          wc.run(xp, packed.values->data(), b.data(), a, yp, out == 0 ? DType::F32 : DType::BF16,
+                 scratch.data(), &k, relu);
           if (out == 1)
             for (size_t i = 0; i < y.size(); ++i) y[i] = bf16_to_f32(yb[i]);
-          SCOPED_TRACE(testing::Message() << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->"
-                                          << c.Co << " threads " << c.threads << " addend " << add
-                                          << " output " << out << " relu " << relu);
+          SCOPED_TRACE(testing::Message()
+                       << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->" << c.Co
+                       << " threads " << c.threads << " f32 input " << c.f32_input << " addend "
+                       << add << " output " << out << " relu " << relu);
           // u8 tiles and s8 kernels: 0.9-1.2e-2 on random data (the direct int8 convolution's
           // quantisation ~0.55e-2 by its step sizes); a wrong tap, scale or zero point is off by
           // ~1.
@@ -222,9 +232,46 @@ TEST(WinogradConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
         }
     // The kernel's scales are what makes it int8: a call without them is a caller's error.
     Vec y(conv.size());
-    EXPECT_THROW(wc.run(xb.data(), packed.values->data(), b.data(), {}, y.data(), DType::F32,
-                        scratch.data()),
-                 Error);
+    EXPECT_THROW(
+        wc.run(xp, packed.values->data(), b.data(), {}, y.data(), DType::F32, scratch.data()),
+        Error);
+    if (outputs == 1) {
+      std::vector<uint16_t> yb(conv.size(), 0x7fc1);
+      try {
+        wc.run(xp, packed.values->data(), b.data(), {}, yb.data(), DType::BF16, scratch.data(), &k);
+        ADD_FAILURE() << "wrote a bf16 output without AVX-512 BF16";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("f32 on a CPU without AVX-512 BF16"),
+                  std::string::npos)
+            << e.what();
+      }
+      EXPECT_EQ(yb, std::vector<uint16_t>(conv.size(), 0x7fc1));  // untouched
+    }
+  }
+}
+
+// Each product type reads the activations it can: int8 bf16 or f32, bf16 bf16, f32 f32; another
+// type is the caller's error, named before anything is planned.
+TEST(WinogradConv, RejectsAnInputTypeItsProductsDoNotRead) {
+  const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  using Type = cpu::WinogradConv::Type;
+  for (const auto& [type, input, expected] :
+       {std::tuple{Type::Bf16, DType::F32, "bf16 (bf16 products)"},
+        std::tuple{Type::F32, DType::BF16, "f32 (f32 products)"},
+        std::tuple{Type::Int8, DType::F16, "bf16 or f32 (int8 products)"}}) {
+    if (type == Type::Int8 && !cpu::winograd_int8_pays(1, 16, 16, 128, 128, 1)) continue;
+    if (type == Type::F32 && !cpu::winograd_f32::available()) continue;
+    if (type == Type::Bf16 && !cpu::winograd_pays(1, 16, 16, 128, 128, 1)) continue;
+    try {
+      cpu::WinogradConv({1, 16, 16, 16, 16}, engine, 1, type, input);
+      FAIL() << "took " << dtype_name(input) << " input";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("Winograd convolution input"), std::string::npos)
+          << e.what();
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(std::string(dtype_name(input))), std::string::npos)
+          << e.what();
+    }
   }
 }
 
@@ -288,8 +335,8 @@ TEST(WinogradConv, RejectsWhatIsNoThreeByThreeKernel) {
 // Two 128 -> 128 3x3 convolutions over 128x128 (Winograd's size on 2 threads): the first writes
 // a bf16 value only the second reads, the second adds a residual input. BF16 plans run both as
 // Winograd where the CPU has AVX-512 BF16, f32 plans where it has AVX2, --no-winograd never; INT8
-// plans the second as int8 Winograd where the CPU has VNNI too (the first reads the f32 input:
-// direct).
+// plans both as int8 Winograd where the CPU has AVX-512 VNNI (the first over the f32 input, the
+// second over the plan's activations, bf16 or f32).
 TEST(Planner, LargeBf16ConvolutionsRunAsWinograd) {
   const int64_t H = 128, W = 128, C = 128;
   graph::Graph g;
@@ -322,7 +369,7 @@ TEST(Planner, LargeBf16ConvolutionsRunAsWinograd) {
       auto p = cpu::Plan::compile(g, o);
       SCOPED_TRACE(step_kinds(*p));
       if (prec == cpu::Precision::INT8) {
-        EXPECT_EQ(step_kinds(*p), pays_int8 && winograd ? "Conv2d.int8 Conv2d.wino.int8+add "
+        EXPECT_EQ(step_kinds(*p), pays_int8 && winograd ? "Conv2d.wino.int8 Conv2d.wino.int8+add "
                                                         : "Conv2d.int8 Conv2d.int8+add ");
       } else {
         const bool expect = winograd && (prec == cpu::Precision::BF16 ? pays : pays_f32);

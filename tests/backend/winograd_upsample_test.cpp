@@ -107,15 +107,17 @@ TEST(WinogradUpsampleConv, F32MatchesTheDirectConvolutionOfTheUpsampledImage) {
 }
 
 TEST(WinogradUpsampleConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
-  if (!cpu::winograd_upsample_int8_pays(1, 16, 16, 128, 128, 1))
-    GTEST_SKIP() << "no AVX-512 BF16 + VNNI";
+  if (!cpu::winograd_upsample_int8_pays(1, 16, 16, 128, 128, 1)) GTEST_SKIP() << "no AVX-512 VNNI";
   struct Case {
     int64_t N, H, W, Ci, Co;
     int threads = 2;
+    bool f32_input = false;  // f32 activations (int8 plans where bf16 is not faster), not bf16
   };
   for (const Case c : {Case{2, 5, 7, 40, 24}, Case{1, 8, 6, 64, 32}, Case{1, 3, 4, 16, 16},
-                       Case{1, 9, 11, 48, 40, 3}, Case{2, 6, 5, 24, 16, 1}}) {
-    const Vec x = round_bf16(random_vec(c.N * c.H * c.W * c.Ci, 51));
+                       Case{1, 9, 11, 48, 40, 3}, Case{2, 6, 5, 24, 16, 1},
+                       Case{2, 5, 7, 80, 24, 2, true}, Case{1, 9, 11, 48, 40, 3, true}}) {
+    const Vec x0 = random_vec(c.N * c.H * c.W * c.Ci, 51);
+    const Vec x = c.f32_input ? x0 : round_bf16(x0);
     const Vec w = random_vec(c.Co * c.Ci * 9, 52, -0.2f, 0.2f);
     const Vec b = random_vec(c.Co, 53);
     int64_t Ho = 0, Wo = 0;
@@ -125,7 +127,8 @@ TEST(WinogradUpsampleConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
     ASSERT_EQ(rows.shape, (Shape{36 * c.Co, c.Ci}));
     const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     cpu::WinogradUpsampleConv wc({c.N, c.H, c.W, c.Ci, c.Co}, engine, c.threads,
-                                 cpu::WinogradUpsampleConv::Type::Int8);
+                                 cpu::WinogradUpsampleConv::Type::Int8,
+                                 c.f32_input ? DType::F32 : DType::BF16);
     // s8 per phase point and output channel, packed as the products read them.
     const cpu::Int8Packed packed = cpu::pack_int8_weight(
         rows, {{36, c.Ci, c.Co}, dnnl::memory::data_type::s8, dnnl::memory::format_tag::acb},
@@ -135,21 +138,25 @@ TEST(WinogradUpsampleConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
                                                    c.Co};
     std::vector<uint8_t> scratch(wc.scratch_bytes());
     const std::vector<uint16_t> xb = to_bf16_bits(x);
+    const void* xp = c.f32_input ? static_cast<const void*>(x.data()) : xb.data();
+    // bf16 outputs where the CPU rounds to bf16 (elsewhere int8 plans write f32: refused below).
+    const int outputs = cpu::cpu_features().avx512_bf16 ? 2 : 1;
     for (const bool with_bias : {true, false}) {
       const Vec ref = conv2d_ref(up, w, with_bias ? &b : nullptr, c.N, 2 * c.H, 2 * c.W, c.Ci, c.Co,
                                  3, 3, 1, 1, 1, 1, 1, Ho, Wo);
-      for (int out = 0; out < 2; ++out) {  // f32, bf16 output
+      for (int out = 0; out < outputs; ++out) {  // f32, bf16 output
         const size_t n = ref.size();
         Vec yf(n, -7.f);  // every output is written
         std::vector<uint16_t> yb(n, f32_to_bf16(-7.f));
         void* y = out == 0 ? static_cast<void*>(yf.data()) : yb.data();
-        wc.run(xb.data(), packed.values->data(), with_bias ? b.data() : nullptr, y,
+        wc.run(xp, packed.values->data(), with_bias ? b.data() : nullptr, y,
                out == 0 ? DType::F32 : DType::BF16, scratch.data(), &k);
         if (out == 1)
           for (size_t i = 0; i < n; ++i) yf[i] = bf16_to_f32(yb[i]);
         SCOPED_TRACE(testing::Message()
                      << c.N << "x" << c.H << "x" << c.W << " " << c.Ci << "->" << c.Co
-                     << " threads " << c.threads << " bias " << with_bias << " output " << out);
+                     << " threads " << c.threads << " f32 input " << c.f32_input << " bias "
+                     << with_bias << " output " << out);
         // u8 tiles (a scale per tile and point) and s8 kernels (per point and output channel);
         // a wrong tap, phase, scale or zero point is off by ~1.
         EXPECT_LT(rel_l2(yf, ref), 1.6e-2);
@@ -157,9 +164,20 @@ TEST(WinogradUpsampleConv, Int8MatchesTheDirectConvolutionAtInt8Precision) {
     }
     // The kernel's scales are what makes it int8: a call without them is a caller's error.
     Vec y(size_t(c.N * 4 * c.H * c.W * c.Co));
-    EXPECT_THROW(
-        wc.run(xb.data(), packed.values->data(), b.data(), y.data(), DType::F32, scratch.data()),
-        Error);
+    EXPECT_THROW(wc.run(xp, packed.values->data(), b.data(), y.data(), DType::F32, scratch.data()),
+                 Error);
+    if (outputs == 1) {
+      std::vector<uint16_t> yb(y.size(), 0x7fc1);
+      try {
+        wc.run(xp, packed.values->data(), b.data(), yb.data(), DType::BF16, scratch.data(), &k);
+        ADD_FAILURE() << "wrote a bf16 output without AVX-512 BF16";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("f32 on a CPU without AVX-512 BF16"),
+                  std::string::npos)
+            << e.what();
+      }
+      EXPECT_EQ(yb, std::vector<uint16_t>(y.size(), 0x7fc1));  // untouched
+    }
   }
 }
 

@@ -28,9 +28,12 @@ bool Planner::is_same_3x3(const Spec& s) const {
 
 bool Planner::runs_winograd(const Spec& s) const {
   if (!opt_.winograd) return false;
-  // f32 plans: f32 throughout (an int8 plan's convolutions quantise bf16 activations).
+  // f32 plans: f32 throughout; an int8 plan's convolutions quantise its activations, bf16 or f32
+  // (f32 where bf16 is not faster, as on CPUs without AVX-512 BF16).
   const bool f32 = !bf16_ && !s.int8;
-  if (stores_[size_t(s.in[0])].dtype != (f32 ? DType::F32 : DType::BF16)) return false;
+  const DType in = stores_[size_t(s.in[0])].dtype;
+  if (s.int8 ? in != DType::BF16 && in != DType::F32 : in != (f32 ? DType::F32 : DType::BF16))
+    return false;
   if (!is_same_3x3(s)) return false;
   const Node& m = *s.node;
   const Shape& ws = shape(m.inputs[1]);
@@ -69,7 +72,8 @@ Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
   const Shape& xs = shape(s.src);
   const Shape& ws = shape(m.inputs[1]);
   auto conv = std::make_shared<WinogradConv>(WinogradConv::Shape{xs[0], xs[1], xs[2], ws[1], ws[0]},
-                                             plan_.engine, plan_.threads, winograd_type(s));
+                                             plan_.engine, plan_.threads, winograd_type(s),
+                                             stores_[size_t(s.in[0])].dtype);
   const Node& wn = node(m.inputs[1]);
   std::shared_ptr<PackedWeight> w;
   std::shared_ptr<WinogradInt8Kernels> k8;  // int8 only; its arrays are the plan's weights
@@ -111,7 +115,7 @@ Planner::Prepared Planner::prepare_winograd_upsample(const Spec& s) {
   const Shape& ws = shape(m.inputs[1]);
   auto conv = std::make_shared<WinogradUpsampleConv>(
       WinogradUpsampleConv::Shape{xs[0], xs[1], xs[2], ws[1], ws[0]}, plan_.engine, plan_.threads,
-      winograd_type(s));
+      winograd_type(s), stores_[size_t(s.in[0])].dtype);
   const Node& wn = node(m.inputs[1]);
   std::shared_ptr<PackedWeight> w;
   std::shared_ptr<WinogradInt8Kernels> k8;  // int8 only; its arrays are the plan's weights

@@ -137,6 +137,25 @@ WinogradProducts::Bound WinogradProducts::bind(const void* u, void* pad, void* t
   return b;
 }
 
+DType winograd_input(Type type, std::optional<DType> input, const char* file) {
+  const DType in = input.value_or(type == Type::F32 ? DType::F32 : DType::BF16);
+  const bool ok = type == Type::Int8  ? in == DType::BF16 || in == DType::F32
+                  : type == Type::F32 ? in == DType::F32
+                                      : in == DType::BF16;
+  if (!ok)
+    throw Error(file, "Winograd convolution input",
+                type == Type::Int8  ? "bf16 or f32 (int8 products)"
+                : type == Type::F32 ? "f32 (f32 products)"
+                                    : "bf16 (bf16 products)",
+                std::string(dtype_name(in)));
+  return in;
+}
+
+void check_winograd_output(DType yt, const char* file) {
+  if (yt == DType::BF16 && !cpu_features().avx512_bf16)
+    throw Error(file, "Winograd convolution output", "f32 on a CPU without AVX-512 BF16", "bf16");
+}
+
 void WinogradProducts::Bound::run() {
   for (const auto& a : args_) p_->prim_.execute(stream_, a);
   stream_.wait();

@@ -16,12 +16,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "backend/cpu/simd.h"
+#include "common/dtype.h"
 
 namespace sdc::cpu {
 
@@ -88,6 +90,14 @@ class WinogradProducts {
   size_t v_at_ = 0, v_bytes_ = 0, m_bytes_ = 0;  // thread scratch: oneDNN's pad, V, M
 };
 
+// The input type of a Winograd convolution of this type: `input`, or unset the type's own (f32 for
+// F32 products, else bf16). Throws (naming `file`) unless its products read it: bf16 or f32 for
+// Int8 products, bf16 for Bf16 ones, f32 for F32 ones.
+DType winograd_input(WinogradProducts::Type type, std::optional<DType> input, const char* file);
+// Throws (naming `file`) for a BF16 output where the CPU lacks AVX-512 BF16 (the transforms' one
+// BF16 instruction is that output's rounding).
+void check_winograd_output(DType yt, const char* file);
+
 // The 2x2 blocks (tiles) of N images of H x W pixels; an odd edge's block hangs over it.
 inline int64_t winograd_tile_count(int64_t N, int64_t H, int64_t W) {
   return N * ((H + 1) / 2) * ((W + 1) / 2);
@@ -152,8 +162,11 @@ inline void winograd_tile_pixels(const T* x, const T* zeros, int64_t H, int64_t 
   }
 }
 
-// The transforms run only where AVX-512 BF16 is: its one-instruction f32 -> bf16 rounding (to
-// nearest even, as simd::to_bf16) halves the input transforms' time.
+// The transforms are compiled for AVX-512 BF16: its one-instruction f32 -> bf16 rounding (to
+// nearest even, as simd::to_bf16) halves the bf16 input transforms' time. That store is the only
+// BF16 instruction in them, and only bf16 activations reach it: the int8 products' transforms over
+// f32 activations (int8 plans on AVX-512 CPUs without BF16, as Intel's Skylake-SP to Ice Lake) run
+// on any AVX-512 CPU (winograd_int8_pays).
 #define SDC_AVX512_BF16 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx512bf16")))
 
@@ -250,23 +263,24 @@ SDC_AVX512_BF16 static inline void quantise_tile_points(const float* rows, int64
 }
 
 // The int8 input transform of a chunk, for either Winograd: tiles [k0, k0 + count) of x [N, H, W,
-// Ci] (zeros: Ci zeros, the padding), each tile's kPoints transformed rows in f32 (`rows`
+// Ci] (bf16 bits or f32; zeros: Ci zeros, the padding), each tile's kPoints transformed rows in f32
+// (`rows`
 // [kPoints, Ci]) by transform(px, c, mask, rows, top) for the 16 channels at c (|value| maxima
 // folded into top[kPoints]), then quantised point by point (quantise_tile_points) into V (point
 // stride vs) with their scales in `scales` [tiles, kPoints]; tiles [count, tiles) get the codes
 // of 0 and scale 0 (never read).
-template <int kPoints, class Transform>
-SDC_AVX512_BF16 void quantise_chunk_points(const uint16_t* x, const uint16_t* zeros, int64_t H,
-                                           int64_t W, int64_t Ci, int64_t k0, int64_t count,
-                                           int64_t tiles, size_t vs, float* rows, uint8_t* V,
-                                           float* scales, Transform transform) {
+template <int kPoints, class T, class Transform>
+SDC_AVX512_BF16 void quantise_chunk_points(const T* x, const T* zeros, int64_t H, int64_t W,
+                                           int64_t Ci, int64_t k0, int64_t count, int64_t tiles,
+                                           size_t vs, float* rows, uint8_t* V, float* scales,
+                                           Transform transform) {
   for (int64_t t = 0; t < tiles; ++t) {
     if (t >= count) {
       for (int i = 0; i < kPoints; ++i) std::memset(V + i * vs + t * Ci, 128, size_t(Ci));
       std::fill_n(scales + kPoints * t, kPoints, 0.f);
       continue;
     }
-    const uint16_t* px[16];
+    const T* px[16];
     winograd_tile_pixels(x, zeros, H, W, Ci, winograd_tile(k0 + t, H, W), px);
     __m512 top[kPoints];
     for (int i = 0; i < kPoints; ++i) top[i] = _mm512_setzero_ps();

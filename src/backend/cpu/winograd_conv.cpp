@@ -56,12 +56,12 @@ SDC_AVX512_BF16 static inline __attribute__((always_inline)) void put_point(TV* 
   if constexpr (kTrack) top[k] = _mm512_max_ps(top[k], _mm512_abs_ps(v));
 }
 
-// B^T d B for the 16 channels at c of the tiles' 4x4 pixels `px` (row-major), into V's 16 rows
-// (row stride `vs` elements), bf16 or f32; kTrack: each point's absolute maximum into top[16]
-// (masked-off lanes are 0).
-template <bool kTrack = false, class TV>
-SDC_AVX512_BF16 void input_tile(const uint16_t* const px[16], int64_t c, __mmask16 m, TV* v,
-                                size_t vs, __m512* top = nullptr) {
+// B^T d B for the 16 channels at c of the tiles' 4x4 pixels `px` (row-major; bf16 bits or f32),
+// into V's 16 rows (row stride `vs` elements), bf16 or f32; kTrack: each point's absolute maximum
+// into top[16] (masked-off lanes are 0).
+template <bool kTrack = false, class TX, class TV>
+SDC_AVX512_BF16 void input_tile(const TX* const px[16], int64_t c, __mmask16 m, TV* v, size_t vs,
+                                __m512* top = nullptr) {
   __m512 d[16];
   for (int i = 0; i < 16; ++i) d[i] = simd::load(px[i] + c, m);
   __m512 t[16];  // B^T d: combinations of rows
@@ -101,19 +101,30 @@ SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
   }
 }
 
-// One chunk's input transform for the int8 products (quantise_chunk_points): V [16, tiles, Ci],
-// scales [tiles, 16] (a scale per tile and point, where the direct int8 convolution has one per
-// input tensor).
+// One chunk's input transform for the int8 products (quantise_chunk_points) of x (bf16 bits or
+// f32): V [16, tiles, Ci], scales [tiles, 16] (a scale per tile and point, where the direct int8
+// convolution has one per input tensor).
 // `v_tiles`: the tiles V holds per point (its point stride), `tiles` or more.
-SDC_AVX512_BF16 void input_chunk_int8(const uint16_t* x, const uint16_t* zeros,
-                                      const WinogradConv::Shape& s, int64_t k0, int64_t count,
-                                      int64_t tiles, int64_t v_tiles, float* rows, uint8_t* V,
-                                      float* scales) {
+template <class T>
+SDC_AVX512_BF16 void input_chunk_int8(const T* x, const T* zeros, const WinogradConv::Shape& s,
+                                      int64_t k0, int64_t count, int64_t tiles, int64_t v_tiles,
+                                      float* rows, uint8_t* V, float* scales) {
   const size_t rs = size_t(s.Ci);
   quantise_chunk_points<16>(
       x, zeros, s.H, s.W, s.Ci, k0, count, tiles, size_t(v_tiles * s.Ci), rows, V, scales,
-      [rs](const uint16_t* const px[16], int64_t c, __mmask16 m, float* r, __m512* top)
+      [rs](const T* const px[16], int64_t c, __mmask16 m, float* r, __m512* top)
           SDC_AVX512_BF16 { input_tile<true>(px, c, m, r, rs, top); });
+}
+// The same over x of the convolution's input type (f32 where `f32`, else bf16).
+void input_chunk_int8(const void* x, bool f32, const float* zeros, const WinogradConv::Shape& s,
+                      int64_t k0, int64_t count, int64_t tiles, int64_t v_tiles, float* rows,
+                      uint8_t* V, float* scales) {
+  if (f32)
+    input_chunk_int8(static_cast<const float*>(x), zeros, s, k0, count, tiles, v_tiles, rows, V,
+                     scales);
+  else
+    input_chunk_int8(static_cast<const uint16_t*>(x), reinterpret_cast<const uint16_t*>(zeros), s,
+                     k0, count, tiles, v_tiles, rows, V, scales);
 }
 
 template <class TY, class TA, class Points>
@@ -193,11 +204,11 @@ bool winograd_tiles_pay(int64_t N, int64_t H, int64_t W, int threads) {
   return H * W >= 16 * 16 &&
          (winograd_fills_threads(tiles, threads) || winograd_splits_points(tiles, threads));
 }
-// The AVX-512 BF16 transforms' ISA, which the bf16 and int8 products share, and their channels.
+// The AVX-512 transforms, which the bf16 and int8 products share, and their channels.
 bool winograd_shape_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads,
                          int64_t min_channels) {
-  return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= min_channels &&
-         Co >= min_channels && winograd_tiles_pay(N, H, W, threads);
+  return use_avx512_kernels() && Ci >= min_channels && Co >= min_channels &&
+         winograd_tiles_pay(N, H, W, threads);
 }
 
 }  // namespace
@@ -205,7 +216,7 @@ bool winograd_shape_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co
 bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
   // From 64 channels (TAESD's): its 3x3 64 -> 64 convolutions on a Zen 4, 2 threads, 1.36x
   // faster than oneDNN's direct bf16 ones at 256^2 and 512^2, TAESD's decode 323 -> 242-264 ms.
-  return winograd_shape_pays(N, H, W, Ci, Co, threads, 64) &&
+  return cpu_features().avx512_bf16 && winograd_shape_pays(N, H, W, Ci, Co, threads, 64) &&
          WinogradProducts::stacks_kernels(WinogradProducts::Type::Bf16);
 }
 
@@ -270,13 +281,15 @@ TensorRef winograd_weight_rows(const TensorRef& w) {
   return staged_kernel_points(w, true);
 }
 
-WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threads, Type type)
+WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threads, Type type,
+                           std::optional<DType> input)
     : s_(s),
       threads_(std::max(1, threads)),
       split_(winograd_splits_points(winograd_tile_count(s.N, s.H, s.W), threads_)),
       tiles_(split_ ? winograd_tile_count(s.N, s.H, s.W) : chunk_tiles(s, threads_, type)),
       int8_(type == Type::Int8),
       f32_(type == Type::F32),
+      f32_input_(winograd_input(type, input, "winograd_conv.cpp") == DType::F32),
       products_(16, split_ ? points_per_thread(threads_) : 16, tiles_, s.Ci, s.Co, engine, type),
       zeros_(size_t(s.Ci), 0.f) {
   if (f32_ && (s.Ci % 8 || s.Co % 8))
@@ -319,8 +332,8 @@ void WinogradConv::run_split(const void* x, const void* u, const float* bias, Ad
     // This thread's tiles, for both transforms.
     const int64_t k0 = T * me / n, count = T * (me + 1) / n - k0;
     if (count > 0 && int8)
-      input_chunk_int8(xb, zb, s, k0, count, count, T, reinterpret_cast<float*>(mine + rows_at_),
-                       V + k0 * s.Ci, scales + 16 * k0);
+      input_chunk_int8(x, f32_input_, zeros_.data(), s, k0, count, count, T,
+                       reinterpret_cast<float*>(mine + rows_at_), V + k0 * s.Ci, scales + 16 * k0);
     else if (count > 0 && f32_)
       winograd_f32::input_chunk(static_cast<const float*>(x), zeros_.data(), s.H, s.W, s.Ci, k0,
                                 count, count, T, reinterpret_cast<float*>(V) + k0 * s.Ci);
@@ -360,6 +373,7 @@ void WinogradConv::run(const void* x, const void* u, const float* bias, Addend a
     throw Error("winograd_conv.cpp", "f32 Winograd output and residual", "f32",
                 std::string(dtype_name(yt)) + " output, " +
                     std::string(addend.data ? dtype_name(addend.type) : "no") + " residual");
+  check_winograd_output(yt, "winograd_conv.cpp");
   if (split_) {
     run_split(x, u, bias, addend, y, yt, scratch, int8, relu);
     return;
@@ -387,7 +401,7 @@ void WinogradConv::run(const void* x, const void* u, const float* bias, Addend a
                                    static_cast<float*>(y), relu);
       } else if (int8) {
         auto* scales = reinterpret_cast<float*>(mine + scales_at_);
-        input_chunk_int8(xb, zb, s, k0, count, tiles, tiles,
+        input_chunk_int8(x, f32_input_, zeros_.data(), s, k0, count, tiles, tiles,
                          reinterpret_cast<float*>(mine + rows_at_),
                          static_cast<uint8_t*>(products.tiles()), scales);
         products.run();

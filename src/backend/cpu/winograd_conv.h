@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -72,9 +73,12 @@ class WinogradConv {
     int64_t N = 0, H = 0, W = 0, Ci = 0, Co = 0;
   };
   using Type = WinogradProducts::Type;
-  // Int8: u8 x s8 products (then winograd_int8_pays must hold); F32: f32 throughout
-  // (winograd_f32_pays); Bf16: winograd_pays.
-  WinogradConv(const Shape& s, const dnnl::engine& engine, int threads, Type type = Type::Bf16);
+  // Int8: u8 x s8 products (then winograd_int8_pays must hold) over bf16 activations, or f32 ones
+  // where `input` is F32 (int8 plans where bf16 is not faster); F32: f32 throughout
+  // (winograd_f32_pays); Bf16: winograd_pays. `input` unset: the type's own (bf16 for Int8 and
+  // Bf16, f32 for F32); one its products do not read is the caller's error.
+  WinogradConv(const Shape& s, const dnnl::engine& engine, int threads, Type type = Type::Bf16,
+               std::optional<DType> input = std::nullopt);
 
   // The layout the transformed kernel is packed in for the products ([16, Ci, Co], bf16, s8 or f32:
   // the 16 points' [Ci, Co] kernels one after another, each in oneDNN's blocked layout for its
@@ -91,11 +95,12 @@ class WinogradConv {
     const void* data = nullptr;
     DType type = DType::F32;
   };
-  // y [N, H, W, Co] (F32 or BF16) = conv(x [N, H, W, Ci] bf16) + bias [Co] (f32, optional) +
-  // addend, then max(0, y) if `relu` (TAESD's blocks). u: the transformed kernel packed as
-  // weights_desc(); scratch: scratch_bytes(); int8: the kernel's scales and sums, given exactly
-  // when the convolution is int8. The transforms are AVX-512 BF16 code: only where winograd_pays.
-  // An F32 convolution reads x as f32 and takes f32 alone for y and the addend.
+  // y [N, H, W, Co] (F32 or BF16) = conv(x [N, H, W, Ci], the constructor's input type) + bias
+  // [Co] (f32, optional) + addend, then max(0, y) if `relu` (TAESD's blocks). u: the transformed
+  // kernel packed as weights_desc(); scratch: scratch_bytes(); int8: the kernel's scales and sums,
+  // given exactly when the convolution is int8. The transforms are AVX-512 code: only where
+  // winograd_pays (winograd_int8_pays). An F32 convolution takes f32 alone for y and the addend;
+  // a BF16 y needs AVX-512 BF16 (only bf16 plans, which have it, write one).
   void run(const void* x, const void* u, const float* bias, Addend addend, void* y, DType yt,
            void* scratch, const Int8Kernels* int8 = nullptr, bool relu = false) const;
 
@@ -110,6 +115,7 @@ class WinogradConv {
   int64_t tiles_;  // tiles per chunk (consecutive 2x2 blocks, row after row, image after image);
                    // split: all of them
   bool int8_, f32_;
+  bool f32_input_;  // x is f32 (F32, or Int8 over f32 activations), not bf16
   WinogradProducts products_;
   // A thread's scratch: the products', then (int8) a tile's f32 rows and the chunk's scales.
   // Split: oneDNN's scratch and the f32 rows per thread, then the shared V, scales and M.

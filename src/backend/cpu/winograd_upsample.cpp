@@ -35,11 +35,12 @@ int64_t chunk_tiles(const WinogradUpsampleConv::Shape& s, int threads,
 }
 
 // Phase (py, px)'s 9 transformed values B^T d B of the 16 channels at c of a 4x4 tile `tile`
-// (row-major; d its rows py..py+2, columns px..px+2), into V's 9 rows (row stride vs), bf16 or
-// f32; kTrack: each point's absolute maximum into top[9] (masked-off lanes are 0).
-template <bool kTrack = false, class TV>
-SDC_AVX512_BF16 void input_tile(const uint16_t* const tile[16], int py, int px, int64_t c,
-                                __mmask16 m, TV* v, size_t vs, __m512* top = nullptr) {
+// (row-major, bf16 bits or f32; d its rows py..py+2, columns px..px+2), into V's 9 rows (row
+// stride vs), bf16 or f32; kTrack: each point's absolute maximum into top[9] (masked-off lanes are
+// 0).
+template <bool kTrack = false, class TX, class TV>
+SDC_AVX512_BF16 void input_tile(const TX* const tile[16], int py, int px, int64_t c, __mmask16 m,
+                                TV* v, size_t vs, __m512* top = nullptr) {
   __m512 t[3][3];  // B^T over the rows
   for (int j = 0; j < 3; ++j) {
     const __m512 r0 = simd::load(tile[4 * py + px + j] + c, m),
@@ -76,17 +77,28 @@ SDC_AVX512_BF16 void input_chunk(const uint16_t* x, const uint16_t* zeros,
   }
 }
 
-// Phase p of tiles [k0, k0 + count) for the int8 products (quantise_chunk_points): V [9, tiles,
-// Ci], scales [tiles, 9].
-SDC_AVX512_BF16 void input_chunk_int8(const uint16_t* x, const uint16_t* zeros,
+// Phase p of tiles [k0, k0 + count) of x (bf16 bits or f32) for the int8 products
+// (quantise_chunk_points): V [9, tiles, Ci], scales [tiles, 9].
+template <class T>
+SDC_AVX512_BF16 void input_chunk_int8(const T* x, const T* zeros,
                                       const WinogradUpsampleConv::Shape& s, int p, int64_t k0,
                                       int64_t count, int64_t tiles, float* rows, uint8_t* V,
                                       float* scales) {
   const size_t rs = size_t(s.Ci);
   quantise_chunk_points<9>(
       x, zeros, s.H, s.W, s.Ci, k0, count, tiles, size_t(tiles * s.Ci), rows, V, scales,
-      [rs, p](const uint16_t* const px[16], int64_t c, __mmask16 m, float* r, __m512* top)
+      [rs, p](const T* const px[16], int64_t c, __mmask16 m, float* r, __m512* top)
           SDC_AVX512_BF16 { input_tile<true>(px, p / 2, p % 2, c, m, r, rs, top); });
+}
+// The same over x of the convolution's input type (f32 where `f32`, else bf16).
+void input_chunk_int8(const void* x, bool f32, const float* zeros,
+                      const WinogradUpsampleConv::Shape& s, int p, int64_t k0, int64_t count,
+                      int64_t tiles, float* rows, uint8_t* V, float* scales) {
+  if (f32)
+    input_chunk_int8(static_cast<const float*>(x), zeros, s, p, k0, count, tiles, rows, V, scales);
+  else
+    input_chunk_int8(static_cast<const uint16_t*>(x), reinterpret_cast<const uint16_t*>(zeros), s,
+                     p, k0, count, tiles, rows, V, scales);
 }
 
 // A^T M A of one phase of one tile (its products through `points`) plus the bias, into the big
@@ -163,18 +175,18 @@ TensorRef staged_phase_points(const TensorRef& w, bool rows) {
   return staged_tensor(staging, rows ? Shape{36 * Co, Ci} : Shape{36, Ci, Co}, w.source);
 }
 
-// The transforms' ISA and the shape rule both product types share (winograd_upsample.h).
+// The transforms' ISA (AVX-512) and the shape rule both product types share (winograd_upsample.h).
 bool upsample_shape_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads,
                          int64_t min_channels) {
-  return cpu_features().avx512_bf16 && use_avx512_kernels() && Ci >= min_channels &&
-         Co >= min_channels && winograd_fills_threads(winograd_tile_count(N, H, W), threads);
+  return use_avx512_kernels() && Ci >= min_channels && Co >= min_channels &&
+         winograd_fills_threads(winograd_tile_count(N, H, W), threads);
 }
 
 }  // namespace
 
 bool winograd_upsample_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
-  return upsample_shape_pays(N, H, W, Ci, Co, threads, 64) && Ci <= 256 &&
-         WinogradProducts::stacks_kernels(WinogradProducts::Type::Bf16);
+  return cpu_features().avx512_bf16 && upsample_shape_pays(N, H, W, Ci, Co, threads, 64) &&
+         Ci <= 256 && WinogradProducts::stacks_kernels(WinogradProducts::Type::Bf16);
 }
 
 bool winograd_upsample_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
@@ -198,12 +210,13 @@ TensorRef winograd_upsample_weight_rows(const TensorRef& w) {
 }
 
 WinogradUpsampleConv::WinogradUpsampleConv(const Shape& s, const dnnl::engine& engine, int threads,
-                                           Type type)
+                                           Type type, std::optional<DType> input)
     : s_(s),
       threads_(std::max(1, threads)),
       tiles_(chunk_tiles(s, threads_, type)),
       int8_(type == Type::Int8),
       f32_(type == Type::F32),
+      f32_input_(winograd_input(type, input, "winograd_upsample.cpp") == DType::F32),
       products_(36, 9, tiles_, s.Ci, s.Co, engine, type),
       zeros_(size_t(s.Ci), 0.f) {
   if (f32_ && (s.Ci % 8 || s.Co % 8))
@@ -224,6 +237,7 @@ void WinogradUpsampleConv::run(const void* x, const void* u, const float* bias, 
                 int8 ? "given" : "none");
   if (f32_ && yt != DType::F32)
     throw Error("winograd_upsample.cpp", "f32 Winograd output", "f32", std::string(dtype_name(yt)));
+  check_winograd_output(yt, "winograd_upsample.cpp");
   const auto* xb = static_cast<const uint16_t*>(x);
   const auto* zb = reinterpret_cast<const uint16_t*>(zeros_.data());
   const Shape s = s_;
@@ -251,7 +265,7 @@ void WinogradUpsampleConv::run(const void* x, const void* u, const float* bias, 
           winograd_f32::upsample_output_chunk(static_cast<const float*>(M), ms, s.H, s.W, s.Co, p,
                                               k0, count, bias, static_cast<float*>(y));
         } else if (int8) {
-          input_chunk_int8(xb, zb, s, p, k0, count, tiles,
+          input_chunk_int8(x, f32_input_, zeros_.data(), s, p, k0, count, tiles,
                            reinterpret_cast<float*>(mine + rows_at_), static_cast<uint8_t*>(V),
                            scales);
           phase[size_t(p)].run();

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -57,10 +58,11 @@ class WinogradUpsampleConv {
     int64_t N = 0, H = 0, W = 0, Ci = 0, Co = 0;  // H x W: the small image
   };
   using Type = WinogradProducts::Type;
-  // Int8: u8 x s8 products (then winograd_upsample_int8_pays must hold); F32: f32 throughout
+  // Int8: u8 x s8 products (then winograd_upsample_int8_pays must hold) over bf16 activations, or
+  // f32 ones where `input` is F32 (as WinogradConv; unset: the type's own); F32: f32 throughout
   // (winograd_upsample_f32_pays); Bf16: winograd_upsample_pays.
   WinogradUpsampleConv(const Shape& s, const dnnl::engine& engine, int threads,
-                       Type type = Type::Bf16);
+                       Type type = Type::Bf16, std::optional<DType> input = std::nullopt);
 
   // The layout the transformed kernels are packed in ([36, Ci, Co] bf16, s8 or f32).
   dnnl::memory::desc weights_desc() const { return products_.weights_desc(); }
@@ -69,11 +71,11 @@ class WinogradUpsampleConv {
   // An int8 kernel's scales and s8 sums, [36, Co] each (the rows of winograd_upsample_weight_rows).
   using Int8Kernels = WinogradInt8Kernels;
 
-  // y [N, 2H, 2W, Co] (F32 or BF16) = conv3x3(upsample2x(x [N, H, W, Ci] bf16)) + bias [Co]
-  // (f32, optional). u: winograd_upsample_weights packed as weights_desc() (int8: the s8 rows,
-  // with their scales and sums in `int8`); scratch: scratch_bytes(). AVX-512 BF16 code: only
-  // where winograd_upsample_pays (int8: winograd_upsample_int8_pays). An F32 convolution reads x
-  // as f32 and writes y as f32 alone.
+  // y [N, 2H, 2W, Co] (F32 or BF16) = conv3x3(upsample2x(x [N, H, W, Ci], the constructor's input
+  // type)) + bias [Co] (f32, optional). u: winograd_upsample_weights packed as weights_desc()
+  // (int8: the s8 rows, with their scales and sums in `int8`); scratch: scratch_bytes(). AVX-512
+  // code: only where winograd_upsample_pays (int8: winograd_upsample_int8_pays). An F32
+  // convolution writes y as f32 alone; a BF16 y needs AVX-512 BF16 (as WinogradConv).
   void run(const void* x, const void* u, const float* bias, void* y, DType yt, void* scratch,
            const Int8Kernels* int8 = nullptr) const;
 
@@ -82,6 +84,7 @@ class WinogradUpsampleConv {
   int threads_;
   int64_t tiles_;  // tiles per chunk
   bool int8_, f32_;
+  bool f32_input_;  // x is f32 (F32, or Int8 over f32 activations), not bf16
   WinogradProducts products_;
   // A thread's scratch: the products', then (int8) a tile's f32 rows and the chunk's scales.
   size_t thread_bytes_ = 0, rows_at_ = 0, scales_at_ = 0;
