@@ -46,11 +46,16 @@ size_t int8_steps(const cpu::Plan& p) {
   return n;
 }
 
-TEST(VaeInt8Layers, ThePolicyQuantisesTheResNetsAndUpsamplersOnly) {
+TEST(VaeInt8Layers, ThePolicyQuantisesTheResNetsUpsamplersAndMidAttentionOnly) {
   const graph::Graph g =
       graph::build_vae_decoder(tiny().weights, tiny().vae, 1, 8, 8, graph::VaePart::Whole, true);
-  size_t marked = 0;
+  size_t marked = 0, attentions = 0;
   for (const auto& n : g.nodes()) {
+    if (n.op == graph::Op::Attention) {  // the mid block's: int8 QK^T and PV, its linears float
+      EXPECT_TRUE(n.attrs.int8) << n.name;
+      ++attentions;
+      continue;
+    }
     if (n.op != graph::Op::Conv2d && n.op != graph::Op::Linear) {
       EXPECT_FALSE(n.attrs.int8) << n.name;
       continue;
@@ -61,6 +66,7 @@ TEST(VaeInt8Layers, ThePolicyQuantisesTheResNetsAndUpsamplersOnly) {
     marked += n.attrs.int8;
   }
   EXPECT_GT(marked, 10u);
+  EXPECT_EQ(attentions, 1u);
   // Without the opt-in nothing is marked.
   const graph::Graph plain = graph::build_vae_decoder(tiny().weights, tiny().vae, 1, 8, 8);
   for (const auto& n : plain.nodes()) EXPECT_FALSE(n.attrs.int8) << n.name;

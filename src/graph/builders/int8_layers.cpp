@@ -41,6 +41,8 @@ void mark_vae_decoder_int8_layers(Graph& g) {
   const std::vector<Node>& nodes = g.nodes();
   for (size_t i = 0; i < nodes.size(); ++i) {
     const Node& n = nodes[i];
+    // The mid block's attention (one head of 512 over every latent pixel): int8 QK^T and PV.
+    if (n.op == Op::Attention && starts_with(n.name, "decoder.")) g.allow_int8(ValueId(i));
     if (n.op != Op::Conv2d && n.op != Op::Linear) continue;
     const bool resnet =
         n.name.find(".block.") != std::string::npos || n.name.find(".block_") != std::string::npos;
