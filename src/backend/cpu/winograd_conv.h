@@ -50,7 +50,8 @@ namespace sdc::cpu {
 // split by point at batch 1 (with the 32^2 level split too) LCM-4 sampling 10 % faster.
 bool winograd_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 // The same rule for an int8 plan's W8A8 convolution, from 128 channels (at 64 the direct int8
-// convolution is faster), with VNNI and int8 product kernels that oneDNN lays out plainly blocked
+// convolution is faster), on any AVX-512 CPU with VNNI (AVX-512 BF16 not needed: the activations
+// may be bf16 or f32) and int8 product kernels that oneDNN lays out plainly blocked
 // (WinogradProducts::stacks_kernels) instead of bf16 ones.
 bool winograd_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 // The rule for an f32 plan's convolution: the AVX2 transforms (winograd_f32::available), channels
@@ -100,7 +101,7 @@ class WinogradConv {
   // kernel packed as weights_desc(); scratch: scratch_bytes(); int8: the kernel's scales and sums,
   // given exactly when the convolution is int8. The transforms are AVX-512 code: only where
   // winograd_pays (winograd_int8_pays). An F32 convolution takes f32 alone for y and the addend;
-  // a BF16 y needs AVX-512 BF16 (only bf16 plans, which have it, write one).
+  // a BF16 y needs AVX-512 BF16 (only plans with bf16 activations, which have it, write one).
   void run(const void* x, const void* u, const float* bias, Addend addend, void* y, DType yt,
            void* scratch, const Int8Kernels* int8 = nullptr, bool relu = false) const;
 

@@ -34,8 +34,9 @@ namespace sdc::cpu {
 // largest, to 50.37 dB for ~60 ms (docs/performance-history.md, "The fourth night").
 bool winograd_upsample_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 
-// The same for int8 plans' W8A8 (u8 x s8 products on VNNI, a scale per tile and point as in
-// WinogradConv): 128 channels or more each way (as winograd_int8_pays), at any width.
+// The same for int8 plans' W8A8 (u8 x s8 products on AVX512-VNNI, bf16 or f32 activations, a scale
+// per tile and point as in WinogradConv): 128 channels or more each way (as winograd_int8_pays),
+// at any width.
 bool winograd_upsample_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
                                  int threads);
 
