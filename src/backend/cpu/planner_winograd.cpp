@@ -30,10 +30,8 @@ bool Planner::runs_winograd(const Spec& s) const {
   if (!opt_.winograd) return false;
   // f32 plans: f32 throughout; an int8 plan's convolutions quantise its activations, bf16 or f32
   // (f32 where bf16 is not faster, as on CPUs without AVX-512 BF16).
+  if (!winograd_reads(winograd_type(s), stores_[size_t(s.in[0])].dtype)) return false;
   const bool f32 = !bf16_ && !s.int8;
-  const DType in = stores_[size_t(s.in[0])].dtype;
-  if (s.int8 ? in != DType::BF16 && in != DType::F32 : in != (f32 ? DType::F32 : DType::BF16))
-    return false;
   if (!is_same_3x3(s)) return false;
   const Node& m = *s.node;
   const Shape& ws = shape(m.inputs[1]);

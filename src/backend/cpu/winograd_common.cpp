@@ -137,12 +137,15 @@ WinogradProducts::Bound WinogradProducts::bind(const void* u, void* pad, void* t
   return b;
 }
 
+bool winograd_reads(Type type, DType input) {
+  return type == Type::Int8  ? input == DType::BF16 || input == DType::F32
+         : type == Type::F32 ? input == DType::F32
+                             : input == DType::BF16;
+}
+
 DType winograd_input(Type type, std::optional<DType> input, const char* file) {
   const DType in = input.value_or(type == Type::F32 ? DType::F32 : DType::BF16);
-  const bool ok = type == Type::Int8  ? in == DType::BF16 || in == DType::F32
-                  : type == Type::F32 ? in == DType::F32
-                                      : in == DType::BF16;
-  if (!ok)
+  if (!winograd_reads(type, in))
     throw Error(file, "Winograd convolution input",
                 type == Type::Int8  ? "bf16 or f32 (int8 products)"
                 : type == Type::F32 ? "f32 (f32 products)"

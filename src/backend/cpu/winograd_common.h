@@ -90,9 +90,11 @@ class WinogradProducts {
   size_t v_at_ = 0, v_bytes_ = 0, m_bytes_ = 0;  // thread scratch: oneDNN's pad, V, M
 };
 
-// The input type of a Winograd convolution of this type: `input`, or unset the type's own (f32 for
-// F32 products, else bf16). Throws (naming `file`) unless its products read it: bf16 or f32 for
+// Whether a Winograd convolution of this type reads activations of type `input`: bf16 or f32 for
 // Int8 products, bf16 for Bf16 ones, f32 for F32 ones.
+bool winograd_reads(WinogradProducts::Type type, DType input);
+// The input type of a Winograd convolution of this type: `input`, or unset the type's own (f32 for
+// F32 products, else bf16). Throws (naming `file`) unless winograd_reads it.
 DType winograd_input(WinogradProducts::Type type, std::optional<DType> input, const char* file);
 // Throws (naming `file`) for a BF16 output where the CPU lacks AVX-512 BF16 (the transforms' one
 // BF16 instruction is that output's rounding).
@@ -264,11 +266,10 @@ SDC_AVX512_BF16 static inline void quantise_tile_points(const float* rows, int64
 
 // The int8 input transform of a chunk, for either Winograd: tiles [k0, k0 + count) of x [N, H, W,
 // Ci] (bf16 bits or f32; zeros: Ci zeros, the padding), each tile's kPoints transformed rows in f32
-// (`rows`
-// [kPoints, Ci]) by transform(px, c, mask, rows, top) for the 16 channels at c (|value| maxima
-// folded into top[kPoints]), then quantised point by point (quantise_tile_points) into V (point
-// stride vs) with their scales in `scales` [tiles, kPoints]; tiles [count, tiles) get the codes
-// of 0 and scale 0 (never read).
+// (`rows` [kPoints, Ci]) by transform(px, c, mask, rows, top) for the 16 channels at c (|value|
+// maxima folded into top[kPoints]), then quantised point by point (quantise_tile_points) into V
+// (point stride vs) with their scales in `scales` [tiles, kPoints]; tiles [count, tiles) get the
+// codes of 0 and scale 0 (never read).
 template <int kPoints, class T, class Transform>
 SDC_AVX512_BF16 void quantise_chunk_points(const T* x, const T* zeros, int64_t H, int64_t W,
                                            int64_t Ci, int64_t k0, int64_t count, int64_t tiles,
@@ -287,6 +288,16 @@ SDC_AVX512_BF16 void quantise_chunk_points(const T* x, const T* zeros, int64_t H
     for (int64_t c = 0; c < Ci; c += 16) transform(px, c, simd::tail_mask(Ci - c), rows, top);
     quantise_tile_points(rows, Ci, top, kPoints, V + t * Ci, vs, scales + kPoints * t);
   }
+}
+
+// Calls fn(x, zeros) with x (and `zeros`, the padding's Ci f32 zeros) as the activations' element
+// type: f32 where `f32`, else bf16 bits — the int8 input transforms read either.
+template <class Fn>
+inline void with_activations(const void* x, bool f32, const float* zeros, Fn fn) {
+  if (f32)
+    fn(static_cast<const float*>(x), zeros);
+  else
+    fn(static_cast<const uint16_t*>(x), reinterpret_cast<const uint16_t*>(zeros));
 }
 
 // An int8 product back in f32, 16 output channels from c: (acc - 128 x the kernel's sum) x the

@@ -119,12 +119,9 @@ SDC_AVX512_BF16 void input_chunk_int8(const T* x, const T* zeros, const Winograd
 void input_chunk_int8(const void* x, bool f32, const float* zeros, const WinogradConv::Shape& s,
                       int64_t k0, int64_t count, int64_t tiles, int64_t v_tiles, float* rows,
                       uint8_t* V, float* scales) {
-  if (f32)
-    input_chunk_int8(static_cast<const float*>(x), zeros, s, k0, count, tiles, v_tiles, rows, V,
-                     scales);
-  else
-    input_chunk_int8(static_cast<const uint16_t*>(x), reinterpret_cast<const uint16_t*>(zeros), s,
-                     k0, count, tiles, v_tiles, rows, V, scales);
+  with_activations(x, f32, zeros, [&](const auto* xt, const auto* zt) {
+    input_chunk_int8(xt, zt, s, k0, count, tiles, v_tiles, rows, V, scales);
+  });
 }
 
 template <class TY, class TA, class Points>

@@ -94,11 +94,9 @@ SDC_AVX512_BF16 void input_chunk_int8(const T* x, const T* zeros,
 void input_chunk_int8(const void* x, bool f32, const float* zeros,
                       const WinogradUpsampleConv::Shape& s, int p, int64_t k0, int64_t count,
                       int64_t tiles, float* rows, uint8_t* V, float* scales) {
-  if (f32)
-    input_chunk_int8(static_cast<const float*>(x), zeros, s, p, k0, count, tiles, rows, V, scales);
-  else
-    input_chunk_int8(static_cast<const uint16_t*>(x), reinterpret_cast<const uint16_t*>(zeros), s,
-                     p, k0, count, tiles, rows, V, scales);
+  with_activations(x, f32, zeros, [&](const auto* xt, const auto* zt) {
+    input_chunk_int8(xt, zt, s, p, k0, count, tiles, rows, V, scales);
+  });
 }
 
 // A^T M A of one phase of one tile (its products through `points`) plus the bias, into the big
