@@ -42,11 +42,14 @@ Precision precision_of(const benchmark::State& st) {
 }
 
 // Compiles g, fills every f32 input, runs the plan in the loop; reports GFLOP/s from the MACs.
+// winograd: 0 every convolution direct, 1 Winograd where it pays, 2 the same without F(4x4, 3x3)
+// (f32 plans' F(2x2, 3x3) alone).
 void run_graph(benchmark::State& st, const graph::Graph& g, double bytes_per_run = 0,
-               bool winograd = true) {
+               int winograd = 1) {
   PlanOptions o;
   o.precision = precision_of(st);
-  o.winograd = winograd;
+  o.winograd = winograd != 0;
+  o.winograd_f4 = winograd != 2;
   auto plan = Plan::compile(g, o);
   uint32_t seed = 1;
   for (const auto& [name, v] : g.inputs()) {
@@ -89,8 +92,9 @@ void BM_Conv3x3(benchmark::State& st) {
       g.conv2d(int8 ? g.scale(x, 1.f) : x, weight(g, {C, C, 3, 3}, 2), weight(g, {C}, 3), 1, 1);
   if (int8) g.allow_int8(y);
   g.output("y", y);
-  run_graph(st, g, 0, st.range(3) != 0);
+  run_graph(st, g, 0, int(st.range(3)));
 }
+// wino: 1 Winograd where it pays, 0 direct, 2 (f32) F(2x2, 3x3) instead of F(4x4, 3x3).
 BENCHMARK(BM_Conv3x3)
     ->ArgsProduct({{0, 1}, {320}, {64}, {1, 0}})
     ->ArgsProduct({{0, 1}, {640}, {32}, {1, 0}})
@@ -99,7 +103,12 @@ BENCHMARK(BM_Conv3x3)
     ->ArgsProduct({{0, 1}, {256}, {256}, {1, 0}})
     ->ArgsProduct({{0, 1}, {128}, {512}, {1, 0}})
     ->ArgsProduct({{0, 1}, {64}, {256, 512}, {1, 0}})  // TAESD's
-    ->ArgsProduct({{2}, {320}, {64}, {1, 0}})          // int8 (bf16:2), UNet and VAE
+    ->ArgsProduct({{0}, {320}, {64}, {2}})             // f32: F(2x2) against F(4x4)
+    ->ArgsProduct({{0}, {512}, {64, 128}, {2}})
+    ->ArgsProduct({{0}, {256}, {256}, {2}})
+    ->ArgsProduct({{0}, {128}, {512}, {2}})
+    ->ArgsProduct({{0}, {64}, {256, 512}, {2}})
+    ->ArgsProduct({{2}, {320}, {64}, {1, 0}})  // int8 (bf16:2), UNet and VAE
     ->ArgsProduct({{2}, {512}, {128}, {1, 0}})
     ->ArgsProduct({{2}, {128}, {512}, {1, 0}})
     ->ArgNames({"bf16", "C", "HW", "wino"})

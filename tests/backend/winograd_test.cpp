@@ -13,6 +13,7 @@
 #include "backend/cpu/prepacked_weights.h"
 #include "backend/cpu/winograd_conv.h"
 #include "backend/cpu/winograd_f32.h"
+#include "backend/cpu/winograd_f4.h"
 #include "bf16_output_refusal.h"
 #include "common/error.h"
 #include "reference.h"
@@ -350,6 +351,7 @@ TEST(Planner, LargeBf16ConvolutionsRunAsWinograd) {
   const bool pays_int8 = cpu::winograd_int8_pays(1, H, W, C, C, 2);
   const bool pays_f32 = cpu::winograd_f32_pays(1, H, W, C, C, 2);
   EXPECT_EQ(pays_f32, cpu::winograd_f32::available());  // every AVX2 CPU
+  EXPECT_EQ(cpu::winograd_f4_pays(1, H, W, C, C, 2), pays_f32);
   for (const bool winograd : {true, false})
     for (const cpu::Precision prec :
          {cpu::Precision::BF16, cpu::Precision::F32, cpu::Precision::INT8}) {
@@ -367,8 +369,10 @@ TEST(Planner, LargeBf16ConvolutionsRunAsWinograd) {
       } else {
         const bool expect = winograd && (prec == cpu::Precision::BF16 ? pays : pays_f32);
         const std::string convert = prec == cpu::Precision::BF16 ? "Convert " : "";  // x to bf16
-        EXPECT_EQ(step_kinds(*p),
-                  convert + (expect ? "Conv2d.wino Conv2d.wino+add " : "Conv2d Conv2d+add "));
+        // f32: F(4x4, 3x3) at this size (1024 blocks of 4x4, winograd_f4_pays).
+        const std::string w = prec == cpu::Precision::F32 ? ".wino4" : ".wino";
+        EXPECT_EQ(step_kinds(*p), convert + (expect ? "Conv2d" + w + " Conv2d" + w + "+add "
+                                                    : "Conv2d Conv2d+add "));
       }
       for (const auto& [name, v] : in) fill_input(*p, name, v);
       p->run();

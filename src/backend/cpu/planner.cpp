@@ -461,7 +461,8 @@ void Planner::add_group_spec(const Group& grp) {
         s.tmp = arena_store(bf16_ ? DType::BF16 : DType::F32, gate_values);
       if (s.kind == SK::Conv && runs_winograd(s)) {
         s.winograd = true;
-        s.name.insert(std::string("Conv2d").size(), ".wino");
+        s.winograd4 = runs_winograd_f4(s);
+        s.name.insert(std::string("Conv2d").size(), s.winograd4 ? ".wino4" : ".wino");
       } else if (s.kind == SK::Conv && runs_narrow_conv(s)) {
         s.narrow = true;
         s.name.insert(std::string("Conv2d").size(), ".narrow");

@@ -4,6 +4,7 @@
 // packed kernels.
 #include "backend/cpu/planner.h"
 #include "backend/cpu/winograd_conv.h"
+#include "backend/cpu/winograd_f4.h"
 #include "backend/cpu/winograd_upsample.h"
 
 namespace sdc::cpu::detail {
@@ -51,6 +52,14 @@ bool Planner::runs_winograd(const Spec& s) const {
   return winograd_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
 }
 
+bool Planner::runs_winograd_f4(const Spec& s) const {
+  if (!opt_.winograd_f4 || s.upsample2x || winograd_type(s) != WinogradProducts::Type::F32)
+    return false;
+  const Shape& xs = shape(s.src);
+  const Shape& ws = shape(s.node->inputs[1]);
+  return winograd_f4_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
+}
+
 std::shared_ptr<WinogradInt8Kernels> Planner::winograd_int8_kernels(
     const Node& wn, const WeightTransform& rows, const memory::desc& packed_md,
     std::shared_ptr<PackedWeight>& packed) {
@@ -66,6 +75,7 @@ std::shared_ptr<WinogradInt8Kernels> Planner::winograd_int8_kernels(
 
 Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
   if (s.upsample2x) return prepare_winograd_upsample(s);
+  if (s.winograd4) return prepare_winograd_f4(s);
   const Node& m = *s.node;
   const Shape& xs = shape(s.src);
   const Shape& ws = shape(m.inputs[1]);
@@ -139,6 +149,35 @@ Planner::Prepared Planner::prepare_winograd_upsample(const Spec& s) {
     void* scr = scratch();
     return std::function<void()>([conv, x, w, k8, bias, y, yt, scr] {
       conv->run(x, w->data(), bias, y, yt, scr, k8.get());
+    });
+  };
+  return p;
+}
+
+Planner::Prepared Planner::prepare_winograd_f4(const Spec& s) {
+  const Node& m = *s.node;
+  const Shape& xs = shape(s.src);
+  const Shape& ws = shape(m.inputs[1]);
+  auto conv = std::make_shared<WinogradF4Conv>(
+      WinogradF4Conv::Shape{xs[0], xs[1], xs[2], ws[1], ws[0]}, plan_.engine, plan_.threads);
+  static const WeightTransform kTransform{"winograd F(4x4,3x3)", winograd_f4_weights, {}, 1};
+  auto w = packed(node(m.inputs[1]), memory::desc({36, ws[1], ws[0]}, dt::f32, tag::abc),
+                  conv->weights_desc(), &kTransform);
+  auto b = m.inputs[2] != kNone ? packed_f32(node(m.inputs[2])) : nullptr;
+  Prepared p;
+  p.scratch = conv->scratch_bytes();
+  const Spec* sp = &s;
+  const bool relu = ends_in_relu(s);
+  p.bind = [this, sp, conv, w, b, relu]() {
+    const auto* x = static_cast<const float*>(ptr(sp->in[0]));
+    auto* y = static_cast<float*>(ptr(sp->out));
+    const float* add = nullptr;  // a residual summed in place is y's own
+    if (!sp->post.empty() && !sp->post[0].eltwise)
+      add = sp->post[0].sum ? y : static_cast<const float*>(ptr(sp->post[0].store));
+    const float* bias = b ? static_cast<const float*>(b->data()) : nullptr;
+    void* scr = scratch();
+    return std::function<void()>([conv, x, w, bias, add, y, scr, relu] {
+      conv->run(x, w->data(), bias, add, y, scr, relu);
     });
   };
   return p;
