@@ -10,9 +10,10 @@
 // history's eighteenth stop). It serves the CPUs where f32 is the fast precision: AVX2-only ones,
 // and AVX-512 ones without BF16 (Intel's Skylake-SP to Ice Lake), where `auto` plans f32.
 //
-// Per thread, a chunk of tiles is transformed (AVX2, channels-last f32), the 36 products run as 36
-// oneDNN f32 matmuls [tiles, Ci] x [Ci, Co] (kernels packed once, WinogradProducts), and the
-// output transform adds the bias, a residual and a ReLU and writes the 4x4 blocks.
+// Per thread, a chunk of tiles is transformed (AVX2, or AVX-512 where the channels allow;
+// channels-last f32), the 36 products run as 36 oneDNN f32 matmuls [tiles, Ci] x [Ci, Co] (kernels
+// packed once, WinogradProducts), and the output transform adds the bias, a residual and a ReLU and
+// writes the 4x4 blocks.
 #pragma once
 
 #include <cstdint>
@@ -65,6 +66,7 @@ class WinogradF4Conv {
   Shape s_;
   int threads_;
   int64_t tiles_;  // tiles per chunk (consecutive 4x4 blocks, row after row, image after image)
+  bool avx512_;    // the AVX-512 transforms (channels in multiples of 16), else AVX2
   WinogradProducts products_;
   std::vector<float> zeros_;  // Ci zeros: the padding around the image
 };

@@ -1,0 +1,171 @@
+// The F(4x4, 3x3) transforms (winograd_f4.h has the matrices) written once for any vector width:
+// B^T d B of a chunk's 6x6 input tiles into V, and A^T M A of their products into the 4x4 output
+// blocks with the bias, a residual and a ReLU. Included only by winograd_f4_avx2.cpp (8 lanes) and
+// winograd_f4_avx512.cpp (16 lanes), which supply a lanes policy and define SDC_WINO4_TARGET, their
+// target attribute, first; everything here is in an anonymous namespace, so each compiles its own
+// copies for its own target (as attention_lanes_kernel.h explains).
+//
+// A lanes policy L has: V and kLanes (the f32 vector and its lane count), load, store, set1, zero,
+// add, sub, max and fma(a, b, c) = a b + c, each an always_inline function of the same target.
+// Channels come in multiples of kLanes (WinogradF4Conv picks the width by them).
+#pragma once
+
+#ifndef SDC_WINO4_TARGET
+#error "winograd_f4_kernel.h: define SDC_WINO4_TARGET (the including file's target) first"
+#endif
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "backend/cpu/winograd_f4.h"
+
+namespace sdc::cpu::wino4_kernel {
+namespace {
+
+constexpr int kPoints = 36;
+
+// Tile k of N images of H x W pixels, numbered across rows and images: the 4x4 block of pixels
+// from (4 ty, 4 tx) of image n.
+inline WinogradTile f4_tile(int64_t k, int64_t H, int64_t W) {
+  const int64_t th = (H + 3) / 4, tw = (W + 3) / 4;
+  return {k / (th * tw), k / tw % th, k % tw};
+}
+
+// B^T over 6 values d[i * stride] (a column or a row of a tile) into r[i * rs].
+template <class L>
+SDC_WINO4_TARGET inline __attribute__((always_inline)) void input_line(const typename L::V* d,
+                                                                       int stride, typename L::V* r,
+                                                                       int rs) {
+  using V = typename L::V;
+  const V d0 = d[0], d1 = d[stride], d2 = d[2 * stride], d3 = d[3 * stride], d4 = d[4 * stride],
+          d5 = d[5 * stride];
+  const V four = L::set1(4.f), minus_four = L::set1(-4.f), minus_five = L::set1(-5.f);
+  const V a = L::fma(minus_four, d2, d4), b = L::fma(minus_four, d1, d3);  // d4 - 4 d2, d3 - 4 d1
+  const V c = L::sub(d4, d2), e0 = L::sub(d3, d1), e = L::add(e0, e0);
+  r[0] = L::fma(four, d0, L::fma(minus_five, d2, d4));
+  r[rs] = L::add(a, b);
+  r[2 * rs] = L::sub(a, b);
+  r[3 * rs] = L::add(c, e);
+  r[4 * rs] = L::sub(c, e);
+  r[5 * rs] = L::fma(four, d1, L::fma(minus_five, d3, d5));
+}
+
+// B^T d B for the kLanes channels at c of a tile's 36 pixels `px` (row-major), into V's 36 rows
+// (row stride vs).
+template <class L>
+SDC_WINO4_TARGET inline __attribute__((always_inline)) void input_tile(
+    const float* const px[kPoints], int64_t c, float* v, size_t vs) {
+  using V = typename L::V;
+  V d[kPoints];
+  for (int i = 0; i < kPoints; ++i) d[i] = L::load(px[i] + c);
+  V t[kPoints];  // B^T d: each column's combinations of rows
+  for (int j = 0; j < 6; ++j) input_line<L>(d + j, 6, t + j, 6);
+  for (int i = 0; i < 6; ++i) {  // (B^T d) B: each row's combinations of columns
+    V r[6];
+    input_line<L>(t + 6 * i, 1, r, 1);
+    for (int k = 0; k < 6; ++k) L::store(v + (6 * i + k) * vs + c, r[k]);
+  }
+}
+
+// A^T over 6 values m[i * stride] into y[i * ys], 4 of them.
+template <class L>
+SDC_WINO4_TARGET inline __attribute__((always_inline)) void output_line(const typename L::V* m,
+                                                                        int stride,
+                                                                        typename L::V* y, int ys) {
+  using V = typename L::V;
+  const V s12 = L::add(m[stride], m[2 * stride]), d12 = L::sub(m[stride], m[2 * stride]),
+          s34 = L::add(m[3 * stride], m[4 * stride]), d34 = L::sub(m[3 * stride], m[4 * stride]);
+  y[0] = L::add(L::add(m[0], s12), s34);
+  y[ys] = L::fma(L::set1(2.f), d34, d12);
+  y[2 * ys] = L::fma(L::set1(4.f), s34, s12);
+  y[3 * ys] = L::add(L::fma(L::set1(8.f), d34, d12), m[5 * stride]);
+}
+
+// A^T M A for the kLanes output channels at c of a tile, plus the bias and the addend, then a
+// ReLU (kRelu), into its (up to) 16 output pixels (out[k] null: over the image's edge).
+template <class L, bool kRelu>
+SDC_WINO4_TARGET inline __attribute__((always_inline)) void output_tile(const float* m, size_t ms,
+                                                                        int64_t c, typename L::V b,
+                                                                        const float* const add[16],
+                                                                        float* const out[16]) {
+  using V = typename L::V;
+  V q[24];  // A^T over each row's columns: 6 rows of 4
+  for (int i = 0; i < 6; ++i) {
+    V p[6];
+    for (int k = 0; k < 6; ++k) p[k] = L::load(m + (6 * i + k) * ms + c);
+    output_line<L>(p, 1, q + 4 * i, 1);
+  }
+  for (int k = 0; k < 4; ++k) {  // then over the rows, column k
+    V y[4];
+    output_line<L>(q + k, 4, y, 1);
+    for (int r = 0; r < 4; ++r) {
+      const int o = 4 * r + k;
+      if (!out[o]) continue;
+      V v = L::add(y[r], b);
+      if (add[o]) v = L::add(v, L::load(add[o] + c));
+      if constexpr (kRelu) v = L::max(v, L::zero());
+      L::store(out[o] + c, v);
+    }
+  }
+}
+
+// A chunk's input transform: tiles [k0, k0 + count) of x into V [36, tiles, Ci]; the rest of V's
+// tiles zeroed (their products are never read; zeros keep stale NaNs and denormals out).
+template <class L>
+SDC_WINO4_TARGET void input_chunk(const float* x, const float* zeros,
+                                  const WinogradF4Conv::Shape& s, int64_t k0, int64_t count,
+                                  int64_t tiles, float* V) {
+  const size_t vs = size_t(tiles * s.Ci);
+  for (int64_t t = 0; t < tiles; ++t) {
+    if (t >= count) {
+      for (int i = 0; i < kPoints; ++i)
+        std::memset(V + i * vs + t * s.Ci, 0, size_t(s.Ci) * sizeof(float));
+      continue;
+    }
+    const WinogradTile p = f4_tile(k0 + t, s.H, s.W);
+    const float* px[kPoints];
+    for (int i = 0; i < kPoints; ++i) {
+      const int64_t iy = 4 * p.ty - 1 + i / 6, ix = 4 * p.tx - 1 + i % 6;
+      px[i] = iy < 0 || iy >= s.H || ix < 0 || ix >= s.W ? zeros
+                                                         : x + ((p.n * s.H + iy) * s.W + ix) * s.Ci;
+    }
+    for (int64_t c = 0; c < s.Ci; c += L::kLanes) input_tile<L>(px, c, V + t * s.Ci, vs);
+  }
+}
+
+// A chunk's output transform: the blocks of tiles [k0, k0 + count) from their products M
+// [36, tiles, Co] (point stride ms).
+template <class L, bool kRelu>
+SDC_WINO4_TARGET void output_chunk(const float* M, size_t ms, const WinogradF4Conv::Shape& s,
+                                   int64_t k0, int64_t count, const float* bias, const float* add,
+                                   float* y) {
+  for (int64_t t = 0; t < count; ++t) {
+    const WinogradTile p = f4_tile(k0 + t, s.H, s.W);
+    const float* a[16] = {};
+    float* o[16] = {};
+    for (int k = 0; k < 16; ++k) {
+      const int64_t oy = 4 * p.ty + k / 4, ox = 4 * p.tx + k % 4;
+      if (oy >= s.H || ox >= s.W) continue;
+      const size_t at = size_t(((p.n * s.H + oy) * s.W + ox) * s.Co);
+      o[k] = y + at;
+      if (add) a[k] = add + at;
+    }
+    const float* m = M + t * s.Co;
+    for (int64_t c = 0; c < s.Co; c += L::kLanes)
+      output_tile<L, kRelu>(m, ms, c, bias ? L::load(bias + c) : L::zero(), a, o);
+  }
+}
+
+template <class L>
+SDC_WINO4_TARGET void output_chunk_any(const float* M, size_t ms, const WinogradF4Conv::Shape& s,
+                                       int64_t k0, int64_t count, const float* bias,
+                                       const float* add, float* y, bool relu) {
+  if (relu)
+    output_chunk<L, true>(M, ms, s, k0, count, bias, add, y);
+  else
+    output_chunk<L, false>(M, ms, s, k0, count, bias, add, y);
+}
+
+}  // namespace
+}  // namespace sdc::cpu::wino4_kernel
