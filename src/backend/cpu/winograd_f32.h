@@ -1,5 +1,6 @@
-// The f32 plans' Winograd F(2x2, 3x3) transforms (winograd_conv.h) in AVX2 + FMA, so that every
-// CPU with AVX2 runs them — desktops without AVX-512 above all, where f32 is the only precision
+// The f32 plans' Winograd F(2x2, 3x3) transforms (winograd_conv.h) in AVX2 + FMA (AVX-512 where
+// the own kernels run it and the channels come in multiples of 16), so that every CPU with AVX2
+// runs them — desktops without AVX-512 above all, where f32 is the only precision
 // oneDNN offers: f32 tiles into the products, their f32 results out into the output blocks with
 // the bias and a residual; and the same for F(2x2, 2x2) per phase of a 2x-upsampling convolution
 // (winograd_upsample.h). Channels come in multiples of 8 (the shape rules see to it).

@@ -1,5 +1,5 @@
 // Winograd F(4x4, 3x3) in f32 (winograd_f4.h): the kernel transform at planning (in double), the
-// choice of the transforms' vector width (winograd_f4_transforms.h), and the per-thread chunks
+// choice of the transforms' vector width (winograd_f32_transforms.h), and the per-thread chunks
 // around oneDNN's products.
 //
 // With d a 6x6 input tile, g the 3x3 kernel and Y the 4x4 output block (interpolation points 0,
@@ -20,7 +20,7 @@
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernel_transform.h"
 #include "backend/cpu/winograd_f32.h"
-#include "backend/cpu/winograd_f4_transforms.h"
+#include "backend/cpu/winograd_f32_transforms.h"
 #include "common/error.h"
 
 namespace sdc::cpu {
@@ -104,13 +104,13 @@ void WinogradF4Conv::run(const float* x, const void* u, const float* bias, const
       auto* V = static_cast<float*>(products.tiles());
       const auto* M = static_cast<const float*>(products.products());
       if (avx512_) {
-        wino4_avx512::input_chunk(x, zeros_.data(), s, k0, count, tiles, V);
+        wino_f32_avx512::f4_input_chunk(x, zeros_.data(), s, k0, count, tiles, V);
         products.run();
-        wino4_avx512::output_chunk(M, ms, s, k0, count, bias, add, y, relu);
+        wino_f32_avx512::f4_output_chunk(M, ms, s, k0, count, bias, add, y, relu);
       } else {
-        wino4_avx2::input_chunk(x, zeros_.data(), s, k0, count, tiles, V);
+        wino_f32_avx2::f4_input_chunk(x, zeros_.data(), s, k0, count, tiles, V);
         products.run();
-        wino4_avx2::output_chunk(M, ms, s, k0, count, bias, add, y, relu);
+        wino_f32_avx2::f4_output_chunk(M, ms, s, k0, count, bias, add, y, relu);
       }
     }
   }

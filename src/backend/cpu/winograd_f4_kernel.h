@@ -1,17 +1,17 @@
 // The F(4x4, 3x3) transforms (winograd_f4.h has the matrices) written once for any vector width:
 // B^T d B of a chunk's 6x6 input tiles into V, and A^T M A of their products into the 4x4 output
 // blocks with the bias, a residual and a ReLU. Included only by winograd_f4_avx2.cpp (8 lanes) and
-// winograd_f4_avx512.cpp (16 lanes), which supply a lanes policy and define SDC_WINO4_TARGET, their
-// target attribute, first; everything here is in an anonymous namespace, so each compiles its own
-// copies for its own target (as attention_lanes_kernel.h explains).
+// winograd_f4_avx512.cpp (16 lanes), which supply a lanes policy and define SDC_WINO_F32_TARGET,
+// their target attribute, first; everything here is in an anonymous namespace, so each compiles its
+// own copies for its own target (as attention_lanes_kernel.h explains).
 //
 // A lanes policy L has: V and kLanes (the f32 vector and its lane count), load, store, set1, zero,
 // add, sub, max and fma(a, b, c) = a b + c, each an always_inline function of the same target.
 // Channels come in multiples of kLanes (WinogradF4Conv picks the width by them).
 #pragma once
 
-#ifndef SDC_WINO4_TARGET
-#error "winograd_f4_kernel.h: define SDC_WINO4_TARGET (the including file's target) first"
+#ifndef SDC_WINO_F32_TARGET
+#error "winograd_f4_kernel.h: define SDC_WINO_F32_TARGET (the including file's target) first"
 #endif
 
 #include <cstddef>
@@ -34,10 +34,11 @@ inline WinogradTile f4_tile(int64_t k, int64_t H, int64_t W) {
 
 // B^T over 6 values d[i * stride] (a column or a row of a tile) into r[i * rs].
 template <class L>
-SDC_WINO4_TARGET inline __attribute__((always_inline)) void input_line(const typename L::V* d,
-                                                                       int stride, typename L::V* r,
-                                                                       int rs) {
-  using V = typename L::V;
+SDC_WINO_F32_TARGET inline __attribute__((always_inline)) void input_line(const typename L::Vec* d,
+                                                                          int stride,
+                                                                          typename L::Vec* r,
+                                                                          int rs) {
+  using V = typename L::Vec;
   const V d0 = d[0], d1 = d[stride], d2 = d[2 * stride], d3 = d[3 * stride], d4 = d[4 * stride],
           d5 = d[5 * stride];
   const V four = L::set1(4.f), minus_four = L::set1(-4.f), minus_five = L::set1(-5.f);
@@ -54,9 +55,9 @@ SDC_WINO4_TARGET inline __attribute__((always_inline)) void input_line(const typ
 // B^T d B for the kLanes channels at c of a tile's 36 pixels `px` (row-major), into V's 36 rows
 // (row stride vs).
 template <class L>
-SDC_WINO4_TARGET inline __attribute__((always_inline)) void input_tile(
+SDC_WINO_F32_TARGET inline __attribute__((always_inline)) void input_tile(
     const float* const px[kPoints], int64_t c, float* v, size_t vs) {
-  using V = typename L::V;
+  using V = typename L::Vec;
   V d[kPoints];
   for (int i = 0; i < kPoints; ++i) d[i] = L::load(px[i] + c);
   V t[kPoints];  // B^T d: each column's combinations of rows
@@ -70,10 +71,11 @@ SDC_WINO4_TARGET inline __attribute__((always_inline)) void input_tile(
 
 // A^T over 6 values m[i * stride] into y[i * ys], 4 of them.
 template <class L>
-SDC_WINO4_TARGET inline __attribute__((always_inline)) void output_line(const typename L::V* m,
-                                                                        int stride,
-                                                                        typename L::V* y, int ys) {
-  using V = typename L::V;
+SDC_WINO_F32_TARGET inline __attribute__((always_inline)) void output_line(const typename L::Vec* m,
+                                                                           int stride,
+                                                                           typename L::Vec* y,
+                                                                           int ys) {
+  using V = typename L::Vec;
   const V s12 = L::add(m[stride], m[2 * stride]), d12 = L::sub(m[stride], m[2 * stride]),
           s34 = L::add(m[3 * stride], m[4 * stride]), d34 = L::sub(m[3 * stride], m[4 * stride]);
   y[0] = L::add(L::add(m[0], s12), s34);
@@ -85,11 +87,10 @@ SDC_WINO4_TARGET inline __attribute__((always_inline)) void output_line(const ty
 // A^T M A for the kLanes output channels at c of a tile, plus the bias and the addend, then a
 // ReLU (kRelu), into its (up to) 16 output pixels (out[k] null: over the image's edge).
 template <class L, bool kRelu>
-SDC_WINO4_TARGET inline __attribute__((always_inline)) void output_tile(const float* m, size_t ms,
-                                                                        int64_t c, typename L::V b,
-                                                                        const float* const add[16],
-                                                                        float* const out[16]) {
-  using V = typename L::V;
+SDC_WINO_F32_TARGET inline __attribute__((always_inline)) void output_tile(
+    const float* m, size_t ms, int64_t c, typename L::Vec b, const float* const add[16],
+    float* const out[16]) {
+  using V = typename L::Vec;
   V q[24];  // A^T over each row's columns: 6 rows of 4
   for (int i = 0; i < 6; ++i) {
     V p[6];
@@ -113,9 +114,9 @@ SDC_WINO4_TARGET inline __attribute__((always_inline)) void output_tile(const fl
 // A chunk's input transform: tiles [k0, k0 + count) of x into V [36, tiles, Ci]; the rest of V's
 // tiles zeroed (their products are never read; zeros keep stale NaNs and denormals out).
 template <class L>
-SDC_WINO4_TARGET void input_chunk(const float* x, const float* zeros,
-                                  const WinogradF4Conv::Shape& s, int64_t k0, int64_t count,
-                                  int64_t tiles, float* V) {
+SDC_WINO_F32_TARGET void input_chunk(const float* x, const float* zeros,
+                                     const WinogradF4Conv::Shape& s, int64_t k0, int64_t count,
+                                     int64_t tiles, float* V) {
   const size_t vs = size_t(tiles * s.Ci);
   for (int64_t t = 0; t < tiles; ++t) {
     if (t >= count) {
@@ -137,9 +138,9 @@ SDC_WINO4_TARGET void input_chunk(const float* x, const float* zeros,
 // A chunk's output transform: the blocks of tiles [k0, k0 + count) from their products M
 // [36, tiles, Co] (point stride ms).
 template <class L, bool kRelu>
-SDC_WINO4_TARGET void output_chunk(const float* M, size_t ms, const WinogradF4Conv::Shape& s,
-                                   int64_t k0, int64_t count, const float* bias, const float* add,
-                                   float* y) {
+SDC_WINO_F32_TARGET void output_chunk(const float* M, size_t ms, const WinogradF4Conv::Shape& s,
+                                      int64_t k0, int64_t count, const float* bias,
+                                      const float* add, float* y) {
   for (int64_t t = 0; t < count; ++t) {
     const WinogradTile p = f4_tile(k0 + t, s.H, s.W);
     const float* a[16] = {};
@@ -158,9 +159,9 @@ SDC_WINO4_TARGET void output_chunk(const float* M, size_t ms, const WinogradF4Co
 }
 
 template <class L>
-SDC_WINO4_TARGET void output_chunk_any(const float* M, size_t ms, const WinogradF4Conv::Shape& s,
-                                       int64_t k0, int64_t count, const float* bias,
-                                       const float* add, float* y, bool relu) {
+SDC_WINO_F32_TARGET void output_chunk_any(const float* M, size_t ms, const WinogradF4Conv::Shape& s,
+                                          int64_t k0, int64_t count, const float* bias,
+                                          const float* add, float* y, bool relu) {
   if (relu)
     output_chunk<L, true>(M, ms, s, k0, count, bias, add, y);
   else
