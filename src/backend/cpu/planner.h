@@ -114,10 +114,10 @@ struct Spec {
   // LinearGeglu: the GELU(gate) buffer; upsample-conv: the four phases' output; live within the
   // step
   int tmp = -1;
-  bool int8 = false;      // Conv/Linear/LinearGeglu: W8A8 (the input is quantised on every run)
-  bool winograd = false;  // Conv: Winograd F(2x2, 3x3) (winograd_conv.h), bf16 or with int8 W8A8
+  bool int8 = false;       // Conv/Linear/LinearGeglu: W8A8 (the input is quantised on every run)
+  bool winograd = false;   // Conv: Winograd F(2x2, 3x3) (winograd_conv.h), bf16 or with int8 W8A8
   bool winograd4 = false;  // with `winograd`: F(4x4, 3x3) instead (winograd_f4.h), f32 plans
-  bool narrow = false;    // Conv: to a few output channels, input channels in lanes (narrow_conv.h)
+  bool narrow = false;  // Conv: to a few output channels, input channels in lanes (narrow_conv.h)
   // W8A8 steps reading one input share its quantised form: an arena store of the u8 codes, the
   // activation scale and the zero point, written by the first of them on each run.
   int shared_codes = -1;
