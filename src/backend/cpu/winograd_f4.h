@@ -7,8 +7,9 @@
 // Only f32: its transforms multiply by up to 5 (input) and 8 (output) and its kernel transform
 // by 1/24, so rounding grows with each — ~1e-6 relative in f32 (F(2x2)'s ~1e-7), far below
 // what a bf16 or int8 tile could carry (measured: bf16 F(4x4) 2.3e-2 per layer, int8 6-9 %; the
-// history's eighteenth stop). It serves the CPUs where f32 is the fast precision: AVX2-only ones,
-// and AVX-512 ones without BF16 (Intel's Skylake-SP to Ice Lake), where `auto` plans f32.
+// history's eighteenth and seventeenth stops). It serves the CPUs where f32 is the fast precision:
+// AVX2-only ones, and AVX-512 ones without BF16 (Intel's Skylake-SP to Ice Lake), where `auto`
+// plans f32.
 //
 // Per thread, a chunk of tiles is transformed (AVX2, or AVX-512 where the channels allow;
 // channels-last f32), the 36 products run as 36 oneDNN f32 matmuls [tiles, Ci] x [Ci, Co] (kernels
