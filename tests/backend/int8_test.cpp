@@ -526,6 +526,44 @@ TEST_P(Int8, AGroupNormReadOnlyAsRowCodesWritesThemItself) {
   }
 }
 
+// A GroupNorm + SiLU read only by W8A8 convolutions is stored bf16 where the own kernels run
+// AVX-512, bf16 activations or not (on CPUs without AVX-512 BF16 the rounding is integer code);
+// one also read by a float layer stays f32. Both results stay within int8's error of the f32 graph.
+TEST_P(Int8, ANormReadOnlyByInt8LayersIsStoredBf16) {
+  const int64_t H = 32, W = 32, C = 128, G = 32;
+  graph::Graph g;
+  const auto xi = g.input("x", {1, H, W, C});
+  auto norm = [&](graph::ValueId v, uint32_t seed) {
+    return g.group_norm(v, add_weight(g, "gamma", random_vec(C, seed, 0.5f, 1.5f), {C}),
+                        add_weight(g, "beta", random_vec(C, seed + 1, -0.3f, 0.3f), {C}), int(G),
+                        1e-6f, true);
+  };
+  auto conv = [&](graph::ValueId v, uint32_t seed, bool int8) {
+    const auto y =
+        g.conv2d(v, add_weight(g, "w", random_vec(C * C * 9, seed, -0.05f, 0.05f), {C, C, 3, 3}),
+                 add_weight(g, "b", random_vec(C, seed + 1), {C}), 1, 1);
+    if (int8) g.allow_int8(y);
+    return y;
+  };
+  const auto only_int8 = norm(xi, 141);                       // read by one int8 convolution
+  const auto shared = norm(conv(only_int8, 143, true), 145);  // by an int8 and a float one
+  g.output("y", g.add(conv(shared, 147, true), conv(shared, 149, false)));
+  const std::vector<std::pair<std::string, Vec>> in = {{"x", random_vec(H * W * C, 151)}};
+  const Vec ref = reference_run(g, in)[0];
+  auto p = compile(g);
+  std::vector<DType> norms;
+  for (const auto& st : p->steps())
+    if (st.kind.rfind("GroupNorm", 0) == 0) norms.push_back(st.out_type);
+  ASSERT_EQ(norms.size(), 2u);
+  const bool bf16 = cpu::use_avx512_kernels() || cpu::bf16_is_faster();
+  EXPECT_EQ(norms[0], bf16 ? DType::BF16 : DType::F32);
+  EXPECT_EQ(norms[1], DType::F32);
+  for (const auto& [name, v] : in) fill_input(*p, name, v);
+  p->run();
+  const Vec out(p->output("y"), p->output("y") + ref.size());
+  EXPECT_LT(rel_l2(out, ref), 3e-2);
+}
+
 // The bias joins the s32 sums as round(bias / (sx * sw)): inputs tiny next to a large bias would
 // push that past the s32 range, so the input's scale has a floor (|bias| / (sw * 2^30)) — for
 // every step sharing the codes, here a bias-free linear quantising the input for one with the

@@ -243,7 +243,10 @@ void Planner::choose_storage() {
   needs_shadow_.assign(nv_, false);
   for (size_t i = 0; i < nv_; ++i)
     if (node(ValueId(i)).dtype == DType::I32) storage_[i] = DType::I32;
-  if (!bf16_) return;
+  if (!bf16_) {
+    store_int8_inputs_as_bf16();
+    return;
+  }
   std::vector<int> f32_uses(nv_, 0), bf16_uses(nv_, 0), any_uses(nv_, 0);
   for (const Group& grp : groups_)
     for (const auto& [v, role] : group_inputs(grp)) {
@@ -259,6 +262,30 @@ void Planner::choose_storage() {
   }
   for (size_t i = 0; i < nv_; ++i)
     if (storage_[i] == DType::F32 && bf16_uses[i] > 0) needs_shadow_[i] = true;
+}
+
+void Planner::store_int8_inputs_as_bf16() {
+  // The own AVX-512 kernels round to bf16 without AVX-512 BF16 (simd::store) and every W8A8
+  // layer's quantiser reads bf16 as well as f32.
+  if (!int8_ || !use_avx512_kernels()) return;
+  std::vector<int> readers(nv_, 0), int8_readers(nv_, 0);
+  for (const Group& grp : groups_) {
+    const Node& m = node(grp.main);
+    const bool w8a8 = (m.op == Op::Conv2d || m.op == Op::Linear) && runs_int8(m);
+    const auto inputs = group_inputs(grp);
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      const size_t r = size_t(root_[size_t(inputs[k].first)]);
+      ++readers[r];
+      if (w8a8 && k == 0) ++int8_readers[r];  // the layer's input, not a residual it adds
+    }
+  }
+  for (const Group& grp : groups_) {
+    const size_t o = size_t(grp.out);
+    const Op op = node(grp.main).op;
+    if ((op == Op::GroupNorm || op == Op::LayerNorm) && readers[o] > 0 &&
+        int8_readers[o] == readers[o] && !is_output_[o])
+      storage_[o] = DType::BF16;
+  }
 }
 
 int Planner::new_store(Store s) {

@@ -221,6 +221,11 @@ class Planner {
   // ---- 2. storage types ---------------------------------------------------------------------
 
   void choose_storage();
+  // An int8 plan without bf16 activations (a CPU without AVX-512 BF16): a norm's output read by
+  // W8A8 layers alone is stored bf16 all the same, as bf16 plans store it — it is quantised
+  // anyway, and bf16 halves the bytes the norm writes and the layers' quantisers read (GroupNorm
+  // + SiLU before each of the decoders' int8 convolutions).
+  void store_int8_inputs_as_bf16();
 
   // ---- 3. specs and stores ------------------------------------------------------------------
 
