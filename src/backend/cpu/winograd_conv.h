@@ -15,10 +15,12 @@
 // roundings (vae_decode rel. L2 against f32 6.58e-3 with and without, image PSNR unchanged; README
 // "The third night").
 //
-// f32 plans run it in f32 throughout (winograd_f32.h: AVX2 transforms, oneDNN's f32 products),
-// for AVX2-only CPUs above all, where f32 is the only precision: there a layer's error stays at
-// f32's level (~1e-6 relative), while the direct f32 convolution at the VAE decoder's large
-// sizes runs far below the peak (on a Zen 3, 55-67 %: its activations leave the caches).
+// f32 plans run it in f32 throughout (winograd_f32.h: AVX2 or AVX-512 transforms, oneDNN's f32
+// products), for CPUs where f32 is the fast precision (AVX2-only ones, AVX-512 ones without
+// BF16): there a layer's error stays at f32's level (~1e-7 relative), while the direct f32
+// convolution at the VAE decoder's large sizes runs far below the peak (on a Zen 3, 55-67 %: its
+// activations leave the caches). Where a layer has enough 4x4 blocks they take F(4x4, 3x3)
+// instead (winograd_f4.h).
 //
 // int8 plans run the products as u8 x s8 -> s32 (VNNI) instead: each transformed kernel point
 // quantised per output channel (s8, symmetric), each tile's 16 transformed rows quantised by
