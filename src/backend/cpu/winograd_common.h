@@ -100,9 +100,11 @@ DType winograd_input(WinogradProducts::Type type, std::optional<DType> input, co
 // BF16 instruction is that output's rounding).
 void check_winograd_output(DType yt, const char* file);
 
-// The 2x2 blocks (tiles) of N images of H x W pixels; an odd edge's block hangs over it.
+// The kBlock x kBlock blocks (tiles) of N images of H x W pixels — 2x2 for F(2x2, 3x3), 4x4 for
+// F(4x4, 3x3) — a block at an edge that no multiple of kBlock meets hanging over it.
+template <int kBlock = 2>
 inline int64_t winograd_tile_count(int64_t N, int64_t H, int64_t W) {
-  return N * ((H + 1) / 2) * ((W + 1) / 2);
+  return N * ((H + kBlock - 1) / kBlock) * ((W + kBlock - 1) / kBlock);
 }
 // Tiles per chunk: about a quarter of a thread's share (so that the threads stay balanced),
 // from 32 up to `most`.
@@ -144,22 +146,25 @@ inline size_t winograd_tile_value_bytes(WinogradProducts::Type t) {
   return t == WinogradProducts::Type::Int8 ? 1 : t == WinogradProducts::Type::F32 ? 4 : 2;
 }
 
-// Tile k of N images of H x W pixels, numbered across rows and images: the 2x2 block of pixels
-// (2 ty .. 2 ty + 1, 2 tx .. 2 tx + 1) of image n.
+// Tile k of N images of H x W pixels, numbered across rows and images: the kBlock x kBlock block
+// of pixels (kBlock ty .. kBlock ty + kBlock - 1, likewise in x) of image n.
 struct WinogradTile {
   int64_t n, ty, tx;
 };
+template <int kBlock = 2>
 inline WinogradTile winograd_tile(int64_t k, int64_t H, int64_t W) {
-  const int64_t th = (H + 1) / 2, tw = (W + 1) / 2;
+  const int64_t th = (H + kBlock - 1) / kBlock, tw = (W + kBlock - 1) / kBlock;
   return {k / (th * tw), k / tw % th, k % tw};
 }
-// The 16 pixels (row-major) of the 4x4 input tile around tile t's block in x [N, H, W, C]: rows
-// 2 ty - 1 .. 2 ty + 2, columns likewise; `zeros` (C zeros) where it hangs over the image.
-template <class T>  // bf16 bits or f32
+// The (kBlock + 2)^2 pixels (row-major) of the input tile around tile t's kBlock x kBlock block in
+// x [N, H, W, C] — 4x4 for F(2x2, 3x3), 6x6 for F(4x4, 3x3): rows kBlock ty - 1 .. kBlock ty +
+// kBlock, columns likewise; `zeros` (C zeros) where it hangs over the image.
+template <int kBlock = 2, class T>  // bf16 bits or f32
 inline void winograd_tile_pixels(const T* x, const T* zeros, int64_t H, int64_t W, int64_t C,
-                                 const WinogradTile& t, const T* px[16]) {
-  for (int i = 0; i < 16; ++i) {
-    const int64_t iy = 2 * t.ty - 1 + i / 4, ix = 2 * t.tx - 1 + i % 4;
+                                 const WinogradTile& t, const T** px) {
+  constexpr int kSide = kBlock + 2;
+  for (int i = 0; i < kSide * kSide; ++i) {
+    const int64_t iy = kBlock * t.ty - 1 + i / kSide, ix = kBlock * t.tx - 1 + i % kSide;
     px[i] = iy < 0 || iy >= H || ix < 0 || ix >= W ? zeros : x + ((t.n * H + iy) * W + ix) * C;
   }
 }

@@ -19,7 +19,7 @@
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernel_transform.h"
-#include "backend/cpu/winograd_f32.h"
+#include "backend/cpu/winograd_conv.h"
 #include "backend/cpu/winograd_f32_transforms.h"
 #include "common/error.h"
 
@@ -27,7 +27,7 @@ namespace sdc::cpu {
 
 namespace {
 
-constexpr int kPoints = 36;
+constexpr int kPoints = kWinogradF4Points;
 
 // Tiles per chunk: each chunk reads all 36 transformed kernels (1.3-38 MiB at 64-512 channels),
 // so a chunk is their reuse. Up to 128 tiles, in a number of chunks that the threads share evenly.
@@ -43,9 +43,8 @@ int64_t chunk_tiles_for(int64_t total, int threads) {
 }  // namespace
 
 bool winograd_f4_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
-  return winograd_f32::available() && Ci % 8 == 0 && Co % 8 == 0 && Ci >= 64 && Co >= 64 &&
-         winograd_fills_threads(winograd_f4_tile_count(N, H, W), threads) &&
-         WinogradProducts::stacks_kernels(WinogradProducts::Type::F32);
+  return winograd_f32_pays(N, H, W, Ci, Co, threads) &&
+         winograd_fills_threads(winograd_tile_count<4>(N, H, W), threads);
 }
 
 TensorRef winograd_f4_weights(const TensorRef& w) {
@@ -77,7 +76,7 @@ TensorRef winograd_f4_weights(const TensorRef& w) {
 WinogradF4Conv::WinogradF4Conv(const Shape& s, const dnnl::engine& engine, int threads)
     : s_(s),
       threads_(std::max(1, threads)),
-      tiles_(chunk_tiles_for(winograd_f4_tile_count(s.N, s.H, s.W), threads_)),
+      tiles_(chunk_tiles_for(winograd_tile_count<4>(s.N, s.H, s.W), threads_)),
       avx512_(use_avx512_kernels() && s.Ci % 16 == 0 && s.Co % 16 == 0),
       products_(kPoints, kPoints, tiles_, s.Ci, s.Co, engine, WinogradProducts::Type::F32),
       zeros_(size_t(s.Ci), 0.f) {
@@ -89,7 +88,7 @@ WinogradF4Conv::WinogradF4Conv(const Shape& s, const dnnl::engine& engine, int t
 void WinogradF4Conv::run(const float* x, const void* u, const float* bias, const float* add,
                          float* y, void* scratch, bool relu) const {
   const Shape s = s_;
-  const int64_t total = winograd_f4_tile_count(s.N, s.H, s.W), tiles = tiles_;
+  const int64_t total = winograd_tile_count<4>(s.N, s.H, s.W), tiles = tiles_;
   const int64_t chunks = (total + tiles - 1) / tiles;
   const size_t thread_bytes = products_.thread_scratch_bytes();
 #pragma omp parallel num_threads(threads_)

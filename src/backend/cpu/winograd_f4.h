@@ -27,15 +27,14 @@
 
 namespace sdc::cpu {
 
-// The 4x4 blocks (tiles) of N images of H x W pixels; a block may hang over an edge.
-inline int64_t winograd_f4_tile_count(int64_t N, int64_t H, int64_t W) {
-  return N * ((H + 3) / 4) * ((W + 3) / 4);
-}
+// The points of a tile: the 6x6 products per 4x4 block.
+inline constexpr int kWinogradF4Points = 36;
 
 // Whether an f32 plan's 3x3 convolution over N images of H x W pixels, Ci -> Co channels, run by
-// `threads` threads, takes F(4x4, 3x3) instead of F(2x2, 3x3): the AVX2 transforms, channels in
-// multiples of 8 and 64 or more each way (as winograd_f32_pays), and two chunks of 32 tiles a
-// thread (fewer: each chunk re-reads all 36 kernels for too few tiles).
+// `threads` threads, takes F(4x4, 3x3) instead of F(2x2, 3x3): where F(2x2) would
+// (winograd_f32_pays: the AVX2 transforms, channels in multiples of 8 and 64 or more each way),
+// with two chunks of 32 blocks of 4x4 a thread (fewer: each chunk re-reads all 36 kernels for too
+// few tiles).
 bool winograd_f4_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 
 // The transformed kernel U = G g G^T of a [Co, Ci, 3, 3] kernel, as [36, Ci, Co] f32 (each of the

@@ -1,13 +1,11 @@
-// The F(4x4, 3x3) transforms (winograd_f4.h has the matrices) written once for any vector width:
-// B^T d B of a chunk's 6x6 input tiles into V, and A^T M A of their products into the 4x4 output
-// blocks with the bias, a residual and a ReLU. Included only by winograd_f4_avx2.cpp (8 lanes) and
-// winograd_f4_avx512.cpp (16 lanes), which supply a lanes policy and define SDC_WINO_F32_TARGET,
-// their target attribute, first; everything here is in an anonymous namespace, so each compiles its
-// own copies for its own target (as attention_lanes_kernel.h explains).
-//
-// A lanes policy L has: V and kLanes (the f32 vector and its lane count), load, store, set1, zero,
-// add, sub, max and fma(a, b, c) = a b + c, each an always_inline function of the same target.
-// Channels come in multiples of kLanes (WinogradF4Conv picks the width by them).
+// The F(4x4, 3x3) transforms (winograd_f4.cpp has the matrices) written once for any vector
+// width: B^T d B of a chunk's 6x6 input tiles into V, and A^T M A of their products into the 4x4
+// output blocks with the bias, a residual and a ReLU. Included, with winograd_f32_kernel.h, only
+// by winograd_f32_entry.h (in winograd_f32_avx2.cpp, 8 lanes, and winograd_f32_avx512.cpp, 16),
+// which supplies a lanes policy (winograd_f32_lanes.h) and defines SDC_WINO_F32_TARGET, its target
+// attribute, first; everything here is in an anonymous namespace, so each compiles its own copies
+// for its own target (as attention_lanes_kernel.h explains). Channels come in multiples of kLanes
+// (WinogradF4Conv picks the width by them).
 #pragma once
 
 #ifndef SDC_WINO_F32_TARGET
@@ -23,14 +21,7 @@
 namespace sdc::cpu::wino4_kernel {
 namespace {
 
-constexpr int kPoints = 36;
-
-// Tile k of N images of H x W pixels, numbered across rows and images: the 4x4 block of pixels
-// from (4 ty, 4 tx) of image n.
-inline WinogradTile f4_tile(int64_t k, int64_t H, int64_t W) {
-  const int64_t th = (H + 3) / 4, tw = (W + 3) / 4;
-  return {k / (th * tw), k / tw % th, k % tw};
-}
+constexpr int kPoints = kWinogradF4Points;
 
 // B^T over 6 values d[i * stride] (a column or a row of a tile) into r[i * rs].
 template <class L>
@@ -124,13 +115,8 @@ SDC_WINO_F32_TARGET void input_chunk(const float* x, const float* zeros,
         std::memset(V + i * vs + t * s.Ci, 0, size_t(s.Ci) * sizeof(float));
       continue;
     }
-    const WinogradTile p = f4_tile(k0 + t, s.H, s.W);
     const float* px[kPoints];
-    for (int i = 0; i < kPoints; ++i) {
-      const int64_t iy = 4 * p.ty - 1 + i / 6, ix = 4 * p.tx - 1 + i % 6;
-      px[i] = iy < 0 || iy >= s.H || ix < 0 || ix >= s.W ? zeros
-                                                         : x + ((p.n * s.H + iy) * s.W + ix) * s.Ci;
-    }
+    winograd_tile_pixels<4>(x, zeros, s.H, s.W, s.Ci, winograd_tile<4>(k0 + t, s.H, s.W), px);
     for (int64_t c = 0; c < s.Ci; c += L::kLanes) input_tile<L>(px, c, V + t * s.Ci, vs);
   }
 }
@@ -142,7 +128,7 @@ SDC_WINO_F32_TARGET void output_chunk(const float* M, size_t ms, const WinogradF
                                       int64_t k0, int64_t count, const float* bias,
                                       const float* add, float* y) {
   for (int64_t t = 0; t < count; ++t) {
-    const WinogradTile p = f4_tile(k0 + t, s.H, s.W);
+    const WinogradTile p = winograd_tile<4>(k0 + t, s.H, s.W);
     const float* a[16] = {};
     float* o[16] = {};
     for (int k = 0; k < 16; ++k) {
