@@ -128,8 +128,24 @@ void BM_UpsampleConv3x3(benchmark::State& st) {
   run_graph(st, g);
 }
 BENCHMARK(BM_UpsampleConv3x3)
-    ->ArgsProduct({{1, 2}, {512}, {64, 128}})  // the VAE decoder's
-    ->ArgsProduct({{1, 2}, {256}, {256}})
+    ->ArgsProduct({{0, 1, 2}, {512}, {64, 128}})  // the VAE decoder's
+    ->ArgsProduct({{0, 1, 2}, {256}, {256}})
+    ->ArgNames({"bf16", "C", "HW"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The decoders' last layer, a 3x3 convolution to 3 channels: range(0) precision as BM_Conv3x3's,
+// range(1) input channels (the VAE's 128, TAESD's 64), range(2) the image's size. The input is a
+// computed value (a scale), as the decoders' GroupNorm+SiLU or ReLU outputs are.
+void BM_NarrowConv3x3(benchmark::State& st) {
+  const int64_t C = st.range(1), H = st.range(2);
+  graph::Graph g;
+  const auto x = g.scale(g.input("x", {1, H, H, C}), 1.f);
+  g.output("y", g.conv2d(x, weight(g, {3, C, 3, 3}, 2), weight(g, {3}, 3), 1, 1));
+  run_graph(st, g);
+}
+BENCHMARK(BM_NarrowConv3x3)
+    ->ArgsProduct({{0, 1}, {128, 64}, {512}})
     ->ArgNames({"bf16", "C", "HW"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
