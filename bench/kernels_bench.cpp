@@ -166,14 +166,15 @@ BENCHMARK(BM_Conv3x3Residual)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// Attention of T queries over Tk keys, C channels, 8 heads, allowed int8 (used by int8 plans).
-void attention_graph(benchmark::State& st, int64_t T, int64_t Tk, int64_t C) {
+// Attention of T queries over Tk keys, C channels, `heads` heads, allowed int8 (used by int8
+// plans).
+void attention_graph(benchmark::State& st, int64_t T, int64_t Tk, int64_t C, int64_t heads = 8) {
   graph::Graph g;
   const auto q = g.input("q", {1, T, C});
   const auto k = g.input("k", {1, Tk, C});
   const auto v = g.input("v", {1, Tk, C});
   // In a bf16 plan the projections store q/k/v as bf16; scale() stands in for them here.
-  const auto a = g.attention(g.scale(q, 1.f), g.scale(k, 1.f), g.scale(v, 1.f), 8, false);
+  const auto a = g.attention(g.scale(q, 1.f), g.scale(k, 1.f), g.scale(v, 1.f), heads, false);
   g.allow_int8(a);
   g.output("y", a);
   run_graph(st, g);
@@ -194,6 +195,18 @@ BENCHMARK(BM_Attention)
     ->Args({0, 256, 1280})
     ->Args({2, 256, 1280})
     ->ArgNames({"prec", "T", "C"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The VAE's mid-block self-attention at 512x512: one head of 512 channels over 64x64 tokens;
+// range(0) precision as above.
+void BM_VaeAttention(benchmark::State& st) {
+  attention_graph(st, 4096, 4096, 512, 1);
+}
+BENCHMARK(BM_VaeAttention)
+    ->Arg(0)
+    ->Arg(2)
+    ->ArgNames({"prec"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

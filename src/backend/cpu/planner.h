@@ -114,9 +114,11 @@ struct Spec {
   // LinearGeglu: the GELU(gate) buffer; upsample-conv: the four phases' output; live within the
   // step
   int tmp = -1;
-  bool int8 = false;       // Conv/Linear/LinearGeglu: W8A8 (the input is quantised on every run)
-  bool winograd = false;   // Conv: Winograd F(2x2, 3x3) (winograd_conv.h), bf16 or with int8 W8A8
-  bool winograd4 = false;  // with `winograd`: F(4x4, 3x3) instead (winograd_f4.h), f32 plans
+  bool int8 = false;      // Conv/Linear/LinearGeglu: W8A8 (the input is quantised on every run)
+  bool winograd = false;  // Conv: Winograd F(2x2, 3x3) (winograd_conv.h), bf16 or with int8 W8A8
+  // with `winograd`: F(4x4, 3x3) instead (winograd_f4.h), f32 plans; with `upsample2x`, F(4x4, 2x2)
+  // phases (winograd_upsample_f4.h)
+  bool winograd4 = false;
   bool narrow = false;  // Conv: to a few output channels, input channels in lanes (narrow_conv.h)
   // W8A8 steps reading one input share its quantised form: an arena store of the u8 codes, the
   // activation scale and the zero point, written by the first of them on each run.
@@ -451,8 +453,8 @@ class Planner {
   // 2x upsampling, no post-op and a shape winograd_upsample_pays (int8:
   // winograd_upsample_int8_pays) for (then no tmp: it writes the big image itself).
   bool runs_winograd(const Spec& s) const;
-  // Whether a Winograd spec of an f32 plan takes F(4x4, 3x3) (winograd_f4_pays, and
-  // PlanOptions::winograd_f4): no fused upsampling.
+  // Whether a Winograd spec of an f32 plan takes F(4x4, 3x3) (winograd_f4_pays), or with a fused
+  // upsampling F(4x4, 2x2) phases (winograd_upsample_f4_pays); PlanOptions::winograd_f4 on.
   bool runs_winograd_f4(const Spec& s) const;
   // Whether a Conv spec is a 3x3 convolution, stride 1, padding 1 all round (the shape the
   // Winograd and narrow paths take).
@@ -464,6 +466,7 @@ class Planner {
   Prepared prepare_winograd_conv(const Spec& s);
   Prepared prepare_winograd_upsample(const Spec& s);
   Prepared prepare_winograd_f4(const Spec& s);
+  Prepared prepare_winograd_upsample_f4(const Spec& s);
   // Whether a Conv spec runs the few-output-channel path (planner_narrow_conv.cpp): a bf16 plan's
   // 3x3, stride 1, padding 1 convolution with no post-op and a shape narrow_conv_pays for.
   bool runs_narrow_conv(const Spec& s) const;

@@ -1,11 +1,13 @@
 // The planner's Winograd convolution steps (winograd_conv.h, and winograd_upsample.h for a
 // convolution over a fused 2x upsampling): which bf16 (and int8 plans' W8A8) 3x3 convolutions take
-// them (f32 plans' too, winograd_f32_pays), and the steps that run them with their transformed,
-// packed kernels.
+// them (f32 plans' too, winograd_f32_pays, with F(4x4, 3x3) and F(4x4, 2x2) phases where they have
+// the blocks: winograd_f4.h, winograd_upsample_f4.h), and the steps that run them with their
+// transformed, packed kernels.
 #include "backend/cpu/planner.h"
 #include "backend/cpu/winograd_conv.h"
 #include "backend/cpu/winograd_f4.h"
 #include "backend/cpu/winograd_upsample.h"
+#include "backend/cpu/winograd_upsample_f4.h"
 
 namespace sdc::cpu::detail {
 
@@ -53,11 +55,11 @@ bool Planner::runs_winograd(const Spec& s) const {
 }
 
 bool Planner::runs_winograd_f4(const Spec& s) const {
-  if (!opt_.winograd_f4 || s.upsample2x || winograd_type(s) != WinogradProducts::Type::F32)
-    return false;
-  const Shape& xs = shape(s.src);
+  if (!opt_.winograd_f4 || winograd_type(s) != WinogradProducts::Type::F32) return false;
+  const Shape& xs = shape(s.src);  // with a fused upsampling: the small image
   const Shape& ws = shape(s.node->inputs[1]);
-  return winograd_f4_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
+  return s.upsample2x ? winograd_upsample_f4_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads)
+                      : winograd_f4_pays(xs[0], xs[1], xs[2], ws[1], ws[0], plan_.threads);
 }
 
 std::shared_ptr<WinogradInt8Kernels> Planner::winograd_int8_kernels(
@@ -74,7 +76,8 @@ std::shared_ptr<WinogradInt8Kernels> Planner::winograd_int8_kernels(
 }
 
 Planner::Prepared Planner::prepare_winograd_conv(const Spec& s) {
-  if (s.upsample2x) return prepare_winograd_upsample(s);
+  if (s.upsample2x)
+    return s.winograd4 ? prepare_winograd_upsample_f4(s) : prepare_winograd_upsample(s);
   if (s.winograd4) return prepare_winograd_f4(s);
   const Node& m = *s.node;
   const Shape& xs = shape(s.src);
@@ -179,6 +182,33 @@ Planner::Prepared Planner::prepare_winograd_f4(const Spec& s) {
     return std::function<void()>([conv, x, w, bias, add, y, scr, relu] {
       conv->run(x, w->data(), bias, add, y, scr, relu);
     });
+  };
+  return p;
+}
+
+Planner::Prepared Planner::prepare_winograd_upsample_f4(const Spec& s) {
+  const Node& m = *s.node;
+  const Shape& xs = shape(s.src);
+  const Shape& ws = shape(m.inputs[1]);
+  auto conv = std::make_shared<WinogradUpsampleF4Conv>(
+      WinogradUpsampleF4Conv::Shape{xs[0], xs[1], xs[2], ws[1], ws[0]}, plan_.engine,
+      plan_.threads);
+  static const WeightTransform kTransform{
+      "winograd F(4x4,2x2) upsample2x phases", winograd_upsample_f4_weights, {}, 1};
+  auto w = packed(node(m.inputs[1]),
+                  memory::desc({4 * kWinogradUpsampleF4Points, ws[1], ws[0]}, dt::f32, tag::abc),
+                  conv->weights_desc(), &kTransform);
+  auto b = m.inputs[2] != kNone ? packed_f32(node(m.inputs[2])) : nullptr;
+  Prepared p;
+  p.scratch = conv->scratch_bytes();
+  const Spec* sp = &s;
+  p.bind = [this, sp, conv, w, b]() {
+    const auto* x = static_cast<const float*>(ptr(sp->in[0]));
+    auto* y = static_cast<float*>(ptr(sp->out));
+    const float* bias = b ? static_cast<const float*>(b->data()) : nullptr;
+    void* scr = scratch();
+    return std::function<void()>(
+        [conv, x, w, bias, y, scr] { conv->run(x, w->data(), bias, y, scr); });
   };
   return p;
 }

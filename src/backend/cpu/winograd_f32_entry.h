@@ -50,4 +50,14 @@ void f4_output_chunk(const float* M, size_t ms, const WinogradF4Conv::Shape& s, 
   wino4_kernel::output_chunk_any<L>(M, ms, s, k0, count, bias, add, y, relu);
 }
 
+void up4_input_chunk(const float* x, const float* zeros, const WinogradF4Conv::Shape& s, int p,
+                     int64_t k0, int64_t count, int64_t tiles, float* V) {
+  wino4_kernel::phase_input_chunk<L>(x, zeros, s, p, k0, count, tiles, V);
+}
+
+void up4_output_chunk(const float* M, size_t ms, const WinogradF4Conv::Shape& s, int p, int64_t k0,
+                      int64_t count, const float* bias, float* y) {
+  wino4_kernel::phase_output_chunk<L>(M, ms, s, p, k0, count, bias, y);
+}
+
 }  // namespace sdc::cpu::SDC_WINO_F32_NAMESPACE

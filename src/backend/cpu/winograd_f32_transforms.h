@@ -28,7 +28,13 @@ namespace sdc::cpu {
   void f4_input_chunk(const float* x, const float* zeros, const WinogradF4Conv::Shape& s,         \
                       int64_t k0, int64_t count, int64_t tiles, float* V);                        \
   void f4_output_chunk(const float* M, size_t ms, const WinogradF4Conv::Shape& s, int64_t k0,     \
-                       int64_t count, const float* bias, const float* add, float* y, bool relu);
+                       int64_t count, const float* bias, const float* add, float* y, bool relu);  \
+  /* F(4x4, 2x2) upsampling phase p of tiles [k0, k0 + count) of the small image x (s: its        \
+     shape) into V [25, tiles, Ci], and from M [25, tiles, Co] plus bias into the big image y. */ \
+  void up4_input_chunk(const float* x, const float* zeros, const WinogradF4Conv::Shape& s, int p, \
+                       int64_t k0, int64_t count, int64_t tiles, float* V);                       \
+  void up4_output_chunk(const float* M, size_t ms, const WinogradF4Conv::Shape& s, int p,         \
+                        int64_t k0, int64_t count, const float* bias, float* y);
 
 namespace wino_f32_avx2 {
 SDC_WINO_F32_TRANSFORMS

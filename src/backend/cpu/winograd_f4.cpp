@@ -29,18 +29,18 @@ namespace {
 
 constexpr int kPoints = kWinogradF4Points;
 
+}  // namespace
+
 // Tiles per chunk: each chunk reads all 36 transformed kernels (1.3-38 MiB at 64-512 channels),
 // so a chunk is their reuse. Up to 128 tiles, in a number of chunks that the threads share evenly.
 // Measured on an Ice Lake, 2 threads (BM_Conv3x3 f32, medians of 3): against chunks of 32, 128
 // took 320 channels at 64^2 14.9 -> 11.0 ms, 512 at 64^2 36.7 -> 27.2, 512 at 128^2 135 -> 90,
 // 64 at 512^2 51.5 -> 42.2; 256 was no faster where it still gave every thread a chunk.
-int64_t chunk_tiles_for(int64_t total, int threads) {
+int64_t winograd_f4_chunk_tiles(int64_t total, int threads) {
   const int64_t t = std::max(1, threads);
   const int64_t chunks = t * std::max<int64_t>(1, (total + 128 * t - 1) / (128 * t));
   return std::max<int64_t>(1, (total + chunks - 1) / chunks);
 }
-
-}  // namespace
 
 bool winograd_f4_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads) {
   return winograd_f32_pays(N, H, W, Ci, Co, threads) &&
@@ -76,7 +76,7 @@ TensorRef winograd_f4_weights(const TensorRef& w) {
 WinogradF4Conv::WinogradF4Conv(const Shape& s, const dnnl::engine& engine, int threads)
     : s_(s),
       threads_(std::max(1, threads)),
-      tiles_(chunk_tiles_for(winograd_tile_count<4>(s.N, s.H, s.W), threads_)),
+      tiles_(winograd_f4_chunk_tiles(winograd_tile_count<4>(s.N, s.H, s.W), threads_)),
       avx512_(use_avx512_kernels() && s.Ci % 16 == 0 && s.Co % 16 == 0),
       products_(kPoints, kPoints, tiles_, s.Ci, s.Co, engine, WinogradProducts::Type::F32),
       zeros_(size_t(s.Ci), 0.f) {

@@ -37,6 +37,10 @@ inline constexpr int kWinogradF4Points = 36;
 // few tiles).
 bool winograd_f4_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co, int threads);
 
+// Tiles per chunk of `total` 4x4 blocks run by `threads` threads: up to 128, in a number of chunks
+// the threads share evenly (the upsampling phases' chunks too, winograd_upsample_f4.h).
+int64_t winograd_f4_chunk_tiles(int64_t total, int threads);
+
 // The transformed kernel U = G g G^T of a [Co, Ci, 3, 3] kernel, as [36, Ci, Co] f32 (each of the
 // 36 tile points' matmul operand), computed in double. It lives in a buffer of the calling thread
 // that the next call reuses (planning packs it at once).
