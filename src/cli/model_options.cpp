@@ -30,11 +30,11 @@ void add_winograd_flag(CLI::App& cmd, bool& winograd) {
       "that is faster here, F(2x2,2x2) phases for those over a 2x upsampling: bf16 ~1.45x VAE "
       "decode, ~1.2x UNet step at 512x512, a layer's error ~3.5x the direct one's; int8 ~1.15x "
       "UNet step, ~1.25x VAE decode, a layer's error ~2.5x; f32 (AVX2 CPUs and those without "
-      "AVX-512 BF16) f32 throughout, F(4x4,3x3) where a layer has enough 4x4 blocks: ~2.3x VAE "
-      "decode and ~1.6x CFG UNet step on a Zen 3 with F(2x2) alone, F(4x4) another ~1.3x VAE "
-      "decode on an Ice Lake; the transformed kernels take more memory: the UNet's ~210 MiB more "
-      "at int8, its 16x16 level's alone 301 at bf16, ~930 MiB more at f32 (~1.4 GiB at batch 2), "
-      "the f32 VAE decoder's ~550)");
+      "AVX-512 BF16) f32 throughout, F(4x4,3x3) and F(4x4,2x2) phases where a layer has enough "
+      "4x4 blocks: ~2.3x VAE decode and ~1.6x CFG UNet step on a Zen 3 with F(2x2) alone, F(4x4) "
+      "another ~1.4x VAE decode on an Ice Lake; the transformed kernels take more memory: the "
+      "UNet's ~210 MiB more at int8, its 16x16 level's alone 301 at bf16, ~930 MiB more at f32 "
+      "(~1.4 GiB at batch 2), the f32 VAE decoder's ~700)");
 }
 
 }  // namespace sdc::cli

@@ -41,7 +41,9 @@ bool winograd_upsample_int8_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, in
                                  int threads);
 
 // The same for f32 plans: the AVX2 transforms (winograd_f32::available), channels in multiples of
-// 8, 64 or more each way (TAESD's too), at any width (f32 has no rounding to fear).
+// 8, 64 or more each way (TAESD's too), at any width (f32 has no rounding to fear). Where the small
+// image also has enough 4x4 blocks, f32 plans take F(4x4, 2x2) phases instead
+// (winograd_upsample_f4.h).
 bool winograd_upsample_f32_pays(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t Co,
                                 int threads);
 
