@@ -1,7 +1,8 @@
 // The vector exp of the own kernels' AVX2 path (simd256::exp, simd_avx2.h) against std::exp over
 // its whole range: the softmax's arguments (<= 0), SiLU's, and the top octave of f32 below
 // overflow, where 2^n needs two factors; below the normal range it gives 0, above it +inf. Its
-// exp2 (the queries-in-lanes attention's softmax) likewise against std::exp2, and AVX-512's
+// exp2 (the queries-in-lanes attention's softmax) likewise against std::exp2, its division-free
+// SiLU against x / (1 + e^-x), and AVX-512's
 // gelu_fast against the erf GELU; the int8 GEGLU's form of gelu_fast (six vectors at once, each
 // step across them) against one vector at a time, on both widths.
 #include <gtest/gtest.h>
@@ -81,6 +82,47 @@ TEST(Simd256, Exp2MatchesStdExp2OverItsRange) {
   EXPECT_NEAR(y[5], 2.0, 6e-7);
   EXPECT_TRUE(std::isinf(y[6]));
   EXPECT_TRUE(std::isinf(y[7]));
+}
+
+SDC_AVX2 void silu8(const float* x, float* y) {
+  _mm256_storeu_ps(y, cpu::simd256::silu(_mm256_loadu_ps(x)));
+}
+
+// SiLU without a division (the AVX2 GroupNorm+SiLU's): within a few ulps of x / (1 + e^-x) from
+// -90 to 90, and its limits past them: 0 for very negative finite x, x for very positive x and
+// +inf, NaN for NaN.
+TEST(Simd256, SiluMatchesTheSigmoidFormOverItsRange) {
+  if (!cpu::cpu_features().avx2) GTEST_SKIP() << "no AVX2 + FMA here";
+  double worst = 0;
+  for (float x0 = -90.f; x0 < 90.f; x0 += 8 * 0.0113f) {
+    float x[8], y[8];
+    for (int i = 0; i < 8; ++i) x[i] = x0 + float(i) * 0.0113f;
+    silu8(x, y);
+    for (int i = 0; i < 8; ++i) {
+      const double want = double(x[i]) / (1.0 + std::exp(-double(x[i])));
+      if (std::fabs(want) < 1e-30) {  // below f32's normal range: ~0 of either sign
+        EXPECT_LT(std::fabs(y[i]), 1e-30f) << x[i];
+        continue;
+      }
+      const double err = std::fabs(double(y[i]) - want) / std::fabs(want);
+      worst = std::max(worst, err);
+      ASSERT_LT(err, 1e-6) << "silu(" << x[i] << ") = " << y[i] << ", want " << want;
+    }
+  }
+  EXPECT_LT(worst, 5e-7);
+  const float inf = std::numeric_limits<float>::infinity();
+  float x[8] = {-3e38f, -1e30f, -1000.f, 0.f,
+                1e-30f, 1000.f, inf,     std::numeric_limits<float>::quiet_NaN()},
+        y[8];
+  silu8(x, y);
+  EXPECT_EQ(y[0], 0.f);  // -0 compares equal
+  EXPECT_EQ(y[1], 0.f);
+  EXPECT_EQ(y[2], 0.f);
+  EXPECT_EQ(y[3], 0.f);
+  EXPECT_NEAR(y[4], 0.5e-30f, 1e-36f);
+  EXPECT_FLOAT_EQ(y[5], 1000.f);
+  EXPECT_EQ(y[6], inf);
+  EXPECT_TRUE(std::isnan(y[7]));
 }
 
 SDC_AVX512 void gelu_fast16(const float* x, float* y) {

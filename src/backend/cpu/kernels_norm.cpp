@@ -49,22 +49,22 @@ SDC_AVX512 void gn_stats_avx512(const TX* x, const TX* pivot, int64_t p0, int64_
   }
 }
 
-// The same on 8 lanes for f32 data, on CPUs without AVX-512.
+// The same on 8 lanes for f32 data, on CPUs without AVX-512 (whole vectors as plain loads and
+// stores, masks only for a tail of channels).
 SDC_AVX2 void gn_stats_avx2(const float* x, const float* pivot, int64_t p0, int64_t p1, int64_t C,
                             float* acc, double* s1, double* s2) {
   for (int64_t pb = p0; pb < p1; pb += kBlock) {
     const int64_t pe = std::min(p1, pb + kBlock);
     for (int64_t c = 0; c < C; c += 8) {
-      const __m256i m = simd256::tail_mask(C - c);
-      const __m256 sh = _mm256_maskload_ps(pivot + c, m);
+      const __m256 sh = simd256::load(pivot + c, C - c);
       __m256 a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps();
       for (int64_t p = pb; p < pe; ++p) {
-        const __m256 d = _mm256_sub_ps(_mm256_maskload_ps(x + p * C + c, m), sh);
+        const __m256 d = _mm256_sub_ps(simd256::load(x + p * C + c, C - c), sh);
         a1 = _mm256_add_ps(a1, d);
         a2 = _mm256_fmadd_ps(d, d, a2);
       }
-      _mm256_maskstore_ps(acc + c, m, a1);
-      _mm256_maskstore_ps(acc + C + c, m, a2);
+      simd256::store(acc + c, a1, C - c);
+      simd256::store(acc + C + c, a2, C - c);
     }
     for (int64_t c = 0; c < C; ++c) {
       s1[c] += acc[c];
@@ -106,18 +106,16 @@ SDC_AVX512 void gn_apply_avx512(const TX* x, const float* a, const float* b, int
     }
 }
 
-// The same on 8 lanes for f32 data, on CPUs without AVX-512 (SiLU as x / (1 + exp(-x))).
+// The same on 8 lanes for f32 data, on CPUs without AVX-512.
 SDC_AVX2 void gn_apply_avx2(const float* x, const float* a, const float* b, int64_t p0, int64_t p1,
                             int64_t C, bool silu, float* y) {
   for (int64_t p = p0; p < p1; ++p)
     for (int64_t c = 0; c < C; c += 8) {
-      const __m256i m = simd256::tail_mask(C - c);
-      __m256 v = _mm256_fmadd_ps(_mm256_maskload_ps(x + p * C + c, m), _mm256_maskload_ps(a + c, m),
-                                 _mm256_maskload_ps(b + c, m));
-      if (silu)
-        v = _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.f),
-                                           simd256::exp(_mm256_sub_ps(_mm256_setzero_ps(), v))));
-      _mm256_maskstore_ps(y + p * C + c, m, v);
+      const int64_t n = C - c;
+      __m256 v = _mm256_fmadd_ps(simd256::load(x + p * C + c, n), simd256::load(a + c, n),
+                                 simd256::load(b + c, n));
+      if (silu) v = simd256::silu(v);
+      simd256::store(y + p * C + c, v, n);
     }
 }
 
@@ -308,23 +306,20 @@ SDC_AVX512 void ln_row_avx512(const TX* x, const float* gamma, const float* beta
 SDC_AVX2 void ln_row_avx2(const float* x, const float* gamma, const float* beta, int64_t C,
                           float eps, float* y) {
   __m256 s = _mm256_setzero_ps();
-  for (int64_t c = 0; c < C; c += 8)
-    s = _mm256_add_ps(s, _mm256_maskload_ps(x + c, simd256::tail_mask(C - c)));
+  for (int64_t c = 0; c < C; c += 8) s = _mm256_add_ps(s, simd256::load(x + c, C - c));
   const __m256 vm = _mm256_set1_ps(simd256::hsum(s) / float(C));
   __m256 q = _mm256_setzero_ps();
   for (int64_t c = 0; c < C; c += 8) {
-    const __m256i m = simd256::tail_mask(C - c);
-    const __m256 d =
-        _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + c, m), vm), _mm256_castsi256_ps(m));
+    __m256 d = _mm256_sub_ps(simd256::load(x + c, C - c), vm);
+    if (C - c < 8) d = _mm256_and_ps(d, _mm256_castsi256_ps(simd256::tail_mask(C - c)));
     q = _mm256_fmadd_ps(d, d, q);
   }
   const __m256 vr = _mm256_set1_ps(1.f / std::sqrt(simd256::hsum(q) / float(C) + eps));
   for (int64_t c = 0; c < C; c += 8) {
-    const __m256i m = simd256::tail_mask(C - c);
-    const __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(x + c, m), vm), vr);
-    _mm256_maskstore_ps(
-        y + c, m,
-        _mm256_fmadd_ps(d, _mm256_maskload_ps(gamma + c, m), _mm256_maskload_ps(beta + c, m)));
+    const int64_t n = C - c;
+    const __m256 d = _mm256_mul_ps(_mm256_sub_ps(simd256::load(x + c, n), vm), vr);
+    simd256::store(y + c,
+                   _mm256_fmadd_ps(d, simd256::load(gamma + c, n), simd256::load(beta + c, n)), n);
   }
 }
 
