@@ -21,6 +21,18 @@ SDC_AVX2_INLINE __m256 pow2(__m256i k) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
 }
 
+// exp's reduction and polynomial for x already clamped to f32's range: n = round(x log2 e) and
+// e^r with r = x - n ln 2, so that e^x = e^r 2^n (exp and silu put the 2^n in differently).
+SDC_AVX2_INLINE __m256 exp_reduced(__m256 x, __m256& n) {
+  n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(simd::exp_poly::kLog2e)),
+                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(simd::exp_poly::kLn2Hi), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(simd::exp_poly::kLn2Lo), r);
+  __m256 p = _mm256_set1_ps(simd::exp_poly::kP[0]);
+  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(simd::exp_poly::kP[i]));
+  return _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+}
+
 // exp(x), simd::exp's reduction and polynomial (max relative error ~2 ulp); x < -87.3 (results
 // below f32's normal range) gives 0, x > 88.7 gives +inf.
 SDC_AVX2_INLINE __m256 exp(__m256 x) {
@@ -28,13 +40,8 @@ SDC_AVX2_INLINE __m256 exp(__m256 x) {
   x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
   const __m256 big = _mm256_cmp_ps(x, _mm256_set1_ps(88.7f), _CMP_GT_OQ);
   x = _mm256_min_ps(x, _mm256_set1_ps(88.7f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(simd::exp_poly::kLog2e)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(simd::exp_poly::kLn2Hi), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(simd::exp_poly::kLn2Lo), r);
-  __m256 p = _mm256_set1_ps(simd::exp_poly::kP[0]);
-  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(simd::exp_poly::kP[i]));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+  __m256 n;
+  const __m256 p = exp_reduced(x, n);
   // n in [-126, 128] (128 from x above ~88.38, f32's top octave): 2^n as 2^h 2^(n - h), h = n / 2,
   // each factor a normal power of 2.
   const __m256i ni = _mm256_cvtps_epi32(n), h = _mm256_srai_epi32(ni, 1);
@@ -50,13 +57,8 @@ SDC_AVX2_INLINE __m256 silu(__m256 x) {
   const __m256 t =
       _mm256_min_ps(_mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), x), _mm256_set1_ps(-87.f)),
                     _mm256_set1_ps(88.f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(simd::exp_poly::kLog2e)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(simd::exp_poly::kLn2Hi), t);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(simd::exp_poly::kLn2Lo), r);
-  __m256 p = _mm256_set1_ps(simd::exp_poly::kP[0]);
-  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(simd::exp_poly::kP[i]));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+  __m256 n;
+  const __m256 p = exp_reduced(t, n);
   const __m256 d =
       _mm256_add_ps(_mm256_set1_ps(1.f), _mm256_mul_ps(p, pow2(_mm256_cvtps_epi32(n))));
   __m256 inv = _mm256_rcp_ps(d);

@@ -105,23 +105,35 @@ SDC_WINO_F32_TARGET inline __attribute__((always_inline)) void output_tile(
   }
 }
 
-// A chunk's input transform: tiles [k0, k0 + count) of x into V [36, tiles, Ci]; the rest of V's
-// tiles zeroed (their products are never read; zeros keep stale NaNs and denormals out).
-template <class L>
-SDC_WINO_F32_TARGET void input_chunk(const float* x, const float* zeros,
-                                     const WinogradF4Conv::Shape& s, int64_t k0, int64_t count,
-                                     int64_t tiles, float* V) {
+// The input side of a chunk: for tiles [k0, k0 + count), their 6x6 pixels `px` go to
+// tile(px, c, v, vs) for every kLanes channels at c (v: the tile's first of V's points, row stride
+// vs); the rest of V's tiles, kPts points each, are zeroed (their products are never read; zeros
+// keep stale NaNs and denormals out).
+template <class L, int kPts, class Tile>
+SDC_WINO_F32_TARGET inline __attribute__((always_inline)) void chunk_tiles(
+    const float* x, const float* zeros, const WinogradF4Conv::Shape& s, int64_t k0, int64_t count,
+    int64_t tiles, float* V, const Tile& tile) {
   const size_t vs = size_t(tiles * s.Ci);
   for (int64_t t = 0; t < tiles; ++t) {
     if (t >= count) {
-      for (int i = 0; i < kPoints; ++i)
+      for (int i = 0; i < kPts; ++i)
         std::memset(V + i * vs + t * s.Ci, 0, size_t(s.Ci) * sizeof(float));
       continue;
     }
     const float* px[kPoints];
     winograd_tile_pixels<4>(x, zeros, s.H, s.W, s.Ci, winograd_tile<4>(k0 + t, s.H, s.W), px);
-    for (int64_t c = 0; c < s.Ci; c += L::kLanes) input_tile<L>(px, c, V + t * s.Ci, vs);
+    for (int64_t c = 0; c < s.Ci; c += L::kLanes) tile(px, c, V + t * s.Ci, vs);
   }
+}
+
+// A chunk's input transform: tiles [k0, k0 + count) of x into V [36, tiles, Ci].
+template <class L>
+SDC_WINO_F32_TARGET void input_chunk(const float* x, const float* zeros,
+                                     const WinogradF4Conv::Shape& s, int64_t k0, int64_t count,
+                                     int64_t tiles, float* V) {
+  chunk_tiles<L, kPoints>(x, zeros, s, k0, count, tiles, V,
+                          [](const float* const px[kPoints], int64_t c, float* v, size_t vs)
+                              SDC_WINO_F32_TARGET { input_tile<L>(px, c, v, vs); });
 }
 
 // A chunk's output transform: the blocks of tiles [k0, k0 + count) from their products M
@@ -230,24 +242,15 @@ SDC_WINO_F32_TARGET inline __attribute__((always_inline)) void phase_output_tile
   }
 }
 
-// Phase p = 2 py + px of tiles [k0, k0 + count) of the small image x into V [25, tiles, Ci]; the
-// rest of V's tiles zeroed.
+// Phase p = 2 py + px of tiles [k0, k0 + count) of the small image x into V [25, tiles, Ci].
 template <class L>
 SDC_WINO_F32_TARGET void phase_input_chunk(const float* x, const float* zeros,
                                            const WinogradF4Conv::Shape& s, int p, int64_t k0,
                                            int64_t count, int64_t tiles, float* V) {
-  const size_t vs = size_t(tiles * s.Ci);
-  for (int64_t t = 0; t < tiles; ++t) {
-    if (t >= count) {
-      for (int i = 0; i < kPhasePoints; ++i)
-        std::memset(V + i * vs + t * s.Ci, 0, size_t(s.Ci) * sizeof(float));
-      continue;
-    }
-    const float* px[kPoints];
-    winograd_tile_pixels<4>(x, zeros, s.H, s.W, s.Ci, winograd_tile<4>(k0 + t, s.H, s.W), px);
-    for (int64_t c = 0; c < s.Ci; c += L::kLanes)
-      phase_input_tile<L>(px, p / 2, p % 2, c, V + t * s.Ci, vs);
-  }
+  chunk_tiles<L, kPhasePoints>(
+      x, zeros, s, k0, count, tiles, V,
+      [p](const float* const px[kPoints], int64_t c, float* v, size_t vs)
+          SDC_WINO_F32_TARGET { phase_input_tile<L>(px, p / 2, p % 2, c, v, vs); });
 }
 
 // Phase p of tiles [k0, k0 + count) from their products M [25, tiles, Co] (point stride ms) plus
