@@ -159,6 +159,11 @@ void check_winograd_output(DType yt, const char* file) {
     throw Error(file, "Winograd convolution output", "f32 on a CPU without AVX-512 BF16", "bf16");
 }
 
+void check_f32_winograd_channels(int64_t Ci, int64_t Co, const char* file, const char* key) {
+  if (Ci % 8 || Co % 8)
+    throw Error(file, key, "multiples of 8", std::to_string(Ci) + " -> " + std::to_string(Co));
+}
+
 void WinogradProducts::Bound::run() {
   for (const auto& a : args_) p_->prim_.execute(stream_, a);
   stream_.wait();

@@ -99,6 +99,9 @@ DType winograd_input(WinogradProducts::Type type, std::optional<DType> input, co
 // Throws (naming `file`) for a BF16 output where the CPU lacks AVX-512 BF16 (the transforms' one
 // BF16 instruction is that output's rounding).
 void check_winograd_output(DType yt, const char* file);
+// Throws (naming `file` and `key`) unless f32 transforms can take Ci -> Co channels: multiples of
+// 8, the AVX2 transforms' lanes.
+void check_f32_winograd_channels(int64_t Ci, int64_t Co, const char* file, const char* key);
 
 // The kBlock x kBlock blocks (tiles) of N images of H x W pixels — 2x2 for F(2x2, 3x3), 4x4 for
 // F(4x4, 3x3) — a block at an edge that no multiple of kBlock meets hanging over it.

@@ -289,9 +289,7 @@ WinogradConv::WinogradConv(const Shape& s, const dnnl::engine& engine, int threa
       f32_input_(winograd_input(type, input, "winograd_conv.cpp") == DType::F32),
       products_(16, split_ ? points_per_thread(threads_) : 16, tiles_, s.Ci, s.Co, engine, type),
       zeros_(size_t(s.Ci), 0.f) {
-  if (f32_ && (s.Ci % 8 || s.Co % 8))
-    throw Error("winograd_conv.cpp", "f32 Winograd channels", "multiples of 8",
-                std::to_string(s.Ci) + " -> " + std::to_string(s.Co));
+  if (f32_) check_f32_winograd_channels(s.Ci, s.Co, "winograd_conv.cpp", "f32 Winograd channels");
   const size_t rows = arena_aligned(size_t(16 * s.Ci) * sizeof(float));  // a tile's, int8
   if (split_) {  // V u8, bf16 or f32, the int8 scales, M s32 or f32
     rows_at_ = arena_aligned(products_.pad_bytes());

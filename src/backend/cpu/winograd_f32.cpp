@@ -12,13 +12,9 @@ bool available() {
   return kernel_isa() != KernelIsa::Scalar;
 }
 
-namespace {
-
 bool wide(int64_t channels) {
   return channels % 16 == 0 && use_avx512_kernels();
 }
-
-}  // namespace
 
 void input_chunk(const float* x, const float* zeros, int64_t H, int64_t W, int64_t Ci, int64_t k0,
                  int64_t count, int64_t tiles, int64_t v_tiles, float* V) {

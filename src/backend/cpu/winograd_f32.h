@@ -14,6 +14,9 @@ namespace sdc::cpu::winograd_f32 {
 // Whether the transforms run here: the own kernels' path is AVX2 or wider (every AVX-512 CPU has
 // AVX2 + FMA).
 bool available();
+// Whether transforms over this many channels take the AVX-512 build here (multiples of 16, where
+// the own kernels run AVX-512), else the AVX2 one.
+bool wide(int64_t channels);
 
 // B^T d B of tiles [k0, k0 + count) of x [N, H, W, Ci] (zeros: Ci zeros, the padding) into V
 // [16, v_tiles, Ci] (point stride v_tiles * Ci); tiles [count, tiles) zeroed.

@@ -15,13 +15,12 @@
 
 #include <algorithm>
 #include <cstring>
-#include <string>
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernel_transform.h"
 #include "backend/cpu/winograd_conv.h"
+#include "backend/cpu/winograd_f32.h"
 #include "backend/cpu/winograd_f32_transforms.h"
-#include "common/error.h"
 
 namespace sdc::cpu {
 
@@ -77,12 +76,10 @@ WinogradF4Conv::WinogradF4Conv(const Shape& s, const dnnl::engine& engine, int t
     : s_(s),
       threads_(std::max(1, threads)),
       tiles_(winograd_f4_chunk_tiles(winograd_tile_count<4>(s.N, s.H, s.W), threads_)),
-      avx512_(use_avx512_kernels() && s.Ci % 16 == 0 && s.Co % 16 == 0),
+      avx512_(winograd_f32::wide(s.Ci) && winograd_f32::wide(s.Co)),
       products_(kPoints, kPoints, tiles_, s.Ci, s.Co, engine, WinogradProducts::Type::F32),
       zeros_(size_t(s.Ci), 0.f) {
-  if (s.Ci % 8 || s.Co % 8)
-    throw Error("winograd_f4.cpp", "f32 Winograd F(4x4, 3x3) channels", "multiples of 8",
-                std::to_string(s.Ci) + " -> " + std::to_string(s.Co));
+  check_f32_winograd_channels(s.Ci, s.Co, "winograd_f4.cpp", "f32 Winograd F(4x4, 3x3) channels");
 }
 
 void WinogradF4Conv::run(const float* x, const void* u, const float* bias, const float* add,

@@ -217,9 +217,8 @@ WinogradUpsampleConv::WinogradUpsampleConv(const Shape& s, const dnnl::engine& e
       f32_input_(winograd_input(type, input, "winograd_upsample.cpp") == DType::F32),
       products_(36, 9, tiles_, s.Ci, s.Co, engine, type),
       zeros_(size_t(s.Ci), 0.f) {
-  if (f32_ && (s.Ci % 8 || s.Co % 8))
-    throw Error("winograd_upsample.cpp", "f32 Winograd channels", "multiples of 8",
-                std::to_string(s.Ci) + " -> " + std::to_string(s.Co));
+  if (f32_)
+    check_f32_winograd_channels(s.Ci, s.Co, "winograd_upsample.cpp", "f32 Winograd channels");
   thread_bytes_ = products_.thread_scratch_bytes();
   if (int8_) {  // then a tile's f32 rows and the chunk's scales
     rows_at_ = thread_bytes_;

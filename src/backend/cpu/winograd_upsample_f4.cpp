@@ -19,9 +19,9 @@
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/kernel_transform.h"
 #include "backend/cpu/upsample_conv.h"
+#include "backend/cpu/winograd_f32.h"
 #include "backend/cpu/winograd_f32_transforms.h"
 #include "backend/cpu/winograd_upsample.h"
-#include "common/error.h"
 
 namespace sdc::cpu {
 
@@ -67,13 +67,12 @@ WinogradUpsampleF4Conv::WinogradUpsampleF4Conv(const Shape& s, const dnnl::engin
     : s_(s),
       threads_(std::max(1, threads)),
       tiles_(winograd_f4_chunk_tiles(winograd_tile_count<4>(s.N, s.H, s.W), threads_)),
-      avx512_(use_avx512_kernels() && s.Ci % 16 == 0 && s.Co % 16 == 0),
+      avx512_(winograd_f32::wide(s.Ci) && winograd_f32::wide(s.Co)),
       products_(4 * kPhasePoints, kPhasePoints, tiles_, s.Ci, s.Co, engine,
                 WinogradProducts::Type::F32),
       zeros_(size_t(s.Ci), 0.f) {
-  if (s.Ci % 8 || s.Co % 8)
-    throw Error("winograd_upsample_f4.cpp", "f32 Winograd F(4x4, 2x2) upsample channels",
-                "multiples of 8", std::to_string(s.Ci) + " -> " + std::to_string(s.Co));
+  check_f32_winograd_channels(s.Ci, s.Co, "winograd_upsample_f4.cpp",
+                              "f32 Winograd F(4x4, 2x2) upsample channels");
 }
 
 void WinogradUpsampleF4Conv::run(const float* x, const void* u, const float* bias, float* y,
